@@ -1,0 +1,141 @@
+/**
+ * @file server.h
+ * @brief The server core: configuration, lifecycle, tokens and accounts.
+ *
+ * A host builds a ::chat_server_config, creates a ::chat_server from it, and runs it either on
+ * a libchat thread (chat_server_start / chat_server_stop) or on its own thread
+ * (chat_server_run / chat_server_stop_async). See doc/api.md for the thread table.
+ */
+#ifndef CHAT_SERVER_H
+#define CHAT_SERVER_H
+
+#include "common.h"
+#include "types.h"
+#include "sys/store.h"
+#include "sys/bus.h"
+#include "sys/push.h"
+#include "sys/clock.h"
+
+CHAT_BEGIN_DECLS
+
+/** Limits settable with chat_server_config_set_limit(); defaults in doc/protocol.md. */
+typedef enum chat_limit {
+    CHAT_LIMIT_FRAME_BYTES = 1,        /**< largest WebSocket message (reassembled), 64 KiB */
+    CHAT_LIMIT_FRAGMENTS = 2,          /**< fragments per WebSocket message, 64 */
+    CHAT_LIMIT_JSON_DEPTH = 3,         /**< JSON nesting depth, 16 */
+    CHAT_LIMIT_BODY_BYTES = 4,         /**< text body, 16 KiB */
+    CHAT_LIMIT_GROUP_MEMBERS = 5,      /**< members per group, 1024 */
+    CHAT_LIMIT_OUT_QUEUE_BYTES = 6,    /**< per-connection outbound queue, 1 MiB */
+    CHAT_LIMIT_AUTH_DEADLINE_MS = 7,   /**< first frame must authenticate within, 5000 */
+    CHAT_LIMIT_IDLE_PING_MS = 8,       /**< ping an idle connection after, 20000 */
+    CHAT_LIMIT_IDLE_HANGUP_MS = 9,     /**< drop a silent connection after, 45000 */
+    CHAT_LIMIT_SEND_RATE = 10,         /**< sends per second per connection, 20 */
+    CHAT_LIMIT_SEND_BURST = 11,        /**< send burst per connection, 40 */
+    CHAT_LIMIT_TYPING_TTL_MS = 12,     /**< a typing indicator expires after, 5000 */
+    CHAT_LIMIT_PAGE_MAX = 13,          /**< most messages or conversations in one reply, 200 */
+    CHAT_LIMIT_CONNECTIONS = 14,       /**< most connections, 10000 */
+    CHAT_LIMIT_OUT_QUEUE_FRAMES = 15,  /**< per-connection outbound queue, 1024 frames */
+    CHAT_LIMIT_TYPING_RATE = 16        /**< typing frames per second per connection, 2 */
+} chat_limit;
+
+/** Flags of chat_server_config_set_flags(). */
+#define CHAT_SERVER_PUSH_PREVIEWS 0x1u /**< put a text preview in push events (default off) */
+
+/** New configuration with defaults. @return CHAT_OK, CHAT_EINVAL, CHAT_ENOMEM. [any thread] */
+CHAT_API int chat_server_config_new(chat_server_config **out);
+/** Accepts NULL; destroys backend states handed over and not yet used. [any thread] */
+CHAT_API void chat_server_config_free(chat_server_config *cfg);
+
+/** Listen address (default "127.0.0.1") and port (default 7700; 0 picks a free port). */
+CHAT_API int chat_server_config_set_listen(chat_server_config *cfg, const char *address, int port);
+/**
+ * Data directory for the default SQLite store (chat.db). Ignored when a store is set.
+ * Default: none, which means a memory store.
+ */
+CHAT_API int chat_server_config_set_data_dir(chat_server_config *cfg, const char *dir);
+/** Flags of chat_store_sqlite_open() for the default store (e.g. CHAT_STORE_SQLITE_SYNC_FULL). */
+CHAT_API int chat_server_config_set_store_flags(chat_server_config *cfg, unsigned int flags);
+/** Set a limit; @return CHAT_EINVAL for an unknown limit or a value out of range. */
+CHAT_API int chat_server_config_set_limit(chat_server_config *cfg, int limit, int64_t value);
+/** ::CHAT_SERVER_PUSH_PREVIEWS and friends. */
+CHAT_API int chat_server_config_set_flags(chat_server_config *cfg, unsigned int flags);
+CHAT_API int chat_server_config_set_log(chat_server_config *cfg, chat_log_cb cb, int max_level,
+                                        void *user_data);
+/** Clock for timers and token expiry; default chat_clock_real_ms. */
+CHAT_API int chat_server_config_set_clock(chat_server_config *cfg, chat_clock_fn fn,
+                                          void *user_data);
+
+/**
+ * Add a 32-byte token key with id key_id (0..255). The last key added signs new tokens; every
+ * key verifies tokens that name it, so rotation keeps old tokens valid until they expire.
+ * @return CHAT_OK, CHAT_EINVAL (length, id), CHAT_ELIMIT (more than 16 keys).
+ */
+CHAT_API int chat_server_config_add_token_key(chat_server_config *cfg, unsigned int key_id,
+                                              const unsigned char *key, size_t key_len);
+/**
+ * Load token keys from a file of lines "<key_id> <64 hex digits>"; with create set, a missing
+ * file is created (mode 0600) with one random key.
+ * @return CHAT_OK, CHAT_EIO, CHAT_EPROTO (bad line), CHAT_EINVAL.
+ */
+CHAT_API int chat_server_config_load_key_file(chat_server_config *cfg, const char *path,
+                                              int create);
+
+/**
+ * Backends. Ownership of state passes to libchat on every call, even a failing one
+ * (destroy(state) is then called at once). Registration checks the version and the required
+ * methods: CHAT_EVERSION, CHAT_EINVAL.
+ */
+CHAT_API int chat_server_config_set_store(chat_server_config *cfg, const chat_store_ops *ops,
+                                          void *state);
+CHAT_API int chat_server_config_set_bus(chat_server_config *cfg, const chat_bus_ops *ops,
+                                        void *state);
+CHAT_API int chat_server_config_set_push(chat_server_config *cfg, const chat_push_ops *ops,
+                                         void *state);
+
+/**
+ * Create a server from cfg (copied; backends move into the server). Opens the store and starts
+ * the writer thread; the network is not touched until start/run.
+ * @return CHAT_OK, CHAT_EINVAL, CHAT_ENOMEM, CHAT_EIO (store), CHAT_EAUTH (no token key).
+ * [any thread]
+ */
+CHAT_API int chat_server_new(chat_server **out, chat_server_config *cfg);
+
+/** Bind and run the loop on a libchat thread. @return CHAT_OK, CHAT_EIO (bind), CHAT_EMISUSE. */
+CHAT_API int chat_server_start(chat_server *srv);
+/** Bind and run the loop on the calling thread until chat_server_stop_async(). */
+CHAT_API int chat_server_run(chat_server *srv);
+/** Ask the loop to stop: connections close, pending commits finish. [any thread] */
+CHAT_API int chat_server_stop_async(chat_server *srv);
+/** Stop a server started with chat_server_start() and wait for its thread. */
+CHAT_API int chat_server_stop(chat_server *srv);
+/** Accepts NULL. Stops first if needed; flushes the store; frees everything. */
+CHAT_API void chat_server_free(chat_server *srv);
+
+/** The bound port once started (useful with port 0), else 0. [any thread] */
+CHAT_API int chat_server_port(const chat_server *srv);
+
+/**
+ * Issue a token for (user, device) valid for ttl_ms, signed with the current key.
+ * @param out receives a NUL-terminated token; free with chat_string_free().
+ * @return CHAT_OK, CHAT_EINVAL (ids: 1..64 bytes of [A-Za-z0-9_.@-]). [any thread]
+ */
+CHAT_API int chat_server_issue_token(chat_server *srv, const char *user, const char *device,
+                                     int64_t ttl_ms, char **out);
+/**
+ * Revoke a token (logout): it is refused from now on, persisted across restarts, and live
+ * connections authenticated with it are closed. @return CHAT_OK, CHAT_EAUTH (not a valid token).
+ * [any thread]
+ */
+CHAT_API int chat_server_revoke_token(chat_server *srv, const char *token);
+
+/**
+ * Create or update a standalone account with an Argon2id password hash, for servers that do
+ * not get their users from a host. Blocks for the hash and the commit.
+ * @return CHAT_OK, CHAT_EINVAL (name or password), CHAT_EIO. [any thread, not the loop thread]
+ */
+CHAT_API int chat_server_user_set_password(chat_server *srv, const char *user,
+                                           const char *password);
+
+CHAT_END_DECLS
+
+#endif /* CHAT_SERVER_H */

@@ -1,0 +1,64 @@
+/**
+ * @file sys/push.h
+ * @brief Push-notifier backend vtable (backend-author API, stable per minor release).
+ *
+ * The engine calls notify() once per stored message and per member of its conversation who
+ * has no online device (the sender excluded). Threading: notify() runs on the loop thread
+ * and must not block; a notifier that does I/O queues the work for a thread of its own.
+ */
+#ifndef CHAT_SYS_PUSH_H
+#define CHAT_SYS_PUSH_H
+
+#include "../common.h"
+
+CHAT_BEGIN_DECLS
+
+/** One push to one offline user. Every pointer is borrowed for the call. */
+typedef struct chat_push_event {
+    const char *user;     /**< recipient */
+    int64_t conv;
+    int conv_kind;        /**< ::chat_conv_kind */
+    const char *title;    /**< group title, "" for direct conversations */
+    uint64_t seq;
+    const char *sender;
+    int msg_kind;         /**< ::chat_msg_kind */
+    const char *preview;  /**< text preview, NULL when previews are disabled or not text */
+    uint64_t unread;      /**< recipient's unread count in conv, this message included */
+    int64_t ts_ms;
+} chat_push_event;
+
+#define CHAT_PUSH_OPS_VERSION 1
+
+typedef struct chat_push_ops {
+    unsigned int version; /**< CHAT_PUSH_OPS_VERSION */
+    void (*destroy)(void *state);
+    /** Queue or deliver one notification. [loop thread, must not block] */
+    int (*notify)(void *state, const chat_push_event *ev);
+    /** Optional; unknown ops answer CHAT_ENOTSUP. */
+    int (*ctl)(void *state, int op, void *arg);
+} chat_push_ops;
+
+/** Host callback of the callback notifier. [loop thread] Non-zero return is logged only. */
+typedef int (*chat_push_cb)(const chat_push_event *ev, void *user_data);
+
+/**
+ * A notifier that calls cb for each event. destroy (may be NULL) is called once with
+ * user_data when the notifier is destroyed.
+ * @return CHAT_OK, CHAT_EINVAL (cb NULL), CHAT_ENOMEM. @since 0.1
+ */
+CHAT_API int chat_push_callback_new(void **state_out, chat_push_cb cb, void *user_data,
+                                    void (*destroy)(void *user_data));
+CHAT_API const chat_push_ops *chat_push_callback_ops(void);
+
+/**
+ * A notifier that POSTs each event as JSON to url ("http://host[:port]/path"; https is left to a
+ * local gateway) from a thread of its own, with a bounded queue (events beyond it are dropped
+ * and counted) and a per-request timeout.
+ * @return CHAT_OK, CHAT_EINVAL (bad URL), CHAT_ENOMEM, CHAT_ERROR (thread). @since 0.1
+ */
+CHAT_API int chat_push_webhook_new(void **state_out, const char *url);
+CHAT_API const chat_push_ops *chat_push_webhook_ops(void);
+
+CHAT_END_DECLS
+
+#endif /* CHAT_SYS_PUSH_H */

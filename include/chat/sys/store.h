@@ -1,0 +1,187 @@
+/**
+ * @file sys/store.h
+ * @brief Storage backend vtable (backend-author API, stable per minor release).
+ *
+ * A store is a plain table store: the engine owns the rules (sequence assignment, dedupe,
+ * authorization, watermarks) and drives the store inside transactions it opens with begin()
+ * and closes with commit() or rollback(). Several operations from different clients share
+ * one transaction (group commit), so a method failing inside a transaction must leave the
+ * transaction usable for rollback().
+ *
+ * Threading: every method is called on the server's writer thread, never concurrently.
+ * Strings passed in are borrowed for the call; strings reached through callbacks are
+ * borrowed for the callback. A callback returning non-zero stops the iteration and the
+ * method returns that value.
+ */
+#ifndef CHAT_SYS_STORE_H
+#define CHAT_SYS_STORE_H
+
+#include "../common.h"
+
+CHAT_BEGIN_DECLS
+
+/** Longest user id, device id or client message id, in bytes, without the NUL. */
+#define CHAT_ID_MAX 64
+/** Longest group title, in bytes, without the NUL. */
+#define CHAT_TITLE_MAX 256
+/** Size of a stored password hash string (crypto_pwhash_STRBYTES), with the NUL. */
+#define CHAT_PWHASH_MAX 128
+
+typedef enum chat_conv_kind {
+    CHAT_CONV_DIRECT = 1, /**< exactly two users, one conversation per pair */
+    CHAT_CONV_GROUP = 2
+} chat_conv_kind;
+
+typedef enum chat_role {
+    CHAT_ROLE_NONE = 0,   /**< left or removed: the row stays for sync */
+    CHAT_ROLE_MEMBER = 1,
+    CHAT_ROLE_ADMIN = 2,
+    CHAT_ROLE_OWNER = 3
+} chat_role;
+
+typedef enum chat_msg_kind {
+    CHAT_MSG_TEXT = 1,  /**< body is UTF-8 text */
+    CHAT_MSG_MEDIA = 2, /**< body is a JSON object: the media reference */
+    CHAT_MSG_EVENT = 3  /**< body is a JSON object: a membership or title change */
+} chat_msg_kind;
+
+typedef struct chat_store_conv {
+    int64_t id;            /**< assigned by conv_insert, > 0 */
+    int kind;              /**< ::chat_conv_kind */
+    uint64_t head_seq;     /**< last assigned message seq, 0 when empty */
+    uint64_t change;       /**< inbox change counter at the last change */
+    int64_t created_ms;
+    int member_count;      /**< members whose role is not CHAT_ROLE_NONE */
+    char title[CHAT_TITLE_MAX + 1];
+    char dm_key[2 * CHAT_ID_MAX + 2]; /**< direct: the two user ids sorted, joined by '\n'; else "" */
+} chat_store_conv;
+
+typedef struct chat_store_member {
+    int64_t conv;
+    char user[CHAT_ID_MAX + 1];
+    int role;               /**< ::chat_role */
+    uint64_t delivered_seq; /**< watermark: delivered to a device of the user up to here */
+    uint64_t read_seq;      /**< watermark: read up to here; never above delivered_seq */
+    int64_t delivered_ms;   /**< when delivered_seq last moved */
+    int64_t read_ms;        /**< when read_seq last moved */
+    uint64_t joined_seq;    /**< conv head at join: the member sees seqs above it */
+    uint64_t change;        /**< inbox change counter at the last change of this row */
+} chat_store_member;
+
+typedef struct chat_store_msg {
+    int64_t conv;
+    uint64_t seq;
+    int64_t ts_ms;          /**< server time of the append */
+    const char *sender;     /**< user id */
+    const char *device;     /**< sender's device id */
+    const char *cmid;       /**< client message id, unique per (conv, sender, device) */
+    int kind;               /**< ::chat_msg_kind */
+    const char *body;       /**< not NUL-terminated */
+    size_t body_len;
+} chat_store_msg;
+
+typedef struct chat_store_user {
+    char name[CHAT_ID_MAX + 1];
+    char pwhash[CHAT_PWHASH_MAX]; /**< crypto_pwhash_str output, or "" when none */
+    int hide_last_seen;
+    int64_t last_seen_ms;         /**< 0 when never seen */
+    int64_t created_ms;
+} chat_store_user;
+
+typedef int (*chat_store_msg_cb)(const chat_store_msg *msg, void *user_data);
+typedef int (*chat_store_member_cb)(const chat_store_member *member, void *user_data);
+typedef int (*chat_store_name_cb)(const char *name, void *user_data);
+
+#define CHAT_STORE_OPS_VERSION 1
+
+typedef struct chat_store_ops {
+    unsigned int version; /**< CHAT_STORE_OPS_VERSION */
+    void (*destroy)(void *state);
+
+    /** Transactions. commit() returns only once the data is as durable as the backend promises. */
+    int (*begin)(void *state);
+    int (*commit)(void *state);
+    int (*rollback)(void *state);
+
+    /** Insert a conversation; sets conv->id. CHAT_EEXISTS when dm_key is taken. */
+    int (*conv_insert)(void *state, chat_store_conv *conv);
+    /** CHAT_ENOTFOUND when absent. */
+    int (*conv_get)(void *state, int64_t id, chat_store_conv *out);
+    /** Find a direct conversation by dm_key; CHAT_ENOTFOUND when absent. */
+    int (*conv_find_direct)(void *state, const char *dm_key, chat_store_conv *out);
+    /** Overwrite title, head_seq, change and member_count of conv->id. */
+    int (*conv_update)(void *state, const chat_store_conv *conv);
+
+    /** CHAT_ENOTFOUND when the user never was a member. */
+    int (*member_get)(void *state, int64_t conv, const char *user, chat_store_member *out);
+    /** Insert or overwrite the row (conv, user). */
+    int (*member_put)(void *state, const chat_store_member *member);
+    /** Members of conv ordered by user id; only_active skips CHAT_ROLE_NONE rows. */
+    int (*member_list)(void *state, int64_t conv, int only_active,
+                       chat_store_member_cb cb, void *user_data);
+
+    /** Insert a message; CHAT_EEXISTS when (conv, seq) or (conv, sender, device, cmid) exists. */
+    int (*msg_insert)(void *state, const chat_store_msg *msg);
+    /** Call cb once with the message of that client id; CHAT_ENOTFOUND when absent. */
+    int (*msg_find_cmid)(void *state, int64_t conv, const char *sender, const char *device,
+                         const char *cmid, chat_store_msg_cb cb, void *user_data);
+    /**
+     * Messages with after_seq < seq < before_seq (before_seq 0: no upper bound), at most limit,
+     * ascending, or descending from the upper end when descending is 1.
+     */
+    int (*msg_range)(void *state, int64_t conv, uint64_t after_seq, uint64_t before_seq,
+                     int limit, int descending, chat_store_msg_cb cb, void *user_data);
+
+    /**
+     * The user's membership rows (any role) where max(row.change, conv.change) > since_change,
+     * ascending by that maximum, at most limit.
+     */
+    int (*user_convs)(void *state, const char *user, uint64_t since_change, int limit,
+                      chat_store_member_cb cb, void *user_data);
+    /** Distinct users sharing an active conversation with user, the user excluded. */
+    int (*contacts)(void *state, const char *user, chat_store_name_cb cb, void *user_data);
+
+    /** CHAT_ENOTFOUND when absent. */
+    int (*user_get)(void *state, const char *name, chat_store_user *out);
+    /** Insert or overwrite. */
+    int (*user_put)(void *state, const chat_store_user *user);
+
+    /** Remember a revoked token session until exp_ms. */
+    int (*revoked_put)(void *state, const char *session_id, int64_t exp_ms);
+    /** Every remembered revoked session with exp_ms > now_ms. */
+    int (*revoked_list)(void *state, int64_t now_ms,
+                        int (*cb)(const char *session_id, int64_t exp_ms, void *user_data),
+                        void *user_data);
+
+    /** Integer metadata by key; CHAT_ENOTFOUND when unset. */
+    int (*meta_get)(void *state, const char *key, int64_t *value);
+    int (*meta_set)(void *state, const char *key, int64_t value);
+
+    /** Optional escape hatch; ops below 1000 are libchat's. Unknown ops: CHAT_ENOTSUP. */
+    int (*ctl)(void *state, int op, void *arg);
+} chat_store_ops;
+
+/** Flags of chat_store_sqlite_open(). */
+#define CHAT_STORE_SQLITE_SYNC_FULL 0x1u /**< fsync the WAL at every commit (power-loss safe) */
+
+/**
+ * Open (creating or migrating) the SQLite store at path. WAL mode; synchronous=NORMAL unless
+ * CHAT_STORE_SQLITE_SYNC_FULL. vfs may be NULL (the default VFS); tests pass a fault shim.
+ * @param state_out receives the state for chat_store_sqlite_ops(); owned by the caller until
+ *        registered, then by libchat.
+ * @return CHAT_OK, CHAT_EIO (cannot open), CHAT_EVERSION (schema newer than this library).
+ * [any thread] @since 0.1
+ */
+CHAT_API int chat_store_sqlite_open(void **state_out, const char *path, unsigned int flags,
+                                    const char *vfs);
+/** The SQLite store's vtable, static. @since 0.1 */
+CHAT_API const chat_store_ops *chat_store_sqlite_ops(void);
+
+/** A store in memory, for tests and ephemeral servers. @return CHAT_OK, CHAT_ENOMEM. @since 0.1 */
+CHAT_API int chat_store_memory_new(void **state_out);
+/** The memory store's vtable, static. @since 0.1 */
+CHAT_API const chat_store_ops *chat_store_memory_ops(void);
+
+CHAT_END_DECLS
+
+#endif /* CHAT_SYS_STORE_H */

@@ -6,7 +6,7 @@
 #define CHAT_CHAT_H
 
 #include "common.h"
-#include "version.h"
+#include "chat/version.h"
 #include "errors.h"
 #include "types.h"
 #include "server.h"

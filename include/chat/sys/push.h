@@ -29,6 +29,10 @@ typedef struct chat_push_event {
 
 #define CHAT_PUSH_OPS_VERSION 1
 
+/** ctl op libchat calls once at shutdown, before destroy: deliver what is queued (bounded in
+ * time). Notifiers without a queue answer CHAT_ENOTSUP. */
+#define CHAT_PUSH_CTL_FLUSH 2
+
 typedef struct chat_push_ops {
     unsigned int version; /**< CHAT_PUSH_OPS_VERSION */
     void (*destroy)(void *state);

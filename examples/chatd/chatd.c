@@ -1,0 +1,437 @@
+/* chatd: the example chat server daemon, on libchat's embedded defaults (SQLite in a data
+ * directory, the in-process bus, an optional webhook for push).
+ *
+ *   chatd run   [--data-dir DIR] [--listen ADDR] [--port N] [options]   serve until SIGTERM
+ *   chatd token --data-dir DIR USER DEVICE [--ttl SECONDS]               print a token
+ *   chatd user add --data-dir DIR NAME                                   password from stdin
+ */
+#include <chat/chat.h>
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char usage[] =
+    "usage: chatd run [options]             serve until SIGTERM or SIGINT\n"
+    "       chatd token [options] USER DEVICE [--ttl SECONDS]\n"
+    "       chatd user add [options] NAME   (reads the password from stdin)\n"
+    "options:\n"
+    "  --data-dir DIR      where chat.db and token.key live (default ./chat-data)\n"
+    "  --memory            keep messages in memory only (nothing survives a restart)\n"
+    "  --listen ADDR       address to listen on (default 127.0.0.1)\n"
+    "  --port N            port (default 7700; 0 picks a free one)\n"
+    "  --sync normal|full  SQLite durability: process crash (normal) or power loss (full)\n"
+    "  --bus local|queued  delivery bus (queued serializes everything, for testing)\n"
+    "  --webhook URL       POST push events for offline users to http://host:port/path\n"
+    "  --push-previews     put message text in push events\n"
+    "  --limit NAME=VALUE  frame_bytes, fragments, json_depth, body_bytes, group_members,\n"
+    "                      out_queue_bytes, auth_deadline_ms, idle_ping_ms, idle_hangup_ms,\n"
+    "                      send_rate, send_burst, typing_ttl_ms, page_max, connections,\n"
+    "                      out_queue_frames, typing_rate\n"
+    "  --config FILE       read 'name = value' lines with the option names above\n"
+    "  --verbose           log more\n";
+
+static const struct {
+    const char *name;
+    int limit;
+} limit_names[] = {
+    {"frame_bytes", CHAT_LIMIT_FRAME_BYTES},
+    {"fragments", CHAT_LIMIT_FRAGMENTS},
+    {"json_depth", CHAT_LIMIT_JSON_DEPTH},
+    {"body_bytes", CHAT_LIMIT_BODY_BYTES},
+    {"group_members", CHAT_LIMIT_GROUP_MEMBERS},
+    {"out_queue_bytes", CHAT_LIMIT_OUT_QUEUE_BYTES},
+    {"auth_deadline_ms", CHAT_LIMIT_AUTH_DEADLINE_MS},
+    {"idle_ping_ms", CHAT_LIMIT_IDLE_PING_MS},
+    {"idle_hangup_ms", CHAT_LIMIT_IDLE_HANGUP_MS},
+    {"send_rate", CHAT_LIMIT_SEND_RATE},
+    {"send_burst", CHAT_LIMIT_SEND_BURST},
+    {"typing_ttl_ms", CHAT_LIMIT_TYPING_TTL_MS},
+    {"page_max", CHAT_LIMIT_PAGE_MAX},
+    {"connections", CHAT_LIMIT_CONNECTIONS},
+    {"out_queue_frames", CHAT_LIMIT_OUT_QUEUE_FRAMES},
+    {"typing_rate", CHAT_LIMIT_TYPING_RATE},
+};
+
+#define MAX_LIMITS 32
+
+struct options {
+    const char *data_dir;
+    int memory;
+    const char *listen;
+    int port;
+    int sync_full;
+    int bus_queued;
+    const char *webhook;
+    int previews;
+    int verbose;
+    int n_limits;
+    int limit_ids[MAX_LIMITS];
+    long long limit_values[MAX_LIMITS];
+    char *owned[64]; /* strings read from a config file */
+    int n_owned;
+};
+
+__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...);
+
+static int fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "chatd: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    return 2;
+}
+
+static int parse_int(const char *s, long long min, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static int add_limit(struct options *o, const char *spec)
+{
+    const char *eq = strchr(spec, '=');
+    if (!eq)
+        return fail("--limit wants NAME=VALUE, got '%s'", spec);
+    for (size_t i = 0; i < sizeof limit_names / sizeof limit_names[0]; i++) {
+        if (strlen(limit_names[i].name) == (size_t)(eq - spec) &&
+            strncmp(limit_names[i].name, spec, (size_t)(eq - spec)) == 0) {
+            long long v;
+            if (!parse_int(eq + 1, 0, LLONG_MAX, &v))
+                return fail("limit value must be a non-negative integer: '%s'", spec);
+            if (o->n_limits == MAX_LIMITS)
+                return fail("too many limits");
+            o->limit_ids[o->n_limits] = limit_names[i].limit;
+            o->limit_values[o->n_limits++] = v;
+            return 0;
+        }
+    }
+    return fail("unknown limit in '%s' (see chatd --help)", spec);
+}
+
+/* One option; value is NULL for flags. Returns 0, or an exit code after printing why. */
+static int set_option(struct options *o, const char *name, const char *value, int *used)
+{
+    *used = 1;
+    long long v;
+    if (strcmp(name, "data-dir") == 0 && value)
+        o->data_dir = value;
+    else if (strcmp(name, "listen") == 0 && value)
+        o->listen = value;
+    else if (strcmp(name, "port") == 0 && value) {
+        if (!parse_int(value, 0, 65535, &v))
+            return fail("--port must be 0-65535, got '%s'", value);
+        o->port = (int)v;
+    } else if (strcmp(name, "sync") == 0 && value) {
+        if (strcmp(value, "normal") && strcmp(value, "full"))
+            return fail("--sync must be normal or full, got '%s'", value);
+        o->sync_full = strcmp(value, "full") == 0;
+    } else if (strcmp(name, "bus") == 0 && value) {
+        if (strcmp(value, "local") && strcmp(value, "queued"))
+            return fail("--bus must be local or queued, got '%s'", value);
+        o->bus_queued = strcmp(value, "queued") == 0;
+    } else if (strcmp(name, "webhook") == 0 && value)
+        o->webhook = value;
+    else if (strcmp(name, "limit") == 0 && value)
+        return add_limit(o, value);
+    else {
+        *used = 0;
+        if (strcmp(name, "memory") == 0)
+            o->memory = 1;
+        else if (strcmp(name, "push-previews") == 0)
+            o->previews = 1;
+        else if (strcmp(name, "verbose") == 0)
+            o->verbose = 1;
+        else
+            return value ? fail("unknown option --%s", name)
+                         : fail("unknown option or missing value: --%s", name);
+    }
+    return 0;
+}
+
+static int read_config(struct options *o, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fail("cannot read config file %s", path);
+    char line[1024];
+    int lineno = 0, rc = 0;
+    while (!rc && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = line;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        s[strcspn(s, "\r\n")] = '\0';
+        if (!*s || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        char *name = s, *value = NULL;
+        if (eq) {
+            *eq = '\0';
+            value = eq + 1;
+            while (*value == ' ' || *value == '\t')
+                value++;
+        }
+        char *end = name + strlen(name);
+        while (end > name && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        if (value && o->n_owned < 64) {
+            value = strdup(value);
+            o->owned[o->n_owned++] = value;
+        }
+        int used;
+        if (strncmp(name, "limit.", 6) == 0 && value) {
+            char spec[256];
+            snprintf(spec, sizeof spec, "%s=%s", name + 6, value);
+            rc = add_limit(o, spec);
+        } else {
+            rc = set_option(o, name, value, &used);
+        }
+        if (rc)
+            fprintf(stderr, "chatd: in %s, line %d\n", path, lineno);
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Parse options; positional arguments are collected into pos. */
+static int parse_args(struct options *o, int argc, char **argv, const char **pos, int *n_pos,
+                      long long *ttl)
+{
+    *n_pos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            if (*n_pos < 4)
+                pos[(*n_pos)++] = a;
+            else
+                return fail("unexpected argument '%s'", a);
+            continue;
+        }
+        const char *name = a + 2;
+        if (strcmp(name, "help") == 0) {
+            fputs(usage, stdout);
+            exit(0);
+        }
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(name, "config") == 0) {
+            if (!value)
+                return fail("--config needs a file");
+            int rc = read_config(o, value);
+            if (rc)
+                return rc;
+            i++;
+            continue;
+        }
+        if (strcmp(name, "ttl") == 0) {
+            if (!value || !parse_int(value, 1, 100LL * 365 * 24 * 3600, ttl))
+                return fail("--ttl must be a positive number of seconds");
+            i++;
+            continue;
+        }
+        int used;
+        int rc = set_option(o, name, value, &used);
+        if (rc)
+            return rc;
+        i += used;
+    }
+    return 0;
+}
+
+static void log_stderr(int level, const char *msg, void *ud)
+{
+    (void)ud;
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    fprintf(stderr, "chatd: %s: %s\n", names[level < 0 || level > 3 ? 0 : level], msg);
+}
+
+static int report(const char *what, int rc)
+{
+    fprintf(stderr, "chatd: %s: %s (%s)\n", what, chat_error_last()->message[0]
+                                                      ? chat_error_last()->message
+                                                      : chat_strerror(rc),
+            chat_error_name(rc));
+    return 1;
+}
+
+static int make_config(struct options *o, chat_server_config **out)
+{
+    chat_server_config *cfg;
+    int rc = chat_server_config_new(&cfg);
+    if (rc)
+        return report("config", rc);
+    if (!o->memory && mkdir(o->data_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "chatd: cannot create data dir %s: %s\n", o->data_dir, strerror(errno));
+        chat_server_config_free(cfg);
+        return 1;
+    }
+    char keyfile[4096];
+    snprintf(keyfile, sizeof keyfile, "%s/token.key", o->data_dir);
+    if (o->memory)
+        mkdir(o->data_dir, 0700);
+    if ((rc = chat_server_config_load_key_file(cfg, keyfile, 1)))
+        goto bad;
+    if (!o->memory && (rc = chat_server_config_set_data_dir(cfg, o->data_dir)))
+        goto bad;
+    if ((rc = chat_server_config_set_listen(cfg, o->listen, o->port)))
+        goto bad;
+    if (o->sync_full && (rc = chat_server_config_set_store_flags(cfg, CHAT_STORE_SQLITE_SYNC_FULL)))
+        goto bad;
+    if (o->previews && (rc = chat_server_config_set_flags(cfg, CHAT_SERVER_PUSH_PREVIEWS)))
+        goto bad;
+    for (int i = 0; i < o->n_limits; i++)
+        if ((rc = chat_server_config_set_limit(cfg, o->limit_ids[i], o->limit_values[i])))
+            goto bad;
+    chat_server_config_set_log(cfg, log_stderr, o->verbose ? CHAT_LOG_INFO : CHAT_LOG_WARN, NULL);
+    if (o->bus_queued) {
+        void *st;
+        if ((rc = chat_bus_queued_new(&st)) ||
+            (rc = chat_server_config_set_bus(cfg, chat_bus_queued_ops(), st)))
+            goto bad;
+    }
+    if (o->webhook) {
+        void *st;
+        if ((rc = chat_push_webhook_new(&st, o->webhook)) ||
+            (rc = chat_server_config_set_push(cfg, chat_push_webhook_ops(), st)))
+            goto bad;
+    }
+    *out = cfg;
+    return 0;
+bad:
+    chat_server_config_free(cfg);
+    return report("configuration", rc);
+}
+
+static int cmd_run(struct options *o)
+{
+    chat_server_config *cfg;
+    int rc = make_config(o, &cfg);
+    if (rc)
+        return rc;
+    /* Signals go to the main thread's sigwait only; the library's threads inherit the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    chat_server *srv;
+    rc = chat_server_new(&srv, cfg);
+    chat_server_config_free(cfg);
+    if (rc)
+        return report("cannot start", rc);
+    rc = chat_server_start(srv);
+    if (rc) {
+        report("cannot listen", rc);
+        chat_server_free(srv);
+        return 1;
+    }
+    printf("chatd listening on %s:%d\n", o->listen, chat_server_port(srv));
+    fflush(stdout);
+    int sig;
+    sigwait(&set, &sig);
+    fprintf(stderr, "chatd: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    chat_server_stop(srv);
+    chat_server_free(srv);
+    return 0;
+}
+
+static int cmd_token(struct options *o, const char *user, const char *device, long long ttl)
+{
+    chat_server_config *cfg;
+    o->memory = 1; /* tokens need the key only */
+    int rc = make_config(o, &cfg);
+    if (rc)
+        return rc;
+    chat_server *srv;
+    rc = chat_server_new(&srv, cfg);
+    chat_server_config_free(cfg);
+    if (rc)
+        return report("cannot load keys", rc);
+    char *tok = NULL;
+    rc = chat_server_issue_token(srv, user, device, ttl * 1000, &tok);
+    if (rc == CHAT_OK)
+        printf("%s\n", tok);
+    else
+        report("cannot issue a token", rc);
+    chat_string_free(tok);
+    chat_server_free(srv);
+    return rc ? 1 : 0;
+}
+
+static int cmd_user_add(struct options *o, const char *name)
+{
+    char pw[1100];
+    if (!fgets(pw, sizeof pw, stdin)) {
+        fprintf(stderr, "chatd: user add reads the password from the first line of stdin\n");
+        return 2;
+    }
+    pw[strcspn(pw, "\r\n")] = '\0';
+    chat_server_config *cfg;
+    int rc = make_config(o, &cfg);
+    if (rc)
+        return rc;
+    chat_server *srv;
+    rc = chat_server_new(&srv, cfg);
+    chat_server_config_free(cfg);
+    if (rc)
+        return report("cannot open the store", rc);
+    rc = chat_server_user_set_password(srv, name, pw);
+    memset(pw, 0, sizeof pw);
+    if (rc)
+        report("cannot add the user", rc);
+    else
+        printf("user %s saved\n", name);
+    chat_server_free(srv);
+    return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {.data_dir = "chat-data", .listen = "127.0.0.1", .port = 7700};
+    const char *pos[4];
+    int n_pos;
+    long long ttl = 30LL * 24 * 3600;
+    lws_set_log_level(LLL_ERR, NULL);
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("chatd %s\n", chat_version_string());
+        return 0;
+    }
+    int rc = parse_args(&o, argc - 2, argv + 2, pos, &n_pos, &ttl);
+    if (!rc) {
+        if (strcmp(argv[1], "run") == 0 && n_pos == 0)
+            rc = cmd_run(&o);
+        else if (strcmp(argv[1], "token") == 0 && n_pos == 2)
+            rc = cmd_token(&o, pos[0], pos[1], ttl);
+        else if (strcmp(argv[1], "user") == 0 && n_pos == 2 && strcmp(pos[0], "add") == 0)
+            rc = cmd_user_add(&o, pos[1]);
+        else
+            rc = fail("unknown command or wrong arguments: %s (see chatd --help)", argv[1]);
+    }
+    for (int i = 0; i < o.n_owned; i++)
+        free(o.owned[i]);
+    return rc;
+}

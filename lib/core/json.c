@@ -1,0 +1,160 @@
+/* JSON helpers over cJSON. Frames come from untrusted peers, so: bound nesting before parsing,
+ * refuse duplicate keys (two parsers could disagree about which one wins), and read numbers
+ * only where a double holds them exactly. */
+#include "core/json.h"
+
+#include "chat/errors.h"
+#include "core/alloc.h"
+#include "core/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int chat__json_depth_ok(const char *buf, size_t len, int max_depth)
+{
+    if ((!buf && len) || max_depth < 0)
+        return 0;
+    int depth = 0, in_string = 0, escaped = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (in_string) {
+            if (escaped)
+                escaped = 0;
+            else if (c == '\\')
+                escaped = 1;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max_depth)
+                return 0;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+        }
+    }
+    return 1;
+}
+
+static int cmp_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Duplicate check of one object's own members (not its descendants). */
+static int object_has_duplicates(const cJSON *obj)
+{
+    enum { SMALL = 16 };
+    size_t n = 0;
+    for (const cJSON *m = obj->child; m; m = m->next)
+        n++;
+    if (n < 2)
+        return 0;
+    if (n <= SMALL) {
+        for (const cJSON *a = obj->child; a; a = a->next)
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (strcmp(a->string ? a->string : "", b->string ? b->string : "") == 0)
+                    return 1;
+        return 0;
+    }
+    const char **keys = chat__malloc(n * sizeof *keys);
+    if (!keys)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory checking duplicate JSON keys");
+    size_t i = 0;
+    for (const cJSON *m = obj->child; m; m = m->next)
+        keys[i++] = m->string ? m->string : "";
+    qsort(keys, n, sizeof *keys, cmp_keys);
+    int dup = 0;
+    for (i = 1; i < n && !dup; i++)
+        dup = strcmp(keys[i - 1], keys[i]) == 0;
+    chat__free(keys);
+    return dup;
+}
+
+int chat__json_has_duplicate_keys(const cJSON *node)
+{
+    if (!node)
+        return 0;
+    if (cJSON_IsObject(node)) {
+        int r = object_has_duplicates(node);
+        if (r)
+            return r;
+    }
+    if (cJSON_IsObject(node) || cJSON_IsArray(node)) {
+        for (const cJSON *c = node->child; c; c = c->next) {
+            int r = chat__json_has_duplicate_keys(c);
+            if (r)
+                return r;
+        }
+    }
+    return 0;
+}
+
+const char *chat__json_str(const cJSON *obj, const char *key, size_t *len)
+{
+    if (!cJSON_IsObject(obj) || !key)
+        return NULL;
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsString(item) || !item->valuestring)
+        return NULL;
+    if (len)
+        *len = strlen(item->valuestring);
+    return item->valuestring;
+}
+
+/* Shared part of the integer getters: the number under key, checked to be a whole number
+ * within [min, CHAT__JSON_INT_MAX]. */
+static int get_int(const cJSON *obj, const char *key, double min, double *out)
+{
+    if (!cJSON_IsObject(obj) || !key)
+        return chat__error_set(CHAT_EINVAL, 0, "invalid arguments");
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!item)
+        return chat__error_set(CHAT_ENOTFOUND, 0, "missing field \"%s\"", key);
+    if (!cJSON_IsNumber(item))
+        return chat__error_set(CHAT_EINVAL, 0, "field \"%s\" is not a number", key);
+    double d = item->valuedouble;
+    /* The range test also rejects NaN and infinities (every comparison with NaN is false). */
+    if (!(d >= min && d <= (double)CHAT__JSON_INT_MAX))
+        return chat__error_set(CHAT_EINVAL, 0, "field \"%s\" is out of range", key);
+    /* In range, so the cast is defined; a round trip that changes d means a fraction. */
+    if ((double)(int64_t)d != d)
+        return chat__error_set(CHAT_EINVAL, 0, "field \"%s\" is not an integer", key);
+    *out = d;
+    return CHAT_OK;
+}
+
+int chat__json_u64(const cJSON *obj, const char *key, uint64_t *out)
+{
+    double d;
+    if (!out)
+        return chat__error_set(CHAT_EINVAL, 0, "invalid arguments");
+    int rc = get_int(obj, key, 0.0, &d);
+    if (rc == CHAT_OK)
+        *out = (uint64_t)(int64_t)d;
+    return rc;
+}
+
+int chat__json_i64(const cJSON *obj, const char *key, int64_t *out)
+{
+    double d;
+    if (!out)
+        return chat__error_set(CHAT_EINVAL, 0, "invalid arguments");
+    int rc = get_int(obj, key, -(double)CHAT__JSON_INT_MAX, &d);
+    if (rc == CHAT_OK)
+        *out = (int64_t)d;
+    return rc;
+}
+
+int chat__json_bool(const cJSON *obj, const char *key, int *out)
+{
+    if (!cJSON_IsObject(obj) || !key || !out)
+        return chat__error_set(CHAT_EINVAL, 0, "invalid arguments");
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!item)
+        return chat__error_set(CHAT_ENOTFOUND, 0, "missing field \"%s\"", key);
+    if (!cJSON_IsBool(item))
+        return chat__error_set(CHAT_EINVAL, 0, "field \"%s\" is not a boolean", key);
+    *out = cJSON_IsTrue(item) ? 1 : 0;
+    return CHAT_OK;
+}

@@ -1,0 +1,57 @@
+/* JSON helpers for the frame codec, over Debian's cJSON. The depth scan runs on raw bytes before
+ * cJSON parses them; the rest read a parsed tree. Internal only: cJSON types never reach
+ * include/chat/. */
+#ifndef CHAT_CORE_JSON_H
+#define CHAT_CORE_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+/* Largest integer the getters accept: 2^53 - 1. cJSON keeps numbers as doubles, and from 2^53
+ * on two texts share one double (9007199254740993 parses as ...992), so those are refused. */
+#define CHAT__JSON_INT_MAX 9007199254740991LL
+
+/*
+ * 1 if the nesting depth of {} and [] in buf[0..len) never exceeds max_depth, else 0.
+ * One pass, no allocation, string-aware (brackets inside strings, including after escaped
+ * quotes, do not count). It does not validate the JSON: cJSON does that afterwards, and
+ * unbalanced closers are simply ignored here. Run it before cJSON_ParseWithLength so a deep
+ * document is refused without being built. NULL buf with len > 0, or max_depth < 0, gives 0.
+ */
+int chat__json_depth_ok(const char *buf, size_t len, int max_depth);
+
+/*
+ * 1 if any object in the tree under node (node included) has two members with the same key
+ * (compared byte-wise, case-sensitive), 0 if none or node is NULL.
+ * Objects of up to 16 members are checked pairwise; larger ones are sorted, O(n log n).
+ * @return 1, 0, or CHAT_ENOMEM (negative) if the sort buffer could not be allocated, so a
+ *         caller that refuses on any non-zero value fails closed.
+ * Recursion depth is that of the tree, which cJSON caps at CJSON_NESTING_LIMIT and the codec at
+ * CHAT_LIMIT_JSON_DEPTH.
+ */
+int chat__json_has_duplicate_keys(const cJSON *node);
+
+/*
+ * Typed getters. key is looked up case-sensitively among obj's members. On failure they set
+ * the error record naming the key, and leave *out untouched.
+ */
+
+/* The string value of key, borrowed from obj, with its byte length in *len (if len is not
+ * NULL); NULL if obj is not an object, or key is missing or not a string. No error record. */
+const char *chat__json_str(const cJSON *obj, const char *key, size_t *len);
+
+/* An integer 0..2^53-1. Fractions, negatives, larger values and non-numbers are CHAT_EINVAL;
+ * "1e3" is 1000 and "-0" is 0. Above 2^52 a double holds no fraction, so "4503599627370496.5"
+ * cannot be told from its rounding; below that fractions are always caught.
+ * @return CHAT_OK, CHAT_ENOTFOUND (missing), CHAT_EINVAL (wrong type or range, NULL args). */
+int chat__json_u64(const cJSON *obj, const char *key, uint64_t *out);
+
+/* An integer -(2^53-1)..2^53-1; otherwise as chat__json_u64. */
+int chat__json_i64(const cJSON *obj, const char *key, int64_t *out);
+
+/* true or false, as 1 or 0. @return CHAT_OK, CHAT_ENOTFOUND, CHAT_EINVAL (not a boolean). */
+int chat__json_bool(const cJSON *obj, const char *key, int *out);
+
+#endif

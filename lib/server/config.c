@@ -1,0 +1,269 @@
+/* Server configuration: defaults, typed setters, and backend registration checks. */
+#include "server/internal.h"
+
+#include "core/alloc.h"
+#include "core/error.h"
+
+#include <string.h>
+
+/* Defaults and ranges of every limit, indexed by chat_limit. */
+static const struct {
+    int64_t def, min, max;
+} limit_table[CHAT__LIMIT_MAX] = {
+    [CHAT_LIMIT_FRAME_BYTES] = {64 * 1024, 256, 16 * 1024 * 1024},
+    [CHAT_LIMIT_FRAGMENTS] = {64, 1, 4096},
+    [CHAT_LIMIT_JSON_DEPTH] = {16, 4, 128},
+    [CHAT_LIMIT_BODY_BYTES] = {16 * 1024, 1, 8 * 1024 * 1024},
+    [CHAT_LIMIT_GROUP_MEMBERS] = {1024, 2, 1000000},
+    [CHAT_LIMIT_OUT_QUEUE_BYTES] = {1024 * 1024, 4096, 1024LL * 1024 * 1024},
+    [CHAT_LIMIT_AUTH_DEADLINE_MS] = {5000, 50, 600000},
+    [CHAT_LIMIT_IDLE_PING_MS] = {20000, 1000, 3600000},
+    [CHAT_LIMIT_IDLE_HANGUP_MS] = {45000, 1000, 7200000},
+    [CHAT_LIMIT_SEND_RATE] = {20, 1, 1000000},
+    [CHAT_LIMIT_SEND_BURST] = {40, 1, 1000000},
+    [CHAT_LIMIT_TYPING_TTL_MS] = {5000, 100, 600000},
+    [CHAT_LIMIT_PAGE_MAX] = {200, 1, 10000},
+    [CHAT_LIMIT_CONNECTIONS] = {10000, 1, 10000000},
+    [CHAT_LIMIT_OUT_QUEUE_FRAMES] = {1024, 8, 1000000},
+    [CHAT_LIMIT_TYPING_RATE] = {2, 1, 1000},
+};
+
+int chat_server_config_new(chat_server_config **out)
+{
+    if (!out)
+        return CHAT_EINVAL;
+    chat_server_config *cfg = chat__calloc(1, sizeof *cfg);
+    if (!cfg)
+        return CHAT_ENOMEM;
+    cfg->address = chat__strdup("127.0.0.1");
+    if (!cfg->address) {
+        chat__free(cfg);
+        return CHAT_ENOMEM;
+    }
+    cfg->port = 7700;
+    cfg->log_level = CHAT_LOG_WARN;
+    cfg->clock = chat_clock_real_ms;
+    for (int i = 1; i < CHAT__LIMIT_MAX; i++)
+        cfg->limits[i] = limit_table[i].def;
+    *out = cfg;
+    return CHAT_OK;
+}
+
+void chat_server_config_free(chat_server_config *cfg)
+{
+    if (!cfg)
+        return;
+    if (cfg->store_ops)
+        cfg->store_ops->destroy(cfg->store_state);
+    if (cfg->bus_ops)
+        cfg->bus_ops->destroy(cfg->bus_state);
+    if (cfg->push_ops)
+        cfg->push_ops->destroy(cfg->push_state);
+    chat__keyring_wipe(&cfg->keys);
+    chat__free(cfg->address);
+    chat__free(cfg->data_dir);
+    chat__free(cfg);
+}
+
+static int set_str(char **dst, const char *src)
+{
+    char *copy = chat__strdup(src);
+    if (!copy)
+        return CHAT_ENOMEM;
+    chat__free(*dst);
+    *dst = copy;
+    return CHAT_OK;
+}
+
+int chat_server_config_set_listen(chat_server_config *cfg, const char *address, int port)
+{
+    if (!cfg || !address || !*address || port < 0 || port > 65535)
+        return chat__error_set(CHAT_EINVAL, 0, "listen needs an address and a port 0-65535");
+    cfg->port = port;
+    return set_str(&cfg->address, address);
+}
+
+int chat_server_config_set_data_dir(chat_server_config *cfg, const char *dir)
+{
+    if (!cfg || !dir || !*dir)
+        return CHAT_EINVAL;
+    return set_str(&cfg->data_dir, dir);
+}
+
+int chat_server_config_set_store_flags(chat_server_config *cfg, unsigned int flags)
+{
+    if (!cfg || (flags & ~CHAT_STORE_SQLITE_SYNC_FULL))
+        return CHAT_EINVAL;
+    cfg->store_flags = flags;
+    return CHAT_OK;
+}
+
+int chat_server_config_set_limit(chat_server_config *cfg, int limit, int64_t value)
+{
+    if (!cfg || limit <= 0 || limit >= CHAT__LIMIT_MAX)
+        return chat__error_set(CHAT_EINVAL, 0, "unknown limit %d", limit);
+    if (value < limit_table[limit].min || value > limit_table[limit].max)
+        return chat__error_set(CHAT_EINVAL, 0, "limit %d must be within %lld..%lld", limit,
+                               (long long)limit_table[limit].min,
+                               (long long)limit_table[limit].max);
+    cfg->limits[limit] = value;
+    return CHAT_OK;
+}
+
+int chat_server_config_set_flags(chat_server_config *cfg, unsigned int flags)
+{
+    if (!cfg || (flags & ~CHAT_SERVER_PUSH_PREVIEWS))
+        return CHAT_EINVAL;
+    cfg->flags = flags;
+    return CHAT_OK;
+}
+
+int chat_server_config_set_log(chat_server_config *cfg, chat_log_cb cb, int max_level,
+                               void *user_data)
+{
+    if (!cfg)
+        return CHAT_EINVAL;
+    cfg->log_cb = cb;
+    cfg->log_level = max_level;
+    cfg->log_ud = user_data;
+    return CHAT_OK;
+}
+
+int chat_server_config_set_clock(chat_server_config *cfg, chat_clock_fn fn, void *user_data)
+{
+    if (!cfg || !fn)
+        return CHAT_EINVAL;
+    cfg->clock = fn;
+    cfg->clock_ud = user_data;
+    return CHAT_OK;
+}
+
+int chat_server_config_add_token_key(chat_server_config *cfg, unsigned int key_id,
+                                     const unsigned char *key, size_t key_len)
+{
+    if (!cfg || !key)
+        return CHAT_EINVAL;
+    if (chat__sodium_init() != CHAT_OK)
+        return CHAT_ERROR;
+    return chat__keyring_add(&cfg->keys, key_id, key, key_len);
+}
+
+int chat_server_config_load_key_file(chat_server_config *cfg, const char *path, int create)
+{
+    if (!cfg || !path)
+        return CHAT_EINVAL;
+    if (chat__sodium_init() != CHAT_OK)
+        return CHAT_ERROR;
+    return chat__keyring_load_file(&cfg->keys, path, create);
+}
+
+/* Registration per STYLE.md: version in range, required methods present; state is owned
+ * from here on and destroyed at once on failure. */
+#define REQUIRE(ops, field)                                                                   \
+    do {                                                                                      \
+        if (!(ops)->field) {                                                                  \
+            rc = chat__error_set(CHAT_EINVAL, 0, "%s: method %s is required", what, #field); \
+            goto fail;                                                                        \
+        }                                                                                     \
+    } while (0)
+
+static int check_version(unsigned int version, unsigned int current, const char *what)
+{
+    if (version < 1 || version > current)
+        return chat__error_set(CHAT_EVERSION, 0, "%s: ops version %u not in 1..%u", what,
+                               version, current);
+    return CHAT_OK;
+}
+
+int chat_server_config_set_store(chat_server_config *cfg, const chat_store_ops *ops, void *state)
+{
+    const char *what = "store";
+    int rc = CHAT_OK;
+    if (!cfg || !ops || !ops->destroy) {
+        rc = chat__error_set(CHAT_EINVAL, 0, "store: ops and destroy are required");
+        goto fail;
+    }
+    rc = check_version(ops->version, CHAT_STORE_OPS_VERSION, what);
+    if (rc != CHAT_OK)
+        goto fail;
+    REQUIRE(ops, begin);
+    REQUIRE(ops, commit);
+    REQUIRE(ops, rollback);
+    REQUIRE(ops, conv_insert);
+    REQUIRE(ops, conv_get);
+    REQUIRE(ops, conv_find_direct);
+    REQUIRE(ops, conv_update);
+    REQUIRE(ops, member_get);
+    REQUIRE(ops, member_put);
+    REQUIRE(ops, member_list);
+    REQUIRE(ops, msg_insert);
+    REQUIRE(ops, msg_find_cmid);
+    REQUIRE(ops, msg_range);
+    REQUIRE(ops, user_convs);
+    REQUIRE(ops, contacts);
+    REQUIRE(ops, user_get);
+    REQUIRE(ops, user_put);
+    REQUIRE(ops, revoked_put);
+    REQUIRE(ops, revoked_list);
+    REQUIRE(ops, meta_get);
+    REQUIRE(ops, meta_set);
+    if (cfg->store_ops)
+        cfg->store_ops->destroy(cfg->store_state);
+    cfg->store_ops = ops;
+    cfg->store_state = state;
+    return CHAT_OK;
+fail:
+    if (ops && ops->destroy)
+        ops->destroy(state);
+    return rc;
+}
+
+int chat_server_config_set_bus(chat_server_config *cfg, const chat_bus_ops *ops, void *state)
+{
+    const char *what = "bus";
+    int rc = CHAT_OK;
+    if (!cfg || !ops || !ops->destroy) {
+        rc = chat__error_set(CHAT_EINVAL, 0, "bus: ops and destroy are required");
+        goto fail;
+    }
+    rc = check_version(ops->version, CHAT_BUS_OPS_VERSION, what);
+    if (rc != CHAT_OK)
+        goto fail;
+    REQUIRE(ops, attach);
+    REQUIRE(ops, publish);
+    REQUIRE(ops, device_up);
+    REQUIRE(ops, device_down);
+    REQUIRE(ops, online);
+    if (cfg->bus_ops)
+        cfg->bus_ops->destroy(cfg->bus_state);
+    cfg->bus_ops = ops;
+    cfg->bus_state = state;
+    return CHAT_OK;
+fail:
+    if (ops && ops->destroy)
+        ops->destroy(state);
+    return rc;
+}
+
+int chat_server_config_set_push(chat_server_config *cfg, const chat_push_ops *ops, void *state)
+{
+    const char *what = "push";
+    int rc = CHAT_OK;
+    if (!cfg || !ops || !ops->destroy) {
+        rc = chat__error_set(CHAT_EINVAL, 0, "push: ops and destroy are required");
+        goto fail;
+    }
+    rc = check_version(ops->version, CHAT_PUSH_OPS_VERSION, what);
+    if (rc != CHAT_OK)
+        goto fail;
+    REQUIRE(ops, notify);
+    if (cfg->push_ops)
+        cfg->push_ops->destroy(cfg->push_state);
+    cfg->push_ops = ops;
+    cfg->push_state = state;
+    return CHAT_OK;
+fail:
+    if (ops && ops->destroy)
+        ops->destroy(state);
+    return rc;
+}

@@ -1,0 +1,228 @@
+/* Connections: lifetime, the bounded outbound queue, the user -> connections registry. */
+#include "server/req.h"
+
+#include "core/alloc.h"
+
+#include <string.h>
+
+chat__conn *chat__conn_new(chat_server *srv, struct lws *wsi)
+{
+    chat__conn *c = chat__calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->srv = srv;
+    c->wsi = wsi;
+    c->refs = 1;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->n_conns++;
+    int64_t now = chat__now_ms(srv);
+    chat__bucket_init(&c->send_bucket, (double)chat__limit(srv, CHAT_LIMIT_SEND_BURST), now);
+    chat__bucket_init(&c->typing_bucket, (double)chat__limit(srv, CHAT_LIMIT_TYPING_RATE), now);
+    c->err_window_ms = now;
+    return c;
+}
+
+chat__conn *chat__conn_ref(chat__conn *c)
+{
+    c->refs++;
+    return c;
+}
+
+static void queue_clear(chat__conn *c)
+{
+    while (c->q_count) {
+        chat__frame_unref(c->q[c->q_head]);
+        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_count--;
+    }
+    c->q_bytes = 0;
+}
+
+void chat__conn_unref(chat__conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    queue_clear(c);
+    chat__free(c->q);
+    chat__free(c->rx);
+    chat__free(c);
+}
+
+static void unregister_user(chat__conn *c)
+{
+    chat_server *srv = c->srv;
+    chat__conn *head = chat__strmap_get(&srv->users, c->user);
+    if (head == c) {
+        if (c->next_of_user)
+            chat__strmap_put(&srv->users, c->user, c->next_of_user);
+        else
+            chat__strmap_del(&srv->users, c->user);
+    } else {
+        for (chat__conn *p = head; p; p = p->next_of_user)
+            if (p->next_of_user == c) {
+                p->next_of_user = c->next_of_user;
+                break;
+            }
+    }
+    c->next_of_user = NULL;
+}
+
+/* The transport is done with the connection. */
+void chat__conn_closed(chat__conn *c)
+{
+    chat_server *srv = c->srv;
+    lws_sul_cancel(&c->auth_sul);
+    c->wsi = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->n_conns--;
+    queue_clear(c);
+    if (c->authed) {
+        unregister_user(c);
+        c->authed = 0;
+        srv->bus->device_down(srv->bus_st, c->user, c->device);
+    }
+    chat__conn_unref(c);
+}
+
+void chat__conn_set_authed(chat__conn *c, const char *user, const char *device,
+                           const char *session)
+{
+    chat_server *srv = c->srv;
+    lws_sul_cancel(&c->auth_sul);
+    strcpy(c->user, user);
+    strcpy(c->device, device);
+    strcpy(c->session, session);
+    c->authed = 1;
+    c->next_of_user = chat__strmap_get(&srv->users, user);
+    if (chat__strmap_put(&srv->users, user, c) != CHAT_OK) {
+        c->authed = 0;
+        chat__conn_close(c, 1011, "out of memory");
+        return;
+    }
+    srv->bus->device_up(srv->bus_st, user, device);
+}
+
+void chat__conn_close(chat__conn *c, int code, const char *reason)
+{
+    if (!c->wsi || c->close_code)
+        return;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    lws_callback_on_writable(c->wsi);
+}
+
+void chat__conn_send(chat__conn *c, chat__frame *f)
+{
+    chat_server *srv = c->srv;
+    if (!c->wsi || c->close_code)
+        return;
+    if (c->q_count >= (size_t)chat__limit(srv, CHAT_LIMIT_OUT_QUEUE_FRAMES) ||
+        c->q_bytes + f->len > (size_t)chat__limit(srv, CHAT_LIMIT_OUT_QUEUE_BYTES)) {
+        /* A consumer this slow cannot catch up live: drop what is queued and let it resync
+         * from its cursors after reconnecting. Memory stays bounded. */
+        chat__log(srv, CHAT_LOG_WARN, "closing slow consumer %s/%s", c->user, c->device);
+        queue_clear(c);
+        chat__conn_close(c, 1013, "outbound queue full: resync");
+        return;
+    }
+    if (c->q_count == c->q_cap) {
+        size_t ncap = c->q_cap ? c->q_cap * 2 : 8;
+        chat__frame **nq = chat__malloc(ncap * sizeof *nq);
+        if (!nq) {
+            chat__conn_close(c, 1011, "out of memory");
+            return;
+        }
+        for (size_t i = 0; i < c->q_count; i++)
+            nq[i] = c->q[(c->q_head + i) % c->q_cap];
+        chat__free(c->q);
+        c->q = nq;
+        c->q_cap = ncap;
+        c->q_head = 0;
+    }
+    c->q[(c->q_head + c->q_count) % c->q_cap] = chat__frame_ref(f);
+    c->q_count++;
+    c->q_bytes += f->len;
+    lws_callback_on_writable(c->wsi);
+}
+
+int chat__conn_writable(chat__conn *c)
+{
+    if (c->q_count) {
+        chat__frame *f = c->q[c->q_head];
+        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_count--;
+        c->q_bytes -= f->len;
+        int n = lws_write(c->wsi, chat__frame_data(f), f->len, LWS_WRITE_TEXT);
+        chat__frame_unref(f);
+        if (n < 0)
+            return -1;
+        if (c->q_count || c->close_code)
+            lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    if (c->close_code) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    return 0;
+}
+
+void chat__conn_error(chat__conn *c, const cJSON *re, int code, const char *reason,
+                      const char *message, int64_t retry_after_ms)
+{
+    chat_server *srv = c->srv;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return;
+    cJSON_AddStringToObject(o, "type", "error");
+    if (re)
+        cJSON_AddItemToObject(o, "re", cJSON_Duplicate(re, 1));
+    cJSON_AddStringToObject(o, "code", chat_error_name(code));
+    cJSON_AddStringToObject(o, "reason", reason);
+    cJSON_AddStringToObject(o, "message", message);
+    if (retry_after_ms > 0)
+        cJSON_AddNumberToObject(o, "retry_after_ms", (double)retry_after_ms);
+    chat__frame *f = chat__frame_take_json(o);
+    if (f) {
+        chat__conn_send(c, f);
+        chat__frame_unref(f);
+    }
+    /* A client that keeps sending frames we refuse is abusive: close it. */
+    int64_t now = chat__now_ms(srv);
+    if (now - c->err_window_ms > 10000) {
+        c->err_window_ms = now;
+        c->err_count = 0;
+    }
+    if (++c->err_count > 50)
+        chat__conn_close(c, 1008, "too many errors");
+}
+
+void chat__deliver_local(chat_server *srv, const char *user, const char *except_device,
+                         const void *frame, size_t len)
+{
+    chat__conn *c = chat__strmap_get(&srv->users, user);
+    if (!c)
+        return;
+    chat__frame *f = NULL;
+    if (srv->publishing && frame == chat__frame_data(srv->publishing))
+        f = chat__frame_ref(srv->publishing);
+    else
+        f = chat__frame_new(frame, len);
+    if (!f)
+        return;
+    for (; c; c = c->next_of_user) {
+        if (except_device && strcmp(c->device, except_device) == 0)
+            continue;
+        chat__conn_send(c, f);
+    }
+    chat__frame_unref(f);
+}

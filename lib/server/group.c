@@ -1,0 +1,389 @@
+/* Groups: create, rename, add, remove, leave, roles. Every change is appended to the
+ * conversation as an event message, so history and sync carry it in order. */
+#include "server/req.h"
+
+#include "core/alloc.h"
+#include "core/ids.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+enum group_op { OP_CREATE, OP_UPDATE, OP_ADD, OP_REMOVE, OP_LEAVE, OP_ROLE };
+
+typedef struct group_args {
+    int op;
+    int64_t conv;
+    const char *title;  /* into args */
+    const char *user;   /* group_role target */
+    int role;
+    const cJSON *users; /* array of validated ids, into args */
+} group_args;
+
+static cJSON *users_json(const cJSON *users)
+{
+    return users ? cJSON_Duplicate(users, 1) : cJSON_CreateArray();
+}
+
+static int put_member(chat__txn *tx, chat__req *r, int64_t conv, const char *user, int role,
+                      uint64_t joined)
+{
+    chat_store_member m = {0};
+    m.conv = conv;
+    snprintf(m.user, sizeof m.user, "%s", user);
+    m.role = role;
+    m.joined_seq = m.delivered_seq = m.read_seq = joined;
+    m.change = chat__txn_bump(tx);
+    if (tx->ops->member_put(tx->st, &m) != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "cannot store the member");
+    return CHAT_OK;
+}
+
+static int set_role(chat__txn *tx, chat__req *r, chat_store_member *m, int role)
+{
+    m->role = role;
+    m->change = chat__txn_bump(tx);
+    if (tx->ops->member_put(tx->st, m) != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "cannot store the member");
+    return CHAT_OK;
+}
+
+static cJSON *event_of(const char *type)
+{
+    cJSON *e = cJSON_CreateObject();
+    if (e)
+        cJSON_AddStringToObject(e, "type", type);
+    return e;
+}
+
+static int reply_ok(chat__req *r, int64_t conv, uint64_t seq)
+{
+    cJSON *o = chat__req_reply(r, "ok");
+    if (o) {
+        cJSON_AddNumberToObject(o, "conv", (double)conv);
+        cJSON_AddNumberToObject(o, "seq", (double)seq);
+    }
+    r->reply = chat__frame_take_json(o);
+    return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+}
+
+static int create_run(chat__req *r, chat__txn *tx, group_args *a)
+{
+    int n = a->users ? cJSON_GetArraySize(a->users) : 0;
+    chat_store_conv conv = {0};
+    conv.kind = CHAT_CONV_GROUP;
+    conv.created_ms = tx->now_ms;
+    conv.member_count = n + 1;
+    conv.change = chat__txn_bump(tx);
+    snprintf(conv.title, sizeof conv.title, "%s", a->title);
+    if (tx->ops->conv_insert(tx->st, &conv) != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "cannot create the group");
+    int rc = put_member(tx, r, conv.id, r->user, CHAT_ROLE_OWNER, 0);
+    const cJSON *u;
+    cJSON_ArrayForEach(u, a->users)
+    {
+        if (rc == CHAT_OK)
+            rc = put_member(tx, r, conv.id, u->valuestring, CHAT_ROLE_MEMBER, 0);
+    }
+    if (rc != CHAT_OK)
+        return rc;
+    cJSON *ev = event_of("created");
+    cJSON_AddStringToObject(ev, "title", conv.title);
+    cJSON *all = users_json(a->users);
+    cJSON_InsertItemInArray(all, 0, cJSON_CreateString(r->user));
+    cJSON_AddItemToObject(ev, "users", all);
+    rc = chat__txn_event(tx, r, &conv, ev, NULL);
+    cJSON_Delete(ev);
+    if (rc == CHAT_OK)
+        rc = chat__txn_fanout_members(tx, r, conv.id);
+    if (rc != CHAT_OK)
+        return rc;
+    chat_store_member me;
+    if (tx->ops->member_get(tx->st, conv.id, r->user, &me) != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "cannot read the group back");
+    cJSON *o = chat__req_reply(r, "conv");
+    cJSON_AddItemToObject(o, "conv", chat__txn_conv_json(tx, &me));
+    r->reply = chat__frame_take_json(o);
+    /* The creating device has the reply; its other devices learn from the event. */
+    r->fanout_all_devices = 0;
+    return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+}
+
+/* The successor of a leaving owner: the oldest admin, else the oldest member. */
+typedef struct successor {
+    chat_store_member best;
+    int found;
+    const char *leaving;
+} successor;
+
+static int pick_successor(const chat_store_member *m, void *ud)
+{
+    successor *s = ud;
+    if (strcmp(m->user, s->leaving) == 0)
+        return 0;
+    if (!s->found || m->role > s->best.role ||
+        (m->role == s->best.role && m->joined_seq < s->best.joined_seq)) {
+        s->best = *m;
+        s->found = 1;
+    }
+    return 0;
+}
+
+static int group_run(chat__job *job, chat__txn *tx)
+{
+    chat__req *r = (chat__req *)job;
+    group_args *a = r->extra;
+    if (a->op == OP_CREATE)
+        return create_run(r, tx, a);
+
+    chat_store_conv conv;
+    chat_store_member me;
+    int rc = chat__txn_member(tx, r, a->conv, r->user, &conv, &me);
+    if (rc != CHAT_OK)
+        return rc;
+    if (conv.kind != CHAT_CONV_GROUP)
+        return chat__req_fail(r, CHAT_EINVAL, "bad_field", "conversation %" PRId64 " is not a group",
+                              conv.id);
+    int is_admin = me.role >= CHAT_ROLE_ADMIN;
+    int is_owner = me.role == CHAT_ROLE_OWNER;
+    chat_store_msg ev_msg;
+    cJSON *ev = NULL;
+
+    switch (a->op) {
+    case OP_UPDATE:
+        if (!is_admin)
+            return chat__req_fail(r, CHAT_EPERM, "forbidden", "only owners and admins rename");
+        snprintf(conv.title, sizeof conv.title, "%s", a->title);
+        ev = event_of("renamed");
+        cJSON_AddStringToObject(ev, "title", conv.title);
+        break;
+    case OP_ADD: {
+        if (!is_admin)
+            return chat__req_fail(r, CHAT_EPERM, "forbidden", "only owners and admins add members");
+        int n = cJSON_GetArraySize(a->users);
+        if (conv.member_count + n > (int)chat__limit(tx->srv, CHAT_LIMIT_GROUP_MEMBERS))
+            return chat__req_fail(r, CHAT_ELIMIT, "group_full", "the group would exceed %d members",
+                                  (int)chat__limit(tx->srv, CHAT_LIMIT_GROUP_MEMBERS));
+        const cJSON *u;
+        cJSON_ArrayForEach(u, a->users)
+        {
+            chat_store_member m;
+            int g = tx->ops->member_get(tx->st, conv.id, u->valuestring, &m);
+            if (g == CHAT_OK && m.role != CHAT_ROLE_NONE)
+                return chat__req_fail(r, CHAT_EINVAL, "bad_field", "%s is already a member",
+                                      u->valuestring);
+            if (g != CHAT_OK && g != CHAT_ENOTFOUND)
+                return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+        }
+        /* New members see history from the "added" event on. */
+        cJSON_ArrayForEach(u, a->users)
+        {
+            rc = put_member(tx, r, conv.id, u->valuestring, CHAT_ROLE_MEMBER, conv.head_seq);
+            if (rc != CHAT_OK)
+                return rc;
+        }
+        conv.member_count += n;
+        ev = event_of("added");
+        cJSON_AddItemToObject(ev, "users", users_json(a->users));
+        break;
+    }
+    case OP_REMOVE: {
+        chat_store_member targets[64];
+        int n = 0;
+        const cJSON *u;
+        cJSON_ArrayForEach(u, a->users)
+        {
+            chat_store_member *m = &targets[n];
+            int g = tx->ops->member_get(tx->st, conv.id, u->valuestring, m);
+            if (g == CHAT_ENOTFOUND || (g == CHAT_OK && m->role == CHAT_ROLE_NONE))
+                return chat__req_fail(r, CHAT_EINVAL, "bad_field", "%s is not a member",
+                                      u->valuestring);
+            if (g != CHAT_OK)
+                return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+            if (strcmp(m->user, r->user) == 0)
+                return chat__req_fail(r, CHAT_EINVAL, "bad_field", "use group_leave to leave");
+            if (!(is_owner || (is_admin && m->role == CHAT_ROLE_MEMBER)))
+                return chat__req_fail(r, CHAT_EPERM, "forbidden", "not allowed to remove %s",
+                                      m->user);
+            n++;
+        }
+        ev = event_of("removed");
+        cJSON_AddItemToObject(ev, "users", users_json(a->users));
+        /* The removed still receive this event, then nothing more. */
+        rc = chat__txn_event(tx, r, &conv, ev, &ev_msg);
+        cJSON_Delete(ev);
+        if (rc == CHAT_OK)
+            rc = chat__txn_fanout_members(tx, r, conv.id);
+        for (int i = 0; i < n && rc == CHAT_OK; i++)
+            rc = set_role(tx, r, &targets[i], CHAT_ROLE_NONE);
+        conv.member_count -= n;
+        if (rc == CHAT_OK && tx->ops->conv_update(tx->st, &conv) != CHAT_OK)
+            rc = chat__req_fail(r, CHAT_EIO, "storage", "cannot update the group");
+        return rc == CHAT_OK ? reply_ok(r, conv.id, ev_msg.seq) : rc;
+    }
+    case OP_LEAVE: {
+        ev = event_of("left");
+        rc = chat__txn_event(tx, r, &conv, ev, &ev_msg);
+        cJSON_Delete(ev);
+        if (rc == CHAT_OK)
+            rc = chat__txn_fanout_members(tx, r, conv.id);
+        if (rc == CHAT_OK)
+            rc = tx->ops->member_get(tx->st, conv.id, r->user, &me) == CHAT_OK
+                     ? set_role(tx, r, &me, CHAT_ROLE_NONE)
+                     : chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+        conv.member_count--;
+        if (rc == CHAT_OK && tx->ops->conv_update(tx->st, &conv) != CHAT_OK)
+            rc = chat__req_fail(r, CHAT_EIO, "storage", "cannot update the group");
+        if (rc != CHAT_OK)
+            return rc;
+        uint64_t left_seq = ev_msg.seq;
+        if (is_owner && conv.member_count > 0) {
+            successor s = {.found = 0, .leaving = r->user};
+            if (tx->ops->member_list(tx->st, conv.id, 1, pick_successor, &s) != CHAT_OK)
+                return chat__req_fail(r, CHAT_EIO, "storage", "cannot list members");
+            if (s.found) {
+                rc = set_role(tx, r, &s.best, CHAT_ROLE_OWNER);
+                cJSON *rev = event_of("role");
+                cJSON_AddStringToObject(rev, "user", s.best.user);
+                cJSON_AddStringToObject(rev, "role", "owner");
+                chat__frame *first = r->fanout;
+                r->fanout = NULL;
+                if (rc == CHAT_OK)
+                    rc = chat__txn_event(tx, r, &conv, rev, NULL);
+                cJSON_Delete(rev);
+                r->fanout2 = r->fanout;
+                r->fanout = first;
+                if (rc != CHAT_OK)
+                    return rc;
+            }
+        }
+        return reply_ok(r, conv.id, left_seq);
+    }
+    case OP_ROLE: {
+        if (!is_owner)
+            return chat__req_fail(r, CHAT_EPERM, "forbidden", "only the owner changes roles");
+        chat_store_member t;
+        int g = tx->ops->member_get(tx->st, conv.id, a->user, &t);
+        if (g == CHAT_ENOTFOUND || (g == CHAT_OK && t.role == CHAT_ROLE_NONE))
+            return chat__req_fail(r, CHAT_EINVAL, "bad_field", "%s is not a member", a->user);
+        if (g != CHAT_OK)
+            return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+        if (strcmp(t.user, r->user) == 0)
+            return chat__req_fail(r, CHAT_EINVAL, "bad_field", "the owner cannot change own role");
+        rc = set_role(tx, r, &t, a->role);
+        if (rc == CHAT_OK && a->role == CHAT_ROLE_OWNER)
+            rc = set_role(tx, r, &me, CHAT_ROLE_ADMIN);
+        if (rc != CHAT_OK)
+            return rc;
+        ev = event_of("role");
+        cJSON_AddStringToObject(ev, "user", t.user);
+        cJSON_AddStringToObject(ev, "role", chat__role_name(a->role));
+        break;
+    }
+    default:
+        return chat__req_fail(r, CHAT_ERROR, "internal", "unknown group operation");
+    }
+
+    rc = chat__txn_event(tx, r, &conv, ev, &ev_msg);
+    cJSON_Delete(ev);
+    if (rc == CHAT_OK)
+        rc = chat__txn_fanout_members(tx, r, conv.id);
+    return rc == CHAT_OK ? reply_ok(r, conv.id, ev_msg.seq) : rc;
+}
+
+/* A list of distinct valid user ids (at most max), the requester excluded; key names the field
+ * for the error message. */
+static int arg_users(chat__conn *c, const cJSON *users, const cJSON *re, const char *key,
+                     int required, int max, const cJSON **out)
+{
+    char msg[96];
+    *out = NULL;
+    if (!users) {
+        snprintf(msg, sizeof msg, "field '%s' is required", key);
+        if (required)
+            chat__conn_error(c, re, CHAT_EINVAL, "missing_field", msg, 0);
+        return !required;
+    }
+    int n = cJSON_IsArray(users) ? cJSON_GetArraySize(users) : -1;
+    if (n < (required ? 1 : 0) || n > max) {
+        snprintf(msg, sizeof msg, "'%s' must be an array of 1-%d user ids", key, max);
+        chat__conn_error(c, re, n > max ? CHAT_ELIMIT : CHAT_EINVAL,
+                         n > max ? "group_full" : "bad_field", msg, 0);
+        return 0;
+    }
+    const cJSON *u;
+    int i = 0;
+    cJSON_ArrayForEach(u, users)
+    {
+        if (!cJSON_IsString(u) || !chat__id_valid(u->valuestring, strlen(u->valuestring)) ||
+            strcmp(u->valuestring, c->user) == 0) {
+            snprintf(msg, sizeof msg, "'%s' must hold other users' ids", key);
+            chat__conn_error(c, re, CHAT_EINVAL, "bad_field", msg, 0);
+            return 0;
+        }
+        const cJSON *v = users->child;
+        for (int j = 0; j < i; j++, v = v->next)
+            if (strcmp(v->valuestring, u->valuestring) == 0) {
+                snprintf(msg, sizeof msg, "'%s' repeats a user", key);
+                chat__conn_error(c, re, CHAT_EINVAL, "bad_field", msg, 0);
+                return 0;
+            }
+        i++;
+    }
+    *out = users;
+    return 1;
+}
+
+void chat__handle_group(chat__conn *c, cJSON *f, cJSON *re, const char *op)
+{
+    group_args a = {0};
+    int max_members = (int)chat__limit(c->srv, CHAT_LIMIT_GROUP_MEMBERS);
+    size_t n = 0;
+    if (strcmp(op, "create") == 0) {
+        a.op = OP_CREATE;
+        if (!arg_users(c, cJSON_GetObjectItemCaseSensitive(f, "members"), re, "members", 0,
+                       max_members - 1, &a.users))
+            goto fail;
+    } else if (strcmp(op, "update") == 0) {
+        a.op = OP_UPDATE;
+    } else if (strcmp(op, "add") == 0) {
+        a.op = OP_ADD;
+    } else if (strcmp(op, "remove") == 0) {
+        a.op = OP_REMOVE;
+    } else if (strcmp(op, "leave") == 0) {
+        a.op = OP_LEAVE;
+    } else {
+        a.op = OP_ROLE;
+    }
+    if (a.op == OP_CREATE || a.op == OP_UPDATE) {
+        if (!chat__arg_str(c, f, re, "title", 1, &a.title, &n))
+            goto fail;
+        if (n == 0 || n > CHAT_TITLE_MAX) {
+            chat__conn_error(c, re, CHAT_EINVAL, "bad_field", "'title' must be 1-256 bytes", 0);
+            goto fail;
+        }
+    }
+    if (a.op != OP_CREATE && !chat__arg_conv(c, f, re, &a.conv))
+        goto fail;
+    if ((a.op == OP_ADD || a.op == OP_REMOVE) &&
+        !arg_users(c, cJSON_GetObjectItemCaseSensitive(f, "users"), re, "users", 1,
+                   a.op == OP_REMOVE ? 64 : max_members, &a.users))
+        goto fail;
+    if (a.op == OP_ROLE) {
+        const char *role;
+        if (!chat__arg_str(c, f, re, "user", 1, &a.user, &n) ||
+            !chat__arg_str(c, f, re, "role", 1, &role, NULL))
+            goto fail;
+        a.role = chat__role_parse(role);
+        if (!chat__id_valid(a.user, n) || a.role < 0) {
+            chat__conn_error(c, re, CHAT_EINVAL, "bad_field",
+                             "'user' must be a user id and 'role' member, admin or owner", 0);
+            goto fail;
+        }
+    }
+    chat__req_start(c, f, re, group_run, &a, sizeof a, NULL);
+    return;
+fail:
+    cJSON_Delete(re);
+    cJSON_Delete(f);
+}

@@ -1,0 +1,170 @@
+/* The server engine's internal structures, shared by the files of lib/server and the
+ * WebSocket transport. Nothing here is installed. */
+#ifndef CHAT_SERVER_INTERNAL_H
+#define CHAT_SERVER_INTERNAL_H
+
+#include "chat/errors.h"
+#include "chat/server.h"
+#include "auth/keyring.h"
+#include "core/ratelimit.h"
+#include "core/strmap.h"
+#include "core/typing.h"
+#include "server/frame.h"
+#include "server/worker.h"
+
+#include <cjson/cJSON.h>
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <uv.h>
+
+#define CHAT__LIMIT_MAX 17 /* one past the highest chat_limit */
+
+struct chat_server_config {
+    char *address;
+    int port;
+    char *data_dir;
+    unsigned int store_flags;
+    unsigned int flags;
+    int64_t limits[CHAT__LIMIT_MAX];
+    chat_log_cb log_cb;
+    int log_level;
+    void *log_ud;
+    chat_clock_fn clock;
+    void *clock_ud;
+    chat__keyring keys;
+    const chat_store_ops *store_ops;
+    void *store_state;
+    const chat_bus_ops *bus_ops;
+    void *bus_state;
+    const chat_push_ops *push_ops;
+    void *push_state;
+};
+
+typedef struct chat__conn chat__conn;
+
+/* One WebSocket connection. Freed when the transport closed it and no job refers to it. */
+struct chat__conn {
+    chat_server *srv;
+    struct lws *wsi;          /* NULL once the transport closed the connection */
+    int refs;
+    chat__conn *prev, *next;  /* all connections */
+    chat__conn *next_of_user; /* connections of the same user (authenticated only) */
+
+    int authed;
+    int auth_pending;         /* an auth or login is being checked */
+    char user[CHAT_ID_MAX + 1];
+    char device[CHAT_ID_MAX + 1];
+    char session[33];
+
+    /* Reassembly of one WebSocket message; capped at the frame limit. */
+    char *rx;
+    size_t rx_len, rx_cap;
+    int rx_frags;
+    int rx_binary;
+
+    /* Outbound queue, bounded in frames and bytes. */
+    chat__frame **q;
+    size_t q_head, q_count, q_cap, q_bytes;
+
+    int close_code;           /* non-zero: close once the queue is flushed */
+    char close_reason[64];
+
+    chat__bucket send_bucket, typing_bucket;
+    int64_t err_window_ms;
+    int err_count;
+    lws_sorted_usec_list_t auth_sul;
+};
+
+struct chat_server {
+    struct chat_server_config cfg;
+
+    const chat_store_ops *store;
+    void *store_st;
+    const chat_bus_ops *bus;
+    void *bus_st;
+    const chat_push_ops *push;
+    void *push_st;
+
+    chat__worker writer;  /* store transactions, group-committed */
+    chat__worker hasher;  /* password hashing, capped to one at a time */
+
+    /* Loop thread state. */
+    uv_loop_t loop;
+    uv_async_t wake;
+    int loop_ready;
+    struct lws_context *lws;
+    struct lws_vhost *vhost;
+    lws_retry_bo_t retry;
+    pthread_t thread;
+    int thread_started;
+    atomic_int port;
+    atomic_int stop_requested;
+    atomic_int running;
+    atomic_int bus_wake;  /* the bus asked for poll() */
+    int stopping;
+
+    /* Completed jobs and posted tasks, handed to the loop thread. */
+    pthread_mutex_t done_lock;
+    chat__job *done_head, *done_tail;
+
+    chat__conn *conns;
+    size_t n_conns;
+    chat__strmap users;   /* user id -> chat__conn list (next_of_user) */
+
+    pthread_mutex_t revoked_lock;
+    chat__strmap revoked; /* session id -> (void *)1 */
+
+    chat__typing typing;
+    lws_sorted_usec_list_t typing_sul;
+
+    /* The frame being published on the bus right now: a local delivery of these bytes shares
+     * it by reference instead of copying. */
+    chat__frame *publishing;
+};
+
+/* Logging through the host's callback. */
+void chat__log(const chat_server *srv, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int64_t chat__now_ms(const chat_server *srv);
+int64_t chat__limit(const chat_server *srv, int limit);
+
+/* Queue a completed job for the loop thread and wake it. [any thread] */
+void chat__server_post(chat_server *srv, chat__job *job);
+/* Run every posted job's done() on the loop thread. */
+void chat__server_drain(chat_server *srv);
+int chat__server_revoked(chat_server *srv, const char *session);
+
+/* conn.c: connection lifetime, output, registry. [loop thread] */
+chat__conn *chat__conn_new(chat_server *srv, struct lws *wsi);
+void chat__conn_closed(chat__conn *c);
+chat__conn *chat__conn_ref(chat__conn *c);
+void chat__conn_unref(chat__conn *c);
+/* Queue a frame (a reference is taken) for this connection; closes it with 1013 when its
+ * queue is over the limit. */
+void chat__conn_send(chat__conn *c, chat__frame *f);
+void chat__conn_close(chat__conn *c, int code, const char *reason);
+/* The transport may write: send one queued frame. Returns -1 to close the connection. */
+int chat__conn_writable(chat__conn *c);
+void chat__conn_set_authed(chat__conn *c, const char *user, const char *device,
+                           const char *session);
+/* Error frame to c; counts towards the abuse limit. re may be NULL. */
+void chat__conn_error(chat__conn *c, const cJSON *re, int code, const char *reason,
+                      const char *message, int64_t retry_after_ms);
+/* Deliver to every local connection of user except device (may be NULL). */
+void chat__deliver_local(chat_server *srv, const char *user, const char *except_device,
+                         const void *frame, size_t len);
+
+/* dispatch.c: one complete WebSocket text message from c. [loop thread] */
+void chat__dispatch(chat__conn *c, const char *buf, size_t len);
+
+/* presence.c [loop thread] */
+void chat__presence_changed(chat_server *srv, const char *user, int online);
+void chat__presence_snapshot(chat__conn *c);
+void chat__typing_timer_arm(chat_server *srv);
+
+/* transport: lws context on the server's uv loop. [loop thread] */
+int chat__ws_start(chat_server *srv);
+void chat__ws_stop(chat_server *srv);
+
+#endif

@@ -1,0 +1,393 @@
+/* send and history: storing messages in order, once, and reading them back. */
+#include "server/req.h"
+
+#include "core/alloc.h"
+#include "core/ids.h"
+#include "core/json.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct send_args {
+    int64_t conv;       /* 0 when sending by "to" */
+    const char *to;
+    const char *cmid;
+    int kind;
+    const char *body;   /* text (into args) or the media JSON (owned, in extra) */
+    size_t body_len;
+} send_args;
+
+static void free_send_args(void *p)
+{
+    send_args *a = p;
+    if (a && a->kind == CHAT_MSG_MEDIA)
+        cJSON_free((void *)a->body);
+    chat__free(a);
+}
+
+/* The direct conversation of a and b, created on first use. */
+static int direct_conv(chat__txn *tx, chat__req *r, const char *a, const char *b,
+                       chat_store_conv *out)
+{
+    char key[sizeof out->dm_key];
+    int lt = strcmp(a, b) < 0;
+    snprintf(key, sizeof key, "%s\n%s", lt ? a : b, lt ? b : a);
+    int rc = tx->ops->conv_find_direct(tx->st, key, out);
+    if (rc == CHAT_OK)
+        return CHAT_OK;
+    if (rc != CHAT_ENOTFOUND)
+        return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+    memset(out, 0, sizeof *out);
+    out->kind = CHAT_CONV_DIRECT;
+    out->created_ms = tx->now_ms;
+    out->member_count = 2;
+    out->change = chat__txn_bump(tx);
+    strcpy(out->dm_key, key);
+    if (tx->ops->conv_insert(tx->st, out) != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "cannot create the conversation");
+    const char *users[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        chat_store_member m = {0};
+        m.conv = out->id;
+        strcpy(m.user, users[i]);
+        m.role = CHAT_ROLE_MEMBER;
+        m.change = out->change;
+        if (tx->ops->member_put(tx->st, &m) != CHAT_OK)
+            return chat__req_fail(r, CHAT_EIO, "storage", "cannot add the members");
+    }
+    return CHAT_OK;
+}
+
+static cJSON *ack_json(chat__req *r, const chat_store_msg *m, int dup)
+{
+    cJSON *o = chat__req_reply(r, "ack");
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "conv", (double)m->conv);
+    cJSON_AddStringToObject(o, "cmid", m->cmid);
+    cJSON_AddNumberToObject(o, "seq", (double)m->seq);
+    cJSON_AddNumberToObject(o, "ts", (double)m->ts_ms);
+    cJSON_AddBoolToObject(o, "dup", dup);
+    return o;
+}
+
+typedef struct found_msg {
+    uint64_t seq;
+    int64_t ts;
+} found_msg;
+
+static int keep_found(const chat_store_msg *m, void *ud)
+{
+    found_msg *f = ud;
+    f->seq = m->seq;
+    f->ts = m->ts_ms;
+    return 0;
+}
+
+static int send_run(chat__job *job, chat__txn *tx)
+{
+    chat__req *r = (chat__req *)job;
+    send_args *a = r->extra;
+    chat_store_conv conv;
+    chat_store_member me;
+    int rc;
+
+    if (a->to) {
+        rc = direct_conv(tx, r, r->user, a->to, &conv);
+        if (rc != CHAT_OK)
+            return rc;
+    } else {
+        rc = chat__txn_conv(tx, r, a->conv, &conv);
+        if (rc != CHAT_OK)
+            return rc;
+    }
+    rc = chat__txn_member(tx, r, conv.id, r->user, &conv, &me);
+    if (rc != CHAT_OK)
+        return rc;
+
+    /* A resend of a stored message is acked with the original seq and stores nothing. */
+    found_msg found = {0, 0};
+    rc = tx->ops->msg_find_cmid(tx->st, conv.id, r->user, r->device, a->cmid, keep_found, &found);
+    if (rc == CHAT_OK) {
+        chat_store_msg m = {.conv = conv.id, .seq = found.seq, .ts_ms = found.ts, .cmid = a->cmid};
+        r->reply = chat__frame_take_json(ack_json(r, &m, 1));
+        return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+    }
+    if (rc != CHAT_ENOTFOUND)
+        return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+
+    chat_store_msg m = {0};
+    m.sender = r->user;
+    m.device = r->device;
+    m.cmid = a->cmid;
+    m.kind = a->kind;
+    m.body = a->body;
+    m.body_len = a->body_len;
+    rc = chat__txn_append(tx, r, &conv, &m);
+    if (rc != CHAT_OK)
+        return rc;
+    rc = chat__txn_fanout_members(tx, r, conv.id);
+    if (rc != CHAT_OK)
+        return rc;
+    r->reply = chat__frame_take_json(ack_json(r, &m, 0));
+    r->fanout = chat__frame_take_json(chat__msg_json(&m));
+    if (!r->reply || !r->fanout)
+        return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+
+    r->push = 1;
+    r->head = m.seq;
+    r->pev.conv = conv.id;
+    r->pev.conv_kind = conv.kind;
+    strcpy(r->pev_title, conv.title);
+    r->pev.seq = m.seq;
+    r->pev.sender = r->user;
+    r->pev.msg_kind = m.kind;
+    r->pev.ts_ms = m.ts_ms;
+    if (m.kind == CHAT_MSG_TEXT) {
+        /* Previews are short: at most 120 bytes, cut at a UTF-8 boundary. */
+        size_t n = m.body_len < 120 ? m.body_len : 120;
+        while (n > 0 && n < m.body_len && ((unsigned char)m.body[n] & 0xC0) == 0x80)
+            n--;
+        r->pev_preview = chat__strndup(m.body, n);
+    }
+    return CHAT_OK;
+}
+
+/* The media reference, normalized to the fields the protocol defines. */
+static char *media_body(chat__conn *c, const cJSON *f, const cJSON *re)
+{
+    const cJSON *media = cJSON_GetObjectItemCaseSensitive(f, "media");
+    if (!media) {
+        chat__conn_error(c, re, CHAT_EINVAL, "missing_field", "field 'media' is required", 0);
+        return NULL;
+    }
+    if (!cJSON_IsObject(media)) {
+        chat__conn_error(c, re, CHAT_EINVAL, "bad_field", "field 'media' must be an object", 0);
+        return NULL;
+    }
+    static const struct {
+        const char *key;
+        size_t max;
+    } strs[] = {{"id", 128}, {"mime", 255}, {"name", 255}};
+    cJSON *out = cJSON_CreateObject();
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < 3; i++) {
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(media, strs[i].key);
+        size_t n = cJSON_IsString(s) ? strlen(s->valuestring) : 0;
+        if (!cJSON_IsString(s) || n == 0 || n > strs[i].max) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "media.%s must be a string of 1-%zu bytes", strs[i].key,
+                     strs[i].max);
+            chat__conn_error(c, re, CHAT_EINVAL, s ? "bad_field" : "missing_field", msg, 0);
+            cJSON_Delete(out);
+            return NULL;
+        }
+        cJSON_AddStringToObject(out, strs[i].key, s->valuestring);
+    }
+    static const char *nums[] = {"size", "width", "height", "duration_ms"};
+    for (size_t i = 0; i < 4; i++) {
+        uint64_t v;
+        int rc = chat__json_u64(media, nums[i], &v);
+        if (rc == CHAT_ENOTFOUND && i > 0)
+            continue;
+        if (rc != CHAT_OK) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "media.%s must be a non-negative integer", nums[i]);
+            chat__conn_error(c, re, CHAT_EINVAL,
+                             rc == CHAT_ENOTFOUND ? "missing_field" : "bad_field", msg, 0);
+            cJSON_Delete(out);
+            return NULL;
+        }
+        cJSON_AddNumberToObject(out, nums[i], (double)v);
+    }
+    char *s = cJSON_PrintUnformatted(out);
+    cJSON_Delete(out);
+    return s;
+}
+
+void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
+{
+    chat_server *srv = c->srv;
+    send_args a = {0};
+    const char *kind = NULL;
+    char *media = NULL;
+
+    int has_conv = cJSON_GetObjectItemCaseSensitive(f, "conv") != NULL;
+    int has_to = cJSON_GetObjectItemCaseSensitive(f, "to") != NULL;
+    if (has_conv == has_to) {
+        chat__conn_error(c, re, CHAT_EINVAL, has_conv ? "bad_field" : "missing_field",
+                         "exactly one of 'conv' and 'to' is required", 0);
+        goto fail;
+    }
+    if (has_conv && !chat__arg_conv(c, f, re, &a.conv))
+        goto fail;
+    size_t n = 0;
+    if (has_to) {
+        if (!chat__arg_str(c, f, re, "to", 1, &a.to, &n))
+            goto fail;
+        if (!chat__id_valid(a.to, n) || strcmp(a.to, c->user) == 0) {
+            chat__conn_error(c, re, CHAT_EINVAL, "bad_field",
+                             "'to' must be another user's id", 0);
+            goto fail;
+        }
+    }
+    if (!chat__arg_str(c, f, re, "cmid", 1, &a.cmid, &n))
+        goto fail;
+    if (!chat__cmid_valid(a.cmid, n)) {
+        chat__conn_error(c, re, CHAT_EINVAL, "bad_field",
+                         "'cmid' must be 1-64 printable ASCII characters", 0);
+        goto fail;
+    }
+    if (!chat__arg_str(c, f, re, "kind", 0, &kind, NULL))
+        goto fail;
+    if (!kind || strcmp(kind, "text") == 0) {
+        a.kind = CHAT_MSG_TEXT;
+        if (!chat__arg_str(c, f, re, "text", 1, &a.body, &a.body_len))
+            goto fail;
+        if (a.body_len == 0) {
+            chat__conn_error(c, re, CHAT_EINVAL, "bad_field", "'text' must not be empty", 0);
+            goto fail;
+        }
+        if ((int64_t)a.body_len > chat__limit(srv, CHAT_LIMIT_BODY_BYTES)) {
+            chat__conn_error(c, re, CHAT_ELIMIT, "body_too_large", "text is over the body limit",
+                             0);
+            goto fail;
+        }
+    } else if (strcmp(kind, "media") == 0) {
+        a.kind = CHAT_MSG_MEDIA;
+        media = media_body(c, f, re);
+        if (!media)
+            goto fail;
+        a.body = media;
+        a.body_len = strlen(media);
+    } else {
+        chat__conn_error(c, re, CHAT_EINVAL, "bad_field", "'kind' must be 'text' or 'media'", 0);
+        goto fail;
+    }
+
+    int64_t retry = 0;
+    if (!chat__bucket_take(&c->send_bucket, (double)chat__limit(srv, CHAT_LIMIT_SEND_RATE),
+                           (double)chat__limit(srv, CHAT_LIMIT_SEND_BURST), chat__now_ms(srv),
+                           &retry)) {
+        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "sending too fast", retry);
+        goto fail;
+    }
+
+    if (chat__req_start(c, f, re, send_run, &a, sizeof a, free_send_args) != CHAT_OK)
+        cJSON_free(media);
+    return;
+fail:
+    cJSON_free(media);
+    cJSON_Delete(re);
+    cJSON_Delete(f);
+}
+
+/* ---- history ---- */
+
+typedef struct history_args {
+    int64_t conv;
+    uint64_t after, before;
+    int limit;
+    int backwards;
+} history_args;
+
+static int add_msg(const chat_store_msg *m, void *ud)
+{
+    cJSON *o = chat__msg_json(m);
+    if (!o)
+        return CHAT_ENOMEM;
+    cJSON_AddItemToArray(ud, o);
+    return 0;
+}
+
+static int history_run(chat__job *job, chat__txn *tx)
+{
+    chat__req *r = (chat__req *)job;
+    history_args *a = r->extra;
+    chat_store_conv conv;
+    chat_store_member me;
+    int rc = chat__txn_member(tx, r, a->conv, r->user, &conv, &me);
+    if (rc != CHAT_OK)
+        return rc;
+    /* A member sees what was sent after joining. */
+    uint64_t after = a->after > me.joined_seq ? a->after : me.joined_seq;
+    cJSON *o = chat__req_reply(r, "history");
+    cJSON *msgs = cJSON_CreateArray();
+    if (!o || !msgs) {
+        cJSON_Delete(o);
+        cJSON_Delete(msgs);
+        return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+    }
+    cJSON_AddNumberToObject(o, "conv", (double)a->conv);
+    /* One extra row tells whether there is more in the direction paged. */
+    rc = tx->ops->msg_range(tx->st, a->conv, after, a->before, a->limit + 1, a->backwards,
+                            add_msg, msgs);
+    if (rc != CHAT_OK) {
+        cJSON_Delete(o);
+        cJSON_Delete(msgs);
+        return chat__req_fail(r, CHAT_EIO, "storage", "cannot read history");
+    }
+    int n = cJSON_GetArraySize(msgs);
+    int more = n > a->limit;
+    if (more)
+        cJSON_DeleteItemFromArray(msgs, a->backwards ? n - 1 : a->limit);
+    if (a->backwards) {
+        /* Pages always read in ascending order. */
+        cJSON *asc = cJSON_CreateArray();
+        while (cJSON_GetArraySize(msgs) > 0) {
+            int last = cJSON_GetArraySize(msgs) - 1;
+            cJSON_AddItemToArray(asc, cJSON_DetachItemFromArray(msgs, last));
+        }
+        cJSON_Delete(msgs);
+        msgs = asc;
+    }
+    cJSON_AddBoolToObject(o, "more", more);
+    cJSON_AddItemToObject(o, "messages", msgs);
+    r->reply = chat__frame_take_json(o);
+    return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+}
+
+int chat__arg_limit(chat__conn *c, const cJSON *f, const cJSON *re, int def, int *out)
+{
+    uint64_t v;
+    int rc = chat__json_u64(f, "limit", &v);
+    if (rc == CHAT_ENOTFOUND) {
+        v = (uint64_t)def;
+    } else if (rc != CHAT_OK || v == 0) {
+        chat__conn_error(c, re, CHAT_EINVAL, "bad_field", "'limit' must be a positive integer",
+                         0);
+        return 0;
+    }
+    uint64_t max = (uint64_t)chat__limit(c->srv, CHAT_LIMIT_PAGE_MAX);
+    *out = (int)(v > max ? max : v);
+    return 1;
+}
+
+void chat__handle_history(chat__conn *c, cJSON *f, cJSON *re)
+{
+    history_args a = {0};
+    if (!chat__arg_conv(c, f, re, &a.conv) || !chat__arg_limit(c, f, re, 50, &a.limit))
+        goto fail;
+    int rb = chat__json_u64(f, "before", &a.before);
+    int ra = chat__json_u64(f, "after", &a.after);
+    if ((rb != CHAT_OK && rb != CHAT_ENOTFOUND) || (ra != CHAT_OK && ra != CHAT_ENOTFOUND)) {
+        chat__conn_error(c, re, CHAT_EINVAL, "bad_field",
+                         "'before' and 'after' must be non-negative integers", 0);
+        goto fail;
+    }
+    if (rb == CHAT_OK && ra == CHAT_OK) {
+        chat__conn_error(c, re, CHAT_EINVAL, "bad_field", "give 'before' or 'after', not both",
+                         0);
+        goto fail;
+    }
+    if (rb == CHAT_OK && a.before == 0)
+        a.before = 1; /* nothing is below seq 1 */
+    a.backwards = ra != CHAT_OK;
+    chat__req_start(c, f, re, history_run, &a, sizeof a, NULL);
+    return;
+fail:
+    cJSON_Delete(re);
+    cJSON_Delete(f);
+}

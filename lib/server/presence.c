@@ -1,0 +1,388 @@
+/* Presence (online, last seen) among contacts, the last-seen privacy setting, and typing.
+ * All of it is ephemeral except last_seen and the setting, which are written on change only. */
+#include "server/req.h"
+
+#include "core/alloc.h"
+#include "core/ids.h"
+#include "core/json.h"
+
+#include <string.h>
+
+/* A contact's stored presence: last seen and whether it is hidden. */
+typedef struct contact {
+    char user[CHAT_ID_MAX + 1];
+    int64_t last_seen_ms;
+    int hide;
+} contact;
+
+typedef struct contacts {
+    contact *v;
+    size_t n, cap;
+    chat__txn *tx;
+} contacts;
+
+static void contacts_free(void *p)
+{
+    contacts *cs = p;
+    if (cs)
+        chat__free(cs->v);
+    chat__free(cs);
+}
+
+static int add_contact(const char *name, void *ud)
+{
+    contacts *cs = ud;
+    if (cs->n == cs->cap) {
+        size_t ncap = cs->cap ? cs->cap * 2 : 16;
+        contact *nv = chat__realloc(cs->v, ncap * sizeof *nv);
+        if (!nv)
+            return CHAT_ENOMEM;
+        cs->v = nv;
+        cs->cap = ncap;
+    }
+    contact *ct = &cs->v[cs->n++];
+    memset(ct, 0, sizeof *ct);
+    strncpy(ct->user, name, CHAT_ID_MAX);
+    return 0;
+}
+
+static int fill_contact(chat__txn *tx, contact *ct)
+{
+    chat_store_user u;
+    int rc = tx->ops->user_get(tx->st, ct->user, &u);
+    if (rc == CHAT_OK) {
+        ct->last_seen_ms = u.last_seen_ms;
+        ct->hide = u.hide_last_seen;
+    }
+    return rc == CHAT_OK || rc == CHAT_ENOTFOUND ? CHAT_OK : rc;
+}
+
+static cJSON *presence_entry(chat_server *srv, const char *user, int64_t last_seen, int hide)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    int online = srv->bus->online(srv->bus_st, user);
+    cJSON_AddStringToObject(o, "user", user);
+    cJSON_AddBoolToObject(o, "online", online);
+    if (!online && !hide && last_seen > 0)
+        cJSON_AddNumberToObject(o, "last_seen", (double)last_seen);
+    return o;
+}
+
+/* ---- my contacts' state, after auth_ok or on request ---- */
+
+static int contacts_run(chat__job *job, chat__txn *tx)
+{
+    chat__req *r = (chat__req *)job;
+    contacts *cs = r->extra;
+    int rc = tx->ops->contacts(tx->st, r->user, add_contact, cs);
+    for (size_t i = 0; rc == CHAT_OK && i < cs->n; i++)
+        rc = fill_contact(tx, &cs->v[i]);
+    if (rc != CHAT_OK)
+        return chat__req_fail(r, rc == CHAT_ENOMEM ? CHAT_ENOMEM : CHAT_EIO, "storage",
+                              "cannot read contacts");
+    return CHAT_OK;
+}
+
+/* Answer with the state of the requested users who are contacts (all contacts without a
+ * request list); the rest are "unknown". Online state is read here, on the loop thread. */
+static void contacts_after(chat_server *srv, chat__req *r)
+{
+    contacts *cs = r->extra;
+    if (r->job.status != CHAT_OK || !r->conn || !r->conn->wsi)
+        return;
+    const cJSON *want = cJSON_GetObjectItemCaseSensitive(r->args, "users");
+    cJSON *o = r->re ? chat__req_reply(r, "presence") : cJSON_CreateObject();
+    if (!o)
+        return;
+    if (!r->re)
+        cJSON_AddStringToObject(o, "type", "presence");
+    cJSON *users = cJSON_AddArrayToObject(o, "users");
+    if (!want) {
+        for (size_t i = 0; i < cs->n; i++)
+            cJSON_AddItemToArray(users, presence_entry(srv, cs->v[i].user, cs->v[i].last_seen_ms,
+                                                       cs->v[i].hide));
+    } else {
+        cJSON *unknown = cJSON_AddArrayToObject(o, "unknown");
+        const cJSON *u;
+        cJSON_ArrayForEach(u, want)
+        {
+            const contact *found = NULL;
+            for (size_t i = 0; i < cs->n && !found; i++)
+                if (strcmp(cs->v[i].user, u->valuestring) == 0)
+                    found = &cs->v[i];
+            if (found)
+                cJSON_AddItemToArray(users, presence_entry(srv, found->user, found->last_seen_ms,
+                                                           found->hide));
+            else
+                cJSON_AddItemToArray(unknown, cJSON_CreateString(u->valuestring));
+        }
+    }
+    chat__frame *f = chat__frame_take_json(o);
+    if (f) {
+        chat__conn_send(r->conn, f);
+        chat__frame_unref(f);
+    }
+}
+
+static void start_contacts(chat__conn *c, cJSON *f, cJSON *re)
+{
+    contacts *cs = chat__calloc(1, sizeof *cs);
+    chat__req *r = cs ? chat__req_new(c, f, contacts_run) : NULL;
+    if (!r) {
+        chat__free(cs);
+        if (!cs)
+            cJSON_Delete(f);
+        cJSON_Delete(re);
+        return;
+    }
+    r->re = re;
+    r->extra = cs;
+    r->extra_free = contacts_free;
+    r->after = contacts_after;
+    chat__req_submit(c->srv, r);
+}
+
+void chat__presence_snapshot(chat__conn *c)
+{
+    start_contacts(c, NULL, NULL);
+}
+
+void chat__handle_presence(chat__conn *c, cJSON *f, cJSON *re)
+{
+    const cJSON *users = cJSON_GetObjectItemCaseSensitive(f, "users");
+    int n = cJSON_IsArray(users) ? cJSON_GetArraySize(users) : -1;
+    const cJSON *u;
+    int ok = n >= 1 && n <= 1024;
+    if (ok) {
+        cJSON_ArrayForEach(u, users)
+        {
+            if (!cJSON_IsString(u) || !chat__id_valid(u->valuestring, strlen(u->valuestring)))
+                ok = 0;
+        }
+    }
+    if (!ok) {
+        chat__conn_error(c, re, CHAT_EINVAL, users ? "bad_field" : "missing_field",
+                         "'users' must be an array of 1-1024 user ids", 0);
+        cJSON_Delete(re);
+        cJSON_Delete(f);
+        return;
+    }
+    start_contacts(c, f, re);
+}
+
+/* ---- a user came online or went offline anywhere: tell the contacts ---- */
+
+static int changed_run(chat__job *job, chat__txn *tx)
+{
+    chat__req *r = (chat__req *)job;
+    contacts *cs = r->extra;
+    chat_store_user u;
+    int rc = tx->ops->user_get(tx->st, r->user, &u);
+    if (rc == CHAT_ENOTFOUND) {
+        memset(&u, 0, sizeof u);
+        strcpy(u.name, r->user);
+        u.created_ms = tx->now_ms;
+        rc = CHAT_OK;
+    }
+    if (rc != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "cannot read the user");
+    if (!r->state) {
+        u.last_seen_ms = tx->now_ms;
+        if (tx->ops->user_put(tx->st, &u) != CHAT_OK)
+            return chat__req_fail(r, CHAT_EIO, "storage", "cannot store last seen");
+    }
+    if (tx->ops->contacts(tx->st, r->user, add_contact, cs) != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "cannot read contacts");
+    for (size_t i = 0; i < cs->n; i++)
+        if (chat__userlist_add(&r->to, cs->v[i].user, 0) != CHAT_OK)
+            return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "presence");
+    cJSON *users = cJSON_AddArrayToObject(o, "users");
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "user", r->user);
+    cJSON_AddBoolToObject(e, "online", r->state);
+    if (!r->state && !u.hide_last_seen)
+        cJSON_AddNumberToObject(e, "last_seen", (double)u.last_seen_ms);
+    cJSON_AddItemToArray(users, e);
+    r->fanout = chat__frame_take_json(o);
+    r->fanout_all_devices = 1;
+    return r->fanout ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+}
+
+void chat__presence_changed(chat_server *srv, const char *user, int online)
+{
+    contacts *cs = chat__calloc(1, sizeof *cs);
+    chat__req *r = cs ? chat__req_new(NULL, NULL, changed_run) : NULL;
+    if (!r) {
+        chat__free(cs);
+        chat__log(srv, CHAT_LOG_WARN, "presence change of %s dropped: out of memory", user);
+        return;
+    }
+    snprintf(r->user, sizeof r->user, "%s", user);
+    r->state = online;
+    r->extra = cs;
+    r->extra_free = contacts_free;
+    chat__req_submit(srv, r);
+}
+
+/* ---- settings ---- */
+
+static int settings_run(chat__job *job, chat__txn *tx)
+{
+    chat__req *r = (chat__req *)job;
+    chat_store_user u;
+    int rc = tx->ops->user_get(tx->st, r->user, &u);
+    if (rc == CHAT_ENOTFOUND) {
+        memset(&u, 0, sizeof u);
+        strcpy(u.name, r->user);
+        u.created_ms = tx->now_ms;
+    } else if (rc != CHAT_OK) {
+        return chat__req_fail(r, CHAT_EIO, "storage", "cannot read the user");
+    }
+    u.hide_last_seen = r->state;
+    if (tx->ops->user_put(tx->st, &u) != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "cannot store the setting");
+    r->reply = chat__frame_take_json(chat__req_reply(r, "ok"));
+    return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+}
+
+void chat__handle_settings(chat__conn *c, cJSON *f, cJSON *re)
+{
+    int hide = 0;
+    int rc = chat__json_bool(f, "hide_last_seen", &hide);
+    if (rc != CHAT_OK) {
+        chat__conn_error(c, re, CHAT_EINVAL, rc == CHAT_ENOTFOUND ? "missing_field" : "bad_field",
+                         "'hide_last_seen' must be true or false", 0);
+        cJSON_Delete(re);
+        cJSON_Delete(f);
+        return;
+    }
+    chat__req *r = chat__req_new(c, f, settings_run);
+    if (!r) {
+        cJSON_Delete(re);
+        return;
+    }
+    r->re = re;
+    r->state = hide;
+    chat__req_submit(c->srv, r);
+}
+
+/* ---- typing ---- */
+
+static int typing_run(chat__job *job, chat__txn *tx)
+{
+    chat__req *r = (chat__req *)job;
+    chat_store_conv conv;
+    chat_store_member me;
+    int rc = chat__txn_member(tx, r, r->conv, r->user, &conv, &me);
+    if (rc == CHAT_OK)
+        rc = chat__txn_fanout_members(tx, r, r->conv);
+    return rc;
+}
+
+static chat__frame *typing_frame(chat_server *srv, int64_t conv, const char *user, int start)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "type", "typing");
+    cJSON_AddNumberToObject(o, "conv", (double)conv);
+    cJSON_AddStringToObject(o, "user", user);
+    cJSON_AddStringToObject(o, "state", start ? "start" : "stop");
+    if (start)
+        cJSON_AddNumberToObject(o, "ttl_ms", (double)chat__limit(srv, CHAT_LIMIT_TYPING_TTL_MS));
+    return chat__frame_take_json(o);
+}
+
+/* Membership is checked by the store; the transition is decided here, on the loop thread,
+ * so a repeated "start" only extends the deadline and is not re-broadcast. */
+static void typing_after(chat_server *srv, chat__req *r)
+{
+    int announce;
+    if (r->job.status != CHAT_OK)
+        return;
+    if (r->state) {
+        announce = chat__typing_start(&srv->typing, r->conv, r->user,
+                                      chat__now_ms(srv) +
+                                          chat__limit(srv, CHAT_LIMIT_TYPING_TTL_MS)) == 1;
+        chat__typing_timer_arm(srv);
+    } else {
+        /* An internal stop (expiry) has no connection: it was removed from the table already. */
+        announce = r->conn ? chat__typing_stop(&srv->typing, r->conv, r->user) : 1;
+    }
+    if (!announce)
+        return;
+    chat__frame *f = typing_frame(srv, r->conv, r->user, r->state);
+    if (f) {
+        chat__publish(srv, &r->to, r->conn ? r->user : NULL, r->conn ? r->device : NULL, f);
+        chat__frame_unref(f);
+    }
+}
+
+static void typing_submit(chat_server *srv, chat__conn *c, cJSON *f, cJSON *re, int64_t conv,
+                          const char *user, int start)
+{
+    chat__req *r = chat__req_new(c, f, typing_run);
+    if (!r) {
+        cJSON_Delete(re);
+        return;
+    }
+    r->re = re;
+    r->conv = conv;
+    r->state = start;
+    r->after = typing_after;
+    if (!c)
+        snprintf(r->user, sizeof r->user, "%s", user);
+    chat__req_submit(srv, r);
+}
+
+void chat__handle_typing(chat__conn *c, cJSON *f, cJSON *re)
+{
+    chat_server *srv = c->srv;
+    int64_t conv;
+    const char *state;
+    if (!chat__arg_conv(c, f, re, &conv) || !chat__arg_str(c, f, re, "state", 1, &state, NULL))
+        goto fail;
+    int start = strcmp(state, "start") == 0;
+    if (!start && strcmp(state, "stop") != 0) {
+        chat__conn_error(c, re, CHAT_EINVAL, "bad_field", "'state' must be start or stop", 0);
+        goto fail;
+    }
+    int64_t retry = 0;
+    double rate = (double)chat__limit(srv, CHAT_LIMIT_TYPING_RATE);
+    if (!chat__bucket_take(&c->typing_bucket, rate, rate, chat__now_ms(srv), &retry)) {
+        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "typing updates too fast", retry);
+        goto fail;
+    }
+    typing_submit(srv, c, f, re, conv, NULL, start);
+    return;
+fail:
+    cJSON_Delete(re);
+    cJSON_Delete(f);
+}
+
+static void typing_expired(int64_t conv, const char *user, void *ud)
+{
+    typing_submit(ud, NULL, NULL, NULL, conv, user, 0);
+}
+
+static void typing_timer_cb(lws_sorted_usec_list_t *sul)
+{
+    chat_server *srv = lws_container_of(sul, chat_server, typing_sul);
+    chat__typing_expire(&srv->typing, chat__now_ms(srv), typing_expired, srv);
+    chat__typing_timer_arm(srv);
+}
+
+void chat__typing_timer_arm(chat_server *srv)
+{
+    int64_t next = chat__typing_next_deadline(&srv->typing);
+    if (!srv->lws || next == INT64_MAX)
+        return;
+    int64_t wait = next - chat__now_ms(srv);
+    if (wait < 1)
+        wait = 1;
+    lws_sul_schedule(srv->lws, 0, &srv->typing_sul, typing_timer_cb, wait * LWS_US_PER_MS);
+}

@@ -1,0 +1,405 @@
+/* The request machinery shared by every frame type; see req.h. */
+#include "server/req.h"
+
+#include "core/alloc.h"
+#include "core/error.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+int chat__userlist_add(chat__userlist *l, const char *user, uint64_t read_seq)
+{
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 8;
+        char **nu = chat__realloc(l->users, ncap * sizeof *nu);
+        if (!nu)
+            return CHAT_ENOMEM;
+        l->users = nu;
+        uint64_t *nr = chat__realloc(l->read_seq, ncap * sizeof *nr);
+        if (!nr)
+            return CHAT_ENOMEM;
+        l->read_seq = nr;
+        l->cap = ncap;
+    }
+    char *u = chat__strdup(user);
+    if (!u)
+        return CHAT_ENOMEM;
+    l->users[l->n] = u;
+    l->read_seq[l->n] = read_seq;
+    l->n++;
+    return CHAT_OK;
+}
+
+int chat__userlist_has(const chat__userlist *l, const char *user)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->users[i], user) == 0)
+            return 1;
+    return 0;
+}
+
+void chat__userlist_free(chat__userlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        chat__free(l->users[i]);
+    chat__free(l->users);
+    chat__free(l->read_seq);
+    memset(l, 0, sizeof *l);
+}
+
+static void req_discard(chat__job *job)
+{
+    chat__req *r = (chat__req *)job;
+    chat__frame_unref(r->reply);
+    chat__frame_unref(r->fanout);
+    chat__frame_unref(r->fanout2);
+    r->reply = r->fanout = r->fanout2 = NULL;
+    chat__userlist_free(&r->to);
+    r->push = 0;
+    chat__free(r->pev_preview);
+    r->pev_preview = NULL;
+}
+
+static void req_free(chat__req *r)
+{
+    req_discard(&r->job);
+    cJSON_Delete(r->re);
+    cJSON_Delete(r->args);
+    if (r->extra_free)
+        r->extra_free(r->extra);
+    if (r->conn)
+        chat__conn_unref(r->conn);
+    chat__free(r);
+}
+
+static void push_offline(chat_server *srv, chat__req *r)
+{
+    if (!srv->push)
+        return;
+    r->pev.title = r->pev_title;
+    r->pev.preview = (srv->cfg.flags & CHAT_SERVER_PUSH_PREVIEWS) ? r->pev_preview : NULL;
+    for (size_t i = 0; i < r->to.n; i++) {
+        if (strcmp(r->to.users[i], r->user) == 0)
+            continue;
+        if (srv->bus->online(srv->bus_st, r->to.users[i]))
+            continue;
+        r->pev.user = r->to.users[i];
+        r->pev.unread = r->head > r->to.read_seq[i] ? r->head - r->to.read_seq[i] : 0;
+        int rc = srv->push->notify(srv->push_st, &r->pev);
+        if (rc != CHAT_OK)
+            chat__log(srv, CHAT_LOG_WARN, "push notifier failed: %s", chat_error_name(rc));
+    }
+}
+
+void chat__publish(chat_server *srv, const chat__userlist *to, const char *except_user,
+                   const char *except_device, chat__frame *f)
+{
+    chat__frame *prev = srv->publishing;
+    srv->publishing = f;
+    int rc = srv->bus->publish(srv->bus_st, (const char *const *)to->users, to->n, except_user,
+                               except_device, chat__frame_data(f), f->len);
+    srv->publishing = prev;
+    if (rc != CHAT_OK)
+        chat__log(srv, CHAT_LOG_WARN, "bus publish failed: %s", chat_error_name(rc));
+}
+
+/* The loop-thread half of every request. */
+static void req_done(chat_server *srv, chat__job *job)
+{
+    chat__req *r = (chat__req *)job;
+    chat__conn *c = r->conn;
+    if (job->status != CHAT_OK) {
+        if (c && c->wsi)
+            chat__conn_error(c, r->re, job->status, job->reason ? job->reason : "internal",
+                             job->message[0] ? job->message : chat_strerror(job->status), 0);
+        if (r->after)
+            r->after(srv, r);
+        req_free(r);
+        return;
+    }
+    if (c && c->wsi && r->reply)
+        chat__conn_send(c, r->reply);
+    chat__frame *frames[2] = {r->fanout, r->fanout2};
+    for (int i = 0; i < 2; i++)
+        if (frames[i] && r->to.n)
+            chat__publish(srv, &r->to, r->fanout_all_devices ? NULL : r->user,
+                          r->fanout_all_devices ? NULL : r->device, frames[i]);
+    if (r->push)
+        push_offline(srv, r);
+    if (r->after)
+        r->after(srv, r);
+    req_free(r);
+}
+
+chat__req *chat__req_new(chat__conn *conn, cJSON *args, int (*run)(chat__job *job, chat__txn *tx))
+{
+    chat__req *r = chat__calloc(1, sizeof *r);
+    if (!r) {
+        cJSON_Delete(args);
+        return NULL;
+    }
+    r->job.run = run;
+    r->job.done = req_done;
+    r->job.discard = req_discard;
+    r->args = args;
+    if (conn) {
+        r->conn = chat__conn_ref(conn);
+        strcpy(r->user, conn->user);
+        strcpy(r->device, conn->device);
+    }
+    return r;
+}
+
+int chat__req_start(chat__conn *c, cJSON *f, cJSON *re, int (*run)(chat__job *job, chat__txn *tx),
+                    const void *args, size_t size, void (*extra_free)(void *extra))
+{
+    void *copy = chat__malloc(size);
+    if (!copy) {
+        cJSON_Delete(f);
+        cJSON_Delete(re);
+        return CHAT_ENOMEM;
+    }
+    memcpy(copy, args, size);
+    chat__req *r = chat__req_new(c, f, run);
+    if (!r) {
+        chat__free(copy);
+        cJSON_Delete(re);
+        return CHAT_ENOMEM;
+    }
+    r->re = re;
+    r->extra = copy;
+    r->extra_free = extra_free ? extra_free : chat__free;
+    chat__req_submit(c->srv, r);
+    return CHAT_OK;
+}
+
+void chat__req_submit(chat_server *srv, chat__req *r)
+{
+    chat__worker_submit(&srv->writer, &r->job);
+}
+
+cJSON *chat__req_reply(const chat__req *r, const char *type)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "type", type);
+    if (r->re)
+        cJSON_AddItemToObject(o, "re", cJSON_Duplicate(r->re, 1));
+    return o;
+}
+
+int chat__txn_conv(chat__txn *tx, chat__req *r, int64_t conv, chat_store_conv *out)
+{
+    int rc = tx->ops->conv_get(tx->st, conv, out);
+    if (rc == CHAT_ENOTFOUND)
+        return chat__req_fail(r, CHAT_ENOTFOUND, "not_found", "no conversation %" PRId64, conv);
+    if (rc != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+    return CHAT_OK;
+}
+
+int chat__txn_member(chat__txn *tx, chat__req *r, int64_t conv, const char *user,
+                     chat_store_conv *conv_out, chat_store_member *m_out)
+{
+    int rc = chat__txn_conv(tx, r, conv, conv_out);
+    if (rc != CHAT_OK)
+        return rc;
+    rc = tx->ops->member_get(tx->st, conv, user, m_out);
+    if (rc == CHAT_ENOTFOUND || (rc == CHAT_OK && m_out->role == CHAT_ROLE_NONE))
+        return chat__req_fail(r, CHAT_EPERM, "not_member",
+                              "not a member of conversation %" PRId64, conv);
+    if (rc != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+    return CHAT_OK;
+}
+
+static int collect_member(const chat_store_member *m, void *ud)
+{
+    chat__userlist *l = ud;
+    return chat__userlist_add(l, m->user, m->read_seq) == CHAT_OK ? 0 : CHAT_ENOMEM;
+}
+
+int chat__txn_fanout_members(chat__txn *tx, chat__req *r, int64_t conv)
+{
+    int rc = tx->ops->member_list(tx->st, conv, 1, collect_member, &r->to);
+    if (rc != CHAT_OK)
+        return chat__req_fail(r, rc == CHAT_ENOMEM ? CHAT_ENOMEM : CHAT_EIO, "storage",
+                              "cannot list members");
+    return CHAT_OK;
+}
+
+int chat__txn_append(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_store_msg *msg)
+{
+    msg->conv = conv->id;
+    msg->seq = conv->head_seq + 1;
+    msg->ts_ms = tx->now_ms;
+    int rc = tx->ops->msg_insert(tx->st, msg);
+    if (rc != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "cannot store the message");
+    conv->head_seq = msg->seq;
+    conv->change = chat__txn_bump(tx);
+    rc = tx->ops->conv_update(tx->st, conv);
+    if (rc != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "cannot update the conversation");
+    /* Sending marks the conversation delivered and read for the sender up to the message:
+     * own messages never count as unread. */
+    chat_store_member me;
+    rc = tx->ops->member_get(tx->st, conv->id, msg->sender, &me);
+    if (rc == CHAT_OK && me.role != CHAT_ROLE_NONE) {
+        me.delivered_seq = me.read_seq = msg->seq;
+        me.delivered_ms = me.read_ms = tx->now_ms;
+        me.change = conv->change;
+        rc = tx->ops->member_put(tx->st, &me);
+    } else if (rc == CHAT_ENOTFOUND || rc == CHAT_OK) {
+        rc = CHAT_OK; /* e.g. the "left" event of a member who just left */
+    }
+    if (rc != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "cannot update the sender's receipts");
+    return CHAT_OK;
+}
+
+int chat__txn_event(chat__txn *tx, chat__req *r, chat_store_conv *conv, cJSON *event,
+                    chat_store_msg *out)
+{
+    cJSON_AddStringToObject(event, "by", r->user);
+    char *body = cJSON_PrintUnformatted(event);
+    if (!body)
+        return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+    /* Events are stored under an empty device id, which no client has, with the seq as the
+     * client id, so they can never collide with a client's own message ids. */
+    char cmid[24];
+    snprintf(cmid, sizeof cmid, "!%" PRIu64, conv->head_seq + 1);
+    chat_store_msg m = {0};
+    m.sender = r->user;
+    m.device = "";
+    m.cmid = cmid;
+    m.kind = CHAT_MSG_EVENT;
+    m.body = body;
+    m.body_len = strlen(body);
+    int rc = chat__txn_append(tx, r, conv, &m);
+    if (rc == CHAT_OK) {
+        cJSON *mj = chat__msg_json(&m);
+        r->fanout = chat__frame_take_json(mj);
+        if (!r->fanout)
+            rc = chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+        r->fanout_all_devices = 1;
+        if (out)
+            *out = m;
+    }
+    cJSON_free(body);
+    if (out) {
+        out->body = NULL;
+        out->body_len = 0;
+        out->cmid = NULL;
+    }
+    return rc;
+}
+
+static const char *kind_name(int kind)
+{
+    switch (kind) {
+    case CHAT_MSG_MEDIA: return "media";
+    case CHAT_MSG_EVENT: return "event";
+    default: return "text";
+    }
+}
+
+cJSON *chat__msg_json(const chat_store_msg *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "type", "msg");
+    cJSON_AddNumberToObject(o, "conv", (double)m->conv);
+    cJSON_AddNumberToObject(o, "seq", (double)m->seq);
+    cJSON_AddNumberToObject(o, "ts", (double)m->ts_ms);
+    cJSON_AddStringToObject(o, "from", m->sender);
+    cJSON_AddStringToObject(o, "device", m->device);
+    cJSON_AddStringToObject(o, "cmid", m->kind == CHAT_MSG_EVENT ? "" : m->cmid);
+    cJSON_AddStringToObject(o, "kind", kind_name(m->kind));
+    if (m->kind == CHAT_MSG_TEXT) {
+        char *text = chat__strndup(m->body, m->body_len);
+        cJSON_AddStringToObject(o, "text", text ? text : "");
+        chat__free(text);
+    } else {
+        cJSON *body = cJSON_ParseWithLength(m->body, m->body_len);
+        cJSON_AddItemToObject(o, m->kind == CHAT_MSG_MEDIA ? "media" : "event",
+                              body ? body : cJSON_CreateNull());
+    }
+    return o;
+}
+
+const char *chat__role_name(int role)
+{
+    switch (role) {
+    case CHAT_ROLE_OWNER: return "owner";
+    case CHAT_ROLE_ADMIN: return "admin";
+    case CHAT_ROLE_MEMBER: return "member";
+    default: return "none";
+    }
+}
+
+int chat__role_parse(const char *s)
+{
+    if (strcmp(s, "owner") == 0)
+        return CHAT_ROLE_OWNER;
+    if (strcmp(s, "admin") == 0)
+        return CHAT_ROLE_ADMIN;
+    if (strcmp(s, "member") == 0)
+        return CHAT_ROLE_MEMBER;
+    return -1;
+}
+
+static int add_member_json(const chat_store_member *m, void *ud)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return CHAT_ENOMEM;
+    cJSON_AddStringToObject(o, "user", m->user);
+    cJSON_AddStringToObject(o, "role", chat__role_name(m->role));
+    cJSON_AddNumberToObject(o, "delivered", (double)m->delivered_seq);
+    cJSON_AddNumberToObject(o, "read", (double)m->read_seq);
+    cJSON_AddNumberToObject(o, "delivered_ts", (double)m->delivered_ms);
+    cJSON_AddNumberToObject(o, "read_ts", (double)m->read_ms);
+    cJSON_AddItemToArray(ud, o);
+    return 0;
+}
+
+static int keep_last(const chat_store_msg *m, void *ud)
+{
+    cJSON **out = ud;
+    *out = chat__msg_json(m);
+    return 0;
+}
+
+cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m)
+{
+    chat_store_conv conv;
+    if (tx->ops->conv_get(tx->st, m->conv, &conv) != CHAT_OK)
+        return NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "conv", (double)conv.id);
+    cJSON_AddStringToObject(o, "kind", conv.kind == CHAT_CONV_GROUP ? "group" : "direct");
+    cJSON_AddStringToObject(o, "title", conv.title);
+    cJSON_AddStringToObject(o, "role", chat__role_name(m->role));
+    cJSON_AddNumberToObject(o, "head", (double)conv.head_seq);
+    cJSON_AddNumberToObject(o, "delivered", (double)m->delivered_seq);
+    cJSON_AddNumberToObject(o, "read", (double)m->read_seq);
+    uint64_t unread = 0;
+    if (m->role != CHAT_ROLE_NONE && conv.head_seq > m->read_seq)
+        unread = conv.head_seq - m->read_seq;
+    cJSON_AddNumberToObject(o, "unread", (double)unread);
+    cJSON_AddNumberToObject(o, "joined", (double)m->joined_seq);
+    cJSON *last = NULL;
+    if (m->role != CHAT_ROLE_NONE && conv.head_seq > m->joined_seq)
+        tx->ops->msg_range(tx->st, conv.id, m->joined_seq, 0, 1, 1, keep_last, &last);
+    cJSON_AddItemToObject(o, "last", last ? last : cJSON_CreateNull());
+    cJSON *members = cJSON_AddArrayToObject(o, "members");
+    if (m->role != CHAT_ROLE_NONE && members)
+        tx->ops->member_list(tx->st, conv.id, 1, add_member_json, members);
+    return o;
+}

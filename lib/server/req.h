@@ -1,0 +1,112 @@
+/* A client request on its way through the engine: parsed on the loop thread, run as a job
+ * on the writer (or hasher) thread, finished on the loop thread, where its outputs go out:
+ * a reply to the requesting connection, one fan-out frame to the members of a conversation
+ * through the bus, and push events for members with no device online. */
+#ifndef CHAT_SERVER_REQ_H
+#define CHAT_SERVER_REQ_H
+
+#include "server/internal.h"
+
+/* Users a frame goes to, with each one's read watermark (for the unread count of a push). */
+typedef struct chat__userlist {
+    char **users;
+    uint64_t *read_seq;
+    size_t n, cap;
+} chat__userlist;
+
+int chat__userlist_add(chat__userlist *l, const char *user, uint64_t read_seq);
+int chat__userlist_has(const chat__userlist *l, const char *user);
+void chat__userlist_free(chat__userlist *l);
+
+typedef struct chat__req chat__req;
+
+/* Publish f on the bus to every user of to, except one device. [loop thread] */
+void chat__publish(chat_server *srv, const chat__userlist *to, const char *except_user,
+                   const char *except_device, chat__frame *f);
+
+struct chat__req {
+    chat__job job;
+    chat__conn *conn;       /* requester (a reference), or NULL for internal requests */
+    cJSON *re;              /* the request id to echo, or NULL */
+    cJSON *args;            /* the parsed frame */
+    char user[CHAT_ID_MAX + 1];
+    char device[CHAT_ID_MAX + 1];
+
+    /* Outputs, filled by run(). */
+    chat__frame *reply;
+    chat__frame *fanout;
+    chat__frame *fanout2;   /* a second frame to the same users, after the first */
+    chat__userlist to;
+    int fanout_all_devices; /* also to the requesting device */
+
+    /* Push for the recipients with no device online (the requester excluded). */
+    int push;
+    chat_push_event pev;
+    char pev_title[CHAT_TITLE_MAX + 1];
+    char *pev_preview;
+    uint64_t head;          /* unread = head - read_seq */
+
+    /* Optional loop-thread step after the outputs went out; also called on failure (after
+     * the error frame), so it must check req->job.status. */
+    void (*after)(chat_server *srv, chat__req *req);
+    void *extra;
+    void (*extra_free)(void *extra);
+    int64_t conv;
+    int state;
+};
+
+/* A request from conn; args is consumed. NULL on ENOMEM (args deleted). */
+chat__req *chat__req_new(chat__conn *conn, cJSON *args,
+                         int (*run)(chat__job *job, chat__txn *tx));
+/* Make a request of c's frame f with a copy of args (size bytes) as extra, and submit it.
+ * f and re are consumed either way; returns CHAT_OK or CHAT_ENOMEM (then extra_free was not
+ * called: the caller still owns what args points to). */
+int chat__req_start(chat__conn *c, cJSON *f, cJSON *re, int (*run)(chat__job *job, chat__txn *tx),
+                    const void *args, size_t size, void (*extra_free)(void *extra));
+/* Submit to the writer. */
+void chat__req_submit(chat_server *srv, chat__req *req);
+/* Fail r with a code; returns the code (for run functions). */
+#define chat__req_fail(r, code, reason, ...) chat__job_fail(&(r)->job, code, reason, __VA_ARGS__)
+/* Start a reply object {"type": type, "re": <id>}. */
+cJSON *chat__req_reply(const chat__req *r, const char *type);
+
+/* Store helpers used by several requests; all fail r on error. [writer thread] */
+int chat__txn_conv(chat__txn *tx, chat__req *r, int64_t conv, chat_store_conv *out);
+/* conv must exist and user must be an active member. */
+int chat__txn_member(chat__txn *tx, chat__req *r, int64_t conv, const char *user,
+                     chat_store_conv *conv_out, chat_store_member *m_out);
+/* Active members of conv into r->to. */
+int chat__txn_fanout_members(chat__txn *tx, chat__req *r, int64_t conv);
+/* Append a message at head+1 (conv is updated in place and in the store). */
+int chat__txn_append(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_store_msg *msg);
+/* Append an event {"type": type, "by": r->user, ...fields} as the requester. */
+int chat__txn_event(chat__txn *tx, chat__req *r, chat_store_conv *conv, cJSON *event,
+                    chat_store_msg *out);
+
+/* JSON encoders. */
+cJSON *chat__msg_json(const chat_store_msg *m);
+const char *chat__role_name(int role);
+int chat__role_parse(const char *s);
+/* The conversation entry of convs and conv replies, as seen by member m. */
+cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m);
+
+/* Request handlers, by frame type. [loop thread] */
+void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re);
+void chat__handle_history(chat__conn *c, cJSON *f, cJSON *re);
+void chat__handle_receipt(chat__conn *c, cJSON *f, cJSON *re);
+void chat__handle_convs(chat__conn *c, cJSON *f, cJSON *re);
+void chat__handle_group(chat__conn *c, cJSON *f, cJSON *re, const char *type);
+void chat__handle_presence(chat__conn *c, cJSON *f, cJSON *re);
+void chat__handle_settings(chat__conn *c, cJSON *f, cJSON *re);
+void chat__handle_typing(chat__conn *c, cJSON *f, cJSON *re);
+void chat__handle_auth(chat__conn *c, cJSON *f, cJSON *re);
+void chat__handle_login(chat__conn *c, cJSON *f, cJSON *re);
+
+/* Field readers that answer the error frame themselves; they return 0 when they did. */
+int chat__arg_conv(chat__conn *c, const cJSON *f, const cJSON *re, int64_t *out);
+/* Page size from 'limit' (default def), clamped to the page limit. */
+int chat__arg_limit(chat__conn *c, const cJSON *f, const cJSON *re, int def, int *out);
+int chat__arg_str(chat__conn *c, const cJSON *f, const cJSON *re, const char *key, int required,
+                  const char **out, size_t *len);
+
+#endif

@@ -1,0 +1,457 @@
+/* Server lifecycle: backends, worker threads, the loop, and the any-thread entry points. */
+#include "server/req.h"
+
+#include "auth/password.h"
+#include "auth/token.h"
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/ids.h"
+
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void chat__log(const chat_server *srv, int level, const char *fmt, ...)
+{
+    if (!srv->cfg.log_cb || level > srv->cfg.log_level)
+        return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    srv->cfg.log_cb(level, buf, srv->cfg.log_ud);
+}
+
+int64_t chat__now_ms(const chat_server *srv)
+{
+    return srv->cfg.clock(srv->cfg.clock_ud);
+}
+
+int64_t chat__limit(const chat_server *srv, int limit)
+{
+    return srv->cfg.limits[limit];
+}
+
+/* ---- the hand-over from other threads to the loop thread ---- */
+
+static void wake_loop(chat_server *srv)
+{
+    /* Under done_lock, so the handle cannot be closed between the check and the send. */
+    if (srv->loop_ready)
+        uv_async_send(&srv->wake);
+}
+
+void chat__server_post(chat_server *srv, chat__job *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&srv->done_lock);
+    if (srv->done_tail)
+        srv->done_tail->next = job;
+    else
+        srv->done_head = job;
+    srv->done_tail = job;
+    wake_loop(srv);
+    pthread_mutex_unlock(&srv->done_lock);
+}
+
+void chat__server_drain(chat_server *srv)
+{
+    for (;;) {
+        pthread_mutex_lock(&srv->done_lock);
+        chat__job *list = srv->done_head;
+        srv->done_head = srv->done_tail = NULL;
+        pthread_mutex_unlock(&srv->done_lock);
+        if (!list)
+            return;
+        while (list) {
+            chat__job *next = list->next;
+            list->done(srv, list);
+            list = next;
+        }
+    }
+}
+
+/* ---- bus sink ---- */
+
+static void sink_deliver(const char *user, const char *except_device, const void *frame,
+                         size_t len, void *ud)
+{
+    chat__deliver_local(ud, user, except_device, frame, len);
+}
+
+static void sink_presence(const char *user, int online, void *ud)
+{
+    chat__presence_changed(ud, user, online);
+}
+
+static void sink_wake(void *ud)
+{
+    chat_server *srv = ud;
+    atomic_store(&srv->bus_wake, 1);
+    pthread_mutex_lock(&srv->done_lock);
+    wake_loop(srv);
+    pthread_mutex_unlock(&srv->done_lock);
+}
+
+/* ---- revocation ---- */
+
+int chat__server_revoked(chat_server *srv, const char *session)
+{
+    pthread_mutex_lock(&srv->revoked_lock);
+    int r = chat__strmap_get(&srv->revoked, session) != NULL;
+    pthread_mutex_unlock(&srv->revoked_lock);
+    return r;
+}
+
+static int load_revoked(const char *session, int64_t exp_ms, void *ud)
+{
+    (void)exp_ms;
+    chat_server *srv = ud;
+    return chat__strmap_put(&srv->revoked, session, srv) == CHAT_OK ? 0 : CHAT_ENOMEM;
+}
+
+/* ---- construction ---- */
+
+static void server_release(chat_server *srv)
+{
+    chat__worker_stop(&srv->writer);
+    chat__worker_stop(&srv->hasher);
+    chat__server_drain(srv);
+    if (srv->bus)
+        srv->bus->destroy(srv->bus_st);
+    if (srv->push) {
+        if (srv->push->ctl)
+            srv->push->ctl(srv->push_st, CHAT_PUSH_CTL_FLUSH, NULL);
+        srv->push->destroy(srv->push_st);
+    }
+    if (srv->store)
+        srv->store->destroy(srv->store_st);
+    chat__strmap_clear(&srv->users);
+    chat__strmap_clear(&srv->revoked);
+    chat__typing_free(&srv->typing);
+    chat__keyring_wipe(&srv->cfg.keys);
+    chat__free(srv->cfg.address);
+    chat__free(srv->cfg.data_dir);
+    pthread_mutex_destroy(&srv->done_lock);
+    pthread_mutex_destroy(&srv->revoked_lock);
+    chat__free(srv);
+}
+
+static int open_default_store(chat_server *srv)
+{
+    int rc;
+    if (srv->cfg.data_dir) {
+        char path[4096];
+        if ((size_t)snprintf(path, sizeof path, "%s/chat.db", srv->cfg.data_dir) >= sizeof path)
+            return chat__error_set(CHAT_EINVAL, 0, "data dir path too long");
+        rc = chat_store_sqlite_open(&srv->store_st, path, srv->cfg.store_flags, NULL);
+        if (rc == CHAT_OK)
+            srv->store = chat_store_sqlite_ops();
+    } else {
+        rc = chat_store_memory_new(&srv->store_st);
+        if (rc == CHAT_OK)
+            srv->store = chat_store_memory_ops();
+    }
+    return rc;
+}
+
+int chat_server_new(chat_server **out, chat_server_config *cfg)
+{
+    if (!out || !cfg)
+        return CHAT_EINVAL;
+    if (cfg->keys.n == 0)
+        return chat__error_set(CHAT_EAUTH, 0, "no token key configured");
+    if (chat__sodium_init() != CHAT_OK)
+        return chat__error_set(CHAT_ERROR, 0, "libsodium failed to initialize");
+    chat_server *srv = chat__calloc(1, sizeof *srv);
+    if (!srv)
+        return CHAT_ENOMEM;
+    pthread_mutex_init(&srv->done_lock, NULL);
+    pthread_mutex_init(&srv->revoked_lock, NULL);
+    chat__strmap_init(&srv->users);
+    chat__strmap_init(&srv->revoked);
+    chat__typing_init(&srv->typing);
+    srv->cfg = *cfg;
+    srv->cfg.address = chat__strdup(cfg->address);
+    srv->cfg.data_dir = cfg->data_dir ? chat__strdup(cfg->data_dir) : NULL;
+    srv->cfg.store_ops = NULL;
+    srv->cfg.bus_ops = NULL;
+    srv->cfg.push_ops = NULL;
+    /* The backends move into the server. */
+    srv->store = cfg->store_ops;
+    srv->store_st = cfg->store_state;
+    srv->bus = cfg->bus_ops;
+    srv->bus_st = cfg->bus_state;
+    srv->push = cfg->push_ops;
+    srv->push_st = cfg->push_state;
+    cfg->store_ops = NULL;
+    cfg->bus_ops = NULL;
+    cfg->push_ops = NULL;
+
+    int rc = CHAT_OK;
+    if (!srv->cfg.address || (cfg->data_dir && !srv->cfg.data_dir))
+        rc = CHAT_ENOMEM;
+    if (rc == CHAT_OK && !srv->store)
+        rc = open_default_store(srv);
+    if (rc == CHAT_OK && !srv->bus) {
+        rc = chat_bus_local_new(&srv->bus_st);
+        if (rc == CHAT_OK)
+            srv->bus = chat_bus_local_ops();
+    }
+    if (rc == CHAT_OK) {
+        rc = srv->store->revoked_list(srv->store_st, chat__now_ms(srv), load_revoked, srv);
+        if (rc != CHAT_OK)
+            chat__error_set(rc, 0, "cannot load revoked sessions");
+    }
+    if (rc == CHAT_OK) {
+        chat_bus_sink sink = {sink_deliver, sink_presence, sink_wake, srv};
+        rc = srv->bus->attach(srv->bus_st, &sink);
+    }
+    if (rc == CHAT_OK)
+        rc = chat__worker_start(&srv->writer, srv, 1);
+    if (rc == CHAT_OK)
+        rc = chat__worker_start(&srv->hasher, srv, 0);
+    if (rc != CHAT_OK) {
+        int keep = chat_error_last()->code == rc;
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", keep ? chat_error_last()->message : chat_strerror(rc));
+        server_release(srv);
+        return chat__error_set(rc, 0, "%s", msg);
+    }
+    *out = srv;
+    return CHAT_OK;
+}
+
+/* ---- the loop ---- */
+
+static void on_wake(uv_async_t *handle)
+{
+    chat_server *srv = handle->data;
+    if (atomic_exchange(&srv->bus_wake, 0) && srv->bus->poll)
+        srv->bus->poll(srv->bus_st);
+    chat__server_drain(srv);
+    if (atomic_load(&srv->stop_requested) && !srv->stopping) {
+        srv->stopping = 1;
+        /* lws closes every connection and its own handles; once our async handle is closed
+         * too, uv_run() returns. */
+        chat__ws_stop(srv);
+        pthread_mutex_lock(&srv->done_lock);
+        srv->loop_ready = 0;
+        pthread_mutex_unlock(&srv->done_lock);
+        uv_close((uv_handle_t *)&srv->wake, NULL);
+    }
+}
+
+static int loop_open(chat_server *srv)
+{
+    if (atomic_load(&srv->running))
+        return chat__error_set(CHAT_EMISUSE, 0, "server already running");
+    if (uv_loop_init(&srv->loop) != 0)
+        return chat__error_set(CHAT_ERROR, 0, "cannot create the event loop");
+    uv_async_init(&srv->loop, &srv->wake, on_wake);
+    srv->wake.data = srv;
+    srv->stopping = 0;
+    atomic_store(&srv->stop_requested, 0);
+    int rc = chat__ws_start(srv);
+    if (rc != CHAT_OK) {
+        uv_close((uv_handle_t *)&srv->wake, NULL);
+        uv_run(&srv->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&srv->loop);
+        return rc;
+    }
+    pthread_mutex_lock(&srv->done_lock);
+    srv->loop_ready = 1;
+    pthread_mutex_unlock(&srv->done_lock);
+    atomic_store(&srv->running, 1);
+    /* Jobs may have finished before the loop existed. */
+    uv_async_send(&srv->wake);
+    return CHAT_OK;
+}
+
+static void loop_run_and_close(chat_server *srv)
+{
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+    if (srv->lws)
+        lws_context_destroy(srv->lws);
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&srv->loop) != 0)
+        chat__log(srv, CHAT_LOG_WARN, "event loop closed with handles still open");
+    atomic_store(&srv->port, 0);
+    atomic_store(&srv->running, 0);
+}
+
+static void *loop_thread(void *arg)
+{
+    loop_run_and_close(arg);
+    return NULL;
+}
+
+int chat_server_start(chat_server *srv)
+{
+    if (!srv)
+        return CHAT_EINVAL;
+    if (srv->thread_started)
+        return chat__error_set(CHAT_EMISUSE, 0, "server already started");
+    int rc = loop_open(srv);
+    if (rc != CHAT_OK)
+        return rc;
+    if (pthread_create(&srv->thread, NULL, loop_thread, srv) != 0) {
+        chat_server_stop_async(srv);
+        loop_run_and_close(srv);
+        return chat__error_set(CHAT_ERROR, 0, "cannot start the loop thread");
+    }
+    srv->thread_started = 1;
+    return CHAT_OK;
+}
+
+int chat_server_run(chat_server *srv)
+{
+    if (!srv)
+        return CHAT_EINVAL;
+    int rc = loop_open(srv);
+    if (rc != CHAT_OK)
+        return rc;
+    loop_run_and_close(srv);
+    return CHAT_OK;
+}
+
+int chat_server_stop_async(chat_server *srv)
+{
+    if (!srv)
+        return CHAT_EINVAL;
+    atomic_store(&srv->stop_requested, 1);
+    pthread_mutex_lock(&srv->done_lock);
+    wake_loop(srv);
+    pthread_mutex_unlock(&srv->done_lock);
+    return CHAT_OK;
+}
+
+int chat_server_stop(chat_server *srv)
+{
+    if (!srv)
+        return CHAT_EINVAL;
+    if (!srv->thread_started)
+        return CHAT_OK;
+    chat_server_stop_async(srv);
+    pthread_join(srv->thread, NULL);
+    srv->thread_started = 0;
+    return CHAT_OK;
+}
+
+void chat_server_free(chat_server *srv)
+{
+    if (!srv)
+        return;
+    chat_server_stop(srv);
+    server_release(srv);
+}
+
+int chat_server_port(const chat_server *srv)
+{
+    return srv ? atomic_load(&((chat_server *)srv)->port) : 0;
+}
+
+/* ---- tokens and accounts ---- */
+
+int chat_server_issue_token(chat_server *srv, const char *user, const char *device,
+                            int64_t ttl_ms, char **out)
+{
+    if (!srv || !user || !device || !out || ttl_ms <= 0)
+        return CHAT_EINVAL;
+    char *tok = NULL;
+    int rc = chat__token_issue(&srv->cfg.keys, user, device, chat__now_ms(srv), ttl_ms, &tok);
+    if (rc == CHAT_OK)
+        *out = tok;
+    return rc;
+}
+
+typedef struct revoke_job {
+    chat__job job;
+    char session[33];
+    int64_t exp_ms;
+} revoke_job;
+
+static int revoke_run(chat__job *job, chat__txn *tx)
+{
+    revoke_job *j = (revoke_job *)job;
+    int rc = tx->ops->revoked_put(tx->st, j->session, j->exp_ms);
+    return rc == CHAT_OK ? CHAT_OK : chat__job_fail(job, CHAT_EIO, "storage", "revocation failed");
+}
+
+/* Close live connections of the revoked session. [loop thread] */
+static void revoke_done(chat_server *srv, chat__job *job)
+{
+    revoke_job *j = (revoke_job *)job;
+    for (chat__conn *c = srv->conns; c; c = c->next)
+        if (c->authed && strcmp(c->session, j->session) == 0)
+            chat__conn_close(c, 1008, "session revoked");
+    chat__free(j);
+}
+
+int chat_server_revoke_token(chat_server *srv, const char *token)
+{
+    if (!srv || !token)
+        return CHAT_EINVAL;
+    chat__token t;
+    int rc = chat__token_verify(&srv->cfg.keys, token, strlen(token), chat__now_ms(srv), &t);
+    if (rc != CHAT_OK)
+        return chat__error_set(CHAT_EAUTH, 0, "not a valid token");
+    revoke_job *j = chat__calloc(1, sizeof *j);
+    if (!j)
+        return CHAT_ENOMEM;
+    pthread_mutex_lock(&srv->revoked_lock);
+    rc = chat__strmap_put(&srv->revoked, t.session, srv);
+    pthread_mutex_unlock(&srv->revoked_lock);
+    if (rc != CHAT_OK) {
+        chat__free(j);
+        return rc;
+    }
+    strcpy(j->session, t.session);
+    j->exp_ms = t.exp_ms;
+    j->job.run = revoke_run;
+    j->job.done = revoke_done;
+    chat__worker_submit(&srv->writer, &j->job);
+    return CHAT_OK;
+}
+
+typedef struct password_job {
+    chat__job job;
+    char user[CHAT_ID_MAX + 1];
+    char hash[CHAT__PASSWORD_HASH_BYTES];
+} password_job;
+
+static int password_run(chat__job *job, chat__txn *tx)
+{
+    password_job *j = (password_job *)job;
+    chat_store_user u;
+    int rc = tx->ops->user_get(tx->st, j->user, &u);
+    if (rc == CHAT_ENOTFOUND) {
+        memset(&u, 0, sizeof u);
+        strcpy(u.name, j->user);
+        u.created_ms = tx->now_ms;
+    } else if (rc != CHAT_OK) {
+        return chat__job_fail(job, CHAT_EIO, "storage", "cannot read the account");
+    }
+    memcpy(u.pwhash, j->hash, sizeof u.pwhash);
+    if (tx->ops->user_put(tx->st, &u) != CHAT_OK)
+        return chat__job_fail(job, CHAT_EIO, "storage", "cannot store the account");
+    return CHAT_OK;
+}
+
+int chat_server_user_set_password(chat_server *srv, const char *user, const char *password)
+{
+    if (!srv || !user || !password || !chat__id_valid(user, strlen(user)))
+        return chat__error_set(CHAT_EINVAL, 0, "a user id is 1-64 of [A-Za-z0-9_.@-]");
+    password_job j;
+    memset(&j, 0, sizeof j);
+    strcpy(j.user, user);
+    int rc = chat__password_hash(password, strlen(password), j.hash);
+    if (rc != CHAT_OK)
+        return rc == CHAT_EINVAL ? chat__error_set(rc, 0, "a password is 1-1024 bytes") : rc;
+    j.job.run = password_run;
+    rc = chat__worker_run_sync(&srv->writer, &j.job);
+    sodium_memzero(j.hash, sizeof j.hash);
+    return rc == CHAT_OK ? CHAT_OK : chat__error_set(rc, 0, "%s", j.job.message);
+}

@@ -1,0 +1,182 @@
+/* Worker threads and group commit; see worker.h. */
+#include "server/internal.h"
+
+#include "core/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CHANGE_KEY "inbox_change"
+
+int chat__job_fail(chat__job *job, int code, const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(job->message, sizeof job->message, fmt, ap);
+    va_end(ap);
+    job->status = code;
+    job->reason = reason;
+    return code;
+}
+
+static void finish(chat__worker *w, chat__job *job)
+{
+    if (job->sync_cond) {
+        pthread_mutex_lock(job->sync_lock);
+        job->sync_done = 1;
+        pthread_cond_signal(job->sync_cond);
+        pthread_mutex_unlock(job->sync_lock);
+    } else {
+        chat__server_post(w->srv, job);
+    }
+}
+
+/* Run one batch inside one transaction. A store failure anywhere rolls back the whole batch:
+ * every job in it fails with CHAT_EIO and nothing it computed is sent. */
+static void run_batch(chat__worker *w, chat__job *batch)
+{
+    chat_server *srv = w->srv;
+    chat__txn tx = {srv->store, srv->store_st, 0, chat__now_ms(srv), srv};
+    int rc = CHAT_OK;
+
+    if (w->transactional) {
+        int64_t change = 0;
+        rc = tx.ops->begin(tx.st);
+        if (rc == CHAT_OK) {
+            int g = tx.ops->meta_get(tx.st, CHANGE_KEY, &change);
+            if (g != CHAT_OK && g != CHAT_ENOTFOUND)
+                rc = g;
+        }
+        tx.change = (uint64_t)change;
+    }
+    uint64_t change0 = tx.change;
+    const char *what = "begin";
+
+    for (chat__job *j = batch; j && rc == CHAT_OK; j = j->next) {
+        j->status = CHAT_OK;
+        j->reason = NULL;
+        j->message[0] = '\0';
+        int r = j->run(j, w->transactional ? &tx : NULL);
+        if (r == CHAT_EIO || r == CHAT_ENOMEM) {
+            rc = r;
+            what = "job";
+        }
+    }
+    if (w->transactional && rc == CHAT_OK) {
+        if (tx.change != change0)
+            rc = tx.ops->meta_set(tx.st, CHANGE_KEY, (int64_t)tx.change);
+        if (rc == CHAT_OK) {
+            rc = tx.ops->commit(tx.st);
+            what = "commit";
+        }
+    }
+    if (rc != CHAT_OK) {
+        if (w->transactional)
+            tx.ops->rollback(tx.st);
+        chat__log(srv, CHAT_LOG_ERROR, "store transaction failed at %s: %s (%s)", what,
+                  chat_error_name(rc), chat_error_last()->message);
+        for (chat__job *j = batch; j; j = j->next) {
+            if (j->discard)
+                j->discard(j);
+            chat__job_fail(j, CHAT_EIO, "storage", "the store failed; nothing was stored");
+        }
+    }
+    w->batches++;
+    while (batch) {
+        chat__job *next = batch->next;
+        batch->next = NULL;
+        w->jobs++;
+        finish(w, batch);
+        batch = next;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    chat__worker *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (!w->head && !w->stop)
+            pthread_cond_wait(&w->cond, &w->lock);
+        if (!w->head && w->stop)
+            break;
+        /* Take up to max_batch jobs: everything that queued up during the last commit. */
+        chat__job *batch = w->head, *last = batch;
+        size_t n = 1;
+        while (last->next && n < w->max_batch) {
+            last = last->next;
+            n++;
+        }
+        w->head = last->next;
+        if (!w->head)
+            w->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&w->lock);
+        run_batch(w, batch);
+        pthread_mutex_lock(&w->lock);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+int chat__worker_start(chat__worker *w, chat_server *srv, int transactional)
+{
+    memset(w, 0, sizeof *w);
+    w->srv = srv;
+    w->transactional = transactional;
+    w->max_batch = transactional ? 1024 : 1;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+        return chat__error_set(CHAT_ERROR, 0, "cannot start a worker thread");
+    }
+    w->started = 1;
+    return CHAT_OK;
+}
+
+void chat__worker_submit(chat__worker *w, chat__job *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&w->lock);
+    if (w->tail)
+        w->tail->next = job;
+    else
+        w->head = job;
+    w->tail = job;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int chat__worker_run_sync(chat__worker *w, chat__job *job)
+{
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    job->sync_lock = &lock;
+    job->sync_cond = &cond;
+    job->sync_done = 0;
+    chat__worker_submit(w, job);
+    pthread_mutex_lock(&lock);
+    while (!job->sync_done)
+        pthread_cond_wait(&cond, &lock);
+    pthread_mutex_unlock(&lock);
+    pthread_cond_destroy(&cond);
+    pthread_mutex_destroy(&lock);
+    return job->status;
+}
+
+void chat__worker_stop(chat__worker *w)
+{
+    if (!w->started)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stop = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    w->started = 0;
+}

@@ -1,0 +1,73 @@
+/* Worker threads of the server. The writer runs store jobs in group-committed transactions:
+ * every job queued while a commit is in flight joins the next transaction, so throughput
+ * holds with real fsyncs and the loop thread never waits on the disk. The hasher runs
+ * password hashing one at a time. Finished jobs go back to the loop thread. */
+#ifndef CHAT_SERVER_WORKER_H
+#define CHAT_SERVER_WORKER_H
+
+#include "chat/server.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+typedef struct chat__job chat__job;
+
+/* The store as a job sees it inside a transaction. */
+typedef struct chat__txn {
+    const chat_store_ops *ops;
+    void *st;
+    uint64_t change;   /* inbox change counter; jobs bump it with chat__txn_bump() */
+    int64_t now_ms;
+    chat_server *srv;
+} chat__txn;
+
+struct chat__job {
+    chat__job *next;
+    /* Worker thread. tx is NULL on workers without a store. Must not write to the store when
+     * it fails with anything but CHAT_EIO, which aborts the whole batch. */
+    int (*run)(chat__job *job, chat__txn *tx);
+    /* Loop thread, once, after run (or instead of it at shutdown, status CHAT_ECLOSED);
+     * owns and frees the job. */
+    void (*done)(chat_server *srv, chat__job *job);
+    /* Optional: drop outputs of a run whose transaction was rolled back. */
+    void (*discard)(chat__job *job);
+    int status;
+    const char *reason;  /* wire reason of a failure */
+    char message[160];
+    /* Synchronous callers wait here instead of getting done() on the loop thread. */
+    pthread_mutex_t *sync_lock;
+    pthread_cond_t *sync_cond;
+    int sync_done;
+};
+
+typedef struct chat__worker {
+    chat_server *srv;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    chat__job *head, *tail;
+    int started, stop, transactional;
+    size_t max_batch;
+    /* Statistics, written by the worker thread. */
+    uint64_t batches, jobs;
+} chat__worker;
+
+int chat__worker_start(chat__worker *w, chat_server *srv, int transactional);
+/* Queue a job. [any thread] */
+void chat__worker_submit(chat__worker *w, chat__job *job);
+/* Queue a job and block until it ran; done() is not called. [any thread but the worker's] */
+int chat__worker_run_sync(chat__worker *w, chat__job *job);
+/* Finish what is queued, then join. */
+void chat__worker_stop(chat__worker *w);
+
+/* Next value of the inbox change counter. */
+static inline uint64_t chat__txn_bump(chat__txn *tx)
+{
+    return ++tx->change;
+}
+
+/* Record a failure on a job and return code. */
+int chat__job_fail(chat__job *job, int code, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

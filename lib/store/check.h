@@ -1,0 +1,36 @@
+/* Argument checks and bounded copies shared by the store backends, so both refuse exactly
+ * the same inputs (the contract suite runs one set of expectations against each). */
+#ifndef CHAT_STORE_CHECK_H
+#define CHAT_STORE_CHECK_H
+
+#include "chat/sys/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest meta key or revoked session id, in bytes: neither lands in a fixed array, the bound
+ * only stops a caller bug from filling the store with megabyte keys. */
+#define CHAT__STORE_KEY_MAX 255
+
+/* s is non-NULL, at most max bytes, and non-empty unless allow_empty. CHAT_EINVAL otherwise. */
+int chat__store_check_str(const char *s, size_t max, int allow_empty, const char *what);
+/* The fixed array field (size bytes) holds a NUL, and is non-empty unless allow_empty. */
+int chat__store_check_field(const char *field, size_t size, int allow_empty, const char *what);
+/* Unsigned counters are stored as SQLite integers, so both backends cap them at INT64_MAX. */
+int chat__store_check_u64(uint64_t v, const char *what);
+
+int chat__store_check_conv(const chat_store_conv *c, int with_dm_key);
+int chat__store_check_member(const chat_store_member *m);
+int chat__store_check_msg(const chat_store_msg *m);
+int chat__store_check_user(const chat_store_user *u);
+
+/* Copy len bytes of src into dst[size], truncating and always NUL-terminating. */
+void chat__store_copy(char *dst, size_t size, const char *src, size_t len);
+
+/* A message's client id, or NULL when it has none (NULL and "" both mean none). */
+static inline const char *chat__store_cmid(const chat_store_msg *m)
+{
+    return m->cmid && m->cmid[0] ? m->cmid : NULL;
+}
+
+#endif

@@ -1,0 +1,324 @@
+/* Memory store: lifecycle, transactions and the undo log. A transaction logs the first change
+ * of each record (or its creation); rollback replays the log backwards, so its cost follows
+ * the changes since begin(), not the size of the store. */
+#include "store/memory_internal.h"
+
+#include "core/alloc.h"
+#include "core/error.h"
+
+#include <string.h>
+
+void *chat__mem_grow(void *items, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return items;
+    size_t n = *cap ? *cap : 4;
+    while (n < need)
+        n *= 2;
+    void *p = chat__realloc(items, n * elem);
+    if (p)
+        *cap = n;
+    return p;
+}
+
+static int eq_conv(const void *item, const void *key)
+{
+    return ((const chat__mconv *)item)->row.id == *(const int64_t *)key;
+}
+
+chat__mconv *chat__mem_conv(const chat__mem *s, int64_t id)
+{
+    return chat__hmap_get(&s->convs, chat__hash_u64((uint64_t)id), eq_conv, &id);
+}
+
+uint64_t chat__mem_str_hash(const char *str)
+{
+    return chat__hash_bytes(CHAT__HASH_SEED, str, strlen(str));
+}
+
+size_t chat__mem_member_pos(const chat__mconv *c, const char *user, int *found)
+{
+    size_t lo = 0, hi = c->n_members;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int d = strcmp(c->members[mid]->row.user, user);
+        if (d == 0) {
+            *found = 1;
+            return mid;
+        }
+        if (d < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = 0;
+    return lo;
+}
+
+size_t chat__mem_msg_pos(const chat__mconv *c, uint64_t seq, int *found)
+{
+    /* Appends come in seq order: check the tail before searching. */
+    if (!c->n_msgs || c->msgs[c->n_msgs - 1]->seq < seq) {
+        *found = 0;
+        return c->n_msgs;
+    }
+    size_t lo = 0, hi = c->n_msgs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->msgs[mid]->seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < c->n_msgs && c->msgs[lo]->seq == seq;
+    return lo;
+}
+
+int chat__mem_undo_reserve(chat__mem *s)
+{
+    if (!s->in_tx)
+        return CHAT_OK;
+    chat__undo *log = chat__mem_grow(s->log, &s->cap_log, s->n_log + 1, sizeof *s->log);
+    if (!log)
+        return chat__error_set(CHAT_ENOMEM, 0, "memory store: out of memory");
+    s->log = log;
+    return CHAT_OK;
+}
+
+void chat__mem_undo_push(chat__mem *s, int op, void *obj, void *old, int64_t i)
+{
+    if (!s->in_tx) {
+        chat__free(old);
+        return;
+    }
+    s->log[s->n_log++] = (chat__undo){op, obj, old, i};
+}
+
+int chat__mem_save_old(chat__mem *s, uint64_t *saved_gen, const void *row, size_t size,
+                       void **old)
+{
+    *old = NULL;
+    if (!s->in_tx || *saved_gen == s->tx_gen)
+        return CHAT_OK;
+    void *copy = chat__malloc(size);
+    if (!copy || chat__mem_undo_reserve(s)) {
+        chat__free(copy);
+        return chat__error_set(CHAT_ENOMEM, 0, "memory store: out of memory");
+    }
+    memcpy(copy, row, size);
+    *old = copy;
+    *saved_gen = s->tx_gen;
+    return CHAT_OK;
+}
+
+static void undo_member_insert(chat__mmember *m)
+{
+    chat__mconv *c = m->conv;
+    int found;
+    size_t pos = chat__mem_member_pos(c, m->row.user, &found);
+    memmove(&c->members[pos], &c->members[pos + 1], (c->n_members - pos - 1) * sizeof m);
+    c->n_members--;
+    chat__mperson *p = m->person;
+    for (size_t i = p->n_convs; i-- > 0;)
+        if (p->convs[i] == m) {
+            p->convs[i] = p->convs[--p->n_convs];
+            break;
+        }
+    chat__free(m);
+}
+
+static void undo_msg_insert(chat__mem *s, chat__mmsg *msg)
+{
+    chat__mconv *c = chat__mem_conv(s, msg->conv);
+    int found;
+    size_t pos = chat__mem_msg_pos(c, msg->seq, &found);
+    memmove(&c->msgs[pos], &c->msgs[pos + 1], (c->n_msgs - pos - 1) * sizeof msg);
+    c->n_msgs--;
+    if (msg->has_cmid)
+        chat__hmap_del(&s->cmids, msg->hash, msg);
+    chat__free(msg);
+}
+
+static void undo(chat__mem *s, const chat__undo *u)
+{
+    switch (u->op) {
+    case CHAT__U_CONV_INSERT: {
+        chat__mconv *c = u->obj;
+        if (c->row.dm_key[0])
+            chat__hmap_del(&s->dm, chat__mem_str_hash(c->row.dm_key), c);
+        c->present = 0;
+        s->max_conv_id = u->i;
+        break;
+    }
+    case CHAT__U_CONV_UPDATE:
+        ((chat__mconv *)u->obj)->row = *(const chat_store_conv *)u->old;
+        break;
+    case CHAT__U_MEMBER_INSERT:
+        undo_member_insert(u->obj);
+        break;
+    case CHAT__U_MEMBER_UPDATE:
+        ((chat__mmember *)u->obj)->row = *(const chat_store_member *)u->old;
+        break;
+    case CHAT__U_MSG_INSERT:
+        undo_msg_insert(s, u->obj);
+        break;
+    case CHAT__U_USER_INSERT:
+        ((chat__mperson *)u->obj)->has_user = 0;
+        break;
+    case CHAT__U_USER_UPDATE:
+        ((chat__mperson *)u->obj)->user = *(const chat_store_user *)u->old;
+        break;
+    case CHAT__U_REVOKED_INSERT:
+    case CHAT__U_META_INSERT: {
+        chat__mkv *kv = u->obj;
+        chat__hmap_del(u->op == CHAT__U_META_INSERT ? &s->meta : &s->revoked, kv->hash, kv);
+        chat__free(kv);
+        break;
+    }
+    case CHAT__U_KV_UPDATE:
+        ((chat__mkv *)u->obj)->value = u->i;
+        break;
+    }
+}
+
+static void clear_log(chat__mem *s)
+{
+    for (size_t i = 0; i < s->n_log; i++)
+        chat__free(s->log[i].old);
+    s->n_log = 0;
+}
+
+static int misuse(const char *what)
+{
+    return chat__error_set(CHAT_EMISUSE, 0, "memory store: %s", what);
+}
+
+static int begin(void *state)
+{
+    chat__mem *s = state;
+    if (s->in_cb)
+        return misuse("begin() inside a row callback");
+    if (s->in_tx)
+        return misuse("begin() inside a transaction");
+    s->in_tx = 1;
+    s->tx_gen++;
+    return CHAT_OK;
+}
+
+static int commit(void *state)
+{
+    chat__mem *s = state;
+    if (s->in_cb)
+        return misuse("commit() inside a row callback");
+    if (!s->in_tx)
+        return misuse("commit() without begin()");
+    clear_log(s);
+    s->in_tx = 0;
+    return CHAT_OK;
+}
+
+static int rollback(void *state)
+{
+    chat__mem *s = state;
+    if (s->in_cb)
+        return misuse("rollback() inside a row callback");
+    if (!s->in_tx)
+        return misuse("rollback() without begin()");
+    for (size_t i = s->n_log; i-- > 0;)
+        undo(s, &s->log[i]);
+    clear_log(s);
+    s->in_tx = 0;
+    return CHAT_OK;
+}
+
+static void free_kvs(chat__hmap *m)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        chat__free(m->slots[i].item);
+    chat__hmap_free(m);
+}
+
+static void destroy(void *state)
+{
+    chat__mem *s = state;
+    if (!s)
+        return;
+    clear_log(s);
+    chat__free(s->log);
+    for (size_t i = 0; i < s->convs.cap; i++) {
+        chat__mconv *c = s->convs.slots[i].item;
+        if (!c)
+            continue;
+        for (size_t j = 0; j < c->n_members; j++)
+            chat__free(c->members[j]);
+        for (size_t j = 0; j < c->n_msgs; j++)
+            chat__free(c->msgs[j]);
+        chat__free(c->members);
+        chat__free(c->msgs);
+        chat__free(c);
+    }
+    for (size_t i = 0; i < s->people.cap; i++) {
+        chat__mperson *p = s->people.slots[i].item;
+        if (p)
+            chat__free(p->convs);
+        chat__free(p);
+    }
+    chat__hmap_free(&s->convs);
+    chat__hmap_free(&s->dm);
+    chat__hmap_free(&s->people);
+    chat__hmap_free(&s->cmids);
+    free_kvs(&s->revoked);
+    free_kvs(&s->meta);
+    chat__free(s->scratch);
+    chat__free(s);
+}
+
+static int ctl(void *state, int op, void *arg)
+{
+    (void)state;
+    (void)arg;
+    return chat__error_set(CHAT_ENOTSUP, 0, "memory store: unknown ctl op %d", op);
+}
+
+int chat_store_memory_new(void **state_out)
+{
+    if (!state_out)
+        return chat__error_set(CHAT_EINVAL, 0, "memory store: NULL state_out");
+    chat__mem *s = chat__calloc(1, sizeof *s);
+    if (!s)
+        return chat__error_set(CHAT_ENOMEM, 0, "memory store: out of memory");
+    *state_out = s;
+    return CHAT_OK;
+}
+
+static const chat_store_ops memory_ops = {
+    .version = CHAT_STORE_OPS_VERSION,
+    .destroy = destroy,
+    .begin = begin,
+    .commit = commit,
+    .rollback = rollback,
+    .conv_insert = chat__mem_conv_insert,
+    .conv_get = chat__mem_conv_get,
+    .conv_find_direct = chat__mem_conv_find_direct,
+    .conv_update = chat__mem_conv_update,
+    .member_get = chat__mem_member_get,
+    .member_put = chat__mem_member_put,
+    .member_list = chat__mem_member_list,
+    .msg_insert = chat__mem_msg_insert,
+    .msg_find_cmid = chat__mem_msg_find_cmid,
+    .msg_range = chat__mem_msg_range,
+    .user_convs = chat__mem_user_convs,
+    .contacts = chat__mem_contacts,
+    .user_get = chat__mem_user_get,
+    .user_put = chat__mem_user_put,
+    .revoked_put = chat__mem_revoked_put,
+    .revoked_list = chat__mem_revoked_list,
+    .meta_get = chat__mem_meta_get,
+    .meta_set = chat__mem_meta_set,
+    .ctl = ctl,
+};
+
+const chat_store_ops *chat_store_memory_ops(void)
+{
+    return &memory_ops;
+}

@@ -1,0 +1,151 @@
+/* Internals of the memory store, shared by memory.c (lifecycle, transactions, undo log) and
+ * memory_tables.c (row methods).
+ *
+ * Layout: conversations live in a hash by id, and each owns its members (sorted by user) and
+ * its messages (sorted by seq, so a range is a binary search plus a walk). People are hashed
+ * by name and list their memberships, for user_convs and contacts. Messages with a client id
+ * are also hashed by (conv, sender, device, cmid). Conversation and person records are never
+ * freed before destroy, so other records may point at them. */
+#ifndef CHAT_STORE_MEMORY_INTERNAL_H
+#define CHAT_STORE_MEMORY_INTERNAL_H
+
+#include "chat/sys/store.h"
+#include "store/hmap.h"
+
+struct chat__mmember;
+struct chat__mmsg;
+
+typedef struct chat__mconv {
+    uint64_t saved_gen; /* transaction whose undo log already holds the old row */
+    int present;        /* the conversation row exists: members and messages may come first */
+    chat_store_conv row; /* row.id is the key even while absent */
+    struct chat__mmember **members; /* sorted by user */
+    size_t n_members, cap_members;
+    struct chat__mmsg **msgs; /* sorted by seq */
+    size_t n_msgs, cap_msgs;
+} chat__mconv;
+
+typedef struct chat__mperson {
+    uint64_t saved_gen;
+    int has_user;         /* user_put stored a row; else only memberships name this person */
+    chat_store_user user; /* user.name is the key even without a row */
+    struct chat__mmember **convs; /* memberships, unordered */
+    size_t n_convs, cap_convs;
+} chat__mperson;
+
+typedef struct chat__mmember {
+    uint64_t saved_gen;
+    chat__mconv *conv;
+    chat__mperson *person;
+    chat_store_member row;
+} chat__mmember;
+
+/* One allocation per message: the header, then "sender\0device\0cmid\0" and the body. */
+typedef struct chat__mmsg {
+    int64_t conv;
+    uint64_t seq;
+    int64_t ts_ms;
+    uint64_t hash; /* of the dedupe key */
+    size_t body_len;
+    int kind;
+    int has_cmid;
+    unsigned char sender_len, device_len, cmid_len;
+    char data[];
+} chat__mmsg;
+
+/* A string key with an integer value: meta rows and revoked sessions. */
+typedef struct chat__mkv {
+    uint64_t saved_gen;
+    uint64_t hash;
+    int64_t value;
+    char key[];
+} chat__mkv;
+
+enum chat__undo_op {
+    CHAT__U_CONV_INSERT,   /* obj: mconv; i: previous max_conv_id */
+    CHAT__U_CONV_UPDATE,   /* obj: mconv; old: chat_store_conv */
+    CHAT__U_MEMBER_INSERT, /* obj: mmember */
+    CHAT__U_MEMBER_UPDATE, /* obj: mmember; old: chat_store_member */
+    CHAT__U_MSG_INSERT,    /* obj: mmsg */
+    CHAT__U_USER_INSERT,   /* obj: mperson */
+    CHAT__U_USER_UPDATE,   /* obj: mperson; old: chat_store_user */
+    CHAT__U_REVOKED_INSERT, /* obj: mkv */
+    CHAT__U_META_INSERT,   /* obj: mkv */
+    CHAT__U_KV_UPDATE      /* obj: mkv; i: old value */
+};
+
+typedef struct chat__undo {
+    int op;
+    void *obj;
+    void *old; /* heap copy of the row before the first change in this transaction */
+    int64_t i;
+} chat__undo;
+
+typedef struct chat__mem {
+    chat__hmap convs;   /* id -> mconv */
+    chat__hmap dm;      /* dm_key -> mconv (present, direct) */
+    chat__hmap people;  /* name -> mperson */
+    chat__hmap cmids;   /* (conv, sender, device, cmid) -> mmsg */
+    chat__hmap revoked; /* session id -> mkv */
+    chat__hmap meta;    /* key -> mkv */
+    int64_t max_conv_id; /* conv_insert assigns max + 1, as SQLite's rowid does */
+
+    int in_tx;
+    /* Bumped at each begin(): a record whose saved_gen equals it was already logged (or was
+     * created) in this transaction, so later changes need no more undo entries. */
+    uint64_t tx_gen;
+    chat__undo *log;
+    size_t n_log, cap_log;
+
+    void **scratch; /* sort buffer of the iterators; one is enough as they do not nest */
+    size_t cap_scratch;
+    int in_cb;
+} chat__mem;
+
+/* Make room for one undo entry (CHAT_OK or CHAT_ENOMEM); a no-op outside transactions. */
+int chat__mem_undo_reserve(chat__mem *s);
+/* Log a change; room was reserved. Outside a transaction, frees old and logs nothing. */
+void chat__mem_undo_push(chat__mem *s, int op, void *obj, void *old, int64_t i);
+/* Before updating a record stamped saved_gen: when this transaction has not logged it yet,
+ * copy its row (size bytes) to *old, reserve the undo entry and stamp the record; else *old is
+ * NULL. CHAT_OK or CHAT_ENOMEM (nothing changed). */
+int chat__mem_save_old(chat__mem *s, uint64_t *saved_gen, const void *row, size_t size,
+                       void **old);
+
+/* Grow an array of elem-sized items to hold at least need; returns the (maybe moved) array,
+ * or NULL when out of memory, leaving the old one intact. */
+void *chat__mem_grow(void *items, size_t *cap, size_t need, size_t elem);
+
+/* Lookups and removals shared with the undo log. */
+chat__mconv *chat__mem_conv(const chat__mem *s, int64_t id);
+uint64_t chat__mem_str_hash(const char *str);
+size_t chat__mem_member_pos(const chat__mconv *c, const char *user, int *found);
+size_t chat__mem_msg_pos(const chat__mconv *c, uint64_t seq, int *found);
+
+/* Row methods (memory_tables.c). */
+int chat__mem_conv_insert(void *state, chat_store_conv *conv);
+int chat__mem_conv_get(void *state, int64_t id, chat_store_conv *out);
+int chat__mem_conv_find_direct(void *state, const char *dm_key, chat_store_conv *out);
+int chat__mem_conv_update(void *state, const chat_store_conv *conv);
+int chat__mem_member_get(void *state, int64_t conv, const char *user, chat_store_member *out);
+int chat__mem_member_put(void *state, const chat_store_member *member);
+int chat__mem_member_list(void *state, int64_t conv, int only_active, chat_store_member_cb cb,
+                          void *user_data);
+int chat__mem_msg_insert(void *state, const chat_store_msg *msg);
+int chat__mem_msg_find_cmid(void *state, int64_t conv, const char *sender, const char *device,
+                            const char *cmid, chat_store_msg_cb cb, void *user_data);
+int chat__mem_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64_t before_seq,
+                        int limit, int descending, chat_store_msg_cb cb, void *user_data);
+int chat__mem_user_convs(void *state, const char *user, uint64_t since_change, int limit,
+                         chat_store_member_cb cb, void *user_data);
+int chat__mem_contacts(void *state, const char *user, chat_store_name_cb cb, void *user_data);
+int chat__mem_user_get(void *state, const char *name, chat_store_user *out);
+int chat__mem_user_put(void *state, const chat_store_user *user);
+int chat__mem_revoked_put(void *state, const char *session_id, int64_t exp_ms);
+int chat__mem_revoked_list(void *state, int64_t now_ms,
+                           int (*cb)(const char *session_id, int64_t exp_ms, void *user_data),
+                           void *user_data);
+int chat__mem_meta_get(void *state, const char *key, int64_t *value);
+int chat__mem_meta_set(void *state, const char *key, int64_t value);
+
+#endif

@@ -1,0 +1,241 @@
+/* SQLite store: lifecycle, transactions, error mapping and the vtable. The engine calls one
+ * instance from one thread at a time (possibly not the opening thread), so the connection is
+ * opened NOMUTEX and every statement is prepared once here and reused. */
+#include "store/sqlite_internal.h"
+
+#include "core/alloc.h"
+#include "core/error.h"
+
+/* Writers in other processes (a backup, the CLI) get this long before we report EIO. */
+#define BUSY_TIMEOUT_MS 5000
+
+#define CONV_COLS "id, kind, title, dm_key, head_seq, change, created_ms, member_count"
+#define MEMBER_COLS "conv, user, role, delivered_seq, read_seq, delivered_ms, read_ms, " \
+                    "joined_seq, change"
+#define MSG_COLS "conv, seq, ts_ms, sender, device, cmid, kind, body"
+
+const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
+    [CHAT__ST_BEGIN] = "BEGIN IMMEDIATE",
+    [CHAT__ST_COMMIT] = "COMMIT",
+    [CHAT__ST_ROLLBACK] = "ROLLBACK",
+    [CHAT__ST_CONV_INSERT] =
+        "INSERT INTO conversations (kind, title, dm_key, head_seq, change, created_ms, "
+        "member_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [CHAT__ST_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
+    [CHAT__ST_CONV_FIND] = "SELECT " CONV_COLS " FROM conversations WHERE dm_key = ?1",
+    [CHAT__ST_CONV_UPDATE] = "UPDATE conversations SET title = ?2, head_seq = ?3, change = ?4, "
+                             "member_count = ?5 WHERE id = ?1",
+    [CHAT__ST_MEMBER_GET] = "SELECT " MEMBER_COLS " FROM members WHERE conv = ?1 AND user = ?2",
+    [CHAT__ST_MEMBER_PUT] =
+        "INSERT INTO members (" MEMBER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+        "ON CONFLICT (conv, user) DO UPDATE SET role = excluded.role, "
+        "delivered_seq = excluded.delivered_seq, read_seq = excluded.read_seq, "
+        "delivered_ms = excluded.delivered_ms, read_ms = excluded.read_ms, "
+        "joined_seq = excluded.joined_seq, change = excluded.change",
+    [CHAT__ST_MEMBER_LIST] =
+        "SELECT " MEMBER_COLS " FROM members WHERE conv = ?1 ORDER BY user",
+    [CHAT__ST_MEMBER_LIST_ACTIVE] =
+        "SELECT " MEMBER_COLS " FROM members WHERE conv = ?1 AND role > 0 ORDER BY user",
+    [CHAT__ST_MSG_INSERT] =
+        "INSERT INTO messages (" MSG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [CHAT__ST_MSG_CMID] = "SELECT " MSG_COLS " FROM messages "
+                          "WHERE conv = ?1 AND sender = ?2 AND device = ?3 AND cmid = ?4",
+    [CHAT__ST_MSG_RANGE_ASC] = "SELECT " MSG_COLS " FROM messages "
+                               "WHERE conv = ?1 AND seq > ?2 AND seq <= ?3 "
+                               "ORDER BY seq LIMIT ?4",
+    [CHAT__ST_MSG_RANGE_DESC] = "SELECT " MSG_COLS " FROM messages "
+                                "WHERE conv = ?1 AND seq > ?2 AND seq <= ?3 "
+                                "ORDER BY seq DESC LIMIT ?4",
+    /* Ties on the change counter are ordered by conversation so both backends agree. */
+    [CHAT__ST_USER_CONVS] =
+        "SELECT m.conv, m.user, m.role, m.delivered_seq, m.read_seq, m.delivered_ms, "
+        "m.read_ms, m.joined_seq, m.change FROM members m "
+        "JOIN conversations c ON c.id = m.conv "
+        "WHERE m.user = ?1 AND max(m.change, c.change) > ?2 "
+        "ORDER BY max(m.change, c.change), m.conv LIMIT ?3",
+    [CHAT__ST_CONTACTS] =
+        "SELECT DISTINCT o.user FROM members me JOIN members o ON o.conv = me.conv "
+        "WHERE me.user = ?1 AND me.role > 0 AND o.role > 0 AND o.user <> ?1 ORDER BY o.user",
+    [CHAT__ST_USER_GET] = "SELECT name, pwhash, hide_last_seen, last_seen_ms, created_ms "
+                          "FROM users WHERE name = ?1",
+    [CHAT__ST_USER_PUT] =
+        "INSERT INTO users (name, pwhash, hide_last_seen, last_seen_ms, created_ms) "
+        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE SET "
+        "pwhash = excluded.pwhash, hide_last_seen = excluded.hide_last_seen, "
+        "last_seen_ms = excluded.last_seen_ms, created_ms = excluded.created_ms",
+    [CHAT__ST_REVOKED_PUT] = "INSERT INTO revoked (session_id, exp_ms) VALUES (?1, ?2) "
+                             "ON CONFLICT (session_id) DO UPDATE SET exp_ms = excluded.exp_ms",
+    [CHAT__ST_REVOKED_LIST] = "SELECT session_id, exp_ms FROM revoked WHERE exp_ms > ?1 "
+                              "ORDER BY session_id",
+    [CHAT__ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [CHAT__ST_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+                          "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+};
+
+int chat__sqlite_fail(sqlite3 *db, int rc, const char *what)
+{
+    int code = (rc & 0xff) == SQLITE_NOMEM ? CHAT_ENOMEM : CHAT_EIO;
+    return chat__error_set(code, rc, "sqlite store: %s: %s", what,
+                           db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+void chat__sqlite_reset(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+int chat__sqlite_exec(chat__sqlite *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    int ret = CHAT_OK;
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        ret = (rc & 0xff) == SQLITE_CONSTRAINT
+                  ? chat__error_set(CHAT_EEXISTS, rc, "sqlite store: %s: %s", what,
+                                    sqlite3_errmsg(s->db))
+                  : chat__sqlite_fail(s->db, rc, what);
+    chat__sqlite_reset(st);
+    return ret;
+}
+
+static void destroy(void *state)
+{
+    chat__sqlite *s = state;
+    if (!s)
+        return;
+    for (int i = 0; i < CHAT__ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    /* Closing with a transaction open rolls it back. */
+    sqlite3_close_v2(s->db);
+    chat__free(s);
+}
+
+int chat_store_sqlite_open(void **state_out, const char *path, unsigned int flags,
+                           const char *vfs)
+{
+    if (!state_out || !path)
+        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: NULL state_out or path");
+    if (flags & ~CHAT_STORE_SQLITE_SYNC_FULL)
+        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: unknown flags 0x%x", flags);
+    chat__sqlite *s = chat__calloc(1, sizeof *s);
+    if (!s)
+        return chat__error_set(CHAT_ENOMEM, 0, "sqlite store: out of memory");
+
+    int rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             vfs);
+    if (rc != SQLITE_OK) {
+        rc = chat__error_set(CHAT_EIO, s->db ? sqlite3_extended_errcode(s->db) : rc,
+                             "sqlite store: cannot open %s: %s", path,
+                             s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        destroy(s);
+        return rc;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    if ((rc = chat__sqlite_migrate(s->db, flags))) {
+        destroy(s);
+        return rc;
+    }
+    for (int i = 0; i < CHAT__ST_COUNT; i++) {
+        int prc = sqlite3_prepare_v3(s->db, chat__sqlite_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                     &s->st[i], NULL);
+        if (prc != SQLITE_OK) {
+            rc = chat__sqlite_fail(s->db, sqlite3_extended_errcode(s->db), "prepare");
+            destroy(s);
+            return rc;
+        }
+    }
+    *state_out = s;
+    return CHAT_OK;
+}
+
+static int misuse(const char *what)
+{
+    return chat__error_set(CHAT_EMISUSE, 0, "sqlite store: %s", what);
+}
+
+static int begin(void *state)
+{
+    chat__sqlite *s = state;
+    if (s->in_cb)
+        return misuse("begin() inside a row callback");
+    if (s->in_tx)
+        return misuse("begin() inside a transaction");
+    int rc = chat__sqlite_exec(s, s->st[CHAT__ST_BEGIN], "begin");
+    if (rc == CHAT_OK)
+        s->in_tx = 1;
+    return rc;
+}
+
+static int commit(void *state)
+{
+    chat__sqlite *s = state;
+    if (s->in_cb)
+        return misuse("commit() inside a row callback");
+    if (!s->in_tx)
+        return misuse("commit() without begin()");
+    if (sqlite3_get_autocommit(s->db)) {
+        /* An I/O error or a full disk already rolled the transaction back. */
+        s->in_tx = 0;
+        return chat__error_set(CHAT_EIO, SQLITE_ABORT,
+                               "sqlite store: commit: transaction was rolled back by an error");
+    }
+    int rc = chat__sqlite_exec(s, s->st[CHAT__ST_COMMIT], "commit");
+    /* A failed COMMIT (SQLITE_BUSY) may leave the transaction open for rollback(). */
+    s->in_tx = !sqlite3_get_autocommit(s->db);
+    return rc;
+}
+
+static int rollback(void *state)
+{
+    chat__sqlite *s = state;
+    if (s->in_cb)
+        return misuse("rollback() inside a row callback");
+    if (!s->in_tx)
+        return misuse("rollback() without begin()");
+    int rc = CHAT_OK;
+    if (!sqlite3_get_autocommit(s->db))
+        rc = chat__sqlite_exec(s, s->st[CHAT__ST_ROLLBACK], "rollback");
+    s->in_tx = !sqlite3_get_autocommit(s->db);
+    return rc;
+}
+
+static int ctl(void *state, int op, void *arg)
+{
+    (void)state;
+    (void)arg;
+    return chat__error_set(CHAT_ENOTSUP, 0, "sqlite store: unknown ctl op %d", op);
+}
+
+static const chat_store_ops sqlite_ops = {
+    .version = CHAT_STORE_OPS_VERSION,
+    .destroy = destroy,
+    .begin = begin,
+    .commit = commit,
+    .rollback = rollback,
+    .conv_insert = chat__sqlite_conv_insert,
+    .conv_get = chat__sqlite_conv_get,
+    .conv_find_direct = chat__sqlite_conv_find_direct,
+    .conv_update = chat__sqlite_conv_update,
+    .member_get = chat__sqlite_member_get,
+    .member_put = chat__sqlite_member_put,
+    .member_list = chat__sqlite_member_list,
+    .msg_insert = chat__sqlite_msg_insert,
+    .msg_find_cmid = chat__sqlite_msg_find_cmid,
+    .msg_range = chat__sqlite_msg_range,
+    .user_convs = chat__sqlite_user_convs,
+    .contacts = chat__sqlite_contacts,
+    .user_get = chat__sqlite_user_get,
+    .user_put = chat__sqlite_user_put,
+    .revoked_put = chat__sqlite_revoked_put,
+    .revoked_list = chat__sqlite_revoked_list,
+    .meta_get = chat__sqlite_meta_get,
+    .meta_set = chat__sqlite_meta_set,
+    .ctl = ctl,
+};
+
+const chat_store_ops *chat_store_sqlite_ops(void)
+{
+    return &sqlite_ops;
+}

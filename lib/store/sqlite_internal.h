@@ -1,0 +1,86 @@
+/* Internals of the SQLite store, shared by sqlite.c (lifecycle, transactions), sqlite_tables.c
+ * (row methods) and sqlite_schema.c (migrations). */
+#ifndef CHAT_STORE_SQLITE_INTERNAL_H
+#define CHAT_STORE_SQLITE_INTERNAL_H
+
+#include "chat/sys/store.h"
+
+#include <sqlite3.h>
+
+/* Every statement the store runs, prepared once at open. */
+enum chat__sqlite_stmt {
+    CHAT__ST_BEGIN,
+    CHAT__ST_COMMIT,
+    CHAT__ST_ROLLBACK,
+    CHAT__ST_CONV_INSERT,
+    CHAT__ST_CONV_GET,
+    CHAT__ST_CONV_FIND,
+    CHAT__ST_CONV_UPDATE,
+    CHAT__ST_MEMBER_GET,
+    CHAT__ST_MEMBER_PUT,
+    CHAT__ST_MEMBER_LIST,
+    CHAT__ST_MEMBER_LIST_ACTIVE,
+    CHAT__ST_MSG_INSERT,
+    CHAT__ST_MSG_CMID,
+    CHAT__ST_MSG_RANGE_ASC,
+    CHAT__ST_MSG_RANGE_DESC,
+    CHAT__ST_USER_CONVS,
+    CHAT__ST_CONTACTS,
+    CHAT__ST_USER_GET,
+    CHAT__ST_USER_PUT,
+    CHAT__ST_REVOKED_PUT,
+    CHAT__ST_REVOKED_LIST,
+    CHAT__ST_META_GET,
+    CHAT__ST_META_SET,
+    CHAT__ST_COUNT
+};
+
+typedef struct chat__sqlite {
+    sqlite3 *db;
+    sqlite3_stmt *st[CHAT__ST_COUNT];
+    int in_tx; /* begin() succeeded and neither commit() nor rollback() ended it yet */
+    int in_cb; /* inside a row callback: only point reads may re-enter */
+} chat__sqlite;
+
+/* SQL text of each statement, indexed by enum chat__sqlite_stmt. */
+extern const char *const chat__sqlite_sql[CHAT__ST_COUNT];
+
+/* Create or migrate the schema and set the connection's pragmas. */
+int chat__sqlite_migrate(sqlite3 *db, unsigned int flags);
+/* The schema version this library writes. */
+int chat__sqlite_schema_version(void);
+
+/* Record a failed SQLite call (rc: extended code) and return its chat_status. */
+int chat__sqlite_fail(sqlite3 *db, int rc, const char *what);
+/* Step a statement that returns no rows, then reset it. */
+int chat__sqlite_exec(chat__sqlite *s, sqlite3_stmt *st, const char *what);
+/* Reset a statement after use, so it holds no read snapshot and no bound strings. */
+void chat__sqlite_reset(sqlite3_stmt *st);
+
+/* Row methods (sqlite_tables.c). */
+int chat__sqlite_conv_insert(void *state, chat_store_conv *conv);
+int chat__sqlite_conv_get(void *state, int64_t id, chat_store_conv *out);
+int chat__sqlite_conv_find_direct(void *state, const char *dm_key, chat_store_conv *out);
+int chat__sqlite_conv_update(void *state, const chat_store_conv *conv);
+int chat__sqlite_member_get(void *state, int64_t conv, const char *user, chat_store_member *out);
+int chat__sqlite_member_put(void *state, const chat_store_member *member);
+int chat__sqlite_member_list(void *state, int64_t conv, int only_active, chat_store_member_cb cb,
+                             void *user_data);
+int chat__sqlite_msg_insert(void *state, const chat_store_msg *msg);
+int chat__sqlite_msg_find_cmid(void *state, int64_t conv, const char *sender, const char *device,
+                               const char *cmid, chat_store_msg_cb cb, void *user_data);
+int chat__sqlite_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64_t before_seq,
+                           int limit, int descending, chat_store_msg_cb cb, void *user_data);
+int chat__sqlite_user_convs(void *state, const char *user, uint64_t since_change, int limit,
+                            chat_store_member_cb cb, void *user_data);
+int chat__sqlite_contacts(void *state, const char *user, chat_store_name_cb cb, void *user_data);
+int chat__sqlite_user_get(void *state, const char *name, chat_store_user *out);
+int chat__sqlite_user_put(void *state, const chat_store_user *user);
+int chat__sqlite_revoked_put(void *state, const char *session_id, int64_t exp_ms);
+int chat__sqlite_revoked_list(void *state, int64_t now_ms,
+                              int (*cb)(const char *session_id, int64_t exp_ms, void *user_data),
+                              void *user_data);
+int chat__sqlite_meta_get(void *state, const char *key, int64_t *value);
+int chat__sqlite_meta_set(void *state, const char *key, int64_t value);
+
+#endif

@@ -1,0 +1,490 @@
+/* Row methods of the SQLite store. Each binds its prepared statement, steps it and resets it
+ * before returning, so no statement keeps a read snapshot open between calls. */
+#include "store/check.h"
+#include "store/sqlite_internal.h"
+
+#include "core/error.h"
+
+#include <string.h>
+
+/* Row callbacks may re-enter only the point reads (conv_get, member_get, ...): iterators and
+ * writers would reset a statement that is still stepping, or change rows under it. */
+#define REFUSE_IN_CB(s, what)                                                                  \
+    do {                                                                                       \
+        if ((s)->in_cb)                                                                        \
+            return chat__error_set(CHAT_EMISUSE, 0, "sqlite store: %s inside a row callback", \
+                                   what);                                                      \
+    } while (0)
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    /* STATIC is safe: every statement is reset (dropping the binding) before we return. */
+    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+static void bind_u64(sqlite3_stmt *st, int i, uint64_t v)
+{
+    sqlite3_bind_int64(st, i, (sqlite3_int64)v); /* checked <= INT64_MAX by the caller */
+}
+
+static void col_copy(sqlite3_stmt *st, int i, char *dst, size_t size)
+{
+    const char *v = (const char *)sqlite3_column_text(st, i);
+    chat__store_copy(dst, size, v, v ? (size_t)sqlite3_column_bytes(st, i) : 0);
+}
+
+static const char *col_str(sqlite3_stmt *st, int i)
+{
+    const char *v = (const char *)sqlite3_column_text(st, i);
+    return v ? v : "";
+}
+
+static void read_conv(sqlite3_stmt *st, chat_store_conv *c)
+{
+    c->id = sqlite3_column_int64(st, 0);
+    c->kind = sqlite3_column_int(st, 1);
+    col_copy(st, 2, c->title, sizeof c->title);
+    col_copy(st, 3, c->dm_key, sizeof c->dm_key);
+    c->head_seq = (uint64_t)sqlite3_column_int64(st, 4);
+    c->change = (uint64_t)sqlite3_column_int64(st, 5);
+    c->created_ms = sqlite3_column_int64(st, 6);
+    c->member_count = sqlite3_column_int(st, 7);
+}
+
+static void read_member(sqlite3_stmt *st, chat_store_member *m)
+{
+    m->conv = sqlite3_column_int64(st, 0);
+    col_copy(st, 1, m->user, sizeof m->user);
+    m->role = sqlite3_column_int(st, 2);
+    m->delivered_seq = (uint64_t)sqlite3_column_int64(st, 3);
+    m->read_seq = (uint64_t)sqlite3_column_int64(st, 4);
+    m->delivered_ms = sqlite3_column_int64(st, 5);
+    m->read_ms = sqlite3_column_int64(st, 6);
+    m->joined_seq = (uint64_t)sqlite3_column_int64(st, 7);
+    m->change = (uint64_t)sqlite3_column_int64(st, 8);
+}
+
+static void read_msg(sqlite3_stmt *st, chat_store_msg *m)
+{
+    m->conv = sqlite3_column_int64(st, 0);
+    m->seq = (uint64_t)sqlite3_column_int64(st, 1);
+    m->ts_ms = sqlite3_column_int64(st, 2);
+    m->sender = col_str(st, 3);
+    m->device = col_str(st, 4);
+    m->cmid = col_str(st, 5);
+    m->kind = sqlite3_column_int(st, 6);
+    m->body = sqlite3_column_blob(st, 7);
+    m->body_len = (size_t)sqlite3_column_bytes(st, 7);
+    if (!m->body) /* an empty blob comes back as NULL */
+        m->body = "";
+}
+
+/* Step a point query: CHAT_OK with the row ready (the caller reads, then resets), else the
+ * statement is already reset. */
+static int fetch(chat__sqlite *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        return CHAT_OK;
+    int ret = rc == SQLITE_DONE
+                  ? chat__error_set(CHAT_ENOTFOUND, 0, "sqlite store: %s: not found", what)
+                  : chat__sqlite_fail(s->db, rc, what);
+    chat__sqlite_reset(st);
+    return ret;
+}
+
+/* One callback of any of the store's shapes, with its user_data. */
+struct sink {
+    union {
+        chat_store_msg_cb msg;
+        chat_store_member_cb member;
+        chat_store_name_cb name;
+        int (*revoked)(const char *session_id, int64_t exp_ms, void *user_data);
+    } cb;
+    void *user_data;
+};
+
+typedef int (*emit_fn)(sqlite3_stmt *st, const struct sink *k);
+
+static int emit_msg(sqlite3_stmt *st, const struct sink *k)
+{
+    chat_store_msg m;
+    read_msg(st, &m);
+    return k->cb.msg(&m, k->user_data);
+}
+
+static int emit_member(sqlite3_stmt *st, const struct sink *k)
+{
+    chat_store_member m;
+    read_member(st, &m);
+    return k->cb.member(&m, k->user_data);
+}
+
+static int emit_name(sqlite3_stmt *st, const struct sink *k)
+{
+    return k->cb.name(col_str(st, 0), k->user_data);
+}
+
+static int emit_revoked(sqlite3_stmt *st, const struct sink *k)
+{
+    return k->cb.revoked(col_str(st, 0), sqlite3_column_int64(st, 1), k->user_data);
+}
+
+/* Run a bound query and pass each row to emit; a non-zero callback result stops and is
+ * returned as is. */
+static int each(chat__sqlite *s, sqlite3_stmt *st, const char *what, emit_fn emit,
+                const struct sink *k)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        s->in_cb++;
+        int r = emit(st, k);
+        s->in_cb--;
+        if (r) {
+            chat__sqlite_reset(st);
+            return r;
+        }
+    }
+    int ret = rc == SQLITE_DONE ? CHAT_OK : chat__sqlite_fail(s->db, rc, what);
+    chat__sqlite_reset(st);
+    return ret;
+}
+
+static int null_cb(const char *what)
+{
+    return chat__error_set(CHAT_EINVAL, 0, "sqlite store: %s: NULL callback", what);
+}
+
+int chat__sqlite_conv_insert(void *state, chat_store_conv *conv)
+{
+    chat__sqlite *s = state;
+    REFUSE_IN_CB(s, "conv_insert");
+    int rc = chat__store_check_conv(conv, 1);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = s->st[CHAT__ST_CONV_INSERT];
+    sqlite3_bind_int(st, 1, conv->kind);
+    bind_text(st, 2, conv->title);
+    if (conv->dm_key[0]) /* groups store NULL, which UNIQUE never compares equal */
+        bind_text(st, 3, conv->dm_key);
+    bind_u64(st, 4, conv->head_seq);
+    bind_u64(st, 5, conv->change);
+    sqlite3_bind_int64(st, 6, conv->created_ms);
+    sqlite3_bind_int(st, 7, conv->member_count);
+    if ((rc = chat__sqlite_exec(s, st, "conv_insert")))
+        return rc;
+    conv->id = sqlite3_last_insert_rowid(s->db);
+    return CHAT_OK;
+}
+
+int chat__sqlite_conv_get(void *state, int64_t id, chat_store_conv *out)
+{
+    chat__sqlite *s = state;
+    if (!out)
+        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: conv_get: NULL out");
+    sqlite3_stmt *st = s->st[CHAT__ST_CONV_GET];
+    sqlite3_bind_int64(st, 1, id);
+    int rc = fetch(s, st, "conv_get");
+    if (rc)
+        return rc;
+    read_conv(st, out);
+    chat__sqlite_reset(st);
+    return CHAT_OK;
+}
+
+int chat__sqlite_conv_find_direct(void *state, const char *dm_key, chat_store_conv *out)
+{
+    chat__sqlite *s = state;
+    int rc = chat__store_check_str(dm_key, sizeof out->dm_key - 1, 1, "dm_key");
+    if (rc)
+        return rc;
+    if (!out)
+        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: conv_find_direct: NULL out");
+    sqlite3_stmt *st = s->st[CHAT__ST_CONV_FIND];
+    bind_text(st, 1, dm_key);
+    if ((rc = fetch(s, st, "conv_find_direct")))
+        return rc;
+    read_conv(st, out);
+    chat__sqlite_reset(st);
+    return CHAT_OK;
+}
+
+int chat__sqlite_conv_update(void *state, const chat_store_conv *conv)
+{
+    chat__sqlite *s = state;
+    REFUSE_IN_CB(s, "conv_update");
+    int rc = chat__store_check_conv(conv, 0);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = s->st[CHAT__ST_CONV_UPDATE];
+    sqlite3_bind_int64(st, 1, conv->id);
+    bind_text(st, 2, conv->title);
+    bind_u64(st, 3, conv->head_seq);
+    bind_u64(st, 4, conv->change);
+    sqlite3_bind_int(st, 5, conv->member_count);
+    if ((rc = chat__sqlite_exec(s, st, "conv_update")))
+        return rc;
+    if (sqlite3_changes(s->db) == 0)
+        return chat__error_set(CHAT_ENOTFOUND, 0, "sqlite store: conv_update: no conv %lld",
+                               (long long)conv->id);
+    return CHAT_OK;
+}
+
+int chat__sqlite_member_get(void *state, int64_t conv, const char *user, chat_store_member *out)
+{
+    chat__sqlite *s = state;
+    int rc = chat__store_check_str(user, CHAT_ID_MAX, 0, "member user");
+    if (rc)
+        return rc;
+    if (!out)
+        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: member_get: NULL out");
+    sqlite3_stmt *st = s->st[CHAT__ST_MEMBER_GET];
+    sqlite3_bind_int64(st, 1, conv);
+    bind_text(st, 2, user);
+    if ((rc = fetch(s, st, "member_get")))
+        return rc;
+    read_member(st, out);
+    chat__sqlite_reset(st);
+    return CHAT_OK;
+}
+
+int chat__sqlite_member_put(void *state, const chat_store_member *m)
+{
+    chat__sqlite *s = state;
+    REFUSE_IN_CB(s, "member_put");
+    int rc = chat__store_check_member(m);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = s->st[CHAT__ST_MEMBER_PUT];
+    sqlite3_bind_int64(st, 1, m->conv);
+    bind_text(st, 2, m->user);
+    sqlite3_bind_int(st, 3, m->role);
+    bind_u64(st, 4, m->delivered_seq);
+    bind_u64(st, 5, m->read_seq);
+    sqlite3_bind_int64(st, 6, m->delivered_ms);
+    sqlite3_bind_int64(st, 7, m->read_ms);
+    bind_u64(st, 8, m->joined_seq);
+    bind_u64(st, 9, m->change);
+    return chat__sqlite_exec(s, st, "member_put");
+}
+
+int chat__sqlite_member_list(void *state, int64_t conv, int only_active, chat_store_member_cb cb,
+                             void *user_data)
+{
+    chat__sqlite *s = state;
+    REFUSE_IN_CB(s, "member_list");
+    if (!cb)
+        return null_cb("member_list");
+    sqlite3_stmt *st = s->st[only_active ? CHAT__ST_MEMBER_LIST_ACTIVE : CHAT__ST_MEMBER_LIST];
+    sqlite3_bind_int64(st, 1, conv);
+    struct sink k = {.cb.member = cb, .user_data = user_data};
+    return each(s, st, "member_list", emit_member, &k);
+}
+
+int chat__sqlite_msg_insert(void *state, const chat_store_msg *msg)
+{
+    chat__sqlite *s = state;
+    REFUSE_IN_CB(s, "msg_insert");
+    int rc = chat__store_check_msg(msg);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = s->st[CHAT__ST_MSG_INSERT];
+    sqlite3_bind_int64(st, 1, msg->conv);
+    bind_u64(st, 2, msg->seq);
+    sqlite3_bind_int64(st, 3, msg->ts_ms);
+    bind_text(st, 4, msg->sender);
+    bind_text(st, 5, msg->device);
+    const char *cmid = chat__store_cmid(msg);
+    if (cmid) /* no client id: NULL, which the dedupe index never matches */
+        bind_text(st, 6, cmid);
+    sqlite3_bind_int(st, 7, msg->kind);
+    /* A NULL pointer would bind SQL NULL; an empty body is an empty blob. */
+    int brc = sqlite3_bind_blob64(st, 8, msg->body_len ? msg->body : "", msg->body_len,
+                                  SQLITE_STATIC);
+    if (brc != SQLITE_OK) {
+        chat__sqlite_reset(st);
+        return chat__sqlite_fail(s->db, brc, "msg_insert body");
+    }
+    return chat__sqlite_exec(s, st, "msg_insert");
+}
+
+int chat__sqlite_msg_find_cmid(void *state, int64_t conv, const char *sender, const char *device,
+                               const char *cmid, chat_store_msg_cb cb, void *user_data)
+{
+    chat__sqlite *s = state;
+    REFUSE_IN_CB(s, "msg_find_cmid");
+    int rc;
+    if ((rc = chat__store_check_str(sender, CHAT_ID_MAX, 1, "sender")) ||
+        (rc = chat__store_check_str(device, CHAT_ID_MAX, 1, "device")) ||
+        (rc = chat__store_check_str(cmid, CHAT_ID_MAX, 1, "cmid")))
+        return rc;
+    if (!cb)
+        return null_cb("msg_find_cmid");
+    sqlite3_stmt *st = s->st[CHAT__ST_MSG_CMID];
+    sqlite3_bind_int64(st, 1, conv);
+    bind_text(st, 2, sender);
+    bind_text(st, 3, device);
+    bind_text(st, 4, cmid);
+    if ((rc = fetch(s, st, "msg_find_cmid")))
+        return rc;
+    struct sink k = {.cb.msg = cb, .user_data = user_data};
+    s->in_cb++;
+    rc = emit_msg(st, &k);
+    s->in_cb--;
+    chat__sqlite_reset(st);
+    return rc;
+}
+
+int chat__sqlite_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64_t before_seq,
+                           int limit, int descending, chat_store_msg_cb cb, void *user_data)
+{
+    chat__sqlite *s = state;
+    REFUSE_IN_CB(s, "msg_range");
+    if (!cb)
+        return null_cb("msg_range");
+    if (limit < 0)
+        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: msg_range: negative limit");
+    /* Seqs are at most INT64_MAX; the upper bound becomes inclusive so INT64_MAX fits. */
+    uint64_t upper = before_seq == 0 || before_seq > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX
+                                                                         : before_seq - 1;
+    if (limit == 0 || after_seq >= upper)
+        return CHAT_OK;
+    sqlite3_stmt *st = s->st[descending ? CHAT__ST_MSG_RANGE_DESC : CHAT__ST_MSG_RANGE_ASC];
+    sqlite3_bind_int64(st, 1, conv);
+    bind_u64(st, 2, after_seq);
+    bind_u64(st, 3, upper);
+    sqlite3_bind_int(st, 4, limit);
+    struct sink k = {.cb.msg = cb, .user_data = user_data};
+    return each(s, st, "msg_range", emit_msg, &k);
+}
+
+int chat__sqlite_user_convs(void *state, const char *user, uint64_t since_change, int limit,
+                            chat_store_member_cb cb, void *user_data)
+{
+    chat__sqlite *s = state;
+    REFUSE_IN_CB(s, "user_convs");
+    int rc = chat__store_check_str(user, CHAT_ID_MAX, 0, "user");
+    if (rc)
+        return rc;
+    if (!cb)
+        return null_cb("user_convs");
+    if (limit < 0)
+        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: user_convs: negative limit");
+    if (limit == 0 || since_change >= (uint64_t)INT64_MAX)
+        return CHAT_OK;
+    sqlite3_stmt *st = s->st[CHAT__ST_USER_CONVS];
+    bind_text(st, 1, user);
+    bind_u64(st, 2, since_change);
+    sqlite3_bind_int(st, 3, limit);
+    struct sink k = {.cb.member = cb, .user_data = user_data};
+    return each(s, st, "user_convs", emit_member, &k);
+}
+
+int chat__sqlite_contacts(void *state, const char *user, chat_store_name_cb cb, void *user_data)
+{
+    chat__sqlite *s = state;
+    REFUSE_IN_CB(s, "contacts");
+    int rc = chat__store_check_str(user, CHAT_ID_MAX, 0, "user");
+    if (rc)
+        return rc;
+    if (!cb)
+        return null_cb("contacts");
+    sqlite3_stmt *st = s->st[CHAT__ST_CONTACTS];
+    bind_text(st, 1, user);
+    struct sink k = {.cb.name = cb, .user_data = user_data};
+    return each(s, st, "contacts", emit_name, &k);
+}
+
+int chat__sqlite_user_get(void *state, const char *name, chat_store_user *out)
+{
+    chat__sqlite *s = state;
+    int rc = chat__store_check_str(name, CHAT_ID_MAX, 0, "user name");
+    if (rc)
+        return rc;
+    if (!out)
+        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: user_get: NULL out");
+    sqlite3_stmt *st = s->st[CHAT__ST_USER_GET];
+    bind_text(st, 1, name);
+    if ((rc = fetch(s, st, "user_get")))
+        return rc;
+    col_copy(st, 0, out->name, sizeof out->name);
+    col_copy(st, 1, out->pwhash, sizeof out->pwhash);
+    out->hide_last_seen = sqlite3_column_int(st, 2);
+    out->last_seen_ms = sqlite3_column_int64(st, 3);
+    out->created_ms = sqlite3_column_int64(st, 4);
+    chat__sqlite_reset(st);
+    return CHAT_OK;
+}
+
+int chat__sqlite_user_put(void *state, const chat_store_user *u)
+{
+    chat__sqlite *s = state;
+    REFUSE_IN_CB(s, "user_put");
+    int rc = chat__store_check_user(u);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = s->st[CHAT__ST_USER_PUT];
+    bind_text(st, 1, u->name);
+    bind_text(st, 2, u->pwhash);
+    sqlite3_bind_int(st, 3, u->hide_last_seen);
+    sqlite3_bind_int64(st, 4, u->last_seen_ms);
+    sqlite3_bind_int64(st, 5, u->created_ms);
+    return chat__sqlite_exec(s, st, "user_put");
+}
+
+int chat__sqlite_revoked_put(void *state, const char *session_id, int64_t exp_ms)
+{
+    chat__sqlite *s = state;
+    REFUSE_IN_CB(s, "revoked_put");
+    int rc = chat__store_check_str(session_id, CHAT__STORE_KEY_MAX, 0, "session id");
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = s->st[CHAT__ST_REVOKED_PUT];
+    bind_text(st, 1, session_id);
+    sqlite3_bind_int64(st, 2, exp_ms);
+    return chat__sqlite_exec(s, st, "revoked_put");
+}
+
+int chat__sqlite_revoked_list(void *state, int64_t now_ms,
+                              int (*cb)(const char *session_id, int64_t exp_ms, void *user_data),
+                              void *user_data)
+{
+    chat__sqlite *s = state;
+    REFUSE_IN_CB(s, "revoked_list");
+    if (!cb)
+        return null_cb("revoked_list");
+    sqlite3_stmt *st = s->st[CHAT__ST_REVOKED_LIST];
+    sqlite3_bind_int64(st, 1, now_ms);
+    struct sink k = {.cb.revoked = cb, .user_data = user_data};
+    return each(s, st, "revoked_list", emit_revoked, &k);
+}
+
+int chat__sqlite_meta_get(void *state, const char *key, int64_t *value)
+{
+    chat__sqlite *s = state;
+    int rc = chat__store_check_str(key, CHAT__STORE_KEY_MAX, 0, "meta key");
+    if (rc)
+        return rc;
+    if (!value)
+        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: meta_get: NULL value");
+    sqlite3_stmt *st = s->st[CHAT__ST_META_GET];
+    bind_text(st, 1, key);
+    if ((rc = fetch(s, st, "meta_get")))
+        return rc;
+    *value = sqlite3_column_int64(st, 0);
+    chat__sqlite_reset(st);
+    return CHAT_OK;
+}
+
+int chat__sqlite_meta_set(void *state, const char *key, int64_t value)
+{
+    chat__sqlite *s = state;
+    REFUSE_IN_CB(s, "meta_set");
+    int rc = chat__store_check_str(key, CHAT__STORE_KEY_MAX, 0, "meta key");
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = s->st[CHAT__ST_META_SET];
+    bind_text(st, 1, key);
+    sqlite3_bind_int64(st, 2, value);
+    return chat__sqlite_exec(s, st, "meta_set");
+}

@@ -1,0 +1,166 @@
+/* The WebSocket transport: a libwebsockets context joined to the server's libuv loop (epoll;
+ * lws's own poll() loop collapses near 10K connections). It reassembles messages under the
+ * configured caps (lws itself does not cap reassembly) and hands them to the dispatcher.
+ * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE is deliberately not handled: Debian's lws 4.1.6 has a
+ * use-after-free behind it (CVE-2025-11677). */
+#include "server/internal.h"
+
+#include "core/alloc.h"
+#include "core/error.h"
+
+#include <string.h>
+
+_Static_assert(LWS_PRE <= CHAT__FRAME_PRE, "frame headroom too small for lws");
+
+struct pss {
+    chat__conn *conn;
+};
+
+static void auth_deadline_cb(lws_sorted_usec_list_t *sul)
+{
+    chat__conn *c = lws_container_of(sul, chat__conn, auth_sul);
+    if (!c->authed)
+        chat__conn_close(c, 1008, "authentication timeout");
+}
+
+static int on_receive(chat__conn *c, struct lws *wsi, const char *in, size_t len)
+{
+    chat_server *srv = c->srv;
+    if (c->close_code)
+        return 0; /* closing: ignore the rest */
+    if (lws_is_first_fragment(wsi) && c->rx_len == 0) {
+        c->rx_frags = 0;
+        c->rx_binary = lws_frame_is_binary(wsi);
+    }
+    size_t limit = (size_t)chat__limit(srv, CHAT_LIMIT_FRAME_BYTES);
+    if (c->rx_len + len > limit) {
+        chat__conn_error(c, NULL, CHAT_ELIMIT, "frame_too_large", "message over the frame limit",
+                         0);
+        chat__conn_close(c, 1009, "message too big");
+        c->rx_len = 0;
+        return 0;
+    }
+    if (c->rx_len + len > c->rx_cap) {
+        size_t ncap = c->rx_cap ? c->rx_cap : 512;
+        while (ncap < c->rx_len + len)
+            ncap *= 2;
+        if (ncap > limit)
+            ncap = limit;
+        char *nrx = chat__realloc(c->rx, ncap);
+        if (!nrx) {
+            chat__conn_close(c, 1011, "out of memory");
+            return 0;
+        }
+        c->rx = nrx;
+        c->rx_cap = ncap;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (lws_remaining_packet_payload(wsi))
+        return 0;
+    if (!lws_is_final_fragment(wsi)) {
+        if (++c->rx_frags >= chat__limit(srv, CHAT_LIMIT_FRAGMENTS)) {
+            chat__conn_close(c, 1009, "too many fragments");
+            c->rx_len = 0;
+        }
+        return 0;
+    }
+    if (c->rx_binary)
+        chat__conn_error(c, NULL, CHAT_EPROTO, "binary_frame", "frames must be text", 0);
+    else
+        chat__dispatch(c, c->rx, c->rx_len);
+    c->rx_len = 0;
+    /* Idle connections keep no large buffer. */
+    if (c->rx_cap > 4096) {
+        chat__free(c->rx);
+        c->rx = NULL;
+        c->rx_cap = 0;
+    }
+    return 0;
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len)
+{
+    struct lws_context *ctx = lws_get_context(wsi);
+    chat_server *srv = ctx ? lws_context_user(ctx) : NULL;
+    struct pss *p = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (srv->stopping || srv->n_conns >= (size_t)chat__limit(srv, CHAT_LIMIT_CONNECTIONS))
+            return 1; /* refuse the upgrade */
+        return 0;
+    case LWS_CALLBACK_ESTABLISHED:
+        p->conn = chat__conn_new(srv, wsi);
+        if (!p->conn)
+            return -1;
+        lws_sul_schedule(ctx, 0, &p->conn->auth_sul, auth_deadline_cb,
+                         chat__limit(srv, CHAT_LIMIT_AUTH_DEADLINE_MS) * LWS_US_PER_MS);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return p->conn ? on_receive(p->conn, wsi, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return p->conn ? chat__conn_writable(p->conn) : -1;
+    case LWS_CALLBACK_CLOSED:
+        if (p->conn) {
+            chat__conn_closed(p->conn);
+            p->conn = NULL;
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP:
+        /* Only WebSocket upgrades are served on this port for now. */
+        if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
+            return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {"libchat.v1", ws_callback, sizeof(struct pss), 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+int chat__ws_start(chat_server *srv)
+{
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    void *loops[1] = {&srv->loop};
+    int64_t ping = chat__limit(srv, CHAT_LIMIT_IDLE_PING_MS) / 1000;
+    int64_t hangup = chat__limit(srv, CHAT_LIMIT_IDLE_HANGUP_MS) / 1000;
+    memset(&srv->retry, 0, sizeof srv->retry);
+    srv->retry.secs_since_valid_ping = (uint16_t)(ping < 1 ? 1 : ping);
+    srv->retry.secs_since_valid_hangup = (uint16_t)(hangup <= ping ? ping + 1 : hangup);
+
+    info.port = srv->cfg.port ? srv->cfg.port : CONTEXT_PORT_NO_LISTEN_SERVER;
+    if (srv->cfg.port == 0)
+        info.port = 0; /* lws binds an ephemeral port for 0 */
+    info.iface = srv->cfg.address;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    info.foreign_loops = loops;
+    info.user = srv;
+    info.pcontext = &srv->lws;
+    info.alpn = "http/1.1";
+    info.retry_and_idle_policy = &srv->retry;
+    info.vhost_name = "default";
+    srv->lws = lws_create_context(&info);
+    if (!srv->lws)
+        return chat__error_set(CHAT_EIO, 0, "cannot listen on %s:%d", srv->cfg.address,
+                               srv->cfg.port);
+    srv->vhost = lws_get_vhost_by_name(srv->lws, "default");
+    atomic_store(&srv->port, srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : 0);
+    chat__log(srv, CHAT_LOG_INFO, "listening on %s:%d", srv->cfg.address,
+              atomic_load(&srv->port));
+    return CHAT_OK;
+}
+
+void chat__ws_stop(chat_server *srv)
+{
+    lws_sul_cancel(&srv->typing_sul);
+    if (srv->lws)
+        lws_context_destroy(srv->lws);
+}

@@ -1,0 +1,1238 @@
+/* Store contract: every test_store_* runs once against the memory store and once against the
+ * SQLite store (a fresh file in a fresh temp dir per test), with identical expectations. The
+ * test_store_sqlite_* tests cover what only a file-backed store has. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chat/errors.h"
+#include "chat/sys/store.h"
+
+typedef struct backend {
+    const char *name;
+    int sqlite;
+} backend;
+
+static backend memory_backend = {"memory", 0};
+static backend sqlite_backend = {"sqlite", 1};
+
+typedef struct fx {
+    const backend *be;
+    const chat_store_ops *ops;
+    void *st;
+    char dir[64];
+    char path[128];
+} fx;
+
+static int open_store(fx *f)
+{
+    if (f->be->sqlite) {
+        f->ops = chat_store_sqlite_ops();
+        return chat_store_sqlite_open(&f->st, f->path, 0, NULL);
+    }
+    f->ops = chat_store_memory_ops();
+    return chat_store_memory_new(&f->st);
+}
+
+static void close_store(fx *f)
+{
+    if (f->st)
+        f->ops->destroy(f->st);
+    f->st = NULL;
+}
+
+static int fx_setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->be = *state;
+    strcpy(f->dir, "/tmp/chat-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
+    assert_int_equal(open_store(f), CHAT_OK);
+    *state = f;
+    return 0;
+}
+
+static void rm_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int fx_teardown(void **state)
+{
+    fx *f = *state;
+    close_store(f);
+    rm_dir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Allocation failure injection: the process allocator (installed before any libchat call)
+ * fails once this many more allocations have succeeded; -1 never fails. */
+static long alloc_countdown = -1;
+
+static void *t_malloc(size_t n, void *ud)
+{
+    (void)ud;
+    if (alloc_countdown == 0)
+        return NULL;
+    if (alloc_countdown > 0)
+        alloc_countdown--;
+    return malloc(n);
+}
+
+static void *t_realloc(void *p, size_t n, void *ud)
+{
+    (void)ud;
+    if (alloc_countdown == 0)
+        return NULL;
+    if (alloc_countdown > 0)
+        alloc_countdown--;
+    return realloc(p, n);
+}
+
+static void t_free(void *p, void *ud)
+{
+    (void)ud;
+    free(p);
+}
+
+/* ---- helpers ---- */
+
+static int64_t add_conv(fx *f, int kind, const char *title, const char *dm_key, uint64_t change)
+{
+    chat_store_conv c = {0};
+    c.kind = kind;
+    c.change = change;
+    c.created_ms = 1000;
+    snprintf(c.title, sizeof c.title, "%s", title);
+    snprintf(c.dm_key, sizeof c.dm_key, "%s", dm_key);
+    assert_int_equal(f->ops->conv_insert(f->st, &c), CHAT_OK);
+    assert_true(c.id > 0);
+    return c.id;
+}
+
+static void put_member(fx *f, int64_t conv, const char *user, int role, uint64_t change)
+{
+    chat_store_member m = {0};
+    m.conv = conv;
+    snprintf(m.user, sizeof m.user, "%s", user);
+    m.role = role;
+    m.change = change;
+    assert_int_equal(f->ops->member_put(f->st, &m), CHAT_OK);
+}
+
+static int set_conv_change(fx *f, int64_t id, uint64_t change)
+{
+    chat_store_conv c;
+    assert_int_equal(f->ops->conv_get(f->st, id, &c), CHAT_OK);
+    c.change = change;
+    return f->ops->conv_update(f->st, &c);
+}
+
+static int add_msg(fx *f, int64_t conv, uint64_t seq, const char *sender, const char *device,
+                   const char *cmid, const char *body)
+{
+    chat_store_msg m = {0};
+    m.conv = conv;
+    m.seq = seq;
+    m.ts_ms = 5000 + (int64_t)seq;
+    m.sender = sender;
+    m.device = device;
+    m.cmid = cmid;
+    m.kind = CHAT_MSG_TEXT;
+    m.body = body;
+    m.body_len = body ? strlen(body) : 0;
+    return f->ops->msg_insert(f->st, &m);
+}
+
+/* Collects what callbacks see, as one string ("1,2,3," or "ann,bob,"). */
+typedef struct rec {
+    char buf[1024];
+    int n;
+    int stop_after; /* return 42 after this many rows when > 0 */
+    fx *f;          /* for re-entry tests */
+    int reentry_rc;
+    int point_rc;
+} rec;
+
+static int rec_row(rec *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int rec_row(rec *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t len = strlen(r->buf);
+    vsnprintf(r->buf + len, sizeof r->buf - len, fmt, ap);
+    va_end(ap);
+    r->n++;
+    return r->stop_after > 0 && r->n >= r->stop_after ? 42 : 0;
+}
+
+static int rec_seq(const chat_store_msg *m, void *ud)
+{
+    return rec_row(ud, "%llu,", (unsigned long long)m->seq);
+}
+
+static int rec_member(const chat_store_member *m, void *ud)
+{
+    return rec_row(ud, "%lld:%s,", (long long)m->conv, m->user);
+}
+
+static int rec_name(const char *name, void *ud)
+{
+    return rec_row(ud, "%s,", name);
+}
+
+static int rec_revoked(const char *sid, int64_t exp_ms, void *ud)
+{
+    return rec_row(ud, "%s=%lld,", sid, (long long)exp_ms);
+}
+
+static const char *range(fx *f, int64_t conv, uint64_t after, uint64_t before, int limit,
+                         int desc, rec *r)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(f->ops->msg_range(f->st, conv, after, before, limit, desc, rec_seq, r),
+                     CHAT_OK);
+    return r->buf;
+}
+
+static const char *members(fx *f, int64_t conv, int only_active, rec *r)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(f->ops->member_list(f->st, conv, only_active, rec_member, r), CHAT_OK);
+    return r->buf;
+}
+
+static const char *inbox(fx *f, const char *user, uint64_t since, int limit, rec *r)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(f->ops->user_convs(f->st, user, since, limit, rec_member, r), CHAT_OK);
+    return r->buf;
+}
+
+static const char *contacts(fx *f, const char *user, rec *r)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(f->ops->contacts(f->st, user, rec_name, r), CHAT_OK);
+    return r->buf;
+}
+
+static const char *revoked(fx *f, int64_t now, rec *r)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(f->ops->revoked_list(f->st, now, rec_revoked, r), CHAT_OK);
+    return r->buf;
+}
+
+/* ---- conversations ---- */
+
+static void test_store_conv_insert_get(void **state)
+{
+    fx *f = *state;
+    chat_store_conv c = {0}, out;
+    c.kind = CHAT_CONV_GROUP;
+    c.head_seq = 7;
+    c.change = 3;
+    c.created_ms = 123456789012;
+    c.member_count = 4;
+    strcpy(c.title, "team");
+    c.id = 999; /* ignored */
+    assert_int_equal(f->ops->conv_insert(f->st, &c), CHAT_OK);
+    assert_true(c.id > 0 && c.id != 999);
+    assert_int_equal(f->ops->conv_get(f->st, c.id, &out), CHAT_OK);
+    assert_int_equal(out.id, c.id);
+    assert_int_equal(out.kind, CHAT_CONV_GROUP);
+    assert_int_equal(out.head_seq, 7);
+    assert_int_equal(out.change, 3);
+    assert_int_equal(out.created_ms, 123456789012);
+    assert_int_equal(out.member_count, 4);
+    assert_string_equal(out.title, "team");
+    assert_string_equal(out.dm_key, "");
+    int64_t second = add_conv(f, CHAT_CONV_GROUP, "other", "", 0);
+    assert_true(second != c.id);
+}
+
+static void test_store_conv_get_absent(void **state)
+{
+    fx *f = *state;
+    chat_store_conv out;
+    assert_int_equal(f->ops->conv_get(f->st, 42, &out), CHAT_ENOTFOUND);
+    assert_int_equal(chat_error_last()->code, CHAT_ENOTFOUND);
+}
+
+static void test_store_conv_find_direct(void **state)
+{
+    fx *f = *state;
+    int64_t id = add_conv(f, CHAT_CONV_DIRECT, "", "ann\nbob", 0);
+    chat_store_conv out;
+    assert_int_equal(f->ops->conv_find_direct(f->st, "ann\nbob", &out), CHAT_OK);
+    assert_int_equal(out.id, id);
+    assert_int_equal(out.kind, CHAT_CONV_DIRECT);
+    assert_string_equal(out.dm_key, "ann\nbob");
+    assert_int_equal(f->ops->conv_find_direct(f->st, "ann\ncid", &out), CHAT_ENOTFOUND);
+    /* Groups have no dm_key and are never found by the empty one. */
+    add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    assert_int_equal(f->ops->conv_find_direct(f->st, "", &out), CHAT_ENOTFOUND);
+}
+
+static void test_store_conv_duplicate_dm_key(void **state)
+{
+    fx *f = *state;
+    add_conv(f, CHAT_CONV_DIRECT, "", "ann\nbob", 0);
+    chat_store_conv c = {0};
+    c.kind = CHAT_CONV_DIRECT;
+    strcpy(c.dm_key, "ann\nbob");
+    assert_int_equal(f->ops->conv_insert(f->st, &c), CHAT_EEXISTS);
+    /* Many groups may share the empty dm_key. */
+    add_conv(f, CHAT_CONV_GROUP, "a", "", 0);
+    add_conv(f, CHAT_CONV_GROUP, "b", "", 0);
+}
+
+static void test_store_conv_update(void **state)
+{
+    fx *f = *state;
+    int64_t id = add_conv(f, CHAT_CONV_DIRECT, "old", "ann\nbob", 1);
+    chat_store_conv c, out;
+    assert_int_equal(f->ops->conv_get(f->st, id, &c), CHAT_OK);
+    strcpy(c.title, "new");
+    c.head_seq = 10;
+    c.change = 11;
+    c.member_count = 2;
+    c.kind = CHAT_CONV_GROUP;    /* not updated */
+    strcpy(c.dm_key, "zzz");     /* not updated */
+    c.created_ms = 1;            /* not updated */
+    assert_int_equal(f->ops->conv_update(f->st, &c), CHAT_OK);
+    assert_int_equal(f->ops->conv_get(f->st, id, &out), CHAT_OK);
+    assert_string_equal(out.title, "new");
+    assert_int_equal(out.head_seq, 10);
+    assert_int_equal(out.change, 11);
+    assert_int_equal(out.member_count, 2);
+    assert_int_equal(out.kind, CHAT_CONV_DIRECT);
+    assert_string_equal(out.dm_key, "ann\nbob");
+    assert_int_equal(out.created_ms, 1000);
+    c.id = id + 100;
+    assert_int_equal(f->ops->conv_update(f->st, &c), CHAT_ENOTFOUND);
+}
+
+static void test_store_conv_rejects_bad_input(void **state)
+{
+    fx *f = *state;
+    chat_store_conv c = {0};
+    memset(c.title, 'x', sizeof c.title); /* no NUL */
+    assert_int_equal(f->ops->conv_insert(f->st, &c), CHAT_EINVAL);
+    memset(&c, 0, sizeof c);
+    c.head_seq = (uint64_t)INT64_MAX + 1;
+    assert_int_equal(f->ops->conv_insert(f->st, &c), CHAT_EINVAL);
+}
+
+/* ---- members ---- */
+
+static void test_store_member_put_get(void **state)
+{
+    fx *f = *state;
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    chat_store_member m = {0}, out;
+    m.conv = id;
+    strcpy(m.user, "ann");
+    m.role = CHAT_ROLE_OWNER;
+    m.delivered_seq = 5;
+    m.read_seq = 4;
+    m.delivered_ms = 111;
+    m.read_ms = 222;
+    m.joined_seq = 1;
+    m.change = 9;
+    assert_int_equal(f->ops->member_put(f->st, &m), CHAT_OK);
+    assert_int_equal(f->ops->member_get(f->st, id, "ann", &out), CHAT_OK);
+    assert_int_equal(out.conv, id);
+    assert_string_equal(out.user, "ann");
+    assert_int_equal(out.role, CHAT_ROLE_OWNER);
+    assert_int_equal(out.delivered_seq, 5);
+    assert_int_equal(out.read_seq, 4);
+    assert_int_equal(out.delivered_ms, 111);
+    assert_int_equal(out.read_ms, 222);
+    assert_int_equal(out.joined_seq, 1);
+    assert_int_equal(out.change, 9);
+    m.role = CHAT_ROLE_NONE;
+    m.read_seq = 5;
+    m.change = 10;
+    assert_int_equal(f->ops->member_put(f->st, &m), CHAT_OK);
+    assert_int_equal(f->ops->member_get(f->st, id, "ann", &out), CHAT_OK);
+    assert_int_equal(out.role, CHAT_ROLE_NONE);
+    assert_int_equal(out.read_seq, 5);
+    assert_int_equal(out.change, 10);
+    assert_int_equal(f->ops->member_get(f->st, id, "bob", &out), CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->member_get(f->st, id + 1, "ann", &out), CHAT_ENOTFOUND);
+}
+
+static void test_store_member_rejects_bad_input(void **state)
+{
+    fx *f = *state;
+    chat_store_member m = {0}, out;
+    m.conv = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    assert_int_equal(f->ops->member_put(f->st, &m), CHAT_EINVAL); /* empty user */
+    memset(m.user, 'u', sizeof m.user);
+    assert_int_equal(f->ops->member_put(f->st, &m), CHAT_EINVAL); /* no NUL */
+    char long_user[CHAT_ID_MAX + 2];
+    memset(long_user, 'u', sizeof long_user - 1);
+    long_user[sizeof long_user - 1] = '\0';
+    assert_int_equal(f->ops->member_get(f->st, m.conv, long_user, &out), CHAT_EINVAL);
+}
+
+static void test_store_member_list_order_and_filter(void **state)
+{
+    fx *f = *state;
+    rec r;
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    int64_t other = add_conv(f, CHAT_CONV_GROUP, "h", "", 0);
+    put_member(f, id, "dan", CHAT_ROLE_MEMBER, 1);
+    put_member(f, id, "ann", CHAT_ROLE_OWNER, 1);
+    put_member(f, id, "cid", CHAT_ROLE_NONE, 1);
+    put_member(f, id, "bob", CHAT_ROLE_ADMIN, 1);
+    put_member(f, other, "eve", CHAT_ROLE_MEMBER, 1);
+    char want[128];
+    snprintf(want, sizeof want, "%lld:ann,%lld:bob,%lld:cid,%lld:dan,", (long long)id,
+             (long long)id, (long long)id, (long long)id);
+    assert_string_equal(members(f, id, 0, &r), want);
+    snprintf(want, sizeof want, "%lld:ann,%lld:bob,%lld:dan,", (long long)id, (long long)id,
+             (long long)id);
+    assert_string_equal(members(f, id, 1, &r), want);
+    assert_string_equal(members(f, id + 100, 0, &r), "");
+    /* A callback's non-zero result stops the walk and is returned. */
+    memset(&r, 0, sizeof r);
+    r.stop_after = 2;
+    assert_int_equal(f->ops->member_list(f->st, id, 0, rec_member, &r), 42);
+    assert_int_equal(r.n, 2);
+}
+
+/* ---- messages ---- */
+
+static int check_msg(const chat_store_msg *m, void *ud)
+{
+    int *calls = ud;
+    (*calls)++;
+    assert_int_equal(m->seq, 3);
+    assert_int_equal(m->ts_ms, 77);
+    assert_string_equal(m->sender, "ann");
+    assert_string_equal(m->device, "phone");
+    assert_string_equal(m->cmid, "c-1");
+    assert_int_equal(m->kind, CHAT_MSG_MEDIA);
+    assert_int_equal(m->body_len, 5);
+    assert_memory_equal(m->body, "a\0b\0c", 5);
+    return 0;
+}
+
+static void test_store_msg_insert_find_cmid(void **state)
+{
+    fx *f = *state;
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    chat_store_msg m = {0};
+    m.conv = id;
+    m.seq = 3;
+    m.ts_ms = 77;
+    m.sender = "ann";
+    m.device = "phone";
+    m.cmid = "c-1";
+    m.kind = CHAT_MSG_MEDIA;
+    m.body = "a\0b\0c"; /* bodies are bytes */
+    m.body_len = 5;
+    assert_int_equal(f->ops->msg_insert(f->st, &m), CHAT_OK);
+    int calls = 0;
+    assert_int_equal(f->ops->msg_find_cmid(f->st, id, "ann", "phone", "c-1", check_msg, &calls),
+                     CHAT_OK);
+    assert_int_equal(calls, 1);
+    rec r = {0};
+    assert_int_equal(f->ops->msg_find_cmid(f->st, id, "ann", "phone", "c-2", rec_seq, &r),
+                     CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->msg_find_cmid(f->st, id, "ann", "laptop", "c-1", rec_seq, &r),
+                     CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->msg_find_cmid(f->st, id + 1, "ann", "phone", "c-1", rec_seq, &r),
+                     CHAT_ENOTFOUND);
+    assert_int_equal(r.n, 0);
+}
+
+static int check_empty_body(const chat_store_msg *m, void *ud)
+{
+    (void)ud;
+    assert_non_null(m->body);
+    assert_int_equal(m->body_len, 0);
+    assert_string_equal(m->cmid, "");
+    return 0;
+}
+
+static void test_store_msg_empty_body_and_no_cmid(void **state)
+{
+    fx *f = *state;
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    /* No client id (NULL or ""): never deduplicated, never found by cmid. */
+    assert_int_equal(add_msg(f, id, 1, "ann", "d", NULL, NULL), CHAT_OK);
+    assert_int_equal(add_msg(f, id, 2, "ann", "d", NULL, ""), CHAT_OK);
+    assert_int_equal(add_msg(f, id, 3, "ann", "d", "", ""), CHAT_OK);
+    assert_int_equal(f->ops->msg_range(f->st, id, 0, 0, 10, 0, check_empty_body, NULL), CHAT_OK);
+    rec r = {0};
+    assert_int_equal(f->ops->msg_find_cmid(f->st, id, "ann", "d", "", rec_seq, &r),
+                     CHAT_ENOTFOUND);
+}
+
+static void test_store_msg_duplicate(void **state)
+{
+    fx *f = *state;
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    int64_t other = add_conv(f, CHAT_CONV_GROUP, "h", "", 0);
+    assert_int_equal(add_msg(f, id, 1, "ann", "phone", "c-1", "hi"), CHAT_OK);
+    /* Same (conv, seq). */
+    assert_int_equal(add_msg(f, id, 1, "bob", "pc", "c-9", "x"), CHAT_EEXISTS);
+    /* Same (conv, sender, device, cmid). */
+    assert_int_equal(add_msg(f, id, 2, "ann", "phone", "c-1", "hi"), CHAT_EEXISTS);
+    /* The same cmid elsewhere is a different message. */
+    assert_int_equal(add_msg(f, other, 1, "ann", "phone", "c-1", "hi"), CHAT_OK);
+    assert_int_equal(add_msg(f, id, 2, "ann", "laptop", "c-1", "hi"), CHAT_OK);
+    assert_int_equal(add_msg(f, id, 3, "bob", "phone", "c-1", "hi"), CHAT_OK);
+    rec r;
+    assert_string_equal(range(f, id, 0, 0, 10, 0, &r), "1,2,3,");
+}
+
+static void test_store_msg_rejects_bad_input(void **state)
+{
+    fx *f = *state;
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    char long_id[CHAT_ID_MAX + 2];
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    assert_int_equal(add_msg(f, id, 1, long_id, "d", "c", "b"), CHAT_EINVAL);
+    assert_int_equal(add_msg(f, id, 1, "ann", long_id, "c", "b"), CHAT_EINVAL);
+    assert_int_equal(add_msg(f, id, 1, "ann", "d", long_id, "b"), CHAT_EINVAL);
+    assert_int_equal(add_msg(f, id, 1, NULL, "d", "c", "b"), CHAT_EINVAL);
+    assert_int_equal(add_msg(f, id, (uint64_t)INT64_MAX + 1, "ann", "d", "c", "b"), CHAT_EINVAL);
+    long_id[CHAT_ID_MAX] = '\0'; /* exactly CHAT_ID_MAX is fine */
+    assert_int_equal(add_msg(f, id, 1, long_id, long_id, long_id, "b"), CHAT_OK);
+    rec r;
+    assert_string_equal(range(f, id, 0, 0, 10, 0, &r), "1,");
+}
+
+static void test_store_msg_range(void **state)
+{
+    fx *f = *state;
+    rec r;
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    int64_t other = add_conv(f, CHAT_CONV_GROUP, "h", "", 0);
+    char cmid[16];
+    for (uint64_t seq = 1; seq <= 10; seq++) {
+        snprintf(cmid, sizeof cmid, "c%llu", (unsigned long long)seq);
+        assert_int_equal(add_msg(f, id, seq, "ann", "d", cmid, "body"), CHAT_OK);
+    }
+    assert_int_equal(add_msg(f, other, 1, "ann", "d", "x", "body"), CHAT_OK);
+    assert_string_equal(range(f, id, 0, 0, 100, 0, &r), "1,2,3,4,5,6,7,8,9,10,");
+    assert_string_equal(range(f, id, 0, 0, 3, 0, &r), "1,2,3,");
+    assert_string_equal(range(f, id, 0, 0, 3, 1, &r), "10,9,8,");
+    assert_string_equal(range(f, id, 3, 7, 100, 0, &r), "4,5,6,");
+    assert_string_equal(range(f, id, 3, 7, 100, 1, &r), "6,5,4,");
+    assert_string_equal(range(f, id, 3, 7, 2, 0, &r), "4,5,");
+    assert_string_equal(range(f, id, 3, 7, 2, 1, &r), "6,5,");
+    assert_string_equal(range(f, id, 8, 0, 100, 0, &r), "9,10,");
+    assert_string_equal(range(f, id, 0, 2, 100, 1, &r), "1,");
+    assert_string_equal(range(f, id, 10, 0, 100, 0, &r), "");
+    assert_string_equal(range(f, id, 5, 6, 100, 0, &r), "");
+    assert_string_equal(range(f, id, 7, 3, 100, 0, &r), "");
+    assert_string_equal(range(f, id, 0, 1, 100, 0, &r), "");
+    assert_string_equal(range(f, id, 0, 0, 0, 0, &r), "");
+    assert_string_equal(range(f, id + 100, 0, 0, 10, 0, &r), "");
+    assert_string_equal(range(f, id, 0, UINT64_MAX, 2, 1, &r), "10,9,");
+    assert_int_equal(f->ops->msg_range(f->st, id, 0, 0, -1, 0, rec_seq, &r), CHAT_EINVAL);
+    memset(&r, 0, sizeof r);
+    r.stop_after = 3;
+    assert_int_equal(f->ops->msg_range(f->st, id, 0, 0, 100, 1, rec_seq, &r), 42);
+    assert_string_equal(r.buf, "10,9,8,");
+}
+
+static void test_store_msg_range_out_of_order_inserts(void **state)
+{
+    fx *f = *state;
+    rec r;
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    static const uint64_t seqs[] = {5, 1, 9, 3, 7, 2};
+    for (size_t i = 0; i < sizeof seqs / sizeof seqs[0]; i++)
+        assert_int_equal(add_msg(f, id, seqs[i], "ann", "d", NULL, "b"), CHAT_OK);
+    assert_string_equal(range(f, id, 0, 0, 100, 0, &r), "1,2,3,5,7,9,");
+    assert_string_equal(range(f, id, 2, 9, 100, 1, &r), "7,5,3,");
+    assert_int_equal(add_msg(f, id, 3, "ann", "d", NULL, "b"), CHAT_EEXISTS);
+}
+
+/* ---- inbox and contacts ---- */
+
+static void test_store_user_convs_since_and_order(void **state)
+{
+    fx *f = *state;
+    rec r;
+    char want[256];
+    int64_t a = add_conv(f, CHAT_CONV_GROUP, "a", "", 5);
+    int64_t b = add_conv(f, CHAT_CONV_GROUP, "b", "", 1);
+    int64_t c = add_conv(f, CHAT_CONV_GROUP, "c", "", 2);
+    int64_t d = add_conv(f, CHAT_CONV_GROUP, "d", "", 0);
+    put_member(f, a, "ann", CHAT_ROLE_MEMBER, 1);  /* key max(1, 5) = 5 */
+    put_member(f, b, "ann", CHAT_ROLE_MEMBER, 8);  /* key max(8, 1) = 8 */
+    put_member(f, c, "ann", CHAT_ROLE_NONE, 3);    /* key 3; left rows are listed too */
+    put_member(f, d, "bob", CHAT_ROLE_MEMBER, 9);  /* someone else's row */
+    snprintf(want, sizeof want, "%lld:ann,%lld:ann,%lld:ann,", (long long)c, (long long)a,
+             (long long)b);
+    assert_string_equal(inbox(f, "ann", 0, 100, &r), want);
+    snprintf(want, sizeof want, "%lld:ann,%lld:ann,", (long long)a, (long long)b);
+    assert_string_equal(inbox(f, "ann", 3, 100, &r), want);
+    assert_string_equal(inbox(f, "ann", 4, 100, &r), want);
+    snprintf(want, sizeof want, "%lld:ann,", (long long)b);
+    assert_string_equal(inbox(f, "ann", 5, 100, &r), want);
+    assert_string_equal(inbox(f, "ann", 8, 100, &r), "");
+    snprintf(want, sizeof want, "%lld:ann,", (long long)c);
+    assert_string_equal(inbox(f, "ann", 0, 1, &r), want);
+    assert_string_equal(inbox(f, "nobody", 0, 100, &r), "");
+    assert_string_equal(inbox(f, "ann", 0, 0, &r), "");
+
+    /* A conversation change moves the row; a member change does too. */
+    assert_int_equal(set_conv_change(f, c, 10), CHAT_OK);
+    snprintf(want, sizeof want, "%lld:ann,%lld:ann,", (long long)b, (long long)c);
+    assert_string_equal(inbox(f, "ann", 5, 100, &r), want);
+    put_member(f, a, "ann", CHAT_ROLE_MEMBER, 11);
+    snprintf(want, sizeof want, "%lld:ann,%lld:ann,%lld:ann,", (long long)b, (long long)c,
+             (long long)a);
+    assert_string_equal(inbox(f, "ann", 5, 100, &r), want);
+    /* Ties are ordered by conversation id. */
+    assert_int_equal(set_conv_change(f, b, 11), CHAT_OK);
+    assert_int_equal(set_conv_change(f, c, 11), CHAT_OK);
+    snprintf(want, sizeof want, "%lld:ann,%lld:ann,%lld:ann,", (long long)a, (long long)b,
+             (long long)c);
+    assert_string_equal(inbox(f, "ann", 10, 100, &r), want);
+    assert_int_equal(f->ops->user_convs(f->st, "ann", 0, -1, rec_member, &r), CHAT_EINVAL);
+}
+
+static int check_inbox_row(const chat_store_member *m, void *ud)
+{
+    (void)ud;
+    assert_string_equal(m->user, "ann");
+    assert_int_equal(m->role, CHAT_ROLE_ADMIN);
+    assert_int_equal(m->delivered_seq, 4);
+    assert_int_equal(m->read_seq, 3);
+    assert_int_equal(m->joined_seq, 2);
+    assert_int_equal(m->change, 6);
+    return 0;
+}
+
+static void test_store_user_convs_row_fields(void **state)
+{
+    fx *f = *state;
+    int64_t a = add_conv(f, CHAT_CONV_GROUP, "a", "", 5);
+    chat_store_member m = {0};
+    m.conv = a;
+    strcpy(m.user, "ann");
+    m.role = CHAT_ROLE_ADMIN;
+    m.delivered_seq = 4;
+    m.read_seq = 3;
+    m.joined_seq = 2;
+    m.change = 6;
+    assert_int_equal(f->ops->member_put(f->st, &m), CHAT_OK);
+    assert_int_equal(f->ops->user_convs(f->st, "ann", 0, 10, check_inbox_row, NULL), CHAT_OK);
+}
+
+static void test_store_contacts(void **state)
+{
+    fx *f = *state;
+    rec r;
+    int64_t g1 = add_conv(f, CHAT_CONV_GROUP, "g1", "", 0);
+    int64_t g2 = add_conv(f, CHAT_CONV_GROUP, "g2", "", 0);
+    int64_t g3 = add_conv(f, CHAT_CONV_GROUP, "g3", "", 0);
+    int64_t dm = add_conv(f, CHAT_CONV_DIRECT, "", "ann\nzed", 0);
+    put_member(f, g1, "ann", CHAT_ROLE_OWNER, 1);
+    put_member(f, g1, "dan", CHAT_ROLE_MEMBER, 1);
+    put_member(f, g1, "bob", CHAT_ROLE_MEMBER, 1);
+    put_member(f, g1, "eve", CHAT_ROLE_NONE, 1);   /* left: not a contact through g1 */
+    put_member(f, g2, "ann", CHAT_ROLE_MEMBER, 1);
+    put_member(f, g2, "bob", CHAT_ROLE_ADMIN, 1);  /* shared twice, listed once */
+    put_member(f, g2, "cid", CHAT_ROLE_MEMBER, 1);
+    put_member(f, g3, "ann", CHAT_ROLE_NONE, 1);   /* ann left g3 */
+    put_member(f, g3, "fay", CHAT_ROLE_MEMBER, 1);
+    put_member(f, dm, "ann", CHAT_ROLE_MEMBER, 1);
+    put_member(f, dm, "zed", CHAT_ROLE_MEMBER, 1);
+    put_member(f, g3, "gus", CHAT_ROLE_MEMBER, 1);
+    assert_string_equal(contacts(f, "ann", &r), "bob,cid,dan,zed,");
+    assert_string_equal(contacts(f, "fay", &r), "gus,");
+    assert_string_equal(contacts(f, "eve", &r), "");
+    assert_string_equal(contacts(f, "nobody", &r), "");
+    memset(&r, 0, sizeof r);
+    r.stop_after = 1;
+    assert_int_equal(f->ops->contacts(f->st, "ann", rec_name, &r), 42);
+    assert_string_equal(r.buf, "bob,");
+}
+
+/* ---- users, revoked sessions, meta ---- */
+
+static void test_store_user_put_get(void **state)
+{
+    fx *f = *state;
+    chat_store_user u = {0}, out;
+    strcpy(u.name, "ann");
+    strcpy(u.pwhash, "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA");
+    u.hide_last_seen = 1;
+    u.last_seen_ms = 55;
+    u.created_ms = 44;
+    assert_int_equal(f->ops->user_get(f->st, "ann", &out), CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->user_put(f->st, &u), CHAT_OK);
+    assert_int_equal(f->ops->user_get(f->st, "ann", &out), CHAT_OK);
+    assert_string_equal(out.name, "ann");
+    assert_string_equal(out.pwhash, u.pwhash);
+    assert_int_equal(out.hide_last_seen, 1);
+    assert_int_equal(out.last_seen_ms, 55);
+    assert_int_equal(out.created_ms, 44);
+    u.pwhash[0] = '\0';
+    u.hide_last_seen = 0;
+    u.last_seen_ms = 66;
+    assert_int_equal(f->ops->user_put(f->st, &u), CHAT_OK);
+    assert_int_equal(f->ops->user_get(f->st, "ann", &out), CHAT_OK);
+    assert_string_equal(out.pwhash, "");
+    assert_int_equal(out.hide_last_seen, 0);
+    assert_int_equal(out.last_seen_ms, 66);
+    /* A member who never registered is not a user. */
+    put_member(f, add_conv(f, CHAT_CONV_GROUP, "g", "", 0), "bob", CHAT_ROLE_MEMBER, 1);
+    assert_int_equal(f->ops->user_get(f->st, "bob", &out), CHAT_ENOTFOUND);
+    memset(&u, 0, sizeof u);
+    assert_int_equal(f->ops->user_put(f->st, &u), CHAT_EINVAL);
+}
+
+static void test_store_revoked_put_list(void **state)
+{
+    fx *f = *state;
+    rec r;
+    assert_string_equal(revoked(f, 0, &r), "");
+    assert_int_equal(f->ops->revoked_put(f->st, "s2", 200), CHAT_OK);
+    assert_int_equal(f->ops->revoked_put(f->st, "s1", 100), CHAT_OK);
+    assert_int_equal(f->ops->revoked_put(f->st, "s3", 300), CHAT_OK);
+    assert_string_equal(revoked(f, 0, &r), "s1=100,s2=200,s3=300,");
+    assert_string_equal(revoked(f, 100, &r), "s2=200,s3=300,"); /* exp_ms > now_ms */
+    assert_string_equal(revoked(f, 299, &r), "s3=300,");
+    assert_string_equal(revoked(f, 300, &r), "");
+    assert_int_equal(f->ops->revoked_put(f->st, "s1", 400), CHAT_OK); /* overwrite */
+    assert_string_equal(revoked(f, 300, &r), "s1=400,");
+    assert_int_equal(f->ops->revoked_put(f->st, "", 400), CHAT_EINVAL);
+}
+
+static void test_store_meta_get_set(void **state)
+{
+    fx *f = *state;
+    int64_t v = 0;
+    assert_int_equal(f->ops->meta_get(f->st, "change", &v), CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->meta_set(f->st, "change", 17), CHAT_OK);
+    assert_int_equal(f->ops->meta_set(f->st, "other", -5), CHAT_OK);
+    assert_int_equal(f->ops->meta_get(f->st, "change", &v), CHAT_OK);
+    assert_int_equal(v, 17);
+    assert_int_equal(f->ops->meta_set(f->st, "change", INT64_MAX), CHAT_OK);
+    assert_int_equal(f->ops->meta_get(f->st, "change", &v), CHAT_OK);
+    assert_true(v == INT64_MAX);
+    assert_int_equal(f->ops->meta_get(f->st, "other", &v), CHAT_OK);
+    assert_int_equal(v, -5);
+    assert_int_equal(f->ops->meta_set(f->st, NULL, 1), CHAT_EINVAL);
+}
+
+/* ---- transactions ---- */
+
+/* A fixed data set touching every table, for the rollback and commit tests. */
+struct base {
+    int64_t conv, dm;
+};
+
+static struct base seed(fx *f)
+{
+    struct base b;
+    b.conv = add_conv(f, CHAT_CONV_GROUP, "before", "", 1);
+    b.dm = add_conv(f, CHAT_CONV_DIRECT, "", "ann\nbob", 1);
+    put_member(f, b.conv, "ann", CHAT_ROLE_OWNER, 1);
+    put_member(f, b.dm, "ann", CHAT_ROLE_MEMBER, 1);
+    put_member(f, b.dm, "bob", CHAT_ROLE_MEMBER, 1);
+    assert_int_equal(add_msg(f, b.conv, 1, "ann", "d", "c1", "one"), CHAT_OK);
+    chat_store_user u = {0};
+    strcpy(u.name, "ann");
+    u.last_seen_ms = 1;
+    assert_int_equal(f->ops->user_put(f->st, &u), CHAT_OK);
+    assert_int_equal(f->ops->revoked_put(f->st, "s1", 100), CHAT_OK);
+    assert_int_equal(f->ops->meta_set(f->st, "k", 1), CHAT_OK);
+    return b;
+}
+
+#define TRY(x)                \
+    do {                      \
+        int rc_ = (x);        \
+        if (rc_)              \
+            return rc_;       \
+    } while (0)
+
+static int try_conv(fx *f, int kind, const char *dm_key)
+{
+    chat_store_conv c = {0};
+    c.kind = kind;
+    c.change = 2;
+    snprintf(c.dm_key, sizeof c.dm_key, "%s", dm_key);
+    return f->ops->conv_insert(f->st, &c);
+}
+
+static int try_member(fx *f, int64_t conv, const char *user, int role, uint64_t change)
+{
+    chat_store_member m = {0};
+    m.conv = conv;
+    snprintf(m.user, sizeof m.user, "%s", user);
+    m.role = role;
+    m.change = change;
+    return f->ops->member_put(f->st, &m);
+}
+
+/* Change every table: inserts and updates of each kind, several updates of one row. Returns
+ * the first failure, for the allocation-failure test. */
+static int try_mutate(fx *f, const struct base *b)
+{
+    TRY(try_conv(f, CHAT_CONV_DIRECT, "ann\ncid"));
+    TRY(try_conv(f, CHAT_CONV_GROUP, ""));
+    chat_store_conv c;
+    TRY(f->ops->conv_get(f->st, b->conv, &c));
+    for (int i = 0; i < 3; i++) {
+        snprintf(c.title, sizeof c.title, "after%d", i);
+        c.head_seq = 2 + (uint64_t)i;
+        c.change = 5 + (uint64_t)i;
+        c.member_count = 9;
+        TRY(f->ops->conv_update(f->st, &c));
+    }
+    TRY(try_member(f, b->conv, "ann", CHAT_ROLE_NONE, 7));
+    TRY(try_member(f, b->conv, "ann", CHAT_ROLE_ADMIN, 8));
+    TRY(try_member(f, b->conv, "cid", CHAT_ROLE_MEMBER, 7));
+    TRY(try_member(f, b->conv, "bob", CHAT_ROLE_MEMBER, 7));
+    TRY(add_msg(f, b->conv, 2, "ann", "d", "c2", "two"));
+    TRY(add_msg(f, b->conv, 3, "ann", "d", "c3", "three"));
+    TRY(add_msg(f, b->dm, 1, "bob", "d", "c1", "dm"));
+    chat_store_user u = {0};
+    strcpy(u.name, "ann");
+    u.last_seen_ms = 2;
+    TRY(f->ops->user_put(f->st, &u));
+    u.last_seen_ms = 3;
+    TRY(f->ops->user_put(f->st, &u));
+    strcpy(u.name, "cid");
+    TRY(f->ops->user_put(f->st, &u));
+    TRY(f->ops->revoked_put(f->st, "s1", 500));
+    TRY(f->ops->revoked_put(f->st, "s2", 500));
+    TRY(f->ops->meta_set(f->st, "k", 2));
+    TRY(f->ops->meta_set(f->st, "k", 3));
+    TRY(f->ops->meta_set(f->st, "k2", 2));
+    return CHAT_OK;
+}
+
+static void mutate(fx *f, const struct base *b)
+{
+    assert_int_equal(try_mutate(f, b), CHAT_OK);
+}
+
+static void expect_base(fx *f, const struct base *b)
+{
+    rec r;
+    chat_store_conv c;
+    chat_store_member m;
+    chat_store_user u;
+    int64_t v;
+    char want[128];
+    assert_int_equal(f->ops->conv_get(f->st, b->conv, &c), CHAT_OK);
+    assert_string_equal(c.title, "before");
+    assert_int_equal(c.head_seq, 0);
+    assert_int_equal(c.change, 1);
+    assert_int_equal(c.member_count, 0);
+    assert_int_equal(f->ops->conv_get(f->st, b->dm + 1, &c), CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->conv_find_direct(f->st, "ann\ncid", &c), CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->conv_find_direct(f->st, "ann\nbob", &c), CHAT_OK);
+    assert_int_equal(f->ops->member_get(f->st, b->conv, "ann", &m), CHAT_OK);
+    assert_int_equal(m.role, CHAT_ROLE_OWNER);
+    assert_int_equal(m.change, 1);
+    assert_int_equal(f->ops->member_get(f->st, b->conv, "cid", &m), CHAT_ENOTFOUND);
+    snprintf(want, sizeof want, "%lld:ann,", (long long)b->conv);
+    assert_string_equal(members(f, b->conv, 0, &r), want);
+    snprintf(want, sizeof want, "%lld:ann,%lld:ann,", (long long)b->conv, (long long)b->dm);
+    assert_string_equal(inbox(f, "ann", 0, 100, &r), want);
+    assert_string_equal(inbox(f, "cid", 0, 100, &r), "");
+    assert_string_equal(contacts(f, "ann", &r), "bob,");
+    assert_string_equal(range(f, b->conv, 0, 0, 100, 0, &r), "1,");
+    assert_string_equal(range(f, b->dm, 0, 0, 100, 0, &r), "");
+    assert_int_equal(f->ops->msg_find_cmid(f->st, b->conv, "ann", "d", "c2", rec_seq, &r),
+                     CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->user_get(f->st, "ann", &u), CHAT_OK);
+    assert_int_equal(u.last_seen_ms, 1);
+    assert_int_equal(f->ops->user_get(f->st, "cid", &u), CHAT_ENOTFOUND);
+    assert_string_equal(revoked(f, 0, &r), "s1=100,");
+    assert_int_equal(f->ops->meta_get(f->st, "k", &v), CHAT_OK);
+    assert_int_equal(v, 1);
+    assert_int_equal(f->ops->meta_get(f->st, "k2", &v), CHAT_ENOTFOUND);
+}
+
+static void expect_mutated(fx *f, const struct base *b)
+{
+    rec r;
+    chat_store_conv c;
+    chat_store_member m;
+    chat_store_user u;
+    int64_t v;
+    assert_int_equal(f->ops->conv_get(f->st, b->conv, &c), CHAT_OK);
+    assert_string_equal(c.title, "after2");
+    assert_int_equal(c.head_seq, 4);
+    assert_int_equal(f->ops->conv_find_direct(f->st, "ann\ncid", &c), CHAT_OK);
+    assert_int_equal(f->ops->member_get(f->st, b->conv, "ann", &m), CHAT_OK);
+    assert_int_equal(m.role, CHAT_ROLE_ADMIN);
+    assert_string_equal(contacts(f, "ann", &r), "bob,cid,");
+    assert_string_equal(range(f, b->conv, 0, 0, 100, 0, &r), "1,2,3,");
+    assert_string_equal(range(f, b->dm, 0, 0, 100, 0, &r), "1,");
+    assert_int_equal(f->ops->user_get(f->st, "ann", &u), CHAT_OK);
+    assert_int_equal(u.last_seen_ms, 3);
+    assert_int_equal(f->ops->user_get(f->st, "cid", &u), CHAT_OK);
+    assert_string_equal(revoked(f, 0, &r), "s1=500,s2=500,");
+    assert_int_equal(f->ops->meta_get(f->st, "k", &v), CHAT_OK);
+    assert_int_equal(v, 3);
+    assert_int_equal(f->ops->meta_get(f->st, "k2", &v), CHAT_OK);
+}
+
+static void test_store_rollback_undoes_everything(void **state)
+{
+    fx *f = *state;
+    struct base b = seed(f);
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    mutate(f, &b);
+    expect_mutated(f, &b); /* visible inside the transaction */
+    assert_int_equal(f->ops->rollback(f->st), CHAT_OK);
+    expect_base(f, &b);
+    /* The store is fully usable afterwards, ids and keys included. */
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    mutate(f, &b);
+    assert_int_equal(f->ops->commit(f->st), CHAT_OK);
+    expect_mutated(f, &b);
+}
+
+static void test_store_rollback_of_seeded_transaction(void **state)
+{
+    fx *f = *state;
+    /* Inserts of rows that did not exist at all, then their rollback. */
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    struct base b = seed(f);
+    assert_int_equal(f->ops->rollback(f->st), CHAT_OK);
+    rec r;
+    chat_store_conv c;
+    assert_int_equal(f->ops->conv_get(f->st, b.conv, &c), CHAT_ENOTFOUND);
+    assert_string_equal(inbox(f, "ann", 0, 100, &r), "");
+    assert_string_equal(contacts(f, "bob", &r), "");
+    assert_string_equal(members(f, b.dm, 0, &r), "");
+    assert_string_equal(range(f, b.conv, 0, 0, 10, 0, &r), "");
+    assert_string_equal(revoked(f, 0, &r), "");
+    /* Conversation ids are reused, as SQLite reuses rowids. */
+    int64_t again = add_conv(f, CHAT_CONV_GROUP, "again", "", 0);
+    assert_int_equal(again, b.conv);
+    struct base b2 = seed(f);
+    assert_int_equal(b2.conv, b.dm);
+}
+
+static void test_store_commit_keeps_changes(void **state)
+{
+    fx *f = *state;
+    struct base b = seed(f);
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    mutate(f, &b);
+    assert_int_equal(f->ops->commit(f->st), CHAT_OK);
+    expect_mutated(f, &b);
+    /* A later rollback does not reach back past the commit. */
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(f->ops->meta_set(f->st, "k", 99), CHAT_OK);
+    assert_int_equal(f->ops->rollback(f->st), CHAT_OK);
+    expect_mutated(f, &b);
+}
+
+static void test_store_failed_method_keeps_transaction(void **state)
+{
+    fx *f = *state;
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    assert_int_equal(add_msg(f, id, 1, "ann", "d", "c1", "one"), CHAT_OK);
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(add_msg(f, id, 2, "ann", "d", "c2", "two"), CHAT_OK);
+    assert_int_equal(add_msg(f, id, 1, "ann", "d", "c9", "dup"), CHAT_EEXISTS);
+    assert_int_equal(add_msg(f, id, 3, "ann", "d", "c1", "dup"), CHAT_EEXISTS);
+    assert_int_equal(add_msg(f, id, 3, "ann", "d", "c3", "three"), CHAT_OK);
+    rec r;
+    assert_string_equal(range(f, id, 0, 0, 10, 0, &r), "1,2,3,");
+    assert_int_equal(f->ops->rollback(f->st), CHAT_OK);
+    assert_string_equal(range(f, id, 0, 0, 10, 0, &r), "1,");
+    /* And the same in a transaction that commits. */
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(add_msg(f, id, 1, "ann", "d", "c9", "dup"), CHAT_EEXISTS);
+    assert_int_equal(add_msg(f, id, 2, "ann", "d", "c2", "two"), CHAT_OK);
+    assert_int_equal(f->ops->commit(f->st), CHAT_OK);
+    assert_string_equal(range(f, id, 0, 0, 10, 0, &r), "1,2,");
+}
+
+static void test_store_transaction_misuse(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(f->ops->commit(f->st), CHAT_EMISUSE);
+    assert_int_equal(f->ops->rollback(f->st), CHAT_EMISUSE);
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(f->ops->begin(f->st), CHAT_EMISUSE);
+    assert_int_equal(f->ops->commit(f->st), CHAT_OK);
+    assert_int_equal(f->ops->commit(f->st), CHAT_EMISUSE);
+}
+
+static void test_store_many_messages_in_one_transaction(void **state)
+{
+    fx *f = *state;
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    char cmid[32];
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+        chat_store_conv c;
+        assert_int_equal(f->ops->conv_get(f->st, id, &c), CHAT_OK);
+        for (uint64_t seq = 1; seq <= 5000; seq++) {
+            snprintf(cmid, sizeof cmid, "c%llu", (unsigned long long)seq);
+            assert_int_equal(add_msg(f, id, seq, "ann", "d", cmid, "body"), CHAT_OK);
+            c.head_seq = seq;
+            assert_int_equal(f->ops->conv_update(f->st, &c), CHAT_OK);
+        }
+        assert_int_equal(round ? f->ops->commit(f->st) : f->ops->rollback(f->st), CHAT_OK);
+    }
+    rec r;
+    assert_string_equal(range(f, id, 4997, 0, 10, 0, &r), "4998,4999,5000,");
+    assert_string_equal(range(f, id, 0, 0, 2, 0, &r), "1,2,");
+    chat_store_conv c;
+    assert_int_equal(f->ops->conv_get(f->st, id, &c), CHAT_OK);
+    assert_int_equal(c.head_seq, 5000);
+    assert_int_equal(f->ops->msg_find_cmid(f->st, id, "ann", "d", "c4321", rec_seq, &r), CHAT_OK);
+}
+
+/* ---- callbacks ---- */
+
+static int reenter(const chat_store_msg *m, void *ud)
+{
+    rec *r = ud;
+    chat_store_conv c;
+    r->point_rc = r->f->ops->conv_get(r->f->st, m->conv, &c);
+    r->reentry_rc = add_msg(r->f, m->conv, 99, "x", "y", "z", "w");
+    if (r->reentry_rc == CHAT_EMISUSE)
+        r->reentry_rc = r->f->ops->begin(r->f->st);
+    if (r->reentry_rc == CHAT_EMISUSE)
+        r->reentry_rc = r->f->ops->msg_range(r->f->st, m->conv, 0, 0, 1, 0, rec_seq, r);
+    return 0;
+}
+
+static void test_store_callback_reentry(void **state)
+{
+    fx *f = *state;
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    assert_int_equal(add_msg(f, id, 1, "ann", "d", "c1", "one"), CHAT_OK);
+    rec r = {0};
+    r.f = f;
+    assert_int_equal(f->ops->msg_range(f->st, id, 0, 0, 10, 0, reenter, &r), CHAT_OK);
+    assert_int_equal(r.point_rc, CHAT_OK);        /* point reads are allowed */
+    assert_int_equal(r.reentry_rc, CHAT_EMISUSE); /* writes, tx control, iterators are not */
+    assert_string_equal(range(f, id, 0, 0, 10, 0, &r), "1,");
+}
+
+static void test_store_ctl_unknown(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(f->ops->version, CHAT_STORE_OPS_VERSION);
+    assert_int_equal(f->ops->ctl(f->st, 12345, NULL), CHAT_ENOTSUP);
+}
+
+
+static void test_store_rows_of_missing_conv(void **state)
+{
+    fx *f = *state;
+    rec r;
+    /* The store keeps no foreign keys: members and messages may name a conversation that has
+     * no row. They are listed by conversation, but the inbox (a join) skips them. */
+    put_member(f, 77, "ann", CHAT_ROLE_MEMBER, 5);
+    put_member(f, 77, "bob", CHAT_ROLE_MEMBER, 5);
+    assert_int_equal(add_msg(f, 77, 1, "ann", "d", "c1", "x"), CHAT_OK);
+    assert_string_equal(members(f, 77, 1, &r), "77:ann,77:bob,");
+    assert_string_equal(range(f, 77, 0, 0, 10, 0, &r), "1,");
+    assert_string_equal(inbox(f, "ann", 0, 10, &r), "");
+    assert_string_equal(contacts(f, "ann", &r), "bob,");
+    chat_store_conv c;
+    assert_int_equal(f->ops->conv_get(f->st, 77, &c), CHAT_ENOTFOUND);
+}
+
+static void test_store_memory_alloc_failure_is_atomic(void **state)
+{
+    fx *f = *state;
+    struct base b = seed(f);
+    int failures = 0;
+    for (long n = 0;; n++) {
+        assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+        alloc_countdown = n;
+        int rc = try_mutate(f, &b);
+        alloc_countdown = -1;
+        if (rc == CHAT_OK) {
+            expect_mutated(f, &b);
+            assert_int_equal(f->ops->rollback(f->st), CHAT_OK);
+            expect_base(f, &b);
+            break;
+        }
+        /* Whatever failed, the transaction rolls back to exactly the state at begin(). */
+        assert_int_equal(rc, CHAT_ENOMEM);
+        failures++;
+        assert_int_equal(f->ops->rollback(f->st), CHAT_OK);
+        expect_base(f, &b);
+    }
+    assert_true(failures > 0);
+}
+
+/* ---- SQLite only ---- */
+
+static void test_store_sqlite_reopen_persists(void **state)
+{
+    fx *f = *state;
+    struct base b = seed(f);
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    mutate(f, &b);
+    assert_int_equal(f->ops->commit(f->st), CHAT_OK);
+    /* An open transaction at close is lost. */
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(f->ops->meta_set(f->st, "lost", 1), CHAT_OK);
+    close_store(f);
+    assert_int_equal(open_store(f), CHAT_OK);
+    expect_mutated(f, &b);
+    int64_t v;
+    assert_int_equal(f->ops->meta_get(f->st, "lost", &v), CHAT_ENOTFOUND);
+}
+
+static void test_store_sqlite_wal_and_version(void **state)
+{
+    fx *f = *state;
+    close_store(f);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int version = sqlite3_column_int(st, 0);
+    assert_true(version >= 1);
+    sqlite3_finalize(st);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version=%d", version + 1);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    void *st2 = (void *)&st2;
+    assert_int_equal(chat_store_sqlite_open(&st2, f->path, 0, NULL), CHAT_EVERSION);
+    assert_ptr_equal(st2, (void *)&st2); /* untouched on failure */
+    assert_int_equal(chat_error_last()->code, CHAT_EVERSION);
+}
+
+static void test_store_sqlite_sync_full(void **state)
+{
+    fx *f = *state;
+    close_store(f);
+    assert_int_equal(chat_store_sqlite_open(&f->st, f->path, CHAT_STORE_SQLITE_SYNC_FULL, NULL),
+                     CHAT_OK);
+    add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    void *other;
+    assert_int_equal(chat_store_sqlite_open(&other, f->path, 0x80, NULL), CHAT_EINVAL);
+}
+
+static void test_store_sqlite_bad_path(void **state)
+{
+    fx *f = *state;
+    void *st = NULL;
+    char path[256];
+    snprintf(path, sizeof path, "%s/missing/dir/store.db", f->dir);
+    assert_int_equal(chat_store_sqlite_open(&st, path, 0, NULL), CHAT_EIO);
+    assert_null(st);
+    assert_int_equal(chat_error_last()->code, CHAT_EIO);
+    assert_int_not_equal(chat_error_last()->backend_code, 0);
+    assert_int_equal(chat_store_sqlite_open(&st, f->path, 0, "no-such-vfs"), CHAT_EIO);
+    /* A file that is not a database. */
+    snprintf(path, sizeof path, "%s/junk.db", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 256; i++)
+        fputs("this is not an sqlite database\n", fp);
+    fclose(fp);
+    assert_int_equal(chat_store_sqlite_open(&st, path, 0, NULL), CHAT_EIO);
+    assert_int_equal(chat_error_last()->backend_code & 0xff, SQLITE_NOTADB);
+    assert_null(st);
+}
+
+#define STORE_TESTS(X)                                \
+    X(test_store_conv_insert_get)                     \
+    X(test_store_conv_get_absent)                     \
+    X(test_store_conv_find_direct)                    \
+    X(test_store_conv_duplicate_dm_key)               \
+    X(test_store_conv_update)                         \
+    X(test_store_conv_rejects_bad_input)              \
+    X(test_store_member_put_get)                      \
+    X(test_store_member_rejects_bad_input)            \
+    X(test_store_member_list_order_and_filter)        \
+    X(test_store_msg_insert_find_cmid)                \
+    X(test_store_msg_empty_body_and_no_cmid)          \
+    X(test_store_msg_duplicate)                       \
+    X(test_store_msg_rejects_bad_input)               \
+    X(test_store_msg_range)                           \
+    X(test_store_msg_range_out_of_order_inserts)      \
+    X(test_store_user_convs_since_and_order)          \
+    X(test_store_user_convs_row_fields)               \
+    X(test_store_contacts)                            \
+    X(test_store_user_put_get)                        \
+    X(test_store_revoked_put_list)                    \
+    X(test_store_meta_get_set)                        \
+    X(test_store_rollback_undoes_everything)          \
+    X(test_store_rollback_of_seeded_transaction)      \
+    X(test_store_commit_keeps_changes)                \
+    X(test_store_failed_method_keeps_transaction)     \
+    X(test_store_transaction_misuse)                  \
+    X(test_store_many_messages_in_one_transaction)    \
+    X(test_store_callback_reentry)                    \
+    X(test_store_ctl_unknown)                         \
+    X(test_store_rows_of_missing_conv)
+
+#define MEMORY_TESTS(X)                               \
+    X(test_store_memory_alloc_failure_is_atomic)
+
+#define SQLITE_TESTS(X)                               \
+    X(test_store_sqlite_reopen_persists)              \
+    X(test_store_sqlite_wal_and_version)              \
+    X(test_store_sqlite_sync_full)                    \
+    X(test_store_sqlite_bad_path)
+
+#define ON_MEMORY(fn) cmocka_unit_test_prestate_setup_teardown(fn, fx_setup, fx_teardown, \
+                                                               &memory_backend),
+#define ON_SQLITE(fn) cmocka_unit_test_prestate_setup_teardown(fn, fx_setup, fx_teardown, \
+                                                               &sqlite_backend),
+
+int main(void)
+{
+    /* Before any other libchat call, or it is refused. */
+    static const chat_allocator alloc = {t_malloc, t_realloc, t_free, NULL};
+    if (chat_set_default_allocator(&alloc) != CHAT_OK)
+        return 1;
+    const struct CMUnitTest memory_tests[] = {STORE_TESTS(ON_MEMORY) MEMORY_TESTS(ON_MEMORY)};
+    const struct CMUnitTest sqlite_tests[] = {STORE_TESTS(ON_SQLITE) SQLITE_TESTS(ON_SQLITE)};
+    int failed = cmocka_run_group_tests_name("store/memory", memory_tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("store/sqlite", sqlite_tests, NULL, NULL);
+    return failed ? 1 : 0;
+}

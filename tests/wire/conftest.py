@@ -1,0 +1,261 @@
+"""Fixtures for the black-box wire tests of chatd.
+
+CHATD: path of the chatd binary (required by every test that uses a server).
+CHATD_ARGS: extra arguments for every `chatd run` (e.g. "--bus queued").
+"""
+
+import os
+import queue
+import re
+import shlex
+import signal
+import subprocess
+import threading
+
+import pytest
+
+from wsclient import WS
+
+LISTEN_RE = re.compile(r"^chatd listening on 127\.0\.0\.1:(\d+)$")
+DEFAULT_TEST_SECONDS = 60
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "chatd_args(*args): extra `chatd run` arguments")
+    config.addinivalue_line("markers", "seconds(n): per-test time limit (default 60)")
+
+
+def chatd_path():
+    path = os.environ.get("CHATD")
+    if not path:
+        pytest.fail("CHATD is not set: point it at the chatd binary "
+                    "(e.g. CHATD=build/examples/chatd/chatd)", pytrace=False)
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"CHATD={path} is not an executable file", pytrace=False)
+    return path
+
+
+def extra_args():
+    return shlex.split(os.environ.get("CHATD_ARGS", ""))
+
+
+def run_cli(args, input_text=None, timeout=15):
+    """Run `chatd ARGS...`; returns CompletedProcess (text mode)."""
+    return subprocess.run([chatd_path()] + list(args), input=input_text, capture_output=True,
+                          text=True, timeout=timeout, stdin=None if input_text is not None
+                          else subprocess.DEVNULL)
+
+
+class Server:
+    """One chatd process on a data dir; restartable on the same dir."""
+
+    def __init__(self, data_dir, log_dir, args=()):
+        self.data_dir = str(data_dir)
+        self.log_dir = str(log_dir)
+        self.args = list(args)
+        self.proc = None
+        self.port = None
+        self.clients = []
+        self.starts = 0
+        self.stdout_lines = []
+        self.expected_dead = False
+        self._tokens = {}
+        os.makedirs(self.data_dir, exist_ok=True)
+        os.makedirs(self.log_dir, exist_ok=True)
+
+    # ---- process ---------------------------------------------------------------------------
+
+    def command(self):
+        return ([chatd_path(), "run", "--data-dir", self.data_dir, "--port", "0",
+                 "--listen", "127.0.0.1"] + extra_args() + self.args)
+
+    def start(self, timeout=15):
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.starts += 1
+        self.stderr_path = os.path.join(self.log_dir, f"chatd-{self.starts}.stderr")
+        self._stderr = open(self.stderr_path, "wb")
+        cmd = self.command()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self._stderr)
+        lines = queue.Queue()
+        proc = self.proc
+
+        def pump():
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                self.stdout_lines.append(line)
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        try:
+            first = lines.get(timeout=timeout)
+        except queue.Empty:
+            self.proc.kill()
+            self.proc.wait(5)
+            pytest.fail(f"chatd printed no line within {timeout}s: {cmd}\n{self.stderr_tail()}",
+                        pytrace=False)
+        if first is None:
+            rc = self.proc.wait(5)
+            pytest.fail(f"chatd exited ({rc}) before listening: {cmd}\n{self.stderr_tail()}",
+                        pytrace=False)
+        m = LISTEN_RE.match(first)
+        if not m:
+            self.proc.kill()
+            self.proc.wait(5)
+            pytest.fail(f"first stdout line is not 'chatd listening on 127.0.0.1:PORT': "
+                        f"{first!r}\n{self.stderr_tail()}", pytrace=False)
+        self.port = int(m.group(1))
+        assert 0 < self.port < 65536
+        self.expected_dead = False
+        return self
+
+    def stderr_tail(self, n=4000):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                data = f.read()
+            return "chatd stderr:\n" + data[-n:].decode("utf-8", "replace")
+        except (OSError, AttributeError):
+            return "(no stderr)"
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def close_clients(self):
+        for c in self.clients:
+            try:
+                c.close(timeout=0.5)
+            except Exception:
+                pass
+        self.clients = []
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        """Stop with SIGTERM (default); returns the exit status."""
+        if self.proc is None:
+            return None
+        self.close_clients()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                pytest.fail(f"chatd did not exit within {timeout}s of signal {sig}\n"
+                            f"{self.stderr_tail()}", pytrace=False)
+        self._stderr.close()
+        self.expected_dead = True
+        return self.proc.returncode
+
+    def kill9(self):
+        for c in self.clients:
+            c.abort()
+        self.clients = []
+        self.expected_dead = True
+        self.proc.kill()
+        self.proc.wait(10)
+        self._stderr.close()
+
+    def restart(self):
+        if self.alive():
+            self.stop()
+        return self.start()
+
+    # ---- CLI -------------------------------------------------------------------------------
+
+    def token(self, user, device="d1", ttl=None, cache=True):
+        key = (user, device)
+        if ttl is None and cache and key in self._tokens:
+            return self._tokens[key]
+        args = ["token", "--data-dir", self.data_dir, user, device]
+        if ttl is not None:
+            args += ["--ttl", str(ttl)]
+        r = run_cli(args)
+        assert r.returncode == 0, f"chatd token failed ({r.returncode}): {r.stderr}"
+        out = r.stdout.strip()
+        assert out and len(out.splitlines()) == 1, f"chatd token printed {r.stdout!r}"
+        tok = out.split()[-1]
+        if ttl is None and cache:
+            self._tokens[key] = tok
+        return tok
+
+    def user_add(self, name, password):
+        r = run_cli(["user", "add", "--data-dir", self.data_dir, name], input_text=password + "\n")
+        assert r.returncode == 0, f"chatd user add failed ({r.returncode}): {r.stderr}"
+        return r
+
+    # ---- clients ---------------------------------------------------------------------------
+
+    def ws(self, **kw):
+        c = WS(self.port, **kw)
+        self.clients.append(c)
+        return c
+
+    def connect(self, user, device="d1", timeout=5.0, **kw):
+        c = self.ws(**kw)
+        r = c.call({"type": "auth", "v": 1, "token": self.token(user, device)}, timeout=timeout)
+        assert r["type"] == "auth_ok", f"auth as {user}/{device} answered {r!r}"
+        assert r.get("user") == user and r.get("device") == device, r
+        c.auth_ok = r
+        c.user = user
+        c.device = device
+        return c
+
+
+def _check_teardown(srv):
+    crashed = srv.proc is not None and not srv.expected_dead and srv.proc.poll() is not None
+    rc = srv.proc.returncode if crashed else None
+    try:
+        srv.stop()
+    except Exception:
+        pass
+    if crashed:
+        pytest.fail(f"chatd died during the test (exit status {rc})\n{srv.stderr_tail()}",
+                    pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _time_limit(request):
+    m = request.node.get_closest_marker("seconds")
+    seconds = int(m.args[0]) if m else DEFAULT_TEST_SECONDS
+
+    def on_alarm(signum, frame):
+        pytest.fail(f"test exceeded its {seconds}s time limit", pytrace=True)
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Factory: make_server(*args, start=True) -> Server on a fresh data dir."""
+    servers = []
+
+    def make(*args, start=True):
+        n = len(servers) + 1
+        srv = Server(tmp_path / f"data{n}", tmp_path / f"logs{n}", args)
+        servers.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield make
+    errors = []
+    for srv in servers:
+        try:
+            _check_teardown(srv)
+        except BaseException as e:  # noqa: B902 - report after stopping every server
+            errors.append(e)
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def server(request, make_server):
+    """A fresh running chatd; args from @pytest.mark.chatd_args(...)."""
+    m = request.node.get_closest_marker("chatd_args")
+    args = list(m.args) if m else []
+    return make_server(*args)

@@ -1,0 +1,227 @@
+"""Malformed frames, limits, rate limits (doc/protocol.md: Errors, Limits)."""
+
+import json
+import time
+
+import pytest
+
+from helpers import assert_error, cmid, history_all, send
+from wsclient import OP_BINARY, OP_TEXT
+
+
+def _still_works(c):
+    r = c.call({"type": "ping"})
+    assert r["type"] == "pong", r
+
+
+def test_malformed_json_bad_json_and_connection_survives(server):
+    a = server.connect("alice")
+    a.send_text('{"type":"ping","id":"1"')
+    e = a.expect("error")
+    assert_error(e, "EPROTO", "bad_json", re=None)
+    _still_works(a)
+
+
+def test_invalid_utf8_is_bad_json(server):
+    a = server.connect("alice")
+    a.send_raw_frame(OP_TEXT, b'{"type":"ping","x":"\xff\xfe"}')
+    e = a.expect("error")
+    assert_error(e, "EPROTO", "bad_json")
+    _still_works(a)
+
+
+def test_non_object_is_not_object(server):
+    a = server.connect("alice")
+    a.send_text('[1,2,3]')
+    assert_error(a.expect("error"), "EPROTO", "not_object", re=None)
+    a.send_text('"ping"')
+    assert_error(a.expect("error"), "EPROTO", "not_object")
+    _still_works(a)
+
+
+def test_unknown_type_is_enotsup_with_re(server):
+    a = server.connect("alice")
+    r = a.call({"type": "teleport", "id": "u1"})
+    assert_error(r, "ENOTSUP", "unknown_type", re="u1")
+    _still_works(a)
+
+
+def test_missing_type_is_refused(server):
+    a = server.connect("alice")
+    r = a.call({"id": "nt", "conv": 1})
+    assert r["type"] == "error" and r["code"] in ("EINVAL", "ENOTSUP"), r
+
+
+def test_missing_field_is_einval_missing_field(server):
+    a = server.connect("alice")
+    r = a.call({"type": "send", "id": "m1", "to": "bob", "cmid": cmid()})
+    assert_error(r, "EINVAL", "missing_field", re="m1")
+
+
+def test_wrong_field_type_is_bad_field(server):
+    a = server.connect("alice")
+    r = a.call({"type": "history", "id": "b1", "conv": "twelve"})
+    assert_error(r, "EINVAL", "bad_field", re="b1")
+
+
+def test_duplicate_key_is_eproto_duplicate_key(server):
+    a = server.connect("alice")
+    a.send_text('{"type":"send","id":"d1","to":"bob","cmid":"x1","text":"a","text":"b"}')
+    e = a.expect("error")
+    assert_error(e, "EPROTO", "duplicate_key")
+    b = server.connect("bob")
+    b.expect_none("msg", within=0.3)
+    assert a.call({"type": "convs", "since": 0})["convs"] == []
+
+
+def test_nested_duplicate_key_is_refused(server):
+    a = server.connect("alice")
+    a.send_text('{"type":"ping","id":"n","x":{"k":1,"k":2}}')
+    assert_error(a.expect("error"), "EPROTO", "duplicate_key")
+
+
+def _nested(depth_total):
+    # the outer object is depth 1; each array adds one level
+    return '{"type":"ping","id":"deep","pad":' + "[" * (depth_total - 1) + "]" * (depth_total - 1) + "}"
+
+
+def test_depth_17_is_too_deep(server):
+    a = server.connect("alice")
+    a.send_text(_nested(17))
+    assert_error(a.expect("error"), "ELIMIT", "too_deep")
+    _still_works(a)
+
+
+def test_depth_16_is_accepted(server):
+    a = server.connect("alice")
+    a.send_text(_nested(16))
+    r = a.expect(None, re="deep")
+    assert r["type"] == "pong", r
+
+
+@pytest.mark.chatd_args("--limit", "json_depth=4")
+def test_depth_limit_is_configurable(server):
+    a = server.connect("alice")
+    a.send_text(_nested(5))
+    assert_error(a.expect("error"), "ELIMIT", "too_deep")
+    a.send_text(_nested(4))
+    assert a.expect(None, re="deep")["type"] == "pong"
+
+
+def test_text_over_body_limit_is_body_too_large(server):
+    a = server.connect("alice")
+    b = server.connect("bob")
+    r = a.call({"type": "send", "to": "bob", "cmid": cmid(), "text": "x" * (16 * 1024 + 1)})
+    assert_error(r, "ELIMIT", "body_too_large")
+    ok = a.call({"type": "send", "to": "bob", "cmid": cmid(), "text": "y" * (16 * 1024)})
+    assert ok["type"] == "ack" and ok["seq"] == 1, ok
+    m = b.expect("msg", seq=1)
+    assert m["text"] == "y" * 16384
+
+
+def test_body_limit_counts_utf8_bytes(server):
+    a = server.connect("alice")
+    r = a.call({"type": "send", "to": "bob", "cmid": cmid(), "text": "\u00e9" * 8193})
+    assert_error(r, "ELIMIT", "body_too_large")
+
+
+@pytest.mark.chatd_args("--limit", "frame_bytes=4096")
+def test_frame_over_limit_closes_1009(server):
+    a = server.connect("alice")
+    a.send_json({"type": "ping", "id": "big", "pad": "x" * 5000})
+    assert a.close_code() == 1009
+
+
+@pytest.mark.chatd_args("--limit", "frame_bytes=4096")
+def test_frame_over_limit_sends_frame_too_large_before_close(server):
+    a = server.connect("alice")
+    a.send_json({"type": "ping", "id": "big", "pad": "x" * 5000})
+    code = a.close_code()
+    errs = [f for f in a.backlog if f["type"] == "error"]
+    assert errs and errs[0]["code"] == "ELIMIT" and errs[0]["reason"] == "frame_too_large", a.backlog
+    assert code == 1009
+
+
+@pytest.mark.chatd_args("--limit", "frame_bytes=4096")
+def test_fragmented_message_over_limit_closes_1009(server):
+    a = server.connect("alice")
+    a.send_fragmented(json.dumps({"type": "ping", "pad": "x" * 6000}), 4)
+    assert a.close_code() == 1009
+
+
+def test_fragmented_message_is_reassembled(server):
+    a = server.connect("alice")
+    a.send_fragmented(json.dumps({"type": "ping", "id": "frag"}), 5)
+    assert a.expect(None, re="frag")["type"] == "pong"
+
+
+@pytest.mark.chatd_args("--limit", "fragments=4")
+def test_too_many_fragments_closes_1009(server):
+    a = server.connect("alice")
+    a.send_fragmented(json.dumps({"type": "ping", "id": "frag", "pad": "x" * 100}), 8)
+    assert a.close_code() == 1009
+
+
+def test_binary_frame_is_eproto_binary_frame(server):
+    a = server.connect("alice")
+    a.send_raw_frame(OP_BINARY, b'{"type":"ping","id":"bin"}')
+    assert_error(a.expect("error"), "EPROTO", "binary_frame")
+    _still_works(a)
+
+
+@pytest.mark.chatd_args("--limit", "send_rate=1", "--limit", "send_burst=2")
+def test_send_rate_limited(server):
+    a = server.connect("alice")
+    b = server.connect("bob")
+    ids = []
+    for i in range(5):
+        rid = f"s{i}"
+        a.send_json({"type": "send", "id": rid, "to": "bob", "cmid": f"rl-{i}", "text": f"{i}"})
+        ids.append(rid)
+    answers = [a.expect(None, re=rid) for rid in ids]
+    assert answers[0]["type"] == "ack" and answers[1]["type"] == "ack", answers
+    limited = [r for r in answers if r["type"] == "error"]
+    assert limited, f"no send was rate limited: {answers}"
+    for e in limited:
+        assert_error(e, "EAGAIN", "rate_limited")
+        assert isinstance(e.get("retry_after_ms"), int) and e["retry_after_ms"] > 0, e
+    acked = [r for r in answers if r["type"] == "ack"]
+    assert [r["seq"] for r in acked] == list(range(1, len(acked) + 1))
+    for r in acked:
+        b.expect("msg", seq=r["seq"])
+    b.expect_none("msg", within=0.4)
+    stored = history_all(b, acked[0]["conv"])
+    assert [m["cmid"] for m in stored] == [r["cmid"] for r in acked]
+
+
+@pytest.mark.chatd_args("--limit", "send_rate=1", "--limit", "send_burst=1")
+def test_send_allowed_again_after_retry_after(server):
+    a = server.connect("alice")
+    send(a, "first", to="bob")
+    e = a.call({"type": "send", "to": "bob", "cmid": cmid(), "text": "second"})
+    assert_error(e, "EAGAIN", "rate_limited")
+    time.sleep(e["retry_after_ms"] / 1000.0 + 0.1)
+    send(a, "third", to="bob")
+
+
+def test_error_flood_closes_1008(server):
+    a = server.connect("alice")
+    for i in range(60):
+        try:
+            a.send_json({"type": "nonsense", "id": i})
+        except OSError:
+            break
+    assert a.close_code(timeout=5) == 1008
+
+
+def test_unknown_fields_are_ignored(server):
+    a = server.connect("alice")
+    r = a.call({"type": "ping", "future_field": {"x": [1, 2]}, "other": None})
+    assert r["type"] == "pong", r
+
+
+def test_request_id_over_64_chars_has_no_re(server):
+    a = server.connect("alice")
+    a.send_json({"type": "teleport", "id": "i" * 65})
+    e = a.expect("error")
+    assert "re" not in e, f"an unusable id must not be echoed: {e!r}"

@@ -37,28 +37,6 @@ static const char usage[] =
     "  --config FILE       read 'name = value' lines with the option names above\n"
     "  --verbose           log more\n";
 
-static const struct {
-    const char *name;
-    int limit;
-} limit_names[] = {
-    {"frame_bytes", CHAT_LIMIT_FRAME_BYTES},
-    {"fragments", CHAT_LIMIT_FRAGMENTS},
-    {"json_depth", CHAT_LIMIT_JSON_DEPTH},
-    {"body_bytes", CHAT_LIMIT_BODY_BYTES},
-    {"group_members", CHAT_LIMIT_GROUP_MEMBERS},
-    {"out_queue_bytes", CHAT_LIMIT_OUT_QUEUE_BYTES},
-    {"auth_deadline_ms", CHAT_LIMIT_AUTH_DEADLINE_MS},
-    {"idle_ping_ms", CHAT_LIMIT_IDLE_PING_MS},
-    {"idle_hangup_ms", CHAT_LIMIT_IDLE_HANGUP_MS},
-    {"send_rate", CHAT_LIMIT_SEND_RATE},
-    {"send_burst", CHAT_LIMIT_SEND_BURST},
-    {"typing_ttl_ms", CHAT_LIMIT_TYPING_TTL_MS},
-    {"page_max", CHAT_LIMIT_PAGE_MAX},
-    {"connections", CHAT_LIMIT_CONNECTIONS},
-    {"out_queue_frames", CHAT_LIMIT_OUT_QUEUE_FRAMES},
-    {"typing_rate", CHAT_LIMIT_TYPING_RATE},
-};
-
 #define MAX_LIMITS 32
 
 struct options {
@@ -107,18 +85,18 @@ static int add_limit(struct options *o, const char *spec)
     const char *eq = strchr(spec, '=');
     if (!eq)
         return fail("--limit wants NAME=VALUE, got '%s'", spec);
-    for (size_t i = 0; i < sizeof limit_names / sizeof limit_names[0]; i++) {
-        if (strlen(limit_names[i].name) == (size_t)(eq - spec) &&
-            strncmp(limit_names[i].name, spec, (size_t)(eq - spec)) == 0) {
-            long long v;
-            if (!parse_int(eq + 1, 0, LLONG_MAX, &v))
-                return fail("limit value must be a non-negative integer: '%s'", spec);
-            if (o->n_limits == MAX_LIMITS)
-                return fail("too many limits");
-            o->limit_ids[o->n_limits] = limit_names[i].limit;
-            o->limit_values[o->n_limits++] = v;
-            return 0;
-        }
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)(eq - spec), spec);
+    int id = chat_server_limit_by_name(name);
+    if (id > 0) {
+        long long v;
+        if (!parse_int(eq + 1, 0, LLONG_MAX, &v))
+            return fail("limit value must be a non-negative integer: '%s'", spec);
+        if (o->n_limits == MAX_LIMITS)
+            return fail("too many limits");
+        o->limit_ids[o->n_limits] = id;
+        o->limit_values[o->n_limits++] = v;
+        return 0;
     }
     return fail("unknown limit in '%s' (see chatd --help)", spec);
 }

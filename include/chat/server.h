@@ -57,6 +57,11 @@ CHAT_API int chat_server_config_set_data_dir(chat_server_config *cfg, const char
 CHAT_API int chat_server_config_set_store_flags(chat_server_config *cfg, unsigned int flags);
 /** Set a limit; @return CHAT_EINVAL for an unknown limit or a value out of range. */
 CHAT_API int chat_server_config_set_limit(chat_server_config *cfg, int limit, int64_t value);
+/**
+ * The limit whose name is name: the enum constant's suffix in lower case ("frame_bytes",
+ * "idle_ping_ms", ...). @return the ::chat_limit, or CHAT_EINVAL. [any thread]
+ */
+CHAT_API int chat_server_limit_by_name(const char *name);
 /** ::CHAT_SERVER_PUSH_PREVIEWS and friends. */
 CHAT_API int chat_server_config_set_flags(chat_server_config *cfg, unsigned int flags);
 CHAT_API int chat_server_config_set_log(chat_server_config *cfg, chat_log_cb cb, int max_level,

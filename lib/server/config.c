@@ -7,26 +7,36 @@
 #include <string.h>
 
 /* Defaults and ranges of every limit, indexed by chat_limit. */
+/* Idle timers are whole seconds: that is the granularity of lws's idle policy. */
 static const struct {
+    const char *name;
     int64_t def, min, max;
 } limit_table[CHAT__LIMIT_MAX] = {
-    [CHAT_LIMIT_FRAME_BYTES] = {64 * 1024, 256, 16 * 1024 * 1024},
-    [CHAT_LIMIT_FRAGMENTS] = {64, 1, 4096},
-    [CHAT_LIMIT_JSON_DEPTH] = {16, 4, 128},
-    [CHAT_LIMIT_BODY_BYTES] = {16 * 1024, 1, 8 * 1024 * 1024},
-    [CHAT_LIMIT_GROUP_MEMBERS] = {1024, 2, 1000000},
-    [CHAT_LIMIT_OUT_QUEUE_BYTES] = {1024 * 1024, 4096, 1024LL * 1024 * 1024},
-    [CHAT_LIMIT_AUTH_DEADLINE_MS] = {5000, 50, 600000},
-    [CHAT_LIMIT_IDLE_PING_MS] = {20000, 1000, 3600000},
-    [CHAT_LIMIT_IDLE_HANGUP_MS] = {45000, 1000, 7200000},
-    [CHAT_LIMIT_SEND_RATE] = {20, 1, 1000000},
-    [CHAT_LIMIT_SEND_BURST] = {40, 1, 1000000},
-    [CHAT_LIMIT_TYPING_TTL_MS] = {5000, 100, 600000},
-    [CHAT_LIMIT_PAGE_MAX] = {200, 1, 10000},
-    [CHAT_LIMIT_CONNECTIONS] = {10000, 1, 10000000},
-    [CHAT_LIMIT_OUT_QUEUE_FRAMES] = {1024, 8, 1000000},
-    [CHAT_LIMIT_TYPING_RATE] = {2, 1, 1000},
+    [CHAT_LIMIT_FRAME_BYTES] = {"frame_bytes", 64 * 1024, 256, 16 * 1024 * 1024},
+    [CHAT_LIMIT_FRAGMENTS] = {"fragments", 64, 1, 4096},
+    [CHAT_LIMIT_JSON_DEPTH] = {"json_depth", 16, 4, 128},
+    [CHAT_LIMIT_BODY_BYTES] = {"body_bytes", 16 * 1024, 1, 8 * 1024 * 1024},
+    [CHAT_LIMIT_GROUP_MEMBERS] = {"group_members", 1024, 2, 1000000},
+    [CHAT_LIMIT_OUT_QUEUE_BYTES] = {"out_queue_bytes", 1024 * 1024, 4096, 1024LL * 1024 * 1024},
+    [CHAT_LIMIT_AUTH_DEADLINE_MS] = {"auth_deadline_ms", 5000, 50, 600000},
+    [CHAT_LIMIT_IDLE_PING_MS] = {"idle_ping_ms", 20000, 1000, 3600000},
+    [CHAT_LIMIT_IDLE_HANGUP_MS] = {"idle_hangup_ms", 45000, 2000, 7200000},
+    [CHAT_LIMIT_SEND_RATE] = {"send_rate", 20, 1, 1000000},
+    [CHAT_LIMIT_SEND_BURST] = {"send_burst", 40, 1, 1000000},
+    [CHAT_LIMIT_TYPING_TTL_MS] = {"typing_ttl_ms", 5000, 100, 600000},
+    [CHAT_LIMIT_PAGE_MAX] = {"page_max", 200, 1, 10000},
+    [CHAT_LIMIT_CONNECTIONS] = {"connections", 10000, 1, 10000000},
+    [CHAT_LIMIT_OUT_QUEUE_FRAMES] = {"out_queue_frames", 1024, 8, 1000000},
+    [CHAT_LIMIT_TYPING_RATE] = {"typing_rate", 2, 1, 1000},
 };
+
+int chat_server_limit_by_name(const char *name)
+{
+    for (int i = 1; name && i < CHAT__LIMIT_MAX; i++)
+        if (strcmp(limit_table[i].name, name) == 0)
+            return i;
+    return chat__error_set(CHAT_EINVAL, 0, "unknown limit '%s'", name ? name : "(null)");
+}
 
 int chat_server_config_new(chat_server_config **out)
 {
@@ -103,7 +113,8 @@ int chat_server_config_set_limit(chat_server_config *cfg, int limit, int64_t val
     if (!cfg || limit <= 0 || limit >= CHAT__LIMIT_MAX)
         return chat__error_set(CHAT_EINVAL, 0, "unknown limit %d", limit);
     if (value < limit_table[limit].min || value > limit_table[limit].max)
-        return chat__error_set(CHAT_EINVAL, 0, "limit %d must be within %lld..%lld", limit,
+        return chat__error_set(CHAT_EINVAL, 0, "limit %s must be within %lld..%lld",
+                               limit_table[limit].name,
                                (long long)limit_table[limit].min,
                                (long long)limit_table[limit].max);
     cfg->limits[limit] = value;

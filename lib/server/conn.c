@@ -169,8 +169,16 @@ int chat__conn_writable(chat__conn *c)
         return 0;
     }
     if (c->close_code) {
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        /* Write the close frame ourselves: with lws 4.1.6 on the libuv loop, the frame that
+         * lws_close_reason() prepares is never sent when WRITEABLE returns -1. Opcode 4 is
+         * lws's internal LWS_WRITE_CLOSE, which its header hides. */
+        unsigned char buf[CHAT__FRAME_PRE + 2 + sizeof c->close_reason];
+        size_t n = strlen(c->close_reason);
+        unsigned char *p = buf + CHAT__FRAME_PRE;
+        p[0] = (unsigned char)(c->close_code >> 8);
+        p[1] = (unsigned char)(c->close_code & 0xff);
+        memcpy(p + 2, c->close_reason, n);
+        lws_write(c->wsi, p, 2 + n, (enum lws_write_protocol)4);
         return -1;
     }
     return 0;

@@ -124,23 +124,6 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
             chat__handle_login(c, f, re);
         return;
     }
-    if (strcmp(type, "ping") == 0) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "type", "pong");
-        if (re)
-            cJSON_AddItemToObject(o, "re", re);
-        else
-            cJSON_Delete(re);
-        re = NULL;
-        cJSON_AddNumberToObject(o, "ts", (double)chat__now_ms(srv));
-        chat__frame *fr = chat__frame_take_json(o);
-        if (fr) {
-            chat__conn_send(c, fr);
-            chat__frame_unref(fr);
-        }
-        goto out;
-    }
-
     static const struct {
         const char *type;
         void (*fn)(chat__conn *c, cJSON *f, cJSON *re);
@@ -148,17 +131,20 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
         {"send", chat__handle_send},         {"history", chat__handle_history},
         {"receipt", chat__handle_receipt},   {"convs", chat__handle_convs},
         {"presence", chat__handle_presence}, {"settings", chat__handle_settings},
-        {"typing", chat__handle_typing},
+        {"typing", chat__handle_typing},     {"ping", NULL},
     };
     void (*fn)(chat__conn *, cJSON *, cJSON *) = NULL;
+    int known = 0;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (strcmp(type, routes[i].type) == 0)
+        if (strcmp(type, routes[i].type) == 0) {
             fn = routes[i].fn;
+            known = 1;
+        }
     int group = strncmp(type, "group_", 6) == 0 &&
                 (strcmp(type + 6, "create") == 0 || strcmp(type + 6, "update") == 0 ||
                  strcmp(type + 6, "add") == 0 || strcmp(type + 6, "remove") == 0 ||
                  strcmp(type + 6, "leave") == 0 || strcmp(type + 6, "role") == 0);
-    if (!fn && !group) {
+    if (!known && !group) {
         char msg[96];
         snprintf(msg, sizeof msg, "unknown frame type '%.40s'", type);
         chat__conn_error(c, re, CHAT_ENOTSUP, "unknown_type", msg, 0);
@@ -166,6 +152,20 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
     }
     if (!c->authed) {
         chat__conn_error(c, re, CHAT_EAUTH, "not_authenticated", "authenticate first", 0);
+        goto out;
+    }
+    if (strcmp(type, "ping") == 0) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "type", "pong");
+        if (re)
+            cJSON_AddItemToObject(o, "re", re);
+        re = NULL;
+        cJSON_AddNumberToObject(o, "ts", (double)chat__now_ms(srv));
+        chat__frame *fr = chat__frame_take_json(o);
+        if (fr) {
+            chat__conn_send(c, fr);
+            chat__frame_unref(fr);
+        }
         goto out;
     }
     /* Handlers own f and re from here on. */

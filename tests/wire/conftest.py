@@ -88,6 +88,7 @@ class Server:
             lines.put(None)
 
         threading.Thread(target=pump, daemon=True).start()
+        self.expected_dead = True  # until it is listening: a failed start is reported once
         try:
             first = lines.get(timeout=timeout)
         except queue.Empty:
@@ -199,6 +200,12 @@ class Server:
         c.auth_ok = r
         c.user = user
         c.device = device
+        # the presence frame that follows auth_ok (its absence is the business of
+        # test_auth.py::test_auth_ok_is_followed_by_presence, not of every test)
+        try:
+            c.initial_presence = c.expect("presence", timeout=2.0)
+        except AssertionError:
+            c.initial_presence = None
         return c
 
 

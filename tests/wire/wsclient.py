@@ -254,10 +254,11 @@ class WS:
     def send_raw_bytes(self, data):
         self._send(data)
 
-    def recv_message(self, timeout=5.0):
+    def recv_message(self, timeout=5.0, return_control=False):
         """Next whole data message from the socket (not the backlog): (opcode, payload).
 
-        Pings are answered, pongs recorded; a close frame is echoed and raises ConnectionClosed.
+        Pings are answered, pongs recorded (and returned too if return_control); a close frame
+        is echoed and raises ConnectionClosed.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -269,9 +270,13 @@ class WS:
                         self.send_raw_frame(OP_PONG, payload)
                     except OSError:
                         pass
+                if return_control:
+                    return op, payload
                 continue
             if op == OP_PONG:
                 self.pongs.append(payload)
+                if return_control:
+                    return op, payload
                 continue
             if op == OP_CLOSE:
                 self.close_received = True
@@ -313,6 +318,9 @@ class WS:
         if timeout <= 0:
             raise WSTimeout("timed out")
         op, payload = self.recv_message(timeout)
+        return self._to_obj(op, payload)
+
+    def _to_obj(self, op, payload):
         if op != OP_TEXT:
             raise ProtocolError(f"server sent a binary message: {payload[:200]!r}")
         try:
@@ -433,10 +441,15 @@ class WS:
         self.send_raw_frame(OP_PING, payload)
         deadline = time.monotonic() + timeout
         while payload not in self.pongs:
+            left = deadline - time.monotonic()
             try:
-                self.backlog.append(self._read_obj(deadline))
+                if left <= 0:
+                    raise WSTimeout("timed out")
+                op, data = self.recv_message(left, return_control=True)
             except WSTimeout:
                 raise AssertionError(f"no pong within {timeout}s; {self._describe()}") from None
+            if op in (OP_TEXT, OP_BINARY):
+                self.backlog.append(self._to_obj(op, data))
         self.pongs.remove(payload)
 
     def close_code(self, timeout=5.0):

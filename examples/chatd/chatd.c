@@ -23,6 +23,8 @@ static const char usage[] =
     "       chatd user add [options] NAME   (reads the password from stdin)\n"
     "options:\n"
     "  --data-dir DIR      where chat.db and token.key live (default ./chat-data)\n"
+    "  --key-file FILE     token keys, lines '<id> <64 hex>' (default DIR/token.key,\n"
+    "                      created with one random key when missing)\n"
     "  --memory            keep messages in memory only (nothing survives a restart)\n"
     "  --listen ADDR       address to listen on (default 127.0.0.1)\n"
     "  --port N            port (default 7700; 0 picks a free one)\n"
@@ -41,6 +43,7 @@ static const char usage[] =
 
 struct options {
     const char *data_dir;
+    const char *key_file;
     int memory;
     const char *listen;
     int port;
@@ -108,6 +111,8 @@ static int set_option(struct options *o, const char *name, const char *value, in
     long long v;
     if (strcmp(name, "data-dir") == 0 && value)
         o->data_dir = value;
+    else if (strcmp(name, "key-file") == 0 && value)
+        o->key_file = value;
     else if (strcmp(name, "listen") == 0 && value)
         o->listen = value;
     else if (strcmp(name, "port") == 0 && value) {
@@ -259,9 +264,9 @@ static int make_config(struct options *o, chat_server_config **out)
     }
     char keyfile[4096];
     snprintf(keyfile, sizeof keyfile, "%s/token.key", o->data_dir);
-    if (o->memory)
+    if (o->memory && !o->key_file)
         mkdir(o->data_dir, 0700);
-    if ((rc = chat_server_config_load_key_file(cfg, keyfile, 1)))
+    if ((rc = chat_server_config_load_key_file(cfg, o->key_file ? o->key_file : keyfile, 1)))
         goto bad;
     if (!o->memory && (rc = chat_server_config_set_data_dir(cfg, o->data_dir)))
         goto bad;

@@ -3,6 +3,7 @@
 
 #include "chat/errors.h"
 #include "core/alloc.h"
+#include "core/array.h"
 
 #include <string.h>
 
@@ -34,14 +35,10 @@ int chat__typing_start(chat__typing *t, int64_t conv, const char *user, int64_t 
     }
     if (strlen(user) >= sizeof e->user)
         return CHAT_EINVAL;
-    if (t->n == t->cap) {
-        size_t ncap = t->cap ? t->cap * 2 : 16;
-        chat__typing_entry *nv = chat__realloc(t->v, ncap * sizeof *nv);
-        if (!nv)
-            return CHAT_ENOMEM;
-        t->v = nv;
-        t->cap = ncap;
-    }
+    chat__typing_entry *nv = chat__array_reserve(t->v, t->n, &t->cap, sizeof *nv);
+    if (!nv)
+        return CHAT_ENOMEM;
+    t->v = nv;
     e = &t->v[t->n++];
     e->conv = conv;
     strcpy(e->user, user);

@@ -3,6 +3,7 @@
 #include "server/req.h"
 
 #include "core/alloc.h"
+#include "core/array.h"
 #include "core/ids.h"
 #include "core/json.h"
 
@@ -32,14 +33,10 @@ static void contacts_free(void *p)
 static int add_contact(const char *name, void *ud)
 {
     contacts *cs = ud;
-    if (cs->n == cs->cap) {
-        size_t ncap = cs->cap ? cs->cap * 2 : 16;
-        contact *nv = chat__realloc(cs->v, ncap * sizeof *nv);
-        if (!nv)
-            return CHAT_ENOMEM;
-        cs->v = nv;
-        cs->cap = ncap;
-    }
+    contact *nv = chat__array_reserve(cs->v, cs->n, &cs->cap, sizeof *nv);
+    if (!nv)
+        return CHAT_ENOMEM;
+    cs->v = nv;
     contact *ct = &cs->v[cs->n++];
     memset(ct, 0, sizeof *ct);
     strncpy(ct->user, name, CHAT_ID_MAX);

@@ -2,6 +2,7 @@
 #include "server/req.h"
 
 #include "core/alloc.h"
+#include "core/array.h"
 #include "core/error.h"
 
 #include <inttypes.h>
@@ -10,18 +11,16 @@
 
 int chat__userlist_add(chat__userlist *l, const char *user, uint64_t read_seq)
 {
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 8;
-        char **nu = chat__realloc(l->users, ncap * sizeof *nu);
-        if (!nu)
-            return CHAT_ENOMEM;
-        l->users = nu;
-        uint64_t *nr = chat__realloc(l->read_seq, ncap * sizeof *nr);
-        if (!nr)
-            return CHAT_ENOMEM;
-        l->read_seq = nr;
-        l->cap = ncap;
-    }
+    /* Both arrays grow together: the second one reserves with a copy of the old capacity. */
+    size_t cap = l->cap;
+    uint64_t *nr = chat__array_reserve(l->read_seq, l->n, &cap, sizeof *nr);
+    if (!nr)
+        return CHAT_ENOMEM;
+    l->read_seq = nr;
+    char **nu = chat__array_reserve(l->users, l->n, &l->cap, sizeof *nu);
+    if (!nu)
+        return CHAT_ENOMEM;
+    l->users = nu;
     char *u = chat__strdup(user);
     if (!u)
         return CHAT_ENOMEM;

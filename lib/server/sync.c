@@ -2,6 +2,7 @@
 #include "server/req.h"
 
 #include "core/alloc.h"
+#include "core/array.h"
 #include "core/json.h"
 
 typedef struct convs_args {
@@ -18,14 +19,10 @@ typedef struct rows {
 static int keep_row(const chat_store_member *m, void *ud)
 {
     rows *rs = ud;
-    if (rs->n == rs->cap) {
-        size_t ncap = rs->cap ? rs->cap * 2 : 16;
-        chat_store_member *nv = chat__realloc(rs->v, ncap * sizeof *nv);
-        if (!nv)
-            return CHAT_ENOMEM;
-        rs->v = nv;
-        rs->cap = ncap;
-    }
+    chat_store_member *nv = chat__array_reserve(rs->v, rs->n, &rs->cap, sizeof *nv);
+    if (!nv)
+        return CHAT_ENOMEM;
+    rs->v = nv;
     rs->v[rs->n++] = *m;
     return 0;
 }

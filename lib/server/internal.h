@@ -165,6 +165,9 @@ void chat__typing_timer_arm(chat_server *srv);
 
 /* transport: lws context on the server's uv loop. [loop thread] */
 int chat__ws_start(chat_server *srv);
+/* Bind the configured address and port once, so an address in use fails cleanly (CHAT_EIO)
+ * before lws is involved. */
+int chat__ws_probe_listen(chat_server *srv);
 void chat__ws_stop(chat_server *srv);
 
 #endif

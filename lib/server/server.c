@@ -244,6 +244,23 @@ static void on_wake(uv_async_t *handle)
     }
 }
 
+/* Let lws finish closing its handles on the loop (its destroy is two-stage on a foreign
+ * loop), then close the loop. */
+static void loop_close(chat_server *srv)
+{
+    if (srv->lws)
+        lws_context_destroy(srv->lws);
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+    if (srv->lws)
+        lws_context_destroy(srv->lws);
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&srv->loop) != 0)
+        chat__log(srv, CHAT_LOG_WARN, "event loop closed with handles still open");
+    srv->lws = NULL;
+    srv->vhost = NULL;
+    atomic_store(&srv->port, 0);
+}
+
 static int loop_open(chat_server *srv)
 {
     if (atomic_load(&srv->running))
@@ -254,11 +271,19 @@ static int loop_open(chat_server *srv)
     srv->wake.data = srv;
     srv->stopping = 0;
     atomic_store(&srv->stop_requested, 0);
-    int rc = chat__ws_start(srv);
+    int rc = chat__ws_probe_listen(srv);
     if (rc != CHAT_OK) {
         uv_close((uv_handle_t *)&srv->wake, NULL);
-        uv_run(&srv->loop, UV_RUN_DEFAULT);
-        uv_loop_close(&srv->loop);
+        loop_close(srv);
+        return rc;
+    }
+    rc = chat__ws_start(srv);
+    if (rc != CHAT_OK) {
+        /* lws 4.1.6 on a foreign loop hands back a half-destroyed context when the vhost
+         * fails (the probe above makes that a lost race): running the loop over it crashes,
+         * so this server's loop is abandoned, not closed. */
+        chat__log(srv, CHAT_LOG_ERROR, "listening failed after the probe; event loop abandoned");
+        srv->lws = NULL;
         return rc;
     }
     pthread_mutex_lock(&srv->done_lock);
@@ -273,12 +298,7 @@ static int loop_open(chat_server *srv)
 static void loop_run_and_close(chat_server *srv)
 {
     uv_run(&srv->loop, UV_RUN_DEFAULT);
-    if (srv->lws)
-        lws_context_destroy(srv->lws);
-    uv_run(&srv->loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&srv->loop) != 0)
-        chat__log(srv, CHAT_LOG_WARN, "event loop closed with handles still open");
-    atomic_store(&srv->port, 0);
+    loop_close(srv);
     atomic_store(&srv->running, 0);
 }
 

@@ -8,7 +8,12 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 _Static_assert(LWS_PRE <= CHAT__FRAME_PRE, "frame headroom too small for lws");
 
@@ -123,6 +128,40 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+int chat__ws_probe_listen(chat_server *srv)
+{
+    if (srv->cfg.port == 0)
+        return CHAT_OK;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, srv->cfg.address, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)srv->cfg.port);
+        len = sizeof *in4;
+    } else if (inet_pton(AF_INET6, srv->cfg.address, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)srv->cfg.port);
+        len = sizeof *in6;
+    } else {
+        return CHAT_OK; /* a name or an interface: lws resolves it */
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return chat__error_set(CHAT_EIO, errno, "socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(fd, (struct sockaddr *)&ss, len);
+    int err = errno;
+    close(fd);
+    if (rc != 0)
+        return chat__error_set(CHAT_EIO, err, "cannot listen on %s:%d: %s", srv->cfg.address,
+                               srv->cfg.port, strerror(err));
+    return CHAT_OK;
+}
+
 int chat__ws_start(chat_server *srv)
 {
     struct lws_context_creation_info info;
@@ -148,11 +187,14 @@ int chat__ws_start(chat_server *srv)
     info.retry_and_idle_policy = &srv->retry;
     info.vhost_name = "default";
     srv->lws = lws_create_context(&info);
-    if (!srv->lws)
+    /* On a foreign loop lws 4.1.6 returns a context even when binding failed: the listening
+     * vhost is what tells. The caller tears the context down through the loop. */
+    srv->vhost = srv->lws ? lws_get_vhost_by_name(srv->lws, "default") : NULL;
+    int port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : 0;
+    if (port <= 0)
         return chat__error_set(CHAT_EIO, 0, "cannot listen on %s:%d", srv->cfg.address,
                                srv->cfg.port);
-    srv->vhost = lws_get_vhost_by_name(srv->lws, "default");
-    atomic_store(&srv->port, srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : 0);
+    atomic_store(&srv->port, port);
     chat__log(srv, CHAT_LOG_INFO, "listening on %s:%d", srv->cfg.address,
               atomic_load(&srv->port));
     return CHAT_OK;

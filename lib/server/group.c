@@ -41,6 +41,15 @@ static int put_member(chat__txn *tx, chat__req *r, int64_t conv, const char *use
 
 static int set_role(chat__txn *tx, chat__req *r, chat_store_member *m, int role)
 {
+    if (role == CHAT_ROLE_NONE) {
+        /* A departing member has seen the conversation up to the event that removed it: its
+         * watermarks mark where its view of the conversation ends. */
+        chat_store_conv conv;
+        if (tx->ops->conv_get(tx->st, m->conv, &conv) != CHAT_OK)
+            return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+        m->delivered_seq = m->read_seq = conv.head_seq;
+        m->delivered_ms = m->read_ms = tx->now_ms;
+    }
     m->role = role;
     m->change = chat__txn_bump(tx);
     if (tx->ops->member_put(tx->st, m) != CHAT_OK)

@@ -381,6 +381,13 @@ cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m)
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
+    /* A member who left sees the conversation as it was when it left: the head is the event
+     * that removed it (its read watermark), and nothing after, not even the title. */
+    int left = m->role == CHAT_ROLE_NONE;
+    if (left) {
+        conv.head_seq = m->read_seq;
+        conv.title[0] = '\0';
+    }
     cJSON_AddNumberToObject(o, "conv", (double)conv.id);
     cJSON_AddStringToObject(o, "kind", conv.kind == CHAT_CONV_GROUP ? "group" : "direct");
     cJSON_AddStringToObject(o, "title", conv.title);
@@ -389,16 +396,17 @@ cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m)
     cJSON_AddNumberToObject(o, "delivered", (double)m->delivered_seq);
     cJSON_AddNumberToObject(o, "read", (double)m->read_seq);
     uint64_t unread = 0;
-    if (m->role != CHAT_ROLE_NONE && conv.head_seq > m->read_seq)
+    if (!left && conv.head_seq > m->read_seq)
         unread = conv.head_seq - m->read_seq;
     cJSON_AddNumberToObject(o, "unread", (double)unread);
     cJSON_AddNumberToObject(o, "joined", (double)m->joined_seq);
     cJSON *last = NULL;
-    if (m->role != CHAT_ROLE_NONE && conv.head_seq > m->joined_seq)
-        tx->ops->msg_range(tx->st, conv.id, m->joined_seq, 0, 1, 1, keep_last, &last);
+    if (conv.head_seq > m->joined_seq)
+        tx->ops->msg_range(tx->st, conv.id, m->joined_seq, conv.head_seq + 1, 1, 1, keep_last,
+                           &last);
     cJSON_AddItemToObject(o, "last", last ? last : cJSON_CreateNull());
     cJSON *members = cJSON_AddArrayToObject(o, "members");
-    if (m->role != CHAT_ROLE_NONE && members)
+    if (!left && members)
         tx->ops->member_list(tx->st, conv.id, 1, add_member_json, members);
     return o;
 }

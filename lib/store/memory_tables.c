@@ -427,8 +427,11 @@ static int grow_scratch(chat__mem *s, size_t need)
     return CHAT_OK;
 }
 
+/* A member who left sees no change of the conversation after leaving: only its own row. */
 static uint64_t inbox_change(const chat__mmember *m)
 {
+    if (m->row.role == CHAT_ROLE_NONE)
+        return m->row.change;
     return m->row.change > m->conv->row.change ? m->row.change : m->conv->row.change;
 }
 

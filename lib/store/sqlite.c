@@ -13,6 +13,7 @@
 #define MEMBER_COLS "conv, user, role, delivered_seq, read_seq, delivered_ms, read_ms, " \
                     "joined_seq, change"
 #define MSG_COLS "conv, seq, ts_ms, sender, device, cmid, kind, body"
+#define INBOX_CHANGE "(CASE WHEN m.role = 0 THEN m.change ELSE max(m.change, c.change) END)"
 
 const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
     [CHAT__ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -46,13 +47,14 @@ const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
     [CHAT__ST_MSG_RANGE_DESC] = "SELECT " MSG_COLS " FROM messages "
                                 "WHERE conv = ?1 AND seq > ?2 AND seq <= ?3 "
                                 "ORDER BY seq DESC LIMIT ?4",
-    /* Ties on the change counter are ordered by conversation so both backends agree. */
+    /* Ties on the change counter are ordered by conversation so both backends agree. A member
+     * who left sees no change of the conversation after leaving: only its own row counts. */
     [CHAT__ST_USER_CONVS] =
         "SELECT m.conv, m.user, m.role, m.delivered_seq, m.read_seq, m.delivered_ms, "
         "m.read_ms, m.joined_seq, m.change FROM members m "
         "JOIN conversations c ON c.id = m.conv "
-        "WHERE m.user = ?1 AND max(m.change, c.change) > ?2 "
-        "ORDER BY max(m.change, c.change), m.conv LIMIT ?3",
+        "WHERE m.user = ?1 AND " INBOX_CHANGE " > ?2 "
+        "ORDER BY " INBOX_CHANGE ", m.conv LIMIT ?3",
     [CHAT__ST_CONTACTS] =
         "SELECT DISTINCT o.user FROM members me JOIN members o ON o.conv = me.conv "
         "WHERE me.user = ?1 AND me.role > 0 AND o.role > 0 AND o.user <> ?1 ORDER BY o.user",

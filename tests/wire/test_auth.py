@@ -183,3 +183,27 @@ def test_user_added_while_running_can_log_in(server):
                 "device": "phone"}, timeout=15)
     assert r["type"] == "auth_ok" and r["user"] == "carol", r
 
+
+
+def test_failed_login_does_not_extend_auth_deadline(make_server):
+    srv = make_server("--limit", "auth_deadline_ms=1500", start=False)
+    srv.user_add("alice", "right")
+    srv.start()
+    c = srv.ws()
+    t0 = time.monotonic()
+    r = c.call({"type": "login", "v": 1, "user": "alice", "password": "wrong", "device": "x"},
+               timeout=15)
+    assert_error(r, "EAUTH", "auth_failed")
+    assert c.close_code(timeout=10) == 1008
+    assert time.monotonic() - t0 < 8
+
+
+def test_login_bad_version_eversion(make_server):
+    srv = make_server(start=False)
+    srv.user_add("alice", "pw")
+    srv.start()
+    c = srv.ws()
+    r = c.call({"type": "login", "v": 99, "user": "alice", "password": "pw", "device": "x"},
+               timeout=15)
+    assert_error(r, "EVERSION", "bad_version")
+    assert c.close_code() == 1002

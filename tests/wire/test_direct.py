@@ -203,3 +203,36 @@ def test_same_cmid_in_another_conversation_is_a_new_message(server):
     r1 = send(a, "to bob", to="bob", cm=cm)
     r2 = send(a, "to carol", to="carol", cm=cm)
     assert r2["conv"] != r1["conv"] and r2["seq"] == 1 and r2["dup"] is False
+
+
+def test_media_negative_size_is_bad_field(server):
+    a = server.connect("alice")
+    media = {"id": "m1", "mime": "image/png", "size": -1, "name": "a.png"}
+    r = a.call({"type": "send", "to": "bob", "cmid": cmid(), "kind": "media", "media": media})
+    assert_error(r, "EINVAL", "bad_field")
+
+
+def test_msg_frames_reach_all_devices_of_offline_then_online_user_via_history(server):
+    a = server.connect("alice")
+    r = send(a, "while you slept", to="bob")
+    b1 = server.connect("bob", "b1")
+    b1.expect_none("msg", within=0.3)
+    h = b1.call({"type": "history", "conv": r["conv"], "after": 0})
+    assert [m["text"] for m in h["messages"]] == ["while you slept"], h
+
+
+def test_back_to_back_duplicate_sends_store_once(server):
+    a = server.connect("alice")
+    b = server.connect("bob")
+    send(a, "open", to="bob")
+    b.expect("msg", seq=1)
+    cm = cmid()
+    for rid in ("x1", "x2", "x3"):
+        a.send_json({"type": "send", "id": rid, "to": "bob", "cmid": cm, "text": "racy"})
+    acks = [a.expect(None, re=rid) for rid in ("x1", "x2", "x3")]
+    assert all(r["type"] == "ack" for r in acks), acks
+    assert {r["seq"] for r in acks} == {2} and len({r["ts"] for r in acks}) == 1, acks
+    assert sorted(r["dup"] for r in acks) == [False, True, True], acks
+    b.expect("msg", seq=2)
+    b.expect_none("msg", within=0.5)
+    assert [m["cmid"] for m in history_all(b, acks[0]["conv"])].count(cm) == 1

@@ -1,5 +1,9 @@
 """Acked means durable (doc/protocol.md: Durability)."""
 
+import signal
+import threading
+import time
+
 import pytest
 
 from helpers import create_group, history_all, send
@@ -107,7 +111,6 @@ def test_sigterm_exits_zero(server):
 
 
 def test_sigint_exits_zero(server):
-    import signal
     server.connect("alice")
     assert server.stop(sig=signal.SIGINT) == 0, server.stderr_tail()
 
@@ -118,3 +121,56 @@ def test_restart_on_same_data_dir_keeps_tokens_valid(server):
     c = server.ws()
     r = c.call({"type": "auth", "v": 1, "token": tok})
     assert r["type"] == "auth_ok", r
+
+
+@pytest.mark.seconds(120)
+@pytest.mark.chatd_args(*FAST)
+def test_concurrent_writers_acked_messages_survive_kill9(server):
+    users = ["alice", "bob", "carol", "dave"]
+    conns = {u: server.connect(u) for u in users}
+    conv = create_group(conns["alice"], users[1:], title="Load")
+    cid = conv["conv"]
+    acked = {u: [] for u in users}
+    stop = threading.Event()
+
+    def run(u):
+        c = conns[u]
+        try:
+            for i in range(60):
+                c.send_json({"type": "send", "id": f"{u}{i}", "conv": cid, "cmid": f"{u}-{i}",
+                             "text": f"{u} {i}"})
+            for i in range(60):
+                r = c.expect(None, timeout=20, re=f"{u}{i}")
+                if r["type"] != "ack":
+                    break
+                acked[u].append(r)
+                if stop.is_set():
+                    break
+        except (AssertionError, OSError):
+            pass
+
+    threads = [threading.Thread(target=run, args=(u,), daemon=True) for u in users]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while sum(len(v) for v in acked.values()) < 120 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    stop.set()
+    server.kill9()
+    for t in threads:
+        t.join(30)
+    server.start()
+    b = server.connect("bob", "after")
+    msgs = history_all(b, cid, page=50)
+    seqs = [m["seq"] for m in msgs]
+    assert seqs == list(range(1, len(seqs) + 1)), "seqs not contiguous after kill -9"
+    stored = {(m["from"], m["cmid"]): m for m in msgs if m["kind"] != "event"}
+    assert len(stored) == len(msgs) - 1
+    n = 0
+    for u, acks in acked.items():
+        for a in acks:
+            m = stored.get((u, a["cmid"]))
+            assert m is not None, f"acked {u}/{a['cmid']} seq {a['seq']} lost"
+            assert m["seq"] == a["seq"], (m, a)
+            n += 1
+    assert n >= 1

@@ -22,12 +22,13 @@ def test_malformed_json_bad_json_and_connection_survives(server):
     _still_works(a)
 
 
-def test_invalid_utf8_is_bad_json(server):
+def test_invalid_utf8_closes_1007(server):
+    # RFC 6455 section 8.1: a text message that is not UTF-8 fails the connection with 1007.
     a = server.connect("alice")
     a.send_raw_frame(OP_TEXT, b'{"type":"ping","x":"\xff\xfe"}')
-    e = a.expect("error")
-    assert_error(e, "EPROTO", "bad_json")
-    _still_works(a)
+    assert a.close_code() == 1007
+    b = server.connect("alice", "d2")  # the server is unaffected
+    _still_works(b)
 
 
 def test_non_object_is_not_object(server):
@@ -251,3 +252,36 @@ def test_request_id_over_64_chars_has_no_re(server):
     a.send_json({"type": "teleport", "id": "i" * 65})
     e = a.expect("error")
     assert "re" not in e, f"an unusable id must not be echoed: {e!r}"
+
+
+def test_negative_or_nonprintable_id_is_not_echoed(server):
+    a = server.connect("alice")
+    for bad in (-1, "tab\there", "", 1.5, True):
+        a.send_json({"type": "teleport", "id": bad})
+        e = a.expect("error")
+        assert "re" not in e, f"unusable id {bad!r} echoed: {e!r}"
+    _still_works(a)
+
+
+@pytest.mark.seconds(120)
+@pytest.mark.chatd_args("--limit", "send_rate=100000", "--limit", "send_burst=100000")
+def test_slow_reader_outbound_queue_overflow_closes_1013(server):
+    # bob reads nothing while ~16 MB is sent to him: more than the kernel buffers on loopback
+    # plus the 1 MiB outbound queue
+    a = server.connect("alice")
+    b = server.connect("bob")
+    text = "z" * 16000
+    ids = []
+    for i in range(1000):
+        rid = f"q{i}"
+        a.send_json({"type": "send", "id": rid, "to": "bob", "cmid": f"q-{i}", "text": text})
+        ids.append(rid)
+        if i % 50 == 49:
+            for x in ids:
+                assert a.expect(None, timeout=30, re=x)["type"] == "ack"
+            ids = []
+    for x in ids:
+        assert a.expect(None, timeout=30, re=x)["type"] == "ack"
+    code = b.close_code(timeout=60)
+    assert code == 1013, f"slow reader closed with {code!r} after {len(b.backlog)} frames"
+    assert a.call({"type": "ping"})["type"] == "pong"

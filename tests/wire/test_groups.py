@@ -255,3 +255,84 @@ def test_group_events_are_in_history_in_order(server):
                      (4, "event", "removed")], kinds
     assert all(m["cmid"] == "" for m in msgs if m["kind"] == "event"), msgs
 
+
+
+def test_group_create_reaches_creators_other_device(server):
+    a1 = server.connect("alice", "a1")
+    a2 = server.connect("alice", "a2")
+    server.connect("bob")
+    conv = create_group(a1, ["bob"])
+    m = a2.expect("msg", conv=conv["conv"], seq=1)
+    assert m["kind"] == "event" and m["event"]["type"] == "created", m
+    a1.expect_none("msg", within=0.4, conv=conv["conv"])
+
+
+def test_readded_member_sees_only_messages_after_rejoin(server):
+    a, conns, cid = _group(server)
+    b = conns["bob"]
+    _ok(a.call({"type": "group_remove", "conv": cid, "users": ["bob"]}), cid)
+    hidden = send(a, "while bob was out", conv=cid)
+    r = _ok(a.call({"type": "group_add", "conv": cid, "users": ["bob"]}), cid)
+    b.expect("msg", conv=cid, seq=r["seq"])
+    after = send(a, "welcome back", conv=cid)
+    b.expect("msg", conv=cid, seq=after["seq"])
+    seqs = [m["seq"] for m in history_all(b, cid)]
+    assert hidden["seq"] not in seqs, f"re-added member sees what was sent while out: {seqs}"
+    assert after["seq"] in seqs
+    cv = [x for x in b.call({"type": "convs", "since": 0})["convs"] if x["conv"] == cid][0]
+    assert cv["role"] == "member" and cv["joined"] >= hidden["seq"], cv
+
+
+def test_removed_member_convs_shows_nothing_after_removal(server):
+    a, conns, cid = _group(server)
+    b = conns["bob"]
+    r = _ok(a.call({"type": "group_remove", "conv": cid, "users": ["bob"]}), cid)
+    b.expect("msg", conv=cid, seq=r["seq"])
+    cur = b.call({"type": "convs", "since": 0})["cursor"]
+    send(a, "after removal", conv=cid)
+    _ok(a.call({"type": "group_update", "conv": cid, "title": "secret title"}), cid)
+    later = b.call({"type": "convs", "since": cur})
+    assert [x["conv"] for x in later["convs"]] == [], f"removed member sees later changes: {later}"
+    cv = [x for x in b.call({"type": "convs", "since": 0})["convs"] if x["conv"] == cid][0]
+    assert cv["role"] == "none", cv
+    assert cv["head"] == r["seq"] and cv["last"]["seq"] == r["seq"], cv
+    assert cv["title"] != "secret title", cv
+
+
+def test_removed_member_is_no_longer_a_contact(server):
+    a, conns, cid = _group(server, members=("bob",))
+    _ok(a.call({"type": "group_remove", "conv": cid, "users": ["bob"]}), cid)
+    r = a.call({"type": "presence", "users": ["bob"]})
+    assert r["type"] == "presence" and r["users"] == [] and r["unknown"] == ["bob"], r
+
+
+def test_group_add_with_one_existing_member_adds_nobody(server):
+    a, conns, cid = _group(server)
+    d = server.connect("dave")
+    r = a.call({"type": "group_add", "conv": cid, "users": ["dave", "bob"]})
+    assert_error(r, "EINVAL", "bad_field")
+    d.expect_none("msg", within=0.4)
+    assert d.call({"type": "convs", "since": 0})["convs"] == []
+    conns["bob"].expect_none("msg", within=0.1, conv=cid)
+
+
+def test_removed_member_gets_removed_event_on_every_device(server):
+    a, conns, cid = _group(server)
+    b2 = server.connect("bob", "b2")
+    r = _ok(a.call({"type": "group_remove", "conv": cid, "users": ["bob"]}), cid)
+    for dev in (conns["bob"], b2):
+        m = dev.expect("msg", conv=cid, seq=r["seq"])
+        assert m["event"]["type"] == "removed", m
+    send(a, "later", conv=cid)
+    b2.expect_none("msg", within=0.5, conv=cid)
+
+
+def test_group_receipt_reaches_every_member(server):
+    a, conns, cid = _group(server)
+    s = send(a, "read me", conv=cid)
+    for u in ("bob", "carol"):
+        conns[u].expect("msg", conv=cid, seq=s["seq"])
+    assert conns["bob"].call({"type": "receipt", "conv": cid, "read": s["seq"]})["type"] == "ok"
+    for dev in (a, conns["carol"]):
+        rc = dev.expect("receipt", conv=cid, user="bob")
+        assert rc["read"] == s["seq"] and rc["delivered"] == s["seq"], rc

@@ -173,3 +173,34 @@ def test_connection_answering_pings_is_kept(server):
     assert a.pings, "server never pinged the idle connection"
     assert not a.closed
     assert a.call({"type": "ping"})["type"] == "pong"
+
+
+def test_first_message_makes_contacts_for_presence(server):
+    b = server.connect("bob")
+    a = server.connect("alice")
+    b.expect_none("presence", within=0.3, users=shows("alice", True))
+    r = send(a, "hello stranger", to="bob")
+    b.expect("msg", conv=r["conv"])
+    a.close()
+    p = b.expect("presence", users=shows("alice", False))
+    assert is_int(presence_of(p, "alice").get("last_seen")), p
+
+
+def test_presence_request_for_contact_offline_has_last_seen(server):
+    _contacts(server)
+    b = server.connect("bob")
+    r = b.call({"type": "presence", "users": ["alice"]})
+    st = r["users"][0]
+    assert st["user"] == "alice" and st["online"] is False, r
+    assert_ts(st["last_seen"])
+
+
+def test_hide_last_seen_can_be_turned_off(server):
+    _contacts(server)
+    a = server.connect("alice")
+    assert a.call({"type": "settings", "hide_last_seen": True})["type"] == "ok"
+    assert a.call({"type": "settings", "hide_last_seen": False})["type"] == "ok"
+    b = server.connect("bob")
+    a.close()
+    p = b.expect("presence", users=shows("alice", False))
+    assert is_int(presence_of(p, "alice").get("last_seen")), p

@@ -141,3 +141,19 @@ def test_group_push_goes_to_each_offline_member_only(make_server, hook):
         assert p["title"] == "Team" and p["seq"] == r["seq"] and p["sender"] == "alice", p
         assert p["preview"] == "hello team", p
     hook.none(within=0.8)
+
+
+def test_unreachable_webhook_does_not_affect_messaging(make_server):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    srv = make_server("--webhook", f"http://127.0.0.1:{port}/push")
+    a = srv.connect("alice")
+    for i in range(3):
+        r = send(a, f"m{i}", to="bob")
+        assert r["seq"] == i + 1
+    b = srv.connect("bob")
+    h = b.call({"type": "history", "conv": r["conv"]})
+    assert [m["text"] for m in h["messages"]] == ["m0", "m1", "m2"], h

@@ -207,3 +207,13 @@ def test_convs_reports_group_title_role_and_joined(server):
     roles = {m["user"]: m["role"] for m in cv["members"]}
     assert roles == {"alice": "owner", "bob": "member"}, cv
     assert cv["last"]["kind"] == "event" and cv["last"]["event"]["type"] == "created", cv
+
+
+@pytest.mark.chatd_args("--limit", "page_max=2")
+def test_convs_limit_is_clamped_to_page_size(server):
+    a = server.connect("alice")
+    convs = [send(a, "x", to=u)["conv"] for u in ("bob", "carol", "dave")]
+    r = a.call({"type": "convs", "since": 0, "limit": 100})
+    assert [c["conv"] for c in r["convs"]] == convs[:2] and r["more"] is True, r
+    r2 = a.call({"type": "convs", "since": r["cursor"]})
+    assert [c["conv"] for c in r2["convs"]] == convs[2:] and r2["more"] is False, r2

@@ -101,3 +101,25 @@ def test_typing_in_group_reaches_all_others(server):
     b.send_json({"type": "typing", "conv": conv["conv"], "state": "start"})
     for d in (a, c):
         d.expect("typing", conv=conv["conv"], user="bob", state="start")
+
+
+@pytest.mark.chatd_args("--limit", "typing_ttl_ms=600", "--limit", "typing_rate=100")
+def test_repeated_start_extends_expiry(server):
+    a1, a2, b, cid = _pair(server)
+    a1.send_json({"type": "typing", "conv": cid, "state": "start"})
+    b.expect("typing", conv=cid, user="alice", state="start")
+    t0 = time.monotonic()
+    time.sleep(0.4)
+    a1.send_json({"type": "typing", "conv": cid, "state": "start"})
+    b.expect("typing", timeout=3, conv=cid, user="alice", state="stop")
+    assert time.monotonic() - t0 >= 0.8, "a repeated start did not extend the expiry"
+
+
+@pytest.mark.chatd_args("--limit", "typing_ttl_ms=300", "--limit", "typing_rate=100")
+def test_explicit_stop_cancels_expiry(server):
+    a1, a2, b, cid = _pair(server)
+    a1.send_json({"type": "typing", "conv": cid, "state": "start"})
+    b.expect("typing", conv=cid, user="alice", state="start")
+    a1.send_json({"type": "typing", "conv": cid, "state": "stop"})
+    b.expect("typing", conv=cid, user="alice", state="stop")
+    b.expect_none("typing", within=0.8, conv=cid, user="alice", state="stop")

@@ -133,8 +133,10 @@ typedef struct chat_store_ops {
                      int limit, int descending, chat_store_msg_cb cb, void *user_data);
 
     /**
-     * The user's membership rows (any role) where max(row.change, conv.change) > since_change,
-     * ascending by that maximum, at most limit.
+     * The user's membership rows (any role) whose inbox change is above since_change, ascending
+     * by it (ties by conversation id), at most limit. The inbox change of a row is
+     * max(row.change, conv.change), or row.change alone for a CHAT_ROLE_NONE row: a member who
+     * left sees no change of the conversation after leaving.
      */
     int (*user_convs)(void *state, const char *user, uint64_t since_change, int limit,
                       chat_store_member_cb cb, void *user_data);

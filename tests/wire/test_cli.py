@@ -78,3 +78,33 @@ def test_body_bytes_limit_is_configurable(server):
     r = a.call({"type": "send", "to": "bob", "cmid": "c2", "text": "x" * 10})
     assert r["type"] == "ack", r
 
+
+
+def test_config_file_sets_options_and_limits(make_server, tmp_path):
+    """--config reads 'name = value' lines: options and limit.NAME entries."""
+    cfg = tmp_path / "chatd.conf"
+    cfg.write_text("# chatd settings\nsync = full\n\nlimit.body_bytes = 10\n")
+    server = make_server("--config", str(cfg))
+    a = server.connect("alice")
+    r = a.call({"type": "send", "to": "bob", "cmid": "c1", "text": "x" * 11})
+    assert r["type"] == "error" and r["reason"] == "body_too_large", r
+    r = a.call({"type": "send", "to": "bob", "cmid": "c2", "text": "x" * 10})
+    assert r["type"] == "ack", r
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("port = 0\nlimit.frame_bytes = 12\n", "frame_bytes"),
+    ("port = 0\nbus = sideways\n", "line 2"),
+    ("no_such_option = 1\n", "no_such_option"),
+])
+def test_bad_config_file_is_refused_with_a_message(tmp_path, text, needle):
+    cfg = tmp_path / "chatd.conf"
+    cfg.write_text(text)
+    r = run_cli(["run", "--data-dir", str(tmp_path / "d"), "--config", str(cfg)])
+    assert r.returncode != 0
+    assert needle in r.stderr, r.stderr
+
+
+def test_missing_config_file_is_refused(tmp_path):
+    r = run_cli(["run", "--data-dir", str(tmp_path / "d"), "--config", str(tmp_path / "nope")])
+    assert r.returncode != 0 and "config" in r.stderr, r.stderr

@@ -4,6 +4,7 @@
 
 #include "core/alloc.h"
 #include "core/ids.h"
+#include "core/rules.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -153,21 +154,20 @@ static int group_run(chat__job *job, chat__txn *tx)
     if (conv.kind != CHAT_CONV_GROUP)
         return chat__req_fail(r, CHAT_EINVAL, "bad_field", "conversation %" PRId64 " is not a group",
                               conv.id);
-    int is_admin = me.role >= CHAT_ROLE_ADMIN;
     int is_owner = me.role == CHAT_ROLE_OWNER;
     chat_store_msg ev_msg;
     cJSON *ev = NULL;
 
     switch (a->op) {
     case OP_UPDATE:
-        if (!is_admin)
+        if (!chat__group_may(me.role, CHAT__GROUP_RENAME, 0))
             return chat__req_fail(r, CHAT_EPERM, "forbidden", "only owners and admins rename");
         snprintf(conv.title, sizeof conv.title, "%s", a->title);
         ev = event_of("renamed");
         cJSON_AddStringToObject(ev, "title", conv.title);
         break;
     case OP_ADD: {
-        if (!is_admin)
+        if (!chat__group_may(me.role, CHAT__GROUP_ADD, 0))
             return chat__req_fail(r, CHAT_EPERM, "forbidden", "only owners and admins add members");
         int n = cJSON_GetArraySize(a->users);
         if (conv.member_count + n > (int)chat__limit(tx->srv, CHAT_LIMIT_GROUP_MEMBERS))
@@ -211,7 +211,7 @@ static int group_run(chat__job *job, chat__txn *tx)
                 return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
             if (strcmp(m->user, r->user) == 0)
                 return chat__req_fail(r, CHAT_EINVAL, "bad_field", "use group_leave to leave");
-            if (!(is_owner || (is_admin && m->role == CHAT_ROLE_MEMBER)))
+            if (!chat__group_may(me.role, CHAT__GROUP_REMOVE, m->role))
                 return chat__req_fail(r, CHAT_EPERM, "forbidden", "not allowed to remove %s",
                                       m->user);
             n++;
@@ -269,7 +269,7 @@ static int group_run(chat__job *job, chat__txn *tx)
         return reply_ok(r, conv.id, left_seq);
     }
     case OP_ROLE: {
-        if (!is_owner)
+        if (!chat__group_may(me.role, CHAT__GROUP_SET_ROLE, 0))
             return chat__req_fail(r, CHAT_EPERM, "forbidden", "only the owner changes roles");
         chat_store_member t;
         int g = tx->ops->member_get(tx->st, conv.id, a->user, &t);

@@ -3,6 +3,7 @@
 
 #include "core/alloc.h"
 #include "core/json.h"
+#include "core/rules.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -22,25 +23,18 @@ static int receipt_run(chat__job *job, chat__txn *tx)
     int rc = chat__txn_member(tx, r, a->conv, r->user, &conv, &me);
     if (rc != CHAT_OK)
         return rc;
-    uint64_t d = a->has_delivered ? a->delivered : 0;
-    uint64_t rd = a->has_read ? a->read : 0;
-    if (d > conv.head_seq || rd > conv.head_seq)
+    chat__marks marks = {me.delivered_seq, me.read_seq};
+    int moved = chat__marks_apply(&marks, conv.head_seq, a->has_delivered, a->delivered,
+                                  a->has_read, a->read);
+    if (moved < 0)
         return chat__req_fail(r, CHAT_EINVAL, "bad_field",
                               "receipt beyond the last message (seq %" PRIu64 ")", conv.head_seq);
-    /* Read implies delivered; stale values change nothing. */
-    if (rd > d)
-        d = rd;
-    int moved = 0;
-    if (d > me.delivered_seq) {
-        me.delivered_seq = d;
+    if (marks.delivered != me.delivered_seq)
         me.delivered_ms = tx->now_ms;
-        moved = 1;
-    }
-    if (rd > me.read_seq) {
-        me.read_seq = rd;
+    if (marks.read != me.read_seq)
         me.read_ms = tx->now_ms;
-        moved = 1;
-    }
+    me.delivered_seq = marks.delivered;
+    me.read_seq = marks.read;
     if (moved) {
         /* Both rows change: my own sync sees the new watermark, the others' sync sees it
          * through the conversation. */

@@ -6,6 +6,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/ids.h"
+#include "store/checked.h"
 
 #include <sodium.h>
 #include <stdarg.h>
@@ -195,6 +196,9 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
         rc = CHAT_ENOMEM;
     if (rc == CHAT_OK && !srv->store)
         rc = open_default_store(srv);
+    /* Every store, built-in or the host's, sits behind the one argument-checking layer. */
+    if (rc == CHAT_OK)
+        rc = chat__store_checked_new(&srv->store, &srv->store_st);
     if (rc == CHAT_OK && !srv->bus) {
         rc = chat_bus_local_new(&srv->bus_st);
         if (rc == CHAT_OK)

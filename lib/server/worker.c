@@ -39,10 +39,12 @@ static void run_batch(chat__worker *w, chat__job *batch)
     chat_server *srv = w->srv;
     chat__txn tx = {srv->store, srv->store_st, 0, chat__now_ms(srv), srv};
     int rc = CHAT_OK;
+    int in_tx = 0;
 
     if (w->transactional) {
         int64_t change = 0;
         rc = tx.ops->begin(tx.st);
+        in_tx = rc == CHAT_OK;
         if (rc == CHAT_OK) {
             int g = tx.ops->meta_get(tx.st, CHANGE_KEY, &change);
             if (g != CHAT_OK && g != CHAT_ENOTFOUND)
@@ -72,10 +74,11 @@ static void run_batch(chat__worker *w, chat__job *batch)
         }
     }
     if (rc != CHAT_OK) {
-        if (w->transactional)
-            tx.ops->rollback(tx.st);
+        /* Log the original failure before rollback() can overwrite the error record. */
         chat__log(srv, CHAT_LOG_ERROR, "store transaction failed at %s: %s (%s)", what,
                   chat_error_name(rc), chat_error_last()->message);
+        if (in_tx)
+            tx.ops->rollback(tx.st);
         for (chat__job *j = batch; j; j = j->next) {
             if (j->discard)
                 j->discard(j);

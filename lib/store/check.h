@@ -1,5 +1,6 @@
-/* Argument checks and bounded copies shared by the store backends, so both refuse exactly
- * the same inputs (the contract suite runs one set of expectations against each). */
+/* Argument checks, used by the checking layer (store/checked.c) for every backend, and
+ * bounded copies shared by the backends. The checks run once, in the checking layer: the
+ * backends never call them and may assume arguments that pass them. */
 #ifndef CHAT_STORE_CHECK_H
 #define CHAT_STORE_CHECK_H
 

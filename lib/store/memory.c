@@ -1,6 +1,11 @@
 /* Memory store: lifecycle, transactions and the undo log. A transaction logs the first change
  * of each record (or its creation); rollback replays the log backwards, so its cost follows
- * the changes since begin(), not the size of the store. */
+ * the changes since begin(), not the size of the store.
+ *
+ * The store assumes valid arguments and a legal call order (no begin() inside a transaction,
+ * no commit() or rollback() outside one, no re-entry from a row callback but the single-row
+ * lookups): the checking layer (store/checked.h) that every caller goes through refuses the
+ * rest. */
 #include "store/memory_internal.h"
 
 #include "core/alloc.h"
@@ -188,18 +193,9 @@ static void clear_log(chat__mem *s)
     s->n_log = 0;
 }
 
-static int misuse(const char *what)
-{
-    return chat__error_set(CHAT_EMISUSE, 0, "memory store: %s", what);
-}
-
 static int begin(void *state)
 {
     chat__mem *s = state;
-    if (s->in_cb)
-        return misuse("begin() inside a row callback");
-    if (s->in_tx)
-        return misuse("begin() inside a transaction");
     s->in_tx = 1;
     s->tx_gen++;
     return CHAT_OK;
@@ -208,10 +204,6 @@ static int begin(void *state)
 static int commit(void *state)
 {
     chat__mem *s = state;
-    if (s->in_cb)
-        return misuse("commit() inside a row callback");
-    if (!s->in_tx)
-        return misuse("commit() without begin()");
     clear_log(s);
     s->in_tx = 0;
     return CHAT_OK;
@@ -220,10 +212,6 @@ static int commit(void *state)
 static int rollback(void *state)
 {
     chat__mem *s = state;
-    if (s->in_cb)
-        return misuse("rollback() inside a row callback");
-    if (!s->in_tx)
-        return misuse("rollback() without begin()");
     for (size_t i = s->n_log; i-- > 0;)
         undo(s, &s->log[i]);
     clear_log(s);

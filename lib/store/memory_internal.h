@@ -97,9 +97,10 @@ typedef struct chat__mem {
     chat__undo *log;
     size_t n_log, cap_log;
 
-    void **scratch; /* sort buffer of the iterators; one is enough as they do not nest */
+    /* Sort buffer of the iterators; one is enough as they do not nest (the checking layer
+     * refuses an iterator from inside a row callback). */
+    void **scratch;
     size_t cap_scratch;
-    int in_cb;
 } chat__mem;
 
 /* Make room for one undo entry (CHAT_OK or CHAT_ENOMEM); a no-op outside transactions. */

@@ -1,6 +1,11 @@
-/* Row methods of the memory store. Each validates and allocates everything it needs before
- * changing anything, so a failure (ENOMEM included) leaves the store, and any open
- * transaction, as it was. */
+/* Row methods of the memory store. Each allocates everything it needs before changing
+ * anything, so a failure (ENOMEM included) leaves the store, and any open transaction, as it
+ * was.
+ *
+ * Arguments are not checked here: the store is used through the checking layer
+ * (store/checked.h), which validates them (store/check.h) and refuses every call but the
+ * single-row lookups from inside a row callback, so the iterators may share one scratch
+ * buffer. */
 #include "store/check.h"
 #include "store/memory_internal.h"
 
@@ -10,13 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REFUSE_IN_CB(s, what)                                                                  \
-    do {                                                                                       \
-        if ((s)->in_cb)                                                                        \
-            return chat__error_set(CHAT_EMISUSE, 0, "memory store: %s inside a row callback", \
-                                   what);                                                      \
-    } while (0)
-
 static int oom(void)
 {
     return chat__error_set(CHAT_ENOMEM, 0, "memory store: out of memory");
@@ -25,11 +23,6 @@ static int oom(void)
 static int not_found(const char *what)
 {
     return chat__error_set(CHAT_ENOTFOUND, 0, "memory store: %s: not found", what);
-}
-
-static int bad(const char *what)
-{
-    return chat__error_set(CHAT_EINVAL, 0, "memory store: %s", what);
 }
 
 /* Conversations and people are created on first reference and never freed before destroy. */
@@ -77,10 +70,7 @@ static int eq_dm(const void *item, const void *key)
 int chat__mem_conv_insert(void *state, chat_store_conv *conv)
 {
     chat__mem *s = state;
-    REFUSE_IN_CB(s, "conv_insert");
-    int rc = chat__store_check_conv(conv, 1);
-    if (rc)
-        return rc;
+    int rc;
     uint64_t dh = 0;
     if (conv->dm_key[0]) {
         dh = chat__mem_str_hash(conv->dm_key);
@@ -108,8 +98,6 @@ int chat__mem_conv_insert(void *state, chat_store_conv *conv)
 int chat__mem_conv_get(void *state, int64_t id, chat_store_conv *out)
 {
     chat__mem *s = state;
-    if (!out)
-        return bad("conv_get: NULL out");
     chat__mconv *c = chat__mem_conv(s, id);
     if (!c || !c->present)
         return not_found("conv_get");
@@ -120,11 +108,6 @@ int chat__mem_conv_get(void *state, int64_t id, chat_store_conv *out)
 int chat__mem_conv_find_direct(void *state, const char *dm_key, chat_store_conv *out)
 {
     chat__mem *s = state;
-    int rc = chat__store_check_str(dm_key, sizeof out->dm_key - 1, 1, "dm_key");
-    if (rc)
-        return rc;
-    if (!out)
-        return bad("conv_find_direct: NULL out");
     chat__mconv *c = chat__hmap_get(&s->dm, chat__mem_str_hash(dm_key), eq_dm, dm_key);
     if (!c)
         return not_found("conv_find_direct");
@@ -135,10 +118,7 @@ int chat__mem_conv_find_direct(void *state, const char *dm_key, chat_store_conv 
 int chat__mem_conv_update(void *state, const chat_store_conv *conv)
 {
     chat__mem *s = state;
-    REFUSE_IN_CB(s, "conv_update");
-    int rc = chat__store_check_conv(conv, 0);
-    if (rc)
-        return rc;
+    int rc;
     chat__mconv *c = chat__mem_conv(s, conv->id);
     if (!c || !c->present)
         return not_found("conv_update");
@@ -157,11 +137,6 @@ int chat__mem_conv_update(void *state, const chat_store_conv *conv)
 int chat__mem_member_get(void *state, int64_t conv, const char *user, chat_store_member *out)
 {
     chat__mem *s = state;
-    int rc = chat__store_check_str(user, CHAT_ID_MAX, 0, "member user");
-    if (rc)
-        return rc;
-    if (!out)
-        return bad("member_get: NULL out");
     chat__mconv *c = chat__mem_conv(s, conv);
     int found = 0;
     size_t pos = c ? chat__mem_member_pos(c, user, &found) : 0;
@@ -174,10 +149,7 @@ int chat__mem_member_get(void *state, int64_t conv, const char *user, chat_store
 int chat__mem_member_put(void *state, const chat_store_member *m)
 {
     chat__mem *s = state;
-    REFUSE_IN_CB(s, "member_put");
-    int rc = chat__store_check_member(m);
-    if (rc)
-        return rc;
+    int rc;
     chat__mconv *c;
     if ((rc = conv_slot(s, m->conv, &c)))
         return rc;
@@ -226,17 +198,12 @@ int chat__mem_member_list(void *state, int64_t conv, int only_active, chat_store
                           void *user_data)
 {
     chat__mem *s = state;
-    REFUSE_IN_CB(s, "member_list");
-    if (!cb)
-        return bad("member_list: NULL callback");
     chat__mconv *c = chat__mem_conv(s, conv);
     for (size_t i = 0; c && i < c->n_members; i++) {
         const chat_store_member *row = &c->members[i]->row;
         if (only_active && row->role <= CHAT_ROLE_NONE)
             continue;
-        s->in_cb++;
         int r = cb(row, user_data);
-        s->in_cb--;
         if (r)
             return r;
     }
@@ -297,23 +264,17 @@ static void msg_view(const chat__mmsg *m, chat_store_msg *v)
     v->body_len = m->body_len;
 }
 
-static int emit_msg(chat__mem *s, const chat__mmsg *m, chat_store_msg_cb cb, void *user_data)
+static int emit_msg(const chat__mmsg *m, chat_store_msg_cb cb, void *user_data)
 {
     chat_store_msg v;
     msg_view(m, &v);
-    s->in_cb++;
-    int r = cb(&v, user_data);
-    s->in_cb--;
-    return r;
+    return cb(&v, user_data);
 }
 
 int chat__mem_msg_insert(void *state, const chat_store_msg *msg)
 {
     chat__mem *s = state;
-    REFUSE_IN_CB(s, "msg_insert");
-    int rc = chat__store_check_msg(msg);
-    if (rc)
-        return rc;
+    int rc;
     const char *cmid = chat__store_cmid(msg);
     struct cmid_key k = {msg->conv, msg->sender, msg->device, cmid ? cmid : "",
                          strlen(msg->sender), strlen(msg->device), cmid ? strlen(cmid) : 0};
@@ -370,31 +331,18 @@ int chat__mem_msg_find_cmid(void *state, int64_t conv, const char *sender, const
                             const char *cmid, chat_store_msg_cb cb, void *user_data)
 {
     chat__mem *s = state;
-    REFUSE_IN_CB(s, "msg_find_cmid");
-    int rc;
-    if ((rc = chat__store_check_str(sender, CHAT_ID_MAX, 1, "sender")) ||
-        (rc = chat__store_check_str(device, CHAT_ID_MAX, 1, "device")) ||
-        (rc = chat__store_check_str(cmid, CHAT_ID_MAX, 1, "cmid")))
-        return rc;
-    if (!cb)
-        return bad("msg_find_cmid: NULL callback");
     struct cmid_key k = {conv, sender, device, cmid, strlen(sender), strlen(device),
                          strlen(cmid)};
     const chat__mmsg *m = cmid[0] ? chat__hmap_get(&s->cmids, cmid_hash(&k), eq_cmid, &k) : NULL;
     if (!m)
         return not_found("msg_find_cmid");
-    return emit_msg(s, m, cb, user_data);
+    return emit_msg(m, cb, user_data);
 }
 
 int chat__mem_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64_t before_seq,
                         int limit, int descending, chat_store_msg_cb cb, void *user_data)
 {
     chat__mem *s = state;
-    REFUSE_IN_CB(s, "msg_range");
-    if (!cb)
-        return bad("msg_range: NULL callback");
-    if (limit < 0)
-        return bad("msg_range: negative limit");
     /* Same bounds as the SQLite store: seqs are at most INT64_MAX, upper is inclusive. */
     uint64_t upper = before_seq == 0 || before_seq > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX
                                                                          : before_seq - 1;
@@ -405,12 +353,12 @@ int chat__mem_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64_t 
     if (!descending) {
         for (size_t i = chat__mem_msg_pos(c, after_seq + 1, &found);
              i < c->n_msgs && c->msgs[i]->seq <= upper && n < limit; i++, n++)
-            if ((r = emit_msg(s, c->msgs[i], cb, user_data)))
+            if ((r = emit_msg(c->msgs[i], cb, user_data)))
                 return r;
     } else {
         for (size_t i = chat__mem_msg_pos(c, upper + 1, &found);
              i-- > 0 && c->msgs[i]->seq > after_seq && n < limit; n++)
-            if ((r = emit_msg(s, c->msgs[i], cb, user_data)))
+            if ((r = emit_msg(c->msgs[i], cb, user_data)))
                 return r;
     }
     return CHAT_OK;
@@ -449,18 +397,11 @@ int chat__mem_user_convs(void *state, const char *user, uint64_t since_change, i
                          chat_store_member_cb cb, void *user_data)
 {
     chat__mem *s = state;
-    REFUSE_IN_CB(s, "user_convs");
-    int rc = chat__store_check_str(user, CHAT_ID_MAX, 0, "user");
-    if (rc)
-        return rc;
-    if (!cb)
-        return bad("user_convs: NULL callback");
-    if (limit < 0)
-        return bad("user_convs: negative limit");
     chat__mperson *p = person_get(s, user);
     if (!p || limit == 0)
         return CHAT_OK;
-    if ((rc = grow_scratch(s, p->n_convs)))
+    int rc = grow_scratch(s, p->n_convs);
+    if (rc)
         return rc;
     size_t n = 0;
     for (size_t i = 0; i < p->n_convs; i++) {
@@ -472,9 +413,7 @@ int chat__mem_user_convs(void *state, const char *user, uint64_t since_change, i
     if (n > 1)
         qsort(s->scratch, n, sizeof *s->scratch, cmp_inbox);
     for (size_t i = 0; i < n && i < (size_t)limit; i++) {
-        s->in_cb++;
         int r = cb(&((chat__mmember *)s->scratch[i])->row, user_data);
-        s->in_cb--;
         if (r)
             return r;
     }
@@ -490,12 +429,6 @@ static int cmp_user(const void *a, const void *b)
 int chat__mem_contacts(void *state, const char *user, chat_store_name_cb cb, void *user_data)
 {
     chat__mem *s = state;
-    REFUSE_IN_CB(s, "contacts");
-    int rc = chat__store_check_str(user, CHAT_ID_MAX, 0, "user");
-    if (rc)
-        return rc;
-    if (!cb)
-        return bad("contacts: NULL callback");
     chat__mperson *p = person_get(s, user);
     if (!p)
         return CHAT_OK;
@@ -503,7 +436,8 @@ int chat__mem_contacts(void *state, const char *user, chat_store_name_cb cb, voi
     for (size_t i = 0; i < p->n_convs; i++)
         if (p->convs[i]->row.role > CHAT_ROLE_NONE)
             total += p->convs[i]->conv->n_members;
-    if ((rc = grow_scratch(s, total)))
+    int rc = grow_scratch(s, total);
+    if (rc)
         return rc;
     for (size_t i = 0; i < p->n_convs; i++) {
         const chat__mconv *c = p->convs[i]->conv;
@@ -521,9 +455,7 @@ int chat__mem_contacts(void *state, const char *user, chat_store_name_cb cb, voi
         if (prev && strcmp(prev, name) == 0)
             continue;
         prev = name;
-        s->in_cb++;
         int r = cb(name, user_data);
-        s->in_cb--;
         if (r)
             return r;
     }
@@ -533,11 +465,6 @@ int chat__mem_contacts(void *state, const char *user, chat_store_name_cb cb, voi
 int chat__mem_user_get(void *state, const char *name, chat_store_user *out)
 {
     chat__mem *s = state;
-    int rc = chat__store_check_str(name, CHAT_ID_MAX, 0, "user name");
-    if (rc)
-        return rc;
-    if (!out)
-        return bad("user_get: NULL out");
     chat__mperson *p = person_get(s, name);
     if (!p || !p->has_user)
         return not_found("user_get");
@@ -548,10 +475,7 @@ int chat__mem_user_get(void *state, const char *name, chat_store_user *out)
 int chat__mem_user_put(void *state, const chat_store_user *u)
 {
     chat__mem *s = state;
-    REFUSE_IN_CB(s, "user_put");
-    int rc = chat__store_check_user(u);
-    if (rc)
-        return rc;
+    int rc;
     chat__mperson *p;
     if ((rc = person_slot(s, u->name, &p)))
         return rc;
@@ -613,9 +537,7 @@ static int kv_put(chat__mem *s, chat__hmap *map, int insert_op, const char *key,
 int chat__mem_revoked_put(void *state, const char *session_id, int64_t exp_ms)
 {
     chat__mem *s = state;
-    REFUSE_IN_CB(s, "revoked_put");
-    int rc = chat__store_check_str(session_id, CHAT__STORE_KEY_MAX, 0, "session id");
-    return rc ? rc : kv_put(s, &s->revoked, CHAT__U_REVOKED_INSERT, session_id, exp_ms);
+    return kv_put(s, &s->revoked, CHAT__U_REVOKED_INSERT, session_id, exp_ms);
 }
 
 static int cmp_key(const void *a, const void *b)
@@ -628,9 +550,6 @@ int chat__mem_revoked_list(void *state, int64_t now_ms,
                            void *user_data)
 {
     chat__mem *s = state;
-    REFUSE_IN_CB(s, "revoked_list");
-    if (!cb)
-        return bad("revoked_list: NULL callback");
     int rc = grow_scratch(s, s->revoked.len);
     if (rc)
         return rc;
@@ -644,9 +563,7 @@ int chat__mem_revoked_list(void *state, int64_t now_ms,
         qsort(s->scratch, n, sizeof *s->scratch, cmp_key);
     for (size_t i = 0; i < n; i++) {
         const chat__mkv *kv = s->scratch[i];
-        s->in_cb++;
         int r = cb(kv->key, kv->value, user_data);
-        s->in_cb--;
         if (r)
             return r;
     }
@@ -656,11 +573,6 @@ int chat__mem_revoked_list(void *state, int64_t now_ms,
 int chat__mem_meta_get(void *state, const char *key, int64_t *value)
 {
     chat__mem *s = state;
-    int rc = chat__store_check_str(key, CHAT__STORE_KEY_MAX, 0, "meta key");
-    if (rc)
-        return rc;
-    if (!value)
-        return bad("meta_get: NULL value");
     const chat__mkv *kv = chat__hmap_get(&s->meta, chat__mem_str_hash(key), eq_kv, key);
     if (!kv)
         return not_found("meta_get");
@@ -671,7 +583,5 @@ int chat__mem_meta_get(void *state, const char *key, int64_t *value)
 int chat__mem_meta_set(void *state, const char *key, int64_t value)
 {
     chat__mem *s = state;
-    REFUSE_IN_CB(s, "meta_set");
-    int rc = chat__store_check_str(key, CHAT__STORE_KEY_MAX, 0, "meta key");
-    return rc ? rc : kv_put(s, &s->meta, CHAT__U_META_INSERT, key, value);
+    return kv_put(s, &s->meta, CHAT__U_META_INSERT, key, value);
 }

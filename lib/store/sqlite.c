@@ -1,6 +1,10 @@
 /* SQLite store: lifecycle, transactions, error mapping and the vtable. The engine calls one
  * instance from one thread at a time (possibly not the opening thread), so the connection is
- * opened NOMUTEX and every statement is prepared once here and reused. */
+ * opened NOMUTEX and every statement is prepared once here and reused.
+ *
+ * The store assumes valid arguments and a legal call order (no begin() inside a transaction,
+ * no commit() or rollback() outside one, no re-entry from a row callback but the point reads):
+ * the checking layer (store/checked.h) that every caller goes through refuses the rest. */
 #include "store/sqlite_internal.h"
 
 #include "core/alloc.h"
@@ -152,55 +156,32 @@ int chat_store_sqlite_open(void **state_out, const char *path, unsigned int flag
     return CHAT_OK;
 }
 
-static int misuse(const char *what)
-{
-    return chat__error_set(CHAT_EMISUSE, 0, "sqlite store: %s", what);
-}
-
 static int begin(void *state)
 {
     chat__sqlite *s = state;
-    if (s->in_cb)
-        return misuse("begin() inside a row callback");
-    if (s->in_tx)
-        return misuse("begin() inside a transaction");
-    int rc = chat__sqlite_exec(s, s->st[CHAT__ST_BEGIN], "begin");
-    if (rc == CHAT_OK)
-        s->in_tx = 1;
-    return rc;
+    return chat__sqlite_exec(s, s->st[CHAT__ST_BEGIN], "begin");
 }
 
 static int commit(void *state)
 {
     chat__sqlite *s = state;
-    if (s->in_cb)
-        return misuse("commit() inside a row callback");
-    if (!s->in_tx)
-        return misuse("commit() without begin()");
     if (sqlite3_get_autocommit(s->db)) {
-        /* An I/O error or a full disk already rolled the transaction back. */
-        s->in_tx = 0;
+        /* An I/O error or a full disk already rolled the transaction back; the caller's
+         * rollback() then has nothing to do. */
         return chat__error_set(CHAT_EIO, SQLITE_ABORT,
                                "sqlite store: commit: transaction was rolled back by an error");
     }
-    int rc = chat__sqlite_exec(s, s->st[CHAT__ST_COMMIT], "commit");
     /* A failed COMMIT (SQLITE_BUSY) may leave the transaction open for rollback(). */
-    s->in_tx = !sqlite3_get_autocommit(s->db);
-    return rc;
+    return chat__sqlite_exec(s, s->st[CHAT__ST_COMMIT], "commit");
 }
 
 static int rollback(void *state)
 {
     chat__sqlite *s = state;
-    if (s->in_cb)
-        return misuse("rollback() inside a row callback");
-    if (!s->in_tx)
-        return misuse("rollback() without begin()");
-    int rc = CHAT_OK;
-    if (!sqlite3_get_autocommit(s->db))
-        rc = chat__sqlite_exec(s, s->st[CHAT__ST_ROLLBACK], "rollback");
-    s->in_tx = !sqlite3_get_autocommit(s->db);
-    return rc;
+    /* Nothing to undo when an error already rolled the transaction back. */
+    if (sqlite3_get_autocommit(s->db))
+        return CHAT_OK;
+    return chat__sqlite_exec(s, s->st[CHAT__ST_ROLLBACK], "rollback");
 }
 
 static int ctl(void *state, int op, void *arg)

@@ -38,8 +38,6 @@ enum chat__sqlite_stmt {
 typedef struct chat__sqlite {
     sqlite3 *db;
     sqlite3_stmt *st[CHAT__ST_COUNT];
-    int in_tx; /* begin() succeeded and neither commit() nor rollback() ended it yet */
-    int in_cb; /* inside a row callback: only point reads may re-enter */
 } chat__sqlite;
 
 /* SQL text of each statement, indexed by enum chat__sqlite_stmt. */

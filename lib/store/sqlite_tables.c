@@ -1,20 +1,15 @@
 /* Row methods of the SQLite store. Each binds its prepared statement, steps it and resets it
- * before returning, so no statement keeps a read snapshot open between calls. */
+ * before returning, so no statement keeps a read snapshot open between calls.
+ *
+ * Arguments are not checked here: the store is used through the checking layer
+ * (store/checked.h), which validates them (store/check.h: strings bounded, counters at most
+ * INT64_MAX so they bind as SQLite integers) and refuses every call but the point reads
+ * (conv_get, member_get, ...) from inside a row callback, so no iterator or writer resets a
+ * statement that is still stepping or changes rows under it. */
 #include "store/check.h"
 #include "store/sqlite_internal.h"
 
 #include "core/error.h"
-
-#include <string.h>
-
-/* Row callbacks may re-enter only the point reads (conv_get, member_get, ...): iterators and
- * writers would reset a statement that is still stepping, or change rows under it. */
-#define REFUSE_IN_CB(s, what)                                                                  \
-    do {                                                                                       \
-        if ((s)->in_cb)                                                                        \
-            return chat__error_set(CHAT_EMISUSE, 0, "sqlite store: %s inside a row callback", \
-                                   what);                                                      \
-    } while (0)
 
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
 {
@@ -137,9 +132,7 @@ static int each(chat__sqlite *s, sqlite3_stmt *st, const char *what, emit_fn emi
 {
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        s->in_cb++;
         int r = emit(st, k);
-        s->in_cb--;
         if (r) {
             chat__sqlite_reset(st);
             return r;
@@ -150,18 +143,10 @@ static int each(chat__sqlite *s, sqlite3_stmt *st, const char *what, emit_fn emi
     return ret;
 }
 
-static int null_cb(const char *what)
-{
-    return chat__error_set(CHAT_EINVAL, 0, "sqlite store: %s: NULL callback", what);
-}
-
 int chat__sqlite_conv_insert(void *state, chat_store_conv *conv)
 {
     chat__sqlite *s = state;
-    REFUSE_IN_CB(s, "conv_insert");
-    int rc = chat__store_check_conv(conv, 1);
-    if (rc)
-        return rc;
+    int rc;
     sqlite3_stmt *st = s->st[CHAT__ST_CONV_INSERT];
     sqlite3_bind_int(st, 1, conv->kind);
     bind_text(st, 2, conv->title);
@@ -180,8 +165,6 @@ int chat__sqlite_conv_insert(void *state, chat_store_conv *conv)
 int chat__sqlite_conv_get(void *state, int64_t id, chat_store_conv *out)
 {
     chat__sqlite *s = state;
-    if (!out)
-        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: conv_get: NULL out");
     sqlite3_stmt *st = s->st[CHAT__ST_CONV_GET];
     sqlite3_bind_int64(st, 1, id);
     int rc = fetch(s, st, "conv_get");
@@ -195,11 +178,7 @@ int chat__sqlite_conv_get(void *state, int64_t id, chat_store_conv *out)
 int chat__sqlite_conv_find_direct(void *state, const char *dm_key, chat_store_conv *out)
 {
     chat__sqlite *s = state;
-    int rc = chat__store_check_str(dm_key, sizeof out->dm_key - 1, 1, "dm_key");
-    if (rc)
-        return rc;
-    if (!out)
-        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: conv_find_direct: NULL out");
+    int rc;
     sqlite3_stmt *st = s->st[CHAT__ST_CONV_FIND];
     bind_text(st, 1, dm_key);
     if ((rc = fetch(s, st, "conv_find_direct")))
@@ -212,10 +191,7 @@ int chat__sqlite_conv_find_direct(void *state, const char *dm_key, chat_store_co
 int chat__sqlite_conv_update(void *state, const chat_store_conv *conv)
 {
     chat__sqlite *s = state;
-    REFUSE_IN_CB(s, "conv_update");
-    int rc = chat__store_check_conv(conv, 0);
-    if (rc)
-        return rc;
+    int rc;
     sqlite3_stmt *st = s->st[CHAT__ST_CONV_UPDATE];
     sqlite3_bind_int64(st, 1, conv->id);
     bind_text(st, 2, conv->title);
@@ -233,11 +209,7 @@ int chat__sqlite_conv_update(void *state, const chat_store_conv *conv)
 int chat__sqlite_member_get(void *state, int64_t conv, const char *user, chat_store_member *out)
 {
     chat__sqlite *s = state;
-    int rc = chat__store_check_str(user, CHAT_ID_MAX, 0, "member user");
-    if (rc)
-        return rc;
-    if (!out)
-        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: member_get: NULL out");
+    int rc;
     sqlite3_stmt *st = s->st[CHAT__ST_MEMBER_GET];
     sqlite3_bind_int64(st, 1, conv);
     bind_text(st, 2, user);
@@ -251,10 +223,6 @@ int chat__sqlite_member_get(void *state, int64_t conv, const char *user, chat_st
 int chat__sqlite_member_put(void *state, const chat_store_member *m)
 {
     chat__sqlite *s = state;
-    REFUSE_IN_CB(s, "member_put");
-    int rc = chat__store_check_member(m);
-    if (rc)
-        return rc;
     sqlite3_stmt *st = s->st[CHAT__ST_MEMBER_PUT];
     sqlite3_bind_int64(st, 1, m->conv);
     bind_text(st, 2, m->user);
@@ -272,9 +240,6 @@ int chat__sqlite_member_list(void *state, int64_t conv, int only_active, chat_st
                              void *user_data)
 {
     chat__sqlite *s = state;
-    REFUSE_IN_CB(s, "member_list");
-    if (!cb)
-        return null_cb("member_list");
     sqlite3_stmt *st = s->st[only_active ? CHAT__ST_MEMBER_LIST_ACTIVE : CHAT__ST_MEMBER_LIST];
     sqlite3_bind_int64(st, 1, conv);
     struct sink k = {.cb.member = cb, .user_data = user_data};
@@ -284,10 +249,6 @@ int chat__sqlite_member_list(void *state, int64_t conv, int only_active, chat_st
 int chat__sqlite_msg_insert(void *state, const chat_store_msg *msg)
 {
     chat__sqlite *s = state;
-    REFUSE_IN_CB(s, "msg_insert");
-    int rc = chat__store_check_msg(msg);
-    if (rc)
-        return rc;
     sqlite3_stmt *st = s->st[CHAT__ST_MSG_INSERT];
     sqlite3_bind_int64(st, 1, msg->conv);
     bind_u64(st, 2, msg->seq);
@@ -312,14 +273,7 @@ int chat__sqlite_msg_find_cmid(void *state, int64_t conv, const char *sender, co
                                const char *cmid, chat_store_msg_cb cb, void *user_data)
 {
     chat__sqlite *s = state;
-    REFUSE_IN_CB(s, "msg_find_cmid");
     int rc;
-    if ((rc = chat__store_check_str(sender, CHAT_ID_MAX, 1, "sender")) ||
-        (rc = chat__store_check_str(device, CHAT_ID_MAX, 1, "device")) ||
-        (rc = chat__store_check_str(cmid, CHAT_ID_MAX, 1, "cmid")))
-        return rc;
-    if (!cb)
-        return null_cb("msg_find_cmid");
     sqlite3_stmt *st = s->st[CHAT__ST_MSG_CMID];
     sqlite3_bind_int64(st, 1, conv);
     bind_text(st, 2, sender);
@@ -328,9 +282,7 @@ int chat__sqlite_msg_find_cmid(void *state, int64_t conv, const char *sender, co
     if ((rc = fetch(s, st, "msg_find_cmid")))
         return rc;
     struct sink k = {.cb.msg = cb, .user_data = user_data};
-    s->in_cb++;
     rc = emit_msg(st, &k);
-    s->in_cb--;
     chat__sqlite_reset(st);
     return rc;
 }
@@ -339,11 +291,6 @@ int chat__sqlite_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64
                            int limit, int descending, chat_store_msg_cb cb, void *user_data)
 {
     chat__sqlite *s = state;
-    REFUSE_IN_CB(s, "msg_range");
-    if (!cb)
-        return null_cb("msg_range");
-    if (limit < 0)
-        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: msg_range: negative limit");
     /* Seqs are at most INT64_MAX; the upper bound becomes inclusive so INT64_MAX fits. */
     uint64_t upper = before_seq == 0 || before_seq > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX
                                                                          : before_seq - 1;
@@ -362,14 +309,6 @@ int chat__sqlite_user_convs(void *state, const char *user, uint64_t since_change
                             chat_store_member_cb cb, void *user_data)
 {
     chat__sqlite *s = state;
-    REFUSE_IN_CB(s, "user_convs");
-    int rc = chat__store_check_str(user, CHAT_ID_MAX, 0, "user");
-    if (rc)
-        return rc;
-    if (!cb)
-        return null_cb("user_convs");
-    if (limit < 0)
-        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: user_convs: negative limit");
     if (limit == 0 || since_change >= (uint64_t)INT64_MAX)
         return CHAT_OK;
     sqlite3_stmt *st = s->st[CHAT__ST_USER_CONVS];
@@ -383,12 +322,6 @@ int chat__sqlite_user_convs(void *state, const char *user, uint64_t since_change
 int chat__sqlite_contacts(void *state, const char *user, chat_store_name_cb cb, void *user_data)
 {
     chat__sqlite *s = state;
-    REFUSE_IN_CB(s, "contacts");
-    int rc = chat__store_check_str(user, CHAT_ID_MAX, 0, "user");
-    if (rc)
-        return rc;
-    if (!cb)
-        return null_cb("contacts");
     sqlite3_stmt *st = s->st[CHAT__ST_CONTACTS];
     bind_text(st, 1, user);
     struct sink k = {.cb.name = cb, .user_data = user_data};
@@ -398,11 +331,7 @@ int chat__sqlite_contacts(void *state, const char *user, chat_store_name_cb cb, 
 int chat__sqlite_user_get(void *state, const char *name, chat_store_user *out)
 {
     chat__sqlite *s = state;
-    int rc = chat__store_check_str(name, CHAT_ID_MAX, 0, "user name");
-    if (rc)
-        return rc;
-    if (!out)
-        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: user_get: NULL out");
+    int rc;
     sqlite3_stmt *st = s->st[CHAT__ST_USER_GET];
     bind_text(st, 1, name);
     if ((rc = fetch(s, st, "user_get")))
@@ -419,10 +348,6 @@ int chat__sqlite_user_get(void *state, const char *name, chat_store_user *out)
 int chat__sqlite_user_put(void *state, const chat_store_user *u)
 {
     chat__sqlite *s = state;
-    REFUSE_IN_CB(s, "user_put");
-    int rc = chat__store_check_user(u);
-    if (rc)
-        return rc;
     sqlite3_stmt *st = s->st[CHAT__ST_USER_PUT];
     bind_text(st, 1, u->name);
     bind_text(st, 2, u->pwhash);
@@ -435,10 +360,6 @@ int chat__sqlite_user_put(void *state, const chat_store_user *u)
 int chat__sqlite_revoked_put(void *state, const char *session_id, int64_t exp_ms)
 {
     chat__sqlite *s = state;
-    REFUSE_IN_CB(s, "revoked_put");
-    int rc = chat__store_check_str(session_id, CHAT__STORE_KEY_MAX, 0, "session id");
-    if (rc)
-        return rc;
     sqlite3_stmt *st = s->st[CHAT__ST_REVOKED_PUT];
     bind_text(st, 1, session_id);
     sqlite3_bind_int64(st, 2, exp_ms);
@@ -450,9 +371,6 @@ int chat__sqlite_revoked_list(void *state, int64_t now_ms,
                               void *user_data)
 {
     chat__sqlite *s = state;
-    REFUSE_IN_CB(s, "revoked_list");
-    if (!cb)
-        return null_cb("revoked_list");
     sqlite3_stmt *st = s->st[CHAT__ST_REVOKED_LIST];
     sqlite3_bind_int64(st, 1, now_ms);
     struct sink k = {.cb.revoked = cb, .user_data = user_data};
@@ -462,11 +380,7 @@ int chat__sqlite_revoked_list(void *state, int64_t now_ms,
 int chat__sqlite_meta_get(void *state, const char *key, int64_t *value)
 {
     chat__sqlite *s = state;
-    int rc = chat__store_check_str(key, CHAT__STORE_KEY_MAX, 0, "meta key");
-    if (rc)
-        return rc;
-    if (!value)
-        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: meta_get: NULL value");
+    int rc;
     sqlite3_stmt *st = s->st[CHAT__ST_META_GET];
     bind_text(st, 1, key);
     if ((rc = fetch(s, st, "meta_get")))
@@ -479,10 +393,6 @@ int chat__sqlite_meta_get(void *state, const char *key, int64_t *value)
 int chat__sqlite_meta_set(void *state, const char *key, int64_t value)
 {
     chat__sqlite *s = state;
-    REFUSE_IN_CB(s, "meta_set");
-    int rc = chat__store_check_str(key, CHAT__STORE_KEY_MAX, 0, "meta key");
-    if (rc)
-        return rc;
     sqlite3_stmt *st = s->st[CHAT__ST_META_SET];
     bind_text(st, 1, key);
     sqlite3_bind_int64(st, 2, value);

@@ -1,6 +1,9 @@
 /* Store contract: every test_store_* runs once against the memory store and once against the
- * SQLite store (a fresh file in a fresh temp dir per test), with identical expectations. The
- * test_store_sqlite_* tests cover what only a file-backed store has. */
+ * SQLite store (a fresh file in a fresh temp dir per test), with identical expectations. Each
+ * backend is used through the checking layer (store/checked.h), as the server uses it: the
+ * layer refuses bad arguments and misuse for every backend alike. The test_store_sqlite_*
+ * tests cover what only a file-backed store has; the test_store_checked_* tests run the layer
+ * over a minimal fake backend. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +19,7 @@
 
 #include "chat/errors.h"
 #include "chat/sys/store.h"
+#include "store/checked.h"
 
 typedef struct backend {
     const char *name;
@@ -33,14 +37,20 @@ typedef struct fx {
     char path[128];
 } fx;
 
+/* Wrap the raw backend in f->ops/f->st into the checking layer, as the server does. */
+static int wrap_store(fx *f, int rc)
+{
+    return rc ? rc : chat__store_checked_new(&f->ops, &f->st);
+}
+
 static int open_store(fx *f)
 {
     if (f->be->sqlite) {
         f->ops = chat_store_sqlite_ops();
-        return chat_store_sqlite_open(&f->st, f->path, 0, NULL);
+        return wrap_store(f, chat_store_sqlite_open(&f->st, f->path, 0, NULL));
     }
     f->ops = chat_store_memory_ops();
-    return chat_store_memory_new(&f->st);
+    return wrap_store(f, chat_store_memory_new(&f->st));
 }
 
 static void close_store(fx *f)
@@ -1152,8 +1162,10 @@ static void test_store_sqlite_sync_full(void **state)
 {
     fx *f = *state;
     close_store(f);
-    assert_int_equal(chat_store_sqlite_open(&f->st, f->path, CHAT_STORE_SQLITE_SYNC_FULL, NULL),
-                     CHAT_OK);
+    f->ops = chat_store_sqlite_ops();
+    assert_int_equal(
+        wrap_store(f, chat_store_sqlite_open(&f->st, f->path, CHAT_STORE_SQLITE_SYNC_FULL, NULL)),
+        CHAT_OK);
     add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
     void *other;
     assert_int_equal(chat_store_sqlite_open(&other, f->path, 0x80, NULL), CHAT_EINVAL);
@@ -1180,6 +1192,264 @@ static void test_store_sqlite_bad_path(void **state)
     assert_int_equal(chat_store_sqlite_open(&st, path, 0, NULL), CHAT_EIO);
     assert_int_equal(chat_error_last()->backend_code & 0xff, SQLITE_NOTADB);
     assert_null(st);
+}
+
+/* ---- the checking layer over a minimal fake backend ---- */
+
+/* A backend that only records calls: every method counts itself and succeeds, and each listing
+ * method reports one empty row. Whatever the checks refuse never reaches it. */
+typedef struct fake {
+    int calls;      /* every method but destroy */
+    int destroyed;
+    int commit_rc;  /* what commit() answers */
+    const char *last;
+} fake;
+
+static int hit(void *st, const char *method)
+{
+    fake *k = st;
+    k->calls++;
+    k->last = method;
+    return CHAT_OK;
+}
+
+static void fk_destroy(void *st) { ((fake *)st)->destroyed++; }
+static int fk_begin(void *st) { return hit(st, "begin"); }
+static int fk_commit(void *st)
+{
+    hit(st, "commit");
+    return ((fake *)st)->commit_rc;
+}
+static int fk_rollback(void *st) { return hit(st, "rollback"); }
+static int fk_conv_insert(void *st, chat_store_conv *c) { return hit(st, "conv_insert"); }
+static int fk_conv_get(void *st, int64_t id, chat_store_conv *out) { return hit(st, "conv_get"); }
+static int fk_conv_find_direct(void *st, const char *dm_key, chat_store_conv *out)
+{
+    return hit(st, "conv_find_direct");
+}
+static int fk_conv_update(void *st, const chat_store_conv *c) { return hit(st, "conv_update"); }
+static int fk_member_get(void *st, int64_t conv, const char *user, chat_store_member *out)
+{
+    return hit(st, "member_get");
+}
+static int fk_member_put(void *st, const chat_store_member *m) { return hit(st, "member_put"); }
+static int fk_member_list(void *st, int64_t conv, int only_active, chat_store_member_cb cb,
+                          void *ud)
+{
+    chat_store_member m = {0};
+    hit(st, "member_list");
+    return cb(&m, ud);
+}
+static int fk_msg_insert(void *st, const chat_store_msg *m) { return hit(st, "msg_insert"); }
+static int fk_msg_find_cmid(void *st, int64_t conv, const char *sender, const char *device,
+                            const char *cmid, chat_store_msg_cb cb, void *ud)
+{
+    chat_store_msg m = {0};
+    hit(st, "msg_find_cmid");
+    return cb(&m, ud);
+}
+static int fk_msg_range(void *st, int64_t conv, uint64_t after, uint64_t before, int limit,
+                        int desc, chat_store_msg_cb cb, void *ud)
+{
+    chat_store_msg m = {0};
+    hit(st, "msg_range");
+    return cb(&m, ud);
+}
+static int fk_user_convs(void *st, const char *user, uint64_t since, int limit,
+                         chat_store_member_cb cb, void *ud)
+{
+    chat_store_member m = {0};
+    hit(st, "user_convs");
+    return cb(&m, ud);
+}
+static int fk_contacts(void *st, const char *user, chat_store_name_cb cb, void *ud)
+{
+    hit(st, "contacts");
+    return cb("x", ud);
+}
+static int fk_user_get(void *st, const char *name, chat_store_user *out)
+{
+    return hit(st, "user_get");
+}
+static int fk_user_put(void *st, const chat_store_user *u) { return hit(st, "user_put"); }
+static int fk_revoked_put(void *st, const char *sid, int64_t exp_ms)
+{
+    return hit(st, "revoked_put");
+}
+static int fk_revoked_list(void *st, int64_t now_ms,
+                           int (*cb)(const char *session_id, int64_t exp_ms, void *user_data),
+                           void *ud)
+{
+    hit(st, "revoked_list");
+    return cb("s", 1, ud);
+}
+static int fk_meta_get(void *st, const char *key, int64_t *value) { return hit(st, "meta_get"); }
+static int fk_meta_set(void *st, const char *key, int64_t value) { return hit(st, "meta_set"); }
+
+static const chat_store_ops fake_ops = {
+    .version = CHAT_STORE_OPS_VERSION,
+    .destroy = fk_destroy,
+    .begin = fk_begin,
+    .commit = fk_commit,
+    .rollback = fk_rollback,
+    .conv_insert = fk_conv_insert,
+    .conv_get = fk_conv_get,
+    .conv_find_direct = fk_conv_find_direct,
+    .conv_update = fk_conv_update,
+    .member_get = fk_member_get,
+    .member_put = fk_member_put,
+    .member_list = fk_member_list,
+    .msg_insert = fk_msg_insert,
+    .msg_find_cmid = fk_msg_find_cmid,
+    .msg_range = fk_msg_range,
+    .user_convs = fk_user_convs,
+    .contacts = fk_contacts,
+    .user_get = fk_user_get,
+    .user_put = fk_user_put,
+    .revoked_put = fk_revoked_put,
+    .revoked_list = fk_revoked_list,
+    .meta_get = fk_meta_get,
+    .meta_set = fk_meta_set,
+    /* no ctl: optional */
+};
+
+typedef struct wrapped {
+    fake k;
+    const chat_store_ops *ops;
+    void *st;
+    int point_rc, write_rc, iter_rc, tx_rc; /* what a callback's re-entry got */
+} wrapped;
+
+static void wrap_fake(wrapped *w)
+{
+    memset(w, 0, sizeof *w);
+    w->ops = &fake_ops;
+    w->st = &w->k;
+    assert_int_equal(chat__store_checked_new(&w->ops, &w->st), CHAT_OK);
+    assert_ptr_not_equal(w->ops, &fake_ops);
+}
+
+static void unwrap_fake(wrapped *w)
+{
+    w->ops->destroy(w->st);
+    assert_int_equal(w->k.destroyed, 1);
+}
+
+static int fk_never(const chat_store_msg *m, void *ud)
+{
+    (void)m, (void)ud;
+    fail_msg("a refused call reached the callback");
+    return 0;
+}
+
+static void test_store_checked_refuses_before_backend(void **state)
+{
+    (void)state;
+    wrapped w;
+    wrap_fake(&w);
+    char long_id[CHAT_ID_MAX + 2];
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    chat_store_user u;
+    chat_store_conv c = {0};
+    int64_t v;
+    assert_int_equal(w.ops->msg_range(w.st, 1, 0, 0, 10, 0, NULL, NULL), CHAT_EINVAL);
+    assert_string_equal(chat_error_last()->message, "store: msg_range: NULL callback");
+    assert_int_equal(w.ops->msg_range(w.st, 1, 0, 0, -1, 0, fk_never, NULL), CHAT_EINVAL);
+    assert_int_equal(w.ops->user_get(w.st, long_id, &u), CHAT_EINVAL);
+    assert_int_equal(w.ops->user_get(w.st, "ann", NULL), CHAT_EINVAL);
+    assert_int_equal(w.ops->member_list(w.st, 1, 0, NULL, NULL), CHAT_EINVAL);
+    assert_int_equal(w.ops->msg_find_cmid(w.st, 1, "ann", long_id, "c", fk_never, NULL),
+                     CHAT_EINVAL);
+    assert_int_equal(w.ops->user_convs(w.st, "", 0, 10, NULL, NULL), CHAT_EINVAL);
+    assert_int_equal(w.ops->meta_get(w.st, NULL, &v), CHAT_EINVAL);
+    c.change = (uint64_t)INT64_MAX + 1;
+    assert_int_equal(w.ops->conv_insert(w.st, &c), CHAT_EINVAL);
+    assert_int_equal(w.ops->msg_insert(w.st, NULL), CHAT_EINVAL);
+    assert_int_equal(w.ops->commit(w.st), CHAT_EMISUSE);
+    assert_int_equal(w.ops->rollback(w.st), CHAT_EMISUSE);
+    assert_int_equal(w.k.calls, 0); /* none of it reached the backend */
+    /* Valid calls are forwarded as they are; ctl is optional. */
+    assert_int_equal(w.ops->user_get(w.st, "ann", &u), CHAT_OK);
+    assert_string_equal(w.k.last, "user_get");
+    assert_int_equal(w.ops->begin(w.st), CHAT_OK);
+    assert_int_equal(w.ops->begin(w.st), CHAT_EMISUSE);
+    assert_int_equal(w.ops->commit(w.st), CHAT_OK);
+    assert_int_equal(w.k.calls, 3);
+    assert_int_equal(w.ops->ctl(w.st, 12345, NULL), CHAT_ENOTSUP);
+    /* Wrapping twice adds no second layer. */
+    const chat_store_ops *ops = w.ops;
+    void *st = w.st;
+    assert_int_equal(chat__store_checked_new(&ops, &st), CHAT_OK);
+    assert_ptr_equal(ops, w.ops);
+    assert_ptr_equal(st, w.st);
+    unwrap_fake(&w);
+}
+
+static int fk_reenter(const chat_store_member *m, void *ud)
+{
+    (void)m;
+    wrapped *w = ud;
+    chat_store_conv c;
+    int64_t v;
+    w->point_rc = w->ops->conv_get(w->st, 1, &c);
+    if (w->point_rc == CHAT_OK)
+        w->point_rc = w->ops->meta_get(w->st, "k", &v);
+    w->write_rc = w->ops->meta_set(w->st, "k", 1);
+    w->iter_rc = w->ops->msg_range(w->st, 1, 0, 0, 1, 0, fk_never, NULL);
+    w->tx_rc = w->ops->begin(w->st);
+    return 7;
+}
+
+static void test_store_checked_callback_reentry(void **state)
+{
+    (void)state;
+    wrapped w;
+    wrap_fake(&w);
+    /* The layer counts the depth through its own trampoline, whatever the backend does. */
+    assert_int_equal(w.ops->user_convs(w.st, "ann", 0, 10, fk_reenter, &w), 7);
+    assert_int_equal(w.point_rc, CHAT_OK);
+    assert_int_equal(w.write_rc, CHAT_EMISUSE);
+    assert_int_equal(w.iter_rc, CHAT_EMISUSE);
+    assert_int_equal(w.tx_rc, CHAT_EMISUSE);
+    assert_int_equal(w.k.calls, 3); /* user_convs, conv_get, meta_get */
+    /* After the callback, writes pass again. */
+    assert_int_equal(w.ops->meta_set(w.st, "k", 1), CHAT_OK);
+    assert_string_equal(w.k.last, "meta_set");
+    unwrap_fake(&w);
+}
+
+static void test_store_checked_failed_commit_allows_rollback(void **state)
+{
+    (void)state;
+    wrapped w;
+    wrap_fake(&w);
+    w.k.commit_rc = CHAT_EIO;
+    assert_int_equal(w.ops->begin(w.st), CHAT_OK);
+    assert_int_equal(w.ops->commit(w.st), CHAT_EIO);
+    /* The transaction stays open for the caller's rollback, which reaches the backend. */
+    assert_int_equal(w.ops->rollback(w.st), CHAT_OK);
+    assert_string_equal(w.k.last, "rollback");
+    assert_int_equal(w.ops->rollback(w.st), CHAT_EMISUSE);
+    assert_int_equal(w.ops->begin(w.st), CHAT_OK);
+    unwrap_fake(&w);
+}
+
+static void test_store_checked_new_failure_destroys_inner(void **state)
+{
+    (void)state;
+    fake k = {0};
+    const chat_store_ops *ops = &fake_ops;
+    void *st = &k;
+    alloc_countdown = 0;
+    int rc = chat__store_checked_new(&ops, &st);
+    alloc_countdown = -1;
+    assert_int_equal(rc, CHAT_ENOMEM);
+    assert_int_equal(k.destroyed, 1); /* ownership passed: destroyed at once */
+    assert_null(ops);
+    assert_null(st);
+    assert_int_equal(chat__store_checked_new(NULL, &st), CHAT_EINVAL);
+    assert_int_equal(chat__store_checked_new(&ops, &st), CHAT_EINVAL); /* *ops is NULL */
 }
 
 #define STORE_TESTS(X)                                \
@@ -1223,10 +1493,18 @@ static void test_store_sqlite_bad_path(void **state)
     X(test_store_sqlite_sync_full)                    \
     X(test_store_sqlite_bad_path)
 
+#define CHECKED_TESTS(X)                              \
+    X(test_store_checked_refuses_before_backend)      \
+    X(test_store_checked_callback_reentry)            \
+    X(test_store_checked_failed_commit_allows_rollback) \
+    X(test_store_checked_new_failure_destroys_inner)
+
 #define ON_MEMORY(fn) cmocka_unit_test_prestate_setup_teardown(fn, fx_setup, fx_teardown, \
                                                                &memory_backend),
 #define ON_SQLITE(fn) cmocka_unit_test_prestate_setup_teardown(fn, fx_setup, fx_teardown, \
                                                                &sqlite_backend),
+
+#define ON_NOTHING(fn) cmocka_unit_test(fn),
 
 int main(void)
 {
@@ -1236,7 +1514,9 @@ int main(void)
         return 1;
     const struct CMUnitTest memory_tests[] = {STORE_TESTS(ON_MEMORY) MEMORY_TESTS(ON_MEMORY)};
     const struct CMUnitTest sqlite_tests[] = {STORE_TESTS(ON_SQLITE) SQLITE_TESTS(ON_SQLITE)};
+    const struct CMUnitTest checked_tests[] = {CHECKED_TESTS(ON_NOTHING)};
     int failed = cmocka_run_group_tests_name("store/memory", memory_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("store/sqlite", sqlite_tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("store/checked", checked_tests, NULL, NULL);
     return failed ? 1 : 0;
 }

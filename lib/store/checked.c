@@ -1,0 +1,400 @@
+/* The checking layer (see checked.h): validate, track transaction and callback state, forward.
+ * Every method runs the checks its backend used to run itself, in the same order, so a bad
+ * call fails with the same code and message whatever the backend. */
+#include "store/checked.h"
+
+#include "store/check.h"
+
+#include "core/alloc.h"
+#include "core/error.h"
+
+typedef struct checked {
+    const chat_store_ops *ops; /* the wrapped backend */
+    void *st;
+    int in_cb; /* listing callbacks running: only single-row lookups may re-enter */
+    int in_tx; /* begin() succeeded; commit() has not succeeded nor rollback() run since */
+} checked;
+
+typedef int (*revoked_cb)(const char *session_id, int64_t exp_ms, void *user_data);
+
+/* Iterators and writers would reset a backend's cursor that is still stepping (SQLite) or
+ * reuse its one sort buffer (memory), or change rows under the walk. */
+static int refuse_in_cb(const checked *w, const char *what)
+{
+    if (w->in_cb)
+        return chat__error_set(CHAT_EMISUSE, 0, "store: %s inside a row callback", what);
+    return CHAT_OK;
+}
+
+static int need(int present, const char *method, const char *what)
+{
+    return present ? CHAT_OK
+                   : chat__error_set(CHAT_EINVAL, 0, "store: %s: NULL %s", method, what);
+}
+
+static int need_limit(int limit, const char *method)
+{
+    return limit >= 0 ? CHAT_OK
+                      : chat__error_set(CHAT_EINVAL, 0, "store: %s: negative limit", method);
+}
+
+static int check_id(const char *s, int allow_empty, const char *what)
+{
+    return chat__store_check_str(s, CHAT_ID_MAX, allow_empty, what);
+}
+
+static int check_key(const char *s, const char *what)
+{
+    return chat__store_check_str(s, CHAT__STORE_KEY_MAX, 0, what);
+}
+
+/* ---- callback trampolines: count the depth around the caller's callback ---- */
+
+struct hop {
+    checked *w;
+    union {
+        chat_store_msg_cb msg;
+        chat_store_member_cb member;
+        chat_store_name_cb name;
+        revoked_cb revoked;
+    } cb;
+    void *user_data;
+};
+
+static int hop_msg(const chat_store_msg *msg, void *ud)
+{
+    struct hop *h = ud;
+    h->w->in_cb++;
+    int r = h->cb.msg(msg, h->user_data);
+    h->w->in_cb--;
+    return r;
+}
+
+static int hop_member(const chat_store_member *member, void *ud)
+{
+    struct hop *h = ud;
+    h->w->in_cb++;
+    int r = h->cb.member(member, h->user_data);
+    h->w->in_cb--;
+    return r;
+}
+
+static int hop_name(const char *name, void *ud)
+{
+    struct hop *h = ud;
+    h->w->in_cb++;
+    int r = h->cb.name(name, h->user_data);
+    h->w->in_cb--;
+    return r;
+}
+
+static int hop_revoked(const char *session_id, int64_t exp_ms, void *ud)
+{
+    struct hop *h = ud;
+    h->w->in_cb++;
+    int r = h->cb.revoked(session_id, exp_ms, h->user_data);
+    h->w->in_cb--;
+    return r;
+}
+
+/* ---- transactions ---- */
+
+static int misuse(const char *what)
+{
+    return chat__error_set(CHAT_EMISUSE, 0, "store: %s", what);
+}
+
+static int c_begin(void *state)
+{
+    checked *w = state;
+    int rc = refuse_in_cb(w, "begin()");
+    if (rc)
+        return rc;
+    if (w->in_tx)
+        return misuse("begin() inside a transaction");
+    if ((rc = w->ops->begin(w->st)) == CHAT_OK)
+        w->in_tx = 1;
+    return rc;
+}
+
+static int c_commit(void *state)
+{
+    checked *w = state;
+    int rc = refuse_in_cb(w, "commit()");
+    if (rc)
+        return rc;
+    if (!w->in_tx)
+        return misuse("commit() without begin()");
+    if ((rc = w->ops->commit(w->st)) == CHAT_OK)
+        w->in_tx = 0;
+    return rc;
+}
+
+static int c_rollback(void *state)
+{
+    checked *w = state;
+    int rc = refuse_in_cb(w, "rollback()");
+    if (rc)
+        return rc;
+    if (!w->in_tx)
+        return misuse("rollback() without begin()");
+    w->in_tx = 0;
+    return w->ops->rollback(w->st);
+}
+
+/* ---- conversations ---- */
+
+static int c_conv_insert(void *state, chat_store_conv *conv)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "conv_insert")) || (rc = chat__store_check_conv(conv, 1)))
+        return rc;
+    return w->ops->conv_insert(w->st, conv);
+}
+
+static int c_conv_get(void *state, int64_t id, chat_store_conv *out)
+{
+    checked *w = state;
+    int rc = need(out != NULL, "conv_get", "out");
+    return rc ? rc : w->ops->conv_get(w->st, id, out);
+}
+
+static int c_conv_find_direct(void *state, const char *dm_key, chat_store_conv *out)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = chat__store_check_str(dm_key, sizeof out->dm_key - 1, 1, "dm_key")) ||
+        (rc = need(out != NULL, "conv_find_direct", "out")))
+        return rc;
+    return w->ops->conv_find_direct(w->st, dm_key, out);
+}
+
+static int c_conv_update(void *state, const chat_store_conv *conv)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "conv_update")) || (rc = chat__store_check_conv(conv, 0)))
+        return rc;
+    return w->ops->conv_update(w->st, conv);
+}
+
+/* ---- members ---- */
+
+static int c_member_get(void *state, int64_t conv, const char *user, chat_store_member *out)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = check_id(user, 0, "member user")) || (rc = need(out != NULL, "member_get", "out")))
+        return rc;
+    return w->ops->member_get(w->st, conv, user, out);
+}
+
+static int c_member_put(void *state, const chat_store_member *member)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "member_put")) || (rc = chat__store_check_member(member)))
+        return rc;
+    return w->ops->member_put(w->st, member);
+}
+
+static int c_member_list(void *state, int64_t conv, int only_active, chat_store_member_cb cb,
+                         void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "member_list")) || (rc = need(cb != NULL, "member_list", "callback")))
+        return rc;
+    struct hop h = {.w = w, .cb.member = cb, .user_data = user_data};
+    return w->ops->member_list(w->st, conv, only_active, hop_member, &h);
+}
+
+/* ---- messages ---- */
+
+static int c_msg_insert(void *state, const chat_store_msg *msg)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "msg_insert")) || (rc = chat__store_check_msg(msg)))
+        return rc;
+    return w->ops->msg_insert(w->st, msg);
+}
+
+static int c_msg_find_cmid(void *state, int64_t conv, const char *sender, const char *device,
+                           const char *cmid, chat_store_msg_cb cb, void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "msg_find_cmid")) || (rc = check_id(sender, 1, "sender")) ||
+        (rc = check_id(device, 1, "device")) || (rc = check_id(cmid, 1, "cmid")) ||
+        (rc = need(cb != NULL, "msg_find_cmid", "callback")))
+        return rc;
+    struct hop h = {.w = w, .cb.msg = cb, .user_data = user_data};
+    return w->ops->msg_find_cmid(w->st, conv, sender, device, cmid, hop_msg, &h);
+}
+
+static int c_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64_t before_seq,
+                       int limit, int descending, chat_store_msg_cb cb, void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "msg_range")) || (rc = need(cb != NULL, "msg_range", "callback")) ||
+        (rc = need_limit(limit, "msg_range")))
+        return rc;
+    struct hop h = {.w = w, .cb.msg = cb, .user_data = user_data};
+    return w->ops->msg_range(w->st, conv, after_seq, before_seq, limit, descending, hop_msg, &h);
+}
+
+/* ---- inbox and contacts ---- */
+
+static int c_user_convs(void *state, const char *user, uint64_t since_change, int limit,
+                        chat_store_member_cb cb, void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "user_convs")) || (rc = check_id(user, 0, "user")) ||
+        (rc = need(cb != NULL, "user_convs", "callback")) ||
+        (rc = need_limit(limit, "user_convs")))
+        return rc;
+    struct hop h = {.w = w, .cb.member = cb, .user_data = user_data};
+    return w->ops->user_convs(w->st, user, since_change, limit, hop_member, &h);
+}
+
+static int c_contacts(void *state, const char *user, chat_store_name_cb cb, void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "contacts")) || (rc = check_id(user, 0, "user")) ||
+        (rc = need(cb != NULL, "contacts", "callback")))
+        return rc;
+    struct hop h = {.w = w, .cb.name = cb, .user_data = user_data};
+    return w->ops->contacts(w->st, user, hop_name, &h);
+}
+
+/* ---- users, revoked sessions, meta ---- */
+
+static int c_user_get(void *state, const char *name, chat_store_user *out)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = check_id(name, 0, "user name")) || (rc = need(out != NULL, "user_get", "out")))
+        return rc;
+    return w->ops->user_get(w->st, name, out);
+}
+
+static int c_user_put(void *state, const chat_store_user *user)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "user_put")) || (rc = chat__store_check_user(user)))
+        return rc;
+    return w->ops->user_put(w->st, user);
+}
+
+static int c_revoked_put(void *state, const char *session_id, int64_t exp_ms)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "revoked_put")) || (rc = check_key(session_id, "session id")))
+        return rc;
+    return w->ops->revoked_put(w->st, session_id, exp_ms);
+}
+
+static int c_revoked_list(void *state, int64_t now_ms, revoked_cb cb, void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "revoked_list")) ||
+        (rc = need(cb != NULL, "revoked_list", "callback")))
+        return rc;
+    struct hop h = {.w = w, .cb.revoked = cb, .user_data = user_data};
+    return w->ops->revoked_list(w->st, now_ms, hop_revoked, &h);
+}
+
+static int c_meta_get(void *state, const char *key, int64_t *value)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = check_key(key, "meta key")) || (rc = need(value != NULL, "meta_get", "value")))
+        return rc;
+    return w->ops->meta_get(w->st, key, value);
+}
+
+static int c_meta_set(void *state, const char *key, int64_t value)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "meta_set")) || (rc = check_key(key, "meta key")))
+        return rc;
+    return w->ops->meta_set(w->st, key, value);
+}
+
+/* ---- lifecycle ---- */
+
+static int c_ctl(void *state, int op, void *arg)
+{
+    checked *w = state;
+    int rc = refuse_in_cb(w, "ctl");
+    if (rc)
+        return rc;
+    if (!w->ops->ctl)
+        return chat__error_set(CHAT_ENOTSUP, 0, "store: unknown ctl op %d", op);
+    return w->ops->ctl(w->st, op, arg);
+}
+
+static void c_destroy(void *state)
+{
+    checked *w = state;
+    if (!w)
+        return;
+    w->ops->destroy(w->st);
+    chat__free(w);
+}
+
+static const chat_store_ops checked_ops = {
+    .version = CHAT_STORE_OPS_VERSION,
+    .destroy = c_destroy,
+    .begin = c_begin,
+    .commit = c_commit,
+    .rollback = c_rollback,
+    .conv_insert = c_conv_insert,
+    .conv_get = c_conv_get,
+    .conv_find_direct = c_conv_find_direct,
+    .conv_update = c_conv_update,
+    .member_get = c_member_get,
+    .member_put = c_member_put,
+    .member_list = c_member_list,
+    .msg_insert = c_msg_insert,
+    .msg_find_cmid = c_msg_find_cmid,
+    .msg_range = c_msg_range,
+    .user_convs = c_user_convs,
+    .contacts = c_contacts,
+    .user_get = c_user_get,
+    .user_put = c_user_put,
+    .revoked_put = c_revoked_put,
+    .revoked_list = c_revoked_list,
+    .meta_get = c_meta_get,
+    .meta_set = c_meta_set,
+    .ctl = c_ctl,
+};
+
+int chat__store_checked_new(const chat_store_ops **ops_inout, void **state_inout)
+{
+    if (!ops_inout || !state_inout || !*ops_inout)
+        return chat__error_set(CHAT_EINVAL, 0, "store: nothing to wrap");
+    if (*ops_inout == &checked_ops)
+        return CHAT_OK;
+    checked *w = chat__calloc(1, sizeof *w);
+    if (!w) {
+        (*ops_inout)->destroy(*state_inout);
+        *ops_inout = NULL;
+        *state_inout = NULL;
+        return chat__error_set(CHAT_ENOMEM, 0, "store: out of memory");
+    }
+    w->ops = *ops_inout;
+    w->st = *state_inout;
+    *ops_inout = &checked_ops;
+    *state_inout = w;
+    return CHAT_OK;
+}

@@ -1,0 +1,384 @@
+/* relay: the ceiling chatd is measured against. A minimal WebSocket relay on the same
+ * libwebsockets (4.1.6) and the same libuv event loop as chatd, with the same 4096-byte rx buffer
+ * and the same one-frame-per-WRITEABLE output queue of shared, refcounted frames. It parses no
+ * JSON and stores nothing: each message in is forwarded, bytes unchanged, to its target.
+ *
+ * Just enough of doc/protocol.md for chat-bench to drive it (run chat-bench with --relay-tokens):
+ *   auth          the token is the user name; answers {"type":"auth_ok",...}
+ *   send "to"     the frame as received goes to that user's connection (a string search)
+ *   send "conv"   the frame goes to every member of the one group except the sender
+ *   group_create  remembers the members list (strings) as group 1; answers {"type":"conv",...}
+ *   every send is answered {"type":"ack","re":ID} unless --no-ack (chatd acks every send too)
+ *
+ *   relay [--listen 127.0.0.1] [--port 0] [--rx 4096] [--no-ack]
+ * prints "relay listening on ADDR:PORT".
+ */
+#define _GNU_SOURCE
+#include <libwebsockets.h>
+#include <uv.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#define QMAX 1024 /* chatd's default outbound queue, in frames */
+#define MAP_SLOTS (1u << 16)
+
+typedef struct rframe {
+    int refs;
+    size_t len;
+    unsigned char data[]; /* LWS_PRE headroom, then the payload */
+} rframe;
+
+typedef struct rconn {
+    struct lws *wsi;
+    char user[65];
+    int authed;
+    rframe **q; /* ring, grown on demand up to QMAX (idle connections hold none) */
+    int q_head, q_count, q_cap;
+    char *rx;
+    size_t rx_len, rx_cap;
+} rconn;
+
+struct pss {
+    rconn *c;
+};
+
+static struct {
+    char *user;
+    rconn *c;
+} map[MAP_SLOTS];
+
+static char **group;
+static int group_n;
+static int opt_ack = 1;
+static unsigned long long dropped, forwarded;
+
+static uint32_t hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static unsigned slot_of(const char *u, size_t n)
+{
+    unsigned i = hash(u, n) & (MAP_SLOTS - 1);
+    while (map[i].user && !(strlen(map[i].user) == n && !memcmp(map[i].user, u, n)))
+        i = (i + 1) & (MAP_SLOTS - 1);
+    return i;
+}
+
+static rconn *lookup(const char *u, size_t n)
+{
+    unsigned i = slot_of(u, n);
+    return map[i].user ? map[i].c : NULL;
+}
+
+static rframe *frame_new(const char *p, size_t n)
+{
+    rframe *f = malloc(sizeof *f + LWS_PRE + n);
+    if (!f)
+        return NULL;
+    f->refs = 1;
+    f->len = n;
+    memcpy(f->data + LWS_PRE, p, n);
+    return f;
+}
+
+static void frame_unref(rframe *f)
+{
+    if (f && --f->refs == 0)
+        free(f);
+}
+
+static void enqueue(rconn *c, rframe *f)
+{
+    if (!c || !c->wsi)
+        return;
+    if (c->q_count >= QMAX) {
+        dropped++;
+        return;
+    }
+    if (c->q_count == c->q_cap) {
+        int ncap = c->q_cap ? c->q_cap * 2 : 8;
+        rframe **nq = malloc(sizeof *nq * (size_t)ncap);
+        if (!nq) {
+            dropped++;
+            return;
+        }
+        for (int i = 0; i < c->q_count; i++)
+            nq[i] = c->q[(c->q_head + i) % c->q_cap];
+        free(c->q);
+        c->q = nq;
+        c->q_head = 0;
+        c->q_cap = ncap;
+    }
+    f->refs++;
+    c->q[(c->q_head + c->q_count) % c->q_cap] = f;
+    c->q_count++;
+    forwarded++;
+    lws_callback_on_writable(c->wsi);
+}
+
+static void reply(rconn *c, const char *text, size_t n)
+{
+    rframe *f = frame_new(text, n);
+    if (!f)
+        return;
+    enqueue(c, f);
+    frame_unref(f);
+}
+
+/* The string value of "key":"..." in a frame, as a pointer and length into it. */
+static const char *str_field(const char *m, size_t len, const char *key, size_t *out_len)
+{
+    char pat[32];
+    int pl = snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = memmem(m, len, pat, (size_t)pl);
+    if (!p)
+        return NULL;
+    p += pl;
+    const char *e = memchr(p, '"', len - (size_t)(p - m));
+    if (!e)
+        return NULL;
+    *out_len = (size_t)(e - p);
+    return p;
+}
+
+static void on_message(rconn *c, const char *m, size_t len)
+{
+    size_t tl = 0, il = 0;
+    const char *type = str_field(m, len, "type", &tl);
+    const char *id = str_field(m, len, "id", &il);
+    char out[512];
+    if (il > 64)
+        il = 64;
+    if (!type)
+        return;
+    if (!c->authed) {
+        size_t ul;
+        const char *u = str_field(m, len, "token", &ul);
+        if (!u || ul == 0 || ul > 64 || tl != 4 || memcmp(type, "auth", 4))
+            return;
+        memcpy(c->user, u, ul);
+        c->user[ul] = '\0';
+        c->authed = 1;
+        unsigned s = slot_of(u, ul);
+        if (!map[s].user)
+            map[s].user = strdup(c->user);
+        map[s].c = c;
+        int n = snprintf(out, sizeof out,
+                         "{\"type\":\"auth_ok\",\"re\":\"%.*s\",\"v\":1,\"user\":\"%s\","
+                         "\"device\":\"d\",\"ts\":0,\"cursor\":0}",
+                         (int)il, id ? id : "", c->user);
+        reply(c, out, (size_t)n);
+        return;
+    }
+    if (tl == 4 && !memcmp(type, "send", 4)) {
+        rframe *f = frame_new(m, len);
+        if (!f)
+            return;
+        size_t tol;
+        const char *to = str_field(m, len, "to", &tol);
+        if (to) {
+            enqueue(lookup(to, tol), f);
+        } else {
+            for (int i = 0; i < group_n; i++)
+                if (strcmp(group[i], c->user))
+                    enqueue(lookup(group[i], strlen(group[i])), f);
+        }
+        frame_unref(f);
+        if (opt_ack) {
+            int n = snprintf(out, sizeof out, "{\"type\":\"ack\",\"re\":\"%.*s\"}", (int)il,
+                             id ? id : "");
+            reply(c, out, (size_t)n);
+        }
+        return;
+    }
+    if (tl == 12 && !memcmp(type, "group_create", 12)) {
+        for (int i = 0; i < group_n; i++)
+            free(group[i]);
+        free(group);
+        group_n = 0;
+        group = malloc(sizeof *group * 2048);
+        group[group_n++] = strdup(c->user);
+        const char *p = memmem(m, len, "\"members\":[", 11);
+        const char *end = m + len;
+        if (p) {
+            p += 11;
+            while (p < end && *p != ']' && group_n < 2048) {
+                const char *q = memchr(p, '"', (size_t)(end - p));
+                if (!q)
+                    break;
+                const char *e = memchr(q + 1, '"', (size_t)(end - q - 1));
+                if (!e)
+                    break;
+                group[group_n++] = strndup(q + 1, (size_t)(e - q - 1));
+                p = e + 1;
+                while (p < end && (*p == ',' || *p == ' '))
+                    p++;
+            }
+        }
+        int n = snprintf(out, sizeof out,
+                         "{\"type\":\"conv\",\"re\":\"%.*s\",\"conv\":{\"conv\":1,\"kind\":\"group\"}}",
+                         (int)il, id ? id : "");
+        reply(c, out, (size_t)n);
+        return;
+    }
+    int n = snprintf(out, sizeof out,
+                     "{\"type\":\"error\",\"re\":\"%.*s\",\"code\":\"ENOTSUP\",\"reason\":"
+                     "\"unknown_type\",\"message\":\"the relay does not do that\"}",
+                     (int)il, id ? id : "");
+    reply(c, out, (size_t)n);
+}
+
+static int on_receive(rconn *c, struct lws *wsi, const char *in, size_t len)
+{
+    if (c->rx_len + len > 65536)
+        return -1;
+    if (c->rx_len + len > c->rx_cap) {
+        size_t n = c->rx_cap ? c->rx_cap : 512;
+        while (n < c->rx_len + len)
+            n *= 2;
+        char *p = realloc(c->rx, n);
+        if (!p)
+            return -1;
+        c->rx = p;
+        c->rx_cap = n;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (lws_remaining_packet_payload(wsi) || !lws_is_final_fragment(wsi))
+        return 0;
+    on_message(c, c->rx, c->rx_len);
+    c->rx_len = 0;
+    if (c->rx_cap > 4096) {
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_cap = 0;
+    }
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct pss *p = user;
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED:
+        p->c = calloc(1, sizeof *p->c);
+        if (!p->c)
+            return -1;
+        p->c->wsi = wsi;
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return p->c ? on_receive(p->c, wsi, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE: {
+        rconn *c = p->c;
+        if (!c || !c->q_count)
+            return 0;
+        rframe *f = c->q[c->q_head];
+        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_count--;
+        int n = lws_write(wsi, f->data + LWS_PRE, f->len, LWS_WRITE_TEXT);
+        frame_unref(f);
+        if (n < 0)
+            return -1;
+        if (c->q_count)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    case LWS_CALLBACK_CLOSED:
+        if (p->c) {
+            rconn *c = p->c;
+            if (c->authed) {
+                unsigned s = slot_of(c->user, strlen(c->user));
+                if (map[s].c == c)
+                    map[s].c = NULL;
+            }
+            while (c->q_count) {
+                frame_unref(c->q[c->q_head]);
+                c->q_head = (c->q_head + 1) % c->q_cap;
+                c->q_count--;
+            }
+            free(c->q);
+            free(c->rx);
+            free(c);
+            p->c = NULL;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static struct lws_protocols protocols[] = {
+    {"libchat.v1", callback, sizeof(struct pss), 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void on_sigterm(int sig)
+{
+    (void)sig;
+    char buf[128];
+    int n = snprintf(buf, sizeof buf, "relay: forwarded %llu frames, dropped %llu\n", forwarded,
+                     dropped);
+    if (write(2, buf, (size_t)n) < 0)
+        _exit(1);
+    _exit(0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *listen = "127.0.0.1";
+    int port = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--listen") && i + 1 < argc)
+            listen = argv[++i];
+        else if (!strcmp(argv[i], "--port") && i + 1 < argc)
+            port = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rx") && i + 1 < argc)
+            protocols[0].rx_buffer_size = (size_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-ack"))
+            opt_ack = 0;
+        else {
+            fprintf(stderr, "usage: relay [--listen ADDR] [--port N] [--rx BYTES] [--no-ack]\n");
+            return 2;
+        }
+    }
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, on_sigterm);
+    signal(SIGINT, on_sigterm);
+    lws_set_log_level(LLL_ERR, NULL);
+
+    static uv_loop_t loop;
+    uv_loop_init(&loop);
+    void *loops[1] = {&loop};
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = port;
+    info.iface = listen;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_LIBUV;
+    info.foreign_loops = loops;
+    info.vhost_name = "default";
+    struct lws_context *ctx = lws_create_context(&info);
+    struct lws_vhost *vh = ctx ? lws_get_vhost_by_name(ctx, "default") : NULL;
+    int bound = vh ? lws_get_vhost_listen_port(vh) : 0;
+    if (bound <= 0) {
+        fprintf(stderr, "relay: cannot listen on %s:%d\n", listen, port);
+        return 1;
+    }
+    printf("relay listening on %s:%d\n", listen, bound);
+    fflush(stdout);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    return 0;
+}

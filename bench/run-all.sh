@@ -1,0 +1,134 @@
+#!/bin/bash
+# Run every chat-bench scenario at sizes that fit about 10 minutes on a 2-core machine, each
+# server pinned to cpu 0 and the generator to cpu 1, and print a summary with every chatd figure
+# as a ratio to the relay measured in the same run.
+#
+#   bench/run-all.sh [BUILD_DIR (build)] [WORK_DIR (a fresh temp dir)]
+#
+# Sizes are environment variables: CONNS_SMALL (1000), CONNS_BIG (10000), IDLE (10000 19000),
+# MEMBERS (1024), STORM_USERS (10000), STORM_MSGS (100), HISTORY_MSGS (10000000),
+# STEP_SECS (3), SKIP (space-separated scenario names to skip: pairs big group idle storm
+# history durability).
+set -u
+BUILD=${1:-build}
+WORK=${2:-$(mktemp -d /tmp/chat-bench.XXXXXX)}
+mkdir -p "$WORK"
+BENCH=$BUILD/bench/chat-bench
+RELAY=$BUILD/bench/relay
+FILL=$BUILD/bench/history-fill
+CHATD=$BUILD/examples/chatd/chatd
+CONNS_SMALL=${CONNS_SMALL:-1000}
+CONNS_BIG=${CONNS_BIG:-10000}
+IDLE=${IDLE:-10000 19000}
+MEMBERS=${MEMBERS:-1024}
+STORM_USERS=${STORM_USERS:-10000}
+STORM_MSGS=${STORM_MSGS:-100}
+HISTORY_MSGS=${HISTORY_MSGS:-10000000}
+STEP=${STEP_SECS:-3}
+SKIP=${SKIP:-}
+RATES_PAIRS=${RATES_PAIRS:-10000,15000,20000,25000,30000,35000,40000,45000,50000,55000,60000,65000,70000}
+RATES_BIG=${RATES_BIG:-5000,10000,15000,20000,25000,30000,35000,40000,45000,50000,55000}
+RATES_GROUP=${RATES_GROUP:-20,40,60,70,80,90,100,110,120,130,140,160}
+LOG=$WORK/run-all.log
+KEY=$WORK/token.key
+# Benchmarks lift the per-connection send rate limit (20/s by default) and the connection cap.
+LIM="--limit send_rate=1000000 --limit send_burst=1000000 --limit connections=20000"
+
+skip() { case " $SKIP " in *" $1 "*) return 0;; esac; return 1; }
+say() { echo "$@" | tee -a "$LOG"; }
+run() { # label, then chat-bench arguments
+    local label=$1; shift
+    "$BENCH" --label "$label" --max-secs 240 "$@" 2>&1 | tee -a "$LOG" | grep -v '^chatd: SIG'
+}
+chatd_mem="$CHATD run --memory --port 0 --key-file $KEY $LIM"
+chatd_sql() { # data dir, sync mode
+    rm -rf "$1"; echo "$CHATD run --data-dir $1 --port 0 --key-file $KEY --sync $2 $LIM"
+}
+
+"$CHATD" token --key-file "$KEY" --data-dir "$WORK" x y >/dev/null || exit 1
+: >"$LOG"
+say "# run-all: $(date -u +%FT%TZ) $(uname -r), $(nproc) cpus, nofile $(ulimit -Hn); work dir $WORK"
+say "# every server pinned to cpu 0 (taskset -c 0), chat-bench pinned to cpu 1"
+
+if ! skip pairs; then
+    say "## (1) 1:1 pairs, $CONNS_SMALL connections, steps of ${STEP}s"
+    run relay    --mode pairs --conns "$CONNS_SMALL" --rates "$RATES_PAIRS" --step-secs "$STEP" \
+        --relay-tokens --spawn "$RELAY --port 0"
+    run chatd-mem --mode pairs --conns "$CONNS_SMALL" --rates "$RATES_PAIRS" --step-secs "$STEP" \
+        --key-file "$KEY" --spawn "$chatd_mem"
+fi
+if ! skip durability; then
+    say "## (6) durability: the same 1:1 run on SQLite, synchronous NORMAL and FULL"
+    run chatd-normal --mode pairs --conns "$CONNS_SMALL" --rates "$RATES_PAIRS" --step-secs "$STEP" \
+        --key-file "$KEY" --spawn "$(chatd_sql "$WORK/normal" normal)"
+    run chatd-full --mode pairs --conns "$CONNS_SMALL" --rates "$RATES_PAIRS" --step-secs "$STEP" \
+        --key-file "$KEY" --spawn "$(chatd_sql "$WORK/full" full)"
+fi
+if ! skip big; then
+    say "## (1b) 1:1 pairs, $CONNS_BIG connections"
+    run relay    --mode pairs --conns "$CONNS_BIG" --rates "$RATES_BIG" --step-secs "$STEP" \
+        --relay-tokens --spawn "$RELAY --port 0"
+    run chatd-mem --mode pairs --conns "$CONNS_BIG" --rates "$RATES_BIG" --step-secs "$STEP" \
+        --key-file "$KEY" --spawn "$chatd_mem"
+fi
+if ! skip group; then
+    say "## (2) group fan-out: one group of $MEMBERS, one sender; offered rate in messages/s"
+    run relay    --mode group --members "$MEMBERS" --rates "$RATES_GROUP" --step-secs "$STEP" \
+        --relay-tokens --spawn "$RELAY --port 0"
+    run chatd-mem --mode group --members "$MEMBERS" --rates "$RATES_GROUP" --step-secs "$STEP" \
+        --key-file "$KEY" --spawn "$chatd_mem"
+fi
+if ! skip idle; then
+    say "## (3) idle authenticated connections: server RSS per connection"
+    for n in $IDLE; do
+        run relay     --mode idle --conns "$n" --relay-tokens --spawn "$RELAY --port 0"
+        run chatd-mem --mode idle --conns "$n" --key-file "$KEY" --spawn "$chatd_mem"
+    done
+fi
+if ! skip storm; then
+    say "## (4) reconnect storm: $STORM_USERS users x $STORM_MSGS missed messages (SQLite NORMAL)"
+    run chatd-normal --mode storm --conns "$STORM_USERS" --storm-msgs "$STORM_MSGS" \
+        --key-file "$KEY" --spawn "$(chatd_sql "$WORK/storm" normal)"
+fi
+if ! skip history; then
+    say "## (5) history: 50-message pages on a store of $HISTORY_MSGS messages (10 conversations)"
+    rm -rf "$WORK/hist"
+    "$FILL" "$WORK/hist" "$HISTORY_MSGS" 10 20000 2>&1 | tee -a "$LOG" | grep -v '^conv '
+    run chatd-normal --mode history --history-convs 10 --history-requests 5000 \
+        --key-file "$KEY" --spawn "$CHATD run --data-dir $WORK/hist --port 0 --key-file $KEY $LIM"
+fi
+
+# ---- summary ----
+awk '
+/^RESULT/ {
+    delete f
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+    if (f["mode"] == "pairs" || f["mode"] == "group") {
+        key = f["mode"] " " f["conns"]
+        if (f["label"] == "relay") relay[key] = f["best_delivered"]
+        row[++n] = sprintf("%-8s %6s %-13s %12s %10s %8s", f["mode"], f["conns"], f["label"],
+                           f["best_delivered"], f["p99_ms"], f["srv_cpu"])
+        rk[n] = key; rv[n] = f["best_delivered"]
+    } else if (f["mode"] == "idle") {
+        other[++m] = sprintf("idle %s conns, %s: %s KiB/conn (%s authenticated)", f["conns"],
+                             f["label"], f["kib_per_conn"], f["authed"])
+    } else if (f["mode"] == "storm") {
+        other[++m] = sprintf("storm %s users x %s msgs, %s: all synced in %s s (%s synced, %s wrong)",
+                             f["users"], f["msgs"], f["label"], f["all_synced_s"], f["synced"], f["mismatch"])
+    } else if (f["mode"] == "history") {
+        other[++m] = sprintf("history over the wire, %s: p50 %s ms, p99 %s ms", f["label"], f["p50_ms"], f["p99_ms"])
+    } else if (f["mode"] == "history-store") {
+        other[++m] = sprintf("history in the store (%s msgs): p50 %s ms, p99 %s ms", f["messages"], f["p50_ms"], f["p99_ms"])
+    }
+}
+END {
+    print ""
+    print "== summary: highest delivered rate with p99 under the bound, no loss, no error =="
+    printf "%-8s %6s %-13s %12s %10s %8s %8s\n", "mode", "conns", "server", "delivered/s", "p99 ms", "srvCPU%", "x relay"
+    for (i = 1; i <= n; i++) {
+        r = relay[rk[i]]
+        printf "%s %8s\n", row[i], (r > 0 ? sprintf("%.2f", rv[i] / r) : "-")
+    }
+    for (i = 1; i <= m; i++) print other[i]
+}' "$LOG" | tee "$WORK/summary.txt"
+echo "# full log: $LOG"

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Smoke run of every chat-bench scenario at tiny sizes (seconds): counts only, no timing
+# assertions. Usage: smoke.sh CHAT_BENCH CHATD RELAY
+set -eu
+BENCH=$1 CHATD=$2 RELAY=$3
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+"$CHATD" token --key-file "$T/key" --data-dir "$T" x y >/dev/null
+LIM="--limit send_rate=100000 --limit send_burst=100000"
+SRV="$CHATD run --memory --port 0 --key-file $T/key $LIM"
+COMMON="--key-file $T/key --max-secs 15 --expect-all --settle-secs 0.3"
+"$BENCH" --mode pairs --conns 20 --rates 50 --step-secs 2 --drain-secs 5 --spawn "$SRV" $COMMON
+"$BENCH" --mode group --members 8 --rates 10 --step-secs 1 --drain-secs 5 --spawn "$SRV" $COMMON
+"$BENCH" --mode idle --conns 50 --spawn "$SRV" $COMMON
+"$BENCH" --mode storm --conns 20 --storm-msgs 10 --storm-senders 4 --spawn "$SRV" $COMMON
+"$BENCH" --mode pairs --conns 20 --rates 50 --step-secs 1 --drain-secs 5 --relay-tokens \
+    --spawn "$RELAY --port 0" --max-secs 15 --expect-all --label relay
+echo "smoke: all scenarios ran and counted correctly"

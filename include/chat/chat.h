@@ -10,5 +10,6 @@
 #include "errors.h"
 #include "types.h"
 #include "server.h"
+#include "client.h"
 
 #endif /* CHAT_CHAT_H */

@@ -1,0 +1,911 @@
+/* Public entry points of the client engine: configuration, lifecycle, the [any thread] calls
+ * that write the cache or post work to the loop thread, and the list getters. */
+#define _GNU_SOURCE
+#include "client/internal.h"
+#include "client/lists.h"
+
+#include "auth/keyring.h"
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/ids.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define BODY_MAX (16 * 1024)
+
+static int set_str(char **dst, const char *s)
+{
+    char *n = NULL;
+    if (s && !(n = chat__strdup(s)))
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    chat__free(*dst);
+    *dst = n;
+    return CHAT_OK;
+}
+
+static void free_secret(char *s)
+{
+    if (s) {
+        volatile char *p = s;
+        while (*p)
+            *p++ = 0;
+        chat__free(s);
+    }
+}
+
+/* ---- configuration ----------------------------------------------------------------------- */
+
+int chat_client_config_new(chat_client_config **out)
+{
+    if (!out)
+        return chat__error_set(CHAT_EINVAL, 0, "out is NULL");
+    chat_client_config *cfg = chat__calloc(1, sizeof *cfg);
+    if (!cfg)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    cfg->backoff_base_ms = 500;
+    cfg->backoff_max_ms = 30000;
+    cfg->hb_interval_ms = 15000;
+    cfg->hb_timeout_ms = 10000;
+    cfg->queue_enabled = 1;
+    cfg->auto_delivered = 1;
+    *out = cfg;
+    return CHAT_OK;
+}
+
+void chat_client_config_free(chat_client_config *cfg)
+{
+    if (!cfg)
+        return;
+    chat__free(cfg->url);
+    free_secret(cfg->token);
+    chat__free(cfg->user);
+    free_secret(cfg->password);
+    chat__free(cfg->device);
+    chat__free(cfg->cache_path);
+    if (cfg->ev_destroy)
+        cfg->ev_destroy(cfg->ev_ud);
+    if (cfg->tops && cfg->tstate)
+        cfg->tops->destroy(cfg->tstate);
+    chat__free(cfg);
+}
+
+#define CHECK_CFG(cfg)                                                                          \
+    do {                                                                                        \
+        if (!(cfg))                                                                             \
+            return chat__error_set(CHAT_EINVAL, 0, "cfg is NULL");                              \
+    } while (0)
+
+int chat_client_config_set_server(chat_client_config *cfg, const char *url)
+{
+    CHECK_CFG(cfg);
+    if (!url || (strncmp(url, "ws://", 5) != 0 && strncmp(url, "wss://", 6) != 0))
+        return chat__error_set(CHAT_EINVAL, 0, "url: expected ws://host:port/");
+    return set_str(&cfg->url, url);
+}
+
+int chat_client_config_set_token(chat_client_config *cfg, const char *token)
+{
+    CHECK_CFG(cfg);
+    if (!token || !*token)
+        return chat__error_set(CHAT_EINVAL, 0, "token is empty");
+    char *n = chat__strdup(token);
+    if (!n)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    free_secret(cfg->token);
+    cfg->token = n;
+    return CHAT_OK;
+}
+
+int chat_client_config_set_login(chat_client_config *cfg, const char *user, const char *password,
+                                 const char *device)
+{
+    CHECK_CFG(cfg);
+    if (!user || !chat__id_valid(user, strlen(user)))
+        return chat__error_set(CHAT_EINVAL, 0, "user: 1..64 of [A-Za-z0-9_.@-]");
+    if (!device || !chat__id_valid(device, strlen(device)))
+        return chat__error_set(CHAT_EINVAL, 0, "device: 1..64 of [A-Za-z0-9_.@-]");
+    if (!password)
+        return chat__error_set(CHAT_EINVAL, 0, "password is NULL");
+    char *p = chat__strdup(password);
+    if (!p)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    int rc = set_str(&cfg->user, user);
+    if (rc == CHAT_OK)
+        rc = set_str(&cfg->device, device);
+    if (rc != CHAT_OK) {
+        free_secret(p);
+        return rc;
+    }
+    free_secret(cfg->password);
+    cfg->password = p;
+    return CHAT_OK;
+}
+
+int chat_client_config_set_cache_path(chat_client_config *cfg, const char *path)
+{
+    CHECK_CFG(cfg);
+    return set_str(&cfg->cache_path, path);
+}
+
+int chat_client_config_set_backoff(chat_client_config *cfg, int64_t base_ms, int64_t max_ms)
+{
+    CHECK_CFG(cfg);
+    if (base_ms < 1 || max_ms < base_ms || max_ms > INT32_MAX)
+        return chat__error_set(CHAT_EINVAL, 0, "backoff: need 1 <= base_ms <= max_ms");
+    cfg->backoff_base_ms = base_ms;
+    cfg->backoff_max_ms = max_ms;
+    return CHAT_OK;
+}
+
+int chat_client_config_set_heartbeat(chat_client_config *cfg, int64_t interval_ms,
+                                     int64_t timeout_ms)
+{
+    CHECK_CFG(cfg);
+    if (interval_ms < 10 || timeout_ms < 10 || interval_ms > INT32_MAX || timeout_ms > INT32_MAX)
+        return chat__error_set(CHAT_EINVAL, 0, "heartbeat: need 10 ms or more");
+    cfg->hb_interval_ms = interval_ms;
+    cfg->hb_timeout_ms = timeout_ms;
+    return CHAT_OK;
+}
+
+int chat_client_config_set_log(chat_client_config *cfg, chat_log_cb cb, int max_level,
+                               void *user_data)
+{
+    CHECK_CFG(cfg);
+    cfg->log_cb = cb;
+    cfg->log_level = max_level;
+    cfg->log_ud = user_data;
+    return CHAT_OK;
+}
+
+int chat_client_config_set_event_cb(chat_client_config *cfg, chat_client_event_cb cb,
+                                    void *user_data, void (*destroy)(void *user_data))
+{
+    CHECK_CFG(cfg);
+    if (cfg->ev_destroy)
+        cfg->ev_destroy(cfg->ev_ud);
+    cfg->ev_cb = cb;
+    cfg->ev_ud = user_data;
+    cfg->ev_destroy = destroy;
+    return CHAT_OK;
+}
+
+int chat_client_config_set_event_queue(chat_client_config *cfg, int enabled)
+{
+    CHECK_CFG(cfg);
+    cfg->queue_enabled = enabled != 0;
+    return CHAT_OK;
+}
+
+int chat_client_config_set_auto_delivered(chat_client_config *cfg, int enabled)
+{
+    CHECK_CFG(cfg);
+    cfg->auto_delivered = enabled != 0;
+    return CHAT_OK;
+}
+
+int chat_client_config_set_transport(chat_client_config *cfg,
+                                     const chat_client_transport_ops *ops, void *state)
+{
+    if (!cfg || !ops) {
+        if (ops && ops->destroy && state)
+            ops->destroy(state);
+        return chat__error_set(CHAT_EINVAL, 0, "cfg or ops is NULL");
+    }
+    if (ops->version < 1 || ops->version > CHAT_CLIENT_TRANSPORT_OPS_VERSION) {
+        if (ops->destroy && state)
+            ops->destroy(state);
+        return chat__error_set(CHAT_EVERSION, 0, "transport ops version %u", ops->version);
+    }
+    const char *missing = !ops->destroy     ? "destroy"
+                          : !ops->connect   ? "connect"
+                          : !ops->send_text ? "send_text"
+                          : !ops->close     ? "close"
+                          : !ops->poll      ? "poll"
+                          : !ops->wake      ? "wake"
+                                            : NULL;
+    if (missing) {
+        if (ops->destroy && state)
+            ops->destroy(state);
+        return chat__error_set(CHAT_EINVAL, 0, "transport ops: %s is NULL", missing);
+    }
+    if (cfg->tops && cfg->tstate)
+        cfg->tops->destroy(cfg->tstate);
+    cfg->tops = ops;
+    cfg->tstate = state;
+    return CHAT_OK;
+}
+
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
+static int on_loop_thread(chat_client *c)
+{
+    return atomic_load(&c->loop_tid_valid) && pthread_equal(c->loop_tid, pthread_self());
+}
+
+int chat_client_new(chat_client **out, chat_client_config *cfg)
+{
+    if (!out || !cfg)
+        return chat__error_set(CHAT_EINVAL, 0, "out or cfg is NULL");
+    if (!cfg->url)
+        return chat__error_set(CHAT_EINVAL, 0, "no server URL");
+    if (!cfg->token && !cfg->password && !cfg->cache_path)
+        return chat__error_set(CHAT_EINVAL, 0, "no credentials (token or login)");
+    if (chat__sodium_init() != CHAT_OK)
+        return CHAT_ERROR;
+    chat_client *c = chat__calloc(1, sizeof *c);
+    if (!c)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    c->ev_fd = -1;
+    pthread_mutex_init(&c->life_mu, NULL);
+    pthread_mutex_init(&c->cmd_mu, NULL);
+    pthread_mutex_init(&c->ev_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->ev_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = CHAT_ENOMEM;
+    if (!(c->url = chat__strdup(cfg->url)) ||
+        (cfg->token && !(c->token = chat__strdup(cfg->token))) ||
+        (cfg->password && !(c->password = chat__strdup(cfg->password))) ||
+        (cfg->user && !(c->login_user = chat__strdup(cfg->user))) ||
+        (cfg->device && !(c->device = chat__strdup(cfg->device)))) {
+        chat__error_set(rc, 0, "out of memory");
+        goto fail;
+    }
+    c->backoff_base_ms = cfg->backoff_base_ms;
+    c->backoff_max_ms = cfg->backoff_max_ms;
+    c->hb_interval_ms = cfg->hb_interval_ms;
+    c->hb_timeout_ms = cfg->hb_timeout_ms;
+    c->log_cb = cfg->log_cb;
+    c->log_level = cfg->log_level;
+    c->log_ud = cfg->log_ud;
+    c->queue_enabled = cfg->queue_enabled;
+    c->auto_delivered = cfg->auto_delivered;
+    c->ev_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c->ev_fd < 0) {
+        rc = chat__error_set(CHAT_EIO, errno, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    rc = chat__cache_open(&c->cache, cfg->cache_path);
+    if (rc != CHAT_OK)
+        goto fail;
+    char *me = NULL;
+    if (chat__cache_meta_get(c->cache, "user", &me) == CHAT_OK)
+        c->me = me;
+    if (cfg->tops) {
+        c->tops = cfg->tops;
+        c->tstate = cfg->tstate;
+    } else {
+        rc = chat_client_transport_ws_new(&c->tstate);
+        if (rc != CHAT_OK)
+            goto fail;
+        c->tops = chat_client_transport_ws_ops();
+    }
+    /* success: take what moves from the config */
+    cfg->tops = NULL;
+    cfg->tstate = NULL;
+    c->ev_cb = cfg->ev_cb;
+    c->ev_ud = cfg->ev_ud;
+    c->ev_destroy = cfg->ev_destroy;
+    cfg->ev_cb = NULL;
+    cfg->ev_ud = NULL;
+    cfg->ev_destroy = NULL;
+    atomic_store(&c->next_request, 1);
+    *out = c;
+    return CHAT_OK;
+fail:
+    chat_client_free(c);
+    return rc;
+}
+
+int chat_client_start(chat_client *c)
+{
+    if (!c)
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL");
+    if (on_loop_thread(c))
+        return chat__error_set(CHAT_EMISUSE, 0, "chat_client_start on the loop thread");
+    pthread_mutex_lock(&c->life_mu);
+    int rc = CHAT_OK;
+    if (c->running)
+        rc = chat__error_set(CHAT_EMISUSE, 0, "client already started");
+    else {
+        atomic_store(&c->stop, 0);
+        if (pthread_create(&c->thread, NULL, chat__client_loop, c) != 0)
+            rc = chat__error_set(CHAT_ERROR, 0, "cannot create the loop thread");
+        else
+            c->running = 1;
+    }
+    pthread_mutex_unlock(&c->life_mu);
+    return rc;
+}
+
+int chat_client_stop(chat_client *c)
+{
+    if (!c)
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL");
+    if (on_loop_thread(c))
+        return chat__error_set(CHAT_EMISUSE, 0, "chat_client_stop on the loop thread");
+    pthread_mutex_lock(&c->life_mu);
+    if (c->running) {
+        atomic_store(&c->stop, 1);
+        c->tops->wake(c->tstate);
+        pthread_join(c->thread, NULL);
+        c->running = 0;
+    }
+    pthread_mutex_unlock(&c->life_mu);
+    return CHAT_OK;
+}
+
+void chat_client_free(chat_client *c)
+{
+    if (!c)
+        return;
+    if (c->tops)
+        chat_client_stop(c);
+    chat__cmd *cmd = c->cmd_head;
+    while (cmd) {
+        chat__cmd *n = cmd->next;
+        cJSON_Delete(cmd->body);
+        chat__free(cmd);
+        cmd = n;
+    }
+    while (c->pend) {
+        chat__pend *p = c->pend;
+        c->pend = p->next;
+        chat__free(p->cmid);
+        chat__free(p);
+    }
+    if (c->tops && c->tstate)
+        c->tops->destroy(c->tstate);
+    if (c->ev_destroy)
+        c->ev_destroy(c->ev_ud);
+    chat__event_queue_clear(c);
+    if (c->ev_fd >= 0)
+        close(c->ev_fd);
+    chat__cache_close(c->cache);
+    chat__free(c->fetch);
+    chat__free(c->url);
+    free_secret(c->token);
+    free_secret(c->password);
+    chat__free(c->login_user);
+    chat__free(c->device);
+    chat__free(c->me);
+    pthread_cond_destroy(&c->ev_cond);
+    pthread_mutex_destroy(&c->ev_mu);
+    pthread_mutex_destroy(&c->cmd_mu);
+    pthread_mutex_destroy(&c->life_mu);
+    chat__free(c);
+}
+
+int chat_client_state(const chat_client *c)
+{
+    return c ? atomic_load(&((chat_client *)c)->state) : CHAT_CONN_STOPPED;
+}
+
+static int post_simple(chat_client *c, int type, uint64_t conv, uint64_t seq)
+{
+    chat__cmd *cmd = chat__calloc(1, sizeof *cmd);
+    if (!cmd)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    cmd->type = type;
+    cmd->conv = conv;
+    cmd->seq = seq;
+    return chat__client_post(c, cmd);
+}
+
+int chat_client_reconnect_now(chat_client *c)
+{
+    if (!c)
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL");
+    return post_simple(c, CMD_RECONNECT, 0, 0);
+}
+
+int chat_client_disconnect(chat_client *c)
+{
+    if (!c)
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL");
+    return post_simple(c, CMD_DISCONNECT, 0, 0);
+}
+
+int chat_client_set_token(chat_client *c, const char *token)
+{
+    if (!c || !token || !*token)
+        return chat__error_set(CHAT_EINVAL, 0, "client or token is NULL");
+    char *n = chat__strdup(token);
+    if (!n)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    pthread_mutex_lock(&c->cmd_mu);
+    char *old = c->token;
+    c->token = n;
+    pthread_mutex_unlock(&c->cmd_mu);
+    free_secret(old);
+    return post_simple(c, CMD_RECONNECT, 0, 0);
+}
+
+int chat_client_user(char **out, chat_client *c)
+{
+    if (!out || !c)
+        return chat__error_set(CHAT_EINVAL, 0, "NULL argument");
+    char *me = chat__client_me(c);
+    if (!me)
+        return chat__error_set(CHAT_ENOTFOUND, 0, "not authenticated yet");
+    *out = me;
+    return CHAT_OK;
+}
+
+int chat_client_token(char **out, chat_client *c)
+{
+    if (!out || !c)
+        return chat__error_set(CHAT_EINVAL, 0, "NULL argument");
+    pthread_mutex_lock(&c->cmd_mu);
+    char *t = c->token ? chat__strdup(c->token) : NULL;
+    int had = c->token != NULL;
+    pthread_mutex_unlock(&c->cmd_mu);
+    if (had && !t)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    if (!t) {
+        int rc = chat__cache_meta_get(c->cache, "token", &t);
+        if (rc != CHAT_OK)
+            return rc == CHAT_ENOTFOUND ? chat__error_set(rc, 0, "no token yet") : rc;
+    }
+    *out = t;
+    return CHAT_OK;
+}
+
+/* ---- sending ----------------------------------------------------------------------------- */
+
+static int send_common(char **out_cmid, chat_client *c, uint64_t conv, const char *to,
+                       const char *text, size_t len)
+{
+    if (!c || !text)
+        return chat__error_set(CHAT_EINVAL, 0, "client or text is NULL");
+    if (len == 0 || len > BODY_MAX)
+        return chat__error_set(CHAT_EINVAL, 0, "text: 1..%d bytes", BODY_MAX);
+    if (memchr(text, 0, len))
+        return chat__error_set(CHAT_EINVAL, 0, "text contains a NUL byte");
+    char cmid[17];
+    int rc = chat__cache_outbox_add(c->cache, conv, to, text, len, cmid);
+    if (rc != CHAT_OK)
+        return rc;
+    if (out_cmid && !(*out_cmid = chat__strdup(cmid))) {
+        /* the message is queued anyway; only the copy failed */
+        post_simple(c, CMD_FLUSH, 0, 0);
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    }
+    return post_simple(c, CMD_FLUSH, 0, 0);
+}
+
+int chat_client_send_text(char **out_cmid, chat_client *c, uint64_t conv, const char *text,
+                          size_t len)
+{
+    if (!conv)
+        return chat__error_set(CHAT_EINVAL, 0, "conv is 0");
+    return send_common(out_cmid, c, conv, NULL, text, len);
+}
+
+int chat_client_send_text_to(char **out_cmid, chat_client *c, const char *user,
+                             const char *text, size_t len)
+{
+    if (!user || !chat__id_valid(user, strlen(user)))
+        return chat__error_set(CHAT_EINVAL, 0, "user: 1..64 of [A-Za-z0-9_.@-]");
+    return send_common(out_cmid, c, 0, user, text, len);
+}
+
+int chat_client_outbox_count(size_t *out, chat_client *c)
+{
+    if (!out || !c)
+        return chat__error_set(CHAT_EINVAL, 0, "NULL argument");
+    return chat__cache_outbox_count(c->cache, out);
+}
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+static int post_frame(uint64_t *out_request, chat_client *c, cJSON *body, int kind,
+                      uint64_t conv)
+{
+    if (!body)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    chat__cmd *cmd = chat__calloc(1, sizeof *cmd);
+    if (!cmd) {
+        cJSON_Delete(body);
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    }
+    cmd->type = CMD_FRAME;
+    cmd->kind = kind;
+    cmd->conv = conv;
+    cmd->body = body;
+    cmd->request = atomic_fetch_add(&c->next_request, 1);
+    if (out_request)
+        *out_request = cmd->request;
+    return chat__client_post(c, cmd);
+}
+
+static cJSON *users_array(const char *const *users, size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < n; i++) {
+        cJSON *s = cJSON_CreateString(users[i]);
+        if (!s || !cJSON_AddItemToArray(a, s)) {
+            cJSON_Delete(s);
+            cJSON_Delete(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+static int check_users(const char *const *users, size_t n, int allow_empty)
+{
+    if ((!users && n) || (!n && !allow_empty))
+        return chat__error_set(CHAT_EINVAL, 0, "users: need at least one");
+    for (size_t i = 0; i < n; i++)
+        if (!users[i] || !chat__id_valid(users[i], strlen(users[i])))
+            return chat__error_set(CHAT_EINVAL, 0, "users[%zu] is not a valid user id", i);
+    return CHAT_OK;
+}
+
+static cJSON *frame(const char *type, uint64_t conv)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o && !cJSON_AddStringToObject(o, "type", type)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    if (o && conv && !cJSON_AddNumberToObject(o, "conv", (double)conv)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int add_users(cJSON *o, const char *key, const char *const *users, size_t n)
+{
+    cJSON *a = users_array(users, n);
+    if (!a || !cJSON_AddItemToObject(o, key, a)) {
+        cJSON_Delete(a);
+        return CHAT_ENOMEM;
+    }
+    return CHAT_OK;
+}
+
+int chat_client_mark_read(chat_client *c, uint64_t conv, uint64_t seq)
+{
+    if (!c || !conv || !seq)
+        return chat__error_set(CHAT_EINVAL, 0, "client, conv or seq is 0");
+    int rc = chat__cache_mark_read(c->cache, conv, seq);
+    if (rc != CHAT_OK)
+        return rc;
+    return post_simple(c, CMD_READ, conv, seq);
+}
+
+int chat_client_typing(chat_client *c, uint64_t conv, int active)
+{
+    if (!c || !conv)
+        return chat__error_set(CHAT_EINVAL, 0, "client or conv is 0");
+    cJSON *o = frame("typing", conv);
+    if (!o || !cJSON_AddStringToObject(o, "state", active ? "start" : "stop")) {
+        cJSON_Delete(o);
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    }
+    chat__cmd *cmd = chat__calloc(1, sizeof *cmd);
+    if (!cmd) {
+        cJSON_Delete(o);
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    }
+    cmd->type = CMD_TYPING;
+    cmd->body = o;
+    return chat__client_post(c, cmd);
+}
+
+int chat_client_presence_query(uint64_t *out_request, chat_client *c, const char *const *users,
+                               size_t n_users)
+{
+    if (!c)
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL");
+    int rc = check_users(users, n_users, 0);
+    if (rc != CHAT_OK)
+        return rc;
+    cJSON *o = frame("presence", 0);
+    if (o && add_users(o, "users", users, n_users) != CHAT_OK) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return post_frame(out_request, c, o, PEND_PRESENCE, 0);
+}
+
+int chat_client_group_create(uint64_t *out_request, chat_client *c, const char *title,
+                             const char *const *members, size_t n_members)
+{
+    if (!c || !title)
+        return chat__error_set(CHAT_EINVAL, 0, "client or title is NULL");
+    int rc = check_users(members, n_members, 1);
+    if (rc != CHAT_OK)
+        return rc;
+    cJSON *o = frame("group_create", 0);
+    if (o && (!cJSON_AddStringToObject(o, "title", title) ||
+              add_users(o, "members", members, n_members) != CHAT_OK)) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return post_frame(out_request, c, o, PEND_GROUP, 0);
+}
+
+static int group_users(uint64_t *out_request, chat_client *c, const char *type, uint64_t conv,
+                       const char *const *users, size_t n)
+{
+    if (!c || !conv)
+        return chat__error_set(CHAT_EINVAL, 0, "client or conv is 0");
+    int rc = check_users(users, n, 0);
+    if (rc != CHAT_OK)
+        return rc;
+    cJSON *o = frame(type, conv);
+    if (o && add_users(o, "users", users, n) != CHAT_OK) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return post_frame(out_request, c, o, PEND_GROUP, conv);
+}
+
+int chat_client_group_add(uint64_t *out_request, chat_client *c, uint64_t conv,
+                          const char *const *users, size_t n_users)
+{
+    return group_users(out_request, c, "group_add", conv, users, n_users);
+}
+
+int chat_client_group_remove(uint64_t *out_request, chat_client *c, uint64_t conv,
+                             const char *const *users, size_t n_users)
+{
+    return group_users(out_request, c, "group_remove", conv, users, n_users);
+}
+
+int chat_client_group_leave(uint64_t *out_request, chat_client *c, uint64_t conv)
+{
+    if (!c || !conv)
+        return chat__error_set(CHAT_EINVAL, 0, "client or conv is 0");
+    return post_frame(out_request, c, frame("group_leave", conv), PEND_GROUP, conv);
+}
+
+int chat_client_group_rename(uint64_t *out_request, chat_client *c, uint64_t conv,
+                             const char *title)
+{
+    if (!c || !conv || !title)
+        return chat__error_set(CHAT_EINVAL, 0, "client, conv or title is missing");
+    cJSON *o = frame("group_update", conv);
+    if (o && !cJSON_AddStringToObject(o, "title", title)) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return post_frame(out_request, c, o, PEND_GROUP, conv);
+}
+
+int chat_client_group_set_role(uint64_t *out_request, chat_client *c, uint64_t conv,
+                               const char *user, int role)
+{
+    if (!c || !conv || !user || !chat__id_valid(user, strlen(user)))
+        return chat__error_set(CHAT_EINVAL, 0, "client, conv or user is missing");
+    const char *r = role == CHAT_ROLE_MEMBER  ? "member"
+                    : role == CHAT_ROLE_ADMIN ? "admin"
+                    : role == CHAT_ROLE_OWNER ? "owner"
+                                              : NULL;
+    if (!r)
+        return chat__error_set(CHAT_EINVAL, 0, "role: member, admin or owner");
+    cJSON *o = frame("group_role", conv);
+    if (o && (!cJSON_AddStringToObject(o, "user", user) || !cJSON_AddStringToObject(o, "role", r))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return post_frame(out_request, c, o, PEND_GROUP, conv);
+}
+
+/* ---- cache reads ------------------------------------------------------------------------- */
+
+int chat_client_convs(chat_conv_list **out, chat_client *c)
+{
+    if (!out || !c)
+        return chat__error_set(CHAT_EINVAL, 0, "NULL argument");
+    char *me = chat__client_me(c);
+    int rc = chat__cache_convs(c->cache, me, out);
+    chat__free(me);
+    return rc;
+}
+
+int chat_client_history(chat_msg_list **out, uint64_t *out_request, chat_client *c,
+                        uint64_t conv, uint64_t before_seq, int limit)
+{
+    if (!out || !c || !conv)
+        return chat__error_set(CHAT_EINVAL, 0, "NULL argument or conv 0");
+    if (limit < 1 || limit > 200)
+        return chat__error_set(CHAT_EINVAL, 0, "limit: 1..200");
+    if (out_request)
+        *out_request = 0;
+    char *me = chat__client_me(c);
+    int missing = 0;
+    uint64_t top = 0;
+    int rc = chat__cache_history(c->cache, me, conv, before_seq, limit, out, &missing, &top);
+    chat__free(me);
+    if (rc != CHAT_OK || !missing)
+        return rc;
+    cJSON *o = frame("history", conv);
+    if (o && top && !cJSON_AddNumberToObject(o, "before", (double)(top + 1))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    if (o && !cJSON_AddNumberToObject(o, "limit", limit)) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    uint64_t req = 0;
+    if (post_frame(&req, c, o, PEND_HISTORY_USER, conv) == CHAT_OK && out_request)
+        *out_request = req;
+    return CHAT_OK;
+}
+
+int chat_client_outbox(chat_msg_list **out, chat_client *c)
+{
+    if (!out || !c)
+        return chat__error_set(CHAT_EINVAL, 0, "NULL argument");
+    return chat__cache_outbox_list(c->cache, out);
+}
+
+int chat_client_message_status(int *out_status, uint64_t *out_conv, uint64_t *out_seq,
+                               chat_client *c, const char *cmid)
+{
+    if (!out_status || !c || !cmid)
+        return chat__error_set(CHAT_EINVAL, 0, "NULL argument");
+    char *me = chat__client_me(c);
+    uint64_t conv = 0, seq = 0;
+    int rc = chat__cache_status(c->cache, me, cmid, out_status, &conv, &seq);
+    chat__free(me);
+    if (rc == CHAT_OK) {
+        if (out_conv)
+            *out_conv = conv;
+        if (out_seq)
+            *out_seq = seq;
+    }
+    return rc;
+}
+
+int chat_client_message_receipts(size_t *out_delivered, size_t *out_read, size_t *out_others,
+                                 chat_client *c, uint64_t conv, uint64_t seq)
+{
+    if (!c || !conv || !seq)
+        return chat__error_set(CHAT_EINVAL, 0, "NULL argument");
+    size_t d = 0, r = 0, o = 0;
+    char *me = chat__client_me(c);
+    int rc = chat__cache_receipts(c->cache, me, conv, seq, &d, &r, &o);
+    chat__free(me);
+    if (out_delivered)
+        *out_delivered = d;
+    if (out_read)
+        *out_read = r;
+    if (out_others)
+        *out_others = o;
+    return rc;
+}
+
+/* ---- list getters ------------------------------------------------------------------------ */
+
+#define CONV_AT(l, i) ((l) && (i) < (l)->n)
+
+size_t chat_conv_list_count(const chat_conv_list *l) { return l ? l->n : 0; }
+uint64_t chat_conv_list_id(const chat_conv_list *l, size_t i)
+{
+    return CONV_AT(l, i) ? l->v[i].conv : 0;
+}
+int chat_conv_list_kind(const chat_conv_list *l, size_t i)
+{
+    return CONV_AT(l, i) ? l->v[i].kind : 0;
+}
+const char *chat_conv_list_title(const chat_conv_list *l, size_t i)
+{
+    return CONV_AT(l, i) ? l->v[i].title : "";
+}
+const char *chat_conv_list_peer(const chat_conv_list *l, size_t i)
+{
+    return CONV_AT(l, i) ? l->v[i].peer : "";
+}
+int chat_conv_list_role(const chat_conv_list *l, size_t i)
+{
+    return CONV_AT(l, i) ? l->v[i].role : 0;
+}
+uint64_t chat_conv_list_head(const chat_conv_list *l, size_t i)
+{
+    return CONV_AT(l, i) ? l->v[i].head : 0;
+}
+uint64_t chat_conv_list_read(const chat_conv_list *l, size_t i)
+{
+    return CONV_AT(l, i) ? l->v[i].read : 0;
+}
+uint64_t chat_conv_list_unread(const chat_conv_list *l, size_t i)
+{
+    return CONV_AT(l, i) ? l->v[i].unread : 0;
+}
+size_t chat_conv_list_member_count(const chat_conv_list *l, size_t i)
+{
+    return CONV_AT(l, i) ? l->v[i].members : 0;
+}
+void chat_conv_list_free(chat_conv_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++) {
+        chat__free(l->v[i].title);
+        chat__free(l->v[i].peer);
+    }
+    chat__free(l->v);
+    chat__free(l);
+}
+
+#define MSG_AT(l, i) ((l) && (i) < (l)->n)
+
+size_t chat_msg_list_count(const chat_msg_list *l) { return l ? l->n : 0; }
+int chat_msg_list_complete(const chat_msg_list *l) { return l ? l->complete : 0; }
+uint64_t chat_msg_list_conv(const chat_msg_list *l, size_t i)
+{
+    return MSG_AT(l, i) ? l->v[i].conv : 0;
+}
+uint64_t chat_msg_list_seq(const chat_msg_list *l, size_t i)
+{
+    return MSG_AT(l, i) ? l->v[i].seq : 0;
+}
+int64_t chat_msg_list_ts_ms(const chat_msg_list *l, size_t i)
+{
+    return MSG_AT(l, i) ? l->v[i].ts : 0;
+}
+const char *chat_msg_list_from(const chat_msg_list *l, size_t i)
+{
+    return MSG_AT(l, i) ? l->v[i].from : "";
+}
+const char *chat_msg_list_cmid(const chat_msg_list *l, size_t i)
+{
+    return MSG_AT(l, i) ? l->v[i].cmid : "";
+}
+int chat_msg_list_kind(const chat_msg_list *l, size_t i)
+{
+    return MSG_AT(l, i) ? l->v[i].kind : 0;
+}
+const char *chat_msg_list_text(const chat_msg_list *l, size_t i, size_t *len)
+{
+    const chat__msg_item *it = MSG_AT(l, i) ? &l->v[i] : NULL;
+    if (len)
+        *len = it && it->kind == CHAT_MSG_TEXT ? it->text_len : 0;
+    return it && it->kind == CHAT_MSG_TEXT ? it->text : "";
+}
+const char *chat_msg_list_json(const chat_msg_list *l, size_t i)
+{
+    return MSG_AT(l, i) ? l->v[i].json : "";
+}
+int chat_msg_list_status(const chat_msg_list *l, size_t i)
+{
+    return MSG_AT(l, i) ? l->v[i].status : 0;
+}
+size_t chat_msg_list_delivered_count(const chat_msg_list *l, size_t i)
+{
+    return MSG_AT(l, i) ? l->v[i].delivered : 0;
+}
+size_t chat_msg_list_read_count(const chat_msg_list *l, size_t i)
+{
+    return MSG_AT(l, i) ? l->v[i].read : 0;
+}
+size_t chat_msg_list_others(const chat_msg_list *l, size_t i)
+{
+    return MSG_AT(l, i) ? l->v[i].others : 0;
+}
+void chat_msg_list_free(chat_msg_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++) {
+        chat__free(l->v[i].from);
+        chat__free(l->v[i].cmid);
+        chat__free(l->v[i].text);
+        chat__free(l->v[i].json);
+    }
+    chat__free(l->v);
+    chat__free(l);
+}

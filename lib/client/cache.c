@@ -1,0 +1,940 @@
+/* The client's SQLite cache. A separate schema from the server store's, versioned with
+ * PRAGMA user_version. One connection, one mutex: the loop thread writes what the server says,
+ * host threads write the outbox and read lists. WAL + synchronous=NORMAL: an outbox row written
+ * by chat_client_send_text survives a crash of the host process. */
+#define _GNU_SOURCE
+#include "client/cache.h"
+#include "client/lists.h"
+
+#include "chat/client.h"
+#include "core/alloc.h"
+#include "core/array.h"
+#include "core/error.h"
+#include "core/json.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+struct chat__cache {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+};
+
+static const char *const schema_v1 =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS convs(conv INTEGER PRIMARY KEY, kind INTEGER NOT NULL DEFAULT 1,"
+    " title TEXT NOT NULL DEFAULT '', role INTEGER NOT NULL DEFAULT 1,"
+    " head INTEGER NOT NULL DEFAULT 0, delivered INTEGER NOT NULL DEFAULT 0,"
+    " read INTEGER NOT NULL DEFAULT 0, joined INTEGER NOT NULL DEFAULT 0,"
+    " last_ts INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS members(conv INTEGER NOT NULL, user TEXT NOT NULL,"
+    " role INTEGER NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,"
+    " read INTEGER NOT NULL DEFAULT 0, delivered_ts INTEGER NOT NULL DEFAULT 0,"
+    " read_ts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(conv, user));"
+    "CREATE TABLE IF NOT EXISTS messages(conv INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    " ts INTEGER NOT NULL, sender TEXT NOT NULL, device TEXT NOT NULL, cmid TEXT NOT NULL,"
+    " kind INTEGER NOT NULL, text TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY(conv, seq));"
+    "CREATE INDEX IF NOT EXISTS messages_cmid ON messages(cmid) WHERE cmid <> '';"
+    "CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " cmid TEXT NOT NULL UNIQUE, conv INTEGER NOT NULL, to_user TEXT, text TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL, failed INTEGER NOT NULL DEFAULT 0,"
+    " error TEXT NOT NULL DEFAULT '');";
+
+static int db_err(chat__cache *c, const char *what)
+{
+    return chat__error_set(CHAT_EIO, sqlite3_extended_errcode(c->db), "cache %s: %s", what,
+                           sqlite3_errmsg(c->db));
+}
+
+static int exec(chat__cache *c, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        int r = chat__error_set(CHAT_EIO, rc, "cache: %s", msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return r;
+    }
+    return CHAT_OK;
+}
+
+static sqlite3_stmt *prep(chat__cache *c, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        db_err(c, "prepare");
+        return NULL;
+    }
+    return st;
+}
+
+static void lock(chat__cache *c) { pthread_mutex_lock(&c->mu); }
+static void unlock(chat__cache *c) { pthread_mutex_unlock(&c->mu); }
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return chat__strdup(t ? (const char *)t : "");
+}
+
+int chat__cache_open(chat__cache **out, const char *path)
+{
+    chat__cache *c = chat__calloc(1, sizeof *c);
+    if (!c)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    pthread_mutex_init(&c->mu, NULL);
+    int rc = sqlite3_open_v2(path ? path : ":memory:", &c->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        int r = chat__error_set(CHAT_EIO, rc, "cache %s: %s", path ? path : ":memory:",
+                                c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        chat__cache_close(c);
+        return r;
+    }
+    sqlite3_busy_timeout(c->db, 5000);
+    int r = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    sqlite3_stmt *st = r == CHAT_OK ? prep(c, "PRAGMA user_version") : NULL;
+    int version = -1;
+    if (st && sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (r == CHAT_OK && version < 0)
+        r = db_err(c, "user_version");
+    if (r == CHAT_OK && version > CHAT__CACHE_SCHEMA)
+        r = chat__error_set(CHAT_EVERSION, 0, "cache schema %d is newer than this library's %d",
+                            version, CHAT__CACHE_SCHEMA);
+    if (r == CHAT_OK && version < CHAT__CACHE_SCHEMA) {
+        r = exec(c, "BEGIN IMMEDIATE");
+        if (r == CHAT_OK)
+            r = exec(c, schema_v1);
+        if (r == CHAT_OK)
+            r = exec(c, "PRAGMA user_version=1; COMMIT");
+        if (r != CHAT_OK)
+            sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    if (r != CHAT_OK) {
+        chat__cache_close(c);
+        return r;
+    }
+    *out = c;
+    return CHAT_OK;
+}
+
+void chat__cache_close(chat__cache *c)
+{
+    if (!c)
+        return;
+    if (c->db)
+        sqlite3_close_v2(c->db);
+    pthread_mutex_destroy(&c->mu);
+    chat__free(c);
+}
+
+int chat__cache_meta_get(chat__cache *c, const char *key, char **out)
+{
+    lock(c);
+    int r = CHAT_ENOTFOUND;
+    sqlite3_stmt *st = prep(c, "SELECT value FROM meta WHERE key=?");
+    if (!st) {
+        unlock(c);
+        return CHAT_EIO;
+    }
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *out = col_dup(st, 0);
+        r = *out ? CHAT_OK : CHAT_ENOMEM;
+    }
+    sqlite3_finalize(st);
+    unlock(c);
+    return r;
+}
+
+int chat__cache_meta_set(chat__cache *c, const char *key, const char *value)
+{
+    lock(c);
+    int r = CHAT_OK;
+    sqlite3_stmt *st = prep(c, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
+    if (!st)
+        r = CHAT_EIO;
+    else {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            r = db_err(c, "meta");
+    }
+    sqlite3_finalize(st);
+    unlock(c);
+    return r;
+}
+
+int chat__cache_meta_del(chat__cache *c, const char *key)
+{
+    lock(c);
+    int r = CHAT_OK;
+    sqlite3_stmt *st = prep(c, "DELETE FROM meta WHERE key=?");
+    if (!st)
+        r = CHAT_EIO;
+    else {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            r = db_err(c, "meta");
+    }
+    sqlite3_finalize(st);
+    unlock(c);
+    return r;
+}
+
+int chat__cache_wipe(chat__cache *c)
+{
+    lock(c);
+    int r = exec(c, "BEGIN; DELETE FROM meta; DELETE FROM convs; DELETE FROM members;"
+                    " DELETE FROM messages; DELETE FROM outbox; COMMIT;");
+    if (r != CHAT_OK)
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    unlock(c);
+    return r;
+}
+
+/* ---- outbox ------------------------------------------------------------------------------ */
+
+int chat__cache_outbox_add(chat__cache *c, uint64_t conv, const char *to_user, const char *text,
+                           size_t len, char cmid_out[17])
+{
+    unsigned char rnd[8];
+    randombytes_buf(rnd, sizeof rnd);
+    sodium_bin2hex(cmid_out, 17, rnd, sizeof rnd);
+    lock(c);
+    int r = CHAT_OK;
+    sqlite3_stmt *st = prep(c, "INSERT INTO outbox(cmid, conv, to_user, text, created_ms)"
+                               " VALUES(?, ?, ?, ?, ?)");
+    if (!st)
+        r = CHAT_EIO;
+    else {
+        sqlite3_bind_text(st, 1, cmid_out, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)conv);
+        if (to_user)
+            sqlite3_bind_text(st, 3, to_user, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, text, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, now_ms());
+        if (sqlite3_step(st) != SQLITE_DONE)
+            r = db_err(c, "outbox insert");
+    }
+    sqlite3_finalize(st);
+    unlock(c);
+    return r;
+}
+
+void chat__cache_outbox_row_free(chat__outbox_row *row)
+{
+    chat__free(row->to_user);
+    chat__free(row->text);
+    row->to_user = row->text = NULL;
+}
+
+int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row)
+{
+    memset(row, 0, sizeof *row);
+    lock(c);
+    int r = CHAT_ENOTFOUND;
+    sqlite3_stmt *st = prep(c, "SELECT id, cmid, conv, to_user, text FROM outbox WHERE failed=0"
+                               " ORDER BY id LIMIT 1");
+    if (!st)
+        r = CHAT_EIO;
+    else if (sqlite3_step(st) == SQLITE_ROW) {
+        row->id = sqlite3_column_int64(st, 0);
+        snprintf(row->cmid, sizeof row->cmid, "%s", (const char *)sqlite3_column_text(st, 1));
+        row->conv = (uint64_t)sqlite3_column_int64(st, 2);
+        if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+            row->to_user = col_dup(st, 3);
+        row->text = col_dup(st, 4);
+        row->text_len = (size_t)sqlite3_column_bytes(st, 4);
+        r = row->text ? CHAT_OK : CHAT_ENOMEM;
+    }
+    sqlite3_finalize(st);
+    unlock(c);
+    if (r != CHAT_OK)
+        chat__cache_outbox_row_free(row);
+    return r;
+}
+
+/* Move a conversation's head and my watermarks (own message at seq). Caller holds the lock. */
+static int bump_conv(chat__cache *c, uint64_t conv, uint64_t seq, int64_t ts, int mine)
+{
+    sqlite3_stmt *st = prep(c, "INSERT INTO convs(conv, head, last_ts) VALUES(?1, ?2, ?3)"
+                               " ON CONFLICT(conv) DO UPDATE SET head=max(head, ?2),"
+                               " last_ts=max(last_ts, ?3)");
+    if (!st)
+        return CHAT_EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+    sqlite3_bind_int64(st, 3, ts);
+    int r = sqlite3_step(st) == SQLITE_DONE ? CHAT_OK : db_err(c, "conv head");
+    sqlite3_finalize(st);
+    if (r == CHAT_OK && mine) {
+        st = prep(c, "UPDATE convs SET read=max(read, ?2), delivered=max(delivered, ?2)"
+                     " WHERE conv=?1");
+        if (!st)
+            return CHAT_EIO;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+        r = sqlite3_step(st) == SQLITE_DONE ? CHAT_OK : db_err(c, "conv read");
+        sqlite3_finalize(st);
+    }
+    return r;
+}
+
+static int insert_msg(chat__cache *c, uint64_t conv, uint64_t seq, int64_t ts,
+                      const char *sender, const char *device, const char *cmid, int kind,
+                      const char *text, size_t text_len, const char *json)
+{
+    sqlite3_stmt *st = prep(c, "INSERT OR IGNORE INTO messages(conv, seq, ts, sender, device,"
+                               " cmid, kind, text, json) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!st)
+        return CHAT_EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+    sqlite3_bind_int64(st, 3, ts);
+    sqlite3_bind_text(st, 4, sender, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, device ? device : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, cmid ? cmid : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 7, kind);
+    sqlite3_bind_text(st, 8, text ? text : "", text ? (int)text_len : 0, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, json ? json : "", -1, SQLITE_STATIC);
+    int r = sqlite3_step(st) == SQLITE_DONE ? (sqlite3_changes(c->db) > 0) : db_err(c, "msg");
+    sqlite3_finalize(st);
+    return r;
+}
+
+int chat__cache_outbox_ack(chat__cache *c, const char *cmid, uint64_t conv, uint64_t seq,
+                           int64_t ts, const char *me, const char *device)
+{
+    lock(c);
+    int r = exec(c, "BEGIN IMMEDIATE");
+    if (r != CHAT_OK) {
+        unlock(c);
+        return r;
+    }
+    char *text = NULL;
+    size_t tlen = 0;
+    int found = 0;
+    sqlite3_stmt *st = prep(c, "SELECT text FROM outbox WHERE cmid=?");
+    if (!st)
+        r = CHAT_EIO;
+    else {
+        sqlite3_bind_text(st, 1, cmid, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            found = 1;
+            text = col_dup(st, 0);
+            tlen = (size_t)sqlite3_column_bytes(st, 0);
+            if (!text)
+                r = CHAT_ENOMEM;
+        }
+    }
+    sqlite3_finalize(st);
+    if (r == CHAT_OK && found) {
+        cJSON *j = cJSON_CreateObject();
+        char *js = NULL;
+        if (j) {
+            cJSON_AddStringToObject(j, "type", "msg");
+            cJSON_AddNumberToObject(j, "conv", (double)conv);
+            cJSON_AddNumberToObject(j, "seq", (double)seq);
+            cJSON_AddNumberToObject(j, "ts", (double)ts);
+            cJSON_AddStringToObject(j, "from", me);
+            cJSON_AddStringToObject(j, "device", device ? device : "");
+            cJSON_AddStringToObject(j, "cmid", cmid);
+            cJSON_AddStringToObject(j, "kind", "text");
+            cJSON_AddStringToObject(j, "text", text);
+            js = cJSON_PrintUnformatted(j);
+            cJSON_Delete(j);
+        }
+        int ins = insert_msg(c, conv, seq, ts, me, device, cmid, CHAT_MSG_TEXT, text, tlen, js);
+        cJSON_free(js);
+        if (ins < 0)
+            r = ins;
+        if (r == CHAT_OK)
+            r = bump_conv(c, conv, seq, ts, 1);
+        if (r == CHAT_OK) {
+            st = prep(c, "DELETE FROM outbox WHERE cmid=?");
+            if (!st)
+                r = CHAT_EIO;
+            else {
+                sqlite3_bind_text(st, 1, cmid, -1, SQLITE_STATIC);
+                if (sqlite3_step(st) != SQLITE_DONE)
+                    r = db_err(c, "outbox delete");
+            }
+            sqlite3_finalize(st);
+        }
+    }
+    chat__free(text);
+    if (r == CHAT_OK)
+        r = exec(c, "COMMIT");
+    if (r != CHAT_OK)
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    unlock(c);
+    return r == CHAT_OK ? found : r;
+}
+
+int chat__cache_outbox_fail(chat__cache *c, const char *cmid, int code, const char *message)
+{
+    lock(c);
+    int r = CHAT_OK;
+    sqlite3_stmt *st = prep(c, "UPDATE outbox SET failed=?, error=? WHERE cmid=?");
+    if (!st)
+        r = CHAT_EIO;
+    else {
+        sqlite3_bind_int(st, 1, code ? code : CHAT_ERROR);
+        sqlite3_bind_text(st, 2, message ? message : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, cmid, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            r = db_err(c, "outbox fail");
+    }
+    sqlite3_finalize(st);
+    unlock(c);
+    return r;
+}
+
+int chat__cache_outbox_count(chat__cache *c, size_t *out)
+{
+    lock(c);
+    int r = CHAT_OK;
+    sqlite3_stmt *st = prep(c, "SELECT count(*) FROM outbox WHERE failed=0");
+    if (!st)
+        r = CHAT_EIO;
+    else if (sqlite3_step(st) == SQLITE_ROW)
+        *out = (size_t)sqlite3_column_int64(st, 0);
+    else
+        r = db_err(c, "outbox count");
+    sqlite3_finalize(st);
+    unlock(c);
+    return r;
+}
+
+/* ---- conversations, messages, receipts ---------------------------------------------------- */
+
+static int role_of(const char *s)
+{
+    if (!s)
+        return CHAT_ROLE_MEMBER;
+    if (strcmp(s, "owner") == 0)
+        return CHAT_ROLE_OWNER;
+    if (strcmp(s, "admin") == 0)
+        return CHAT_ROLE_ADMIN;
+    if (strcmp(s, "none") == 0)
+        return CHAT_ROLE_NONE;
+    return CHAT_ROLE_MEMBER;
+}
+
+static uint64_t ju(const cJSON *o, const char *k)
+{
+    uint64_t v = 0;
+    (void)chat__json_u64(o, k, &v);
+    return v;
+}
+
+static int64_t ji(const cJSON *o, const char *k)
+{
+    int64_t v = 0;
+    (void)chat__json_i64(o, k, &v);
+    return v;
+}
+
+static int conv_get_locked(chat__cache *c, uint64_t conv, chat__conv_row *out)
+{
+    memset(out, 0, sizeof *out);
+    /* contig_seq: the end of the run of cached seqs that starts at the lowest one. A live
+     * message past a gap raises max_seq but not contig_seq, so sync fetches from the gap. */
+    sqlite3_stmt *st = prep(c, "SELECT head, delivered, read, joined, role, kind,"
+                               " (SELECT max(seq) FROM messages WHERE conv=?1),"
+                               " (SELECT min(m.seq) FROM messages m WHERE m.conv=?1 AND NOT EXISTS"
+                               "  (SELECT 1 FROM messages n WHERE n.conv=?1 AND n.seq=m.seq+1))"
+                               " FROM convs WHERE conv=?1");
+    if (!st)
+        return CHAT_EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
+    int r = CHAT_ENOTFOUND;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        out->conv = conv;
+        out->head = (uint64_t)sqlite3_column_int64(st, 0);
+        out->delivered = (uint64_t)sqlite3_column_int64(st, 1);
+        out->read = (uint64_t)sqlite3_column_int64(st, 2);
+        out->joined = (uint64_t)sqlite3_column_int64(st, 3);
+        out->role = sqlite3_column_int(st, 4);
+        out->kind = sqlite3_column_int(st, 5);
+        out->max_seq = (uint64_t)sqlite3_column_int64(st, 6);
+        out->contig_seq = (uint64_t)sqlite3_column_int64(st, 7);
+        r = CHAT_OK;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int chat__cache_conv_get(chat__cache *c, uint64_t conv, chat__conv_row *out)
+{
+    lock(c);
+    int r = conv_get_locked(c, conv, out);
+    unlock(c);
+    return r;
+}
+
+int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
+                            uint64_t *local_read)
+{
+    uint64_t id = ju(conv, "conv");
+    if (!id)
+        return chat__error_set(CHAT_EPROTO, 0, "conv without an id");
+    const char *kind = chat__json_str(conv, "kind", NULL);
+    const char *title = chat__json_str(conv, "title", NULL);
+    int role = role_of(chat__json_str(conv, "role", NULL));
+    lock(c);
+    chat__conv_row old;
+    int had = conv_get_locked(c, id, &old) == CHAT_OK;
+    if (local_read)
+        *local_read = had ? old.read : 0;
+    int r = exec(c, "BEGIN IMMEDIATE");
+    if (r != CHAT_OK) {
+        unlock(c);
+        return r;
+    }
+    sqlite3_stmt *st = prep(
+        c, "INSERT INTO convs(conv, kind, title, role, head, delivered, read, joined, last_ts)"
+           " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(conv) DO UPDATE SET"
+           " kind=?2, title=?3, role=?4, head=max(head, ?5), delivered=max(delivered, ?6),"
+           " read=max(read, ?7), joined=?8, last_ts=max(last_ts, ?9)");
+    if (!st)
+        r = CHAT_EIO;
+    else {
+        const cJSON *last = cJSON_GetObjectItemCaseSensitive(conv, "last");
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+        sqlite3_bind_int(st, 2, kind && strcmp(kind, "group") == 0 ? CHAT_CONV_GROUP
+                                                                  : CHAT_CONV_DIRECT);
+        sqlite3_bind_text(st, 3, title ? title : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 4, role);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)ju(conv, "head"));
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)ju(conv, "delivered"));
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)ju(conv, "read"));
+        sqlite3_bind_int64(st, 8, (sqlite3_int64)ju(conv, "joined"));
+        sqlite3_bind_int64(st, 9, last ? ji(last, "ts") : 0);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            r = db_err(c, "conv upsert");
+    }
+    sqlite3_finalize(st);
+    const cJSON *members = cJSON_GetObjectItemCaseSensitive(conv, "members");
+    if (r == CHAT_OK && cJSON_IsArray(members)) {
+        /* the member list is authoritative: replace it, keeping watermarks monotonic */
+        st = prep(c, "UPDATE members SET role=0 WHERE conv=?");
+        if (!st)
+            r = CHAT_EIO;
+        else {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                r = db_err(c, "members reset");
+        }
+        sqlite3_finalize(st);
+        const cJSON *m;
+        cJSON_ArrayForEach(m, members)
+        {
+            if (r != CHAT_OK)
+                break;
+            const char *user = chat__json_str(m, "user", NULL);
+            if (!user)
+                continue;
+            st = prep(c, "INSERT INTO members(conv, user, role, delivered, read, delivered_ts,"
+                         " read_ts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(conv, user)"
+                         " DO UPDATE SET role=?3, delivered=max(delivered, ?4),"
+                         " read=max(read, ?5), delivered_ts=max(delivered_ts, ?6),"
+                         " read_ts=max(read_ts, ?7)");
+            if (!st) {
+                r = CHAT_EIO;
+                break;
+            }
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+            sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+            sqlite3_bind_int(st, 3, role_of(chat__json_str(m, "role", NULL)));
+            sqlite3_bind_int64(st, 4, (sqlite3_int64)ju(m, "delivered"));
+            sqlite3_bind_int64(st, 5, (sqlite3_int64)ju(m, "read"));
+            sqlite3_bind_int64(st, 6, ji(m, "delivered_ts"));
+            sqlite3_bind_int64(st, 7, ji(m, "read_ts"));
+            if (sqlite3_step(st) != SQLITE_DONE)
+                r = db_err(c, "member upsert");
+            sqlite3_finalize(st);
+        }
+    }
+    (void)me;
+    if (r == CHAT_OK)
+        r = exec(c, "COMMIT");
+    if (r != CHAT_OK)
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    unlock(c);
+    return r;
+}
+
+static int kind_of(const char *k)
+{
+    if (k && strcmp(k, "media") == 0)
+        return CHAT_MSG_MEDIA;
+    if (k && strcmp(k, "event") == 0)
+        return CHAT_MSG_EVENT;
+    return CHAT_MSG_TEXT;
+}
+
+int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int *known)
+{
+    uint64_t conv = ju(msg, "conv"), seq = ju(msg, "seq");
+    if (!conv || !seq)
+        return chat__error_set(CHAT_EPROTO, 0, "msg without conv or seq");
+    const char *from = chat__json_str(msg, "from", NULL);
+    size_t tlen = 0;
+    const char *text = chat__json_str(msg, "text", &tlen);
+    char *js = cJSON_PrintUnformatted(msg);
+    if (!js)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    int mine = me && from && strcmp(from, me) == 0;
+    lock(c);
+    chat__conv_row row;
+    if (known)
+        *known = conv_get_locked(c, conv, &row) == CHAT_OK;
+    int r = exec(c, "BEGIN IMMEDIATE");
+    int ins = 0;
+    if (r == CHAT_OK) {
+        ins = insert_msg(c, conv, seq, ji(msg, "ts"), from ? from : "",
+                         chat__json_str(msg, "device", NULL), chat__json_str(msg, "cmid", NULL),
+                         kind_of(chat__json_str(msg, "kind", NULL)), text, tlen, js);
+        if (ins < 0)
+            r = ins;
+        if (r == CHAT_OK)
+            r = bump_conv(c, conv, seq, ji(msg, "ts"), mine);
+        if (r == CHAT_OK)
+            r = exec(c, "COMMIT");
+        if (r != CHAT_OK)
+            sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    unlock(c);
+    cJSON_free(js);
+    return r == CHAT_OK ? ins : r;
+}
+
+int chat__cache_watermark(chat__cache *c, uint64_t conv, const char *user, uint64_t delivered,
+                          uint64_t read, int64_t delivered_ts, int64_t read_ts, const char *me)
+{
+    lock(c);
+    int r = CHAT_OK;
+    sqlite3_stmt *st = prep(c, "INSERT INTO members(conv, user, role, delivered, read,"
+                               " delivered_ts, read_ts) VALUES(?1, ?2, 1, ?3, ?4, ?5, ?6)"
+                               " ON CONFLICT(conv, user) DO UPDATE SET"
+                               " delivered=max(delivered, ?3), read=max(read, ?4),"
+                               " delivered_ts=max(delivered_ts, ?5), read_ts=max(read_ts, ?6)");
+    if (!st)
+        r = CHAT_EIO;
+    else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
+        sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)delivered);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)read);
+        sqlite3_bind_int64(st, 5, delivered_ts);
+        sqlite3_bind_int64(st, 6, read_ts);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            r = db_err(c, "watermark");
+    }
+    sqlite3_finalize(st);
+    if (r == CHAT_OK && me && strcmp(user, me) == 0) {
+        st = prep(c, "UPDATE convs SET delivered=max(delivered, ?2), read=max(read, ?3)"
+                     " WHERE conv=?1");
+        if (!st)
+            r = CHAT_EIO;
+        else {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)delivered);
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)read);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                r = db_err(c, "my watermark");
+        }
+        sqlite3_finalize(st);
+    }
+    unlock(c);
+    return r;
+}
+
+int chat__cache_mark_read(chat__cache *c, uint64_t conv, uint64_t seq)
+{
+    lock(c);
+    chat__conv_row row;
+    int r = conv_get_locked(c, conv, &row);
+    if (r == CHAT_OK) {
+        if (seq > row.head)
+            seq = row.head;
+        sqlite3_stmt *st = prep(c, "UPDATE convs SET read=max(read, ?2),"
+                                   " delivered=max(delivered, ?2) WHERE conv=?1");
+        if (!st)
+            r = CHAT_EIO;
+        else {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                r = db_err(c, "mark read");
+        }
+        sqlite3_finalize(st);
+    } else if (r == CHAT_ENOTFOUND) {
+        chat__error_set(r, 0, "conversation %llu is not in the cache", (unsigned long long)conv);
+    }
+    unlock(c);
+    return r;
+}
+
+/* ---- lists ------------------------------------------------------------------------------- */
+
+int chat__cache_convs(chat__cache *c, const char *me, struct chat_conv_list **out)
+{
+    struct chat_conv_list *l = chat__calloc(1, sizeof *l);
+    if (!l)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    lock(c);
+    int r = CHAT_OK;
+    sqlite3_stmt *st = prep(
+        c, "SELECT c.conv, c.kind, c.title, c.role, c.head, c.read,"
+           " (SELECT count(*) FROM members m WHERE m.conv=c.conv AND m.role<>0),"
+           " (SELECT min(user) FROM members m WHERE m.conv=c.conv AND m.user<>?1)"
+           " FROM convs c ORDER BY c.last_ts DESC, c.conv DESC");
+    if (!st)
+        r = CHAT_EIO;
+    else {
+        sqlite3_bind_text(st, 1, me ? me : "", -1, SQLITE_STATIC);
+        int s;
+        while (r == CHAT_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
+            chat__conv_item *nv = chat__array_reserve(l->v, l->n, &l->cap, sizeof *l->v);
+            if (!nv) {
+                r = CHAT_ENOMEM;
+                break;
+            }
+            l->v = nv;
+            chat__conv_item *it = &l->v[l->n];
+            memset(it, 0, sizeof *it);
+            it->conv = (uint64_t)sqlite3_column_int64(st, 0);
+            it->kind = sqlite3_column_int(st, 1);
+            it->role = sqlite3_column_int(st, 3);
+            it->head = (uint64_t)sqlite3_column_int64(st, 4);
+            it->read = (uint64_t)sqlite3_column_int64(st, 5);
+            it->unread = it->role != CHAT_ROLE_NONE && it->head > it->read ? it->head - it->read : 0;
+            it->members = (size_t)sqlite3_column_int64(st, 6);
+            it->title = col_dup(st, 2);
+            it->peer = it->kind == CHAT_CONV_DIRECT ? col_dup(st, 7) : chat__strdup("");
+            l->n++;
+            if (!it->title || !it->peer)
+                r = CHAT_ENOMEM;
+        }
+    }
+    sqlite3_finalize(st);
+    unlock(c);
+    if (r != CHAT_OK) {
+        chat_conv_list_free(l);
+        return r == CHAT_ENOMEM ? chat__error_set(r, 0, "out of memory") : r;
+    }
+    *out = l;
+    return CHAT_OK;
+}
+
+/* Receipt counts of my message (conv, seq). Caller holds the lock. */
+static void counts_locked(chat__cache *c, const char *me, uint64_t conv, uint64_t seq,
+                          size_t *d, size_t *rd, size_t *others)
+{
+    *d = *rd = *others = 0;
+    sqlite3_stmt *st = prep(c, "SELECT count(*), sum(delivered>=?3), sum(read>=?3) FROM members"
+                               " WHERE conv=?1 AND user<>?2 AND role<>0");
+    if (!st)
+        return;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
+    sqlite3_bind_text(st, 2, me ? me : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)seq);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *others = (size_t)sqlite3_column_int64(st, 0);
+        *d = (size_t)sqlite3_column_int64(st, 1);
+        *rd = (size_t)sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+}
+
+static int status_of(size_t d, size_t rd, size_t others)
+{
+    if (others && rd >= others)
+        return CHAT_MSG_STATUS_READ;
+    if (others && d >= others)
+        return CHAT_MSG_STATUS_DELIVERED;
+    return CHAT_MSG_STATUS_SENT;
+}
+
+static int msg_list_add(struct chat_msg_list *l, sqlite3_stmt *st)
+{
+    chat__msg_item *nv = chat__array_reserve(l->v, l->n, &l->cap, sizeof *l->v);
+    if (!nv)
+        return CHAT_ENOMEM;
+    l->v = nv;
+    chat__msg_item *it = &l->v[l->n++];
+    memset(it, 0, sizeof *it);
+    it->conv = (uint64_t)sqlite3_column_int64(st, 0);
+    it->seq = (uint64_t)sqlite3_column_int64(st, 1);
+    it->ts = sqlite3_column_int64(st, 2);
+    it->from = col_dup(st, 3);
+    it->cmid = col_dup(st, 4);
+    it->kind = sqlite3_column_int(st, 5);
+    it->text = col_dup(st, 6);
+    it->text_len = (size_t)sqlite3_column_bytes(st, 6);
+    it->json = col_dup(st, 7);
+    return it->from && it->cmid && it->text && it->json ? CHAT_OK : CHAT_ENOMEM;
+}
+
+int chat__cache_history(chat__cache *c, const char *me, uint64_t conv, uint64_t before,
+                        int limit, struct chat_msg_list **out, int *missing, uint64_t *top_out)
+{
+    struct chat_msg_list *l = chat__calloc(1, sizeof *l);
+    if (!l)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    lock(c);
+    chat__conv_row row;
+    int r = conv_get_locked(c, conv, &row);
+    uint64_t head = r == CHAT_OK ? (row.head > row.max_seq ? row.head : row.max_seq) : 0;
+    uint64_t top = before ? before - 1 : head;
+    if (top > head)
+        top = head;
+    uint64_t lo = top >= (uint64_t)limit ? top - (uint64_t)limit + 1 : 1;
+    if (lo <= row.joined)
+        lo = row.joined + 1;
+    *top_out = top;
+    *missing = 0;
+    if (r == CHAT_ENOTFOUND) {
+        r = CHAT_OK;
+        *missing = 1; /* unknown conversation: ask the server */
+    } else if (r == CHAT_OK && top >= lo) {
+        sqlite3_stmt *st = prep(c, "SELECT conv, seq, ts, sender, cmid, kind, text, json FROM"
+                                   " messages WHERE conv=? AND seq BETWEEN ? AND ?"
+                                   " ORDER BY seq DESC");
+        if (!st)
+            r = CHAT_EIO;
+        else {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)lo);
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)top);
+            uint64_t expect = top;
+            while (r == CHAT_OK && sqlite3_step(st) == SQLITE_ROW) {
+                if ((uint64_t)sqlite3_column_int64(st, 1) != expect)
+                    break; /* a gap: stop at the contiguous tail */
+                r = msg_list_add(l, st);
+                expect--;
+            }
+            if (l->n < top - lo + 1)
+                *missing = 1;
+        }
+        sqlite3_finalize(st);
+        /* ascending order, and statuses of my messages */
+        for (size_t i = 0; i < l->n / 2; i++) {
+            chat__msg_item t = l->v[i];
+            l->v[i] = l->v[l->n - 1 - i];
+            l->v[l->n - 1 - i] = t;
+        }
+        for (size_t i = 0; r == CHAT_OK && i < l->n; i++) {
+            chat__msg_item *it = &l->v[i];
+            if (me && strcmp(it->from, me) == 0 && it->kind != CHAT_MSG_EVENT) {
+                counts_locked(c, me, conv, it->seq, &it->delivered, &it->read, &it->others);
+                it->status = status_of(it->delivered, it->read, it->others);
+            }
+        }
+    }
+    unlock(c);
+    l->complete = !*missing;
+    if (r != CHAT_OK) {
+        chat_msg_list_free(l);
+        return r == CHAT_ENOMEM ? chat__error_set(r, 0, "out of memory") : r;
+    }
+    *out = l;
+    return CHAT_OK;
+}
+
+int chat__cache_outbox_list(chat__cache *c, struct chat_msg_list **out)
+{
+    struct chat_msg_list *l = chat__calloc(1, sizeof *l);
+    if (!l)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    l->complete = 1;
+    lock(c);
+    int r = CHAT_OK;
+    sqlite3_stmt *st = prep(c, "SELECT conv, 0, created_ms, coalesce((SELECT value FROM meta"
+                               " WHERE key='user'), ''), cmid, 1, text, '', failed FROM outbox"
+                               " ORDER BY id");
+    if (!st)
+        r = CHAT_EIO;
+    else
+        while (r == CHAT_OK && sqlite3_step(st) == SQLITE_ROW) {
+            r = msg_list_add(l, st);
+            if (r == CHAT_OK)
+                l->v[l->n - 1].status = sqlite3_column_int(st, 8) ? CHAT_MSG_STATUS_FAILED
+                                                                  : CHAT_MSG_STATUS_SENDING;
+        }
+    sqlite3_finalize(st);
+    unlock(c);
+    if (r != CHAT_OK) {
+        chat_msg_list_free(l);
+        return r;
+    }
+    *out = l;
+    return CHAT_OK;
+}
+
+int chat__cache_status(chat__cache *c, const char *me, const char *cmid, int *status,
+                       uint64_t *conv, uint64_t *seq)
+{
+    lock(c);
+    int r = CHAT_ENOTFOUND;
+    *conv = *seq = 0;
+    sqlite3_stmt *st = prep(c, "SELECT failed FROM outbox WHERE cmid=?");
+    if (!st)
+        r = CHAT_EIO;
+    else {
+        sqlite3_bind_text(st, 1, cmid, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            *status = sqlite3_column_int(st, 0) ? CHAT_MSG_STATUS_FAILED : CHAT_MSG_STATUS_SENDING;
+            r = CHAT_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    if (r == CHAT_ENOTFOUND) {
+        st = prep(c, "SELECT conv, seq FROM messages WHERE cmid=? AND sender=? LIMIT 1");
+        if (!st)
+            r = CHAT_EIO;
+        else {
+            sqlite3_bind_text(st, 1, cmid, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, me ? me : "", -1, SQLITE_STATIC);
+            if (sqlite3_step(st) == SQLITE_ROW) {
+                *conv = (uint64_t)sqlite3_column_int64(st, 0);
+                *seq = (uint64_t)sqlite3_column_int64(st, 1);
+                r = CHAT_OK;
+            }
+        }
+        sqlite3_finalize(st);
+        if (r == CHAT_OK) {
+            size_t d, rd, o;
+            counts_locked(c, me, *conv, *seq, &d, &rd, &o);
+            *status = status_of(d, rd, o);
+        }
+    }
+    unlock(c);
+    return r;
+}
+
+int chat__cache_receipts(chat__cache *c, const char *me, uint64_t conv, uint64_t seq,
+                         size_t *delivered, size_t *read, size_t *others)
+{
+    lock(c);
+    counts_locked(c, me, conv, seq, delivered, read, others);
+    unlock(c);
+    return CHAT_OK;
+}

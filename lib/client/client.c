@@ -1,0 +1,961 @@
+/* The client engine's loop thread: connection state machine with backoff and heartbeat, the
+ * protocol (auth, sync, history, acks, receipts, groups, presence, typing), and the outbox
+ * flush. Everything here runs on the loop thread; host threads reach it through
+ * chat__client_post() (a mutex-protected command list + the transport's wake()). */
+#define _GNU_SOURCE
+#include "client/internal.h"
+
+#include "core/alloc.h"
+#include "core/array.h"
+#include "core/error.h"
+#include "core/json.h"
+
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SYNC_PAGE 200
+#define FIRST_FETCH 50 /* a conversation new to the cache: only its latest messages */
+
+int64_t chat__mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void chat__client_log(chat_client *c, int level, const char *fmt, ...)
+{
+    if (!c->log_cb || level > c->log_level)
+        return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    c->log_cb(level, buf, c->log_ud);
+}
+
+int chat__client_post(chat_client *c, chat__cmd *cmd)
+{
+    cmd->next = NULL;
+    pthread_mutex_lock(&c->cmd_mu);
+    if (c->cmd_tail)
+        c->cmd_tail->next = cmd;
+    else
+        c->cmd_head = cmd;
+    c->cmd_tail = cmd;
+    pthread_mutex_unlock(&c->cmd_mu);
+    c->tops->wake(c->tstate);
+    return CHAT_OK;
+}
+
+char *chat__client_me(chat_client *c)
+{
+    pthread_mutex_lock(&c->cmd_mu);
+    char *me = c->me ? chat__strdup(c->me) : NULL;
+    pthread_mutex_unlock(&c->cmd_mu);
+    return me;
+}
+
+/* ---- events -------------------------------------------------------------------------------- */
+
+static void emit_simple(chat_client *c, int type, int code, const char *message)
+{
+    chat_event *ev = chat__event_new(type);
+    if (!ev)
+        return;
+    ev->code = code;
+    chat__event_set_str(&ev->message, message);
+    chat__event_emit(c, ev);
+}
+
+static void emit_result(chat_client *c, int type, uint64_t request, int code, const char *msg,
+                        uint64_t conv, uint64_t seq)
+{
+    chat_event *ev = chat__event_new(type);
+    if (!ev)
+        return;
+    ev->request = request;
+    ev->code = code;
+    ev->conv = conv;
+    ev->seq = seq;
+    chat__event_set_str(&ev->message, msg);
+    chat__event_emit(c, ev);
+}
+
+static void emit_conv(chat_client *c, uint64_t conv)
+{
+    chat_event *ev = chat__event_new(CHAT_EVENT_CONV);
+    if (ev) {
+        ev->conv = conv;
+        chat__event_emit(c, ev);
+    }
+}
+
+static void set_state(chat_client *c, int s) { atomic_store(&c->state, s); }
+
+/* ---- frames and pending requests --------------------------------------------------------- */
+
+static void pend_free(chat__pend *p)
+{
+    chat__free(p->cmid);
+    chat__free(p);
+}
+
+static chat__pend *pend_take(chat_client *c, uint64_t id)
+{
+    for (chat__pend **pp = &c->pend; *pp; pp = &(*pp)->next)
+        if ((*pp)->id == id) {
+            chat__pend *p = *pp;
+            *pp = p->next;
+            return p;
+        }
+    return NULL;
+}
+
+/* Send o (taken) with a fresh id when kind != 0, remembering what answers it. */
+static int send_frame(chat_client *c, cJSON *o, int kind, uint64_t request, uint64_t conv,
+                      uint64_t after, const char *cmid)
+{
+    int rc = CHAT_ENOMEM;
+    chat__pend *p = NULL;
+    if (kind) {
+        p = chat__calloc(1, sizeof *p);
+        if (!p || (cmid && !(p->cmid = chat__strdup(cmid))))
+            goto out;
+        p->id = ++c->next_id;
+        p->kind = kind;
+        p->request = request;
+        p->conv = conv;
+        p->after = after;
+        char id[24];
+        snprintf(id, sizeof id, "%" PRIu64, p->id);
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "id");
+        if (!cJSON_AddStringToObject(o, "id", id))
+            goto out;
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    if (!text)
+        goto out;
+    rc = c->tops->send_text(c->tstate, text, strlen(text));
+    cJSON_free(text);
+    if (rc == CHAT_OK && p) {
+        p->next = c->pend;
+        c->pend = p;
+        p = NULL;
+    }
+out:
+    if (p)
+        pend_free(p);
+    cJSON_Delete(o);
+    return rc;
+}
+
+static void send_receipt(chat_client *c, uint64_t conv, uint64_t delivered, uint64_t read)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return;
+    cJSON_AddStringToObject(o, "type", "receipt");
+    cJSON_AddNumberToObject(o, "conv", (double)conv);
+    if (delivered)
+        cJSON_AddNumberToObject(o, "delivered", (double)delivered);
+    if (read)
+        cJSON_AddNumberToObject(o, "read", (double)read);
+    send_frame(c, o, PEND_RECEIPT, 0, conv, 0, NULL);
+}
+
+/* ---- connection state machine ------------------------------------------------------------ */
+
+static void on_open(void *ud);
+static void on_text(const char *data, size_t len, void *ud);
+static void on_close(int code, const char *reason, void *ud);
+static const chat_client_transport_sink sink = {on_open, on_text, on_close};
+
+/* Complete every pending request with code (exactly one completion each). */
+static void fail_pending(chat_client *c, int code, const char *why)
+{
+    while (c->pend) {
+        chat__pend *p = c->pend;
+        c->pend = p->next;
+        if (p->kind == PEND_GROUP || p->kind == PEND_PRESENCE)
+            emit_result(c, CHAT_EVENT_RESULT, p->request, code, why, p->conv, 0);
+        else if (p->kind == PEND_HISTORY_USER)
+            emit_result(c, CHAT_EVENT_HISTORY, p->request, code, why, p->conv, 0);
+        pend_free(p);
+    }
+}
+
+static int64_t backoff_ms(chat_client *c)
+{
+    int64_t d = c->backoff_base_ms;
+    for (int i = 1; i < c->failures && d < c->backoff_max_ms; i++)
+        d *= 2;
+    if (d > c->backoff_max_ms)
+        d = c->backoff_max_ms;
+    int64_t half = d / 2;
+    return half + (int64_t)randombytes_uniform((uint32_t)(d - half + 1));
+}
+
+/* The connection is gone (or must go): forget it and schedule the next attempt. */
+static void lost(chat_client *c, int code, const char *why, int close_transport)
+{
+    if (close_transport)
+        c->tops->close(c->tstate);
+    int was = c->connected;
+    c->connected = c->online = 0;
+    c->syncing = 0;
+    c->n_fetch = 0;
+    c->fetch_inflight = 0;
+    c->send_inflight = 0;
+    c->ping_sent_ms = 0;
+    fail_pending(c, CHAT_ECLOSED, "connection lost");
+    if (c->auth_failed) {
+        set_state(c, CHAT_CONN_AUTH_FAILED);
+        c->next_attempt_ms = INT64_MAX;
+        return;
+    }
+    c->failures++;
+    int64_t wait = backoff_ms(c);
+    c->next_attempt_ms = chat__mono_ms() + wait;
+    set_state(c, CHAT_CONN_OFFLINE);
+    chat__client_log(c, CHAT_LOG_INFO, "offline (%s): %s; retry in %lld ms",
+                     chat_error_name(code), why, (long long)wait);
+    chat_event *ev = chat__event_new(CHAT_EVENT_OFFLINE);
+    if (ev) {
+        ev->code = code;
+        ev->retry_ms = wait;
+        chat__event_set_str(&ev->message, why);
+        chat__event_emit(c, ev);
+    }
+    (void)was;
+}
+
+static void start_connect(chat_client *c)
+{
+    set_state(c, CHAT_CONN_CONNECTING);
+    emit_simple(c, CHAT_EVENT_CONNECTING, CHAT_OK, c->url);
+    c->attempt_deadline_ms = chat__mono_ms() + c->hb_timeout_ms;
+    c->connected = 1; /* a transport connection exists (maybe not open yet) */
+    int rc = c->tops->connect(c->tstate, c->url, &sink, c);
+    if (rc != CHAT_OK) {
+        c->connected = 0;
+        lost(c, rc, chat_error_last()->message, 0);
+    }
+}
+
+static void on_open(void *ud)
+{
+    chat_client *c = ud;
+    cJSON *o = cJSON_CreateObject();
+    if (!o) {
+        lost(c, CHAT_ENOMEM, "out of memory", 1);
+        return;
+    }
+    char *stored = NULL;
+    pthread_mutex_lock(&c->cmd_mu);
+    char *tok = c->token ? chat__strdup(c->token) : NULL;
+    pthread_mutex_unlock(&c->cmd_mu);
+    if (!tok && chat__cache_meta_get(c->cache, "token", &stored) == CHAT_OK)
+        tok = stored;
+    if (tok) {
+        cJSON_AddStringToObject(o, "type", "auth");
+        cJSON_AddNumberToObject(o, "v", 1);
+        cJSON_AddStringToObject(o, "token", tok);
+        sodium_memzero(tok, strlen(tok));
+        chat__free(tok);
+    } else {
+        cJSON_AddStringToObject(o, "type", "login");
+        cJSON_AddNumberToObject(o, "v", 1);
+        cJSON_AddStringToObject(o, "user", c->login_user ? c->login_user : "");
+        cJSON_AddStringToObject(o, "password", c->password ? c->password : "");
+        cJSON_AddStringToObject(o, "device", c->device ? c->device : "");
+    }
+    c->last_rx_ms = chat__mono_ms();
+    if (send_frame(c, o, PEND_AUTH, 0, 0, 0, NULL) != CHAT_OK)
+        lost(c, CHAT_EIO, "cannot send auth", 1);
+}
+
+static void on_close(int code, const char *reason, void *ud)
+{
+    chat_client *c = ud;
+    char why[200];
+    snprintf(why, sizeof why, "closed (%d)%s%s", code, *reason ? ": " : "", reason);
+    lost(c, code == 1008 && c->auth_failed ? CHAT_EAUTH : CHAT_ECLOSED, why, 0);
+}
+
+/* ---- sync -------------------------------------------------------------------------------- */
+
+static void flush_outbox(chat_client *c);
+
+static void request_convs(chat_client *c)
+{
+    char *cur = NULL;
+    uint64_t since = 0;
+    if (chat__cache_meta_get(c->cache, "cursor", &cur) == CHAT_OK)
+        since = strtoull(cur, NULL, 10);
+    chat__free(cur);
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return;
+    cJSON_AddStringToObject(o, "type", "convs");
+    cJSON_AddNumberToObject(o, "since", (double)since);
+    cJSON_AddNumberToObject(o, "limit", SYNC_PAGE);
+    if (send_frame(c, o, PEND_CONVS, 0, 0, 0, NULL) == CHAT_OK)
+        c->syncing = 1;
+}
+
+static void start_sync(chat_client *c)
+{
+    if (c->online && !c->syncing)
+        request_convs(c);
+}
+
+static void send_history(chat_client *c, int kind, uint64_t request, uint64_t conv,
+                         uint64_t after, uint64_t before, int limit)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return;
+    cJSON_AddStringToObject(o, "type", "history");
+    cJSON_AddNumberToObject(o, "conv", (double)conv);
+    if (kind == PEND_HISTORY_SYNC)
+        cJSON_AddNumberToObject(o, "after", (double)after);
+    else if (before)
+        cJSON_AddNumberToObject(o, "before", (double)before);
+    cJSON_AddNumberToObject(o, "limit", limit);
+    if (send_frame(c, o, kind, request, conv, after, NULL) != CHAT_OK &&
+        kind == PEND_HISTORY_USER)
+        emit_result(c, CHAT_EVENT_HISTORY, request, CHAT_ECLOSED, "not connected", conv, 0);
+}
+
+static void pump_sync(chat_client *c)
+{
+    if (!c->syncing || c->fetch_inflight || !c->online)
+        return;
+    if (c->n_fetch) {
+        chat__fetch f = c->fetch[0];
+        memmove(c->fetch, c->fetch + 1, (c->n_fetch - 1) * sizeof *c->fetch);
+        c->n_fetch--;
+        c->fetch_inflight = 1;
+        send_history(c, PEND_HISTORY_SYNC, 0, f.conv, f.after, 0, SYNC_PAGE);
+        return;
+    }
+    /* every conversation of this page is stored: the cursor may move */
+    char cur[32];
+    snprintf(cur, sizeof cur, "%" PRIu64, c->sync_cursor);
+    chat__cache_meta_set(c->cache, "cursor", cur);
+    c->syncing = 0;
+    if (c->sync_more) {
+        request_convs(c);
+        return;
+    }
+    emit_simple(c, CHAT_EVENT_SYNCED, CHAT_OK, NULL);
+    flush_outbox(c);
+}
+
+static int add_fetch(chat_client *c, uint64_t conv, uint64_t after, int front)
+{
+    for (size_t i = 0; i < c->n_fetch; i++)
+        if (c->fetch[i].conv == conv)
+            return CHAT_OK;
+    chat__fetch *nv = chat__array_reserve(c->fetch, c->n_fetch, &c->cap_fetch, sizeof *nv);
+    if (!nv)
+        return CHAT_ENOMEM;
+    c->fetch = nv;
+    if (front) {
+        memmove(c->fetch + 1, c->fetch, c->n_fetch * sizeof *c->fetch);
+        c->fetch[0] = (chat__fetch){conv, after};
+    } else {
+        c->fetch[c->n_fetch] = (chat__fetch){conv, after};
+    }
+    c->n_fetch++;
+    return CHAT_OK;
+}
+
+static void on_convs(chat_client *c, const cJSON *o)
+{
+    const cJSON *convs = cJSON_GetObjectItemCaseSensitive(o, "convs");
+    const cJSON *it;
+    char *me = chat__client_me(c);
+    cJSON_ArrayForEach(it, convs)
+    {
+        uint64_t local_read = 0, srv_read = 0, srv_delivered = 0, head = 0;
+        if (chat__cache_conv_upsert(c->cache, it, me, &local_read) != CHAT_OK) {
+            chat__client_log(c, CHAT_LOG_WARN, "cache: %s", chat_error_last()->message);
+            continue;
+        }
+        chat__json_u64(it, "read", &srv_read);
+        chat__json_u64(it, "delivered", &srv_delivered);
+        chat__json_u64(it, "head", &head);
+        chat__conv_row row;
+        if (chat__cache_conv_get(c->cache, (uint64_t)cJSON_GetNumberValue(
+                                               cJSON_GetObjectItemCaseSensitive(it, "conv")),
+                                 &row) != CHAT_OK)
+            continue;
+        emit_conv(c, row.conv);
+        /* read marks made offline reach the server now */
+        if (local_read > srv_read)
+            send_receipt(c, row.conv, 0, local_read);
+        else if (c->auto_delivered && row.max_seq > srv_delivered && row.role != CHAT_ROLE_NONE)
+            send_receipt(c, row.conv, row.max_seq, 0);
+        /* Fetch from the first gap, not from the newest cached message: a live message that
+         * arrived past a gap must not hide the gap from the sync. */
+        if (head > row.contig_seq) {
+            uint64_t after = row.contig_seq;
+            if (after == 0 && head > FIRST_FETCH)
+                after = head - FIRST_FETCH;
+            if (after < row.joined)
+                after = row.joined;
+            if (after < head)
+                add_fetch(c, row.conv, after, 0);
+        }
+    }
+    chat__free(me);
+    uint64_t cursor = 0;
+    int more = 0;
+    chat__json_u64(o, "cursor", &cursor);
+    chat__json_bool(o, "more", &more);
+    c->sync_cursor = cursor;
+    c->sync_more = more;
+    pump_sync(c);
+}
+
+/* Store one message; emit it when new. Returns 1 new, 0 known, <0 error; *known_conv. */
+static int store_msg(chat_client *c, const cJSON *m, const char *me, int emit, int *known_conv)
+{
+    int r = chat__cache_msg_insert(c->cache, m, me, known_conv);
+    if (r < 0) {
+        chat__client_log(c, CHAT_LOG_WARN, "cache: %s", chat_error_last()->message);
+        return r;
+    }
+    if (r == 1 && emit) {
+        chat_event *ev = chat__event_new(CHAT_EVENT_MESSAGE);
+        if (!ev)
+            return r;
+        uint64_t v = 0;
+        chat__json_u64(m, "conv", &v), ev->conv = v;
+        chat__json_u64(m, "seq", &v), ev->seq = v;
+        chat__json_i64(m, "ts", &ev->ts);
+        size_t tl = 0;
+        const char *kind = chat__json_str(m, "kind", NULL);
+        ev->kind = kind && strcmp(kind, "media") == 0   ? CHAT_MSG_MEDIA
+                   : kind && strcmp(kind, "event") == 0 ? CHAT_MSG_EVENT
+                                                        : CHAT_MSG_TEXT;
+        const char *text = chat__json_str(m, "text", &tl);
+        chat__event_set_str(&ev->user, chat__json_str(m, "from", NULL));
+        chat__event_set_str(&ev->device, chat__json_str(m, "device", NULL));
+        chat__event_set_str(&ev->cmid, chat__json_str(m, "cmid", NULL));
+        if (text && (ev->text = chat__malloc(tl + 1))) {
+            memcpy(ev->text, text, tl);
+            ev->text[tl] = 0;
+            ev->text_len = tl;
+        }
+        char *js = cJSON_PrintUnformatted(m);
+        if (js) {
+            chat__event_set_str(&ev->json, js);
+            cJSON_free(js);
+        }
+        chat__event_emit(c, ev);
+    }
+    return r;
+}
+
+static void on_history(chat_client *c, chat__pend *p, const cJSON *o)
+{
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(o, "messages"), *m;
+    char *me = chat__client_me(c);
+    size_t n = 0;
+    uint64_t last = 0;
+    int more = 0;
+    chat__json_bool(o, "more", &more);
+    cJSON_ArrayForEach(m, msgs)
+    {
+        int known = 0;
+        if (store_msg(c, m, me, p->kind == PEND_HISTORY_SYNC, &known) == 1)
+            n++;
+        uint64_t s = 0;
+        chat__json_u64(m, "seq", &s);
+        if (s > last)
+            last = s;
+    }
+    chat__free(me);
+    chat__conv_row row;
+    if (c->auto_delivered && chat__cache_conv_get(c->cache, p->conv, &row) == CHAT_OK &&
+        row.max_seq > row.delivered && row.role != CHAT_ROLE_NONE)
+        send_receipt(c, p->conv, row.max_seq, 0);
+    if (p->kind == PEND_HISTORY_USER) {
+        chat_event *ev = chat__event_new(CHAT_EVENT_HISTORY);
+        if (ev) {
+            ev->request = p->request;
+            ev->conv = p->conv;
+            ev->count = n;
+            ev->more = more;
+            chat__event_emit(c, ev);
+        }
+        return;
+    }
+    c->fetch_inflight = 0;
+    if (more && last > p->after)
+        add_fetch(c, p->conv, last, 1);
+    pump_sync(c);
+}
+
+/* ---- outbox ------------------------------------------------------------------------------ */
+
+static void flush_outbox(chat_client *c)
+{
+    if (!c->online || c->syncing || c->send_inflight || chat__mono_ms() < c->send_retry_at_ms)
+        return;
+    chat__outbox_row row;
+    if (chat__cache_outbox_first(c->cache, &row) != CHAT_OK)
+        return;
+    cJSON *o = cJSON_CreateObject();
+    if (o) {
+        cJSON_AddStringToObject(o, "type", "send");
+        if (row.to_user)
+            cJSON_AddStringToObject(o, "to", row.to_user);
+        else
+            cJSON_AddNumberToObject(o, "conv", (double)row.conv);
+        cJSON_AddStringToObject(o, "cmid", row.cmid);
+        cJSON_AddStringToObject(o, "text", row.text);
+        if (send_frame(c, o, PEND_SEND, 0, row.conv, 0, row.cmid) == CHAT_OK)
+            c->send_inflight = 1;
+    }
+    chat__cache_outbox_row_free(&row);
+}
+
+static void on_ack(chat_client *c, chat__pend *p, const cJSON *o)
+{
+    uint64_t conv = 0, seq = 0;
+    int64_t ts = 0;
+    chat__json_u64(o, "conv", &conv);
+    chat__json_u64(o, "seq", &seq);
+    chat__json_i64(o, "ts", &ts);
+    chat__conv_row row;
+    int known = chat__cache_conv_get(c->cache, conv, &row) == CHAT_OK;
+    char *me = chat__client_me(c);
+    char *dev = NULL;
+    chat__cache_meta_get(c->cache, "device", &dev);
+    int r = chat__cache_outbox_ack(c->cache, p->cmid, conv, seq, ts, me ? me : "", dev);
+    chat__free(me);
+    chat__free(dev);
+    c->send_inflight = 0;
+    if (r < 0)
+        chat__client_log(c, CHAT_LOG_WARN, "cache: %s", chat_error_last()->message);
+    if (r == 1) {
+        chat_event *ev = chat__event_new(CHAT_EVENT_SENT);
+        if (ev) {
+            ev->conv = conv;
+            ev->seq = seq;
+            ev->ts = ts;
+            chat__event_set_str(&ev->cmid, p->cmid);
+            chat__event_emit(c, ev);
+        }
+    }
+    if (!known)
+        start_sync(c); /* a conversation the first send created: learn its members */
+    flush_outbox(c);
+}
+
+static void on_send_error(chat_client *c, chat__pend *p, int code, const char *reason,
+                          const cJSON *o)
+{
+    c->send_inflight = 0;
+    if (code == CHAT_EAGAIN || code == CHAT_EIO || code == CHAT_ECLOSED || code == CHAT_ERROR) {
+        int64_t after = 1000;
+        chat__json_i64(o, "retry_after_ms", &after);
+        c->send_retry_at_ms = chat__mono_ms() + (after > 0 ? after : 1);
+        return;
+    }
+    chat__cache_outbox_fail(c->cache, p->cmid, code, reason);
+    chat_event *ev = chat__event_new(CHAT_EVENT_SEND_FAILED);
+    if (ev) {
+        ev->code = code;
+        ev->conv = p->conv;
+        chat__event_set_str(&ev->cmid, p->cmid);
+        chat__event_set_str(&ev->message, reason);
+        chat__event_emit(c, ev);
+    }
+    flush_outbox(c);
+}
+
+/* ---- incoming frames --------------------------------------------------------------------- */
+
+static void on_auth_ok(chat_client *c, const cJSON *o)
+{
+    const char *user = chat__json_str(o, "user", NULL);
+    const char *device = chat__json_str(o, "device", NULL);
+    const char *token = chat__json_str(o, "token", NULL);
+    if (!user) {
+        lost(c, CHAT_EPROTO, "auth_ok without user", 1);
+        return;
+    }
+    char *old = NULL;
+    if (chat__cache_meta_get(c->cache, "user", &old) == CHAT_OK && strcmp(old, user) != 0) {
+        /* the cache belonged to another account: nothing of it may leak into this one */
+        chat__client_log(c, CHAT_LOG_WARN, "cache of user %s wiped for user %s", old, user);
+        chat__cache_wipe(c->cache);
+    }
+    chat__free(old);
+    chat__cache_meta_set(c->cache, "user", user);
+    chat__cache_meta_set(c->cache, "device", device ? device : "");
+    if (token)
+        chat__cache_meta_set(c->cache, "token", token);
+    pthread_mutex_lock(&c->cmd_mu);
+    if (!c->me || strcmp(c->me, user) != 0) {
+        chat__free(c->me);
+        c->me = chat__strdup(user);
+    }
+    pthread_mutex_unlock(&c->cmd_mu);
+    c->online = 1;
+    c->failures = 0;
+    c->send_retry_at_ms = 0;
+    set_state(c, CHAT_CONN_ONLINE);
+    chat_event *ev = chat__event_new(CHAT_EVENT_ONLINE);
+    if (ev) {
+        chat__event_set_str(&ev->user, user);
+        chat__event_set_str(&ev->device, device);
+        chat__event_emit(c, ev);
+    }
+    start_sync(c);
+}
+
+static void on_presence(chat_client *c, const cJSON *o)
+{
+    const cJSON *users = cJSON_GetObjectItemCaseSensitive(o, "users"), *u;
+    cJSON_ArrayForEach(u, users)
+    {
+        chat_event *ev = chat__event_new(CHAT_EVENT_PRESENCE);
+        if (!ev)
+            return;
+        chat__event_set_str(&ev->user, chat__json_str(u, "user", NULL));
+        chat__json_bool(u, "online", &ev->active);
+        chat__json_i64(u, "last_seen", &ev->last_seen);
+        chat__event_emit(c, ev);
+    }
+}
+
+static void on_receipt_push(chat_client *c, const cJSON *o)
+{
+    uint64_t conv = 0, d = 0, r = 0;
+    int64_t dts = 0, rts = 0;
+    const char *user = chat__json_str(o, "user", NULL);
+    chat__json_u64(o, "conv", &conv);
+    chat__json_u64(o, "delivered", &d);
+    chat__json_u64(o, "read", &r);
+    chat__json_i64(o, "delivered_ts", &dts);
+    chat__json_i64(o, "read_ts", &rts);
+    if (!user || !conv)
+        return;
+    char *me = chat__client_me(c);
+    chat__cache_watermark(c->cache, conv, user, d, r, dts, rts, me);
+    chat_event *ev = chat__event_new(CHAT_EVENT_RECEIPT);
+    if (ev) {
+        ev->conv = conv;
+        ev->delivered = d;
+        ev->read = r;
+        chat__event_set_str(&ev->user, user);
+        chat__event_emit(c, ev);
+    }
+    if (me && strcmp(me, user) == 0)
+        emit_conv(c, conv); /* my unread count changed (maybe from another device) */
+    chat__free(me);
+}
+
+static void on_live_msg(chat_client *c, const cJSON *o)
+{
+    char *me = chat__client_me(c);
+    uint64_t conv = 0, seq = 0;
+    chat__json_u64(o, "conv", &conv);
+    chat__json_u64(o, "seq", &seq);
+    chat__conv_row before;
+    int had = chat__cache_conv_get(c->cache, conv, &before) == CHAT_OK;
+    int known = 0;
+    int r = store_msg(c, o, me, 1, &known);
+    const char *from = chat__json_str(o, "from", NULL);
+    const char *kind = chat__json_str(o, "kind", NULL);
+    if (r >= 0 && c->auto_delivered && from && me && strcmp(from, me) != 0 &&
+        (!had || seq > before.delivered))
+        send_receipt(c, conv, seq, 0);
+    /* unknown conversation, a gap, or a membership change: resync from the cursor */
+    if (!had || (before.max_seq && seq > before.max_seq + 1) ||
+        (kind && strcmp(kind, "event") == 0))
+        start_sync(c);
+    chat__free(me);
+}
+
+static void on_text(const char *data, size_t len, void *ud)
+{
+    chat_client *c = ud;
+    c->last_rx_ms = chat__mono_ms();
+    c->ping_sent_ms = 0;
+    cJSON *o = cJSON_ParseWithLength(data, len);
+    if (!o) {
+        chat__client_log(c, CHAT_LOG_WARN, "unparsable frame from the server");
+        return;
+    }
+    const char *type = chat__json_str(o, "type", NULL);
+    const char *re = chat__json_str(o, "re", NULL);
+    chat__pend *p = NULL;
+    if (re) {
+        char *end;
+        uint64_t id = strtoull(re, &end, 10);
+        if (*end == 0)
+            p = pend_take(c, id);
+    }
+    if (!type)
+        type = "";
+    if (strcmp(type, "error") == 0) {
+        const char *code_name = chat__json_str(o, "code", NULL);
+        const char *reason = chat__json_str(o, "reason", NULL);
+        const char *message = chat__json_str(o, "message", NULL);
+        int code = code_name ? chat_error_from_name(code_name) : CHAT_ERROR;
+        char why[256];
+        snprintf(why, sizeof why, "%s: %s", reason ? reason : "", message ? message : "");
+        int kind = p ? p->kind : 0;
+        if (kind == PEND_AUTH) {
+            if (code == CHAT_EAUTH || code == CHAT_EVERSION) {
+                char *stored = NULL;
+                int had_stored = chat__cache_meta_get(c->cache, "token", &stored) == CHAT_OK;
+                chat__free(stored);
+                pthread_mutex_lock(&c->cmd_mu);
+                int cfg_token = c->token != NULL;
+                pthread_mutex_unlock(&c->cmd_mu);
+                if (!cfg_token && had_stored && c->password && code == CHAT_EAUTH) {
+                    /* the token a login gave expired or was revoked: log in again */
+                    chat__cache_meta_del(c->cache, "token");
+                    c->failures = 0;
+                    lost(c, code, why, 1);
+                } else {
+                    c->auth_failed = 1;
+                    emit_simple(c, CHAT_EVENT_AUTH_FAILED, code, why);
+                    lost(c, code, why, 1);
+                }
+            } else {
+                lost(c, code, why, 1);
+            }
+        } else if (kind == PEND_SEND) {
+            on_send_error(c, p, code, reason, o);
+        } else if (kind == PEND_GROUP || kind == PEND_PRESENCE) {
+            emit_result(c, CHAT_EVENT_RESULT, p->request, code, why, p->conv, 0);
+        } else if (kind == PEND_HISTORY_USER) {
+            emit_result(c, CHAT_EVENT_HISTORY, p->request, code, why, p->conv, 0);
+        } else if (kind == PEND_HISTORY_SYNC) {
+            c->fetch_inflight = 0; /* e.g. removed meanwhile: skip that conversation */
+            pump_sync(c);
+        } else if (kind == PEND_CONVS) {
+            c->syncing = 0;
+            chat__client_log(c, CHAT_LOG_WARN, "sync refused: %s", why);
+        } else {
+            chat__client_log(c, CHAT_LOG_INFO, "server error %s %s", code_name ? code_name : "",
+                             why);
+        }
+    } else if (p && p->kind == PEND_AUTH && strcmp(type, "auth_ok") == 0) {
+        on_auth_ok(c, o);
+    } else if (p && p->kind == PEND_CONVS && strcmp(type, "convs") == 0) {
+        on_convs(c, o);
+    } else if (p && (p->kind == PEND_HISTORY_SYNC || p->kind == PEND_HISTORY_USER) &&
+               strcmp(type, "history") == 0) {
+        on_history(c, p, o);
+    } else if (p && p->kind == PEND_SEND && strcmp(type, "ack") == 0) {
+        on_ack(c, p, o);
+    } else if (p && p->kind == PEND_RECEIPT && strcmp(type, "ok") == 0) {
+        uint64_t d = 0, r = 0;
+        chat__json_u64(o, "delivered", &d);
+        chat__json_u64(o, "read", &r);
+        char *me = chat__client_me(c);
+        if (me) {
+            chat__cache_watermark(c->cache, p->conv, me, d, r, 0, 0, me);
+            emit_conv(c, p->conv);
+        }
+        chat__free(me);
+    } else if (p && p->kind == PEND_GROUP) {
+        uint64_t conv = p->conv, seq = 0;
+        const cJSON *cv = cJSON_GetObjectItemCaseSensitive(o, "conv");
+        if (cJSON_IsObject(cv)) { /* group_create */
+            char *me = chat__client_me(c);
+            chat__cache_conv_upsert(c->cache, cv, me, NULL);
+            chat__free(me);
+            chat__json_u64(cv, "conv", &conv);
+            chat__json_u64(cv, "head", &seq);
+            emit_conv(c, conv);
+        } else {
+            chat__json_u64(o, "seq", &seq);
+        }
+        emit_result(c, CHAT_EVENT_RESULT, p->request, CHAT_OK, NULL, conv, seq);
+        start_sync(c);
+    } else if (p && p->kind == PEND_PRESENCE) {
+        on_presence(c, o);
+        emit_result(c, CHAT_EVENT_RESULT, p->request, CHAT_OK, NULL, 0, 0);
+    } else if (p && p->kind == PEND_PING) {
+        /* pong: liveness already noted */
+    } else if (!re && strcmp(type, "msg") == 0) {
+        on_live_msg(c, o);
+    } else if (!re && strcmp(type, "receipt") == 0) {
+        on_receipt_push(c, o);
+    } else if (!re && strcmp(type, "presence") == 0) {
+        on_presence(c, o);
+    } else if (!re && strcmp(type, "typing") == 0) {
+        chat_event *ev = chat__event_new(CHAT_EVENT_TYPING);
+        if (ev) {
+            uint64_t conv = 0;
+            int64_t ttl = 0;
+            const char *state = chat__json_str(o, "state", NULL);
+            chat__json_u64(o, "conv", &conv);
+            chat__json_i64(o, "ttl_ms", &ttl);
+            ev->conv = conv;
+            ev->active = state && strcmp(state, "start") == 0;
+            ev->retry_ms = ttl;
+            chat__event_set_str(&ev->user, chat__json_str(o, "user", NULL));
+            chat__event_emit(c, ev);
+        }
+    }
+    if (p)
+        pend_free(p);
+    cJSON_Delete(o);
+}
+
+/* ---- commands and the loop --------------------------------------------------------------- */
+
+static void run_cmd(chat_client *c, chat__cmd *cmd)
+{
+    switch (cmd->type) {
+    case CMD_FLUSH:
+        flush_outbox(c);
+        break;
+    case CMD_FRAME:
+        if (!c->online) {
+            emit_result(c, cmd->kind == PEND_HISTORY_USER ? CHAT_EVENT_HISTORY : CHAT_EVENT_RESULT,
+                        cmd->request, CHAT_ECLOSED, "offline", cmd->conv, 0);
+        } else {
+            cJSON *b = cmd->body;
+            cmd->body = NULL;
+            if (send_frame(c, b, cmd->kind, cmd->request, cmd->conv, 0, NULL) != CHAT_OK)
+                emit_result(c,
+                            cmd->kind == PEND_HISTORY_USER ? CHAT_EVENT_HISTORY
+                                                           : CHAT_EVENT_RESULT,
+                            cmd->request, CHAT_ECLOSED, "send failed", cmd->conv, 0);
+        }
+        break;
+    case CMD_TYPING:
+        if (c->online) {
+            cJSON *b = cmd->body;
+            cmd->body = NULL;
+            send_frame(c, b, 0, 0, 0, 0, NULL);
+        }
+        break;
+    case CMD_READ:
+        if (c->online)
+            send_receipt(c, cmd->conv, 0, cmd->seq);
+        break;
+    case CMD_RECONNECT:
+        c->auth_failed = 0;
+        if (!c->connected) {
+            c->failures = 0;
+            c->next_attempt_ms = 0;
+            set_state(c, CHAT_CONN_OFFLINE);
+        }
+        break;
+    case CMD_DISCONNECT:
+        if (c->connected)
+            lost(c, CHAT_ECLOSED, "disconnected by the host", 1);
+        break;
+    default:
+        break;
+    }
+}
+
+static void run_cmds(chat_client *c)
+{
+    pthread_mutex_lock(&c->cmd_mu);
+    chat__cmd *list = c->cmd_head;
+    c->cmd_head = c->cmd_tail = NULL;
+    pthread_mutex_unlock(&c->cmd_mu);
+    while (list) {
+        chat__cmd *next = list->next;
+        if (!atomic_load(&c->stop))
+            run_cmd(c, list);
+        else if (list->type == CMD_FRAME)
+            emit_result(c, list->kind == PEND_HISTORY_USER ? CHAT_EVENT_HISTORY : CHAT_EVENT_RESULT,
+                        list->request, CHAT_ECLOSED, "stopping", list->conv, 0);
+        cJSON_Delete(list->body);
+        chat__free(list);
+        list = next;
+    }
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+void *chat__client_loop(void *arg)
+{
+    chat_client *c = arg;
+    c->loop_tid = pthread_self();
+    atomic_store(&c->loop_tid_valid, 1);
+    c->next_attempt_ms = 0;
+    set_state(c, CHAT_CONN_OFFLINE);
+    while (!atomic_load(&c->stop)) {
+        run_cmds(c);
+        if (atomic_load(&c->stop))
+            break;
+        int64_t now = chat__mono_ms();
+        if (!c->connected && !c->auth_failed && now >= c->next_attempt_ms)
+            start_connect(c);
+        now = chat__mono_ms();
+        if (c->connected && !c->online && now >= c->attempt_deadline_ms)
+            lost(c, CHAT_ETIMEDOUT, "connect/auth timed out", 1);
+        if (c->online) {
+            if (c->ping_sent_ms && now - c->ping_sent_ms >= c->hb_timeout_ms) {
+                lost(c, CHAT_ETIMEDOUT, "heartbeat timed out", 1);
+            } else if (!c->ping_sent_ms && now - c->last_rx_ms >= c->hb_interval_ms) {
+                cJSON *o = cJSON_CreateObject();
+                if (o) {
+                    cJSON_AddStringToObject(o, "type", "ping");
+                    send_frame(c, o, PEND_PING, 0, 0, 0, NULL);
+                }
+                c->ping_sent_ms = now;
+            }
+            if (c->send_retry_at_ms && now >= c->send_retry_at_ms) {
+                c->send_retry_at_ms = 0;
+                flush_outbox(c);
+            }
+        }
+        int64_t deadline = now + 1000;
+        if (!c->connected && !c->auth_failed)
+            deadline = min64(deadline, c->next_attempt_ms);
+        if (c->connected && !c->online)
+            deadline = min64(deadline, c->attempt_deadline_ms);
+        if (c->online) {
+            deadline = min64(deadline, c->ping_sent_ms ? c->ping_sent_ms + c->hb_timeout_ms
+                                                       : c->last_rx_ms + c->hb_interval_ms);
+            if (c->send_retry_at_ms)
+                deadline = min64(deadline, c->send_retry_at_ms);
+        }
+        int64_t wait = deadline - now;
+        if (wait < 0)
+            wait = 0;
+        int rc = c->tops->poll(c->tstate, (int)wait);
+        if (rc != CHAT_OK) {
+            chat__client_log(c, CHAT_LOG_ERROR, "transport poll failed: %s",
+                             chat_error_last()->message);
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (c->connected)
+        c->tops->close(c->tstate);
+    c->connected = c->online = 0;
+    c->syncing = 0;
+    c->n_fetch = 0;
+    c->fetch_inflight = c->send_inflight = 0;
+    fail_pending(c, CHAT_ECLOSED, "client stopped");
+    run_cmds(c); /* complete what was posted meanwhile */
+    set_state(c, CHAT_CONN_STOPPED);
+    atomic_store(&c->loop_tid_valid, 0);
+    return NULL;
+}

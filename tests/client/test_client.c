@@ -1,0 +1,748 @@
+/* Client engine against a real server: both embedded through the public API only (linked
+ * against the shared library), over real sockets on 127.0.0.1. Every wait is bounded. */
+#define _GNU_SOURCE
+#include <chat/chat.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define WAIT_MS 8000
+#define TOKEN_TTL_MS (3600LL * 1000)
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void log_stderr(int level, const char *msg, void *user_data)
+{
+    fprintf(stderr, "[%s %d] %s\n", (const char *)user_data, level, msg);
+}
+
+/* ---- server ------------------------------------------------------------------------------ */
+
+static chat_server *server_up(const char *data_dir, int port)
+{
+    chat_server_config *cfg = NULL;
+    assert_int_equal(chat_server_config_new(&cfg), CHAT_OK);
+    assert_int_equal(chat_server_config_set_listen(cfg, "127.0.0.1", port), CHAT_OK);
+    unsigned char k[32];
+    for (int i = 0; i < 32; i++)
+        k[i] = (unsigned char)(i * 7 + 3);
+    assert_int_equal(chat_server_config_add_token_key(cfg, 1, k, sizeof k), CHAT_OK);
+    assert_int_equal(chat_server_config_set_log(cfg, log_stderr, CHAT_LOG_WARN, "server"),
+                     CHAT_OK);
+    assert_int_equal(chat_server_config_set_limit(cfg, CHAT_LIMIT_SEND_RATE, 10000), CHAT_OK);
+    assert_int_equal(chat_server_config_set_limit(cfg, CHAT_LIMIT_SEND_BURST, 10000), CHAT_OK);
+    if (data_dir)
+        assert_int_equal(chat_server_config_set_data_dir(cfg, data_dir), CHAT_OK);
+    chat_server *srv = NULL;
+    int rc = chat_server_new(&srv, cfg);
+    chat_server_config_free(cfg);
+    assert_int_equal(rc, CHAT_OK);
+    /* a restarted server reuses its port: retry the bind briefly */
+    long long dl = now_ms() + 3000;
+    while ((rc = chat_server_start(srv)) != CHAT_OK && now_ms() < dl)
+        usleep(50 * 1000);
+    assert_int_equal(rc, CHAT_OK);
+    assert_true(chat_server_port(srv) > 0);
+    return srv;
+}
+
+static char *token(chat_server *srv, const char *user, const char *device)
+{
+    char *t = NULL;
+    assert_int_equal(chat_server_issue_token(srv, user, device, TOKEN_TTL_MS, &t), CHAT_OK);
+    return t;
+}
+
+static char *tmpdir(void)
+{
+    char tmpl[] = "/tmp/libchat-client-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    return strdup(d);
+}
+
+static void rm_rf(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* ---- clients ----------------------------------------------------------------------------- */
+
+static chat_client *client_new(int port, const char *tok, const char *cache)
+{
+    chat_client_config *cfg = NULL;
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", port);
+    assert_int_equal(chat_client_config_new(&cfg), CHAT_OK);
+    assert_int_equal(chat_client_config_set_server(cfg, url), CHAT_OK);
+    assert_int_equal(chat_client_config_set_token(cfg, tok), CHAT_OK);
+    assert_int_equal(chat_client_config_set_cache_path(cfg, cache), CHAT_OK);
+    assert_int_equal(chat_client_config_set_backoff(cfg, 20, 200), CHAT_OK);
+    /* A connection attempt caught in a server's shutdown can hang: the heartbeat timeout,
+     * which also bounds connection attempts, gives it up quickly in tests. */
+    assert_int_equal(chat_client_config_set_heartbeat(cfg, 1000, 2000), CHAT_OK);
+    assert_int_equal(chat_client_config_set_log(cfg, log_stderr, getenv("CHAT_TEST_LOG") ? CHAT_LOG_DEBUG : CHAT_LOG_WARN, "client"),
+                     CHAT_OK);
+    chat_client *c = NULL;
+    int rc = chat_client_new(&c, cfg);
+    chat_client_config_free(cfg);
+    assert_int_equal(rc, CHAT_OK);
+    assert_int_equal(chat_client_start(c), CHAT_OK);
+    return c;
+}
+
+/* Pop events until one of type matching (conv, text) arrives; the caller frees it. */
+static chat_event *wait_for(chat_client *c, int type, uint64_t conv, const char *text)
+{
+    long long dl = now_ms() + WAIT_MS;
+    for (;;) {
+        long long left = dl - now_ms();
+        chat_event *ev = NULL;
+        if (left <= 0 || chat_client_wait_event(&ev, c, (int)left) != CHAT_OK)
+            fail_msg("no %s event (conv %llu, text %s) within %d ms", chat_event_type_name(type),
+                     (unsigned long long)conv, text ? text : "-", WAIT_MS);
+        if (chat_event_type(ev) == type && (!conv || chat_event_conv(ev) == conv) &&
+            (!text || strcmp(chat_event_text(ev, NULL), text) == 0))
+            return ev;
+        if (getenv("CHAT_TEST_LOG"))
+            fprintf(stderr, "[test] skipped %s conv %llu seq %llu text %s code %d\n",
+                    chat_event_type_name(chat_event_type(ev)),
+                    (unsigned long long)chat_event_conv(ev), (unsigned long long)chat_event_seq(ev),
+                    chat_event_text(ev, NULL) ? chat_event_text(ev, NULL) : "-",
+                    chat_event_code(ev));
+        chat_event_free(ev);
+    }
+}
+
+/* Pop events until a message event of conv arrived for each of texts, in any order. */
+static void wait_for_all(chat_client *c, uint64_t conv, const char *const *texts, int n)
+{
+    int seen = 0, got[8] = {0};
+    long long dl = now_ms() + WAIT_MS;
+    while (seen < n) {
+        long long left = dl - now_ms();
+        chat_event *ev = NULL;
+        if (left <= 0 || chat_client_wait_event(&ev, c, (int)left) != CHAT_OK)
+            fail_msg("only %d of %d messages arrived within %d ms", seen, n, WAIT_MS);
+        if (chat_event_type(ev) == CHAT_EVENT_MESSAGE && chat_event_conv(ev) == conv)
+            for (int i = 0; i < n; i++)
+                if (!got[i] && strcmp(chat_event_text(ev, NULL), texts[i]) == 0) {
+                    got[i] = 1;
+                    seen++;
+                }
+        chat_event_free(ev);
+    }
+}
+
+static void wait_online(chat_client *c) { chat_event_free(wait_for(c, CHAT_EVENT_SYNCED, 0, NULL)); }
+
+/* Drain events until cond(c, arg) holds. */
+static void wait_until(chat_client *c, int (*cond)(chat_client *, void *), void *arg,
+                       const char *what)
+{
+    long long dl = now_ms() + WAIT_MS;
+    while (!cond(c, arg)) {
+        if (now_ms() > dl)
+            fail_msg("timed out waiting for %s", what);
+        chat_event *ev = NULL;
+        if (chat_client_wait_event(&ev, c, 50) == CHAT_OK)
+            chat_event_free(ev);
+    }
+}
+
+struct status_arg {
+    const char *cmid;
+    int status;
+};
+
+static int status_is(chat_client *c, void *arg)
+{
+    struct status_arg *a = arg;
+    int st = -1;
+    if (chat_client_message_status(&st, NULL, NULL, c, a->cmid) != CHAT_OK)
+        return 0;
+    return st == a->status;
+}
+
+static uint64_t unread_of(chat_client *c, uint64_t conv)
+{
+    chat_conv_list *l = NULL;
+    assert_int_equal(chat_client_convs(&l, c), CHAT_OK);
+    uint64_t u = UINT64_MAX;
+    for (size_t i = 0; i < chat_conv_list_count(l); i++)
+        if (chat_conv_list_id(l, i) == conv)
+            u = chat_conv_list_unread(l, i);
+    chat_conv_list_free(l);
+    return u;
+}
+
+struct unread_arg {
+    uint64_t conv, unread;
+};
+
+static int unread_is(chat_client *c, void *arg)
+{
+    struct unread_arg *a = arg;
+    return unread_of(c, a->conv) == a->unread;
+}
+
+/* Wait until the cache of c holds exactly `expect` messages with text in conv, the whole
+ * history being cached (fetched as needed) gap-free and duplicate-free. More than expected
+ * fails at once (a duplicate never goes away); fewer waits for what is still in flight. */
+static void expect_text(chat_client *c, uint64_t conv, const char *text, size_t expect)
+{
+    long long dl = now_ms() + WAIT_MS;
+    for (;;) {
+        chat_msg_list *l = NULL;
+        uint64_t req = 0;
+        size_t n = 0;
+        assert_int_equal(chat_client_history(&l, &req, c, conv, 0, 200), CHAT_OK);
+        int complete = chat_msg_list_complete(l);
+        for (size_t i = 0; complete && i < chat_msg_list_count(l); i++) {
+            assert_int_equal(chat_msg_list_seq(l, i), chat_msg_list_seq(l, 0) + i);
+            if (strcmp(chat_msg_list_text(l, i, NULL), text) == 0)
+                n++;
+        }
+        chat_msg_list_free(l);
+        if (complete && n > expect)
+            fail_msg("%zu copies of '%s', expected %zu", n, text, expect);
+        if (complete && n == expect)
+            return;
+        if (now_ms() > dl)
+            fail_msg("'%s': %zu copies (complete %d) after %d ms, expected %zu", text, n,
+                     complete, WAIT_MS, expect);
+        chat_event *ev = NULL;
+        if (chat_client_wait_event(&ev, c, req ? WAIT_MS : 20) == CHAT_OK)
+            chat_event_free(ev);
+    }
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+static atomic_int cb_events;
+static atomic_int cb_on_main;
+static pthread_t main_thread;
+
+static void count_cb(chat_client *c, const chat_event *ev, void *ud)
+{
+    (void)c, (void)ev, (void)ud;
+    atomic_fetch_add(&cb_events, 1);
+    if (pthread_equal(pthread_self(), main_thread))
+        atomic_store(&cb_on_main, 1);
+}
+
+static void test_client_chat_both_ways_with_receipts(void **state)
+{
+    (void)state;
+    chat_server *srv = server_up(NULL, 0);
+    int port = chat_server_port(srv);
+    char *ta = token(srv, "alice", "phone"), *tb = token(srv, "bob", "laptop");
+    chat_client *a = client_new(port, ta, NULL);
+
+    /* bob with a callback too: both delivery forms see the same events */
+    chat_client_config *cfg = NULL;
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", port);
+    chat_client_config_new(&cfg);
+    chat_client_config_set_server(cfg, url);
+    chat_client_config_set_token(cfg, tb);
+    chat_client_config_set_backoff(cfg, 20, 200);
+    main_thread = pthread_self();
+    chat_client_config_set_event_cb(cfg, count_cb, NULL, NULL);
+    chat_client *b = NULL;
+    assert_int_equal(chat_client_new(&b, cfg), CHAT_OK);
+    chat_client_config_free(cfg);
+    assert_int_equal(chat_client_start(b), CHAT_OK);
+    wait_online(a);
+    wait_online(b);
+    assert_int_equal(chat_client_state(a), CHAT_CONN_ONLINE);
+
+    char *cmid = NULL;
+    assert_int_equal(chat_client_send_text_to(&cmid, a, "bob", "hi bob", 6), CHAT_OK);
+    assert_int_equal(strlen(cmid), 16);
+    chat_event *ev = wait_for(a, CHAT_EVENT_SENT, 0, NULL);
+    assert_string_equal(chat_event_cmid(ev), cmid);
+    uint64_t conv = chat_event_conv(ev);
+    assert_int_equal(chat_event_seq(ev), 1);
+    chat_event_free(ev);
+
+    ev = wait_for(b, CHAT_EVENT_MESSAGE, conv, "hi bob");
+    assert_string_equal(chat_event_user(ev), "alice");
+    assert_string_equal(chat_event_cmid(ev), cmid);
+    assert_int_equal(chat_event_kind(ev), CHAT_MSG_TEXT);
+    chat_event_free(ev);
+    struct unread_arg ua = {conv, 1};
+    wait_until(b, unread_is, &ua, "bob's unread 1");
+
+    /* bob's device acknowledged delivery on its own; read only when bob says so */
+    struct status_arg sa = {cmid, CHAT_MSG_STATUS_DELIVERED};
+    wait_until(a, status_is, &sa, "delivered status");
+    assert_int_equal(chat_client_mark_read(b, conv, 1), CHAT_OK);
+    assert_int_equal(unread_of(b, conv), 0);
+    sa.status = CHAT_MSG_STATUS_READ;
+    wait_until(a, status_is, &sa, "read status");
+
+    /* and back */
+    assert_int_equal(chat_client_send_text(NULL, b, conv, "hello alice", 11), CHAT_OK);
+    ev = wait_for(a, CHAT_EVENT_MESSAGE, conv, "hello alice");
+    assert_string_equal(chat_event_user(ev), "bob");
+    assert_int_equal(chat_event_seq(ev), 2);
+    chat_event_free(ev);
+
+    /* the conversation list from the cache */
+    chat_conv_list *l = NULL;
+    assert_int_equal(chat_client_convs(&l, a), CHAT_OK);
+    assert_int_equal(chat_conv_list_count(l), 1);
+    assert_int_equal(chat_conv_list_kind(l, 0), CHAT_CONV_DIRECT);
+    assert_string_equal(chat_conv_list_peer(l, 0), "bob");
+    assert_int_equal(chat_conv_list_head(l, 0), 2);
+    assert_int_equal(chat_conv_list_unread(l, 0), 1);
+    chat_conv_list_free(l);
+
+    assert_true(atomic_load(&cb_events) > 0);
+    assert_int_equal(atomic_load(&cb_on_main), 0);
+    chat_string_free(cmid);
+    chat_client_free(a);
+    chat_client_free(b);
+    chat_string_free(ta);
+    chat_string_free(tb);
+    chat_server_free(srv);
+}
+
+static void test_client_offline_send_exactly_once(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    chat_server *srv = server_up(dir, 0);
+    int port = chat_server_port(srv);
+    char *ta = token(srv, "alice", "phone"), *tb = token(srv, "bob", "laptop");
+    chat_server_free(srv); /* down: the client starts with no server */
+
+    chat_client *a = client_new(port, ta, NULL);
+    chat_event_free(wait_for(a, CHAT_EVENT_OFFLINE, 0, NULL));
+    char *cmid = NULL;
+    assert_int_equal(chat_client_send_text_to(&cmid, a, "bob", "sent offline", 12), CHAT_OK);
+    int st = 0;
+    assert_int_equal(chat_client_message_status(&st, NULL, NULL, a, cmid), CHAT_OK);
+    assert_int_equal(st, CHAT_MSG_STATUS_SENDING);
+    size_t n = 0;
+    assert_int_equal(chat_client_outbox_count(&n, a), CHAT_OK);
+    assert_int_equal(n, 1);
+
+    srv = server_up(dir, port);
+    chat_event *ev = wait_for(a, CHAT_EVENT_SENT, 0, NULL);
+    assert_string_equal(chat_event_cmid(ev), cmid);
+    uint64_t conv = chat_event_conv(ev), seq = 0;
+    chat_event_free(ev);
+    assert_int_equal(chat_client_message_status(&st, NULL, &seq, a, cmid), CHAT_OK);
+    assert_true(st >= CHAT_MSG_STATUS_SENT);
+    assert_int_equal(seq, 1);
+    assert_int_equal(chat_client_outbox_count(&n, a), CHAT_OK);
+    assert_int_equal(n, 0);
+
+    chat_client *b = client_new(port, tb, NULL);
+    wait_online(b);
+    expect_text(b, conv, "sent offline", 1);
+
+    chat_string_free(cmid);
+    chat_client_free(a);
+    chat_client_free(b);
+    chat_server_free(srv);
+    chat_string_free(ta);
+    chat_string_free(tb);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_client_outbox_survives_restart(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    char cache[600];
+    snprintf(cache, sizeof cache, "%s/alice-cache.db", dir);
+    chat_server *srv = server_up(NULL, 0);
+    int port = chat_server_port(srv);
+    char *ta = token(srv, "alice", "phone"), *tb = token(srv, "bob", "laptop");
+    chat_client *b = client_new(port, tb, NULL);
+    wait_online(b);
+
+    /* 1: written while unreachable, the app quits, the next run sends it */
+    chat_client *a = client_new(1, ta, cache); /* port 1: nothing listens */
+    chat_event_free(wait_for(a, CHAT_EVENT_OFFLINE, 0, NULL));
+    assert_int_equal(chat_client_send_text_to(NULL, a, "bob", "before restart", 14), CHAT_OK);
+    chat_client_free(a);
+
+    /* 2: sent while online, the app quits at once (ack maybe lost); resent with the same cmid */
+    a = client_new(port, ta, cache);
+    chat_event_free(wait_for(a, CHAT_EVENT_SENT, 0, NULL)); /* message 1 */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(chat_client_send_text_to(NULL, a, "bob", "burst", 5), CHAT_OK);
+    chat_client_free(a);
+
+    a = client_new(port, ta, cache);
+    wait_online(a);
+    size_t n = 1;
+    long long dl = now_ms() + WAIT_MS;
+    while (n && now_ms() < dl) {
+        assert_int_equal(chat_client_outbox_count(&n, a), CHAT_OK);
+        chat_event *ev = NULL;
+        if (chat_client_wait_event(&ev, a, 20) == CHAT_OK)
+            chat_event_free(ev);
+    }
+    assert_int_equal(n, 0);
+    chat_conv_list *l = NULL;
+    assert_int_equal(chat_client_convs(&l, a), CHAT_OK);
+    assert_int_equal(chat_conv_list_count(l), 1);
+    uint64_t conv = chat_conv_list_id(l, 0);
+    chat_conv_list_free(l);
+    expect_text(b, conv, "before restart", 1);
+    expect_text(b, conv, "burst", 5);
+
+    chat_client_free(a);
+    chat_client_free(b);
+    chat_server_free(srv);
+    chat_string_free(ta);
+    chat_string_free(tb);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_client_server_restart_resumes(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    chat_server *srv = server_up(dir, 0);
+    int port = chat_server_port(srv);
+    char *ta = token(srv, "alice", "phone"), *tb = token(srv, "bob", "laptop");
+    chat_client *a = client_new(port, ta, NULL), *b = client_new(port, tb, NULL);
+    wait_online(a);
+    wait_online(b);
+    assert_int_equal(chat_client_send_text_to(NULL, a, "bob", "one", 3), CHAT_OK);
+    chat_event *ev = wait_for(b, CHAT_EVENT_MESSAGE, 0, "one");
+    uint64_t conv = chat_event_conv(ev);
+    chat_event_free(ev);
+
+    chat_server_free(srv);
+    chat_event_free(wait_for(a, CHAT_EVENT_OFFLINE, 0, NULL));
+    assert_int_equal(chat_client_send_text(NULL, a, conv, "two", 3), CHAT_OK);
+    assert_int_equal(chat_client_send_text(NULL, a, conv, "three", 5), CHAT_OK);
+
+    srv = server_up(dir, port);
+    /* "three" may arrive live before the sync fills in "two": either order is right. */
+    const char *missed[] = {"two", "three"};
+    wait_for_all(b, conv, missed, 2);
+    assert_int_equal(chat_client_send_text(NULL, b, conv, "four", 4), CHAT_OK);
+    chat_event_free(wait_for(a, CHAT_EVENT_MESSAGE, conv, "four"));
+    const char *words[] = {"one", "two", "three", "four"};
+    for (int i = 0; i < 4; i++) {
+        expect_text(a, conv, words[i], 1);
+        expect_text(b, conv, words[i], 1);
+    }
+    chat_msg_list *l = NULL;
+    assert_int_equal(chat_client_history(&l, NULL, b, conv, 0, 50), CHAT_OK);
+    assert_int_equal(chat_msg_list_count(l), 4);
+    assert_int_equal(chat_msg_list_seq(l, 3), 4);
+    chat_msg_list_free(l);
+
+    chat_client_free(a);
+    chat_client_free(b);
+    chat_server_free(srv);
+    chat_string_free(ta);
+    chat_string_free(tb);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_client_two_devices_stay_in_sync(void **state)
+{
+    (void)state;
+    chat_server *srv = server_up(NULL, 0);
+    int port = chat_server_port(srv);
+    char *t1 = token(srv, "alice", "phone"), *t2 = token(srv, "alice", "laptop"),
+         *tb = token(srv, "bob", "desk");
+    chat_client *a1 = client_new(port, t1, NULL), *a2 = client_new(port, t2, NULL),
+                *b = client_new(port, tb, NULL);
+    wait_online(a1);
+    wait_online(a2);
+    wait_online(b);
+    assert_int_equal(chat_client_send_text_to(NULL, b, "alice", "m1", 2), CHAT_OK);
+    chat_event *ev = wait_for(a1, CHAT_EVENT_MESSAGE, 0, "m1");
+    uint64_t conv = chat_event_conv(ev);
+    chat_event_free(ev);
+    assert_int_equal(chat_client_send_text(NULL, b, conv, "m2", 2), CHAT_OK);
+    chat_event_free(wait_for(a1, CHAT_EVENT_MESSAGE, conv, "m2"));
+    chat_event_free(wait_for(a2, CHAT_EVENT_MESSAGE, conv, "m2"));
+    struct unread_arg ua = {conv, 2};
+    wait_until(a2, unread_is, &ua, "unread 2 on device 2");
+    assert_int_equal(unread_of(a1, conv), 2);
+
+    /* reading on device 1 clears the unread count on device 2 */
+    assert_int_equal(chat_client_mark_read(a1, conv, 2), CHAT_OK);
+    ua.unread = 0;
+    wait_until(a2, unread_is, &ua, "unread 0 on device 2");
+
+    /* what device 1 sends shows on device 2 */
+    assert_int_equal(chat_client_send_text(NULL, a1, conv, "from phone", 10), CHAT_OK);
+    ev = wait_for(a2, CHAT_EVENT_MESSAGE, conv, "from phone");
+    assert_string_equal(chat_event_user(ev), "alice");
+    assert_string_equal(chat_event_device(ev), "phone");
+    chat_event_free(ev);
+    assert_int_equal(unread_of(a2, conv), 0);
+
+    chat_client_free(a1);
+    chat_client_free(a2);
+    chat_client_free(b);
+    chat_server_free(srv);
+    chat_string_free(t1);
+    chat_string_free(t2);
+    chat_string_free(tb);
+}
+
+static void test_client_history_paging_through_cache(void **state)
+{
+    (void)state;
+    chat_server *srv = server_up(NULL, 0);
+    int port = chat_server_port(srv);
+    char *ta = token(srv, "alice", "phone"), *tb = token(srv, "bob", "laptop");
+    chat_client *b = client_new(port, tb, NULL);
+    wait_online(b);
+    char text[32];
+    for (int i = 1; i <= 80; i++) {
+        int n = snprintf(text, sizeof text, "m%d", i);
+        assert_int_equal(chat_client_send_text_to(NULL, b, "alice", text, (size_t)n), CHAT_OK);
+    }
+    size_t left = 1;
+    long long dl = now_ms() + WAIT_MS;
+    while (left && now_ms() < dl) {
+        chat_event *ev = NULL;
+        if (chat_client_wait_event(&ev, b, 20) == CHAT_OK)
+            chat_event_free(ev);
+        chat_client_outbox_count(&left, b);
+    }
+    assert_int_equal(left, 0);
+
+    /* alice's first sync caches only the newest messages */
+    chat_client *a = client_new(port, ta, NULL);
+    wait_online(a);
+    chat_conv_list *cl = NULL;
+    assert_int_equal(chat_client_convs(&cl, a), CHAT_OK);
+    assert_int_equal(chat_conv_list_count(cl), 1);
+    uint64_t conv = chat_conv_list_id(cl, 0);
+    assert_int_equal(chat_conv_list_unread(cl, 0), 80);
+    chat_conv_list_free(cl);
+
+    chat_msg_list *l = NULL;
+    assert_int_equal(chat_client_history(&l, NULL, a, conv, 0, 20), CHAT_OK);
+    assert_true(chat_msg_list_complete(l));
+    assert_int_equal(chat_msg_list_count(l), 20);
+    assert_int_equal(chat_msg_list_seq(l, 0), 61);
+    assert_string_equal(chat_msg_list_text(l, 19, NULL), "m80");
+    chat_msg_list_free(l);
+
+    /* older pages: missing, fetched, then served from the cache */
+    uint64_t before = 61;
+    while (before > 1) {
+        uint64_t req = 0;
+        assert_int_equal(chat_client_history(&l, &req, a, conv, before, 20), CHAT_OK);
+        if (!chat_msg_list_complete(l)) {
+            assert_true(req > 0);
+            chat_msg_list_free(l);
+            chat_event *ev = wait_for(a, CHAT_EVENT_HISTORY, conv, NULL);
+            assert_int_equal(chat_event_request(ev), req);
+            assert_int_equal(chat_event_code(ev), CHAT_OK);
+            chat_event_free(ev);
+            assert_int_equal(chat_client_history(&l, &req, a, conv, before, 20), CHAT_OK);
+            assert_true(chat_msg_list_complete(l));
+            assert_int_equal(req, 0);
+        }
+        size_t n = chat_msg_list_count(l);
+        assert_true(n > 0);
+        assert_int_equal(chat_msg_list_seq(l, n - 1), before - 1);
+        snprintf(text, sizeof text, "m%llu", (unsigned long long)chat_msg_list_seq(l, 0));
+        assert_string_equal(chat_msg_list_text(l, 0, NULL), text);
+        before = chat_msg_list_seq(l, 0);
+        chat_msg_list_free(l);
+    }
+    assert_int_equal(before, 1);
+    chat_client_free(a);
+    chat_client_free(b);
+    chat_server_free(srv);
+    chat_string_free(ta);
+    chat_string_free(tb);
+}
+
+struct reader {
+    chat_client *c;
+    atomic_int got;
+    int fd_ready;
+};
+
+static void *reader_main(void *arg)
+{
+    struct reader *r = arg;
+    struct pollfd pf = {.fd = chat_client_event_fd(r->c), .events = POLLIN};
+    long long dl = now_ms() + WAIT_MS;
+    while (now_ms() < dl && atomic_load(&r->got) == 0) {
+        if (poll(&pf, 1, 100) > 0 && (pf.revents & POLLIN))
+            r->fd_ready = 1;
+        chat_event *ev = NULL;
+        int rc = chat_client_next_event(&ev, r->c);
+        if (rc == CHAT_EAGAIN)
+            rc = chat_client_wait_event(&ev, r->c, 50);
+        if (rc == CHAT_OK) {
+            if (chat_event_type(ev) == CHAT_EVENT_MESSAGE &&
+                strcmp(chat_event_text(ev, NULL), "ping from main") == 0)
+                atomic_store(&r->got, 1);
+            chat_event_free(ev);
+        }
+    }
+    return NULL;
+}
+
+static void test_client_event_queue_foreign_thread(void **state)
+{
+    (void)state;
+    chat_server *srv = server_up(NULL, 0);
+    int port = chat_server_port(srv);
+    char *ta = token(srv, "alice", "phone"), *tb = token(srv, "bob", "laptop");
+    chat_client *a = client_new(port, ta, NULL), *b = client_new(port, tb, NULL);
+    wait_online(a);
+    assert_int_equal(chat_client_event_fd(b) >= 0, 1);
+    struct reader r = {.c = b};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reader_main, &r), 0);
+    assert_int_equal(chat_client_send_text_to(NULL, a, "bob", "ping from main", 14), CHAT_OK);
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&r.got), 1);
+    assert_int_equal(r.fd_ready, 1);
+    /* once stopped, nothing more arrives: the drained queue is empty and its fd quiet */
+    assert_int_equal(chat_client_stop(b), CHAT_OK);
+    chat_event *ev = NULL;
+    while (chat_client_next_event(&ev, b) == CHAT_OK)
+        chat_event_free(ev);
+    assert_int_equal(chat_client_next_event(&ev, b), CHAT_EAGAIN);
+    assert_int_equal(chat_client_wait_event(&ev, b, 10), CHAT_ETIMEDOUT);
+    struct pollfd pf = {.fd = chat_client_event_fd(b), .events = POLLIN};
+    assert_int_equal(poll(&pf, 1, 0), 0);
+    chat_client_free(a);
+    chat_client_free(b);
+    chat_server_free(srv);
+    chat_string_free(ta);
+    chat_string_free(tb);
+}
+
+static void test_client_auth_failed_and_groups(void **state)
+{
+    (void)state;
+    chat_server *srv = server_up(NULL, 0);
+    int port = chat_server_port(srv);
+    chat_client *bad = client_new(port, "AQEnot-a-token", NULL);
+    chat_event *ev = wait_for(bad, CHAT_EVENT_AUTH_FAILED, 0, NULL);
+    assert_int_equal(chat_event_code(ev), CHAT_EAUTH);
+    chat_event_free(ev);
+    long long dl = now_ms() + 2000;
+    while (chat_client_state(bad) != CHAT_CONN_AUTH_FAILED && now_ms() < dl)
+        usleep(10000);
+    assert_int_equal(chat_client_state(bad), CHAT_CONN_AUTH_FAILED);
+    chat_client_free(bad);
+
+    char *ta = token(srv, "alice", "phone"), *tb = token(srv, "bob", "laptop"),
+         *tc = token(srv, "carol", "tab");
+    chat_client *a = client_new(port, ta, NULL), *b = client_new(port, tb, NULL),
+                *c = client_new(port, tc, NULL);
+    wait_online(a);
+    wait_online(b);
+    wait_online(c);
+    const char *members[] = {"bob", "carol"};
+    uint64_t req = 0;
+    assert_int_equal(chat_client_group_create(&req, a, "Team", members, 2), CHAT_OK);
+    ev = wait_for(a, CHAT_EVENT_RESULT, 0, NULL);
+    assert_int_equal(chat_event_request(ev), req);
+    assert_int_equal(chat_event_code(ev), CHAT_OK);
+    uint64_t conv = chat_event_conv(ev);
+    assert_true(conv > 0);
+    chat_event_free(ev);
+    char *cmid = NULL;
+    assert_int_equal(chat_client_send_text(&cmid, a, conv, "team hi", 7), CHAT_OK);
+    chat_event_free(wait_for(b, CHAT_EVENT_MESSAGE, conv, "team hi"));
+    ev = wait_for(c, CHAT_EVENT_MESSAGE, conv, "team hi");
+    uint64_t seq = chat_event_seq(ev);
+    chat_event_free(ev);
+    assert_int_equal(chat_client_mark_read(b, conv, seq), CHAT_OK);
+    struct status_arg sa = {cmid, CHAT_MSG_STATUS_DELIVERED};
+    wait_until(a, status_is, &sa, "group delivered");
+    size_t d = 0, rd = 0, others = 0;
+    dl = now_ms() + WAIT_MS;
+    do {
+        ev = NULL;
+        if (chat_client_wait_event(&ev, a, 20) == CHAT_OK)
+            chat_event_free(ev);
+        assert_int_equal(chat_client_message_receipts(&d, &rd, &others, a, conv, seq), CHAT_OK);
+    } while (rd < 1 && now_ms() < dl);
+    assert_int_equal(others, 2);
+    assert_int_equal(d, 2);
+    assert_int_equal(rd, 1);
+
+    /* typing reaches the others */
+    assert_int_equal(chat_client_typing(b, conv, 1), CHAT_OK);
+    ev = wait_for(c, CHAT_EVENT_TYPING, conv, NULL);
+    assert_string_equal(chat_event_user(ev), "bob");
+    assert_int_equal(chat_event_active(ev), 1);
+    chat_event_free(ev);
+
+    /* rename; a request while offline completes with ECLOSED */
+    assert_int_equal(chat_client_group_rename(&req, a, conv, "Team 2"), CHAT_OK);
+    ev = wait_for(a, CHAT_EVENT_RESULT, 0, NULL);
+    assert_int_equal(chat_event_code(ev), CHAT_OK);
+    chat_event_free(ev);
+    const char *who[] = {"bob"};
+    assert_int_equal(chat_client_presence_query(&req, c, who, 1), CHAT_OK);
+    ev = wait_for(c, CHAT_EVENT_PRESENCE, 0, NULL);
+    assert_string_equal(chat_event_user(ev), "bob");
+    assert_int_equal(chat_event_active(ev), 1);
+    chat_event_free(ev);
+
+    chat_string_free(cmid);
+    chat_client_free(a);
+    chat_client_free(b);
+    chat_client_free(c);
+    chat_server_free(srv);
+    chat_string_free(ta);
+    chat_string_free(tb);
+    chat_string_free(tc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_client_chat_both_ways_with_receipts),
+        cmocka_unit_test(test_client_offline_send_exactly_once),
+        cmocka_unit_test(test_client_outbox_survives_restart),
+        cmocka_unit_test(test_client_server_restart_resumes),
+        cmocka_unit_test(test_client_two_devices_stay_in_sync),
+        cmocka_unit_test(test_client_history_paging_through_cache),
+        cmocka_unit_test(test_client_event_queue_foreign_thread),
+        cmocka_unit_test(test_client_auth_failed_and_groups),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

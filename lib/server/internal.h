@@ -131,6 +131,8 @@ int64_t chat__limit(const chat_server *srv, int limit);
 
 /* Queue a completed job for the loop thread and wake it. [any thread] */
 void chat__server_post(chat_server *srv, chat__job *job);
+/* Queue a linked list of completed jobs (head..tail) with one lock and one wake-up. */
+void chat__server_post_list(chat_server *srv, chat__job *head, chat__job *tail);
 /* Run every posted job's done() on the loop thread. */
 void chat__server_drain(chat_server *srv);
 int chat__server_revoked(chat_server *srv, const char *session);

@@ -44,17 +44,25 @@ static void wake_loop(chat_server *srv)
         uv_async_send(&srv->wake);
 }
 
+void chat__server_post_list(chat_server *srv, chat__job *head, chat__job *tail)
+{
+    pthread_mutex_lock(&srv->done_lock);
+    /* The loop drains the whole list per wake-up: wake it only when the list was empty. */
+    int was_empty = srv->done_head == NULL;
+    if (srv->done_tail)
+        srv->done_tail->next = head;
+    else
+        srv->done_head = head;
+    srv->done_tail = tail;
+    if (was_empty)
+        wake_loop(srv);
+    pthread_mutex_unlock(&srv->done_lock);
+}
+
 void chat__server_post(chat_server *srv, chat__job *job)
 {
     job->next = NULL;
-    pthread_mutex_lock(&srv->done_lock);
-    if (srv->done_tail)
-        srv->done_tail->next = job;
-    else
-        srv->done_head = job;
-    srv->done_tail = job;
-    wake_loop(srv);
-    pthread_mutex_unlock(&srv->done_lock);
+    chat__server_post_list(srv, job, job);
 }
 
 void chat__server_drain(chat_server *srv)

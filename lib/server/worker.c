@@ -20,16 +20,31 @@ int chat__job_fail(chat__job *job, int code, const char *reason, const char *fmt
     return code;
 }
 
-static void finish(chat__worker *w, chat__job *job)
+/* Hand a finished batch back: synchronous callers are signalled one by one, the rest goes to
+ * the loop thread as one list, under one lock and with one wake-up. */
+static void finish(chat__worker *w, chat__job *batch)
 {
-    if (job->sync_cond) {
-        pthread_mutex_lock(job->sync_lock);
-        job->sync_done = 1;
-        pthread_cond_signal(job->sync_cond);
-        pthread_mutex_unlock(job->sync_lock);
-    } else {
-        chat__server_post(w->srv, job);
+    chat__job *head = NULL, *last = NULL;
+    while (batch) {
+        chat__job *next = batch->next;
+        batch->next = NULL;
+        w->jobs++;
+        if (batch->sync_cond) {
+            pthread_mutex_lock(batch->sync_lock);
+            batch->sync_done = 1;
+            pthread_cond_signal(batch->sync_cond);
+            pthread_mutex_unlock(batch->sync_lock);
+        } else {
+            if (last)
+                last->next = batch;
+            else
+                head = batch;
+            last = batch;
+        }
+        batch = next;
     }
+    if (head)
+        chat__server_post_list(w->srv, head, last);
 }
 
 /* Run one batch inside one transaction. A store failure anywhere rolls back the whole batch:
@@ -86,13 +101,7 @@ static void run_batch(chat__worker *w, chat__job *batch)
         }
     }
     w->batches++;
-    while (batch) {
-        chat__job *next = batch->next;
-        batch->next = NULL;
-        w->jobs++;
-        finish(w, batch);
-        batch = next;
-    }
+    finish(w, batch);
 }
 
 static void *worker_main(void *arg)
@@ -144,12 +153,15 @@ void chat__worker_submit(chat__worker *w, chat__job *job)
 {
     job->next = NULL;
     pthread_mutex_lock(&w->lock);
+    /* The worker only sleeps on an empty queue: wake it on the empty -> non-empty edge only. */
+    int was_empty = w->head == NULL;
     if (w->tail)
         w->tail->next = job;
     else
         w->head = job;
     w->tail = job;
-    pthread_cond_signal(&w->cond);
+    if (was_empty)
+        pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
 }
 

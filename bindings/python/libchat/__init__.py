@@ -1,0 +1,667 @@
+"""Python bindings of the libchat client engine (ctypes, standard library only).
+
+    import libchat
+    with libchat.Client("ws://127.0.0.1:7700/", token=tok, cache="alice.db") as c:
+        cmid = c.send("hi", to="bob")
+        ev = c.wait_for(lambda e: e.type == libchat.EventType.SENT and e.cmid == cmid)
+        for ev in c.events(timeout=10):
+            print(ev)
+
+Lifetime: a Client owns its chat_client and frees it on close() (or when garbage collected).
+Everything it returns (Event, Message, Conv) is a plain Python copy, so objects may be dropped in
+any order; a call on a closed Client raises ChatError(ECLOSED). Every libchat failure raises
+ChatError with .code (a negative chat_status), .name ("EAUTH") and .message.
+
+Threads: a Client may be used from several threads (libchat's calls are [any thread]); close()
+waits for calls in progress, which are bounded (waits are sliced into short C calls).
+"""
+
+import collections
+import ctypes
+import enum
+import threading
+import time
+
+from ctypes import byref, c_char_p, c_int, c_size_t, c_uint64, c_void_p
+
+from . import _ffi
+from ._ffi import lib, library_path
+
+__all__ = ["Client", "ChatError", "Event", "EventType", "Message", "Conv", "MsgStatus",
+           "ConnState", "ConvKind", "Role", "MsgKind", "strerror", "error_name",
+           "library_path"]
+
+# ---- codes ------------------------------------------------------------------------------
+
+OK = 0
+ERROR, EINVAL, ENOMEM, ENOTFOUND, EEXISTS, EBUSY, EAGAIN, ECLOSED, EAUTH, EPERM, ELIMIT, \
+    EPROTO, EIO, ETIMEDOUT, ENOTSUP, EVERSION, EMISUSE, EUSER = range(-1, -19, -1)
+
+
+class EventType(enum.IntEnum):
+    CONNECTING = 1
+    ONLINE = 2
+    OFFLINE = 3
+    AUTH_FAILED = 4
+    SYNCED = 5
+    MESSAGE = 6
+    SENT = 7
+    SEND_FAILED = 8
+    RECEIPT = 9
+    CONV = 10
+    TYPING = 11
+    PRESENCE = 12
+    HISTORY = 13
+    RESULT = 14
+
+
+class ConnState(enum.IntEnum):
+    STOPPED = 0
+    OFFLINE = 1
+    CONNECTING = 2
+    ONLINE = 3
+    AUTH_FAILED = 4
+
+
+class MsgStatus(enum.IntEnum):
+    NONE = 0
+    SENDING = 1
+    SENT = 2
+    DELIVERED = 3
+    READ = 4
+    FAILED = 5
+
+
+class ConvKind(enum.IntEnum):
+    DIRECT = 1
+    GROUP = 2
+
+
+class Role(enum.IntEnum):
+    NONE = 0
+    MEMBER = 1
+    ADMIN = 2
+    OWNER = 3
+
+
+class MsgKind(enum.IntEnum):
+    TEXT = 1
+    MEDIA = 2
+    EVENT = 3
+
+
+def _s(b):
+    return b.decode("utf-8", "replace") if b is not None else ""
+
+
+def strerror(code):
+    return _s(lib.chat_strerror(code))
+
+
+def error_name(code):
+    return _s(lib.chat_error_name(code))
+
+
+def _enum(cls, v):
+    try:
+        return cls(v)
+    except ValueError:
+        return v
+
+
+class ChatError(Exception):
+    """A libchat failure: .code (negative chat_status), .name ("EAUTH"), .message."""
+
+    def __init__(self, code, message=None):
+        self.code = int(code)
+        self.name = error_name(self.code)
+        self.message = message or strerror(self.code)
+        super().__init__(f"{self.name}: {self.message}")
+
+
+def _check(rc, what=None):
+    if rc >= 0:
+        return rc
+    info = lib.chat_error_last().contents  # this thread's record, read at once
+    msg = _s(info.message) if info.code == rc and info.message else strerror(rc)
+    if what:
+        msg = f"{what}: {msg}"
+    raise ChatError(rc, msg)
+
+
+def _take_string(ptr):
+    """Copy a char* that the caller owns, then free it with chat_string_free."""
+    if not ptr.value:
+        return None
+    try:
+        return _s(ctypes.string_at(ptr.value))
+    finally:
+        lib.chat_string_free(ptr)
+
+
+def _strv(items):
+    enc = [str(u).encode("utf-8") for u in items]
+    arr = (c_char_p * max(len(enc), 1))(*enc)
+    return arr, len(enc)
+
+
+def _enc(s):
+    return s.encode("utf-8") if isinstance(s, str) else bytes(s)
+
+
+# ---- value objects (plain copies; no C memory behind them) ------------------------------
+
+class Event:
+    """One client event, copied out of a chat_event (freed right after)."""
+
+    __slots__ = ("type", "conv", "seq", "ts_ms", "user", "device", "cmid", "kind", "text",
+                 "json", "code", "message", "request", "delivered", "read", "active",
+                 "last_seen_ms", "retry_ms", "count", "more")
+
+    @classmethod
+    def _from_c(cls, ev):
+        e = cls.__new__(cls)
+        e.type = _enum(EventType, lib.chat_event_type(ev))
+        e.conv = lib.chat_event_conv(ev)
+        e.seq = lib.chat_event_seq(ev)
+        e.ts_ms = lib.chat_event_ts_ms(ev)
+        e.user = _s(lib.chat_event_user(ev))
+        e.device = _s(lib.chat_event_device(ev))
+        e.cmid = _s(lib.chat_event_cmid(ev))
+        e.kind = lib.chat_event_kind(ev)
+        n = c_size_t(0)
+        p = lib.chat_event_text(ev, byref(n))
+        e.text = ctypes.string_at(p, n.value).decode("utf-8", "replace") if p else ""
+        e.json = _s(lib.chat_event_json(ev))
+        e.code = lib.chat_event_code(ev)
+        e.message = _s(lib.chat_event_message(ev))
+        e.request = lib.chat_event_request(ev)
+        e.delivered = lib.chat_event_delivered(ev)
+        e.read = lib.chat_event_read(ev)
+        e.active = bool(lib.chat_event_active(ev))
+        e.last_seen_ms = lib.chat_event_last_seen_ms(ev)
+        e.retry_ms = lib.chat_event_retry_ms(ev)
+        e.count = lib.chat_event_count(ev)
+        e.more = bool(lib.chat_event_more(ev))
+        return e
+
+    @property
+    def error(self):
+        """ChatError for a failed RESULT/HISTORY/SEND_FAILED/OFFLINE event, else None."""
+        return ChatError(self.code, self.message or None) if self.code < 0 else None
+
+    def __repr__(self):
+        name = self.type.name if isinstance(self.type, EventType) else self.type
+        fields = []
+        for k in ("conv", "seq", "user", "cmid", "text", "code", "message", "request",
+                  "delivered", "read", "active"):
+            v = getattr(self, k)
+            if v not in (0, "", False):
+                fields.append(f"{k}={v!r}")
+        return f"<Event {name} {' '.join(fields)}>"
+
+
+class Message:
+    __slots__ = ("conv", "seq", "ts_ms", "sender", "cmid", "kind", "text", "json", "status",
+                 "delivered_count", "read_count", "others")
+
+    def __repr__(self):
+        return (f"<Message conv={self.conv} seq={self.seq} from={self.sender!r} "
+                f"status={self.status.name if isinstance(self.status, MsgStatus) else self.status}"
+                f" text={self.text!r}>")
+
+
+class History(list):
+    """A list of Message with .complete (1 when the range is whole) and .request (the id of
+    the HISTORY event that follows when it is not, else 0)."""
+    complete = True
+    request = 0
+
+
+class Conv:
+    __slots__ = ("id", "kind", "title", "peer", "role", "head", "read", "unread",
+                 "member_count")
+
+    @property
+    def name(self):
+        return self.peer if self.kind == ConvKind.DIRECT else self.title
+
+    def __repr__(self):
+        return f"<Conv {self.id} {self.name!r} unread={self.unread}>"
+
+
+def _msg_list(l):
+    out = History()
+    out.complete = bool(lib.chat_msg_list_complete(l))
+    for i in range(lib.chat_msg_list_count(l)):
+        m = Message()
+        m.conv = lib.chat_msg_list_conv(l, i)
+        m.seq = lib.chat_msg_list_seq(l, i)
+        m.ts_ms = lib.chat_msg_list_ts_ms(l, i)
+        m.sender = _s(lib.chat_msg_list_from(l, i))
+        m.cmid = _s(lib.chat_msg_list_cmid(l, i))
+        m.kind = _enum(MsgKind, lib.chat_msg_list_kind(l, i))
+        n = c_size_t(0)
+        p = lib.chat_msg_list_text(l, i, byref(n))
+        m.text = ctypes.string_at(p, n.value).decode("utf-8", "replace") if p else ""
+        m.json = _s(lib.chat_msg_list_json(l, i))
+        m.status = _enum(MsgStatus, lib.chat_msg_list_status(l, i))
+        m.delivered_count = lib.chat_msg_list_delivered_count(l, i)
+        m.read_count = lib.chat_msg_list_read_count(l, i)
+        m.others = lib.chat_msg_list_others(l, i)
+        out.append(m)
+    return out
+
+
+# ---- the client -------------------------------------------------------------------------
+
+_SLICE_MS = 100  # longest single blocking C call; bounds how long close() may wait
+
+
+class Client:
+    """A libchat client: Client(server, token=... | user=, password=, device=, cache=None).
+
+    start=True starts the loop thread at once. backoff=(base_ms, max_ms) and
+    heartbeat=(interval_ms, timeout_ms) tune reconnects. Use as a context manager, or call
+    close().
+    """
+
+    def __init__(self, server, token=None, *, user=None, password=None, device=None,
+                 cache=None, backoff=None, heartbeat=None, auto_delivered=True, start=True):
+        self._h = None
+        self._closed = False
+        self._cond = threading.Condition()
+        self._inflight = 0
+        self._backlog = collections.deque()
+        cfg = c_void_p()
+        _check(lib.chat_client_config_new(byref(cfg)), "config")
+        try:
+            _check(lib.chat_client_config_set_server(cfg, _enc(server)), "server")
+            if token is not None:
+                _check(lib.chat_client_config_set_token(cfg, _enc(token)), "token")
+            elif user is not None:
+                _check(lib.chat_client_config_set_login(cfg, _enc(user), _enc(password or ""),
+                                                        _enc(device or "python")), "login")
+            if cache is not None:
+                _check(lib.chat_client_config_set_cache_path(cfg, _enc(str(cache))), "cache")
+            if backoff is not None:
+                _check(lib.chat_client_config_set_backoff(cfg, int(backoff[0]),
+                                                          int(backoff[1])), "backoff")
+            if heartbeat is not None:
+                _check(lib.chat_client_config_set_heartbeat(cfg, int(heartbeat[0]),
+                                                            int(heartbeat[1])), "heartbeat")
+            _check(lib.chat_client_config_set_auto_delivered(cfg, 1 if auto_delivered else 0))
+            h = c_void_p()
+            _check(lib.chat_client_new(byref(h), cfg))
+            self._h = h
+        finally:
+            lib.chat_client_config_free(cfg)
+        if start:
+            self.start()
+
+    # -- lifetime --
+
+    def _enter(self):
+        with self._cond:
+            if self._closed or self._h is None:
+                raise ChatError(ECLOSED, "the Client is closed")
+            self._inflight += 1
+            return self._h
+
+    def _leave(self):
+        with self._cond:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._cond.notify_all()
+
+    def _call(self, fn, *args, what=None):
+        h = self._enter()
+        try:
+            return _check(fn(h, *args), what)
+        finally:
+            self._leave()
+
+    def _call_out(self, fn, out, *args, what=None):
+        """fn(out, handle, *args): for the out-first calls."""
+        h = self._enter()
+        try:
+            return _check(fn(out, h, *args), what)
+        finally:
+            self._leave()
+
+    @property
+    def closed(self):
+        return self._closed
+
+    def start(self):
+        self._call(lib.chat_client_start, what="start")
+
+    def stop(self):
+        self._call(lib.chat_client_stop, what="stop")
+
+    def close(self):
+        """Stop and free the client (idempotent). Waits for calls in progress on other threads."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            while self._inflight:
+                self._cond.wait()
+            h, self._h = self._h, None
+        if h is not None:
+            lib.chat_client_free(h)
+        self._backlog.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # -- connection --
+
+    @property
+    def state(self):
+        if self._closed:
+            return ConnState.STOPPED
+        h = self._enter()
+        try:
+            return _enum(ConnState, lib.chat_client_state(h))
+        finally:
+            self._leave()
+
+    def reconnect_now(self):
+        self._call(lib.chat_client_reconnect_now)
+
+    def disconnect(self):
+        self._call(lib.chat_client_disconnect)
+
+    def set_token(self, token):
+        self._call(lib.chat_client_set_token, _enc(token))
+
+    @property
+    def user(self):
+        out = c_void_p()
+        self._call_out(lib.chat_client_user, byref(out))
+        return _take_string(out)
+
+    @property
+    def token(self):
+        out = c_void_p()
+        self._call_out(lib.chat_client_token, byref(out))
+        return _take_string(out)
+
+    # -- sending --
+
+    def send(self, text, conv=None, *, to=None):
+        """Queue text in the outbox for conv (an id) or to (a user); returns the cmid."""
+        if (conv is None) == (to is None):
+            raise ChatError(EINVAL, "send needs exactly one of conv and to")
+        data = _enc(text)
+        out = c_void_p()
+        if to is not None:
+            self._call_out(lib.chat_client_send_text_to, byref(out), _enc(to), data, len(data),
+                           what="send")
+        else:
+            self._call_out(lib.chat_client_send_text, byref(out), int(conv), data, len(data),
+                           what="send")
+        return _take_string(out)
+
+    def outbox_count(self):
+        n = c_size_t(0)
+        self._call_out(lib.chat_client_outbox_count, byref(n))
+        return n.value
+
+    def outbox(self):
+        return self._list(lib.chat_client_outbox)
+
+    def mark_read(self, conv, seq):
+        self._call(lib.chat_client_mark_read, int(conv), int(seq), what="mark_read")
+
+    def typing(self, conv, active=True):
+        self._call(lib.chat_client_typing, int(conv), 1 if active else 0, what="typing")
+
+    def presence_query(self, users):
+        """Returns the request id; PRESENCE events then one RESULT follow."""
+        arr, n = _strv(users)
+        req = c_uint64(0)
+        self._call_out(lib.chat_client_presence_query, byref(req), arr, n, what="presence")
+        return req.value
+
+    # -- groups (each returns a request id; one RESULT event completes it) --
+
+    def group_create(self, title, members):
+        arr, n = _strv(members)
+        req = c_uint64(0)
+        self._call_out(lib.chat_client_group_create, byref(req), _enc(title), arr, n)
+        return req.value
+
+    def group_add(self, conv, users):
+        arr, n = _strv(users)
+        req = c_uint64(0)
+        self._call_out(lib.chat_client_group_add, byref(req), int(conv), arr, n)
+        return req.value
+
+    def group_remove(self, conv, users):
+        arr, n = _strv(users)
+        req = c_uint64(0)
+        self._call_out(lib.chat_client_group_remove, byref(req), int(conv), arr, n)
+        return req.value
+
+    def group_leave(self, conv):
+        req = c_uint64(0)
+        self._call_out(lib.chat_client_group_leave, byref(req), int(conv))
+        return req.value
+
+    def group_rename(self, conv, title):
+        req = c_uint64(0)
+        self._call_out(lib.chat_client_group_rename, byref(req), int(conv), _enc(title))
+        return req.value
+
+    def group_set_role(self, conv, user, role):
+        req = c_uint64(0)
+        self._call_out(lib.chat_client_group_set_role, byref(req), int(conv), _enc(user),
+                       int(role))
+        return req.value
+
+    def request(self, req, timeout=10.0):
+        """Wait for the RESULT/HISTORY of request id req; returns it, raises its ChatError."""
+        ev = self.wait_for(lambda e: e.type in (EventType.RESULT, EventType.HISTORY)
+                           and e.request == req, timeout=timeout)
+        if ev.code < 0:
+            raise ev.error
+        return ev
+
+    # -- the cache --
+
+    def convs(self):
+        l = c_void_p()
+        self._call_out(lib.chat_client_convs, byref(l), what="convs")
+        try:
+            out = []
+            for i in range(lib.chat_conv_list_count(l)):
+                c = Conv()
+                c.id = lib.chat_conv_list_id(l, i)
+                c.kind = _enum(ConvKind, lib.chat_conv_list_kind(l, i))
+                c.title = _s(lib.chat_conv_list_title(l, i))
+                c.peer = _s(lib.chat_conv_list_peer(l, i))
+                c.role = _enum(Role, lib.chat_conv_list_role(l, i))
+                c.head = lib.chat_conv_list_head(l, i)
+                c.read = lib.chat_conv_list_read(l, i)
+                c.unread = lib.chat_conv_list_unread(l, i)
+                c.member_count = lib.chat_conv_list_member_count(l, i)
+                out.append(c)
+            return out
+        finally:
+            lib.chat_conv_list_free(l)
+
+    def _list(self, fn, *args):
+        l = c_void_p()
+        self._call_out(fn, byref(l), *args)
+        try:
+            return _msg_list(l)
+        finally:
+            lib.chat_msg_list_free(l)
+
+    def history(self, conv, before=0, limit=50, wait=None):
+        """Messages of conv below seq `before` (0: newest), ascending, from the cache.
+
+        Returns a History (a list) with .complete and .request. With wait=SECONDS, an
+        incomplete answer waits for the fetch's HISTORY event and asks again.
+        """
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            l = c_void_p()
+            req = c_uint64(0)
+            h = self._enter()
+            try:
+                _check(lib.chat_client_history(byref(l), byref(req), h, int(conv), int(before),
+                                               int(limit)), "history")
+            finally:
+                self._leave()
+            try:
+                out = _msg_list(l)
+            finally:
+                lib.chat_msg_list_free(l)
+            out.request = req.value
+            if out.complete or not req.value or deadline is None:
+                return out
+            self.request(req.value, timeout=max(0.0, deadline - time.monotonic()))
+            deadline = None  # one refetch
+
+    def message_status(self, cmid):
+        """(MsgStatus, conv, seq) of my message cmid."""
+        st, conv, seq = c_int(0), c_uint64(0), c_uint64(0)
+        h = self._enter()
+        try:
+            _check(lib.chat_client_message_status(byref(st), byref(conv), byref(seq), h,
+                                                  _enc(cmid)), "message_status")
+        finally:
+            self._leave()
+        return _enum(MsgStatus, st.value), conv.value, seq.value
+
+    def message_receipts(self, conv, seq):
+        """(delivered, read, others) counts of message (conv, seq)."""
+        d, r, o = c_size_t(0), c_size_t(0), c_size_t(0)
+        h = self._enter()
+        try:
+            _check(lib.chat_client_message_receipts(byref(d), byref(r), byref(o), h, int(conv),
+                                                    int(seq)), "message_receipts")
+        finally:
+            self._leave()
+        return d.value, r.value, o.value
+
+    # -- events --
+
+    def fileno(self):
+        """The event queue's fd (readable while events are queued), for select/poll."""
+        h = self._enter()
+        try:
+            return _check(lib.chat_client_event_fd(h))
+        finally:
+            self._leave()
+
+    def _pop(self, timeout_ms):
+        """One event from the C queue within timeout_ms (0: no wait), or None."""
+        h = self._enter()
+        try:
+            ev = c_void_p()
+            if timeout_ms <= 0:
+                rc = lib.chat_client_next_event(byref(ev), h)
+                if rc == EAGAIN:
+                    return None
+            else:
+                rc = lib.chat_client_wait_event(byref(ev), h, int(timeout_ms))
+                if rc == ETIMEDOUT:
+                    return None
+            _check(rc, "event queue")
+            try:
+                return Event._from_c(ev)
+            finally:
+                lib.chat_event_free(ev)
+        finally:
+            self._leave()
+
+    def wait_event(self, timeout=None):
+        """The next event, waiting up to timeout seconds (None: no limit); None on timeout.
+        Raises ChatError(ECLOSED) once the Client is closed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._closed:
+                raise ChatError(ECLOSED, "the Client is closed")
+            if self._backlog:
+                try:
+                    return self._backlog.popleft()
+                except IndexError:
+                    pass
+            left_ms = _SLICE_MS
+            if deadline is not None:
+                left_ms = min(_SLICE_MS, int((deadline - time.monotonic()) * 1000))
+            ev = self._pop(left_ms)
+            if ev is not None:
+                return ev
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def next_event(self):
+        """The next event without waiting, or None."""
+        return self.wait_event(timeout=0)
+
+    def events(self, timeout=None):
+        """Iterate over events until timeout seconds have passed (None: forever)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            ev = self.wait_event(left)
+            if ev is None:
+                return
+            yield ev
+
+    def wait_for(self, predicate=None, timeout=10.0, *, type=None):
+        """Wait for the first event matching type and/or predicate(ev); returns it. Events
+        that do not match are kept, in order, for the next wait_event/events/wait_for.
+        Raises ChatError(ETIMEDOUT) when none comes within timeout seconds."""
+        def ok(e):
+            return (type is None or e.type == type) and (predicate is None or predicate(e))
+
+        skipped = []
+        for i, e in enumerate(self._backlog):
+            if ok(e):
+                del self._backlog[i]
+                return e
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ChatError(ETIMEDOUT, f"no matching event within {timeout}s")
+                if self._closed:
+                    raise ChatError(ECLOSED, "the Client is closed")
+                ev = self._pop(min(_SLICE_MS, max(1, int(left * 1000))))
+                if ev is None:
+                    continue
+                if ok(ev):
+                    return ev
+                skipped.append(ev)
+        finally:
+            self._backlog.extend(skipped)
+
+    def drain(self):
+        """Drop every queued event; returns how many."""
+        n = len(self._backlog)
+        self._backlog.clear()
+        while self._pop(0) is not None:
+            n += 1
+        return n
+
+    def __repr__(self):
+        return f"<libchat.Client {'closed' if self._closed else self.state.name}>"

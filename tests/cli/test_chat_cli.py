@@ -1,0 +1,195 @@
+"""A scripted chat-cli session against a real chatd: what a user (or a script) sees."""
+
+import os
+import queue
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import PASSWORD, child_env, exe
+
+
+def cli(srv, *args, user=None, token=None, timeout=10, extra=()):
+    cmd = [exe("CHAT_CLI"), "--server", srv.url, "--timeout", str(timeout)]
+    if token is not None:
+        cmd += ["--token", token]
+    elif user is not None:
+        cmd += ["--user", user, "--password", PASSWORD, "--device", "cli"]
+    cmd += list(extra) + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 20,
+                          stdin=subprocess.DEVNULL, env=child_env())
+
+
+def ok(r):
+    assert r.returncode == 0, f"exit {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    return r.stdout
+
+
+def rows(out):
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def conv_with(out, name):
+    for row in rows(out):
+        if row[1] == name:
+            return int(row[0]), int(row[2])
+    raise AssertionError(f"no conversation {name!r} in:\n{out}")
+
+
+def test_cli_send_history_convs_and_marks(chatd):
+    r = cli(chatd, "send", "--to", "bob", "hello", "bob", user="alice")
+    assert ok(r).strip() == "1", "send prints the seq of the first message"
+
+    conv, unread = conv_with(ok(cli(chatd, "convs", user="bob")), "alice")
+    assert unread == 1
+
+    hist = rows(ok(cli(chatd, "history", "--conv", str(conv), user="bob")))
+    assert hist == [["1", "alice", "-", "hello bob"]], "not mine: no mark"
+
+    # bob's client sent a delivered receipt while syncing: alice sees ✓✓
+    hist = rows(ok(cli(chatd, "history", "--conv", str(conv), user="alice")))
+    assert hist == [["1", "alice", "\u2713\u2713", "hello bob"]]
+
+    # bob reads it (listen --read marks what arrives read): alice sees "read", bob unread 0
+    ok(cli(chatd, "listen", "--seconds", "2", "--read", user="bob"))
+    hist = rows(ok(cli(chatd, "history", "--conv", str(conv), user="alice")))
+    assert hist == [["1", "alice", "read", "hello bob"]]
+    assert conv_with(ok(cli(chatd, "convs", user="bob")), "alice") == (conv, 0)
+
+    # a reply by conversation id, with a token this time
+    r = cli(chatd, "send", "--conv", str(conv), "hi", "alice", token=chatd.token("bob"))
+    assert ok(r).strip() == "2"
+    hist = rows(ok(cli(chatd, "history", "--conv", str(conv), "--limit", "1", user="alice")))
+    assert hist == [["2", "bob", "-", "hi alice"]]
+
+
+def test_cli_group_create_and_send(chatd):
+    out = ok(cli(chatd, "group-create", "Team", "bob", "carol", user="alice"))
+    gid = int(out.strip())
+    seq = int(ok(cli(chatd, "send", "--conv", str(gid), "hi team", user="alice")).strip())
+    out = ok(cli(chatd, "convs", user="carol"))
+    conv, unread = conv_with(out, "#Team")
+    assert conv == gid and unread >= 1
+    hist = rows(ok(cli(chatd, "history", "--conv", str(gid), user="carol")))
+    assert [str(seq), "alice", "-", "hi team"] in hist
+
+
+def test_cli_cache_keeps_state(chatd, tmp_path):
+    cache = str(tmp_path / "alice.db")
+    ok(cli(chatd, "send", "--to", "bob", "cached", user="alice", extra=["--cache", cache]))
+    assert os.path.exists(cache)
+    conv, _ = conv_with(ok(cli(chatd, "convs", user="alice", extra=["--cache", cache])), "bob")
+    hist = rows(ok(cli(chatd, "history", "--conv", str(conv), user="alice",
+                       extra=["--cache", cache])))
+    assert hist[-1][3] == "cached"
+
+
+def test_cli_errors_have_exit_codes_and_messages(chatd):
+    r = cli(chatd, "convs", token="not-a-token")
+    assert r.returncode == 3 and "authentication failed" in r.stderr and r.stdout == ""
+
+    r = subprocess.run([exe("CHAT_CLI"), "--server", chatd.url, "--user", "alice",
+                        "--password", "wrong", "send", "--to", "bob", "x"],
+                       capture_output=True, text=True, timeout=30, env=child_env())
+    assert r.returncode == 3 and "authentication failed" in r.stderr
+
+    r = cli(chatd, "send", "--conv", "4242", "hi", user="alice")
+    assert r.returncode == 1 and "refused" in r.stderr, r.stderr
+
+    r = subprocess.run([exe("CHAT_CLI"), "--server", "ws://127.0.0.1:1/", "--timeout", "2",
+                        "--token", "t", "convs"], capture_output=True, text=True, timeout=30,
+                       env=child_env())
+    assert r.returncode == 4 and "timed out" in r.stderr and "not connected" in r.stderr
+
+    for args in (["--bogus", "convs"], ["--token", "t", "frobnicate"],
+                 ["--token", "t", "send", "--to", "bob"],
+                 ["--token", "t", "send", "--to", "bob", "--conv", "1", "x"],
+                 ["--token", "t", "history"], ["--token", "t", "--limit", "x", "history"],
+                 ["convs"], ["--user", "alice", "convs"], ["--token"]):
+        r = subprocess.run([exe("CHAT_CLI"), "--server", chatd.url] + args, capture_output=True,
+                           text=True, timeout=30, env={k: v for k, v in child_env().items()
+                                                       if k != "CHAT_TOKEN"})
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert "usage:" in r.stderr and r.stdout == "", args
+
+    r = subprocess.run([exe("CHAT_CLI"), "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "usage:" in r.stdout
+
+
+class Lines:
+    """Reads a child's stdout lines on a thread; expect() waits (bounded) for a match."""
+
+    def __init__(self, proc):
+        self.q = queue.Queue()
+        self.seen = []
+        threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True).start()
+
+    def _pump(self, f):
+        for line in f:
+            self.q.put(line.rstrip("\n"))
+        self.q.put(None)
+
+    def expect(self, pred, timeout=10):
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no matching line within {timeout}s; saw:\n" +
+                                     "\n".join(self.seen))
+            try:
+                line = self.q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError("output ended; saw:\n" + "\n".join(self.seen))
+            self.seen.append(line)
+            if pred(line):
+                return line
+
+
+def popen_cli(srv, user, *args):
+    return subprocess.Popen([exe("CHAT_CLI"), "--server", srv.url, "--user", user, "--password",
+                             PASSWORD, "--device", "cli"] + list(args),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=child_env())
+
+
+def finish(proc, timeout=15):
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        raise
+    return proc.returncode
+
+
+def test_cli_listen_and_interactive_session(chatd):
+    # bob listens; alice works interactively: /to bob, a line, /typing, /convs, /quit
+    bob = popen_cli(chatd, "bob", "listen", "--seconds", "20", "--read")
+    bob_out = Lines(bob)
+    alice = popen_cli(chatd, "alice")
+    alice_out = Lines(alice)
+    try:
+        bob_out.expect(lambda l: l == "synced")
+        alice_out.expect(lambda l: l == "synced")
+        alice.stdin.write("/to bob\nhello from the terminal\n")
+        alice.stdin.flush()
+        alice_out.expect(lambda l: l.startswith("\u2713 sent #1 in conv "))
+        bob_out.expect(lambda l: l.endswith("] alice: hello from the terminal"))
+        # bob's listen --read marks it read: alice's open conversation shows it live
+        alice_out.expect(lambda l: l == "read by bob up to #1")
+        alice.stdin.write("/typing\n")
+        alice.stdin.flush()
+        bob_out.expect(lambda l: l.endswith(": alice is typing\u2026"))
+        alice.stdin.write("/convs\n/quit\n")
+        alice.stdin.flush()
+        alice_out.expect(lambda l: l.split("\t")[1:] == ["bob", "0"])
+        assert finish(alice) == 0
+    finally:
+        for p in (alice, bob):
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)

@@ -1,0 +1,213 @@
+"""The Python bindings (bindings/python/libchat) against a real chatd: two clients chat, with
+receipts, typing, presence, groups and offline delivery; objects dropped in odd orders."""
+
+import gc
+import threading
+import time
+
+import pytest
+
+import libchat
+from libchat import ChatError, Client, EventType as E, MsgStatus
+
+
+def client(srv, user, **kw):
+    kw.setdefault("backoff", (100, 1000))
+    return Client(srv.url, srv.token(user, kw.pop("device", "py")), **kw)
+
+
+def synced(c, timeout=15):
+    return c.wait_for(type=E.SYNCED, timeout=timeout)
+
+
+def test_python_two_clients_chat(chatd):
+    with client(chatd, "alice") as alice, client(chatd, "bob") as bob:
+        synced(alice)
+        synced(bob)
+        assert alice.user == "alice" and bob.user == "bob"
+
+        cmid = alice.send("hi bob", to="bob")
+        assert len(cmid) == 16
+        sent = alice.wait_for(lambda e: e.cmid == cmid, type=E.SENT)
+        conv, seq = sent.conv, sent.seq
+        assert conv > 0 and seq >= 1
+        got = bob.wait_for(lambda e: e.text == "hi bob", type=E.MESSAGE)
+        assert (got.conv, got.seq, got.user) == (conv, seq, "alice")
+
+        # bob's client sends delivered by itself: ✓✓ on alice's side
+        alice.wait_for(lambda e: e.user == "bob" and e.delivered >= seq, type=E.RECEIPT)
+        assert alice.message_status(cmid) == (MsgStatus.DELIVERED, conv, seq)
+        # a live message of a new conversation may come before its members are synced (the
+        # engine then syncs and emits CONV): poll, bounded
+        deadline = time.monotonic() + 10
+        while True:
+            [bc] = [c for c in bob.convs() if c.id == conv]
+            if bc.peer or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert bc.peer == "alice" and bc.unread == 1 and bc.kind == libchat.ConvKind.DIRECT
+
+        bob.mark_read(conv, seq)
+        assert [c.unread for c in bob.convs() if c.id == conv] == [0]
+        alice.wait_for(lambda e: e.user == "bob" and e.read >= seq, type=E.RECEIPT)
+        assert alice.message_status(cmid)[0] == MsgStatus.READ
+        assert alice.message_receipts(conv, seq) == (1, 1, 1)
+
+        # the other way, by conversation id
+        cmid2 = bob.send("hello alice \u2713", conv)
+        bob.wait_for(lambda e: e.cmid == cmid2, type=E.SENT)
+        m = alice.wait_for(lambda e: e.user == "bob", type=E.MESSAGE)
+        assert m.text == "hello alice \u2713" and m.conv == conv
+
+        # typing reaches the peer
+        bob.typing(conv, True)
+        t = alice.wait_for(lambda e: e.user == "bob", type=E.TYPING)
+        assert t.conv == conv and t.active
+
+        # presence: bob is online for alice
+        req = alice.presence_query(["bob"])
+        p = alice.wait_for(lambda e: e.user == "bob", type=E.PRESENCE)
+        assert p.active
+        alice.request(req)
+
+        hist = alice.history(conv, wait=10)
+        assert [(m.sender, m.text) for m in hist][-2:] == [("alice", "hi bob"),
+                                                          ("bob", "hello alice \u2713")]
+        assert hist[-2].status == MsgStatus.READ and hist[-1].status == MsgStatus.NONE
+
+        # bob goes away: alice sees him offline
+        bob.close()
+        p = alice.wait_for(lambda e: e.user == "bob" and not e.active, type=E.PRESENCE)
+        assert p.last_seen_ms >= 0
+
+
+def test_python_groups(chatd):
+    with client(chatd, "alice") as alice, client(chatd, "carol") as carol:
+        synced(alice)
+        synced(carol)
+        ev = alice.request(alice.group_create("Team", ["bob", "carol"]))
+        gid = ev.conv
+        assert gid > 0
+        alice.request(alice.group_rename(gid, "Team 2"))
+        cmid = alice.send("hi team", gid)
+        alice.wait_for(lambda e: e.cmid == cmid, type=E.SENT)
+        carol.wait_for(lambda e: e.text == "hi team", type=E.MESSAGE)
+        deadline = time.monotonic() + 10
+        while True:
+            titles = {c.id: c.title for c in carol.convs()}
+            if titles.get(gid) == "Team 2" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert titles.get(gid) == "Team 2"
+        # a refused request raises its ChatError
+        with pytest.raises(ChatError) as ei:
+            carol.request(carol.group_add(gid, ["nobody-at-all"]))
+        assert ei.value.code < 0 and ei.value.name == libchat.error_name(ei.value.code)
+
+
+def test_python_offline_delivery_exactly_once(chatd, tmp_path):
+    bob_cache = str(tmp_path / "bob.db")
+    alice_cache = str(tmp_path / "alice.db")
+    with client(chatd, "bob", cache=bob_cache) as bob:
+        synced(bob)
+    # alice queues while not started (no network), then restarts the "app" on the cache
+    alice = client(chatd, "alice", cache=alice_cache, start=False)
+    cmid = alice.send("while you were away", to="bob")
+    assert alice.outbox_count() == 1
+    assert alice.message_status(cmid)[0] == MsgStatus.SENDING
+    alice.close()
+    with client(chatd, "alice", cache=alice_cache) as alice:
+        sent = alice.wait_for(lambda e: e.cmid == cmid, type=E.SENT)
+        assert alice.outbox_count() == 0
+    # bob comes back on the same cache file: the message, once
+    with client(chatd, "bob", cache=bob_cache) as bob:
+        synced(bob)
+        msgs = [e for e in bob.events(timeout=2) if e.type == E.MESSAGE]
+        first = [e for e in msgs if e.text == "while you were away"]
+        assert len(first) <= 1
+        hist = bob.history(sent.conv, wait=10)
+        assert [m.text for m in hist].count("while you were away") == 1
+        assert [m.seq for m in hist if m.text == "while you were away"] == [sent.seq]
+        bob.close()
+    with client(chatd, "bob", cache=bob_cache) as bob:  # and once more: nothing new
+        synced(bob)
+        again = [e for e in bob.events(timeout=1.5) if e.type == E.MESSAGE]
+        assert [e for e in again if e.text == "while you were away"] == []
+        assert [m.text for m in bob.history(sent.conv)].count("while you were away") == 1
+
+
+def test_python_objects_dropped_in_any_order(chatd):
+    # an iterator keeps its Client alive; dropping the Client name first is fine
+    c = client(chatd, "alice")
+    it = c.events(timeout=5)
+    del c
+    gc.collect()
+    assert next(it).type in set(E)
+    del it
+    gc.collect()
+
+    # events, lists and waits after close raise ChatError(ECLOSED); copies stay usable
+    c = client(chatd, "alice")
+    synced(c)
+    convs = c.convs()
+    it = c.events()
+    c.close()
+    c.close()  # idempotent
+    with pytest.raises(ChatError) as ei:
+        next(it)
+    assert ei.value.code == libchat.ECLOSED and ei.value.name == "ECLOSED"
+    for call in (lambda: c.wait_event(1), lambda: c.send("x", to="bob"), lambda: c.convs(),
+                 lambda: c.history(1), lambda: c.next_event(), lambda: c.user):
+        with pytest.raises(ChatError):
+            call()
+    assert c.state == libchat.ConnState.STOPPED
+    assert isinstance(convs, list)
+    del c
+    gc.collect()
+
+    # close from another thread while one waits: the waiter wakes with ECLOSED, no crash
+    c = client(chatd, "alice")
+    synced(c)
+    errors = []
+
+    def waiter():
+        try:
+            while True:
+                c.wait_event(30)
+        except ChatError as e:
+            errors.append(e.code)
+
+    th = threading.Thread(target=waiter)
+    th.start()
+    time.sleep(0.3)
+    c.close()
+    th.join(10)
+    assert not th.is_alive() and errors == [libchat.ECLOSED]
+
+    # clients dropped without close, with events queued, are freed by the GC
+    for _ in range(5):
+        d = client(chatd, "bob")
+        d.send("dropped", to="alice")
+        del d
+    gc.collect()
+
+    # bad credentials: an AUTH_FAILED event, then the Client is still closable
+    with Client(chatd.url, "bad-token", backoff=(100, 1000)) as bad:
+        ev = bad.wait_for(type=E.AUTH_FAILED)
+        assert ev.code == libchat.EAUTH and ev.error.name == "EAUTH"
+        # the engine emits AUTH_FAILED just before it records the state (lib/client/client.c)
+        deadline = time.monotonic() + 5
+        while bad.state != libchat.ConnState.AUTH_FAILED and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert bad.state == libchat.ConnState.AUTH_FAILED
+
+    # errors at construction carry the code
+    with pytest.raises(ChatError) as ei:
+        Client(chatd.url)  # no credentials
+    assert ei.value.code == libchat.EINVAL and ei.value.name == "EINVAL"
+    with pytest.raises(ChatError) as ei:
+        client(chatd, "alice").send("x")
+    assert ei.value.code == libchat.EINVAL
+    with pytest.raises(ChatError) as ei:
+        client(chatd, "alice").wait_for(type=E.HISTORY, timeout=0.3)
+    assert ei.value.code == libchat.ETIMEDOUT

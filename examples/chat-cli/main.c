@@ -849,7 +849,28 @@ static void interactive_event(struct session *s, const chat_event *ev)
     }
 }
 
-static int cmd_interactive(chat_client *c)
+/* Leaving: give what is still in the outbox until the deadline to be acked, so a line typed
+ * just before /quit (or the end of piped input) is not dropped silently. */
+static int finish_session(struct session *s, int64_t deadline, int cached)
+{
+    size_t left = 0;
+    while (chat_client_outbox_count(&left, s->c) == CHAT_OK && left > 0 && now_ms() < deadline) {
+        chat_event *ev = NULL;
+        if (chat_client_wait_event(&ev, s->c, 100) == CHAT_OK) {
+            interactive_event(s, ev);
+            chat_event_free(ev);
+        }
+    }
+    fflush(stdout);
+    if (left == 0)
+        return EXIT_OK;
+    fprintf(stderr, "%s: %zu message(s) not acked yet; %s\n", prog, left,
+            cached ? "they stay in the cache and go out with the next run"
+                   : "they are lost (no --cache)");
+    return EXIT_TIMEOUT;
+}
+
+static int cmd_interactive(chat_client *c, const struct opts *o)
 {
     struct session s;
     memset(&s, 0, sizeof s);
@@ -889,7 +910,7 @@ static int cmd_interactive(chat_client *c)
             buf[have] = '\0';
             if (have)
                 interactive_line(&s, buf);
-            return EXIT_OK;
+            return finish_session(&s, now_ms() + o->timeout_s * 1000, o->cache != NULL);
         }
         have += (size_t)n;
         buf[have] = '\0';
@@ -897,7 +918,7 @@ static int cmd_interactive(chat_client *c)
         while ((nl = memchr(start, '\n', have - (size_t)(start - buf))) != NULL) {
             *nl = '\0';
             if (interactive_line(&s, start))
-                return EXIT_OK;
+                return finish_session(&s, now_ms() + o->timeout_s * 1000, o->cache != NULL);
             start = nl + 1;
         }
         have -= (size_t)(start - buf);
@@ -933,7 +954,7 @@ int main(int argc, char **argv)
     struct waiter w;
     memset(&w, 0, sizeof w);
     if (!cmd)
-        ex = cmd_interactive(c);
+        ex = cmd_interactive(c, &o);
     else if (strcmp(cmd, "send") == 0)
         ex = cmd_send(c, &o, &w);
     else if (strcmp(cmd, "history") == 0)

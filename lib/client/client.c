@@ -733,9 +733,11 @@ static void on_text(const char *data, size_t len, void *ud)
                     c->failures = 0;
                     lost(c, code, why, 1);
                 } else {
+                    /* state first, so a host reading chat_client_state() from the event
+                     * sees AUTH_FAILED, not the connection it just lost */
                     c->auth_failed = 1;
-                    emit_simple(c, CHAT_EVENT_AUTH_FAILED, code, why);
                     lost(c, code, why, 1);
+                    emit_simple(c, CHAT_EVENT_AUTH_FAILED, code, why);
                 }
             } else {
                 lost(c, code, why, 1);

@@ -33,9 +33,14 @@ __all__ = ["Client", "ChatError", "Event", "EventType", "Message", "Conv", "MsgS
 
 # ---- codes ------------------------------------------------------------------------------
 
+# The values come from the library itself (chat_error_from_name), never from a copy here.
+_CODE_NAMES = ("ERROR", "EINVAL", "ENOMEM", "ENOTFOUND", "EEXISTS", "EBUSY", "EAGAIN", "ECLOSED",
+               "EAUTH", "EPERM", "ELIMIT", "EPROTO", "EIO", "ETIMEDOUT", "ENOTSUP", "EVERSION",
+               "EMISUSE", "EUSER")
 OK = 0
-ERROR, EINVAL, ENOMEM, ENOTFOUND, EEXISTS, EBUSY, EAGAIN, ECLOSED, EAUTH, EPERM, ELIMIT, \
-    EPROTO, EIO, ETIMEDOUT, ENOTSUP, EVERSION, EMISUSE, EUSER = range(-1, -19, -1)
+for _name in _CODE_NAMES:
+    globals()[_name] = lib.chat_error_from_name(_name.encode())
+del _name
 
 
 class EventType(enum.IntEnum):

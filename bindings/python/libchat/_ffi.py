@@ -61,6 +61,7 @@ _PROTOS = {
     # errors / common
     "chat_strerror": (_str, [c_int]),
     "chat_error_name": (_str, [c_int]),
+    "chat_error_from_name": (c_int, [_str]),
     "chat_error_last": (POINTER(ErrorInfo), []),
     "chat_string_free": (None, [c_void_p]),
     # config

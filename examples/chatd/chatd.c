@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 static const char usage[] =
@@ -299,6 +300,19 @@ bad:
     return report("configuration", rc);
 }
 
+/* A server holds one descriptor per connection: take the whole hard limit the system allows
+ * (the soft default, often 1024, would cap chatd far below its connection limit). libchat
+ * refuses new sockets near whichever limit is in force, so this only moves the ceiling. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            fprintf(stderr, "chatd: cannot raise the open-file limit: %s\n", strerror(errno));
+    }
+}
+
 static int cmd_run(struct options *o)
 {
     chat_server_config *cfg;
@@ -313,6 +327,7 @@ static int cmd_run(struct options *o)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    raise_fd_limit();
     chat_server *srv;
     rc = chat_server_new(&srv, cfg);
     chat_server_config_free(cfg);
@@ -341,6 +356,7 @@ static int cmd_token(struct options *o, const char *user, const char *device, lo
     int rc = make_config(o, &cfg);
     if (rc)
         return rc;
+    raise_fd_limit();
     chat_server *srv;
     rc = chat_server_new(&srv, cfg);
     chat_server_config_free(cfg);
@@ -369,6 +385,7 @@ static int cmd_user_add(struct options *o, const char *name)
     int rc = make_config(o, &cfg);
     if (rc)
         return rc;
+    raise_fd_limit();
     chat_server *srv;
     rc = chat_server_new(&srv, cfg);
     chat_server_config_free(cfg);

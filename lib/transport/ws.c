@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -89,6 +90,21 @@ static int on_receive(chat__conn *c, struct lws *wsi, const char *in, size_t len
     return 0;
 }
 
+/* A new socket whose descriptor lies in the top of the process's range is refused at once.
+ * Descriptors are allocated lowest first, so a high one means the process is nearly out; the
+ * reserve this keeps free means accept() itself never fails with EMFILE, which would leave the
+ * connection in the backlog and the listening socket readable forever (lws 4.1.6 then spins a
+ * core logging "accept: errno 24"). The reserve also leaves room for the store's files. */
+static int fd_in_reserve(int fd)
+{
+    struct rlimit rl;
+    if (fd < 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    rlim_t reserve = rl.rlim_cur / 16;
+    reserve = reserve < 16 ? 16 : reserve > 256 ? 256 : reserve;
+    return (rlim_t)fd + reserve >= rl.rlim_cur;
+}
+
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                        size_t len)
 {
@@ -97,6 +113,10 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     struct pss *p = user;
 
     switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
+        const struct lws_filter_network_conn_args *a = user;
+        return a && fd_in_reserve(a->accept_fd); /* non-zero: lws closes the socket */
+    }
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (srv->stopping || srv->n_conns >= (size_t)chat__limit(srv, CHAT_LIMIT_CONNECTIONS))
             return 1; /* refuse the upgrade */

@@ -59,6 +59,7 @@ class Server:
         self.starts = 0
         self.stdout_lines = []
         self.expected_dead = False
+        self.preexec = None  # run in the child before exec (e.g. to set resource limits)
         self._tokens = {}
         os.makedirs(self.data_dir, exist_ok=True)
         os.makedirs(self.log_dir, exist_ok=True)
@@ -76,7 +77,7 @@ class Server:
         self._stderr = open(self.stderr_path, "wb")
         cmd = self.command()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self._stderr)
+                                     stderr=self._stderr, preexec_fn=self.preexec)
         lines = queue.Queue()
         proc = self.proc
 

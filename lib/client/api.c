@@ -6,6 +6,7 @@
 
 #include "auth/keyring.h"
 #include "core/alloc.h"
+#include "core/monowait.h"
 #include "core/error.h"
 #include "core/ids.h"
 
@@ -243,11 +244,7 @@ int chat_client_new(chat_client **out, chat_client_config *cfg)
     pthread_mutex_init(&c->life_mu, NULL);
     pthread_mutex_init(&c->cmd_mu, NULL);
     pthread_mutex_init(&c->ev_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->ev_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    chat__cond_init_mono(&c->ev_cond);
     int rc = CHAT_ENOMEM;
     if (!(c->url = chat__strdup(cfg->url)) ||
         (cfg->token && !(c->token = chat__strdup(cfg->token))) ||

@@ -3,6 +3,7 @@
 #include "client/internal.h"
 
 #include "core/alloc.h"
+#include "core/monowait.h"
 #include "core/error.h"
 
 #include <errno.h>
@@ -118,16 +119,7 @@ int chat_client_wait_event(chat_event **out, chat_client *c, int timeout_ms)
         return chat__error_set(CHAT_EINVAL, 0, "NULL argument");
     if (!c->queue_enabled)
         return chat__error_set(CHAT_ENOTSUP, 0, "the event queue is disabled");
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    if (timeout_ms >= 0) {
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
-    }
+    struct timespec dl = chat__mono_deadline(timeout_ms); /* unused when timeout_ms < 0 */
     pthread_mutex_lock(&c->ev_mu);
     chat_event *ev;
     while (!(ev = pop_locked(c))) {

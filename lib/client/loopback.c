@@ -9,6 +9,7 @@
  * callback may send or close. */
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/monowait.h"
 
 #include <chat/client.h>
 
@@ -282,11 +283,7 @@ int chat_client_transport_loopback_new(void **state_out, chat_loopback **peer_ou
         chat__free(lb);
         return chat__error_set(CHAT_EIO, e, "eventfd: %s", strerror(e));
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&lb->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    chat__cond_init_mono(&lb->cv);
     pthread_mutex_init(&lb->mu, NULL);
     lb->refs = 2;
     *state_out = lb;
@@ -296,23 +293,10 @@ int chat_client_transport_loopback_new(void **state_out, chat_loopback **peer_ou
 
 /* ---- the far end ------------------------------------------------------------------------- */
 
-static struct timespec deadline_after(int timeout_ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Wait under lb->mu until ready(lb) or the deadline; @return 1 when ready. */
 static int wait_until(chat_loopback *lb, int (*ready)(chat_loopback *), int timeout_ms)
 {
-    struct timespec dl = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+    struct timespec dl = chat__mono_deadline(timeout_ms);
     while (!ready(lb))
         if (pthread_cond_timedwait(&lb->cv, &lb->mu, &dl) == ETIMEDOUT)
             return ready(lb);

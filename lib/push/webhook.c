@@ -10,6 +10,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/monowait.h"
 #include "push/http.h"
 #include "push/webhook.h"
 
@@ -99,26 +100,13 @@ static struct job *encode(const chat_push_event *ev)
 
 /* ---- worker ---- */
 
-static struct timespec deadline_in(int ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
 /* One POST, plus one retry when no connection could be made (nothing was sent, so the
  * receiver cannot see it twice). @return 1 on a 2xx answer. */
 static int post(struct webhook *w, const struct job *j)
 {
     int rc = chat__http_post(&w->url, j->body, j->len, TIMEOUT_MS, &w->abort);
     if (rc == CHAT_ECLOSED) {
-        struct timespec until = deadline_in(RETRY_BACKOFF_MS);
+        struct timespec until = chat__mono_deadline(RETRY_BACKOFF_MS);
         pthread_mutex_lock(&w->mu);
         while (!w->stopping && pthread_cond_timedwait(&w->work, &w->mu, &until) != ETIMEDOUT)
             ;
@@ -218,7 +206,7 @@ static int webhook_notify(void *state, const chat_push_event *ev)
 
 static int flush(struct webhook *w)
 {
-    struct timespec until = deadline_in(FLUSH_LIMIT_MS);
+    struct timespec until = chat__mono_deadline(FLUSH_LIMIT_MS);
     int rc = CHAT_OK;
     pthread_mutex_lock(&w->mu);
     while ((w->count || w->in_flight) && !w->stopping) {
@@ -261,18 +249,13 @@ static const chat_push_ops webhook_ops = {
 
 static int init_sync(struct webhook *w)
 {
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0)
-        return -1;
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     int rc = pthread_mutex_init(&w->mu, NULL);
-    if (rc == 0 && (rc = pthread_cond_init(&w->work, &ca)) != 0)
+    if (rc == 0 && (rc = chat__cond_init_mono(&w->work)) != 0)
         pthread_mutex_destroy(&w->mu);
-    if (rc == 0 && (rc = pthread_cond_init(&w->idle, &ca)) != 0) {
+    if (rc == 0 && (rc = chat__cond_init_mono(&w->idle)) != 0) {
         pthread_cond_destroy(&w->work);
         pthread_mutex_destroy(&w->mu);
     }
-    pthread_condattr_destroy(&ca);
     return rc;
 }
 

@@ -128,8 +128,10 @@ CHAT_API int chat_server_issue_token(chat_server *srv, const char *user, const c
                                      int64_t ttl_ms, char **out);
 /**
  * Revoke a token (logout): it is refused from now on, persisted across restarts, and live
- * connections authenticated with it are closed. @return CHAT_OK, CHAT_EAUTH (not a valid token).
- * [any thread]
+ * connections authenticated with it are closed. The refusal takes effect at once in this
+ * process; the record reaches the store with the writer's next group commit (milliseconds
+ * later), so a crash inside that window forgets it. @return CHAT_OK, CHAT_EAUTH (not a valid
+ * token). [any thread]
  */
 CHAT_API int chat_server_revoke_token(chat_server *srv, const char *token);
 

@@ -484,3 +484,8 @@ int chat__store_checked_new(const chat_store_ops **ops_inout, void **state_inout
     *state_inout = w;
     return CHAT_OK;
 }
+
+int chat__store_checked_has_media(const chat_store_ops *ops, void *state)
+{
+    return ops == &checked_ops && has_media(state) == CHAT_OK;
+}

@@ -197,7 +197,7 @@ static void set_error(http *h, int status, int code, const char *reason, const c
     char *b = chat__malloc(512);
     if (b)
         snprintf(b, 512, "{\"code\":\"%s\",\"reason\":\"%s\",\"message\":\"%s\"}\n",
-                 chat_error_name(code) + 5 /* without CHAT_ */, reason, message);
+                 chat_error_name(code), reason, message);
     set_body(h, status, "application/json", b);
 }
 
@@ -761,7 +761,10 @@ static int on_download(http *h, const char *id)
     }
     if (!chat__media_id_valid(id, strlen(id)))
         return fail_now(h, 400, CHAT_EINVAL, "bad_field", "not a media id");
-    char e[32], s[96], t[400], k[16], sig[140], mime[CHAT_MEDIA_STR_MAX + 1];
+    /* lws stops looking at the first argument longer than the buffer: every buffer takes
+     * the longest argument a signed URL has (t, the mime type in base64). */
+    enum { ARG = 400 };
+    char e[ARG], s[ARG], t[ARG], k[ARG], sig[ARG], mime[CHAT_MEDIA_STR_MAX + 1];
     const char *ve = urlarg(wsi, "e=", e, sizeof e), *vs = urlarg(wsi, "s=", s, sizeof s),
                *vt = urlarg(wsi, "t=", t, sizeof t), *vk = urlarg(wsi, "k=", k, sizeof k),
                *vsig = urlarg(wsi, "sig=", sig, sizeof sig);

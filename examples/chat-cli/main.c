@@ -36,6 +36,8 @@ struct opts {
     int timeout_s;
     int mark_read;
     int quiet;
+    const char *mime;
+    uint64_t stop_after; /* send-file/download: abort after this many bytes (tests resume) */
     const char *pos[MAX_POS];
     int npos;
 };
@@ -65,6 +67,13 @@ static void usage(FILE *f)
         "  listen [--seconds N] [--read]\n"
         "                            print events as lines for N seconds (default 10; 0: until\n"
         "                            killed); --read marks incoming messages read\n"
+        "  send-file --to USER|--conv ID FILE [--mime TYPE]\n"
+        "                            upload FILE over HTTP (progress on stderr; an interrupted\n"
+        "                            upload of the same file resumes), then send it as a media\n"
+        "                            message; prints the media id and the message's seq\n"
+        "  download MEDIA_ID FILE    fetch a signed URL and download into FILE (progress on\n"
+        "                            stderr; FILE.part left by an interrupted download resumes;\n"
+        "                            the content hash is checked)\n"
         "  (none)                    interactive mode; type /help\n"
         "\n"
         "Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 authentication failed, 4 timed out.\n",
@@ -146,7 +155,8 @@ static int parse_args(struct opts *o, int argc, char **argv)
         }
         static const char *const valued[] = {"--server", "--token", "--user", "--password",
                                              "--device", "--cache", "--timeout", "--to",
-                                             "--conv", "--limit", "--before", "--seconds"};
+                                             "--conv", "--limit", "--before", "--seconds",
+                                             "--mime", "--stop-after"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
             if (strcmp(a, valued[k]) == 0)
@@ -186,6 +196,11 @@ static int parse_args(struct opts *o, int argc, char **argv)
         } else if (strcmp(a, "--seconds") == 0) {
             if (parse_int(v, 0, 86400 * 365, &o->seconds))
                 return usage_error("bad --seconds %s", v);
+        } else if (strcmp(a, "--mime") == 0) {
+            o->mime = v;
+        } else if (strcmp(a, "--stop-after") == 0) {
+            if (parse_u64(v, &o->stop_after) || o->stop_after == 0)
+                return usage_error("bad --stop-after %s", v);
         }
     }
     if (!o->server || !*o->server)
@@ -628,6 +643,175 @@ static int cmd_group_create(chat_client *c, const struct opts *o, struct waiter 
     return ex;
 }
 
+/* ---- media ------------------------------------------------------------------------------ */
+
+struct progress {
+    const char *what;
+    uint64_t stop_after;
+    uint64_t first; /* the first "done" reported: above 0 when resuming */
+    int quiet, reported;
+    int last_pct;
+};
+
+static int on_progress(uint64_t done, uint64_t total, void *ud)
+{
+    struct progress *p = ud;
+    if (!p->reported) {
+        p->reported = 1;
+        p->first = done;
+    }
+    int pct = total ? (int)(done * 100 / total) : 100;
+    if (!p->quiet && (pct != p->last_pct || done == total)) {
+        fprintf(stderr, "\r%s: %3d%% (%" PRIu64 " of %" PRIu64 " bytes)", p->what, pct, done,
+                total);
+        if (done == total)
+            fputc('\n', stderr);
+        p->last_pct = pct;
+    }
+    if (p->stop_after && done >= p->stop_after && done < total) {
+        if (!p->quiet)
+            fputc('\n', stderr);
+        return 1;
+    }
+    return 0;
+}
+
+static int transfer_error(const char *what, int rc, const struct progress *p)
+{
+    if (rc == CHAT_EUSER) {
+        fprintf(stderr, "%s: %s interrupted; run the same command again to resume\n", prog,
+                what);
+        return EXIT_FAIL;
+    }
+    (void)p;
+    print_lib_error(what, rc);
+    return rc == CHAT_EAUTH ? EXIT_AUTH : EXIT_FAIL;
+}
+
+/* A JSON string value of a flat object, without escapes (ids and URLs). */
+static int json_str(const char *js, const char *key, char *out, size_t size)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = strstr(js, pat);
+    if (!p)
+        return -1;
+    p += strlen(pat);
+    const char *end = strchr(p, '"');
+    if (!end || (size_t)(end - p) >= size)
+        return -1;
+    memcpy(out, p, (size_t)(end - p));
+    out[end - p] = '\0';
+    return 0;
+}
+
+static void json_escape(char *out, size_t size, const char *s)
+{
+    size_t n = 0;
+    for (; *s && n + 7 < size; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)ch;
+        } else if (ch < 0x20) {
+            n += (size_t)snprintf(out + n, size - n, "\\u%04x", ch);
+        } else {
+            out[n++] = (char)ch;
+        }
+    }
+    out[n] = '\0';
+}
+
+static int cmd_send_file(chat_client *c, const struct opts *o, struct waiter *w)
+{
+    if ((o->to != NULL) == (o->has_conv != 0))
+        return usage_error("send-file needs exactly one of --to USER and --conv ID");
+    if (o->npos != 2)
+        return usage_error("send-file needs one FILE");
+    const char *path = o->pos[1];
+    int64_t deadline = now_ms() + o->timeout_s * 1000;
+    int ex = wait_synced(c, w, deadline);
+    if (ex != EXIT_OK)
+        return ex;
+    struct progress p = {"upload", o->stop_after, 0, o->quiet, 0, -1};
+    char *id = NULL;
+    const char *mime = o->mime ? o->mime : "application/octet-stream";
+    int rc = chat_client_upload_file(&id, c, path, mime, on_progress, &p);
+    if (rc != CHAT_OK)
+        return transfer_error("upload", rc, &p);
+    if (!o->quiet && p.first > 0)
+        fprintf(stderr, "resumed at byte %" PRIu64 "\n", p.first);
+    FILE *f = fopen(path, "rb");
+    long size = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0)
+        size = ftell(f);
+    if (f)
+        fclose(f);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char name[600], emime[600], media[1600];
+    json_escape(name, sizeof name, base);
+    json_escape(emime, sizeof emime, mime);
+    snprintf(media, sizeof media, "{\"id\":\"%s\",\"mime\":\"%s\",\"size\":%ld,\"name\":\"%s\"}",
+             id, emime, size, name);
+    char *cmid = NULL;
+    rc = o->to ? chat_client_send_media_to(&cmid, c, o->to, media)
+               : chat_client_send_media(&cmid, c, o->conv, media);
+    if (rc != CHAT_OK) {
+        chat_string_free(id);
+        print_lib_error("send-file", rc);
+        return EXIT_FAIL;
+    }
+    chat_event *ev = NULL;
+    ex = wait_for(c, w, now_ms() + o->timeout_s * 1000, match_cmid, cmid, &ev, "the server's ack");
+    chat_string_free(cmid);
+    if (ex == EXIT_OK && chat_event_type(ev) == CHAT_EVENT_SEND_FAILED) {
+        fprintf(stderr, "%s: send refused: %s (%s)\n", prog, chat_event_message(ev),
+                chat_error_name(chat_event_code(ev)));
+        ex = EXIT_FAIL;
+    } else if (ex == EXIT_OK) {
+        printf("%s\t%" PRIu64 "\n", id, chat_event_seq(ev));
+    }
+    chat_event_free(ev);
+    chat_string_free(id);
+    return ex;
+}
+
+static int cmd_download(chat_client *c, const struct opts *o, struct waiter *w)
+{
+    if (o->npos != 3)
+        return usage_error("download needs MEDIA_ID and FILE");
+    int64_t deadline = now_ms() + o->timeout_s * 1000;
+    int ex = wait_synced(c, w, deadline);
+    if (ex != EXIT_OK)
+        return ex;
+    uint64_t req = 0;
+    int rc = chat_client_media_url(&req, c, o->pos[1]);
+    if (rc != CHAT_OK) {
+        print_lib_error("download", rc);
+        return EXIT_FAIL;
+    }
+    chat_event *ev = NULL;
+    ex = wait_for(c, w, deadline, match_request, &req, &ev, "the media URL");
+    if (ex != EXIT_OK)
+        return ex;
+    char url[2048];
+    if (chat_event_code(ev) != CHAT_OK || json_str(chat_event_json(ev), "url", url, sizeof url)) {
+        fprintf(stderr, "%s: media URL refused: %s (%s)\n", prog, chat_event_message(ev),
+                chat_error_name(chat_event_code(ev)));
+        chat_event_free(ev);
+        return EXIT_FAIL;
+    }
+    chat_event_free(ev);
+    struct progress p = {"download", o->stop_after, 0, o->quiet, 0, -1};
+    rc = chat_client_download(c, url, o->pos[1], o->pos[2], on_progress, &p);
+    if (rc != CHAT_OK)
+        return transfer_error("download", rc, &p);
+    if (!o->quiet && p.first > 0)
+        fprintf(stderr, "resumed at byte %" PRIu64 "\n", p.first);
+    printf("%s\n", o->pos[2]);
+    return EXIT_OK;
+}
+
 static int cmd_listen(chat_client *c, const struct opts *o, struct waiter *w)
 {
     if (o->npos > 1)
@@ -938,13 +1122,15 @@ int main(int argc, char **argv)
     if (ex >= 0)
         return ex;
     const char *cmd = o.npos ? o.pos[0] : NULL;
-    static const char *const cmds[] = {"send", "history", "convs", "group-create", "listen"};
+    static const char *const cmds[] = {"send",   "history",   "convs",   "group-create",
+                                       "listen", "send-file", "download"};
     int known = cmd == NULL;
     for (size_t i = 0; cmd && i < sizeof cmds / sizeof cmds[0]; i++)
         known |= strcmp(cmd, cmds[i]) == 0;
     if (!known)
         return usage_error("unknown command %s", cmd);
-    if (cmd && strcmp(cmd, "send") != 0 && (o.to || (o.has_conv && strcmp(cmd, "history"))))
+    if (cmd && strcmp(cmd, "send") != 0 && strcmp(cmd, "send-file") != 0 &&
+        (o.to || (o.has_conv && strcmp(cmd, "history"))))
         return usage_error("--to/--conv do not apply to %s", cmd);
 
     chat_client *c = NULL;
@@ -963,6 +1149,10 @@ int main(int argc, char **argv)
         ex = cmd_convs(c, &o, &w);
     else if (strcmp(cmd, "group-create") == 0)
         ex = cmd_group_create(c, &o, &w);
+    else if (strcmp(cmd, "send-file") == 0)
+        ex = cmd_send_file(c, &o, &w);
+    else if (strcmp(cmd, "download") == 0)
+        ex = cmd_download(c, &o, &w);
     else
         ex = cmd_listen(c, &o, &w);
     chat_client_free(c);

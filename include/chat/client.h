@@ -198,6 +198,60 @@ CHAT_API int chat_client_send_text_to(char **out_cmid, chat_client *c, const cha
  * @since 0.1 */
 CHAT_API int chat_client_outbox_count(size_t *out, chat_client *c);
 
+/* ---- media (doc/media.md) --------------------------------------------------------------- */
+
+/**
+ * Progress of a transfer: done of total bytes. [the calling thread] A non-zero return aborts
+ * the transfer, which then returns CHAT_EUSER and can be resumed by calling again.
+ */
+typedef int (*chat_progress_cb)(uint64_t done, uint64_t total, void *user_data);
+
+/**
+ * Upload the file at path to the server the client connects to (ws://HOST:PORT → http://
+ * HOST:PORT/media/uploads) with the client's token, streamed, and return its media id. An
+ * upload of the same file (path, size, modification time) that was interrupted before, even by
+ * a crash, resumes from where the server stands; a connection dropped during this call is
+ * resumed up to 3 times. Blocks until done.
+ * @param out_media_id receives the media id; free with chat_string_free().
+ * @param mime the media type, or NULL for application/octet-stream.
+ * @param cb optional progress callback.
+ * @return CHAT_OK, CHAT_EINVAL, CHAT_EIO (file or network), CHAT_EAUTH (no or refused token),
+ *         CHAT_ELIMIT (over the server's size limit), CHAT_ENOTSUP (wss:// or media off),
+ *         CHAT_EUSER (cb aborted). [any thread but the loop thread] @since 0.2
+ */
+CHAT_API int chat_client_upload_file(char **out_media_id, chat_client *c, const char *path,
+                                     const char *mime, chat_progress_cb cb, void *user_data);
+
+/**
+ * Queue a media message to conversation conv (or the direct conversation with user), sent
+ * exactly once like a text. media_json is the media object of the protocol:
+ * {"id","mime","size","name"} and optionally "width", "height", "duration_ms".
+ * @return CHAT_OK, CHAT_EINVAL, CHAT_EIO. [any thread] @since 0.2
+ */
+CHAT_API int chat_client_send_media(char **out_cmid, chat_client *c, uint64_t conv,
+                                    const char *media_json);
+CHAT_API int chat_client_send_media_to(char **out_cmid, chat_client *c, const char *user,
+                                       const char *media_json);
+
+/**
+ * Ask for a signed download URL of media_id. Completes with one CHAT_EVENT_RESULT for
+ * out_request whose json() is the server's answer ({"url","expires","mime","size","name"}),
+ * or whose code is the refusal (CHAT_EPERM, CHAT_ENOTFOUND; CHAT_ECLOSED when offline).
+ * [any thread] @since 0.2
+ */
+CHAT_API int chat_client_media_url(uint64_t *out_request, chat_client *c, const char *media_id);
+
+/**
+ * Download url (the "url" of a media_url answer, relative to the server, or an absolute
+ * http:// URL) into path. Bytes go to path + ".part" first; a .part left by an interrupted
+ * download is continued with a Range request. When media_id is not NULL the content's BLAKE2b
+ * must equal it (else CHAT_EPROTO and the .part is removed). path appears only when complete.
+ * @return CHAT_OK, CHAT_EINVAL, CHAT_EIO, CHAT_EAUTH (URL refused or expired), CHAT_ENOTFOUND,
+ *         CHAT_EPROTO, CHAT_EUSER (cb aborted). [any thread but the loop thread] @since 0.2
+ */
+CHAT_API int chat_client_download(chat_client *c, const char *url, const char *media_id,
+                                  const char *path, chat_progress_cb cb, void *user_data);
+
 /* ---- receipts, typing, presence --------------------------------------------------------- */
 
 /**

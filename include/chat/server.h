@@ -15,6 +15,7 @@
 #include "sys/bus.h"
 #include "sys/push.h"
 #include "sys/clock.h"
+#include "sys/blob.h"
 
 CHAT_BEGIN_DECLS
 
@@ -35,7 +36,11 @@ typedef enum chat_limit {
     CHAT_LIMIT_PAGE_MAX = 13,          /**< most messages or conversations in one reply, 200 */
     CHAT_LIMIT_CONNECTIONS = 14,       /**< most connections, 10000 */
     CHAT_LIMIT_OUT_QUEUE_FRAMES = 15,  /**< per-connection outbound queue, 1024 frames */
-    CHAT_LIMIT_TYPING_RATE = 16        /**< typing frames per second per connection, 2 */
+    CHAT_LIMIT_TYPING_RATE = 16,       /**< typing frames per second per connection, 2 */
+    CHAT_LIMIT_MEDIA_BYTES = 17,       /**< largest media upload, 100 MiB */
+    CHAT_LIMIT_MEDIA_URL_TTL_MS = 18,  /**< signed download URLs stay valid for, 3600000 */
+    CHAT_LIMIT_UPLOAD_TTL_MS = 19,     /**< an unfinished upload is dropped after idling, 86400000 */
+    CHAT_LIMIT_UPLOADS = 20            /**< unfinished uploads held at once, 1000 */
 } chat_limit;
 
 /** Flags of chat_server_config_set_flags(). */
@@ -95,6 +100,12 @@ CHAT_API int chat_server_config_set_store(chat_server_config *cfg, const chat_st
 CHAT_API int chat_server_config_set_bus(chat_server_config *cfg, const chat_bus_ops *ops,
                                         void *state);
 CHAT_API int chat_server_config_set_push(chat_server_config *cfg, const chat_push_ops *ops,
+                                         void *state);
+/**
+ * Media byte store (see sys/blob.h). Default: the filesystem store in <data dir>/media; with
+ * neither a data dir nor a blob store, media uploads and URLs are refused. @since 0.2
+ */
+CHAT_API int chat_server_config_set_blob(chat_server_config *cfg, const chat_blob_ops *ops,
                                          void *state);
 
 /**

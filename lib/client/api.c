@@ -9,6 +9,7 @@
 #include "core/monowait.h"
 #include "core/error.h"
 #include "core/ids.h"
+#include "core/json.h"
 
 #include <errno.h>
 #include <string.h>
@@ -905,4 +906,95 @@ void chat_msg_list_free(chat_msg_list *l)
     }
     chat__free(l->v);
     chat__free(l);
+}
+
+/* ---- media ------------------------------------------------------------------------------- */
+
+/* The media object of a media message, checked as the server will and normalized. */
+static int media_object(const char *media_json, char **out_json, char **out_name)
+{
+    cJSON *m = media_json ? cJSON_Parse(media_json) : NULL;
+    if (!cJSON_IsObject(m)) {
+        cJSON_Delete(m);
+        return chat__error_set(CHAT_EINVAL, 0, "media: a JSON object is required");
+    }
+    static const struct {
+        const char *key;
+        size_t max;
+    } strs[] = {{"id", 128}, {"mime", 255}, {"name", 255}};
+    for (size_t i = 0; i < 3; i++) {
+        size_t n = 0;
+        const char *s = chat__json_str(m, strs[i].key, &n);
+        if (!s || n == 0 || n > strs[i].max) {
+            cJSON_Delete(m);
+            return chat__error_set(CHAT_EINVAL, 0, "media.%s: a string of 1..%zu bytes",
+                                   strs[i].key, strs[i].max);
+        }
+    }
+    uint64_t size;
+    if (chat__json_u64(m, "size", &size) != CHAT_OK) {
+        cJSON_Delete(m);
+        return chat__error_set(CHAT_EINVAL, 0, "media.size: a non-negative integer");
+    }
+    *out_name = chat__strdup(chat__json_str(m, "name", NULL));
+    char *js = cJSON_PrintUnformatted(m);
+    *out_json = js ? chat__strdup(js) : NULL;
+    cJSON_free(js);
+    cJSON_Delete(m);
+    if (!*out_name || !*out_json) {
+        chat__free(*out_name);
+        chat__free(*out_json);
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    }
+    return CHAT_OK;
+}
+
+static int send_media_common(char **out_cmid, chat_client *c, uint64_t conv, const char *to,
+                             const char *media_json)
+{
+    if (!c)
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL");
+    char *js = NULL, *name = NULL;
+    int rc = media_object(media_json, &js, &name);
+    if (rc != CHAT_OK)
+        return rc;
+    char cmid[17];
+    rc = chat__cache_outbox_add_media(c->cache, conv, to, name, js, cmid);
+    chat__free(js);
+    chat__free(name);
+    if (rc != CHAT_OK)
+        return rc;
+    if (out_cmid && !(*out_cmid = chat__strdup(cmid))) {
+        post_simple(c, CMD_FLUSH, 0, 0);
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    }
+    return post_simple(c, CMD_FLUSH, 0, 0);
+}
+
+int chat_client_send_media(char **out_cmid, chat_client *c, uint64_t conv,
+                           const char *media_json)
+{
+    if (!conv)
+        return chat__error_set(CHAT_EINVAL, 0, "conv is 0");
+    return send_media_common(out_cmid, c, conv, NULL, media_json);
+}
+
+int chat_client_send_media_to(char **out_cmid, chat_client *c, const char *user,
+                              const char *media_json)
+{
+    if (!user || !chat__id_valid(user, strlen(user)))
+        return chat__error_set(CHAT_EINVAL, 0, "user: 1..64 of [A-Za-z0-9_.@-]");
+    return send_media_common(out_cmid, c, 0, user, media_json);
+}
+
+int chat_client_media_url(uint64_t *out_request, chat_client *c, const char *media_id)
+{
+    if (!c || !media_id || !*media_id || strlen(media_id) > 128)
+        return chat__error_set(CHAT_EINVAL, 0, "client or media id missing");
+    cJSON *o = frame("media_url", 0);
+    if (o && !cJSON_AddStringToObject(o, "media", media_id)) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return post_frame(out_request, c, o, PEND_MEDIA_URL, 0);
 }

@@ -117,10 +117,12 @@ int chat__cache_open(chat__cache **out, const char *path)
                             version, CHAT__CACHE_SCHEMA);
     if (r == CHAT_OK && version < CHAT__CACHE_SCHEMA) {
         r = exec(c, "BEGIN IMMEDIATE");
-        if (r == CHAT_OK)
+        if (r == CHAT_OK && version < 1)
             r = exec(c, schema_v1);
+        if (r == CHAT_OK && version < 2)
+            r = exec(c, "ALTER TABLE outbox ADD COLUMN media TEXT;");
         if (r == CHAT_OK)
-            r = exec(c, "PRAGMA user_version=1; COMMIT");
+            r = exec(c, "PRAGMA user_version=2; COMMIT");
         if (r != CHAT_OK)
             sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     }
@@ -209,16 +211,31 @@ int chat__cache_wipe(chat__cache *c)
 
 /* ---- outbox ------------------------------------------------------------------------------ */
 
+static int outbox_insert(chat__cache *c, uint64_t conv, const char *to_user, const char *text,
+                         size_t len, const char *media, char cmid_out[17]);
+
 int chat__cache_outbox_add(chat__cache *c, uint64_t conv, const char *to_user, const char *text,
                            size_t len, char cmid_out[17])
+{
+    return outbox_insert(c, conv, to_user, text, len, NULL, cmid_out);
+}
+
+int chat__cache_outbox_add_media(chat__cache *c, uint64_t conv, const char *to_user,
+                                 const char *name, const char *media, char cmid_out[17])
+{
+    return outbox_insert(c, conv, to_user, name, strlen(name), media, cmid_out);
+}
+
+static int outbox_insert(chat__cache *c, uint64_t conv, const char *to_user, const char *text,
+                         size_t len, const char *media, char cmid_out[17])
 {
     unsigned char rnd[8];
     randombytes_buf(rnd, sizeof rnd);
     sodium_bin2hex(cmid_out, 17, rnd, sizeof rnd);
     lock(c);
     int r = CHAT_OK;
-    sqlite3_stmt *st = prep(c, "INSERT INTO outbox(cmid, conv, to_user, text, created_ms)"
-                               " VALUES(?, ?, ?, ?, ?)");
+    sqlite3_stmt *st = prep(c, "INSERT INTO outbox(cmid, conv, to_user, text, created_ms, media)"
+                               " VALUES(?, ?, ?, ?, ?, ?)");
     if (!st)
         r = CHAT_EIO;
     else {
@@ -228,6 +245,8 @@ int chat__cache_outbox_add(chat__cache *c, uint64_t conv, const char *to_user, c
             sqlite3_bind_text(st, 3, to_user, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 4, text, (int)len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 5, now_ms());
+        if (media)
+            sqlite3_bind_text(st, 6, media, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
             r = db_err(c, "outbox insert");
     }
@@ -240,7 +259,8 @@ void chat__cache_outbox_row_free(chat__outbox_row *row)
 {
     chat__free(row->to_user);
     chat__free(row->text);
-    row->to_user = row->text = NULL;
+    chat__free(row->media);
+    row->to_user = row->text = row->media = NULL;
 }
 
 int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row)
@@ -248,7 +268,8 @@ int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row)
     memset(row, 0, sizeof *row);
     lock(c);
     int r = CHAT_ENOTFOUND;
-    sqlite3_stmt *st = prep(c, "SELECT id, cmid, conv, to_user, text FROM outbox WHERE failed=0"
+    sqlite3_stmt *st = prep(c, "SELECT id, cmid, conv, to_user, text, media FROM outbox"
+                               " WHERE failed=0"
                                " ORDER BY id LIMIT 1");
     if (!st)
         r = CHAT_EIO;
@@ -260,7 +281,10 @@ int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row)
             row->to_user = col_dup(st, 3);
         row->text = col_dup(st, 4);
         row->text_len = (size_t)sqlite3_column_bytes(st, 4);
-        r = row->text ? CHAT_OK : CHAT_ENOMEM;
+        if (sqlite3_column_type(st, 5) != SQLITE_NULL)
+            row->media = col_dup(st, 5);
+        r = row->text && (row->media || sqlite3_column_type(st, 5) == SQLITE_NULL) ? CHAT_OK
+                                                                                  : CHAT_ENOMEM;
     }
     sqlite3_finalize(st);
     unlock(c);
@@ -326,10 +350,10 @@ int chat__cache_outbox_ack(chat__cache *c, const char *cmid, uint64_t conv, uint
         unlock(c);
         return r;
     }
-    char *text = NULL;
+    char *text = NULL, *media = NULL;
     size_t tlen = 0;
     int found = 0;
-    sqlite3_stmt *st = prep(c, "SELECT text FROM outbox WHERE cmid=?");
+    sqlite3_stmt *st = prep(c, "SELECT text, media FROM outbox WHERE cmid=?");
     if (!st)
         r = CHAT_EIO;
     else {
@@ -338,6 +362,8 @@ int chat__cache_outbox_ack(chat__cache *c, const char *cmid, uint64_t conv, uint
             found = 1;
             text = col_dup(st, 0);
             tlen = (size_t)sqlite3_column_bytes(st, 0);
+            if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+                media = col_dup(st, 1);
             if (!text)
                 r = CHAT_ENOMEM;
         }
@@ -354,12 +380,20 @@ int chat__cache_outbox_ack(chat__cache *c, const char *cmid, uint64_t conv, uint
             cJSON_AddStringToObject(j, "from", me);
             cJSON_AddStringToObject(j, "device", device ? device : "");
             cJSON_AddStringToObject(j, "cmid", cmid);
-            cJSON_AddStringToObject(j, "kind", "text");
-            cJSON_AddStringToObject(j, "text", text);
+            cJSON *mo = media ? cJSON_Parse(media) : NULL;
+            if (mo) {
+                cJSON_AddStringToObject(j, "kind", "media");
+                cJSON_AddItemToObject(j, "media", mo);
+            } else {
+                cJSON_AddStringToObject(j, "kind", "text");
+                cJSON_AddStringToObject(j, "text", text);
+            }
             js = cJSON_PrintUnformatted(j);
             cJSON_Delete(j);
         }
-        int ins = insert_msg(c, conv, seq, ts, me, device, cmid, CHAT_MSG_TEXT, text, tlen, js);
+        int ins = insert_msg(c, conv, seq, ts, me, device, cmid,
+                             media ? CHAT_MSG_MEDIA : CHAT_MSG_TEXT, media ? "" : text,
+                             media ? 0 : tlen, js);
         cJSON_free(js);
         if (ins < 0)
             r = ins;
@@ -378,6 +412,7 @@ int chat__cache_outbox_ack(chat__cache *c, const char *cmid, uint64_t conv, uint
         }
     }
     chat__free(text);
+    chat__free(media);
     if (r == CHAT_OK)
         r = exec(c, "COMMIT");
     if (r != CHAT_OK)

@@ -9,7 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#define CHAT__CACHE_SCHEMA 1
+#define CHAT__CACHE_SCHEMA 2 /* 2: outbox.media */
 
 typedef struct chat__cache chat__cache;
 
@@ -20,6 +20,7 @@ typedef struct chat__outbox_row {
     char *to_user;  /* NULL when sent to a conv */
     char *text;
     size_t text_len;
+    char *media;    /* a media message: the media object as JSON (text is its name); else NULL */
 } chat__outbox_row;
 
 typedef struct chat__conv_row {
@@ -45,6 +46,9 @@ int chat__cache_outbox_add(chat__cache *c, uint64_t conv, const char *to_user, c
                            size_t len, char cmid_out[17]);
 /* The oldest entry not failed: CHAT_OK, or CHAT_ENOTFOUND when none. Free with _row_free. */
 int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row);
+/* Queue a media message: media is the media object as JSON, name what lists show as text. */
+int chat__cache_outbox_add_media(chat__cache *c, uint64_t conv, const char *to_user,
+                                 const char *name, const char *media, char cmid_out[17]);
 void chat__cache_outbox_row_free(chat__outbox_row *row);
 /* The ack: remove cmid from the outbox and store the message (one transaction). 1 if the cmid
  * was in the outbox, 0 if not (a stale ack), negative on error. */

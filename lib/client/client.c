@@ -183,7 +183,7 @@ static void fail_pending(chat_client *c, int code, const char *why)
     while (c->pend) {
         chat__pend *p = c->pend;
         c->pend = p->next;
-        if (p->kind == PEND_GROUP || p->kind == PEND_PRESENCE)
+        if (p->kind == PEND_GROUP || p->kind == PEND_PRESENCE || p->kind == PEND_MEDIA_URL)
             emit_result(c, CHAT_EVENT_RESULT, p->request, code, why, p->conv, 0);
         else if (p->kind == PEND_HISTORY_USER)
             emit_result(c, CHAT_EVENT_HISTORY, p->request, code, why, p->conv, 0);
@@ -523,7 +523,13 @@ static void flush_outbox(chat_client *c)
         else
             cJSON_AddNumberToObject(o, "conv", (double)row.conv);
         cJSON_AddStringToObject(o, "cmid", row.cmid);
-        cJSON_AddStringToObject(o, "text", row.text);
+        cJSON *media = row.media ? cJSON_Parse(row.media) : NULL;
+        if (media) {
+            cJSON_AddStringToObject(o, "kind", "media");
+            cJSON_AddItemToObject(o, "media", media);
+        } else {
+            cJSON_AddStringToObject(o, "text", row.text);
+        }
         if (send_frame(c, o, PEND_SEND, 0, row.conv, 0, row.cmid) == CHAT_OK)
             c->send_inflight = 1;
     }
@@ -744,7 +750,7 @@ static void on_text(const char *data, size_t len, void *ud)
             }
         } else if (kind == PEND_SEND) {
             on_send_error(c, p, code, reason, o);
-        } else if (kind == PEND_GROUP || kind == PEND_PRESENCE) {
+        } else if (kind == PEND_GROUP || kind == PEND_PRESENCE || kind == PEND_MEDIA_URL) {
             emit_result(c, CHAT_EVENT_RESULT, p->request, code, why, p->conv, 0);
         } else if (kind == PEND_HISTORY_USER) {
             emit_result(c, CHAT_EVENT_HISTORY, p->request, code, why, p->conv, 0);
@@ -795,6 +801,16 @@ static void on_text(const char *data, size_t len, void *ud)
     } else if (p && p->kind == PEND_PRESENCE) {
         on_presence(c, o);
         emit_result(c, CHAT_EVENT_RESULT, p->request, CHAT_OK, NULL, 0, 0);
+    } else if (p && p->kind == PEND_MEDIA_URL && strcmp(type, "media_url") == 0) {
+        chat_event *ev = chat__event_new(CHAT_EVENT_RESULT);
+        if (ev) {
+            char *js = cJSON_PrintUnformatted(o);
+            ev->request = p->request;
+            ev->code = CHAT_OK;
+            chat__event_set_str(&ev->json, js);
+            cJSON_free(js);
+            chat__event_emit(c, ev);
+        }
     } else if (p && p->kind == PEND_PING) {
         /* pong: liveness already noted */
     } else if (!re && strcmp(type, "msg") == 0) {

@@ -65,6 +65,7 @@ enum {
     PEND_GROUP = 7,
     PEND_PRESENCE = 8,
     PEND_PING = 9,
+    PEND_MEDIA_URL = 10, /* chat_client_media_url: RESULT with the answer as json */
 };
 
 typedef struct chat__pend {

@@ -28,6 +28,10 @@ static const struct {
     [CHAT_LIMIT_CONNECTIONS] = {"connections", 10000, 1, 10000000},
     [CHAT_LIMIT_OUT_QUEUE_FRAMES] = {"out_queue_frames", 1024, 8, 1000000},
     [CHAT_LIMIT_TYPING_RATE] = {"typing_rate", 2, 1, 1000},
+    [CHAT_LIMIT_MEDIA_BYTES] = {"media_bytes", 100LL * 1024 * 1024, 1, 1LL << 40},
+    [CHAT_LIMIT_MEDIA_URL_TTL_MS] = {"media_url_ttl_ms", 3600000, 1000, 30LL * 86400000},
+    [CHAT_LIMIT_UPLOAD_TTL_MS] = {"upload_ttl_ms", 86400000, 1000, 30LL * 86400000},
+    [CHAT_LIMIT_UPLOADS] = {"uploads", 1000, 1, 1000000},
 };
 
 int chat_server_limit_by_name(const char *name)
@@ -69,6 +73,8 @@ void chat_server_config_free(chat_server_config *cfg)
         cfg->bus_ops->destroy(cfg->bus_state);
     if (cfg->push_ops)
         cfg->push_ops->destroy(cfg->push_state);
+    if (cfg->blob_ops)
+        cfg->blob_ops->destroy(cfg->blob_state);
     chat__keyring_wipe(&cfg->keys);
     chat__free(cfg->address);
     chat__free(cfg->data_dir);
@@ -272,6 +278,36 @@ int chat_server_config_set_push(chat_server_config *cfg, const chat_push_ops *op
         cfg->push_ops->destroy(cfg->push_state);
     cfg->push_ops = ops;
     cfg->push_state = state;
+    return CHAT_OK;
+fail:
+    if (ops && ops->destroy)
+        ops->destroy(state);
+    return rc;
+}
+
+int chat_server_config_set_blob(chat_server_config *cfg, const chat_blob_ops *ops, void *state)
+{
+    const char *what = "blob";
+    int rc = CHAT_OK;
+    if (!cfg || !ops || !ops->destroy) {
+        rc = chat__error_set(CHAT_EINVAL, 0, "blob: ops and destroy are required");
+        goto fail;
+    }
+    rc = check_version(ops->version, CHAT_BLOB_OPS_VERSION, what);
+    if (rc != CHAT_OK)
+        goto fail;
+    REQUIRE(ops, stage_open);
+    REQUIRE(ops, stage_write);
+    REQUIRE(ops, stage_close);
+    REQUIRE(ops, stage_commit);
+    REQUIRE(ops, stage_remove);
+    REQUIRE(ops, open);
+    REQUIRE(ops, read);
+    REQUIRE(ops, close);
+    if (cfg->blob_ops)
+        cfg->blob_ops->destroy(cfg->blob_state);
+    cfg->blob_ops = ops;
+    cfg->blob_state = state;
     return CHAT_OK;
 fail:
     if (ops && ops->destroy)

@@ -1,4 +1,5 @@
 /* Incoming frames: validation before and after parsing, then routing by type. */
+#include "server/media.h"
 #include "server/req.h"
 
 #include "core/ids.h"
@@ -132,6 +133,7 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
         {"receipt", chat__handle_receipt},   {"convs", chat__handle_convs},
         {"presence", chat__handle_presence}, {"settings", chat__handle_settings},
         {"typing", chat__handle_typing},     {"ping", NULL},
+        {"media_url", chat__handle_media_url},
     };
     void (*fn)(chat__conn *, cJSON *, cJSON *) = NULL;
     int known = 0;

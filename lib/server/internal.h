@@ -18,7 +18,7 @@
 #include <stdatomic.h>
 #include <uv.h>
 
-#define CHAT__LIMIT_MAX 17 /* one past the highest chat_limit */
+#define CHAT__LIMIT_MAX 21 /* one past the highest chat_limit */
 
 struct chat_server_config {
     char *address;
@@ -39,6 +39,8 @@ struct chat_server_config {
     void *bus_state;
     const chat_push_ops *push_ops;
     void *push_state;
+    const chat_blob_ops *blob_ops;
+    void *blob_state;
 };
 
 typedef struct chat__conn chat__conn;
@@ -85,6 +87,9 @@ struct chat_server {
     void *bus_st;
     const chat_push_ops *push;
     void *push_st;
+    const chat_blob_ops *blob; /* NULL: media off */
+    void *blob_st;
+    chat__strmap uploads;      /* upload key -> unfinished upload (media_http.c) [loop] */
 
     chat__worker writer;  /* store transactions, group-committed */
     chat__worker hasher;  /* password hashing, capped to one at a time */

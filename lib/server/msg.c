@@ -1,4 +1,5 @@
 /* send and history: storing messages in order, once, and reading them back. */
+#include "server/media.h"
 #include "server/req.h"
 
 #include "core/alloc.h"
@@ -16,6 +17,7 @@ typedef struct send_args {
     int kind;
     const char *body;   /* text (into args) or the media JSON (owned, in extra) */
     size_t body_len;
+    char media_id[CHAT__MEDIA_ID_LEN + 1]; /* a media id of this server's, else "" */
 } send_args;
 
 static void free_send_args(void *p)
@@ -91,6 +93,22 @@ static int send_run(chat__job *job, chat__txn *tx)
     send_args *a = r->extra;
     chat_store_conv conv;
     chat_store_member me;
+    /* A reference to this server's media must be to media the sender may see (uploaded, or
+     * shared in one of their conversations); sending it shares it with this conversation.
+     * Other ids are opaque references to media elsewhere and grant nothing. */
+    chat_store_media media;
+    int shares = a->media_id[0] && tx->ops->version >= 2 && tx->ops->media_get;
+    if (shares) {
+        int rc0 = chat__txn_media_access(tx, a->media_id, r->user, &media);
+        if (rc0 == CHAT_ENOTSUP) /* the store keeps no media: an opaque reference */
+            shares = 0;
+        else if (rc0 == CHAT_ENOTFOUND)
+            return chat__req_fail(r, CHAT_ENOTFOUND, "not_found", "no media %s", a->media_id);
+        else if (rc0 == CHAT_EPERM)
+            return chat__req_fail(r, CHAT_EPERM, "forbidden", "that media is not yours to share");
+        else if (rc0 != CHAT_OK)
+            return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+    }
     int rc;
 
     if (a->to) {
@@ -115,6 +133,9 @@ static int send_run(chat__job *job, chat__txn *tx)
         return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
     }
     if (rc != CHAT_ENOTFOUND)
+        return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+
+    if (shares && tx->ops->media_grant(tx->st, a->media_id, conv.id, "") != CHAT_OK)
         return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
 
     chat_store_msg m = {0};
@@ -262,6 +283,10 @@ void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
             goto fail;
         a.body = media;
         a.body_len = strlen(media);
+        const cJSON *mid =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(f, "media"), "id");
+        if (chat__media_id_valid(mid->valuestring, strlen(mid->valuestring)))
+            strcpy(a.media_id, mid->valuestring);
     } else {
         chat__conn_error(c, re, CHAT_EINVAL, "bad_field", "'kind' must be 'text' or 'media'", 0);
         goto fail;

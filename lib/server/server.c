@@ -6,6 +6,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/ids.h"
+#include "server/media.h"
 #include "store/checked.h"
 
 #include <sodium.h>
@@ -128,6 +129,7 @@ static void server_release(chat_server *srv)
     chat__worker_stop(&srv->writer);
     chat__worker_stop(&srv->hasher);
     chat__server_drain(srv);
+    chat__media_free(srv);
     if (srv->bus)
         srv->bus->destroy(srv->bus_st);
     if (srv->push) {
@@ -181,6 +183,7 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     pthread_mutex_init(&srv->revoked_lock, NULL);
     chat__strmap_init(&srv->users);
     chat__strmap_init(&srv->revoked);
+    chat__strmap_init(&srv->uploads);
     chat__typing_init(&srv->typing);
     srv->cfg = *cfg;
     srv->cfg.address = chat__strdup(cfg->address);
@@ -195,6 +198,10 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     srv->bus_st = cfg->bus_state;
     srv->push = cfg->push_ops;
     srv->push_st = cfg->push_state;
+    srv->blob = cfg->blob_ops;
+    srv->blob_st = cfg->blob_state;
+    srv->cfg.blob_ops = NULL;
+    cfg->blob_ops = NULL;
     cfg->store_ops = NULL;
     cfg->bus_ops = NULL;
     cfg->push_ops = NULL;
@@ -207,6 +214,8 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     /* Every store, built-in or the host's, sits behind the one argument-checking layer. */
     if (rc == CHAT_OK)
         rc = chat__store_checked_new(&srv->store, &srv->store_st);
+    if (rc == CHAT_OK)
+        rc = chat__media_init(srv);
     if (rc == CHAT_OK && !srv->bus) {
         rc = chat_bus_local_new(&srv->bus_st);
         if (rc == CHAT_OK)

@@ -57,6 +57,7 @@ struct hop {
         chat_store_member_cb member;
         chat_store_name_cb name;
         revoked_cb revoked;
+        chat_store_grant_cb grant;
     } cb;
     void *user_data;
 };
@@ -93,6 +94,15 @@ static int hop_revoked(const char *session_id, int64_t exp_ms, void *ud)
     struct hop *h = ud;
     h->w->in_cb++;
     int r = h->cb.revoked(session_id, exp_ms, h->user_data);
+    h->w->in_cb--;
+    return r;
+}
+
+static int hop_grant(int64_t conv, const char *user, void *ud)
+{
+    struct hop *h = ud;
+    h->w->in_cb++;
+    int r = h->cb.grant(conv, user, h->user_data);
     h->w->in_cb--;
     return r;
 }
@@ -330,6 +340,78 @@ static int c_meta_set(void *state, const char *key, int64_t value)
     return w->ops->meta_set(w->st, key, value);
 }
 
+/* ---- media (version 2, optional) ---- */
+
+/* The backend has the version-2 media methods; else CHAT_ENOTSUP. */
+static int has_media(const checked *w)
+{
+    if (w->ops->version >= 2 && w->ops->media_put && w->ops->media_get && w->ops->media_grant &&
+        w->ops->media_grants)
+        return CHAT_OK;
+    return chat__error_set(CHAT_ENOTSUP, 0, "store: this backend keeps no media metadata");
+}
+
+static int check_media_id(const char *id)
+{
+    int rc = chat__store_check_str(id, CHAT_MEDIA_ID_MAX, 0, "media id");
+    if (rc)
+        return rc;
+    for (const char *p = id; *p; p++)
+        if (*p == '\n')
+            return chat__error_set(CHAT_EINVAL, 0, "store: media id holds a newline");
+    return CHAT_OK;
+}
+
+static int c_media_put(void *state, const chat_store_media *m)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "media_put")) || (rc = has_media(w)) ||
+        (rc = need(m != NULL, "media_put", "media")) ||
+        (rc = chat__store_check_field(m->id, sizeof m->id, 0, "media id")) ||
+        (rc = check_media_id(m->id)) ||
+        (rc = chat__store_check_field(m->uploader, sizeof m->uploader, 0, "uploader")) ||
+        (rc = chat__store_check_field(m->mime, sizeof m->mime, 0, "mime")) ||
+        (rc = chat__store_check_field(m->name, sizeof m->name, 1, "name")) ||
+        (rc = chat__store_check_u64(m->size, "size")))
+        return rc;
+    return w->ops->media_put(w->st, m);
+}
+
+static int c_media_get(void *state, const char *id, chat_store_media *out)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = has_media(w)) || (rc = check_media_id(id)) ||
+        (rc = need(out != NULL, "media_get", "out")))
+        return rc;
+    return w->ops->media_get(w->st, id, out);
+}
+
+static int c_media_grant(void *state, const char *id, int64_t conv, const char *user)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "media_grant")) || (rc = has_media(w)) ||
+        (rc = check_media_id(id)) || (rc = check_id(user, 1, "user")))
+        return rc;
+    if (conv < 0 || (conv == 0) != (user[0] != 0))
+        return chat__error_set(CHAT_EINVAL, 0,
+                               "store: media_grant needs conv > 0 and no user, or a user alone");
+    return w->ops->media_grant(w->st, id, conv, user);
+}
+
+static int c_media_grants(void *state, const char *id, chat_store_grant_cb cb, void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "media_grants")) || (rc = has_media(w)) ||
+        (rc = check_media_id(id)) || (rc = need(cb != NULL, "media_grants", "callback")))
+        return rc;
+    struct hop h = {.w = w, .cb.grant = cb, .user_data = user_data};
+    return w->ops->media_grants(w->st, id, hop_grant, &h);
+}
+
 /* ---- lifecycle ---- */
 
 static int c_ctl(void *state, int op, void *arg)
@@ -377,6 +459,10 @@ static const chat_store_ops checked_ops = {
     .meta_get = c_meta_get,
     .meta_set = c_meta_set,
     .ctl = c_ctl,
+    .media_put = c_media_put,
+    .media_get = c_media_get,
+    .media_grant = c_media_grant,
+    .media_grants = c_media_grants,
 };
 
 int chat__store_checked_new(const chat_store_ops **ops_inout, void **state_inout)
@@ -397,4 +483,9 @@ int chat__store_checked_new(const chat_store_ops **ops_inout, void **state_inout
     *ops_inout = &checked_ops;
     *state_inout = w;
     return CHAT_OK;
+}
+
+int chat__store_checked_has_media(const chat_store_ops *ops, void *state)
+{
+    return ops == &checked_ops && has_media(state) == CHAT_OK;
 }

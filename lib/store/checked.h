@@ -33,4 +33,7 @@
  * CHAT_EINVAL when ops_inout, state_inout or *ops_inout is NULL; then nothing is touched. */
 int chat__store_checked_new(const chat_store_ops **ops_inout, void **state_inout);
 
+/* 1 when the store behind the checking layer keeps media (version-2 methods). */
+int chat__store_checked_has_media(const chat_store_ops *ops, void *state);
+
 #endif

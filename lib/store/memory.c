@@ -183,6 +183,18 @@ static void undo(chat__mem *s, const chat__undo *u)
     case CHAT__U_KV_UPDATE:
         ((chat__mkv *)u->obj)->value = u->i;
         break;
+    case CHAT__U_MEDIA_INSERT: {
+        chat__mmedia *m = u->obj;
+        chat__hmap_del(&s->media, m->hash, m);
+        chat__free(m);
+        break;
+    }
+    case CHAT__U_GRANT_INSERT: {
+        chat__mkv *kv = u->obj;
+        chat__hmap_del(&s->grants, kv->hash, kv);
+        chat__free(kv);
+        break;
+    }
     }
 }
 
@@ -257,6 +269,8 @@ static void destroy(void *state)
     chat__hmap_free(&s->cmids);
     free_kvs(&s->revoked);
     free_kvs(&s->meta);
+    free_kvs(&s->media);
+    free_kvs(&s->grants);
     chat__free(s->scratch);
     chat__free(s);
 }
@@ -304,6 +318,10 @@ static const chat_store_ops memory_ops = {
     .meta_get = chat__mem_meta_get,
     .meta_set = chat__mem_meta_set,
     .ctl = ctl,
+    .media_put = chat__mem_media_put,
+    .media_get = chat__mem_media_get,
+    .media_grant = chat__mem_media_grant,
+    .media_grants = chat__mem_media_grants,
 };
 
 const chat_store_ops *chat_store_memory_ops(void)

@@ -61,6 +61,12 @@ typedef struct chat__mkv {
     char key[];
 } chat__mkv;
 
+/* Media metadata, hashed by id. */
+typedef struct chat__mmedia {
+    uint64_t hash;
+    chat_store_media row;
+} chat__mmedia;
+
 enum chat__undo_op {
     CHAT__U_CONV_INSERT,   /* obj: mconv; i: previous max_conv_id */
     CHAT__U_CONV_UPDATE,   /* obj: mconv; old: chat_store_conv */
@@ -71,7 +77,9 @@ enum chat__undo_op {
     CHAT__U_USER_UPDATE,   /* obj: mperson; old: chat_store_user */
     CHAT__U_REVOKED_INSERT, /* obj: mkv */
     CHAT__U_META_INSERT,   /* obj: mkv */
-    CHAT__U_KV_UPDATE      /* obj: mkv; i: old value */
+    CHAT__U_KV_UPDATE,     /* obj: mkv; i: old value */
+    CHAT__U_MEDIA_INSERT,  /* obj: mmedia */
+    CHAT__U_GRANT_INSERT   /* obj: mkv */
 };
 
 typedef struct chat__undo {
@@ -88,6 +96,8 @@ typedef struct chat__mem {
     chat__hmap cmids;   /* (conv, sender, device, cmid) -> mmsg */
     chat__hmap revoked; /* session id -> mkv */
     chat__hmap meta;    /* key -> mkv */
+    chat__hmap media;   /* id -> mmedia */
+    chat__hmap grants;  /* "id\nconv\nuser" -> mkv (value: conv) */
     int64_t max_conv_id; /* conv_insert assigns max + 1, as SQLite's rowid does */
 
     int in_tx;
@@ -148,5 +158,9 @@ int chat__mem_revoked_list(void *state, int64_t now_ms,
                            void *user_data);
 int chat__mem_meta_get(void *state, const char *key, int64_t *value);
 int chat__mem_meta_set(void *state, const char *key, int64_t value);
+int chat__mem_media_put(void *state, const chat_store_media *m);
+int chat__mem_media_get(void *state, const char *id, chat_store_media *out);
+int chat__mem_media_grant(void *state, const char *id, int64_t conv, const char *user);
+int chat__mem_media_grants(void *state, const char *id, chat_store_grant_cb cb, void *user_data);
 
 #endif

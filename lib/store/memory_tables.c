@@ -12,6 +12,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -584,4 +585,90 @@ int chat__mem_meta_set(void *state, const char *key, int64_t value)
 {
     chat__mem *s = state;
     return kv_put(s, &s->meta, CHAT__U_META_INSERT, key, value);
+}
+
+/* ---- media ---- */
+
+static int eq_media(const void *item, const void *key)
+{
+    return strcmp(((const chat__mmedia *)item)->row.id, key) == 0;
+}
+
+int chat__mem_media_put(void *state, const chat_store_media *m)
+{
+    chat__mem *s = state;
+    uint64_t h = chat__mem_str_hash(m->id);
+    if (chat__hmap_get(&s->media, h, eq_media, m->id))
+        return chat__error_set(CHAT_EEXISTS, 0, "memory store: media_put: %s exists", m->id);
+    if (chat__hmap_reserve(&s->media, 1))
+        return oom();
+    chat__mmedia *item = chat__malloc(sizeof *item);
+    if (!item || chat__mem_undo_reserve(s)) {
+        chat__free(item);
+        return oom();
+    }
+    item->hash = h;
+    item->row = *m;
+    chat__hmap_put(&s->media, h, item);
+    chat__mem_undo_push(s, CHAT__U_MEDIA_INSERT, item, NULL, 0);
+    return CHAT_OK;
+}
+
+int chat__mem_media_get(void *state, const char *id, chat_store_media *out)
+{
+    chat__mem *s = state;
+    const chat__mmedia *m = chat__hmap_get(&s->media, chat__mem_str_hash(id), eq_media, id);
+    if (!m)
+        return not_found("media_get");
+    *out = m->row;
+    return CHAT_OK;
+}
+
+static int grant_key(char *buf, size_t size, const char *id, int64_t conv, const char *user)
+{
+    int n = snprintf(buf, size, "%s\n%lld\n%s", id, (long long)conv, user);
+    return n > 0 && (size_t)n < size ? CHAT_OK : CHAT_EINVAL;
+}
+
+int chat__mem_media_grant(void *state, const char *id, int64_t conv, const char *user)
+{
+    chat__mem *s = state;
+    char key[CHAT_MEDIA_ID_MAX + CHAT_ID_MAX + 32];
+    if (grant_key(key, sizeof key, id, conv, user))
+        return chat__error_set(CHAT_EINVAL, 0, "memory store: media_grant: key too long");
+    if (chat__hmap_get(&s->grants, chat__mem_str_hash(key), eq_kv, key))
+        return CHAT_OK;
+    return kv_put(s, &s->grants, CHAT__U_GRANT_INSERT, key, conv);
+}
+
+static int cmp_grant(const void *a, const void *b)
+{
+    const chat__mkv *x = *(const chat__mkv *const *)a, *y = *(const chat__mkv *const *)b;
+    if (x->value != y->value)
+        return x->value < y->value ? -1 : 1;
+    return strcmp(x->key, y->key);
+}
+
+int chat__mem_media_grants(void *state, const char *id, chat_store_grant_cb cb, void *user_data)
+{
+    chat__mem *s = state;
+    int rc = grow_scratch(s, s->grants.len);
+    if (rc)
+        return rc;
+    size_t idlen = strlen(id), n = 0;
+    for (size_t i = 0; i < s->grants.cap; i++) {
+        chat__mkv *kv = s->grants.slots[i].item;
+        if (kv && strncmp(kv->key, id, idlen) == 0 && kv->key[idlen] == '\n')
+            s->scratch[n++] = kv;
+    }
+    if (n > 1)
+        qsort(s->scratch, n, sizeof *s->scratch, cmp_grant);
+    for (size_t i = 0; i < n; i++) {
+        const chat__mkv *kv = s->scratch[i];
+        const char *user = strchr(kv->key + idlen + 1, '\n');
+        int r = cb(kv->value, user ? user + 1 : "", user_data);
+        if (r)
+            return r;
+    }
+    return CHAT_OK;
 }

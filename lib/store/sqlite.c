@@ -76,6 +76,14 @@ const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
     [CHAT__ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [CHAT__ST_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [CHAT__ST_MEDIA_PUT] = "INSERT INTO media (id, uploader, mime, name, size, created_ms) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [CHAT__ST_MEDIA_GET] = "SELECT id, uploader, mime, name, size, created_ms FROM media "
+                           "WHERE id = ?1",
+    [CHAT__ST_MEDIA_GRANT] = "INSERT INTO media_grants (id, conv, user) VALUES (?1, ?2, ?3) "
+                             "ON CONFLICT DO NOTHING",
+    [CHAT__ST_MEDIA_GRANTS] = "SELECT conv, user FROM media_grants WHERE id = ?1 "
+                              "ORDER BY conv, user",
 };
 
 int chat__sqlite_fail(sqlite3 *db, int rc, const char *what)
@@ -216,6 +224,10 @@ static const chat_store_ops sqlite_ops = {
     .meta_get = chat__sqlite_meta_get,
     .meta_set = chat__sqlite_meta_set,
     .ctl = ctl,
+    .media_put = chat__sqlite_media_put,
+    .media_get = chat__sqlite_media_get,
+    .media_grant = chat__sqlite_media_grant,
+    .media_grants = chat__sqlite_media_grants,
 };
 
 const chat_store_ops *chat_store_sqlite_ops(void)

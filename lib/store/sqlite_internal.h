@@ -32,6 +32,10 @@ enum chat__sqlite_stmt {
     CHAT__ST_REVOKED_LIST,
     CHAT__ST_META_GET,
     CHAT__ST_META_SET,
+    CHAT__ST_MEDIA_PUT,
+    CHAT__ST_MEDIA_GET,
+    CHAT__ST_MEDIA_GRANT,
+    CHAT__ST_MEDIA_GRANTS,
     CHAT__ST_COUNT
 };
 
@@ -80,5 +84,10 @@ int chat__sqlite_revoked_list(void *state, int64_t now_ms,
                               void *user_data);
 int chat__sqlite_meta_get(void *state, const char *key, int64_t *value);
 int chat__sqlite_meta_set(void *state, const char *key, int64_t value);
+int chat__sqlite_media_put(void *state, const chat_store_media *m);
+int chat__sqlite_media_get(void *state, const char *id, chat_store_media *out);
+int chat__sqlite_media_grant(void *state, const char *id, int64_t conv, const char *user);
+int chat__sqlite_media_grants(void *state, const char *id, chat_store_grant_cb cb,
+                              void *user_data);
 
 #endif

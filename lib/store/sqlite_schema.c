@@ -54,6 +54,19 @@ static const char *const migrations[] = {
     "CREATE TABLE meta ("
     "  key TEXT PRIMARY KEY,"
     "  value INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 2: media metadata (content-addressed) and who may obtain its URLs. */
+    "CREATE TABLE media ("
+    "  id TEXT PRIMARY KEY,"
+    "  uploader TEXT NOT NULL,"
+    "  mime TEXT NOT NULL,"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  size INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE media_grants ("
+    "  id TEXT NOT NULL,"
+    "  conv INTEGER NOT NULL," /* 0: user is an uploader */
+    "  user TEXT NOT NULL,"    /* '': everyone in conv */
+    "  PRIMARY KEY (id, conv, user)) WITHOUT ROWID;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

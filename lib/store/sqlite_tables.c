@@ -11,6 +11,8 @@
 
 #include "core/error.h"
 
+#include <string.h>
+
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
 {
     /* STATIC is safe: every statement is reset (dropping the binding) before we return. */
@@ -95,6 +97,7 @@ struct sink {
         chat_store_member_cb member;
         chat_store_name_cb name;
         int (*revoked)(const char *session_id, int64_t exp_ms, void *user_data);
+        chat_store_grant_cb grant;
     } cb;
     void *user_data;
 };
@@ -123,6 +126,11 @@ static int emit_name(sqlite3_stmt *st, const struct sink *k)
 static int emit_revoked(sqlite3_stmt *st, const struct sink *k)
 {
     return k->cb.revoked(col_str(st, 0), sqlite3_column_int64(st, 1), k->user_data);
+}
+
+static int emit_grant(sqlite3_stmt *st, const struct sink *k)
+{
+    return k->cb.grant(sqlite3_column_int64(st, 0), col_str(st, 1), k->user_data);
 }
 
 /* Run a bound query and pass each row to emit; a non-zero callback result stops and is
@@ -397,4 +405,56 @@ int chat__sqlite_meta_set(void *state, const char *key, int64_t value)
     bind_text(st, 1, key);
     sqlite3_bind_int64(st, 2, value);
     return chat__sqlite_exec(s, st, "meta_set");
+}
+
+int chat__sqlite_media_put(void *state, const chat_store_media *m)
+{
+    chat__sqlite *s = state;
+    sqlite3_stmt *st = s->st[CHAT__ST_MEDIA_PUT];
+    bind_text(st, 1, m->id);
+    bind_text(st, 2, m->uploader);
+    bind_text(st, 3, m->mime);
+    bind_text(st, 4, m->name);
+    bind_u64(st, 5, m->size);
+    sqlite3_bind_int64(st, 6, m->created_ms);
+    return chat__sqlite_exec(s, st, "media_put");
+}
+
+int chat__sqlite_media_get(void *state, const char *id, chat_store_media *out)
+{
+    chat__sqlite *s = state;
+    int rc;
+    sqlite3_stmt *st = s->st[CHAT__ST_MEDIA_GET];
+    bind_text(st, 1, id);
+    if ((rc = fetch(s, st, "media_get")))
+        return rc;
+    memset(out, 0, sizeof *out);
+    col_copy(st, 0, out->id, sizeof out->id);
+    col_copy(st, 1, out->uploader, sizeof out->uploader);
+    col_copy(st, 2, out->mime, sizeof out->mime);
+    col_copy(st, 3, out->name, sizeof out->name);
+    out->size = (uint64_t)sqlite3_column_int64(st, 4);
+    out->created_ms = sqlite3_column_int64(st, 5);
+    chat__sqlite_reset(st);
+    return CHAT_OK;
+}
+
+int chat__sqlite_media_grant(void *state, const char *id, int64_t conv, const char *user)
+{
+    chat__sqlite *s = state;
+    sqlite3_stmt *st = s->st[CHAT__ST_MEDIA_GRANT];
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, conv);
+    bind_text(st, 3, user);
+    return chat__sqlite_exec(s, st, "media_grant");
+}
+
+int chat__sqlite_media_grants(void *state, const char *id, chat_store_grant_cb cb,
+                              void *user_data)
+{
+    chat__sqlite *s = state;
+    sqlite3_stmt *st = s->st[CHAT__ST_MEDIA_GRANTS];
+    bind_text(st, 1, id);
+    struct sink k = {.cb.grant = cb, .user_data = user_data};
+    return each(s, st, "media_grants", emit_grant, &k);
 }

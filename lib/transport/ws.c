@@ -4,6 +4,7 @@
  * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE is deliberately not handled: Debian's lws 4.1.6 has a
  * use-after-free behind it (CVE-2025-11677). */
 #include "server/internal.h"
+#include "server/media.h"
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -25,6 +26,7 @@ _Static_assert(LWS_PRE <= CHAT__FRAME_PRE, "frame headroom too small for lws");
 
 struct pss {
     chat__conn *conn;
+    void *http; /* the HTTP transaction in progress (server/media_http.c) */
 };
 
 static void auth_deadline_cb(lws_sorted_usec_list_t *sul)
@@ -139,10 +141,12 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         }
         return 0;
     case LWS_CALLBACK_HTTP:
-        /* Only WebSocket upgrades are served on this port for now. */
-        if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
-            return -1;
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    case LWS_CALLBACK_HTTP_BODY:
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        /* Media uploads and downloads; everything else on HTTP is a 404. */
+        return p ? chat__http_callback(srv, wsi, (int)reason, &p->http, in, len) : 0;
     default:
         return 0;
     }
@@ -211,6 +215,7 @@ int chat__ws_start(chat_server *srv)
     info.alpn = "http/1.1";
     info.retry_and_idle_policy = &srv->retry;
     info.vhost_name = "default";
+    info.max_http_header_data = 4096; /* signed media URLs and bearer tokens */
     srv->lws = lws_create_context(&info);
     /* On a foreign loop lws 4.1.6 returns a context even when binding failed: the listening
      * vhost is what tells. The caller tears the context down through the loop. */

@@ -193,3 +193,48 @@ def test_cli_listen_and_interactive_session(chatd):
             if p.poll() is None:
                 p.kill()
                 p.wait(5)
+
+
+# ---- media: send-file and download, with interruption and resume ------------------------------
+
+def test_cli_send_file_and_download_resume(chatd, tmp_path):
+    import hashlib
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(data)
+    want = hashlib.blake2b(data, digest_size=32).hexdigest()
+    cache = str(tmp_path / "alice.db")
+    args = ("send-file", "--to", "bob", "--mime", "video/mp4", str(src))
+
+    # interrupted after ~1 MiB: nothing sent, the upload stays resumable
+    r = cli(chatd, *args, "--stop-after", "1000000", user="alice", extra=("--cache", cache))
+    assert r.returncode == 1 and "interrupted" in r.stderr, r.stderr
+    assert "upload:" in r.stderr and "%" in r.stderr, "a progress display"
+
+    r = cli(chatd, *args, user="alice", extra=("--cache", cache))
+    media_id, seq = ok(r).split()
+    assert media_id == want and seq == "1"
+    resumed = [ln for ln in r.stderr.replace("\r", "\n").splitlines() if "resumed at byte" in ln]
+    # resumed where the server stood: what it took in before the abort, never from 0
+    assert resumed and 0 < int(resumed[0].split()[-1]) <= 1000000 + 65536, r.stderr
+
+    # bob sees the media message in history
+    conv, _ = conv_with(ok(cli(chatd, "convs", user="bob")), "alice")
+    hist = rows(ok(cli(chatd, "history", "--conv", str(conv), user="bob")))
+    assert len(hist) == 1 and '"kind":"media"' in hist[0][3] and want in hist[0][3], hist
+
+    # bob downloads, interrupted, then resumed; the result is checked
+    dst = tmp_path / "got.mp4"
+    r = cli(chatd, "download", media_id, str(dst), "--stop-after", "1500000", user="bob")
+    assert r.returncode == 1 and not dst.exists(), r.stderr
+    assert (tmp_path / "got.mp4.part").stat().st_size >= 1500000
+    r = cli(chatd, "download", media_id, str(dst), user="bob")
+    assert ok(r).strip() == str(dst)
+    assert "resumed at byte" in r.stderr, r.stderr
+    assert dst.read_bytes() == data
+    assert not (tmp_path / "got.mp4.part").exists()
+
+    # carol is in no conversation with it: refused, nothing written
+    r = cli(chatd, "download", media_id, str(tmp_path / "carol.mp4"), user="carol")
+    assert r.returncode == 1 and "EPERM" in r.stderr, r.stderr
+    assert not (tmp_path / "carol.mp4").exists()

@@ -211,3 +211,64 @@ def test_python_objects_dropped_in_any_order(chatd):
     with pytest.raises(ChatError) as ei:
         client(chatd, "alice").wait_for(type=E.HISTORY, timeout=0.3)
     assert ei.value.code == libchat.ETIMEDOUT
+
+
+def test_python_media_upload_send_download_resume(chatd, tmp_path):
+    import hashlib
+    import os
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    src = tmp_path / "photo.jpg"
+    src.write_bytes(data)
+    want = hashlib.blake2b(data, digest_size=32).hexdigest()
+
+    class Stop(Exception):
+        pass
+
+    def stop_after(n, seen):
+        def progress(done, total):
+            seen.append((done, total))
+            if done >= n and done < total:
+                time.sleep(0.3)  # let the server take in what was sent
+                raise Stop()
+        return progress
+
+    with client(chatd, "alice", cache=str(tmp_path / "a.db")) as alice, \
+            client(chatd, "bob") as bob:
+        synced(alice)
+        synced(bob)
+        seen = []
+        with pytest.raises(Stop):
+            alice.upload_file(src, "image/jpeg", stop_after(700000, seen))
+        assert seen and seen[-1][1] == len(data)
+        seen2 = []
+        media_id = alice.upload_file(src, "image/jpeg", lambda d, t: seen2.append((d, t)))
+        assert media_id == want
+        # resumed where the server stood (what it had taken in before the abort), not at 0
+        assert 0 < seen2[0][0] <= seen[-1][0], (seen2[0], seen[-1])
+        assert seen2[-1] == (len(data), len(data))
+
+        media = {"id": media_id, "mime": "image/jpeg", "size": len(data), "name": "photo.jpg",
+                 "width": 640, "height": 480}
+        cmid = alice.send_media(media, to="bob")
+        alice.wait_for(lambda e: e.cmid == cmid, type=E.SENT)
+        m = bob.wait_for(lambda e: e.user == "alice" and e.kind == libchat.MsgKind.MEDIA,
+                         type=E.MESSAGE)
+        import json
+        assert json.loads(m.json)["media"] == media
+
+        u = bob.media_url(media_id)
+        assert u["size"] == len(data) and u["mime"] == "image/jpeg" and u["url"].startswith("/media/")
+        dst = tmp_path / "got.jpg"
+        with pytest.raises(Stop):
+            bob.download(media_id, dst, stop_after(900000, []), url=u["url"])
+        assert not dst.exists()
+        seen3 = []
+        assert bob.download(media_id, dst, lambda d, t: seen3.append(d)) == str(dst)
+        assert seen3[0] >= 900000  # the .part holds what was written
+        assert dst.read_bytes() == data
+
+    with client(chatd, "carol") as carol:
+        synced(carol)
+        with pytest.raises(ChatError) as ei:
+            carol.media_url(media_id)
+        assert ei.value.code == libchat.EPERM

@@ -765,6 +765,98 @@ static void test_store_meta_get_set(void **state)
     assert_int_equal(f->ops->meta_set(f->st, NULL, 1), CHAT_EINVAL);
 }
 
+/* ---- media (version 2) ---- */
+
+static chat_store_media media_row(const char *id, const char *uploader, uint64_t size)
+{
+    chat_store_media m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.id, sizeof m.id, "%s", id);
+    snprintf(m.uploader, sizeof m.uploader, "%s", uploader);
+    snprintf(m.mime, sizeof m.mime, "image/png");
+    snprintf(m.name, sizeof m.name, "cat.png");
+    m.size = size;
+    m.created_ms = 1234;
+    return m;
+}
+
+static int collect_grant(int64_t conv, const char *user, void *ud)
+{
+    char *buf = ud;
+    size_t n = strlen(buf);
+    snprintf(buf + n, 256 - n, "%lld:%s,", (long long)conv, user);
+    return 0;
+}
+
+static void test_store_media_put_get(void **state)
+{
+    fx *f = *state;
+    chat_store_media m = media_row("ab01", "alice", 5 * 1024 * 1024), out;
+    assert_int_equal(f->ops->media_get(f->st, "ab01", &out), CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->media_put(f->st, &m), CHAT_OK);
+    assert_int_equal(f->ops->media_get(f->st, "ab01", &out), CHAT_OK);
+    assert_string_equal(out.id, "ab01");
+    assert_string_equal(out.uploader, "alice");
+    assert_string_equal(out.mime, "image/png");
+    assert_string_equal(out.name, "cat.png");
+    assert_true(out.size == 5 * 1024 * 1024);
+    assert_int_equal(out.created_ms, 1234);
+    /* content-addressed: a second put of the same id changes nothing */
+    chat_store_media m2 = media_row("ab01", "bob", 1);
+    assert_int_equal(f->ops->media_put(f->st, &m2), CHAT_EEXISTS);
+    assert_int_equal(f->ops->media_get(f->st, "ab01", &out), CHAT_OK);
+    assert_string_equal(out.uploader, "alice");
+    m2.name[0] = 0;
+    snprintf(m2.id, sizeof m2.id, "cd02");
+    assert_int_equal(f->ops->media_put(f->st, &m2), CHAT_OK); /* empty name is fine */
+    m2.mime[0] = 0;
+    snprintf(m2.id, sizeof m2.id, "cd03");
+    assert_int_equal(f->ops->media_put(f->st, &m2), CHAT_EINVAL); /* mime required */
+    assert_int_equal(f->ops->media_get(f->st, "", &out), CHAT_EINVAL);
+    assert_int_equal(f->ops->media_get(f->st, NULL, &out), CHAT_EINVAL);
+}
+
+static void test_store_media_grants(void **state)
+{
+    fx *f = *state;
+    char buf[256] = "";
+    assert_int_equal(f->ops->media_grants(f->st, "ab01", collect_grant, buf), CHAT_OK);
+    assert_string_equal(buf, "");
+    assert_int_equal(f->ops->media_grant(f->st, "ab01", 7, ""), CHAT_OK);
+    assert_int_equal(f->ops->media_grant(f->st, "ab01", 0, "bob"), CHAT_OK);
+    assert_int_equal(f->ops->media_grant(f->st, "ab01", 0, "alice"), CHAT_OK);
+    assert_int_equal(f->ops->media_grant(f->st, "ab01", 3, ""), CHAT_OK);
+    assert_int_equal(f->ops->media_grant(f->st, "ab01", 3, ""), CHAT_OK); /* kept once */
+    assert_int_equal(f->ops->media_grant(f->st, "ab011", 3, ""), CHAT_OK); /* other id */
+    assert_int_equal(f->ops->media_grants(f->st, "ab01", collect_grant, buf), CHAT_OK);
+    assert_string_equal(buf, "0:alice,0:bob,3:,7:,");
+    /* a grant is a conversation or a user, never both or neither */
+    assert_int_equal(f->ops->media_grant(f->st, "ab01", 3, "bob"), CHAT_EINVAL);
+    assert_int_equal(f->ops->media_grant(f->st, "ab01", 0, ""), CHAT_EINVAL);
+    assert_int_equal(f->ops->media_grant(f->st, "a\nb", 0, "bob"), CHAT_EINVAL);
+}
+
+static void test_store_media_rollback(void **state)
+{
+    fx *f = *state;
+    chat_store_media m = media_row("ef09", "alice", 10), out;
+    char buf[256] = "";
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(f->ops->media_put(f->st, &m), CHAT_OK);
+    assert_int_equal(f->ops->media_grant(f->st, "ef09", 0, "alice"), CHAT_OK);
+    assert_int_equal(f->ops->rollback(f->st), CHAT_OK);
+    assert_int_equal(f->ops->media_get(f->st, "ef09", &out), CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->media_grants(f->st, "ef09", collect_grant, buf), CHAT_OK);
+    assert_string_equal(buf, "");
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(f->ops->media_put(f->st, &m), CHAT_OK);
+    assert_int_equal(f->ops->media_grant(f->st, "ef09", 0, "alice"), CHAT_OK);
+    assert_int_equal(f->ops->commit(f->st), CHAT_OK);
+    assert_int_equal(f->ops->media_get(f->st, "ef09", &out), CHAT_OK);
+    assert_int_equal(f->ops->media_grants(f->st, "ef09", collect_grant, buf), CHAT_OK);
+    assert_string_equal(buf, "0:alice,");
+}
+
 /* ---- transactions ---- */
 
 /* A fixed data set touching every table, for the rollback and commit tests. */
@@ -1474,6 +1566,9 @@ static void test_store_checked_new_failure_destroys_inner(void **state)
     X(test_store_user_put_get)                        \
     X(test_store_revoked_put_list)                    \
     X(test_store_meta_get_set)                        \
+    X(test_store_media_put_get)                       \
+    X(test_store_media_grants)                        \
+    X(test_store_media_rollback)                      \
     X(test_store_rollback_undoes_everything)          \
     X(test_store_rollback_of_seeded_transaction)      \
     X(test_store_commit_keeps_changes)                \

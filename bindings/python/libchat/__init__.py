@@ -19,6 +19,8 @@ waits for calls in progress, which are bounded (waits are sliced into short C ca
 import collections
 import ctypes
 import enum
+import json
+import os
 import threading
 import time
 
@@ -418,6 +420,83 @@ class Client:
             self._call_out(lib.chat_client_send_text, byref(out), int(conv), data, len(data),
                            what="send")
         return _take_string(out)
+
+    # -- media (doc/media.md) --
+
+    @staticmethod
+    def _progress(progress, box):
+        """A C progress callback around progress(done, total); an exception aborts the
+        transfer (the C call returns CHAT_EUSER) and is re-raised by the caller."""
+        if progress is None:
+            return ctypes.cast(None, _ffi.PROGRESS_CB)
+
+        def cb(done, total, _ud):
+            try:
+                progress(done, total)
+                return 0
+            except BaseException as e:  # noqa: B902 - handed back to the caller
+                box.append(e)
+                return 1
+        return _ffi.PROGRESS_CB(cb)
+
+    def upload_file(self, path, mime=None, progress=None):
+        """Upload the file at path over HTTP (blocking); returns its media id. progress(done,
+        total) is called as bytes go out; an exception from it aborts, and calling again
+        with the same file resumes where the server stands."""
+        box = []
+        cb = self._progress(progress, box)
+        out = c_void_p()
+        h = self._enter()
+        try:
+            rc = lib.chat_client_upload_file(byref(out), h, _enc(os.fspath(path)),
+                                             _enc(mime) if mime else None, cb, None)
+        finally:
+            self._leave()
+        if box:
+            raise box[0]
+        _check(rc, "upload")
+        return _take_string(out)
+
+    def send_media(self, media, conv=None, *, to=None):
+        """Queue a media message; media is the protocol's media object (a dict with id, mime,
+        size, name, and optionally width, height, duration_ms). Returns the cmid."""
+        if (conv is None) == (to is None):
+            raise ChatError(EINVAL, "send_media needs exactly one of conv and to")
+        js = _enc(json.dumps(media))
+        out = c_void_p()
+        if to is not None:
+            self._call_out(lib.chat_client_send_media_to, byref(out), _enc(to), js,
+                           what="send_media")
+        else:
+            self._call_out(lib.chat_client_send_media, byref(out), int(conv), js,
+                           what="send_media")
+        return _take_string(out)
+
+    def media_url(self, media_id, timeout=10.0):
+        """A signed download URL of media_id: the server's answer as a dict (url, expires,
+        mime, size, name). Raises ChatError (EPERM, ENOTFOUND, ECLOSED when offline)."""
+        req = c_uint64(0)
+        self._call_out(lib.chat_client_media_url, byref(req), _enc(media_id), what="media_url")
+        ev = self.request(req.value, timeout=timeout)
+        return json.loads(ev.json)
+
+    def download(self, media_id, path, progress=None, url=None):
+        """Download media_id into path (blocking), checking its hash; url defaults to a fresh
+        media_url(). A path + ".part" left by an interrupted download is continued."""
+        if url is None:
+            url = self.media_url(media_id)["url"]
+        box = []
+        cb = self._progress(progress, box)
+        h = self._enter()
+        try:
+            rc = lib.chat_client_download(h, _enc(url), _enc(media_id) if media_id else None,
+                                          _enc(os.fspath(path)), cb, None)
+        finally:
+            self._leave()
+        if box:
+            raise box[0]
+        _check(rc, "download")
+        return os.fspath(path)
 
     def outbox_count(self):
         n = c_size_t(0)

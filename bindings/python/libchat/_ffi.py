@@ -9,10 +9,13 @@ import ctypes
 import ctypes.util
 import os
 
-from ctypes import (POINTER, byref, c_char_p, c_int, c_int64, c_size_t, c_uint64, c_void_p,
-                    Structure)
+from ctypes import (CFUNCTYPE, POINTER, byref, c_char_p, c_int, c_int64, c_size_t, c_uint64,
+                    c_void_p, Structure)
 
-__all__ = ["lib", "library_path", "byref"]
+__all__ = ["lib", "library_path", "byref", "PROGRESS_CB"]
+
+# chat_progress_cb: int (*)(uint64_t done, uint64_t total, void *user_data)
+PROGRESS_CB = CFUNCTYPE(c_int, c_uint64, c_uint64, c_void_p)
 
 
 class ErrorInfo(Structure):
@@ -89,6 +92,12 @@ _PROTOS = {
     "chat_client_send_text": (c_int, [_pp, _p, c_uint64, _str, c_size_t]),
     "chat_client_send_text_to": (c_int, [_pp, _p, _str, _str, c_size_t]),
     "chat_client_outbox_count": (c_int, [POINTER(c_size_t), _p]),
+    # media
+    "chat_client_upload_file": (c_int, [_pp, _p, _str, _str, PROGRESS_CB, c_void_p]),
+    "chat_client_send_media": (c_int, [_pp, _p, c_uint64, _str]),
+    "chat_client_send_media_to": (c_int, [_pp, _p, _str, _str]),
+    "chat_client_media_url": (c_int, [POINTER(c_uint64), _p, _str]),
+    "chat_client_download": (c_int, [_p, _str, _str, _str, PROGRESS_CB, c_void_p]),
     # receipts, typing, presence
     "chat_client_mark_read": (c_int, [_p, c_uint64, c_uint64]),
     "chat_client_typing": (c_int, [_p, c_uint64, c_int]),

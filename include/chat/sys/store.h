@@ -88,11 +88,29 @@ typedef struct chat_store_user {
     int64_t created_ms;
 } chat_store_user;
 
+/** Longest media id (lower-case hex of a 32-byte BLAKE2b hash), without the NUL. */
+#define CHAT_MEDIA_ID_MAX 64
+/** Longest media mime type or original file name, in bytes, without the NUL. */
+#define CHAT_MEDIA_STR_MAX 255
+
+/** Metadata of one stored media object (content-addressed: identical bytes, one row). */
+typedef struct chat_store_media {
+    char id[CHAT_MEDIA_ID_MAX + 1];       /**< content hash, lower-case hex */
+    char uploader[CHAT_ID_MAX + 1];       /**< the first user who uploaded these bytes */
+    char mime[CHAT_MEDIA_STR_MAX + 1];
+    char name[CHAT_MEDIA_STR_MAX + 1];    /**< original file name, may be "" */
+    uint64_t size;
+    int64_t created_ms;
+} chat_store_media;
+
 typedef int (*chat_store_msg_cb)(const chat_store_msg *msg, void *user_data);
+/** One access grant of a media object: conv > 0 and user "" (shared in that conversation), or
+ *  conv 0 and a user (an uploader). */
+typedef int (*chat_store_grant_cb)(int64_t conv, const char *user, void *user_data);
 typedef int (*chat_store_member_cb)(const chat_store_member *member, void *user_data);
 typedef int (*chat_store_name_cb)(const char *name, void *user_data);
 
-#define CHAT_STORE_OPS_VERSION 1
+#define CHAT_STORE_OPS_VERSION 2
 
 typedef struct chat_store_ops {
     unsigned int version; /**< CHAT_STORE_OPS_VERSION */
@@ -161,6 +179,18 @@ typedef struct chat_store_ops {
 
     /** Optional escape hatch; ops below 1000 are libchat's. Unknown ops: CHAT_ENOTSUP. */
     int (*ctl)(void *state, int op, void *arg);
+
+    /* ---- version 2: media metadata (all optional together; without them the server
+     *      refuses media uploads and URLs with CHAT_ENOTSUP) ---- */
+
+    /** Insert media metadata; CHAT_EEXISTS (and no change) when the id exists. @since 0.2 */
+    int (*media_put)(void *state, const chat_store_media *media);
+    /** CHAT_ENOTFOUND when absent. @since 0.2 */
+    int (*media_get)(void *state, const char *id, chat_store_media *out);
+    /** Record a grant (see ::chat_store_grant_cb); an existing grant is kept. @since 0.2 */
+    int (*media_grant)(void *state, const char *id, int64_t conv, const char *user);
+    /** Every grant of id, ordered by conv then user. @since 0.2 */
+    int (*media_grants)(void *state, const char *id, chat_store_grant_cb cb, void *user_data);
 } chat_store_ops;
 
 /** Flags of chat_store_sqlite_open(). */

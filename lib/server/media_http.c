@@ -1,0 +1,918 @@
+/* Media over HTTP on the server's own port (doc/media.md):
+ *
+ *   POST   /media/uploads          create an upload (Upload-Length, Upload-Metadata), and
+ *                                  optionally carry its first bytes
+ *   PATCH  /media/uploads/<key>    append at Upload-Offset
+ *   HEAD   /media/uploads/<key>    where to resume (Upload-Offset)
+ *   DELETE /media/uploads/<key>    give up: the staged bytes are removed
+ *   GET    /media/<id>?<signed>    download (Range, If-None-Match); HEAD likewise
+ *
+ * Uploads authenticate with the chat token (Authorization: Bearer). Bytes go to the blob
+ * store's staging object as they arrive, one bounded write per lws body chunk, and into a
+ * streaming BLAKE2b state kept with the upload, so an upload resumed after a dropped
+ * connection hashes on from where it stopped. The last byte ends the hash; the writer thread
+ * publishes the blob (fsync + rename) and records the metadata, then the response goes out.
+ * Downloads read at most CHUNK bytes from the blob store per writeable callback. Upload
+ * sessions live in memory: they survive dropped connections, not a server restart. */
+#include "server/media.h"
+
+#include "auth/token.h"
+#include "core/alloc.h"
+#include "core/error.h"
+
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK (32 * 1024) /* download bytes per writeable callback (one blob read) */
+#define KEY_LEN 32        /* upload key: 16 random bytes in hex */
+#define MAX_HDRS 8
+
+enum { UP_OPEN, UP_FINISHING, UP_DONE };
+
+typedef struct upload {
+    char key[KEY_LEN + 1];
+    char user[CHAT_ID_MAX + 1];
+    char mime[CHAT_MEDIA_STR_MAX + 1];
+    char name[CHAT_MEDIA_STR_MAX + 1];
+    uint64_t length, offset;
+    int state;
+    int busy; /* a request is appending right now */
+    int64_t touched_ms;
+    char id[CHAT__MEDIA_ID_LEN + 1]; /* UP_DONE */
+    crypto_generichash_state *hash;  /* points into hash_mem, aligned */
+    unsigned char hash_mem[sizeof(crypto_generichash_state) + 64];
+} upload;
+
+enum { PH_NONE, PH_BODY, PH_WAIT, PH_RESPOND, PH_DOWNLOAD };
+
+typedef struct http {
+    chat_server *srv;
+    struct lws *wsi; /* NULL once the transaction or connection ended */
+    void **slot;     /* the connection's pointer to this */
+    int refs;        /* the transaction and a pending writer job */
+    int phase;
+    /* the response */
+    int status;
+    char ctype[CHAT_MEDIA_STR_MAX + 1];
+    struct {
+        char name[32];
+        char value[160];
+    } hdr[MAX_HDRS];
+    int nhdr;
+    char *body;
+    size_t body_len;
+    int close_after; /* a request body is left unread: close instead of keep-alive */
+    /* an upload in progress */
+    upload *up;
+    void *stage;
+    uint64_t remaining;
+    /* a download */
+    void *blob_h;
+    uint64_t pos, end;
+    int head, headers_sent;
+    unsigned char *buf;
+} http;
+
+/* ---- upload sessions ---- */
+
+static void upload_drop(chat_server *srv, upload *up, int remove_staged)
+{
+    chat__strmap_del(&srv->uploads, up->key);
+    if (remove_staged)
+        srv->blob->stage_remove(srv->blob_st, up->key);
+    sodium_memzero(up->hash_mem, sizeof up->hash_mem);
+    chat__free(up);
+}
+
+typedef struct sweep {
+    int64_t now, ttl;
+    upload *expired[64];
+    int n;
+} sweep;
+
+static void sweep_one(const char *key, void *value, void *ud)
+{
+    (void)key;
+    sweep *s = ud;
+    upload *up = value;
+    if (!up->busy && up->state != UP_FINISHING && s->now - up->touched_ms > s->ttl &&
+        s->n < 64)
+        s->expired[s->n++] = up;
+}
+
+/* Forget uploads idle past the upload TTL (and their staged bytes). */
+static void uploads_sweep(chat_server *srv)
+{
+    sweep s = {chat__now_ms(srv), chat__limit(srv, CHAT_LIMIT_UPLOAD_TTL_MS), {0}, 0};
+    chat__strmap_each(&srv->uploads, sweep_one, &s);
+    for (int i = 0; i < s.n; i++)
+        upload_drop(srv, s.expired[i], s.expired[i]->state != UP_DONE);
+}
+
+static void free_one(const char *key, void *value, void *ud)
+{
+    (void)key;
+    (void)ud;
+    chat__free(value);
+}
+
+void chat__media_free(chat_server *srv)
+{
+    /* Unfinished uploads keep their staged bytes on disk; their sessions end here. */
+    chat__strmap_each(&srv->uploads, free_one, NULL);
+    chat__strmap_clear(&srv->uploads);
+    if (srv->blob)
+        srv->blob->destroy(srv->blob_st);
+    srv->blob = NULL;
+}
+
+/* ---- transactions ---- */
+
+static void http_unref(http *h)
+{
+    if (--h->refs > 0)
+        return;
+    if (h->stage)
+        h->srv->blob->stage_close(h->srv->blob_st, h->stage);
+    if (h->blob_h)
+        h->srv->blob->close(h->srv->blob_st, h->blob_h);
+    chat__free(h->body);
+    chat__free(h->buf);
+    chat__free(h);
+}
+
+/* The upload this transaction was appending to stops appending (bytes stay staged). */
+static void release_upload(http *h)
+{
+    if (h->stage) {
+        h->srv->blob->stage_close(h->srv->blob_st, h->stage);
+        h->stage = NULL;
+    }
+    if (h->up && h->phase == PH_BODY)
+        h->up->busy = 0;
+    h->up = NULL;
+}
+
+/* Detach from the connection: the transaction is over (answered or the peer is gone). */
+static void http_end(http *h)
+{
+    if (h->phase == PH_BODY)
+        release_upload(h);
+    if (h->slot)
+        *h->slot = NULL;
+    h->slot = NULL;
+    h->wsi = NULL;
+    http_unref(h);
+}
+
+static void add_hdr(http *h, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void add_hdr(http *h, const char *name, const char *fmt, ...)
+{
+    if (h->nhdr >= MAX_HDRS)
+        return;
+    snprintf(h->hdr[h->nhdr].name, sizeof h->hdr[0].name, "%s", name);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->hdr[h->nhdr].value, sizeof h->hdr[0].value, fmt, ap);
+    va_end(ap);
+    h->nhdr++;
+}
+
+static void set_body(http *h, int status, const char *ctype, char *body)
+{
+    h->status = status;
+    snprintf(h->ctype, sizeof h->ctype, "%s", ctype);
+    chat__free(h->body);
+    h->body = body;
+    h->body_len = body ? strlen(body) : 0;
+}
+
+/* An error answer in the engine's error model: {"code","reason","message"}. */
+static void set_error(http *h, int status, int code, const char *reason, const char *message)
+{
+    char *b = chat__malloc(512);
+    if (b)
+        snprintf(b, 512, "{\"code\":\"%s\",\"reason\":\"%s\",\"message\":\"%s\"}\n",
+                 chat_error_name(code), reason, message);
+    set_body(h, status, "application/json", b);
+}
+
+static int write_headers(http *h, int status, const char *ctype, uint64_t len, int with_len)
+{
+    unsigned char buf[LWS_PRE + 2048];
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+    if (lws_add_http_common_headers(h->wsi, (unsigned)status, ctype[0] ? ctype : NULL,
+                                    with_len ? (lws_filepos_t)len : LWS_ILLEGAL_HTTP_CONTENT_LEN,
+                                    &p, end))
+        return -1;
+    for (int i = 0; i < h->nhdr; i++) {
+        char name[40];
+        snprintf(name, sizeof name, "%s:", h->hdr[i].name);
+        if (lws_add_http_header_by_name(h->wsi, (const unsigned char *)name,
+                                        (const unsigned char *)h->hdr[i].value,
+                                        (int)strlen(h->hdr[i].value), &p, end))
+            return -1;
+    }
+    if (h->close_after &&
+        lws_add_http_header_by_name(h->wsi, (const unsigned char *)"connection:",
+                                    (const unsigned char *)"close", 5, &p, end))
+        return -1;
+    return lws_finalize_write_http_header(h->wsi, start, &p, end) ? -1 : 0;
+}
+
+/* Write the prepared small response and end the transaction. Returns what the lws callback
+ * returns. */
+static int respond(http *h)
+{
+    struct lws *wsi = h->wsi;
+    int close_after = h->close_after;
+    int rc = write_headers(h, h->status, h->ctype, h->body_len, 1);
+    if (rc == 0 && h->body_len && !h->head) {
+        unsigned char *b = chat__malloc(LWS_PRE + h->body_len);
+        if (!b)
+            rc = -1;
+        else {
+            memcpy(b + LWS_PRE, h->body, h->body_len);
+            if (lws_write(wsi, b + LWS_PRE, h->body_len, LWS_WRITE_HTTP_FINAL) <
+                (int)h->body_len)
+                rc = -1;
+            chat__free(b);
+        }
+    }
+    http_end(h);
+    if (rc || close_after)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int fail_now(http *h, int status, int code, const char *reason, const char *message)
+{
+    set_error(h, status, code, reason, message);
+    return respond(h);
+}
+
+/* ---- request helpers ---- */
+
+static int hdr_copy(struct lws *wsi, enum lws_token_indexes t, char *buf, int size)
+{
+    int n = lws_hdr_total_length(wsi, t);
+    if (n <= 0 || n >= size)
+        return n <= 0 ? 0 : -1;
+    return lws_hdr_copy(wsi, buf, size, t) < 0 ? -1 : n;
+}
+
+/* A custom header (name in lower case with its colon); 0 absent, -1 too long. */
+static int custom_copy(struct lws *wsi, const char *lname, const char *cname, char *buf,
+                       int size)
+{
+    const char *names[2] = {lname, cname};
+    for (int i = 0; i < 2; i++) {
+        int n = lws_hdr_custom_length(wsi, names[i], (int)strlen(names[i]));
+        if (n < 0)
+            continue;
+        if (n >= size)
+            return -1;
+        return lws_hdr_custom_copy(wsi, buf, size, names[i], (int)strlen(names[i])) < 0 ? -1
+                                                                                         : n;
+    }
+    return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    if (!*s || strlen(s) > 19)
+        return -1;
+    uint64_t v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* The bearer token's user, or 0 after answering 401. */
+static int authenticate(http *h, char *user)
+{
+    char buf[CHAT__TOKEN_MAX_CHARS + 16];
+    int n = hdr_copy(h->wsi, WSI_TOKEN_HTTP_AUTHORIZATION, buf, sizeof buf);
+    chat__token tok;
+    if (n <= 7 || strncasecmp(buf, "Bearer ", 7) != 0 ||
+        chat__token_verify(&h->srv->cfg.keys, buf + 7, (size_t)n - 7, chat__now_ms(h->srv),
+                           &tok) != CHAT_OK ||
+        chat__server_revoked(h->srv, tok.session)) {
+        add_hdr(h, "www-authenticate", "Bearer");
+        set_error(h, 401, CHAT_EAUTH, "auth_failed", "a valid bearer token is required");
+        return 0;
+    }
+    strcpy(user, tok.user);
+    return 1;
+}
+
+static int has_method(struct lws *wsi, enum lws_token_indexes t)
+{
+    return lws_hdr_total_length(wsi, t) > 0;
+}
+
+/* Content-Length: 1 with *len set, 0 when absent, -1 when malformed. */
+static int content_length(struct lws *wsi, uint64_t *len)
+{
+    char buf[32];
+    int n = hdr_copy(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, buf, sizeof buf);
+    if (n == 0)
+        return 0;
+    return n < 0 || parse_u64(buf, len) ? -1 : 1;
+}
+
+/* tus-style "Upload-Metadata: name <base64>,type <base64>". */
+static int parse_metadata(const char *s, char *name, char *mime)
+{
+    char item[700];
+    while (*s) {
+        const char *comma = strchr(s, ',');
+        size_t n = comma ? (size_t)(comma - s) : strlen(s);
+        if (n >= sizeof item)
+            return -1;
+        memcpy(item, s, n);
+        item[n] = 0;
+        s += n + (comma ? 1 : 0);
+        char *k = item;
+        while (*k == ' ')
+            k++;
+        char *v = strchr(k, ' ');
+        if (v)
+            *v++ = 0;
+        char *dst = strcmp(k, "name") == 0 ? name : strcmp(k, "type") == 0 ? mime : NULL;
+        if (!dst || !v)
+            continue;
+        size_t got = 0;
+        if (sodium_base642bin((unsigned char *)dst, CHAT_MEDIA_STR_MAX, v, strlen(v), " ", &got,
+                              NULL, sodium_base64_VARIANT_ORIGINAL) != 0)
+            return -1;
+        dst[got] = 0;
+        if (strlen(dst) != got)
+            return -1;
+        for (size_t i = 0; i < got; i++)
+            if ((unsigned char)dst[i] < 0x20 || dst[i] == 0x7f)
+                return -1;
+    }
+    return 0;
+}
+
+static int mime_ok(const char *m)
+{
+    const char *slash = strchr(m, '/');
+    if (!slash || slash == m || !slash[1])
+        return 0;
+    for (; *m; m++)
+        if (*m <= ' ' || *m >= 0x7f || *m == '"' || *m == ',')
+            return 0;
+    return 1;
+}
+
+static void upload_headers(http *h, const upload *up)
+{
+    add_hdr(h, "upload-offset", "%" PRIu64, up->offset);
+    add_hdr(h, "upload-length", "%" PRIu64, up->length);
+    add_hdr(h, "cache-control", "no-store");
+}
+
+static char *media_json(const upload *up)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "media", up->id);
+    cJSON_AddNumberToObject(o, "size", (double)up->length);
+    cJSON_AddStringToObject(o, "mime", up->mime);
+    cJSON_AddStringToObject(o, "name", up->name);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!s)
+        return NULL;
+    char *copy = chat__strdup(s);
+    cJSON_free(s);
+    return copy;
+}
+
+/* ---- finishing an upload on the writer thread ---- */
+
+typedef struct finish_job {
+    chat__job job;
+    http *h;
+    upload *up;
+    chat_store_media meta;
+} finish_job;
+
+static int finish_run(chat__job *job, chat__txn *tx)
+{
+    finish_job *f = (finish_job *)job;
+    chat_server *srv = tx->srv;
+    /* Publish the bytes first: metadata never names a blob that is not there. */
+    int rc = srv->blob->stage_commit(srv->blob_st, f->up->key, f->meta.id);
+    if (rc != CHAT_OK)
+        return chat__job_fail(job, CHAT_ERROR, "blob", "cannot publish the upload");
+    f->meta.created_ms = tx->now_ms;
+    rc = tx->ops->media_put(tx->st, &f->meta);
+    if (rc != CHAT_OK && rc != CHAT_EEXISTS)
+        return chat__job_fail(job, CHAT_EIO, "storage", "cannot record the media");
+    if (tx->ops->media_grant(tx->st, f->meta.id, 0, f->up->user) != CHAT_OK)
+        return chat__job_fail(job, CHAT_EIO, "storage", "cannot record the media");
+    return CHAT_OK;
+}
+
+static void finish_done(chat_server *srv, chat__job *job)
+{
+    finish_job *f = (finish_job *)job;
+    http *h = f->h;
+    upload *up = f->up;
+    if (job->status == CHAT_OK) {
+        up->state = UP_DONE;
+        up->touched_ms = chat__now_ms(srv);
+    }
+    if (h->wsi) {
+        h->nhdr = 0;
+        h->close_after = 0; /* the last byte ended the body */
+        if (job->status == CHAT_OK) {
+            upload_headers(h, up);
+            add_hdr(h, "location", "/media/uploads/%s", up->key);
+            set_body(h, 201, "application/json", media_json(up));
+        } else {
+            set_error(h, 500, job->status, job->reason ? job->reason : "internal",
+                      "the upload could not be stored; start it again");
+        }
+        h->phase = PH_RESPOND;
+        lws_callback_on_writable(h->wsi);
+    }
+    if (job->status != CHAT_OK)
+        upload_drop(srv, up, 1);
+    http_unref(h);
+    chat__free(f);
+}
+
+/* The last byte is in: end the hash, then publish and record on the writer thread. */
+static void upload_complete(http *h, upload *up)
+{
+    unsigned char digest[32];
+    crypto_generichash_final(up->hash, digest, sizeof digest);
+    sodium_bin2hex(up->id, sizeof up->id, digest, sizeof digest);
+    up->state = UP_FINISHING;
+    up->busy = 0;
+    if (h->stage) {
+        h->srv->blob->stage_close(h->srv->blob_st, h->stage);
+        h->stage = NULL;
+    }
+    h->phase = PH_WAIT;
+    finish_job *f = chat__calloc(1, sizeof *f);
+    if (!f) {
+        upload_drop(h->srv, up, 1);
+        h->up = NULL;
+        set_error(h, 500, CHAT_ENOMEM, "internal", "out of memory");
+        h->phase = PH_RESPOND;
+        lws_callback_on_writable(h->wsi);
+        return;
+    }
+    f->job.run = finish_run;
+    f->job.done = finish_done;
+    f->h = h;
+    f->up = up;
+    strcpy(f->meta.id, up->id);
+    strcpy(f->meta.uploader, up->user);
+    strcpy(f->meta.mime, up->mime);
+    strcpy(f->meta.name, up->name);
+    f->meta.size = up->length;
+    h->refs++;
+    chat__worker_submit(&h->srv->writer, &f->job);
+}
+
+/* Start appending the request body of h at up->offset; the body brings len bytes. */
+static int start_append(http *h, upload *up, uint64_t len)
+{
+    uint64_t staged = 0;
+    int rc = h->srv->blob->stage_open(h->srv->blob_st, up->key, 0, &staged, &h->stage);
+    if (rc != CHAT_OK || staged != up->offset) {
+        /* The staged bytes and the session disagree (lost file): the upload is void. */
+        upload_drop(h->srv, up, 1);
+        h->close_after = 1;
+        return fail_now(h, 500, CHAT_EIO, "storage", "the staged upload was lost");
+    }
+    h->up = up;
+    up->busy = 1;
+    up->touched_ms = chat__now_ms(h->srv);
+    h->remaining = len;
+    h->phase = PH_BODY;
+    return 0;
+}
+
+static int on_upload_create(http *h)
+{
+    chat_server *srv = h->srv;
+    char user[CHAT_ID_MAX + 1], buf[1024];
+    uint64_t length = 0, body = 0;
+    int cl = content_length(h->wsi, &body);
+    h->close_after = cl != 0 && body != 0;
+    if (!authenticate(h, user))
+        return respond(h);
+    if (cl < 0)
+        return fail_now(h, 400, CHAT_EINVAL, "bad_field", "bad Content-Length");
+    int n = custom_copy(h->wsi, "upload-length:", "Upload-Length:", buf, sizeof buf);
+    if (n <= 0 || parse_u64(buf, &length))
+        return fail_now(h, 400, CHAT_EINVAL, "missing_field",
+                        "Upload-Length (a byte count) is required");
+    if ((int64_t)length > chat__limit(srv, CHAT_LIMIT_MEDIA_BYTES) || (int64_t)length < 0)
+        return fail_now(h, 413, CHAT_ELIMIT, "too_large", "the upload is over the size limit");
+    if (body > length)
+        return fail_now(h, 413, CHAT_ELIMIT, "too_large", "the body is over Upload-Length");
+    char name[CHAT_MEDIA_STR_MAX + 1] = "", mime[CHAT_MEDIA_STR_MAX + 1] = "";
+    n = custom_copy(h->wsi, "upload-metadata:", "Upload-Metadata:", buf, sizeof buf);
+    if (n < 0 || (n > 0 && parse_metadata(buf, name, mime)))
+        return fail_now(h, 400, CHAT_EINVAL, "bad_field", "bad Upload-Metadata");
+    if (!mime[0])
+        strcpy(mime, "application/octet-stream");
+    if (!mime_ok(mime))
+        return fail_now(h, 400, CHAT_EINVAL, "bad_field", "bad media type");
+    if (srv->uploads.used >= (size_t)chat__limit(srv, CHAT_LIMIT_UPLOADS))
+        uploads_sweep(srv);
+    if (srv->uploads.used >= (size_t)chat__limit(srv, CHAT_LIMIT_UPLOADS)) {
+        add_hdr(h, "retry-after", "60");
+        return fail_now(h, 503, CHAT_EAGAIN, "rate_limited", "too many uploads in progress");
+    }
+
+    upload *up = chat__calloc(1, sizeof *up);
+    if (!up)
+        return fail_now(h, 500, CHAT_ENOMEM, "internal", "out of memory");
+    unsigned char rnd[KEY_LEN / 2];
+    randombytes_buf(rnd, sizeof rnd);
+    sodium_bin2hex(up->key, sizeof up->key, rnd, sizeof rnd);
+    strcpy(up->user, user);
+    strcpy(up->mime, mime);
+    strcpy(up->name, name);
+    up->length = length;
+    up->touched_ms = chat__now_ms(srv);
+    uintptr_t a = (uintptr_t)up->hash_mem;
+    up->hash = (crypto_generichash_state *)(void *)(up->hash_mem + ((64 - a % 64) % 64));
+    crypto_generichash_init(up->hash, NULL, 0, 32);
+    void *stage = NULL;
+    uint64_t staged = 0;
+    if (srv->blob->stage_open(srv->blob_st, up->key, 1, &staged, &stage) != CHAT_OK) {
+        chat__free(up);
+        return fail_now(h, 500, CHAT_EIO, "storage", "cannot stage the upload");
+    }
+    srv->blob->stage_close(srv->blob_st, stage);
+    if (chat__strmap_put(&srv->uploads, up->key, up) != CHAT_OK) {
+        srv->blob->stage_remove(srv->blob_st, up->key);
+        chat__free(up);
+        return fail_now(h, 500, CHAT_ENOMEM, "internal", "out of memory");
+    }
+    add_hdr(h, "location", "/media/uploads/%s", up->key);
+    if (length == 0) {
+        h->up = up;
+        upload_complete(h, up);
+        return 0;
+    }
+    if (body > 0)
+        return start_append(h, up, body);
+    upload_headers(h, up);
+    char *json = chat__malloc(128);
+    if (json)
+        snprintf(json, 128, "{\"upload\":\"%s\",\"offset\":0,\"length\":%" PRIu64 "}\n", up->key,
+                 length);
+    set_body(h, 201, "application/json", json);
+    return respond(h);
+}
+
+static int key_valid(const char *k)
+{
+    size_t n = strlen(k);
+    if (n != KEY_LEN)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((k[i] >= '0' && k[i] <= '9') || (k[i] >= 'a' && k[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+static int on_upload(http *h, const char *key)
+{
+    chat_server *srv = h->srv;
+    struct lws *wsi = h->wsi;
+    char user[CHAT_ID_MAX + 1], buf[64];
+    uint64_t body = 0, offset = 0;
+    int patch = has_method(wsi, WSI_TOKEN_PATCH_URI);
+    int head = has_method(wsi, WSI_TOKEN_HEAD_URI);
+    int del = has_method(wsi, WSI_TOKEN_DELETE_URI);
+    int cl = content_length(wsi, &body);
+    h->close_after = cl != 0 && body != 0;
+    h->head = head;
+    if (!patch && !head && !del) {
+        add_hdr(h, "allow", "PATCH, HEAD, DELETE");
+        return fail_now(h, 405, CHAT_EINVAL, "bad_method", "use PATCH, HEAD or DELETE");
+    }
+    if (!authenticate(h, user))
+        return respond(h);
+    upload *up = key_valid(key) ? chat__strmap_get(&srv->uploads, key) : NULL;
+    if (up && up->state != UP_FINISHING && !up->busy &&
+        chat__now_ms(srv) - up->touched_ms > chat__limit(srv, CHAT_LIMIT_UPLOAD_TTL_MS)) {
+        upload_drop(srv, up, up->state != UP_DONE);
+        up = NULL;
+    }
+    if (!up)
+        return fail_now(h, 404, CHAT_ENOTFOUND, "not_found", "no such upload");
+    if (strcmp(up->user, user) != 0)
+        return fail_now(h, 403, CHAT_EPERM, "forbidden", "this upload belongs to someone else");
+    if (del) {
+        if (up->busy || up->state == UP_FINISHING)
+            return fail_now(h, 409, CHAT_EBUSY, "busy", "the upload is in use");
+        upload_drop(srv, up, up->state != UP_DONE);
+        set_body(h, 204, "", NULL);
+        return respond(h);
+    }
+    upload_headers(h, up);
+    if (up->state == UP_DONE) {
+        add_hdr(h, "media-id", "%s", up->id);
+        set_body(h, head ? 200 : 201, "application/json", media_json(up));
+        return respond(h);
+    }
+    if (head) {
+        if (up->busy || up->state == UP_FINISHING)
+            add_hdr(h, "upload-busy", "1");
+        set_body(h, 200, "", NULL);
+        return respond(h);
+    }
+    if (up->busy || up->state == UP_FINISHING)
+        return fail_now(h, 409, CHAT_EBUSY, "busy",
+                        "another request is appending to this upload; retry shortly");
+    int n = custom_copy(wsi, "upload-offset:", "Upload-Offset:", buf, sizeof buf);
+    if (n <= 0 || parse_u64(buf, &offset))
+        return fail_now(h, 400, CHAT_EINVAL, "missing_field", "Upload-Offset is required");
+    if (offset != up->offset)
+        return fail_now(h, 409, CHAT_EINVAL, "bad_offset",
+                        "Upload-Offset is not where the upload stands (see Upload-Offset)");
+    if (cl == 0) {
+        h->close_after = 1;
+        return fail_now(h, 411, CHAT_EINVAL, "missing_field", "Content-Length is required");
+    }
+    if (cl < 0)
+        return fail_now(h, 400, CHAT_EINVAL, "bad_field", "bad Content-Length");
+    if (body > up->length - up->offset)
+        return fail_now(h, 413, CHAT_ELIMIT, "too_large", "the body runs past Upload-Length");
+    if (body == 0) {
+        set_body(h, 204, "", NULL);
+        return respond(h);
+    }
+    return start_append(h, up, body);
+}
+
+static int on_body(http *h, const void *in, size_t len)
+{
+    if (h->phase != PH_BODY)
+        return 0;
+    upload *up = h->up;
+    size_t n = len > h->remaining ? (size_t)h->remaining : len;
+    /* One bounded write per lws chunk (at most the service buffer): the loop never waits
+     * on the disk for more than that. */
+    if (h->srv->blob->stage_write(h->srv->blob_st, h->stage, in, n) != CHAT_OK) {
+        release_upload(h);
+        upload_drop(h->srv, up, 1);
+        h->phase = PH_NONE;
+        h->close_after = 1;
+        return fail_now(h, 500, CHAT_EIO, "storage", "cannot store the upload; start again");
+    }
+    crypto_generichash_update(up->hash, in, n);
+    up->offset += n;
+    up->touched_ms = chat__now_ms(h->srv);
+    h->remaining -= n;
+    if (up->offset == up->length)
+        upload_complete(h, up);
+    return 0;
+}
+
+static int on_body_done(http *h)
+{
+    if (h->phase != PH_BODY)
+        return 0;
+    upload *up = h->up;
+    release_upload(h);
+    h->phase = PH_NONE;
+    h->close_after = 0;
+    h->nhdr = 0;
+    upload_headers(h, up);
+    add_hdr(h, "location", "/media/uploads/%s", up->key);
+    set_body(h, 204, "", NULL);
+    return respond(h);
+}
+
+/* ---- downloads ---- */
+
+static const char *urlarg(struct lws *wsi, const char *name, char *buf, int len)
+{
+    return lws_get_urlarg_by_name(wsi, name, buf, len);
+}
+
+/* Range: "bytes=a-b", "bytes=a-", "bytes=-n". 1 = a range, 0 = none or ignored (serve all),
+ * -1 = unsatisfiable. */
+static int parse_range(const char *r, uint64_t size, uint64_t *from, uint64_t *to)
+{
+    if (strncmp(r, "bytes=", 6) != 0 || strchr(r, ','))
+        return 0;
+    r += 6;
+    const char *dash = strchr(r, '-');
+    if (!dash)
+        return 0;
+    char a[24] = "", b[24] = "";
+    size_t la = (size_t)(dash - r), lb = strlen(dash + 1);
+    if (la >= sizeof a || lb >= sizeof b)
+        return 0;
+    memcpy(a, r, la);
+    memcpy(b, dash + 1, lb + 1);
+    uint64_t x = 0, y = 0;
+    if (!la) {
+        if (parse_u64(b, &y) || y == 0)
+            return y == 0 && !parse_u64(b, &y) ? -1 : 0;
+        *from = y >= size ? 0 : size - y;
+        *to = size ? size - 1 : 0;
+        return size ? 1 : -1;
+    }
+    if (parse_u64(a, &x) || (lb && parse_u64(b, &y)))
+        return 0;
+    if (lb && y < x)
+        return 0;
+    if (x >= size)
+        return -1;
+    *from = x;
+    *to = lb && y < size ? y : size - 1;
+    return 1;
+}
+
+static int on_download(http *h, const char *id)
+{
+    chat_server *srv = h->srv;
+    struct lws *wsi = h->wsi;
+    h->head = has_method(wsi, WSI_TOKEN_HEAD_URI);
+    if (!h->head && !has_method(wsi, WSI_TOKEN_GET_URI)) {
+        h->close_after = 1;
+        add_hdr(h, "allow", "GET, HEAD");
+        return fail_now(h, 405, CHAT_EINVAL, "bad_method", "use GET or HEAD");
+    }
+    if (!chat__media_id_valid(id, strlen(id)))
+        return fail_now(h, 400, CHAT_EINVAL, "bad_field", "not a media id");
+    /* lws stops looking at the first argument longer than the buffer: every buffer takes
+     * the longest argument a signed URL has (t, the mime type in base64). */
+    enum { ARG = 400 };
+    char e[ARG], s[ARG], t[ARG], k[ARG], sig[ARG], mime[CHAT_MEDIA_STR_MAX + 1];
+    const char *ve = urlarg(wsi, "e=", e, sizeof e), *vs = urlarg(wsi, "s=", s, sizeof s),
+               *vt = urlarg(wsi, "t=", t, sizeof t), *vk = urlarg(wsi, "k=", k, sizeof k),
+               *vsig = urlarg(wsi, "sig=", sig, sizeof sig);
+    int rc = chat__media_verify(srv, id, ve, vs, vt, vk, vsig, mime, sizeof mime);
+    if (rc == CHAT_ETIMEDOUT)
+        return fail_now(h, 403, CHAT_EAUTH, "expired", "the URL has expired");
+    if (rc != CHAT_OK)
+        return fail_now(h, 403, CHAT_EAUTH, "bad_signature", "the URL signature is not valid");
+    uint64_t size = 0;
+    rc = srv->blob->open(srv->blob_st, id, &size, &h->blob_h);
+    if (rc == CHAT_ENOTFOUND)
+        return fail_now(h, 404, CHAT_ENOTFOUND, "not_found", "no such media");
+    if (rc != CHAT_OK)
+        return fail_now(h, 500, CHAT_EIO, "storage", "cannot read the media");
+    int64_t max_age = strtoll(ve, NULL, 10) - chat__now_ms(srv) / 1000;
+    add_hdr(h, "etag", "\"%s\"", id);
+    add_hdr(h, "cache-control", "public, max-age=%lld, immutable",
+            (long long)(max_age > 0 ? max_age : 0));
+    add_hdr(h, "accept-ranges", "bytes");
+    char inm[100];
+    int n = hdr_copy(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, inm, sizeof inm);
+    if (n > 0 && (strstr(inm, id) || strcmp(inm, "*") == 0)) {
+        set_body(h, 304, "", NULL);
+        h->head = 1;
+        h->status = 304;
+        int r = write_headers(h, 304, "", 0, 0);
+        struct lws *w = h->wsi;
+        http_end(h);
+        return r ? -1 : (lws_http_transaction_completed(w) ? -1 : 0);
+    }
+    char range[100];
+    uint64_t from = 0, to = size ? size - 1 : 0;
+    n = hdr_copy(wsi, WSI_TOKEN_HTTP_RANGE, range, sizeof range);
+    int ranged = n > 0 ? parse_range(range, size, &from, &to) : 0;
+    if (ranged < 0) {
+        add_hdr(h, "content-range", "bytes */%" PRIu64, size);
+        return fail_now(h, 416, CHAT_EINVAL, "bad_range", "the range is outside the media");
+    }
+    snprintf(h->ctype, sizeof h->ctype, "%s", mime);
+    h->status = ranged ? 206 : 200;
+    if (ranged)
+        add_hdr(h, "content-range", "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, from, to, size);
+    h->pos = from;
+    h->end = size ? to + 1 : 0;
+    h->phase = PH_DOWNLOAD;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* One step of a download: the headers, then one chunk per writeable callback. */
+static int download_step(http *h)
+{
+    struct lws *wsi = h->wsi;
+    if (!h->headers_sent) {
+        h->headers_sent = 1;
+        if (write_headers(h, h->status, h->ctype, h->end - h->pos, 1))
+            return -1;
+        if (h->head || h->pos == h->end) {
+            http_end(h);
+            return lws_http_transaction_completed(wsi) ? -1 : 0;
+        }
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (!h->buf && !(h->buf = chat__malloc(LWS_PRE + CHUNK)))
+        return -1;
+    uint64_t want = h->end - h->pos;
+    size_t n = want > CHUNK ? CHUNK : (size_t)want, got = 0;
+    if (h->srv->blob->read(h->srv->blob_st, h->blob_h, h->pos, h->buf + LWS_PRE, n, &got) !=
+            CHAT_OK ||
+        got == 0)
+        return -1; /* the length is promised: a short object can only end the connection */
+    h->pos += got;
+    int last = h->pos == h->end;
+    if (lws_write(wsi, h->buf + LWS_PRE, got, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
+        (int)got)
+        return -1;
+    if (!last) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    http_end(h);
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* ---- the lws side ---- */
+
+static int on_http(chat_server *srv, struct lws *wsi, void **slot, const char *uri)
+{
+    http *h = chat__calloc(1, sizeof *h);
+    if (!h)
+        return -1;
+    h->srv = srv;
+    h->wsi = wsi;
+    h->slot = slot;
+    h->refs = 1;
+    *slot = h;
+    size_t plen = strlen(CHAT__MEDIA_PREFIX);
+    if (strncmp(uri, CHAT__MEDIA_PREFIX, plen) != 0) {
+        h->close_after = has_method(wsi, WSI_TOKEN_POST_URI) ||
+                         has_method(wsi, WSI_TOKEN_PATCH_URI) ||
+                         has_method(wsi, WSI_TOKEN_PUT_URI);
+        return fail_now(h, 404, CHAT_ENOTFOUND, "not_found", "only WebSocket and /media/ here");
+    }
+    if (!chat__media_enabled(srv)) {
+        h->close_after = 1;
+        return fail_now(h, 503, CHAT_ENOTSUP, "no_media", "this server keeps no media");
+    }
+    const char *rest = uri + plen;
+    if (strcmp(rest, "uploads") == 0) {
+        if (!has_method(wsi, WSI_TOKEN_POST_URI)) {
+            h->close_after = 1;
+            add_hdr(h, "allow", "POST");
+            return fail_now(h, 405, CHAT_EINVAL, "bad_method", "use POST to create an upload");
+        }
+        return on_upload_create(h);
+    }
+    if (strncmp(rest, "uploads/", 8) == 0)
+        return on_upload(h, rest + 8);
+    return on_download(h, rest);
+}
+
+int chat__http_callback(chat_server *srv, struct lws *wsi, int reason, void **state, void *in,
+                        size_t len)
+{
+    http *h = *state;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        if (h) /* a transaction left unanswered (keep-alive misuse): drop it */
+            http_end(h);
+        return on_http(srv, wsi, state, in ? (const char *)in : "/");
+    case LWS_CALLBACK_HTTP_BODY:
+        return h ? on_body(h, in, len) : 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return h ? on_body_done(h) : 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (!h)
+            return 0;
+        if (h->phase == PH_RESPOND)
+            return respond(h);
+        if (h->phase == PH_DOWNLOAD)
+            return download_step(h);
+        return 0;
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (h)
+            http_end(h); /* a pending job keeps its reference and answers no one */
+        return 0;
+    default:
+        return 0;
+    }
+}

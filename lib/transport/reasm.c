@@ -13,7 +13,7 @@ static void reset(chat__reasm *r)
 }
 
 int chat__reasm_feed(chat__reasm *r, const void *in, size_t len, unsigned int flags,
-                     size_t max_bytes, int64_t max_frags)
+                     uint64_t remaining, size_t max_bytes, int64_t max_frags)
 {
     if (flags & CHAT__REASM_FIRST) {
         /* lws refuses both of these itself; checked again so that no transport can splice
@@ -29,7 +29,8 @@ int chat__reasm_feed(chat__reasm *r, const void *in, size_t len, unsigned int fl
     } else if (!r->open) {
         return CHAT__REASM_PROTOCOL;
     }
-    if (len > max_bytes || r->len > max_bytes - len) {
+    if (len > max_bytes || r->len > max_bytes - len ||
+        remaining > (uint64_t)(max_bytes - len - r->len)) {
         reset(r);
         return CHAT__REASM_TOO_BIG;
     }

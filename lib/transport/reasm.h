@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define CHAT__REASM_FIRST 1u  /* first chunk of a message (a text or binary opcode) */
-#define CHAT__REASM_MORE 2u   /* more payload of this frame follows */
+#define CHAT__REASM_MORE 2u   /* more payload of this frame follows (remaining > 0) */
 #define CHAT__REASM_FINAL 4u  /* the message is complete with this chunk */
 #define CHAT__REASM_BINARY 8u /* the message is binary */
 
@@ -39,14 +39,17 @@ typedef struct chat__reasm {
 } chat__reasm;
 
 /*
- * Add len bytes of one chunk (in may be NULL when len is 0) described by flags.
- * max_bytes caps the whole message, max_frags the frames without FIN in it.
+ * Add len bytes of one chunk (in may be NULL when len is 0) described by flags; remaining is
+ * what the frame header announced beyond this chunk (lws_remaining_packet_payload), so a
+ * message that cannot fit is refused at its first chunk, not after max_bytes were buffered
+ * (a frame may announce up to 2^63 bytes). max_bytes caps the whole message, max_frags the
+ * frames without FIN in it.
  * After any negative result the state is reset (no message open); the caller closes the
  * connection and feeds nothing more. After CHAT__REASM_COMPLETE, call chat__reasm_consumed
  * once the message has been used.
  */
 int chat__reasm_feed(chat__reasm *r, const void *in, size_t len, unsigned int flags,
-                     size_t max_bytes, int64_t max_frags);
+                     uint64_t remaining, size_t max_bytes, int64_t max_frags);
 
 /* The complete message was used: start afresh, freeing a buffer over CHAT__REASM_KEEP_BYTES. */
 void chat__reasm_consumed(chat__reasm *r);

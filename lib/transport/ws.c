@@ -39,11 +39,12 @@ static int on_receive(chat__conn *c, struct lws *wsi, const char *in, size_t len
     chat_server *srv = c->srv;
     if (c->close_code)
         return 0; /* closing: ignore the rest */
+    size_t remaining = lws_remaining_packet_payload(wsi);
     unsigned int flags = (lws_is_first_fragment(wsi) ? CHAT__REASM_FIRST : 0) |
-                         (lws_remaining_packet_payload(wsi) ? CHAT__REASM_MORE : 0) |
+                         (remaining ? CHAT__REASM_MORE : 0) |
                          (lws_is_final_fragment(wsi) ? CHAT__REASM_FINAL : 0) |
                          (lws_frame_is_binary(wsi) ? CHAT__REASM_BINARY : 0);
-    switch (chat__reasm_feed(&c->rx, in, len, flags,
+    switch (chat__reasm_feed(&c->rx, in, len, flags, remaining,
                              (size_t)chat__limit(srv, CHAT_LIMIT_FRAME_BYTES),
                              chat__limit(srv, CHAT_LIMIT_FRAGMENTS))) {
     case CHAT__REASM_PARTIAL:
@@ -94,6 +95,15 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return p->conn ? on_receive(p->conn, wsi, in, len) : -1;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* lws 4.1.6 echoes a 1-byte close payload back as is; RFC 6455 5.5.1 allows 0 or >= 2
+         * bytes, and 7.4.1 wants 1002 for it. */
+        if (len == 1) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"bad close",
+                             9);
+            return -1;
+        }
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return p->conn ? chat__conn_writable(p->conn) : -1;
     case LWS_CALLBACK_CLOSED:

@@ -11,8 +11,10 @@
  * Invariants (lws mode), against a plain model of RFC 6455 messages:
  *  - a message is complete exactly when the model's is, with the same bytes and type, and
  *    NUL-terminated;
- *  - TOO_BIG exactly when the model's message exceeds the byte cap, TOO_MANY exactly when its
- *    frames without FIN reach the fragment cap; nothing is ever held over the byte cap. */
+ *  - TOO_BIG exactly when the model's message exceeds the byte cap, and already at the first
+ *    chunk of the frame that makes it exceed (the frame header tells its length); TOO_MANY
+ *    exactly when its frames without FIN reach the fragment cap; nothing is ever held over the
+ *    byte cap. */
 #include "fuzz.h"
 
 #include "transport/reasm.h"
@@ -29,7 +31,9 @@ static int run_raw(const uint8_t *data, size_t size, size_t max_bytes, int64_t m
         i += 2;
         if (n > size - i)
             n = size - i;
-        int rc = chat__reasm_feed(&r, n ? data + i : NULL, n, flags, max_bytes, max_frags);
+        uint64_t remaining = flags & CHAT__REASM_MORE ? data[i - 1] : 0;
+        int rc = chat__reasm_feed(&r, n ? data + i : NULL, n, flags, remaining, max_bytes,
+                                  max_frags);
         i += n;
         FUZZ_CHECK(r.len <= max_bytes);
         FUZZ_CHECK(rc >= CHAT__REASM_PROTOCOL && rc <= CHAT__REASM_COMPLETE);
@@ -101,7 +105,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                              (fin && !more ? CHAT__REASM_FINAL : 0) |
                              (binary ? CHAT__REASM_BINARY : 0);
             first_pending = 0;
-            rc = chat__reasm_feed(&r, k ? payload + off : NULL, k, flags, max_bytes, max_frags);
+            rc = chat__reasm_feed(&r, k ? payload + off : NULL, k, flags, n - off - k, max_bytes,
+                                  max_frags);
             FUZZ_CHECK(r.len <= max_bytes);
             off += k;
             if (rc != CHAT__REASM_PARTIAL)
@@ -109,6 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } while (off < n);
         if (too_big) {
             FUZZ_CHECK(rc == CHAT__REASM_TOO_BIG);
+            FUZZ_CHECK(off == (n < chunk ? n : chunk)); /* at the frame's first chunk */
             break;
         }
         FUZZ_CHECK(rc != CHAT__REASM_TOO_BIG && rc != CHAT__REASM_PROTOCOL &&

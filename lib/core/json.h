@@ -43,8 +43,11 @@ int chat__json_has_duplicate_keys(const cJSON *node);
 const char *chat__json_str(const cJSON *obj, const char *key, size_t *len);
 
 /* An integer 0..2^53-1. Fractions, negatives, larger values and non-numbers are CHAT_EINVAL;
- * "1e3" is 1000 and "-0" is 0. Above 2^52 a double holds no fraction, so "4503599627370496.5"
- * cannot be told from its rounding; below that fractions are always caught.
+ * "1e3" is 1000 and "-0" is 0. The value read is cJSON's double, the one nearest to the text, so
+ * a text whose nearest double is an integer reads as that integer: above 2^52 a double holds no
+ * fraction ("4503599627370496.5"), a fraction with more than 15 significant digits may round
+ * to a whole number ("0.99999999999999999999" is 1), and one below about 1e-308 to 0 ("1e-400").
+ * Every other fraction is caught (tests/fuzz/fuzz_numbers.c checks this against an exact model).
  * @return CHAT_OK, CHAT_ENOTFOUND (missing), CHAT_EINVAL (wrong type or range, NULL args). */
 int chat__json_u64(const cJSON *obj, const char *key, uint64_t *out);
 

@@ -47,7 +47,7 @@ void chat__conn_unref(chat__conn *c)
         return;
     queue_clear(c);
     chat__free(c->q);
-    chat__free(c->rx);
+    chat__reasm_free(&c->rx);
     chat__free(c);
 }
 

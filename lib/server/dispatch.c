@@ -2,23 +2,13 @@
 #include "server/media.h"
 #include "server/req.h"
 
+#include "core/decode.h"
 #include "core/ids.h"
 #include "core/json.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-
-/* A request id is a short printable string or a non-negative integer. */
-static int valid_id(const cJSON *id)
-{
-    if (cJSON_IsString(id))
-        return chat__cmid_valid(id->valuestring, strlen(id->valuestring));
-    if (cJSON_IsNumber(id))
-        return id->valuedouble >= 0 && id->valuedouble <= 9007199254740992.0 &&
-               (double)(int64_t)id->valuedouble == id->valuedouble;
-    return 0;
-}
 
 int chat__arg_conv(chat__conn *c, const cJSON *f, const cJSON *re, int64_t *out)
 {
@@ -64,55 +54,18 @@ int chat__arg_str(chat__conn *c, const cJSON *f, const cJSON *re, const char *ke
     return 1;
 }
 
-static int has_nul(const char *buf, size_t len)
-{
-    return memchr(buf, '\0', len) != NULL;
-}
-
 void chat__dispatch(chat__conn *c, const char *buf, size_t len)
 {
     chat_server *srv = c->srv;
-    if (!chat__json_depth_ok(buf, len, (int)chat__limit(srv, CHAT_LIMIT_JSON_DEPTH))) {
-        chat__conn_error(c, NULL, CHAT_ELIMIT, "too_deep", "JSON nested too deeply", 0);
+    chat__decoded d;
+    int rc = chat__decode_frame(buf, len, (int)chat__limit(srv, CHAT_LIMIT_JSON_DEPTH), &d);
+    if (rc != CHAT_OK) {
+        chat__conn_error(c, d.re, rc, d.reason, d.message, 0);
+        cJSON_Delete(d.re);
         return;
     }
-    if (has_nul(buf, len)) {
-        chat__conn_error(c, NULL, CHAT_EPROTO, "bad_json", "NUL byte in frame", 0);
-        return;
-    }
-    cJSON *f = cJSON_ParseWithLength(buf, len);
-    if (!f) {
-        chat__conn_error(c, NULL, CHAT_EPROTO, "bad_json", "frame is not valid JSON", 0);
-        return;
-    }
-    if (!cJSON_IsObject(f)) {
-        chat__conn_error(c, NULL, CHAT_EPROTO, "not_object", "frame must be a JSON object", 0);
-        cJSON_Delete(f);
-        return;
-    }
-    cJSON *re = NULL;
-    cJSON *id = cJSON_GetObjectItemCaseSensitive(f, "id");
-    if (id && valid_id(id))
-        re = cJSON_DetachItemViaPointer(f, id);
-    if (chat__json_has_duplicate_keys(f)) {
-        chat__conn_error(c, re, CHAT_EPROTO, "duplicate_key", "an object repeats a key", 0);
-        goto out;
-    }
-    if (id && !re) {
-        chat__conn_error(c, NULL, CHAT_EINVAL, "bad_field",
-                         "field 'id' must be 1-64 printable characters or an integer", 0);
-        goto out;
-    }
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(f, "type");
-    if (!t) {
-        chat__conn_error(c, re, CHAT_EINVAL, "missing_field", "field 'type' is required", 0);
-        goto out;
-    }
-    if (!cJSON_IsString(t)) {
-        chat__conn_error(c, re, CHAT_EINVAL, "bad_field", "field 'type' must be a string", 0);
-        goto out;
-    }
-    const char *type = t->valuestring;
+    cJSON *f = d.frame, *re = d.re;
+    const char *type = d.type;
 
     if (strcmp(type, "auth") == 0 || strcmp(type, "login") == 0) {
         if (c->authed || c->auth_pending) {

@@ -11,6 +11,7 @@
 #include "core/typing.h"
 #include "server/frame.h"
 #include "server/worker.h"
+#include "transport/reasm.h"
 
 #include <cjson/cJSON.h>
 #include <libwebsockets.h>
@@ -60,10 +61,7 @@ struct chat__conn {
     char session[33];
 
     /* Reassembly of one WebSocket message; capped at the frame limit. */
-    char *rx;
-    size_t rx_len, rx_cap;
-    int rx_frags;
-    int rx_binary;
+    chat__reasm rx;
 
     /* Outbound queue, bounded in frames and bytes. */
     chat__frame **q;

@@ -8,6 +8,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "transport/reasm.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,54 +42,38 @@ static int on_receive(chat__conn *c, struct lws *wsi, const char *in, size_t len
     chat_server *srv = c->srv;
     if (c->close_code)
         return 0; /* closing: ignore the rest */
-    if (lws_is_first_fragment(wsi) && c->rx_len == 0) {
-        c->rx_frags = 0;
-        c->rx_binary = lws_frame_is_binary(wsi);
-    }
-    size_t limit = (size_t)chat__limit(srv, CHAT_LIMIT_FRAME_BYTES);
-    if (c->rx_len + len > limit) {
+    size_t remaining = lws_remaining_packet_payload(wsi);
+    unsigned int flags = (lws_is_first_fragment(wsi) ? CHAT__REASM_FIRST : 0) |
+                         (remaining ? CHAT__REASM_MORE : 0) |
+                         (lws_is_final_fragment(wsi) ? CHAT__REASM_FINAL : 0) |
+                         (lws_frame_is_binary(wsi) ? CHAT__REASM_BINARY : 0);
+    switch (chat__reasm_feed(&c->rx, in, len, flags, remaining,
+                             (size_t)chat__limit(srv, CHAT_LIMIT_FRAME_BYTES),
+                             chat__limit(srv, CHAT_LIMIT_FRAGMENTS))) {
+    case CHAT__REASM_PARTIAL:
+        return 0;
+    case CHAT__REASM_TOO_BIG:
         chat__conn_error(c, NULL, CHAT_ELIMIT, "frame_too_large", "message over the frame limit",
                          0);
         chat__conn_close(c, 1009, "message too big");
-        c->rx_len = 0;
         return 0;
-    }
-    if (c->rx_len + len > c->rx_cap) {
-        size_t ncap = c->rx_cap ? c->rx_cap : 512;
-        while (ncap < c->rx_len + len)
-            ncap *= 2;
-        if (ncap > limit)
-            ncap = limit;
-        char *nrx = chat__realloc(c->rx, ncap);
-        if (!nrx) {
-            chat__conn_close(c, 1011, "out of memory");
-            return 0;
-        }
-        c->rx = nrx;
-        c->rx_cap = ncap;
-    }
-    memcpy(c->rx + c->rx_len, in, len);
-    c->rx_len += len;
-    if (lws_remaining_packet_payload(wsi))
+    case CHAT__REASM_TOO_MANY:
+        chat__conn_close(c, 1009, "too many fragments");
         return 0;
-    if (!lws_is_final_fragment(wsi)) {
-        if (++c->rx_frags >= chat__limit(srv, CHAT_LIMIT_FRAGMENTS)) {
-            chat__conn_close(c, 1009, "too many fragments");
-            c->rx_len = 0;
-        }
+    case CHAT__REASM_PROTOCOL:
+        chat__conn_close(c, 1002, "bad fragment sequence");
         return 0;
+    case CHAT__REASM_NOMEM:
+        chat__conn_close(c, 1011, "out of memory");
+        return 0;
+    default:
+        break;
     }
-    if (c->rx_binary)
+    if (c->rx.binary)
         chat__conn_error(c, NULL, CHAT_EPROTO, "binary_frame", "frames must be text", 0);
     else
-        chat__dispatch(c, c->rx, c->rx_len);
-    c->rx_len = 0;
-    /* Idle connections keep no large buffer. */
-    if (c->rx_cap > 4096) {
-        chat__free(c->rx);
-        c->rx = NULL;
-        c->rx_cap = 0;
-    }
+        chat__dispatch(c, c->rx.buf, c->rx.len);
+    chat__reasm_consumed(&c->rx);
     return 0;
 }
 
@@ -132,6 +117,15 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return p->conn ? on_receive(p->conn, wsi, in, len) : -1;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* lws 4.1.6 echoes a 1-byte close payload back as is; RFC 6455 5.5.1 allows 0 or >= 2
+         * bytes, and 7.4.1 wants 1002 for it. */
+        if (len == 1) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"bad close",
+                             9);
+            return -1;
+        }
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return p->conn ? chat__conn_writable(p->conn) : -1;
     case LWS_CALLBACK_CLOSED:

@@ -1,0 +1,142 @@
+/* Inbound frame decoding; see decode.h. Frames come from untrusted peers: everything that two
+ * JSON parsers could read differently (duplicate keys, escaped NULs, out-of-range numbers) is
+ * refused rather than interpreted. */
+#include "core/decode.h"
+
+#include "chat/errors.h"
+#include "core/ids.h"
+#include "core/json.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* 1 if a string in the (parsed, hence valid) JSON text buf escapes U+0000. cJSON would write
+ * the NUL into the C string, and every reader would see the string cut short. */
+static int has_nul_escape(const char *buf, size_t len)
+{
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (!in_string) {
+            in_string = c == '"';
+        } else if (c == '"') {
+            in_string = 0;
+        } else if (c == '\\' && i + 1 < len) {
+            i++;
+            if (buf[i] == 'u' && i + 4 < len && memcmp(buf + i + 1, "0000", 4) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 if every number under node is finite (cJSON turns 1e400 into infinity, and prints it back
+ * as null). */
+static int numbers_finite(const cJSON *node)
+{
+    for (; node; node = node->next) {
+        if (cJSON_IsNumber(node) && !isfinite(node->valuedouble))
+            return 0;
+        if (node->child && !numbers_finite(node->child))
+            return 0;
+    }
+    return 1;
+}
+
+cJSON *chat__decode_parse(const char *buf, size_t len)
+{
+    if (!buf || !len)
+        return NULL;
+    /* cJSON_ParseWithLength stops after the first value and ignores the rest:
+     * '{"type":"ping"}{"type":"send",...}' would pass as a ping. Only whitespace may follow. */
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    if (!v)
+        return NULL;
+    size_t i = end ? (size_t)(end - buf) : 0;
+    while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r'))
+        i++;
+    if (!end || i != len) {
+        cJSON_Delete(v);
+        return NULL;
+    }
+    return v;
+}
+
+int chat__decode_id_valid(const cJSON *id)
+{
+    if (cJSON_IsString(id))
+        return chat__cmid_valid(id->valuestring, strlen(id->valuestring));
+    if (cJSON_IsNumber(id))
+        return id->valuedouble >= 0 && id->valuedouble <= (double)CHAT__JSON_INT_MAX &&
+               (double)(int64_t)id->valuedouble == id->valuedouble;
+    return 0;
+}
+
+static int fail(chat__decoded *out, int code, const char *reason, const char *message)
+{
+    out->reason = reason;
+    out->message = message;
+    return code;
+}
+
+int chat__decode_frame(const char *buf, size_t len, int max_depth, chat__decoded *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!buf && len)
+        return fail(out, CHAT_EINVAL, "bad_json", "no frame");
+    if (!chat__json_depth_ok(buf, len, max_depth))
+        return fail(out, CHAT_ELIMIT, "too_deep", "JSON nested too deeply");
+    if (len && memchr(buf, '\0', len))
+        return fail(out, CHAT_EPROTO, "bad_json", "NUL byte in frame");
+    cJSON *f = chat__decode_parse(buf, len);
+    if (!f)
+        return fail(out, CHAT_EPROTO, "bad_json", "frame is not valid JSON");
+    int rc;
+    if (has_nul_escape(buf, len)) {
+        rc = fail(out, CHAT_EPROTO, "bad_json", "strings must not contain U+0000");
+        goto err;
+    }
+    if (!numbers_finite(f)) {
+        rc = fail(out, CHAT_EPROTO, "bad_json", "number out of range");
+        goto err;
+    }
+    if (!cJSON_IsObject(f)) {
+        rc = fail(out, CHAT_EPROTO, "not_object", "frame must be a JSON object");
+        goto err;
+    }
+    /* Duplicates are looked for before "id" is detached, so a repeated "id" is caught too. */
+    int dup = chat__json_has_duplicate_keys(f);
+    cJSON *id = cJSON_GetObjectItemCaseSensitive(f, "id");
+    if (id && chat__decode_id_valid(id))
+        out->re = cJSON_DetachItemViaPointer(f, id);
+    if (dup < 0) {
+        rc = fail(out, CHAT_ENOMEM, "internal", "out of memory");
+        goto err;
+    }
+    if (dup) {
+        rc = fail(out, CHAT_EPROTO, "duplicate_key", "an object repeats a key");
+        goto err;
+    }
+    if (id && !out->re) {
+        rc = fail(out, CHAT_EINVAL, "bad_field",
+                  "field 'id' must be 1-64 printable characters or an integer");
+        goto err;
+    }
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(f, "type");
+    if (!t) {
+        rc = fail(out, CHAT_EINVAL, "missing_field", "field 'type' is required");
+        goto err;
+    }
+    if (!cJSON_IsString(t)) {
+        rc = fail(out, CHAT_EINVAL, "bad_field", "field 'type' must be a string");
+        goto err;
+    }
+    out->frame = f;
+    out->type = t->valuestring;
+    return CHAT_OK;
+err:
+    cJSON_Delete(f);
+    return rc;
+}

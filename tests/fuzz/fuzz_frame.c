@@ -1,0 +1,144 @@
+/* Fuzz target: the bytes of one WebSocket text message -> chat__decode_frame, the server's
+ * first step for every inbound frame (depth scan, NUL check, cJSON, duplicate keys, request id,
+ * type). Invariants, at two depth limits:
+ *  - an accepted frame is an object with a string type, a valid or absent request id, no
+ *    repeated key in any object, only finite numbers, nesting within the limit, and (for UTF-8
+ *    input, which lws guarantees) only UTF-8 strings;
+ *  - re-encoding an accepted frame (id put back) decodes to the same frame, type and id;
+ *  - "too_deep" is answered only for text whose parsed nesting really is over the limit, and
+ *    valid JSON nested over the limit is never accepted;
+ *  - JSON that cJSON parses with a repeated key is never accepted;
+ *  - a refusal always carries a reason and a message, and no frame. */
+#include "fuzz.h"
+
+#include "chat/errors.h"
+#include "core/decode.h"
+
+#include <string.h>
+
+static int tree_depth(const cJSON *n)
+{
+    if (!cJSON_IsObject(n) && !cJSON_IsArray(n))
+        return 0;
+    int max = 0;
+    for (const cJSON *c = n->child; c; c = c->next) {
+        int d = tree_depth(c);
+        if (d > max)
+            max = d;
+    }
+    return max + 1;
+}
+
+/* Independent of chat__json_has_duplicate_keys: pairwise, every object. */
+static int tree_has_dup(const cJSON *n)
+{
+    if (cJSON_IsObject(n))
+        for (const cJSON *a = n->child; a; a = a->next)
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (a->string && b->string && strcmp(a->string, b->string) == 0)
+                    return 1;
+    for (const cJSON *c = n->child; c; c = c->next)
+        if (tree_has_dup(c))
+            return 1;
+    return 0;
+}
+
+static int tree_utf8(const cJSON *n)
+{
+    for (; n; n = n->next) {
+        if (n->string && !fuzz_utf8_valid((const unsigned char *)n->string, strlen(n->string)))
+            return 0;
+        if (cJSON_IsString(n) &&
+            !fuzz_utf8_valid((const unsigned char *)n->valuestring, strlen(n->valuestring)))
+            return 0;
+        if (n->child && !tree_utf8(n->child))
+            return 0;
+    }
+    return 1;
+}
+
+static void check_accepted(const chat__decoded *d, int max_depth, int utf8)
+{
+    FUZZ_CHECK(cJSON_IsObject(d->frame));
+    FUZZ_CHECK(d->type && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(d->frame, "type")));
+    FUZZ_CHECK(!d->re || chat__decode_id_valid(d->re));
+    FUZZ_CHECK(!d->re || !cJSON_GetObjectItemCaseSensitive(d->frame, "id"));
+    FUZZ_CHECK(tree_depth(d->frame) <= max_depth);
+    FUZZ_CHECK(!tree_has_dup(d->frame));
+    FUZZ_CHECK(!utf8 || tree_utf8(d->frame));
+
+    /* Round trip: the frame as a client would have sent it, encoded by cJSON. */
+    cJSON *whole = cJSON_Duplicate(d->frame, 1);
+    if (!whole)
+        return;
+    if (d->re)
+        cJSON_AddItemToObject(whole, "id", cJSON_Duplicate(d->re, 1));
+    char *text = cJSON_PrintUnformatted(whole);
+    cJSON_Delete(whole);
+    if (!text)
+        return;
+    chat__decoded d2;
+    int rc = chat__decode_frame(text, strlen(text), max_depth, &d2);
+    if (rc != CHAT_OK)
+        fprintf(stderr, "re-encoded frame refused (%s): %s\n", d2.reason, text);
+    FUZZ_CHECK(rc == CHAT_OK);
+    FUZZ_CHECK(strcmp(d->type, d2.type) == 0);
+    FUZZ_CHECK(cJSON_Compare(d->frame, d2.frame, 1));
+    FUZZ_CHECK((d->re == NULL) == (d2.re == NULL));
+    FUZZ_CHECK(!d->re || cJSON_Compare(d->re, d2.re, 1));
+    cJSON_Delete(d2.frame);
+    cJSON_Delete(d2.re);
+    cJSON_free(text);
+}
+
+static void one(const char *buf, size_t len, int max_depth, int utf8, const cJSON *plain)
+{
+    chat__decoded d;
+    int rc = chat__decode_frame(buf, len, max_depth, &d);
+    if (rc == CHAT_OK) {
+        check_accepted(&d, max_depth, utf8);
+        cJSON_Delete(d.frame);
+        cJSON_Delete(d.re);
+        FUZZ_CHECK(plain != NULL); /* cJSON alone parses whatever the decoder accepts */
+        return;
+    }
+    FUZZ_CHECK(rc < 0 && d.frame == NULL && d.reason && d.message);
+    FUZZ_CHECK(!d.re || chat__decode_id_valid(d.re));
+    if (plain && strcmp(d.reason, "too_deep") == 0)
+        FUZZ_CHECK(tree_depth(plain) > max_depth);
+    if (rc == CHAT_ELIMIT)
+        FUZZ_CHECK(strcmp(d.reason, "too_deep") == 0);
+    cJSON_Delete(d.re);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *buf = (const char *)data;
+    /* What cJSON alone makes of the text (NUL-free text only: the decoder refuses NULs). */
+    const char *end = NULL;
+    cJSON *plain =
+        size && !memchr(buf, '\0', size) ? cJSON_ParseWithLengthOpts(buf, size, &end, 0) : NULL;
+    if (plain) {
+        /* cJSON ignores text after the first value; the decoder must refuse it. */
+        size_t i = (size_t)(end - buf);
+        while (i < size && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
+            i++;
+        if (i != size) {
+            chat__decoded d;
+            FUZZ_CHECK(chat__decode_frame(buf, size, 128, &d) != CHAT_OK);
+            cJSON_Delete(d.re);
+            cJSON_Delete(plain);
+            plain = NULL;
+        }
+    }
+    if (plain && tree_has_dup(plain)) {
+        chat__decoded d;
+        FUZZ_CHECK(chat__decode_frame(buf, size, 16, &d) != CHAT_OK);
+        cJSON_Delete(d.re);
+    }
+    int utf8 = fuzz_utf8_valid(data, size);
+    one(buf, size, 16, utf8, plain); /* the default json_depth limit */
+    one(buf, size, 4, utf8, plain);  /* the smallest one allowed */
+    cJSON_Delete(plain);
+    return 0;
+}

@@ -35,7 +35,8 @@ typedef enum chat_limit {
     CHAT_LIMIT_PAGE_MAX = 13,          /**< most messages or conversations in one reply, 200 */
     CHAT_LIMIT_CONNECTIONS = 14,       /**< most connections, 10000 */
     CHAT_LIMIT_OUT_QUEUE_FRAMES = 15,  /**< per-connection outbound queue, 1024 frames */
-    CHAT_LIMIT_TYPING_RATE = 16        /**< typing frames per second per connection, 2 */
+    CHAT_LIMIT_TYPING_RATE = 16,       /**< typing frames per second per connection, 2 */
+    CHAT_LIMIT_WRITER_QUEUE = 17       /**< requests waiting for the store, server-wide, 16384 */
 } chat_limit;
 
 /** Flags of chat_server_config_set_flags(). */

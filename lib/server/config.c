@@ -28,6 +28,7 @@ static const struct {
     [CHAT_LIMIT_CONNECTIONS] = {"connections", 10000, 1, 10000000},
     [CHAT_LIMIT_OUT_QUEUE_FRAMES] = {"out_queue_frames", 1024, 8, 1000000},
     [CHAT_LIMIT_TYPING_RATE] = {"typing_rate", 2, 1, 1000},
+    [CHAT_LIMIT_WRITER_QUEUE] = {"writer_queue", 16384, 1, 16 * 1024 * 1024},
 };
 
 int chat_server_limit_by_name(const char *name)

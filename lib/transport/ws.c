@@ -38,11 +38,21 @@ static int on_receive(chat__conn *c, struct lws *wsi, const char *in, size_t len
     chat_server *srv = c->srv;
     if (c->close_code)
         return 0; /* closing: ignore the rest */
+    size_t limit = (size_t)chat__limit(srv, CHAT_LIMIT_FRAME_BYTES);
+    if (c->rx_len == 0 && len <= limit && lws_is_first_fragment(wsi) &&
+        lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+        /* The whole message in one piece (the usual case): no copy, and an idle connection
+         * keeps no reassembly buffer. */
+        if (lws_frame_is_binary(wsi))
+            chat__conn_error(c, NULL, CHAT_EPROTO, "binary_frame", "frames must be text", 0);
+        else
+            chat__dispatch(c, in, len);
+        return 0;
+    }
     if (lws_is_first_fragment(wsi) && c->rx_len == 0) {
         c->rx_frags = 0;
         c->rx_binary = lws_frame_is_binary(wsi);
     }
-    size_t limit = (size_t)chat__limit(srv, CHAT_LIMIT_FRAME_BYTES);
     if (c->rx_len + len > limit) {
         chat__conn_error(c, NULL, CHAT_ELIMIT, "frame_too_large", "message over the frame limit",
                          0);
@@ -80,8 +90,8 @@ static int on_receive(chat__conn *c, struct lws *wsi, const char *in, size_t len
     else
         chat__dispatch(c, c->rx, c->rx_len);
     c->rx_len = 0;
-    /* Idle connections keep no large buffer. */
-    if (c->rx_cap > 4096) {
+    /* Idle connections keep no reassembly buffer. */
+    if (c->rx_cap) {
         chat__free(c->rx);
         c->rx = NULL;
         c->rx_cap = 0;

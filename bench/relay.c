@@ -1,6 +1,7 @@
 /* relay: the ceiling chatd is measured against. A minimal WebSocket relay on the same
- * libwebsockets (4.1.6) and the same libuv event loop as chatd, with the same 4096-byte rx buffer
- * and the same one-frame-per-WRITEABLE output queue of shared, refcounted frames. It parses no
+ * libwebsockets (4.1.6) and the same libuv event loop as chatd, with a 4096-byte rx buffer
+ * (--rx 512 is chatd's) and chatd's write path: shared, refcounted frames written at once when
+ * nothing is queued, else queued and written up to 64 per WRITEABLE. It parses no
  * JSON and stores nothing: each message in is forwarded, bytes unchanged, to its target.
  *
  * Just enough of doc/protocol.md for chat-bench to drive it (run chat-bench with --relay-tokens):
@@ -10,7 +11,7 @@
  *   group_create  remembers the members list (strings) as group 1; answers {"type":"conv",...}
  *   every send is answered {"type":"ack","re":ID} unless --no-ack (chatd acks every send too)
  *
- *   relay [--listen 127.0.0.1] [--port 0] [--rx 4096] [--no-ack]
+ *   relay [--listen 127.0.0.1] [--port 0] [--rx 4096] [--no-ack] [--queued-writes]
  * prints "relay listening on ADDR:PORT".
  */
 #define _GNU_SOURCE
@@ -24,6 +25,11 @@
 #include <sys/resource.h>
 
 #define QMAX 1024 /* chatd's default outbound queue, in frames */
+
+/* chatd's write path (the default): a frame goes out at once when nothing is queued, and a
+ * WRITEABLE callback writes up to 64 frames. --queued-writes restores one frame per
+ * WRITEABLE, always through the queue (chatd's write path before 2026-11-29). */
+static int direct_writes = 1;
 #define MAP_SLOTS (1u << 16)
 
 typedef struct rframe {
@@ -101,6 +107,13 @@ static void enqueue(rconn *c, rframe *f)
         return;
     if (c->q_count >= QMAX) {
         dropped++;
+        return;
+    }
+    /* chatd's write path: nothing queued and nothing buffered in lws, so write at once. */
+    if (direct_writes && c->q_count == 0 && !lws_partial_buffered(c->wsi)) {
+        forwarded++;
+        if (lws_write(c->wsi, f->data + LWS_PRE, f->len, LWS_WRITE_TEXT) < 0)
+            dropped++;
         return;
     }
     if (c->q_count == c->q_cap) {
@@ -281,13 +294,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         rconn *c = p->c;
         if (!c || !c->q_count)
             return 0;
-        rframe *f = c->q[c->q_head];
-        c->q_head = (c->q_head + 1) % c->q_cap;
-        c->q_count--;
-        int n = lws_write(wsi, f->data + LWS_PRE, f->len, LWS_WRITE_TEXT);
-        frame_unref(f);
-        if (n < 0)
-            return -1;
+        /* Like chatd: up to 64 frames per callback while lws buffers nothing. */
+        int budget = direct_writes ? 64 : 1;
+        do {
+            rframe *f = c->q[c->q_head];
+            c->q_head = (c->q_head + 1) % c->q_cap;
+            c->q_count--;
+            int n = lws_write(wsi, f->data + LWS_PRE, f->len, LWS_WRITE_TEXT);
+            frame_unref(f);
+            if (n < 0)
+                return -1;
+        } while (c->q_count && --budget > 0 && !lws_partial_buffered(wsi));
         if (c->q_count)
             lws_callback_on_writable(wsi);
         return 0;
@@ -343,10 +360,12 @@ int main(int argc, char **argv)
             port = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rx") && i + 1 < argc)
             protocols[0].rx_buffer_size = (size_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--queued-writes"))
+            direct_writes = 0;
         else if (!strcmp(argv[i], "--no-ack"))
             opt_ack = 0;
         else {
-            fprintf(stderr, "usage: relay [--listen ADDR] [--port N] [--rx BYTES] [--no-ack]\n");
+            fprintf(stderr, "usage: relay [--listen ADDR] [--port N] [--rx BYTES] [--no-ack] [--queued-writes]\n");
             return 2;
         }
     }

@@ -4,6 +4,7 @@
 #include "core/alloc.h"
 
 #include <string.h>
+#include <sys/socket.h>
 
 chat__conn *chat__conn_new(chat_server *srv, struct lws *wsi)
 {
@@ -39,6 +40,17 @@ static void queue_clear(chat__conn *c)
         c->q_count--;
     }
     c->q_bytes = 0;
+}
+
+/* An idle connection keeps no queue array (allocated again on the next backlog). */
+static void chat__conn_queue_trim(chat__conn *c)
+{
+    if (c->q_count == 0 && c->q) {
+        chat__free(c->q);
+        c->q = NULL;
+        c->q_cap = 0;
+        c->q_head = 0;
+    }
 }
 
 void chat__conn_unref(chat__conn *c)
@@ -115,7 +127,7 @@ void chat__conn_close(chat__conn *c, int code, const char *reason)
     if (!c->wsi || c->close_code)
         return;
     c->close_code = code;
-    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    c->close_reason = reason;
     lws_callback_on_writable(c->wsi);
 }
 
@@ -131,6 +143,15 @@ void chat__conn_send(chat__conn *c, chat__frame *f)
         chat__log(srv, CHAT_LOG_WARN, "closing slow consumer %s/%s", c->user, c->device);
         queue_clear(c);
         chat__conn_close(c, 1013, "outbound queue full: resync");
+        return;
+    }
+    /* Nothing queued and nothing left in lws's partial-write buffer: write at once. This saves
+     * the POLLOUT round trip (two epoll_ctl calls and a loop pass per frame). A short write is
+     * kept by lws, which then reports the connection as buffered and flushes it on POLLOUT; the
+     * frames after it queue here, under the limits above. */
+    if (c->q_count == 0 && !lws_partial_buffered(c->wsi)) {
+        if (lws_write(c->wsi, chat__frame_data(f), f->len, LWS_WRITE_TEXT) < 0)
+            chat__conn_close(c, 1011, "write failed");
         return;
     }
     if (c->q_count == c->q_cap) {
@@ -153,32 +174,51 @@ void chat__conn_send(chat__conn *c, chat__frame *f)
     lws_callback_on_writable(c->wsi);
 }
 
+/* Most frames written per WRITEABLE callback, so one busy connection cannot hold the loop. */
+#define WRITES_PER_CALLBACK 64
+
 int chat__conn_writable(chat__conn *c)
 {
     if (c->q_count) {
-        chat__frame *f = c->q[c->q_head];
-        c->q_head = (c->q_head + 1) % c->q_cap;
-        c->q_count--;
-        c->q_bytes -= f->len;
-        int n = lws_write(c->wsi, chat__frame_data(f), f->len, LWS_WRITE_TEXT);
-        chat__frame_unref(f);
-        if (n < 0)
-            return -1;
+        /* Several frames per callback, while the kernel takes them whole: a write that went
+         * out only in part is kept by lws (lws_partial_buffered), and the rest waits. */
+        int budget = WRITES_PER_CALLBACK;
+        do {
+            chat__frame *f = c->q[c->q_head];
+            c->q_head = (c->q_head + 1) % c->q_cap;
+            c->q_count--;
+            c->q_bytes -= f->len;
+            int n = lws_write(c->wsi, chat__frame_data(f), f->len, LWS_WRITE_TEXT);
+            chat__frame_unref(f);
+            if (n < 0)
+                return -1;
+        } while (c->q_count && --budget > 0 && !lws_partial_buffered(c->wsi));
         if (c->q_count || c->close_code)
             lws_callback_on_writable(c->wsi);
+        else
+            chat__conn_queue_trim(c);
         return 0;
     }
     if (c->close_code) {
         /* Write the close frame ourselves: with lws 4.1.6 on the libuv loop, the frame that
          * lws_close_reason() prepares is never sent when WRITEABLE returns -1. Opcode 4 is
          * lws's internal LWS_WRITE_CLOSE, which its header hides. */
-        unsigned char buf[CHAT__FRAME_PRE + 2 + sizeof c->close_reason];
-        size_t n = strlen(c->close_reason);
+        unsigned char buf[CHAT__FRAME_PRE + 2 + 123];
+        size_t n = strnlen(c->close_reason, 123);
         unsigned char *p = buf + CHAT__FRAME_PRE;
         p[0] = (unsigned char)(c->close_code >> 8);
         p[1] = (unsigned char)(c->close_code & 0xff);
         memcpy(p + 2, c->close_reason, n);
         lws_write(c->wsi, p, 2 + n, (enum lws_write_protocol)4);
+        /* Closing a socket with unread input sends RST, and a peer that receives the RST may
+         * lose the close frame (and the error frames before it) still in its buffer. A peer
+         * that kept sending after the cause (an error flood) would then never see the code.
+         * Discard what has arrived, a bounded amount, so the close goes out as a FIN. */
+        int fd = lws_get_socket_fd(c->wsi);
+        char junk[4096];
+        for (int i = 0; fd >= 0 && i < 16; i++)
+            if (recv(fd, junk, sizeof junk, MSG_DONTWAIT) <= 0)
+                break;
         return -1;
     }
     return 0;

@@ -58,3 +58,101 @@ void chat__frame_unref(chat__frame *f)
     if (f && --f->refs == 0)
         chat__free(f);
 }
+
+/* ---- direct encoding ---- */
+
+void chat__fb_raw(chat__fb *b, const char *s, size_t n)
+{
+    if (b->out)
+        memcpy(b->out + b->len, s, n);
+    b->len += n;
+}
+
+void chat__fb_str(chat__fb *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!b->out) {
+        size_t len = 2 + n;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char ch = (unsigned char)s[i];
+            if (ch == '"' || ch == '\\' || ch == '\b' || ch == '\f' || ch == '\n' || ch == '\r' ||
+                ch == '\t')
+                len += 1;
+            else if (ch < 0x20)
+                len += 5;
+        }
+        b->len += len;
+        return;
+    }
+    unsigned char *p = b->out + b->len;
+    *p++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch != '"' && ch != '\\') {
+            *p++ = ch;
+            continue;
+        }
+        *p++ = '\\';
+        switch (ch) {
+        case '"': *p++ = '"'; break;
+        case '\\': *p++ = '\\'; break;
+        case '\b': *p++ = 'b'; break;
+        case '\f': *p++ = 'f'; break;
+        case '\n': *p++ = 'n'; break;
+        case '\r': *p++ = 'r'; break;
+        case '\t': *p++ = 't'; break;
+        default:
+            *p++ = 'u';
+            *p++ = '0';
+            *p++ = '0';
+            *p++ = (unsigned char)hex[ch >> 4];
+            *p++ = (unsigned char)hex[ch & 15];
+        }
+    }
+    *p++ = '"';
+    b->len = (size_t)(p - b->out);
+}
+
+void chat__fb_u64(chat__fb *b, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    chat__fb_raw(b, tmp + sizeof tmp - n, n);
+}
+
+void chat__fb_i64(chat__fb *b, int64_t v)
+{
+    if (v < 0) {
+        chat__fb_raw(b, "-", 1);
+        chat__fb_u64(b, (uint64_t)0 - (uint64_t)v);
+    } else {
+        chat__fb_u64(b, (uint64_t)v);
+    }
+}
+
+void chat__fb_id(chat__fb *b, const cJSON *id)
+{
+    if (cJSON_IsString(id))
+        chat__fb_str(b, id->valuestring, strlen(id->valuestring));
+    else if (cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble <= 9007199254740992.0)
+        chat__fb_u64(b, (uint64_t)id->valuedouble); /* ids are validated integers */
+    else
+        chat__fb_raw(b, "null", 4);
+}
+
+chat__frame *chat__fb_alloc(chat__fb *b)
+{
+    chat__frame *f = chat__malloc(sizeof *f + CHAT__FRAME_PRE + b->len + 1);
+    if (!f)
+        return NULL;
+    f->refs = 1;
+    f->len = b->len;
+    chat__frame_data(f)[b->len] = '\0';
+    b->out = chat__frame_data(f);
+    b->len = 0;
+    return f;
+}

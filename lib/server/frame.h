@@ -6,6 +6,7 @@
 #define CHAT_SERVER_FRAME_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -29,6 +30,24 @@ chat__frame *chat__frame_json(const cJSON *obj);
 /* Encode obj and delete it; NULL on failure (obj deleted anyway). */
 chat__frame *chat__frame_take_json(cJSON *obj);
 chat__frame *chat__frame_ref(chat__frame *f);
+
+/* Direct encoding of the hot frames, without a cJSON tree or its number printer: the bytes
+ * are the JSON cJSON would print (same keys, order, types and values), built with one
+ * allocation. A builder sizes the frame first (chat__fb_* with out == NULL), then fills it. */
+typedef struct chat__fb {
+    unsigned char *out; /* NULL while sizing */
+    size_t len;
+} chat__fb;
+
+void chat__fb_raw(chat__fb *b, const char *s, size_t n);
+/* A JSON string: quotes and the escapes cJSON uses. */
+void chat__fb_str(chat__fb *b, const char *s, size_t n);
+void chat__fb_i64(chat__fb *b, int64_t v);
+void chat__fb_u64(chat__fb *b, uint64_t v);
+/* A request id as cJSON would print it: a string, or an integer-valued number. */
+void chat__fb_id(chat__fb *b, const cJSON *id);
+/* A frame of b->len bytes to fill (refs = 1), or NULL; the builder then writes into it. */
+chat__frame *chat__fb_alloc(chat__fb *b);
 void chat__frame_unref(chat__frame *f);
 
 #endif

@@ -19,7 +19,7 @@
 #include <stdatomic.h>
 #include <uv.h>
 
-#define CHAT__LIMIT_MAX 21 /* one past the highest chat_limit */
+#define CHAT__LIMIT_MAX 22 /* one past the highest chat_limit */
 
 struct chat_server_config {
     char *address;
@@ -68,7 +68,7 @@ struct chat__conn {
     size_t q_head, q_count, q_cap, q_bytes;
 
     int close_code;           /* non-zero: close once the queue is flushed */
-    char close_reason[64];
+    const char *close_reason; /* a static string */
 
     chat__bucket send_bucket, typing_bucket;
     int64_t err_window_ms;
@@ -124,6 +124,15 @@ struct chat_server {
     /* The frame being published on the bus right now: a local delivery of these bytes shares
      * it by reference instead of copying. */
     chat__frame *publishing;
+
+    /* Requests of this loop iteration, handed to the writer in one batch (one lock, one
+     * wake-up) from the prepare and check phases instead of one by one. */
+    uv_prepare_t sub_prepare;
+    uv_check_t sub_check;
+    int sub_ready;            /* the two handles run; otherwise submit at once */
+    chat__job *sub_head, *sub_tail;
+    /* Requests submitted to the writer whose done() has not run yet (loop thread). */
+    size_t writer_backlog;
 };
 
 /* Logging through the host's callback. */
@@ -138,6 +147,8 @@ void chat__server_post(chat_server *srv, chat__job *job);
 void chat__server_post_list(chat_server *srv, chat__job *head, chat__job *tail);
 /* Run every posted job's done() on the loop thread. */
 void chat__server_drain(chat_server *srv);
+/* Queue a job for the writer; it goes with this loop iteration's batch. [loop thread] */
+void chat__server_submit(chat_server *srv, chat__job *job);
 int chat__server_revoked(chat_server *srv, const char *session);
 
 /* conn.c: connection lifetime, output, registry. [loop thread] */
@@ -148,6 +159,7 @@ void chat__conn_unref(chat__conn *c);
 /* Queue a frame (a reference is taken) for this connection; closes it with 1013 when its
  * queue is over the limit. */
 void chat__conn_send(chat__conn *c, chat__frame *f);
+/* reason must be a static string of at most 123 bytes (the close frame's limit). */
 void chat__conn_close(chat__conn *c, int code, const char *reason);
 /* The transport may write: send one queued frame. Returns -1 to close the connection. */
 int chat__conn_writable(chat__conn *c);

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* retry_after_ms of a send refused because the writer's queue is full. */
+#define CHAT__BUSY_RETRY_MS 100
+
 typedef struct send_args {
     int64_t conv;       /* 0 when sending by "to" */
     const char *to;
@@ -61,17 +64,35 @@ static int direct_conv(chat__txn *tx, chat__req *r, const char *a, const char *b
     return CHAT_OK;
 }
 
-static cJSON *ack_json(chat__req *r, const chat_store_msg *m, int dup)
+/* {"type":"ack","re":…,"conv":…,"cmid":…,"seq":…,"ts":…,"dup":…}, encoded directly. */
+static chat__frame *ack_frame(chat__req *r, const chat_store_msg *m, int dup)
 {
-    cJSON *o = chat__req_reply(r, "ack");
-    if (!o)
-        return NULL;
-    cJSON_AddNumberToObject(o, "conv", (double)m->conv);
-    cJSON_AddStringToObject(o, "cmid", m->cmid);
-    cJSON_AddNumberToObject(o, "seq", (double)m->seq);
-    cJSON_AddNumberToObject(o, "ts", (double)m->ts_ms);
-    cJSON_AddBoolToObject(o, "dup", dup);
-    return o;
+#define LIT(s) chat__fb_raw(&b, s, sizeof s - 1)
+    chat__fb b = {NULL, 0};
+    chat__frame *f = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        LIT("{\"type\":\"ack\"");
+        if (r->re) {
+            LIT(",\"re\":");
+            chat__fb_id(&b, r->re);
+        }
+        LIT(",\"conv\":");
+        chat__fb_i64(&b, m->conv);
+        LIT(",\"cmid\":");
+        chat__fb_str(&b, m->cmid, strlen(m->cmid));
+        LIT(",\"seq\":");
+        chat__fb_u64(&b, m->seq);
+        LIT(",\"ts\":");
+        chat__fb_i64(&b, m->ts_ms);
+        if (dup)
+            LIT(",\"dup\":true}");
+        else
+            LIT(",\"dup\":false}");
+        if (pass == 0 && !(f = chat__fb_alloc(&b)))
+            return NULL;
+    }
+    return f;
+#undef LIT
 }
 
 typedef struct found_msg {
@@ -129,7 +150,7 @@ static int send_run(chat__job *job, chat__txn *tx)
     rc = tx->ops->msg_find_cmid(tx->st, conv.id, r->user, r->device, a->cmid, keep_found, &found);
     if (rc == CHAT_OK) {
         chat_store_msg m = {.conv = conv.id, .seq = found.seq, .ts_ms = found.ts, .cmid = a->cmid};
-        r->reply = chat__frame_take_json(ack_json(r, &m, 1));
+        r->reply = ack_frame(r, &m, 1);
         return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
     }
     if (rc != CHAT_ENOTFOUND)
@@ -151,8 +172,8 @@ static int send_run(chat__job *job, chat__txn *tx)
     rc = chat__txn_fanout_members(tx, r, conv.id);
     if (rc != CHAT_OK)
         return rc;
-    r->reply = chat__frame_take_json(ack_json(r, &m, 0));
-    r->fanout = chat__frame_take_json(chat__msg_json(&m));
+    r->reply = ack_frame(r, &m, 0);
+    r->fanout = chat__msg_frame(&m);
     if (!r->reply || !r->fanout)
         return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 
@@ -297,6 +318,14 @@ void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
                            (double)chat__limit(srv, CHAT_LIMIT_SEND_BURST), chat__now_ms(srv),
                            &retry)) {
         chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "sending too fast", retry);
+        goto fail;
+    }
+
+    /* The writer's queue is bounded: under overload a send is refused (retryable) rather than
+     * queued without end. Memory stays bounded and the sender backs off. */
+    if (srv->writer_backlog >= (size_t)chat__limit(srv, CHAT_LIMIT_WRITER_QUEUE)) {
+        chat__conn_error(c, re, CHAT_EAGAIN, "busy", "the server is overloaded; retry later",
+                         CHAT__BUSY_RETRY_MS);
         goto fail;
     }
 

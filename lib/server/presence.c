@@ -382,4 +382,8 @@ void chat__typing_timer_arm(chat_server *srv)
     if (wait < 1)
         wait = 1;
     lws_sul_schedule(srv->lws, 0, &srv->typing_sul, typing_timer_cb, wait * LWS_US_PER_MS);
+    /* lws 4.1.6 on libuv re-arms its timer only after it serviced a socket (its idle
+     * handler); this runs from a completion, outside lws, so wake lws through its event pipe.
+     * It used to be woken by the POLLOUT of the typing frame, which is now written at once. */
+    lws_cancel_service(srv->lws);
 }

@@ -6,11 +6,46 @@
 #include "core/error.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+static int is_inline_name(const chat__userlist *l, const char *u)
+{
+    uintptr_t lo = (uintptr_t)l->inline_names, p = (uintptr_t)u;
+    return p >= lo && p < lo + sizeof l->inline_names;
+}
+
 int chat__userlist_add(chat__userlist *l, const char *user, uint64_t read_seq)
 {
+    size_t len = strlen(user);
+    if (l->n < CHAT__USERLIST_INLINE && (!l->users || l->users == l->inline_users) &&
+        len <= CHAT_ID_MAX) {
+        l->users = l->inline_users;
+        l->read_seq = l->inline_seq;
+        l->cap = CHAT__USERLIST_INLINE;
+        memcpy(l->inline_names[l->n], user, len + 1);
+        l->users[l->n] = l->inline_names[l->n];
+        l->read_seq[l->n] = read_seq;
+        l->n++;
+        return CHAT_OK;
+    }
+    if (l->users == l->inline_users) {
+        /* Move to the heap: the arrays only; the names stay where they are. */
+        size_t cap = 4 * CHAT__USERLIST_INLINE;
+        char **nu = chat__malloc(cap * sizeof *nu);
+        uint64_t *nr = chat__malloc(cap * sizeof *nr);
+        if (!nu || !nr) {
+            chat__free(nu);
+            chat__free(nr);
+            return CHAT_ENOMEM;
+        }
+        memcpy(nu, l->users, l->n * sizeof *nu);
+        memcpy(nr, l->read_seq, l->n * sizeof *nr);
+        l->users = nu;
+        l->read_seq = nr;
+        l->cap = cap;
+    }
     /* Both arrays grow together: the second one reserves with a copy of the old capacity. */
     size_t cap = l->cap;
     uint64_t *nr = chat__array_reserve(l->read_seq, l->n, &cap, sizeof *nr);
@@ -41,10 +76,15 @@ int chat__userlist_has(const chat__userlist *l, const char *user)
 void chat__userlist_free(chat__userlist *l)
 {
     for (size_t i = 0; i < l->n; i++)
-        chat__free(l->users[i]);
-    chat__free(l->users);
-    chat__free(l->read_seq);
-    memset(l, 0, sizeof *l);
+        if (!is_inline_name(l, l->users[i]))
+            chat__free(l->users[i]);
+    if (l->users != l->inline_users) {
+        chat__free(l->users);
+        chat__free(l->read_seq);
+    }
+    l->users = NULL;
+    l->read_seq = NULL;
+    l->n = l->cap = 0;
 }
 
 static void req_discard(chat__job *job)
@@ -62,6 +102,8 @@ static void req_discard(chat__job *job)
 
 static void req_free(chat__req *r)
 {
+    if (r->counted && r->conn)
+        r->conn->srv->writer_backlog--;
     req_discard(&r->job);
     cJSON_Delete(r->re);
     cJSON_Delete(r->args);
@@ -175,7 +217,11 @@ int chat__req_start(chat__conn *c, cJSON *f, cJSON *re, int (*run)(chat__job *jo
 
 void chat__req_submit(chat_server *srv, chat__req *r)
 {
-    chat__worker_submit(&srv->writer, &r->job);
+    if (r->conn) {
+        r->counted = 1;
+        srv->writer_backlog++;
+    }
+    chat__server_submit(srv, &r->job);
 }
 
 cJSON *chat__req_reply(const chat__req *r, const char *type)
@@ -328,6 +374,38 @@ cJSON *chat__msg_json(const chat_store_msg *m)
                               body ? body : cJSON_CreateNull());
     }
     return o;
+}
+
+chat__frame *chat__msg_frame(const chat_store_msg *m)
+{
+    if (m->kind != CHAT_MSG_TEXT)
+        return chat__frame_take_json(chat__msg_json(m));
+#define LIT(s) chat__fb_raw(&b, s, sizeof s - 1)
+    /* The same bytes as chat__msg_json() prints (a text body stops at a NUL there too). */
+    size_t text_len = strnlen(m->body, m->body_len);
+    chat__fb b = {NULL, 0};
+    chat__frame *f = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        LIT("{\"type\":\"msg\",\"conv\":");
+        chat__fb_i64(&b, m->conv);
+        LIT(",\"seq\":");
+        chat__fb_u64(&b, m->seq);
+        LIT(",\"ts\":");
+        chat__fb_i64(&b, m->ts_ms);
+        LIT(",\"from\":");
+        chat__fb_str(&b, m->sender, strlen(m->sender));
+        LIT(",\"device\":");
+        chat__fb_str(&b, m->device, strlen(m->device));
+        LIT(",\"cmid\":");
+        chat__fb_str(&b, m->cmid, strlen(m->cmid));
+        LIT(",\"kind\":\"text\",\"text\":");
+        chat__fb_str(&b, m->body, text_len);
+        LIT("}");
+        if (pass == 0 && !(f = chat__fb_alloc(&b)))
+            return NULL;
+    }
+    return f;
+#undef LIT
 }
 
 const char *chat__role_name(int role)

@@ -7,11 +7,17 @@
 
 #include "server/internal.h"
 
-/* Users a frame goes to, with each one's read watermark (for the unread count of a push). */
+/* Users a frame goes to, with each one's read watermark (for the unread count of a push).
+ * The first few live inside the list itself, so a direct conversation's fan-out allocates
+ * nothing; a list must not be copied by value. */
+#define CHAT__USERLIST_INLINE 4
 typedef struct chat__userlist {
     char **users;
     uint64_t *read_seq;
     size_t n, cap;
+    char *inline_users[CHAT__USERLIST_INLINE];
+    uint64_t inline_seq[CHAT__USERLIST_INLINE];
+    char inline_names[CHAT__USERLIST_INLINE][CHAT_ID_MAX + 1];
 } chat__userlist;
 
 int chat__userlist_add(chat__userlist *l, const char *user, uint64_t read_seq);
@@ -53,6 +59,7 @@ struct chat__req {
     void (*extra_free)(void *extra);
     int64_t conv;
     int state;
+    int counted;            /* counted in srv->writer_backlog */
 };
 
 /* A request from conn; args is consumed. NULL on ENOMEM (args deleted). */
@@ -85,6 +92,8 @@ int chat__txn_event(chat__txn *tx, chat__req *r, chat_store_conv *conv, cJSON *e
 
 /* JSON encoders. */
 cJSON *chat__msg_json(const chat_store_msg *m);
+/* The msg frame of m, encoded directly for text (same JSON as chat__msg_json). */
+chat__frame *chat__msg_frame(const chat_store_msg *m);
 const char *chat__role_name(int role);
 int chat__role_parse(const char *s);
 /* The conversation entry of convs and conv replies, as seen by member m. */

@@ -83,6 +83,66 @@ void chat__server_drain(chat_server *srv)
     }
 }
 
+/* ---- the hand-over from the loop thread to the writer ---- */
+
+static void flush_submits(chat_server *srv)
+{
+    chat__job *head = srv->sub_head, *tail = srv->sub_tail;
+    srv->sub_head = srv->sub_tail = NULL;
+    if (head)
+        chat__worker_submit_list(&srv->writer, head, tail);
+}
+
+void chat__server_submit(chat_server *srv, chat__job *job)
+{
+    if (!srv->sub_ready) {
+        chat__worker_submit(&srv->writer, job);
+        return;
+    }
+    /* Everything a loop iteration submits goes to the writer together: one wake-up of the
+     * writer per iteration instead of one per request, and bigger group commits. */
+    job->next = NULL;
+    if (srv->sub_tail)
+        srv->sub_tail->next = job;
+    else
+        srv->sub_head = job;
+    srv->sub_tail = job;
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    flush_submits(h->data);
+}
+
+static void on_check(uv_check_t *h)
+{
+    flush_submits(h->data);
+}
+
+static void submit_handles_open(chat_server *srv)
+{
+    uv_prepare_init(&srv->loop, &srv->sub_prepare);
+    uv_check_init(&srv->loop, &srv->sub_check);
+    srv->sub_prepare.data = srv;
+    srv->sub_check.data = srv;
+    uv_prepare_start(&srv->sub_prepare, on_prepare);
+    uv_check_start(&srv->sub_check, on_check);
+    /* They never keep the loop alive by themselves. */
+    uv_unref((uv_handle_t *)&srv->sub_prepare);
+    uv_unref((uv_handle_t *)&srv->sub_check);
+    srv->sub_ready = 1;
+}
+
+static void submit_handles_close(chat_server *srv)
+{
+    if (!srv->sub_ready)
+        return;
+    flush_submits(srv);
+    srv->sub_ready = 0;
+    uv_close((uv_handle_t *)&srv->sub_prepare, NULL);
+    uv_close((uv_handle_t *)&srv->sub_check, NULL);
+}
+
 /* ---- bus sink ---- */
 
 static void sink_deliver(const char *user, const char *except_device, const void *frame,
@@ -258,6 +318,7 @@ static void on_wake(uv_async_t *handle)
         /* lws closes every connection and its own handles; once our async handle is closed
          * too, uv_run() returns. */
         chat__ws_stop(srv);
+        submit_handles_close(srv);
         pthread_mutex_lock(&srv->done_lock);
         srv->loop_ready = 0;
         pthread_mutex_unlock(&srv->done_lock);
@@ -269,6 +330,7 @@ static void on_wake(uv_async_t *handle)
  * loop), then close the loop. */
 static void loop_close(chat_server *srv)
 {
+    submit_handles_close(srv);
     if (srv->lws)
         lws_context_destroy(srv->lws);
     uv_run(&srv->loop, UV_RUN_DEFAULT);
@@ -290,11 +352,13 @@ static int loop_open(chat_server *srv)
         return chat__error_set(CHAT_ERROR, 0, "cannot create the event loop");
     uv_async_init(&srv->loop, &srv->wake, on_wake);
     srv->wake.data = srv;
+    submit_handles_open(srv);
     srv->stopping = 0;
     atomic_store(&srv->stop_requested, 0);
     int rc = chat__ws_probe_listen(srv);
     if (rc != CHAT_OK) {
         uv_close((uv_handle_t *)&srv->wake, NULL);
+        submit_handles_close(srv);
         loop_close(srv);
         return rc;
     }
@@ -304,6 +368,7 @@ static int loop_open(chat_server *srv)
          * fails (the probe above makes that a lost race): running the loop over it crashes,
          * so this server's loop is abandoned, not closed. */
         chat__log(srv, CHAT_LOG_ERROR, "listening failed after the probe; event loop abandoned");
+        srv->sub_ready = 0;
         srv->lws = NULL;
         return rc;
     }

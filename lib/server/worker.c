@@ -149,20 +149,25 @@ int chat__worker_start(chat__worker *w, chat_server *srv, int transactional)
     return CHAT_OK;
 }
 
-void chat__worker_submit(chat__worker *w, chat__job *job)
+void chat__worker_submit_list(chat__worker *w, chat__job *head, chat__job *tail)
 {
-    job->next = NULL;
+    tail->next = NULL;
     pthread_mutex_lock(&w->lock);
     /* The worker only sleeps on an empty queue: wake it on the empty -> non-empty edge only. */
     int was_empty = w->head == NULL;
     if (w->tail)
-        w->tail->next = job;
+        w->tail->next = head;
     else
-        w->head = job;
-    w->tail = job;
+        w->head = head;
+    w->tail = tail;
     if (was_empty)
         pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
+}
+
+void chat__worker_submit(chat__worker *w, chat__job *job)
+{
+    chat__worker_submit_list(w, job, job);
 }
 
 int chat__worker_run_sync(chat__worker *w, chat__job *job)

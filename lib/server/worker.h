@@ -55,6 +55,8 @@ typedef struct chat__worker {
 int chat__worker_start(chat__worker *w, chat_server *srv, int transactional);
 /* Queue a job. [any thread] */
 void chat__worker_submit(chat__worker *w, chat__job *job);
+/* Queue a linked list of jobs (head..tail, in order) with one lock and one wake-up. */
+void chat__worker_submit_list(chat__worker *w, chat__job *head, chat__job *tail);
 /* Queue a job and block until it ran; done() is not called. [any thread but the worker's] */
 int chat__worker_run_sync(chat__worker *w, chat__job *job);
 /* Finish what is queued, then join. */

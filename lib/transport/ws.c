@@ -47,8 +47,19 @@ static int on_receive(chat__conn *c, struct lws *wsi, const char *in, size_t len
                          (remaining ? CHAT__REASM_MORE : 0) |
                          (lws_is_final_fragment(wsi) ? CHAT__REASM_FINAL : 0) |
                          (lws_frame_is_binary(wsi) ? CHAT__REASM_BINARY : 0);
-    switch (chat__reasm_feed(&c->rx, in, len, flags, remaining,
-                             (size_t)chat__limit(srv, CHAT_LIMIT_FRAME_BYTES),
+    size_t limit = (size_t)chat__limit(srv, CHAT_LIMIT_FRAME_BYTES);
+    if (!c->rx.open && len <= limit &&
+        (flags & (CHAT__REASM_FIRST | CHAT__REASM_MORE | CHAT__REASM_FINAL)) ==
+            (CHAT__REASM_FIRST | CHAT__REASM_FINAL)) {
+        /* The whole message in one chunk (the usual case): no copy, and an idle connection
+         * keeps no reassembly buffer. */
+        if (flags & CHAT__REASM_BINARY)
+            chat__conn_error(c, NULL, CHAT_EPROTO, "binary_frame", "frames must be text", 0);
+        else
+            chat__dispatch(c, in, len);
+        return 0;
+    }
+    switch (chat__reasm_feed(&c->rx, in, len, flags, remaining, limit,
                              chat__limit(srv, CHAT_LIMIT_FRAGMENTS))) {
     case CHAT__REASM_PARTIAL:
         return 0;
@@ -73,7 +84,9 @@ static int on_receive(chat__conn *c, struct lws *wsi, const char *in, size_t len
         chat__conn_error(c, NULL, CHAT_EPROTO, "binary_frame", "frames must be text", 0);
     else
         chat__dispatch(c, c->rx.buf, c->rx.len);
-    chat__reasm_consumed(&c->rx);
+    /* Idle connections keep no reassembly buffer: only a message that came in several chunks
+     * needed one. */
+    chat__reasm_free(&c->rx);
     return 0;
 }
 

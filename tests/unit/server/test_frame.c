@@ -1,0 +1,119 @@
+/* The direct frame encoder (frame.h) prints exactly what cJSON prints for the same values:
+ * the msg frame against chat__msg_json() over awkward strings and large integers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "server/req.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void check_msg(const chat_store_msg *m)
+{
+    chat__frame *direct = chat__msg_frame(m);
+    assert_non_null(direct);
+    cJSON *o = chat__msg_json(m);
+    assert_non_null(o);
+    char *want = cJSON_PrintUnformatted(o);
+    assert_non_null(want);
+    assert_int_equal(direct->len, strlen(want));
+    assert_string_equal((const char *)chat__frame_data(direct), want);
+    cJSON_free(want);
+    cJSON_Delete(o);
+    chat__frame_unref(direct);
+}
+
+static void test_server_frame_msg_matches_cjson(void **state)
+{
+    (void)state;
+    static const char *texts[] = {
+        "hello",
+        "quote \" backslash \\ slash / tab \t nl \n cr \r bs \b ff \f",
+        "ctl \x01\x02\x1f del \x7f",
+        "utf-8: \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+        "",
+    };
+    static const uint64_t seqs[] = {1, 42, 999999999999999ULL, 4503599627370496ULL};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        for (size_t j = 0; j < sizeof seqs / sizeof seqs[0]; j++) {
+            chat_store_msg m = {0};
+            m.conv = (int64_t)seqs[j] + 6;
+            m.seq = seqs[j];
+            m.ts_ms = 1764331200123;
+            m.sender = "alice";
+            m.device = "d\"1";
+            m.cmid = "c-1\\x";
+            m.kind = CHAT_MSG_TEXT;
+            m.body = texts[i];
+            m.body_len = strlen(texts[i]) ? strlen(texts[i]) : 1;
+            check_msg(&m);
+        }
+    }
+}
+
+static void test_server_frame_text_stops_at_nul(void **state)
+{
+    (void)state;
+    chat_store_msg m = {0};
+    m.conv = 1;
+    m.seq = 1;
+    m.sender = "a";
+    m.device = "d";
+    m.cmid = "c";
+    m.kind = CHAT_MSG_TEXT;
+    m.body = "ab\0cd";
+    m.body_len = 5;
+    check_msg(&m);
+}
+
+static void test_server_frame_event_falls_back(void **state)
+{
+    (void)state;
+    chat_store_msg m = {0};
+    m.conv = 3;
+    m.seq = 9;
+    m.sender = "a";
+    m.device = "";
+    m.cmid = "!9";
+    m.kind = CHAT_MSG_EVENT;
+    m.body = "{\"type\":\"created\",\"by\":\"a\"}";
+    m.body_len = strlen(m.body);
+    check_msg(&m);
+}
+
+static void test_server_frame_ids(void **state)
+{
+    (void)state;
+    cJSON *ids[] = {cJSON_CreateString("7"), cJSON_CreateString("a\"b"), cJSON_CreateNumber(0),
+                    cJSON_CreateNumber(12345), cJSON_CreateNumber(9007199254740991.0)};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        chat__fb b = {NULL, 0};
+        chat__frame *f = NULL;
+        for (int pass = 0; pass < 2; pass++) {
+            chat__fb_id(&b, ids[i]);
+            if (pass == 0)
+                f = chat__fb_alloc(&b);
+        }
+        assert_non_null(f);
+        cJSON *back = cJSON_Parse((const char *)chat__frame_data(f));
+        assert_non_null(back);
+        assert_true(cJSON_Compare(back, ids[i], 1));
+        cJSON_Delete(back);
+        chat__frame_unref(f);
+        cJSON_Delete(ids[i]);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_server_frame_msg_matches_cjson),
+        cmocka_unit_test(test_server_frame_text_stops_at_nul),
+        cmocka_unit_test(test_server_frame_event_falls_back),
+        cmocka_unit_test(test_server_frame_ids),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -422,7 +422,8 @@ int chat_client_upload_file(char **out_media_id, chat_client *c, const char *pat
     }
     if (rc == CHAT_OK && !loc) {
         const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-        char b64n[700], b64t[400];
+        char b64n[sodium_base64_ENCODED_LEN(255, sodium_base64_VARIANT_ORIGINAL)];
+        char b64t[sizeof b64n];
         sodium_bin2base64(b64n, sizeof b64n, (const unsigned char *)base,
                           strlen(base) > 255 ? 255 : strlen(base),
                           sodium_base64_VARIANT_ORIGINAL);

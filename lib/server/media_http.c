@@ -329,6 +329,30 @@ static int content_length(struct lws *wsi, uint64_t *len)
     return n < 0 || parse_u64(buf, len) ? -1 : 1;
 }
 
+/* Well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF): names travel
+ * in WebSocket text frames later. */
+static int utf8_ok(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                               : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (!len || i + len > n)
+            return 0;
+        uint32_t cp = len == 1 ? c : c & (0x7F >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
 /* tus-style "Upload-Metadata: name <base64>,type <base64>". */
 static int parse_metadata(const char *s, char *name, char *mime)
 {
@@ -360,6 +384,8 @@ static int parse_metadata(const char *s, char *name, char *mime)
         for (size_t i = 0; i < got; i++)
             if ((unsigned char)dst[i] < 0x20 || dst[i] == 0x7f)
                 return -1;
+        if (!utf8_ok((const unsigned char *)dst, got))
+            return -1;
     }
     return 0;
 }

@@ -177,6 +177,11 @@ def test_empty_upload_completes_at_creation(server):
     hp = Http(server)
     loc, hd, body = hp.create("alice", 0)
     assert blake(b"") in body.decode()
+    url = media_url(server.connect("alice"), blake(b""))["url"]
+    st, hd, got = hp.request("GET", url)
+    assert st == 200 and got == b"" and hd["content-length"] == "0", (st, hd)
+    st, hd, _ = hp.request("GET", url, headers={"Range": "bytes=0-"})
+    assert st == 416 and hd["content-range"] == "bytes */0", (st, hd)
 
 
 @pytest.mark.seconds(90)
@@ -518,3 +523,39 @@ def test_memory_server_without_blob_store_refuses_media(server):
     h = dict(hp.auth("alice"), **{"Upload-Length": "5"})
     st, _, body = hp.request("POST", "/media/uploads", headers=h)
     assert st == 503 and b"no_media" in body
+
+
+def test_metadata_must_be_utf8_and_printable(server):
+    hp = Http(server)
+    for raw in (b"\xff\xfe.bin", b"a\nb", b"\xc0\xafx"):
+        h = dict(hp.auth("alice"), **{"Upload-Length": "3",
+                                      "Upload-Metadata": "name " + base64.b64encode(raw).decode()})
+        st, _, body = hp.request("POST", "/media/uploads", headers=h)
+        assert st == 400 and b"bad_field" in body, (raw, st, body)
+    st, _, body = hp.request("POST", "/media/uploads", headers=dict(
+        hp.auth("alice"), **{"Upload-Length": "3", "Upload-Metadata": f"type {b64('no type')}"}))
+    assert st == 400, (st, body)
+    assert staging(server) == []
+
+
+def test_keep_alive_connection_serves_several_requests(server):
+    hp = Http(server)
+    data = os.urandom(100000)
+    mid, b = shared_with_bob(server, hp, data)
+    url = media_url(b, mid)["url"]
+    c = hp.conn()
+    for headers, status, want in (({}, 200, data), ({"Range": "bytes=10-19"}, 206, data[10:20]),
+                                  ({"If-None-Match": f'"{mid}"'}, 304, b""),
+                                  ({}, 200, data)):
+        c.request("GET", url, headers=headers)
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == status and body == want, (headers, r.status)
+    c.request("HEAD", url)
+    r = c.getresponse()
+    assert r.status == 200 and r.read() == b""
+    c.request("GET", "/nothing")
+    r = c.getresponse()
+    r.read()
+    assert r.status == 404
+    c.close()

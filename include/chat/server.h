@@ -107,6 +107,13 @@ CHAT_API int chat_server_config_set_push(chat_server_config *cfg, const chat_pus
  */
 CHAT_API int chat_server_config_set_blob(chat_server_config *cfg, const chat_blob_ops *ops,
                                          void *state);
+/**
+ * Where downloads are served from, e.g. "https://cdn.example.org" (a CDN or reverse proxy that
+ * forwards /media/ to this server): signed URLs become that prefix plus the path. Default: none,
+ * the URL is a path on this server. @return CHAT_OK, CHAT_EINVAL (not http:// or https://, or
+ * over 512 bytes), CHAT_ENOMEM. @since 0.2
+ */
+CHAT_API int chat_server_config_set_media_base_url(chat_server_config *cfg, const char *url);
 
 /**
  * Create a server from cfg (copied; backends move into the server). Opens the store and starts

@@ -78,6 +78,7 @@ void chat_server_config_free(chat_server_config *cfg)
     chat__keyring_wipe(&cfg->keys);
     chat__free(cfg->address);
     chat__free(cfg->data_dir);
+    chat__free(cfg->media_base_url);
     chat__free(cfg);
 }
 
@@ -313,4 +314,25 @@ fail:
     if (ops && ops->destroy)
         ops->destroy(state);
     return rc;
+}
+
+int chat_server_config_set_media_base_url(chat_server_config *cfg, const char *url)
+{
+    if (!cfg || !url)
+        return chat__error_set(CHAT_EINVAL, 0, "media base URL: NULL argument");
+    size_t n = strlen(url);
+    while (n && url[n - 1] == '/')
+        n--;
+    int scheme = strncmp(url, "http://", 7) == 0 ? 7 : strncmp(url, "https://", 8) == 0 ? 8 : 0;
+    if (!scheme || n <= (size_t)scheme || n > 512)
+        return chat__error_set(CHAT_EINVAL, 0, "media base URL must be http(s)://HOST[/PATH]");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)url[i] <= ' ' || url[i] == '?' || url[i] == '#' || url[i] == 0x7f)
+            return chat__error_set(CHAT_EINVAL, 0, "media base URL: bad character");
+    char *copy = chat__strndup(url, n);
+    if (!copy)
+        return CHAT_ENOMEM;
+    chat__free(cfg->media_base_url);
+    cfg->media_base_url = copy;
+    return CHAT_OK;
 }

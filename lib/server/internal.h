@@ -41,6 +41,7 @@ struct chat_server_config {
     void *push_state;
     const chat_blob_ops *blob_ops;
     void *blob_state;
+    char *media_base_url; /* NULL: URLs are paths */
 };
 
 typedef struct chat__conn chat__conn;

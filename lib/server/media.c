@@ -204,9 +204,11 @@ static int media_url_run(chat__job *job, chat__txn *tx)
     /* Expiry rounded up to a whole minute: URLs handed out within the same minute are equal,
      * so a CDN in front caches one copy per user instead of one per request. */
     int64_t exp_s = (tx->now_ms / 1000 + ttl_s + 59) / 60 * 60;
-    char url[1024];
-    if (chat__media_sign(tx->srv, a->id, r->user, m.mime, exp_s, url, sizeof url) != CHAT_OK)
+    char path[1024], url[1600];
+    const char *base = tx->srv->cfg.media_base_url;
+    if (chat__media_sign(tx->srv, a->id, r->user, m.mime, exp_s, path, sizeof path) != CHAT_OK)
         return chat__req_fail(r, CHAT_ERROR, "internal", "cannot sign the URL");
+    snprintf(url, sizeof url, "%s%s", base ? base : "", path);
     cJSON *o = chat__req_reply(r, "media_url");
     if (!o)
         return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");

@@ -559,3 +559,24 @@ def test_keep_alive_connection_serves_several_requests(server):
     r.read()
     assert r.status == 404
     c.close()
+
+
+@pytest.mark.chatd_args("--media-base-url", "https://cdn.example.invalid/chat/")
+def test_media_base_url_prefixes_signed_urls_for_a_cdn(server):
+    hp = Http(server)
+    data = os.urandom(4000)
+    mid = hp.upload("alice", data)
+    r = server.connect("alice").call({"type": "media_url", "media": mid})
+    assert r["type"] == "media_url", r
+    assert r["url"].startswith("https://cdn.example.invalid/chat/media/" + mid + "?"), r
+    # the CDN forwards the path below its prefix to the origin unchanged
+    path = r["url"][len("https://cdn.example.invalid/chat"):]
+    st, hd, body = hp.request("GET", path)
+    assert st == 200 and body == data, st
+
+
+def test_chatd_refuses_a_bad_media_base_url(make_server):
+    srv = make_server("--media-base-url", "ftp://x", start=False)
+    from conftest import run_cli
+    r = run_cli(srv.command()[1:], timeout=10)
+    assert r.returncode != 0 and "media base URL" in r.stderr, (r.returncode, r.stderr)

@@ -36,15 +36,20 @@ int chat__media_enabled(const chat_server *srv)
 
 int chat__media_init(chat_server *srv)
 {
-    if (srv->blob || !srv->cfg.data_dir)
-        return CHAT_OK;
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/media", srv->cfg.data_dir) >= sizeof path)
-        return chat__error_set(CHAT_EINVAL, 0, "data dir path too long");
-    int rc = chat_blob_fs_new(&srv->blob_st, path);
-    if (rc == CHAT_OK)
+    if (!srv->blob && srv->cfg.data_dir) {
+        char path[4096];
+        if ((size_t)snprintf(path, sizeof path, "%s/media", srv->cfg.data_dir) >= sizeof path)
+            return chat__error_set(CHAT_EINVAL, 0, "data dir path too long");
+        int rc = chat_blob_fs_new(&srv->blob_st, path);
+        if (rc != CHAT_OK)
+            return rc;
         srv->blob = chat_blob_fs_ops();
-    return rc;
+    }
+    /* Unfinished uploads live in memory: what an earlier run staged is unreachable. */
+    if (srv->blob && srv->blob->ctl &&
+        srv->blob->ctl(srv->blob_st, CHAT_BLOB_CTL_CLEAR_STAGING, NULL) != CHAT_OK)
+        chat__log(srv, CHAT_LOG_WARN, "blob store: staged uploads of an earlier run kept");
+    return CHAT_OK;
 }
 
 static int url_key(const chat_server *srv, unsigned kid, unsigned char out[crypto_auth_KEYBYTES])

@@ -580,3 +580,20 @@ def test_chatd_refuses_a_bad_media_base_url(make_server):
     from conftest import run_cli
     r = run_cli(srv.command()[1:], timeout=10)
     assert r.returncode != 0 and "media base URL" in r.stderr, (r.returncode, r.stderr)
+
+
+def test_restart_drops_unfinished_uploads_and_their_bytes(server):
+    hp = Http(server)
+    data = os.urandom(50000)
+    mid = hp.upload("alice", data)
+    loc, _, _ = hp.create("alice", 10000)
+    hp.patch("alice", loc, 0, b"x" * 3000)
+    assert len(staging(server)) == 1
+    server.restart()
+    hp = Http(server)
+    assert staging(server) == []
+    st, _, _ = hp.request("HEAD", loc, headers=hp.auth("alice"))
+    assert st == 404
+    # finished media and its metadata survive
+    st, _, body = hp.request("GET", media_url(server.connect("alice"), mid)["url"])
+    assert st == 200 and body == data

@@ -73,6 +73,7 @@ typedef struct http {
     void *blob_h;
     uint64_t pos, end;
     int head, headers_sent;
+    int created; /* this request created the upload (POST): answers 201 */
     unsigned char *buf;
 } http;
 
@@ -601,6 +602,7 @@ static int on_upload_create(http *h)
         upload_complete(h, up);
         return 0;
     }
+    h->created = 1;
     if (body > 0)
         return start_append(h, up, body);
     upload_headers(h, up);
@@ -729,7 +731,7 @@ static int on_body_done(http *h)
     h->nhdr = 0;
     upload_headers(h, up);
     add_hdr(h, "location", "/media/uploads/%s", up->key);
-    set_body(h, 204, "", NULL);
+    set_body(h, h->created ? 201 : 204, "", NULL);
     return respond(h);
 }
 

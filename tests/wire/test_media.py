@@ -159,6 +159,12 @@ def test_single_request_upload_with_body_in_post(server):
     st, hd, body = hp.request("POST", "/media/uploads", body=data, headers=h)
     assert st == 201, (st, hd, body)
     assert blake(data) in body.decode()
+    # a creating POST that carries only the first part: 201, Location, Upload-Offset
+    h["Upload-Length"] = str(2 * len(data))
+    st, hd, body = hp.request("POST", "/media/uploads", body=data, headers=h)
+    assert st == 201 and hd["upload-offset"] == str(len(data)), (st, hd, body)
+    st, hd, body = hp.patch("alice", hd["location"], len(data), data)
+    assert st == 201 and blake(data + data) in body.decode(), (st, body)
 
 
 def test_identical_uploads_are_stored_once(server):

@@ -38,7 +38,7 @@ static const char usage[] =
     "                      out_queue_bytes, auth_deadline_ms, idle_ping_ms, idle_hangup_ms,\n"
     "                      send_rate, send_burst, typing_ttl_ms, page_max, connections,\n"
     "                      out_queue_frames, typing_rate, media_bytes, media_url_ttl_ms,\n"
-    "                      upload_ttl_ms, uploads (media: doc/media.md)\n"
+    "                      upload_ttl_ms, uploads, uploads_per_user (doc/media.md)\n"
     "  --config FILE       read 'name = value' lines with the option names above\n"
     "  --verbose           log more\n";
 

@@ -32,6 +32,7 @@ static const struct {
     [CHAT_LIMIT_MEDIA_URL_TTL_MS] = {"media_url_ttl_ms", 3600000, 1000, 30LL * 86400000},
     [CHAT_LIMIT_UPLOAD_TTL_MS] = {"upload_ttl_ms", 86400000, 1000, 30LL * 86400000},
     [CHAT_LIMIT_UPLOADS] = {"uploads", 1000, 1, 1000000},
+    [CHAT_LIMIT_UPLOADS_PER_USER] = {"uploads_per_user", 16, 1, 1000000},
 };
 
 int chat_server_limit_by_name(const char *name)

@@ -89,9 +89,16 @@ static void upload_drop(chat_server *srv, upload *up, int remove_staged)
     chat__free(up);
 }
 
+/* A finished upload is kept this long (at most) so that a client whose connection dropped
+ * before the answer can learn its media id with HEAD. */
+#define DONE_KEEP_MS (10 * 60 * 1000)
+
 typedef struct sweep {
     int64_t now, ttl;
-    upload *expired[64];
+    int force;        /* at capacity: every finished upload goes, whatever its age */
+    const char *user; /* count this user's unfinished uploads */
+    size_t user_open;
+    upload *expired[256];
     int n;
 } sweep;
 
@@ -100,18 +107,26 @@ static void sweep_one(const char *key, void *value, void *ud)
     (void)key;
     sweep *s = ud;
     upload *up = value;
-    if (!up->busy && up->state != UP_FINISHING && s->now - up->touched_ms > s->ttl &&
-        s->n < 64)
+    int64_t idle = s->now - up->touched_ms;
+    int expired = up->state == UP_DONE ? s->force || idle > DONE_KEEP_MS || idle > s->ttl
+                  : up->state == UP_OPEN ? !up->busy && idle > s->ttl
+                                         : 0;
+    if (expired && s->n < (int)(sizeof s->expired / sizeof s->expired[0]))
         s->expired[s->n++] = up;
+    else if (s->user && up->state != UP_DONE && strcmp(up->user, s->user) == 0)
+        s->user_open++;
 }
 
-/* Forget uploads idle past the upload TTL (and their staged bytes). */
-static void uploads_sweep(chat_server *srv)
+/* Forget uploads idle past the upload TTL (and their staged bytes), and finished ones;
+ * returns how many unfinished uploads user (may be NULL) still has. */
+static size_t uploads_sweep(chat_server *srv, int force, const char *user)
 {
-    sweep s = {chat__now_ms(srv), chat__limit(srv, CHAT_LIMIT_UPLOAD_TTL_MS), {0}, 0};
+    sweep s = {chat__now_ms(srv), chat__limit(srv, CHAT_LIMIT_UPLOAD_TTL_MS), force, user, 0,
+               {0}, 0};
     chat__strmap_each(&srv->uploads, sweep_one, &s);
     for (int i = 0; i < s.n; i++)
         upload_drop(srv, s.expired[i], s.expired[i]->state != UP_DONE);
+    return s.user_open;
 }
 
 static void free_one(const char *key, void *value, void *ud)
@@ -564,8 +579,15 @@ static int on_upload_create(http *h)
         strcpy(mime, "application/octet-stream");
     if (!mime_ok(mime))
         return fail_now(h, 400, CHAT_EINVAL, "bad_field", "bad media type");
+    /* Each creation sweeps (a walk of at most `uploads` entries), so idle sessions go. */
+    size_t mine = uploads_sweep(srv, 0, user);
     if (srv->uploads.used >= (size_t)chat__limit(srv, CHAT_LIMIT_UPLOADS))
-        uploads_sweep(srv);
+        mine = uploads_sweep(srv, 1, user);
+    if (mine >= (size_t)chat__limit(srv, CHAT_LIMIT_UPLOADS_PER_USER)) {
+        add_hdr(h, "retry-after", "60");
+        return fail_now(h, 429, CHAT_EAGAIN, "rate_limited",
+                        "too many unfinished uploads of yours; finish or DELETE some");
+    }
     if (srv->uploads.used >= (size_t)chat__limit(srv, CHAT_LIMIT_UPLOADS)) {
         add_hdr(h, "retry-after", "60");
         return fail_now(h, 503, CHAT_EAGAIN, "rate_limited", "too many uploads in progress");

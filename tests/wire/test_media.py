@@ -603,3 +603,24 @@ def test_restart_drops_unfinished_uploads_and_their_bytes(server):
     # finished media and its metadata survive
     st, _, body = hp.request("GET", media_url(server.connect("alice"), mid)["url"])
     assert st == 200 and body == data
+
+
+@pytest.mark.chatd_args("--limit", "uploads_per_user=2", "--limit", "uploads=3")
+def test_unfinished_upload_caps_per_user_and_per_server(server):
+    hp = Http(server)
+    l1, _, _ = hp.create("alice", 10)
+    l2, _, _ = hp.create("alice", 10)
+    _, hd, body = hp.create("alice", 10, expect=429)
+    assert b"rate_limited" in body and hd["retry-after"]
+    # another user is not held back by alice
+    l3, _, _ = hp.create("bob", 10)
+    _, _, body = hp.create("carol", 10, expect=503)  # the server-wide cap
+    st, _, _ = hp.request("DELETE", l1, headers=hp.auth("alice"))
+    assert st == 204
+    hp.create("alice", 10)
+    # finished uploads do not hold slots when room is needed
+    for loc, user in ((l2, "alice"), (l3, "bob")):
+        st, _, _ = hp.patch(user, loc, 0, os.urandom(10))
+        assert st == 201
+    hp.create("carol", 10)
+    hp.create("carol", 10)

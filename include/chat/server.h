@@ -41,7 +41,8 @@ typedef enum chat_limit {
     CHAT_LIMIT_MEDIA_URL_TTL_MS = 18,  /**< signed download URLs stay valid for, 3600000 */
     CHAT_LIMIT_UPLOAD_TTL_MS = 19,     /**< an unfinished upload is dropped after idling, 86400000 */
     CHAT_LIMIT_UPLOADS = 20,           /**< unfinished uploads held at once, 1000 */
-    CHAT_LIMIT_UPLOADS_PER_USER = 21   /**< unfinished uploads of one user, 16 */
+    /* 21 is CHAT_LIMIT_WRITER_QUEUE on main (perf branch) */
+    CHAT_LIMIT_UPLOADS_PER_USER = 22   /**< unfinished uploads of one user, 16 */
 } chat_limit;
 
 /** Flags of chat_server_config_set_flags(). */

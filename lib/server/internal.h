@@ -18,7 +18,7 @@
 #include <stdatomic.h>
 #include <uv.h>
 
-#define CHAT__LIMIT_MAX 22 /* one past the highest chat_limit */
+#define CHAT__LIMIT_MAX 23 /* one past the highest chat_limit */
 
 struct chat_server_config {
     char *address;

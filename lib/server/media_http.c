@@ -29,7 +29,7 @@
 #define CHUNK (32 * 1024)       /* download bytes per blob read and lws write */
 #define CHUNKS_PER_WRITEABLE 8  /* at most this many per writeable callback (256 KiB) */
 #define KEY_LEN 32        /* upload key: 16 random bytes in hex */
-#define MAX_HDRS 8
+#define MAX_HDRS 10
 
 enum { UP_OPEN, UP_FINISHING, UP_DONE };
 
@@ -835,6 +835,14 @@ static int on_download(http *h, const char *id)
     add_hdr(h, "cache-control", "public, max-age=%lld, immutable",
             (long long)(max_age > 0 ? max_age : 0));
     add_hdr(h, "accept-ranges", "bytes");
+    /* Only media a browser shows inline is served inline; anything else (text/html, SVG,
+     * PDF, ...) is a download, so an upload cannot act as a page of this origin (lws adds a
+     * restrictive CSP and nosniff as well). */
+    int is_inline = (!strncmp(mime, "image/", 6) || !strncmp(mime, "video/", 6) ||
+                     !strncmp(mime, "audio/", 6)) &&
+                    !strstr(mime, "svg");
+    if (!is_inline)
+        add_hdr(h, "content-disposition", "attachment");
     char inm[100];
     int n = hdr_copy(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, inm, sizeof inm);
     if (n > 0 && (strstr(inm, id) || strcmp(inm, "*") == 0)) {

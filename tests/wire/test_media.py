@@ -624,3 +624,15 @@ def test_unfinished_upload_caps_per_user_and_per_server(server):
         assert st == 201
     hp.create("carol", 10)
     hp.create("carol", 10)
+
+
+@pytest.mark.parametrize("mime,inline", [("image/jpeg", True), ("video/mp4", True),
+                                         ("audio/ogg", True), ("text/html", False),
+                                         ("image/svg+xml", False), ("application/pdf", False)])
+def test_only_images_video_audio_are_served_inline(server, mime, inline):
+    hp = Http(server)
+    mid = hp.upload("alice", b"<html><script>alert(1)</script>" + os.urandom(8), mime=mime)
+    st, hd, _ = hp.request("GET", media_url(server.connect("alice"), mid)["url"])
+    assert st == 200 and hd["content-type"] == mime
+    assert hd.get("x-content-type-options") == "nosniff"
+    assert ("content-disposition" not in hd) == inline, hd

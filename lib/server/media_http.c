@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define CHUNK (32 * 1024)       /* download bytes per blob read and lws write */
 #define CHUNKS_PER_WRITEABLE 8  /* at most this many per writeable callback (256 KiB) */
@@ -549,6 +550,17 @@ static int start_append(http *h, upload *up, uint64_t len)
     up->touched_ms = chat__now_ms(h->srv);
     h->remaining = len;
     h->phase = PH_BODY;
+    /* A client that waits for the go-ahead (curl does for large bodies) gets it now that the
+     * request is accepted, instead of sending blind after its timeout. */
+    char expect[32];
+    if (hdr_copy(h->wsi, WSI_TOKEN_HTTP_EXPECT, expect, sizeof expect) > 0 &&
+        strcasecmp(expect, "100-continue") == 0) {
+        static const char go[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        unsigned char buf[LWS_PRE + sizeof go];
+        memcpy(buf + LWS_PRE, go, sizeof go - 1);
+        if (lws_write(h->wsi, buf + LWS_PRE, sizeof go - 1, LWS_WRITE_HTTP) < (int)sizeof go - 1)
+            return -1;
+    }
     return 0;
 }
 

@@ -636,3 +636,28 @@ def test_only_images_video_audio_are_served_inline(server, mime, inline):
     assert st == 200 and hd["content-type"] == mime
     assert hd.get("x-content-type-options") == "nosniff"
     assert ("content-disposition" not in hd) == inline, hd
+
+
+def test_expect_100_continue(server):
+    """A client that waits for the go-ahead gets 100 Continue once the request is accepted, and
+    the final refusal instead when it is not (so no body is sent in vain)."""
+    hp = Http(server)
+    data = os.urandom(300000)
+    loc, _, _ = hp.create("alice", len(data))
+    for token, first in (("nope", b"HTTP/1.1 401"), (server.token("alice"), b"HTTP/1.1 100")):
+        s = socket.create_connection(("127.0.0.1", server.port))
+        s.settimeout(5)
+        s.sendall((f"PATCH {loc} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                   f"Upload-Offset: 0\r\nContent-Length: {len(data)}\r\n"
+                   f"Expect: 100-continue\r\n\r\n").encode())
+        resp = s.recv(4096)
+        assert resp.startswith(first), resp[:80]
+        if first.endswith(b"100"):
+            s.sendall(data)
+            while b"\r\n\r\n" not in resp.split(b"\r\n\r\n", 1)[1]:
+                resp += s.recv(65536)
+            final = resp.split(b"\r\n\r\n", 1)[1]
+            assert final.startswith(b"HTTP/1.1 201"), final[:80]
+        s.close()
+    st, hd, _ = hp.request("HEAD", loc, headers=hp.auth("alice"))
+    assert hd["media-id"] == blake(data)

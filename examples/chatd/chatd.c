@@ -33,11 +33,14 @@ static const char usage[] =
     "  --bus local|queued  delivery bus (queued serializes everything, for testing)\n"
     "  --webhook URL       POST push events for offline users to http://host:port/path\n"
     "  --push-previews     put message text in push events\n"
+    "  --media-base-url URL  signed media URLs start with URL (a CDN or proxy in front;\n"
+    "                      default: a path on this server)\n"
     "  --limit NAME=VALUE  frame_bytes, fragments, json_depth, body_bytes, group_members,\n"
     "                      out_queue_bytes, auth_deadline_ms, idle_ping_ms, idle_hangup_ms,\n"
     "                      send_rate, send_burst, typing_ttl_ms, page_max, connections,\n"
     "                      out_queue_frames, typing_rate, writer_queue, media_bytes,\n"
-    "                      media_url_ttl_ms, upload_ttl_ms, uploads (media: doc/media.md)\n"
+    "                      media_url_ttl_ms, upload_ttl_ms, uploads, uploads_per_user\n"
+    "                      (media: doc/media.md)\n"
     "  --config FILE       read 'name = value' lines with the option names above\n"
     "  --verbose           log more\n";
 
@@ -52,6 +55,7 @@ struct options {
     int sync_full;
     int bus_queued;
     const char *webhook;
+    const char *media_base_url;
     int previews;
     int verbose;
     int n_limits;
@@ -131,6 +135,8 @@ static int set_option(struct options *o, const char *name, const char *value, in
         o->bus_queued = strcmp(value, "queued") == 0;
     } else if (strcmp(name, "webhook") == 0 && value)
         o->webhook = value;
+    else if (strcmp(name, "media-base-url") == 0 && value)
+        o->media_base_url = value;
     else if (strcmp(name, "limit") == 0 && value)
         return add_limit(o, value);
     else {
@@ -277,6 +283,9 @@ static int make_config(struct options *o, chat_server_config **out)
     if (o->sync_full && (rc = chat_server_config_set_store_flags(cfg, CHAT_STORE_SQLITE_SYNC_FULL)))
         goto bad;
     if (o->previews && (rc = chat_server_config_set_flags(cfg, CHAT_SERVER_PUSH_PREVIEWS)))
+        goto bad;
+    if (o->media_base_url &&
+        (rc = chat_server_config_set_media_base_url(cfg, o->media_base_url)))
         goto bad;
     for (int i = 0; i < o->n_limits; i++)
         if ((rc = chat_server_config_set_limit(cfg, o->limit_ids[i], o->limit_values[i])))

@@ -41,7 +41,8 @@ typedef enum chat_limit {
     CHAT_LIMIT_MEDIA_URL_TTL_MS = 18,  /**< signed download URLs stay valid for, 3600000 */
     CHAT_LIMIT_UPLOAD_TTL_MS = 19,     /**< an unfinished upload is dropped after idling, 86400000 */
     CHAT_LIMIT_UPLOADS = 20,           /**< unfinished uploads held at once, 1000 */
-    CHAT_LIMIT_WRITER_QUEUE = 21       /**< requests waiting for the store, server-wide, 16384 */
+    CHAT_LIMIT_WRITER_QUEUE = 21,      /**< requests waiting for the store, server-wide, 16384 */
+    CHAT_LIMIT_UPLOADS_PER_USER = 22   /**< unfinished uploads of one user, 16 */
 } chat_limit;
 
 /** Flags of chat_server_config_set_flags(). */
@@ -108,6 +109,13 @@ CHAT_API int chat_server_config_set_push(chat_server_config *cfg, const chat_pus
  */
 CHAT_API int chat_server_config_set_blob(chat_server_config *cfg, const chat_blob_ops *ops,
                                          void *state);
+/**
+ * Where downloads are served from, e.g. "https://cdn.example.org" (a CDN or reverse proxy that
+ * forwards /media/ to this server): signed URLs become that prefix plus the path. Default: none,
+ * the URL is a path on this server. @return CHAT_OK, CHAT_EINVAL (not http:// or https://, or
+ * over 512 bytes), CHAT_ENOMEM. @since 0.2
+ */
+CHAT_API int chat_server_config_set_media_base_url(chat_server_config *cfg, const char *url);
 
 /**
  * Create a server from cfg (copied; backends move into the server). Opens the store and starts

@@ -6,6 +6,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -222,10 +223,28 @@ static int fs_read(void *state, void *handle, uint64_t offset, void *buf, size_t
     }
 }
 
+static int clear_staging(fs_blob *b)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    if ((size_t)snprintf(dir, sizeof dir, "%s/staging", b->dir) >= sizeof dir)
+        return CHAT_EINVAL;
+    DIR *d = opendir(dir);
+    if (!d)
+        return io_fail("opendir", dir);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (name_ok(e->d_name) &&
+            (size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < sizeof path)
+            unlink(path);
+    closedir(d);
+    return CHAT_OK;
+}
+
 static int fs_ctl(void *state, int op, void *arg)
 {
-    (void)state;
     (void)arg;
+    if (op == CHAT_BLOB_CTL_CLEAR_STAGING)
+        return clear_staging(state);
     return chat__error_set(CHAT_ENOTSUP, 0, "blob store: unknown ctl op %d", op);
 }
 

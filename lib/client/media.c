@@ -256,6 +256,7 @@ typedef struct server_addr {
 
 static int server_of(chat_client *c, server_addr *s)
 {
+    s->token = NULL;
     int rc = split_url(c->url, s->host, sizeof s->host, s->port, sizeof s->port, NULL);
     if (rc != CHAT_OK)
         return rc;

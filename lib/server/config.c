@@ -33,12 +33,13 @@ static const struct {
     [CHAT_LIMIT_UPLOAD_TTL_MS] = {"upload_ttl_ms", 86400000, 1000, 30LL * 86400000},
     [CHAT_LIMIT_UPLOADS] = {"uploads", 1000, 1, 1000000},
     [CHAT_LIMIT_WRITER_QUEUE] = {"writer_queue", 16384, 1, 16 * 1024 * 1024},
+    [CHAT_LIMIT_UPLOADS_PER_USER] = {"uploads_per_user", 16, 1, 1000000},
 };
 
 int chat_server_limit_by_name(const char *name)
 {
     for (int i = 1; name && i < CHAT__LIMIT_MAX; i++)
-        if (strcmp(limit_table[i].name, name) == 0)
+        if (limit_table[i].name && strcmp(limit_table[i].name, name) == 0)
             return i;
     return chat__error_set(CHAT_EINVAL, 0, "unknown limit '%s'", name ? name : "(null)");
 }
@@ -79,6 +80,7 @@ void chat_server_config_free(chat_server_config *cfg)
     chat__keyring_wipe(&cfg->keys);
     chat__free(cfg->address);
     chat__free(cfg->data_dir);
+    chat__free(cfg->media_base_url);
     chat__free(cfg);
 }
 
@@ -117,7 +119,7 @@ int chat_server_config_set_store_flags(chat_server_config *cfg, unsigned int fla
 
 int chat_server_config_set_limit(chat_server_config *cfg, int limit, int64_t value)
 {
-    if (!cfg || limit <= 0 || limit >= CHAT__LIMIT_MAX)
+    if (!cfg || limit <= 0 || limit >= CHAT__LIMIT_MAX || !limit_table[limit].name)
         return chat__error_set(CHAT_EINVAL, 0, "unknown limit %d", limit);
     if (value < limit_table[limit].min || value > limit_table[limit].max)
         return chat__error_set(CHAT_EINVAL, 0, "limit %s must be within %lld..%lld",
@@ -314,4 +316,25 @@ fail:
     if (ops && ops->destroy)
         ops->destroy(state);
     return rc;
+}
+
+int chat_server_config_set_media_base_url(chat_server_config *cfg, const char *url)
+{
+    if (!cfg || !url)
+        return chat__error_set(CHAT_EINVAL, 0, "media base URL: NULL argument");
+    size_t n = strlen(url);
+    while (n && url[n - 1] == '/')
+        n--;
+    int scheme = strncmp(url, "http://", 7) == 0 ? 7 : strncmp(url, "https://", 8) == 0 ? 8 : 0;
+    if (!scheme || n <= (size_t)scheme || n > 512)
+        return chat__error_set(CHAT_EINVAL, 0, "media base URL must be http(s)://HOST[/PATH]");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)url[i] <= ' ' || url[i] == '?' || url[i] == '#' || url[i] == 0x7f)
+            return chat__error_set(CHAT_EINVAL, 0, "media base URL: bad character");
+    char *copy = chat__strndup(url, n);
+    if (!copy)
+        return CHAT_ENOMEM;
+    chat__free(cfg->media_base_url);
+    cfg->media_base_url = copy;
+    return CHAT_OK;
 }

@@ -19,7 +19,7 @@
 #include <stdatomic.h>
 #include <uv.h>
 
-#define CHAT__LIMIT_MAX 22 /* one past the highest chat_limit */
+#define CHAT__LIMIT_MAX 23 /* one past the highest chat_limit */
 
 struct chat_server_config {
     char *address;
@@ -42,6 +42,7 @@ struct chat_server_config {
     void *push_state;
     const chat_blob_ops *blob_ops;
     void *blob_state;
+    char *media_base_url; /* NULL: URLs are paths */
 };
 
 typedef struct chat__conn chat__conn;

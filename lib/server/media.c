@@ -36,15 +36,20 @@ int chat__media_enabled(const chat_server *srv)
 
 int chat__media_init(chat_server *srv)
 {
-    if (srv->blob || !srv->cfg.data_dir)
-        return CHAT_OK;
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/media", srv->cfg.data_dir) >= sizeof path)
-        return chat__error_set(CHAT_EINVAL, 0, "data dir path too long");
-    int rc = chat_blob_fs_new(&srv->blob_st, path);
-    if (rc == CHAT_OK)
+    if (!srv->blob && srv->cfg.data_dir) {
+        char path[4096];
+        if ((size_t)snprintf(path, sizeof path, "%s/media", srv->cfg.data_dir) >= sizeof path)
+            return chat__error_set(CHAT_EINVAL, 0, "data dir path too long");
+        int rc = chat_blob_fs_new(&srv->blob_st, path);
+        if (rc != CHAT_OK)
+            return rc;
         srv->blob = chat_blob_fs_ops();
-    return rc;
+    }
+    /* Unfinished uploads live in memory: what an earlier run staged is unreachable. */
+    if (srv->blob && srv->blob->ctl &&
+        srv->blob->ctl(srv->blob_st, CHAT_BLOB_CTL_CLEAR_STAGING, NULL) != CHAT_OK)
+        chat__log(srv, CHAT_LOG_WARN, "blob store: staged uploads of an earlier run kept");
+    return CHAT_OK;
 }
 
 static int url_key(const chat_server *srv, unsigned kid, unsigned char out[crypto_auth_KEYBYTES])
@@ -204,9 +209,11 @@ static int media_url_run(chat__job *job, chat__txn *tx)
     /* Expiry rounded up to a whole minute: URLs handed out within the same minute are equal,
      * so a CDN in front caches one copy per user instead of one per request. */
     int64_t exp_s = (tx->now_ms / 1000 + ttl_s + 59) / 60 * 60;
-    char url[1024];
-    if (chat__media_sign(tx->srv, a->id, r->user, m.mime, exp_s, url, sizeof url) != CHAT_OK)
+    char path[1024], url[1600];
+    const char *base = tx->srv->cfg.media_base_url;
+    if (chat__media_sign(tx->srv, a->id, r->user, m.mime, exp_s, path, sizeof path) != CHAT_OK)
         return chat__req_fail(r, CHAT_ERROR, "internal", "cannot sign the URL");
+    snprintf(url, sizeof url, "%s%s", base ? base : "", path);
     cJSON *o = chat__req_reply(r, "media_url");
     if (!o)
         return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");

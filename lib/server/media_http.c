@@ -25,10 +25,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#define CHUNK (32 * 1024) /* download bytes per writeable callback (one blob read) */
+#define CHUNK (32 * 1024)       /* download bytes per blob read and lws write */
+#define CHUNKS_PER_WRITEABLE 8  /* at most this many per writeable callback (256 KiB) */
 #define KEY_LEN 32        /* upload key: 16 random bytes in hex */
-#define MAX_HDRS 8
+#define MAX_HDRS 10
 
 enum { UP_OPEN, UP_FINISHING, UP_DONE };
 
@@ -73,6 +75,7 @@ typedef struct http {
     void *blob_h;
     uint64_t pos, end;
     int head, headers_sent;
+    int created; /* this request created the upload (POST): answers 201 */
     unsigned char *buf;
 } http;
 
@@ -87,9 +90,16 @@ static void upload_drop(chat_server *srv, upload *up, int remove_staged)
     chat__free(up);
 }
 
+/* A finished upload is kept this long (at most) so that a client whose connection dropped
+ * before the answer can learn its media id with HEAD. */
+#define DONE_KEEP_MS (10 * 60 * 1000)
+
 typedef struct sweep {
     int64_t now, ttl;
-    upload *expired[64];
+    int force;        /* at capacity: every finished upload goes, whatever its age */
+    const char *user; /* count this user's unfinished uploads */
+    size_t user_open;
+    upload *expired[256];
     int n;
 } sweep;
 
@@ -98,18 +108,26 @@ static void sweep_one(const char *key, void *value, void *ud)
     (void)key;
     sweep *s = ud;
     upload *up = value;
-    if (!up->busy && up->state != UP_FINISHING && s->now - up->touched_ms > s->ttl &&
-        s->n < 64)
+    int64_t idle = s->now - up->touched_ms;
+    int expired = up->state == UP_DONE ? s->force || idle > DONE_KEEP_MS || idle > s->ttl
+                  : up->state == UP_OPEN ? !up->busy && idle > s->ttl
+                                         : 0;
+    if (expired && s->n < (int)(sizeof s->expired / sizeof s->expired[0]))
         s->expired[s->n++] = up;
+    else if (s->user && up->state != UP_DONE && strcmp(up->user, s->user) == 0)
+        s->user_open++;
 }
 
-/* Forget uploads idle past the upload TTL (and their staged bytes). */
-static void uploads_sweep(chat_server *srv)
+/* Forget uploads idle past the upload TTL (and their staged bytes), and finished ones;
+ * returns how many unfinished uploads user (may be NULL) still has. */
+static size_t uploads_sweep(chat_server *srv, int force, const char *user)
 {
-    sweep s = {chat__now_ms(srv), chat__limit(srv, CHAT_LIMIT_UPLOAD_TTL_MS), {0}, 0};
+    sweep s = {chat__now_ms(srv), chat__limit(srv, CHAT_LIMIT_UPLOAD_TTL_MS), force, user, 0,
+               {0}, 0};
     chat__strmap_each(&srv->uploads, sweep_one, &s);
     for (int i = 0; i < s.n; i++)
         upload_drop(srv, s.expired[i], s.expired[i]->state != UP_DONE);
+    return s.user_open;
 }
 
 static void free_one(const char *key, void *value, void *ud)
@@ -329,6 +347,30 @@ static int content_length(struct lws *wsi, uint64_t *len)
     return n < 0 || parse_u64(buf, len) ? -1 : 1;
 }
 
+/* Well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF): names travel
+ * in WebSocket text frames later. */
+static int utf8_ok(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                               : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (!len || i + len > n)
+            return 0;
+        uint32_t cp = len == 1 ? c : c & (0x7F >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
 /* tus-style "Upload-Metadata: name <base64>,type <base64>". */
 static int parse_metadata(const char *s, char *name, char *mime)
 {
@@ -360,6 +402,8 @@ static int parse_metadata(const char *s, char *name, char *mime)
         for (size_t i = 0; i < got; i++)
             if ((unsigned char)dst[i] < 0x20 || dst[i] == 0x7f)
                 return -1;
+        if (!utf8_ok((const unsigned char *)dst, got))
+            return -1;
     }
     return 0;
 }
@@ -506,6 +550,17 @@ static int start_append(http *h, upload *up, uint64_t len)
     up->touched_ms = chat__now_ms(h->srv);
     h->remaining = len;
     h->phase = PH_BODY;
+    /* A client that waits for the go-ahead (curl does for large bodies) gets it now that the
+     * request is accepted, instead of sending blind after its timeout. */
+    char expect[32];
+    if (hdr_copy(h->wsi, WSI_TOKEN_HTTP_EXPECT, expect, sizeof expect) > 0 &&
+        strcasecmp(expect, "100-continue") == 0) {
+        static const char go[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        unsigned char buf[LWS_PRE + sizeof go];
+        memcpy(buf + LWS_PRE, go, sizeof go - 1);
+        if (lws_write(h->wsi, buf + LWS_PRE, sizeof go - 1, LWS_WRITE_HTTP) < (int)sizeof go - 1)
+            return -1;
+    }
     return 0;
 }
 
@@ -536,8 +591,15 @@ static int on_upload_create(http *h)
         strcpy(mime, "application/octet-stream");
     if (!mime_ok(mime))
         return fail_now(h, 400, CHAT_EINVAL, "bad_field", "bad media type");
+    /* Each creation sweeps (a walk of at most `uploads` entries), so idle sessions go. */
+    size_t mine = uploads_sweep(srv, 0, user);
     if (srv->uploads.used >= (size_t)chat__limit(srv, CHAT_LIMIT_UPLOADS))
-        uploads_sweep(srv);
+        mine = uploads_sweep(srv, 1, user);
+    if (mine >= (size_t)chat__limit(srv, CHAT_LIMIT_UPLOADS_PER_USER)) {
+        add_hdr(h, "retry-after", "60");
+        return fail_now(h, 429, CHAT_EAGAIN, "rate_limited",
+                        "too many unfinished uploads of yours; finish or DELETE some");
+    }
     if (srv->uploads.used >= (size_t)chat__limit(srv, CHAT_LIMIT_UPLOADS)) {
         add_hdr(h, "retry-after", "60");
         return fail_now(h, 503, CHAT_EAGAIN, "rate_limited", "too many uploads in progress");
@@ -575,6 +637,7 @@ static int on_upload_create(http *h)
         upload_complete(h, up);
         return 0;
     }
+    h->created = 1;
     if (body > 0)
         return start_append(h, up, body);
     upload_headers(h, up);
@@ -703,7 +766,7 @@ static int on_body_done(http *h)
     h->nhdr = 0;
     upload_headers(h, up);
     add_hdr(h, "location", "/media/uploads/%s", up->key);
-    set_body(h, 204, "", NULL);
+    set_body(h, h->created ? 201 : 204, "", NULL);
     return respond(h);
 }
 
@@ -784,6 +847,14 @@ static int on_download(http *h, const char *id)
     add_hdr(h, "cache-control", "public, max-age=%lld, immutable",
             (long long)(max_age > 0 ? max_age : 0));
     add_hdr(h, "accept-ranges", "bytes");
+    /* Only media a browser shows inline is served inline; anything else (text/html, SVG,
+     * PDF, ...) is a download, so an upload cannot act as a page of this origin (lws adds a
+     * restrictive CSP and nosniff as well). */
+    int is_inline = (!strncmp(mime, "image/", 6) || !strncmp(mime, "video/", 6) ||
+                     !strncmp(mime, "audio/", 6)) &&
+                    !strstr(mime, "svg");
+    if (!is_inline)
+        add_hdr(h, "content-disposition", "attachment");
     char inm[100];
     int n = hdr_copy(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, inm, sizeof inm);
     if (n > 0 && (strstr(inm, id) || strcmp(inm, "*") == 0)) {
@@ -831,17 +902,24 @@ static int download_step(http *h)
     }
     if (!h->buf && !(h->buf = chat__malloc(LWS_PRE + CHUNK)))
         return -1;
-    uint64_t want = h->end - h->pos;
-    size_t n = want > CHUNK ? CHUNK : (size_t)want, got = 0;
-    if (h->srv->blob->read(h->srv->blob_st, h->blob_h, h->pos, h->buf + LWS_PRE, n, &got) !=
-            CHAT_OK ||
-        got == 0)
-        return -1; /* the length is promised: a short object can only end the connection */
-    h->pos += got;
-    int last = h->pos == h->end;
-    if (lws_write(wsi, h->buf + LWS_PRE, got, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
-        (int)got)
-        return -1;
+    /* A few chunks per callback while the socket takes them (each one bounded read and one
+     * write): one chunk per poll cycle caps a download near 40 MB/s. */
+    int last = 0;
+    for (int i = 0; i < CHUNKS_PER_WRITEABLE && !last; i++) {
+        if (i > 0 && lws_send_pipe_choked(wsi))
+            break;
+        uint64_t want = h->end - h->pos;
+        size_t n = want > CHUNK ? CHUNK : (size_t)want, got = 0;
+        if (h->srv->blob->read(h->srv->blob_st, h->blob_h, h->pos, h->buf + LWS_PRE, n,
+                               &got) != CHAT_OK ||
+            got == 0)
+            return -1; /* the length is promised: a short object can only end the connection */
+        h->pos += got;
+        last = h->pos == h->end;
+        if (lws_write(wsi, h->buf + LWS_PRE, got,
+                      last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)got)
+            return -1;
+    }
     if (!last) {
         lws_callback_on_writable(wsi);
         return 0;

@@ -205,6 +205,7 @@ static void server_release(chat_server *srv)
     chat__keyring_wipe(&srv->cfg.keys);
     chat__free(srv->cfg.address);
     chat__free(srv->cfg.data_dir);
+    chat__free(srv->cfg.media_base_url);
     pthread_mutex_destroy(&srv->done_lock);
     pthread_mutex_destroy(&srv->revoked_lock);
     chat__free(srv);
@@ -248,6 +249,7 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     srv->cfg = *cfg;
     srv->cfg.address = chat__strdup(cfg->address);
     srv->cfg.data_dir = cfg->data_dir ? chat__strdup(cfg->data_dir) : NULL;
+    srv->cfg.media_base_url = cfg->media_base_url ? chat__strdup(cfg->media_base_url) : NULL;
     srv->cfg.store_ops = NULL;
     srv->cfg.bus_ops = NULL;
     srv->cfg.push_ops = NULL;
@@ -267,7 +269,8 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     cfg->push_ops = NULL;
 
     int rc = CHAT_OK;
-    if (!srv->cfg.address || (cfg->data_dir && !srv->cfg.data_dir))
+    if (!srv->cfg.address || (cfg->data_dir && !srv->cfg.data_dir) ||
+        (cfg->media_base_url && !srv->cfg.media_base_url))
         rc = CHAT_ENOMEM;
     if (rc == CHAT_OK && !srv->store)
         rc = open_default_store(srv);

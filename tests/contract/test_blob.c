@@ -143,6 +143,24 @@ static void test_blob_stage_remove(void **state)
     assert_int_equal(f->ops->stage_remove(f->st, KEY1), CHAT_OK); /* absent is fine */
 }
 
+static void test_blob_ctl_clear_staging(void **state)
+{
+    fx *f = *state;
+    uint64_t size = 0;
+    void *h = NULL;
+    stage(f, KEY1, "one", 1, 0);
+    stage(f, KEY2, "two", 1, 0);
+    assert_int_equal(f->ops->stage_commit(f->st, KEY2, ID1), CHAT_OK);
+    stage(f, KEY2, "again", 1, 0);
+    assert_int_equal(f->ops->ctl(f->st, CHAT_BLOB_CTL_CLEAR_STAGING, NULL), CHAT_OK);
+    assert_int_equal(f->ops->stage_open(f->st, KEY1, 0, &size, &h), CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->stage_open(f->st, KEY2, 0, &size, &h), CHAT_ENOTFOUND);
+    char *data = read_all(f, ID1, &size); /* published objects stay */
+    assert_string_equal(data, "two");
+    free(data);
+    assert_int_equal(f->ops->ctl(f->st, 999, NULL), CHAT_ENOTSUP);
+}
+
 static void test_blob_refuses_path_like_names(void **state)
 {
     fx *f = *state;
@@ -174,6 +192,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blob_publish_existing_id_keeps_first_copy, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_blob_stage_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blob_ctl_clear_staging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_refuses_path_like_names, setup, teardown),
         cmocka_unit_test(test_blob_fs_new_rejects_bad_args),
     };

@@ -159,6 +159,12 @@ def test_single_request_upload_with_body_in_post(server):
     st, hd, body = hp.request("POST", "/media/uploads", body=data, headers=h)
     assert st == 201, (st, hd, body)
     assert blake(data) in body.decode()
+    # a creating POST that carries only the first part: 201, Location, Upload-Offset
+    h["Upload-Length"] = str(2 * len(data))
+    st, hd, body = hp.request("POST", "/media/uploads", body=data, headers=h)
+    assert st == 201 and hd["upload-offset"] == str(len(data)), (st, hd, body)
+    st, hd, body = hp.patch("alice", hd["location"], len(data), data)
+    assert st == 201 and blake(data + data) in body.decode(), (st, body)
 
 
 def test_identical_uploads_are_stored_once(server):
@@ -177,6 +183,11 @@ def test_empty_upload_completes_at_creation(server):
     hp = Http(server)
     loc, hd, body = hp.create("alice", 0)
     assert blake(b"") in body.decode()
+    url = media_url(server.connect("alice"), blake(b""))["url"]
+    st, hd, got = hp.request("GET", url)
+    assert st == 200 and got == b"" and hd["content-length"] == "0", (st, hd)
+    st, hd, _ = hp.request("GET", url, headers={"Range": "bytes=0-"})
+    assert st == 416 and hd["content-range"] == "bytes */0", (st, hd)
 
 
 @pytest.mark.seconds(90)
@@ -518,3 +529,135 @@ def test_memory_server_without_blob_store_refuses_media(server):
     h = dict(hp.auth("alice"), **{"Upload-Length": "5"})
     st, _, body = hp.request("POST", "/media/uploads", headers=h)
     assert st == 503 and b"no_media" in body
+
+
+def test_metadata_must_be_utf8_and_printable(server):
+    hp = Http(server)
+    for raw in (b"\xff\xfe.bin", b"a\nb", b"\xc0\xafx"):
+        h = dict(hp.auth("alice"), **{"Upload-Length": "3",
+                                      "Upload-Metadata": "name " + base64.b64encode(raw).decode()})
+        st, _, body = hp.request("POST", "/media/uploads", headers=h)
+        assert st == 400 and b"bad_field" in body, (raw, st, body)
+    st, _, body = hp.request("POST", "/media/uploads", headers=dict(
+        hp.auth("alice"), **{"Upload-Length": "3", "Upload-Metadata": f"type {b64('no type')}"}))
+    assert st == 400, (st, body)
+    assert staging(server) == []
+
+
+def test_keep_alive_connection_serves_several_requests(server):
+    hp = Http(server)
+    data = os.urandom(100000)
+    mid, b = shared_with_bob(server, hp, data)
+    url = media_url(b, mid)["url"]
+    c = hp.conn()
+    for headers, status, want in (({}, 200, data), ({"Range": "bytes=10-19"}, 206, data[10:20]),
+                                  ({"If-None-Match": f'"{mid}"'}, 304, b""),
+                                  ({}, 200, data)):
+        c.request("GET", url, headers=headers)
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == status and body == want, (headers, r.status)
+    c.request("HEAD", url)
+    r = c.getresponse()
+    assert r.status == 200 and r.read() == b""
+    c.request("GET", "/nothing")
+    r = c.getresponse()
+    r.read()
+    assert r.status == 404
+    c.close()
+
+
+@pytest.mark.chatd_args("--media-base-url", "https://cdn.example.invalid/chat/")
+def test_media_base_url_prefixes_signed_urls_for_a_cdn(server):
+    hp = Http(server)
+    data = os.urandom(4000)
+    mid = hp.upload("alice", data)
+    r = server.connect("alice").call({"type": "media_url", "media": mid})
+    assert r["type"] == "media_url", r
+    assert r["url"].startswith("https://cdn.example.invalid/chat/media/" + mid + "?"), r
+    # the CDN forwards the path below its prefix to the origin unchanged
+    path = r["url"][len("https://cdn.example.invalid/chat"):]
+    st, hd, body = hp.request("GET", path)
+    assert st == 200 and body == data, st
+
+
+def test_chatd_refuses_a_bad_media_base_url(make_server):
+    srv = make_server("--media-base-url", "ftp://x", start=False)
+    from conftest import run_cli
+    r = run_cli(srv.command()[1:], timeout=10)
+    assert r.returncode != 0 and "media base URL" in r.stderr, (r.returncode, r.stderr)
+
+
+def test_restart_drops_unfinished_uploads_and_their_bytes(server):
+    hp = Http(server)
+    data = os.urandom(50000)
+    mid = hp.upload("alice", data)
+    loc, _, _ = hp.create("alice", 10000)
+    hp.patch("alice", loc, 0, b"x" * 3000)
+    assert len(staging(server)) == 1
+    server.restart()
+    hp = Http(server)
+    assert staging(server) == []
+    st, _, _ = hp.request("HEAD", loc, headers=hp.auth("alice"))
+    assert st == 404
+    # finished media and its metadata survive
+    st, _, body = hp.request("GET", media_url(server.connect("alice"), mid)["url"])
+    assert st == 200 and body == data
+
+
+@pytest.mark.chatd_args("--limit", "uploads_per_user=2", "--limit", "uploads=3")
+def test_unfinished_upload_caps_per_user_and_per_server(server):
+    hp = Http(server)
+    l1, _, _ = hp.create("alice", 10)
+    l2, _, _ = hp.create("alice", 10)
+    _, hd, body = hp.create("alice", 10, expect=429)
+    assert b"rate_limited" in body and hd["retry-after"]
+    # another user is not held back by alice
+    l3, _, _ = hp.create("bob", 10)
+    _, _, body = hp.create("carol", 10, expect=503)  # the server-wide cap
+    st, _, _ = hp.request("DELETE", l1, headers=hp.auth("alice"))
+    assert st == 204
+    hp.create("alice", 10)
+    # finished uploads do not hold slots when room is needed
+    for loc, user in ((l2, "alice"), (l3, "bob")):
+        st, _, _ = hp.patch(user, loc, 0, os.urandom(10))
+        assert st == 201
+    hp.create("carol", 10)
+    hp.create("carol", 10)
+
+
+@pytest.mark.parametrize("mime,inline", [("image/jpeg", True), ("video/mp4", True),
+                                         ("audio/ogg", True), ("text/html", False),
+                                         ("image/svg+xml", False), ("application/pdf", False)])
+def test_only_images_video_audio_are_served_inline(server, mime, inline):
+    hp = Http(server)
+    mid = hp.upload("alice", b"<html><script>alert(1)</script>" + os.urandom(8), mime=mime)
+    st, hd, _ = hp.request("GET", media_url(server.connect("alice"), mid)["url"])
+    assert st == 200 and hd["content-type"] == mime
+    assert hd.get("x-content-type-options") == "nosniff"
+    assert ("content-disposition" not in hd) == inline, hd
+
+
+def test_expect_100_continue(server):
+    """A client that waits for the go-ahead gets 100 Continue once the request is accepted, and
+    the final refusal instead when it is not (so no body is sent in vain)."""
+    hp = Http(server)
+    data = os.urandom(300000)
+    loc, _, _ = hp.create("alice", len(data))
+    for token, first in (("nope", b"HTTP/1.1 401"), (server.token("alice"), b"HTTP/1.1 100")):
+        s = socket.create_connection(("127.0.0.1", server.port))
+        s.settimeout(5)
+        s.sendall((f"PATCH {loc} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                   f"Upload-Offset: 0\r\nContent-Length: {len(data)}\r\n"
+                   f"Expect: 100-continue\r\n\r\n").encode())
+        resp = s.recv(4096)
+        assert resp.startswith(first), resp[:80]
+        if first.endswith(b"100"):
+            s.sendall(data)
+            while b"\r\n\r\n" not in resp.split(b"\r\n\r\n", 1)[1]:
+                resp += s.recv(65536)
+            final = resp.split(b"\r\n\r\n", 1)[1]
+            assert final.startswith(b"HTTP/1.1 201"), final[:80]
+        s.close()
+    st, hd, _ = hp.request("HEAD", loc, headers=hp.auth("alice"))
+    assert hd["media-id"] == blake(data)

@@ -25,6 +25,13 @@ CHAT_BEGIN_DECLS
 
 #define CHAT_BLOB_OPS_VERSION 1
 
+/**
+ * ctl op: drop every staging object. The server calls it once when it starts, because
+ * unfinished uploads live in its memory and do not survive a restart. arg is NULL. A backend
+ * without ctl, or answering CHAT_ENOTSUP, keeps its orphans.
+ */
+#define CHAT_BLOB_CTL_CLEAR_STAGING 1
+
 typedef struct chat_blob_ops {
     unsigned int version; /**< CHAT_BLOB_OPS_VERSION */
     void (*destroy)(void *state);

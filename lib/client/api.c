@@ -788,45 +788,24 @@ int chat_client_message_receipts(size_t *out_delivered, size_t *out_read, size_t
 
 /* ---- list getters ------------------------------------------------------------------------ */
 
-#define CONV_AT(l, i) ((l) && (i) < (l)->n)
+/* Element getters: an index out of range (or a NULL list) reads as the field's empty value. */
+#define LIST_GETTER(list, type, name, field, empty)                                             \
+    type chat_##list##_##name(const chat_##list *l, size_t i)                                  \
+    {                                                                                          \
+        return l && i < l->n ? l->v[i].field : (empty);                                        \
+    }
 
 size_t chat_conv_list_count(const chat_conv_list *l) { return l ? l->n : 0; }
-uint64_t chat_conv_list_id(const chat_conv_list *l, size_t i)
-{
-    return CONV_AT(l, i) ? l->v[i].conv : 0;
-}
-int chat_conv_list_kind(const chat_conv_list *l, size_t i)
-{
-    return CONV_AT(l, i) ? l->v[i].kind : 0;
-}
-const char *chat_conv_list_title(const chat_conv_list *l, size_t i)
-{
-    return CONV_AT(l, i) ? l->v[i].title : "";
-}
-const char *chat_conv_list_peer(const chat_conv_list *l, size_t i)
-{
-    return CONV_AT(l, i) ? l->v[i].peer : "";
-}
-int chat_conv_list_role(const chat_conv_list *l, size_t i)
-{
-    return CONV_AT(l, i) ? l->v[i].role : 0;
-}
-uint64_t chat_conv_list_head(const chat_conv_list *l, size_t i)
-{
-    return CONV_AT(l, i) ? l->v[i].head : 0;
-}
-uint64_t chat_conv_list_read(const chat_conv_list *l, size_t i)
-{
-    return CONV_AT(l, i) ? l->v[i].read : 0;
-}
-uint64_t chat_conv_list_unread(const chat_conv_list *l, size_t i)
-{
-    return CONV_AT(l, i) ? l->v[i].unread : 0;
-}
-size_t chat_conv_list_member_count(const chat_conv_list *l, size_t i)
-{
-    return CONV_AT(l, i) ? l->v[i].members : 0;
-}
+LIST_GETTER(conv_list, uint64_t, id, conv, 0)
+LIST_GETTER(conv_list, int, kind, kind, 0)
+LIST_GETTER(conv_list, const char *, title, title, "")
+LIST_GETTER(conv_list, const char *, peer, peer, "")
+LIST_GETTER(conv_list, int, role, role, 0)
+LIST_GETTER(conv_list, uint64_t, head, head, 0)
+LIST_GETTER(conv_list, uint64_t, read, read, 0)
+LIST_GETTER(conv_list, uint64_t, unread, unread, 0)
+LIST_GETTER(conv_list, size_t, member_count, members, 0)
+
 void chat_conv_list_free(chat_conv_list *l)
 {
     if (!l)
@@ -839,60 +818,25 @@ void chat_conv_list_free(chat_conv_list *l)
     chat__free(l);
 }
 
-#define MSG_AT(l, i) ((l) && (i) < (l)->n)
-
 size_t chat_msg_list_count(const chat_msg_list *l) { return l ? l->n : 0; }
 int chat_msg_list_complete(const chat_msg_list *l) { return l ? l->complete : 0; }
-uint64_t chat_msg_list_conv(const chat_msg_list *l, size_t i)
-{
-    return MSG_AT(l, i) ? l->v[i].conv : 0;
-}
-uint64_t chat_msg_list_seq(const chat_msg_list *l, size_t i)
-{
-    return MSG_AT(l, i) ? l->v[i].seq : 0;
-}
-int64_t chat_msg_list_ts_ms(const chat_msg_list *l, size_t i)
-{
-    return MSG_AT(l, i) ? l->v[i].ts : 0;
-}
-const char *chat_msg_list_from(const chat_msg_list *l, size_t i)
-{
-    return MSG_AT(l, i) ? l->v[i].from : "";
-}
-const char *chat_msg_list_cmid(const chat_msg_list *l, size_t i)
-{
-    return MSG_AT(l, i) ? l->v[i].cmid : "";
-}
-int chat_msg_list_kind(const chat_msg_list *l, size_t i)
-{
-    return MSG_AT(l, i) ? l->v[i].kind : 0;
-}
+LIST_GETTER(msg_list, uint64_t, conv, conv, 0)
+LIST_GETTER(msg_list, uint64_t, seq, seq, 0)
+LIST_GETTER(msg_list, int64_t, ts_ms, ts, 0)
+LIST_GETTER(msg_list, const char *, from, from, "")
+LIST_GETTER(msg_list, const char *, cmid, cmid, "")
+LIST_GETTER(msg_list, int, kind, kind, 0)
+LIST_GETTER(msg_list, const char *, json, json, "")
+LIST_GETTER(msg_list, int, status, status, 0)
+LIST_GETTER(msg_list, size_t, delivered_count, delivered, 0)
+LIST_GETTER(msg_list, size_t, read_count, read, 0)
+LIST_GETTER(msg_list, size_t, others, others, 0)
 const char *chat_msg_list_text(const chat_msg_list *l, size_t i, size_t *len)
 {
-    const chat__msg_item *it = MSG_AT(l, i) ? &l->v[i] : NULL;
+    const chat__msg_item *it = l && i < l->n ? &l->v[i] : NULL;
     if (len)
         *len = it && it->kind == CHAT_MSG_TEXT ? it->text_len : 0;
     return it && it->kind == CHAT_MSG_TEXT ? it->text : "";
-}
-const char *chat_msg_list_json(const chat_msg_list *l, size_t i)
-{
-    return MSG_AT(l, i) ? l->v[i].json : "";
-}
-int chat_msg_list_status(const chat_msg_list *l, size_t i)
-{
-    return MSG_AT(l, i) ? l->v[i].status : 0;
-}
-size_t chat_msg_list_delivered_count(const chat_msg_list *l, size_t i)
-{
-    return MSG_AT(l, i) ? l->v[i].delivered : 0;
-}
-size_t chat_msg_list_read_count(const chat_msg_list *l, size_t i)
-{
-    return MSG_AT(l, i) ? l->v[i].read : 0;
-}
-size_t chat_msg_list_others(const chat_msg_list *l, size_t i)
-{
-    return MSG_AT(l, i) ? l->v[i].others : 0;
 }
 void chat_msg_list_free(chat_msg_list *l)
 {

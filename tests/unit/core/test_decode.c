@@ -94,6 +94,20 @@ static void test_decode_depth_and_empty(void **state)
     assert_int_equal(chat__decode_frame(NULL, 0, 16, &d), CHAT_EPROTO);
 }
 
+static void test_decode_utf8_cut_keeps_whole_characters(void **state)
+{
+    (void)state;
+    assert_int_equal(chat__utf8_cut("abc", 40), 3);
+    assert_int_equal(chat__utf8_cut("abc", 2), 2);
+    /* "ab\u00e9": cutting at 3 would keep half of the 2-byte e-acute */
+    assert_int_equal(chat__utf8_cut("ab\xc3\xa9", 3), 2);
+    assert_int_equal(chat__utf8_cut("ab\xc3\xa9", 4), 4);
+    /* a 4-byte emoji after one byte */
+    assert_int_equal(chat__utf8_cut("a\xf0\x9f\x98\x80z", 3), 1);
+    assert_int_equal(chat__utf8_cut("a\xf0\x9f\x98\x80z", 5), 5);
+    assert_int_equal(chat__utf8_cut("", 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -104,6 +118,7 @@ int main(void)
         cmocka_unit_test(test_decode_refuses_numbers_out_of_range),
         cmocka_unit_test(test_decode_id_bounds),
         cmocka_unit_test(test_decode_depth_and_empty),
+        cmocka_unit_test(test_decode_utf8_cut_keeps_whole_characters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

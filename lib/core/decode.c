@@ -64,6 +64,18 @@ cJSON *chat__decode_parse(const char *buf, size_t len)
     return v;
 }
 
+size_t chat__utf8_cut(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+    if (n <= max)
+        return n;
+    /* s[max] exists; step back while it is a continuation byte, so s[n] starts a sequence. */
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
 int chat__decode_id_valid(const cJSON *id)
 {
     if (cJSON_IsString(id))

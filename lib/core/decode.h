@@ -37,6 +37,11 @@ int chat__decode_frame(const char *buf, size_t len, int max_depth, chat__decoded
  * (cJSON_ParseWithLength ignores whatever follows the first value). NULL if not. */
 cJSON *chat__decode_parse(const char *buf, size_t len);
 
+/* The length of the longest prefix of the NUL-terminated UTF-8 string s that is at most max
+ * bytes and does not end inside a multi-byte sequence: the way to quote peer text in an error
+ * message (the server must only send valid UTF-8: RFC 6455 8.1 binds both ends). */
+size_t chat__utf8_cut(const char *s, size_t max);
+
 /* 1 if id is a valid request id (see above), else 0. */
 int chat__decode_id_valid(const cJSON *id);
 

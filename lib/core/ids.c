@@ -29,3 +29,16 @@ int chat__cmid_valid(const char *s, size_t len)
     }
     return 1;
 }
+
+int chat__b64url_chars_valid(const char *s, size_t len)
+{
+    if (!s && len)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}

@@ -16,4 +16,9 @@ int chat__id_valid(const char *s, size_t len);
  * no control bytes, no UTF-8), else 0. NULL gives 0. */
 int chat__cmid_valid(const char *s, size_t len);
 
+/* 1 if s[0..len) is only base64url characters [A-Za-z0-9_-] (len 0 gives 1; NULL with len > 0
+ * gives 0). Check this before sodium_base642bin: libsodium 1.0.18 decodes every byte 0x80-0xff
+ * as '_', so without it a base64url text has many spellings that decode alike. */
+int chat__b64url_chars_valid(const char *s, size_t len);
+
 #endif

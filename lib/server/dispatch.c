@@ -101,7 +101,10 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
                  strcmp(type + 6, "leave") == 0 || strcmp(type + 6, "role") == 0);
     if (!known && !group) {
         char msg[96];
-        snprintf(msg, sizeof msg, "unknown frame type '%.40s'", type);
+        /* Quoted whole characters only: a cut UTF-8 sequence would make the error frame
+         * invalid UTF-8, which the client must answer by failing the connection. */
+        snprintf(msg, sizeof msg, "unknown frame type '%.*s'", (int)chat__utf8_cut(type, 40),
+                 type);
         chat__conn_error(c, re, CHAT_ENOTSUP, "unknown_type", msg, 0);
         goto out;
     }

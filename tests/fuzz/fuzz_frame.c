@@ -8,7 +8,8 @@
  *  - "too_deep" is answered only for text whose parsed nesting really is over the limit, and
  *    valid JSON nested over the limit is never accepted;
  *  - JSON that cJSON parses with a repeated key is never accepted;
- *  - a refusal always carries a reason and a message, and no frame. */
+ *  - a refusal always carries a reason and a message, and no frame;
+ *  - the type as the dispatcher quotes it in an error (chat__utf8_cut) is whole UTF-8. */
 #include "fuzz.h"
 
 #include "chat/errors.h"
@@ -66,6 +67,13 @@ static void check_accepted(const chat__decoded *d, int max_depth, int utf8)
     FUZZ_CHECK(tree_depth(d->frame) <= max_depth);
     FUZZ_CHECK(!tree_has_dup(d->frame));
     FUZZ_CHECK(!utf8 || tree_utf8(d->frame));
+    /* The dispatcher quotes an unknown type cut with chat__utf8_cut: whole characters only. */
+    size_t tlen = strlen(d->type), cut = chat__utf8_cut(d->type, 40);
+    FUZZ_CHECK(cut <= 40 && cut <= tlen && (tlen > 40 || cut == tlen));
+    if (utf8) { /* whole characters, and at most one (3 bytes of it) cut off */
+        FUZZ_CHECK(fuzz_utf8_valid((const unsigned char *)d->type, cut));
+        FUZZ_CHECK(cut + 3 >= (tlen < 40 ? tlen : 40));
+    }
 
     /* Round trip: the frame as a client would have sent it, encoded by cJSON. */
     cJSON *whole = cJSON_Duplicate(d->frame, 1);

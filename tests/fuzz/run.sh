@@ -33,9 +33,11 @@ for t in $list; do
   work="$dir/fuzz-corpus/$t"
   mkdir -p "$work" "$dir/fuzz-artifacts"
   echo "== fuzz-$t for ${seconds}s"
+  dict=()
+  [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
   # shellcheck disable=SC2086
   if ! "$dir/tests/fuzz/fuzz-$t" -max_total_time="$seconds" -print_final_stats=1 \
-       -artifact_prefix="$dir/fuzz-artifacts/$t-" ${FUZZ_ARGS:-} \
+       -artifact_prefix="$dir/fuzz-artifacts/$t-" "${dict[@]}" ${FUZZ_ARGS:-} \
        "$work" "tests/fuzz/corpus/$t" >"$dir/fuzz-$t.log" 2>&1; then
     status=1
     echo "fuzz-$t FAILED (log: $dir/fuzz-$t.log):" >&2

@@ -20,6 +20,7 @@ Who catches what, with Debian's libwebsockets 4.1.6 (lws_ws_rx_sm in lib/roles/w
   was masked (strict xfail below, so an lws upgrade that fixes it is noticed).
 """
 
+import json
 import socket
 import struct
 import time
@@ -275,3 +276,17 @@ def test_many_clients_survive_a_protocol_error_storm(server):
     r = ok.call({"type": "ping", "id": "still"})
     assert r["type"] == "pong" and r.get("re") == "still", r
     _still_serves(server)
+
+
+# ---- what the server sends ---------------------------------------------------------------------
+
+def test_error_quoting_a_long_utf8_type_is_valid_utf8(server):
+    # RFC 6455 8.1 binds the server too: the unknown_type error quotes at most 40 bytes of the
+    # type, and used to cut the 2-byte \u00e9 in half (wsclient refuses invalid UTF-8).
+    c = server.connect("alice")
+    for pad in range(36, 42):
+        c.send_text(json.dumps({"type": "a" * pad + "\u00e9\u20ac\U0001f600", "id": f"t{pad}"},
+                               ensure_ascii=False))
+        r = c.expect("error", re=f"t{pad}")
+        assert r["reason"] == "unknown_type", r
+        assert len(r["message"].encode()) <= len("unknown frame type ''") + 40, r

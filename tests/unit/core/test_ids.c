@@ -53,12 +53,26 @@ static void test_ids_cmid_printable_ascii_only(void **state)
     assert_int_equal(chat__cmid_valid(NULL, 1), 0);
 }
 
+static void test_ids_b64url_chars(void **state)
+{
+    (void)state;
+    const char ok[] = "AZaz09-_";
+    assert_int_equal(chat__b64url_chars_valid(ok, strlen(ok)), 1);
+    assert_int_equal(chat__b64url_chars_valid("", 0), 1);
+    assert_int_equal(chat__b64url_chars_valid(NULL, 1), 0);
+    const char *bad[] = {"a=", "a+", "a/", "a b", "a.", "\xb2", "\x80", "\xff"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(chat__b64url_chars_valid(bad[i], strlen(bad[i])), 0);
+    assert_int_equal(chat__b64url_chars_valid("ab\0c", 4), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ids_user_id_alphabet),
         cmocka_unit_test(test_ids_user_id_length_bounds),
         cmocka_unit_test(test_ids_cmid_printable_ascii_only),
+        cmocka_unit_test(test_ids_b64url_chars),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,8 @@
  *    SQLITE_FULL once or for good, SQLITE_IOERR_FSYNC) for every k the scenario reaches. Pass:
  *    a failed request answers EIO/storage, never an ack; the server keeps serving; a resend
  *    with the same cmid is acked; after a power loss (unsynced writes dropped) every acked
- *    message is there exactly once, seqs are 1..N, integrity_check is ok.
+ *    message is there exactly once, seqs are 1..N, integrity_check is ok. Repeated with a
+ *    checkpoint after every request, so the database file's writes and fsyncs are swept too.
  *  - fsync failure then process crash: what an EIO'd commit left in the page cache may be
  *    recovered on restart; a resend with the same cmid must then be acked dup with the
  *    original seq, never stored twice.
@@ -315,6 +316,33 @@ typedef struct sweep_stats {
     long runs, faults, errors, open_failures;
 } sweep_stats;
 
+/* With checkpoints on: after every request a second connection (through the fault VFS too)
+ * checkpoints the WAL into the database, so the sweep also reaches the database file's writes
+ * and fsyncs, and the WAL restarts of the server's next commits. Its own errors are ignored:
+ * it only makes the I/O happen. */
+static int with_checkpoints;
+static sqlite3 *checkpointer;
+
+static void maybe_checkpoint(env *e)
+{
+    if (!with_checkpoints)
+        return;
+    if (!checkpointer)
+        assert_int_equal(sqlite3_open_v2(e->db, &checkpointer, SQLITE_OPEN_READWRITE,
+                                         FAULTVFS_NAME),
+                         SQLITE_OK);
+    /* Read first: a connection learns that the file is in WAL mode when it opens it. */
+    sqlite3_exec(checkpointer, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+    sqlite3_wal_checkpoint_v2(checkpointer, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+}
+
+static void checkpointer_close(void)
+{
+    if (checkpointer)
+        sqlite3_close(checkpointer);
+    checkpointer = NULL;
+}
+
 /* The scenario: three texts to bob (the first creates the 1:1), a group, three texts into it.
  * Every message ends up acked (resends on EIO). Then the power fails; every acked message
  * must be on the disk. */
@@ -324,11 +352,16 @@ static void scenario(env *e, sent *s, long *errors)
         memset(&s[i], 0, sizeof s[i]);
         snprintf(s[i].cmid, sizeof s[i].cmid, "m%d", i);
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         send_retry(e, &s[i], "bob", 0, errors);
+        maybe_checkpoint(e);
+    }
     long long g = group_create_retry(e, errors);
-    for (int i = 3; i < SCEN_MSGS; i++)
+    maybe_checkpoint(e);
+    for (int i = 3; i < SCEN_MSGS; i++) {
         send_retry(e, &s[i], NULL, g, errors);
+        maybe_checkpoint(e);
+    }
 }
 
 static void check_after_power_loss(env *e, const sent *s, int n_sent)
@@ -362,6 +395,7 @@ static void dry_run(long *writes, long *syncs)
     assert_int_equal(errors, 0);
     *writes = faultvfs_count(FV_WRITE);
     *syncs = faultvfs_count(FV_SYNC);
+    checkpointer_close();
     faultvfs_crash(1, 1);
     server_down(&e);
     faultvfs_restore();
@@ -390,6 +424,7 @@ static void sweep(int kind, int rc, int sticky, const char *label)
         /* Still serving: one more message after the fault. */
         sent extra = {.cmid = "after"};
         assert_int_equal(send_once(&e, &extra, "bob", 0, 0), 1);
+        checkpointer_close();
         faultvfs_crash(1, (unsigned)k);
         server_down(&e);
         faultvfs_restore();
@@ -426,6 +461,16 @@ static void test_faults_sync_ioerr(void **state)
 {
     (void)state;
     sweep(FV_SYNC, SQLITE_IOERR_FSYNC, 0, "fsync IOERR once");
+}
+
+static void test_faults_with_checkpoints(void **state)
+{
+    (void)state;
+    with_checkpoints = 1;
+    sweep(FV_WRITE, SQLITE_IOERR_WRITE, 0, "write IOERR once, checkpoint after each request");
+    sweep(FV_SYNC, SQLITE_IOERR_FSYNC, 0, "fsync IOERR once, checkpoint after each request");
+    sweep(FV_WRITE, SQLITE_FULL, 1, "write FULL until freed, checkpoint after each request");
+    with_checkpoints = 0;
 }
 
 /* A failed open (migration writes) reports EIO and leaves a file that opens later. */
@@ -681,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_faults_write_full_once),
         cmocka_unit_test(test_faults_write_full_sticky),
         cmocka_unit_test(test_faults_sync_ioerr),
+        cmocka_unit_test(test_faults_with_checkpoints),
         cmocka_unit_test(test_faults_at_open),
         cmocka_unit_test(test_faults_fsync_then_crash),
         cmocka_unit_test(test_power_loss_sync_full),

@@ -355,6 +355,10 @@ static void pump_sync(chat_client *c)
         request_convs(c);
         return;
     }
+    if (c->sync_first) {
+        chat__cache_meta_set(c->cache, "synced", "1");
+        c->sync_first = 0;
+    }
     emit_simple(c, CHAT_EVENT_SYNCED, CHAT_OK, NULL);
     flush_outbox(c);
 }
@@ -383,6 +387,9 @@ static void on_convs(chat_client *c, const cJSON *o)
     const cJSON *convs = cJSON_GetObjectItemCaseSensitive(o, "convs");
     const cJSON *it;
     char *me = chat__client_me(c);
+    char *synced = NULL;
+    c->sync_first = chat__cache_meta_get(c->cache, "synced", &synced) != CHAT_OK;
+    chat__free(synced);
     cJSON_ArrayForEach(it, convs)
     {
         uint64_t local_read = 0, srv_read = 0, srv_delivered = 0, head = 0;
@@ -405,10 +412,12 @@ static void on_convs(chat_client *c, const cJSON *o)
         else if (c->auto_delivered && row.max_seq > srv_delivered && row.role != CHAT_ROLE_NONE)
             send_receipt(c, row.conv, row.max_seq, 0);
         /* Fetch from the first gap, not from the newest cached message: a live message that
-         * arrived past a gap must not hide the gap from the sync. */
+         * arrived past a gap must not hide the gap from the sync. Only a brand-new cache
+         * starts a conversation at its newest page: after the first sync, a conversation new
+         * to the cache began while this device was away, and all of it is news to it. */
         if (head > row.contig_seq) {
             uint64_t after = row.contig_seq;
-            if (after == 0 && head > FIRST_FETCH)
+            if (after == 0 && head > FIRST_FETCH && c->sync_first)
                 after = head - FIRST_FETCH;
             if (after < row.joined)
                 after = row.joined;

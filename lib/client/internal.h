@@ -132,6 +132,7 @@ struct chat_client {
     int syncing;
     uint64_t sync_cursor; /* cursor of the convs page being processed */
     int sync_more;
+    int sync_first;       /* the cache has never completed a sync (no "synced" mark) */
     chat__fetch *fetch;
     size_t n_fetch, cap_fetch;
     int fetch_inflight;

@@ -132,6 +132,7 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
         {"receipt", chat__handle_receipt},   {"convs", chat__handle_convs},
         {"presence", chat__handle_presence}, {"settings", chat__handle_settings},
         {"typing", chat__handle_typing},     {"ping", NULL},
+        {"logout", chat__handle_logout},
     };
     void (*fn)(chat__conn *, cJSON *, cJSON *) = NULL;
     int known = 0;

@@ -56,6 +56,7 @@ struct chat__conn {
     char user[CHAT_ID_MAX + 1];
     char device[CHAT_ID_MAX + 1];
     char session[33];
+    int64_t session_exp_ms;   /* expiry of the token that authenticated it (for logout) */
 
     /* Reassembly of one WebSocket message; capped at the frame limit. */
     char *rx;

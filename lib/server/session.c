@@ -53,6 +53,7 @@ static void auth_ok_after(chat_server *srv, chat__req *r)
 static void authenticated(chat__conn *c, cJSON *re, const chat__token *t, char *token)
 {
     chat__conn_set_authed(c, t->user, t->device, t->session);
+    c->session_exp_ms = t->exp_ms;
     chat__req *r = chat__req_new(c, NULL, auth_ok_run);
     if (!r) {
         chat__free(token);

@@ -32,6 +32,10 @@ static const char usage[] =
     "  --bus local|queued  delivery bus (queued serializes everything, for testing)\n"
     "  --webhook URL       POST push events for offline users to http://host:port/path\n"
     "  --push-previews     put message text in push events\n"
+    "  --tls-cert FILE     serve wss:// and https:// with this PEM certificate (chain)\n"
+    "  --tls-key FILE      and this PEM private key (both required for TLS)\n"
+    "  --allow-origin O    accept WebSocket upgrades from browser Origin O only (repeat for\n"
+    "                      more; upgrades without an Origin header are still accepted)\n"
     "  --limit NAME=VALUE  frame_bytes, fragments, json_depth, body_bytes, group_members,\n"
     "                      out_queue_bytes, auth_deadline_ms, idle_ping_ms, idle_hangup_ms,\n"
     "                      send_rate, send_burst, typing_ttl_ms, page_max, connections,\n"
@@ -51,6 +55,9 @@ struct options {
     int bus_queued;
     const char *webhook;
     int previews;
+    const char *tls_cert, *tls_key;
+    int n_origins;
+    const char *origins[16];
     int verbose;
     int n_limits;
     int limit_ids[MAX_LIMITS];
@@ -131,6 +138,15 @@ static int set_option(struct options *o, const char *name, const char *value, in
         o->webhook = value;
     else if (strcmp(name, "limit") == 0 && value)
         return add_limit(o, value);
+    else if (strcmp(name, "tls-cert") == 0 && value)
+        o->tls_cert = value;
+    else if (strcmp(name, "tls-key") == 0 && value)
+        o->tls_key = value;
+    else if (strcmp(name, "allow-origin") == 0 && value) {
+        if (o->n_origins == 16)
+            return fail("at most 16 --allow-origin");
+        o->origins[o->n_origins++] = value;
+    }
     else {
         *used = 0;
         if (strcmp(name, "memory") == 0)
@@ -276,6 +292,12 @@ static int make_config(struct options *o, chat_server_config **out)
         goto bad;
     if (o->previews && (rc = chat_server_config_set_flags(cfg, CHAT_SERVER_PUSH_PREVIEWS)))
         goto bad;
+    if ((o->tls_cert || o->tls_key) &&
+        (rc = chat_server_config_set_tls(cfg, o->tls_cert, o->tls_key)))
+        goto bad;
+    for (int i = 0; i < o->n_origins; i++)
+        if ((rc = chat_server_config_add_allowed_origin(cfg, o->origins[i])))
+            goto bad;
     for (int i = 0; i < o->n_limits; i++)
         if ((rc = chat_server_config_set_limit(cfg, o->limit_ids[i], o->limit_values[i])))
             goto bad;

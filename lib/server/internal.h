@@ -19,6 +19,9 @@
 #include <uv.h>
 
 #define CHAT__LIMIT_MAX 17 /* one past the highest chat_limit */
+#define CHAT__PATH_MAX 1024   /* TLS certificate and key paths */
+#define CHAT__ORIGINS_MAX 16  /* allowed Origin values */
+#define CHAT__ORIGIN_MAX 256  /* bytes of one, with the NUL */
 
 struct chat_server_config {
     char *address;
@@ -33,6 +36,10 @@ struct chat_server_config {
     chat_clock_fn clock;
     void *clock_ud;
     chat__keyring keys;
+    /* TLS and the handshake: fixed arrays, so copying the config copies them. */
+    char tls_cert[CHAT__PATH_MAX], tls_key[CHAT__PATH_MAX]; /* both empty: plain ws:// */
+    char origins[CHAT__ORIGINS_MAX][CHAT__ORIGIN_MAX];
+    int n_origins; /* 0: any Origin */
     const chat_store_ops *store_ops;
     void *store_state;
     const chat_bus_ops *bus_ops;

@@ -39,7 +39,8 @@ static const char usage[] =
     "  --limit NAME=VALUE  frame_bytes, fragments, json_depth, body_bytes, group_members,\n"
     "                      out_queue_bytes, auth_deadline_ms, idle_ping_ms, idle_hangup_ms,\n"
     "                      send_rate, send_burst, typing_ttl_ms, page_max, connections,\n"
-    "                      out_queue_frames, typing_rate\n"
+    "                      out_queue_frames, typing_rate, logins_pending, login_rate,\n"
+    "                      user_send_rate, user_send_burst\n"
     "  --config FILE       read 'name = value' lines with the option names above\n"
     "  --verbose           log more\n";
 

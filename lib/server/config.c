@@ -30,6 +30,11 @@ static const struct {
     [CHAT_LIMIT_CONNECTIONS] = {"connections", 10000, 1, 10000000},
     [CHAT_LIMIT_OUT_QUEUE_FRAMES] = {"out_queue_frames", 1024, 8, 1000000},
     [CHAT_LIMIT_TYPING_RATE] = {"typing_rate", 2, 1, 1000},
+    [CHAT_LIMIT_LOGINS_PENDING] = {"logins_pending", 16, 1, 100000},
+    [CHAT_LIMIT_LOGIN_RATE] = {"login_rate", 10, 1, 1000000},
+    /* 0: twice the per-connection value (so raising that one raises this one too) */
+    [CHAT_LIMIT_USER_SEND_RATE] = {"user_send_rate", 0, 0, 1000000},
+    [CHAT_LIMIT_USER_SEND_BURST] = {"user_send_burst", 0, 0, 1000000},
 };
 
 int chat_server_limit_by_name(const char *name)

@@ -18,7 +18,7 @@
 #include <stdatomic.h>
 #include <uv.h>
 
-#define CHAT__LIMIT_MAX 17 /* one past the highest chat_limit */
+#define CHAT__LIMIT_MAX 21 /* one past the highest chat_limit */
 #define CHAT__PATH_MAX 1024   /* TLS certificate and key paths */
 #define CHAT__ORIGINS_MAX 16  /* allowed Origin values */
 #define CHAT__ORIGIN_MAX 256  /* bytes of one, with the NUL */
@@ -120,6 +120,10 @@ struct chat_server {
     size_t n_conns;
     chat__strmap users;   /* user id -> chat__conn list (next_of_user) */
 
+    /* Per-user limits (userlimit.c) and logins waiting for their password check. */
+    chat__strmap user_limits; /* user id -> its buckets */
+    int64_t logins_pending;
+
     pthread_mutex_t revoked_lock;
     chat__strmap revoked; /* session id -> (void *)1 */
 
@@ -144,6 +148,14 @@ void chat__server_post_list(chat_server *srv, chat__job *head, chat__job *tail);
 /* Run every posted job's done() on the loop thread. */
 void chat__server_drain(chat_server *srv);
 int chat__server_revoked(chat_server *srv, const char *session);
+
+/* userlimit.c [loop thread]: take one send of user (all connections) or one login attempt on
+ * account user; 1 taken, 0 refused with *retry_after_ms set. A successful login refunds its
+ * attempt, so only failed attempts count. */
+int chat__user_send_take(chat_server *srv, const char *user, int64_t *retry_after_ms);
+int chat__user_login_take(chat_server *srv, const char *user, int64_t *retry_after_ms);
+void chat__user_login_refund(chat_server *srv, const char *user);
+void chat__user_limits_free(chat_server *srv);
 
 /* conn.c: connection lifetime, output, registry. [loop thread] */
 chat__conn *chat__conn_new(chat_server *srv, struct lws *wsi);

@@ -274,6 +274,11 @@ void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
         chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "sending too fast", retry);
         goto fail;
     }
+    if (!chat__user_send_take(srv, c->user, &retry)) {
+        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited",
+                         "sending too fast (all of this user's connections)", retry);
+        goto fail;
+    }
 
     if (chat__req_start(c, f, re, send_run, &a, sizeof a, free_send_args) != CHAT_OK)
         cJSON_free(media);

@@ -139,6 +139,7 @@ static void server_release(chat_server *srv)
         srv->store->destroy(srv->store_st);
     chat__strmap_clear(&srv->users);
     chat__strmap_clear(&srv->revoked);
+    chat__user_limits_free(srv);
     chat__typing_free(&srv->typing);
     chat__keyring_wipe(&srv->cfg.keys);
     chat__free(srv->cfg.address);
@@ -181,6 +182,7 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     pthread_mutex_init(&srv->revoked_lock, NULL);
     chat__strmap_init(&srv->users);
     chat__strmap_init(&srv->revoked);
+    chat__strmap_init(&srv->user_limits);
     chat__typing_init(&srv->typing);
     srv->cfg = *cfg;
     srv->cfg.address = chat__strdup(cfg->address);

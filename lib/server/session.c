@@ -110,10 +110,19 @@ static int verify_run(chat__job *job, chat__txn *tx)
     return CHAT_OK;
 }
 
+/* A login left the pending set (every path of a login ends in exactly one call). */
+static void login_finished(chat_server *srv)
+{
+    srv->logins_pending--;
+}
+
 static void verify_after(chat_server *srv, chat__req *r)
 {
     chat__conn *c = r->conn;
     c->auth_pending = 0;
+    login_finished(srv);
+    if (r->job.status == CHAT_OK)
+        chat__user_login_refund(srv, r->user); /* only failed attempts count */
     if (r->job.status != CHAT_OK || !c->wsi)
         return;
     chat__token t = {0};
@@ -152,6 +161,7 @@ static void lookup_after(chat_server *srv, chat__req *r)
     chat__conn *c = r->conn;
     if (r->job.status != CHAT_OK || !c->wsi) {
         c->auth_pending = 0;
+        login_finished(srv);
         return;
     }
     /* Hand the request's state to a hasher job; Argon2id takes ~100 ms and 64 MiB, so the
@@ -160,6 +170,7 @@ static void lookup_after(chat_server *srv, chat__req *r)
     r->args = NULL;
     if (!v) {
         c->auth_pending = 0;
+        login_finished(srv);
         chat__conn_error(c, r->re, CHAT_ENOMEM, "internal", "out of memory", 0);
         return;
     }
@@ -189,6 +200,19 @@ void chat__handle_login(chat__conn *c, cJSON *f, cJSON *re)
                          "'user' and 'device' must be ids, 'password' 1-1024 bytes", 0);
         goto fail;
     }
+    /* Bounded: Argon2id runs one at a time (~100 ms each), so a queue longer than the limit
+     * would only make every login wait; refuse at once instead. */
+    chat_server *srv = c->srv;
+    int64_t retry = 0;
+    if (srv->logins_pending >= chat__limit(srv, CHAT_LIMIT_LOGINS_PENDING)) {
+        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "too many logins in progress", 1000);
+        goto fail;
+    }
+    if (!chat__user_login_take(srv, user, &retry)) {
+        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited",
+                         "too many failed logins for this account", retry);
+        goto fail;
+    }
     login_state *ls = chat__calloc(1, sizeof *ls);
     if (!ls)
         goto fail;
@@ -205,6 +229,7 @@ void chat__handle_login(chat__conn *c, cJSON *f, cJSON *re)
     r->extra_free = chat__free;
     r->after = lookup_after;
     c->auth_pending = 1;
+    srv->logins_pending++;
     chat__req_submit(c->srv, r);
     return;
 fail:

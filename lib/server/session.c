@@ -49,11 +49,27 @@ static void auth_ok_after(chat_server *srv, chat__req *r)
         chat__presence_snapshot(r->conn);
 }
 
+/* The token a connection authenticated with expired: the connection ends with it (the client
+ * reconnects with a fresh token). */
+static void token_expired_cb(lws_sorted_usec_list_t *sul)
+{
+    chat__conn *c = lws_container_of(sul, chat__conn, auth_sul);
+    if (c->authed)
+        chat__conn_close(c, 1008, "token expired");
+}
+
 /* The connection is now (user, device): register it and answer. token may be NULL. */
 static void authenticated(chat__conn *c, cJSON *re, const chat__token *t, char *token)
 {
     chat__conn_set_authed(c, t->user, t->device, t->session);
     c->session_exp_ms = t->exp_ms;
+    /* auth_sul served the authentication deadline, cancelled by set_authed; it now serves the
+     * token's expiry (on the server's clock, which may be injected; lws timers run in real
+     * time). */
+    int64_t left = t->exp_ms - chat__now_ms(c->srv);
+    if (c->authed && c->wsi)
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->auth_sul, token_expired_cb,
+                         (left > 0 ? left : 1) * LWS_US_PER_MS);
     chat__req *r = chat__req_new(c, NULL, auth_ok_run);
     if (!r) {
         chat__free(token);

@@ -68,3 +68,16 @@ def test_logout_of_login_token(make_server):
 def test_logout_before_auth_is_not_authenticated(server):
     c = server.ws()
     assert_error(c.call({"type": "logout", "id": "x"}), "EAUTH", "not_authenticated", re="x")
+
+
+def test_connection_closes_when_its_token_expires(server):
+    tok = server.token("alice", "d1", ttl=2)
+    c, r = _auth(server, tok)
+    assert r["type"] == "auth_ok", r
+    # a connection with a longer-lived token of the same user is not affected
+    c2, r = _auth(server, server.token("alice", "d2"))
+    assert r["type"] == "auth_ok", r
+    assert c.call({"type": "ping"})["type"] == "pong"
+    assert c.close_code(timeout=6) == 1008
+    assert c.close_reason == "token expired", c.close_reason
+    assert c2.call({"type": "ping"})["type"] == "pong"

@@ -9,6 +9,7 @@ Roles, in one group G created by alice:
   admin      adam (made admin by alice)
   member     bob
   removed    rita (was a member; removed by alice)
+  left       lena (was a member; left by herself)
   nonmember  nora (never in G)
   impostor   bob's own connection sending frames that name alice wherever a field could be
              mistaken for the actor ("from", "user", "device", "sender", "by"): the server must
@@ -24,35 +25,35 @@ import pytest
 
 from helpers import assert_error, cmid
 
-ROLES = ["owner", "admin", "member", "removed", "nonmember", "impostor", "unauth"]
-ACTOR = {"owner": "alice", "admin": "adam", "member": "bob", "removed": "rita",
+ROLES = ["owner", "admin", "member", "removed", "left", "nonmember", "impostor", "unauth"]
+ACTOR = {"owner": "alice", "admin": "adam", "member": "bob", "removed": "rita", "left": "lena",
          "nonmember": "nora", "impostor": "bob", "unauth": None}
 SPOOF = {"from": "alice", "user": "alice", "device": "d1", "sender": "alice", "by": "alice"}
 
 OK = "ok"
-NOT_MEMBER = ("EPERM", "not_member")
-FORBIDDEN = ("EPERM", "forbidden")
-UNAUTH = ("EAUTH", "not_authenticated")
-BAD_FIELD = ("EINVAL", "bad_field")
+NOT_MEMBER = NM = ("EPERM", "not_member")
+FORBIDDEN = FB = ("EPERM", "forbidden")
+UNAUTH = NA = ("EAUTH", "not_authenticated")
+BAD_FIELD = BAD = ("EINVAL", "bad_field")
 
-# operation: owner, admin, member, removed, nonmember, impostor, unauth
 MATRIX = {
-    "send":          [OK, OK, OK, NOT_MEMBER, NOT_MEMBER, OK, UNAUTH],
-    "history":       [OK, OK, OK, NOT_MEMBER, NOT_MEMBER, OK, UNAUTH],
-    "convs":         [OK, OK, OK, OK, OK, OK, UNAUTH],
-    "delivered":     [OK, OK, OK, NOT_MEMBER, NOT_MEMBER, OK, UNAUTH],
-    "read":          [OK, OK, OK, NOT_MEMBER, NOT_MEMBER, OK, UNAUTH],
-    "typing":        [OK, OK, OK, NOT_MEMBER, NOT_MEMBER, OK, UNAUTH],
-    "presence":      [OK, OK, OK, OK, OK, OK, UNAUTH],
-    "group_create":  [OK, OK, OK, OK, OK, OK, UNAUTH],
-    "rename":        [OK, OK, FORBIDDEN, NOT_MEMBER, NOT_MEMBER, FORBIDDEN, UNAUTH],
-    "add":           [OK, OK, FORBIDDEN, NOT_MEMBER, NOT_MEMBER, FORBIDDEN, UNAUTH],
-    "remove_member": [OK, OK, FORBIDDEN, NOT_MEMBER, NOT_MEMBER, FORBIDDEN, UNAUTH],
-    "remove_admin":  [OK, BAD_FIELD, FORBIDDEN, NOT_MEMBER, NOT_MEMBER, FORBIDDEN, UNAUTH],
-    "remove_owner":  [BAD_FIELD, FORBIDDEN, FORBIDDEN, NOT_MEMBER, NOT_MEMBER, FORBIDDEN, UNAUTH],
-    "set_role":      [OK, FORBIDDEN, FORBIDDEN, NOT_MEMBER, NOT_MEMBER, FORBIDDEN, UNAUTH],
-    "make_me_owner": [BAD_FIELD, FORBIDDEN, FORBIDDEN, NOT_MEMBER, NOT_MEMBER, FORBIDDEN, UNAUTH],
-    "leave":         [OK, OK, OK, NOT_MEMBER, NOT_MEMBER, OK, UNAUTH],
+    #                 owner admin member removed left nonmember impostor unauth
+    "send":          [OK,   OK,   OK,    NM,     NM,  NM,       OK,      NA],
+    "history":       [OK,   OK,   OK,    NM,     NM,  NM,       OK,      NA],
+    "convs":         [OK,   OK,   OK,    OK,     OK,  OK,       OK,      NA],
+    "delivered":     [OK,   OK,   OK,    NM,     NM,  NM,       OK,      NA],
+    "read":          [OK,   OK,   OK,    NM,     NM,  NM,       OK,      NA],
+    "typing":        [OK,   OK,   OK,    NM,     NM,  NM,       OK,      NA],
+    "presence":      [OK,   OK,   OK,    OK,     OK,  OK,       OK,      NA],
+    "group_create":  [OK,   OK,   OK,    OK,     OK,  OK,       OK,      NA],
+    "rename":        [OK,   OK,   FB,    NM,     NM,  NM,       FB,      NA],
+    "add":           [OK,   OK,   FB,    NM,     NM,  NM,       FB,      NA],
+    "remove_member": [OK,   OK,   FB,    NM,     NM,  NM,       FB,      NA],
+    "remove_admin":  [OK,   BAD,  FB,    NM,     NM,  NM,       FB,      NA],
+    "remove_owner":  [BAD,  FB,   FB,    NM,     NM,  NM,       FB,      NA],
+    "set_role":      [OK,   FB,   FB,    NM,     NM,  NM,       FB,      NA],
+    "make_me_owner": [BAD,  FB,   FB,    NM,     NM,  NM,       FB,      NA],
+    "leave":         [OK,   OK,   OK,    NM,     NM,  NM,       OK,      NA],
     # MEDIA: "media_upload", "media_url", "media_download" rows come with the media branch.
 }
 # remove_admin by the admin is adam removing himself: refused, "use group_leave".
@@ -94,7 +95,8 @@ def _ok(r, conv):
 
 
 class Cell:
-    """One fresh group G: alice owner, adam admin, bob and mia members, rita removed."""
+    """One fresh group G: alice owner, adam admin, bob and mia members, rita removed, lena
+    left."""
 
     def __init__(self, server):
         self.server = server
@@ -102,15 +104,19 @@ class Cell:
         self.owner = self.connect("alice")
         self.mia = self.connect("mia")
         r = self.owner.call({"type": "group_create", "title": "G",
-                             "members": ["adam", "bob", "rita", "mia"]})
+                             "members": ["adam", "bob", "rita", "lena", "mia"]})
         assert r["type"] == "conv", r
         self.conv = r["conv"]["conv"]
         _ok(self.owner.call({"type": "group_role", "conv": self.conv, "user": "adam",
                              "role": "admin"}), self.conv)
         r = _ok(self.owner.call({"type": "group_remove", "conv": self.conv, "users": ["rita"]}),
                 self.conv)
-        self.head = r["seq"]  # 3: created, role, removed
-        assert self.head == 3, r
+        self.removed_at = r["seq"]  # 3: created, role, removed
+        lena = self.connect("lena")
+        r = _ok(lena.call({"type": "group_leave", "conv": self.conv}), self.conv)
+        lena.close()
+        self.left_at = self.head = r["seq"]  # 4: left
+        assert (self.removed_at, self.head) == (3, 4), r
         self.mia.expect("msg", conv=self.conv, seq=self.head)
         self.mia.backlog.clear()  # setup's frames; every cell checks what comes after
 
@@ -152,7 +158,7 @@ def _check_ok(cell, op, role, actor, frame, r):
             assert m["device"] == "d2", m
     elif op == "history":
         assert r["type"] == "history" and r["conv"] == conv, r
-        assert [m["seq"] for m in r["messages"]] == [1, 2, 3], r
+        assert [m["seq"] for m in r["messages"]] == [1, 2, 3, 4], r
     elif op == "convs":
         assert r["type"] == "convs", r
         entry = [e for e in r["convs"] if e["conv"] == conv]
@@ -161,18 +167,21 @@ def _check_ok(cell, op, role, actor, frame, r):
             return
         assert len(entry) == 1, r
         e = entry[0]
-        if role == "removed":
-            # the conversation as it was at removal: no members, no title, nothing after
+        if role in ("removed", "left"):
+            # the conversation as it was at departure: no members, no title, nothing after
             assert e["role"] == "none" and e["members"] == [] and e["title"] == "", e
-            assert e["head"] == cell.head and e["last"]["event"]["type"] == "removed", e
+            at, event = ((cell.removed_at, "removed") if role == "removed"
+                         else (cell.left_at, "left"))
+            assert e["head"] == at and e["last"]["event"]["type"] == event, e
         else:
             want = {"owner": "owner", "admin": "admin"}.get(role, "member")
             assert e["role"] == want and e["title"] == "G", e
             assert {m["user"] for m in e["members"]} == {"alice", "adam", "bob", "mia"}, e
     elif op in ("delivered", "read"):
         if role == "owner":
-            # alice authored the setup events, which marked them read for her: nothing moves
-            assert r["type"] == "ok" and r["conv"] == conv and r[op] == cell.head, r
+            # alice authored the setup events up to the removal, which marked them read for
+            # her (lena's "left" is lena's): a receipt at 2 moves nothing
+            assert r["type"] == "ok" and r["conv"] == conv and r[op] == cell.removed_at, r
             cell.mia.expect_none("receipt", within=0.2, conv=conv)
             return
         assert r["type"] == "ok" and r["conv"] == conv and r[op] == 2, r
@@ -190,7 +199,7 @@ def _check_ok(cell, op, role, actor, frame, r):
         assert r["type"] == "presence", r
         known = {u["user"] for u in r["users"]}
         asked = set(frame["users"]) - {me}
-        if role in ("removed", "nonmember"):
+        if role in ("removed", "left", "nonmember"):
             # not a contact of anyone in G: nothing about them is revealed
             assert known == set() and set(r["unknown"]) == set(frame["users"]), r
         else:
@@ -271,7 +280,7 @@ def test_presence_subscription_only_reaches_current_members(authz_server):
     """When a member comes online, members are told; removed and non-members are not."""
     cell = Cell(authz_server)
     try:
-        watchers = {role: cell.actor(role) for role in ("admin", "member", "removed",
+        watchers = {role: cell.actor(role) for role in ("admin", "member", "removed", "left",
                                                          "nonmember")}
         watchers["owner"] = cell.owner
         newcomer = f"pia{cell.conv}"
@@ -281,7 +290,7 @@ def test_presence_subscription_only_reaches_current_members(authz_server):
         for role in ("owner", "admin", "member"):
             watchers[role].expect("presence", users=lambda us: any(
                 u["user"] == newcomer and u["online"] for u in us))
-        for role in ("removed", "nonmember"):
+        for role in ("removed", "left", "nonmember"):
             # the push precedes any later answer on the same connection
             assert watchers[role].call({"type": "convs", "since": 0})["type"] == "convs"
             leaked = [f for f in watchers[role].backlog if f.get("type") == "presence" and

@@ -36,11 +36,12 @@ typedef enum chat_limit {
     CHAT_LIMIT_CONNECTIONS = 14,       /**< most connections, 10000 */
     CHAT_LIMIT_OUT_QUEUE_FRAMES = 15,  /**< per-connection outbound queue, 1024 frames */
     CHAT_LIMIT_TYPING_RATE = 16,       /**< typing frames per second per connection, 2 */
-    CHAT_LIMIT_LOGINS_PENDING = 17,    /**< logins waiting for their password check, 16 */
-    CHAT_LIMIT_LOGIN_RATE = 18,        /**< failed logins per account per minute (burst), 10 */
-    CHAT_LIMIT_USER_SEND_RATE = 19,    /**< sends per second per user, all connections;
+    /* 17..21 are taken on main (media and writer-queue limits, another branch). */
+    CHAT_LIMIT_LOGINS_PENDING = 22,    /**< logins waiting for their password check, 16 */
+    CHAT_LIMIT_LOGIN_RATE = 23,        /**< failed logins per account per minute (burst), 10 */
+    CHAT_LIMIT_USER_SEND_RATE = 24,    /**< sends per second per user, all connections;
                                             0 (default): 2 x CHAT_LIMIT_SEND_RATE */
-    CHAT_LIMIT_USER_SEND_BURST = 20    /**< send burst per user, all connections;
+    CHAT_LIMIT_USER_SEND_BURST = 25    /**< send burst per user, all connections;
                                             0 (default): 2 x CHAT_LIMIT_SEND_BURST */
 } chat_limit;
 

@@ -40,7 +40,7 @@ static const struct {
 int chat_server_limit_by_name(const char *name)
 {
     for (int i = 1; name && i < CHAT__LIMIT_MAX; i++)
-        if (strcmp(limit_table[i].name, name) == 0)
+        if (limit_table[i].name && strcmp(limit_table[i].name, name) == 0)
             return i;
     return chat__error_set(CHAT_EINVAL, 0, "unknown limit '%s'", name ? name : "(null)");
 }
@@ -117,7 +117,7 @@ int chat_server_config_set_store_flags(chat_server_config *cfg, unsigned int fla
 
 int chat_server_config_set_limit(chat_server_config *cfg, int limit, int64_t value)
 {
-    if (!cfg || limit <= 0 || limit >= CHAT__LIMIT_MAX)
+    if (!cfg || limit <= 0 || limit >= CHAT__LIMIT_MAX || !limit_table[limit].name)
         return chat__error_set(CHAT_EINVAL, 0, "unknown limit %d", limit);
     if (value < limit_table[limit].min || value > limit_table[limit].max)
         return chat__error_set(CHAT_EINVAL, 0, "limit %s must be within %lld..%lld",

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Secrets (token tags, keys, password hashes, signed URLs) are compared only in constant time:
-# crypto_auth_verify, crypto_verify_*, sodium_memcmp, crypto_pwhash_str_verify. The modules
-# that hold secrets must not call a plain comparison at all (doc/security.md: Tokens).
+# crypto_auth_verify, crypto_verify_*, sodium_memcmp, crypto_pwhash_str_verify. The module
+# that holds the token and password secrets must not call a plain comparison at all
+# (doc/security.md: Tokens). lib/media is checked too if it ever exists.
 # usage: check_secret_compares.sh SOURCE_ROOT
 root=${1:?source root}
 status=0

@@ -423,6 +423,8 @@ static void process_input(ws_state *s)
 {
     unsigned gen = s->gen;
     if (s->phase == PH_UPGRADE) {
+        if (!s->in.len)
+            return; /* nothing yet (an EOF before any byte): in.p may be NULL */
         unsigned char *end = memmem(s->in.p, s->in.len, "\r\n\r\n", 4);
         if (!end) {
             if (s->in.len > 16384)

@@ -26,7 +26,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_AUTH = 3, EXIT_TIMEOUT =
 static const char *prog = "chat-cli";
 
 struct opts {
-    const char *server, *token, *user, *password, *device, *cache;
+    const char *server, *token, *user, *password, *device, *cache, *ca_file;
     const char *to;
     uint64_t conv;
     int has_conv;
@@ -48,8 +48,10 @@ static void usage(FILE *f)
         "usage: %s [OPTIONS] [COMMAND [ARGS]]\n"
         "\n"
         "Connection options (any position before `--`):\n"
-        "  --server URL        server, ws://HOST:PORT/ (default $CHAT_SERVER, else\n"
-        "                      ws://127.0.0.1:7700/)\n"
+        "  --server URL        server, ws://HOST:PORT/ or wss://HOST:PORT/ (default\n"
+        "                      $CHAT_SERVER, else ws://127.0.0.1:7700/)\n"
+        "  --ca-file FILE      for wss://: trust the CAs in this PEM file instead of the\n"
+        "                      system's (the server's certificate is always verified)\n"
         "  --token T           authenticate with a token (default $CHAT_TOKEN)\n"
         "  --user U --password P [--device D]\n"
         "                      log in instead (device default \"cli\")\n"
@@ -156,7 +158,7 @@ static int parse_args(struct opts *o, int argc, char **argv)
         static const char *const valued[] = {"--server", "--token", "--user", "--password",
                                              "--device", "--cache", "--timeout", "--to",
                                              "--conv", "--limit", "--before", "--seconds",
-                                             "--mime", "--stop-after"};
+                                             "--mime", "--stop-after", "--ca-file"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
             if (strcmp(a, valued[k]) == 0)
@@ -176,6 +178,8 @@ static int parse_args(struct opts *o, int argc, char **argv)
             o->password = v;
         else if (strcmp(a, "--device") == 0)
             o->device = v;
+        else if (strcmp(a, "--ca-file") == 0)
+            o->ca_file = v;
         else if (strcmp(a, "--cache") == 0)
             o->cache = v;
         else if (strcmp(a, "--to") == 0)
@@ -260,6 +264,8 @@ static int open_client(chat_client **out, const struct opts *o)
                       : chat_client_config_set_login(cfg, o->user, o->password, o->device);
     if (rc == CHAT_OK && o->cache)
         rc = chat_client_config_set_cache_path(cfg, o->cache);
+    if (rc == CHAT_OK && o->ca_file)
+        rc = chat_client_config_set_ca_file(cfg, o->ca_file);
     if (rc == CHAT_OK) /* a script wants a quick retry, not a 30 s backoff */
         rc = chat_client_config_set_backoff(cfg, 200, 2000);
     if (rc == CHAT_OK) {

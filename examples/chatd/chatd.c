@@ -35,12 +35,17 @@ static const char usage[] =
     "  --push-previews     put message text in push events\n"
     "  --media-base-url URL  signed media URLs start with URL (a CDN or proxy in front;\n"
     "                      default: a path on this server)\n"
+    "  --tls-cert FILE     serve wss:// and https:// with this PEM certificate (chain)\n"
+    "  --tls-key FILE      and this PEM private key (both required for TLS)\n"
+    "  --allow-origin O    accept WebSocket upgrades from browser Origin O only (repeat for\n"
+    "                      more; upgrades without an Origin header are still accepted)\n"
     "  --limit NAME=VALUE  frame_bytes, fragments, json_depth, body_bytes, group_members,\n"
     "                      out_queue_bytes, auth_deadline_ms, idle_ping_ms, idle_hangup_ms,\n"
     "                      send_rate, send_burst, typing_ttl_ms, page_max, connections,\n"
     "                      out_queue_frames, typing_rate, writer_queue, media_bytes,\n"
     "                      media_url_ttl_ms, upload_ttl_ms, uploads, uploads_per_user\n"
-    "                      (media: doc/media.md)\n"
+    "                      (media: doc/media.md), logins_pending, login_rate,\n"
+    "                      user_send_rate, user_send_burst\n"
     "  --config FILE       read 'name = value' lines with the option names above\n"
     "  --verbose           log more\n";
 
@@ -57,6 +62,9 @@ struct options {
     const char *webhook;
     const char *media_base_url;
     int previews;
+    const char *tls_cert, *tls_key;
+    int n_origins;
+    const char *origins[16];
     int verbose;
     int n_limits;
     int limit_ids[MAX_LIMITS];
@@ -139,6 +147,15 @@ static int set_option(struct options *o, const char *name, const char *value, in
         o->media_base_url = value;
     else if (strcmp(name, "limit") == 0 && value)
         return add_limit(o, value);
+    else if (strcmp(name, "tls-cert") == 0 && value)
+        o->tls_cert = value;
+    else if (strcmp(name, "tls-key") == 0 && value)
+        o->tls_key = value;
+    else if (strcmp(name, "allow-origin") == 0 && value) {
+        if (o->n_origins == 16)
+            return fail("at most 16 --allow-origin");
+        o->origins[o->n_origins++] = value;
+    }
     else {
         *used = 0;
         if (strcmp(name, "memory") == 0)
@@ -287,6 +304,12 @@ static int make_config(struct options *o, chat_server_config **out)
     if (o->media_base_url &&
         (rc = chat_server_config_set_media_base_url(cfg, o->media_base_url)))
         goto bad;
+    if ((o->tls_cert || o->tls_key) &&
+        (rc = chat_server_config_set_tls(cfg, o->tls_cert, o->tls_key)))
+        goto bad;
+    for (int i = 0; i < o->n_origins; i++)
+        if ((rc = chat_server_config_add_allowed_origin(cfg, o->origins[i])))
+            goto bad;
     for (int i = 0; i < o->n_limits; i++)
         if ((rc = chat_server_config_set_limit(cfg, o->limit_ids[i], o->limit_values[i])))
             goto bad;

@@ -101,6 +101,18 @@ CHAT_API int chat_client_config_set_login(chat_client_config *cfg, const char *u
  */
 CHAT_API int chat_client_config_set_cache_path(chat_client_config *cfg, const char *path);
 /**
+ * For wss:// URLs on the default transport: trust the CA certificates of this PEM file instead
+ * of the system's trust store (NULL, the default: the system's, as OpenSSL finds it). The
+ * server's certificate chain must lead to one of them and name the URL's host (an IP literal
+ * must be one of the certificate's IP addresses). A server that fails this is never talked to:
+ * the attempt ends with ::CHAT_EVENT_OFFLINE, code CHAT_ECLOSED and a message starting
+ * "closed (1015): TLS", and the client retries with backoff. The file is read at the
+ * first wss:// connection and kept. Ignored with a custom transport
+ * (chat_client_config_set_transport).
+ * @return CHAT_OK, CHAT_EINVAL (empty path), CHAT_ENOMEM. @since 0.2
+ */
+CHAT_API int chat_client_config_set_ca_file(chat_client_config *cfg, const char *path);
+/**
  * Reconnect backoff: the n-th consecutive failure waits a uniformly random time in
  * [d/2, d] where d = min(max_ms, base_ms * 2^(n-1)). Defaults 500 ms and 30000 ms.
  * @return CHAT_OK, CHAT_EINVAL (base_ms < 1 or max_ms < base_ms). @since 0.1

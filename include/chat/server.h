@@ -42,7 +42,13 @@ typedef enum chat_limit {
     CHAT_LIMIT_UPLOAD_TTL_MS = 19,     /**< an unfinished upload is dropped after idling, 86400000 */
     CHAT_LIMIT_UPLOADS = 20,           /**< unfinished uploads held at once, 1000 */
     CHAT_LIMIT_WRITER_QUEUE = 21,      /**< requests waiting for the store, server-wide, 16384 */
-    CHAT_LIMIT_UPLOADS_PER_USER = 22   /**< unfinished uploads of one user, 16 */
+    CHAT_LIMIT_UPLOADS_PER_USER = 22,  /**< unfinished uploads of one user, 16 */
+    CHAT_LIMIT_LOGINS_PENDING = 23,    /**< logins waiting for their password check, 16 */
+    CHAT_LIMIT_LOGIN_RATE = 24,        /**< failed logins per account per minute (burst), 10 */
+    CHAT_LIMIT_USER_SEND_RATE = 25,    /**< sends per second per user, all connections;
+                                            0 (default): 2 x CHAT_LIMIT_SEND_RATE */
+    CHAT_LIMIT_USER_SEND_BURST = 26    /**< send burst per user, all connections;
+                                            0 (default): 2 x CHAT_LIMIT_SEND_BURST */
 } chat_limit;
 
 /** Flags of chat_server_config_set_flags(). */
@@ -76,6 +82,29 @@ CHAT_API int chat_server_config_set_log(chat_server_config *cfg, chat_log_cb cb,
 /** Clock for timers and token expiry; default chat_clock_real_ms. */
 CHAT_API int chat_server_config_set_clock(chat_server_config *cfg, chat_clock_fn fn,
                                           void *user_data);
+
+/**
+ * Serve TLS: wss:// for WebSocket and https:// for HTTP on the listening port, with a PEM
+ * certificate (chain) file and its PEM private key file (OpenSSL, through libwebsockets).
+ * Both NULL turns TLS off again (the default: plain ws://). The files are read when the server
+ * starts; chat_server_start() fails with CHAT_EIO if they do not form a usable pair. ALPN
+ * offers http/1.1 only (no HTTP/2), and no WebSocket extension is negotiated.
+ * @return CHAT_OK, CHAT_EINVAL (one of the two missing, path too long), CHAT_EIO (a file is
+ *         not readable now). [before start] @since 0.2
+ */
+CHAT_API int chat_server_config_set_tls(chat_server_config *cfg, const char *cert_file,
+                                        const char *key_file);
+/**
+ * Accept WebSocket upgrades whose Origin header is origin, exactly (scheme://host[:port], as
+ * browsers send it, e.g. "https://chat.example.org"). Call once per allowed origin (up to 16).
+ * With none configured (the default) any Origin is accepted. Once one is configured, an upgrade
+ * with any other Origin is refused with HTTP 403 before the WebSocket opens; an upgrade with no
+ * Origin header (native clients, which send none) is still accepted: the check protects
+ * browser users from cross-site WebSocket hijacking.
+ * @return CHAT_OK, CHAT_EINVAL (empty, over 255 bytes, spaces or non-ASCII), CHAT_ELIMIT (a
+ *         17th origin). [before start] @since 0.2
+ */
+CHAT_API int chat_server_config_add_allowed_origin(chat_server_config *cfg, const char *origin);
 
 /**
  * Add a 32-byte token key with id key_id (0..255). The last key added signs new tokens; every

@@ -67,6 +67,7 @@ void chat_client_config_free(chat_client_config *cfg)
     free_secret(cfg->password);
     chat__free(cfg->device);
     chat__free(cfg->cache_path);
+    chat__free(cfg->ca_file);
     if (cfg->ev_destroy)
         cfg->ev_destroy(cfg->ev_ud);
     if (cfg->tops && cfg->tstate)
@@ -130,6 +131,19 @@ int chat_client_config_set_cache_path(chat_client_config *cfg, const char *path)
 {
     CHECK_CFG(cfg);
     return set_str(&cfg->cache_path, path);
+}
+
+int chat_client_config_set_ca_file(chat_client_config *cfg, const char *path)
+{
+    CHECK_CFG(cfg);
+    if (path && !*path)
+        return chat__error_set(CHAT_EINVAL, 0, "the CA file path is empty");
+    if (!path) {
+        chat__free(cfg->ca_file);
+        cfg->ca_file = NULL;
+        return CHAT_OK;
+    }
+    return set_str(&cfg->ca_file, path);
 }
 
 int chat_client_config_set_backoff(chat_client_config *cfg, int64_t base_ms, int64_t max_ms)
@@ -283,6 +297,8 @@ int chat_client_new(chat_client **out, chat_client_config *cfg)
         if (rc != CHAT_OK)
             goto fail;
         c->tops = chat_client_transport_ws_ops();
+        if (cfg->ca_file && (rc = chat__client_ws_set_ca_file(c->tstate, cfg->ca_file)) != CHAT_OK)
+            goto fail;
     }
     /* success: take what moves from the config */
     cfg->tops = NULL;

@@ -22,7 +22,12 @@ struct chat_client_config {
     int queue_enabled, auto_delivered;
     const chat_client_transport_ops *tops;
     void *tstate;
+    char *ca_file; /* PEM CAs for wss:// with the default transport; NULL: system store */
 };
+
+/* ws.c: trust the CAs of this PEM file (NULL: the system's) for wss:// on the default
+ * transport's state. @return CHAT_OK, CHAT_ENOMEM. */
+int chat__client_ws_set_ca_file(void *state, const char *path);
 
 struct chat_event {
     int type;

@@ -7,10 +7,13 @@
  * reasons) is spread over a dozen callback reasons whose behaviour drifted between 4.x releases.
  * One connection per client needs none of lws's multiplexing: a poll() over two fds is the
  * whole event loop, the engine owns every timer, and the transport stays ~400 lines that the
- * tests cover end to end. TLS (wss://) is the one thing lws would give for free; it is left to a
- * later transport (lws-based) registered through the same vtable.
+ * tests cover end to end. TLS (wss://) is OpenSSL's, the library lws itself uses here, driven
+ * non-blocking over the same socket: the peer's certificate chain is verified against the
+ * configured CA file (else the system's trust store) and its name against the URL's host (an
+ * IP literal against the certificate's IP addresses). A failed handshake closes with 1015 and
+ * a reason naming the verification error.
  *
- * Limits: ws:// only; name resolution (getaddrinfo) blocks the loop thread briefly; the
+ * Limits: name resolution (getaddrinfo) blocks the loop thread briefly; the
  * server's Sec-WebSocket-Accept is required but not verified (no SHA-1 in libsodium); incoming
  * messages are bounded at 16 MiB. */
 #define _GNU_SOURCE
@@ -19,11 +22,16 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "auth/keyring.h"
+#include "client/internal.h"
 
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -35,7 +43,7 @@
 
 #define WS_MAX_MESSAGE (16u * 1024 * 1024)
 
-enum { PH_IDLE = 0, PH_TCP = 1, PH_UPGRADE = 2, PH_OPEN = 3 };
+enum { PH_IDLE = 0, PH_TCP = 1, PH_UPGRADE = 2, PH_OPEN = 3, PH_TLS = 4 };
 
 typedef struct buf {
     unsigned char *p;
@@ -52,6 +60,11 @@ typedef struct ws_state {
     char path[512];
     buf in, out, msg;
     int msg_active; /* a fragmented text message is being reassembled */
+    int tls;        /* wss:// */
+    SSL_CTX *ctx;   /* made at the first wss:// connect, kept */
+    SSL *ssl;       /* the current connection's, while tls */
+    short tls_want; /* PH_TLS: POLLIN or POLLOUT, as the handshake asked */
+    char *ca_file;  /* PEM CAs to trust instead of the system's; NULL: system */
     const chat_client_transport_sink *sink;
     void *sink_data;
 } ws_state;
@@ -88,6 +101,10 @@ static void buf_free(buf *b)
 
 static void drop(ws_state *s)
 {
+    if (s->ssl) {
+        SSL_free(s->ssl);
+        s->ssl = NULL;
+    }
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
@@ -141,11 +158,10 @@ static int queue_frame(ws_state *s, int opcode, const void *data, size_t len)
 
 static int parse_url(ws_state *s, const char *url)
 {
-    if (strncmp(url, "ws://", 5) != 0)
-        return strncmp(url, "wss://", 6) == 0
-                   ? chat__error_set(CHAT_ENOTSUP, 0, "wss:// is not supported by this transport")
-                   : chat__error_set(CHAT_EINVAL, 0, "url: expected ws://host:port/path");
-    const char *h = url + 5, *end;
+    s->tls = strncmp(url, "wss://", 6) == 0;
+    if (!s->tls && strncmp(url, "ws://", 5) != 0)
+        return chat__error_set(CHAT_EINVAL, 0, "url: expected ws:// or wss://host:port/path");
+    const char *h = url + (s->tls ? 6 : 5), *end;
     if (*h == '[') {
         end = strchr(h, ']');
         if (!end)
@@ -161,7 +177,7 @@ static int parse_url(ws_state *s, const char *url)
     s->host[hl] = 0;
     if (*end == ']')
         end++;
-    snprintf(s->port, sizeof s->port, "80");
+    snprintf(s->port, sizeof s->port, s->tls ? "443" : "80");
     if (*end == ':') {
         char *e;
         long port = strtol(end + 1, &e, 10);
@@ -220,6 +236,8 @@ static int ws_send_text(void *state, const char *data, size_t len)
     return queue_frame(s, 0x1, data, len);
 }
 
+static ssize_t io_send(ws_state *s, const void *p, size_t n);
+
 static void ws_close(void *state)
 {
     ws_state *s = state;
@@ -228,26 +246,157 @@ static void ws_close(void *state)
         unsigned char code[2] = {0x03, 0xe8};
         s->out.len = 0;
         if (queue_frame(s, 0x8, code, 2) == CHAT_OK)
-            (void)send(s->fd, s->out.p, s->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)io_send(s, s->out.p, s->out.len);
     }
     s->sink = NULL;
     drop(s);
 }
 
+/* Plain or TLS I/O on the connected socket: bytes moved (> 0), 0 at EOF (recv), -EAGAIN when
+ * the socket is not ready, another -errno (-EIO for a TLS error) otherwise. */
+static ssize_t io_send(ws_state *s, const void *p, size_t n)
+{
+    if (!s->ssl) {
+        for (;;) {
+            ssize_t r = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (r >= 0)
+                return r;
+            if (errno != EINTR)
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        }
+    }
+    ERR_clear_error();
+    int r = SSL_write(s->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(s->ssl, r);
+    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? -EAGAIN : -EIO;
+}
+
+static ssize_t io_recv(ws_state *s, void *p, size_t n)
+{
+    if (!s->ssl) {
+        for (;;) {
+            ssize_t r = recv(s->fd, p, n, MSG_DONTWAIT);
+            if (r >= 0)
+                return r;
+            if (errno != EINTR)
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        }
+    }
+    ERR_clear_error();
+    int r = SSL_read(s->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(s->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return -EAGAIN;
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0))
+        return 0; /* close_notify, or EOF without one: the connection ended */
+    return -EIO;
+}
+
 static int flush_out(ws_state *s)
 {
     while (s->out.len) {
-        ssize_t n = send(s->fd, s->out.p, s->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
+        ssize_t n = io_send(s, s->out.p, s->out.len);
+        if (n == -EAGAIN)
+            return 0;
+        if (n < 0)
+            return (int)n;
         buf_consume(&s->out, (size_t)n);
     }
     return 0;
+}
+
+/* ---- TLS ---- */
+
+static int tls_ctx(ws_state *s)
+{
+    if (s->ctx)
+        return CHAT_OK;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return chat__error_set(CHAT_ENOMEM, 0, "TLS: cannot create a context");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    static const unsigned char alpn[] = "\x08http/1.1";
+    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
+    int ok = s->ca_file ? SSL_CTX_load_verify_locations(ctx, s->ca_file, NULL)
+                        : SSL_CTX_set_default_verify_paths(ctx);
+    if (ok != 1) {
+        SSL_CTX_free(ctx);
+        return chat__error_set(CHAT_EIO, 0, "TLS: cannot load the CA file %s",
+                               s->ca_file ? s->ca_file : "(system default)");
+    }
+    s->ctx = ctx;
+    return CHAT_OK;
+}
+
+/* Why the handshake failed, for the close reason. */
+static void tls_failed(ws_state *s)
+{
+    char why[160];
+    long v = s->ssl ? SSL_get_verify_result(s->ssl) : X509_V_OK;
+    unsigned long e = ERR_peek_last_error();
+    if (v != X509_V_OK) {
+        snprintf(why, sizeof why, "TLS: server certificate not trusted: %s",
+                 X509_verify_cert_error_string(v));
+    } else if (e) {
+        char err[120];
+        ERR_error_string_n(e, err, sizeof err);
+        snprintf(why, sizeof why, "TLS handshake failed: %s", err);
+    } else {
+        snprintf(why, sizeof why, "TLS handshake failed: connection closed");
+    }
+    ERR_clear_error();
+    fail(s, 1015, why);
+}
+
+static void send_upgrade(ws_state *s);
+
+/* Advance the handshake; on success, the WebSocket upgrade follows. */
+static void tls_step(ws_state *s)
+{
+    ERR_clear_error();
+    int r = SSL_connect(s->ssl);
+    if (r == 1) {
+        send_upgrade(s);
+        return;
+    }
+    int e = SSL_get_error(s->ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        s->tls_want = POLLIN;
+    else if (e == SSL_ERROR_WANT_WRITE)
+        s->tls_want = POLLOUT;
+    else
+        tls_failed(s);
+}
+
+static void tls_start(ws_state *s)
+{
+    int rc = tls_ctx(s);
+    if (rc != CHAT_OK) {
+        fail(s, 1015, chat_error_last()->message);
+        return;
+    }
+    s->ssl = SSL_new(s->ctx);
+    if (!s->ssl || SSL_set_fd(s->ssl, s->fd) != 1) {
+        fail(s, 1015, "TLS: cannot create a connection");
+        return;
+    }
+    unsigned char ip[16];
+    int is_ip = inet_pton(AF_INET, s->host, ip) == 1 || inet_pton(AF_INET6, s->host, ip) == 1;
+    int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl), s->host)
+                   : SSL_set_tlsext_host_name(s->ssl, s->host) == 1 &&
+                         SSL_set1_host(s->ssl, s->host) == 1;
+    if (!ok) {
+        fail(s, 1015, "TLS: cannot set the name to verify");
+        return;
+    }
+    s->phase = PH_TLS;
+    tls_step(s);
 }
 
 static void send_upgrade(ws_state *s)
@@ -274,6 +423,8 @@ static void process_input(ws_state *s)
 {
     unsigned gen = s->gen;
     if (s->phase == PH_UPGRADE) {
+        if (!s->in.len)
+            return; /* nothing yet (an EOF before any byte): in.p may be NULL */
         unsigned char *end = memmem(s->in.p, s->in.len, "\r\n\r\n", 4);
         if (!end) {
             if (s->in.len > 16384)
@@ -366,7 +517,7 @@ static void process_input(ws_state *s)
             unsigned char echo[2] = {(unsigned char)(code >> 8), (unsigned char)code};
             s->out.len = 0;
             if (queue_frame(s, 0x8, echo, 2) == CHAT_OK)
-                (void)send(s->fd, s->out.p, s->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                (void)io_send(s, s->out.p, s->out.len);
             fail(s, code, reason);
             return;
         }
@@ -394,7 +545,9 @@ static int ws_poll(void *state, int timeout_ms)
     int n = 1;
     if (s->fd >= 0) {
         pf[1].fd = s->fd;
-        pf[1].events = s->phase == PH_TCP ? POLLOUT : (short)(POLLIN | (s->out.len ? POLLOUT : 0));
+        pf[1].events = s->phase == PH_TCP   ? POLLOUT
+                       : s->phase == PH_TLS ? s->tls_want
+                                            : (short)(POLLIN | (s->out.len ? POLLOUT : 0));
         n = 2;
     }
     int rc = poll(pf, (nfds_t)n, timeout_ms);
@@ -417,7 +570,19 @@ static int ws_poll(void *state, int timeout_ms)
             fail(s, 1006, strerror(err));
             return CHAT_OK;
         }
-        send_upgrade(s);
+        if (s->tls)
+            tls_start(s);
+        else
+            send_upgrade(s);
+        if (s->phase != PH_UPGRADE)
+            return CHAT_OK;
+        re = POLLOUT;
+    } else if (s->phase == PH_TLS) {
+        if (re & (POLLERR | POLLHUP) && !(re & POLLIN)) {
+            fail(s, 1015, "TLS handshake failed: connection closed");
+            return CHAT_OK;
+        }
+        tls_step(s);
         if (s->phase != PH_UPGRADE)
             return CHAT_OK;
         re = POLLOUT;
@@ -425,13 +590,14 @@ static int ws_poll(void *state, int timeout_ms)
     if (re & POLLIN) {
         for (;;) {
             unsigned char tmp[16384];
-            ssize_t r = recv(s->fd, tmp, sizeof tmp, MSG_DONTWAIT);
+            ssize_t r = io_recv(s, tmp, sizeof tmp);
             if (r > 0) {
                 if (buf_add(&s->in, tmp, (size_t)r) != CHAT_OK) {
                     fail(s, 1006, "out of memory");
                     return CHAT_OK;
                 }
-                if ((size_t)r < sizeof tmp)
+                /* TLS returns one record at a time: read until the library says wait */
+                if ((size_t)r < sizeof tmp && !s->ssl)
                     break;
                 continue;
             }
@@ -441,11 +607,9 @@ static int ws_poll(void *state, int timeout_ms)
                     fail(s, 1006, "connection closed by the server");
                 return CHAT_OK;
             }
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (r == -EAGAIN)
                 break;
-            fail(s, 1006, strerror(errno));
+            fail(s, 1006, s->ssl ? "TLS error" : strerror((int)-r));
             return CHAT_OK;
         }
         process_input(s);
@@ -482,7 +646,25 @@ static void ws_destroy(void *state)
     buf_free(&s->in);
     buf_free(&s->out);
     buf_free(&s->msg);
+    if (s->ctx)
+        SSL_CTX_free(s->ctx);
+    chat__free(s->ca_file);
     chat__free(s);
+}
+
+int chat__client_ws_set_ca_file(void *state, const char *path)
+{
+    ws_state *s = state;
+    char *copy = path ? chat__strdup(path) : NULL;
+    if (path && !copy)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    chat__free(s->ca_file);
+    s->ca_file = copy;
+    if (s->ctx) {
+        SSL_CTX_free(s->ctx); /* made again, with the new CAs, at the next connect */
+        s->ctx = NULL;
+    }
+    return CHAT_OK;
 }
 
 static int ws_ctl(void *state, int op, void *arg)

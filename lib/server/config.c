@@ -4,6 +4,8 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Defaults and ranges of every limit, indexed by chat_limit. */
@@ -34,6 +36,11 @@ static const struct {
     [CHAT_LIMIT_UPLOADS] = {"uploads", 1000, 1, 1000000},
     [CHAT_LIMIT_WRITER_QUEUE] = {"writer_queue", 16384, 1, 16 * 1024 * 1024},
     [CHAT_LIMIT_UPLOADS_PER_USER] = {"uploads_per_user", 16, 1, 1000000},
+    [CHAT_LIMIT_LOGINS_PENDING] = {"logins_pending", 16, 1, 100000},
+    [CHAT_LIMIT_LOGIN_RATE] = {"login_rate", 10, 1, 1000000},
+    /* 0: twice the per-connection value (so raising that one raises this one too) */
+    [CHAT_LIMIT_USER_SEND_RATE] = {"user_send_rate", 0, 0, 1000000},
+    [CHAT_LIMIT_USER_SEND_BURST] = {"user_send_burst", 0, 0, 1000000},
 };
 
 int chat_server_limit_by_name(const char *name)
@@ -155,6 +162,49 @@ int chat_server_config_set_clock(chat_server_config *cfg, chat_clock_fn fn, void
         return CHAT_EINVAL;
     cfg->clock = fn;
     cfg->clock_ud = user_data;
+    return CHAT_OK;
+}
+
+int chat_server_config_set_tls(chat_server_config *cfg, const char *cert_file,
+                               const char *key_file)
+{
+    if (!cfg)
+        return chat__error_set(CHAT_EINVAL, 0, "cfg is NULL");
+    if (!cert_file && !key_file) {
+        cfg->tls_cert[0] = cfg->tls_key[0] = '\0';
+        return CHAT_OK;
+    }
+    if (!cert_file || !key_file || !*cert_file || !*key_file)
+        return chat__error_set(CHAT_EINVAL, 0, "TLS needs both a certificate and a key file");
+    if (strlen(cert_file) >= sizeof cfg->tls_cert || strlen(key_file) >= sizeof cfg->tls_key)
+        return chat__error_set(CHAT_EINVAL, 0, "TLS file paths must be under %d bytes",
+                               CHAT__PATH_MAX);
+    const char *files[2] = {cert_file, key_file};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(files[i], "r");
+        if (!f)
+            return chat__error_set(CHAT_EIO, errno, "cannot read %s: %s", files[i],
+                                   strerror(errno));
+        fclose(f);
+    }
+    snprintf(cfg->tls_cert, sizeof cfg->tls_cert, "%s", cert_file);
+    snprintf(cfg->tls_key, sizeof cfg->tls_key, "%s", key_file);
+    return CHAT_OK;
+}
+
+int chat_server_config_add_allowed_origin(chat_server_config *cfg, const char *origin)
+{
+    if (!cfg || !origin || !*origin || strlen(origin) >= CHAT__ORIGIN_MAX)
+        return chat__error_set(CHAT_EINVAL, 0, "an origin is 1-%d bytes", CHAT__ORIGIN_MAX - 1);
+    for (const char *p = origin; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return chat__error_set(CHAT_EINVAL, 0, "an origin is printable ASCII without spaces");
+    for (int i = 0; i < cfg->n_origins; i++)
+        if (strcmp(cfg->origins[i], origin) == 0)
+            return CHAT_OK;
+    if (cfg->n_origins == CHAT__ORIGINS_MAX)
+        return chat__error_set(CHAT_ELIMIT, 0, "at most %d allowed origins", CHAT__ORIGINS_MAX);
+    snprintf(cfg->origins[cfg->n_origins++], CHAT__ORIGIN_MAX, "%s", origin);
     return CHAT_OK;
 }
 

@@ -87,6 +87,7 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
         {"presence", chat__handle_presence}, {"settings", chat__handle_settings},
         {"typing", chat__handle_typing},     {"ping", NULL},
         {"media_url", chat__handle_media_url},
+        {"logout", chat__handle_logout},
     };
     void (*fn)(chat__conn *, cJSON *, cJSON *) = NULL;
     int known = 0;

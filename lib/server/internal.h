@@ -19,7 +19,10 @@
 #include <stdatomic.h>
 #include <uv.h>
 
-#define CHAT__LIMIT_MAX 23 /* one past the highest chat_limit */
+#define CHAT__LIMIT_MAX 27 /* one past the highest chat_limit */
+#define CHAT__PATH_MAX 1024   /* TLS certificate and key paths */
+#define CHAT__ORIGINS_MAX 16  /* allowed Origin values */
+#define CHAT__ORIGIN_MAX 256  /* bytes of one, with the NUL */
 
 struct chat_server_config {
     char *address;
@@ -34,6 +37,10 @@ struct chat_server_config {
     chat_clock_fn clock;
     void *clock_ud;
     chat__keyring keys;
+    /* TLS and the handshake: fixed arrays, so copying the config copies them. */
+    char tls_cert[CHAT__PATH_MAX], tls_key[CHAT__PATH_MAX]; /* both empty: plain ws:// */
+    char origins[CHAT__ORIGINS_MAX][CHAT__ORIGIN_MAX];
+    int n_origins; /* 0: any Origin */
     const chat_store_ops *store_ops;
     void *store_state;
     const chat_bus_ops *bus_ops;
@@ -60,6 +67,7 @@ struct chat__conn {
     char user[CHAT_ID_MAX + 1];
     char device[CHAT_ID_MAX + 1];
     char session[33];
+    int64_t session_exp_ms;   /* expiry of the token that authenticated it (for logout) */
 
     /* Reassembly of one WebSocket message; capped at the frame limit. */
     chat__reasm rx;
@@ -116,6 +124,10 @@ struct chat_server {
     size_t n_conns;
     chat__strmap users;   /* user id -> chat__conn list (next_of_user) */
 
+    /* Per-user limits (userlimit.c) and logins waiting for their password check. */
+    chat__strmap user_limits; /* user id -> its buckets */
+    int64_t logins_pending;
+
     pthread_mutex_t revoked_lock;
     chat__strmap revoked; /* session id -> (void *)1 */
 
@@ -151,6 +163,14 @@ void chat__server_drain(chat_server *srv);
 /* Queue a job for the writer; it goes with this loop iteration's batch. [loop thread] */
 void chat__server_submit(chat_server *srv, chat__job *job);
 int chat__server_revoked(chat_server *srv, const char *session);
+
+/* userlimit.c [loop thread]: take one send of user (all connections) or one login attempt on
+ * account user; 1 taken, 0 refused with *retry_after_ms set. A successful login refunds its
+ * attempt, so only failed attempts count. */
+int chat__user_send_take(chat_server *srv, const char *user, int64_t *retry_after_ms);
+int chat__user_login_take(chat_server *srv, const char *user, int64_t *retry_after_ms);
+void chat__user_login_refund(chat_server *srv, const char *user);
+void chat__user_limits_free(chat_server *srv);
 
 /* conn.c: connection lifetime, output, registry. [loop thread] */
 chat__conn *chat__conn_new(chat_server *srv, struct lws *wsi);

@@ -320,6 +320,11 @@ void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
         chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "sending too fast", retry);
         goto fail;
     }
+    if (!chat__user_send_take(srv, c->user, &retry)) {
+        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited",
+                         "sending too fast (all of this user's connections)", retry);
+        goto fail;
+    }
 
     /* The writer's queue is bounded: under overload a send is refused (retryable) rather than
      * queued without end. Memory stays bounded and the sender backs off. */

@@ -110,6 +110,8 @@ void chat__handle_settings(chat__conn *c, cJSON *f, cJSON *re);
 void chat__handle_typing(chat__conn *c, cJSON *f, cJSON *re);
 void chat__handle_auth(chat__conn *c, cJSON *f, cJSON *re);
 void chat__handle_login(chat__conn *c, cJSON *f, cJSON *re);
+/* server.c: revoke this connection's session (persisted), answer ok, close its connections. */
+void chat__handle_logout(chat__conn *c, cJSON *f, cJSON *re);
 
 /* Field readers that answer the error frame themselves; they return 0 when they did. */
 int chat__arg_conv(chat__conn *c, const cJSON *f, const cJSON *re, int64_t *out);

@@ -201,6 +201,7 @@ static void server_release(chat_server *srv)
         srv->store->destroy(srv->store_st);
     chat__strmap_clear(&srv->users);
     chat__strmap_clear(&srv->revoked);
+    chat__user_limits_free(srv);
     chat__typing_free(&srv->typing);
     chat__keyring_wipe(&srv->cfg.keys);
     chat__free(srv->cfg.address);
@@ -245,6 +246,7 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     chat__strmap_init(&srv->users);
     chat__strmap_init(&srv->revoked);
     chat__strmap_init(&srv->uploads);
+    chat__strmap_init(&srv->user_limits);
     chat__typing_init(&srv->typing);
     srv->cfg = *cfg;
     srv->cfg.address = chat__strdup(cfg->address);
@@ -480,6 +482,8 @@ typedef struct revoke_job {
     chat__job job;
     char session[33];
     int64_t exp_ms;
+    chat__conn *by; /* logout: the connection that asked (a reference), else NULL */
+    cJSON *re;      /* its request id */
 } revoke_job;
 
 static int revoke_run(chat__job *job, chat__txn *tx)
@@ -489,14 +493,64 @@ static int revoke_run(chat__job *job, chat__txn *tx)
     return rc == CHAT_OK ? CHAT_OK : chat__job_fail(job, CHAT_EIO, "storage", "revocation failed");
 }
 
-/* Close live connections of the revoked session. [loop thread] */
+/* Close live connections of the revoked session; a logout's own connection gets its answer
+ * first and closes normally. [loop thread] */
 static void revoke_done(chat_server *srv, chat__job *job)
 {
     revoke_job *j = (revoke_job *)job;
-    for (chat__conn *c = srv->conns; c; c = c->next)
-        if (c->authed && strcmp(c->session, j->session) == 0)
+    for (chat__conn *c = srv->conns; c; c = c->next) {
+        if (!c->authed || strcmp(c->session, j->session) != 0)
+            continue;
+        if (c != j->by) {
             chat__conn_close(c, 1008, "session revoked");
+            continue;
+        }
+        cJSON *o = cJSON_CreateObject();
+        if (o) {
+            cJSON_AddStringToObject(o, "type", "ok");
+            if (j->re)
+                cJSON_AddItemToObject(o, "re", j->re);
+            j->re = NULL;
+        }
+        chat__frame *f = chat__frame_take_json(o);
+        if (f) {
+            chat__conn_send(c, f);
+            chat__frame_unref(f);
+        }
+        chat__conn_close(c, 1000, "logged out");
+    }
+    if (j->by)
+        chat__conn_unref(j->by);
+    cJSON_Delete(j->re);
     chat__free(j);
+}
+
+/* Refuse the session from now on (memory at once, the store through the writer), then close
+ * its connections. by and re (owned) are a logout's connection and request id, or NULL. */
+static int revoke_session(chat_server *srv, const char *session, int64_t exp_ms, chat__conn *by,
+                          cJSON *re)
+{
+    revoke_job *j = chat__calloc(1, sizeof *j);
+    if (!j) {
+        cJSON_Delete(re);
+        return CHAT_ENOMEM;
+    }
+    pthread_mutex_lock(&srv->revoked_lock);
+    int rc = chat__strmap_put(&srv->revoked, session, srv);
+    pthread_mutex_unlock(&srv->revoked_lock);
+    if (rc != CHAT_OK) {
+        cJSON_Delete(re);
+        chat__free(j);
+        return rc;
+    }
+    snprintf(j->session, sizeof j->session, "%s", session);
+    j->exp_ms = exp_ms;
+    j->by = by ? chat__conn_ref(by) : NULL;
+    j->re = re;
+    j->job.run = revoke_run;
+    j->job.done = revoke_done;
+    chat__worker_submit(&srv->writer, &j->job);
+    return CHAT_OK;
 }
 
 int chat_server_revoke_token(chat_server *srv, const char *token)
@@ -507,22 +561,14 @@ int chat_server_revoke_token(chat_server *srv, const char *token)
     int rc = chat__token_verify(&srv->cfg.keys, token, strlen(token), chat__now_ms(srv), &t);
     if (rc != CHAT_OK)
         return chat__error_set(CHAT_EAUTH, 0, "not a valid token");
-    revoke_job *j = chat__calloc(1, sizeof *j);
-    if (!j)
-        return CHAT_ENOMEM;
-    pthread_mutex_lock(&srv->revoked_lock);
-    rc = chat__strmap_put(&srv->revoked, t.session, srv);
-    pthread_mutex_unlock(&srv->revoked_lock);
-    if (rc != CHAT_OK) {
-        chat__free(j);
-        return rc;
-    }
-    strcpy(j->session, t.session);
-    j->exp_ms = t.exp_ms;
-    j->job.run = revoke_run;
-    j->job.done = revoke_done;
-    chat__worker_submit(&srv->writer, &j->job);
-    return CHAT_OK;
+    return revoke_session(srv, t.session, t.exp_ms, NULL, NULL);
+}
+
+void chat__handle_logout(chat__conn *c, cJSON *f, cJSON *re)
+{
+    cJSON_Delete(f);
+    if (revoke_session(c->srv, c->session, c->session_exp_ms, c, re) != CHAT_OK)
+        chat__conn_close(c, 1011, "out of memory");
 }
 
 typedef struct password_job {

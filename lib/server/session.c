@@ -49,10 +49,46 @@ static void auth_ok_after(chat_server *srv, chat__req *r)
         chat__presence_snapshot(r->conn);
 }
 
+/* Timers further out than this are re-armed when they fire (lws adds the delay to its clock
+ * in microseconds: a token valid for centuries must not overflow it). */
+#define TOKEN_TIMER_MAX_MS (7LL * 24 * 3600 * 1000)
+
+static void token_expired_cb(lws_sorted_usec_list_t *sul);
+
+/* Arm the connection's timer for its token's expiry (auth_sul served the authentication
+ * deadline, cancelled once authenticated). The expiry is on the server's clock, which may be
+ * injected; lws timers run in real time. */
+static void token_timer_arm(chat__conn *c)
+{
+    int64_t left = c->session_exp_ms - chat__now_ms(c->srv);
+    if (left < 1)
+        left = 1;
+    if (left > TOKEN_TIMER_MAX_MS)
+        left = TOKEN_TIMER_MAX_MS;
+    lws_sul_schedule(lws_get_context(c->wsi), 0, &c->auth_sul, token_expired_cb,
+                     left * LWS_US_PER_MS);
+}
+
+/* The token a connection authenticated with expired: the connection ends with it (the client
+ * reconnects with a fresh token). */
+static void token_expired_cb(lws_sorted_usec_list_t *sul)
+{
+    chat__conn *c = lws_container_of(sul, chat__conn, auth_sul);
+    if (!c->authed || !c->wsi)
+        return;
+    if (chat__now_ms(c->srv) < c->session_exp_ms)
+        token_timer_arm(c); /* a capped timer: not yet */
+    else
+        chat__conn_close(c, 1008, "token expired");
+}
+
 /* The connection is now (user, device): register it and answer. token may be NULL. */
 static void authenticated(chat__conn *c, cJSON *re, const chat__token *t, char *token)
 {
     chat__conn_set_authed(c, t->user, t->device, t->session);
+    c->session_exp_ms = t->exp_ms;
+    if (c->authed && c->wsi)
+        token_timer_arm(c);
     chat__req *r = chat__req_new(c, NULL, auth_ok_run);
     if (!r) {
         chat__free(token);
@@ -109,10 +145,19 @@ static int verify_run(chat__job *job, chat__txn *tx)
     return CHAT_OK;
 }
 
+/* A login left the pending set (every path of a login ends in exactly one call). */
+static void login_finished(chat_server *srv)
+{
+    srv->logins_pending--;
+}
+
 static void verify_after(chat_server *srv, chat__req *r)
 {
     chat__conn *c = r->conn;
     c->auth_pending = 0;
+    login_finished(srv);
+    if (r->job.status == CHAT_OK)
+        chat__user_login_refund(srv, r->user); /* only failed attempts count */
     if (r->job.status != CHAT_OK || !c->wsi)
         return;
     chat__token t = {0};
@@ -151,6 +196,7 @@ static void lookup_after(chat_server *srv, chat__req *r)
     chat__conn *c = r->conn;
     if (r->job.status != CHAT_OK || !c->wsi) {
         c->auth_pending = 0;
+        login_finished(srv);
         return;
     }
     /* Hand the request's state to a hasher job; Argon2id takes ~100 ms and 64 MiB, so the
@@ -159,6 +205,7 @@ static void lookup_after(chat_server *srv, chat__req *r)
     r->args = NULL;
     if (!v) {
         c->auth_pending = 0;
+        login_finished(srv);
         chat__conn_error(c, r->re, CHAT_ENOMEM, "internal", "out of memory", 0);
         return;
     }
@@ -188,6 +235,19 @@ void chat__handle_login(chat__conn *c, cJSON *f, cJSON *re)
                          "'user' and 'device' must be ids, 'password' 1-1024 bytes", 0);
         goto fail;
     }
+    /* Bounded: Argon2id runs one at a time (~100 ms each), so a queue longer than the limit
+     * would only make every login wait; refuse at once instead. */
+    chat_server *srv = c->srv;
+    int64_t retry = 0;
+    if (srv->logins_pending >= chat__limit(srv, CHAT_LIMIT_LOGINS_PENDING)) {
+        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "too many logins in progress", 1000);
+        goto fail;
+    }
+    if (!chat__user_login_take(srv, user, &retry)) {
+        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited",
+                         "too many failed logins for this account", retry);
+        goto fail;
+    }
     login_state *ls = chat__calloc(1, sizeof *ls);
     if (!ls)
         goto fail;
@@ -204,6 +264,7 @@ void chat__handle_login(chat__conn *c, cJSON *f, cJSON *re)
     r->extra_free = chat__free;
     r->after = lookup_after;
     c->auth_pending = 1;
+    srv->logins_pending++;
     chat__req_submit(c->srv, r);
     return;
 fail:

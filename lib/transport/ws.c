@@ -105,6 +105,24 @@ static int fd_in_reserve(int fd)
     return (rlim_t)fd + reserve >= rl.rlim_cur;
 }
 
+/* With allowed origins configured, an upgrade carrying any other Origin is refused (a missing
+ * Origin is a native client's, and accepted). Returns 1 when allowed. */
+static int origin_allowed(const chat_server *srv, struct lws *wsi)
+{
+    if (srv->cfg.n_origins == 0)
+        return 1;
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (n <= 0)
+        return 1;
+    char origin[CHAT__ORIGIN_MAX];
+    if (n >= (int)sizeof origin || lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) != n)
+        return 0;
+    for (int i = 0; i < srv->cfg.n_origins; i++)
+        if (strcmp(srv->cfg.origins[i], origin) == 0)
+            return 1;
+    return 0;
+}
+
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                        size_t len)
 {
@@ -120,6 +138,11 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (srv->stopping || srv->n_conns >= (size_t)chat__limit(srv, CHAT_LIMIT_CONNECTIONS))
             return 1; /* refuse the upgrade */
+        if (!origin_allowed(srv, wsi)) {
+            chat__log(srv, CHAT_LOG_INFO, "upgrade refused: Origin not allowed");
+            lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, NULL);
+            return 1;
+        }
         return 0;
     case LWS_CALLBACK_ESTABLISHED:
         p->conn = chat__conn_new(srv, wsi);
@@ -219,7 +242,14 @@ int chat__ws_start(chat_server *srv)
     info.foreign_loops = loops;
     info.user = srv;
     info.pcontext = &srv->lws;
+    /* HTTP/1.1 only: no h2 in ALPN (lws 4.1.6's HTTP/2 code carries known CVEs). No
+     * info.extensions (no permessage-deflate) and no plugins: both stay NULL. */
     info.alpn = "http/1.1";
+    if (srv->cfg.tls_cert[0]) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = srv->cfg.tls_cert;
+        info.ssl_private_key_filepath = srv->cfg.tls_key;
+    }
     info.retry_and_idle_policy = &srv->retry;
     info.vhost_name = "default";
     info.max_http_header_data = 4096; /* signed media URLs and bearer tokens */
@@ -229,8 +259,12 @@ int chat__ws_start(chat_server *srv)
     srv->vhost = srv->lws ? lws_get_vhost_by_name(srv->lws, "default") : NULL;
     int port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : 0;
     if (port <= 0)
-        return chat__error_set(CHAT_EIO, 0, "cannot listen on %s:%d", srv->cfg.address,
-                               srv->cfg.port);
+        return chat__error_set(CHAT_EIO, 0,
+                               srv->cfg.tls_cert[0]
+                                   ? "cannot listen on %s:%d (or the TLS certificate and key "
+                                     "are not a usable pair)"
+                                   : "cannot listen on %s:%d",
+                               srv->cfg.address, srv->cfg.port);
     atomic_store(&srv->port, port);
     chat__log(srv, CHAT_LOG_INFO, "listening on %s:%d", srv->cfg.address,
               atomic_load(&srv->port));

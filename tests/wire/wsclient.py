@@ -115,7 +115,7 @@ class WS:
     """One client connection. Not thread-safe: use one WS per thread."""
 
     def __init__(self, port, host="127.0.0.1", path="/", subprotocol="libchat.v1", timeout=5.0,
-                 extra_headers=None, auto_pong=True):
+                 extra_headers=None, auto_pong=True, ssl_context=None, server_hostname=None):
         self.host = host
         self.port = port
         self.auto_pong = auto_pong
@@ -136,6 +136,9 @@ class WS:
         self._frag_parts = []
         self._next_id = 0
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if ssl_context is not None:  # wss://: TLS, verified as the context says
+            self.sock = ssl_context.wrap_socket(self.sock,
+                                                server_hostname=server_hostname or host)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._handshake(path, subprotocol, timeout, extra_headers or {})
 

@@ -269,12 +269,14 @@ class Client:
     """A libchat client: Client(server, token=... | user=, password=, device=, cache=None).
 
     start=True starts the loop thread at once. backoff=(base_ms, max_ms) and
-    heartbeat=(interval_ms, timeout_ms) tune reconnects. Use as a context manager, or call
+    heartbeat=(interval_ms, timeout_ms) tune reconnects. ca_file= trusts the CAs of that PEM
+    file for a wss:// server instead of the system's. Use as a context manager, or call
     close().
     """
 
     def __init__(self, server, token=None, *, user=None, password=None, device=None,
-                 cache=None, backoff=None, heartbeat=None, auto_delivered=True, start=True):
+                 cache=None, backoff=None, heartbeat=None, auto_delivered=True, start=True,
+                 ca_file=None):
         self._h = None
         self._closed = False
         self._cond = threading.Condition()
@@ -291,6 +293,8 @@ class Client:
                                                         _enc(device or "python")), "login")
             if cache is not None:
                 _check(lib.chat_client_config_set_cache_path(cfg, _enc(str(cache))), "cache")
+            if ca_file is not None:
+                _check(lib.chat_client_config_set_ca_file(cfg, _enc(str(ca_file))), "ca_file")
             if backoff is not None:
                 _check(lib.chat_client_config_set_backoff(cfg, int(backoff[0]),
                                                           int(backoff[1])), "backoff")

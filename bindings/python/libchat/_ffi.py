@@ -74,6 +74,7 @@ _PROTOS = {
     "chat_client_config_set_token": (c_int, [_p, _str]),
     "chat_client_config_set_login": (c_int, [_p, _str, _str, _str]),
     "chat_client_config_set_cache_path": (c_int, [_p, _str]),
+    "chat_client_config_set_ca_file": (c_int, [_p, _str]),
     "chat_client_config_set_backoff": (c_int, [_p, c_int64, c_int64]),
     "chat_client_config_set_heartbeat": (c_int, [_p, c_int64, c_int64]),
     "chat_client_config_set_auto_delivered": (c_int, [_p, c_int]),

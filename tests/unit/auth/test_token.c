@@ -260,6 +260,102 @@ static void test_token_rotation_keeps_old_tokens(void **state)
     chat__free(fresh);
 }
 
+/* Every character position of the encoded token, replaced by every other character of the
+ * base64url alphabet: all refused (a change lands in the MAC'd bytes, in the tag, or in
+ * trailing bits the decoder refuses). */
+static void test_token_every_char_substitution_refused(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                   "0123456789-_";
+    chat__keyring kr;
+    ring_with(&kr, 1, 1);
+    char *tok = issue(&kr, "alice", "laptop", NOW);
+    size_t len = strlen(tok);
+    char buf[CHAT__TOKEN_MAX_CHARS + 1];
+    memcpy(buf, tok, len + 1);
+    size_t tried = 0;
+    for (size_t i = 0; i < len; i++) {
+        for (size_t a = 0; a < sizeof alphabet - 1; a++) {
+            if (alphabet[a] == tok[i])
+                continue;
+            buf[i] = alphabet[a];
+            assert_int_equal(chat__token_verify(&kr, buf, len, NOW, NULL), CHAT_EAUTH);
+            tried++;
+        }
+        buf[i] = tok[i];
+    }
+    assert_int_equal(tried, len * 63);
+    assert_int_equal(chat__token_verify(&kr, buf, len, NOW, NULL), CHAT_OK);
+    chat__free(tok);
+}
+
+/* Truncated or extended at the byte level and re-encoded as valid base64url: every length
+ * from 0 to one past the real one is refused as malformed (fixed layout, exact length). */
+static void test_token_every_binary_length_refused(void **state)
+{
+    (void)state;
+    chat__keyring kr;
+    ring_with(&kr, 1, 1);
+    char *tok = issue(&kr, "alice", "laptop", NOW);
+    unsigned char bin[300];
+    size_t n = 0;
+    assert_int_equal(sodium_base642bin(bin, sizeof bin, tok, strlen(tok), NULL, &n, NULL,
+                                       sodium_base64_VARIANT_URLSAFE_NO_PADDING), 0);
+    memset(bin + n, 0, sizeof bin - n);
+    char enc[512];
+    for (size_t l = 0; l <= n + 40; l++) {
+        if (l == n)
+            continue;
+        sodium_bin2base64(enc, sizeof enc, bin, l, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        assert_refused(&kr, enc, strlen(enc), NOW, "malformed");
+    }
+    sodium_bin2base64(enc, sizeof enc, bin, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    assert_int_equal(chat__token_verify(&kr, enc, strlen(enc), NOW, NULL), CHAT_OK);
+    chat__free(tok);
+}
+
+/* After rotation an old token stays valid until its own expiry, then is refused as expired
+ * (not as an unknown key: key 1 is still in the ring). */
+static void test_token_rotation_old_token_until_expiry(void **state)
+{
+    (void)state;
+    chat__keyring kr;
+    ring_with(&kr, 1, 1);
+    char *old = issue(&kr, "u", "d", NOW);
+    unsigned char key2[32];
+    fill_key(key2, 2);
+    assert_int_equal(chat__keyring_add(&kr, 2, key2, sizeof key2), CHAT_OK);
+    char *fresh = issue(&kr, "u", "d", NOW + TTL / 2);
+    assert_int_equal(chat__token_verify(&kr, old, strlen(old), NOW + TTL - 1, NULL), CHAT_OK);
+    assert_refused(&kr, old, strlen(old), NOW + TTL, "expired");
+    assert_int_equal(chat__token_verify(&kr, fresh, strlen(fresh), NOW + TTL, NULL), CHAT_OK);
+    assert_refused(&kr, fresh, strlen(fresh), NOW + TTL / 2 + TTL, "expired");
+    chat__free(old);
+    chat__free(fresh);
+}
+
+/* Clock values at the ends of int64: no overflow turns a refusal into an acceptance. */
+static void test_token_clock_extremes(void **state)
+{
+    (void)state;
+    chat__keyring kr;
+    ring_with(&kr, 1, 1);
+    char *tok = issue(&kr, "u", "d", NOW);
+    assert_refused(&kr, tok, strlen(tok), INT64_MIN, "not yet valid");
+    assert_refused(&kr, tok, strlen(tok), -1, "not yet valid");
+    assert_refused(&kr, tok, strlen(tok), INT64_MAX - 1, "expired");
+    chat__free(tok);
+    /* a token issued at the far end of time: its exp cannot overflow */
+    char *late = NULL;
+    assert_int_equal(chat__token_issue(&kr, "u", "d", INT64_MAX - 10, 100, &late), CHAT_EINVAL);
+    assert_null(late);
+    assert_int_equal(chat__token_issue(&kr, "u", "d", INT64_MAX - 100, 100, &late), CHAT_OK);
+    assert_int_equal(chat__token_verify(&kr, late, strlen(late), INT64_MAX - 1, NULL), CHAT_OK);
+    assert_refused(&kr, late, strlen(late), INT64_MAX, "expired");
+    chat__free(late);
+}
+
 static void test_token_issue_refuses_bad_input(void **state)
 {
     (void)state;
@@ -452,6 +548,10 @@ int main(void)
         cmocka_unit_test(test_token_non_alphabet_byte_refused),
         cmocka_unit_test(test_token_unknown_key_id),
         cmocka_unit_test(test_token_rotation_keeps_old_tokens),
+        cmocka_unit_test(test_token_every_char_substitution_refused),
+        cmocka_unit_test(test_token_every_binary_length_refused),
+        cmocka_unit_test(test_token_rotation_old_token_until_expiry),
+        cmocka_unit_test(test_token_clock_extremes),
         cmocka_unit_test(test_token_issue_refuses_bad_input),
         cmocka_unit_test(test_keyring_add_limits),
         cmocka_unit_test_setup_teardown(test_keyring_file_created_0600_and_reloads,

@@ -48,12 +48,12 @@ chatd_sql() { # data dir, sync mode
 "$CHATD" token --key-file "$KEY" --data-dir "$WORK" x y >/dev/null || exit 1
 : >"$LOG"
 say "# run-all: $(date -u +%FT%TZ) $(uname -r), $(nproc) cpus, nofile $(ulimit -Hn); work dir $WORK"
-say "# every server pinned to cpu 0 (taskset -c 0), chat-bench pinned to cpu 1"
+say "# every server pinned to cpu 0 (taskset -c 0), chat-bench pinned to cpu 1; the relay uses chatd's 256-byte rx buffer"
 
 if ! skip pairs; then
     say "## (1) 1:1 pairs, $CONNS_SMALL connections, steps of ${STEP}s"
     run relay    --mode pairs --conns "$CONNS_SMALL" --rates "$RATES_PAIRS" --step-secs "$STEP" \
-        --relay-tokens --spawn "$RELAY --port 0"
+        --relay-tokens --spawn "$RELAY --port 0 --rx 256"
     run chatd-mem --mode pairs --conns "$CONNS_SMALL" --rates "$RATES_PAIRS" --step-secs "$STEP" \
         --key-file "$KEY" --spawn "$chatd_mem"
 fi
@@ -67,21 +67,21 @@ fi
 if ! skip big; then
     say "## (1b) 1:1 pairs, $CONNS_BIG connections"
     run relay    --mode pairs --conns "$CONNS_BIG" --rates "$RATES_BIG" --step-secs "$STEP" \
-        --relay-tokens --spawn "$RELAY --port 0"
+        --relay-tokens --spawn "$RELAY --port 0 --rx 256"
     run chatd-mem --mode pairs --conns "$CONNS_BIG" --rates "$RATES_BIG" --step-secs "$STEP" \
         --key-file "$KEY" --spawn "$chatd_mem"
 fi
 if ! skip group; then
     say "## (2) group fan-out: one group of $MEMBERS, one sender; offered rate in messages/s"
     run relay    --mode group --members "$MEMBERS" --rates "$RATES_GROUP" --step-secs "$STEP" \
-        --relay-tokens --spawn "$RELAY --port 0"
+        --relay-tokens --spawn "$RELAY --port 0 --rx 256"
     run chatd-mem --mode group --members "$MEMBERS" --rates "$RATES_GROUP" --step-secs "$STEP" \
         --key-file "$KEY" --spawn "$chatd_mem"
 fi
 if ! skip idle; then
     say "## (3) idle authenticated connections: server RSS per connection"
     for n in $IDLE; do
-        run relay     --mode idle --conns "$n" --relay-tokens --spawn "$RELAY --port 0"
+        run relay     --mode idle --conns "$n" --relay-tokens --spawn "$RELAY --port 0 --rx 256"
         run chatd-mem --mode idle --conns "$n" --key-file "$KEY" --spawn "$chatd_mem"
     done
 fi

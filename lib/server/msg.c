@@ -141,7 +141,7 @@ static int send_run(chat__job *job, chat__txn *tx)
         if (rc != CHAT_OK)
             return rc;
     }
-    rc = chat__txn_member(tx, r, conv.id, r->user, &conv, &me);
+    rc = chat__txn_member_of(tx, r, &conv, r->user, &me);
     if (rc != CHAT_OK)
         return rc;
 
@@ -166,7 +166,7 @@ static int send_run(chat__job *job, chat__txn *tx)
     m.kind = a->kind;
     m.body = a->body;
     m.body_len = a->body_len;
-    rc = chat__txn_append(tx, r, &conv, &m);
+    rc = chat__txn_append_as(tx, r, &conv, &m, &me);
     if (rc != CHAT_OK)
         return rc;
     rc = chat__txn_fanout_members(tx, r, conv.id);

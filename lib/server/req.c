@@ -251,7 +251,14 @@ int chat__txn_member(chat__txn *tx, chat__req *r, int64_t conv, const char *user
     int rc = chat__txn_conv(tx, r, conv, conv_out);
     if (rc != CHAT_OK)
         return rc;
-    rc = tx->ops->member_get(tx->st, conv, user, m_out);
+    return chat__txn_member_of(tx, r, conv_out, user, m_out);
+}
+
+int chat__txn_member_of(chat__txn *tx, chat__req *r, const chat_store_conv *c, const char *user,
+                        chat_store_member *m_out)
+{
+    int64_t conv = c->id;
+    int rc = tx->ops->member_get(tx->st, conv, user, m_out);
     if (rc == CHAT_ENOTFOUND || (rc == CHAT_OK && m_out->role == CHAT_ROLE_NONE))
         return chat__req_fail(r, CHAT_EPERM, "not_member",
                               "not a member of conversation %" PRId64, conv);
@@ -277,6 +284,12 @@ int chat__txn_fanout_members(chat__txn *tx, chat__req *r, int64_t conv)
 
 int chat__txn_append(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_store_msg *msg)
 {
+    return chat__txn_append_as(tx, r, conv, msg, NULL);
+}
+
+int chat__txn_append_as(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_store_msg *msg,
+                        const chat_store_member *sender)
+{
     msg->conv = conv->id;
     msg->seq = conv->head_seq + 1;
     msg->ts_ms = tx->now_ms;
@@ -291,7 +304,12 @@ int chat__txn_append(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_st
     /* Sending marks the conversation delivered and read for the sender up to the message:
      * own messages never count as unread. */
     chat_store_member me;
-    rc = tx->ops->member_get(tx->st, conv->id, msg->sender, &me);
+    if (sender) {
+        me = *sender;
+        rc = CHAT_OK;
+    } else {
+        rc = tx->ops->member_get(tx->st, conv->id, msg->sender, &me);
+    }
     if (rc == CHAT_OK && me.role != CHAT_ROLE_NONE) {
         me.delivered_seq = me.read_seq = msg->seq;
         me.delivered_ms = me.read_ms = tx->now_ms;

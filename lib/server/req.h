@@ -82,10 +82,17 @@ int chat__txn_conv(chat__txn *tx, chat__req *r, int64_t conv, chat_store_conv *o
 /* conv must exist and user must be an active member. */
 int chat__txn_member(chat__txn *tx, chat__req *r, int64_t conv, const char *user,
                      chat_store_conv *conv_out, chat_store_member *m_out);
+/* The same check when conv was read already in this transaction. */
+int chat__txn_member_of(chat__txn *tx, chat__req *r, const chat_store_conv *conv,
+                        const char *user, chat_store_member *m_out);
 /* Active members of conv into r->to. */
 int chat__txn_fanout_members(chat__txn *tx, chat__req *r, int64_t conv);
 /* Append a message at head+1 (conv is updated in place and in the store). */
 int chat__txn_append(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_store_msg *msg);
+/* The same, with the sender's member row as read in this transaction (saves reading it again);
+ * sender may be NULL. */
+int chat__txn_append_as(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_store_msg *msg,
+                        const chat_store_member *sender);
 /* Append an event {"type": type, "by": r->user, ...fields} as the requester. */
 int chat__txn_event(chat__txn *tx, chat__req *r, chat_store_conv *conv, cJSON *event,
                     chat_store_msg *out);

@@ -21,9 +21,10 @@
 _Static_assert(LWS_PRE <= CHAT__FRAME_PRE, "frame headroom too small for lws");
 
 /* lws allocates this per connection; messages larger than it arrive in several chunks, which
- * on_receive reassembles anyway. 512 bytes keeps idle connections small (bench: the relay goes
- * from 6.2 to 2.8 KiB per idle connection). */
-#define CHAT__WS_RX_BUFFER 512
+ * on_receive reassembles anyway. 256 bytes holds a typical send frame (~150 bytes) whole and
+ * keeps idle connections small (bench, 10K idle: 2.37 KiB per connection with 256, 2.55-2.60
+ * with 512, 3.2 with 512 before the whole-message fast path; 6.6 with 4096). */
+#define CHAT__WS_RX_BUFFER 256
 
 struct pss {
     chat__conn *conn;

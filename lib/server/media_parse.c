@@ -209,13 +209,17 @@ int chat__media_verify(const chat__keyring *kr, int64_t now_ms, const char *id, 
 
 int chat__media_parse_u64(const char *s, uint64_t *out)
 {
-    if (!*s || strlen(s) > 19)
+    size_t n = strlen(s);
+    if (n == 0 || n > 20) /* 2^64 - 1 has 20 digits */
         return -1;
     uint64_t v = 0;
     for (; *s; s++) {
         if (*s < '0' || *s > '9')
             return -1;
-        v = v * 10 + (uint64_t)(*s - '0');
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
     }
     *out = v;
     return 0;
@@ -229,7 +233,7 @@ int chat__media_parse_range(const char *r, uint64_t size, uint64_t *from, uint64
     const char *dash = strchr(r, '-');
     if (!dash)
         return 0;
-    char a[24] = "", b[24] = "";
+    char a[24] = "", b[24] = ""; /* longer than any number parse_u64 takes */
     size_t la = (size_t)(dash - r), lb = strlen(dash + 1);
     if (la >= sizeof a || lb >= sizeof b)
         return 0;

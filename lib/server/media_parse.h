@@ -62,8 +62,9 @@ int chat__media_query_parse(const char *q, size_t len, chat__media_url *out);
 int chat__media_verify(const chat__keyring *kr, int64_t now_ms, const char *id, size_t id_len,
                        const char *q, size_t q_len, chat__media_url *out);
 
-/* A decimal header value (Content-Length, Upload-Length, Upload-Offset): 1..19 digits,
- * nothing else (leading zeros allowed, as HTTP allows them). 0 with *out set, else -1. */
+/* A decimal header value (Content-Length, Upload-Length, Upload-Offset, Range bounds): 1..20
+ * digits, nothing else, at most 2^64 - 1 (leading zeros allowed, as HTTP allows them). 0 with
+ * *out set, else -1. */
 int chat__media_parse_u64(const char *s, uint64_t *out);
 
 /*

@@ -223,7 +223,10 @@ static void test_media_parse_u64(void **state)
     assert_true(v == 9999999999999999999ULL);
     assert_int_equal(chat__media_parse_u64("007", &v), 0);
     assert_int_equal(v, 7);
-    assert_int_equal(chat__media_parse_u64("10000000000000000000", &v), -1);
+    assert_int_equal(chat__media_parse_u64("18446744073709551615", &v), 0);
+    assert_true(v == UINT64_MAX);
+    assert_int_equal(chat__media_parse_u64("18446744073709551616", &v), -1);
+    assert_int_equal(chat__media_parse_u64("000000000000000000001", &v), -1);
     assert_int_equal(chat__media_parse_u64("", &v), -1);
     assert_int_equal(chat__media_parse_u64("+1", &v), -1);
     assert_int_equal(chat__media_parse_u64("1 ", &v), -1);
@@ -254,6 +257,11 @@ static void test_media_parse_range(void **state)
     assert_int_equal(chat__media_parse_range("bytes=a-", 100, &a, &b), 0);
     assert_int_equal(chat__media_parse_range("items=0-1", 100, &a, &b), 0);
     assert_int_equal(chat__media_parse_range("bytes=-x", 100, &a, &b), 0);
+    /* a range the server answers for the largest object can be sent back (fuzz) */
+    assert_int_equal(chat__media_parse_range("bytes=184746073709551614-18446744073709551614",
+                                             UINT64_MAX, &a, &b),
+                     1);
+    assert_true(a == 184746073709551614ULL && b == UINT64_MAX - 1);
 }
 
 static void test_media_parse_metadata(void **state)

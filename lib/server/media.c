@@ -7,10 +7,7 @@
 #include "core/json.h"
 #include "store/checked.h"
 
-#include <inttypes.h>
-#include <sodium.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 int chat__media_enabled(const chat_server *srv)

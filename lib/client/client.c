@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/array.h"
+#include "core/decode.h"
 #include "core/error.h"
 #include "core/json.h"
 
@@ -710,22 +711,16 @@ static void on_text(const char *data, size_t len, void *ud)
     chat_client *c = ud;
     c->last_rx_ms = chat__mono_ms();
     c->ping_sent_ms = 0;
-    cJSON *o = cJSON_ParseWithLength(data, len);
-    if (!o) {
-        chat__client_log(c, CHAT_LOG_WARN, "unparsable frame from the server");
+    chat__reply rep;
+    if (chat__decode_reply(data, len, &rep) != CHAT_OK) {
+        chat__client_log(c, CHAT_LOG_WARN, "frame from the server refused (%s): %s",
+                         rep.reason, rep.message);
         return;
     }
-    const char *type = chat__json_str(o, "type", NULL);
-    const char *re = chat__json_str(o, "re", NULL);
-    chat__pend *p = NULL;
-    if (re) {
-        char *end;
-        uint64_t id = strtoull(re, &end, 10);
-        if (*end == 0)
-            p = pend_take(c, id);
-    }
-    if (!type)
-        type = "";
+    cJSON *o = rep.frame;
+    const char *type = rep.type;
+    int re = rep.has_re;
+    chat__pend *p = rep.re ? pend_take(c, rep.re) : NULL;
     if (strcmp(type, "error") == 0) {
         const char *code_name = chat__json_str(o, "code", NULL);
         const char *reason = chat__json_str(o, "reason", NULL);

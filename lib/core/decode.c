@@ -93,27 +93,59 @@ static int fail(chat__decoded *out, int code, const char *reason, const char *me
     return code;
 }
 
+static int fail_reply(chat__reply *out, int code, const char *reason, const char *message)
+{
+    out->reason = reason;
+    out->message = message;
+    return code;
+}
+
+int chat__decode_json(const char *buf, size_t len, int max_depth, cJSON **out,
+                      const char **reason, const char **message)
+{
+    *out = NULL;
+    *reason = "bad_json";
+    if (!buf && len) {
+        *message = "no frame";
+        return CHAT_EINVAL;
+    }
+    if (!chat__json_depth_ok(buf, len, max_depth)) {
+        *reason = "too_deep";
+        *message = "JSON nested too deeply";
+        return CHAT_ELIMIT;
+    }
+    if (len && memchr(buf, '\0', len)) {
+        *message = "NUL byte in frame";
+        return CHAT_EPROTO;
+    }
+    cJSON *v = chat__decode_parse(buf, len);
+    if (!v) {
+        *message = "frame is not valid JSON";
+        return CHAT_EPROTO;
+    }
+    if (has_nul_escape(buf, len)) {
+        *message = "strings must not contain U+0000";
+        goto err;
+    }
+    if (!numbers_finite(v)) {
+        *message = "number out of range";
+        goto err;
+    }
+    *reason = *message = NULL;
+    *out = v;
+    return CHAT_OK;
+err:
+    cJSON_Delete(v);
+    return CHAT_EPROTO;
+}
+
 int chat__decode_frame(const char *buf, size_t len, int max_depth, chat__decoded *out)
 {
     memset(out, 0, sizeof *out);
-    if (!buf && len)
-        return fail(out, CHAT_EINVAL, "bad_json", "no frame");
-    if (!chat__json_depth_ok(buf, len, max_depth))
-        return fail(out, CHAT_ELIMIT, "too_deep", "JSON nested too deeply");
-    if (len && memchr(buf, '\0', len))
-        return fail(out, CHAT_EPROTO, "bad_json", "NUL byte in frame");
-    cJSON *f = chat__decode_parse(buf, len);
-    if (!f)
-        return fail(out, CHAT_EPROTO, "bad_json", "frame is not valid JSON");
-    int rc;
-    if (has_nul_escape(buf, len)) {
-        rc = fail(out, CHAT_EPROTO, "bad_json", "strings must not contain U+0000");
-        goto err;
-    }
-    if (!numbers_finite(f)) {
-        rc = fail(out, CHAT_EPROTO, "bad_json", "number out of range");
-        goto err;
-    }
+    cJSON *f = NULL;
+    int rc = chat__decode_json(buf, len, max_depth, &f, &out->reason, &out->message);
+    if (rc != CHAT_OK)
+        return rc;
     if (!cJSON_IsObject(f)) {
         rc = fail(out, CHAT_EPROTO, "not_object", "frame must be a JSON object");
         goto err;
@@ -147,6 +179,54 @@ int chat__decode_frame(const char *buf, size_t len, int max_depth, chat__decoded
     }
     out->frame = f;
     out->type = t->valuestring;
+    return CHAT_OK;
+err:
+    cJSON_Delete(f);
+    return rc;
+}
+
+/* "re" as the client engine writes "id": canonical decimal 1..2^64-1. */
+static uint64_t reply_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 20 || s[0] == '0')
+        return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    return v;
+}
+
+int chat__decode_reply(const char *buf, size_t len, chat__reply *out)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *f = NULL;
+    int rc = chat__decode_json(buf, len, CHAT__REPLY_MAX_DEPTH, &f, &out->reason,
+                               &out->message);
+    if (rc != CHAT_OK)
+        return rc;
+    if (!cJSON_IsObject(f)) {
+        rc = fail_reply(out, CHAT_EPROTO, "not_object", "frame must be a JSON object");
+        goto err;
+    }
+    int dup = chat__json_has_duplicate_keys(f);
+    if (dup) {
+        rc = dup < 0 ? fail_reply(out, CHAT_ENOMEM, "internal", "out of memory")
+                     : fail_reply(out, CHAT_EPROTO, "duplicate_key", "an object repeats a key");
+        goto err;
+    }
+    const char *type = chat__json_str(f, "type", NULL);
+    const char *re = chat__json_str(f, "re", NULL);
+    out->frame = f;
+    out->type = type ? type : "";
+    out->re = re ? reply_id(re) : 0;
+    out->has_re = cJSON_GetObjectItemCaseSensitive(f, "re") != NULL;
     return CHAT_OK;
 err:
     cJSON_Delete(f);

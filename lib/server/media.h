@@ -3,15 +3,9 @@
 #ifndef CHAT_SERVER_MEDIA_H
 #define CHAT_SERVER_MEDIA_H
 
+#include "server/media_parse.h" /* media ids, signing and verifying URLs, HTTP values */
 #include "server/req.h"
 #include "chat/sys/blob.h"
-
-/* A media id: the lower-case hex BLAKE2b-256 of the bytes. */
-#define CHAT__MEDIA_ID_LEN 64
-#define CHAT__MEDIA_PREFIX "/media/"
-
-/* 1 when s[0..n) is a well-formed media id (64 lower-case hex digits). */
-int chat__media_id_valid(const char *s, size_t n);
 
 /* Open the default blob store (data_dir/media) unless the host set one; no data dir and no
  * blob store leaves media off. [chat_server_new] */
@@ -20,16 +14,6 @@ int chat__media_init(chat_server *srv);
 void chat__media_free(chat_server *srv);
 /* Media works: a blob store and a store with the version-2 media methods. */
 int chat__media_enabled(const chat_server *srv);
-
-/* The signed path-and-query of a download URL of id for scope (a user id), valid until
- * exp_s (Unix seconds). CHAT_OK, CHAT_EINVAL (does not fit). [any thread] */
-int chat__media_sign(const chat_server *srv, const char *id, const char *scope,
-                     const char *mime, int64_t exp_s, char *out, size_t size);
-/* Check a download URL's fields; CHAT_OK or CHAT_EAUTH (bad or unknown key, bad MAC) or
- * CHAT_ETIMEDOUT (expired). mime_out receives the signed mime type. */
-int chat__media_verify(const chat_server *srv, const char *id, const char *exp,
-                       const char *scope, const char *mime_b64, const char *kid,
-                       const char *sig, char *mime_out, size_t mime_size);
 
 /* May user obtain URLs of media id? CHAT_OK (out filled), CHAT_ENOTFOUND (no such media),
  * CHAT_EPERM, CHAT_ENOTSUP (the store keeps no media), CHAT_EIO. [writer thread] */

@@ -300,20 +300,6 @@ static int custom_copy(struct lws *wsi, const char *lname, const char *cname, ch
     return 0;
 }
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-    if (!*s || strlen(s) > 19)
-        return -1;
-    uint64_t v = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return -1;
-        v = v * 10 + (uint64_t)(*s - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 /* The bearer token's user, or 0 after answering 401. */
 static int authenticate(http *h, char *user)
 {
@@ -344,79 +330,7 @@ static int content_length(struct lws *wsi, uint64_t *len)
     int n = hdr_copy(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, buf, sizeof buf);
     if (n == 0)
         return 0;
-    return n < 0 || parse_u64(buf, len) ? -1 : 1;
-}
-
-/* Well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF): names travel
- * in WebSocket text frames later. */
-static int utf8_ok(const unsigned char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned char c = s[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                               : (c & 0xF8) == 0xF0 ? 4 : 0;
-        if (!len || i + len > n)
-            return 0;
-        uint32_t cp = len == 1 ? c : c & (0x7F >> len);
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += len;
-    }
-    return 1;
-}
-
-/* tus-style "Upload-Metadata: name <base64>,type <base64>". */
-static int parse_metadata(const char *s, char *name, char *mime)
-{
-    char item[700];
-    while (*s) {
-        const char *comma = strchr(s, ',');
-        size_t n = comma ? (size_t)(comma - s) : strlen(s);
-        if (n >= sizeof item)
-            return -1;
-        memcpy(item, s, n);
-        item[n] = 0;
-        s += n + (comma ? 1 : 0);
-        char *k = item;
-        while (*k == ' ')
-            k++;
-        char *v = strchr(k, ' ');
-        if (v)
-            *v++ = 0;
-        char *dst = strcmp(k, "name") == 0 ? name : strcmp(k, "type") == 0 ? mime : NULL;
-        if (!dst || !v)
-            continue;
-        size_t got = 0;
-        if (sodium_base642bin((unsigned char *)dst, CHAT_MEDIA_STR_MAX, v, strlen(v), " ", &got,
-                              NULL, sodium_base64_VARIANT_ORIGINAL) != 0)
-            return -1;
-        dst[got] = 0;
-        if (strlen(dst) != got)
-            return -1;
-        for (size_t i = 0; i < got; i++)
-            if ((unsigned char)dst[i] < 0x20 || dst[i] == 0x7f)
-                return -1;
-        if (!utf8_ok((const unsigned char *)dst, got))
-            return -1;
-    }
-    return 0;
-}
-
-static int mime_ok(const char *m)
-{
-    const char *slash = strchr(m, '/');
-    if (!slash || slash == m || !slash[1])
-        return 0;
-    for (; *m; m++)
-        if (*m <= ' ' || *m >= 0x7f || *m == '"' || *m == ',')
-            return 0;
-    return 1;
+    return n < 0 || chat__media_parse_u64(buf, len) ? -1 : 1;
 }
 
 static void upload_headers(http *h, const upload *up)
@@ -576,7 +490,7 @@ static int on_upload_create(http *h)
     if (cl < 0)
         return fail_now(h, 400, CHAT_EINVAL, "bad_field", "bad Content-Length");
     int n = custom_copy(h->wsi, "upload-length:", "Upload-Length:", buf, sizeof buf);
-    if (n <= 0 || parse_u64(buf, &length))
+    if (n <= 0 || chat__media_parse_u64(buf, &length))
         return fail_now(h, 400, CHAT_EINVAL, "missing_field",
                         "Upload-Length (a byte count) is required");
     if ((int64_t)length > chat__limit(srv, CHAT_LIMIT_MEDIA_BYTES) || (int64_t)length < 0)
@@ -585,11 +499,11 @@ static int on_upload_create(http *h)
         return fail_now(h, 413, CHAT_ELIMIT, "too_large", "the body is over Upload-Length");
     char name[CHAT_MEDIA_STR_MAX + 1] = "", mime[CHAT_MEDIA_STR_MAX + 1] = "";
     n = custom_copy(h->wsi, "upload-metadata:", "Upload-Metadata:", buf, sizeof buf);
-    if (n < 0 || (n > 0 && parse_metadata(buf, name, mime)))
+    if (n < 0 || (n > 0 && chat__media_parse_metadata(buf, name, mime)))
         return fail_now(h, 400, CHAT_EINVAL, "bad_field", "bad Upload-Metadata");
     if (!mime[0])
         strcpy(mime, "application/octet-stream");
-    if (!mime_ok(mime))
+    if (!chat__media_mime_ok(mime))
         return fail_now(h, 400, CHAT_EINVAL, "bad_field", "bad media type");
     /* Each creation sweeps (a walk of at most `uploads` entries), so idle sessions go. */
     size_t mine = uploads_sweep(srv, 0, user);
@@ -711,7 +625,7 @@ static int on_upload(http *h, const char *key)
         return fail_now(h, 409, CHAT_EBUSY, "busy",
                         "another request is appending to this upload; retry shortly");
     int n = custom_copy(wsi, "upload-offset:", "Upload-Offset:", buf, sizeof buf);
-    if (n <= 0 || parse_u64(buf, &offset))
+    if (n <= 0 || chat__media_parse_u64(buf, &offset))
         return fail_now(h, 400, CHAT_EINVAL, "missing_field", "Upload-Offset is required");
     if (offset != up->offset)
         return fail_now(h, 409, CHAT_EINVAL, "bad_offset",
@@ -772,44 +686,31 @@ static int on_body_done(http *h)
 
 /* ---- downloads ---- */
 
-static const char *urlarg(struct lws *wsi, const char *name, char *buf, int len)
+/* The query as the client sent it, rebuilt from lws's arguments (each one URL-decoded: a
+ * decoded '&' inside one is refused, it would read as two), joined by '&'. Its length, or -1
+ * when it does not fit or is ambiguous. */
+static int query_copy(struct lws *wsi, char *q, size_t size)
 {
-    return lws_get_urlarg_by_name(wsi, name, buf, len);
-}
-
-/* Range: "bytes=a-b", "bytes=a-", "bytes=-n". 1 = a range, 0 = none or ignored (serve all),
- * -1 = unsatisfiable. */
-static int parse_range(const char *r, uint64_t size, uint64_t *from, uint64_t *to)
-{
-    if (strncmp(r, "bytes=", 6) != 0 || strchr(r, ','))
-        return 0;
-    r += 6;
-    const char *dash = strchr(r, '-');
-    if (!dash)
-        return 0;
-    char a[24] = "", b[24] = "";
-    size_t la = (size_t)(dash - r), lb = strlen(dash + 1);
-    if (la >= sizeof a || lb >= sizeof b)
-        return 0;
-    memcpy(a, r, la);
-    memcpy(b, dash + 1, lb + 1);
-    uint64_t x = 0, y = 0;
-    if (!la) {
-        if (parse_u64(b, &y) || y == 0)
-            return y == 0 && !parse_u64(b, &y) ? -1 : 0;
-        *from = y >= size ? 0 : size - y;
-        *to = size ? size - 1 : 0;
-        return size ? 1 : -1;
+    size_t n = 0;
+    q[0] = 0;
+    for (int i = 0;; i++) {
+        if (size - n < 2)
+            return -1;
+        int len = lws_hdr_copy_fragment(wsi, q + n, (int)(size - n), WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (len < 0) {
+            if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i) > 0)
+                return -1; /* there, but too long */
+            if (n)
+                q[--n] = 0; /* the last '&' */
+            return (int)n;
+        }
+        if (n + (size_t)len + 2 > size || memchr(q + n, '&', (size_t)len) ||
+            strlen(q + n) != (size_t)len)
+            return -1;
+        n += (size_t)len;
+        q[n++] = '&';
+        q[n] = 0;
     }
-    if (parse_u64(a, &x) || (lb && parse_u64(b, &y)))
-        return 0;
-    if (lb && y < x)
-        return 0;
-    if (x >= size)
-        return -1;
-    *from = x;
-    *to = lb && y < size ? y : size - 1;
-    return 1;
 }
 
 static int on_download(http *h, const char *id)
@@ -824,25 +725,24 @@ static int on_download(http *h, const char *id)
     }
     if (!chat__media_id_valid(id, strlen(id)))
         return fail_now(h, 400, CHAT_EINVAL, "bad_field", "not a media id");
-    /* lws stops looking at the first argument longer than the buffer: every buffer takes
-     * the longest argument a signed URL has (t, the mime type in base64). */
-    enum { ARG = 400 };
-    char e[ARG], s[ARG], t[ARG], k[ARG], sig[ARG], mime[CHAT_MEDIA_STR_MAX + 1];
-    const char *ve = urlarg(wsi, "e=", e, sizeof e), *vs = urlarg(wsi, "s=", s, sizeof s),
-               *vt = urlarg(wsi, "t=", t, sizeof t), *vk = urlarg(wsi, "k=", k, sizeof k),
-               *vsig = urlarg(wsi, "sig=", sig, sizeof sig);
-    int rc = chat__media_verify(srv, id, ve, vs, vt, vk, vsig, mime, sizeof mime);
+    char q[1024];
+    chat__media_url u;
+    int rc = query_copy(wsi, q, sizeof q);
+    rc = rc < 0 ? CHAT_EAUTH
+                : chat__media_verify(&srv->cfg.keys, chat__now_ms(srv), id, strlen(id), q,
+                                     (size_t)rc, &u);
     if (rc == CHAT_ETIMEDOUT)
         return fail_now(h, 403, CHAT_EAUTH, "expired", "the URL has expired");
     if (rc != CHAT_OK)
         return fail_now(h, 403, CHAT_EAUTH, "bad_signature", "the URL signature is not valid");
+    const char *mime = u.mime;
     uint64_t size = 0;
     rc = srv->blob->open(srv->blob_st, id, &size, &h->blob_h);
     if (rc == CHAT_ENOTFOUND)
         return fail_now(h, 404, CHAT_ENOTFOUND, "not_found", "no such media");
     if (rc != CHAT_OK)
         return fail_now(h, 500, CHAT_EIO, "storage", "cannot read the media");
-    int64_t max_age = strtoll(ve, NULL, 10) - chat__now_ms(srv) / 1000;
+    int64_t max_age = u.exp_s - chat__now_ms(srv) / 1000;
     add_hdr(h, "etag", "\"%s\"", id);
     add_hdr(h, "cache-control", "public, max-age=%lld, immutable",
             (long long)(max_age > 0 ? max_age : 0));
@@ -869,7 +769,7 @@ static int on_download(http *h, const char *id)
     char range[100];
     uint64_t from = 0, to = size ? size - 1 : 0;
     n = hdr_copy(wsi, WSI_TOKEN_HTTP_RANGE, range, sizeof range);
-    int ranged = n > 0 ? parse_range(range, size, &from, &to) : 0;
+    int ranged = n > 0 ? chat__media_parse_range(range, size, &from, &to) : 0;
     if (ranged < 0) {
         add_hdr(h, "content-range", "bytes */%" PRIu64, size);
         return fail_now(h, 416, CHAT_EINVAL, "bad_range", "the range is outside the media");

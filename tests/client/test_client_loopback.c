@@ -329,6 +329,43 @@ static void test_loopback_outbox_resends_until_acked(void **state)
     harness_down(&h);
 }
 
+/* Frames the server never sends are dropped whole, however much of them a lax parser could
+ * read: an ack with text after the JSON value, with a repeated key, with its request id spelt
+ * with a leading zero or a sign. Only the exact ack completes the send. */
+static void test_loopback_malformed_frames_are_dropped(void **state)
+{
+    (void)state;
+    harness h;
+    harness_up(&h, NULL, 0);
+    accept_auth(&h);
+    cJSON *cv = expect_frame(&h, "convs", 0);
+    reply(&h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":0,\"more\":false,\"convs\":[]}",
+          id_of(cv));
+    cJSON_Delete(cv);
+    chat_event_free(wait_event(&h, CHAT_EVENT_SYNCED));
+    char *cmid = NULL;
+    assert_int_equal(chat_client_send_text_to(&cmid, h.c, "bob", "hello", 5), CHAT_OK);
+    cJSON *s = expect_frame(&h, "send", 1);
+    const char *id = id_of(s);
+#define ACK(re, seq) "{\"type\":\"ack\",\"re\":\"" re "\",\"conv\":7,\"cmid\":\"%s\",\"seq\":" seq \
+                     ",\"ts\":1764331200000}"
+    reply(&h, ACK("%s", "91") "junk", id, cmid);
+    reply(&h, ACK("%s", "92") "{\"type\":\"ping\"}", id, cmid);
+    reply(&h, "{\"type\":\"ack\",\"seq\":1,\"seq\":93,\"re\":\"%s\",\"conv\":7,\"cmid\":\"%s\","
+              "\"ts\":1764331200000}", id, cmid);
+    reply(&h, ACK("0%s", "94"), id, cmid);
+    reply(&h, ACK("+%s", "95"), id, cmid);
+    reply(&h, ACK("%s", "1"), id, cmid);
+#undef ACK
+    cJSON_Delete(s);
+    chat_event *sent = wait_event(&h, CHAT_EVENT_SENT);
+    assert_string_equal(chat_event_cmid(sent), cmid);
+    assert_int_equal(chat_event_seq(sent), 1);
+    chat_event_free(sent);
+    chat_string_free(cmid);
+    harness_down(&h);
+}
+
 /* The two halves may be released in either order. */
 static void test_loopback_halves_freed_in_any_order(void **state)
 {
@@ -357,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_loopback_sync_fetches_from_the_first_gap),
         cmocka_unit_test(test_loopback_auth_failed_stops_retrying),
         cmocka_unit_test(test_loopback_outbox_resends_until_acked),
+        cmocka_unit_test(test_loopback_malformed_frames_are_dropped),
         cmocka_unit_test(test_loopback_halves_freed_in_any_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

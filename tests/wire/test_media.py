@@ -107,10 +107,10 @@ def token_key(server):
 def sign_url(server, media_id, exp_s, scope, mime):
     """The documented URL scheme (doc/media.md), computed independently of the server."""
     kid, key = token_key(server)
-    url_key = hashlib.blake2b(b"libchat media url v1", key=key, digest_size=32).digest()
+    url_key = hashlib.blake2b(b"libchat media url v2", key=key, digest_size=32).digest()
     msg = b""
-    for field in (b"libchat media url v1", media_id.encode(), str(exp_s).encode(),
-                  scope.encode(), mime.encode()):
+    for field in (b"libchat media url v2", media_id.encode(), str(exp_s).encode(),
+                  scope.encode(), mime.encode(), str(kid).encode()):
         msg += len(field).to_bytes(2, "big") + field
     tag = hmac.new(url_key, msg, hashlib.sha512).digest()[:32]
     t = base64.urlsafe_b64encode(mime.encode()).decode().rstrip("=")
@@ -333,6 +333,38 @@ def test_independently_signed_url_works_and_expired_is_403(server):
     expired = sign_url(server, mid, int(time.time()) - 1, "alice", "image/jpeg")
     st, _, body = hp.request("GET", expired)
     assert st == 403 and b"expired" in body, (st, body)
+
+
+# Every other spelling of a valid URL decodes to the same fields; each must be refused, or a
+# client could fetch one object under endless URLs and go around a cache to the origin.
+@pytest.mark.parametrize("change", [
+    ("&k={k}&", "&k=0{k}&"),                      # leading zero in the key id
+    ("&k={k}&", "&k=00{k}&"),
+    ("&k={k}&", "&k=%2B{k}&"),                    # "+1"
+    ("?e=", "?e=0"),                              # leading zero in the expiry
+    ("&t={t}&", "&t={t}%B8&"),                    # a byte libsodium 1.0.18 reads as '_'
+    ("&t={t}&", "&t={t}%FF&"),
+    ("&t={t}&", "&t={t}=&"),                      # padding
+    ("&sig={sig}", "&sig={SIG}"),                 # upper-case hex
+    ("?e=", "?x=1&e="),                           # an unknown parameter
+    ("&sig=", "&k={k}&sig="),                     # a repeated parameter
+    ("&s=alice", "&s=alice&s=alice"),
+    ("&sig={sig}", "&sig={sig}&sig={sig}"),
+    ("&sig={sig}", "&sig={sig}&"),                # a trailing '&'
+    ("&s=alice&t={t}", "&t={t}&s=alice"),         # another order
+])
+def test_non_canonical_url_spellings_are_403(server, change):
+    hp = Http(server)
+    mid = hp.upload("alice", os.urandom(700), mime="text/x")
+    url = media_url(server.connect("alice"), mid)["url"]
+    q = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    f = dict(k=q["k"], t=q["t"], sig=q["sig"], SIG=q["sig"].upper())
+    old, new = change[0].format(**f), change[1].format(**f)
+    assert old in url, (old, url)
+    st, _, body = hp.request("GET", url)
+    assert st == 200, (st, body)
+    st, _, body = hp.request("GET", url.replace(old, new, 1))
+    assert st == 403 and b"bad_signature" in body, (url.replace(old, new, 1), st, body)
 
 
 @pytest.mark.parametrize("path", [

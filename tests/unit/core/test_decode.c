@@ -1,10 +1,13 @@
-/* chat__decode_frame: the bytes of one text message to a validated request or an error. The
- * fuzz target tests/fuzz/fuzz_frame.c checks its invariants broadly; these pin the findings. */
+/* chat__decode_frame: the bytes of one text message to a validated request or an error; and
+ * chat__decode_reply, the client engine's side of the same checks. The fuzz targets
+ * tests/fuzz/fuzz_frame.c and fuzz_reply.c check their invariants broadly; these pin the
+ * findings. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "chat/errors.h"
@@ -108,6 +111,67 @@ static void test_decode_utf8_cut_keeps_whole_characters(void **state)
     assert_int_equal(chat__utf8_cut("", 0), 0);
 }
 
+static void assert_reply_refused(const char *text, int code, const char *reason)
+{
+    chat__reply r;
+    assert_int_equal(chat__decode_reply(text, strlen(text), &r), code);
+    assert_null(r.frame);
+    assert_string_equal(r.reason, reason);
+    assert_non_null(r.message);
+}
+
+static uint64_t reply_re(const char *text, int *has_re)
+{
+    chat__reply r;
+    assert_int_equal(chat__decode_reply(text, strlen(text), &r), CHAT_OK);
+    uint64_t re = r.re;
+    *has_re = r.has_re;
+    cJSON_Delete(r.frame);
+    return re;
+}
+
+static void test_decode_reply_is_as_strict_as_requests(void **state)
+{
+    (void)state;
+    chat__reply r;
+    const char *ack = "{\"type\":\"ack\",\"re\":\"12\",\"seq\":1} \r\n";
+    assert_int_equal(chat__decode_reply(ack, strlen(ack), &r), CHAT_OK);
+    assert_string_equal(r.type, "ack");
+    assert_true(r.re == 12 && r.has_re);
+    cJSON_Delete(r.frame);
+    /* cJSON_ParseWithLength would read the ack and ignore the rest */
+    assert_reply_refused("{\"type\":\"ack\",\"re\":\"12\"}junk", CHAT_EPROTO, "bad_json");
+    assert_reply_refused("{\"type\":\"ack\",\"re\":\"12\"}{\"type\":\"x\"}", CHAT_EPROTO,
+                         "bad_json");
+    assert_reply_refused("{\"type\":\"ack\",\"seq\":1,\"seq\":2}", CHAT_EPROTO,
+                         "duplicate_key");
+    assert_reply_refused("{\"type\":\"ack\",\"seq\":1e400}", CHAT_EPROTO, "bad_json");
+    assert_reply_refused("{\"type\":\"a\\u0000b\"}", CHAT_EPROTO, "bad_json");
+    assert_reply_refused("[1]", CHAT_EPROTO, "not_object");
+    assert_reply_refused("", CHAT_EPROTO, "bad_json");
+    char deep[2 * CHAT__REPLY_MAX_DEPTH + 8];
+    memset(deep, '[', CHAT__REPLY_MAX_DEPTH + 1);
+    memset(deep + CHAT__REPLY_MAX_DEPTH + 1, ']', CHAT__REPLY_MAX_DEPTH + 1);
+    deep[2 * CHAT__REPLY_MAX_DEPTH + 2] = 0;
+    assert_reply_refused(deep, CHAT_ELIMIT, "too_deep");
+}
+
+static void test_decode_reply_request_id_is_canonical_decimal(void **state)
+{
+    (void)state;
+    int has = 0;
+    assert_true(reply_re("{\"re\":\"18446744073709551615\"}", &has) == UINT64_MAX && has);
+    /* strtoull read all of these as ids, "-1" as 2^64-1 */
+    const char *other[] = {"\"012\"", "\"+12\"", "\" 12\"", "\"-1\"", "\"12x\"", "\"\"",
+                           "\"0\"", "\"18446744073709551616\"", "12", "null"};
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "{\"type\":\"ack\",\"re\":%s}", other[i]);
+        assert_true(reply_re(text, &has) == 0 && has);
+    }
+    assert_true(reply_re("{\"type\":\"msg\"}", &has) == 0 && !has);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -119,6 +183,8 @@ int main(void)
         cmocka_unit_test(test_decode_id_bounds),
         cmocka_unit_test(test_decode_depth_and_empty),
         cmocka_unit_test(test_decode_utf8_cut_keeps_whole_characters),
+        cmocka_unit_test(test_decode_reply_is_as_strict_as_requests),
+        cmocka_unit_test(test_decode_reply_request_id_is_canonical_decimal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

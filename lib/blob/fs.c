@@ -69,6 +69,26 @@ static int object_dir(const fs_blob *b, const char *id, char *out, size_t size)
                                                                                          : -1;
 }
 
+/* Wrap the result of open(path) (fd < 0: it failed, errno says why) in a handle, with the
+ * file's current size. The descriptor is closed on any failure. */
+static int handle_new(int fd, const char *path, uint64_t *size_out, void **handle_out)
+{
+    if (fd < 0)
+        return io_fail("open", path);
+    struct stat st;
+    fs_handle *h = chat__malloc(sizeof *h);
+    if (!h || fstat(fd, &st) != 0) {
+        int rc = h ? io_fail("stat", path) : CHAT_ENOMEM;
+        chat__free(h);
+        close(fd);
+        return rc;
+    }
+    h->fd = fd;
+    *size_out = (uint64_t)st.st_size;
+    *handle_out = h;
+    return CHAT_OK;
+}
+
 static void fs_destroy(void *state)
 {
     fs_blob *b = state;
@@ -86,23 +106,9 @@ static int fs_stage_open(void *state, const char *key, int create, uint64_t *siz
     if (!name_ok(key) || stage_path(b, key, path, sizeof path))
         return bad_name(key);
     int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
-    if (fd < 0) {
-        if (errno == ENOENT && !create)
-            return chat__error_set(CHAT_ENOTFOUND, 0, "blob store: nothing staged for %s", key);
-        return io_fail("open", path);
-    }
-    struct stat st;
-    fs_handle *h = chat__malloc(sizeof *h);
-    if (!h || fstat(fd, &st) != 0) {
-        int rc = h ? io_fail("stat", path) : CHAT_ENOMEM;
-        chat__free(h);
-        close(fd);
-        return rc;
-    }
-    h->fd = fd;
-    *size_out = (uint64_t)st.st_size;
-    *handle_out = h;
-    return CHAT_OK;
+    if (fd < 0 && errno == ENOENT && !create)
+        return chat__error_set(CHAT_ENOTFOUND, 0, "blob store: nothing staged for %s", key);
+    return handle_new(fd, path, size_out, handle_out);
 }
 
 static int fs_stage_write(void *state, void *handle, const void *buf, size_t len)
@@ -188,23 +194,9 @@ static int fs_open(void *state, const char *id, uint64_t *size_out, void **handl
         (size_t)snprintf(path, sizeof path, "%s/%s", dir, id) >= sizeof path)
         return bad_name(id);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return chat__error_set(CHAT_ENOTFOUND, 0, "blob store: no object %s", id);
-        return io_fail("open", path);
-    }
-    struct stat st;
-    fs_handle *h = chat__malloc(sizeof *h);
-    if (!h || fstat(fd, &st) != 0) {
-        int rc = h ? io_fail("stat", path) : CHAT_ENOMEM;
-        chat__free(h);
-        close(fd);
-        return rc;
-    }
-    h->fd = fd;
-    *size_out = (uint64_t)st.st_size;
-    *handle_out = h;
-    return CHAT_OK;
+    if (fd < 0 && errno == ENOENT)
+        return chat__error_set(CHAT_ENOTFOUND, 0, "blob store: no object %s", id);
+    return handle_new(fd, path, size_out, handle_out);
 }
 
 static int fs_read(void *state, void *handle, uint64_t offset, void *buf, size_t len,

@@ -473,6 +473,17 @@ int chat_client_token(char **out, chat_client *c)
 
 /* ---- sending ----------------------------------------------------------------------------- */
 
+/* A message is in the outbox: hand the caller its cmid and wake the loop to send it. */
+static int queued(chat_client *c, const char *cmid, char **out_cmid)
+{
+    if (out_cmid && !(*out_cmid = chat__strdup(cmid))) {
+        /* the message is queued anyway; only the copy failed */
+        post_simple(c, CMD_FLUSH, 0, 0);
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    }
+    return post_simple(c, CMD_FLUSH, 0, 0);
+}
+
 static int send_common(char **out_cmid, chat_client *c, uint64_t conv, const char *to,
                        const char *text, size_t len)
 {
@@ -484,14 +495,7 @@ static int send_common(char **out_cmid, chat_client *c, uint64_t conv, const cha
         return chat__error_set(CHAT_EINVAL, 0, "text contains a NUL byte");
     char cmid[17];
     int rc = chat__cache_outbox_add(c->cache, conv, to, text, len, cmid);
-    if (rc != CHAT_OK)
-        return rc;
-    if (out_cmid && !(*out_cmid = chat__strdup(cmid))) {
-        /* the message is queued anyway; only the copy failed */
-        post_simple(c, CMD_FLUSH, 0, 0);
-        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
-    }
-    return post_simple(c, CMD_FLUSH, 0, 0);
+    return rc == CHAT_OK ? queued(c, cmid, out_cmid) : rc;
 }
 
 int chat_client_send_text(char **out_cmid, chat_client *c, uint64_t conv, const char *text,
@@ -922,13 +926,7 @@ static int send_media_common(char **out_cmid, chat_client *c, uint64_t conv, con
     rc = chat__cache_outbox_add_media(c->cache, conv, to, name, js, cmid);
     chat__free(js);
     chat__free(name);
-    if (rc != CHAT_OK)
-        return rc;
-    if (out_cmid && !(*out_cmid = chat__strdup(cmid))) {
-        post_simple(c, CMD_FLUSH, 0, 0);
-        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
-    }
-    return post_simple(c, CMD_FLUSH, 0, 0);
+    return rc == CHAT_OK ? queued(c, cmid, out_cmid) : rc;
 }
 
 int chat_client_send_media(char **out_cmid, chat_client *c, uint64_t conv,

@@ -11,38 +11,12 @@
  *  - a refusal always carries a reason and a message, and no frame;
  *  - the type as the dispatcher quotes it in an error (chat__utf8_cut) is whole UTF-8. */
 #include "fuzz.h"
+#include "fuzz_json.h"
 
 #include "chat/errors.h"
 #include "core/decode.h"
 
 #include <string.h>
-
-static int tree_depth(const cJSON *n)
-{
-    if (!cJSON_IsObject(n) && !cJSON_IsArray(n))
-        return 0;
-    int max = 0;
-    for (const cJSON *c = n->child; c; c = c->next) {
-        int d = tree_depth(c);
-        if (d > max)
-            max = d;
-    }
-    return max + 1;
-}
-
-/* Independent of chat__json_has_duplicate_keys: pairwise, every object. */
-static int tree_has_dup(const cJSON *n)
-{
-    if (cJSON_IsObject(n))
-        for (const cJSON *a = n->child; a; a = a->next)
-            for (const cJSON *b = a->next; b; b = b->next)
-                if (a->string && b->string && strcmp(a->string, b->string) == 0)
-                    return 1;
-    for (const cJSON *c = n->child; c; c = c->next)
-        if (tree_has_dup(c))
-            return 1;
-    return 0;
-}
 
 static int tree_utf8(const cJSON *n)
 {
@@ -64,8 +38,8 @@ static void check_accepted(const chat__decoded *d, int max_depth, int utf8)
     FUZZ_CHECK(d->type && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(d->frame, "type")));
     FUZZ_CHECK(!d->re || chat__decode_id_valid(d->re));
     FUZZ_CHECK(!d->re || !cJSON_GetObjectItemCaseSensitive(d->frame, "id"));
-    FUZZ_CHECK(tree_depth(d->frame) <= max_depth);
-    FUZZ_CHECK(!tree_has_dup(d->frame));
+    FUZZ_CHECK(fuzz_tree_depth(d->frame) <= max_depth);
+    FUZZ_CHECK(!fuzz_tree_has_dup(d->frame));
     FUZZ_CHECK(!utf8 || tree_utf8(d->frame));
     /* The dispatcher quotes an unknown type cut with chat__utf8_cut: whole characters only. */
     size_t tlen = strlen(d->type), cut = chat__utf8_cut(d->type, 40);
@@ -113,7 +87,7 @@ static void one(const char *buf, size_t len, int max_depth, int utf8, const cJSO
     FUZZ_CHECK(rc < 0 && d.frame == NULL && d.reason && d.message);
     FUZZ_CHECK(!d.re || chat__decode_id_valid(d.re));
     if (plain && strcmp(d.reason, "too_deep") == 0)
-        FUZZ_CHECK(tree_depth(plain) > max_depth);
+        FUZZ_CHECK(fuzz_tree_depth(plain) > max_depth);
     if (rc == CHAT_ELIMIT)
         FUZZ_CHECK(strcmp(d.reason, "too_deep") == 0);
     cJSON_Delete(d.re);
@@ -139,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             plain = NULL;
         }
     }
-    if (plain && tree_has_dup(plain)) {
+    if (plain && fuzz_tree_has_dup(plain)) {
         chat__decoded d;
         FUZZ_CHECK(chat__decode_frame(buf, size, 16, &d) != CHAT_OK);
         cJSON_Delete(d.re);

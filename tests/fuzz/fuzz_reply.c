@@ -13,6 +13,7 @@
  *    the boolean getter only for booleans;
  *  - a refusal carries a reason and a message, and no frame. */
 #include "fuzz.h"
+#include "fuzz_json.h"
 
 #include "chat/errors.h"
 #include "core/decode.h"
@@ -20,32 +21,6 @@
 
 #include <math.h>
 #include <string.h>
-
-static int tree_depth(const cJSON *n)
-{
-    if (!cJSON_IsObject(n) && !cJSON_IsArray(n))
-        return 0;
-    int max = 0;
-    for (const cJSON *c = n->child; c; c = c->next) {
-        int d = tree_depth(c);
-        if (d > max)
-            max = d;
-    }
-    return max + 1;
-}
-
-static int tree_has_dup(const cJSON *n)
-{
-    if (cJSON_IsObject(n))
-        for (const cJSON *a = n->child; a; a = a->next)
-            for (const cJSON *b = a->next; b; b = b->next)
-                if (a->string && b->string && strcmp(a->string, b->string) == 0)
-                    return 1;
-    for (const cJSON *c = n->child; c; c = c->next)
-        if (tree_has_dup(c))
-            return 1;
-    return 0;
-}
 
 static int tree_finite(const cJSON *n)
 {
@@ -125,8 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     FUZZ_CHECK(plain && !trailing);
-    FUZZ_CHECK(cJSON_IsObject(r.frame) && !tree_has_dup(r.frame) && tree_finite(r.frame));
-    FUZZ_CHECK(tree_depth(r.frame) <= CHAT__REPLY_MAX_DEPTH);
+    FUZZ_CHECK(cJSON_IsObject(r.frame) && !fuzz_tree_has_dup(r.frame) && tree_finite(r.frame));
+    FUZZ_CHECK(fuzz_tree_depth(r.frame) <= CHAT__REPLY_MAX_DEPTH);
     FUZZ_CHECK(cJSON_Compare(plain, r.frame, 1));
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(r.frame, "type");
     FUZZ_CHECK(cJSON_IsString(t) ? r.type == t->valuestring : strcmp(r.type, "") == 0);

@@ -48,6 +48,8 @@ static int host_verify(void *state, const char *token, size_t len, int64_t now_m
     (void)now_ms; /* expiry is left to libchat, which must enforce exp_ms itself */
     host_auth *h = state;
     atomic_fetch_add(&h->calls, 1);
+    if (len == 7 && memcmp(token, "failing", 7) == 0)
+        return CHAT_EIO; /* the backend's own failure: refused as well */
     for (int i = 0; i < h->n; i++) {
         const host_token *t = &h->table[i];
         if (strlen(t->token) != len || memcmp(t->token, token, len) != 0)
@@ -249,6 +251,14 @@ static void test_auth_host_verifier_refusals(void **state)
     assert_auth_refused(srv, "dave:phone:old");
     /* libchat's own token format means nothing to this server */
     assert_auth_refused(srv, "AQEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    assert_auth_refused(srv, "failing");
+    /* an oversized token is refused without reaching the verifier */
+    int calls = atomic_load(&h->calls);
+    char big[5001];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_auth_refused(srv, big);
+    assert_int_equal(atomic_load(&h->calls), calls);
     assert_int_equal(chat_server_revoke_token(srv, "alice:phone:wrong"), CHAT_EAUTH);
     ws_free(auth_client(srv, "alice:phone:s3cret", "alice", "phone"));
     chat_server_free(srv);

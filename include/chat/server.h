@@ -16,6 +16,7 @@
 #include "sys/push.h"
 #include "sys/clock.h"
 #include "sys/blob.h"
+#include "sys/auth.h"
 
 CHAT_BEGIN_DECLS
 
@@ -131,6 +132,23 @@ CHAT_API int chat_server_config_set_store(chat_server_config *cfg, const chat_st
 CHAT_API int chat_server_config_set_bus(chat_server_config *cfg, const chat_bus_ops *ops,
                                         void *state);
 CHAT_API int chat_server_config_set_push(chat_server_config *cfg, const chat_push_ops *ops,
+                                         void *state);
+/**
+ * Authentication backend (see sys/auth.h): the one verifier of every token the server sees
+ * (WebSocket auth, media HTTP bearer tokens, chat_server_revoke_token()). Default: the built-in
+ * verifier of libchat's own tokens under the token keys. Revocation by session id and closing
+ * connections at their token's expiry work with any backend.
+ *
+ * With a host backend, libchat mints no tokens: chat_server_issue_token() returns
+ * CHAT_ENOTSUP and the `login` frame answers ENOTSUP/login_disabled, because the host's
+ * verifier would not accept what they issue. Token keys are still required: they key the
+ * signed media download URLs.
+ *
+ * Ownership of state passes to libchat on every call, even a failing one.
+ * @return CHAT_OK, CHAT_EINVAL (cfg, ops or destroy NULL; verify NULL), CHAT_EVERSION (version
+ *         not in 1..CHAT_AUTH_OPS_VERSION). [before start] @since 0.2
+ */
+CHAT_API int chat_server_config_set_auth(chat_server_config *cfg, const chat_auth_ops *ops,
                                          void *state);
 /**
  * Media byte store (see sys/blob.h). Default: the filesystem store in <data dir>/media; with

@@ -84,6 +84,8 @@ void chat_server_config_free(chat_server_config *cfg)
         cfg->push_ops->destroy(cfg->push_state);
     if (cfg->blob_ops)
         cfg->blob_ops->destroy(cfg->blob_state);
+    if (cfg->auth_ops)
+        cfg->auth_ops->destroy(cfg->auth_state);
     chat__keyring_wipe(&cfg->keys);
     chat__free(cfg->address);
     chat__free(cfg->data_dir);
@@ -361,6 +363,29 @@ int chat_server_config_set_blob(chat_server_config *cfg, const chat_blob_ops *op
         cfg->blob_ops->destroy(cfg->blob_state);
     cfg->blob_ops = ops;
     cfg->blob_state = state;
+    return CHAT_OK;
+fail:
+    if (ops && ops->destroy)
+        ops->destroy(state);
+    return rc;
+}
+
+int chat_server_config_set_auth(chat_server_config *cfg, const chat_auth_ops *ops, void *state)
+{
+    const char *what = "auth";
+    int rc = CHAT_OK;
+    if (!cfg || !ops || !ops->destroy) {
+        rc = chat__error_set(CHAT_EINVAL, 0, "auth: ops and destroy are required");
+        goto fail;
+    }
+    rc = check_version(ops->version, CHAT_AUTH_OPS_VERSION, what);
+    if (rc != CHAT_OK)
+        goto fail;
+    REQUIRE(ops, verify);
+    if (cfg->auth_ops)
+        cfg->auth_ops->destroy(cfg->auth_state);
+    cfg->auth_ops = ops;
+    cfg->auth_state = state;
     return CHAT_OK;
 fail:
     if (ops && ops->destroy)

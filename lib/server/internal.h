@@ -49,6 +49,8 @@ struct chat_server_config {
     void *push_state;
     const chat_blob_ops *blob_ops;
     void *blob_state;
+    const chat_auth_ops *auth_ops; /* NULL: the built-in verifier over keys */
+    void *auth_state;
     char *media_base_url; /* NULL: URLs are paths */
 };
 
@@ -66,7 +68,7 @@ struct chat__conn {
     int auth_pending;         /* an auth or login is being checked */
     char user[CHAT_ID_MAX + 1];
     char device[CHAT_ID_MAX + 1];
-    char session[33];
+    char session[CHAT_ID_MAX + 1];
     int64_t session_exp_ms;   /* expiry of the token that authenticated it (for logout) */
 
     /* Reassembly of one WebSocket message; capped at the frame limit. */
@@ -96,6 +98,10 @@ struct chat_server {
     void *push_st;
     const chat_blob_ops *blob; /* NULL: media off */
     void *blob_st;
+    const chat_auth_ops *auth; /* never NULL once built: the host's or the built-in */
+    void *auth_st;
+    int auth_custom;           /* the host's: no login, no issue_token */
+    pthread_mutex_t auth_lock; /* verify() runs on the loop and in revoke_token's caller */
     chat__strmap uploads;      /* upload key -> unfinished upload (media_http.c) [loop] */
 
     chat__worker writer;  /* store transactions, group-committed */
@@ -163,6 +169,11 @@ void chat__server_drain(chat_server *srv);
 /* Queue a job for the writer; it goes with this loop iteration's batch. [loop thread] */
 void chat__server_submit(chat_server *srv, chat__job *job);
 int chat__server_revoked(chat_server *srv, const char *session);
+/* Verify tok[0..len) through the auth backend at the server's clock and check what it
+ * returned (ids valid, not expired; exp_ms 0 becomes INT64_MAX). Not the revocation, which
+ * the callers check. Logs why a token is refused.
+ * @return CHAT_OK, CHAT_EAUTH (refused). [any thread, serialized] */
+int chat__server_verify(chat_server *srv, const char *tok, size_t len, chat_auth_identity *id);
 
 /* userlimit.c [loop thread]: take one send of user (all connections) or one login attempt on
  * account user; 1 taken, 0 refused with *retry_after_ms set. A successful login refunds its

@@ -16,7 +16,6 @@
  * sessions live in memory: they survive dropped connections, not a server restart. */
 #include "server/media.h"
 
-#include "auth/token.h"
 #include "core/alloc.h"
 #include "core/error.h"
 
@@ -303,12 +302,11 @@ static int custom_copy(struct lws *wsi, const char *lname, const char *cname, ch
 /* The bearer token's user, or 0 after answering 401. */
 static int authenticate(http *h, char *user)
 {
-    char buf[CHAT__TOKEN_MAX_CHARS + 16];
+    char buf[CHAT_AUTH_TOKEN_MAX + 16];
     int n = hdr_copy(h->wsi, WSI_TOKEN_HTTP_AUTHORIZATION, buf, sizeof buf);
-    chat__token tok;
+    chat_auth_identity tok;
     if (n <= 7 || strncasecmp(buf, "Bearer ", 7) != 0 ||
-        chat__token_verify(&h->srv->cfg.keys, buf + 7, (size_t)n - 7, chat__now_ms(h->srv),
-                           &tok) != CHAT_OK ||
+        chat__server_verify(h->srv, buf + 7, (size_t)n - 7, &tok) != CHAT_OK ||
         chat__server_revoked(h->srv, tok.session)) {
         add_hdr(h, "www-authenticate", "Bearer");
         set_error(h, 401, CHAT_EAUTH, "auth_failed", "a valid bearer token is required");

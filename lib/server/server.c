@@ -1,6 +1,7 @@
 /* Server lifecycle: backends, worker threads, the loop, and the any-thread entry points. */
 #include "server/req.h"
 
+#include "auth/builtin.h"
 #include "auth/password.h"
 #include "auth/token.h"
 #include "core/alloc.h"
@@ -175,6 +176,50 @@ int chat__server_revoked(chat_server *srv, const char *session)
     return r;
 }
 
+/* ---- authentication: every token goes through the auth backend ---- */
+
+static int identity_field_ok(char *s)
+{
+    s[CHAT_ID_MAX] = '\0';
+    return chat__id_valid(s, strlen(s));
+}
+
+int chat__server_verify(chat_server *srv, const char *tok, size_t len, chat_auth_identity *id)
+{
+    int64_t now = chat__now_ms(srv);
+    memset(id, 0, sizeof *id);
+    int rc;
+    if (len == 0 || len > CHAT_AUTH_TOKEN_MAX) {
+        rc = CHAT_EAUTH;
+        snprintf(id->reason, sizeof id->reason, "token of %zu bytes", len);
+    } else {
+        pthread_mutex_lock(&srv->auth_lock);
+        rc = srv->auth->verify(srv->auth_st, tok, len, now, id);
+        pthread_mutex_unlock(&srv->auth_lock);
+        id->reason[sizeof id->reason - 1] = '\0';
+    }
+    if (rc == CHAT_OK) {
+        if (!identity_field_ok(id->user) || !identity_field_ok(id->device) ||
+            !identity_field_ok(id->session)) {
+            rc = CHAT_EAUTH;
+            snprintf(id->reason, sizeof id->reason, "the auth backend returned invalid ids");
+        } else if (id->exp_ms < 0 || (id->exp_ms != 0 && now >= id->exp_ms)) {
+            rc = CHAT_EAUTH;
+            snprintf(id->reason, sizeof id->reason, "expired");
+        } else if (id->exp_ms == 0) {
+            id->exp_ms = INT64_MAX;
+        }
+    } else if (rc != CHAT_EAUTH) {
+        chat__log(srv, CHAT_LOG_WARN, "auth backend: verify failed with %s (%s)",
+                  chat_error_name(rc), id->reason);
+        rc = CHAT_EAUTH;
+    }
+    if (rc != CHAT_OK)
+        chat__log(srv, CHAT_LOG_INFO, "token refused: %s",
+                  id->reason[0] ? id->reason : "no reason given");
+    return rc == CHAT_OK ? CHAT_OK : chat__error_set(CHAT_EAUTH, 0, "token refused");
+}
+
 static int load_revoked(const char *session, int64_t exp_ms, void *ud)
 {
     (void)exp_ms;
@@ -199,6 +244,8 @@ static void server_release(chat_server *srv)
     }
     if (srv->store)
         srv->store->destroy(srv->store_st);
+    if (srv->auth)
+        srv->auth->destroy(srv->auth_st);
     chat__strmap_clear(&srv->users);
     chat__strmap_clear(&srv->revoked);
     chat__user_limits_free(srv);
@@ -209,6 +256,7 @@ static void server_release(chat_server *srv)
     chat__free(srv->cfg.media_base_url);
     pthread_mutex_destroy(&srv->done_lock);
     pthread_mutex_destroy(&srv->revoked_lock);
+    pthread_mutex_destroy(&srv->auth_lock);
     chat__free(srv);
 }
 
@@ -243,6 +291,7 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
         return CHAT_ENOMEM;
     pthread_mutex_init(&srv->done_lock, NULL);
     pthread_mutex_init(&srv->revoked_lock, NULL);
+    pthread_mutex_init(&srv->auth_lock, NULL);
     chat__strmap_init(&srv->users);
     chat__strmap_init(&srv->revoked);
     chat__strmap_init(&srv->uploads);
@@ -266,6 +315,13 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     srv->blob_st = cfg->blob_state;
     srv->cfg.blob_ops = NULL;
     cfg->blob_ops = NULL;
+    /* One code path: the server always calls auth->verify; the default verifies libchat's
+     * tokens under the server's own copy of the keys. */
+    srv->auth_custom = cfg->auth_ops != NULL;
+    srv->auth = cfg->auth_ops ? cfg->auth_ops : chat__auth_builtin_ops();
+    srv->auth_st = cfg->auth_ops ? cfg->auth_state : (void *)&srv->cfg.keys;
+    srv->cfg.auth_ops = NULL;
+    cfg->auth_ops = NULL;
     cfg->store_ops = NULL;
     cfg->bus_ops = NULL;
     cfg->push_ops = NULL;
@@ -471,6 +527,9 @@ int chat_server_issue_token(chat_server *srv, const char *user, const char *devi
 {
     if (!srv || !user || !device || !out || ttl_ms <= 0)
         return CHAT_EINVAL;
+    if (srv->auth_custom)
+        return chat__error_set(CHAT_ENOTSUP, 0,
+                               "the host's auth backend verifies tokens: libchat issues none");
     char *tok = NULL;
     int rc = chat__token_issue(&srv->cfg.keys, user, device, chat__now_ms(srv), ttl_ms, &tok);
     if (rc == CHAT_OK)
@@ -480,7 +539,7 @@ int chat_server_issue_token(chat_server *srv, const char *user, const char *devi
 
 typedef struct revoke_job {
     chat__job job;
-    char session[33];
+    char session[CHAT_ID_MAX + 1];
     int64_t exp_ms;
     chat__conn *by; /* logout: the connection that asked (a reference), else NULL */
     cJSON *re;      /* its request id */
@@ -557,11 +616,10 @@ int chat_server_revoke_token(chat_server *srv, const char *token)
 {
     if (!srv || !token)
         return CHAT_EINVAL;
-    chat__token t;
-    int rc = chat__token_verify(&srv->cfg.keys, token, strlen(token), chat__now_ms(srv), &t);
-    if (rc != CHAT_OK)
+    chat_auth_identity id;
+    if (chat__server_verify(srv, token, strlen(token), &id) != CHAT_OK)
         return chat__error_set(CHAT_EAUTH, 0, "not a valid token");
-    return revoke_session(srv, t.session, t.exp_ms, NULL, NULL);
+    return revoke_session(srv, id.session, id.exp_ms, NULL, NULL);
 }
 
 void chat__handle_logout(chat__conn *c, cJSON *f, cJSON *re)

@@ -53,8 +53,18 @@ static int nosig_puts(BIO *b, const char *s) { return nosig_write(b, s, (int)str
 
 static long nosig_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-    (void)b, (void)num, (void)ptr;
-    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+    (void)num;
+    int fd = (int)(intptr_t)BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_C_GET_FD: /* BIO_get_fd, SSL_get_fd */
+        if (ptr)
+            *(int *)ptr = fd;
+        return fd;
+    default:
+        return 0;
+    }
 }
 
 static int nosig_create(BIO *b)

@@ -107,8 +107,9 @@ CHAT_API int chat_client_config_set_cache_path(chat_client_config *cfg, const ch
  * must be one of the certificate's IP addresses). A server that fails this is never talked to:
  * the attempt ends with ::CHAT_EVENT_OFFLINE, code CHAT_ECLOSED and a message starting
  * "closed (1015): TLS", and the client retries with backoff. The file is read at the
- * first wss:// connection and kept. Ignored with a custom transport
- * (chat_client_config_set_transport).
+ * first wss:// connection and kept. Ignored by a custom transport
+ * (chat_client_config_set_transport). Media transfers of a wss:// client (and downloads of
+ * https:// URLs) verify their server the same way, with this file, custom transport or not.
  * @return CHAT_OK, CHAT_EINVAL (empty path), CHAT_ENOMEM. @since 0.2
  */
 CHAT_API int chat_client_config_set_ca_file(chat_client_config *cfg, const char *path);
@@ -220,15 +221,17 @@ typedef int (*chat_progress_cb)(uint64_t done, uint64_t total, void *user_data);
 
 /**
  * Upload the file at path to the server the client connects to (ws://HOST:PORT → http://
- * HOST:PORT/media/uploads) with the client's token, streamed, and return its media id. An
+ * HOST:PORT/media/uploads, wss:// → https:// verified like the transport, see
+ * chat_client_config_set_ca_file) with the client's token, streamed, and return its media id. An
  * upload of the same file (path, size, modification time) that was interrupted before, even by
  * a crash, resumes from where the server stands; a connection dropped during this call is
  * resumed up to 3 times. Blocks until done.
  * @param out_media_id receives the media id; free with chat_string_free().
  * @param mime the media type, or NULL for application/octet-stream.
  * @param cb optional progress callback.
- * @return CHAT_OK, CHAT_EINVAL, CHAT_EIO (file or network), CHAT_EAUTH (no or refused token),
- *         CHAT_ELIMIT (over the server's size limit), CHAT_ENOTSUP (wss:// or media off),
+ * @return CHAT_OK, CHAT_EINVAL, CHAT_EIO (file or network; a server certificate not trusted:
+ *         message "TLS: server certificate not trusted: ..."), CHAT_EAUTH (no or refused
+ *         token), CHAT_ELIMIT (over the server's size limit), CHAT_ENOTSUP (media off),
  *         CHAT_EUSER (cb aborted). [any thread but the loop thread] @since 0.2
  */
 CHAT_API int chat_client_upload_file(char **out_media_id, chat_client *c, const char *path,
@@ -255,10 +258,11 @@ CHAT_API int chat_client_media_url(uint64_t *out_request, chat_client *c, const 
 
 /**
  * Download url (the "url" of a media_url answer, relative to the server, or an absolute
- * http:// URL) into path. Bytes go to path + ".part" first; a .part left by an interrupted
+ * http:// or https:// URL; TLS is verified like the transport's) into path. Bytes go to path + ".part" first; a .part left by an interrupted
  * download is continued with a Range request. When media_id is not NULL the content's BLAKE2b
  * must equal it (else CHAT_EPROTO and the .part is removed). path appears only when complete.
- * @return CHAT_OK, CHAT_EINVAL, CHAT_EIO, CHAT_EAUTH (URL refused or expired), CHAT_ENOTFOUND,
+ * @return CHAT_OK, CHAT_EINVAL, CHAT_EIO (network, TLS: then no .part is left when there was
+ *         none), CHAT_EAUTH (URL refused or expired), CHAT_ENOTFOUND,
  *         CHAT_EPROTO, CHAT_EUSER (cb aborted). [any thread but the loop thread] @since 0.2
  */
 CHAT_API int chat_client_download(chat_client *c, const char *url, const char *media_id,

@@ -265,7 +265,8 @@ int chat_client_new(chat_client **out, chat_client_config *cfg)
         (cfg->token && !(c->token = chat__strdup(cfg->token))) ||
         (cfg->password && !(c->password = chat__strdup(cfg->password))) ||
         (cfg->user && !(c->login_user = chat__strdup(cfg->user))) ||
-        (cfg->device && !(c->device = chat__strdup(cfg->device)))) {
+        (cfg->device && !(c->device = chat__strdup(cfg->device))) ||
+        (cfg->ca_file && !(c->ca_file = chat__strdup(cfg->ca_file)))) {
         chat__error_set(rc, 0, "out of memory");
         goto fail;
     }
@@ -388,6 +389,7 @@ void chat_client_free(chat_client *c)
     free_secret(c->password);
     chat__free(c->login_user);
     chat__free(c->device);
+    chat__free(c->ca_file);
     chat__free(c->me);
     pthread_cond_destroy(&c->ev_cond);
     pthread_mutex_destroy(&c->ev_mu);

@@ -99,6 +99,7 @@ struct chat_client {
     const chat_client_transport_ops *tops;
     void *tstate;
     chat__cache *cache;
+    char *ca_file; /* PEM CAs for https:// media transfers (media.c); NULL: system store */
 
     /* lifecycle */
     pthread_mutex_t life_mu;

@@ -1,9 +1,11 @@
-/* Media transfers of the client engine (doc/media.md): a small blocking HTTP/1.1 client over
- * plain TCP (ws:// servers; no TLS, like the default transport), run on the caller's thread,
- * never on the loop thread. Uploads use the offset protocol and remember their upload URL in
+/* Media transfers of the client engine (doc/media.md): a small blocking HTTP/1.1 client, over
+ * plain TCP for ws:// and http:// and over TLS for wss:// and https:// (tls.c: the same
+ * verification and CA file as the WebSocket transport), run on the caller's thread, never on
+ * the loop thread. Uploads use the offset protocol and remember their upload URL in
  * the cache, so an interrupted upload resumes; downloads go through a .part file continued
  * with Range requests and are checked against the media id (BLAKE2b-256) before they appear. */
 #include "client/internal.h"
+#include "client/tls.h"
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -13,6 +15,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <openssl/err.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +34,7 @@
 
 typedef struct hconn {
     int fd;
+    SSL *ssl; /* https: over fd */
     char buf[IO_CHUNK];
     size_t len, pos; /* unread bytes are buf[pos..len) */
 } hconn;
@@ -40,19 +44,23 @@ typedef struct hresp {
     char head[HEAD_MAX];
 } hresp;
 
-/* host and port of a ws:// or http:// URL; path (may be NULL) receives what follows. */
+/* host and port of a ws://, wss://, http:// or https:// URL; *tls tells the secure ones; path
+ * (may be NULL) receives what follows. */
 static int split_url(const char *url, char *host, size_t hsize, char *port, size_t psize,
-                     const char **path)
+                     int *tls, const char **path)
 {
     const char *h;
+    *tls = 0;
     if (strncmp(url, "ws://", 5) == 0)
         h = url + 5;
     else if (strncmp(url, "http://", 7) == 0)
         h = url + 7;
-    else if (strncmp(url, "wss://", 6) == 0 || strncmp(url, "https://", 8) == 0)
-        return chat__error_set(CHAT_ENOTSUP, 0, "media transfers support ws:// servers only");
+    else if (strncmp(url, "wss://", 6) == 0)
+        h = url + 6, *tls = 1;
+    else if (strncmp(url, "https://", 8) == 0)
+        h = url + 8, *tls = 1;
     else
-        return chat__error_set(CHAT_EINVAL, 0, "url: expected ws:// or http://");
+        return chat__error_set(CHAT_EINVAL, 0, "url: expected ws://, wss://, http:// or https://");
     const char *end, *p;
     if (*h == '[') {
         end = strchr(h, ']');
@@ -72,14 +80,15 @@ static int split_url(const char *url, char *host, size_t hsize, char *port, size
         snprintf(port, psize, "%.*s", (int)n, p + 1);
         p += 1 + n;
     } else {
-        snprintf(port, psize, "80");
+        snprintf(port, psize, *tls ? "443" : "80");
     }
     if (path)
         *path = *p ? p : "/";
     return CHAT_OK;
 }
 
-static int h_connect(hconn *h, const char *host, const char *port)
+/* Connect to host:port; with ctx, then the TLS handshake, verified (tls.c). */
+static int h_connect(hconn *h, const char *host, const char *port, SSL_CTX *ctx)
 {
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
@@ -88,6 +97,7 @@ static int h_connect(hconn *h, const char *host, const char *port)
     if (g != 0)
         return chat__error_set(CHAT_EIO, g, "resolve %s: %s", host, gai_strerror(g));
     h->fd = -1;
+    h->ssl = NULL;
     h->len = h->pos = 0;
     for (struct addrinfo *a = res; a; a = a->ai_next) {
         int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
@@ -106,11 +116,42 @@ static int h_connect(hconn *h, const char *host, const char *port)
     if (h->fd < 0)
         return chat__error_set(CHAT_EIO, errno, "connect %s:%s: %s", host, port,
                                strerror(errno));
-    return CHAT_OK;
+    if (!ctx)
+        return CHAT_OK;
+    int rc = chat__tls_ssl_new(&h->ssl, ctx, h->fd, host);
+    if (rc != CHAT_OK) {
+        close(h->fd);
+        h->fd = -1;
+        return rc;
+    }
+    ERR_clear_error();
+    int r = SSL_connect(h->ssl); /* blocking, bounded by the socket's timeouts */
+    if (r == 1)
+        return CHAT_OK;
+    char why[160];
+    int e = SSL_get_error(h->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        ERR_clear_error();
+        snprintf(why, sizeof why, "TLS handshake failed: timed out");
+    } else {
+        chat__tls_failure(h->ssl, why, sizeof why);
+    }
+    SSL_free(h->ssl);
+    h->ssl = NULL;
+    close(h->fd);
+    h->fd = -1;
+    return chat__error_set(CHAT_EIO, 0, "%s (%s:%s)", why, host, port);
 }
 
 static void h_close(hconn *h)
 {
+    if (h->ssl) {
+        ERR_clear_error();
+        (void)SSL_shutdown(h->ssl); /* close_notify, without waiting for the server's */
+        ERR_clear_error();
+        SSL_free(h->ssl);
+        h->ssl = NULL;
+    }
     if (h->fd >= 0)
         close(h->fd);
     h->fd = -1;
@@ -120,6 +161,15 @@ static int h_send(hconn *h, const void *p, size_t n)
 {
     const char *b = p;
     while (n > 0) {
+        if (h->ssl) {
+            ssize_t w = chat__tls_write(h->ssl, b, n);
+            if (w <= 0)
+                return chat__error_set(CHAT_EIO, 0, "send: %s",
+                                       w == -EAGAIN ? "timed out" : "TLS error");
+            b += w;
+            n -= (size_t)w;
+            continue;
+        }
         ssize_t w = send(h->fd, b, n, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
             continue;
@@ -135,6 +185,16 @@ static int h_fill(hconn *h)
 {
     if (h->pos == h->len)
         h->pos = h->len = 0;
+    if (h->ssl) {
+        ssize_t r = chat__tls_read(h->ssl, h->buf + h->len, sizeof h->buf - h->len);
+        if (r == 0)
+            return chat__error_set(CHAT_EIO, 0, "connection closed by the server");
+        if (r < 0)
+            return chat__error_set(CHAT_EIO, 0, "recv: %s",
+                                   r == -EAGAIN ? "timed out" : "TLS error");
+        h->len += (size_t)r;
+        return CHAT_OK;
+    }
     for (;;) {
         ssize_t r = recv(h->fd, h->buf + h->len, sizeof h->buf - h->len, 0);
         if (r < 0 && errno == EINTR)
@@ -252,15 +312,35 @@ static int status_error(int status, const char *what, const char *body)
 typedef struct server_addr {
     char host[256], port[16];
     char *token;
+    SSL_CTX *ctx; /* https: made for this transfer, with the client's CA file */
 } server_addr;
+
+/* The TLS context for a secure URL (tls), else none. */
+static int server_tls(chat_client *c, server_addr *s, int tls)
+{
+    s->ctx = NULL;
+    return tls ? chat__tls_ctx_new(&s->ctx, c->ca_file) : CHAT_OK;
+}
+
+static void server_done(server_addr *s)
+{
+    chat__free(s->token);
+    s->token = NULL;
+    if (s->ctx)
+        SSL_CTX_free(s->ctx);
+    s->ctx = NULL;
+}
 
 static int server_of(chat_client *c, server_addr *s)
 {
+    int tls;
     s->token = NULL;
-    int rc = split_url(c->url, s->host, sizeof s->host, s->port, sizeof s->port, NULL);
+    s->ctx = NULL;
+    int rc = split_url(c->url, s->host, sizeof s->host, s->port, sizeof s->port, &tls, NULL);
+    if (rc == CHAT_OK)
+        rc = server_tls(c, s, tls);
     if (rc != CHAT_OK)
         return rc;
-    s->token = NULL;
     rc = chat_client_token(&s->token, c);
     return rc == CHAT_ENOTFOUND ? chat__error_set(CHAT_EAUTH, 0, "no token yet: connect first")
                                 : rc;
@@ -273,7 +353,7 @@ static int simple_request(const server_addr *s, const char *method, const char *
     hconn *h = chat__malloc(sizeof *h);
     if (!h)
         return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
-    int rc = h_connect(h, s->host, s->port);
+    int rc = h_connect(h, s->host, s->port, s->ctx);
     if (rc != CHAT_OK) {
         chat__free(h);
         return rc;
@@ -328,7 +408,7 @@ static int patch_rest(const server_addr *s, const char *loc, int fd, uint64_t of
 {
     hconn *h = chat__malloc(sizeof *h);
     char *chunk = chat__malloc(IO_CHUNK);
-    int rc = h && chunk ? h_connect(h, s->host, s->port)
+    int rc = h && chunk ? h_connect(h, s->host, s->port, s->ctx)
                         : chat__error_set(CHAT_ENOMEM, 0, "out of memory");
     if (rc != CHAT_OK)
         goto out;
@@ -407,7 +487,7 @@ int chat_client_upload_file(char **out_media_id, chat_client *c, const char *pat
             chat__cache_meta_del(c->cache, key);
             chat__free(loc);
             close(fd);
-            chat__free(s.token);
+            server_done(&s);
             if (cb)
                 cb(size, size, user_data);
             return (*out_media_id = chat__strdup(mid)) ? CHAT_OK : CHAT_ENOMEM;
@@ -445,7 +525,7 @@ int chat_client_upload_file(char **out_media_id, chat_client *c, const char *pat
         if (rc == CHAT_OK && size == 0) { /* complete at creation */
             close(fd);
             chat__free(loc);
-            chat__free(s.token);
+            server_done(&s);
             char *id = media_id_of(json);
             if (!id)
                 return chat__error_set(CHAT_EPROTO, 0, "upload: no media id");
@@ -487,7 +567,7 @@ int chat_client_upload_file(char **out_media_id, chat_client *c, const char *pat
         }
     }
     close(fd);
-    chat__free(s.token);
+    server_done(&s);
     if (rc == CHAT_OK && finished) {
         chat__cache_meta_del(c->cache, key);
         chat__free(loc);
@@ -541,19 +621,24 @@ int chat_client_download(chat_client *c, const char *url, const char *media_id,
         return chat__error_set(CHAT_EINVAL, 0, "NULL argument");
     server_addr s;
     const char *rel = NULL;
-    int rc;
+    int rc, tls;
     if (url[0] == '/') {
-        rc = split_url(c->url, s.host, sizeof s.host, s.port, sizeof s.port, NULL);
+        rc = split_url(c->url, s.host, sizeof s.host, s.port, sizeof s.port, &tls, NULL);
         rel = url;
     } else {
-        rc = split_url(url, s.host, sizeof s.host, s.port, sizeof s.port, &rel);
+        rc = split_url(url, s.host, sizeof s.host, s.port, sizeof s.port, &tls, &rel);
     }
+    s.token = NULL; /* the signed URL is the credential */
+    if (rc == CHAT_OK)
+        rc = server_tls(c, &s, tls);
     if (rc != CHAT_OK)
         return rc;
     size_t plen = strlen(path);
     char *part = chat__malloc(plen + 6);
-    if (!part)
+    if (!part) {
+        server_done(&s);
         return CHAT_ENOMEM;
+    }
     memcpy(part, path, plen);
     memcpy(part + plen, ".part", 6);
     int fd = open(part, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -563,11 +648,12 @@ int chat_client_download(chat_client *c, const char *url, const char *media_id,
         if (fd >= 0)
             close(fd);
         chat__free(part);
+        server_done(&s);
         return rc;
     }
     uint64_t have = (uint64_t)st.st_size;
     hconn *h = chat__malloc(sizeof *h);
-    rc = h ? h_connect(h, s.host, s.port) : CHAT_ENOMEM;
+    rc = h ? h_connect(h, s.host, s.port, s.ctx) : CHAT_ENOMEM;
     char req[4096], range[64] = "";
     if (have)
         snprintf(range, sizeof range, "Range: bytes=%" PRIu64 "-\r\n", have);
@@ -612,8 +698,12 @@ int chat_client_download(chat_client *c, const char *url, const char *media_id,
     if (h)
         h_close(h);
     chat__free(h);
+    server_done(&s);
     if (fsync(fd) != 0 && rc == CHAT_OK)
         rc = chat__error_set(CHAT_EIO, errno, "fsync %s", part);
+    struct stat now;
+    if (rc != CHAT_OK && have == 0 && fstat(fd, &now) == 0 && now.st_size == 0)
+        unlink(part); /* failed before any byte (refused, unreachable): leave no empty .part */
     close(fd);
     if (rc == CHAT_OK && media_id) {
         char hex[65];

@@ -8,9 +8,10 @@
  * One connection per client needs none of lws's multiplexing: a poll() over two fds is the
  * whole event loop, the engine owns every timer, and the transport stays ~400 lines that the
  * tests cover end to end. TLS (wss://) is OpenSSL's, the library lws itself uses here, driven
- * non-blocking over the same socket: the peer's certificate chain is verified against the
- * configured CA file (else the system's trust store) and its name against the URL's host (an
- * IP literal against the certificate's IP addresses). A failed handshake closes with 1015 and
+ * non-blocking over the same socket, set up by tls.c (shared with media transfers): the
+ * peer's certificate chain is verified against the configured CA file (else the system's
+ * trust store) and its name against the URL's host (an IP literal against the certificate's
+ * IP addresses). A failed handshake closes with 1015 and
  * a reason naming the verification error.
  *
  * Limits: name resolution (getaddrinfo) blocks the loop thread briefly; the
@@ -23,15 +24,14 @@
 #include "core/error.h"
 #include "auth/keyring.h"
 #include "client/internal.h"
+#include "client/tls.h"
 
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <poll.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -265,12 +265,7 @@ static ssize_t io_send(ws_state *s, const void *p, size_t n)
                 return errno == EWOULDBLOCK ? -EAGAIN : -errno;
         }
     }
-    ERR_clear_error();
-    int r = SSL_write(s->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
-    if (r > 0)
-        return r;
-    int e = SSL_get_error(s->ssl, r);
-    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? -EAGAIN : -EIO;
+    return chat__tls_write(s->ssl, p, n);
 }
 
 static ssize_t io_recv(ws_state *s, void *p, size_t n)
@@ -284,16 +279,7 @@ static ssize_t io_recv(ws_state *s, void *p, size_t n)
                 return errno == EWOULDBLOCK ? -EAGAIN : -errno;
         }
     }
-    ERR_clear_error();
-    int r = SSL_read(s->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
-    if (r > 0)
-        return r;
-    int e = SSL_get_error(s->ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-        return -EAGAIN;
-    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0))
-        return 0; /* close_notify, or EOF without one: the connection ended */
-    return -EIO;
+    return chat__tls_read(s->ssl, p, n);
 }
 
 static int flush_out(ws_state *s)
@@ -309,48 +295,12 @@ static int flush_out(ws_state *s)
     return 0;
 }
 
-/* ---- TLS ---- */
+/* ---- TLS (the setup and verification are tls.c's, shared with media transfers) ---- */
 
-static int tls_ctx(ws_state *s)
-{
-    if (s->ctx)
-        return CHAT_OK;
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (!ctx)
-        return chat__error_set(CHAT_ENOMEM, 0, "TLS: cannot create a context");
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    static const unsigned char alpn[] = "\x08http/1.1";
-    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
-    int ok = s->ca_file ? SSL_CTX_load_verify_locations(ctx, s->ca_file, NULL)
-                        : SSL_CTX_set_default_verify_paths(ctx);
-    if (ok != 1) {
-        SSL_CTX_free(ctx);
-        return chat__error_set(CHAT_EIO, 0, "TLS: cannot load the CA file %s",
-                               s->ca_file ? s->ca_file : "(system default)");
-    }
-    s->ctx = ctx;
-    return CHAT_OK;
-}
-
-/* Why the handshake failed, for the close reason. */
 static void tls_failed(ws_state *s)
 {
     char why[160];
-    long v = s->ssl ? SSL_get_verify_result(s->ssl) : X509_V_OK;
-    unsigned long e = ERR_peek_last_error();
-    if (v != X509_V_OK) {
-        snprintf(why, sizeof why, "TLS: server certificate not trusted: %s",
-                 X509_verify_cert_error_string(v));
-    } else if (e) {
-        char err[120];
-        ERR_error_string_n(e, err, sizeof err);
-        snprintf(why, sizeof why, "TLS handshake failed: %s", err);
-    } else {
-        snprintf(why, sizeof why, "TLS handshake failed: connection closed");
-    }
-    ERR_clear_error();
+    chat__tls_failure(s->ssl, why, sizeof why);
     fail(s, 1015, why);
 }
 
@@ -376,23 +326,11 @@ static void tls_step(ws_state *s)
 
 static void tls_start(ws_state *s)
 {
-    int rc = tls_ctx(s);
+    int rc = s->ctx ? CHAT_OK : chat__tls_ctx_new(&s->ctx, s->ca_file);
+    if (rc == CHAT_OK)
+        rc = chat__tls_ssl_new(&s->ssl, s->ctx, s->fd, s->host);
     if (rc != CHAT_OK) {
         fail(s, 1015, chat_error_last()->message);
-        return;
-    }
-    s->ssl = SSL_new(s->ctx);
-    if (!s->ssl || SSL_set_fd(s->ssl, s->fd) != 1) {
-        fail(s, 1015, "TLS: cannot create a connection");
-        return;
-    }
-    unsigned char ip[16];
-    int is_ip = inet_pton(AF_INET, s->host, ip) == 1 || inet_pton(AF_INET6, s->host, ip) == 1;
-    int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl), s->host)
-                   : SSL_set_tlsext_host_name(s->ssl, s->host) == 1 &&
-                         SSL_set1_host(s->ssl, s->host) == 1;
-    if (!ok) {
-        fail(s, 1015, "TLS: cannot set the name to verify");
         return;
     }
     s->phase = PH_TLS;

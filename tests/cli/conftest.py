@@ -47,11 +47,12 @@ class Chatd:
                                timeout=30, env=child_env())
             assert r.returncode == 0, f"chatd user add {u}: {r.stderr}"
 
-    def start(self, timeout=20):
+    def start(self, timeout=20, extra=()):
+        """Run chatd; extra: more `chatd run` options (e.g. --tls-cert/--tls-key)."""
         self._stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(
             [exe("CHATD"), "run", "--data-dir", self.data_dir, "--port", "0",
-             "--listen", "127.0.0.1"],
+             "--listen", "127.0.0.1"] + list(extra),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
             env=child_env())
         lines = queue.Queue()

@@ -53,3 +53,28 @@ def test_cli_refuses_untrusted_server_and_says_why(tls_chatd):
     r = _cli("--server", f"wss://127.0.0.1:{port}/", "--ca-file", str(pki / "rogue-ca.pem"),
              "--token", tok, "--timeout", "2", "send", "--to", "bob", "hi")
     assert r.returncode != 0 and "not trusted" in r.stderr, r.stderr
+
+
+def test_cli_send_file_and_download_over_https(tls_chatd, tmp_path):
+    import hashlib
+    port, pki, tok = tls_chatd
+    data = os.urandom(1024 * 1024 + 7)
+    src = tmp_path / "clip.bin"
+    src.write_bytes(data)
+    base = ("--server", f"wss://127.0.0.1:{port}/", "--token", tok, "--timeout", "20")
+    ca = ("--ca-file", str(pki / "ca.pem"))
+    r = _cli(*base, *ca, "send-file", "--to", "bob", str(src))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    media_id = r.stdout.split()[0]
+    assert media_id == hashlib.blake2b(data, digest_size=32).hexdigest()
+    dst = tmp_path / "got.bin"
+    r = _cli(*base, *ca, "download", media_id, str(dst))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert dst.read_bytes() == data
+
+    # the rogue CA's trust: the connection never gets online, nothing is transferred
+    other = tmp_path / "other.bin"
+    r = _cli(*base[:-2], "--timeout", "2", "--ca-file", str(pki / "rogue-ca.pem"),
+             "download", media_id, str(other))
+    assert r.returncode != 0 and "not trusted" in r.stderr, r.stderr
+    assert not other.exists() and not (tmp_path / "other.bin.part").exists()

@@ -2,17 +2,21 @@
  * PKI made with the openssl command, tests/tls/make_pki.sh) and real clients, through the
  * public API only. The client trusts the test CA through chat_client_config_set_ca_file; a
  * server whose certificate another CA signed, or a CA the client does not trust, is refused
- * with a clear event, and the client never authenticates there. */
+ * with a clear event, and the client never authenticates there. Media transfers (upload with
+ * resume, signed download with Range resume) go over https with the same verification. */
 #define _GNU_SOURCE
 #include <chat/chat.h>
 
+#include <fcntl.h>
 #include <setjmp.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,8 +63,9 @@ static const char *pki_file(const char *name)
     return p;
 }
 
-/* A server on 127.0.0.1:0 serving TLS with cert/key from the test PKI (memory store). */
-static chat_server *tls_server(const char *cert, const char *key)
+/* A server on 127.0.0.1:0 serving TLS with cert/key from the test PKI: memory store, or with
+ * data_dir (not NULL) its SQLite store and media. */
+static chat_server *tls_server_in(const char *cert, const char *key, const char *data_dir)
 {
     chat_server_config *cfg = NULL;
     assert_int_equal(chat_server_config_new(&cfg), CHAT_OK);
@@ -70,11 +75,20 @@ static chat_server *tls_server(const char *cert, const char *key)
         k[i] = (unsigned char)(i * 7 + 3);
     assert_int_equal(chat_server_config_add_token_key(cfg, 1, k, sizeof k), CHAT_OK);
     assert_int_equal(chat_server_config_set_tls(cfg, pki_file(cert), pki_file(key)), CHAT_OK);
+    if (data_dir) {
+        mkdir(data_dir, 0700);
+        assert_int_equal(chat_server_config_set_data_dir(cfg, data_dir), CHAT_OK);
+    }
     chat_server *srv = NULL;
     assert_int_equal(chat_server_new(&srv, cfg), CHAT_OK);
     chat_server_config_free(cfg);
     assert_int_equal(chat_server_start(srv), CHAT_OK);
     return srv;
+}
+
+static chat_server *tls_server(const char *cert, const char *key)
+{
+    return tls_server_in(cert, key, NULL);
 }
 
 /* A client of srv at wss://host:port/, trusting ca (a PKI file name, or NULL: system store). */
@@ -259,8 +273,260 @@ static void test_client_missing_ca_file_is_a_tls_failure(void **state)
     chat_server_free(srv);
 }
 
+/* ---- media over https ------------------------------------------------------------------- */
+
+static void write_random_file(const char *path, size_t size)
+{
+    unsigned char *b = malloc(size);
+    assert_non_null(b);
+    randombytes_buf(b, size);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, size, f), size);
+    assert_int_equal(fclose(f), 0);
+    free(b);
+}
+
+static unsigned char *read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *size = (size_t)n;
+    return b;
+}
+
+/* BLAKE2b-256 in hex: the media id of a file's bytes (doc/media.md). */
+static void media_id_of_file(const char *path, char hex[65])
+{
+    size_t n;
+    unsigned char *b = read_file(path, &n), d[32];
+    crypto_generichash(d, sizeof d, b, n, NULL, 0);
+    sodium_bin2hex(hex, 65, d, sizeof d);
+    free(b);
+}
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static long long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* Progress: remembers the first and last done, aborts (non-zero) once done >= stop_at. */
+struct progress {
+    uint64_t stop_at, first, last, total;
+    int calls;
+};
+
+static int on_progress(uint64_t done, uint64_t total, void *ud)
+{
+    struct progress *p = ud;
+    if (p->calls++ == 0)
+        p->first = done;
+    p->last = done;
+    p->total = total;
+    if (p->stop_at && done >= p->stop_at && done < total) {
+        struct timespec ts = {0, 300 * 1000 * 1000};
+        nanosleep(&ts, NULL); /* let the server take in what was sent */
+        return 1;
+    }
+    return 0;
+}
+
+/* The "url" of alice's media_url answer for id. */
+static char *media_url_of(chat_client *c, const char *id)
+{
+    uint64_t req = 0;
+    assert_int_equal(chat_client_media_url(&req, c, id), CHAT_OK);
+    long long dl = now_ms() + WAIT_MS;
+    for (;;) {
+        long long left = dl - now_ms();
+        chat_event *ev = NULL;
+        if (left <= 0 || chat_client_wait_event(&ev, c, (int)left) != CHAT_OK)
+            fail_msg("no media_url RESULT within %d ms", WAIT_MS);
+        if (chat_event_type(ev) == CHAT_EVENT_RESULT && chat_event_request(ev) == req) {
+            assert_int_equal(chat_event_code(ev), CHAT_OK);
+            const char *j = strstr(chat_event_json(ev), "\"url\":\"");
+            assert_non_null(j);
+            j += 7;
+            size_t n = strcspn(j, "\"");
+            char *url = malloc(n + 1);
+            assert_non_null(url);
+            memcpy(url, j, n);
+            url[n] = 0;
+            chat_event_free(ev);
+            return url;
+        }
+        chat_event_free(ev);
+    }
+}
+
+static void test_client_media_over_https_round_trip_with_resume(void **state)
+{
+    (void)state;
+    char data[300], src[320], dst[320], part[330], abs_url[2048];
+    snprintf(data, sizeof data, "%s", pki_file("media-data"));
+    snprintf(src, sizeof src, "%s", pki_file("clip.bin"));
+    snprintf(dst, sizeof dst, "%s", pki_file("got.bin"));
+    snprintf(part, sizeof part, "%s.part", dst);
+    chat_server *srv = tls_server_in("server.pem", "server.key", data);
+    chat_client *a = tls_client(srv, "localhost", "alice", "ca.pem");
+    chat_event_free(wait_for(a, CHAT_EVENT_SYNCED, NULL));
+    const size_t size = 2 * 1024 * 1024 + 11;
+    write_random_file(src, size);
+    char want[65];
+    media_id_of_file(src, want);
+
+    /* an upload aborted after ~600 kB, then resumed from the server's offset, over https */
+    struct progress p1 = {.stop_at = 600000};
+    char *id = NULL;
+    assert_int_equal(chat_client_upload_file(&id, a, src, "video/mp4", on_progress, &p1),
+                     CHAT_EUSER);
+    assert_null(id);
+    assert_int_equal(p1.total, size);
+    struct progress p2 = {0};
+    assert_int_equal(chat_client_upload_file(&id, a, src, "video/mp4", on_progress, &p2),
+                     CHAT_OK);
+    assert_string_equal(id, want);
+    assert_true(p2.first > 0 && p2.first <= p1.last); /* resumed, not restarted */
+    assert_int_equal(p2.last, size);
+
+    /* a signed URL, a download aborted after ~900 kB: no file, a .part */
+    char *url = media_url_of(a, id);
+    assert_true(url[0] == '/');
+    struct progress p3 = {.stop_at = 900000};
+    assert_int_equal(chat_client_download(a, url, id, dst, on_progress, &p3), CHAT_EUSER);
+    assert_false(file_exists(dst));
+    assert_true(file_size(part) >= 900000);
+
+    /* resumed with a Range request, through the absolute https:// form of the URL; the
+     * content hash is checked against the id */
+    snprintf(abs_url, sizeof abs_url, "https://localhost:%d%s", chat_server_port(srv), url);
+    struct progress p4 = {0};
+    assert_int_equal(chat_client_download(a, abs_url, id, dst, on_progress, &p4), CHAT_OK);
+    assert_true(p4.first >= 900000);
+    assert_int_equal(p4.last, size);
+    assert_false(file_exists(part));
+    size_t n1, n2;
+    unsigned char *b1 = read_file(src, &n1), *b2 = read_file(dst, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b2, n1);
+    free(b1);
+    free(b2);
+    char got[65];
+    media_id_of_file(dst, got);
+    assert_string_equal(got, want);
+
+    free(url);
+    chat_string_free(id);
+    chat_client_free(a);
+    chat_server_free(srv);
+}
+
+static void test_client_media_refuses_cert_of_another_ca(void **state)
+{
+    (void)state;
+    char data[300], src[320], dst[320], part[330], url[400];
+    snprintf(data, sizeof data, "%s", pki_file("media-rogue"));
+    snprintf(src, sizeof src, "%s", pki_file("small.bin"));
+    snprintf(dst, sizeof dst, "%s", pki_file("rogue-got.bin"));
+    snprintf(part, sizeof part, "%s.part", dst);
+    write_random_file(src, 100000);
+    chat_server *srv = tls_server_in("rogue.pem", "rogue.key", data);
+    /* not started: transfers need only the token, and the rogue server must get no bytes */
+    char *tok = NULL;
+    assert_int_equal(chat_server_issue_token(srv, "alice", "d1", 3600000, &tok), CHAT_OK);
+    chat_client_config *cfg = NULL;
+    snprintf(url, sizeof url, "wss://127.0.0.1:%d/", chat_server_port(srv));
+    assert_int_equal(chat_client_config_new(&cfg), CHAT_OK);
+    assert_int_equal(chat_client_config_set_server(cfg, url), CHAT_OK);
+    assert_int_equal(chat_client_config_set_token(cfg, tok), CHAT_OK);
+    assert_int_equal(chat_client_config_set_ca_file(cfg, pki_file("ca.pem")), CHAT_OK);
+    chat_client *c = NULL;
+    assert_int_equal(chat_client_new(&c, cfg), CHAT_OK);
+    chat_client_config_free(cfg);
+
+    struct progress p = {0};
+    char *id = NULL;
+    assert_int_equal(chat_client_upload_file(&id, c, src, NULL, on_progress, &p), CHAT_EIO);
+    assert_null(id);
+    assert_int_equal(p.calls, 0);
+    const char *m = chat_error_last()->message;
+    if (!strstr(m, "TLS: server certificate not trusted"))
+        fail_msg("upload error '%s' does not name the TLS failure", m);
+
+    /* a download: refused before any byte, no file and no .part left */
+    char want[65];
+    media_id_of_file(src, want);
+    snprintf(url, sizeof url, "/media/%s?e=9999999999&s=alice&t=eA&k=1&sig=00", want);
+    assert_int_equal(chat_client_download(c, url, want, dst, on_progress, &p), CHAT_EIO);
+    m = chat_error_last()->message;
+    if (!strstr(m, "TLS: server certificate not trusted"))
+        fail_msg("download error '%s' does not name the TLS failure", m);
+    assert_int_equal(p.calls, 0);
+    assert_false(file_exists(dst));
+    assert_false(file_exists(part));
+
+    /* the same with the system trust store, which does not know the test CA either */
+    chat_client_free(c);
+    assert_int_equal(chat_client_config_new(&cfg), CHAT_OK);
+    snprintf(url, sizeof url, "wss://127.0.0.1:%d/", chat_server_port(srv));
+    assert_int_equal(chat_client_config_set_server(cfg, url), CHAT_OK);
+    assert_int_equal(chat_client_config_set_token(cfg, tok), CHAT_OK);
+    assert_int_equal(chat_client_new(&c, cfg), CHAT_OK);
+    chat_client_config_free(cfg);
+    assert_int_equal(chat_client_upload_file(&id, c, src, NULL, NULL, NULL), CHAT_EIO);
+    assert_non_null(strstr(chat_error_last()->message, "not trusted"));
+
+    chat_client_free(c);
+    chat_string_free(tok);
+    chat_server_free(srv);
+}
+
+static void test_client_media_plain_http_to_tls_server_fails(void **state)
+{
+    (void)state;
+    /* ws:// against a TLS port: the plain request gets no HTTP answer, never a media id */
+    char data[300], src[320], url[128];
+    snprintf(data, sizeof data, "%s", pki_file("media-plain"));
+    snprintf(src, sizeof src, "%s", pki_file("plain.bin"));
+    write_random_file(src, 1000);
+    chat_server *srv = tls_server_in("server.pem", "server.key", data);
+    char *tok = NULL;
+    assert_int_equal(chat_server_issue_token(srv, "alice", "d1", 3600000, &tok), CHAT_OK);
+    chat_client_config *cfg = NULL;
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", chat_server_port(srv));
+    assert_int_equal(chat_client_config_new(&cfg), CHAT_OK);
+    assert_int_equal(chat_client_config_set_server(cfg, url), CHAT_OK);
+    assert_int_equal(chat_client_config_set_token(cfg, tok), CHAT_OK);
+    chat_client *c = NULL;
+    assert_int_equal(chat_client_new(&c, cfg), CHAT_OK);
+    chat_client_config_free(cfg);
+    char *id = NULL;
+    int rc = chat_client_upload_file(&id, c, src, NULL, NULL, NULL);
+    assert_int_not_equal(rc, CHAT_OK);
+    assert_null(id);
+    chat_client_free(c);
+    chat_string_free(tok);
+    chat_server_free(srv);
+}
+
 int main(void)
 {
+    if (sodium_init() < 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_client_wss_with_custom_ca_by_ip),
         cmocka_unit_test(test_client_wss_with_custom_ca_by_name),
@@ -270,6 +536,9 @@ int main(void)
         cmocka_unit_test(test_client_plain_ws_to_tls_server_never_online),
         cmocka_unit_test(test_client_ca_file_argument_checks),
         cmocka_unit_test(test_client_missing_ca_file_is_a_tls_failure),
+        cmocka_unit_test(test_client_media_over_https_round_trip_with_resume),
+        cmocka_unit_test(test_client_media_refuses_cert_of_another_ca),
+        cmocka_unit_test(test_client_media_plain_http_to_tls_server_fails),
     };
     return cmocka_run_group_tests(tests, make_pki, remove_pki);
 }

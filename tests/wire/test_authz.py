@@ -17,9 +17,17 @@ Roles, in one group G created by alice:
   unauth     a connection that has not authenticated
 mia is a plain member who observes fan-out; dave is a user outside G (the target of add).
 
-Media cells (upload, URL, download) are added by the media work on its own branch:
-see the MEDIA placeholder at the end of this file.
+Media cells (MEDIA_MATRIX, at the end of this file): HTTP uploads with each role's token (or
+none), signed URLs (media_url) of media that mia uploaded and shared in G, downloads with the
+actor's own URL, with mia's URL, and with mia's URL rewritten to the actor's scope, and
+attempts to resume mia's upload session.
 """
+
+import hashlib
+import http.client
+import json
+import os
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -54,7 +62,7 @@ MATRIX = {
     "set_role":      [OK,   FB,   FB,    NM,     NM,  NM,       FB,      NA],
     "make_me_owner": [BAD,  FB,   FB,    NM,     NM,  NM,       FB,      NA],
     "leave":         [OK,   OK,   OK,    NM,     NM,  NM,       OK,      NA],
-    # MEDIA: "media_upload", "media_url", "media_download" rows come with the media branch.
+    # media operations: MEDIA_MATRIX below
 }
 # remove_admin by the admin is adam removing himself: refused, "use group_leave".
 # make_me_owner: the actor asks group_role to make itself owner (privilege escalation).
@@ -373,5 +381,214 @@ def test_removed_member_open_connection_stops_receiving_at_once(authz_server, de
         cell.close()
 
 
-# MEDIA: cells for media upload / signed URL / download (owner, admin, member, removed,
-# nonmember, impostor, unauth) belong here once the media HTTP endpoints land (another branch).
+# ---- media (doc/media.md; doc/security.md: Authorization) -------------------------------------
+#
+# Uploads are not conversation-scoped: any valid token may create one (its own), none is 401.
+# A signed URL is given to the uploader and to current members of a conversation the media was
+# sent in. The URL itself is the download credential (a CDN serves it without asking the
+# engine): whoever holds it downloads, token or not, until it expires. Its scope s= only names
+# the user it was issued to (who leaked it); it is covered by the MAC, so a URL cannot be
+# re-scoped. An upload session belongs to its creator: no one else may see or resume it.
+
+
+def H(status, reason=None):
+    """An HTTP outcome: the status, and the reason of the JSON error body (None: no body)."""
+    return ("HTTP", status, reason)
+
+
+H401 = H(401, "auth_failed")
+H403 = H(403, "forbidden")
+BADSIG = H(403, "bad_signature")
+
+MEDIA_MATRIX = {
+    #                          owner  admin  member removed left   nonmem impostor unauth
+    "media_upload":            [OK,   OK,    OK,    OK,     OK,    OK,    OK,      H401],
+    "media_url":               [OK,   OK,    OK,    FB,     FB,    FB,    OK,      NA],
+    "media_url_unshared":      [FB,   FB,    FB,    FB,     FB,    FB,    FB,      NA],
+    "media_download_own":      [OK,   OK,    OK,    FB,     FB,    FB,    OK,      NA],
+    "media_download_other":    [OK,   OK,    OK,    OK,     OK,    OK,    OK,      OK],
+    "media_download_rescoped": [BADSIG, BADSIG, BADSIG, BADSIG, BADSIG, BADSIG, BADSIG, BADSIG],
+    "media_resume_other":      [H403, H403,  H403,  H403,   H403,  H403,  H403,    H401],
+}
+# media_url: of media mia uploaded and then sent in G (after rita's removal and lena's leave).
+# media_url_unshared: of media mia uploaded and never sent anywhere: only mia may have a URL.
+# media_download_own: the actor asks for a URL, then GETs it (refused: the media_url error).
+# media_download_other: the actor GETs the URL mia obtained (s=mia), with its own token, if
+#   any, in Authorization, which downloads ignore.
+# media_download_rescoped: mia's URL with s=mia replaced by the actor (alice for unauth).
+# media_resume_other: mia created an upload and sent half of it; the actor HEADs and PATCHes
+#   it with its token (none for unauth); mia's upload stays as it was and she finishes it.
+# impostor: bob's token and connection, with headers and frame fields naming alice.
+
+SPOOF_HEADERS = {"From": "alice", "X-User": "alice", "X-Chat-User": "alice",
+                 "X-Forwarded-User": "alice"}
+
+
+def _media_cells():
+    for op, row in MEDIA_MATRIX.items():
+        assert len(row) == len(ROLES), op
+        for role, want in zip(ROLES, row):
+            yield pytest.param(op, role, want, id=f"{op}-{role}")
+
+
+def _http(server, method, path, body=None, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        c.close()
+
+
+def _auth(server, role):
+    """The actor's HTTP headers: its bearer token (none when unauthenticated)."""
+    if role == "unauth":
+        return {}
+    h = {"Authorization": "Bearer " + server.token(ACTOR[role], "d2" if role == "impostor"
+                                                   else "d1")}
+    if role == "impostor":
+        h.update(SPOOF_HEADERS)
+    return h
+
+
+def _mia_auth(server):
+    return {"Authorization": "Bearer " + server.token("mia")}
+
+
+def _create(server, headers, length):
+    h = dict(headers, **{"Upload-Length": str(length),
+                         "Upload-Metadata": "name Y2VsbA==,type aW1hZ2UvcG5n"})  # cell, image/png
+    return _http(server, "POST", "/media/uploads", headers=h)
+
+
+def _patch(server, headers, loc, offset, data):
+    h = dict(headers, **{"Upload-Offset": str(offset),
+                         "Content-Type": "application/offset+octet-stream"})
+    return _http(server, "PATCH", loc, body=data, headers=h)
+
+
+def _mia_upload(server, data):
+    st, hd, body = _create(server, _mia_auth(server), len(data))
+    assert st == 201, (st, body)
+    st, _, body = _patch(server, _mia_auth(server), hd["location"], 0, data)
+    assert st == 201, (st, body)
+    mid = json.loads(body)["media"]
+    assert mid == hashlib.blake2b(data, digest_size=32).hexdigest()
+    return mid
+
+
+def _assert_http(got, want, what):
+    st, _, body = got
+    _, status, reason = want
+    assert st == status, f"{what}: expected HTTP {status}, got {st} {body[:200]!r}"
+    if reason is not None and body:
+        err = json.loads(body)
+        assert err.get("reason") == reason, f"{what}: expected reason {reason}: {err!r}"
+
+
+def _media_url_frame(media_id, role):
+    frame = {"type": "media_url", "media": media_id}
+    if role == "impostor":
+        frame.update(SPOOF)
+    return frame
+
+
+def _scope(url):
+    return parse_qs(urlsplit(url).query)["s"][0]
+
+
+def _media_cell(cell, op, role, want):
+    server = cell.server
+    data = os.urandom(3000)  # fresh bytes: no earlier cell's grants apply
+    me = ACTOR[role]
+
+    if op == "media_upload":
+        st, hd, body = got = _create(server, _auth(server, role), len(data))
+        if want != OK:
+            _assert_http(got, want, op)
+            return
+        assert st == 201, (st, body)
+        loc = hd["location"]
+        # the upload is the actor's: it continues it; mia (anyone else) may not even look
+        st, _, body = _patch(server, _auth(server, role), loc, 0, data)
+        assert st == 201 and json.loads(body)["media"] == hashlib.blake2b(
+            data, digest_size=32).hexdigest(), (st, body)
+        st, _, _ = _http(server, "HEAD", loc, headers=_mia_auth(server))
+        assert st == 403, st
+        if role == "impostor":
+            # made as bob, not alice: alice cannot look at it, bob's other device can
+            alice = {"Authorization": "Bearer " + server.token("alice")}
+            assert _http(server, "HEAD", loc, headers=alice)[0] == 403
+            bob = {"Authorization": "Bearer " + server.token("bob", "d1")}
+            st, hd, _ = _http(server, "HEAD", loc, headers=bob)
+            assert st == 200 and "media-id" in hd, (st, hd)
+        return
+
+    if op == "media_resume_other":
+        assert want != OK, "only the creator resumes an upload"
+        st, hd, body = _create(server, _mia_auth(server), len(data))
+        assert st == 201, (st, body)
+        loc = hd["location"]
+        assert _patch(server, _mia_auth(server), loc, 0, data[:1000])[0] == 204
+        _assert_http(_http(server, "HEAD", loc, headers=_auth(server, role)),
+                     (want[0], want[1], None), op + " HEAD")
+        _assert_http(_patch(server, _auth(server, role), loc, 1000, b"EVIL" * 500), want,
+                     op + " PATCH")
+        st, hd, _ = _http(server, "HEAD", loc, headers=_mia_auth(server))
+        assert st == 200 and hd["upload-offset"] == "1000", (st, hd)
+        st, _, body = _patch(server, _mia_auth(server), loc, 1000, data[1000:])
+        assert st == 201 and json.loads(body)["media"] == hashlib.blake2b(
+            data, digest_size=32).hexdigest(), (st, body)
+        return
+
+    mid = _mia_upload(server, data)
+    if op != "media_url_unshared":
+        r = cell.mia.call({"type": "send", "conv": cell.conv, "cmid": cmid("media"),
+                           "kind": "media", "media": {"id": mid, "mime": "image/png",
+                                                      "size": len(data), "name": "cell"}})
+        assert r["type"] == "ack" and r["seq"] == cell.head + 1, r
+    else:
+        # mia herself may have a URL of her unshared upload
+        r = cell.mia.call({"type": "media_url", "media": mid})
+        assert r["type"] == "media_url" and _scope(r["url"]) == "mia", r
+
+    if op in ("media_url", "media_url_unshared", "media_download_own"):
+        actor = cell.actor(role)
+        r = actor.call(_media_url_frame(mid, role))
+        if want != OK:
+            assert_error(r, *want)
+            return
+        assert r["type"] == "media_url" and r["media"] == mid, r
+        assert r["url"].startswith(f"/media/{mid}?"), r
+        assert _scope(r["url"]) == me, r  # the impostor's URL names bob, never alice
+        if op == "media_download_own":
+            st, hd, body = _http(server, "GET", r["url"], headers=_auth(server, role))
+            assert st == 200 and body == data, (st, body[:200])
+        return
+
+    # downloads with mia's URL
+    r = cell.mia.call({"type": "media_url", "media": mid})
+    assert r["type"] == "media_url" and _scope(r["url"]) == "mia", r
+    url = r["url"]
+    if op == "media_download_other":
+        st, hd, body = _http(server, "GET", url, headers=_auth(server, role))
+        assert want == OK
+        assert st == 200 and body == data, (st, body[:200])
+        return
+    if op == "media_download_rescoped":
+        forged = url.replace("s=mia", "s=" + (me or "alice"))
+        assert forged != url
+        _assert_http(_http(server, "GET", forged, headers=_auth(server, role)), want, op)
+        return
+    raise AssertionError(f"no media cell {op}")
+
+
+@pytest.mark.parametrize("op,role,want", list(_media_cells()))
+def test_authz_media_cell(authz_server, op, role, want):
+    cell = Cell(authz_server)
+    try:
+        _media_cell(cell, op, role, want)
+    finally:
+        cell.close()

@@ -270,8 +270,8 @@ class Client:
 
     start=True starts the loop thread at once. backoff=(base_ms, max_ms) and
     heartbeat=(interval_ms, timeout_ms) tune reconnects. ca_file= trusts the CAs of that PEM
-    file for a wss:// server instead of the system's. Use as a context manager, or call
-    close().
+    file for a wss:// server instead of the system's, for the connection and for media
+    transfers over https. Use as a context manager, or call close().
     """
 
     def __init__(self, server, token=None, *, user=None, password=None, device=None,
@@ -444,7 +444,8 @@ class Client:
         return _ffi.PROGRESS_CB(cb)
 
     def upload_file(self, path, mime=None, progress=None):
-        """Upload the file at path over HTTP (blocking); returns its media id. progress(done,
+        """Upload the file at path over HTTP, HTTPS for a wss:// server (blocking); returns
+        its media id (a server certificate not trusted: ChatError EIO). progress(done,
         total) is called as bytes go out; an exception from it aborts, and calling again
         with the same file resumes where the server stands."""
         box = []

@@ -7,8 +7,13 @@
 #define _GNU_SOURCE
 #include <chat/chat.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -523,6 +529,98 @@ static void test_client_media_plain_http_to_tls_server_fails(void **state)
     chat_server_free(srv);
 }
 
+/* A TLS server that answers POST /media/uploads with 201 and a Location, closes PATCH
+ * connections right after their head (unread body: the kernel resets the connection while the
+ * client is still writing), and answers anything else 404. */
+struct rude {
+    int lfd, port;
+    SSL_CTX *ctx;
+    pthread_t thread;
+    int patches;
+};
+
+static void *rude_main(void *arg)
+{
+    struct rude *r = arg;
+    for (;;) {
+        int fd = accept(r->lfd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        SSL *ssl = SSL_new(r->ctx);
+        SSL_set_fd(ssl, fd);
+        char head[4096];
+        size_t n = 0;
+        if (SSL_accept(ssl) == 1) {
+            while (n < sizeof head - 1 && !memmem(head, n, "\r\n\r\n", 4)) {
+                int k = SSL_read(ssl, head + n, (int)(sizeof head - 1 - n));
+                if (k <= 0)
+                    break;
+                n += (size_t)k;
+            }
+            head[n] = 0;
+            const char *ans = NULL;
+            if (strncmp(head, "POST ", 5) == 0)
+                ans = "HTTP/1.1 201 Created\r\nLocation: /media/uploads/0123456789abcdef"
+                      "0123456789abcdef\r\nContent-Length: 0\r\n\r\n";
+            else if (strncmp(head, "PATCH ", 6) == 0)
+                r->patches++;
+            else
+                ans = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+            if (ans)
+                SSL_write(ssl, ans, (int)strlen(ans));
+        }
+        SSL_free(ssl);
+        close(fd);
+    }
+}
+
+static void test_client_media_https_upload_reset_by_peer_fails(
+    void **state)
+{
+    (void)state;
+    /* SIGPIPE's default action: a write that raised it would kill this test (the
+     * deterministic check of that is tests/unit/client/test_tls.c) */
+    signal(SIGPIPE, SIG_DFL);
+    struct rude r = {0};
+    r.ctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(r.ctx);
+    assert_int_equal(SSL_CTX_use_certificate_chain_file(r.ctx, pki_file("server.pem")), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey_file(r.ctx, pki_file("server.key"), SSL_FILETYPE_PEM),
+                     1);
+    r.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(r.lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(r.lfd, 8), 0);
+    assert_int_equal(getsockname(r.lfd, (struct sockaddr *)&a, &al), 0);
+    r.port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&r.thread, NULL, rude_main, &r), 0);
+
+    char src[320], url[128];
+    snprintf(src, sizeof src, "%s", pki_file("big.bin"));
+    write_random_file(src, 8 * 1024 * 1024);
+    chat_client_config *cfg = NULL;
+    snprintf(url, sizeof url, "wss://127.0.0.1:%d/", r.port);
+    assert_int_equal(chat_client_config_new(&cfg), CHAT_OK);
+    assert_int_equal(chat_client_config_set_server(cfg, url), CHAT_OK);
+    assert_int_equal(chat_client_config_set_token(cfg, "tok"), CHAT_OK);
+    assert_int_equal(chat_client_config_set_ca_file(cfg, pki_file("ca.pem")), CHAT_OK);
+    chat_client *c = NULL;
+    assert_int_equal(chat_client_new(&c, cfg), CHAT_OK);
+    chat_client_config_free(cfg);
+    char *id = NULL;
+    int rc = chat_client_upload_file(&id, c, src, NULL, NULL, NULL);
+    assert_int_not_equal(rc, CHAT_OK); /* and this process is still alive */
+    assert_null(id);
+    assert_true(r.patches >= 1);
+    chat_client_free(c);
+
+    shutdown(r.lfd, SHUT_RDWR);
+    close(r.lfd);
+    pthread_join(r.thread, NULL);
+    SSL_CTX_free(r.ctx);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -539,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_client_media_over_https_round_trip_with_resume),
         cmocka_unit_test(test_client_media_refuses_cert_of_another_ca),
         cmocka_unit_test(test_client_media_plain_http_to_tls_server_fails),
+        cmocka_unit_test(test_client_media_https_upload_reset_by_peer_fails),
     };
     return cmocka_run_group_tests(tests, make_pki, remove_pki);
 }

@@ -20,6 +20,7 @@ typedef struct contacts {
     contact *v;
     size_t n, cap;
     chat__txn *tx;
+    int64_t left_ms; /* presence changes: when the last device left (the last seen) */
 } contacts;
 
 static void contacts_free(void *p)
@@ -54,12 +55,14 @@ static int fill_contact(chat__txn *tx, contact *ct)
     return rc == CHAT_OK || rc == CHAT_ENOTFOUND ? CHAT_OK : rc;
 }
 
+static int shown_online(chat_server *srv, const char *user);
+
 static cJSON *presence_entry(chat_server *srv, const char *user, int64_t last_seen, int hide)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
-    int online = srv->bus->online(srv->bus_st, user);
+    int online = shown_online(srv, user);
     cJSON_AddStringToObject(o, "user", user);
     cJSON_AddBoolToObject(o, "online", online);
     if (!online && !hide && last_seen > 0)
@@ -166,6 +169,14 @@ void chat__handle_presence(chat__conn *c, cJSON *f, cJSON *re)
         cJSON_Delete(f);
         return;
     }
+    int64_t retry = 0;
+    double rate = (double)chat__limit(c->srv, CHAT_LIMIT_PRESENCE_RATE);
+    if (!chat__bucket_take(&c->presence_bucket, rate, rate, chat__now_ms(c->srv), &retry)) {
+        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "presence queries too fast", retry);
+        cJSON_Delete(re);
+        cJSON_Delete(f);
+        return;
+    }
     start_contacts(c, f, re);
 }
 
@@ -186,7 +197,7 @@ static int changed_run(chat__job *job, chat__txn *tx)
     if (rc != CHAT_OK)
         return chat__req_fail(r, CHAT_EIO, "storage", "cannot read the user");
     if (!r->state) {
-        u.last_seen_ms = tx->now_ms;
+        u.last_seen_ms = cs->left_ms ? cs->left_ms : tx->now_ms;
         if (tx->ops->user_put(tx->st, &u) != CHAT_OK)
             return chat__req_fail(r, CHAT_EIO, "storage", "cannot store last seen");
     }
@@ -209,7 +220,8 @@ static int changed_run(chat__job *job, chat__txn *tx)
     return r->fanout ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 
-void chat__presence_changed(chat_server *srv, const char *user, int online)
+/* Tell user's contacts that user is online or offline (last seen left_ms). */
+static void announce(chat_server *srv, const char *user, int online, int64_t left_ms)
 {
     contacts *cs = chat__calloc(1, sizeof *cs);
     chat__req *r = cs ? chat__req_new(NULL, NULL, changed_run) : NULL;
@@ -220,9 +232,205 @@ void chat__presence_changed(chat_server *srv, const char *user, int online)
     }
     snprintf(r->user, sizeof r->user, "%s", user);
     r->state = online;
+    cs->left_ms = online ? 0 : left_ms;
     r->extra = cs;
     r->extra_free = contacts_free;
     chat__req_submit(srv, r);
+}
+
+/* ---- coalescing: what the bus says vs. what contacts were told ----
+ *
+ * Devices that connect and disconnect in quick succession must not make every contact receive
+ * an online and an offline frame per flap. Each user the bus reported has an entry with the
+ * bus's latest word (online) and what the contacts were last told (announced):
+ * - an offline is announced only once the user stayed offline for presence_grace_ms; a
+ *   reconnect within it cancels it, and nothing is sent;
+ * - announcements of one user take a token from a bucket of presence_user_rate per minute;
+ *   without one, the change waits for the next token and then announces the state of that
+ *   moment (several flaps become one frame, or none if the state came back).
+ * So contacts always end at the true state, with last seen = when the last device left.
+ * Presence answers and snapshots show the announced state, consistent with the frames.
+ * An entry lives while the user is online or something is due, and until its bucket is full
+ * again (an entry with a full bucket is no different from none). [loop thread] */
+
+typedef struct chat__pres_user {
+    char user[CHAT_ID_MAX + 1];
+    int online;                            /* the bus's latest word */
+    int announced;                         /* what contacts were last told */
+    int64_t left_ms;                       /* when the last device left, while offline */
+    int64_t due_ms;                        /* 0: nothing scheduled */
+    chat__bucket bucket;                   /* announcements */
+    struct chat__pres_user *prev, *next;   /* srv->pres_due, while due_ms != 0 */
+} pres_user;
+
+static double ann_burst(const chat_server *srv)
+{
+    return (double)chat__limit(srv, CHAT_LIMIT_PRESENCE_USER_RATE);
+}
+
+static double ann_rate(const chat_server *srv)
+{
+    return ann_burst(srv) / 60.0;
+}
+
+static int shown_online(chat_server *srv, const char *user)
+{
+    const pres_user *pu = chat__strmap_get(&srv->presence, user);
+    return pu ? pu->announced : srv->bus->online(srv->bus_st, user);
+}
+
+static void pres_unschedule(chat_server *srv, pres_user *pu)
+{
+    if (!pu->due_ms)
+        return;
+    if (pu->prev)
+        pu->prev->next = pu->next;
+    else
+        srv->pres_due = pu->next;
+    if (pu->next)
+        pu->next->prev = pu->prev;
+    pu->prev = pu->next = NULL;
+    pu->due_ms = 0;
+}
+
+static void pres_schedule(chat_server *srv, pres_user *pu, int64_t at)
+{
+    pres_unschedule(srv, pu);
+    pu->due_ms = at > 0 ? at : 1;
+    pu->next = srv->pres_due;
+    if (srv->pres_due)
+        srv->pres_due->prev = pu;
+    srv->pres_due = pu;
+}
+
+/* When the bucket will hold burst tokens again. */
+static int64_t bucket_full_at(const chat__bucket *b, double rate_per_s, double burst)
+{
+    double missing = burst - b->tokens;
+    if (missing <= 0)
+        return b->last_ms;
+    return b->last_ms + (int64_t)(missing * 1000.0 / rate_per_s) + 1;
+}
+
+static void pres_forget(chat_server *srv, pres_user *pu)
+{
+    pres_unschedule(srv, pu);
+    chat__free(chat__strmap_del(&srv->presence, pu->user));
+}
+
+/* Bring pu up to date at now: announce, wait, or forget. pu may be freed. */
+static void pres_step(chat_server *srv, pres_user *pu, int64_t now)
+{
+    pres_unschedule(srv, pu);
+    if (pu->online != pu->announced) {
+        int64_t at = now;
+        if (!pu->online && !srv->stopping)
+            at = pu->left_ms + chat__limit(srv, CHAT_LIMIT_PRESENCE_GRACE_MS);
+        if (at <= now) {
+            int64_t retry = 0;
+            if (srv->stopping ||
+                chat__bucket_take(&pu->bucket, ann_rate(srv), ann_burst(srv), now, &retry)) {
+                pu->announced = pu->online;
+                announce(srv, pu->user, pu->online, pu->left_ms);
+            } else {
+                at = now + retry;
+            }
+        }
+        if (pu->online != pu->announced) {
+            pres_schedule(srv, pu, at);
+            return;
+        }
+    }
+    if (pu->online)
+        return;
+    int64_t full = bucket_full_at(&pu->bucket, ann_rate(srv), ann_burst(srv));
+    if (full <= now || srv->stopping)
+        pres_forget(srv, pu);
+    else
+        pres_schedule(srv, pu, full);
+}
+
+static void pres_arm(chat_server *srv, int64_t now);
+
+static void pres_timer_cb(lws_sorted_usec_list_t *sul)
+{
+    chat_server *srv = lws_container_of(sul, chat_server, presence_sul);
+    int64_t now = chat__now_ms(srv);
+    srv->pres_armed_ms = 0;
+    pres_user *next;
+    /* pres_step re-links only pu itself, at the head, so the saved next stays valid. */
+    for (pres_user *pu = srv->pres_due; pu; pu = next) {
+        next = pu->next;
+        if (pu->due_ms <= now)
+            pres_step(srv, pu, now);
+    }
+    pres_arm(srv, now);
+}
+
+/* Arm the timer for the earliest deadline, unless it is armed for one as early already. */
+static void pres_arm(chat_server *srv, int64_t now)
+{
+    int64_t first = 0;
+    for (const pres_user *pu = srv->pres_due; pu; pu = pu->next)
+        if (!first || pu->due_ms < first)
+            first = pu->due_ms;
+    if (!first || !srv->lws || (srv->pres_armed_ms && srv->pres_armed_ms <= first))
+        return;
+    int64_t wait = first - now;
+    if (wait < 1)
+        wait = 1;
+    srv->pres_armed_ms = first;
+    lws_sul_schedule(srv->lws, 0, &srv->presence_sul, pres_timer_cb, wait * LWS_US_PER_MS);
+    /* As for typing: lws 4.1.6 on libuv re-arms its timer only after servicing a socket. */
+    lws_cancel_service(srv->lws);
+}
+
+void chat__presence_changed(chat_server *srv, const char *user, int online)
+{
+    int64_t now = chat__now_ms(srv);
+    pres_user *pu = chat__strmap_get(&srv->presence, user);
+    if (!pu) {
+        pu = chat__calloc(1, sizeof *pu);
+        if (!pu || chat__strmap_put(&srv->presence, user, pu) != CHAT_OK) {
+            chat__free(pu);
+            announce(srv, user, online, now); /* uncoalesced, but still correct */
+            return;
+        }
+        snprintf(pu->user, sizeof pu->user, "%s", user);
+        /* No entry: contacts were told the opposite (or nothing, for a first online). */
+        pu->announced = !online;
+        chat__bucket_init(&pu->bucket, ann_burst(srv), now);
+    }
+    pu->online = online;
+    if (!online)
+        pu->left_ms = now;
+    pres_step(srv, pu, now);
+    if (srv->pres_due)
+        pres_arm(srv, now);
+}
+
+void chat__presence_flush(chat_server *srv)
+{
+    int64_t now = chat__now_ms(srv);
+    pres_user *next;
+    for (pres_user *pu = srv->pres_due; pu; pu = next) {
+        next = pu->next;
+        pres_step(srv, pu, now);
+    }
+}
+
+static void free_entry(const char *key, void *value, void *ud)
+{
+    (void)key;
+    (void)ud;
+    chat__free(value);
+}
+
+void chat__presence_free(chat_server *srv)
+{
+    chat__strmap_each(&srv->presence, free_entry, NULL);
+    chat__strmap_clear(&srv->presence);
+    srv->pres_due = NULL;
 }
 
 /* ---- settings ---- */
@@ -253,6 +461,15 @@ void chat__handle_settings(chat__conn *c, cJSON *f, cJSON *re)
     if (rc != CHAT_OK) {
         chat__conn_error(c, re, CHAT_EINVAL, rc == CHAT_ENOTFOUND ? "missing_field" : "bad_field",
                          "'hide_last_seen' must be true or false", 0);
+        cJSON_Delete(re);
+        cJSON_Delete(f);
+        return;
+    }
+    int64_t retry = 0;
+    double per_min = (double)chat__limit(c->srv, CHAT_LIMIT_SETTINGS_RATE);
+    if (!chat__bucket_take(&c->settings_bucket, per_min / 60.0, per_min, chat__now_ms(c->srv),
+                           &retry)) {
+        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "settings changes too fast", retry);
         cJSON_Delete(re);
         cJSON_Delete(f);
         return;

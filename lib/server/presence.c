@@ -247,7 +247,8 @@ static void announce(chat_server *srv, const char *user, int online, int64_t lef
  *   reconnect within it cancels it, and nothing is sent;
  * - announcements of one user take a token from a bucket of presence_user_rate per minute;
  *   without one, the change waits for the next token and then announces the state of that
- *   moment (several flaps become one frame, or none if the state came back).
+ *   moment (several flaps become one frame, or none if the state came back; but an offline
+ *   with a newer last seen than the one announced is announced again).
  * So contacts always end at the true state, with last seen = when the last device left.
  * Presence answers and snapshots show the announced state, consistent with the frames.
  * An entry lives while the user is online or something is due, and until its bucket is full
@@ -258,6 +259,7 @@ typedef struct chat__pres_user {
     int online;                            /* the bus's latest word */
     int announced;                         /* what contacts were last told */
     int64_t left_ms;                       /* when the last device left, while offline */
+    int64_t told_left_ms;                  /* the last seen contacts were last told */
     int64_t due_ms;                        /* 0: nothing scheduled */
     chat__bucket bucket;                   /* announcements */
     struct chat__pres_user *prev, *next;   /* srv->pres_due, while due_ms != 0 */
@@ -318,11 +320,15 @@ static void pres_forget(chat_server *srv, pres_user *pu)
     chat__free(chat__strmap_del(&srv->presence, pu->user));
 }
 
-/* Bring pu up to date at now: announce, wait, or forget. pu may be freed. */
-static void pres_step(chat_server *srv, pres_user *pu, int64_t now)
+/* Bring pu up to date at now: announce, wait, or forget. pu may be freed. Returns pu's new
+ * deadline, or 0 when nothing is due (or pu is gone). */
+static int64_t pres_step(chat_server *srv, pres_user *pu, int64_t now)
 {
     pres_unschedule(srv, pu);
-    if (pu->online != pu->announced) {
+    /* Back offline after an offline was announced, the online in between held back by the
+     * bucket: the state is the same, but the last seen is not. */
+    int stale = !pu->online && !pu->announced && pu->left_ms != pu->told_left_ms;
+    if (pu->online != pu->announced || stale) {
         int64_t at = now;
         if (!pu->online && !srv->stopping)
             at = pu->left_ms + chat__limit(srv, CHAT_LIMIT_PRESENCE_GRACE_MS);
@@ -331,55 +337,65 @@ static void pres_step(chat_server *srv, pres_user *pu, int64_t now)
             if (srv->stopping ||
                 chat__bucket_take(&pu->bucket, ann_rate(srv), ann_burst(srv), now, &retry)) {
                 pu->announced = pu->online;
+                if (!pu->online)
+                    pu->told_left_ms = pu->left_ms;
                 announce(srv, pu->user, pu->online, pu->left_ms);
+                stale = 0;
             } else {
                 at = now + retry;
             }
         }
-        if (pu->online != pu->announced) {
+        if (pu->online != pu->announced || stale) {
             pres_schedule(srv, pu, at);
-            return;
+            return pu->due_ms;
         }
     }
     if (pu->online)
-        return;
+        return 0;
     int64_t full = bucket_full_at(&pu->bucket, ann_rate(srv), ann_burst(srv));
-    if (full <= now || srv->stopping)
+    if (full <= now || srv->stopping) {
         pres_forget(srv, pu);
-    else
-        pres_schedule(srv, pu, full);
+        return 0;
+    }
+    pres_schedule(srv, pu, full);
+    return pu->due_ms;
 }
 
-static void pres_arm(chat_server *srv, int64_t now);
+/* The timer fires at most every PRES_TICK_MS: each firing walks the whole deadline list, which
+ * holds the users in their grace and those whose bucket is refilling (offline for less than a
+ * minute, by default), so deadlines that close together are served by one walk. */
+#define PRES_TICK_MS 25
+
+static void pres_arm(chat_server *srv, int64_t at, int64_t now, int64_t min_wait);
 
 static void pres_timer_cb(lws_sorted_usec_list_t *sul)
 {
     chat_server *srv = lws_container_of(sul, chat_server, presence_sul);
     int64_t now = chat__now_ms(srv);
+    int64_t first = 0;
     srv->pres_armed_ms = 0;
     pres_user *next;
-    /* pres_step re-links only pu itself, at the head, so the saved next stays valid. */
+    /* pres_step re-links only pu itself, at the head, so the saved next stays valid (and an
+     * entry re-linked at the head is not visited again). */
     for (pres_user *pu = srv->pres_due; pu; pu = next) {
         next = pu->next;
-        if (pu->due_ms <= now)
-            pres_step(srv, pu, now);
+        int64_t due = pu->due_ms <= now ? pres_step(srv, pu, now) : pu->due_ms;
+        if (due && (!first || due < first))
+            first = due;
     }
-    pres_arm(srv, now);
+    if (first)
+        pres_arm(srv, first, now, PRES_TICK_MS);
 }
 
-/* Arm the timer for the earliest deadline, unless it is armed for one as early already. */
-static void pres_arm(chat_server *srv, int64_t now)
+/* Arm the timer for at, unless it is armed for a time as early already. */
+static void pres_arm(chat_server *srv, int64_t at, int64_t now, int64_t min_wait)
 {
-    int64_t first = 0;
-    for (const pres_user *pu = srv->pres_due; pu; pu = pu->next)
-        if (!first || pu->due_ms < first)
-            first = pu->due_ms;
-    if (!first || !srv->lws || (srv->pres_armed_ms && srv->pres_armed_ms <= first))
+    if (!srv->lws || (srv->pres_armed_ms && srv->pres_armed_ms <= at))
         return;
-    int64_t wait = first - now;
-    if (wait < 1)
-        wait = 1;
-    srv->pres_armed_ms = first;
+    int64_t wait = at - now;
+    if (wait < min_wait)
+        wait = min_wait;
+    srv->pres_armed_ms = now + wait;
     lws_sul_schedule(srv->lws, 0, &srv->presence_sul, pres_timer_cb, wait * LWS_US_PER_MS);
     /* As for typing: lws 4.1.6 on libuv re-arms its timer only after servicing a socket. */
     lws_cancel_service(srv->lws);
@@ -404,9 +420,9 @@ void chat__presence_changed(chat_server *srv, const char *user, int online)
     pu->online = online;
     if (!online)
         pu->left_ms = now;
-    pres_step(srv, pu, now);
-    if (srv->pres_due)
-        pres_arm(srv, now);
+    int64_t due = pres_step(srv, pu, now);
+    if (due)
+        pres_arm(srv, due, now, 1);
 }
 
 void chat__presence_flush(chat_server *srv)
@@ -417,6 +433,7 @@ void chat__presence_flush(chat_server *srv)
         next = pu->next;
         pres_step(srv, pu, now);
     }
+    srv->pres_armed_ms = 0; /* the transport's timers go with it */
 }
 
 static void free_entry(const char *key, void *value, void *ud)

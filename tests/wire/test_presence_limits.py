@@ -189,3 +189,17 @@ def test_flapping_slower_than_the_grace_is_bounded_by_the_user_bucket(server):
     p = b.expect("presence", timeout=8, users=lambda us: any(
         u.get("user") == "alice" and u.get("online") is False for u in us))
     assert presence_of(p, "alice")["last_seen"] >= t1 - 1000, (t1, p)
+
+
+@pytest.mark.chatd_args("--limit", "presence_grace_ms=10000")
+def test_stopping_server_stores_the_last_seen_of_a_user_in_the_grace(server):
+    _contacts(server)
+    a = server.connect("alice")
+    t0 = now_ms()
+    a.close()
+    t1 = now_ms()
+    server.restart()  # well within the grace
+    b = server.connect("bob")
+    st = presence_of(b.initial_presence, "alice")
+    assert st is not None and st["online"] is False, b.initial_presence
+    assert is_int(st.get("last_seen")) and t0 - 50 <= st["last_seen"] <= t1 + 50, (t0, t1, st)

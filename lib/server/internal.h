@@ -6,6 +6,7 @@
 #include "chat/errors.h"
 #include "chat/server.h"
 #include "auth/keyring.h"
+#include "core/presgate.h"
 #include "core/ratelimit.h"
 #include "core/strmap.h"
 #include "core/typing.h"
@@ -136,8 +137,7 @@ struct chat_server {
     lws_sorted_usec_list_t typing_sul;
 
     /* Presence announcements per user, coalesced (presence.c). [loop] */
-    chat__strmap presence;              /* user id -> struct chat__pres_user */
-    struct chat__pres_user *pres_due;   /* those with a deadline */
+    chat__presgate presence;
     int64_t pres_armed_ms;              /* presence_sul's deadline, 0: not armed */
     lws_sorted_usec_list_t presence_sul;
 
@@ -208,6 +208,7 @@ void chat__presence_changed(chat_server *srv, const char *user, int online);
 void chat__presence_snapshot(chat__conn *c);
 /* Announce every pending presence change now (the server is stopping). */
 void chat__presence_flush(chat_server *srv);
+void chat__presence_init(chat_server *srv); /* after the config is copied */
 void chat__presence_free(chat_server *srv);
 void chat__typing_timer_arm(chat_server *srv);
 

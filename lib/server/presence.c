@@ -238,132 +238,23 @@ static void announce(chat_server *srv, const char *user, int online, int64_t lef
     chat__req_submit(srv, r);
 }
 
-/* ---- coalescing: what the bus says vs. what contacts were told ----
- *
- * Devices that connect and disconnect in quick succession must not make every contact receive
- * an online and an offline frame per flap. Each user the bus reported has an entry with the
- * bus's latest word (online) and what the contacts were last told (announced):
- * - an offline is announced only once the user stayed offline for presence_grace_ms; a
- *   reconnect within it cancels it, and nothing is sent;
- * - announcements of one user take a token from a bucket of presence_user_rate per minute;
- *   without one, the change waits for the next token and then announces the state of that
- *   moment (several flaps become one frame, or none if the state came back; but an offline
- *   with a newer last seen than the one announced is announced again).
- * So contacts always end at the true state, with last seen = when the last device left.
- * Presence answers and snapshots show the announced state, consistent with the frames.
- * An entry lives while the user is online or something is due, and until its bucket is full
- * again (an entry with a full bucket is no different from none). [loop thread] */
-
-typedef struct chat__pres_user {
-    char user[CHAT_ID_MAX + 1];
-    int online;                            /* the bus's latest word */
-    int announced;                         /* what contacts were last told */
-    int64_t left_ms;                       /* when the last device left, while offline */
-    int64_t told_left_ms;                  /* the last seen contacts were last told */
-    int64_t due_ms;                        /* 0: nothing scheduled */
-    chat__bucket bucket;                   /* announcements */
-    struct chat__pres_user *prev, *next;   /* srv->pres_due, while due_ms != 0 */
-} pres_user;
-
-static double ann_burst(const chat_server *srv)
-{
-    return (double)chat__limit(srv, CHAT_LIMIT_PRESENCE_USER_RATE);
-}
-
-static double ann_rate(const chat_server *srv)
-{
-    return ann_burst(srv) / 60.0;
-}
+/* ---- coalescing (core/presgate.h): what the bus says vs. what contacts were told ----
+ * Presence answers and snapshots show the announced state, consistent with the frames. */
 
 static int shown_online(chat_server *srv, const char *user)
 {
-    const pres_user *pu = chat__strmap_get(&srv->presence, user);
-    return pu ? pu->announced : srv->bus->online(srv->bus_st, user);
+    int shown = chat__presgate_shown(&srv->presence, user);
+    return shown >= 0 ? shown : srv->bus->online(srv->bus_st, user);
 }
 
-static void pres_unschedule(chat_server *srv, pres_user *pu)
+static void gate_announce(const char *user, int online, int64_t last_seen_ms, void *ud)
 {
-    if (!pu->due_ms)
-        return;
-    if (pu->prev)
-        pu->prev->next = pu->next;
-    else
-        srv->pres_due = pu->next;
-    if (pu->next)
-        pu->next->prev = pu->prev;
-    pu->prev = pu->next = NULL;
-    pu->due_ms = 0;
-}
-
-static void pres_schedule(chat_server *srv, pres_user *pu, int64_t at)
-{
-    pres_unschedule(srv, pu);
-    pu->due_ms = at > 0 ? at : 1;
-    pu->next = srv->pres_due;
-    if (srv->pres_due)
-        srv->pres_due->prev = pu;
-    srv->pres_due = pu;
-}
-
-/* When the bucket will hold burst tokens again. */
-static int64_t bucket_full_at(const chat__bucket *b, double rate_per_s, double burst)
-{
-    double missing = burst - b->tokens;
-    if (missing <= 0)
-        return b->last_ms;
-    return b->last_ms + (int64_t)(missing * 1000.0 / rate_per_s) + 1;
-}
-
-static void pres_forget(chat_server *srv, pres_user *pu)
-{
-    pres_unschedule(srv, pu);
-    chat__free(chat__strmap_del(&srv->presence, pu->user));
-}
-
-/* Bring pu up to date at now: announce, wait, or forget. pu may be freed. Returns pu's new
- * deadline, or 0 when nothing is due (or pu is gone). */
-static int64_t pres_step(chat_server *srv, pres_user *pu, int64_t now)
-{
-    pres_unschedule(srv, pu);
-    /* Back offline after an offline was announced, the online in between held back by the
-     * bucket: the state is the same, but the last seen is not. */
-    int stale = !pu->online && !pu->announced && pu->left_ms != pu->told_left_ms;
-    if (pu->online != pu->announced || stale) {
-        int64_t at = now;
-        if (!pu->online && !srv->stopping)
-            at = pu->left_ms + chat__limit(srv, CHAT_LIMIT_PRESENCE_GRACE_MS);
-        if (at <= now) {
-            int64_t retry = 0;
-            if (srv->stopping ||
-                chat__bucket_take(&pu->bucket, ann_rate(srv), ann_burst(srv), now, &retry)) {
-                pu->announced = pu->online;
-                if (!pu->online)
-                    pu->told_left_ms = pu->left_ms;
-                announce(srv, pu->user, pu->online, pu->left_ms);
-                stale = 0;
-            } else {
-                at = now + retry;
-            }
-        }
-        if (pu->online != pu->announced || stale) {
-            pres_schedule(srv, pu, at);
-            return pu->due_ms;
-        }
-    }
-    if (pu->online)
-        return 0;
-    int64_t full = bucket_full_at(&pu->bucket, ann_rate(srv), ann_burst(srv));
-    if (full <= now || srv->stopping) {
-        pres_forget(srv, pu);
-        return 0;
-    }
-    pres_schedule(srv, pu, full);
-    return pu->due_ms;
+    announce(ud, user, online, last_seen_ms);
 }
 
 /* The timer fires at most every PRES_TICK_MS: each firing walks the whole deadline list, which
  * holds the users in their grace and those whose bucket is refilling (offline for less than a
- * minute, by default), so deadlines that close together are served by one walk. */
+ * minute, by default), so deadlines close together are served by one walk. */
 #define PRES_TICK_MS 25
 
 static void pres_arm(chat_server *srv, int64_t at, int64_t now, int64_t min_wait);
@@ -372,17 +263,8 @@ static void pres_timer_cb(lws_sorted_usec_list_t *sul)
 {
     chat_server *srv = lws_container_of(sul, chat_server, presence_sul);
     int64_t now = chat__now_ms(srv);
-    int64_t first = 0;
     srv->pres_armed_ms = 0;
-    pres_user *next;
-    /* pres_step re-links only pu itself, at the head, so the saved next stays valid (and an
-     * entry re-linked at the head is not visited again). */
-    for (pres_user *pu = srv->pres_due; pu; pu = next) {
-        next = pu->next;
-        int64_t due = pu->due_ms <= now ? pres_step(srv, pu, now) : pu->due_ms;
-        if (due && (!first || due < first))
-            first = due;
-    }
+    int64_t first = chat__presgate_run(&srv->presence, now, gate_announce, srv);
     if (first)
         pres_arm(srv, first, now, PRES_TICK_MS);
 }
@@ -403,51 +285,33 @@ static void pres_arm(chat_server *srv, int64_t at, int64_t now, int64_t min_wait
 
 void chat__presence_changed(chat_server *srv, const char *user, int online)
 {
-    int64_t now = chat__now_ms(srv);
-    pres_user *pu = chat__strmap_get(&srv->presence, user);
-    if (!pu) {
-        pu = chat__calloc(1, sizeof *pu);
-        if (!pu || chat__strmap_put(&srv->presence, user, pu) != CHAT_OK) {
-            chat__free(pu);
-            announce(srv, user, online, now); /* uncoalesced, but still correct */
-            return;
-        }
-        snprintf(pu->user, sizeof pu->user, "%s", user);
-        /* No entry: contacts were told the opposite (or nothing, for a first online). */
-        pu->announced = !online;
-        chat__bucket_init(&pu->bucket, ann_burst(srv), now);
+    int64_t now = chat__now_ms(srv), due = 0;
+    /* Stopping: pending changes were flushed; announce at once (last seen gets stored). */
+    if (srv->stopping ||
+        chat__presgate_change(&srv->presence, user, online, now, gate_announce, srv, &due) !=
+            CHAT_OK) {
+        announce(srv, user, online, now); /* uncoalesced, but still correct */
+        return;
     }
-    pu->online = online;
-    if (!online)
-        pu->left_ms = now;
-    int64_t due = pres_step(srv, pu, now);
     if (due)
         pres_arm(srv, due, now, 1);
 }
 
 void chat__presence_flush(chat_server *srv)
 {
-    int64_t now = chat__now_ms(srv);
-    pres_user *next;
-    for (pres_user *pu = srv->pres_due; pu; pu = next) {
-        next = pu->next;
-        pres_step(srv, pu, now);
-    }
+    chat__presgate_flush(&srv->presence, chat__now_ms(srv), gate_announce, srv);
     srv->pres_armed_ms = 0; /* the transport's timers go with it */
 }
 
-static void free_entry(const char *key, void *value, void *ud)
+void chat__presence_init(chat_server *srv)
 {
-    (void)key;
-    (void)ud;
-    chat__free(value);
+    chat__presgate_init(&srv->presence, chat__limit(srv, CHAT_LIMIT_PRESENCE_GRACE_MS),
+                        (double)chat__limit(srv, CHAT_LIMIT_PRESENCE_USER_RATE));
 }
 
 void chat__presence_free(chat_server *srv)
 {
-    chat__strmap_each(&srv->presence, free_entry, NULL);
-    chat__strmap_clear(&srv->presence);
-    srv->pres_due = NULL;
+    chat__presgate_free(&srv->presence);
 }
 
 /* ---- settings ---- */

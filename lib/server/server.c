@@ -249,8 +249,8 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     chat__strmap_init(&srv->uploads);
     chat__strmap_init(&srv->user_limits);
     chat__typing_init(&srv->typing);
-    chat__strmap_init(&srv->presence);
     srv->cfg = *cfg;
+    chat__presence_init(srv);
     srv->cfg.address = chat__strdup(cfg->address);
     srv->cfg.data_dir = cfg->data_dir ? chat__strdup(cfg->data_dir) : NULL;
     srv->cfg.media_base_url = cfg->media_base_url ? chat__strdup(cfg->media_base_url) : NULL;

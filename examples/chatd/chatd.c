@@ -45,7 +45,8 @@ static const char usage[] =
     "                      out_queue_frames, typing_rate, writer_queue, media_bytes,\n"
     "                      media_url_ttl_ms, upload_ttl_ms, uploads, uploads_per_user\n"
     "                      (media: doc/media.md), logins_pending, login_rate,\n"
-    "                      user_send_rate, user_send_burst\n"
+    "                      user_send_rate, user_send_burst, presence_rate, settings_rate,\n"
+    "                      presence_grace_ms, presence_user_rate\n"
     "  --config FILE       read 'name = value' lines with the option names above\n"
     "  --verbose           log more\n";
 

@@ -48,8 +48,17 @@ typedef enum chat_limit {
     CHAT_LIMIT_LOGIN_RATE = 24,        /**< failed logins per account per minute (burst), 10 */
     CHAT_LIMIT_USER_SEND_RATE = 25,    /**< sends per second per user, all connections;
                                             0 (default): 2 x CHAT_LIMIT_SEND_RATE */
-    CHAT_LIMIT_USER_SEND_BURST = 26    /**< send burst per user, all connections;
+    CHAT_LIMIT_USER_SEND_BURST = 26,   /**< send burst per user, all connections;
                                             0 (default): 2 x CHAT_LIMIT_SEND_BURST */
+    CHAT_LIMIT_PRESENCE_RATE = 27,     /**< presence queries per second per connection
+                                            (burst the same), 5 */
+    CHAT_LIMIT_SETTINGS_RATE = 28,     /**< settings changes per minute per connection
+                                            (burst the same), 10 */
+    CHAT_LIMIT_PRESENCE_GRACE_MS = 29, /**< a user whose last device left is shown online
+                                            for this long before contacts are told, 2000;
+                                            a reconnect within it tells them nothing */
+    CHAT_LIMIT_PRESENCE_USER_RATE = 30 /**< online/offline announcements of one user per
+                                            minute (burst the same), 12; later changes wait */
 } chat_limit;
 
 /** Flags of chat_server_config_set_flags(). */

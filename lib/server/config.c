@@ -41,6 +41,10 @@ static const struct {
     /* 0: twice the per-connection value (so raising that one raises this one too) */
     [CHAT_LIMIT_USER_SEND_RATE] = {"user_send_rate", 0, 0, 1000000},
     [CHAT_LIMIT_USER_SEND_BURST] = {"user_send_burst", 0, 0, 1000000},
+    [CHAT_LIMIT_PRESENCE_RATE] = {"presence_rate", 5, 1, 1000000},
+    [CHAT_LIMIT_SETTINGS_RATE] = {"settings_rate", 10, 1, 1000000},
+    [CHAT_LIMIT_PRESENCE_GRACE_MS] = {"presence_grace_ms", 2000, 0, 600000},
+    [CHAT_LIMIT_PRESENCE_USER_RATE] = {"presence_user_rate", 12, 1, 1000000},
 };
 
 int chat_server_limit_by_name(const char *name)

@@ -22,6 +22,8 @@ chat__conn *chat__conn_new(chat_server *srv, struct lws *wsi)
     int64_t now = chat__now_ms(srv);
     chat__bucket_init(&c->send_bucket, (double)chat__limit(srv, CHAT_LIMIT_SEND_BURST), now);
     chat__bucket_init(&c->typing_bucket, (double)chat__limit(srv, CHAT_LIMIT_TYPING_RATE), now);
+    chat__bucket_init(&c->presence_bucket, (double)chat__limit(srv, CHAT_LIMIT_PRESENCE_RATE), now);
+    chat__bucket_init(&c->settings_bucket, (double)chat__limit(srv, CHAT_LIMIT_SETTINGS_RATE), now);
     c->err_window_ms = now;
     return c;
 }

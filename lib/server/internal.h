@@ -6,6 +6,7 @@
 #include "chat/errors.h"
 #include "chat/server.h"
 #include "auth/keyring.h"
+#include "core/presgate.h"
 #include "core/ratelimit.h"
 #include "core/strmap.h"
 #include "core/typing.h"
@@ -19,7 +20,7 @@
 #include <stdatomic.h>
 #include <uv.h>
 
-#define CHAT__LIMIT_MAX 27 /* one past the highest chat_limit */
+#define CHAT__LIMIT_MAX 31 /* one past the highest chat_limit */
 #define CHAT__PATH_MAX 1024   /* TLS certificate and key paths */
 #define CHAT__ORIGINS_MAX 16  /* allowed Origin values */
 #define CHAT__ORIGIN_MAX 256  /* bytes of one, with the NUL */
@@ -82,6 +83,7 @@ struct chat__conn {
     const char *close_reason; /* a static string */
 
     chat__bucket send_bucket, typing_bucket;
+    chat__bucket presence_bucket, settings_bucket; /* presence.c */
     int64_t err_window_ms;
     int err_count;
     lws_sorted_usec_list_t auth_sul;
@@ -139,6 +141,11 @@ struct chat_server {
 
     chat__typing typing;
     lws_sorted_usec_list_t typing_sul;
+
+    /* Presence announcements per user, coalesced (presence.c). [loop] */
+    chat__presgate presence;
+    int64_t pres_armed_ms;              /* presence_sul's deadline, 0: not armed */
+    lws_sorted_usec_list_t presence_sul;
 
     /* The frame being published on the bus right now: a local delivery of these bytes shares
      * it by reference instead of copying. */
@@ -210,6 +217,10 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len);
 /* presence.c [loop thread] */
 void chat__presence_changed(chat_server *srv, const char *user, int online);
 void chat__presence_snapshot(chat__conn *c);
+/* Announce every pending presence change now (the server is stopping). */
+void chat__presence_flush(chat_server *srv);
+void chat__presence_init(chat_server *srv); /* after the config is copied */
+void chat__presence_free(chat_server *srv);
 void chat__typing_timer_arm(chat_server *srv);
 
 /* transport: lws context on the server's uv loop. [loop thread] */

@@ -20,6 +20,7 @@ typedef struct contacts {
     contact *v;
     size_t n, cap;
     chat__txn *tx;
+    int64_t left_ms; /* presence changes: when the last device left (the last seen) */
 } contacts;
 
 static void contacts_free(void *p)
@@ -54,12 +55,14 @@ static int fill_contact(chat__txn *tx, contact *ct)
     return rc == CHAT_OK || rc == CHAT_ENOTFOUND ? CHAT_OK : rc;
 }
 
+static int shown_online(chat_server *srv, const char *user);
+
 static cJSON *presence_entry(chat_server *srv, const char *user, int64_t last_seen, int hide)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
-    int online = srv->bus->online(srv->bus_st, user);
+    int online = shown_online(srv, user);
     cJSON_AddStringToObject(o, "user", user);
     cJSON_AddBoolToObject(o, "online", online);
     if (!online && !hide && last_seen > 0)
@@ -166,6 +169,14 @@ void chat__handle_presence(chat__conn *c, cJSON *f, cJSON *re)
         cJSON_Delete(f);
         return;
     }
+    int64_t retry = 0;
+    double rate = (double)chat__limit(c->srv, CHAT_LIMIT_PRESENCE_RATE);
+    if (!chat__bucket_take(&c->presence_bucket, rate, rate, chat__now_ms(c->srv), &retry)) {
+        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "presence queries too fast", retry);
+        cJSON_Delete(re);
+        cJSON_Delete(f);
+        return;
+    }
     start_contacts(c, f, re);
 }
 
@@ -186,7 +197,7 @@ static int changed_run(chat__job *job, chat__txn *tx)
     if (rc != CHAT_OK)
         return chat__req_fail(r, CHAT_EIO, "storage", "cannot read the user");
     if (!r->state) {
-        u.last_seen_ms = tx->now_ms;
+        u.last_seen_ms = cs->left_ms ? cs->left_ms : tx->now_ms;
         if (tx->ops->user_put(tx->st, &u) != CHAT_OK)
             return chat__req_fail(r, CHAT_EIO, "storage", "cannot store last seen");
     }
@@ -209,7 +220,8 @@ static int changed_run(chat__job *job, chat__txn *tx)
     return r->fanout ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 
-void chat__presence_changed(chat_server *srv, const char *user, int online)
+/* Tell user's contacts that user is online or offline (last seen left_ms). */
+static void announce(chat_server *srv, const char *user, int online, int64_t left_ms)
 {
     contacts *cs = chat__calloc(1, sizeof *cs);
     chat__req *r = cs ? chat__req_new(NULL, NULL, changed_run) : NULL;
@@ -220,9 +232,86 @@ void chat__presence_changed(chat_server *srv, const char *user, int online)
     }
     snprintf(r->user, sizeof r->user, "%s", user);
     r->state = online;
+    cs->left_ms = online ? 0 : left_ms;
     r->extra = cs;
     r->extra_free = contacts_free;
     chat__req_submit(srv, r);
+}
+
+/* ---- coalescing (core/presgate.h): what the bus says vs. what contacts were told ----
+ * Presence answers and snapshots show the announced state, consistent with the frames. */
+
+static int shown_online(chat_server *srv, const char *user)
+{
+    int shown = chat__presgate_shown(&srv->presence, user);
+    return shown >= 0 ? shown : srv->bus->online(srv->bus_st, user);
+}
+
+static void gate_announce(const char *user, int online, int64_t last_seen_ms, void *ud)
+{
+    announce(ud, user, online, last_seen_ms);
+}
+
+/* The timer fires at most every PRES_TICK_MS: each firing walks the whole deadline list, which
+ * holds the users in their grace and those whose bucket is refilling (offline for less than a
+ * minute, by default), so deadlines close together are served by one walk. */
+#define PRES_TICK_MS 25
+
+static void pres_arm(chat_server *srv, int64_t at, int64_t now, int64_t min_wait);
+
+static void pres_timer_cb(lws_sorted_usec_list_t *sul)
+{
+    chat_server *srv = lws_container_of(sul, chat_server, presence_sul);
+    int64_t now = chat__now_ms(srv);
+    srv->pres_armed_ms = 0;
+    int64_t first = chat__presgate_run(&srv->presence, now, gate_announce, srv);
+    if (first)
+        pres_arm(srv, first, now, PRES_TICK_MS);
+}
+
+/* Arm the timer for at, unless it is armed for a time as early already. */
+static void pres_arm(chat_server *srv, int64_t at, int64_t now, int64_t min_wait)
+{
+    if (!srv->lws || (srv->pres_armed_ms && srv->pres_armed_ms <= at))
+        return;
+    int64_t wait = at - now;
+    if (wait < min_wait)
+        wait = min_wait;
+    srv->pres_armed_ms = now + wait;
+    lws_sul_schedule(srv->lws, 0, &srv->presence_sul, pres_timer_cb, wait * LWS_US_PER_MS);
+    /* As for typing: lws 4.1.6 on libuv re-arms its timer only after servicing a socket. */
+    lws_cancel_service(srv->lws);
+}
+
+void chat__presence_changed(chat_server *srv, const char *user, int online)
+{
+    int64_t now = chat__now_ms(srv), due = 0;
+    /* Stopping: pending changes were flushed; announce at once (last seen gets stored). */
+    if (srv->stopping ||
+        chat__presgate_change(&srv->presence, user, online, now, gate_announce, srv, &due) !=
+            CHAT_OK) {
+        announce(srv, user, online, now); /* uncoalesced, but still correct */
+        return;
+    }
+    if (due)
+        pres_arm(srv, due, now, 1);
+}
+
+void chat__presence_flush(chat_server *srv)
+{
+    chat__presgate_flush(&srv->presence, chat__now_ms(srv), gate_announce, srv);
+    srv->pres_armed_ms = 0; /* the transport's timers go with it */
+}
+
+void chat__presence_init(chat_server *srv)
+{
+    chat__presgate_init(&srv->presence, chat__limit(srv, CHAT_LIMIT_PRESENCE_GRACE_MS),
+                        (double)chat__limit(srv, CHAT_LIMIT_PRESENCE_USER_RATE));
+}
+
+void chat__presence_free(chat_server *srv)
+{
+    chat__presgate_free(&srv->presence);
 }
 
 /* ---- settings ---- */
@@ -253,6 +342,15 @@ void chat__handle_settings(chat__conn *c, cJSON *f, cJSON *re)
     if (rc != CHAT_OK) {
         chat__conn_error(c, re, CHAT_EINVAL, rc == CHAT_ENOTFOUND ? "missing_field" : "bad_field",
                          "'hide_last_seen' must be true or false", 0);
+        cJSON_Delete(re);
+        cJSON_Delete(f);
+        return;
+    }
+    int64_t retry = 0;
+    double per_min = (double)chat__limit(c->srv, CHAT_LIMIT_SETTINGS_RATE);
+    if (!chat__bucket_take(&c->settings_bucket, per_min / 60.0, per_min, chat__now_ms(c->srv),
+                           &retry)) {
+        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "settings changes too fast", retry);
         cJSON_Delete(re);
         cJSON_Delete(f);
         return;

@@ -250,6 +250,7 @@ static void server_release(chat_server *srv)
     chat__strmap_clear(&srv->revoked);
     chat__user_limits_free(srv);
     chat__typing_free(&srv->typing);
+    chat__presence_free(srv);
     chat__keyring_wipe(&srv->cfg.keys);
     chat__free(srv->cfg.address);
     chat__free(srv->cfg.data_dir);
@@ -298,6 +299,7 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     chat__strmap_init(&srv->user_limits);
     chat__typing_init(&srv->typing);
     srv->cfg = *cfg;
+    chat__presence_init(srv);
     srv->cfg.address = chat__strdup(cfg->address);
     srv->cfg.data_dir = cfg->data_dir ? chat__strdup(cfg->data_dir) : NULL;
     srv->cfg.media_base_url = cfg->media_base_url ? chat__strdup(cfg->media_base_url) : NULL;
@@ -376,6 +378,7 @@ static void on_wake(uv_async_t *handle)
     chat__server_drain(srv);
     if (atomic_load(&srv->stop_requested) && !srv->stopping) {
         srv->stopping = 1;
+        chat__presence_flush(srv);
         /* lws closes every connection and its own handles; once our async handle is closed
          * too, uv_run() returns. */
         chat__ws_stop(srv);

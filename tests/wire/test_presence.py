@@ -6,12 +6,18 @@ import pytest
 
 from helpers import assert_ts, is_int, now_ms, presence_of, send, shows
 
+# A user whose last device left is shown online for presence_grace_ms (default 2 s; see
+# test_presence_limits.py) before contacts are told. A short grace keeps these tests quick.
+GRACE = ("--limit", "presence_grace_ms=200")
+pytestmark = pytest.mark.chatd_args(*GRACE)
+
 
 def _contacts(server):
-    """alice and bob share a conversation; both disconnected afterwards."""
+    """alice and bob share a conversation; both disconnected (and past the grace) afterwards."""
     a = server.connect("alice")
     r = send(a, "hi", to="bob")
     a.close()
+    time.sleep(0.5)
     return r["conv"]
 
 
@@ -147,7 +153,7 @@ def test_websocket_ping_is_answered(server):
 
 
 # chatd's idle timers have whole-second granularity (lws idle policy); minimums 1 s / 2 s.
-IDLE = ("--limit", "idle_ping_ms=1000", "--limit", "idle_hangup_ms=3000")
+IDLE = ("--limit", "idle_ping_ms=1000", "--limit", "idle_hangup_ms=3000") + GRACE
 
 
 @pytest.mark.chatd_args(*IDLE)

@@ -1,0 +1,203 @@
+/* Presence coalescing on an injected clock: the offline grace, the per-user bucket, the final
+ * state and last seen, flush at stop, and that entries go away. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "chat/errors.h"
+#include "core/presgate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define T0 1700000000000LL
+
+/* The announcements seen, in order. */
+typedef struct seen {
+    int n;
+    int online[256];
+    int64_t last_seen[256];
+} seen;
+
+static void record(const char *user, int online, int64_t last_seen_ms, void *ud)
+{
+    seen *s = ud;
+    assert_string_equal(user, "alice");
+    assert_true(s->n < 256);
+    s->online[s->n] = online;
+    s->last_seen[s->n] = last_seen_ms;
+    s->n++;
+}
+
+static int64_t change(chat__presgate *g, int online, int64_t now, seen *s)
+{
+    int64_t due = -1;
+    assert_int_equal(chat__presgate_change(g, "alice", online, now, record, s, &due), CHAT_OK);
+    return due;
+}
+
+/* Run the gate's timer as an engine would, from now until `until`; returns the clock. */
+static int64_t run_until(chat__presgate *g, int64_t now, int64_t until, int64_t due, seen *s)
+{
+    while (due && due <= until) {
+        now = due > now ? due : now;
+        due = chat__presgate_run(g, now, record, s);
+    }
+    return until > now ? until : now;
+}
+
+static void test_presgate_online_is_announced_at_once(void **state)
+{
+    (void)state;
+    chat__presgate g;
+    seen s = {0};
+    chat__presgate_init(&g, 2000, 12);
+    assert_int_equal(chat__presgate_shown(&g, "alice"), -1);
+    assert_int_equal(change(&g, 1, T0, &s), 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.online[0], 1);
+    assert_int_equal(chat__presgate_shown(&g, "alice"), 1);
+    chat__presgate_free(&g);
+}
+
+static void test_presgate_offline_waits_for_the_grace(void **state)
+{
+    (void)state;
+    chat__presgate g;
+    seen s = {0};
+    chat__presgate_init(&g, 2000, 12);
+    change(&g, 1, T0, &s);
+    int64_t due = change(&g, 0, T0 + 100, &s);
+    assert_true(due == T0 + 2100);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(chat__presgate_shown(&g, "alice"), 1); /* still shown online */
+    assert_true(chat__presgate_run(&g, T0 + 2099, record, &s) == T0 + 2100);
+    assert_int_equal(s.n, 1);
+    chat__presgate_run(&g, T0 + 2100, record, &s);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.online[1], 0);
+    assert_true(s.last_seen[1] == T0 + 100); /* when the device left, not the grace's end */
+    assert_int_equal(chat__presgate_shown(&g, "alice"), 0);
+    chat__presgate_free(&g);
+}
+
+static void test_presgate_reconnect_within_the_grace_announces_nothing(void **state)
+{
+    (void)state;
+    chat__presgate g;
+    seen s = {0};
+    chat__presgate_init(&g, 2000, 12);
+    change(&g, 1, T0, &s);
+    int64_t due = change(&g, 0, T0 + 100, &s);
+    assert_int_equal(change(&g, 1, T0 + 1500, &s), 0);
+    run_until(&g, T0 + 1500, T0 + 60000, due, &s);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(chat__presgate_shown(&g, "alice"), 1);
+    chat__presgate_free(&g);
+}
+
+static void test_presgate_fast_flapping_is_one_online_and_one_offline(void **state)
+{
+    (void)state;
+    chat__presgate g;
+    seen s = {0};
+    chat__presgate_init(&g, 2000, 12);
+    int64_t now = T0, due = 0;
+    for (int i = 0; i < 50; i++) {
+        change(&g, 1, now, &s);
+        due = change(&g, 0, now + 10, &s);
+        now += 20;
+    }
+    run_until(&g, now, now + 120000, due, &s);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.online[0], 1);
+    assert_int_equal(s.online[1], 0);
+    assert_true(s.last_seen[1] == now - 10);
+    assert_int_equal(chat__presgate_size(&g), 0); /* forgotten once the bucket is full */
+    chat__presgate_free(&g);
+}
+
+/* Flaps slower than the grace: at most burst + rate * t announcements, and the last one is
+ * the true state with the last disconnect's last seen, even when the bucket held back the
+ * online before it. */
+static void test_presgate_slow_flapping_is_bounded_and_converges(void **state)
+{
+    (void)state;
+    for (int end_online = 0; end_online <= 1; end_online++) {
+        chat__presgate g;
+        seen s = {0};
+        chat__presgate_init(&g, 0, 6); /* no grace; 6 per minute: a token per 10 s */
+        int64_t now = T0, due = 0, last_left = 0;
+        for (int i = 0; i < 40; i++) { /* 80 changes in 40 s */
+            due = change(&g, 1, now, &s);
+            now = run_until(&g, now, now + 500, due, &s);
+            last_left = now;
+            due = change(&g, 0, now, &s);
+            now = run_until(&g, now, now + 500, due, &s);
+        }
+        if (end_online)
+            due = change(&g, 1, now, &s);
+        run_until(&g, now, now + 300000, due ? due : chat__presgate_run(&g, now, record, &s),
+                  &s);
+        /* 6 at once, then about one per 10 s over the 40 s, plus the final one */
+        assert_true(s.n <= 6 + 4 + 1 + 1);
+        assert_int_equal(s.online[s.n - 1], end_online);
+        if (!end_online)
+            assert_true(s.last_seen[s.n - 1] == last_left);
+        assert_int_equal(chat__presgate_shown(&g, "alice"), end_online ? 1 : -1);
+        chat__presgate_free(&g);
+    }
+}
+
+static void test_presgate_flush_announces_pending_changes_at_once(void **state)
+{
+    (void)state;
+    chat__presgate g;
+    seen s = {0};
+    chat__presgate_init(&g, 10000, 12);
+    change(&g, 1, T0, &s);
+    change(&g, 0, T0 + 100, &s);
+    chat__presgate_flush(&g, T0 + 200, record, &s);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.online[1], 0);
+    assert_true(s.last_seen[1] == T0 + 100);
+    assert_int_equal(chat__presgate_size(&g), 0);
+    chat__presgate_free(&g);
+}
+
+static void test_presgate_entries_are_dropped_when_idle(void **state)
+{
+    (void)state;
+    chat__presgate g;
+    seen s = {0};
+    chat__presgate_init(&g, 1000, 60); /* a token per second */
+    change(&g, 1, T0, &s);
+    assert_int_equal(chat__presgate_size(&g), 1);
+    int64_t due = change(&g, 0, T0 + 10, &s);
+    /* offline announced at T0 + 1010; two tokens to refill: about 2 s later */
+    int64_t now = run_until(&g, T0 + 10, T0 + 1010, due, &s);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(chat__presgate_size(&g), 1);
+    due = chat__presgate_run(&g, now, record, &s);
+    assert_true(due > now && due <= now + 2100);
+    chat__presgate_run(&g, due, record, &s);
+    assert_int_equal(chat__presgate_size(&g), 0);
+    assert_int_equal(chat__presgate_shown(&g, "alice"), -1);
+    chat__presgate_free(&g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_presgate_online_is_announced_at_once),
+        cmocka_unit_test(test_presgate_offline_waits_for_the_grace),
+        cmocka_unit_test(test_presgate_reconnect_within_the_grace_announces_nothing),
+        cmocka_unit_test(test_presgate_fast_flapping_is_one_online_and_one_offline),
+        cmocka_unit_test(test_presgate_slow_flapping_is_bounded_and_converges),
+        cmocka_unit_test(test_presgate_flush_announces_pending_changes_at_once),
+        cmocka_unit_test(test_presgate_entries_are_dropped_when_idle),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

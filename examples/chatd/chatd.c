@@ -30,6 +30,8 @@ static const char usage[] =
     "  --listen ADDR       address to listen on (default 127.0.0.1)\n"
     "  --port N            port (default 7700; 0 picks a free one)\n"
     "  --sync normal|full  SQLite durability: process crash (normal) or power loss (full)\n"
+    "  --checkpoint thread|inline  WAL checkpoints from a store thread (default) or inside\n"
+    "                      the writer's commits (SQLite's auto-checkpoint)\n"
     "  --bus local|queued  delivery bus (queued serializes everything, for testing)\n"
     "  --webhook URL       POST push events for offline users to http://host:port/path\n"
     "  --push-previews     put message text in push events\n"
@@ -59,6 +61,7 @@ struct options {
     const char *listen;
     int port;
     int sync_full;
+    int inline_ckpt;
     int bus_queued;
     const char *webhook;
     const char *media_base_url;
@@ -138,6 +141,10 @@ static int set_option(struct options *o, const char *name, const char *value, in
         if (strcmp(value, "normal") && strcmp(value, "full"))
             return fail("--sync must be normal or full, got '%s'", value);
         o->sync_full = strcmp(value, "full") == 0;
+    } else if (strcmp(name, "checkpoint") == 0 && value) {
+        if (strcmp(value, "thread") && strcmp(value, "inline"))
+            return fail("--checkpoint must be thread or inline, got '%s'", value);
+        o->inline_ckpt = strcmp(value, "inline") == 0;
     } else if (strcmp(name, "bus") == 0 && value) {
         if (strcmp(value, "local") && strcmp(value, "queued"))
             return fail("--bus must be local or queued, got '%s'", value);
@@ -298,7 +305,10 @@ static int make_config(struct options *o, chat_server_config **out)
         goto bad;
     if ((rc = chat_server_config_set_listen(cfg, o->listen, o->port)))
         goto bad;
-    if (o->sync_full && (rc = chat_server_config_set_store_flags(cfg, CHAT_STORE_SQLITE_SYNC_FULL)))
+    if ((o->sync_full || o->inline_ckpt) &&
+        (rc = chat_server_config_set_store_flags(
+             cfg, (o->sync_full ? CHAT_STORE_SQLITE_SYNC_FULL : 0u) |
+                      (o->inline_ckpt ? CHAT_STORE_SQLITE_INLINE_CHECKPOINT : 0u))))
         goto bad;
     if (o->previews && (rc = chat_server_config_set_flags(cfg, CHAT_SERVER_PUSH_PREVIEWS)))
         goto bad;

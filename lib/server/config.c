@@ -124,7 +124,7 @@ int chat_server_config_set_data_dir(chat_server_config *cfg, const char *dir)
 
 int chat_server_config_set_store_flags(chat_server_config *cfg, unsigned int flags)
 {
-    if (!cfg || (flags & ~CHAT_STORE_SQLITE_SYNC_FULL))
+    if (!cfg || (flags & ~(CHAT_STORE_SQLITE_SYNC_FULL | CHAT_STORE_SQLITE_INLINE_CHECKPOINT)))
         return CHAT_EINVAL;
     cfg->store_flags = flags;
     return CHAT_OK;

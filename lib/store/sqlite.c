@@ -1,6 +1,6 @@
-/* SQLite store: lifecycle, transactions, error mapping and the vtable. The engine calls one
- * instance from one thread at a time (possibly not the opening thread), so the connection is
- * opened NOMUTEX and every statement is prepared once here and reused.
+/* SQLite store: lifecycle, transactions, error mapping, the checkpoint thread and the vtable.
+ * The engine calls one instance from one thread at a time (possibly not the opening thread), so
+ * the connection is opened NOMUTEX and every statement is prepared once here and reused.
  *
  * The store assumes valid arguments and a legal call order (no begin() inside a transaction,
  * no commit() or rollback() outside one, no re-entry from a row callback but the point reads):
@@ -12,6 +12,19 @@
 
 /* Writers in other processes (a backup, the CLI) get this long before we report EIO. */
 #define BUSY_TIMEOUT_MS 5000
+
+/* The checkpoint thread is woken each time the WAL has grown by this many frames (pages):
+ * SQLite's own auto-checkpoint threshold, so the power-loss window of synchronous=NORMAL
+ * (commits since the last checkpoint's WAL fsync) stays what it was. */
+#define CKPT_WAKE_FRAMES 1000
+/* A PASSIVE checkpoint never blocks, so under a steady load it may never find the WAL fully
+ * copied at the moment the writer starts a transaction, which is when SQLite restarts the WAL
+ * from its beginning. Past this size (~64 MiB at 4 KiB pages) the committing call checkpoints
+ * the rest itself, with no transaction open: the next transaction then restarts the WAL. By
+ * then the thread has copied nearly everything, so this costs the writer the two fsyncs and
+ * little copying, once per CKPT_HARD_FRAMES instead of a full checkpoint per 1000 frames. If a
+ * reader in another process pins the WAL, it repeats every CKPT_WAKE_FRAMES, like SQLite's. */
+#define CKPT_HARD_FRAMES 16000
 
 #define CONV_COLS "id, kind, title, dm_key, head_seq, change, created_ms, member_count"
 #define MEMBER_COLS "conv, user, role, delivered_seq, read_seq, delivered_ms, read_ms, " \
@@ -112,11 +125,141 @@ int chat__sqlite_exec(chat__sqlite *s, sqlite3_stmt *st, const char *what)
     return ret;
 }
 
+/* ---- checkpoint thread ------------------------------------------------------------------- */
+
+static void checkpoint(chat__sqlite_ckpt *ck, sqlite3 *db)
+{
+    /* Failures are not the commit's: the next checkpoint, or the one at close, retries. */
+    pthread_mutex_lock(&ck->ckpt);
+    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    pthread_mutex_unlock(&ck->ckpt);
+}
+
+static void *ckpt_main(void *arg)
+{
+    chat__sqlite_ckpt *ck = arg;
+    pthread_mutex_lock(&ck->lock);
+    for (;;) {
+        while (!ck->wake && !ck->stop)
+            pthread_cond_wait(&ck->cond, &ck->lock);
+        if (ck->stop)
+            break;
+        ck->wake = 0;
+        pthread_mutex_unlock(&ck->lock);
+        checkpoint(ck, ck->db);
+        pthread_mutex_lock(&ck->lock);
+    }
+    pthread_mutex_unlock(&ck->lock);
+    return NULL;
+}
+
+/* The writer connection's WAL hook: runs inside every COMMIT, after it succeeded, with the WAL's
+ * size in frames. It replaces SQLite's auto-checkpoint on this connection. Returns SQLITE_OK
+ * always: an error here would fail a COMMIT that happened. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    chat__sqlite_ckpt *ck = arg;
+    (void)name;
+    if (frames < ck->last_frames)
+        ck->next_wake = CKPT_WAKE_FRAMES; /* the WAL restarted from its beginning */
+    ck->last_frames = frames;
+    if (frames >= CKPT_HARD_FRAMES && frames >= ck->next_wake) {
+        checkpoint(ck, db);
+        ck->next_wake = frames + CKPT_WAKE_FRAMES;
+    } else if (frames >= ck->next_wake) {
+        ck->next_wake = frames + CKPT_WAKE_FRAMES;
+        pthread_mutex_lock(&ck->lock);
+        ck->wake = 1;
+        pthread_cond_signal(&ck->cond);
+        pthread_mutex_unlock(&ck->lock);
+    }
+    return SQLITE_OK;
+}
+
+static void ckpt_stop(chat__sqlite *s)
+{
+    chat__sqlite_ckpt *ck = s->ck;
+    if (!ck)
+        return;
+    sqlite3_wal_hook(s->db, NULL, NULL);
+    if (ck->started) {
+        pthread_mutex_lock(&ck->lock);
+        ck->stop = 1;
+        pthread_cond_signal(&ck->cond);
+        pthread_mutex_unlock(&ck->lock);
+        pthread_join(ck->thread, NULL);
+    }
+    /* Not the last connection: closing it neither checkpoints nor removes the WAL. */
+    sqlite3_close_v2(ck->db);
+    pthread_cond_destroy(&ck->cond);
+    pthread_mutex_destroy(&ck->ckpt);
+    pthread_mutex_destroy(&ck->lock);
+    chat__free(ck);
+    s->ck = NULL;
+}
+
+static int is_wal_file(sqlite3 *db)
+{
+    const char *file = sqlite3_db_filename(db, "main");
+    if (!file || !*file)
+        return 0; /* in memory or temporary: nothing to checkpoint, no second connection */
+    sqlite3_stmt *st = NULL;
+    int wal = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        const char *mode = (const char *)sqlite3_column_text(st, 0);
+        wal = mode && sqlite3_stricmp(mode, "wal") == 0;
+    }
+    sqlite3_finalize(st);
+    return wal;
+}
+
+/* Open the checkpoint connection and start the thread, then take over the writer's WAL hook. */
+static int ckpt_start(chat__sqlite *s, const char *vfs, unsigned int flags)
+{
+    if (!is_wal_file(s->db))
+        return CHAT_OK;
+    chat__sqlite_ckpt *ck = chat__calloc(1, sizeof *ck);
+    if (!ck)
+        return chat__error_set(CHAT_ENOMEM, 0, "sqlite store: out of memory");
+    pthread_mutex_init(&ck->lock, NULL);
+    pthread_mutex_init(&ck->ckpt, NULL);
+    pthread_cond_init(&ck->cond, NULL);
+    ck->next_wake = CKPT_WAKE_FRAMES;
+    s->ck = ck;
+    int rc = sqlite3_open_v2(sqlite3_db_filename(s->db, "main"), &ck->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs);
+    if (rc != SQLITE_OK)
+        return chat__sqlite_fail(ck->db, ck->db ? sqlite3_extended_errcode(ck->db) : rc,
+                                 "open the checkpoint connection");
+    sqlite3_extended_result_codes(ck->db, 1);
+    /* The checkpoint's fsyncs follow the connection's setting; a first read makes the
+     * connection open the WAL, without which its checkpoint does nothing. */
+    rc = sqlite3_exec(ck->db,
+                      (flags & CHAT_STORE_SQLITE_SYNC_FULL)
+                          ? "PRAGMA synchronous=FULL; SELECT count(*) FROM sqlite_master"
+                          : "PRAGMA synchronous=NORMAL; SELECT count(*) FROM sqlite_master",
+                      NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return chat__sqlite_fail(ck->db, sqlite3_extended_errcode(ck->db),
+                                 "prepare the checkpoint connection");
+    if (pthread_create(&ck->thread, NULL, ckpt_main, ck) != 0)
+        return chat__error_set(CHAT_ERROR, 0, "sqlite store: cannot start the checkpoint thread");
+    ck->started = 1;
+    sqlite3_wal_hook(s->db, wal_hook, ck); /* replaces (turns off) the auto-checkpoint */
+    return CHAT_OK;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
 static void destroy(void *state)
 {
     chat__sqlite *s = state;
     if (!s)
         return;
+    /* The thread and its connection go first, so the writer's close below is the last
+     * connection's and checkpoints the WAL as before. */
+    ckpt_stop(s);
     for (int i = 0; i < CHAT__ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     /* Closing with a transaction open rolls it back. */
@@ -129,7 +272,7 @@ int chat_store_sqlite_open(void **state_out, const char *path, unsigned int flag
 {
     if (!state_out || !path)
         return chat__error_set(CHAT_EINVAL, 0, "sqlite store: NULL state_out or path");
-    if (flags & ~CHAT_STORE_SQLITE_SYNC_FULL)
+    if (flags & ~(CHAT_STORE_SQLITE_SYNC_FULL | CHAT_STORE_SQLITE_INLINE_CHECKPOINT))
         return chat__error_set(CHAT_EINVAL, 0, "sqlite store: unknown flags 0x%x", flags);
     chat__sqlite *s = chat__calloc(1, sizeof *s);
     if (!s)
@@ -159,6 +302,10 @@ int chat_store_sqlite_open(void **state_out, const char *path, unsigned int flag
             destroy(s);
             return rc;
         }
+    }
+    if (!(flags & CHAT_STORE_SQLITE_INLINE_CHECKPOINT) && (rc = ckpt_start(s, vfs, flags))) {
+        destroy(s);
+        return rc;
     }
     *state_out = s;
     return CHAT_OK;

@@ -5,6 +5,7 @@
 
 #include "chat/sys/store.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 /* Every statement the store runs, prepared once at open. */
@@ -39,9 +40,23 @@ enum chat__sqlite_stmt {
     CHAT__ST_COUNT
 };
 
+/* The checkpoint thread (sqlite.c): its own connection to the same file, woken by the writer's
+ * WAL hook. lock/cond guard wake and stop; ckpt is held around every checkpoint call, so the
+ * writer's fallback checkpoint waits for a running one instead of failing with SQLITE_BUSY. */
+typedef struct chat__sqlite_ckpt {
+    sqlite3 *db;
+    pthread_t thread;
+    pthread_mutex_t lock, ckpt;
+    pthread_cond_t cond;
+    int wake, stop, started;
+    int next_wake;  /* writer thread only: WAL size (frames) at which to wake the thread next */
+    int last_frames; /* writer thread only: WAL size at the last commit (a drop: restarted) */
+} chat__sqlite_ckpt;
+
 typedef struct chat__sqlite {
     sqlite3 *db;
     sqlite3_stmt *st[CHAT__ST_COUNT];
+    chat__sqlite_ckpt *ck; /* NULL: SQLite's auto-checkpoint on the writer (inline) */
 } chat__sqlite;
 
 /* SQL text of each statement, indexed by enum chat__sqlite_stmt. */

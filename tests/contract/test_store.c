@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chat/errors.h"
@@ -1263,6 +1265,94 @@ static void test_store_sqlite_sync_full(void **state)
     assert_int_equal(chat_store_sqlite_open(&other, f->path, 0x80, NULL), CHAT_EINVAL);
 }
 
+static long long file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long long)sb.st_size : 0;
+}
+
+/* Commit n messages of ~3.5 KB (about a page each), per transactions of `per`; returns the
+ * largest WAL file size seen after a commit. */
+static long long commit_pages(fx *f, int64_t conv, uint64_t *seq, int n, int per)
+{
+    static char body[3500];
+    memset(body, 'x', sizeof body - 1);
+    char wal[160], cmid[32];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    long long max_wal = 0;
+    for (int i = 0; i < n; i += per) {
+        assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+        for (int k = 0; k < per; k++) {
+            ++*seq;
+            snprintf(cmid, sizeof cmid, "c%llu", (unsigned long long)*seq);
+            assert_int_equal(add_msg(f, conv, *seq, "ann", "d", cmid, body), CHAT_OK);
+        }
+        assert_int_equal(f->ops->commit(f->st), CHAT_OK);
+        long long w = file_size(wal);
+        if (w > max_wal)
+            max_wal = w;
+    }
+    return max_wal;
+}
+
+/* The default store checkpoints from its own thread: once the WAL has grown past ~1000 pages
+ * the database file grows, while the store stays open and without a commit waiting for it. */
+static void test_store_sqlite_checkpoint_thread(void **state)
+{
+    fx *f = *state;
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    uint64_t seq = 0;
+    long long before = file_size(f->path);
+    commit_pages(f, id, &seq, 2000, 10);
+    long long after = file_size(f->path);
+    for (int i = 0; i < 500 && after < before + (2LL << 20); i++) {
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        after = file_size(f->path);
+    }
+    assert_true(after >= before + (2LL << 20));
+    rec r;
+    assert_string_equal(range(f, id, 1998, 0, 10, 0, &r), "1999,2000,");
+}
+
+/* Commits back to back give the checkpoint thread no moment where the whole WAL is copied, so
+ * the WAL could not restart: past ~16000 pages the committing call checkpoints the rest, and the
+ * WAL file stays bounded (~66 MiB at 4 KiB pages; 80 MiB allowed for a restart that a running
+ * checkpoint delayed by a step or two). Reopened, every message is there. */
+static void test_store_sqlite_checkpoint_bounds_wal(void **state)
+{
+    fx *f = *state;
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    uint64_t seq = 0;
+    long long max_wal = commit_pages(f, id, &seq, 30000, 20);
+    assert_true(max_wal > 0);
+    assert_true(max_wal < (80LL << 20));
+    close_store(f);
+    assert_int_equal(open_store(f), CHAT_OK);
+    rec r;
+    assert_string_equal(range(f, id, 29998, 0, 10, 0, &r), "29999,30000,");
+    assert_int_equal(f->ops->msg_find_cmid(f->st, id, "ann", "d", "c12345", rec_seq, &r),
+                     CHAT_OK);
+}
+
+/* The inline mode (SQLite's auto-checkpoint on the committing call) is a valid flag, alone or
+ * with SYNC_FULL. */
+static void test_store_sqlite_inline_checkpoint(void **state)
+{
+    fx *f = *state;
+    close_store(f);
+    f->ops = chat_store_sqlite_ops();
+    assert_int_equal(wrap_store(f, chat_store_sqlite_open(&f->st, f->path,
+                                                          CHAT_STORE_SQLITE_INLINE_CHECKPOINT |
+                                                              CHAT_STORE_SQLITE_SYNC_FULL,
+                                                          NULL)),
+                     CHAT_OK);
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    uint64_t seq = 0;
+    commit_pages(f, id, &seq, 1500, 10);
+    /* Auto-checkpoint ran inside a commit: the database file holds the data already. */
+    assert_true(file_size(f->path) >= (2LL << 20));
+}
+
 static void test_store_sqlite_bad_path(void **state)
 {
     fx *f = *state;
@@ -1586,6 +1676,9 @@ static void test_store_checked_new_failure_destroys_inner(void **state)
     X(test_store_sqlite_reopen_persists)              \
     X(test_store_sqlite_wal_and_version)              \
     X(test_store_sqlite_sync_full)                    \
+    X(test_store_sqlite_checkpoint_thread)            \
+    X(test_store_sqlite_checkpoint_bounds_wal)        \
+    X(test_store_sqlite_inline_checkpoint)            \
     X(test_store_sqlite_bad_path)
 
 #define CHECKED_TESTS(X)                              \

@@ -72,11 +72,14 @@ static void env_dir(env *e)
     snprintf(e->db, sizeof e->db, "%s/chat.db", e->dir);
 }
 
-/* Start a server on e->db through the fault VFS; returns chat_server_new's status. */
+/* Start a server on e->db through the fault VFS; returns chat_server_new's status. The store
+ * checkpoints inline (no checkpoint thread), so every write and fsync is made by the server's
+ * writer in the order its requests dictate: the k-th one of a sweep is the same call each run. */
 static int server_up(env *e, unsigned int flags)
 {
     void *st = NULL;
-    int rc = chat_store_sqlite_open(&st, e->db, flags, FAULTVFS_NAME);
+    int rc = chat_store_sqlite_open(&st, e->db, flags | CHAT_STORE_SQLITE_INLINE_CHECKPOINT,
+                                    FAULTVFS_NAME);
     if (rc != CHAT_OK)
         return rc;
     chat_server_config *cfg = NULL;

@@ -195,10 +195,22 @@ typedef struct chat_store_ops {
 
 /** Flags of chat_store_sqlite_open(). */
 #define CHAT_STORE_SQLITE_SYNC_FULL 0x1u /**< fsync the WAL at every commit (power-loss safe) */
+/**
+ * Checkpoint the WAL inside the committing call (SQLite's auto-checkpoint, every ~1000 pages)
+ * instead of from the store's checkpoint thread. Slower under load; every file operation then
+ * happens on the caller's thread, in a repeatable order (for fault-injection VFSes). @since 0.2
+ */
+#define CHAT_STORE_SQLITE_INLINE_CHECKPOINT 0x2u
 
 /**
  * Open (creating or migrating) the SQLite store at path. WAL mode; synchronous=NORMAL unless
  * CHAT_STORE_SQLITE_SYNC_FULL. vfs may be NULL (the default VFS); tests pass a fault shim.
+ * Unless CHAT_STORE_SQLITE_INLINE_CHECKPOINT, a file database gets a checkpoint thread with
+ * its own connection (through the same vfs): commits wake it once the WAL has grown by ~1000
+ * pages, and it runs a PASSIVE checkpoint, so a commit does not wait for the checkpoint's
+ * fsyncs. If the WAL still reaches ~16000 pages (checkpoints never catch up with the commits,
+ * so it cannot restart), the committing call checkpoints the rest itself. The thread is joined,
+ * and the WAL checkpointed, when the store is destroyed.
  * @param state_out receives the state for chat_store_sqlite_ops(); owned by the caller until
  *        registered, then by libchat.
  * @return CHAT_OK, CHAT_EIO (cannot open), CHAT_EVERSION (schema newer than this library).

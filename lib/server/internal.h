@@ -67,9 +67,10 @@ struct chat__conn {
 
     int authed;
     int auth_pending;         /* an auth or login is being checked */
-    char user[CHAT_ID_MAX + 1];
-    char device[CHAT_ID_MAX + 1];
-    char session[CHAT_ID_MAX + 1];
+    /* "" until authenticated, then into ids: "user\0device\0session\0" in one allocation of
+     * their length, not three CHAT_ID_MAX arrays (idle memory per connection). */
+    const char *user, *device, *session;
+    char *ids;
     int64_t session_exp_ms;   /* expiry of the token that authenticated it (for logout) */
 
     /* Reassembly of one WebSocket message; capped at the frame limit. */
@@ -86,7 +87,11 @@ struct chat__conn {
     chat__bucket presence_bucket, settings_bucket; /* presence.c */
     int64_t err_window_ms;
     int err_count;
-    lws_sorted_usec_list_t auth_sul;
+    /* Timers (conntimer.c): the FIFO of connections awaiting authentication, and what the
+     * idle sweep reads. Times are CLOCK_MONOTONIC microseconds. */
+    chat__conn *authq_prev, *authq_next;
+    int64_t born_us, last_rx_us;
+    unsigned in_authq : 1, ping_due : 1, ping_sent : 1, hung_up : 1;
 };
 
 struct chat_server {
@@ -141,6 +146,8 @@ struct chat_server {
 
     chat__typing typing;
     lws_sorted_usec_list_t typing_sul;
+    lws_sorted_usec_list_t sweep_sul, authq_sul; /* conntimer.c */
+    chat__conn *authq_head, *authq_tail;         /* oldest first */
 
     /* Presence announcements per user, coalesced (presence.c). [loop] */
     chat__presgate presence;
@@ -202,6 +209,20 @@ void chat__conn_send(chat__conn *c, chat__frame *f);
 void chat__conn_close(chat__conn *c, int code, const char *reason);
 /* The transport may write: send one queued frame. Returns -1 to close the connection. */
 int chat__conn_writable(chat__conn *c);
+/* Connection timers (conntimer.c). [loop thread] */
+int64_t chat__mono_us(void);
+void chat__conntimer_start(chat_server *srv);
+void chat__conntimer_stop(chat_server *srv);
+/* Join the authentication FIFO (closed with 1008 at the deadline); leave it. */
+void chat__conn_auth_wait(chat__conn *c);
+void chat__conn_auth_done(chat__conn *c);
+/* Bytes arrived: the connection is alive. */
+static inline void chat__conn_heard(chat__conn *c)
+{
+    c->last_rx_us = chat__mono_us();
+    c->ping_sent = 0;
+}
+
 void chat__conn_set_authed(chat__conn *c, const char *user, const char *device,
                            const char *session);
 /* Error frame to c; counts towards the abuse limit. re may be NULL. */

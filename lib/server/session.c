@@ -49,46 +49,12 @@ static void auth_ok_after(chat_server *srv, chat__req *r)
         chat__presence_snapshot(r->conn);
 }
 
-/* Timers further out than this are re-armed when they fire (lws adds the delay to its clock
- * in microseconds: a token valid for centuries must not overflow it). */
-#define TOKEN_TIMER_MAX_MS (7LL * 24 * 3600 * 1000)
-
-static void token_expired_cb(lws_sorted_usec_list_t *sul);
-
-/* Arm the connection's timer for its token's expiry (auth_sul served the authentication
- * deadline, cancelled once authenticated). The expiry is on the server's clock, which may be
- * injected; lws timers run in real time. */
-static void token_timer_arm(chat__conn *c)
-{
-    int64_t left = c->session_exp_ms - chat__now_ms(c->srv);
-    if (left < 1)
-        left = 1;
-    if (left > TOKEN_TIMER_MAX_MS)
-        left = TOKEN_TIMER_MAX_MS;
-    lws_sul_schedule(lws_get_context(c->wsi), 0, &c->auth_sul, token_expired_cb,
-                     left * LWS_US_PER_MS);
-}
-
-/* The token a connection authenticated with expired: the connection ends with it (the client
- * reconnects with a fresh token). */
-static void token_expired_cb(lws_sorted_usec_list_t *sul)
-{
-    chat__conn *c = lws_container_of(sul, chat__conn, auth_sul);
-    if (!c->authed || !c->wsi)
-        return;
-    if (chat__now_ms(c->srv) < c->session_exp_ms)
-        token_timer_arm(c); /* a capped timer: not yet */
-    else
-        chat__conn_close(c, 1008, "token expired");
-}
-
 /* The connection is now (user, device): register it and answer. token may be NULL. */
 static void authenticated(chat__conn *c, cJSON *re, const chat_auth_identity *t, char *token)
 {
+    /* The connection ends when its token expires: the idle sweep checks (conntimer.c). */
     chat__conn_set_authed(c, t->user, t->device, t->session);
     c->session_exp_ms = t->exp_ms;
-    if (c->authed && c->wsi)
-        token_timer_arm(c);
     chat__req *r = chat__req_new(c, NULL, auth_ok_run);
     if (!r) {
         chat__free(token);

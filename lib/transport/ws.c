@@ -22,8 +22,8 @@ _Static_assert(LWS_PRE <= CHAT__FRAME_PRE, "frame headroom too small for lws");
 
 /* lws allocates this per connection; messages larger than it arrive in several chunks, which
  * on_receive reassembles anyway. 256 bytes holds a typical send frame (~150 bytes) whole and
- * keeps idle connections small (bench, 10K idle: 2.37 KiB per connection with 256, 2.55-2.60
- * with 512, 3.2 with 512 before the whole-message fast path; 6.6 with 4096). */
+ * keeps idle connections small (bench, 10K idle: 2.44-2.50 KiB per connection with 256; with
+ * 512 about 0.2 more; 6.6 with 4096; see doc/performance.md). */
 #define CHAT__WS_RX_BUFFER 256
 
 struct pss {
@@ -31,16 +31,10 @@ struct pss {
     void *http; /* the HTTP transaction in progress (server/media_http.c) */
 };
 
-static void auth_deadline_cb(lws_sorted_usec_list_t *sul)
-{
-    chat__conn *c = lws_container_of(sul, chat__conn, auth_sul);
-    if (!c->authed)
-        chat__conn_close(c, 1008, "authentication timeout");
-}
-
 static int on_receive(chat__conn *c, struct lws *wsi, const char *in, size_t len)
 {
     chat_server *srv = c->srv;
+    chat__conn_heard(c);
     if (c->close_code)
         return 0; /* closing: ignore the rest */
     size_t remaining = lws_remaining_packet_payload(wsi);
@@ -149,11 +143,14 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         p->conn = chat__conn_new(srv, wsi);
         if (!p->conn)
             return -1;
-        lws_sul_schedule(ctx, 0, &p->conn->auth_sul, auth_deadline_cb,
-                         chat__limit(srv, CHAT_LIMIT_AUTH_DEADLINE_MS) * LWS_US_PER_MS);
+        chat__conn_auth_wait(p->conn);
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return p->conn ? on_receive(p->conn, wsi, in, len) : -1;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (p->conn)
+            chat__conn_heard(p->conn);
+        return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         /* lws 4.1.6 echoes a 1-byte close payload back as is; RFC 6455 5.5.1 allows 0 or >= 2
          * bytes, and 7.4.1 wants 1002 for it. */
@@ -227,11 +224,9 @@ int chat__ws_start(chat_server *srv)
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     void *loops[1] = {&srv->loop};
-    int64_t ping = chat__limit(srv, CHAT_LIMIT_IDLE_PING_MS) / 1000;
-    int64_t hangup = chat__limit(srv, CHAT_LIMIT_IDLE_HANGUP_MS) / 1000;
+    /* No lws idle policy (its per-connection timers cost O(connections) each to re-arm): a
+     * zero policy turns it off, and conntimer.c pings and hangs up instead. */
     memset(&srv->retry, 0, sizeof srv->retry);
-    srv->retry.secs_since_valid_ping = (uint16_t)(ping < 1 ? 1 : ping);
-    srv->retry.secs_since_valid_hangup = (uint16_t)(hangup <= ping ? ping + 1 : hangup);
 
     info.port = srv->cfg.port ? srv->cfg.port : CONTEXT_PORT_NO_LISTEN_SERVER;
     if (srv->cfg.port == 0)
@@ -267,6 +262,7 @@ int chat__ws_start(chat_server *srv)
                                    : "cannot listen on %s:%d",
                                srv->cfg.address, srv->cfg.port);
     atomic_store(&srv->port, port);
+    chat__conntimer_start(srv);
     chat__log(srv, CHAT_LOG_INFO, "listening on %s:%d", srv->cfg.address,
               atomic_load(&srv->port));
     return CHAT_OK;
@@ -275,6 +271,7 @@ int chat__ws_start(chat_server *srv)
 void chat__ws_stop(chat_server *srv)
 {
     lws_sul_cancel(&srv->typing_sul);
+    chat__conntimer_stop(srv);
     if (srv->lws)
         lws_context_destroy(srv->lws);
 }

@@ -110,6 +110,27 @@ def test_no_auth_within_deadline_closes_1008(server):
     assert time.monotonic() - t0 >= 0.35, "closed before the auth deadline"
 
 
+@pytest.mark.chatd_args("--limit", "auth_deadline_ms=800")
+def test_auth_deadline_runs_per_connection_from_its_arrival(server):
+    # Unauthenticated connections wait in arrival order behind one timer: each still gets its
+    # own deadline, and one that authenticates (here the middle one) leaves the queue.
+    a = server.ws()
+    time.sleep(0.3)
+    b = server.ws()
+    time.sleep(0.3)
+    c = server.ws()
+    r = b.call({"type": "auth", "v": 1, "token": server.token("bob")})
+    assert r["type"] == "auth_ok", r
+    t0 = time.monotonic()
+    assert a.close_code(timeout=5) == 1008
+    t_a = time.monotonic() - t0
+    assert c.close_code(timeout=5) == 1008
+    t_c = time.monotonic() - t0
+    assert t_a < 0.5, f"the first connection closed {t_a:.2f}s after the third arrived"
+    assert t_c >= 0.5, f"the third connection closed early ({t_c:.2f}s after it arrived)"
+    assert b.call({"type": "ping"})["type"] == "pong"
+
+
 @pytest.mark.chatd_args("--limit", "auth_deadline_ms=500")
 def test_authenticated_connection_outlives_auth_deadline(server):
     c = server.connect("alice")

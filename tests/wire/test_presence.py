@@ -152,7 +152,8 @@ def test_websocket_ping_is_answered(server):
     a.ws_ping(b"abc")
 
 
-# chatd's idle timers have whole-second granularity (lws idle policy); minimums 1 s / 2 s.
+# chatd checks idle connections every quarter of the ping interval (at most every second);
+# minimums 1 s / 2 s.
 IDLE = ("--limit", "idle_ping_ms=1000", "--limit", "idle_hangup_ms=3000") + GRACE
 
 

@@ -92,6 +92,8 @@ void chat__conn_closed(chat__conn *c)
     chat_server *srv = c->srv;
     chat__conn_auth_done(c);
     c->wsi = NULL;
+    if (srv->sweep_next == c)
+        srv->sweep_next = c->next;
     if (c->prev)
         c->prev->next = c->next;
     else

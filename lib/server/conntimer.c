@@ -7,9 +7,9 @@
  * authentication walk the whole list. Here instead:
  * - the authentication deadline is the same for every connection, so unauthenticated
  *   connections wait in a FIFO in arrival order, with one timer for the oldest (O(1) each);
- * - idle pings, hang-ups and token expiry are found by one sweep over the connections every
- *   second (a quarter of the ping interval when that is shorter): O(connections) per second,
- *   a few milliseconds at 100K.
+ * - idle pings, hang-ups and token expiry are found by a sweep over the connections that
+ *   visits each once a second (a quarter of the ping interval when that is shorter), a tenth of
+ *   them per tick, so the loop never stalls for a whole pass (~10 ms at 100K connections).
  * [loop thread] */
 #include "server/internal.h"
 
@@ -22,10 +22,13 @@ int64_t chat__mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int64_t sweep_period_us(const chat_server *srv)
+#define SWEEP_SLICES 10
+
+/* The time between two ticks of the sweep; a whole pass takes SWEEP_SLICES of them. */
+static int64_t sweep_tick_us(const chat_server *srv)
 {
     int64_t p = chat__limit(srv, CHAT_LIMIT_IDLE_PING_MS) * 1000 / 4;
-    return p < 1000000 ? p : 1000000;
+    return (p < 1000000 ? p : 1000000) / SWEEP_SLICES;
 }
 
 static void sweep_cb(lws_sorted_usec_list_t *sul)
@@ -35,7 +38,11 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
     int64_t now_ms = chat__now_ms(srv); /* tokens expire on the server's (injectable) clock */
     int64_t ping_us = chat__limit(srv, CHAT_LIMIT_IDLE_PING_MS) * 1000;
     int64_t hangup_us = chat__limit(srv, CHAT_LIMIT_IDLE_HANGUP_MS) * 1000;
-    for (chat__conn *c = srv->conns; c; c = c->next) {
+    /* This tick's slice, from where the last one stopped (new connections join at the head,
+     * so they are reached by the next pass). */
+    size_t left = srv->n_conns / SWEEP_SLICES + 1;
+    chat__conn *c = srv->sweep_next ? srv->sweep_next : srv->conns;
+    for (; c && left; c = c->next, left--) {
         if (!c->wsi || c->hung_up)
             continue;
         int64_t silent = now - c->last_rx_us;
@@ -54,13 +61,15 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
             lws_callback_on_writable(c->wsi);
         }
     }
-    lws_sul_schedule(srv->lws, 0, &srv->sweep_sul, sweep_cb, sweep_period_us(srv));
+    srv->sweep_next = c; /* NULL: the next tick starts a new pass */
+    lws_sul_schedule(srv->lws, 0, &srv->sweep_sul, sweep_cb, sweep_tick_us(srv));
 }
 
 void chat__conntimer_start(chat_server *srv)
 {
     srv->authq_head = srv->authq_tail = NULL;
-    lws_sul_schedule(srv->lws, 0, &srv->sweep_sul, sweep_cb, sweep_period_us(srv));
+    srv->sweep_next = NULL;
+    lws_sul_schedule(srv->lws, 0, &srv->sweep_sul, sweep_cb, sweep_tick_us(srv));
 }
 
 void chat__conntimer_stop(chat_server *srv)

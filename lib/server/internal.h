@@ -148,6 +148,7 @@ struct chat_server {
     lws_sorted_usec_list_t typing_sul;
     lws_sorted_usec_list_t sweep_sul, authq_sul; /* conntimer.c */
     chat__conn *authq_head, *authq_tail;         /* oldest first */
+    chat__conn *sweep_next;                      /* where the sweep's next tick starts */
 
     /* Presence announcements per user, coalesced (presence.c). [loop] */
     chat__presgate presence;

@@ -174,6 +174,25 @@ def test_silent_connection_is_pinged_then_dropped_and_goes_offline(server):
 
 
 @pytest.mark.chatd_args(*IDLE)
+def test_sweep_reaches_every_silent_connection(server):
+    # The idle sweep visits a tenth of the connections per tick: every silent one must still be
+    # pinged and dropped, and one that answers must stay.
+    silent = [server.connect("alice", device=f"d{i}", auto_pong=False) for i in range(30)]
+    live = server.connect("bob")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 12 and not all(c.closed for c in silent):
+        for c in silent:
+            if not c.closed:
+                c.drain(within=0.01)
+        live.drain(within=0.05)
+    open_ = [c.device for c in silent if not c.closed]
+    assert not open_, f"silent connections never dropped: {open_}"
+    assert all(c.pings for c in silent), "a silent connection was dropped without a ping"
+    assert not live.closed
+    assert live.call({"type": "ping"})["type"] == "pong"
+
+
+@pytest.mark.chatd_args(*IDLE)
 def test_connection_answering_pings_is_kept(server):
     a = server.connect("alice")
     a.drain(within=6.0)

@@ -19,6 +19,7 @@ typedef struct group_args {
     const char *user;   /* group_role target */
     int role;
     const cJSON *users; /* array of validated ids, into args */
+    const char *cmid;   /* group_create's optional client id, into args */
 } group_args;
 
 static cJSON *users_json(const cJSON *users)
@@ -77,8 +78,36 @@ static int reply_ok(chat__req *r, int64_t conv, uint64_t seq)
     return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 
+/* Answer a group_create with the creator's view of the group. */
+static int reply_conv(chat__req *r, chat__txn *tx, int64_t conv)
+{
+    chat_store_member me;
+    if (tx->ops->member_get(tx->st, conv, r->user, &me) != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "cannot read the group back");
+    cJSON *o = chat__req_reply(r, "conv");
+    cJSON_AddItemToObject(o, "conv", chat__txn_conv_json(tx, &me));
+    r->reply = chat__frame_take_json(o);
+    return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+}
+
 static int create_run(chat__req *r, chat__txn *tx, group_args *a)
 {
+    /* A create retried with the same client id (after a lost answer or a reconnect) answers
+     * the group it made the first time. The id is remembered in the store's metadata, in the
+     * transaction that creates the group, so the two are durable together. User and device
+     * ids hold no '/', so the key is unambiguous. */
+    char key[3 + 3 * (CHAT_ID_MAX + 1)];
+    if (a->cmid) {
+        snprintf(key, sizeof key, "gc/%s/%s/%s", r->user, r->device, a->cmid);
+        int64_t made = 0;
+        int g = tx->ops->meta_get(tx->st, key, &made);
+        if (g == CHAT_OK) {
+            r->fanout_all_devices = 0;
+            return reply_conv(r, tx, made);
+        }
+        if (g != CHAT_ENOTFOUND)
+            return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+    }
     int n = a->users ? cJSON_GetArraySize(a->users) : 0;
     chat_store_conv conv = {0};
     conv.kind = CHAT_CONV_GROUP;
@@ -106,17 +135,13 @@ static int create_run(chat__req *r, chat__txn *tx, group_args *a)
     cJSON_Delete(ev);
     if (rc == CHAT_OK)
         rc = chat__txn_fanout_members(tx, r, conv.id);
+    if (rc == CHAT_OK && a->cmid && tx->ops->meta_set(tx->st, key, conv.id) != CHAT_OK)
+        rc = chat__req_fail(r, CHAT_EIO, "storage", "cannot store the client id");
     if (rc != CHAT_OK)
         return rc;
-    chat_store_member me;
-    if (tx->ops->member_get(tx->st, conv.id, r->user, &me) != CHAT_OK)
-        return chat__req_fail(r, CHAT_EIO, "storage", "cannot read the group back");
-    cJSON *o = chat__req_reply(r, "conv");
-    cJSON_AddItemToObject(o, "conv", chat__txn_conv_json(tx, &me));
-    r->reply = chat__frame_take_json(o);
     /* The creating device has the reply; its other devices learn from the event. */
     r->fanout_all_devices = 0;
-    return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+    return reply_conv(r, tx, conv.id);
 }
 
 /* The successor of a leaving owner: the oldest admin, else the oldest member. */
@@ -353,6 +378,13 @@ void chat__handle_group(chat__conn *c, cJSON *f, cJSON *re, const char *op)
         if (!arg_users(c, cJSON_GetObjectItemCaseSensitive(f, "members"), re, "members", 0,
                        max_members - 1, &a.users))
             goto fail;
+        if (!chat__arg_str(c, f, re, "cmid", 0, &a.cmid, &n))
+            goto fail;
+        if (a.cmid && !chat__cmid_valid(a.cmid, n)) {
+            chat__conn_error(c, re, CHAT_EINVAL, "bad_field",
+                             "'cmid' must be 1-64 printable ASCII characters", 0);
+            goto fail;
+        }
     } else if (strcmp(op, "update") == 0) {
         a.op = OP_UPDATE;
     } else if (strcmp(op, "add") == 0) {

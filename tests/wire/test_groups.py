@@ -39,6 +39,38 @@ def test_group_create_sends_created_event_to_every_member(server):
         assert {"bob", "carol"} <= set(ev["users"]), m
 
 
+def test_group_create_retried_with_its_cmid_makes_one_group(server):
+    a = server.connect("alice")
+    b = server.connect("bob")
+    req = {"type": "group_create", "title": "Team", "members": ["bob"], "cmid": "g-1"}
+    r1 = a.call(dict(req))
+    assert r1["type"] == "conv", r1
+    cid = r1["conv"]["conv"]
+    b.expect("msg", conv=cid, seq=1)
+    # the same request again (a lost answer, a reconnect): the same group, nothing new
+    a2 = server.connect("alice")
+    r2 = a2.call(dict(req))
+    assert r2["type"] == "conv" and r2["conv"]["conv"] == cid, r2
+    assert r2["conv"]["head"] == 1 and r2["conv"]["role"] == "owner", r2
+    b.expect_none("msg", within=0.4)
+    assert [m["seq"] for m in history_all(b, cid)] == [1]
+    convs = b.call({"type": "convs"})["convs"]
+    assert [c["conv"] for c in convs] == [cid], convs
+    # another client id, or the same one from another device, is another group
+    r3 = a.call(dict(req, cmid="g-2"))
+    r4 = server.connect("alice", device="d2").call(dict(req))
+    ids = {cid, r3["conv"]["conv"], r4["conv"]["conv"]}
+    assert len(ids) == 3, (r3, r4)
+
+
+def test_group_create_bad_cmid(server):
+    a = server.connect("alice")
+    for bad in ("", "x" * 65, "with space", 7):
+        r = a.call({"type": "group_create", "title": "T", "members": ["bob"], "cmid": bad})
+        assert_error(r, "EINVAL", "bad_field")
+    assert a.call({"type": "convs"})["convs"] == []
+
+
 def test_member_cannot_add(server):
     a, conns, cid = _group(server)
     r = conns["bob"].call({"type": "group_add", "conv": cid, "users": ["dave"]})

@@ -290,6 +290,15 @@ CHAT_API int chat_client_presence_query(uint64_t *out_request, chat_client *c,
 /** Create a group; RESULT carries the new conv. [any thread] @since 0.1 */
 CHAT_API int chat_client_group_create(uint64_t *out_request, chat_client *c, const char *title,
                                       const char *const *members, size_t n_members);
+/**
+ * Create a group under a client id the host chose and keeps (1-64 printable ASCII), so the call
+ * can be repeated after an ECLOSED or lost RESULT: the server answers the group the first call
+ * created (this user and device), and creates no second one. @return CHAT_EINVAL for a bad
+ * cmid, else as chat_client_group_create. [any thread] @since 0.2
+ */
+CHAT_API int chat_client_group_create_id(uint64_t *out_request, chat_client *c, const char *cmid,
+                                         const char *title, const char *const *members,
+                                         size_t n_members);
 /** [any thread] @since 0.1 */
 CHAT_API int chat_client_group_add(uint64_t *out_request, chat_client *c, uint64_t conv,
                                    const char *const *users, size_t n_users);

@@ -638,21 +638,30 @@ int chat_client_presence_query(uint64_t *out_request, chat_client *c, const char
     return post_frame(out_request, c, o, PEND_PRESENCE, 0);
 }
 
-int chat_client_group_create(uint64_t *out_request, chat_client *c, const char *title,
-                             const char *const *members, size_t n_members)
+int chat_client_group_create_id(uint64_t *out_request, chat_client *c, const char *cmid,
+                                const char *title, const char *const *members, size_t n_members)
 {
     if (!c || !title)
         return chat__error_set(CHAT_EINVAL, 0, "client or title is NULL");
+    if (cmid && !chat__cmid_valid(cmid, strlen(cmid)))
+        return chat__error_set(CHAT_EINVAL, 0, "a cmid is 1-64 printable ASCII characters");
     int rc = check_users(members, n_members, 1);
     if (rc != CHAT_OK)
         return rc;
     cJSON *o = frame("group_create", 0);
     if (o && (!cJSON_AddStringToObject(o, "title", title) ||
-              add_users(o, "members", members, n_members) != CHAT_OK)) {
+              add_users(o, "members", members, n_members) != CHAT_OK ||
+              (cmid && !cJSON_AddStringToObject(o, "cmid", cmid)))) {
         cJSON_Delete(o);
         o = NULL;
     }
     return post_frame(out_request, c, o, PEND_GROUP, 0);
+}
+
+int chat_client_group_create(uint64_t *out_request, chat_client *c, const char *title,
+                             const char *const *members, size_t n_members)
+{
+    return chat_client_group_create_id(out_request, c, NULL, title, members, n_members);
 }
 
 static int group_users(uint64_t *out_request, chat_client *c, const char *type, uint64_t conv,

@@ -88,6 +88,10 @@ def test_python_groups(chatd):
         ev = alice.request(alice.group_create("Team", ["bob", "carol"]))
         gid = ev.conv
         assert gid > 0
+        # with a client id, a repeated create answers the same group
+        once = [alice.request(alice.group_create("Once", ["carol"], cmid="g1")).conv
+                for _ in range(2)]
+        assert once[0] == once[1] and once[0] not in (0, gid), once
         alice.request(alice.group_rename(gid, "Team 2"))
         cmid = alice.send("hi team", gid)
         alice.wait_for(lambda e: e.cmid == cmid, type=E.SENT)

@@ -722,6 +722,22 @@ static void test_client_auth_failed_and_groups(void **state)
     assert_int_equal(chat_event_active(ev), 1);
     chat_event_free(ev);
 
+    /* a create under a client id, repeated (as after a lost RESULT): one group */
+    uint64_t made[2];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(chat_client_group_create_id(&req, a, "g-once", "Once", members, 2),
+                         CHAT_OK);
+        ev = wait_for(a, CHAT_EVENT_RESULT, 0, NULL);
+        assert_int_equal(chat_event_request(ev), req);
+        assert_int_equal(chat_event_code(ev), CHAT_OK);
+        made[i] = chat_event_conv(ev);
+        chat_event_free(ev);
+    }
+    assert_true(made[0] > 0 && made[0] != conv);
+    assert_int_equal(made[1], made[0]);
+    assert_int_equal(chat_client_group_create_id(&req, a, "bad cmid", "X", members, 2),
+                     CHAT_EINVAL);
+
     chat_string_free(cmid);
     chat_client_free(a);
     chat_client_free(b);

@@ -526,10 +526,12 @@ class Client:
 
     # -- groups (each returns a request id; one RESULT event completes it) --
 
-    def group_create(self, title, members):
+    def group_create(self, title, members, cmid=None):
+        """Create a group; with cmid (kept by the caller) a repeated call answers the same one."""
         arr, n = _strv(members)
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_create, byref(req), _enc(title), arr, n)
+        self._call_out(lib.chat_client_group_create_id, byref(req),
+                       None if cmid is None else _enc(cmid), _enc(title), arr, n)
         return req.value
 
     def group_add(self, conv, users):

@@ -105,6 +105,8 @@ _PROTOS = {
     "chat_client_presence_query": (c_int, [POINTER(c_uint64), _p, _strarr, c_size_t]),
     # groups
     "chat_client_group_create": (c_int, [POINTER(c_uint64), _p, _str, _strarr, c_size_t]),
+    "chat_client_group_create_id": (c_int, [POINTER(c_uint64), _p, _str, _str, _strarr,
+                                            c_size_t]),
     "chat_client_group_add": (c_int, [POINTER(c_uint64), _p, c_uint64, _strarr, c_size_t]),
     "chat_client_group_remove": (c_int, [POINTER(c_uint64), _p, c_uint64, _strarr, c_size_t]),
     "chat_client_group_leave": (c_int, [POINTER(c_uint64), _p, c_uint64]),

@@ -249,6 +249,12 @@ int chat__ws_start(chat_server *srv)
     info.retry_and_idle_policy = &srv->retry;
     info.vhost_name = "default";
     info.max_http_header_data = 4096; /* signed media URLs and bearer tokens */
+    /* lws reads every socket through this per-thread buffer. Over TLS, a read smaller than a
+     * TLS record (16 KiB of plaintext) leaves the rest decrypted inside OpenSSL, where epoll
+     * cannot see it, and lws 4.1.6 on the libuv loop does not come back for it: an HTTP body
+     * whose last record was split stalled a few bytes short until the 5 s timeout. With room
+     * for a whole record, each read drains one. (4096 by default; one buffer per thread.) */
+    info.pt_serv_buf_size = 32768;
     srv->lws = lws_create_context(&info);
     /* On a foreign loop lws 4.1.6 returns a context even when binding failed: the listening
      * vhost is what tells. The caller tears the context down through the loop. */

@@ -354,7 +354,7 @@ typedef struct history_args {
 
 static int add_msg(const chat_store_msg *m, void *ud)
 {
-    cJSON *o = chat__msg_json(m);
+    cJSON *o = chat__msg_item(m);
     if (!o)
         return CHAT_ENOMEM;
     cJSON_AddItemToArray(ud, o);

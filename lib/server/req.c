@@ -394,36 +394,58 @@ cJSON *chat__msg_json(const chat_store_msg *m)
     return o;
 }
 
+/* A text message as chat__msg_json() prints it (a text body stops at a NUL there too). */
+static void msg_text_fb(chat__fb *b, const chat_store_msg *m)
+{
+#define LIT(s) chat__fb_raw(b, s, sizeof s - 1)
+    LIT("{\"type\":\"msg\",\"conv\":");
+    chat__fb_i64(b, m->conv);
+    LIT(",\"seq\":");
+    chat__fb_u64(b, m->seq);
+    LIT(",\"ts\":");
+    chat__fb_i64(b, m->ts_ms);
+    LIT(",\"from\":");
+    chat__fb_str(b, m->sender, strlen(m->sender));
+    LIT(",\"device\":");
+    chat__fb_str(b, m->device, strlen(m->device));
+    LIT(",\"cmid\":");
+    chat__fb_str(b, m->cmid, strlen(m->cmid));
+    LIT(",\"kind\":\"text\",\"text\":");
+    chat__fb_str(b, m->body, strnlen(m->body, m->body_len));
+    LIT("}");
+#undef LIT
+}
+
 chat__frame *chat__msg_frame(const chat_store_msg *m)
 {
     if (m->kind != CHAT_MSG_TEXT)
         return chat__frame_take_json(chat__msg_json(m));
-#define LIT(s) chat__fb_raw(&b, s, sizeof s - 1)
-    /* The same bytes as chat__msg_json() prints (a text body stops at a NUL there too). */
-    size_t text_len = strnlen(m->body, m->body_len);
     chat__fb b = {NULL, 0};
-    chat__frame *f = NULL;
-    for (int pass = 0; pass < 2; pass++) {
-        LIT("{\"type\":\"msg\",\"conv\":");
-        chat__fb_i64(&b, m->conv);
-        LIT(",\"seq\":");
-        chat__fb_u64(&b, m->seq);
-        LIT(",\"ts\":");
-        chat__fb_i64(&b, m->ts_ms);
-        LIT(",\"from\":");
-        chat__fb_str(&b, m->sender, strlen(m->sender));
-        LIT(",\"device\":");
-        chat__fb_str(&b, m->device, strlen(m->device));
-        LIT(",\"cmid\":");
-        chat__fb_str(&b, m->cmid, strlen(m->cmid));
-        LIT(",\"kind\":\"text\",\"text\":");
-        chat__fb_str(&b, m->body, text_len);
-        LIT("}");
-        if (pass == 0 && !(f = chat__fb_alloc(&b)))
-            return NULL;
-    }
+    msg_text_fb(&b, m);
+    chat__frame *f = chat__fb_alloc(&b);
+    if (f)
+        msg_text_fb(&b, m);
     return f;
-#undef LIT
+}
+
+cJSON *chat__msg_item(const chat_store_msg *m)
+{
+    if (m->kind != CHAT_MSG_TEXT)
+        return chat__msg_json(m);
+    /* Encoded directly and carried as a raw item: a history page of text messages then costs
+     * no cJSON tree and no number printing per message (the reconnect storm's main cost). */
+    chat__fb b = {NULL, 0};
+    msg_text_fb(&b, m);
+    char *text = chat__malloc(b.len + 1);
+    if (!text)
+        return NULL;
+    b.out = (unsigned char *)text;
+    b.len = 0;
+    msg_text_fb(&b, m);
+    text[b.len] = '\0';
+    cJSON *item = cJSON_CreateRaw(text);
+    chat__free(text);
+    return item;
 }
 
 const char *chat__role_name(int role)
@@ -465,7 +487,7 @@ static int add_member_json(const chat_store_member *m, void *ud)
 static int keep_last(const chat_store_msg *m, void *ud)
 {
     cJSON **out = ud;
-    *out = chat__msg_json(m);
+    *out = chat__msg_item(m);
     return 0;
 }
 

@@ -99,6 +99,9 @@ int chat__txn_event(chat__txn *tx, chat__req *r, chat_store_conv *conv, cJSON *e
 
 /* JSON encoders. */
 cJSON *chat__msg_json(const chat_store_msg *m);
+/* The same object as an item to put in a reply: a raw (pre-encoded) item for text. Print it
+ * only; its fields cannot be read back. */
+cJSON *chat__msg_item(const chat_store_msg *m);
 /* The msg frame of m, encoded directly for text (same JSON as chat__msg_json). */
 chat__frame *chat__msg_frame(const chat_store_msg *m);
 const char *chat__role_name(int role);

@@ -1,5 +1,6 @@
 /* The direct frame encoder (frame.h) prints exactly what cJSON prints for the same values:
- * the msg frame against chat__msg_json() over awkward strings and large integers. */
+ * the msg frame and the msg item of replies (history, convs) against chat__msg_json() over
+ * awkward strings and large integers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,18 @@ static void check_msg(const chat_store_msg *m)
     assert_non_null(want);
     assert_int_equal(direct->len, strlen(want));
     assert_string_equal((const char *)chat__frame_data(direct), want);
+    /* The reply item, inside an array as in a history page, prints the same object. */
+    cJSON *page = cJSON_CreateArray();
+    cJSON_AddItemToArray(page, chat__msg_item(m));
+    cJSON_AddItemToArray(page, chat__msg_item(m));
+    char *got = cJSON_PrintUnformatted(page);
+    assert_non_null(got);
+    size_t n = strlen(want);
+    assert_int_equal(strlen(got), 2 * n + 3);
+    assert_memory_equal(got + 1, want, n);
+    assert_memory_equal(got + 2 + n, want, n);
+    cJSON_free(got);
+    cJSON_Delete(page);
     cJSON_free(want);
     cJSON_Delete(o);
     chat__frame_unref(direct);

@@ -13,15 +13,6 @@
  * [loop thread] */
 #include "server/internal.h"
 
-#include <time.h>
-
-int64_t chat__mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 #define SWEEP_SLICES 10
 
 /* The time between two ticks of the sweep; a whole pass takes SWEEP_SLICES of them. */
@@ -34,10 +25,10 @@ static int64_t sweep_tick_us(const chat_server *srv)
 static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
     chat_server *srv = lws_container_of(sul, chat_server, sweep_sul);
-    int64_t now = chat__mono_us();
+    int64_t now = chat__loop_ms(srv);
     int64_t now_ms = chat__now_ms(srv); /* tokens expire on the server's (injectable) clock */
-    int64_t ping_us = chat__limit(srv, CHAT_LIMIT_IDLE_PING_MS) * 1000;
-    int64_t hangup_us = chat__limit(srv, CHAT_LIMIT_IDLE_HANGUP_MS) * 1000;
+    int64_t ping_ms = chat__limit(srv, CHAT_LIMIT_IDLE_PING_MS);
+    int64_t hangup_ms = chat__limit(srv, CHAT_LIMIT_IDLE_HANGUP_MS);
     /* This tick's slice, from where the last one stopped (new connections join at the head,
      * so they are reached by the next pass). */
     size_t left = srv->n_conns / SWEEP_SLICES + 1;
@@ -45,8 +36,8 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
     for (; c && left; c = c->next, left--) {
         if (!c->wsi || c->hung_up)
             continue;
-        int64_t silent = now - c->last_rx_us;
-        if (silent >= hangup_us) {
+        int64_t silent = now - c->last_rx_ms;
+        if (silent >= hangup_ms) {
             /* Nothing heard since a ping went out: the peer is gone or cannot read. A close
              * frame could wait forever behind a full socket buffer, so drop the socket. */
             c->hung_up = 1;
@@ -55,7 +46,7 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
             continue;
         } else if (c->authed && now_ms >= c->session_exp_ms) {
             chat__conn_close(c, 1008, "token expired");
-        } else if (silent >= ping_us && !c->ping_sent) {
+        } else if (silent >= ping_ms && !c->ping_sent) {
             c->ping_sent = 1;
             c->ping_due = 1;
             lws_callback_on_writable(c->wsi);
@@ -81,22 +72,22 @@ void chat__conntimer_stop(chat_server *srv)
 static void authq_cb(lws_sorted_usec_list_t *sul)
 {
     chat_server *srv = lws_container_of(sul, chat_server, authq_sul);
-    int64_t now = chat__mono_us();
-    int64_t deadline_us = chat__limit(srv, CHAT_LIMIT_AUTH_DEADLINE_MS) * 1000;
+    int64_t now = chat__loop_ms(srv);
+    int64_t deadline_ms = chat__limit(srv, CHAT_LIMIT_AUTH_DEADLINE_MS);
     chat__conn *c;
-    while ((c = srv->authq_head) && now - c->born_us >= deadline_us) {
+    while ((c = srv->authq_head) && now - c->born_ms >= deadline_ms) {
         chat__conn_auth_done(c);
         chat__conn_close(c, 1008, "authentication timeout");
     }
     if (c)
         lws_sul_schedule(srv->lws, 0, &srv->authq_sul, authq_cb,
-                         c->born_us + deadline_us - now);
+                         (c->born_ms + deadline_ms - now) * LWS_US_PER_MS);
 }
 
 void chat__conn_auth_wait(chat__conn *c)
 {
     chat_server *srv = c->srv;
-    c->born_us = c->last_rx_us = chat__mono_us();
+    c->born_ms = c->last_rx_ms = chat__loop_ms(srv);
     c->authq_next = NULL;
     c->authq_prev = srv->authq_tail;
     if (srv->authq_tail)

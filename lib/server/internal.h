@@ -88,9 +88,9 @@ struct chat__conn {
     int64_t err_window_ms;
     int err_count;
     /* Timers (conntimer.c): the FIFO of connections awaiting authentication, and what the
-     * idle sweep reads. Times are CLOCK_MONOTONIC microseconds. */
+     * idle sweep reads. Times are chat__loop_ms(). */
     chat__conn *authq_prev, *authq_next;
-    int64_t born_us, last_rx_us;
+    int64_t born_ms, last_rx_ms;
     unsigned in_authq : 1, ping_due : 1, ping_sent : 1, hung_up : 1;
 };
 
@@ -211,7 +211,12 @@ void chat__conn_close(chat__conn *c, int code, const char *reason);
 /* The transport may write: send one queued frame. Returns -1 to close the connection. */
 int chat__conn_writable(chat__conn *c);
 /* Connection timers (conntimer.c). [loop thread] */
-int64_t chat__mono_us(void);
+/* The loop's monotonic clock in ms, read once per loop iteration by libuv: no clock call per
+ * frame on the receive path. */
+static inline int64_t chat__loop_ms(chat_server *srv)
+{
+    return (int64_t)uv_now(&srv->loop);
+}
 void chat__conntimer_start(chat_server *srv);
 void chat__conntimer_stop(chat_server *srv);
 /* Join the authentication FIFO (closed with 1008 at the deadline); leave it. */
@@ -220,7 +225,7 @@ void chat__conn_auth_done(chat__conn *c);
 /* Bytes arrived: the connection is alive. */
 static inline void chat__conn_heard(chat__conn *c)
 {
-    c->last_rx_us = chat__mono_us();
+    c->last_rx_ms = chat__loop_ms(c->srv);
     c->ping_sent = 0;
 }
 

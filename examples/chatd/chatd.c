@@ -48,7 +48,7 @@ static const char usage[] =
     "                      media_url_ttl_ms, upload_ttl_ms, uploads, uploads_per_user\n"
     "                      (media: doc/media.md), logins_pending, login_rate,\n"
     "                      user_send_rate, user_send_burst, presence_rate, settings_rate,\n"
-    "                      presence_grace_ms, presence_user_rate\n"
+    "                      presence_grace_ms, presence_user_rate, commit_window_us\n"
     "  --config FILE       read 'name = value' lines with the option names above\n"
     "  --verbose           log more\n";
 

@@ -57,8 +57,12 @@ typedef enum chat_limit {
     CHAT_LIMIT_PRESENCE_GRACE_MS = 29, /**< a user whose last device left is shown online
                                             for this long before contacts are told, 2000;
                                             a reconnect within it tells them nothing */
-    CHAT_LIMIT_PRESENCE_USER_RATE = 30 /**< online/offline announcements of one user per
+    CHAT_LIMIT_PRESENCE_USER_RATE = 30, /**< online/offline announcements of one user per
                                             minute (burst the same), 12; later changes wait */
+    CHAT_LIMIT_COMMIT_WINDOW_US = 31   /**< a store request waits up to this long for others
+                                            to share its commit (group commit), 0: none;
+                                            costs latency, saves CPU per request under
+                                            moderate load. @since 0.2 */
 } chat_limit;
 
 /** Flags of chat_server_config_set_flags(). */

@@ -20,7 +20,7 @@
 #include <stdatomic.h>
 #include <uv.h>
 
-#define CHAT__LIMIT_MAX 31 /* one past the highest chat_limit */
+#define CHAT__LIMIT_MAX 32 /* one past the highest chat_limit */
 #define CHAT__PATH_MAX 1024   /* TLS certificate and key paths */
 #define CHAT__ORIGINS_MAX 16  /* allowed Origin values */
 #define CHAT__ORIGIN_MAX 256  /* bytes of one, with the NUL */

@@ -108,6 +108,21 @@ static int keep_found(const chat_store_msg *m, void *ud)
     return 0;
 }
 
+/* A resend of a stored message is acked with the original seq and stores nothing. */
+static int ack_resend(chat__txn *tx, chat__req *r, int64_t conv, const char *cmid)
+{
+    found_msg found = {0, 0};
+    int rc = tx->ops->msg_find_cmid(tx->st, conv, r->user, r->device, cmid, keep_found, &found);
+    if (rc != CHAT_OK) /* EEXISTS for a cmid that is not there: the store is inconsistent */
+        return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+    r->job.status = CHAT_OK; /* clear the refused insert's failure */
+    r->job.reason = NULL;
+    r->job.message[0] = '\0';
+    chat_store_msg m = {.conv = conv, .seq = found.seq, .ts_ms = found.ts, .cmid = cmid};
+    r->reply = ack_frame(r, &m, 1);
+    return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+}
+
 static int send_run(chat__job *job, chat__txn *tx)
 {
     chat__req *r = (chat__req *)job;
@@ -145,20 +160,6 @@ static int send_run(chat__job *job, chat__txn *tx)
     if (rc != CHAT_OK)
         return rc;
 
-    /* A resend of a stored message is acked with the original seq and stores nothing. */
-    found_msg found = {0, 0};
-    rc = tx->ops->msg_find_cmid(tx->st, conv.id, r->user, r->device, a->cmid, keep_found, &found);
-    if (rc == CHAT_OK) {
-        chat_store_msg m = {.conv = conv.id, .seq = found.seq, .ts_ms = found.ts, .cmid = a->cmid};
-        r->reply = ack_frame(r, &m, 1);
-        return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
-    }
-    if (rc != CHAT_ENOTFOUND)
-        return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
-
-    if (shares && tx->ops->media_grant(tx->st, a->media_id, conv.id, "") != CHAT_OK)
-        return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
-
     chat_store_msg m = {0};
     m.sender = r->user;
     m.device = r->device;
@@ -166,9 +167,15 @@ static int send_run(chat__job *job, chat__txn *tx)
     m.kind = a->kind;
     m.body = a->body;
     m.body_len = a->body_len;
+    /* The insert is the duplicate check (the store refuses a taken cmid with CHAT_EEXISTS
+     * and changes nothing): a first send costs no separate lookup, only a resend does. */
     rc = chat__txn_append_as(tx, r, &conv, &m, &me);
+    if (rc == CHAT_EEXISTS)
+        return ack_resend(tx, r, conv.id, a->cmid);
     if (rc != CHAT_OK)
         return rc;
+    if (shares && tx->ops->media_grant(tx->st, a->media_id, conv.id, "") != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
     rc = chat__txn_fanout_members(tx, r, conv.id);
     if (rc != CHAT_OK)
         return rc;

@@ -294,6 +294,8 @@ int chat__txn_append_as(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat
     msg->seq = conv->head_seq + 1;
     msg->ts_ms = tx->now_ms;
     int rc = tx->ops->msg_insert(tx->st, msg);
+    if (rc == CHAT_EEXISTS) /* nothing was written; the caller tells a resend apart */
+        return chat__req_fail(r, CHAT_EEXISTS, "exists", "the message exists");
     if (rc != CHAT_OK)
         return chat__req_fail(r, CHAT_EIO, "storage", "cannot store the message");
     conv->head_seq = msg->seq;

@@ -87,7 +87,8 @@ int chat__txn_member_of(chat__txn *tx, chat__req *r, const chat_store_conv *conv
                         const char *user, chat_store_member *m_out);
 /* Active members of conv into r->to. */
 int chat__txn_fanout_members(chat__txn *tx, chat__req *r, int64_t conv);
-/* Append a message at head+1 (conv is updated in place and in the store). */
+/* Append a message at head+1 (conv is updated in place and in the store). CHAT_EEXISTS, with
+ * nothing written, when the sender's device already stored msg->cmid in conv. */
 int chat__txn_append(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_store_msg *msg);
 /* The same, with the sender's member row as read in this transaction (saves reading it again);
  * sender may be NULL. */

@@ -48,6 +48,12 @@ typedef struct chat__worker {
     chat__job *head, *tail;
     int started, stop, transactional;
     size_t max_batch;
+    /* Commit window (CHAT_LIMIT_COMMIT_WINDOW_US): the first job of a batch waits up to
+     * window_ns for company, unless window_batch jobs are queued first. 0: no wait. */
+    uint64_t window_ns;
+    size_t window_batch;
+    size_t n_queued;   /* jobs in head..tail */
+    uint64_t since_ns; /* CLOCK_MONOTONIC time the oldest queued job has waited from */
     /* Statistics, written by the worker thread. */
     uint64_t batches, jobs;
 } chat__worker;

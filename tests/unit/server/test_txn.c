@@ -168,11 +168,18 @@ static void test_txn_append_failure_keeps_head(void **state)
 {
     fixture *fx = *state;
     assert_int_equal(append_text(fx, fx->r, "c-1", "one", NULL), CHAT_OK);
-    /* the same (sender, device, cmid) again: the store refuses, the head does not move */
-    assert_int_equal(append_text(fx, fx->r, "c-1", "again", NULL), CHAT_EIO);
-    assert_int_equal(fx->r->job.status, CHAT_EIO);
-    assert_string_equal(fx->r->job.reason, "storage");
+    /* the same (sender, device, cmid) again: the store refuses and nothing moves; the append
+     * says CHAT_EEXISTS, not EIO, so send can answer the resend instead of failing it */
+    assert_int_equal(append_text(fx, fx->r, "c-1", "again", NULL), CHAT_EEXISTS);
+    assert_int_equal(fx->r->job.status, CHAT_EEXISTS);
     assert_int_equal(fx->conv.head_seq, 1);
+    chat_store_conv c;
+    assert_int_equal(fx->ops->conv_get(fx->st, fx->conv.id, &c), CHAT_OK);
+    assert_int_equal(c.head_seq, 1);
+    uint64_t seqs[3] = {0};
+    assert_int_equal(fx->ops->msg_range(fx->st, fx->conv.id, 0, 0, 2, 0, collect_seq, seqs),
+                     CHAT_OK);
+    assert_int_equal(seqs[0], 1);
 }
 
 static void test_txn_append_marks_sender_read(void **state)

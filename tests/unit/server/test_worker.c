@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- the fake store ---- */
 
@@ -305,6 +306,8 @@ static int64_t fixed_clock(void *ud)
     return 1764331200000;
 }
 
+static int64_t window_us; /* CHAT_LIMIT_COMMIT_WINDOW_US of the next setup */
+
 static int setup(void **state)
 {
     (void)state;
@@ -322,11 +325,22 @@ static int setup(void **state)
     assert_int_equal(chat_server_config_add_token_key(cfg, 1, key, sizeof key), CHAT_OK);
     assert_int_equal(chat_server_config_set_clock(cfg, fixed_clock, NULL), CHAT_OK);
     assert_int_equal(chat_server_config_set_store(cfg, &fake_ops, &F), CHAT_OK);
+    assert_int_equal(chat_server_config_set_limit(cfg, CHAT_LIMIT_COMMIT_WINDOW_US, window_us),
+                     CHAT_OK);
     srv = NULL;
     assert_int_equal(chat_server_new(&srv, cfg), CHAT_OK);
     chat_server_config_free(cfg);
     assert_non_null(srv);
     return 0;
+}
+
+/* A commit window far longer than any test: only a full queue or shutdown ends it early. */
+static int setup_window(void **state)
+{
+    window_us = 100000; /* the largest allowed, 0.1 s */
+    int rc = setup(state);
+    window_us = 0;
+    return rc;
 }
 
 static int teardown(void **state)
@@ -412,6 +426,51 @@ static void test_worker_group_commits_queued_jobs_in_order(void **state)
     for (int i = 1; i <= N; i++)
         assert_int_equal(jobs[i].change_seen, (uint64_t)i + 1);
     assert_int_equal(stored_change(), N + 1);
+}
+
+static void test_worker_window_joins_a_later_job(void **state)
+{
+    (void)state;
+    chat__worker *w = &srv->writer;
+    assert_int_equal(w->window_ns, 100000000u);
+    job_init(0, w);
+    job_init(1, w);
+    spawn_queued(0, 1, w);
+    /* Without a window job 0 commits alone at once; with one it is still waiting. */
+    usleep(20000);
+    spawn(&jobs[1]);
+    join_all();
+    assert_int_equal(jobs[0].status, CHAT_OK);
+    assert_int_equal(jobs[1].status, CHAT_OK);
+    assert_int_equal(counter(&F.commits), 1);
+    assert_int_equal(w->batches, 1);
+    assert_int_equal(w->jobs, 2);
+    assert_int_equal(n_order, 2);
+    assert_int_equal(order[0], 0);
+    assert_int_equal(order[1], 1);
+}
+
+static void test_worker_window_ends_when_the_batch_is_full(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    chat__worker *w = &srv->writer;
+    pthread_mutex_lock(&w->lock);
+    w->window_ns = 3600u * 1000000000u; /* an hour: the queue size must end the wait */
+    w->window_batch = N;
+    pthread_mutex_unlock(&w->lock);
+    for (int i = 0; i < N; i++)
+        job_init(i, w);
+    spawn_queued(0, N - 1, w);
+    usleep(20000);
+    assert_int_equal(counter(&F.commits), 0); /* N - 1 jobs keep waiting */
+    spawn(&jobs[N - 1]);
+    join_all(); /* hangs (and the test times out) if the N-th job does not end the window */
+    assert_int_equal(counter(&F.commits), 1);
+    assert_int_equal(w->batches, 1);
+    assert_int_equal(w->jobs, N);
+    for (int i = 0; i < N; i++)
+        assert_true(user_stored(i));
 }
 
 static void test_worker_failed_commit_fails_the_whole_batch(void **state)
@@ -579,6 +638,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_group_commits_queued_jobs_in_order, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_worker_window_joins_a_later_job, setup_window,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_worker_window_ends_when_the_batch_is_full,
+                                        setup_window, teardown),
         cmocka_unit_test_setup_teardown(test_worker_failed_commit_fails_the_whole_batch, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_job_eio_rolls_back_the_batch, setup,

@@ -37,6 +37,7 @@ struct opts {
     int mark_read;
     int quiet;
     const char *mime;
+    const char *id;      /* group-create: client id that makes a retry safe */
     uint64_t stop_after; /* send-file/download: abort after this many bytes (tests resume) */
     const char *pos[MAX_POS];
     int npos;
@@ -66,7 +67,10 @@ static void usage(FILE *f)
         "                            one line per message: seq, sender, mark (own messages:\n"
         "                            ... sending, \xe2\x9c\x93 sent, \xe2\x9c\x93\xe2\x9c\x93 delivered, read), text\n"
         "  convs                     one line per conversation: id, peer or title, unread\n"
-        "  group-create TITLE USER...  create a group; prints its conversation id\n"
+        "  group-create [--id ID] TITLE USER...\n"
+        "                            create a group; prints its conversation id. Repeating\n"
+        "                            the command with the same --id (1-64 printable ASCII)\n"
+        "                            prints the group the first run created\n"
         "  listen [--seconds N] [--read]\n"
         "                            print events as lines for N seconds (default 10; 0: until\n"
         "                            killed); --read marks incoming messages read\n"
@@ -160,7 +164,7 @@ static int parse_args(struct opts *o, int argc, char **argv)
         static const char *const valued[] = {"--server", "--token", "--user", "--password",
                                              "--device", "--cache", "--timeout", "--to",
                                              "--conv", "--limit", "--before", "--seconds",
-                                             "--mime", "--stop-after", "--ca-file"};
+                                             "--mime", "--stop-after", "--ca-file", "--id"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
             if (strcmp(a, valued[k]) == 0)
@@ -204,6 +208,8 @@ static int parse_args(struct opts *o, int argc, char **argv)
                 return usage_error("bad --seconds %s", v);
         } else if (strcmp(a, "--mime") == 0) {
             o->mime = v;
+        } else if (strcmp(a, "--id") == 0) {
+            o->id = v;
         } else if (strcmp(a, "--stop-after") == 0) {
             if (parse_u64(v, &o->stop_after) || o->stop_after == 0)
                 return usage_error("bad --stop-after %s", v);
@@ -640,7 +646,10 @@ static int cmd_group_create(chat_client *c, const struct opts *o, struct waiter 
     if (ex != EXIT_OK)
         return ex;
     uint64_t req = 0, conv = 0;
-    int rc = chat_client_group_create(&req, c, o->pos[1], o->pos + 2, (size_t)(o->npos - 2));
+    const char *const *users = o->pos + 2;
+    size_t n = (size_t)(o->npos - 2);
+    int rc = o->id ? chat_client_group_create_id(&req, c, o->id, o->pos[1], users, n)
+                   : chat_client_group_create(&req, c, o->pos[1], users, n);
     if (rc != CHAT_OK) {
         print_lib_error("group-create", rc);
         return EXIT_FAIL;
@@ -1140,6 +1149,8 @@ int main(int argc, char **argv)
     if (cmd && strcmp(cmd, "send") != 0 && strcmp(cmd, "send-file") != 0 &&
         (o.to || (o.has_conv && strcmp(cmd, "history"))))
         return usage_error("--to/--conv do not apply to %s", cmd);
+    if (o.id && (!cmd || strcmp(cmd, "group-create") != 0))
+        return usage_error("--id applies to group-create only");
 
     chat_client *c = NULL;
     ex = open_client(&c, &o);

@@ -76,6 +76,21 @@ def test_cli_group_create_and_send(chatd):
     assert [str(seq), "alice", "-", "hi team"] in hist
 
 
+def test_cli_group_create_with_id_is_safe_to_repeat(chatd):
+    first = int(ok(cli(chatd, "group-create", "--id", "g-1", "Once", "bob", user="alice")))
+    # a script that lost the answer runs the same command again: the same group, not a second
+    again = int(ok(cli(chatd, "group-create", "--id", "g-1", "Once", "bob", user="alice")))
+    assert again == first
+    other = int(ok(cli(chatd, "group-create", "--id", "g-2", "Once", "bob", user="alice")))
+    assert other != first
+    titles = [row[1] for row in rows(ok(cli(chatd, "convs", user="bob")))]
+    assert titles.count("#Once") == 2
+    r = cli(chatd, "group-create", "--id", "x" * 65, "Bad", "bob", user="alice")
+    assert r.returncode == 1 and "group-create" in r.stderr and "EINVAL" in r.stderr
+    r = cli(chatd, "send", "--id", "g-3", "--to", "bob", "hi", user="alice")
+    assert r.returncode == 2 and "--id applies to group-create only" in r.stderr
+
+
 def test_cli_cache_keeps_state(chatd, tmp_path):
     cache = str(tmp_path / "alice.db")
     ok(cli(chatd, "send", "--to", "bob", "cached", user="alice", extra=["--cache", cache]))

@@ -438,15 +438,20 @@ cJSON *chat__msg_item(const chat_store_msg *m)
      * no cJSON tree and no number printing per message (the reconnect storm's main cost). */
     chat__fb b = {NULL, 0};
     msg_text_fb(&b, m);
-    char *text = chat__malloc(b.len + 1);
-    if (!text)
+    /* Written straight into the item's own string (cJSON's allocator, which cJSON_Delete
+     * frees), not into a buffer that cJSON_CreateRaw would copy. */
+    cJSON *item = cJSON_CreateNull();
+    char *text = item ? cJSON_malloc(b.len + 1) : NULL;
+    if (!text) {
+        cJSON_Delete(item);
         return NULL;
+    }
     b.out = (unsigned char *)text;
     b.len = 0;
     msg_text_fb(&b, m);
     text[b.len] = '\0';
-    cJSON *item = cJSON_CreateRaw(text);
-    chat__free(text);
+    item->type = cJSON_Raw;
+    item->valuestring = text;
     return item;
 }
 

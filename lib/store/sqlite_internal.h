@@ -67,6 +67,11 @@ int chat__sqlite_migrate(sqlite3 *db, unsigned int flags);
 /* The schema version this library writes. */
 int chat__sqlite_schema_version(void);
 
+/* The name of a VFS that is base_name's (NULL: the default VFS) with the WAL appends of each
+ * commit gathered into one write (sqlite_walbuf.c); registered on first use. NULL when
+ * base_name is unknown or no more shims can be registered. [any thread] */
+const char *chat__sqlite_walbuf_vfs(const char *base_name);
+
 /* Record a failed SQLite call (rc: extended code) and return its chat_status. */
 int chat__sqlite_fail(sqlite3 *db, int rc, const char *what);
 /* Step a statement that returns no rows, then reset it. */

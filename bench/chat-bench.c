@@ -28,6 +28,7 @@
 
 #include <chat/chat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
@@ -104,6 +105,23 @@ static int past_deadline(void) { return interrupted || mono_ns() > deadline; }
 
 /* ---------------- server process ---------------- */
 
+/* utime + stime in seconds from a /proc stat line, or -1. */
+static double stat_cpu_s(const char *path)
+{
+    char buf[1024];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 typedef struct proc_sample {
     long rss_kb, hwm_kb;
     double cpu_s;
@@ -128,18 +146,55 @@ static proc_sample sample_server(void)
         fclose(f);
     }
     snprintf(path, sizeof path, "/proc/%d/stat", o.server_pid);
-    f = fopen(path, "r");
-    if (f) {
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        buf[n] = '\0';
-        fclose(f);
-        char *p = strrchr(buf, ')');
-        unsigned long ut = 0, st = 0;
-        /* after ')': state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
-        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-            s.cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-    }
+    double cpu = stat_cpu_s(path);
+    if (cpu >= 0)
+        s.cpu_s = cpu;
     return s;
+}
+
+/* One line: the server's CPU time per thread, busiest first, by the threads' names (libchat
+ * names its loop, writer, checkpoint... threads), so a run shows where the server's core went. */
+static void print_server_threads(void)
+{
+    char dir[64], path[384];
+    snprintf(dir, sizeof dir, "/proc/%d/task", o.server_pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct {
+        char name[32];
+        double cpu;
+    } t[64];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 64) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s/stat", dir, e->d_name);
+        double cpu = stat_cpu_s(path);
+        if (cpu < 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s/comm", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        t[n].name[0] = '\0';
+        if (f) {
+            if (fgets(t[n].name, sizeof t[n].name, f))
+                t[n].name[strcspn(t[n].name, "\n")] = '\0';
+            fclose(f);
+        }
+        t[n++].cpu = cpu;
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++) /* insertion sort, busiest first */
+        for (int j = i; j > 0 && t[j].cpu > t[j - 1].cpu; j--) {
+            __typeof__(t[0]) x = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = x;
+        }
+    printf("# server threads, CPU s:");
+    for (int i = 0; i < n; i++)
+        printf(" %s %.2f%s", t[i].name, t[i].cpu, i + 1 < n ? "," : "");
+    printf("\n");
 }
 
 static double self_cpu_s(void)
@@ -1014,6 +1069,8 @@ int main(int argc, char **argv)
                "frames in %llu out %llu\n",
                end.rss_kb, end.hwm_kb, end.cpu_s, self_cpu_s(),
                (unsigned long long)ws_stats.frames_in, (unsigned long long)ws_stats.frames_out);
+    if (o.server_pid > 0)
+        print_server_threads();
     for (int i = 0; i < cap; i++)
         if (peers[i].ws.state != WS_FREE && peers[i].ws.state != WS_CLOSED)
             ws_close(&peers[i].ws, 1000);

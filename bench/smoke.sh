@@ -9,7 +9,12 @@ trap 'rm -rf "$T"' EXIT
 LIM="--limit send_rate=100000 --limit send_burst=100000"
 SRV="$CHATD run --memory --port 0 --key-file $T/key $LIM"
 COMMON="--key-file $T/key --max-secs 15 --expect-all --settle-secs 0.3"
-"$BENCH" --mode pairs --conns 20 --rates 50 --step-secs 2 --drain-secs 5 --spawn "$SRV" $COMMON
+"$BENCH" --mode pairs --conns 20 --rates 50 --step-secs 2 --drain-secs 5 --spawn "$SRV" $COMMON \
+    >"$T/pairs.out" || { cat "$T/pairs.out"; exit 1; }
+cat "$T/pairs.out"
+# the per-thread CPU line names libchat's threads
+grep -q '^# server threads, CPU s:.*chat-loop.*' "$T/pairs.out"
+grep -q '^# server threads, CPU s:.*chat-writer' "$T/pairs.out"
 "$BENCH" --mode group --members 8 --rates 10 --step-secs 1 --drain-secs 5 --spawn "$SRV" $COMMON
 "$BENCH" --mode idle --conns 50 --spawn "$SRV" $COMMON
 "$BENCH" --mode storm --conns 20 --storm-msgs 10 --storm-senders 4 --spawn "$SRV" $COMMON

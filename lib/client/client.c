@@ -10,6 +10,7 @@
 #include "core/decode.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "core/threadname.h"
 
 #include <inttypes.h>
 #include <sodium.h>
@@ -917,6 +918,7 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 void *chat__client_loop(void *arg)
 {
     chat_client *c = arg;
+    chat__thread_name("chat-client");
     c->loop_tid = pthread_self();
     atomic_store(&c->loop_tid_valid, 1);
     c->next_attempt_ms = 0;

@@ -28,3 +28,16 @@ struct timespec chat__mono_deadline(int ms)
     }
     return t;
 }
+
+uint64_t chat__mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+struct timespec chat__mono_at(uint64_t ns)
+{
+    struct timespec t = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    return t;
+}

@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/monowait.h"
+#include "core/threadname.h"
 #include "push/http.h"
 #include "push/webhook.h"
 
@@ -121,6 +122,7 @@ static int post(struct webhook *w, const struct job *j)
 static void *worker_main(void *arg)
 {
     struct webhook *w = arg;
+    chat__thread_name("chat-webhook");
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (!w->count && !w->stopping)

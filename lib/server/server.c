@@ -7,6 +7,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/ids.h"
+#include "core/threadname.h"
 #include "server/media.h"
 #include "store/checked.h"
 
@@ -455,6 +456,7 @@ static void loop_run_and_close(chat_server *srv)
 
 static void *loop_thread(void *arg)
 {
+    chat__thread_name("chat-loop");
     loop_run_and_close(arg);
     return NULL;
 }

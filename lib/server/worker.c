@@ -5,12 +5,13 @@
 #include "server/internal.h"
 
 #include "core/error.h"
+#include "core/monowait.h"
+#include "core/threadname.h"
 
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #define CHANGE_KEY "inbox_change"
 
@@ -23,13 +24,6 @@ int chat__job_fail(chat__job *job, int code, const char *reason, const char *fmt
     job->status = code;
     job->reason = reason;
     return code;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Hand a finished batch back: synchronous callers are signalled one by one, the rest goes to
@@ -119,6 +113,7 @@ static void run_batch(chat__worker *w, chat__job *batch)
 static void *worker_main(void *arg)
 {
     chat__worker *w = arg;
+    chat__thread_name(w->transactional ? "chat-writer" : "chat-hasher");
 #ifdef SCHED_BATCH
     /* A batch thread does not preempt the loop thread when woken: the loop finishes its pass
      * and blocks in epoll first, so the writer takes what the whole pass queued (larger group
@@ -138,8 +133,7 @@ static void *worker_main(void *arg)
              * size, so under moderate load waiting a moment for more requests is cheaper
              * than committing each alone. Jobs that already waited through a commit (their
              * since_ns is old) go at once; so does a queue of window_batch. */
-            uint64_t until = w->since_ns + w->window_ns;
-            struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
+            struct timespec ts = chat__mono_at(w->since_ns + w->window_ns);
             while (!w->stop && w->n_queued < w->window_batch &&
                    pthread_cond_timedwait(&w->cond, &w->lock, &ts) == 0)
                 ;
@@ -177,11 +171,7 @@ int chat__worker_start(chat__worker *w, chat_server *srv, int transactional)
         w->window_batch = w->max_batch / 4;
     }
     pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the window's deadline */
-    pthread_cond_init(&w->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    chat__cond_init_mono(&w->cond); /* the commit window's deadline */
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->cond);
@@ -202,7 +192,7 @@ void chat__worker_submit_list(chat__worker *w, chat__job *head, chat__job *tail)
      * enough: wake it on those two edges only. */
     int was_empty = w->head == NULL;
     if (was_empty)
-        w->since_ns = w->window_ns ? mono_ns() : 0;
+        w->since_ns = w->window_ns ? chat__mono_ns() : 0;
     int filled = w->window_ns && w->n_queued < w->window_batch &&
                  w->n_queued + n >= w->window_batch;
     w->n_queued += n;

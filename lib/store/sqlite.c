@@ -9,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/threadname.h"
 
 /* Writers in other processes (a backup, the CLI) get this long before we report EIO. */
 #define BUSY_TIMEOUT_MS 5000
@@ -138,6 +139,7 @@ static void checkpoint(chat__sqlite_ckpt *ck, sqlite3 *db)
 static void *ckpt_main(void *arg)
 {
     chat__sqlite_ckpt *ck = arg;
+    chat__thread_name("chat-checkpoint");
     pthread_mutex_lock(&ck->lock);
     for (;;) {
         while (!ck->wake && !ck->stop)

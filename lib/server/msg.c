@@ -115,9 +115,7 @@ static int ack_resend(chat__txn *tx, chat__req *r, int64_t conv, const char *cmi
     int rc = tx->ops->msg_find_cmid(tx->st, conv, r->user, r->device, cmid, keep_found, &found);
     if (rc != CHAT_OK) /* EEXISTS for a cmid that is not there: the store is inconsistent */
         return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
-    r->job.status = CHAT_OK; /* clear the refused insert's failure */
-    r->job.reason = NULL;
-    r->job.message[0] = '\0';
+    chat__job_clear(&r->job); /* the refused insert's failure */
     chat_store_msg m = {.conv = conv, .seq = found.seq, .ts_ms = found.ts, .cmid = cmid};
     r->reply = ack_frame(r, &m, 1);
     return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");

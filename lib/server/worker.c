@@ -77,9 +77,7 @@ static void run_batch(chat__worker *w, chat__job *batch)
     const char *what = "begin";
 
     for (chat__job *j = batch; j && rc == CHAT_OK; j = j->next) {
-        j->status = CHAT_OK;
-        j->reason = NULL;
-        j->message[0] = '\0';
+        chat__job_clear(j);
         int r = j->run(j, w->transactional ? &tx : NULL);
         if (r == CHAT_EIO || r == CHAT_ENOMEM) {
             rc = r;

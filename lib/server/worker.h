@@ -74,6 +74,14 @@ static inline uint64_t chat__txn_bump(chat__txn *tx)
     return ++tx->change;
 }
 
+/* Clear a job's outcome (status CHAT_OK, no reason, no message). */
+static inline void chat__job_clear(chat__job *job)
+{
+    job->status = CHAT_OK;
+    job->reason = NULL;
+    job->message[0] = '\0';
+}
+
 /* Record a failure on a job and return code. */
 int chat__job_fail(chat__job *job, int code, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

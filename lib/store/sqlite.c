@@ -280,13 +280,11 @@ int chat_store_sqlite_open(void **state_out, const char *path, unsigned int flag
     if (!s)
         return chat__error_set(CHAT_ENOMEM, 0, "sqlite store: out of memory");
 
-    /* The WAL write gatherer over the chosen VFS; without it (it cannot be registered), the
-     * chosen VFS as it is. An unknown vfs name fails in the open below, as before. */
-    if (sqlite3_vfs_find(vfs)) {
-        const char *shim = chat__sqlite_walbuf_vfs(vfs);
-        if (shim)
-            vfs = shim;
-    }
+    /* The WAL write gatherer over the chosen VFS; without it (an unknown vfs name, which
+     * then fails in the open below as before, or no room for another shim), the VFS as is. */
+    const char *shim = chat__sqlite_walbuf_vfs(vfs);
+    if (shim)
+        vfs = shim;
     int rc = sqlite3_open_v2(path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              vfs);

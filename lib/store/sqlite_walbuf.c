@@ -18,6 +18,7 @@
 #include "store/sqlite_internal.h"
 
 #include "core/alloc.h"
+#include "core/array.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -84,18 +85,13 @@ static int w_read(sqlite3_file *p, void *out, int n, sqlite3_int64 off)
     return rc != SQLITE_OK ? rc : REAL(p)->pMethods->xRead(REAL(p), out, n, off);
 }
 
+/* Room for more (>= 1) bytes after the buffered ones. */
 static int reserve(wal_file *f, size_t more)
 {
-    if (f->len + more <= f->cap)
-        return SQLITE_OK;
-    size_t cap = f->cap ? f->cap : 64 * 1024;
-    while (cap < f->len + more)
-        cap *= 2;
-    unsigned char *nb = chat__realloc(f->buf, cap);
+    unsigned char *nb = chat__array_reserve(f->buf, f->len + more - 1, &f->cap, 1);
     if (!nb)
         return SQLITE_IOERR_NOMEM;
     f->buf = nb;
-    f->cap = cap;
     return SQLITE_OK;
 }
 
@@ -103,7 +99,7 @@ static int w_write(sqlite3_file *p, const void *data, int n, sqlite3_int64 off)
 {
     wal_file *f = (wal_file *)p;
     int rc;
-    if (!f->is_wal)
+    if (!f->is_wal || n <= 0)
         return f->real->pMethods->xWrite(f->real, data, n, off);
     if (f->len && off != f->off + (sqlite3_int64)f->len && (rc = flush(f)) != SQLITE_OK)
         return rc;

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct peer {
@@ -63,7 +64,7 @@ static struct opts {
     int rates[64], n_rates;
     int storm_msgs, storm_senders, storm_window;
     int history_convs, history_requests, history_limit;
-    int expect_all;
+    int expect_all, random_cmids;
 } o = {
     .mode = "pairs", .host = "127.0.0.1", .label = "server", .port = 7700, .server_cpu = 0,
     .cpu = 1, .conns = 1000, .members = 1024, .group_senders = 1, .src_addrs = 250,
@@ -412,8 +413,26 @@ static char *user_of(int idx, char *buf, size_t cap)
 
 static char pad[4096];
 
+/* A message id shaped like the client core's (doc/protocol.md, send): the wall time in ms,
+ * then a unique part, here the run's counter. --random-cmids: a hash of the counter instead,
+ * ids in no order (what a client with random ids sends). */
+static const char *bench_cmid(char out[32], unsigned long long id)
+{
+    if (o.random_cmids) {
+        unsigned long long h = id * 0x9E3779B97F4A7C15ull;
+        snprintf(out, 32, "%016llx%011llx", h ^ (h >> 29), id);
+        return out;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    snprintf(out, 32, "%011llx%016llx", (unsigned long long)ms, id);
+    return out;
+}
+
 static int send_one(int sender, int64_t stamp)
 {
+    char cmid[32];
     peer *p = &peers[sender];
     if (p->ws.state != WS_AUTHED)
         return -1;
@@ -422,14 +441,14 @@ static int send_one(int sender, int64_t stamp)
     unsigned long long id = ++sent_total;
     if (!strcmp(o.mode, "group"))
         n = snprintf(buf, sizeof buf,
-                     "{\"type\":\"send\",\"id\":\"%llu\",\"conv\":%lld,\"cmid\":\"c%llu\","
+                     "{\"type\":\"send\",\"id\":\"%llu\",\"conv\":%lld,\"cmid\":\"%s\","
                      "\"text\":\"t=%lld %s\"}",
-                     id, group_conv, id, (long long)stamp, pad);
+                     id, group_conv, bench_cmid(cmid, id), (long long)stamp, pad);
     else
         n = snprintf(buf, sizeof buf,
-                     "{\"type\":\"send\",\"id\":\"%llu\",\"to\":\"u%d\",\"cmid\":\"c%llu\","
+                     "{\"type\":\"send\",\"id\":\"%llu\",\"to\":\"u%d\",\"cmid\":\"%s\","
                      "\"text\":\"t=%lld %s\"}",
-                     id, p->partner, id, (long long)stamp, pad);
+                     id, p->partner, bench_cmid(cmid, id), (long long)stamp, pad);
     return ws_send_text(&p->ws, buf, (size_t)n);
 }
 
@@ -783,12 +802,12 @@ static int run_storm(void)
             peer *p = &peers[k + j];
             while (p->to_send > 0 && p->inflight < o.storm_window && p->ws.state == WS_AUTHED) {
                 /* round-robin over this sender's targets: target j, j+s, j+2s, ... */
-                char buf[256];
+                char buf[sizeof pad + 256], cmid[32];
                 unsigned long long id = ++sent_total;
                 int n = snprintf(buf, sizeof buf,
                                  "{\"type\":\"send\",\"id\":\"%llu\",\"to\":\"t%d\",\"cmid\":"
-                                 "\"c%llu\",\"text\":\"t=0 offline message %s\"}",
-                                 id, p->next_target, id, pad);
+                                 "\"%s\",\"text\":\"t=0 offline message %s\"}",
+                                 id, p->next_target, bench_cmid(cmid, id), pad);
                 ws_send_text(&p->ws, buf, (size_t)n);
                 p->next_target += s;
                 if (p->next_target >= k)
@@ -924,6 +943,7 @@ static const char usage[] =
     "load:    --conns N (pairs, idle, storm users; default 1000)  --members M (group, 1024)\n"
     "         --group-senders K (1)  --rates R1,R2,... (offered msgs/s per step)\n"
     "         --step-secs S (3)  --drain-secs S (2)  --p99-stop-ms MS (100)  --text-bytes N (40)\n"
+    "         --random-cmids (message ids in no order, instead of time first as the client's)\n"
     "         --storm-msgs N (100)  --storm-senders S (100)  --storm-window W (64)\n"
     "         --history-convs C (10)  --history-requests N (5000)  --history-limit L (50)\n"
     "bounds:  --max-secs S (300)  --max-msgs N (20000000)  --max-connecting N (512)\n"
@@ -956,6 +976,7 @@ int main(int argc, char **argv)
         else if (ARG("--key-file")) o.key_file = v;
         else if (!strcmp(a, "--relay-tokens")) o.relay_tokens = 1;
         else if (!strcmp(a, "--expect-all")) o.expect_all = 1;
+        else if (!strcmp(a, "--random-cmids")) o.random_cmids = 1;
         else if (ARG("--conns")) o.conns = atoi(v);
         else if (ARG("--members")) o.members = atoi(v);
         else if (ARG("--group-senders")) o.group_senders = atoi(v);

@@ -495,7 +495,7 @@ static int send_common(char **out_cmid, chat_client *c, uint64_t conv, const cha
         return chat__error_set(CHAT_EINVAL, 0, "text: 1..%d bytes", BODY_MAX);
     if (memchr(text, 0, len))
         return chat__error_set(CHAT_EINVAL, 0, "text contains a NUL byte");
-    char cmid[17];
+    char cmid[CHAT__CMID_SIZE];
     int rc = chat__cache_outbox_add(c->cache, conv, to, text, len, cmid);
     return rc == CHAT_OK ? queued(c, cmid, out_cmid) : rc;
 }
@@ -933,7 +933,7 @@ static int send_media_common(char **out_cmid, chat_client *c, uint64_t conv, con
     int rc = media_object(media_json, &js, &name);
     if (rc != CHAT_OK)
         return rc;
-    char cmid[17];
+    char cmid[CHAT__CMID_SIZE];
     rc = chat__cache_outbox_add_media(c->cache, conv, to, name, js, cmid);
     chat__free(js);
     chat__free(name);

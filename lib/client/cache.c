@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/json.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -212,26 +213,27 @@ int chat__cache_wipe(chat__cache *c)
 /* ---- outbox ------------------------------------------------------------------------------ */
 
 static int outbox_insert(chat__cache *c, uint64_t conv, const char *to_user, const char *text,
-                         size_t len, const char *media, char cmid_out[17]);
+                         size_t len, const char *media, char cmid_out[CHAT__CMID_SIZE]);
 
 int chat__cache_outbox_add(chat__cache *c, uint64_t conv, const char *to_user, const char *text,
-                           size_t len, char cmid_out[17])
+                           size_t len, char cmid_out[CHAT__CMID_SIZE])
 {
     return outbox_insert(c, conv, to_user, text, len, NULL, cmid_out);
 }
 
 int chat__cache_outbox_add_media(chat__cache *c, uint64_t conv, const char *to_user,
-                                 const char *name, const char *media, char cmid_out[17])
+                                 const char *name, const char *media, char cmid_out[CHAT__CMID_SIZE])
 {
     return outbox_insert(c, conv, to_user, name, strlen(name), media, cmid_out);
 }
 
 static int outbox_insert(chat__cache *c, uint64_t conv, const char *to_user, const char *text,
-                         size_t len, const char *media, char cmid_out[17])
+                         size_t len, const char *media, char cmid_out[CHAT__CMID_SIZE])
 {
     unsigned char rnd[8];
     randombytes_buf(rnd, sizeof rnd);
-    sodium_bin2hex(cmid_out, 17, rnd, sizeof rnd);
+    snprintf(cmid_out, 12, "%011" PRIx64, (uint64_t)now_ms());
+    sodium_bin2hex(cmid_out + 11, CHAT__CMID_SIZE - 11, rnd, sizeof rnd);
     lock(c);
     int r = CHAT_OK;
     sqlite3_stmt *st = prep(c, "INSERT INTO outbox(cmid, conv, to_user, text, created_ms, media)"

@@ -41,14 +41,18 @@ int chat__cache_meta_del(chat__cache *c, const char *key);
 /* Remove everything but the outbox (the cache now belongs to another account: outbox too). */
 int chat__cache_wipe(chat__cache *c);
 
-/* Outbox. add writes a fresh cmid into cmid_out (17 bytes). */
+/* A fresh cmid: 11 hex digits of the Unix time in ms, then 16 random ones. Time first keeps a
+ * device's ids ascending, which the server's dedupe index is ordered by (doc/protocol.md). */
+#define CHAT__CMID_SIZE 28
+
+/* Outbox. add writes a fresh cmid into cmid_out. */
 int chat__cache_outbox_add(chat__cache *c, uint64_t conv, const char *to_user, const char *text,
-                           size_t len, char cmid_out[17]);
+                           size_t len, char cmid_out[CHAT__CMID_SIZE]);
 /* The oldest entry not failed: CHAT_OK, or CHAT_ENOTFOUND when none. Free with _row_free. */
 int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row);
 /* Queue a media message: media is the media object as JSON, name what lists show as text. */
 int chat__cache_outbox_add_media(chat__cache *c, uint64_t conv, const char *to_user,
-                                 const char *name, const char *media, char cmid_out[17]);
+                                 const char *name, const char *media, char cmid_out[CHAT__CMID_SIZE]);
 void chat__cache_outbox_row_free(chat__outbox_row *row);
 /* The ack: remove cmid from the outbox and store the message (one transaction). 1 if the cmid
  * was in the outbox, 0 if not (a stale ack), negative on error. */

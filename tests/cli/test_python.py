@@ -27,7 +27,7 @@ def test_python_two_clients_chat(chatd):
         assert alice.user == "alice" and bob.user == "bob"
 
         cmid = alice.send("hi bob", to="bob")
-        assert len(cmid) == 16
+        assert len(cmid) == 27
         sent = alice.wait_for(lambda e: e.cmid == cmid, type=E.SENT)
         conv, seq = sent.conv, sent.seq
         assert conv > 0 and seq >= 1

@@ -279,7 +279,7 @@ static void test_client_chat_both_ways_with_receipts(void **state)
 
     char *cmid = NULL;
     assert_int_equal(chat_client_send_text_to(&cmid, a, "bob", "hi bob", 6), CHAT_OK);
-    assert_int_equal(strlen(cmid), 16);
+    assert_int_equal(strlen(cmid), 27);
     chat_event *ev = wait_for(a, CHAT_EVENT_SENT, 0, NULL);
     assert_string_equal(chat_event_cmid(ev), cmid);
     uint64_t conv = chat_event_conv(ev);

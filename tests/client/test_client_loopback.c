@@ -271,6 +271,15 @@ static void test_loopback_outbox_resends_until_acked(void **state)
     harness_up(&h, NULL, 1);
     char *cmid = NULL;
     assert_int_equal(chat_client_send_text_to(&cmid, h.c, "bob", "hello", 5), CHAT_OK);
+    /* Time first: 11 hex digits of the Unix time in ms, then 16 random ones, so a device's ids
+     * ascend (the order of the server's dedupe index). */
+    assert_int_equal(strlen(cmid), 27);
+    assert_int_equal(strspn(cmid, "0123456789abcdef"), 27);
+    char ms_hex[12];
+    memcpy(ms_hex, cmid, 11);
+    ms_hex[11] = '\0';
+    long long wall_ms = (long long)time(NULL) * 1000, id_ms = strtoll(ms_hex, NULL, 16);
+    assert_true(id_ms > wall_ms - 60000 && id_ms < wall_ms + 60000);
     long long dl = now_ms() + WAIT_MS;
     while (chat_loopback_connects(h.lb) < 4 && now_ms() < dl)
         usleep(5 * 1000);

@@ -1252,6 +1252,52 @@ static void test_store_sqlite_wal_and_version(void **state)
     assert_int_equal(chat_error_last()->code, CHAT_EVERSION);
 }
 
+static void exec_raw(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* A version-2 database (dedupe index keyed by conversation first) is upgraded at open to the
+ * cmid-first index, keeps its messages, and still refuses a taken cmid. */
+static void test_store_sqlite_upgrade_from_v2(void **state)
+{
+    fx *f = *state;
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    assert_int_equal(add_msg(f, id, 1, "ann", "phone", "0190000000001", "one"), CHAT_OK);
+    assert_int_equal(add_msg(f, id, 2, "ann", "phone", "0190000000002", "two"), CHAT_OK);
+    close_store(f);
+    exec_raw(f->path, "DROP INDEX messages_cmid;"
+                      "CREATE UNIQUE INDEX messages_cmid ON messages (conv, sender, device, cmid);"
+                      "PRAGMA user_version=2;");
+
+    assert_int_equal(open_store(f), CHAT_OK);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE name = "
+                                            "'messages_cmid'", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_non_null(strstr((const char *)sqlite3_column_text(st, 0), "(cmid, conv, sender, device)"));
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_true(sqlite3_column_int(st, 0) >= 3);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    rec r = {0};
+    assert_string_equal(range(f, id, 0, 0, 10, 0, &r), "1,2,");
+    memset(&r, 0, sizeof r);
+    assert_int_equal(f->ops->msg_find_cmid(f->st, id, "ann", "phone", "0190000000002", rec_seq,
+                                           &r), CHAT_OK);
+    assert_string_equal(r.buf, "2,");
+    assert_int_equal(add_msg(f, id, 3, "ann", "phone", "0190000000001", "again"), CHAT_EEXISTS);
+    assert_int_equal(add_msg(f, id, 3, "ann", "laptop", "0190000000001", "other"), CHAT_OK);
+}
+
 static void test_store_sqlite_sync_full(void **state)
 {
     fx *f = *state;
@@ -1675,6 +1721,7 @@ static void test_store_checked_new_failure_destroys_inner(void **state)
 #define SQLITE_TESTS(X)                               \
     X(test_store_sqlite_reopen_persists)              \
     X(test_store_sqlite_wal_and_version)              \
+    X(test_store_sqlite_upgrade_from_v2)              \
     X(test_store_sqlite_sync_full)                    \
     X(test_store_sqlite_checkpoint_thread)            \
     X(test_store_sqlite_checkpoint_bounds_wal)        \

@@ -85,7 +85,9 @@ int main(int argc, char **argv)
             ops->begin(st);
             for (int i = 0; i < 10000 && done < per; i++, done++) {
                 char cmid[32];
-                snprintf(cmid, sizeof cmid, "f%lld", done);
+                /* shaped like the client core's ids: time first, then a unique part */
+                snprintf(cmid, sizeof cmid, "%011llx%016llx", (unsigned long long)now_ms,
+                         (unsigned long long)done);
                 const char *from = (done & 1) ? "h0" : peer;
                 chat_store_msg m = {conv.id, (uint64_t)done + 1, now_ms, from, "d", cmid,
                                     CHAT_MSG_TEXT, body, sizeof body - 1};

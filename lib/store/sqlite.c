@@ -14,10 +14,6 @@
 /* Writers in other processes (a backup, the CLI) get this long before we report EIO. */
 #define BUSY_TIMEOUT_MS 5000
 
-/* How much of the database file the writer maps for reading (SQLite's upper limit in Debian's
- * build, 2 GiB less 64 KiB): address space, not memory. */
-#define MMAP_BYTES "2147418112"
-
 /* The checkpoint thread is woken each time the WAL has grown by this many frames (pages):
  * SQLite's own auto-checkpoint threshold, so the power-loss window of synchronous=NORMAL
  * (commits since the last checkpoint's WAL fsync) stays what it was. */
@@ -305,12 +301,6 @@ int chat_store_sqlite_open(void **state_out, const char *path, unsigned int flag
         destroy(s);
         return rc;
     }
-    /* The writer reads the database file through a mapping instead of pread(): most stored
-     * messages need a page its cache (~500 pages) no longer holds, and a mapped page costs no
-     * system call and no copy. Writes still go through the VFS; SQLite caps the size at its
-     * build's limit and maps nothing where the VFS cannot (no xFetch), so a failure here only
-     * leaves the reads as they were. */
-    sqlite3_exec(s->db, "PRAGMA mmap_size=" MMAP_BYTES, NULL, NULL, NULL);
     for (int i = 0; i < CHAT__ST_COUNT; i++) {
         int prc = sqlite3_prepare_v3(s->db, chat__sqlite_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                      &s->st[i], NULL);

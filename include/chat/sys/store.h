@@ -207,11 +207,7 @@ typedef struct chat_store_ops {
  * CHAT_STORE_SQLITE_SYNC_FULL. vfs may be NULL (the default VFS); tests pass a fault shim.
  * The store reaches vfs through a thin shim of its own that gathers the WAL appends of each
  * commit into one write (of at most 124 KiB per call), written before the commit returns:
- * a VFS sees few large WAL writes where SQLite alone makes two per page. The writer reads the
- * database file through a memory mapping (PRAGMA mmap_size, up to 2 GiB) where the VFS offers
- * one (xFetch, io methods version 3); writes still go through the VFS. As with any mapped
- * SQLite file, a read error of the disk then ends the process (SIGBUS) instead of failing the
- * call: committed data is unaffected.
+ * a VFS sees few large WAL writes where SQLite alone makes two per page.
  * Unless CHAT_STORE_SQLITE_INLINE_CHECKPOINT, a file database gets a checkpoint thread with
  * its own connection (through the same vfs): commits wake it once the WAL has grown by ~1000
  * pages, and it runs a PASSIVE checkpoint, so a commit does not wait for the checkpoint's

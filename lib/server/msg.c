@@ -186,12 +186,16 @@ static int send_run(chat__job *job, chat__txn *tx)
     r->head = m.seq;
     r->pev.conv = conv.id;
     r->pev.conv_kind = conv.kind;
-    strcpy(r->pev_title, conv.title);
     r->pev.seq = m.seq;
     r->pev.sender = r->user;
     r->pev.msg_kind = m.kind;
     r->pev.ts_ms = m.ts_ms;
-    if (m.kind == CHAT_MSG_TEXT) {
+    /* A push's title and preview are made only where pushes go out (no allocation per send
+     * otherwise); on ENOMEM the push goes without them. */
+    const chat_server *srv = tx->srv;
+    if (srv->push && conv.title[0])
+        r->pev_title = chat__strdup(conv.title);
+    if (srv->push && (srv->cfg.flags & CHAT_SERVER_PUSH_PREVIEWS) && m.kind == CHAT_MSG_TEXT) {
         /* Previews are short: at most 120 bytes, cut at a UTF-8 boundary. */
         size_t n = m.body_len < 120 ? m.body_len : 120;
         while (n > 0 && n < m.body_len && ((unsigned char)m.body[n] & 0xC0) == 0x80)

@@ -96,8 +96,9 @@ static void req_discard(chat__job *job)
     r->reply = r->fanout = r->fanout2 = NULL;
     chat__userlist_free(&r->to);
     r->push = 0;
+    chat__free(r->pev_title);
     chat__free(r->pev_preview);
-    r->pev_preview = NULL;
+    r->pev_title = r->pev_preview = NULL;
 }
 
 /* Requests kept for reuse, at most: enough for a loop pass's worth of sends. None under
@@ -149,7 +150,7 @@ static void push_offline(chat_server *srv, chat__req *r)
 {
     if (!srv->push)
         return;
-    r->pev.title = r->pev_title;
+    r->pev.title = r->pev_title ? r->pev_title : "";
     r->pev.preview = (srv->cfg.flags & CHAT_SERVER_PUSH_PREVIEWS) ? r->pev_preview : NULL;
     for (size_t i = 0; i < r->to.n; i++) {
         if (strcmp(r->to.users[i], r->user) == 0)

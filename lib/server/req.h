@@ -48,7 +48,7 @@ struct chat__req {
     /* Push for the recipients with no device online (the requester excluded). */
     int push;
     chat_push_event pev;
-    char pev_title[CHAT_TITLE_MAX + 1];
+    char *pev_title;        /* NULL: none; both only made when the server has push */
     char *pev_preview;
     uint64_t head;          /* unread = head - read_seq */
 

@@ -222,7 +222,8 @@ int chat__cache_outbox_add(chat__cache *c, uint64_t conv, const char *to_user, c
 }
 
 int chat__cache_outbox_add_media(chat__cache *c, uint64_t conv, const char *to_user,
-                                 const char *name, const char *media, char cmid_out[CHAT__CMID_SIZE])
+                                 const char *name, const char *media,
+                                 char cmid_out[CHAT__CMID_SIZE])
 {
     return outbox_insert(c, conv, to_user, name, strlen(name), media, cmid_out);
 }

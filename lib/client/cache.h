@@ -52,7 +52,8 @@ int chat__cache_outbox_add(chat__cache *c, uint64_t conv, const char *to_user, c
 int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row);
 /* Queue a media message: media is the media object as JSON, name what lists show as text. */
 int chat__cache_outbox_add_media(chat__cache *c, uint64_t conv, const char *to_user,
-                                 const char *name, const char *media, char cmid_out[CHAT__CMID_SIZE]);
+                                 const char *name, const char *media,
+                                 char cmid_out[CHAT__CMID_SIZE]);
 void chat__cache_outbox_row_free(chat__outbox_row *row);
 /* The ack: remove cmid from the outbox and store the message (one transaction). 1 if the cmid
  * was in the outbox, 0 if not (a stale ack), negative on error. */

@@ -68,10 +68,10 @@ static const char *const migrations[] = {
     "  user TEXT NOT NULL,"    /* '': everyone in conv */
     "  PRIMARY KEY (id, conv, user)) WITHOUT ROWID;",
     /* 3: the dedupe index leads with cmid. Keyed by conversation first, each stored message
-     * dirtied its conversation's own index page (a WAL frame per message, a third of the WAL
-     * and of the checkpoint's copying); clients that start their ids with the time (the
-     * client core does) now append at the index's right edge, a page or two per commit. The
-     * lookup is by all four columns either way. */
+     * dirtied its conversation's own index page (a WAL frame per message: close to half of
+     * the WAL and of the checkpoint's copying); clients that start their ids with the time
+     * (the client core does) now append at the index's right edge, a page or two per commit.
+     * The lookup is by all four columns either way. */
     "DROP INDEX messages_cmid;"
     "CREATE UNIQUE INDEX messages_cmid ON messages (cmid, conv, sender, device);",
 };

@@ -1280,7 +1280,8 @@ static void test_store_sqlite_upgrade_from_v2(void **state)
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE name = "
                                             "'messages_cmid'", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_non_null(strstr((const char *)sqlite3_column_text(st, 0), "(cmid, conv, sender, device)"));
+    const char *sql = (const char *)sqlite3_column_text(st, 0);
+    assert_non_null(strstr(sql, "(cmid, conv, sender, device)"));
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);

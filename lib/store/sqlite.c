@@ -51,6 +51,9 @@ const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
         "delivered_seq = excluded.delivered_seq, read_seq = excluded.read_seq, "
         "delivered_ms = excluded.delivered_ms, read_ms = excluded.read_ms, "
         "joined_seq = excluded.joined_seq, change = excluded.change",
+    [CHAT__ST_MEMBER_SET] = "UPDATE members SET role = ?3, delivered_seq = ?4, read_seq = ?5, "
+                            "delivered_ms = ?6, read_ms = ?7, joined_seq = ?8, change = ?9 "
+                            "WHERE conv = ?1 AND user = ?2",
     [CHAT__ST_MEMBER_LIST] =
         "SELECT " MEMBER_COLS " FROM members WHERE conv = ?1 ORDER BY user",
     [CHAT__ST_MEMBER_LIST_ACTIVE] =

@@ -228,10 +228,8 @@ int chat__sqlite_member_get(void *state, int64_t conv, const char *user, chat_st
     return CHAT_OK;
 }
 
-int chat__sqlite_member_put(void *state, const chat_store_member *m)
+static void bind_member(sqlite3_stmt *st, const chat_store_member *m)
 {
-    chat__sqlite *s = state;
-    sqlite3_stmt *st = s->st[CHAT__ST_MEMBER_PUT];
     sqlite3_bind_int64(st, 1, m->conv);
     bind_text(st, 2, m->user);
     sqlite3_bind_int(st, 3, m->role);
@@ -241,6 +239,21 @@ int chat__sqlite_member_put(void *state, const chat_store_member *m)
     sqlite3_bind_int64(st, 7, m->read_ms);
     bind_u64(st, 8, m->joined_seq);
     bind_u64(st, 9, m->change);
+}
+
+int chat__sqlite_member_put(void *state, const chat_store_member *m)
+{
+    chat__sqlite *s = state;
+    /* Most puts change a row that exists (a sender's receipts, with every message): an
+     * UPDATE finds it with one b-tree search, where the upsert searches for the conflict
+     * and again for its update. A new member is the insert. */
+    sqlite3_stmt *st = s->st[CHAT__ST_MEMBER_SET];
+    bind_member(st, m);
+    int rc = chat__sqlite_exec(s, st, "member_put");
+    if (rc != CHAT_OK || sqlite3_changes(s->db) > 0)
+        return rc;
+    st = s->st[CHAT__ST_MEMBER_PUT];
+    bind_member(st, m);
     return chat__sqlite_exec(s, st, "member_put");
 }
 

@@ -167,10 +167,6 @@ struct chat_server {
     chat__job *sub_head, *sub_tail;
     /* Requests submitted to the writer whose done() has not run yet (loop thread). */
     size_t writer_backlog;
-    /* Freed requests kept for reuse (loop thread; linked by job.next): a request is over
-     * 1 KiB, and glibc consolidates its small-block caches on every allocation that size. */
-    struct chat__req *req_pool;
-    size_t req_pool_n;
 };
 
 /* Logging through the host's callback. */

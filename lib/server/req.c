@@ -101,20 +101,6 @@ static void req_discard(chat__job *job)
     r->pev_title = r->pev_preview = NULL;
 }
 
-/* Requests kept for reuse, at most: enough for a loop pass's worth of sends. None under
- * AddressSanitizer, which would then miss a use after free of a request. */
-#if defined(__SANITIZE_ADDRESS__)
-#define CHAT__REQ_POOL_MAX 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CHAT__REQ_POOL_MAX 0
-#endif
-#endif
-#ifndef CHAT__REQ_POOL_MAX
-#define CHAT__REQ_POOL_MAX 256
-#endif
-static const size_t req_pool_max = CHAT__REQ_POOL_MAX;
-
 static void req_free(chat__req *r)
 {
     if (r->counted && r->conn)
@@ -124,26 +110,9 @@ static void req_free(chat__req *r)
     cJSON_Delete(r->args);
     if (r->extra_free)
         r->extra_free(r->extra);
-    chat_server *srv = r->conn ? r->conn->srv : NULL; /* requests of connections only */
     if (r->conn)
         chat__conn_unref(r->conn);
-    if (srv && srv->req_pool_n < req_pool_max) {
-        r->job.next = (chat__job *)srv->req_pool;
-        srv->req_pool = r;
-        srv->req_pool_n++;
-        return;
-    }
     chat__free(r);
-}
-
-void chat__req_pool_free(chat_server *srv)
-{
-    while (srv->req_pool) {
-        chat__req *r = srv->req_pool;
-        srv->req_pool = (chat__req *)r->job.next;
-        chat__free(r);
-    }
-    srv->req_pool_n = 0;
 }
 
 static void push_offline(chat_server *srv, chat__req *r)
@@ -207,14 +176,7 @@ static void req_done(chat_server *srv, chat__job *job)
 
 chat__req *chat__req_new(chat__conn *conn, cJSON *args, int (*run)(chat__job *job, chat__txn *tx))
 {
-    chat__req *r = conn ? conn->srv->req_pool : NULL;
-    if (r) {
-        conn->srv->req_pool = (chat__req *)r->job.next;
-        conn->srv->req_pool_n--;
-        memset(r, 0, sizeof *r);
-    } else {
-        r = chat__calloc(1, sizeof *r);
-    }
+    chat__req *r = chat__calloc(1, sizeof *r);
     if (!r) {
         cJSON_Delete(args);
         return NULL;

@@ -65,8 +65,6 @@ struct chat__req {
 /* A request from conn; args is consumed. NULL on ENOMEM (args deleted). */
 chat__req *chat__req_new(chat__conn *conn, cJSON *args,
                          int (*run)(chat__job *job, chat__txn *tx));
-/* Free the requests kept for reuse. [after the loop ended] */
-void chat__req_pool_free(chat_server *srv);
 /* Make a request of c's frame f with a copy of args (size bytes) as extra, and submit it.
  * f and re are consumed either way; returns CHAT_OK or CHAT_ENOMEM (then extra_free was not
  * called: the caller still owns what args points to). */

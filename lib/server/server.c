@@ -235,7 +235,6 @@ static void server_release(chat_server *srv)
     chat__worker_stop(&srv->writer);
     chat__worker_stop(&srv->hasher);
     chat__server_drain(srv);
-    chat__req_pool_free(srv);
     chat__media_free(srv);
     if (srv->bus)
         srv->bus->destroy(srv->bus_st);

@@ -59,10 +59,11 @@ typedef enum chat_limit {
                                             a reconnect within it tells them nothing */
     CHAT_LIMIT_PRESENCE_USER_RATE = 30, /**< online/offline announcements of one user per
                                             minute (burst the same), 12; later changes wait */
-    CHAT_LIMIT_COMMIT_WINDOW_US = 31   /**< a store request waits up to this long for others
-                                            to share its commit (group commit), 0: none;
-                                            costs latency, saves CPU per request under
-                                            moderate load. @since 0.2 */
+    CHAT_LIMIT_COMMIT_WINDOW_US = 31   /**< under load (two or more store requests per
+                                            window), a store request waits up to this long
+                                            for others to share its commit (group commit),
+                                            250; 0: never. Costs latency under load only,
+                                            saves CPU per request. @since 0.2 */
 } chat_limit;
 
 /** Flags of chat_server_config_set_flags(). */

@@ -45,7 +45,7 @@ static const struct {
     [CHAT_LIMIT_SETTINGS_RATE] = {"settings_rate", 10, 1, 1000000},
     [CHAT_LIMIT_PRESENCE_GRACE_MS] = {"presence_grace_ms", 2000, 0, 600000},
     [CHAT_LIMIT_PRESENCE_USER_RATE] = {"presence_user_rate", 12, 1, 1000000},
-    [CHAT_LIMIT_COMMIT_WINDOW_US] = {"commit_window_us", 0, 0, 100000},
+    [CHAT_LIMIT_COMMIT_WINDOW_US] = {"commit_window_us", 250, 0, 100000},
 };
 
 int chat_server_limit_by_name(const char *name)

@@ -126,11 +126,13 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&w->cond, &w->lock);
         if (!w->head && w->stop)
             break;
-        if (w->window_ns && !w->stop) {
+        if (w->window_ns && !w->stop && w->gap_ns * 2 <= w->window_ns) {
             /* Group commit: every commit costs pages written and two wake-ups whatever its
-             * size, so under moderate load waiting a moment for more requests is cheaper
-             * than committing each alone. Jobs that already waited through a commit (their
-             * since_ns is old) go at once; so does a queue of window_batch. */
+             * size, so under load waiting a moment for more requests is cheaper than
+             * committing each alone. Only under load: when fewer than two jobs a window
+             * arrive, the wait would add latency and save nothing. Jobs that already waited
+             * through a commit (their since_ns is old) go at once; so does a queue of
+             * window_batch. */
             struct timespec ts = chat__mono_at(w->since_ns + w->window_ns);
             while (!w->stop && w->n_queued < w->window_batch &&
                    pthread_cond_timedwait(&w->cond, &w->lock, &ts) == 0)
@@ -167,6 +169,7 @@ int chat__worker_start(chat__worker *w, chat_server *srv, int transactional)
     if (transactional) {
         w->window_ns = (uint64_t)chat__limit(srv, CHAT_LIMIT_COMMIT_WINDOW_US) * 1000u;
         w->window_batch = w->max_batch / 4;
+        w->gap_ns = 4 * w->window_ns; /* idle: the first requests do not wait */
     }
     pthread_mutex_init(&w->lock, NULL);
     chat__cond_init_mono(&w->cond); /* the commit window's deadline */
@@ -179,6 +182,13 @@ int chat__worker_start(chat__worker *w, chat_server *srv, int transactional)
     return CHAT_OK;
 }
 
+uint64_t chat__worker_gap_next(uint64_t gap_ns, uint64_t dt_ns, size_t n, uint64_t window_ns)
+{
+    uint64_t cap = 4 * window_ns;
+    uint64_t gap = (dt_ns < cap ? dt_ns : cap) / (n ? n : 1);
+    return gap_ns - gap_ns / 8 + gap / 8;
+}
+
 void chat__worker_submit_list(chat__worker *w, chat__job *head, chat__job *tail)
 {
     tail->next = NULL;
@@ -189,8 +199,15 @@ void chat__worker_submit_list(chat__worker *w, chat__job *head, chat__job *tail)
     /* The worker sleeps on an empty queue, or in a commit window until the queue is big
      * enough: wake it on those two edges only. */
     int was_empty = w->head == NULL;
-    if (was_empty)
-        w->since_ns = w->window_ns ? chat__mono_ns() : 0;
+    if (w->window_ns) {
+        uint64_t now = chat__mono_ns();
+        w->gap_ns = chat__worker_gap_next(w->gap_ns, now - w->submit_ns, n, w->window_ns);
+        w->submit_ns = now;
+        if (was_empty)
+            w->since_ns = now;
+    } else if (was_empty) {
+        w->since_ns = 0;
+    }
     int filled = w->window_ns && w->n_queued < w->window_batch &&
                  w->n_queued + n >= w->window_batch;
     w->n_queued += n;

@@ -49,16 +49,24 @@ typedef struct chat__worker {
     int started, stop, transactional;
     size_t max_batch;
     /* Commit window (CHAT_LIMIT_COMMIT_WINDOW_US): the first job of a batch waits up to
-     * window_ns for company, unless window_batch jobs are queued first. 0: no wait. */
+     * window_ns for company, unless window_batch jobs are queued first. 0: no wait. It waits
+     * only while jobs arrive at least twice per window (gap_ns, see chat__worker_gap_next):
+     * a lone request is never held for company that is not coming. */
     uint64_t window_ns;
     size_t window_batch;
-    size_t n_queued;   /* jobs in head..tail */
-    uint64_t since_ns; /* CLOCK_MONOTONIC time the oldest queued job has waited from */
+    size_t n_queued;    /* jobs in head..tail */
+    uint64_t since_ns;  /* CLOCK_MONOTONIC time the oldest queued job has waited from */
+    uint64_t gap_ns;    /* moving average of the time between submitted jobs */
+    uint64_t submit_ns; /* CLOCK_MONOTONIC time of the last submission */
     /* Statistics, written by the worker thread. */
     uint64_t batches, jobs;
 } chat__worker;
 
 int chat__worker_start(chat__worker *w, chat_server *srv, int transactional);
+/* The moving average of the gap between jobs after n more arrived dt ns after the last ones
+ * (an average of 1/8 weight per submission). A gap counts as at most four windows, so that
+ * after an idle spell a steady stream engages the window again within about 20 submissions. */
+uint64_t chat__worker_gap_next(uint64_t gap_ns, uint64_t dt_ns, size_t n, uint64_t window_ns);
 /* Queue a job. [any thread] */
 void chat__worker_submit(chat__worker *w, chat__job *job);
 /* Queue a linked list of jobs (head..tail, in order) with one lock and one wake-up. */

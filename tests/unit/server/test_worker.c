@@ -334,10 +334,23 @@ static int setup(void **state)
     return 0;
 }
 
-/* A commit window far longer than any test: only a full queue or shutdown ends it early. */
+/* A commit window far longer than any test: only a full queue or shutdown ends it early. The
+ * writer starts as after an idle spell (jobs sparse, no wait): a zero gap makes it as busy as
+ * a stream of requests does. */
 static int setup_window(void **state)
 {
     window_us = 100000; /* the largest allowed, 0.1 s */
+    int rc = setup(state);
+    window_us = 0;
+    pthread_mutex_lock(&srv->writer.lock);
+    srv->writer.gap_ns = 0;
+    pthread_mutex_unlock(&srv->writer.lock);
+    return rc;
+}
+
+static int setup_window_idle(void **state)
+{
+    window_us = 100000;
     int rc = setup(state);
     window_us = 0;
     return rc;
@@ -456,7 +469,7 @@ static void test_worker_window_ends_when_the_batch_is_full(void **state)
     enum { N = 4 };
     chat__worker *w = &srv->writer;
     pthread_mutex_lock(&w->lock);
-    w->window_ns = 3600u * 1000000000u; /* an hour: the queue size must end the wait */
+    w->window_ns = 3600ull * 1000000000u; /* an hour: the queue size must end the wait */
     w->window_batch = N;
     pthread_mutex_unlock(&w->lock);
     for (int i = 0; i < N; i++)
@@ -471,6 +484,61 @@ static void test_worker_window_ends_when_the_batch_is_full(void **state)
     assert_int_equal(w->jobs, N);
     for (int i = 0; i < N; i++)
         assert_true(user_stored(i));
+}
+
+static void test_worker_window_skipped_when_jobs_are_sparse(void **state)
+{
+    (void)state;
+    chat__worker *w = &srv->writer;
+    pthread_mutex_lock(&w->lock);
+    assert_true(w->gap_ns * 2 > w->window_ns); /* a new writer counts as idle */
+    w->window_ns = 3600ull * 1000000000u; /* an hour: a wait would time the test out */
+    w->gap_ns = 4 * w->window_ns;
+    pthread_mutex_unlock(&w->lock);
+    job_init(0, w);
+    spawn(&jobs[0]);
+    join_all(); /* hangs if the lone job waits for company */
+    assert_int_equal(jobs[0].status, CHAT_OK);
+    assert_int_equal(counter(&F.commits), 1);
+    pthread_mutex_lock(&w->lock);
+    assert_true(w->gap_ns * 2 > w->window_ns); /* one job after an hour is no stream */
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void test_worker_gap_average(void **state)
+{
+    (void)state;
+    const uint64_t W = 250000; /* a 250 µs window */
+    uint64_t gap = 4 * W;      /* a new writer: idle */
+    /* A stream of one job per W/10 engages the window within 20 submissions. */
+    int k = 0;
+    while (gap * 2 > W && k < 100) {
+        gap = chat__worker_gap_next(gap, W / 10, 1, W);
+        k++;
+    }
+    assert_in_range(k, 1, 20);
+    /* One job per window never does: company is not coming. */
+    gap = 4 * W;
+    for (int i = 0; i < 200; i++) {
+        gap = chat__worker_gap_next(gap, W, 1, W);
+        assert_true(gap * 2 > W);
+    }
+    /* ... but eight per window, submitted together, do: the gap is per job. */
+    for (int i = 0; i < 200; i++)
+        gap = chat__worker_gap_next(gap, W, 8, W);
+    assert_true(gap * 2 <= W);
+    /* An idle hour counts as four windows: a busy writer is idle again within one job... */
+    uint64_t busy = W / 10;
+    gap = chat__worker_gap_next(busy, 3600ull * 1000000000u, 1, W);
+    assert_int_equal(gap, busy - busy / 8 + W / 2);
+    /* ... and a burst after it engages again as fast as after the start. */
+    k = 0;
+    while (gap * 2 > W && k < 100) {
+        gap = chat__worker_gap_next(gap, 0, 1, W);
+        k++;
+    }
+    assert_in_range(k, 1, 20);
+    assert_int_equal(chat__worker_gap_next(0, 800, 0, W), 100); /* n 0 counts as 1 */
 }
 
 static void test_worker_failed_commit_fails_the_whole_batch(void **state)
@@ -642,6 +710,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_window_ends_when_the_batch_is_full,
                                         setup_window, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_window_skipped_when_jobs_are_sparse,
+                                        setup_window_idle, teardown),
+        cmocka_unit_test(test_worker_gap_average),
         cmocka_unit_test_setup_teardown(test_worker_failed_commit_fails_the_whole_batch, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_job_eio_rolls_back_the_batch, setup,

@@ -154,7 +154,7 @@ static int send_run(chat__job *job, chat__txn *tx)
         if (rc != CHAT_OK)
             return rc;
     }
-    rc = chat__txn_member_of(tx, r, &conv, r->user, &me);
+    rc = chat__txn_member_fanout(tx, r, &conv, r->user, &me);
     if (rc != CHAT_OK)
         return rc;
 
@@ -174,9 +174,6 @@ static int send_run(chat__job *job, chat__txn *tx)
         return rc;
     if (shares && tx->ops->media_grant(tx->st, a->media_id, conv.id, "") != CHAT_OK)
         return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
-    rc = chat__txn_fanout_members(tx, r, conv.id);
-    if (rc != CHAT_OK)
-        return rc;
     r->reply = ack_frame(r, &m, 0);
     r->fanout = chat__msg_frame(&m);
     if (!r->reply || !r->fanout)

@@ -372,9 +372,9 @@ static int typing_run(chat__job *job, chat__txn *tx)
     chat__req *r = (chat__req *)job;
     chat_store_conv conv;
     chat_store_member me;
-    int rc = chat__txn_member(tx, r, r->conv, r->user, &conv, &me);
+    int rc = chat__txn_conv(tx, r, r->conv, &conv);
     if (rc == CHAT_OK)
-        rc = chat__txn_fanout_members(tx, r, r->conv);
+        rc = chat__txn_member_fanout(tx, r, &conv, r->user, &me);
     return rc;
 }
 

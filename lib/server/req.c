@@ -274,12 +274,47 @@ static int collect_member(const chat_store_member *m, void *ud)
     return chat__userlist_add(l, m->user, m->read_seq) == CHAT_OK ? 0 : CHAT_ENOMEM;
 }
 
+static int list_failed(chat__req *r, int rc)
+{
+    return chat__req_fail(r, rc == CHAT_ENOMEM ? CHAT_ENOMEM : CHAT_EIO, "storage",
+                          "cannot list members");
+}
+
 int chat__txn_fanout_members(chat__txn *tx, chat__req *r, int64_t conv)
 {
     int rc = tx->ops->member_list(tx->st, conv, 1, collect_member, &r->to);
+    return rc == CHAT_OK ? CHAT_OK : list_failed(r, rc);
+}
+
+typedef struct member_find {
+    chat__userlist *to;
+    const char *user;
+    chat_store_member *found;
+    int n_found;
+} member_find;
+
+static int collect_and_find(const chat_store_member *m, void *ud)
+{
+    member_find *f = ud;
+    if (!f->n_found && strcmp(m->user, f->user) == 0) {
+        *f->found = *m;
+        f->n_found = 1;
+    }
+    return collect_member(m, f->to);
+}
+
+int chat__txn_member_fanout(chat__txn *tx, chat__req *r, const chat_store_conv *c,
+                            const char *user, chat_store_member *m_out)
+{
+    member_find f = {&r->to, user, m_out, 0};
+    int rc = tx->ops->member_list(tx->st, c->id, 1, collect_and_find, &f);
     if (rc != CHAT_OK)
-        return chat__req_fail(r, rc == CHAT_ENOMEM ? CHAT_ENOMEM : CHAT_EIO, "storage",
-                              "cannot list members");
+        return list_failed(r, rc);
+    if (!f.n_found) { /* no row, or a row with role none (left or removed) */
+        chat__userlist_free(&r->to);
+        return chat__req_fail(r, CHAT_EPERM, "not_member",
+                              "not a member of conversation %" PRId64, c->id);
+    }
     return CHAT_OK;
 }
 

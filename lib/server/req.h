@@ -87,6 +87,11 @@ int chat__txn_member_of(chat__txn *tx, chat__req *r, const chat_store_conv *conv
                         const char *user, chat_store_member *m_out);
 /* Active members of conv into r->to. */
 int chat__txn_fanout_members(chat__txn *tx, chat__req *r, int64_t conv);
+/* Both at once, for a request that fans out to the members of a conversation it must belong
+ * to: the active members into r->to, and user's row among them into m_out. One listing instead
+ * of a lookup and a listing; a refused request costs no more than an accepted one. */
+int chat__txn_member_fanout(chat__txn *tx, chat__req *r, const chat_store_conv *conv,
+                            const char *user, chat_store_member *m_out);
 /* Append a message at head+1 (conv is updated in place and in the store). CHAT_EEXISTS, with
  * nothing written, when the sender's device already stored msg->cmid in conv. */
 int chat__txn_append(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_store_msg *msg);

@@ -300,6 +300,40 @@ static void test_txn_fanout_lists_active_members(void **state)
     assert_false(chat__userlist_has(&fx->r->to, "dave"));
 }
 
+static void test_txn_member_fanout_checks_and_lists(void **state)
+{
+    fixture *fx = *state;
+    assert_int_equal(append_text(fx, fx->r, "c-1", "one", NULL), CHAT_OK);
+    put_member(fx, "bob", CHAT_ROLE_MEMBER, 1);
+    chat__userlist_free(&fx->r->to);
+
+    /* a member: its own full row, and every active member to fan out to */
+    chat_store_member m;
+    memset(&m, 0, sizeof m);
+    assert_int_equal(chat__txn_member_fanout(&fx->tx, fx->r, &fx->conv, "bob", &m), CHAT_OK);
+    assert_string_equal(m.user, "bob");
+    assert_int_equal(m.conv, fx->conv.id);
+    assert_int_equal(m.role, CHAT_ROLE_MEMBER);
+    assert_int_equal(m.read_seq, 1);
+    assert_int_equal(fx->r->to.n, 2);
+    assert_string_equal(fx->r->to.users[0], "alice");
+    assert_int_equal(fx->r->to.read_seq[0], 1);
+    assert_string_equal(fx->r->to.users[1], "bob");
+    chat__userlist_free(&fx->r->to);
+
+    /* a former member (role none) and a stranger are refused, and nobody is left to fan out to */
+    const char *refused[] = {"carol", "dave"};
+    for (int i = 0; i < 2; i++) {
+        fx->r->job.status = CHAT_OK;
+        fx->r->job.reason = NULL;
+        assert_int_equal(chat__txn_member_fanout(&fx->tx, fx->r, &fx->conv, refused[i], &m),
+                         CHAT_EPERM);
+        assert_int_equal(fx->r->job.status, CHAT_EPERM);
+        assert_string_equal(fx->r->job.reason, "not_member");
+        assert_int_equal(fx->r->to.n, 0);
+    }
+}
+
 static void test_txn_fanout_of_many_members(void **state)
 {
     fixture *fx = *state;
@@ -470,6 +504,7 @@ int main(void)
         T(test_txn_change_counter_bumps_every_change),
         T(test_txn_member_refuses_non_members),
         T(test_txn_fanout_lists_active_members),
+        T(test_txn_member_fanout_checks_and_lists),
         T(test_txn_fanout_of_many_members),
         T(test_txn_event_is_stored_and_encoded),
         T(test_txn_event_row_has_kind_event_and_no_device),

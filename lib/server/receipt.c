@@ -20,9 +20,9 @@ static int receipt_run(chat__job *job, chat__txn *tx)
     receipt_args *a = r->extra;
     chat_store_conv conv;
     chat_store_member me;
-    int rc = chat__txn_conv(tx, r, a->conv, &conv);
-    if (rc == CHAT_OK)
-        rc = chat__txn_member_fanout(tx, r, &conv, r->user, &me);
+    /* A lookup, and the member list only when a watermark moves: a repeated receipt in a
+     * large group would otherwise read every member for nothing. */
+    int rc = chat__txn_member(tx, r, a->conv, r->user, &conv, &me);
     if (rc != CHAT_OK)
         return rc;
     chat__marks marks = {me.delivered_seq, me.read_seq};
@@ -45,6 +45,9 @@ static int receipt_run(chat__job *job, chat__txn *tx)
         if (tx->ops->member_put(tx->st, &me) != CHAT_OK ||
             tx->ops->conv_update(tx->st, &conv) != CHAT_OK)
             return chat__req_fail(r, CHAT_EIO, "storage", "cannot store the receipt");
+        rc = chat__txn_fanout_members(tx, r, conv.id);
+        if (rc != CHAT_OK)
+            return rc;
         cJSON *b = cJSON_CreateObject();
         if (b) {
             cJSON_AddStringToObject(b, "type", "receipt");

@@ -246,26 +246,30 @@ int chat__txn_conv(chat__txn *tx, chat__req *r, int64_t conv, chat_store_conv *o
     return CHAT_OK;
 }
 
+static int not_member(chat__req *r, int64_t conv)
+{
+    return chat__req_fail(r, CHAT_EPERM, "not_member", "not a member of conversation %" PRId64,
+                          conv);
+}
+
+static int member_of(chat__txn *tx, chat__req *r, const chat_store_conv *c, const char *user,
+                     chat_store_member *m_out)
+{
+    int rc = tx->ops->member_get(tx->st, c->id, user, m_out);
+    if (rc == CHAT_ENOTFOUND || (rc == CHAT_OK && m_out->role == CHAT_ROLE_NONE))
+        return not_member(r, c->id);
+    if (rc != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+    return CHAT_OK;
+}
+
 int chat__txn_member(chat__txn *tx, chat__req *r, int64_t conv, const char *user,
                      chat_store_conv *conv_out, chat_store_member *m_out)
 {
     int rc = chat__txn_conv(tx, r, conv, conv_out);
     if (rc != CHAT_OK)
         return rc;
-    return chat__txn_member_of(tx, r, conv_out, user, m_out);
-}
-
-int chat__txn_member_of(chat__txn *tx, chat__req *r, const chat_store_conv *c, const char *user,
-                        chat_store_member *m_out)
-{
-    int64_t conv = c->id;
-    int rc = tx->ops->member_get(tx->st, conv, user, m_out);
-    if (rc == CHAT_ENOTFOUND || (rc == CHAT_OK && m_out->role == CHAT_ROLE_NONE))
-        return chat__req_fail(r, CHAT_EPERM, "not_member",
-                              "not a member of conversation %" PRId64, conv);
-    if (rc != CHAT_OK)
-        return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
-    return CHAT_OK;
+    return member_of(tx, r, conv_out, user, m_out);
 }
 
 static int collect_member(const chat_store_member *m, void *ud)
@@ -312,8 +316,7 @@ int chat__txn_member_fanout(chat__txn *tx, chat__req *r, const chat_store_conv *
         return list_failed(r, rc);
     if (!f.n_found) { /* no row, or a row with role none (left or removed) */
         chat__userlist_free(&r->to);
-        return chat__req_fail(r, CHAT_EPERM, "not_member",
-                              "not a member of conversation %" PRId64, c->id);
+        return not_member(r, c->id);
     }
     return CHAT_OK;
 }

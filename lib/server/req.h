@@ -82,9 +82,6 @@ int chat__txn_conv(chat__txn *tx, chat__req *r, int64_t conv, chat_store_conv *o
 /* conv must exist and user must be an active member. */
 int chat__txn_member(chat__txn *tx, chat__req *r, int64_t conv, const char *user,
                      chat_store_conv *conv_out, chat_store_member *m_out);
-/* The same check when conv was read already in this transaction. */
-int chat__txn_member_of(chat__txn *tx, chat__req *r, const chat_store_conv *conv,
-                        const char *user, chat_store_member *m_out);
 /* Active members of conv into r->to. */
 int chat__txn_fanout_members(chat__txn *tx, chat__req *r, int64_t conv);
 /* Both at once, for a request that fans out to the members of a conversation it must belong

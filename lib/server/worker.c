@@ -199,14 +199,12 @@ void chat__worker_submit_list(chat__worker *w, chat__job *head, chat__job *tail)
     /* The worker sleeps on an empty queue, or in a commit window until the queue is big
      * enough: wake it on those two edges only. */
     int was_empty = w->head == NULL;
-    if (w->window_ns) {
+    if (w->window_ns) { /* since_ns and gap_ns matter only with a window */
         uint64_t now = chat__mono_ns();
         w->gap_ns = chat__worker_gap_next(w->gap_ns, now - w->submit_ns, n, w->window_ns);
         w->submit_ns = now;
         if (was_empty)
             w->since_ns = now;
-    } else if (was_empty) {
-        w->since_ns = 0;
     }
     int filled = w->window_ns && w->n_queued < w->window_batch &&
                  w->n_queued + n >= w->window_batch;

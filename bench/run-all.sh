@@ -1,7 +1,8 @@
 #!/bin/bash
 # Run every chat-bench scenario at sizes that fit about 10 minutes on a 2-core machine, each
-# server pinned to cpu 0 and the generator to cpu 1, and print a summary with every chatd figure
-# as a ratio to the relay measured in the same run.
+# server pinned to cpu 0 and the generator to cpu 1, and print a summary (bench/summary.awk)
+# with every chatd figure as a ratio to the relay measured in the same run: the ceilings, and
+# the server CPU per delivered message at the highest rate both passed.
 #
 #   bench/run-all.sh [BUILD_DIR (build)] [WORK_DIR (a fresh temp dir)]
 #
@@ -104,44 +105,6 @@ fi
 
 # ---- summary ----
 # A server that passes a grid's top step has a higher ceiling than the table can show: marked.
-awk -v tops="pairs $CONNS_SMALL=${RATES_PAIRS##*,};pairs $CONNS_BIG=${RATES_BIG##*,};group $MEMBERS=${RATES_GROUP##*,}" '
-BEGIN {
-    nt = split(tops, t, ";")
-    for (i = 1; i <= nt; i++) { split(t[i], kv, "="); top[kv[1]] = kv[2] }
-}
-/^RESULT/ {
-    delete f
-    for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
-    if (f["mode"] == "pairs" || f["mode"] == "group") {
-        key = f["mode"] " " f["conns"]
-        if (f["label"] == "relay") relay[key] = f["best_delivered"]
-        row[++n] = sprintf("%-8s %6s %-13s %12s %10s %8s", f["mode"], f["conns"], f["label"],
-                           f["best_delivered"], f["p99_ms"], f["srv_cpu"])
-        rk[n] = key; rv[n] = f["best_delivered"]
-        at_top[n] = (f["best_offered"] == top[key])
-    } else if (f["mode"] == "idle") {
-        other[++m] = sprintf("idle %s conns, %s: %s KiB/conn (%s authenticated)", f["conns"],
-                             f["label"], f["kib_per_conn"], f["authed"])
-    } else if (f["mode"] == "storm") {
-        other[++m] = sprintf("storm %s users x %s msgs, %s: all synced in %s s (%s synced, %s wrong)",
-                             f["users"], f["msgs"], f["label"], f["all_synced_s"], f["synced"], f["mismatch"])
-    } else if (f["mode"] == "history") {
-        other[++m] = sprintf("history over the wire, %s: p50 %s ms, p99 %s ms", f["label"], f["p50_ms"], f["p99_ms"])
-    } else if (f["mode"] == "history-store") {
-        other[++m] = sprintf("history in the store (%s msgs): p50 %s ms, p99 %s ms", f["messages"], f["p50_ms"], f["p99_ms"])
-    }
-}
-END {
-    print ""
-    print "== summary: highest delivered rate with p99 under the bound, no loss, no error =="
-    printf "%-8s %6s %-13s %12s %10s %8s %8s\n", "mode", "conns", "server", "delivered/s", "p99 ms", "srvCPU%", "x relay"
-    for (i = 1; i <= n; i++) {
-        r = relay[rk[i]]
-        printf "%s %8s%s\n", row[i], (r > 0 ? sprintf("%.2f", rv[i] / r) : "-"), (at_top[i] ? "  *" : "")
-        marked += at_top[i]
-    }
-    if (marked)
-        print "* passed the top step of its grid: the ceiling is higher (raise RATES_*); a ratio to such a relay is too high"
-    for (i = 1; i <= m; i++) print other[i]
-}' "$LOG" | tee "$WORK/summary.txt"
+awk -v tops="pairs $CONNS_SMALL=${RATES_PAIRS##*,};pairs $CONNS_BIG=${RATES_BIG##*,};group $MEMBERS=${RATES_GROUP##*,}" \
+    -f "$(dirname "$0")/summary.awk" "$LOG" | tee "$WORK/summary.txt"
 echo "# full log: $LOG"

@@ -1,0 +1,86 @@
+# Summary of a run-all.sh log (awk -v tops=... -f summary.awk LOG): the ceilings, each as a
+# ratio to the relay of the same run, then the server CPU per delivered message at the highest
+# rate a server and the relay both passed. The second is the steadier measure: a ceiling is one
+# step of a noisy machine, the cost per message is averaged over a whole step below it.
+#
+# tops: "MODE CONNS=TOP_RATE;..." the top step of each grid (a server that passed it has a
+# higher ceiling than the table shows).
+#
+# A step line is chat-bench's: label conns offered sent delivered p50 p99 p99.9 max lost errs
+# closes srvCPU% genCPU% srvRSSMB. Its run's RESULT line follows it and gives the mode and bound.
+
+BEGIN {
+    nt = split(tops, t, ";")
+    for (i = 1; i <= nt; i++) { split(t[i], kv, "="); top[kv[1]] = kv[2] }
+}
+NF == 15 && $2 ~ /^[0-9]+$/ && $3 ~ /^[0-9]+$/ && $5 ~ /^[0-9]+$/ {
+    ns++
+    s_p99[ns] = $7; s_ok[ns] = ($10 == 0 && $11 == 0 && $12 == 0)
+    s_rate[ns] = $3; s_deliv[ns] = $5; s_cpu[ns] = $13
+    next
+}
+/^RESULT/ {
+    delete f
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+    if (f["mode"] == "pairs" || f["mode"] == "group") {
+        key = f["mode"] " " f["conns"]
+        if (f["label"] == "relay") relay[key] = f["best_delivered"]
+        row[++n] = sprintf("%-8s %6s %-13s %12s %10s %8s", f["mode"], f["conns"], f["label"],
+                           f["best_delivered"], f["p99_ms"], f["srv_cpu"])
+        rk[n] = key; rv[n] = f["best_delivered"]
+        at_top[n] = (f["best_offered"] == top[key])
+        # The run's passed steps: CPU microseconds per delivered message, by offered rate.
+        id = key SUBSEP f["label"]
+        if (!(id in runs)) { runs[id] = 1; order[++nr] = id }
+        for (i = 1; i <= ns; i++)
+            if (s_ok[i] && s_p99[i] <= f["bound_ms"] + 0 && s_deliv[i] > 0)
+                cost[id, s_rate[i]] = s_cpu[i] * 1e4 / s_deliv[i]
+    } else if (f["mode"] == "idle") {
+        other[++m] = sprintf("idle %s conns, %s: %s KiB/conn (%s authenticated)", f["conns"],
+                             f["label"], f["kib_per_conn"], f["authed"])
+    } else if (f["mode"] == "storm") {
+        other[++m] = sprintf("storm %s users x %s msgs, %s: all synced in %s s (%s synced, %s wrong)",
+                             f["users"], f["msgs"], f["label"], f["all_synced_s"], f["synced"], f["mismatch"])
+    } else if (f["mode"] == "history") {
+        other[++m] = sprintf("history over the wire, %s: p50 %s ms, p99 %s ms", f["label"], f["p50_ms"], f["p99_ms"])
+    } else if (f["mode"] == "history-store") {
+        other[++m] = sprintf("history in the store (%s msgs): p50 %s ms, p99 %s ms", f["messages"], f["p50_ms"], f["p99_ms"])
+    }
+    ns = 0
+}
+END {
+    print ""
+    print "== summary: highest delivered rate with p99 under the bound, no loss, no error =="
+    printf "%-8s %6s %-13s %12s %10s %8s %8s\n", "mode", "conns", "server", "delivered/s", "p99 ms", "srvCPU%", "x relay"
+    for (i = 1; i <= n; i++) {
+        r = relay[rk[i]]
+        printf "%s %8s%s\n", row[i], (r > 0 ? sprintf("%.2f", rv[i] / r) : "-"), (at_top[i] ? "  *" : "")
+        marked += at_top[i]
+    }
+    if (marked)
+        print "* passed the top step of its grid: the ceiling is higher (raise RATES_*); a ratio to such a relay is too high"
+    for (i = 1; i <= m; i++) print other[i]
+
+    print ""
+    print "== server CPU per delivered message at the highest offered rate both the server and the relay passed =="
+    printf "%-8s %6s %-13s %10s %10s %10s %12s\n", "mode", "conns", "server", "at rate", "us/msg", "relay us", "relay/server"
+    for (i = 1; i <= nr; i++) {
+        split(order[i], p, SUBSEP)
+        if (p[2] == "relay") continue
+        rid = p[1] SUBSEP "relay"
+        best = 0
+        for (c in cost) {
+            split(c, q, SUBSEP)
+            if (q[1] SUBSEP q[2] == order[i] && q[3] + 0 > best && ((rid, q[3]) in cost))
+                best = q[3] + 0
+        }
+        split(p[1], mk, " ")
+        if (best == 0) {
+            printf "%-8s %6s %-13s %10s\n", mk[1], mk[2], p[2], "-"
+            continue
+        }
+        us = cost[order[i], best]; ru = cost[rid, best]
+        printf "%-8s %6s %-13s %10d %10.2f %10.2f %12.2f\n", mk[1], mk[2], p[2], best, us, ru,
+               (us > 0 ? ru / us : 0)
+    }
+}

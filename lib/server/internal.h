@@ -164,6 +164,8 @@ struct chat_server {
     uv_prepare_t sub_prepare;
     uv_check_t sub_check;
     int sub_ready;            /* the two handles run; otherwise submit at once */
+    int store_here;           /* the store never blocks: its jobs may run on the loop */
+    int here_depth;           /* a job is running on the loop (its done() included) */
     chat__job *sub_head, *sub_tail;
     /* Requests submitted to the writer whose done() has not run yet (loop thread). */
     size_t writer_backlog;

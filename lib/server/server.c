@@ -101,6 +101,18 @@ void chat__server_submit(chat_server *srv, chat__job *job)
         chat__worker_submit(&srv->writer, job);
         return;
     }
+    /* A store that never blocks runs the job here and now, like a relay: no hand-over to the
+     * writer and back (two wake-ups), and at full load no pile of requests in flight between
+     * the two threads, whose memory then no longer fits the caches. Only with nothing waiting
+     * anywhere, so jobs still run in the order they were submitted; a job that a done()
+     * submits (here_depth) waits for the next flush. */
+    if (srv->store_here && !srv->here_depth && !srv->sub_head && !srv->stopping) {
+        srv->here_depth++;
+        int ran = chat__worker_run_here(&srv->writer, job);
+        srv->here_depth--;
+        if (ran)
+            return;
+    }
     /* Everything a loop iteration submits goes to the writer together: one wake-up of the
      * writer per iteration instead of one per request, and bigger group commits. */
     job->next = NULL;
@@ -335,6 +347,7 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
         rc = CHAT_ENOMEM;
     if (rc == CHAT_OK && !srv->store)
         rc = open_default_store(srv);
+    srv->store_here = srv->store == chat_store_memory_ops();
     /* Every store, built-in or the host's, sits behind the one argument-checking layer. */
     if (rc == CHAT_OK)
         rc = chat__store_checked_new(&srv->store, &srv->store_st);

@@ -27,19 +27,21 @@ int chat__job_fail(chat__job *job, int code, const char *reason, const char *fmt
 }
 
 /* Hand a finished batch back: synchronous callers are signalled one by one, the rest goes to
- * the loop thread as one list, under one lock and with one wake-up. */
-static void finish(chat__worker *w, chat__job *batch)
+ * the loop thread as one list, under one lock and with one wake-up; or, when the batch ran on
+ * the loop thread itself (here), straight to each job's done(). */
+static void finish(chat__worker *w, chat__job *batch, int here)
 {
     chat__job *head = NULL, *last = NULL;
     while (batch) {
         chat__job *next = batch->next;
         batch->next = NULL;
-        w->jobs++;
         if (batch->sync_cond) {
             pthread_mutex_lock(batch->sync_lock);
             batch->sync_done = 1;
             pthread_cond_signal(batch->sync_cond);
             pthread_mutex_unlock(batch->sync_lock);
+        } else if (here) {
+            batch->done(w->srv, batch);
         } else {
             if (last)
                 last->next = batch;
@@ -105,7 +107,8 @@ static void run_batch(chat__worker *w, chat__job *batch)
         }
     }
     w->batches++;
-    finish(w, batch);
+    for (chat__job *j = batch; j; j = j->next)
+        w->jobs++;
 }
 
 static void *worker_main(void *arg)
@@ -122,10 +125,11 @@ static void *worker_main(void *arg)
 #endif
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        while (!w->head && !w->stop)
+        /* Sleep on an empty queue, and while the loop thread runs a job itself. */
+        while ((!w->head && !w->stop) || (w->head && w->busy))
             pthread_cond_wait(&w->cond, &w->lock);
-        if (!w->head && w->stop)
-            break;
+        if (!w->head)
+            break; /* stopping, and nothing left */
         if (w->window_ns && !w->stop && w->gap_ns * 2 <= w->window_ns) {
             /* Group commit: every commit costs pages written and two wake-ups whatever its
              * size, so under load waiting a moment for more requests is cheaper than
@@ -152,9 +156,12 @@ static void *worker_main(void *arg)
         else
             w->since_ns = 0; /* the rest waited through this batch: no window for them */
         last->next = NULL;
+        w->busy = 1;
         pthread_mutex_unlock(&w->lock);
         run_batch(w, batch);
+        finish(w, batch, 0);
         pthread_mutex_lock(&w->lock);
+        w->busy = 0;
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
@@ -222,6 +229,27 @@ void chat__worker_submit_list(chat__worker *w, chat__job *head, chat__job *tail)
 void chat__worker_submit(chat__worker *w, chat__job *job)
 {
     chat__worker_submit_list(w, job, job);
+}
+
+int chat__worker_run_here(chat__worker *w, chat__job *job)
+{
+    pthread_mutex_lock(&w->lock);
+    /* Only with nothing queued or running: jobs run in the order they were submitted. */
+    int idle = w->started && !w->stop && !w->head && !w->busy;
+    if (idle)
+        w->busy = 1;
+    pthread_mutex_unlock(&w->lock);
+    if (!idle)
+        return 0;
+    job->next = NULL;
+    run_batch(w, job);
+    pthread_mutex_lock(&w->lock);
+    w->busy = 0;
+    if (w->head) /* queued by another thread meanwhile: the worker waits for busy to clear */
+        pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    finish(w, job, 1); /* after busy is clear: done() may submit again */
+    return 1;
 }
 
 int chat__worker_run_sync(chat__worker *w, chat__job *job)

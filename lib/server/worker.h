@@ -58,7 +58,8 @@ typedef struct chat__worker {
     uint64_t since_ns;  /* CLOCK_MONOTONIC time the oldest queued job has waited from */
     uint64_t gap_ns;    /* moving average of the time between submitted jobs */
     uint64_t submit_ns; /* CLOCK_MONOTONIC time of the last submission */
-    /* Statistics, written by the worker thread. */
+    int busy;           /* a batch is running, on the worker thread or on the caller's */
+    /* Statistics, written by the thread that runs the batch (under busy). */
     uint64_t batches, jobs;
 } chat__worker;
 
@@ -71,6 +72,11 @@ uint64_t chat__worker_gap_next(uint64_t gap_ns, uint64_t dt_ns, size_t n, uint64
 void chat__worker_submit(chat__worker *w, chat__job *job);
 /* Queue a linked list of jobs (head..tail, in order) with one lock and one wake-up. */
 void chat__worker_submit_list(chat__worker *w, chat__job *head, chat__job *tail);
+/* Run one job on the calling thread, in its own transaction, then call its done(), if the
+ * worker is idle (nothing queued, no batch running); else run nothing and return 0. For a
+ * store that never blocks (the in-memory one): the hand-over to the worker thread and back
+ * costs more than the job. [loop thread] */
+int chat__worker_run_here(chat__worker *w, chat__job *job);
 /* Queue a job and block until it ran; done() is not called. [any thread but the worker's] */
 int chat__worker_run_sync(chat__worker *w, chat__job *job);
 /* Finish what is queued, then join. */

@@ -8,7 +8,9 @@
  * one transaction (group commit), so a method failing inside a transaction must leave the
  * transaction usable for rollback().
  *
- * Threading: every method is called on the server's writer thread, never concurrently.
+ * Threading: every method of a host's store is called on the server's writer thread, never
+ * concurrently. (The built-in memory store, which never blocks, is also called on the loop
+ * thread while the writer is idle; still one call at a time.)
  * Strings passed in are borrowed for the call; strings reached through callbacks are
  * borrowed for the callback. A callback returning non-zero stops the iteration and the
  * method returns that value.

@@ -170,6 +170,7 @@ typedef struct tjob {
     int ran, discarded, done_called;
     int status;         /* what chat__worker_run_sync returned */
     int had_tx;
+    pthread_t ran_on;
     chat_server *tx_srv;
     uint64_t change_seen; /* tx->change after this job's bump */
 } tjob;
@@ -193,6 +194,7 @@ static int job_run(chat__job *job, chat__txn *tx)
 {
     tjob *j = (tjob *)job;
     j->ran++;
+    j->ran_on = pthread_self();
     j->had_tx = tx != NULL;
     pthread_mutex_lock(&order_lock);
     order[n_order++] = j->id;
@@ -387,6 +389,102 @@ static void test_worker_run_sync_runs_in_one_transaction(void **state)
     assert_true(user_stored(1));
     assert_int_equal(srv->writer.batches, 1);
     assert_int_equal(srv->writer.jobs, 1);
+}
+
+static void test_worker_run_here_runs_on_the_caller(void **state)
+{
+    (void)state;
+    chat__worker *w = &srv->writer;
+    tjob *j = job_init(1, w);
+    assert_int_equal(chat__worker_run_here(w, &j->job), 1);
+    /* on this thread, in a transaction of its own, and done() before the call returned */
+    assert_int_equal(j->ran, 1);
+    assert_true(pthread_equal(j->ran_on, pthread_self()));
+    assert_true(j->had_tx);
+    assert_int_equal(j->done_called, 1);
+    assert_int_equal(counter(&F.begins), 1);
+    assert_int_equal(counter(&F.commits), 1);
+    assert_true(user_stored(1));
+    assert_int_equal(w->batches, 1);
+    assert_int_equal(w->jobs, 1);
+    assert_int_equal(w->busy, 0);
+}
+
+static void test_worker_run_here_waits_its_turn(void **state)
+{
+    (void)state;
+    chat__worker *w = &srv->writer;
+    F.block_commit_at = 1;
+    job_init(0, w);
+    spawn(&jobs[0]);
+    wait_blocked(); /* the worker thread is committing job 0 */
+    tjob *j = job_init(1, w);
+    /* a job may not overtake one that runs (or waits) on the worker */
+    assert_int_equal(chat__worker_run_here(w, &j->job), 0);
+    assert_int_equal(j->ran, 0);
+    assert_int_equal(j->done_called, 0);
+    release_commit();
+    join_all();
+    assert_int_equal(jobs[0].status, CHAT_OK);
+    /* idle again: now it runs here */
+    assert_int_equal(chat__worker_run_here(w, &j->job), 1);
+    assert_int_equal(j->ran, 1);
+    assert_int_equal(n_order, 2);
+    assert_int_equal(order[0], 0);
+    assert_int_equal(order[1], 1);
+}
+
+static void test_worker_jobs_run_here_with_the_memory_store_only(void **state)
+{
+    (void)state;
+    assert_int_equal(srv->store_here, 0); /* a host's store may block */
+    chat_server_config *cfg = NULL;
+    assert_int_equal(chat_server_config_new(&cfg), CHAT_OK);
+    static const unsigned char key[32] = {0};
+    assert_int_equal(chat_server_config_add_token_key(cfg, 1, key, sizeof key), CHAT_OK);
+    chat_server *mem = NULL;
+    assert_int_equal(chat_server_new(&mem, cfg), CHAT_OK); /* no data dir: the memory store */
+    chat_server_config_free(cfg);
+    assert_int_equal(mem->store_here, 1);
+    chat_server_free(mem);
+}
+
+static void *run_here_thread(void *arg)
+{
+    tjob *j = arg;
+    j->status = chat__worker_run_here(j->w, &j->job);
+    return NULL;
+}
+
+static void test_worker_waits_while_a_job_runs_here(void **state)
+{
+    (void)state;
+    chat__worker *w = &srv->writer;
+    F.block_commit_at = 1;
+    /* "the loop" runs job 0 itself and is held in its commit */
+    tjob *here = job_init(0, w);
+    pthread_t loop;
+    assert_int_equal(pthread_create(&loop, NULL, run_here_thread, here), 0);
+    wait_blocked();
+    /* another thread's job queues, and the worker thread leaves it there */
+    job_init(1, w);
+    spawn_queued(1, 1, w);
+    for (int i = 0; i < 50; i++)
+        sched_yield();
+    usleep(20000);
+    assert_int_equal(counter(&F.begins), 1);
+    assert_int_equal(jobs[1].ran, 0);
+    assert_int_equal(queued(w), 1);
+    release_commit();
+    pthread_join(loop, NULL);
+    join_all();
+    assert_int_equal(here->status, 1);
+    assert_int_equal(here->done_called, 1);
+    assert_int_equal(jobs[1].status, CHAT_OK);
+    assert_int_equal(counter(&F.commits), 2);
+    assert_int_equal(n_order, 2);
+    assert_int_equal(order[0], 0);
+    assert_int_equal(order[1], 1);
 }
 
 static void test_worker_change_counter_persists_across_batches(void **state)
@@ -723,6 +821,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_status_is_reset_per_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_hasher_runs_without_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_run_here_runs_on_the_caller, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_run_here_waits_its_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_jobs_run_here_with_the_memory_store_only,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_waits_while_a_job_runs_here, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -102,10 +102,10 @@ void chat__server_submit(chat_server *srv, chat__job *job)
         return;
     }
     /* A store that never blocks runs the job here and now, like a relay: no hand-over to the
-     * writer and back (two wake-ups), and at full load no pile of requests in flight between
-     * the two threads, whose memory then no longer fits the caches. Only with nothing waiting
-     * anywhere, so jobs still run in the order they were submitted; a job that a done()
-     * submits (here_depth) waits for the next flush. */
+     * writer and back (two wake-ups), and at full load no pile of thousands of requests in
+     * flight between the two threads (doc/performance.md, fifth round). Only with nothing
+     * waiting anywhere, so jobs still run in the order they were submitted; a job that a
+     * done() submits (here_depth) waits for the next flush. */
     if (srv->store_here && !srv->here_depth && !srv->sub_head && !srv->stopping) {
         srv->here_depth++;
         int ran = chat__worker_run_here(&srv->writer, job);

@@ -300,12 +300,30 @@ static int64_t stored_change(void)
     return v;
 }
 
+/* Jobs 0..n-1 ran, each once, in that order. */
+static void assert_ran_in_order(int n)
+{
+    assert_int_equal(n_order, n);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(order[i], i);
+}
+
 /* ---- fixture ---- */
 
 static int64_t fixed_clock(void *ud)
 {
     (void)ud;
     return 1764331200000;
+}
+
+/* A server config with the one token key every server needs, and nothing else. */
+static chat_server_config *keyed_config(void)
+{
+    chat_server_config *cfg = NULL;
+    assert_int_equal(chat_server_config_new(&cfg), CHAT_OK);
+    static const unsigned char key[32] = {0};
+    assert_int_equal(chat_server_config_add_token_key(cfg, 1, key, sizeof key), CHAT_OK);
+    return cfg;
 }
 
 static int64_t window_us; /* CHAT_LIMIT_COMMIT_WINDOW_US of the next setup */
@@ -321,10 +339,7 @@ static int setup(void **state)
     n_order = 0;
     n_threads = 0;
 
-    chat_server_config *cfg = NULL;
-    assert_int_equal(chat_server_config_new(&cfg), CHAT_OK);
-    static const unsigned char key[32] = {0};
-    assert_int_equal(chat_server_config_add_token_key(cfg, 1, key, sizeof key), CHAT_OK);
+    chat_server_config *cfg = keyed_config();
     assert_int_equal(chat_server_config_set_clock(cfg, fixed_clock, NULL), CHAT_OK);
     assert_int_equal(chat_server_config_set_store(cfg, &fake_ops, &F), CHAT_OK);
     assert_int_equal(chat_server_config_set_limit(cfg, CHAT_LIMIT_COMMIT_WINDOW_US, window_us),
@@ -429,19 +444,14 @@ static void test_worker_run_here_waits_its_turn(void **state)
     /* idle again: now it runs here */
     assert_int_equal(chat__worker_run_here(w, &j->job), 1);
     assert_int_equal(j->ran, 1);
-    assert_int_equal(n_order, 2);
-    assert_int_equal(order[0], 0);
-    assert_int_equal(order[1], 1);
+    assert_ran_in_order(2);
 }
 
 static void test_worker_jobs_run_here_with_the_memory_store_only(void **state)
 {
     (void)state;
     assert_int_equal(srv->store_here, 0); /* a host's store may block */
-    chat_server_config *cfg = NULL;
-    assert_int_equal(chat_server_config_new(&cfg), CHAT_OK);
-    static const unsigned char key[32] = {0};
-    assert_int_equal(chat_server_config_add_token_key(cfg, 1, key, sizeof key), CHAT_OK);
+    chat_server_config *cfg = keyed_config();
     chat_server *mem = NULL;
     assert_int_equal(chat_server_new(&mem, cfg), CHAT_OK); /* no data dir: the memory store */
     chat_server_config_free(cfg);
@@ -482,9 +492,7 @@ static void test_worker_waits_while_a_job_runs_here(void **state)
     assert_int_equal(here->done_called, 1);
     assert_int_equal(jobs[1].status, CHAT_OK);
     assert_int_equal(counter(&F.commits), 2);
-    assert_int_equal(n_order, 2);
-    assert_int_equal(order[0], 0);
-    assert_int_equal(order[1], 1);
+    assert_ran_in_order(2);
 }
 
 static void test_worker_change_counter_persists_across_batches(void **state)
@@ -531,9 +539,7 @@ static void test_worker_group_commits_queued_jobs_in_order(void **state)
     assert_int_equal(w->batches, 2);
     assert_int_equal(w->jobs, N + 1);
     /* run in submission order, sharing one change counter */
-    assert_int_equal(n_order, N + 1);
-    for (int i = 0; i <= N; i++)
-        assert_int_equal(order[i], i);
+    assert_ran_in_order(N + 1);
     for (int i = 1; i <= N; i++)
         assert_int_equal(jobs[i].change_seen, (uint64_t)i + 1);
     assert_int_equal(stored_change(), N + 1);
@@ -556,9 +562,7 @@ static void test_worker_window_joins_a_later_job(void **state)
     assert_int_equal(counter(&F.commits), 1);
     assert_int_equal(w->batches, 1);
     assert_int_equal(w->jobs, 2);
-    assert_int_equal(n_order, 2);
-    assert_int_equal(order[0], 0);
-    assert_int_equal(order[1], 1);
+    assert_ran_in_order(2);
 }
 
 static void test_worker_window_ends_when_the_batch_is_full(void **state)

@@ -259,6 +259,21 @@ static void join_all(void)
     n_threads = 0;
 }
 
+/* A sync job's caller wakes in done(), which the worker calls before it clears busy (it
+ * keeps the batch's deliveries ahead of a job the loop runs itself): wait for that edge. */
+static void wait_worker_idle(chat__worker *w)
+{
+    for (int i = 0; i < 5000; i++) {
+        pthread_mutex_lock(&w->lock);
+        int busy = w->busy;
+        pthread_mutex_unlock(&w->lock);
+        if (!busy)
+            return;
+        usleep(1000);
+    }
+    fail_msg("the worker stayed busy for 5 s");
+}
+
 static size_t queued(chat__worker *w)
 {
     size_t n = 0;
@@ -441,6 +456,7 @@ static void test_worker_run_here_waits_its_turn(void **state)
     release_commit();
     join_all();
     assert_int_equal(jobs[0].status, CHAT_OK);
+    wait_worker_idle(w);
     /* idle again: now it runs here */
     assert_int_equal(chat__worker_run_here(w, &j->job), 1);
     assert_int_equal(j->ran, 1);

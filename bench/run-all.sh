@@ -9,7 +9,9 @@
 # Sizes are environment variables: CONNS_SMALL (1000), CONNS_BIG (10000), IDLE (10000 19000),
 # MEMBERS (1024), STORM_USERS (10000), STORM_MSGS (100), HISTORY_MSGS (10000000),
 # STEP_SECS (3), SKIP (space-separated scenario names to skip: pairs big group idle storm
-# history durability).
+# history durability), ROUNDS (1): how many times to run the stepped scenarios (pairs,
+# durability, big, group), each round measuring the relay again; the summary then gives each
+# ratio per round and its median (one round's ratio moves by 10-30 % on a shared machine).
 set -u
 BUILD=${1:-build}
 WORK=${2:-$(mktemp -d /tmp/chat-bench.XXXXXX)}
@@ -27,6 +29,8 @@ STORM_MSGS=${STORM_MSGS:-100}
 HISTORY_MSGS=${HISTORY_MSGS:-10000000}
 STEP=${STEP_SECS:-3}
 SKIP=${SKIP:-}
+ROUNDS=${ROUNDS:-1}
+case $ROUNDS in ''|*[!0-9]*|0) echo "run-all: ROUNDS must be a positive integer" >&2; exit 2;; esac
 RATES_PAIRS=${RATES_PAIRS:-10000,15000,20000,25000,30000,35000,40000,45000,50000,55000,60000,65000,70000,75000,80000,85000,90000,95000,100000,105000,110000,115000,120000}
 RATES_BIG=${RATES_BIG:-5000,10000,15000,20000,25000,30000,35000,40000,45000,50000,55000,60000,65000,70000,75000,80000,85000,90000}
 RATES_GROUP=${RATES_GROUP:-20,40,60,70,80,90,100,110,120,130,140,160,180,200,220,240,260}
@@ -51,38 +55,40 @@ chatd_sql() { # data dir, sync mode
 say "# run-all: $(date -u +%FT%TZ) $(uname -r), $(nproc) cpus, nofile $(ulimit -Hn); work dir $WORK"
 say "# every server pinned to cpu 0 (taskset -c 0), chat-bench pinned to cpu 1; the relay uses chatd's 256-byte rx buffer"
 
-if ! skip pairs; then
-    say "## (1) 1:1 pairs, $CONNS_SMALL connections, steps of ${STEP}s"
-    run relay    --mode pairs --conns "$CONNS_SMALL" --rates "$RATES_PAIRS" --step-secs "$STEP" \
-        --relay-tokens --spawn "$RELAY --port 0 --rx 256"
-    run chatd-mem --mode pairs --conns "$CONNS_SMALL" --rates "$RATES_PAIRS" --step-secs "$STEP" \
-        --key-file "$KEY" --spawn "$chatd_mem"
-fi
-if ! skip durability; then
-    say "## (6) durability: the same 1:1 run on SQLite, synchronous NORMAL and FULL, and NORMAL without the commit window"
-    run chatd-normal --mode pairs --conns "$CONNS_SMALL" --rates "$RATES_PAIRS" --step-secs "$STEP" \
-        --key-file "$KEY" --spawn "$(chatd_sql "$WORK/normal" normal)"
-    run chatd-full --mode pairs --conns "$CONNS_SMALL" --rates "$RATES_PAIRS" --step-secs "$STEP" \
-        --key-file "$KEY" --spawn "$(chatd_sql "$WORK/full" full)"
-    # The default commit window (250 us, under load only) trades under a millisecond of latency
-    # for CPU below the ceiling: compare the srvCPU% column of chatd-normal's steps with these.
-    run chatd-nowindow --mode pairs --conns "$CONNS_SMALL" --rates "$RATES_PAIRS" --step-secs "$STEP" \
-        --key-file "$KEY" --spawn "$(chatd_sql "$WORK/nowindow" normal) --limit commit_window_us=0"
-fi
-if ! skip big; then
-    say "## (1b) 1:1 pairs, $CONNS_BIG connections"
-    run relay    --mode pairs --conns "$CONNS_BIG" --rates "$RATES_BIG" --step-secs "$STEP" \
-        --relay-tokens --spawn "$RELAY --port 0 --rx 256"
-    run chatd-mem --mode pairs --conns "$CONNS_BIG" --rates "$RATES_BIG" --step-secs "$STEP" \
-        --key-file "$KEY" --spawn "$chatd_mem"
-fi
-if ! skip group; then
-    say "## (2) group fan-out: one group of $MEMBERS, one sender; offered rate in messages/s"
-    run relay    --mode group --members "$MEMBERS" --rates "$RATES_GROUP" --step-secs "$STEP" \
-        --relay-tokens --spawn "$RELAY --port 0 --rx 256"
-    run chatd-mem --mode group --members "$MEMBERS" --rates "$RATES_GROUP" --step-secs "$STEP" \
-        --key-file "$KEY" --spawn "$chatd_mem"
-fi
+# The stepped runs' arguments (no value holds a space: left unquoted, each splits into words).
+SMALL="--mode pairs --conns $CONNS_SMALL --rates $RATES_PAIRS --step-secs $STEP"
+BIG="--mode pairs --conns $CONNS_BIG --rates $RATES_BIG --step-secs $STEP"
+GROUP="--mode group --members $MEMBERS --rates $RATES_GROUP --step-secs $STEP"
+RELAY_RUN="--relay-tokens --spawn"
+for round in $(seq 1 "$ROUNDS"); do
+    [ "$ROUNDS" -gt 1 ] && say "## round $round of $ROUNDS"
+    if ! skip pairs; then
+        say "## (1) 1:1 pairs, $CONNS_SMALL connections, steps of ${STEP}s"
+        run relay $SMALL $RELAY_RUN "$RELAY --port 0 --rx 256"
+        run chatd-mem $SMALL --key-file "$KEY" --spawn "$chatd_mem"
+    fi
+    if ! skip durability; then
+        say "## (6) durability: the same 1:1 run on SQLite, synchronous NORMAL and FULL," \
+            "and NORMAL without the commit window"
+        run chatd-normal $SMALL --key-file "$KEY" --spawn "$(chatd_sql "$WORK/normal" normal)"
+        run chatd-full $SMALL --key-file "$KEY" --spawn "$(chatd_sql "$WORK/full" full)"
+        # The default commit window (250 us, under load only) trades under a millisecond of
+        # latency for CPU below the ceiling: compare the srvCPU% column of chatd-normal's steps
+        # with these.
+        run chatd-nowindow $SMALL --key-file "$KEY" \
+            --spawn "$(chatd_sql "$WORK/nowindow" normal) --limit commit_window_us=0"
+    fi
+    if ! skip big; then
+        say "## (1b) 1:1 pairs, $CONNS_BIG connections"
+        run relay $BIG $RELAY_RUN "$RELAY --port 0 --rx 256"
+        run chatd-mem $BIG --key-file "$KEY" --spawn "$chatd_mem"
+    fi
+    if ! skip group; then
+        say "## (2) group fan-out: one group of $MEMBERS, one sender; offered rate in messages/s"
+        run relay $GROUP $RELAY_RUN "$RELAY --port 0 --rx 256"
+        run chatd-mem $GROUP --key-file "$KEY" --spawn "$chatd_mem"
+    fi
+done
 if ! skip idle; then
     say "## (3) idle authenticated connections: server RSS per connection"
     for n in $IDLE; do

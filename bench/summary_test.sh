@@ -36,4 +36,34 @@ expect '^pairs +1000 chatd-mem +20000 +25\.00 +15\.00 +0\.60$'
 expect '^pairs +1000 chatd-normal +10000 +40\.00 +20\.00 +0\.50$'
 # no rate in common with a passed relay step
 expect '^pairs +1000 chatd-late +-$'
+
+# Rounds (ROUNDS=3): each server against the relay of its own round, then the medians.
+step() { # label rate delivered cpu
+    printf '%-12s 1000 %9s %9s %11s 0.40 1.31 4.72 7.69 0 0 0 %6s 30 8.7\n' "$1" "$2" "$2" "$3" "$4"
+}
+result() { # label best
+    echo "RESULT label=$1 mode=pairs conns=1000 best_offered=$2 best_delivered=$2 p99_ms=1.31" \
+        "srv_cpu=50 bound_ms=100"
+}
+{
+    # round 1: relay 20K (20 us at 10K), chatd 10K (40 us at 10K): 0.50, cost 0.50
+    echo "## round 1 of 3"
+    step relay 10000 10000 20; step relay 20000 20000 40; result relay 20000
+    step chatd-mem 10000 10000 40; result chatd-mem 10000
+    # round 2: relay 10K (10 us), chatd 8K: 0.80; chatd's step delivered 8000 (50 us): 0.20
+    echo "## round 2 of 3"
+    step relay 10000 10000 10; result relay 10000
+    step chatd-mem 10000 8000 40; result chatd-mem 8000
+    # round 3: relay 10K (20 us), chatd 6K: 0.60; chatd's step (30 us) against 20: 0.67
+    echo "## round 3 of 3"
+    step relay 10000 10000 20; result relay 10000
+    step chatd-mem 10000 10000 30; result chatd-mem 6000
+} >"$T/rounds"
+awk -f "$1" "$T/rounds" >"$T/out"
+cat "$T/out"
+expect '^-- round 2$'
+expect '^pairs +1000 chatd-mem +8000 +1\.31 +50 +0\.80$'
+expect '^pairs +1000 chatd-mem +10000 +50\.00 +10\.00 +0\.20$'
+expect '^== median over 3 rounds'
+expect '^pairs +1000 chatd-mem +0\.60 +\[0\.50 0\.80 0\.60\] +0\.50 +\[0\.50 0\.20 0\.67\]$'
 echo "summary_test: ok"

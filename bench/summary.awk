@@ -14,6 +14,7 @@
 # of each ratio over the rounds: one round's ratio moves by 10-30 % on these machines.
 
 BEGIN {
+    rnd = 1 # a log without round lines is one round
     nt = split(tops, t, ";")
     for (i = 1; i <= nt; i++) { split(t[i], kv, "="); top[kv[1]] = kv[2] }
 }
@@ -71,7 +72,6 @@ function keep(tab, who, r, x) {
     if (!(who in seen)) { seen[who] = 1; servers[++nsv] = who }
     tab[who, r] = x
 }
-BEGIN { rnd = 1 }
 END {
     print ""
     print "== summary: highest delivered rate with p99 under the bound, no loss, no error =="
@@ -126,9 +126,8 @@ END {
             k = 0; each = ""
             for (r = 1; r <= rounds; r++) {
                 has = tb == 1 ? ((servers[i], r) in ceil_x) : ((servers[i], r) in cost_x)
-                x = tb == 1 ? ceil_x[servers[i], r] : cost_x[servers[i], r]
-                each = each (r > 1 ? " " : "") (has ? sprintf("%.2f", x) : "-")
-                if (has) v[++k] = x
+                if (has) v[++k] = tb == 1 ? ceil_x[servers[i], r] : cost_x[servers[i], r]
+                each = each (r > 1 ? " " : "") (has ? sprintf("%.2f", v[k]) : "-")
             }
             line = line sprintf(" %8s %-24s", k ? sprintf("%.2f", median(v, k)) : "-", "[" each "]")
         }

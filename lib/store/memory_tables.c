@@ -16,9 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Returns the constant, not chat__error_set's result, so the compiler sees that a failed
+ * *_slot() call never falls through to use its unset output. */
 static int oom(void)
 {
-    return chat__error_set(CHAT_ENOMEM, 0, "memory store: out of memory");
+    chat__error_set(CHAT_ENOMEM, 0, "memory store: out of memory");
+    return CHAT_ENOMEM;
 }
 
 static int not_found(const char *what)

@@ -45,6 +45,8 @@ run() { # label, then chat-bench arguments
     local label=$1; shift
     "$BENCH" --label "$label" --max-secs 240 "$@" 2>&1 | tee -a "$LOG" | grep -v '^chatd: SIG'
 }
+# The relay with chatd's 256-byte rx buffer, its tokens being the user names.
+run_relay() { run relay "$@" --relay-tokens --spawn "$RELAY --port 0 --rx 256"; }
 chatd_mem="$CHATD run --memory --port 0 --key-file $KEY $LIM"
 chatd_sql() { # data dir, sync mode
     rm -rf "$1"; echo "$CHATD run --data-dir $1 --port 0 --key-file $KEY --sync $2 $LIM"
@@ -59,12 +61,11 @@ say "# every server pinned to cpu 0 (taskset -c 0), chat-bench pinned to cpu 1; 
 SMALL="--mode pairs --conns $CONNS_SMALL --rates $RATES_PAIRS --step-secs $STEP"
 BIG="--mode pairs --conns $CONNS_BIG --rates $RATES_BIG --step-secs $STEP"
 GROUP="--mode group --members $MEMBERS --rates $RATES_GROUP --step-secs $STEP"
-RELAY_RUN="--relay-tokens --spawn"
 for round in $(seq 1 "$ROUNDS"); do
     [ "$ROUNDS" -gt 1 ] && say "## round $round of $ROUNDS"
     if ! skip pairs; then
         say "## (1) 1:1 pairs, $CONNS_SMALL connections, steps of ${STEP}s"
-        run relay $SMALL $RELAY_RUN "$RELAY --port 0 --rx 256"
+        run_relay $SMALL
         run chatd-mem $SMALL --key-file "$KEY" --spawn "$chatd_mem"
     fi
     if ! skip durability; then
@@ -80,19 +81,19 @@ for round in $(seq 1 "$ROUNDS"); do
     fi
     if ! skip big; then
         say "## (1b) 1:1 pairs, $CONNS_BIG connections"
-        run relay $BIG $RELAY_RUN "$RELAY --port 0 --rx 256"
+        run_relay $BIG
         run chatd-mem $BIG --key-file "$KEY" --spawn "$chatd_mem"
     fi
     if ! skip group; then
         say "## (2) group fan-out: one group of $MEMBERS, one sender; offered rate in messages/s"
-        run relay $GROUP $RELAY_RUN "$RELAY --port 0 --rx 256"
+        run_relay $GROUP
         run chatd-mem $GROUP --key-file "$KEY" --spawn "$chatd_mem"
     fi
 done
 if ! skip idle; then
     say "## (3) idle authenticated connections: server RSS per connection"
     for n in $IDLE; do
-        run relay     --mode idle --conns "$n" --relay-tokens --spawn "$RELAY --port 0 --rx 256"
+        run_relay --mode idle --conns "$n"
         run chatd-mem --mode idle --conns "$n" --key-file "$KEY" --spawn "$chatd_mem"
     done
 fi

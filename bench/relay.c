@@ -1,6 +1,6 @@
 /* relay: the ceiling chatd is measured against. A minimal WebSocket relay on the same
  * libwebsockets (4.1.6) and the same libuv event loop as chatd, with a 4096-byte rx buffer
- * (--rx 512 is chatd's) and chatd's write path: shared, refcounted frames written at once when
+ * (--rx 256 is chatd's), chatd's 1 MiB cap on one send() and chatd's write path: shared, refcounted frames written at once when
  * nothing is queued, else queued and written up to 64 per WRITEABLE. It parses no
  * JSON and stores nothing: each message in is forwarded, bytes unchanged, to its target.
  *
@@ -334,7 +334,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static struct lws_protocols protocols[] = {
-    {"libchat.v1", callback, sizeof(struct pss), 4096, 0, NULL, 0},
+    /* tx_packet_size as chatd's: 0 would cap each send() at the rx buffer size */
+    {"libchat.v1", callback, sizeof(struct pss), 4096, 0, NULL, 1u << 20},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

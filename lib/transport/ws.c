@@ -26,6 +26,12 @@ _Static_assert(LWS_PRE <= CHAT__FRAME_PRE, "frame headroom too small for lws");
  * 512 about 0.2 more; 6.6 with 4096; see doc/performance.md). */
 #define CHAT__WS_RX_BUFFER 256
 
+/* The most one send() may take. Left at 0, lws caps every send() at the rx buffer size
+ * above: a 15 KB history page went out as ~60 sends of 256 bytes, the rest copied into lws's
+ * own buffer and drained one 256-byte send per writeable event. A cap, not a buffer (nothing
+ * of this size is allocated): a frame goes out in one send() and the kernel takes what fits. */
+#define CHAT__WS_TX_PACKET (1u << 20)
+
 struct pss {
     chat__conn *conn;
     void *http; /* the HTTP transaction in progress (server/media_http.c) */
@@ -181,7 +187,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 }
 
 static const struct lws_protocols protocols[] = {
-    {"libchat.v1", ws_callback, sizeof(struct pss), CHAT__WS_RX_BUFFER, 0, NULL, 0},
+    {"libchat.v1", ws_callback, sizeof(struct pss), CHAT__WS_RX_BUFFER, 0, NULL,
+     CHAT__WS_TX_PACKET},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -249,6 +256,7 @@ int chat__ws_start(chat_server *srv)
     info.retry_and_idle_policy = &srv->retry;
     info.vhost_name = "default";
     info.max_http_header_data = 4096; /* signed media URLs and bearer tokens */
+    info.timeout_secs = CHAT__HTTP_TIMEOUT_SECS;
     /* lws reads every socket through this per-thread buffer. Over TLS, a read smaller than a
      * TLS record (16 KiB of plaintext) leaves the rest decrypted inside OpenSSL, where epoll
      * cannot see it, and lws 4.1.6 on the libuv loop does not come back for it: an HTTP body

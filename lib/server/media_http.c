@@ -818,6 +818,9 @@ static int download_step(http *h)
                       last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)got)
             return -1;
     }
+    /* lws armed its timeout when the request came and extends it only for bodies coming in:
+     * without this, every download longer than the timeout was cut, however fast it went. */
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, CHAT__HTTP_TIMEOUT_SECS);
     if (!last) {
         lws_callback_on_writable(wsi);
         return 0;

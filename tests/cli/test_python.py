@@ -140,6 +140,55 @@ def test_python_offline_delivery_exactly_once(chatd, tmp_path):
         assert [m.text for m in bob.history(sent.conv)].count("while you were away") == 1
 
 
+def test_python_slow_download_outlasts_the_http_timeout(chatd, tmp_path):
+    """A download that takes longer than lws's HTTP timeout (5 s) completes while its reader
+    keeps reading: the server extends the timeout with every chunk it writes."""
+    import os
+    import socket
+    data = os.urandom(16 * 1024 * 1024)
+    src = tmp_path / "film.bin"
+    src.write_bytes(data)
+    with client(chatd, "alice") as alice, client(chatd, "bob") as bob:
+        synced(alice)
+        synced(bob)
+        media_id = alice.upload_file(src, "application/octet-stream")
+        media = {"id": media_id, "mime": "application/octet-stream", "size": len(data),
+                 "name": "film.bin"}
+        cmid = alice.send_media(media, to="bob")
+        alice.wait_for(lambda e: e.cmid == cmid, type=E.SENT)
+        url = bob.media_url(media_id)["url"]
+    # A reader paced at 2 MiB/s with a small receive window: 8 s, so the server is still
+    # writing well past 5 s even with its socket buffer (up to 4 MiB) full.
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", chatd.port))
+    s.sendall(f"GET {url} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        assert chunk, "closed before the headers"
+        buf += chunk
+    head, body = buf.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    got = [body]
+    n = len(body)
+    start = time.monotonic()
+    while n < len(data):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got.append(chunk)
+        n += len(chunk)
+        ahead = start + n / (2 * 1024 * 1024) - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+    s.close()
+    took = time.monotonic() - start
+    assert n == len(data), f"closed after {n} of {len(data)} bytes, {took:.1f} s in"
+    assert b"".join(got) == data and took > 6, took
+
+
 def test_python_objects_dropped_in_any_order(chatd):
     # an iterator keeps its Client alive; dropping the Client name first is fine
     c = client(chatd, "alice")

@@ -1,8 +1,9 @@
 /* relay: the ceiling chatd is measured against. A minimal WebSocket relay on the same
  * libwebsockets (4.1.6) and the same libuv event loop as chatd, with a 4096-byte rx buffer
- * (--rx 256 is chatd's), chatd's 1 MiB cap on one send() and chatd's write path: shared, refcounted frames written at once when
- * nothing is queued, else queued and written up to 64 per WRITEABLE. It parses no
- * JSON and stores nothing: each message in is forwarded, bytes unchanged, to its target.
+ * (--rx 256 is chatd's), chatd's 1 MiB cap on one send() and chatd's write path: shared,
+ * refcounted frames written at once when nothing is queued, else queued and written up to 64
+ * per WRITEABLE. It parses no JSON and stores nothing: each message in is forwarded, bytes
+ * unchanged, to its target.
  *
  * Just enough of doc/protocol.md for chat-bench to drive it (run chat-bench with --relay-tokens):
  *   auth          the token is the user name; answers {"type":"auth_ok",...}

@@ -624,13 +624,13 @@ static int run_stepped(void)
     }
     if (have_best)
         printf("RESULT label=%s mode=%s conns=%d best_offered=%d best_delivered=%.0f p99_ms=%.2f "
-               "srv_cpu=%.0f bound_ms=%.0f best10_delivered=%.0f\n",
+               "srv_cpu=%.0f bound_ms=%.0f best10_delivered=%.0f text=%d\n",
                o.label, o.mode, n_peers, best.rate, best.deliv_rate, best.p99 / 1e6, best.srv_cpu,
-               o.p99_stop_ms, best10);
+               o.p99_stop_ms, best10, o.text_bytes);
     else
         printf("RESULT label=%s mode=%s conns=%d best_offered=0 best_delivered=0 p99_ms=0 "
-               "srv_cpu=0 bound_ms=%.0f\n",
-               o.label, o.mode, n_peers, o.p99_stop_ms);
+               "srv_cpu=0 bound_ms=%.0f text=%d\n",
+               o.label, o.mode, n_peers, o.p99_stop_ms, o.text_bytes);
     (void)bad;
     if (o.expect_all && (total_lost || total_err || total_closes || !have_best)) {
         printf("FAIL: lost %llu, errors %llu, closes %llu\n", (unsigned long long)total_lost,

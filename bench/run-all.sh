@@ -8,8 +8,9 @@
 #
 # Sizes are environment variables: CONNS_SMALL (1000), CONNS_BIG (10000), IDLE (10000 19000),
 # MEMBERS (1024), STORM_USERS (10000), STORM_MSGS (100), HISTORY_MSGS (10000000),
-# STEP_SECS (3), SKIP (space-separated scenario names to skip: pairs big group idle storm
-# history durability), ROUNDS (1): how many times to run the stepped scenarios (pairs,
+# LONG_TEXT (100: the text size of the 1:1 run with longer messages), STEP_SECS (3), SKIP
+# (space-separated scenario names to skip: pairs long big group idle storm history
+# durability), ROUNDS (1): how many times to run the stepped scenarios (pairs, long,
 # durability, big, group), each round measuring the relay again; the summary then gives each
 # ratio per round and its median (one round's ratio moves by 10-30 % on a shared machine).
 set -u
@@ -27,10 +28,12 @@ MEMBERS=${MEMBERS:-1024}
 STORM_USERS=${STORM_USERS:-10000}
 STORM_MSGS=${STORM_MSGS:-100}
 HISTORY_MSGS=${HISTORY_MSGS:-10000000}
+LONG_TEXT=${LONG_TEXT:-100}
 STEP=${STEP_SECS:-3}
 SKIP=${SKIP:-}
 ROUNDS=${ROUNDS:-1}
 case $ROUNDS in ''|*[!0-9]*|0) echo "run-all: ROUNDS must be a positive integer" >&2; exit 2;; esac
+case $LONG_TEXT in ""|*[!0-9]*) echo "run-all: LONG_TEXT must be a number of bytes" >&2; exit 2;; esac
 RATES_PAIRS=${RATES_PAIRS:-10000,15000,20000,25000,30000,35000,40000,45000,50000,55000,60000,65000,70000,75000,80000,85000,90000,95000,100000,105000,110000,115000,120000}
 RATES_BIG=${RATES_BIG:-5000,10000,15000,20000,25000,30000,35000,40000,45000,50000,55000,60000,65000,70000,75000,80000,85000,90000}
 RATES_GROUP=${RATES_GROUP:-20,40,60,70,80,90,100,110,120,130,140,160,180,200,220,240,260}
@@ -67,6 +70,13 @@ for round in $(seq 1 "$ROUNDS"); do
         say "## (1) 1:1 pairs, $CONNS_SMALL connections, steps of ${STEP}s"
         run_relay $SMALL
         run chatd-mem $SMALL --key-file "$KEY" --spawn "$chatd_mem"
+    fi
+    if ! skip long; then
+        # 40-byte texts keep every frame under 256 bytes; ordinary messages are longer, and
+        # chatd's msg frame then is too (the relay forwards the shorter send frame as it came).
+        say "## (1c) 1:1 pairs, $CONNS_SMALL connections, $LONG_TEXT-byte texts"
+        run_relay $SMALL --text-bytes "$LONG_TEXT"
+        run chatd-mem $SMALL --text-bytes "$LONG_TEXT" --key-file "$KEY" --spawn "$chatd_mem"
     fi
     if ! skip durability; then
         say "## (6) durability: the same 1:1 run on SQLite, synchronous NORMAL and FULL," \
@@ -112,6 +122,6 @@ fi
 
 # ---- summary ----
 # A server that passes a grid's top step has a higher ceiling than the table can show: marked.
-awk -v tops="pairs $CONNS_SMALL=${RATES_PAIRS##*,};pairs $CONNS_BIG=${RATES_BIG##*,};group $MEMBERS=${RATES_GROUP##*,}" \
+awk -v tops="pairs $CONNS_SMALL=${RATES_PAIRS##*,};pairs/t$LONG_TEXT $CONNS_SMALL=${RATES_PAIRS##*,};pairs $CONNS_BIG=${RATES_BIG##*,};group $MEMBERS=${RATES_GROUP##*,}" \
     -f "$(dirname "$0")/summary.awk" "$LOG" | tee "$WORK/summary.txt"
 echo "# full log: $LOG"

@@ -8,6 +8,8 @@
 #
 # A step line is chat-bench's: label conns offered sent delivered p50 p99 p99.9 max lost errs
 # closes srvCPU% genCPU% srvRSSMB. Its run's RESULT line follows it and gives the mode and bound.
+# A run whose texts are not the default 40 bytes is a scenario of its own: its mode is shown as
+# MODE/tN (e.g. pairs/t100), so its servers pair with the relay run at the same text size.
 #
 # A log of several rounds (run-all.sh with ROUNDS=N writes "## round K of N" before each) is
 # summarised round by round, each server against the relay of its own round, then the median
@@ -33,9 +35,10 @@ NF == 15 && $2 ~ /^[0-9]+$/ && $3 ~ /^[0-9]+$/ && $5 ~ /^[0-9]+$/ {
     delete f
     for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     if (f["mode"] == "pairs" || f["mode"] == "group") {
-        key = f["mode"] " " f["conns"]
+        mode = f["mode"] (f["text"] != "" && f["text"] != 40 ? "/t" f["text"] : "")
+        key = mode " " f["conns"]
         if (f["label"] == "relay") relay[key, rnd] = f["best_delivered"]
-        row[++n] = sprintf("%-8s %6s %-15s %12s %10s %8s", f["mode"], f["conns"], f["label"],
+        row[++n] = sprintf("%-10s %6s %-15s %12s %10s %8s", mode, f["conns"], f["label"],
                            f["best_delivered"], f["p99_ms"], f["srv_cpu"])
         rk[n] = key; rv[n] = f["best_delivered"]; rl[n] = f["label"]; rr[n] = rnd
         at_top[n] = (f["best_offered"] == top[key])
@@ -75,7 +78,7 @@ function keep(tab, who, r, x) {
 END {
     print ""
     print "== summary: highest delivered rate with p99 under the bound, no loss, no error =="
-    printf "%-8s %6s %-15s %12s %10s %8s %8s\n", "mode", "conns", "server", "delivered/s", "p99 ms", "srvCPU%", "x relay"
+    printf "%-10s %6s %-15s %12s %10s %8s %8s\n", "mode", "conns", "server", "delivered/s", "p99 ms", "srvCPU%", "x relay"
     for (i = 1; i <= n; i++) {
         if (rounds > 1 && rr[i] != rr[i - 1]) printf "-- round %d\n", rr[i]
         r = relay[rk[i], rr[i]]
@@ -89,7 +92,7 @@ END {
 
     print ""
     print "== server CPU per delivered message at the highest offered rate both the server and the relay passed =="
-    printf "%-8s %6s %-15s %10s %10s %10s %12s\n", "mode", "conns", "server", "at rate", "us/msg", "relay us", "relay/server"
+    printf "%-10s %6s %-15s %10s %10s %10s %12s\n", "mode", "conns", "server", "at rate", "us/msg", "relay us", "relay/server"
     for (i = 1; i <= nr; i++) {
         split(order[i], p, SUBSEP)
         if (rounds > 1 && p[3] != last_round) printf "-- round %d\n", last_round = p[3]
@@ -104,11 +107,11 @@ END {
         }
         split(p[1], mk, " ")
         if (best == 0) {
-            printf "%-8s %6s %-15s %10s\n", mk[1], mk[2], p[2], "-"
+            printf "%-10s %6s %-15s %10s\n", mk[1], mk[2], p[2], "-"
             continue
         }
         us = cost[order[i], best]; ru = cost[rid, best]
-        printf "%-8s %6s %-15s %10d %10.2f %10.2f %12.2f\n", mk[1], mk[2], p[2], best, us, ru,
+        printf "%-10s %6s %-15s %10d %10.2f %10.2f %12.2f\n", mk[1], mk[2], p[2], best, us, ru,
                (us > 0 ? ru / us : 0)
         if (us > 0) keep(cost_x, p[1] SUBSEP p[2], p[3], ru / us)
     }
@@ -117,11 +120,11 @@ END {
     print ""
     printf "== median over %d rounds of each ratio to the relay of the same round", rounds
     print " (each round's in brackets) =="
-    printf "%-8s %6s %-15s %8s %-24s %8s\n", "mode", "conns", "server", "ceiling", "", "per msg"
+    printf "%-10s %6s %-15s %8s %-24s %8s\n", "mode", "conns", "server", "ceiling", "", "per msg"
     for (i = 1; i <= nsv; i++) {
         split(servers[i], p, SUBSEP)
         split(p[1], mk, " ")
-        line = sprintf("%-8s %6s %-15s", mk[1], mk[2], p[2])
+        line = sprintf("%-10s %6s %-15s", mk[1], mk[2], p[2])
         for (tb = 1; tb <= 2; tb++) {
             k = 0; each = ""
             for (r = 1; r <= rounds; r++) {

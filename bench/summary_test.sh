@@ -66,4 +66,19 @@ expect '^pairs +1000 chatd-mem +8000 +1\.31 +50 +0\.80$'
 expect '^pairs +1000 chatd-mem +10000 +50\.00 +10\.00 +0\.20$'
 expect '^== median over 3 rounds'
 expect '^pairs +1000 chatd-mem +0\.60 +\[0\.50 0\.80 0\.60\] +0\.50 +\[0\.50 0\.20 0\.67\]$'
+
+# A run with longer texts (RESULT text=100) is its own scenario, pairs/t100: its servers pair
+# with the relay run at that size, not with the default-text relay of the same connections.
+{
+    step relay 10000 10000 20; echo "$(result relay 20000) text=40"
+    step relay 10000 10000 20; echo "$(result relay 40000) text=100"
+    step chatd-mem 10000 10000 25; echo "$(result chatd-mem 10000) text=100"
+    step chatd-mem 10000 10000 40; echo "$(result chatd-mem 10000) text=40"
+} >"$T/text"
+awk -v tops="pairs 1000=50000;pairs/t100 1000=40000" -f "$1" "$T/text" >"$T/out"
+cat "$T/out"
+expect '^pairs +1000 chatd-mem +10000 +1\.31 +50 +0\.50$'
+expect '^pairs/t100 +1000 relay +40000 +1\.31 +50 +1\.00  \*$'
+expect '^pairs/t100 +1000 chatd-mem +10000 +1\.31 +50 +0\.25$'
+expect '^pairs/t100 +1000 chatd-mem +10000 +25\.00 +20\.00 +0\.80$'
 echo "summary_test: ok"

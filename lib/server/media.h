@@ -25,7 +25,7 @@ void chat__handle_media_url(chat__conn *c, cJSON *f, cJSON *re);
 
 /* lws's HTTP timeout (the context's timeout_secs): a transaction that makes no progress for
  * this long is dropped. lws arms it when a request arrives and re-arms it as an upload's body
- * comes in; downloads re-arm it with every chunk written (media_http.c). */
+ * comes in; downloads re-arm it in every writeable callback that writes (media_http.c). */
 #define CHAT__HTTP_TIMEOUT_SECS 5
 
 /* Every HTTP callback of the vhost (media_http.c). *state is the connection's slot for the

@@ -1,11 +1,12 @@
 /* Presence coalescing; see presgate.h. Entries are keyed by user id; those with a deadline are
- * also on a doubly linked list, which the engine's timer walks. */
+ * also in a min-heap by deadline, so the engine's timer visits only the entries that are due. */
 #include "core/presgate.h"
 
 #include "chat/errors.h"
 #include "core/alloc.h"
 #include "core/ratelimit.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,10 +16,14 @@ typedef struct chat__presgate_user {
     int announced;          /* what contacts were last told */
     int64_t left_ms;        /* when the last device left, while offline */
     int64_t told_left_ms;   /* the last seen contacts were last told */
-    int64_t due_ms;         /* 0: not on the due list */
+    chat__timenode due;     /* queued while something is due */
     chat__bucket bucket;    /* announcements */
-    struct chat__presgate_user *prev, *next;
 } pres_user;
+
+static pres_user *due_user(chat__timenode *node)
+{
+    return (pres_user *)((char *)node - offsetof(pres_user, due));
+}
 
 static double rate_per_s(const chat__presgate *g)
 {
@@ -29,6 +34,7 @@ void chat__presgate_init(chat__presgate *g, int64_t grace_ms, double per_minute)
 {
     memset(g, 0, sizeof *g);
     chat__strmap_init(&g->users);
+    chat__timeheap_init(&g->due);
     g->grace_ms = grace_ms;
     g->per_minute = per_minute;
 }
@@ -44,31 +50,19 @@ void chat__presgate_free(chat__presgate *g)
 {
     chat__strmap_each(&g->users, free_entry, NULL);
     chat__strmap_clear(&g->users);
-    g->due = NULL;
+    chat__timeheap_free(&g->due);
 }
 
 static void unschedule(chat__presgate *g, pres_user *pu)
 {
-    if (!pu->due_ms)
-        return;
-    if (pu->prev)
-        pu->prev->next = pu->next;
-    else
-        g->due = pu->next;
-    if (pu->next)
-        pu->next->prev = pu->prev;
-    pu->prev = pu->next = NULL;
-    pu->due_ms = 0;
+    chat__timeheap_del(&g->due, &pu->due);
 }
 
-static void schedule(chat__presgate *g, pres_user *pu, int64_t at)
+/* Room in the heap was reserved when the entry was made. */
+static int64_t schedule(chat__presgate *g, pres_user *pu, int64_t at)
 {
-    unschedule(g, pu);
-    pu->due_ms = at > 0 ? at : 1;
-    pu->next = g->due;
-    if (g->due)
-        g->due->prev = pu;
-    g->due = pu;
+    chat__timeheap_set(&g->due, &pu->due, at);
+    return at;
 }
 
 /* When the bucket will hold burst tokens again. */
@@ -87,7 +81,8 @@ static void forget(chat__presgate *g, pres_user *pu)
 }
 
 /* Bring pu up to date at now: announce, wait, or forget (stopping: announce at once and
- * forget the offline). pu may be freed. Returns its new deadline, 0 for none. */
+ * forget the offline). pu may be freed. Returns its new deadline, 0 for none; a deadline is
+ * always later than now (a refused token's retry is >= 1 ms away), and stopping sets none. */
 static int64_t step(chat__presgate *g, pres_user *pu, int64_t now, int stopping,
                     chat__presgate_cb cb, void *ud)
 {
@@ -112,10 +107,8 @@ static int64_t step(chat__presgate *g, pres_user *pu, int64_t now, int stopping,
                 at = now + retry;
             }
         }
-        if (pu->online != pu->announced || stale) {
-            schedule(g, pu, at);
-            return pu->due_ms;
-        }
+        if (pu->online != pu->announced || stale)
+            return schedule(g, pu, at);
     }
     if (pu->online)
         return 0;
@@ -124,8 +117,7 @@ static int64_t step(chat__presgate *g, pres_user *pu, int64_t now, int stopping,
         forget(g, pu);
         return 0;
     }
-    schedule(g, pu, full);
-    return pu->due_ms;
+    return schedule(g, pu, full);
 }
 
 int chat__presgate_change(chat__presgate *g, const char *user, int online, int64_t now_ms,
@@ -134,6 +126,9 @@ int chat__presgate_change(chat__presgate *g, const char *user, int online, int64
     *due_ms = 0;
     pres_user *pu = chat__strmap_get(&g->users, user);
     if (!pu) {
+        /* The heap's room for this entry is taken now, so scheduling it never fails later. */
+        if (chat__timeheap_reserve(&g->due, g->users.used + 1) != CHAT_OK)
+            return CHAT_ENOMEM;
         pu = chat__calloc(1, sizeof *pu);
         if (!pu || chat__strmap_put(&g->users, user, pu) != CHAT_OK) {
             chat__free(pu);
@@ -153,26 +148,19 @@ int chat__presgate_change(chat__presgate *g, const char *user, int online, int64
 
 int64_t chat__presgate_run(chat__presgate *g, int64_t now_ms, chat__presgate_cb cb, void *ud)
 {
-    int64_t first = 0;
-    pres_user *next;
-    /* step re-links only pu itself, at the head, so the saved next stays valid (and an entry
-     * re-linked at the head is not visited again). */
-    for (pres_user *pu = g->due; pu; pu = next) {
-        next = pu->next;
-        int64_t due = pu->due_ms <= now_ms ? step(g, pu, now_ms, 0, cb, ud) : pu->due_ms;
-        if (due && (!first || due < first))
-            first = due;
-    }
-    return first;
+    /* Ends: step sets only deadlines later than now_ms. */
+    chat__timenode *top;
+    while ((top = chat__timeheap_top(&g->due)) && top->at <= now_ms)
+        step(g, due_user(top), now_ms, 0, cb, ud);
+    return top ? top->at : 0;
 }
 
 void chat__presgate_flush(chat__presgate *g, int64_t now_ms, chat__presgate_cb cb, void *ud)
 {
-    pres_user *next;
-    for (pres_user *pu = g->due; pu; pu = next) {
-        next = pu->next;
-        step(g, pu, now_ms, 1, cb, ud);
-    }
+    /* Ends: stopping, step sets no deadline. */
+    chat__timenode *top;
+    while ((top = chat__timeheap_top(&g->due)))
+        step(g, due_user(top), now_ms, 1, cb, ud);
 }
 
 int chat__presgate_shown(const chat__presgate *g, const char *user)

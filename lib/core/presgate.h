@@ -18,14 +18,13 @@
 #define CHAT_CORE_PRESGATE_H
 
 #include "core/strmap.h"
+#include "core/timeheap.h"
 
 #include <stdint.h>
 
-struct chat__presgate_user;
-
 typedef struct chat__presgate {
     chat__strmap users;                /* user id -> struct chat__presgate_user */
-    struct chat__presgate_user *due;   /* entries with a deadline */
+    chat__timeheap due;                /* entries with a deadline, earliest first */
     int64_t grace_ms;
     double per_minute;
 } chat__presgate;

@@ -3,18 +3,17 @@
 #ifndef CHAT_CORE_TYPING_H
 #define CHAT_CORE_TYPING_H
 
+#include "core/strmap.h"
+#include "core/timeheap.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct chat__typing_entry {
-    int64_t conv;
-    char user[65];
-    int64_t expires_ms;
-} chat__typing_entry;
-
+/* Indexed by (conv, user) and ordered by deadline: a start, stop or expiry costs O(log n) in
+ * the number of users typing on the server, not a scan of them. */
 typedef struct chat__typing {
-    chat__typing_entry *v;
-    size_t n, cap;
+    chat__strmap by_key;   /* "conv:user" -> entry */
+    chat__timeheap expiry; /* entries, earliest deadline first */
 } chat__typing;
 
 void chat__typing_init(chat__typing *t);
@@ -29,5 +28,7 @@ size_t chat__typing_expire(chat__typing *t, int64_t now_ms,
                            void (*cb)(int64_t conv, const char *user, void *ud), void *ud);
 /* Earliest deadline, or INT64_MAX when nobody types. */
 int64_t chat__typing_next_deadline(const chat__typing *t);
+/* Entries held (for tests and stats). */
+size_t chat__typing_count(const chat__typing *t);
 
 #endif

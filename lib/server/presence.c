@@ -252,9 +252,9 @@ static void gate_announce(const char *user, int online, int64_t last_seen_ms, vo
     announce(ud, user, online, last_seen_ms);
 }
 
-/* The timer fires at most every PRES_TICK_MS: each firing walks the whole deadline list, which
- * holds the users in their grace and those whose bucket is refilling (offline for less than a
- * minute, by default), so deadlines close together are served by one walk. */
+/* The timer fires at most every PRES_TICK_MS, so deadlines close together (users in their grace,
+ * users whose bucket is refilling: offline for less than a minute, by default) are served by one
+ * firing; a firing visits only the entries that are due. */
 #define PRES_TICK_MS 25
 
 static void pres_arm(chat_server *srv, int64_t at, int64_t now, int64_t min_wait);

@@ -10,6 +10,7 @@
 #include "core/presgate.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define T0 1700000000000LL
@@ -188,6 +189,81 @@ static void test_presgate_entries_are_dropped_when_idle(void **state)
     chat__presgate_free(&g);
 }
 
+/* Many users: what each one was told, and when (the clock of the run that told it). */
+enum { CROWD = 3000 };
+typedef struct crowd {
+    int64_t now;
+    int online[CROWD], offline[CROWD];
+    int64_t offline_at[CROWD], last_seen[CROWD];
+} crowd;
+
+static void crowd_record(const char *user, int online, int64_t last_seen_ms, void *ud)
+{
+    crowd *c = ud;
+    int i = atoi(user + 1);
+    assert_true(i >= 0 && i < CROWD);
+    if (online) {
+        c->online[i]++;
+        return;
+    }
+    c->offline[i]++;
+    c->offline_at[i] = c->now;
+    c->last_seen[i] = last_seen_ms;
+}
+
+/* Users leave in a scrambled order; the timer, run at each deadline it returns, announces every
+ * offline exactly at its grace's end, skips the users who came back, and then forgets all. */
+static void test_presgate_many_users_are_announced_at_their_deadlines(void **state)
+{
+    (void)state;
+    static crowd c;
+    chat__presgate g;
+    char user[16];
+    int64_t due, first = 0;
+    chat__presgate_init(&g, 2000, 12);
+    c.now = T0;
+    for (int i = 0; i < CROWD; i++) {
+        snprintf(user, sizeof user, "u%d", i);
+        assert_int_equal(chat__presgate_change(&g, user, 1, T0, crowd_record, &c, &due), CHAT_OK);
+        assert_true(due == 0); /* announced at once, nothing left to do */
+    }
+    for (int i = 0; i < CROWD; i++) {
+        snprintf(user, sizeof user, "u%d", i);
+        int64_t left = T0 + 10 + (i * 7919) % CROWD;
+        assert_int_equal(chat__presgate_change(&g, user, 0, left, crowd_record, &c, &due), CHAT_OK);
+        assert_true(due == left + 2000);
+        if (!first || due < first)
+            first = due;
+        if (i % 10 == 0) { /* back within the grace */
+            assert_int_equal(chat__presgate_change(&g, user, 1, left + 1000, crowd_record, &c, &due),
+                             CHAT_OK);
+            assert_true(due == 0);
+        }
+    }
+    /* The engine arms its timer for the earliest deadline, and then for what run returns. */
+    int runs = 0;
+    for (due = first; due; runs++) {
+        assert_true(due > c.now);
+        c.now = due;
+        due = chat__presgate_run(&g, c.now, crowd_record, &c);
+    }
+    assert_true(runs > 0);
+    for (int i = 0; i < CROWD; i++) {
+        int64_t left = T0 + 10 + (i * 7919) % CROWD;
+        assert_int_equal(c.online[i], 1);
+        if (i % 10 == 0) {
+            assert_int_equal(c.offline[i], 0);
+            continue;
+        }
+        assert_int_equal(c.offline[i], 1);
+        assert_true(c.offline_at[i] == left + 2000);
+        assert_true(c.last_seen[i] == left);
+    }
+    /* Only the users still online are held once every bucket is full again. */
+    assert_int_equal(chat__presgate_size(&g), CROWD / 10);
+    chat__presgate_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_presgate_slow_flapping_is_bounded_and_converges),
         cmocka_unit_test(test_presgate_flush_announces_pending_changes_at_once),
         cmocka_unit_test(test_presgate_entries_are_dropped_when_idle),
+        cmocka_unit_test(test_presgate_many_users_are_announced_at_their_deadlines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Run every chat-bench scenario at sizes that fit about 10 minutes on a 2-core machine, each
+# Run every chat-bench scenario at sizes that fit about 11 minutes on a 2-core machine, each
 # server pinned to cpu 0 and the generator to cpu 1, and print a summary (bench/summary.awk)
 # with every chatd figure as a ratio to the relay measured in the same run: the ceilings, and
 # the server CPU per delivered message at the highest rate both passed.
@@ -8,7 +8,8 @@
 #
 # Sizes are environment variables: CONNS_SMALL (1000), CONNS_BIG (10000), IDLE (10000 19000),
 # MEMBERS (1024), STORM_USERS (10000), STORM_MSGS (100), HISTORY_MSGS (10000000),
-# LONG_TEXT (100: the text size of the 1:1 run with longer messages), STEP_SECS (3), SKIP
+# LONG_TEXT (100: the text size of the 1:1 run with longer messages), STEP_SECS (3), RATES_PAIRS,
+# RATES_DURABLE, RATES_BIG, RATES_GROUP (the stepped grids, comma-separated), SKIP
 # (space-separated scenario names to skip: pairs long big group idle storm history
 # durability), ROUNDS (1): how many times to run the stepped scenarios (pairs, long,
 # durability, big, group), each round measuring the relay again; the summary then gives each
@@ -35,6 +36,9 @@ ROUNDS=${ROUNDS:-1}
 case $ROUNDS in ''|*[!0-9]*|0) echo "run-all: ROUNDS must be a positive integer" >&2; exit 2;; esac
 case $LONG_TEXT in ""|*[!0-9]*) echo "run-all: LONG_TEXT must be a number of bytes" >&2; exit 2;; esac
 RATES_PAIRS=${RATES_PAIRS:-10000,15000,20000,25000,30000,35000,40000,45000,50000,55000,60000,65000,70000,75000,80000,85000,90000,95000,100000,105000,110000,115000,120000}
+# The durable runs stop near a quarter or a third of the relay's ceiling, where 5K steps would
+# make NORMAL against FULL, or a ratio against 0.40, one step apart: 2.5K steps there.
+RATES_DURABLE=${RATES_DURABLE:-5000,7500,10000,12500,15000,17500,20000,22500,25000,27500,30000,32500,35000,37500,40000,45000,50000,55000,60000}
 RATES_BIG=${RATES_BIG:-5000,10000,15000,20000,25000,30000,35000,40000,45000,50000,55000,60000,65000,70000,75000,80000,85000,90000}
 RATES_GROUP=${RATES_GROUP:-20,40,60,70,80,90,100,110,120,130,140,160,180,200,220,240,260}
 LOG=$WORK/run-all.log
@@ -62,6 +66,7 @@ say "# every server pinned to cpu 0 (taskset -c 0), chat-bench pinned to cpu 1; 
 
 # The stepped runs' arguments (no value holds a space: left unquoted, each splits into words).
 SMALL="--mode pairs --conns $CONNS_SMALL --rates $RATES_PAIRS --step-secs $STEP"
+DURABLE="--mode pairs --conns $CONNS_SMALL --rates $RATES_DURABLE --step-secs $STEP"
 BIG="--mode pairs --conns $CONNS_BIG --rates $RATES_BIG --step-secs $STEP"
 GROUP="--mode group --members $MEMBERS --rates $RATES_GROUP --step-secs $STEP"
 for round in $(seq 1 "$ROUNDS"); do
@@ -81,12 +86,12 @@ for round in $(seq 1 "$ROUNDS"); do
     if ! skip durability; then
         say "## (6) durability: the same 1:1 run on SQLite, synchronous NORMAL and FULL," \
             "and NORMAL without the commit window"
-        run chatd-normal $SMALL --key-file "$KEY" --spawn "$(chatd_sql "$WORK/normal" normal)"
-        run chatd-full $SMALL --key-file "$KEY" --spawn "$(chatd_sql "$WORK/full" full)"
+        run chatd-normal $DURABLE --key-file "$KEY" --spawn "$(chatd_sql "$WORK/normal" normal)"
+        run chatd-full $DURABLE --key-file "$KEY" --spawn "$(chatd_sql "$WORK/full" full)"
         # The default commit window (250 us, under load only) trades under a millisecond of
         # latency for CPU below the ceiling: compare the srvCPU% column of chatd-normal's steps
         # with these.
-        run chatd-nowindow $SMALL --key-file "$KEY" \
+        run chatd-nowindow $DURABLE --key-file "$KEY" \
             --spawn "$(chatd_sql "$WORK/nowindow" normal) --limit commit_window_us=0"
     fi
     if ! skip big; then

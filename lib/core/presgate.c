@@ -6,7 +6,6 @@
 #include "core/alloc.h"
 #include "core/ratelimit.h"
 
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,11 +18,6 @@ typedef struct chat__presgate_user {
     chat__timenode due;     /* queued while something is due */
     chat__bucket bucket;    /* announcements */
 } pres_user;
-
-static pres_user *due_user(chat__timenode *node)
-{
-    return (pres_user *)((char *)node - offsetof(pres_user, due));
-}
 
 static double rate_per_s(const chat__presgate *g)
 {
@@ -151,7 +145,7 @@ int64_t chat__presgate_run(chat__presgate *g, int64_t now_ms, chat__presgate_cb 
     /* Ends: step sets only deadlines later than now_ms. */
     chat__timenode *top;
     while ((top = chat__timeheap_top(&g->due)) && top->at <= now_ms)
-        step(g, due_user(top), now_ms, 0, cb, ud);
+        step(g, CHAT__TIMENODE_ENTRY(top, pres_user, due), now_ms, 0, cb, ud);
     return top ? top->at : 0;
 }
 
@@ -160,7 +154,7 @@ void chat__presgate_flush(chat__presgate *g, int64_t now_ms, chat__presgate_cb c
     /* Ends: stopping, step sets no deadline. */
     chat__timenode *top;
     while ((top = chat__timeheap_top(&g->due)))
-        step(g, due_user(top), now_ms, 1, cb, ud);
+        step(g, CHAT__TIMENODE_ENTRY(top, pres_user, due), now_ms, 1, cb, ud);
 }
 
 int chat__presgate_shown(const chat__presgate *g, const char *user)

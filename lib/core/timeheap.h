@@ -38,5 +38,8 @@ static inline int chat__timenode_queued(const chat__timenode *node)
 {
     return node->slot != 0;
 }
+/* The entry of type that embeds node as its member. */
+#define CHAT__TIMENODE_ENTRY(node, type, member) \
+    ((type *)(void *)((char *)(node) - offsetof(type, member)))
 
 #endif

@@ -5,7 +5,6 @@
 #include "chat/errors.h"
 #include "core/alloc.h"
 
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,11 +25,6 @@ static int make_key(typing_key *k, int64_t conv, const char *user)
     return n > 0 && (size_t)n < sizeof k->s;
 }
 
-static typing_entry *entry_of(chat__timenode *node)
-{
-    return (typing_entry *)((char *)node - offsetof(typing_entry, expiry));
-}
-
 void chat__typing_init(chat__typing *t)
 {
     chat__strmap_init(&t->by_key);
@@ -39,8 +33,8 @@ void chat__typing_init(chat__typing *t)
 
 void chat__typing_free(chat__typing *t)
 {
-    for (size_t i = 0; i < t->expiry.n; i++)
-        chat__free(entry_of(t->expiry.v[i]));
+    for (size_t i = 0; i < t->expiry.n; i++) /* every entry is queued */
+        chat__free(CHAT__TIMENODE_ENTRY(t->expiry.v[i], typing_entry, expiry));
     chat__timeheap_free(&t->expiry);
     chat__strmap_clear(&t->by_key);
 }
@@ -88,7 +82,7 @@ size_t chat__typing_expire(chat__typing *t, int64_t now_ms,
     size_t count = 0;
     chat__timenode *top;
     while ((top = chat__timeheap_top(&t->expiry)) && top->at <= now_ms) {
-        typing_entry *e = entry_of(top);
+        typing_entry *e = CHAT__TIMENODE_ENTRY(top, typing_entry, expiry);
         chat__timeheap_del(&t->expiry, top);
         typing_key k;
         make_key(&k, e->conv, e->user); /* it was made once already */

@@ -8,7 +8,6 @@
 #include <chat/chat.h>
 
 #include <errno.h>
-#include <libwebsockets.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -451,7 +450,6 @@ int main(int argc, char **argv)
     const char *pos[4];
     int n_pos;
     long long ttl = 30LL * 24 * 3600;
-    lws_set_log_level(LLL_ERR, NULL);
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;

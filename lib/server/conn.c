@@ -4,15 +4,16 @@
 #include "core/alloc.h"
 
 #include <string.h>
-#include <sys/socket.h>
 
-chat__conn *chat__conn_new(chat_server *srv, struct lws *wsi)
+_Static_assert(CHAT__FRAME_PRE >= CHAT__TRANSPORT_PRE, "frame headroom too small for the transport");
+
+chat__conn *chat__conn_new(chat_server *srv, chat__tconn *tc)
 {
     chat__conn *c = chat__calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->srv = srv;
-    c->wsi = wsi;
+    c->tc = tc;
     c->refs = 1;
     c->user = c->device = c->session = "";
     c->next = srv->conns;
@@ -62,7 +63,6 @@ void chat__conn_unref(chat__conn *c)
         return;
     queue_clear(c);
     chat__free(c->q);
-    chat__reasm_free(&c->rx);
     chat__free(c->ids);
     chat__free(c);
 }
@@ -91,7 +91,7 @@ void chat__conn_closed(chat__conn *c)
 {
     chat_server *srv = c->srv;
     chat__conn_auth_done(c);
-    c->wsi = NULL;
+    c->tc = NULL;
     if (srv->sweep_next == c)
         srv->sweep_next = c->next;
     if (c->prev)
@@ -141,17 +141,18 @@ void chat__conn_set_authed(chat__conn *c, const char *user, const char *device,
 
 void chat__conn_close(chat__conn *c, int code, const char *reason)
 {
-    if (!c->wsi || c->close_code)
+    if (!c->tc || c->close_code)
         return;
     c->close_code = code;
     c->close_reason = reason;
-    lws_callback_on_writable(c->wsi);
+    c->srv->tp->want_write(c->tc);
 }
 
 void chat__conn_send(chat__conn *c, chat__frame *f)
 {
     chat_server *srv = c->srv;
-    if (!c->wsi || c->close_code)
+    const chat__transport_ops *tp = srv->tp;
+    if (!c->tc || c->close_code)
         return;
     if (c->q_count >= (size_t)chat__limit(srv, CHAT_LIMIT_OUT_QUEUE_FRAMES) ||
         c->q_bytes + f->len > (size_t)chat__limit(srv, CHAT_LIMIT_OUT_QUEUE_BYTES)) {
@@ -162,12 +163,12 @@ void chat__conn_send(chat__conn *c, chat__frame *f)
         chat__conn_close(c, 1013, "outbound queue full: resync");
         return;
     }
-    /* Nothing queued and nothing left in lws's partial-write buffer: write at once. This saves
-     * the POLLOUT round trip (two epoll_ctl calls and a loop pass per frame). A short write is
-     * kept by lws, which then reports the connection as buffered and flushes it on POLLOUT; the
-     * frames after it queue here, under the limits above. */
-    if (c->q_count == 0 && !lws_partial_buffered(c->wsi)) {
-        if (lws_write(c->wsi, chat__frame_data(f), f->len, LWS_WRITE_TEXT) < 0)
+    /* Nothing queued and nothing left in the transport's partial-write buffer: write at once.
+     * This saves the POLLOUT round trip (two epoll_ctl calls and a loop pass per frame). A short
+     * write is kept by the transport, which then reports the connection busy and flushes it on
+     * POLLOUT; the frames after it queue here, under the limits above. */
+    if (c->q_count == 0 && !tp->busy(c->tc)) {
+        if (tp->write(c->tc, chat__frame_data(f), f->len))
             chat__conn_close(c, 1011, "write failed");
         return;
     }
@@ -188,7 +189,7 @@ void chat__conn_send(chat__conn *c, chat__frame *f)
     c->q[(c->q_head + c->q_count) % c->q_cap] = chat__frame_ref(f);
     c->q_count++;
     c->q_bytes += f->len;
-    lws_callback_on_writable(c->wsi);
+    tp->want_write(c->tc);
 }
 
 /* Most frames written per WRITEABLE callback, so one busy connection cannot hold the loop. */
@@ -196,59 +197,39 @@ void chat__conn_send(chat__conn *c, chat__frame *f)
 
 int chat__conn_writable(chat__conn *c)
 {
-    if (c->ping_due && !c->close_code && !lws_partial_buffered(c->wsi)) {
-        /* The idle sweep asked for a ping (conntimer.c). With a payload: lws 4.1.6 does not
-         * report an empty PONG (LWS_CALLBACK_RECEIVE_PONG), so the answer would go unseen. */
-        unsigned char buf[CHAT__FRAME_PRE + 4];
-        memcpy(buf + CHAT__FRAME_PRE, "chat", 4);
+    const chat__transport_ops *tp = c->srv->tp;
+    if (c->ping_due && !c->close_code && !tp->busy(c->tc)) {
+        /* The idle sweep asked for a ping (conntimer.c). */
         c->ping_due = 0;
-        if (lws_write(c->wsi, buf + CHAT__FRAME_PRE, 4, LWS_WRITE_PING) < 0)
+        if (tp->ping(c->tc))
             return -1;
-        if (lws_partial_buffered(c->wsi)) {
-            lws_callback_on_writable(c->wsi);
+        if (tp->busy(c->tc)) {
+            tp->want_write(c->tc);
             return 0;
         }
     }
     if (c->q_count) {
         /* Several frames per callback, while the kernel takes them whole: a write that went
-         * out only in part is kept by lws (lws_partial_buffered), and the rest waits. */
+         * out only in part is kept by the transport (busy), and the rest waits. */
         int budget = WRITES_PER_CALLBACK;
         do {
             chat__frame *f = c->q[c->q_head];
             c->q_head = (c->q_head + 1) % c->q_cap;
             c->q_count--;
             c->q_bytes -= f->len;
-            int n = lws_write(c->wsi, chat__frame_data(f), f->len, LWS_WRITE_TEXT);
+            int failed = tp->write(c->tc, chat__frame_data(f), f->len);
             chat__frame_unref(f);
-            if (n < 0)
+            if (failed)
                 return -1;
-        } while (c->q_count && --budget > 0 && !lws_partial_buffered(c->wsi));
+        } while (c->q_count && --budget > 0 && !tp->busy(c->tc));
         if (c->q_count || c->close_code)
-            lws_callback_on_writable(c->wsi);
+            tp->want_write(c->tc);
         else
             chat__conn_queue_trim(c);
         return 0;
     }
     if (c->close_code) {
-        /* Write the close frame ourselves: with lws 4.1.6 on the libuv loop, the frame that
-         * lws_close_reason() prepares is never sent when WRITEABLE returns -1. Opcode 4 is
-         * lws's internal LWS_WRITE_CLOSE, which its header hides. */
-        unsigned char buf[CHAT__FRAME_PRE + 2 + 123];
-        size_t n = strnlen(c->close_reason, 123);
-        unsigned char *p = buf + CHAT__FRAME_PRE;
-        p[0] = (unsigned char)(c->close_code >> 8);
-        p[1] = (unsigned char)(c->close_code & 0xff);
-        memcpy(p + 2, c->close_reason, n);
-        lws_write(c->wsi, p, 2 + n, (enum lws_write_protocol)4);
-        /* Closing a socket with unread input sends RST, and a peer that receives the RST may
-         * lose the close frame (and the error frames before it) still in its buffer. A peer
-         * that kept sending after the cause (an error flood) would then never see the code.
-         * Discard what has arrived, a bounded amount, so the close goes out as a FIN. */
-        int fd = lws_get_socket_fd(c->wsi);
-        char junk[4096];
-        for (int i = 0; fd >= 0 && i < 16; i++)
-            if (recv(fd, junk, sizeof junk, MSG_DONTWAIT) <= 0)
-                break;
+        tp->send_close(c->tc, c->close_code, c->close_reason);
         return -1;
     }
     return 0;

@@ -1,10 +1,8 @@
 /* Connection timers without a timer per connection.
  *
- * lws 4.1.6 keeps every scheduled timer of a thread in one sorted list and inserts by walking it
- * from the head, so a timer per connection costs O(connections) per (re)arm. Its idle-ping
- * policy re-arms one per connection at every ping and pong: with 19K idle connections that kept
- * a core about 55 % busy doing nothing else, and a token-expiry timer per connection made each
- * authentication walk the whole list. Here instead:
+ * A timer per connection costs a (re)arm per ping, pong and authentication; lws 4.1.6's
+ * idle-ping policy did that with its sorted timer list, and with 19K idle connections kept a
+ * core about 55 % busy doing nothing else. Here instead:
  * - the authentication deadline is the same for every connection, so unauthenticated
  *   connections wait in a FIFO in arrival order, with one timer for the oldest (O(1) each);
  * - idle pings, hang-ups and token expiry are found by a sweep over the connections that
@@ -16,15 +14,16 @@
 #define SWEEP_SLICES 10
 
 /* The time between two ticks of the sweep; a whole pass takes SWEEP_SLICES of them. */
-static int64_t sweep_tick_us(const chat_server *srv)
+static int64_t sweep_tick_ms(const chat_server *srv)
 {
-    int64_t p = chat__limit(srv, CHAT_LIMIT_IDLE_PING_MS) * 1000 / 4;
-    return (p < 1000000 ? p : 1000000) / SWEEP_SLICES;
+    int64_t p = chat__limit(srv, CHAT_LIMIT_IDLE_PING_MS) / 4;
+    p = (p < 1000 ? p : 1000) / SWEEP_SLICES;
+    return p > 0 ? p : 1;
 }
 
-static void sweep_cb(lws_sorted_usec_list_t *sul)
+static void sweep_cb(chat__timer *t)
 {
-    chat_server *srv = lws_container_of(sul, chat_server, sweep_sul);
+    chat_server *srv = CHAT__SERVER_OF_TIMER(t, sweep_timer);
     int64_t now = chat__loop_ms(srv);
     int64_t now_ms = chat__now_ms(srv); /* tokens expire on the server's (injectable) clock */
     int64_t ping_ms = chat__limit(srv, CHAT_LIMIT_IDLE_PING_MS);
@@ -34,14 +33,14 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
     size_t left = srv->n_conns / SWEEP_SLICES + 1;
     chat__conn *c = srv->sweep_next ? srv->sweep_next : srv->conns;
     for (; c && left; c = c->next, left--) {
-        if (!c->wsi || c->hung_up)
+        if (!c->tc || c->hung_up)
             continue;
         int64_t silent = now - c->last_rx_ms;
         if (silent >= hangup_ms) {
             /* Nothing heard since a ping went out: the peer is gone or cannot read. A close
              * frame could wait forever behind a full socket buffer, so drop the socket. */
             c->hung_up = 1;
-            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            srv->tp->kill(c->tc);
         } else if (c->close_code) {
             continue;
         } else if (c->authed && now_ms >= c->session_exp_ms) {
@@ -49,29 +48,38 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
         } else if (silent >= ping_ms && !c->ping_sent) {
             c->ping_sent = 1;
             c->ping_due = 1;
-            lws_callback_on_writable(c->wsi);
+            srv->tp->want_write(c->tc);
         }
     }
     srv->sweep_next = c; /* NULL: the next tick starts a new pass */
-    lws_sul_schedule(srv->lws, 0, &srv->sweep_sul, sweep_cb, sweep_tick_us(srv));
+    srv->tp->timer_start(&srv->sweep_timer, sweep_tick_ms(srv));
 }
 
-void chat__conntimer_start(chat_server *srv)
+static void authq_cb(chat__timer *t);
+
+int chat__conntimer_start(chat_server *srv)
 {
     srv->authq_head = srv->authq_tail = NULL;
     srv->sweep_next = NULL;
-    lws_sul_schedule(srv->lws, 0, &srv->sweep_sul, sweep_cb, sweep_tick_us(srv));
+    if (srv->tp->timer_init(srv->tp_st, &srv->sweep_timer, sweep_cb) != CHAT_OK)
+        return CHAT_ENOMEM;
+    if (srv->tp->timer_init(srv->tp_st, &srv->authq_timer, authq_cb) != CHAT_OK) {
+        srv->tp->timer_close(&srv->sweep_timer);
+        return CHAT_ENOMEM;
+    }
+    srv->tp->timer_start(&srv->sweep_timer, sweep_tick_ms(srv));
+    return CHAT_OK;
 }
 
 void chat__conntimer_stop(chat_server *srv)
 {
-    lws_sul_cancel(&srv->sweep_sul);
-    lws_sul_cancel(&srv->authq_sul);
+    srv->tp->timer_close(&srv->sweep_timer);
+    srv->tp->timer_close(&srv->authq_timer);
 }
 
-static void authq_cb(lws_sorted_usec_list_t *sul)
+static void authq_cb(chat__timer *t)
 {
-    chat_server *srv = lws_container_of(sul, chat_server, authq_sul);
+    chat_server *srv = CHAT__SERVER_OF_TIMER(t, authq_timer);
     int64_t now = chat__loop_ms(srv);
     int64_t deadline_ms = chat__limit(srv, CHAT_LIMIT_AUTH_DEADLINE_MS);
     chat__conn *c;
@@ -80,8 +88,7 @@ static void authq_cb(lws_sorted_usec_list_t *sul)
         chat__conn_close(c, 1008, "authentication timeout");
     }
     if (c)
-        lws_sul_schedule(srv->lws, 0, &srv->authq_sul, authq_cb,
-                         (c->born_ms + deadline_ms - now) * LWS_US_PER_MS);
+        srv->tp->timer_start(&srv->authq_timer, c->born_ms + deadline_ms - now);
 }
 
 void chat__conn_auth_wait(chat__conn *c)
@@ -97,8 +104,7 @@ void chat__conn_auth_wait(chat__conn *c)
     srv->authq_tail = c;
     c->in_authq = 1;
     if (srv->authq_head == c)
-        lws_sul_schedule(srv->lws, 0, &srv->authq_sul, authq_cb,
-                         chat__limit(srv, CHAT_LIMIT_AUTH_DEADLINE_MS) * 1000);
+        srv->tp->timer_start(&srv->authq_timer, chat__limit(srv, CHAT_LIMIT_AUTH_DEADLINE_MS));
 }
 
 void chat__conn_auth_done(chat__conn *c)

@@ -1,5 +1,6 @@
-/* The server engine's internal structures, shared by the files of lib/server and the
- * WebSocket transport. Nothing here is installed. */
+/* The server engine's internal structures, shared by the files of lib/server. The engine
+ * reaches sockets, its loop and its timers only through the transport seam
+ * (transport/transport.h). Nothing here is installed. */
 #ifndef CHAT_SERVER_INTERNAL_H
 #define CHAT_SERVER_INTERNAL_H
 
@@ -12,13 +13,12 @@
 #include "core/typing.h"
 #include "server/frame.h"
 #include "server/worker.h"
-#include "transport/reasm.h"
+#include "transport/transport.h"
 
 #include <cjson/cJSON.h>
-#include <libwebsockets.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <uv.h>
+#include <stddef.h>
 
 #define CHAT__LIMIT_MAX 32 /* one past the highest chat_limit */
 #define CHAT__PATH_MAX 1024   /* TLS certificate and key paths */
@@ -53,6 +53,9 @@ struct chat_server_config {
     const chat_auth_ops *auth_ops; /* NULL: the built-in verifier over keys */
     void *auth_state;
     char *media_base_url; /* NULL: URLs are paths */
+    /* The transport: libwebsockets unless a test sets another (chat__server_config_set_transport). */
+    const chat__transport_ops *transport;
+    void *transport_arg;
 };
 
 typedef struct chat__conn chat__conn;
@@ -60,7 +63,7 @@ typedef struct chat__conn chat__conn;
 /* One WebSocket connection. Freed when the transport closed it and no job refers to it. */
 struct chat__conn {
     chat_server *srv;
-    struct lws *wsi;          /* NULL once the transport closed the connection */
+    chat__tconn *tc;          /* NULL once the transport closed the connection */
     int refs;
     chat__conn *prev, *next;  /* all connections */
     chat__conn *next_of_user; /* connections of the same user (authenticated only) */
@@ -72,9 +75,6 @@ struct chat__conn {
     const char *user, *device, *session;
     char *ids;
     int64_t session_exp_ms;   /* expiry of the token that authenticated it (for logout) */
-
-    /* Reassembly of one WebSocket message; capped at the frame limit. */
-    chat__reasm rx;
 
     /* Outbound queue, bounded in frames and bytes. */
     chat__frame **q;
@@ -114,13 +114,11 @@ struct chat_server {
     chat__worker writer;  /* store transactions, group-committed */
     chat__worker hasher;  /* password hashing, capped to one at a time */
 
-    /* Loop thread state. */
-    uv_loop_t loop;
-    uv_async_t wake;
-    int loop_ready;
-    struct lws_context *lws;
-    struct lws_vhost *vhost;
-    lws_retry_bo_t retry;
+    /* Loop thread state. The transport runs the loop; tp_st is non-NULL while it is open. */
+    const chat__transport_ops *tp;
+    void *tp_st;
+    int loop_ready;           /* wake() may be called (under done_lock) */
+    int timers_ready;         /* the timers below are initialised */
     pthread_t thread;
     int thread_started;
     atomic_int port;
@@ -145,31 +143,32 @@ struct chat_server {
     chat__strmap revoked; /* session id -> (void *)1 */
 
     chat__typing typing;
-    lws_sorted_usec_list_t typing_sul;
-    lws_sorted_usec_list_t sweep_sul, authq_sul; /* conntimer.c */
+    chat__timer typing_timer;
+    chat__timer sweep_timer, authq_timer; /* conntimer.c */
     chat__conn *authq_head, *authq_tail;         /* oldest first */
     chat__conn *sweep_next;                      /* where the sweep's next tick starts */
 
     /* Presence announcements per user, coalesced (presence.c). [loop] */
     chat__presgate presence;
-    int64_t pres_armed_ms;              /* presence_sul's deadline, 0: not armed */
-    lws_sorted_usec_list_t presence_sul;
+    int64_t pres_armed_ms;              /* presence_timer's deadline, 0: not armed */
+    chat__timer presence_timer;
 
     /* The frame being published on the bus right now: a local delivery of these bytes shares
      * it by reference instead of copying. */
     chat__frame *publishing;
 
     /* Requests of this loop iteration, handed to the writer in one batch (one lock, one
-     * wake-up) from the prepare and check phases instead of one by one. */
-    uv_prepare_t sub_prepare;
-    uv_check_t sub_check;
-    int sub_ready;            /* the two handles run; otherwise submit at once */
+     * wake-up) when the transport's iteration ends (its flush) instead of one by one. */
+    int sub_ready;            /* the loop runs and flushes; otherwise submit at once */
     int store_here;           /* the store never blocks: its jobs may run on the loop */
     int here_depth;           /* a job is running on the loop (its done() included) */
     chat__job *sub_head, *sub_tail;
     /* Requests submitted to the writer whose done() has not run yet (loop thread). */
     size_t writer_backlog;
 };
+
+/* The server that embeds timer t as its member field. */
+#define CHAT__SERVER_OF_TIMER(t, field) ((chat_server *)((char *)(t)-offsetof(chat_server, field)))
 
 /* Logging through the host's callback. */
 void chat__log(const chat_server *srv, int level, const char *fmt, ...)
@@ -201,7 +200,7 @@ void chat__user_login_refund(chat_server *srv, const char *user);
 void chat__user_limits_free(chat_server *srv);
 
 /* conn.c: connection lifetime, output, registry. [loop thread] */
-chat__conn *chat__conn_new(chat_server *srv, struct lws *wsi);
+chat__conn *chat__conn_new(chat_server *srv, chat__tconn *tc);
 void chat__conn_closed(chat__conn *c);
 chat__conn *chat__conn_ref(chat__conn *c);
 void chat__conn_unref(chat__conn *c);
@@ -213,13 +212,14 @@ void chat__conn_close(chat__conn *c, int code, const char *reason);
 /* The transport may write: send one queued frame. Returns -1 to close the connection. */
 int chat__conn_writable(chat__conn *c);
 /* Connection timers (conntimer.c). [loop thread] */
-/* The loop's monotonic clock in ms, read once per loop iteration by libuv: no clock call per
- * frame on the receive path. */
+/* The loop's monotonic clock in ms, read once per loop iteration by the transport: no clock
+ * call per frame on the receive path. */
 static inline int64_t chat__loop_ms(chat_server *srv)
 {
-    return (int64_t)uv_now(&srv->loop);
+    return srv->tp->now_ms(srv->tp_st);
 }
-void chat__conntimer_start(chat_server *srv);
+/* Make and arm the connection timers (CHAT_ENOMEM); close them (the loop is ending). */
+int chat__conntimer_start(chat_server *srv);
 void chat__conntimer_stop(chat_server *srv);
 /* Join the authentication FIFO (closed with 1008 at the deadline); leave it. */
 void chat__conn_auth_wait(chat__conn *c);
@@ -251,12 +251,19 @@ void chat__presence_flush(chat_server *srv);
 void chat__presence_init(chat_server *srv); /* after the config is copied */
 void chat__presence_free(chat_server *srv);
 void chat__typing_timer_arm(chat_server *srv);
+/* Make the presence and typing timers (CHAT_ENOMEM); close them (the loop is ending). */
+int chat__presence_timers_start(chat_server *srv);
+void chat__presence_timers_stop(chat_server *srv);
 
-/* transport: lws context on the server's uv loop. [loop thread] */
-int chat__ws_start(chat_server *srv);
-/* Bind the configured address and port once, so an address in use fails cleanly (CHAT_EIO)
- * before lws is involved. */
-int chat__ws_probe_listen(chat_server *srv);
-void chat__ws_stop(chat_server *srv);
+/* transport_sink.c: the engine's side of the transport seam, for srv. */
+void chat__server_sink(chat_server *srv, chat__transport_sink *out);
+/* The loop was woken (sink.wake) / its iteration ends (sink.flush): server.c. */
+void chat__server_on_wake(chat_server *srv);
+void chat__server_flush(chat_server *srv);
+
+/* Use a transport other than libwebsockets (the loopback, in tests); arg is handed to its
+ * open(). [before chat_server_new] */
+void chat__server_config_set_transport(chat_server_config *cfg, const chat__transport_ops *ops,
+                                       void *arg);
 
 #endif

@@ -1,5 +1,5 @@
 /* Media: signed download URLs, access checks, the media_url request, and the HTTP side
- * (uploads with resumable sessions, downloads with ranges) on the server's lws vhost. */
+ * (uploads with resumable sessions, downloads with ranges) through the transport's HTTP side. */
 #ifndef CHAT_SERVER_MEDIA_H
 #define CHAT_SERVER_MEDIA_H
 
@@ -23,14 +23,9 @@ int chat__txn_media_access(chat__txn *tx, const char *id, const char *user,
 /* The media_url request. [loop thread] */
 void chat__handle_media_url(chat__conn *c, cJSON *f, cJSON *re);
 
-/* lws's HTTP timeout (the context's timeout_secs): a transaction that makes no progress for
- * this long is dropped. lws arms it when a request arrives and re-arms it as an upload's body
- * comes in; downloads re-arm it in every writeable callback that writes (media_http.c). */
-#define CHAT__HTTP_TIMEOUT_SECS 5
-
-/* Every HTTP callback of the vhost (media_http.c). *state is the connection's slot for the
- * transaction in progress. Returns what the lws callback must return. [loop thread] */
-int chat__http_callback(chat_server *srv, struct lws *wsi, int reason, void **state, void *in,
-                        size_t len);
+/* One HTTP event of the transport (CHAT__HTTP_*, media_http.c). *slot is the connection's
+ * pointer to the transaction in progress. Non-zero closes the connection. [loop thread] */
+int chat__media_http_event(chat_server *srv, chat__thttp *hx, int event, void **slot,
+                           const void *in, size_t len);
 
 #endif

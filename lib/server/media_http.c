@@ -1,4 +1,5 @@
-/* Media over HTTP on the server's own port (doc/media.md):
+/* Media over HTTP on the server's own port (doc/media.md), through the transport's HTTP
+ * side (transport/transport.h):
  *
  *   POST   /media/uploads          create an upload (Upload-Length, Upload-Metadata), and
  *                                  optionally carry its first bytes
@@ -8,7 +9,7 @@
  *   GET    /media/<id>?<signed>    download (Range, If-None-Match); HEAD likewise
  *
  * Uploads authenticate with the chat token (Authorization: Bearer). Bytes go to the blob
- * store's staging object as they arrive, one bounded write per lws body chunk, and into a
+ * store's staging object as they arrive, one bounded write per body chunk, and into a
  * streaming BLAKE2b state kept with the upload, so an upload resumed after a dropped
  * connection hashes on from where it stopped. The last byte ends the hash; the writer thread
  * publishes the blob (fsync + rename) and records the metadata, then the response goes out.
@@ -20,13 +21,14 @@
 #include "core/error.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define CHUNK (32 * 1024)       /* download bytes per blob read and lws write */
+#define CHUNK (32 * 1024)       /* download bytes per blob read and write */
 #define CHUNKS_PER_WRITEABLE 8  /* at most this many per writeable callback (256 KiB) */
 #define KEY_LEN 32        /* upload key: 16 random bytes in hex */
 #define MAX_HDRS 10
@@ -51,7 +53,7 @@ enum { PH_NONE, PH_BODY, PH_WAIT, PH_RESPOND, PH_DOWNLOAD };
 
 typedef struct http {
     chat_server *srv;
-    struct lws *wsi; /* NULL once the transaction or connection ended */
+    chat__thttp *hx; /* NULL once the transaction or connection ended */
     void **slot;     /* the connection's pointer to this */
     int refs;        /* the transaction and a pending writer job */
     int phase;
@@ -77,6 +79,11 @@ typedef struct http {
     int created; /* this request created the upload (POST): answers 201 */
     unsigned char *buf;
 } http;
+
+static const chat__transport_ops *TP(const http *h)
+{
+    return h->srv->tp;
+}
 
 /* ---- upload sessions ---- */
 
@@ -181,7 +188,7 @@ static void http_end(http *h)
     if (h->slot)
         *h->slot = NULL;
     h->slot = NULL;
-    h->wsi = NULL;
+    h->hx = NULL;
     http_unref(h);
 }
 
@@ -220,50 +227,37 @@ static void set_error(http *h, int status, int code, const char *reason, const c
 
 static int write_headers(http *h, int status, const char *ctype, uint64_t len, int with_len)
 {
-    unsigned char buf[LWS_PRE + 2048];
-    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
-    if (lws_add_http_common_headers(h->wsi, (unsigned)status, ctype[0] ? ctype : NULL,
-                                    with_len ? (lws_filepos_t)len : LWS_ILLEGAL_HTTP_CONTENT_LEN,
-                                    &p, end))
-        return -1;
+    chat__http_hdr hdr[MAX_HDRS];
     for (int i = 0; i < h->nhdr; i++) {
-        char name[40];
-        snprintf(name, sizeof name, "%s:", h->hdr[i].name);
-        if (lws_add_http_header_by_name(h->wsi, (const unsigned char *)name,
-                                        (const unsigned char *)h->hdr[i].value,
-                                        (int)strlen(h->hdr[i].value), &p, end))
-            return -1;
+        hdr[i].name = h->hdr[i].name;
+        hdr[i].value = h->hdr[i].value;
     }
-    if (h->close_after &&
-        lws_add_http_header_by_name(h->wsi, (const unsigned char *)"connection:",
-                                    (const unsigned char *)"close", 5, &p, end))
-        return -1;
-    return lws_finalize_write_http_header(h->wsi, start, &p, end) ? -1 : 0;
+    return TP(h)->http_respond(h->hx, status, ctype, with_len ? (int64_t)len : -1, hdr, h->nhdr,
+                               h->close_after);
 }
 
-/* Write the prepared small response and end the transaction. Returns what the lws callback
- * returns. */
+/* Write the prepared small response and end the transaction. Returns what the transport's
+ * http callback returns. */
 static int respond(http *h)
 {
-    struct lws *wsi = h->wsi;
+    chat__thttp *hx = h->hx;
+    const chat__transport_ops *tp = TP(h);
     int close_after = h->close_after;
     int rc = write_headers(h, h->status, h->ctype, h->body_len, 1);
     if (rc == 0 && h->body_len && !h->head) {
-        unsigned char *b = chat__malloc(LWS_PRE + h->body_len);
+        unsigned char *b = chat__malloc(CHAT__TRANSPORT_PRE + h->body_len);
         if (!b)
             rc = -1;
         else {
-            memcpy(b + LWS_PRE, h->body, h->body_len);
-            if (lws_write(wsi, b + LWS_PRE, h->body_len, LWS_WRITE_HTTP_FINAL) <
-                (int)h->body_len)
-                rc = -1;
+            memcpy(b + CHAT__TRANSPORT_PRE, h->body, h->body_len);
+            rc = tp->http_write(hx, b + CHAT__TRANSPORT_PRE, h->body_len, 1);
             chat__free(b);
         }
     }
     http_end(h);
     if (rc || close_after)
         return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return tp->http_complete(hx);
 }
 
 static int fail_now(http *h, int status, int code, const char *reason, const char *message)
@@ -274,36 +268,17 @@ static int fail_now(http *h, int status, int code, const char *reason, const cha
 
 /* ---- request helpers ---- */
 
-static int hdr_copy(struct lws *wsi, enum lws_token_indexes t, char *buf, int size)
+/* A request header (lower-case name): its length, or CHAT__HDR_ABSENT, _TOO_LONG, _REPEATED. */
+static int header(http *h, const char *name, char *buf, size_t size)
 {
-    int n = lws_hdr_total_length(wsi, t);
-    if (n <= 0 || n >= size)
-        return n <= 0 ? 0 : -1;
-    return lws_hdr_copy(wsi, buf, size, t) < 0 ? -1 : n;
-}
-
-/* A custom header (name in lower case with its colon); 0 absent, -1 too long. */
-static int custom_copy(struct lws *wsi, const char *lname, const char *cname, char *buf,
-                       int size)
-{
-    const char *names[2] = {lname, cname};
-    for (int i = 0; i < 2; i++) {
-        int n = lws_hdr_custom_length(wsi, names[i], (int)strlen(names[i]));
-        if (n < 0)
-            continue;
-        if (n >= size)
-            return -1;
-        return lws_hdr_custom_copy(wsi, buf, size, names[i], (int)strlen(names[i])) < 0 ? -1
-                                                                                         : n;
-    }
-    return 0;
+    return TP(h)->http_header(h->hx, name, buf, size);
 }
 
 /* The bearer token's user, or 0 after answering 401. */
 static int authenticate(http *h, char *user)
 {
     char buf[CHAT_AUTH_TOKEN_MAX + 16];
-    int n = hdr_copy(h->wsi, WSI_TOKEN_HTTP_AUTHORIZATION, buf, sizeof buf);
+    int n = header(h, "authorization", buf, sizeof buf);
     chat_auth_identity tok;
     if (n <= 7 || strncasecmp(buf, "Bearer ", 7) != 0 ||
         chat__server_verify(h->srv, buf + 7, (size_t)n - 7, &tok) != CHAT_OK ||
@@ -316,17 +291,12 @@ static int authenticate(http *h, char *user)
     return 1;
 }
 
-static int has_method(struct lws *wsi, enum lws_token_indexes t)
-{
-    return lws_hdr_total_length(wsi, t) > 0;
-}
-
-/* Content-Length: 1 with *len set, 0 when absent, -1 when malformed. */
-static int content_length(struct lws *wsi, uint64_t *len)
+/* Content-Length: 1 with *len set, 0 when absent, -1 when malformed or repeated. */
+static int content_length(http *h, uint64_t *len)
 {
     char buf[32];
-    int n = hdr_copy(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, buf, sizeof buf);
-    if (n == 0)
+    int n = header(h, "content-length", buf, sizeof buf);
+    if (n == CHAT__HDR_ABSENT)
         return 0;
     return n < 0 || chat__media_parse_u64(buf, len) ? -1 : 1;
 }
@@ -391,7 +361,7 @@ static void finish_done(chat_server *srv, chat__job *job)
         up->state = UP_DONE;
         up->touched_ms = chat__now_ms(srv);
     }
-    if (h->wsi) {
+    if (h->hx) {
         h->nhdr = 0;
         h->close_after = 0; /* the last byte ended the body */
         if (job->status == CHAT_OK) {
@@ -403,7 +373,7 @@ static void finish_done(chat_server *srv, chat__job *job)
                       "the upload could not be stored; start it again");
         }
         h->phase = PH_RESPOND;
-        lws_callback_on_writable(h->wsi);
+        TP(h)->http_want_write(h->hx);
     }
     if (job->status != CHAT_OK)
         upload_drop(srv, up, 1);
@@ -430,7 +400,7 @@ static void upload_complete(http *h, upload *up)
         h->up = NULL;
         set_error(h, 500, CHAT_ENOMEM, "internal", "out of memory");
         h->phase = PH_RESPOND;
-        lws_callback_on_writable(h->wsi);
+        TP(h)->http_want_write(h->hx);
         return;
     }
     f->job.run = finish_run;
@@ -465,14 +435,9 @@ static int start_append(http *h, upload *up, uint64_t len)
     /* A client that waits for the go-ahead (curl does for large bodies) gets it now that the
      * request is accepted, instead of sending blind after its timeout. */
     char expect[32];
-    if (hdr_copy(h->wsi, WSI_TOKEN_HTTP_EXPECT, expect, sizeof expect) > 0 &&
-        strcasecmp(expect, "100-continue") == 0) {
-        static const char go[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        unsigned char buf[LWS_PRE + sizeof go];
-        memcpy(buf + LWS_PRE, go, sizeof go - 1);
-        if (lws_write(h->wsi, buf + LWS_PRE, sizeof go - 1, LWS_WRITE_HTTP) < (int)sizeof go - 1)
-            return -1;
-    }
+    if (header(h, "expect", expect, sizeof expect) > 0 &&
+        strcasecmp(expect, "100-continue") == 0 && TP(h)->http_continue(h->hx))
+        return -1;
     return 0;
 }
 
@@ -481,13 +446,15 @@ static int on_upload_create(http *h)
     chat_server *srv = h->srv;
     char user[CHAT_ID_MAX + 1], buf[1024];
     uint64_t length = 0, body = 0;
-    int cl = content_length(h->wsi, &body);
+    int cl = content_length(h, &body);
     h->close_after = cl != 0 && body != 0;
     if (!authenticate(h, user))
         return respond(h);
     if (cl < 0)
         return fail_now(h, 400, CHAT_EINVAL, "bad_field", "bad Content-Length");
-    int n = custom_copy(h->wsi, "upload-length:", "Upload-Length:", buf, sizeof buf);
+    int n = header(h, "upload-length", buf, sizeof buf);
+    if (n == CHAT__HDR_REPEATED)
+        return fail_now(h, 400, CHAT_EINVAL, "bad_field", "Upload-Length sent twice");
     if (n <= 0 || chat__media_parse_u64(buf, &length))
         return fail_now(h, 400, CHAT_EINVAL, "missing_field",
                         "Upload-Length (a byte count) is required");
@@ -496,7 +463,7 @@ static int on_upload_create(http *h)
     if (body > length)
         return fail_now(h, 413, CHAT_ELIMIT, "too_large", "the body is over Upload-Length");
     char name[CHAT_MEDIA_STR_MAX + 1] = "", mime[CHAT_MEDIA_STR_MAX + 1] = "";
-    n = custom_copy(h->wsi, "upload-metadata:", "Upload-Metadata:", buf, sizeof buf);
+    n = header(h, "upload-metadata", buf, sizeof buf);
     if (n < 0 || (n > 0 && chat__media_parse_metadata(buf, name, mime)))
         return fail_now(h, 400, CHAT_EINVAL, "bad_field", "bad Upload-Metadata");
     if (!mime[0])
@@ -575,13 +542,13 @@ static int key_valid(const char *k)
 static int on_upload(http *h, const char *key)
 {
     chat_server *srv = h->srv;
-    struct lws *wsi = h->wsi;
     char user[CHAT_ID_MAX + 1], buf[64];
     uint64_t body = 0, offset = 0;
-    int patch = has_method(wsi, WSI_TOKEN_PATCH_URI);
-    int head = has_method(wsi, WSI_TOKEN_HEAD_URI);
-    int del = has_method(wsi, WSI_TOKEN_DELETE_URI);
-    int cl = content_length(wsi, &body);
+    int method = TP(h)->http_method(h->hx);
+    int patch = method == CHAT__HTTP_PATCH;
+    int head = method == CHAT__HTTP_HEAD;
+    int del = method == CHAT__HTTP_DELETE;
+    int cl = content_length(h, &body);
     h->close_after = cl != 0 && body != 0;
     h->head = head;
     if (!patch && !head && !del) {
@@ -622,7 +589,9 @@ static int on_upload(http *h, const char *key)
     if (up->busy || up->state == UP_FINISHING)
         return fail_now(h, 409, CHAT_EBUSY, "busy",
                         "another request is appending to this upload; retry shortly");
-    int n = custom_copy(wsi, "upload-offset:", "Upload-Offset:", buf, sizeof buf);
+    int n = header(h, "upload-offset", buf, sizeof buf);
+    if (n == CHAT__HDR_REPEATED)
+        return fail_now(h, 400, CHAT_EINVAL, "bad_field", "Upload-Offset sent twice");
     if (n <= 0 || chat__media_parse_u64(buf, &offset))
         return fail_now(h, 400, CHAT_EINVAL, "missing_field", "Upload-Offset is required");
     if (offset != up->offset)
@@ -649,8 +618,8 @@ static int on_body(http *h, const void *in, size_t len)
         return 0;
     upload *up = h->up;
     size_t n = len > h->remaining ? (size_t)h->remaining : len;
-    /* One bounded write per lws chunk (at most the service buffer): the loop never waits
-     * on the disk for more than that. */
+    /* One bounded write per body chunk (at most the transport's read buffer): the loop never
+     * waits on the disk for more than that. */
     if (h->srv->blob->stage_write(h->srv->blob_st, h->stage, in, n) != CHAT_OK) {
         release_upload(h);
         upload_drop(h->srv, up, 1);
@@ -684,39 +653,12 @@ static int on_body_done(http *h)
 
 /* ---- downloads ---- */
 
-/* The query as the client sent it, rebuilt from lws's arguments (each one URL-decoded: a
- * decoded '&' inside one is refused, it would read as two), joined by '&'. Its length, or -1
- * when it does not fit or is ambiguous. */
-static int query_copy(struct lws *wsi, char *q, size_t size)
-{
-    size_t n = 0;
-    q[0] = 0;
-    for (int i = 0;; i++) {
-        if (size - n < 2)
-            return -1;
-        int len = lws_hdr_copy_fragment(wsi, q + n, (int)(size - n), WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (len < 0) {
-            if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i) > 0)
-                return -1; /* there, but too long */
-            if (n)
-                q[--n] = 0; /* the last '&' */
-            return (int)n;
-        }
-        if (n + (size_t)len + 2 > size || memchr(q + n, '&', (size_t)len) ||
-            strlen(q + n) != (size_t)len)
-            return -1;
-        n += (size_t)len;
-        q[n++] = '&';
-        q[n] = 0;
-    }
-}
-
 static int on_download(http *h, const char *id)
 {
     chat_server *srv = h->srv;
-    struct lws *wsi = h->wsi;
-    h->head = has_method(wsi, WSI_TOKEN_HEAD_URI);
-    if (!h->head && !has_method(wsi, WSI_TOKEN_GET_URI)) {
+    int method = TP(h)->http_method(h->hx);
+    h->head = method == CHAT__HTTP_HEAD;
+    if (!h->head && method != CHAT__HTTP_GET) {
         h->close_after = 1;
         add_hdr(h, "allow", "GET, HEAD");
         return fail_now(h, 405, CHAT_EINVAL, "bad_method", "use GET or HEAD");
@@ -725,7 +667,7 @@ static int on_download(http *h, const char *id)
         return fail_now(h, 400, CHAT_EINVAL, "bad_field", "not a media id");
     char q[1024];
     chat__media_url u;
-    int rc = query_copy(wsi, q, sizeof q);
+    int rc = TP(h)->http_query(h->hx, q, sizeof q);
     rc = rc < 0 ? CHAT_EAUTH
                 : chat__media_verify(&srv->cfg.keys, chat__now_ms(srv), id, strlen(id), q,
                                      (size_t)rc, &u);
@@ -746,27 +688,28 @@ static int on_download(http *h, const char *id)
             (long long)(max_age > 0 ? max_age : 0));
     add_hdr(h, "accept-ranges", "bytes");
     /* Only media a browser shows inline is served inline; anything else (text/html, SVG,
-     * PDF, ...) is a download, so an upload cannot act as a page of this origin (lws adds a
-     * restrictive CSP and nosniff as well). */
+     * PDF, ...) is a download, so an upload cannot act as a page of this origin (the transport adds a
+     * restrictive CSP and nosniff to every response as well). */
     int is_inline = (!strncmp(mime, "image/", 6) || !strncmp(mime, "video/", 6) ||
                      !strncmp(mime, "audio/", 6)) &&
                     !strstr(mime, "svg");
     if (!is_inline)
         add_hdr(h, "content-disposition", "attachment");
     char inm[100];
-    int n = hdr_copy(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, inm, sizeof inm);
+    int n = header(h, "if-none-match", inm, sizeof inm);
     if (n > 0 && (strstr(inm, id) || strcmp(inm, "*") == 0)) {
         set_body(h, 304, "", NULL);
         h->head = 1;
         h->status = 304;
         int r = write_headers(h, 304, "", 0, 0);
-        struct lws *w = h->wsi;
+        chat__thttp *hx = h->hx;
+        const chat__transport_ops *tp = TP(h);
         http_end(h);
-        return r ? -1 : (lws_http_transaction_completed(w) ? -1 : 0);
+        return r ? -1 : tp->http_complete(hx);
     }
     char range[100];
     uint64_t from = 0, to = size ? size - 1 : 0;
-    n = hdr_copy(wsi, WSI_TOKEN_HTTP_RANGE, range, sizeof range);
+    n = header(h, "range", range, sizeof range);
     int ranged = n > 0 ? chat__media_parse_range(range, size, &from, &to) : 0;
     if (ranged < 0) {
         add_hdr(h, "content-range", "bytes */%" PRIu64, size);
@@ -779,73 +722,73 @@ static int on_download(http *h, const char *id)
     h->pos = from;
     h->end = size ? to + 1 : 0;
     h->phase = PH_DOWNLOAD;
-    lws_callback_on_writable(wsi);
+    TP(h)->http_want_write(h->hx);
     return 0;
 }
 
 /* One step of a download: the headers, then one chunk per writeable callback. */
 static int download_step(http *h)
 {
-    struct lws *wsi = h->wsi;
+    chat__thttp *hx = h->hx;
+    const chat__transport_ops *tp = TP(h);
     if (!h->headers_sent) {
         h->headers_sent = 1;
         if (write_headers(h, h->status, h->ctype, h->end - h->pos, 1))
             return -1;
         if (h->head || h->pos == h->end) {
             http_end(h);
-            return lws_http_transaction_completed(wsi) ? -1 : 0;
+            return tp->http_complete(hx);
         }
-        lws_callback_on_writable(wsi);
+        tp->http_want_write(hx);
         return 0;
     }
-    if (!h->buf && !(h->buf = chat__malloc(LWS_PRE + CHUNK)))
+    if (!h->buf && !(h->buf = chat__malloc(CHAT__TRANSPORT_PRE + CHUNK)))
         return -1;
     /* A few chunks per callback while the socket takes them (each one bounded read and one
      * write): one chunk per poll cycle caps a download near 40 MB/s. */
     int last = 0;
     for (int i = 0; i < CHUNKS_PER_WRITEABLE && !last; i++) {
-        if (i > 0 && lws_send_pipe_choked(wsi))
+        if (i > 0 && tp->http_choked(hx))
             break;
         uint64_t want = h->end - h->pos;
         size_t n = want > CHUNK ? CHUNK : (size_t)want, got = 0;
-        if (h->srv->blob->read(h->srv->blob_st, h->blob_h, h->pos, h->buf + LWS_PRE, n,
-                               &got) != CHAT_OK ||
+        if (h->srv->blob->read(h->srv->blob_st, h->blob_h, h->pos,
+                               h->buf + CHAT__TRANSPORT_PRE, n, &got) != CHAT_OK ||
             got == 0)
             return -1; /* the length is promised: a short object can only end the connection */
         h->pos += got;
         last = h->pos == h->end;
-        if (lws_write(wsi, h->buf + LWS_PRE, got,
-                      last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)got)
+        if (tp->http_write(hx, h->buf + CHAT__TRANSPORT_PRE, got, last))
             return -1;
     }
-    /* lws armed its timeout when the request came and extends it only for bodies coming in:
-     * without this, every download longer than the timeout was cut, however fast it went. */
-    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, CHAT__HTTP_TIMEOUT_SECS);
+    /* The transport's inactivity timeout runs from the request: a download that moves is
+     * not idle, however long it takes. */
+    tp->http_progress(hx);
     if (!last) {
-        lws_callback_on_writable(wsi);
+        tp->http_want_write(hx);
         return 0;
     }
     http_end(h);
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return tp->http_complete(hx);
 }
 
-/* ---- the lws side ---- */
+/* ---- the transport side ---- */
 
-static int on_http(chat_server *srv, struct lws *wsi, void **slot, const char *uri)
+static int on_http(chat_server *srv, chat__thttp *hx, void **slot, const char *uri)
 {
     http *h = chat__calloc(1, sizeof *h);
     if (!h)
         return -1;
     h->srv = srv;
-    h->wsi = wsi;
+    h->hx = hx;
     h->slot = slot;
     h->refs = 1;
     *slot = h;
+    int method = TP(h)->http_method(hx);
     size_t plen = strlen(CHAT__MEDIA_PREFIX);
     if (strncmp(uri, CHAT__MEDIA_PREFIX, plen) != 0) {
-        h->close_after = has_method(wsi, WSI_TOKEN_POST_URI) ||
-                         has_method(wsi, WSI_TOKEN_PATCH_URI) ||
-                         has_method(wsi, WSI_TOKEN_PUT_URI);
+        h->close_after = method == CHAT__HTTP_POST || method == CHAT__HTTP_PATCH ||
+                         method == CHAT__HTTP_PUT;
         return fail_now(h, 404, CHAT_ENOTFOUND, "not_found", "only WebSocket and /media/ here");
     }
     if (!chat__media_enabled(srv)) {
@@ -854,7 +797,7 @@ static int on_http(chat_server *srv, struct lws *wsi, void **slot, const char *u
     }
     const char *rest = uri + plen;
     if (strcmp(rest, "uploads") == 0) {
-        if (!has_method(wsi, WSI_TOKEN_POST_URI)) {
+        if (method != CHAT__HTTP_POST) {
             h->close_after = 1;
             add_hdr(h, "allow", "POST");
             return fail_now(h, 405, CHAT_EINVAL, "bad_method", "use POST to create an upload");
@@ -866,20 +809,20 @@ static int on_http(chat_server *srv, struct lws *wsi, void **slot, const char *u
     return on_download(h, rest);
 }
 
-int chat__http_callback(chat_server *srv, struct lws *wsi, int reason, void **state, void *in,
-                        size_t len)
+int chat__media_http_event(chat_server *srv, chat__thttp *hx, int event, void **slot,
+                           const void *in, size_t len)
 {
-    http *h = *state;
-    switch (reason) {
-    case LWS_CALLBACK_HTTP:
+    http *h = *slot;
+    switch (event) {
+    case CHAT__HTTP_REQUEST:
         if (h) /* a transaction left unanswered (keep-alive misuse): drop it */
             http_end(h);
-        return on_http(srv, wsi, state, in ? (const char *)in : "/");
-    case LWS_CALLBACK_HTTP_BODY:
+        return on_http(srv, hx, slot, in ? (const char *)in : "/");
+    case CHAT__HTTP_BODY:
         return h ? on_body(h, in, len) : 0;
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+    case CHAT__HTTP_BODY_DONE:
         return h ? on_body_done(h) : 0;
-    case LWS_CALLBACK_HTTP_WRITEABLE:
+    case CHAT__HTTP_WRITABLE:
         if (!h)
             return 0;
         if (h->phase == PH_RESPOND)
@@ -887,7 +830,7 @@ int chat__http_callback(chat_server *srv, struct lws *wsi, int reason, void **st
         if (h->phase == PH_DOWNLOAD)
             return download_step(h);
         return 0;
-    case LWS_CALLBACK_CLOSED_HTTP:
+    case CHAT__HTTP_CLOSED:
         if (h)
             http_end(h); /* a pending job keeps its reference and answers no one */
         return 0;

@@ -7,6 +7,7 @@
 #include "core/ids.h"
 #include "core/json.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* A contact's stored presence: last seen and whether it is hidden. */
@@ -90,7 +91,7 @@ static int contacts_run(chat__job *job, chat__txn *tx)
 static void contacts_after(chat_server *srv, chat__req *r)
 {
     contacts *cs = r->extra;
-    if (r->job.status != CHAT_OK || !r->conn || !r->conn->wsi)
+    if (r->job.status != CHAT_OK || !r->conn || !r->conn->tc)
         return;
     const cJSON *want = cJSON_GetObjectItemCaseSensitive(r->args, "users");
     cJSON *o = r->re ? chat__req_reply(r, "presence") : cJSON_CreateObject();
@@ -259,9 +260,9 @@ static void gate_announce(const char *user, int online, int64_t last_seen_ms, vo
 
 static void pres_arm(chat_server *srv, int64_t at, int64_t now, int64_t min_wait);
 
-static void pres_timer_cb(lws_sorted_usec_list_t *sul)
+static void pres_timer_cb(chat__timer *t)
 {
-    chat_server *srv = lws_container_of(sul, chat_server, presence_sul);
+    chat_server *srv = CHAT__SERVER_OF_TIMER(t, presence_timer);
     int64_t now = chat__now_ms(srv);
     srv->pres_armed_ms = 0;
     int64_t first = chat__presgate_run(&srv->presence, now, gate_announce, srv);
@@ -272,15 +273,13 @@ static void pres_timer_cb(lws_sorted_usec_list_t *sul)
 /* Arm the timer for at, unless it is armed for a time as early already. */
 static void pres_arm(chat_server *srv, int64_t at, int64_t now, int64_t min_wait)
 {
-    if (!srv->lws || (srv->pres_armed_ms && srv->pres_armed_ms <= at))
+    if (!srv->timers_ready || (srv->pres_armed_ms && srv->pres_armed_ms <= at))
         return;
     int64_t wait = at - now;
     if (wait < min_wait)
         wait = min_wait;
     srv->pres_armed_ms = now + wait;
-    lws_sul_schedule(srv->lws, 0, &srv->presence_sul, pres_timer_cb, wait * LWS_US_PER_MS);
-    /* As for typing: lws 4.1.6 on libuv re-arms its timer only after servicing a socket. */
-    lws_cancel_service(srv->lws);
+    srv->tp->timer_start(&srv->presence_timer, wait);
 }
 
 void chat__presence_changed(chat_server *srv, const char *user, int online)
@@ -464,9 +463,9 @@ static void typing_expired(int64_t conv, const char *user, void *ud)
     typing_submit(ud, NULL, NULL, NULL, conv, user, 0);
 }
 
-static void typing_timer_cb(lws_sorted_usec_list_t *sul)
+static void typing_timer_cb(chat__timer *t)
 {
-    chat_server *srv = lws_container_of(sul, chat_server, typing_sul);
+    chat_server *srv = CHAT__SERVER_OF_TIMER(t, typing_timer);
     chat__typing_expire(&srv->typing, chat__now_ms(srv), typing_expired, srv);
     chat__typing_timer_arm(srv);
 }
@@ -474,14 +473,29 @@ static void typing_timer_cb(lws_sorted_usec_list_t *sul)
 void chat__typing_timer_arm(chat_server *srv)
 {
     int64_t next = chat__typing_next_deadline(&srv->typing);
-    if (!srv->lws || next == INT64_MAX)
+    if (!srv->timers_ready || next == INT64_MAX)
         return;
     int64_t wait = next - chat__now_ms(srv);
     if (wait < 1)
         wait = 1;
-    lws_sul_schedule(srv->lws, 0, &srv->typing_sul, typing_timer_cb, wait * LWS_US_PER_MS);
-    /* lws 4.1.6 on libuv re-arms its timer only after it serviced a socket (its idle
-     * handler); this runs from a completion, outside lws, so wake lws through its event pipe.
-     * It used to be woken by the POLLOUT of the typing frame, which is now written at once. */
-    lws_cancel_service(srv->lws);
+    srv->tp->timer_start(&srv->typing_timer, wait);
+}
+
+int chat__presence_timers_start(chat_server *srv)
+{
+    srv->pres_armed_ms = 0;
+    if (srv->tp->timer_init(srv->tp_st, &srv->presence_timer, pres_timer_cb) != CHAT_OK)
+        return CHAT_ENOMEM;
+    if (srv->tp->timer_init(srv->tp_st, &srv->typing_timer, typing_timer_cb) != CHAT_OK) {
+        srv->tp->timer_close(&srv->presence_timer);
+        return CHAT_ENOMEM;
+    }
+    return CHAT_OK;
+}
+
+void chat__presence_timers_stop(chat_server *srv)
+{
+    srv->tp->timer_close(&srv->presence_timer);
+    srv->tp->timer_close(&srv->typing_timer);
+    srv->pres_armed_ms = 0;
 }

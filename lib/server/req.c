@@ -152,7 +152,7 @@ static void req_done(chat_server *srv, chat__job *job)
     chat__req *r = (chat__req *)job;
     chat__conn *c = r->conn;
     if (job->status != CHAT_OK) {
-        if (c && c->wsi)
+        if (c && c->tc)
             chat__conn_error(c, r->re, job->status, job->reason ? job->reason : "internal",
                              job->message[0] ? job->message : chat_strerror(job->status), 0);
         if (r->after)
@@ -160,7 +160,7 @@ static void req_done(chat_server *srv, chat__job *job)
         req_free(r);
         return;
     }
-    if (c && c->wsi && r->reply)
+    if (c && c->tc && r->reply)
         chat__conn_send(c, r->reply);
     chat__frame *frames[2] = {r->fanout, r->fanout2};
     for (int i = 0; i < 2; i++)

@@ -42,9 +42,9 @@ int64_t chat__limit(const chat_server *srv, int limit)
 
 static void wake_loop(chat_server *srv)
 {
-    /* Under done_lock, so the handle cannot be closed between the check and the send. */
+    /* Under done_lock, so the transport cannot shut down between the check and the wake. */
     if (srv->loop_ready)
-        uv_async_send(&srv->wake);
+        srv->tp->wake(srv->tp_st);
 }
 
 void chat__server_post_list(chat_server *srv, chat__job *head, chat__job *tail)
@@ -103,7 +103,7 @@ void chat__server_submit(chat_server *srv, chat__job *job)
     }
     /* A store that never blocks runs the job here and now, like a relay: no hand-over to the
      * writer and back (two wake-ups), and at full load no pile of thousands of requests in
-     * flight between the two threads (doc/performance.md, fifth round). Only with nothing
+     * flight between the two threads. Only with nothing
      * waiting anywhere, so jobs still run in the order they were submitted; a job that a
      * done() submits (here_depth) waits for the next flush. */
     if (srv->store_here && !srv->here_depth && !srv->sub_head && !srv->stopping) {
@@ -123,38 +123,19 @@ void chat__server_submit(chat_server *srv, chat__job *job)
     srv->sub_tail = job;
 }
 
-static void on_prepare(uv_prepare_t *h)
+void chat__server_flush(chat_server *srv)
 {
-    flush_submits(h->data);
+    if (srv->sub_ready)
+        flush_submits(srv);
 }
 
-static void on_check(uv_check_t *h)
-{
-    flush_submits(h->data);
-}
-
-static void submit_handles_open(chat_server *srv)
-{
-    uv_prepare_init(&srv->loop, &srv->sub_prepare);
-    uv_check_init(&srv->loop, &srv->sub_check);
-    srv->sub_prepare.data = srv;
-    srv->sub_check.data = srv;
-    uv_prepare_start(&srv->sub_prepare, on_prepare);
-    uv_check_start(&srv->sub_check, on_check);
-    /* They never keep the loop alive by themselves. */
-    uv_unref((uv_handle_t *)&srv->sub_prepare);
-    uv_unref((uv_handle_t *)&srv->sub_check);
-    srv->sub_ready = 1;
-}
-
-static void submit_handles_close(chat_server *srv)
+/* Requests go to the writer at once from here on (the loop is ending or never ran). */
+static void submits_direct(chat_server *srv)
 {
     if (!srv->sub_ready)
         return;
     flush_submits(srv);
     srv->sub_ready = 0;
-    uv_close((uv_handle_t *)&srv->sub_prepare, NULL);
-    uv_close((uv_handle_t *)&srv->sub_check, NULL);
 }
 
 /* ---- bus sink ---- */
@@ -384,85 +365,80 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
 
 /* ---- the loop ---- */
 
-static void on_wake(uv_async_t *handle)
+void chat__server_on_wake(chat_server *srv)
 {
-    chat_server *srv = handle->data;
     if (atomic_exchange(&srv->bus_wake, 0) && srv->bus->poll)
         srv->bus->poll(srv->bus_st);
     chat__server_drain(srv);
     if (atomic_load(&srv->stop_requested) && !srv->stopping) {
         srv->stopping = 1;
         chat__presence_flush(srv);
-        /* lws closes every connection and its own handles; once our async handle is closed
-         * too, uv_run() returns. */
-        chat__ws_stop(srv);
-        submit_handles_close(srv);
+        srv->timers_ready = 0;
+        chat__presence_timers_stop(srv);
+        chat__conntimer_stop(srv);
+        submits_direct(srv);
         pthread_mutex_lock(&srv->done_lock);
         srv->loop_ready = 0;
         pthread_mutex_unlock(&srv->done_lock);
-        uv_close((uv_handle_t *)&srv->wake, NULL);
+        /* The transport closes every connection; then run() returns. */
+        srv->tp->shutdown(srv->tp_st);
     }
-}
-
-/* Let lws finish closing its handles on the loop (its destroy is two-stage on a foreign
- * loop), then close the loop. */
-static void loop_close(chat_server *srv)
-{
-    submit_handles_close(srv);
-    if (srv->lws)
-        lws_context_destroy(srv->lws);
-    uv_run(&srv->loop, UV_RUN_DEFAULT);
-    if (srv->lws)
-        lws_context_destroy(srv->lws);
-    uv_run(&srv->loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&srv->loop) != 0)
-        chat__log(srv, CHAT_LOG_WARN, "event loop closed with handles still open");
-    srv->lws = NULL;
-    srv->vhost = NULL;
-    atomic_store(&srv->port, 0);
 }
 
 static int loop_open(chat_server *srv)
 {
     if (atomic_load(&srv->running))
         return chat__error_set(CHAT_EMISUSE, 0, "server already running");
-    if (uv_loop_init(&srv->loop) != 0)
-        return chat__error_set(CHAT_ERROR, 0, "cannot create the event loop");
-    uv_async_init(&srv->loop, &srv->wake, on_wake);
-    srv->wake.data = srv;
-    submit_handles_open(srv);
     srv->stopping = 0;
     atomic_store(&srv->stop_requested, 0);
-    int rc = chat__ws_probe_listen(srv);
+    chat__transport_config tc = {
+        .address = srv->cfg.address,
+        .port = srv->cfg.port,
+        .tls_cert = srv->cfg.tls_cert[0] ? srv->cfg.tls_cert : NULL,
+        .tls_key = srv->cfg.tls_cert[0] ? srv->cfg.tls_key : NULL,
+        .frame_max = (size_t)chat__limit(srv, CHAT_LIMIT_FRAME_BYTES),
+        .frags_max = chat__limit(srv, CHAT_LIMIT_FRAGMENTS),
+        .log_level = srv->cfg.log_level,
+        .log = srv->cfg.log_cb,
+        .log_ud = srv->cfg.log_ud,
+    };
+    chat__transport_sink sink;
+    chat__server_sink(srv, &sink);
+    srv->tp = srv->cfg.transport ? srv->cfg.transport : chat__transport_lws();
+    int rc = srv->tp->open(&srv->tp_st, srv->cfg.transport_arg, &tc, &sink);
     if (rc != CHAT_OK) {
-        uv_close((uv_handle_t *)&srv->wake, NULL);
-        submit_handles_close(srv);
-        loop_close(srv);
+        srv->tp_st = NULL;
         return rc;
     }
-    rc = chat__ws_start(srv);
-    if (rc != CHAT_OK) {
-        /* lws 4.1.6 on a foreign loop hands back a half-destroyed context when the vhost
-         * fails (the probe above makes that a lost race): running the loop over it crashes,
-         * so this server's loop is abandoned, not closed. */
-        chat__log(srv, CHAT_LOG_ERROR, "listening failed after the probe; event loop abandoned");
-        srv->sub_ready = 0;
-        srv->lws = NULL;
-        return rc;
+    if (chat__conntimer_start(srv) != CHAT_OK) {
+        srv->tp->close(srv->tp_st);
+        srv->tp_st = NULL;
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
     }
+    if (chat__presence_timers_start(srv) != CHAT_OK) {
+        chat__conntimer_stop(srv);
+        srv->tp->close(srv->tp_st);
+        srv->tp_st = NULL;
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    }
+    srv->timers_ready = 1;
+    srv->sub_ready = 1;
     pthread_mutex_lock(&srv->done_lock);
     srv->loop_ready = 1;
     pthread_mutex_unlock(&srv->done_lock);
+    atomic_store(&srv->port, srv->tp->port(srv->tp_st));
     atomic_store(&srv->running, 1);
     /* Jobs may have finished before the loop existed. */
-    uv_async_send(&srv->wake);
+    srv->tp->wake(srv->tp_st);
     return CHAT_OK;
 }
 
 static void loop_run_and_close(chat_server *srv)
 {
-    uv_run(&srv->loop, UV_RUN_DEFAULT);
-    loop_close(srv);
+    srv->tp->run(srv->tp_st);
+    srv->tp->close(srv->tp_st);
+    srv->tp_st = NULL;
+    atomic_store(&srv->port, 0);
     atomic_store(&srv->running, 0);
 }
 

@@ -8,6 +8,7 @@
 #include "core/ids.h"
 #include "core/json.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define LOGIN_TOKEN_TTL_MS (30LL * 24 * 3600 * 1000)
@@ -126,7 +127,7 @@ static void verify_after(chat_server *srv, chat__req *r)
     login_finished(srv);
     if (r->job.status == CHAT_OK)
         chat__user_login_refund(srv, r->user); /* only failed attempts count */
-    if (r->job.status != CHAT_OK || !c->wsi)
+    if (r->job.status != CHAT_OK || !c->tc)
         return;
     /* Login is refused up front with a host auth backend, so srv->auth is the built-in one
      * here, and the token issued goes through the one verification path. */
@@ -161,7 +162,7 @@ static int lookup_run(chat__job *job, chat__txn *tx)
 static void lookup_after(chat_server *srv, chat__req *r)
 {
     chat__conn *c = r->conn;
-    if (r->job.status != CHAT_OK || !c->wsi) {
+    if (r->job.status != CHAT_OK || !c->tc) {
         c->auth_pending = 0;
         login_finished(srv);
         return;

@@ -7,6 +7,8 @@
 
 #include "core/alloc.h"
 
+#include <stdio.h>
+
 typedef struct user_limit {
     chat__bucket send, login;
 } user_limit;

@@ -936,6 +936,41 @@ static void assert_start_fails_on(int port)
     chat_server_free(srv);
 }
 
+static void collect_log(int level, const char *msg, void *user_data)
+{
+    (void)level;
+    char *buf = user_data;
+    size_t used = strlen(buf);
+    snprintf(buf + used, 4096 - used, "%s\n", msg);
+}
+
+/* libwebsockets' own complaints reach the host's log callback, never stderr directly. */
+static void test_server_transport_log_routed(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/chat-tls-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/bad.pem", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("not a certificate\n", f);
+    fclose(f);
+    static char log[4096];
+    log[0] = '\0';
+    chat_server_config *cfg = new_config();
+    assert_int_equal(chat_server_config_set_log(cfg, collect_log, CHAT_LOG_WARN, log), CHAT_OK);
+    assert_int_equal(chat_server_config_set_tls(cfg, path, path), CHAT_OK);
+    chat_server *srv = NULL;
+    assert_int_equal(chat_server_new(&srv, cfg), CHAT_OK);
+    chat_server_config_free(cfg);
+    assert_int_equal(chat_server_start(srv), CHAT_EIO);
+    chat_server_free(srv);
+    assert_non_null(strstr(log, "libwebsockets: problem getting cert"));
+    unlink(path);
+    rmdir(dir);
+}
+
 static void test_server_start_port_taken(void **state)
 {
     (void)state;
@@ -985,6 +1020,7 @@ int main(void)
         cmocka_unit_test(test_server_new_without_key),
         cmocka_unit_test(test_server_store_version_refused),
         cmocka_unit_test(test_server_start_port_taken),
+        cmocka_unit_test(test_server_transport_log_routed),
     };
     /* CHAT_TEST_FILTER=test_server_push* runs a subset, CHAT_TEST_SKIP=... skips some
      * (cmocka globs: * and ?). */

@@ -1,6 +1,7 @@
 /* The store helpers of requests (req.h), run directly over a memory store: sequence
  * assignment, the sender's watermarks, the change counter, membership checks, fan-out lists,
  * events, and the msg encoding of doc/protocol.md. */
+#include <stdio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,0 +1,123 @@
+/* The engine's side of the transport seam (transport/transport.h): what the server does when
+ * the transport opens, feeds, drains or closes a connection, asks about an upgrade, or hands
+ * over an HTTP event. [loop thread] */
+#include "server/media.h"
+
+#include <string.h>
+
+static int on_upgrade(void *ud, chat__thttp *h, const char *path)
+{
+    chat_server *srv = ud;
+    (void)path;
+    const chat__transport_ops *tp = srv->tp;
+    if (srv->stopping || srv->n_conns >= (size_t)chat__limit(srv, CHAT_LIMIT_CONNECTIONS))
+        return 503;
+    if (srv->cfg.n_origins == 0)
+        return 0;
+    /* With allowed origins configured, an upgrade carrying any other Origin is refused (a
+     * missing Origin is a native client's, and accepted). */
+    char origin[CHAT__ORIGIN_MAX];
+    int n = tp->http_header(h, "origin", origin, sizeof origin);
+    if (n == CHAT__HDR_ABSENT)
+        return 0;
+    for (int i = 0; n > 0 && i < srv->cfg.n_origins; i++)
+        if (strcmp(srv->cfg.origins[i], origin) == 0)
+            return 0;
+    chat__log(srv, CHAT_LOG_INFO, "upgrade refused: Origin not allowed");
+    return 403;
+}
+
+static void *on_open(void *ud, chat__tconn *t)
+{
+    chat__conn *c = chat__conn_new(ud, t);
+    if (c)
+        chat__conn_auth_wait(c);
+    return c;
+}
+
+static void on_message(void *conn, const char *buf, size_t len)
+{
+    chat__conn *c = conn;
+    if (c->close_code)
+        return; /* closing: ignore the rest */
+    chat__dispatch(c, buf, len);
+}
+
+static void on_refused(void *conn, int why)
+{
+    chat__conn *c = conn;
+    if (c->close_code)
+        return;
+    switch (why) {
+    case CHAT__TP_BINARY:
+        chat__conn_error(c, NULL, CHAT_EPROTO, "binary_frame", "frames must be text", 0);
+        return;
+    case CHAT__TP_TOO_BIG:
+        chat__conn_error(c, NULL, CHAT_ELIMIT, "frame_too_large", "message over the frame limit",
+                         0);
+        chat__conn_close(c, 1009, "message too big");
+        return;
+    case CHAT__TP_TOO_MANY:
+        chat__conn_close(c, 1009, "too many fragments");
+        return;
+    case CHAT__TP_PROTOCOL:
+        chat__conn_close(c, 1002, "protocol error");
+        return;
+    default:
+        chat__conn_close(c, 1011, "out of memory");
+        return;
+    }
+}
+
+static void on_heard(void *conn)
+{
+    chat__conn_heard(conn);
+}
+
+static int on_writable(void *conn)
+{
+    return chat__conn_writable(conn);
+}
+
+static void on_closed(void *conn)
+{
+    chat__conn_closed(conn);
+}
+
+static int on_http(void *ud, chat__thttp *h, int event, void **slot, const void *in, size_t len)
+{
+    return chat__media_http_event(ud, h, event, slot, in, len);
+}
+
+static void on_wake(void *ud)
+{
+    chat__server_on_wake(ud);
+}
+
+static void on_flush(void *ud)
+{
+    chat__server_flush(ud);
+}
+
+void chat__server_sink(chat_server *srv, chat__transport_sink *out)
+{
+    memset(out, 0, sizeof *out);
+    out->ud = srv;
+    out->wake = on_wake;
+    out->flush = on_flush;
+    out->upgrade = on_upgrade;
+    out->open = on_open;
+    out->message = on_message;
+    out->refused = on_refused;
+    out->heard = on_heard;
+    out->writable = on_writable;
+    out->closed = on_closed;
+    out->http = on_http;
+}
+
+void chat__server_config_set_transport(chat_server_config *cfg, const chat__transport_ops *ops,
+                                       void *arg)
+{
+    cfg->transport = ops;
+    cfg->transport_arg = arg;
+}

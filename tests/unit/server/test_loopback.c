@@ -1,0 +1,198 @@
+/* The engine driven frame by frame through the loopback transport (transport/loopback.h): no
+ * socket, a loop clock that moves only when the test moves it, and readers that stall on
+ * demand. What a second party receives is asserted on its own connection. */
+#include "server/internal.h"
+#include "transport/loopback.h"
+
+#include "core/alloc.h"
+
+#include <chat/chat.h>
+#include <cjson/cJSON.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define WAIT_MS 5000
+
+typedef struct fixture {
+    chat__lb *lb;
+    chat_server *srv;
+} fixture;
+
+static void start(fixture *fx, const int *limits)
+{
+    chat_server_config *cfg = NULL;
+    assert_int_equal(chat_server_config_new(&cfg), CHAT_OK);
+    unsigned char k[32];
+    for (int i = 0; i < 32; i++)
+        k[i] = (unsigned char)(i * 7 + 1);
+    assert_int_equal(chat_server_config_add_token_key(cfg, 1, k, sizeof k), CHAT_OK);
+    for (int i = 0; limits && limits[i]; i += 2)
+        assert_int_equal(chat_server_config_set_limit(cfg, limits[i], limits[i + 1]), CHAT_OK);
+    assert_int_equal(chat__lb_new(&fx->lb), CHAT_OK);
+    chat__server_config_set_transport(cfg, chat__transport_loopback(), fx->lb);
+    assert_int_equal(chat_server_new(&fx->srv, cfg), CHAT_OK);
+    chat_server_config_free(cfg);
+    assert_int_equal(chat_server_start(fx->srv), CHAT_OK);
+}
+
+static void stop(fixture *fx)
+{
+    chat_server_free(fx->srv);
+    chat__lb_free(fx->lb);
+}
+
+/* The next frame of type type (skipping others), parsed; fails the test on timeout. */
+static cJSON *expect(chat__lb_conn *c, const char *type)
+{
+    for (int i = 0; i < 50; i++) {
+        char *s = NULL;
+        int rc = chat__lb_recv(c, &s, WAIT_MS);
+        if (rc != CHAT_OK)
+            fail_msg("waiting for a '%s' frame: %s", type, chat_error_name(rc));
+        cJSON *o = cJSON_Parse(s);
+        chat__free(s);
+        assert_non_null(o);
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
+        if (cJSON_IsString(t) && strcmp(t->valuestring, type) == 0)
+            return o;
+        cJSON_Delete(o);
+    }
+    fail_msg("no '%s' frame among 50", type);
+    return NULL;
+}
+
+static void send_text(chat__lb_conn *c, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof buf);
+    assert_int_equal(chat__lb_send(c, buf, (size_t)n), CHAT_OK);
+}
+
+static chat__lb_conn *connect_as(fixture *fx, const char *user)
+{
+    chat__lb_conn *c = NULL;
+    assert_int_equal(chat__lb_connect(fx->lb, &c, "/", NULL, NULL, WAIT_MS), CHAT_OK);
+    char *tok = NULL;
+    assert_int_equal(chat_server_issue_token(fx->srv, user, "phone", 3600000, &tok), CHAT_OK);
+    send_text(c, "{\"type\":\"auth\",\"id\":\"a\",\"token\":\"%s\"}", tok);
+    chat_string_free(tok);
+    cJSON_Delete(expect(c, "auth_ok"));
+    return c;
+}
+
+static void test_loopback_message_reaches_peer(void **state)
+{
+    (void)state;
+    fixture fx;
+    start(&fx, NULL);
+    chat__lb_conn *alice = connect_as(&fx, "alice"), *bob = connect_as(&fx, "bob");
+    send_text(alice, "{\"type\":\"send\",\"id\":\"s1\",\"to\":\"bob\",\"cmid\":\"c1\",\"text\":\"hi\"}");
+    cJSON *ack = expect(alice, "ack");
+    cJSON *msg = expect(bob, "msg");
+    assert_string_equal(cJSON_GetObjectItem(msg, "text")->valuestring, "hi");
+    assert_string_equal(cJSON_GetObjectItem(msg, "from")->valuestring, "alice");
+    assert_int_equal(cJSON_GetObjectItem(msg, "seq")->valueint,
+                     cJSON_GetObjectItem(ack, "seq")->valueint);
+    cJSON_Delete(ack);
+    cJSON_Delete(msg);
+    stop(&fx);
+}
+
+/* An idle connection is pinged, and dropped when it stays silent; one that answers is kept. */
+static void test_loopback_idle_ping_and_hangup(void **state)
+{
+    (void)state;
+    fixture fx;
+    const int limits[] = {CHAT_LIMIT_IDLE_PING_MS, 2000, CHAT_LIMIT_IDLE_HANGUP_MS, 5000, 0};
+    start(&fx, limits);
+    chat__lb_conn *quiet = connect_as(&fx, "alice"), *live = connect_as(&fx, "bob");
+    for (int i = 0; i < 80; i++) { /* 8 s of loop time */
+        if (chat__lb_pings(live) > 0)
+            chat__lb_send_pong(live);
+        chat__lb_advance(fx.lb, 100);
+    }
+    assert_true(chat__lb_pings(quiet) >= 1);
+    assert_int_equal(chat__lb_close_code(quiet), 1006);
+    assert_int_equal(chat__lb_close_code(live), 0);
+    stop(&fx);
+}
+
+/* A connection that does not authenticate in time is closed with 1008. */
+static void test_loopback_auth_deadline(void **state)
+{
+    (void)state;
+    fixture fx;
+    const int limits[] = {CHAT_LIMIT_AUTH_DEADLINE_MS, 1000, 0};
+    start(&fx, limits);
+    chat__lb_conn *c = NULL;
+    assert_int_equal(chat__lb_connect(fx.lb, &c, "/", NULL, NULL, WAIT_MS), CHAT_OK);
+    chat__lb_advance(fx.lb, 900);
+    assert_int_equal(chat__lb_close_code(c), 0);
+    chat__lb_advance(fx.lb, 200);
+    char *s = NULL;
+    while (chat__lb_recv(c, &s, WAIT_MS) == CHAT_OK)
+        chat__free(s);
+    assert_int_equal(chat__lb_close_code(c), 1008);
+    stop(&fx);
+}
+
+/* A binary message gets an error frame; an oversized one an error and close 1009. */
+static void test_loopback_refused_messages(void **state)
+{
+    (void)state;
+    fixture fx;
+    start(&fx, NULL);
+    chat__lb_conn *c = connect_as(&fx, "alice");
+    assert_int_equal(chat__lb_send_refused(c, CHAT__TP_BINARY), CHAT_OK);
+    cJSON *e = expect(c, "error");
+    assert_string_equal(cJSON_GetObjectItem(e, "reason")->valuestring, "binary_frame");
+    cJSON_Delete(e);
+    assert_int_equal(chat__lb_send_refused(c, CHAT__TP_TOO_BIG), CHAT_OK);
+    e = expect(c, "error");
+    assert_string_equal(cJSON_GetObjectItem(e, "reason")->valuestring, "frame_too_large");
+    cJSON_Delete(e);
+    char *s = NULL;
+    while (chat__lb_recv(c, &s, WAIT_MS) == CHAT_OK)
+        chat__free(s);
+    assert_int_equal(chat__lb_close_code(c), 1009);
+    stop(&fx);
+}
+
+/* HTTP through the loopback: a media request without a token is refused with 401; a repeated
+ * Upload-Length with 400 (the loopback, unlike lws, tells a repeated header). */
+static void test_loopback_http_upload_refusals(void **state)
+{
+    (void)state;
+    fixture fx;
+    start(&fx, NULL);
+    chat__lb_http_resp r;
+    const char *none[] = {"upload-length", "5", NULL};
+    chat__lb_http_req req = {CHAT__HTTP_POST, "/media/uploads", NULL, none, NULL, 0, 0};
+    assert_int_equal(chat__lb_http(fx.lb, &req, &r, WAIT_MS), CHAT_OK);
+    /* No data dir and no blob store: media is off. */
+    assert_int_equal(r.status, 503);
+    chat__free(r.body);
+    stop(&fx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_loopback_message_reaches_peer),
+        cmocka_unit_test(test_loopback_idle_ping_and_hangup),
+        cmocka_unit_test(test_loopback_auth_deadline),
+        cmocka_unit_test(test_loopback_refused_messages),
+        cmocka_unit_test(test_loopback_http_upload_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

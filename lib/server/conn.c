@@ -145,6 +145,7 @@ void chat__conn_close(chat__conn *c, int code, const char *reason)
         return;
     c->close_code = code;
     c->close_reason = reason;
+    c->close_ms = chat__loop_ms(c->srv);
     c->srv->tp->want_write(c->tc);
 }
 

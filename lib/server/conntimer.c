@@ -5,13 +5,20 @@
  * core about 55 % busy doing nothing else. Here instead:
  * - the authentication deadline is the same for every connection, so unauthenticated
  *   connections wait in a FIFO in arrival order, with one timer for the oldest (O(1) each);
- * - idle pings, hang-ups and token expiry are found by a sweep over the connections that
- *   visits each once a second (a quarter of the ping interval when that is shorter), a tenth of
- *   them per tick, so the loop never stalls for a whole pass (~10 ms at 100K connections).
+ * - idle pings, hang-ups, token expiry and the close deadline are found by a sweep over the
+ *   connections that visits each once a second (a quarter of the ping interval when that is
+ *   shorter), a tenth of them per tick, so the loop never stalls for a whole pass (~10 ms at
+ *   100K connections).
  * [loop thread] */
 #include "server/internal.h"
 
 #define SWEEP_SLICES 10
+
+/* A connection whose close was decided is dropped this long after the decision if it is still
+ * there: its close frame may wait forever behind a full socket buffer when the peer does not
+ * read, whatever the peer sends meanwhile. With the sweep's pass of a second, it is gone within
+ * three seconds. */
+#define CLOSE_GRACE_MS 2000
 
 /* The time between two ticks of the sweep; a whole pass takes SWEEP_SLICES of them. */
 static int64_t sweep_tick_ms(const chat_server *srv)
@@ -36,9 +43,10 @@ static void sweep_cb(chat__timer *t)
         if (!c->tc || c->hung_up)
             continue;
         int64_t silent = now - c->last_rx_ms;
-        if (silent >= hangup_ms) {
-            /* Nothing heard since a ping went out: the peer is gone or cannot read. A close
-             * frame could wait forever behind a full socket buffer, so drop the socket. */
+        if (silent >= hangup_ms || (c->close_code && now - c->close_ms >= CLOSE_GRACE_MS)) {
+            /* Nothing heard since a ping went out (the peer is gone or cannot read), or a
+             * decided close still waiting: a close frame can wait forever behind a full socket
+             * buffer, so drop the socket. */
             c->hung_up = 1;
             srv->tp->kill(c->tc);
         } else if (c->close_code) {

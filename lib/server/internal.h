@@ -82,6 +82,7 @@ struct chat__conn {
 
     int close_code;           /* non-zero: close once the queue is flushed */
     const char *close_reason; /* a static string */
+    int64_t close_ms;         /* when the close was decided (chat__loop_ms) */
 
     chat__bucket send_bucket, typing_bucket;
     chat__bucket presence_bucket, settings_bucket; /* presence.c */
@@ -224,9 +225,12 @@ void chat__conntimer_stop(chat_server *srv);
 /* Join the authentication FIFO (closed with 1008 at the deadline); leave it. */
 void chat__conn_auth_wait(chat__conn *c);
 void chat__conn_auth_done(chat__conn *c);
-/* Bytes arrived: the connection is alive. */
+/* Bytes arrived: the connection is alive. Not once its close is decided: a peer that keeps
+ * sending but does not read must still be gone at the close deadline (conntimer.c). */
 static inline void chat__conn_heard(chat__conn *c)
 {
+    if (c->close_code)
+        return;
     c->last_rx_ms = chat__loop_ms(c->srv);
     c->ping_sent = 0;
 }

@@ -1,6 +1,7 @@
 """Malformed frames, limits, rate limits (doc/protocol.md: Errors, Limits)."""
 
 import json
+import socket
 import time
 
 import pytest
@@ -285,3 +286,35 @@ def test_slow_reader_outbound_queue_overflow_closes_1013(server):
     code = b.close_code(timeout=60)
     assert code == 1013, f"slow reader closed with {code!r} after {len(b.backlog)} frames"
     assert a.call({"type": "ping"})["type"] == "pong"
+
+
+@pytest.mark.seconds(120)
+@pytest.mark.chatd_args("--limit", "send_rate=100000", "--limit", "send_burst=100000",
+                        "--limit", "out_queue_frames=8")
+def test_closed_stalled_reader_is_dropped_whatever_it_sends(server):
+    # bob stops reading and his queue overflows: the server decides to close him (1013), but
+    # the close frame waits behind his full socket buffer. He keeps sending frames, which must
+    # not keep the connection alive: it is gone within seconds of the decision.
+    a = server.connect("alice")
+    b = server.connect("bob")
+    b.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    text = "z" * 16000
+    for i in range(400):
+        a.send_json({"type": "send", "id": f"q{i}", "to": "bob", "cmid": f"q-{i}", "text": text})
+        if i % 50 == 49:
+            for j in range(i - 49, i + 1):
+                assert a.expect(None, timeout=30, re=f"q{j}")["type"] == "ack"
+    start = time.monotonic()
+    dropped = None
+    while time.monotonic() - start < 20:
+        try:
+            b.send_raw_frame(OP_TEXT, b'{"type":"ping"}')
+        except OSError as e:  # the server reset the connection
+            dropped = e
+            break
+        time.sleep(0.1)
+    elapsed = time.monotonic() - start
+    assert dropped is not None, "the stalled reader was still connected 20 s after its close"
+    assert elapsed < 10, f"dropped only after {elapsed:.1f} s"
+    _still_works(a)
+

@@ -108,6 +108,35 @@ static void test_loopback_message_reaches_peer(void **state)
     stop(&fx);
 }
 
+/* A connection the server decided to close is gone within seconds of the decision although
+ * its peer does not read (the close frame never gets out) and keeps sending frames. */
+static void test_loopback_stalled_reader_dropped_after_close(void **state)
+{
+    (void)state;
+    fixture fx;
+    const int limits[] = {CHAT_LIMIT_OUT_QUEUE_FRAMES, 8, CHAT_LIMIT_SEND_RATE, 1000,
+                          CHAT_LIMIT_SEND_BURST, 1000, 0};
+    start(&fx, limits);
+    chat__lb_conn *alice = connect_as(&fx, "alice"), *bob = connect_as(&fx, "bob");
+    chat__lb_set_window(bob, 0); /* bob stops reading */
+    for (int i = 0; i < 16; i++)
+        send_text(alice, "{\"type\":\"send\",\"id\":\"s%d\",\"to\":\"bob\",\"cmid\":\"c%d\","
+                         "\"text\":\"m%d\"}", i, i, i);
+    for (int i = 0; i < 16; i++)
+        cJSON_Delete(expect(alice, "ack"));
+    /* Bob's queue overflowed: the server decided to close him (1013). He keeps talking. */
+    assert_int_equal(chat__lb_settle(fx.lb, WAIT_MS), CHAT_OK);
+    int64_t t0 = chat__lb_now(fx.lb);
+    while (chat__lb_close_code(bob) == 0 && chat__lb_now(fx.lb) - t0 < 10000) {
+        chat__lb_send(bob, "{\"type\":\"ping\"}", 15);
+        chat__lb_send_pong(bob);
+        chat__lb_advance(fx.lb, 100);
+    }
+    assert_int_equal(chat__lb_close_code(bob), 1006); /* dropped: the close frame never left */
+    assert_true(chat__lb_now(fx.lb) - t0 <= 3500);
+    stop(&fx);
+}
+
 /* An idle connection is pinged, and dropped when it stays silent; one that answers is kept. */
 static void test_loopback_idle_ping_and_hangup(void **state)
 {
@@ -189,6 +218,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loopback_message_reaches_peer),
+        cmocka_unit_test(test_loopback_stalled_reader_dropped_after_close),
         cmocka_unit_test(test_loopback_idle_ping_and_hangup),
         cmocka_unit_test(test_loopback_auth_deadline),
         cmocka_unit_test(test_loopback_refused_messages),

@@ -5,13 +5,27 @@
 
 #include <string.h>
 
+/* The only path a WebSocket upgrade is accepted on (doc/protocol.md). */
+#define WS_PATH "/"
+
 static int on_upgrade(void *ud, chat__thttp *h, const char *path)
 {
     chat_server *srv = ud;
-    (void)path;
     const chat__transport_ops *tp = srv->tp;
     if (srv->stopping || srv->n_conns >= (size_t)chat__limit(srv, CHAT_LIMIT_CONNECTIONS))
         return 503;
+    if (strcmp(path, WS_PATH) != 0) {
+        chat__log(srv, CHAT_LOG_INFO, "upgrade refused: path is not " WS_PATH);
+        return 404;
+    }
+    /* An upgrade carries no body: bytes after its headers would be read as WebSocket frames. */
+    char v[32];
+    int cl = tp->http_header(h, "content-length", v, sizeof v);
+    if ((cl > 0 && strcmp(v, "0") != 0) || cl < CHAT__HDR_ABSENT ||
+        tp->http_header(h, "transfer-encoding", v, sizeof v) != CHAT__HDR_ABSENT) {
+        chat__log(srv, CHAT_LOG_INFO, "upgrade refused: it carries a body");
+        return 400;
+    }
     if (srv->cfg.n_origins == 0)
         return 0;
     /* With allowed origins configured, an upgrade carrying any other Origin is refused (a

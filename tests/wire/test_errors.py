@@ -318,3 +318,19 @@ def test_closed_stalled_reader_is_dropped_whatever_it_sends(server):
     assert elapsed < 10, f"dropped only after {elapsed:.1f} s"
     _still_works(a)
 
+
+@pytest.mark.parametrize("path", ["/chat", "/media/x"])
+def test_upgrade_elsewhere_than_root_is_refused(server, path):
+    from wsclient import HandshakeError
+    with pytest.raises(HandshakeError, match="404"):
+        server.ws(path=path)
+    _still_works(server.connect("alice"))
+
+
+def test_upgrade_with_a_body_is_refused(server):
+    from wsclient import HandshakeError
+    with pytest.raises(HandshakeError, match="400"):
+        server.ws(extra_headers={"Content-Length": "10"})
+    with pytest.raises(HandshakeError, match="400"):
+        server.ws(extra_headers={"Transfer-Encoding": "chunked"})
+    _still_works(server.connect("alice"))

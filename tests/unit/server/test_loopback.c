@@ -175,6 +175,20 @@ static void test_loopback_auth_deadline(void **state)
     stop(&fx);
 }
 
+/* The upgrade is accepted on "/" only, and refused with a body. */
+static void test_loopback_upgrade_path(void **state)
+{
+    (void)state;
+    fixture fx;
+    start(&fx, NULL);
+    chat__lb_conn *c = NULL;
+    int status = 0;
+    assert_int_equal(chat__lb_connect(fx.lb, &c, "/other", NULL, &status, WAIT_MS), CHAT_EPERM);
+    assert_int_equal(status, 404);
+    assert_int_equal(chat__lb_connect(fx.lb, &c, "/", NULL, &status, WAIT_MS), CHAT_OK);
+    stop(&fx);
+}
+
 /* A binary message gets an error frame; an oversized one an error and close 1009. */
 static void test_loopback_refused_messages(void **state)
 {
@@ -221,6 +235,7 @@ int main(void)
         cmocka_unit_test(test_loopback_stalled_reader_dropped_after_close),
         cmocka_unit_test(test_loopback_idle_ping_and_hangup),
         cmocka_unit_test(test_loopback_auth_deadline),
+        cmocka_unit_test(test_loopback_upgrade_path),
         cmocka_unit_test(test_loopback_refused_messages),
         cmocka_unit_test(test_loopback_http_upload_refusals),
     };

@@ -14,12 +14,32 @@ static struct lws *W(chat__thttp *h)
     return (struct lws *)h;
 }
 
+/* lws frames a request body by Content-Length only: with Transfer-Encoding present, the
+ * chunked body (or whatever follows) would be read as the next request on the connection
+ * (RFC 9112 6.1: request smuggling). Such requests are answered 400 and the connection
+ * closes, before the engine sees them. */
+static int refuse_transfer_encoding(lws_tp *tp, struct lws *wsi, void **slot)
+{
+    if (*slot) /* a transaction left unanswered on this connection: gone with it */
+        tp->sink.http(tp->sink.ud, (chat__thttp *)wsi, CHAT__HTTP_CLOSED, slot, NULL, 0);
+    static const char body[] = "{\"code\":\"EINVAL\",\"reason\":\"bad_request\",\"message\":"
+                               "\"Transfer-Encoding is not supported; send Content-Length\"}\n";
+    unsigned char buf[LWS_PRE + sizeof body];
+    memcpy(buf + LWS_PRE, body, sizeof body - 1);
+    if (chat__lws_http_respond((chat__thttp *)wsi, 400, "application/json",
+                               (int64_t)(sizeof body - 1), NULL, 0, 1) == 0)
+        lws_write(wsi, buf + LWS_PRE, sizeof body - 1, LWS_WRITE_HTTP_FINAL);
+    return -1;
+}
+
 int chat__lws_http_event(lws_tp *tp, struct lws *wsi, int reason, void **slot, void *in,
                          size_t len)
 {
     int ev;
     switch (reason) {
     case LWS_CALLBACK_HTTP:
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
+            return refuse_transfer_encoding(tp, wsi, slot);
         ev = CHAT__HTTP_REQUEST;
         if (!in)
             in = (void *)"/";

@@ -693,3 +693,45 @@ def test_expect_100_continue(server):
         s.close()
     st, hd, _ = hp.request("HEAD", loc, headers=hp.auth("alice"))
     assert hd["media-id"] == blake(data)
+
+
+def _read_all(s, timeout=5):
+    s.settimeout(timeout)
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return out
+
+
+@pytest.mark.parametrize("content_length", [True, False])
+def test_transfer_encoding_is_refused_and_nothing_is_smuggled(server, content_length):
+    """RFC 9112 6.1: a body framed by Transfer-Encoding must never be read by Content-Length.
+    The request is answered 400 and the connection closes, so the bytes after its headers (here
+    a DELETE of the upload) are never run as a second request."""
+    hp = Http(server)
+    data = os.urandom(1000)
+    loc, _, _ = hp.create("alice", len(data))
+    tok = server.token("alice")
+    smuggled = (f"DELETE {loc} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\n"
+                f"Content-Length: 0\r\n\r\n").encode()
+    body = b"0\r\n\r\n" + smuggled
+    head = (f"PATCH {loc} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\n"
+            f"Upload-Offset: 0\r\nTransfer-Encoding: chunked\r\n")
+    if content_length:
+        head += "Content-Length: 5\r\n"
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.sendall(head.encode() + b"\r\n" + body)
+    resp = _read_all(s)
+    s.close()
+    assert resp.startswith(b"HTTP/1.1 400"), resp[:200]
+    assert resp.count(b"HTTP/1.1 ") == 1, f"a second request was answered: {resp!r}"
+    st, hd, _ = hp.request("HEAD", loc, headers=hp.auth("alice"))
+    assert st == 200 and hd["upload-offset"] == "0", (st, hd)
+    st, hd, body = hp.patch("alice", loc, 0, data)  # the upload is intact and completes
+    assert st == 201, (st, hd, body)

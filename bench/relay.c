@@ -29,7 +29,7 @@
 
 /* chatd's write path (the default): a frame goes out at once when nothing is queued, and a
  * WRITEABLE callback writes up to 64 frames. --queued-writes restores one frame per
- * WRITEABLE, always through the queue (chatd's write path before 2026-11-29). */
+ * WRITEABLE, always through the queue (chatd's earlier write path, for comparison). */
 static int direct_writes = 1;
 #define MAP_SLOTS (1u << 16)
 

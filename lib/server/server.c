@@ -103,9 +103,9 @@ void chat__server_submit(chat_server *srv, chat__job *job)
     }
     /* A store that never blocks runs the job here and now, like a relay: no hand-over to the
      * writer and back (two wake-ups), and at full load no pile of thousands of requests in
-     * flight between the two threads. Only with nothing
-     * waiting anywhere, so jobs still run in the order they were submitted; a job that a
-     * done() submits (here_depth) waits for the next flush. */
+     * flight between the two threads, which is what held the memory store's ceiling down.
+     * Only with nothing waiting anywhere, so jobs still run in the order they were submitted;
+     * a job that a done() submits (here_depth) waits for the next flush. */
     if (srv->store_here && !srv->here_depth && !srv->sub_head && !srv->stopping) {
         srv->here_depth++;
         int ran = chat__worker_run_here(&srv->writer, job);

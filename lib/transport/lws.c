@@ -25,8 +25,8 @@ _Static_assert(LWS_PRE <= CHAT__TRANSPORT_PRE, "transport headroom too small for
 
 /* lws allocates this per connection; messages larger than it arrive in several chunks, which
  * on_receive reassembles anyway. 256 bytes holds a typical send frame (~150 bytes) whole and
- * keeps idle connections small (10K idle: 2.44-2.50 KiB per connection with 256; with 512
- * about 0.2 more; 6.6 with 4096). */
+ * keeps idle connections small: about 2.4 KiB per idle connection in all, 0.2 KiB more with 512
+ * (doc/performance.md, Settings). */
 #define CHAT__WS_RX_BUFFER 256
 
 /* The most one send() may take. Left at 0, lws caps every send() at the rx buffer size

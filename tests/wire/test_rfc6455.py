@@ -231,7 +231,7 @@ def test_length_over_frame_limit_closes_1009_before_the_payload(server):
 
 def test_close_with_one_byte_payload_closes_1002(server):
     # lws 4.1.6 would echo the 1-byte body back (an invalid close frame);
-    # LWS_CALLBACK_WS_PEER_INITIATED_CLOSE in lib/transport/ws.c answers 1002 instead.
+    # LWS_CALLBACK_WS_PEER_INITIATED_CLOSE in lib/transport/lws.c answers 1002 instead.
     c = server.ws()
     c.send_raw_frame(OP_CLOSE, b"\x03")
     assert _closed_with(c) == 1002

@@ -173,7 +173,7 @@ def test_without_allowed_origins_any_origin_is_accepted(server):
 
 # A body of 1,450,027 bytes stalled a few bytes short of its end over TLS until lws's 5 s
 # timeout (lws read 4 KiB at a time and left the end of the last TLS record inside OpenSSL);
-# plain HTTP was fine. The server now reads whole records (lib/transport/ws.c).
+# plain HTTP was fine. The server now reads whole records (lib/transport/lws.c).
 def test_https_upload_continued_from_an_offset_completes(tls_server, pki):
     size, first = 2097163, 647136
     data = os.urandom(size)

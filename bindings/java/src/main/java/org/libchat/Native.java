@@ -7,7 +7,8 @@ package org.libchat;
  * throws {@link ChatException} for a libchat failure; strings cross as UTF-8 converted by the
  * shim (a Java string with an unpaired surrogate is refused with EINVAL, never mangled).
  *
- * <p>The library loads from the system property {@code libchat.jni.path} (a file) when set,
+ * <p>The library loads from the system property {@code libchat.jni.path} (a file, relative to
+ * the working directory or absolute) when set,
  * else through {@code System.loadLibrary("chatjni")} (an Android app's jniLibs, or
  * {@code java.library.path}).
  */
@@ -18,7 +19,7 @@ final class Native {
     static {
         String path = System.getProperty("libchat.jni.path");
         if (path != null && !path.isEmpty())
-            System.load(path);
+            System.load(new java.io.File(path).getAbsolutePath());
         else
             System.loadLibrary("chatjni");
     }

@@ -50,7 +50,9 @@ final class Chatd implements AutoCloseable {
         List<String> cmd = new ArrayList<>();
         cmd.add(exe);
         cmd.addAll(Arrays.asList(args));
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+        childEnv(pb);
+        Process p = pb.start();
         try (OutputStream in = p.getOutputStream()) {
             if (input != null)
                 in.write(input.getBytes(StandardCharsets.UTF_8));
@@ -64,6 +66,12 @@ final class Chatd implements AutoCloseable {
         if (p.exitValue() != 0)
             throw new IllegalStateException("chatd " + String.join(" ", args) + ": " + text);
         return text;
+    }
+
+    /* Without an LD_PRELOAD meant for the JVM (a sanitizer runtime for the shim): chatd links
+     * its own. */
+    private static void childEnv(ProcessBuilder pb) {
+        pb.environment().remove("LD_PRELOAD");
     }
 
     private static String readAll(Process p) {
@@ -83,9 +91,10 @@ final class Chatd implements AutoCloseable {
         List<String> cmd = new ArrayList<>(Arrays.asList(exe, "run", "--data-dir", dataDir.toString(),
                                                          "--port", "0", "--listen", "127.0.0.1"));
         cmd.addAll(Arrays.asList(extra));
-        proc = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.appendTo(stderr.toFile()))
-                                      .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
-                                      .start();
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.appendTo(stderr.toFile()))
+                                                   .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+        childEnv(pb);
+        proc = pb.start();
         BufferedReader out = new BufferedReader(new InputStreamReader(proc.getInputStream(), StandardCharsets.UTF_8));
         CompletableFuture<String> first = CompletableFuture.supplyAsync(() -> {
             try {

@@ -606,100 +606,88 @@ static jstring string_result(JNIEnv *env, int rc, char *s, const char *what)
     return take_string(env, s);
 }
 
-JNIEXPORT jstring JNICALL Java_org_libchat_Native_user(JNIEnv *env, jclass cls, jlong h)
+/* A call of the form fn(&string, client): the string, or NULL with an exception. */
+static jstring client_string(JNIEnv *env, jlong h, int (*fn)(char **, chat_client *),
+                             const char *what)
 {
-    (void)cls;
     jc_client *jc = client_of(env, h);
     char *s = NULL;
     if (!jc)
         return NULL;
-    int rc = chat_client_user(&s, jc->c); /* before reading s */
-    return string_result(env, rc, s, "user");
+    int rc = fn(&s, jc->c); /* before reading s */
+    return string_result(env, rc, s, what);
+}
+
+JNIEXPORT jstring JNICALL Java_org_libchat_Native_user(JNIEnv *env, jclass cls, jlong h)
+{
+    (void)cls;
+    return client_string(env, h, chat_client_user, "user");
 }
 
 JNIEXPORT jstring JNICALL Java_org_libchat_Native_token(JNIEnv *env, jclass cls, jlong h)
 {
     (void)cls;
-    jc_client *jc = client_of(env, h);
-    char *s = NULL;
-    if (!jc)
-        return NULL;
-    int rc = chat_client_token(&s, jc->c); /* before reading s */
-    return string_result(env, rc, s, "token");
+    return client_string(env, h, chat_client_token, "token");
 }
 
 /* ---- sending -------------------------------------------------------------------------------- */
 
+/* The four sends: to conversation jconv or (to_user) to user juser; text, which may hold NULs
+ * as it goes with its length, or a media object. Returns the cmid. */
+static jstring send_any(JNIEnv *env, jlong h, jlong jconv, int to_user, jstring juser,
+                        jstring jbody, int media)
+{
+    jc_client *jc = client_of(env, h);
+    jc_conv conv = 0;
+    size_t len = 0;
+    if (!jc || (!to_user && !conv_arg(env, jconv, &conv)))
+        return NULL;
+    char *user = to_user ? java_to_utf8(env, juser, NULL, "user", STR_REQUIRED) : NULL;
+    char *body = java_to_utf8(env, jbody, &len, media ? "media" : "text",
+                              media ? STR_REQUIRED : STR_ALLOW_NUL);
+    jstring r = NULL;
+    if (body && (user || !to_user)) {
+        char *cmid = NULL;
+        int rc;
+        if (media)
+            rc = to_user ? chat_client_send_media_to(&cmid, jc->c, user, body)
+                         : chat_client_send_media(&cmid, jc->c, conv, body);
+        else
+            rc = to_user ? chat_client_send_text_to(&cmid, jc->c, user, body, len)
+                         : chat_client_send_text(&cmid, jc->c, conv, body, len);
+        r = string_result(env, rc, cmid, media ? "sendMedia" : "send");
+    }
+    free(user);
+    free(body);
+    return r;
+}
+
 JNIEXPORT jstring JNICALL Java_org_libchat_Native_sendText(JNIEnv *env, jclass cls, jlong h,
-                                                           jlong jconv, jstring jtext)
+                                                           jlong conv, jstring text)
 {
     (void)cls;
-    jc_client *jc = client_of(env, h);
-    jc_conv conv;
-    size_t len;
-    if (!jc || !conv_arg(env, jconv, &conv))
-        return NULL;
-    char *text = java_to_utf8(env, jtext, &len, "text", STR_ALLOW_NUL);
-    if (!text)
-        return NULL;
-    char *cmid = NULL;
-    int rc = chat_client_send_text(&cmid, jc->c, conv, text, len);
-    free(text);
-    return string_result(env, rc, cmid, "send");
+    return send_any(env, h, conv, 0, NULL, text, 0);
 }
 
 JNIEXPORT jstring JNICALL Java_org_libchat_Native_sendTextTo(JNIEnv *env, jclass cls, jlong h,
-                                                             jstring juser, jstring jtext)
+                                                             jstring user, jstring text)
 {
     (void)cls;
-    jc_client *jc = client_of(env, h);
-    size_t len;
-    char *user = jc ? java_to_utf8(env, juser, NULL, "user", STR_REQUIRED) : NULL;
-    char *text = user ? java_to_utf8(env, jtext, &len, "text", STR_ALLOW_NUL) : NULL;
-    jstring r = NULL;
-    if (text) {
-        char *cmid = NULL;
-        int rc = chat_client_send_text_to(&cmid, jc->c, user, text, len);
-        r = string_result(env, rc, cmid, "send");
-    }
-    free(user);
-    free(text);
-    return r;
+    return send_any(env, h, 0, 1, user, text, 0);
 }
 
 JNIEXPORT jstring JNICALL Java_org_libchat_Native_sendMedia(JNIEnv *env, jclass cls, jlong h,
-                                                            jlong jconv, jstring jjson)
+                                                            jlong conv, jstring json)
 {
     (void)cls;
-    jc_client *jc = client_of(env, h);
-    jc_conv conv;
-    if (!jc || !conv_arg(env, jconv, &conv))
-        return NULL;
-    char *js = java_to_utf8(env, jjson, NULL, "media", STR_REQUIRED);
-    if (!js)
-        return NULL;
-    char *cmid = NULL;
-    int rc = chat_client_send_media(&cmid, jc->c, conv, js);
-    free(js);
-    return string_result(env, rc, cmid, "sendMedia");
+    return send_any(env, h, conv, 0, NULL, json, 1);
 }
 
 JNIEXPORT jstring JNICALL Java_org_libchat_Native_sendMediaTo(JNIEnv *env, jclass cls, jlong h,
-                                                              jstring juser, jstring jjson)
+                                                              jstring user, jstring json)
 {
     (void)cls;
-    jc_client *jc = client_of(env, h);
-    char *user = jc ? java_to_utf8(env, juser, NULL, "user", STR_REQUIRED) : NULL;
-    char *js = user ? java_to_utf8(env, jjson, NULL, "media", STR_REQUIRED) : NULL;
-    jstring r = NULL;
-    if (js) {
-        char *cmid = NULL;
-        int rc = chat_client_send_media_to(&cmid, jc->c, user, js);
-        r = string_result(env, rc, cmid, "sendMedia");
-    }
-    free(user);
-    free(js);
-    return r;
+    return send_any(env, h, 0, 1, user, json, 1);
 }
 
 JNIEXPORT jlong JNICALL Java_org_libchat_Native_outboxCount(JNIEnv *env, jclass cls, jlong h)

@@ -106,7 +106,7 @@ public final class Event {
 
     /** The media of a media MESSAGE, or null. */
     public Media media() {
-        return kind == MessageKind.MEDIA.code() ? Media.fromMessageJson(json) : null;
+        return Media.ofMessage(kind, json);
     }
 
     /** A {@code chat_status}: 0 or the failure (OFFLINE, AUTH_FAILED, SEND_FAILED, HISTORY, RESULT). */

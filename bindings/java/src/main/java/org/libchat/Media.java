@@ -77,6 +77,11 @@ public final class Media {
         return b.append('}').toString();
     }
 
+    /* The media of a message of that kind and JSON wire object; null unless it is media. */
+    static Media ofMessage(int kind, String json) {
+        return kind == MessageKind.MEDIA.code() ? fromMessageJson(json) : null;
+    }
+
     /* The "media" member of a message's JSON wire object, or null when there is none. */
     static Media fromMessageJson(String json) {
         if (json == null || json.isEmpty())

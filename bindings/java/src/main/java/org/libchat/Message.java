@@ -74,7 +74,7 @@ public final class Message {
 
     /** The media of a media message, or null. */
     public Media media() {
-        return kind == MessageKind.MEDIA.code() ? Media.fromMessageJson(json) : null;
+        return Media.ofMessage(kind, json);
     }
 
     /** Status of my messages; {@link MessageStatus#NONE} for others'. */

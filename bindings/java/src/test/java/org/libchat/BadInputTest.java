@@ -1,18 +1,14 @@
 package org.libchat;
 
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.function.Executable;
-import org.junit.jupiter.api.io.TempDir;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -24,23 +20,7 @@ import static org.libchat.TestSupport.get;
 
 /** Closed clients, nulls, strings that are not valid Unicode: clear Java exceptions, no crash. */
 @Timeout(60)
-class BadInputTest {
-    @TempDir
-    Path tmp;
-    Chatd srv;
-
-    @BeforeEach
-    void up() throws Exception {
-        srv = new Chatd(tmp);
-    }
-
-    @AfterEach
-    void down() throws Exception {
-        boolean alive = srv.alive();
-        srv.close();
-        assertTrue(alive, "chatd died during the test\n" + srv.stderrTail());
-    }
-
+class BadInputTest extends ChatdTest {
     static ChatException chatError(ChatStatus want, Executable call) {
         ChatException e = assertThrows(ChatException.class, call);
         assertSame(want, e.status(), e.toString());

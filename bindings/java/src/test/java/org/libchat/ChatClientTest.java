@@ -1,16 +1,12 @@
 package org.libchat;
 
-import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -23,23 +19,7 @@ import static org.libchat.TestSupport.get;
 
 /** Two and three users through a real chatd: messages, receipts, typing, presence, groups. */
 @Timeout(90)
-class ChatClientTest {
-    @TempDir
-    Path tmp;
-    Chatd srv;
-
-    @BeforeEach
-    void up() throws Exception {
-        srv = new Chatd(tmp);
-    }
-
-    @AfterEach
-    void down() throws Exception {
-        boolean alive = srv.alive();
-        srv.close();
-        assertTrue(alive, "chatd died during the test\n" + srv.stderrTail());
-    }
-
+class ChatClientTest extends ChatdTest {
     static Conversation conv(ChatClient c, long id) {
         for (Conversation x : c.conversations())
             if (x.id() == id)

@@ -4,10 +4,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -18,18 +16,12 @@ import static org.libchat.TestSupport.get;
 
 /** History pages served from the cache and fetched from the server; the outbox across restarts. */
 @Timeout(90)
-class HistoryOutboxTest {
-    @TempDir
-    Path tmp;
-    Chatd srv;
-
-    @AfterEach
-    void down() throws Exception {
-        if (srv == null)
-            return;
-        boolean alive = srv.alive();
-        srv.close();
-        assertTrue(alive, "chatd died during the test\n" + srv.stderrTail());
+class HistoryOutboxTest extends ChatdTest {
+    /* Seventy quick sends: the per-connection and per-user rate limits out of the way. */
+    @Override
+    String[] chatdArgs() {
+        return new String[] {"--limit", "send_rate=10000", "--limit", "send_burst=10000",
+                             "--limit", "user_send_rate=10000", "--limit", "user_send_burst=10000"};
     }
 
     static List<Long> seqs(History h) {
@@ -41,8 +33,6 @@ class HistoryOutboxTest {
 
     @Test
     void historyPagesComeFromTheCacheAndTheServer() throws Exception {
-        srv = new Chatd(tmp, "--limit", "send_rate=10000", "--limit", "send_burst=10000",
-                        "--limit", "user_send_rate=10000", "--limit", "user_send_burst=10000");
         Recorder ra = new Recorder(), rb = new Recorder();
         List<Long> sent = new ArrayList<>();
         long conv;
@@ -85,7 +75,6 @@ class HistoryOutboxTest {
 
     @Test
     void theOutboxSurvivesClosingAndReopeningTheClient() throws Exception {
-        srv = new Chatd(tmp);
         Path aliceDb = tmp.resolve("alice.db"), bobDb = tmp.resolve("bob.db");
         Recorder rb = new Recorder();
         try (ChatClient bob = client(srv, "bob", rb, bobDb)) {

@@ -1,6 +1,5 @@
 package org.libchat;
 
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -8,11 +7,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -23,23 +19,7 @@ import static org.libchat.TestSupport.get;
 
 /** The event thread against listeners that throw, block or close their client; the cleaner. */
 @Timeout(60)
-class ListenerTest {
-    @TempDir
-    Path tmp;
-    Chatd srv;
-
-    @BeforeEach
-    void up() throws Exception {
-        srv = new Chatd(tmp);
-    }
-
-    @AfterEach
-    void down() throws Exception {
-        boolean alive = srv.alive();
-        srv.close();
-        assertTrue(alive, "chatd died during the test\n" + srv.stderrTail());
-    }
-
+class ListenerTest extends ChatdTest {
     ChatClient.Builder alice() throws Exception {
         return ChatClient.builder(srv.url()).token(srv.token("alice", "java")).backoff(100, 1000);
     }

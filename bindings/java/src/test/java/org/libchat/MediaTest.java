@@ -10,11 +10,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -28,23 +25,7 @@ import static org.libchat.TestSupport.get;
 
 /** A media file goes up (with progress, interrupted and resumed) and down again. */
 @Timeout(90)
-class MediaTest {
-    @TempDir
-    Path tmp;
-    Chatd srv;
-
-    @BeforeEach
-    void up() throws Exception {
-        srv = new Chatd(tmp);
-    }
-
-    @AfterEach
-    void down() throws Exception {
-        boolean alive = srv.alive();
-        srv.close();
-        assertTrue(alive, "chatd died during the test\n" + srv.stderrTail());
-    }
-
+class MediaTest extends ChatdTest {
     static final class Stop extends RuntimeException {
         private static final long serialVersionUID = 1L;
     }

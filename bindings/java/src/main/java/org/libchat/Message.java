@@ -1,0 +1,105 @@
+package org.libchat;
+
+/**
+ * A message of the cache or the outbox ({@code chat_msg_list} row), copied out of the library.
+ * Receipt counts count the other members: in a group, "delivered to N, read by K of M".
+ */
+public final class Message {
+    private final long conv;
+    private final long seq;
+    private final long tsMs;
+    private final String sender;
+    private final String cmid;
+    private final int kind;
+    private final String text;
+    private final String json;
+    private final int status;
+    private final long deliveredCount;
+    private final long readCount;
+    private final long others;
+
+    /* Called by the native layer only. */
+    Message(long conv, long seq, long tsMs, String sender, String cmid, int kind, String text,
+            String json, int status, long deliveredCount, long readCount, long others) {
+        this.conv = conv;
+        this.seq = seq;
+        this.tsMs = tsMs;
+        this.sender = sender;
+        this.cmid = cmid;
+        this.kind = kind;
+        this.text = text;
+        this.json = json;
+        this.status = status;
+        this.deliveredCount = deliveredCount;
+        this.readCount = readCount;
+        this.others = others;
+    }
+
+    /** The conversation; 0 for an outbox message sent to a user whose conversation is not known yet. */
+    public long conv() {
+        return conv;
+    }
+
+    /** The seq in the conversation; 0 in the outbox. */
+    public long seq() {
+        return seq;
+    }
+
+    public long tsMs() {
+        return tsMs;
+    }
+
+    /** The sender's user id. */
+    public String sender() {
+        return sender;
+    }
+
+    public String cmid() {
+        return cmid;
+    }
+
+    public MessageKind kind() {
+        return MessageKind.fromCode(kind);
+    }
+
+    /** Text of a text message ("" for others). */
+    public String text() {
+        return text;
+    }
+
+    /** The message as its JSON wire object (media and event payloads), "" in the outbox. */
+    public String json() {
+        return json;
+    }
+
+    /** The media of a media message, or null. */
+    public Media media() {
+        return Media.ofMessage(kind, json);
+    }
+
+    /** Status of my messages; {@link MessageStatus#NONE} for others'. */
+    public MessageStatus status() {
+        return MessageStatus.fromCode(status);
+    }
+
+    /** How many other members have it delivered. */
+    public long deliveredCount() {
+        return deliveredCount;
+    }
+
+    /** How many other members have read it. */
+    public long readCount() {
+        return readCount;
+    }
+
+    /** How many other members there are. */
+    public long others() {
+        return others;
+    }
+
+    @Override
+    public String toString() {
+        return "Message{conv=" + conv + " seq=" + seq + " from=" + sender + " status=" + status()
+               + " text=\"" + text + "\"}";
+    }
+}

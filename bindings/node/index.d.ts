@@ -1,7 +1,6 @@
 // TypeScript declarations of libchat's Node.js binding (index.js). Kept in step with index.js
 // by tests/node/types.test.mjs (every export and Client method is declared here) and by a tsc
 // type-check of tests/node/types-sample.ts where tsc is installed.
-/// <reference types="node" />
 
 import { EventEmitter } from 'node:events';
 

@@ -140,6 +140,15 @@ function matcher(filter) {
   throw new ChatError('EINVAL', 'filter must be an event type, a predicate or an object of fields', 'waitFor');
 }
 
+function describe(filter) {
+  if (typeof filter === 'string') return `'${filter}'`;
+  if (filter && typeof filter === 'object') {
+    const fields = Object.entries(filter).map(([k, v]) => `${k}=${typeof v === 'function' ? '(predicate)' : typeof v === 'bigint' ? `${v}n` : JSON.stringify(v)}`);
+    return `{${fields.join(' ')}}`;
+  }
+  return 'matching';
+}
+
 let transferIds = 0;
 
 class Client extends EventEmitter {
@@ -149,7 +158,7 @@ class Client extends EventEmitter {
    * heartbeat { intervalMs, timeoutMs }, autoDelivered (default true), start (default true).
    */
   constructor(options) {
-    super({ captureRejections: true });
+    super();
     const opts = checkOptions('Client', options);
     this._pending = new Map(); // request id -> { resolve, reject, presence? }
     this._iterators = new Set();
@@ -172,14 +181,18 @@ class Client extends EventEmitter {
     }
   }
 
-  // A listener that throws does not stop the others, nor later events, nor the process: its
-  // error goes to the 'error' listeners, or becomes a process warning when there are none.
+  // A listener that throws (or an async one that rejects) does not stop the others, nor
+  // later events, nor the process: its error goes to the 'error' listeners, or becomes a
+  // process warning when there are none. (EventEmitter.emit would stop at the first throw.)
   _emitSafely(name, ev) {
-    if (this.listenerCount(name) === 0) return;
-    try {
-      this.emit(name, ev);
-    } catch (err) {
-      this._listenerError(err, name);
+    const listeners = this.rawListeners(name); // a copy; once() wrappers remove themselves
+    for (const fn of listeners) {
+      try {
+        const r = Reflect.apply(fn, this, [ev]);
+        if (r && typeof r.then === 'function') r.then(undefined, (err) => this._listenerError(err, name));
+      } catch (err) {
+        this._listenerError(err, name);
+      }
     }
   }
 
@@ -194,11 +207,6 @@ class Client extends EventEmitter {
     }
     process.emitWarning(`libchat: a '${name}' listener threw: ${err && err.stack ? err.stack : err}`,
       { code: 'LIBCHAT_LISTENER_ERROR' });
-  }
-
-  // async listeners: a rejected Promise returned by a listener (captureRejections)
-  [Symbol.for('nodejs.rejection')](err, name) {
-    this._listenerError(err, name);
   }
 
   _settle(ev) {
@@ -227,7 +235,12 @@ class Client extends EventEmitter {
    */
   waitFor(filter, { timeoutMs = 10000 } = {}) {
     if (this._closed) return Promise.reject(new ChatError('ECLOSED', 'the Client is closed', 'waitFor'));
-    const match = matcher(filter);
+    let match;
+    try {
+      match = matcher(filter);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise((resolve, reject) => {
       let timer = null;
       const done = () => {
@@ -257,7 +270,7 @@ class Client extends EventEmitter {
       if (timeoutMs > 0) {
         timer = setTimeout(() => {
           done();
-          reject(new ChatError('ETIMEDOUT', `no matching event within ${timeoutMs} ms`, 'waitFor'));
+          reject(new ChatError('ETIMEDOUT', `no ${describe(filter)} event within ${timeoutMs} ms`, 'waitFor'));
         }, timeoutMs);
       }
     });
@@ -428,7 +441,7 @@ class Client extends EventEmitter {
   typing(conv, active = true) { this._native.typing(conv, active); }
 
   /** The presence of users: resolves with the 'presence' events the query brought. */
-  presenceQuery(users) {
+  async presenceQuery(users) {
     const id = this._native.presenceQuery(users);
     return this._request('presenceQuery', id, { presence: new Map(), users: new Set(users) });
   }

@@ -22,6 +22,14 @@ function chatdExe() {
   return exe;
 }
 
+// chatd without an LD_PRELOAD meant for node itself (the sanitizer runtime preloaded for the
+// addon would clash with the one linked into chatd).
+function chatdEnv() {
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  return env;
+}
+
 export function tmpdir(prefix = 'libchat-node-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
@@ -40,7 +48,7 @@ export class Chatd {
     const srv = new Chatd(tmpdir());
     for (const u of USERS) {
       const r = spawnSync(chatdExe(), ['user', 'add', '--data-dir', srv.dataDir, u],
-        { input: 'pw\n', encoding: 'utf8', timeout: 30000 });
+        { input: 'pw\n', encoding: 'utf8', timeout: 30000, env: chatdEnv() });
       if (r.status !== 0) throw new Error(`chatd user add ${u}: ${r.stderr}`);
     }
     await srv.run();
@@ -50,7 +58,7 @@ export class Chatd {
   run() {
     const err = fs.openSync(this.stderrPath, 'a');
     this.proc = spawn(chatdExe(), ['run', '--data-dir', this.dataDir, '--port', '0', '--listen', '127.0.0.1'],
-      { stdio: ['ignore', 'pipe', err] });
+      { stdio: ['ignore', 'pipe', err], env: chatdEnv() });
     fs.closeSync(err);
     return new Promise((resolve, reject) => {
       let buf = '';
@@ -78,7 +86,7 @@ export class Chatd {
     const key = `${user}/${device}`;
     if (!this.tokens.has(key)) {
       const r = spawnSync(chatdExe(), ['token', '--data-dir', this.dataDir, user, device],
-        { encoding: 'utf8', timeout: 30000 });
+        { encoding: 'utf8', timeout: 30000, env: chatdEnv() });
       if (r.status !== 0) throw new Error(`chatd token: ${r.stderr}`);
       this.tokens.set(key, r.stdout.trim().split(/\s+/).pop());
     }

@@ -3,9 +3,10 @@
  *
  * Why not napi_create_async_work: it borrows one of libuv's four pool threads for the whole
  * transfer, and a few slow downloads would stall every fs call of the app. Each transfer has
- * its own thread-safe function that carries progress ticks and, last, the completion, so the
- * JS thread sees progress strictly before the Promise settles. Progress is coalesced: at most
- * one tick is queued, and it reads the latest (done, total) when it runs.
+ * its own thread-safe function that carries progress reports and, last, the completion, so
+ * the JS thread sees progress strictly before the Promise settles. As with the C callback,
+ * the transfer waits while onProgress runs: what it throws stops the transfer before another
+ * byte moves (and a JS thread that is busy slows a transfer that asked for progress).
  *
  * Aborts: JS (abortTransfer, from an AbortSignal), a throwing onProgress, or close() set a
  * flag that the progress callback returns to libchat, which ends the call with CHAT_EUSER. */
@@ -31,9 +32,10 @@ struct transfer {
     napi_ref owner;       /* the NativeClient object, kept alive while this runs */
     napi_ref thrown;      /* what onProgress threw */
     atomic_int abort;
-    atomic_int tick_queued;
-    pthread_mutex_t mu;   /* guards done/total */
+    pthread_mutex_t mu;   /* guards done, total, waiting */
+    pthread_cond_t cv;    /* a report was shown, or an abort */
     uint64_t done, total;
+    int waiting;          /* the thread waits for JS to show (done, total) */
     uint64_t shown_done, shown_total; /* last reported to JS */
     int shown;
     /* result, written by the thread before MSG_DONE */
@@ -56,6 +58,7 @@ static void transfer_free(struct transfer *t)
     free(t->errmsg);
     chat_string_free(t->out_id);
     pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
     free(t);
 }
 
@@ -70,16 +73,20 @@ static void unlink_transfer(struct transfer *t)
 
 /* ---- the transfer thread ---- */
 
-static void post(struct transfer *t, int type)
+/* 0, or -1 when the message cannot reach the JS thread any more. */
+static int post(struct transfer *t, int type)
 {
     struct msg *m = malloc(sizeof *m);
     if (!m)
-        return;
+        return -1;
     m->type = type;
     m->t = t;
-    if (napi_call_threadsafe_function(t->tsfn, m, napi_tsfn_nonblocking) != napi_ok)
-        free(m); /* napi_closing: the environment is going away (still allocated until the
-                    teardown that joins this thread is over) */
+    if (napi_call_threadsafe_function(t->tsfn, m, napi_tsfn_nonblocking) != napi_ok) {
+        free(m); /* napi_closing: the environment is going away (the function stays allocated
+                    until the teardown that joins this thread is over) */
+        return -1;
+    }
+    return 0;
 }
 
 static int progress_cb(uint64_t done, uint64_t total, void *ud)
@@ -87,15 +94,27 @@ static int progress_cb(uint64_t done, uint64_t total, void *ud)
     struct transfer *t = ud;
     if (atomic_load(&t->abort) != ABORT_NONE)
         return 1;
-    if (t->on_progress) {
-        pthread_mutex_lock(&t->mu);
-        t->done = done;
-        t->total = total;
-        pthread_mutex_unlock(&t->mu);
-        if (!atomic_exchange(&t->tick_queued, 1))
-            post(t, MSG_PROGRESS);
-    }
-    return 0;
+    if (!t->on_progress)
+        return 0;
+    pthread_mutex_lock(&t->mu);
+    t->done = done;
+    t->total = total;
+    t->waiting = 1;
+    if (post(t, MSG_PROGRESS) == 0)
+        while (t->waiting && atomic_load(&t->abort) == ABORT_NONE)
+            pthread_cond_wait(&t->cv, &t->mu);
+    t->waiting = 0;
+    pthread_mutex_unlock(&t->mu);
+    return atomic_load(&t->abort) != ABORT_NONE;
+}
+
+static void set_abort(struct transfer *t, int why)
+{
+    int none = ABORT_NONE;
+    atomic_compare_exchange_strong(&t->abort, &none, why);
+    pthread_mutex_lock(&t->mu);
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
 }
 
 static void *transfer_main(void *arg)
@@ -144,7 +163,7 @@ static int show_progress(napi_env env, struct transfer *t)
     napi_value exc = NULL;
     napi_get_and_clear_last_exception(env, &exc);
     napi_create_reference(env, exc ? exc : node_undefined(env), 1, &t->thrown);
-    atomic_store(&t->abort, ABORT_THREW);
+    set_abort(t, ABORT_THREW);
     return -1;
 }
 
@@ -184,8 +203,11 @@ static void transfer_call_js(napi_env env, napi_value js_cb, void *context, void
     if (!env)
         return; /* teardown: node_transfers_join_all owns the transfer */
     if (type == MSG_PROGRESS) {
-        atomic_store(&t->tick_queued, 0);
         show_progress(env, t);
+        pthread_mutex_lock(&t->mu);
+        t->waiting = 0;
+        pthread_cond_signal(&t->cv);
+        pthread_mutex_unlock(&t->mu);
         return;
     }
     pthread_join(t->thread, NULL); /* it only releases the function after posting this */
@@ -211,8 +233,8 @@ static napi_value launch(napi_env env, struct nclient *nc, napi_value this_v, st
     napi_value promise = NULL, fn = NULL;
     t->nc = nc;
     pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
     atomic_init(&t->abort, ABORT_NONE);
-    atomic_init(&t->tick_queued, 0);
     if (node_get_id(env, id_v, what, "id", UINT32_MAX, &id) ||
         node_get_func(env, progress, what, "onProgress", 1, &fn)) {
         transfer_free(t);
@@ -282,19 +304,15 @@ napi_value node_client_download(napi_env env, struct nclient *nc, napi_value thi
 
 void node_transfers_abort(struct nclient *nc)
 {
-    for (struct transfer *t = nc->transfers; t; t = t->next) {
-        int none = ABORT_NONE;
-        atomic_compare_exchange_strong(&t->abort, &none, ABORT_CLOSED);
-    }
+    for (struct transfer *t = nc->transfers; t; t = t->next)
+        set_abort(t, ABORT_CLOSED);
 }
 
 void node_transfer_abort_id(struct nclient *nc, uint32_t id)
 {
     for (struct transfer *t = nc->transfers; t; t = t->next)
-        if (t->id == id) {
-            int none = ABORT_NONE;
-            atomic_compare_exchange_strong(&t->abort, &none, ABORT_JS);
-        }
+        if (t->id == id)
+            set_abort(t, ABORT_JS);
 }
 
 /* Environment teardown: no JS any more. The threads end at their next progress callback. */

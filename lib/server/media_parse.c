@@ -9,6 +9,7 @@
 #include "server/media_parse.h"
 
 #include "chat/errors.h"
+#include "core/utf8.h"
 
 #include <inttypes.h>
 #include <sodium.h>
@@ -262,24 +263,7 @@ int chat__media_parse_range(const char *r, uint64_t size, uint64_t *from, uint64
 
 int chat__media_utf8_ok(const unsigned char *s, size_t n)
 {
-    for (size_t i = 0; i < n;) {
-        unsigned char c = s[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                               : (c & 0xF8) == 0xF0 ? 4 : 0;
-        if (!len || i + len > n)
-            return 0;
-        uint32_t cp = len == 1 ? c : c & (0x7F >> len);
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += len;
-    }
-    return 1;
+    return chat__utf8_valid(s, n);
 }
 
 /* Standard base64 characters, '=' padding, and the spaces sodium is told to ignore. */

@@ -53,7 +53,7 @@ struct chat_server_config {
     const chat_auth_ops *auth_ops; /* NULL: the built-in verifier over keys */
     void *auth_state;
     char *media_base_url; /* NULL: URLs are paths */
-    /* The transport: libwebsockets unless a test sets another (chat__server_config_set_transport). */
+    /* The transport: NULL for the default (native); libwebsockets or, in tests, the loopback. */
     const chat__transport_ops *transport;
     void *transport_arg;
 };

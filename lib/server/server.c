@@ -404,7 +404,7 @@ static int loop_open(chat_server *srv)
     };
     chat__transport_sink sink;
     chat__server_sink(srv, &sink);
-    srv->tp = srv->cfg.transport ? srv->cfg.transport : chat__transport_lws();
+    srv->tp = srv->cfg.transport ? srv->cfg.transport : chat__transport_native();
     int rc = srv->tp->open(&srv->tp_st, srv->cfg.transport_arg, &tc, &sink);
     if (rc != CHAT_OK) {
         srv->tp_st = NULL;

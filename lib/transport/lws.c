@@ -5,6 +5,7 @@
  * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE is deliberately not handled: Debian's lws 4.1.6 has a
  * use-after-free behind it (CVE-2025-11677). The HTTP accessors are in lws_http.c. */
 #include "transport/lws_internal.h"
+#include "transport/uvtimer.h"
 
 #include "chat/common.h"
 #include "chat/errors.h"
@@ -490,49 +491,9 @@ static int tp_port(void *st)
 /* ---- timers: libuv's heap (lws 4.1.6's timers are a sorted list, and on libuv it re-arms
  * them only after servicing a socket) ---- */
 
-static void timer_fire(uv_timer_t *h)
-{
-    chat__timer *t = h->data;
-    t->cb(t);
-}
-
 static int tp_timer_init(void *st, chat__timer *t, void (*cb)(chat__timer *t))
 {
-    lws_tp *tp = st;
-    uv_timer_t *h = chat__malloc(sizeof *h);
-    if (!h)
-        return CHAT_ENOMEM;
-    uv_timer_init(&tp->loop, h);
-    uv_unref((uv_handle_t *)h); /* a timer alone never keeps the loop running */
-    h->data = t;
-    t->cb = cb;
-    t->impl = h;
-    return CHAT_OK;
-}
-
-static void tp_timer_start(chat__timer *t, int64_t delay_ms)
-{
-    if (t->impl)
-        uv_timer_start(t->impl, timer_fire, (uint64_t)(delay_ms > 0 ? delay_ms : 0), 0);
-}
-
-static void tp_timer_stop(chat__timer *t)
-{
-    if (t->impl)
-        uv_timer_stop(t->impl);
-}
-
-static void timer_free(uv_handle_t *h)
-{
-    chat__free(h);
-}
-
-static void tp_timer_close(chat__timer *t)
-{
-    if (!t->impl)
-        return;
-    uv_close((uv_handle_t *)t->impl, timer_free);
-    t->impl = NULL;
+    return chat__uvtimer_init(&((lws_tp *)st)->loop, t, cb);
 }
 
 /* ---- WebSocket connections ---- */
@@ -600,9 +561,9 @@ static const chat__transport_ops lws_ops = {
     .now_ms = tp_now_ms,
     .port = tp_port,
     .timer_init = tp_timer_init,
-    .timer_start = tp_timer_start,
-    .timer_stop = tp_timer_stop,
-    .timer_close = tp_timer_close,
+    .timer_start = chat__uvtimer_start,
+    .timer_stop = chat__uvtimer_stop,
+    .timer_close = chat__uvtimer_close,
     .write = tp_write,
     .busy = tp_busy,
     .want_write = tp_want_write,

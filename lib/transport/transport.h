@@ -184,5 +184,7 @@ typedef struct chat__transport_ops {
 
 /* The libwebsockets transport (lws.c). */
 const chat__transport_ops *chat__transport_lws(void);
+/* The native transport: libuv with libchat's own HTTP/1.1 and RFC 6455 code (uv.c). */
+const chat__transport_ops *chat__transport_native(void);
 
 #endif

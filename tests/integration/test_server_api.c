@@ -944,10 +944,10 @@ static void collect_log(int level, const char *msg, void *user_data)
     snprintf(buf + used, 4096 - used, "%s\n", msg);
 }
 
-/* libwebsockets' own complaints reach the host's log callback, never stderr directly. */
-static void test_server_transport_log_routed(void **state)
+/* The transport's complaints (libwebsockets' own lines too) reach the host's log callback,
+ * never stderr directly. */
+static void transport_log_routed(const char *transport, const char *expect)
 {
-    (void)state;
     char dir[] = "/tmp/chat-tls-XXXXXX";
     assert_non_null(mkdtemp(dir));
     char path[64];
@@ -961,14 +961,26 @@ static void test_server_transport_log_routed(void **state)
     chat_server_config *cfg = new_config();
     assert_int_equal(chat_server_config_set_log(cfg, collect_log, CHAT_LOG_WARN, log), CHAT_OK);
     assert_int_equal(chat_server_config_set_tls(cfg, path, path), CHAT_OK);
+    assert_int_equal(chat_server_config_set_transport(cfg, transport), CHAT_OK);
     chat_server *srv = NULL;
     assert_int_equal(chat_server_new(&srv, cfg), CHAT_OK);
     chat_server_config_free(cfg);
     assert_int_equal(chat_server_start(srv), CHAT_EIO);
     chat_server_free(srv);
-    assert_non_null(strstr(log, "libwebsockets: problem getting cert"));
+    if (!strstr(log, expect))
+        fail_msg("'%s' not in the log:\n%s", expect, log);
     unlink(path);
     rmdir(dir);
+}
+
+static void test_server_transport_log_routed(void **state)
+{
+    (void)state;
+    transport_log_routed("native", "TLS: cannot use the certificate");
+    transport_log_routed("libwebsockets", "libwebsockets: problem getting cert");
+    chat_server_config *cfg = new_config();
+    assert_int_equal(chat_server_config_set_transport(cfg, "carrier pigeon"), CHAT_EINVAL);
+    chat_server_config_free(cfg);
 }
 
 static void test_server_start_port_taken(void **state)

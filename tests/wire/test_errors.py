@@ -319,7 +319,7 @@ def test_closed_stalled_reader_is_dropped_whatever_it_sends(server):
     _still_works(a)
 
 
-@pytest.mark.parametrize("path", ["/chat", "/media/x"])
+@pytest.mark.parametrize("path", ["/chat", "/media/x", "//", "/./"])
 def test_upgrade_elsewhere_than_root_is_refused(server, path):
     from wsclient import HandshakeError
     with pytest.raises(HandshakeError, match="404"):

@@ -5,19 +5,11 @@ section 7.4.1 assigns (1002 protocol error, 1007 invalid data, 1009 too big), an
 that the server still serves another client. The JSON-level errors (malformed JSON, depth,
 oversize messages, binary frames, basic invalid UTF-8) are in test_errors.py.
 
-Who catches what, with Debian's libwebsockets 4.1.6 (lws_ws_rx_sm in lib/roles/ws/ops-ws.c):
-- lws, with 1002: RSV bits, reserved opcodes, fragmented control frames, continuations without a
-  start, a new data message inside a fragmented one, close codes that may not be sent; with
-  1007: invalid UTF-8 in text messages (our context sets LWS_SERVER_OPTION_VALIDATE_UTF8).
-- lws, dropping TCP without a close frame (RFC: 1002 or 1007): control frames over 125 bytes,
-  a 64-bit length with the top bit set, invalid UTF-8 in a close reason. Our callbacks never
-  see these frames; the tests assert "closed, server unaffected".
-- our code: messages over the frame limit, refused at the first chunk of the frame whose
-  announced length does not fit (1009, lib/transport/reasm.c; lws 4.1.6 accepts any length
-  up to 2^63, later versions cap frames at 256 MiB), too many fragments (1009), a 1-byte close
-  body (1002, which lws 4.1.6 would echo back), and the fragment sequence again (1002).
-- nobody: lws 4.1.6 accepts unmasked client frames and does not tell callbacks whether a frame
-  was masked (strict xfail below, so an lws upgrade that fixes it is noticed).
+The server's receiver is lib/transport/wsrx.c (the native transport): every rule below is its
+own, each answered with the RFC's close code and a close frame. Messages over the frame limit
+are refused at the header of the frame whose announced length does not fit, before any of its
+payload is read. A few cases accept "closed without a close frame" as well, as they did under
+libwebsockets (chatd --transport libwebsockets), which drops TCP for them.
 """
 
 import json
@@ -52,22 +44,18 @@ def _hdr(fin, op, rsv=0):
 
 # ---- masking, reserved bits, opcodes ---------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="lws 4.1.6 accepts unmasked client frames (RFC 6455 "
-                   "5.1 requires closing); the mask bit is not visible to lws callbacks")
 def test_unmasked_client_frame_closes_1002(server):
+    # RFC 6455 5.1: a server closes on a frame a client did not mask.
     c = server.ws()
     c.send_raw_frame(OP_TEXT, b'{"type":"ping"}', mask=False)
     assert _closed_with(c, timeout=2.0) == 1002
+    _still_serves(server)
 
 
-def test_unmasked_client_frame_is_read_as_masked_and_server_survives(server):
-    # What lws 4.1.6 does instead: the frame is read as if it had been masked with zeros.
-    # Harmless for the server (masking protects intermediaries' caches, not the endpoint),
-    # but not RFC conformant; when lws is upgraded, the strict xfail above starts passing.
+def test_unmasked_frame_after_an_authenticated_session_closes_1002(server):
     c = server.connect("alice")
     c.send_raw_bytes(encode_frame(OP_TEXT, b'{"type":"ping","id":"u"}', mask=False))
-    r = c.expect("pong")
-    assert r.get("re") == "u", r
+    assert _closed_with(c, timeout=2.0) == 1002
     _still_serves(server)
 
 
@@ -207,12 +195,21 @@ def test_64bit_length_with_top_bit_set_closes(server):
 
 
 def test_length_2_pow_62_closes_1009(server):
-    # lws 4.1.6 takes the length as is (later versions refuse frames over 256 MiB) and hands
-    # over the payload as it comes; our reassembler refuses the frame at its first bytes,
-    # because the announced length is over the frame limit.
+    # The announced length is over the frame limit: refused at the header.
     c = server.ws()
     _raw_header_64(c, 1 << 62)
     c.send_raw_bytes(b"{" * 16)
+    assert _closed_with(c) == 1009
+    _still_serves(server)
+
+
+def test_frame_header_over_the_limit_is_refused_before_any_payload(server):
+    # Only the header of a 1 MiB frame: the refusal (an error frame, then 1009) comes without
+    # waiting for a byte of its payload.
+    c = server.connect("alice")
+    _raw_header_64(c, 1 << 20)
+    e = c.expect("error", timeout=3)
+    assert e["reason"] == "frame_too_large", e
     assert _closed_with(c) == 1009
     _still_serves(server)
 
@@ -230,8 +227,7 @@ def test_length_over_frame_limit_closes_1009_before_the_payload(server):
 
 
 def test_close_with_one_byte_payload_closes_1002(server):
-    # lws 4.1.6 would echo the 1-byte body back (an invalid close frame);
-    # LWS_CALLBACK_WS_PEER_INITIATED_CLOSE in lib/transport/lws.c answers 1002 instead.
+    # A 1-byte close body is invalid (RFC 6455 5.5.1): 1002, not an echo of it.
     c = server.ws()
     c.send_raw_frame(OP_CLOSE, b"\x03")
     assert _closed_with(c) == 1002

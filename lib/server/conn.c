@@ -2,6 +2,7 @@
 #include "server/req.h"
 
 #include "core/alloc.h"
+#include "core/json.h"
 
 #include <string.h>
 
@@ -245,7 +246,7 @@ void chat__conn_error(chat__conn *c, const cJSON *re, int code, const char *reas
         return;
     cJSON_AddStringToObject(o, "type", "error");
     if (re)
-        cJSON_AddItemToObject(o, "re", cJSON_Duplicate(re, 1));
+        cJSON_AddItemToObject(o, "re", chat__json_id_copy(re));
     cJSON_AddStringToObject(o, "code", chat_error_name(code));
     cJSON_AddStringToObject(o, "reason", reason);
     cJSON_AddStringToObject(o, "message", message);

@@ -117,8 +117,7 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "type", "pong");
         if (re)
-            cJSON_AddItemToObject(o, "re", re);
-        re = NULL;
+            cJSON_AddItemToObject(o, "re", chat__json_id_copy(re));
         cJSON_AddNumberToObject(o, "ts", (double)chat__now_ms(srv));
         chat__frame *fr = chat__frame_take_json(o);
         if (fr) {

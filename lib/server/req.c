@@ -4,6 +4,7 @@
 #include "core/alloc.h"
 #include "core/array.h"
 #include "core/error.h"
+#include "core/json.h"
 
 #include <inttypes.h>
 #include <stdint.h>
@@ -232,7 +233,7 @@ cJSON *chat__req_reply(const chat__req *r, const char *type)
         return NULL;
     cJSON_AddStringToObject(o, "type", type);
     if (r->re)
-        cJSON_AddItemToObject(o, "re", cJSON_Duplicate(r->re, 1));
+        cJSON_AddItemToObject(o, "re", chat__json_id_copy(r->re));
     return o;
 }
 

@@ -264,6 +264,56 @@ def test_negative_or_nonprintable_id_is_not_echoed(server):
     _still_works(a)
 
 
+# Integers cJSON's %.15g printing does not keep (and its relative epsilon lets pass), and the
+# edges: the largest id the protocol takes is 2^53 - 1.
+_BIG_IDS = [4503599627370497, 4500000000000001, 1234567890123456, 9007199254740990,
+            9007199254740991, 999999999999999, 0]
+
+
+def _answer_to(c, rid):
+    """The next frame carrying an re (frames pushed on their own have none), re unchanged."""
+    for _ in range(20):
+        f = c.recv_json()
+        if "re" in f:
+            return f
+    raise AssertionError("no answer")
+
+
+def _assert_re(frame, rid):
+    assert type(frame["re"]) is int and frame["re"] == rid, \
+        f"id {rid} came back as {frame['re']!r}: {frame!r}"
+
+
+def test_integer_ids_below_2pow53_are_echoed_exactly(server):
+    a = server.connect("alice")
+    conv = send(a, "x", to="bob")["conv"]
+    for rid in _BIG_IDS:
+        a.send_json({"type": "ping", "id": rid})  # answered on the loop thread
+        f = _answer_to(a, rid)
+        assert f["type"] == "pong", f
+        _assert_re(f, rid)
+        a.send_json({"type": "teleport", "id": rid})  # an error frame
+        f = _answer_to(a, rid)
+        assert_error(f, "ENOTSUP", "unknown_type")
+        _assert_re(f, rid)
+        a.send_json({"type": "send", "id": rid, "to": "bob", "cmid": cmid(), "text": "y"})
+        f = _answer_to(a, rid)  # the ack, encoded directly
+        assert f["type"] == "ack", f
+        _assert_re(f, rid)
+        a.send_json({"type": "history", "id": rid, "conv": conv, "limit": 1})
+        f = _answer_to(a, rid)  # a reply built by the writer
+        assert f["type"] == "history", f
+        _assert_re(f, rid)
+        a.send_json({"type": "history", "id": rid, "conv": 999999})
+        f = _answer_to(a, rid)  # a failed request
+        assert_error(f, "ENOTFOUND", "not_found")
+        _assert_re(f, rid)
+    a.send_json({"type": "logout", "id": _BIG_IDS[0]})
+    f = _answer_to(a, _BIG_IDS[0])
+    assert f["type"] == "ok", f
+    _assert_re(f, _BIG_IDS[0])
+
+
 @pytest.mark.seconds(120)
 @pytest.mark.chatd_args("--limit", "send_rate=100000", "--limit", "send_burst=100000")
 def test_slow_reader_outbound_queue_overflow_closes_1013(server):

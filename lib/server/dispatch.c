@@ -60,7 +60,9 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
     chat__decoded d;
     int rc = chat__decode_frame(buf, len, (int)chat__limit(srv, CHAT_LIMIT_JSON_DEPTH), &d);
     if (rc != CHAT_OK) {
-        chat__conn_error(c, d.re, rc, d.reason, d.message, 0);
+        /* Out of memory while checking the frame is ours; any other refusal is the frame's. */
+        (rc == CHAT_ENOMEM ? chat__conn_decline : chat__conn_error)(c, d.re, rc, d.reason,
+                                                                    d.message, 0);
         cJSON_Delete(d.re);
         return;
     }

@@ -137,7 +137,7 @@ static void verify_after(chat_server *srv, chat__req *r)
                           LOGIN_TOKEN_TTL_MS, &token) != CHAT_OK ||
         chat__server_verify(srv, token, strlen(token), &t) != CHAT_OK) {
         chat__free(token);
-        chat__conn_error(c, r->re, CHAT_ERROR, "internal", "cannot issue a token", 0);
+        chat__conn_decline(c, r->re, CHAT_ERROR, "internal", "cannot issue a token", 0);
         return;
     }
     cJSON *re = r->re;
@@ -174,7 +174,7 @@ static void lookup_after(chat_server *srv, chat__req *r)
     if (!v) {
         c->auth_pending = 0;
         login_finished(srv);
-        chat__conn_error(c, r->re, CHAT_ENOMEM, "internal", "out of memory", 0);
+        chat__conn_decline(c, r->re, CHAT_ENOMEM, "internal", "out of memory", 0);
         return;
     }
     strcpy(v->user, r->user);
@@ -213,12 +213,12 @@ void chat__handle_login(chat__conn *c, cJSON *f, cJSON *re)
     chat_server *srv = c->srv;
     int64_t retry = 0;
     if (srv->logins_pending >= chat__limit(srv, CHAT_LIMIT_LOGINS_PENDING)) {
-        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "too many logins in progress", 1000);
+        chat__conn_decline(c, re, CHAT_EAGAIN, "rate_limited", "too many logins in progress", 1000);
         goto fail;
     }
     if (!chat__user_login_take(srv, user, &retry)) {
-        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited",
-                         "too many failed logins for this account", retry);
+        chat__conn_decline(c, re, CHAT_EAGAIN, "rate_limited",
+                           "too many failed logins for this account", retry);
         goto fail;
     }
     login_state *ls = chat__calloc(1, sizeof *ls);

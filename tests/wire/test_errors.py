@@ -242,6 +242,22 @@ def test_error_flood_closes_1008(server):
     assert a.close_code(timeout=5) == 1008
 
 
+@pytest.mark.chatd_args("--limit", "typing_rate=1")
+def test_rate_limited_frames_do_not_count_as_abuse(server):
+    # Back-pressure is the server's answer to a well-formed frame, not a sign of abuse: far more
+    # refusals than the 50-errors limit leave the connection open.
+    a = server.connect("alice")
+    conv = send(a, "x", to="bob")["conv"]
+    n = 120
+    for i in range(n):
+        a.send_json({"type": "typing", "id": f"t{i}", "conv": conv, "state": "start"})
+    answers = [a.expect(None, re=f"t{i}") for i in range(1, n)]  # t0 is let through, unanswered
+    for e in answers:
+        assert_error(e, "EAGAIN", "rate_limited")
+    _still_works(a)
+    send(a, "still here", to="bob")
+
+
 def test_unknown_fields_are_ignored(server):
     a = server.connect("alice")
     r = a.call({"type": "ping", "future_field": {"x": [1, 2]}, "other": None})

@@ -285,7 +285,7 @@ void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
         goto fail;
     if (!chat__cmid_valid(a.cmid, n)) {
         chat__conn_error(c, re, CHAT_EINVAL, "bad_field",
-                         "'cmid' must be 1-64 printable ASCII characters", 0);
+                         "'cmid' must be 1-64 printable ASCII characters, no space", 0);
         goto fail;
     }
     if (!chat__arg_str(c, f, re, "kind", 0, &kind, NULL))

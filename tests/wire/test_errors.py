@@ -101,6 +101,27 @@ def test_depth_16_is_accepted(server):
     assert r["type"] == "pong", r
 
 
+def test_depth_counts_objects_and_arrays_alike(server):
+    a = server.connect("alice")
+    # the frame's object is 1; {"p":[{"q":[...]}]} alternates objects and arrays
+    def frame(depth):
+        inner = "{}" if depth % 2 == 0 else "[]"
+        for level in range(depth - 2, 0, -1):
+            inner = '{"q":' + inner + "}" if level % 2 == 0 else "[" + inner + "]"
+        return '{"type":"ping","id":"d","p":' + inner + "}"
+    assert json.loads(frame(16))
+    a.send_text(frame(16))
+    assert a.expect(None, re="d")["type"] == "pong"
+    a.send_text(frame(17))
+    assert_error(a.expect("error"), "ELIMIT", "too_deep")
+
+
+def test_brackets_inside_strings_do_not_count_toward_depth(server):
+    a = server.connect("alice")
+    r = a.call({"type": "ping", "pad": "[" * 40 + "{" * 40, "k": ["]" * 40]})
+    assert r["type"] == "pong", r
+
+
 @pytest.mark.chatd_args("--limit", "json_depth=4")
 def test_depth_limit_is_configurable(server):
     a = server.connect("alice")
@@ -269,6 +290,20 @@ def test_request_id_over_64_chars_has_no_re(server):
     a.send_json({"type": "teleport", "id": "i" * 65})
     e = a.expect("error")
     assert "re" not in e, f"an unusable id must not be echoed: {e!r}"
+
+
+def test_space_is_not_allowed_in_ids_and_cmids(server):
+    # "printable ASCII" in ids means 0x21-0x7E: no space
+    a = server.connect("alice")
+    a.send_json({"type": "ping", "id": "a b"})
+    e = a.expect("error")
+    assert_error(e, "EINVAL", "bad_field")
+    assert "re" not in e, e
+    for rid in ("!", "~", "!" + "~" * 63):
+        assert a.call({"type": "ping", "id": rid})["type"] == "pong"
+    assert_error(a.call({"type": "send", "to": "bob", "cmid": "a b", "text": "x"}),
+                 "EINVAL", "bad_field")
+    assert send(a, "x", to="bob", cm="!~")["cmid"] == "!~"
 
 
 def test_negative_or_nonprintable_id_is_not_echoed(server):

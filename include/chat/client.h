@@ -291,9 +291,9 @@ CHAT_API int chat_client_presence_query(uint64_t *out_request, chat_client *c,
 CHAT_API int chat_client_group_create(uint64_t *out_request, chat_client *c, const char *title,
                                       const char *const *members, size_t n_members);
 /**
- * Create a group under a client id the host chose and keeps (1-64 printable ASCII), so the call
- * can be repeated after an ECLOSED or lost RESULT: the server answers the group the first call
- * created (this user and device), and creates no second one. @return CHAT_EINVAL for a bad
+ * Create a group under a client id the host chose and keeps (1-64 printable ASCII, no space), so
+ * the call can be repeated after an ECLOSED or lost RESULT: the server answers the group the first
+ * call created (this user and device), and creates no second one. @return CHAT_EINVAL for a bad
  * cmid, else as chat_client_group_create. [any thread] @since 0.2
  */
 CHAT_API int chat_client_group_create_id(uint64_t *out_request, chat_client *c, const char *cmid,

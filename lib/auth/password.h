@@ -25,6 +25,11 @@ int chat__password_hash(const char *pw, size_t len, char out[CHAT__PASSWORD_HASH
  */
 int chat__password_verify(const char *hash, const char *pw, size_t len);
 
+/* An Argon2id hash at the current INTERACTIVE limits of a random password nobody knows. A login
+ * for an account that does not exist is checked against it, on the same path as a wrong
+ * password, so the time of the answer does not tell which accounts exist. [any thread] */
+const char *chat__password_dummy_hash(void);
+
 /* 1 if hash is not Argon2id at the current INTERACTIVE limits (or unreadable), so it should
  * be replaced after the next successful verify; 0 if it is current. [any thread] */
 int chat__password_needs_rehash(const char *hash);

@@ -644,7 +644,7 @@ int chat_client_group_create_id(uint64_t *out_request, chat_client *c, const cha
     if (!c || !title)
         return chat__error_set(CHAT_EINVAL, 0, "client or title is NULL");
     if (cmid && !chat__cmid_valid(cmid, strlen(cmid)))
-        return chat__error_set(CHAT_EINVAL, 0, "a cmid is 1-64 printable ASCII characters");
+        return chat__error_set(CHAT_EINVAL, 0, "a cmid is 1-64 printable ASCII characters, no space");
     int rc = check_users(members, n_members, 1);
     if (rc != CHAT_OK)
         return rc;

@@ -4,6 +4,7 @@
  * the loop thread. Uploads use the offset protocol and remember their upload URL in
  * the cache, so an interrupted upload resumes; downloads go through a .part file continued
  * with Range requests and are checked against the media id (BLAKE2b-256) before they appear. */
+#include "client/httpresp.h"
 #include "client/internal.h"
 #include "client/tls.h"
 
@@ -20,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #define IO_CHUNK (64 * 1024)
-#define HEAD_MAX 8192
 #define IO_TIMEOUT_S 30
 #define RESUMES 3
 
@@ -38,11 +37,6 @@ typedef struct hconn {
     char buf[IO_CHUNK];
     size_t len, pos; /* unread bytes are buf[pos..len) */
 } hconn;
-
-typedef struct hresp {
-    int status;
-    char head[HEAD_MAX];
-} hresp;
 
 /* host and port of a ws://, wss://, http:// or https:// URL; *tls tells the secure ones; path
  * (may be NULL) receives what follows. */
@@ -208,51 +202,20 @@ static int h_fill(hconn *h)
     }
 }
 
-/* Status line and headers (lower-cased names kept as sent). */
-static int h_read_head(hconn *h, hresp *r)
+/* Status line and headers (httpresp.c); the bytes after them stay in h->buf. */
+static int h_read_head(hconn *h, chat__http_head *r)
 {
-    size_t used = 0;
+    chat__http_head_init(r);
     for (;;) {
-        while (h->pos < h->len) {
-            if (used + 1 >= sizeof r->head)
-                return chat__error_set(CHAT_EPROTO, 0, "response headers too long");
-            r->head[used++] = h->buf[h->pos++];
-            r->head[used] = 0;
-            if (used >= 4 && memcmp(r->head + used - 4, "\r\n\r\n", 4) == 0) {
-                if (sscanf(r->head, "HTTP/1.%*d %d", &r->status) != 1)
-                    return chat__error_set(CHAT_EPROTO, 0, "not an HTTP response");
-                return CHAT_OK;
-            }
-        }
-        int rc = h_fill(h);
+        size_t used;
+        int rc = chat__http_head_feed(r, h->buf + h->pos, h->len - h->pos, &used);
+        h->pos += used;
+        if (rc != CHAT_EAGAIN)
+            return rc;
+        rc = h_fill(h);
         if (rc != CHAT_OK)
             return rc;
     }
-}
-
-/* Header value by name (case-insensitive), or NULL. */
-static const char *hdr(const hresp *r, const char *name, char *out, size_t size)
-{
-    size_t n = strlen(name);
-    for (const char *line = strstr(r->head, "\r\n"); line && line[2]; line = strstr(line + 2, "\r\n")) {
-        const char *l = line + 2;
-        if (strncasecmp(l, name, n) == 0 && l[n] == ':') {
-            l += n + 1;
-            while (*l == ' ')
-                l++;
-            size_t len = strcspn(l, "\r\n");
-            snprintf(out, size, "%.*s", (int)len, l);
-            return out;
-        }
-    }
-    return NULL;
-}
-
-static uint64_t hdr_u64(const hresp *r, const char *name, int *found)
-{
-    char v[32];
-    *found = hdr(r, name, v, sizeof v) != NULL;
-    return *found ? strtoull(v, NULL, 10) : 0;
 }
 
 /* Read a body of len bytes into mem (up to size-1, NUL-terminated) or to fd. */
@@ -348,7 +311,7 @@ static int server_of(chat_client *c, server_addr *s)
 
 /* One request without a body (or with body bytes in mem) and a small answer. */
 static int simple_request(const server_addr *s, const char *method, const char *path,
-                          const char *extra, hresp *r, char *body, size_t bsize)
+                          const char *extra, chat__http_head *r, char *body, size_t bsize)
 {
     hconn *h = chat__malloc(sizeof *h);
     if (!h)
@@ -369,7 +332,7 @@ static int simple_request(const server_addr *s, const char *method, const char *
         rc = h_read_head(h, r);
     body[0] = 0;
     int found;
-    uint64_t len = rc == CHAT_OK ? hdr_u64(r, "content-length", &found) : 0;
+    uint64_t len = rc == CHAT_OK ? chat__http_header_u64(r, "content-length", &found) : 0;
     if (rc == CHAT_OK && strcmp(method, "HEAD") != 0 && len)
         rc = h_read_body(h, len, body, bsize, -1, 0, 0, NULL, NULL);
     h_close(h);
@@ -434,11 +397,11 @@ static int patch_rest(const server_addr *s, const char *loc, int fd, uint64_t of
         if (rc == CHAT_OK && cb && cb(pos, size, ud))
             rc = chat__error_set(CHAT_EUSER, 0, "aborted by the progress callback");
     }
-    hresp resp;
+    chat__http_head resp;
     if (rc == CHAT_OK)
         rc = h_read_head(h, &resp);
     int found;
-    uint64_t len = rc == CHAT_OK ? hdr_u64(&resp, "content-length", &found) : 0;
+    uint64_t len = rc == CHAT_OK ? chat__http_header_u64(&resp, "content-length", &found) : 0;
     json[0] = 0;
     if (rc == CHAT_OK && len)
         rc = h_read_body(h, len, json, jsize, -1, 0, 0, NULL, NULL);
@@ -478,12 +441,13 @@ int chat_client_upload_file(char **out_media_id, chat_client *c, const char *pat
     int rc = server_of(c, &s);
     if (rc == CHAT_OK)
         rc = meta_key(key, sizeof key, path, &st);
-    hresp r;
+    chat__http_head r;
     /* A remembered upload of this very file: ask the server where it stands. */
     if (rc == CHAT_OK && chat__cache_meta_get(c->cache, key, &loc) == CHAT_OK) {
         rc = simple_request(&s, "HEAD", loc, NULL, &r, json, sizeof json);
         char mid[80];
-        if (rc == CHAT_OK && r.status == 200 && hdr(&r, "media-id", mid, sizeof mid)) {
+        if (rc == CHAT_OK && r.status == 200 &&
+            chat__http_header(&r, "media-id", mid, sizeof mid)) {
             chat__cache_meta_del(c->cache, key);
             chat__free(loc);
             close(fd);
@@ -494,7 +458,7 @@ int chat_client_upload_file(char **out_media_id, chat_client *c, const char *pat
         }
         int found;
         if (rc == CHAT_OK && r.status == 200)
-            offset = hdr_u64(&r, "upload-offset", &found);
+            offset = chat__http_header_u64(&r, "upload-offset", &found);
         if (rc == CHAT_OK && r.status != 200) { /* gone: start over */
             chat__cache_meta_del(c->cache, key);
             chat__free(loc);
@@ -518,7 +482,7 @@ int chat_client_upload_file(char **out_media_id, chat_client *c, const char *pat
         char l[256];
         if (rc == CHAT_OK && r.status != 201)
             rc = status_error(r.status, "upload", json);
-        else if (rc == CHAT_OK && !hdr(&r, "location", l, sizeof l))
+        else if (rc == CHAT_OK && !chat__http_header(&r, "location", l, sizeof l))
             rc = chat__error_set(CHAT_EPROTO, 0, "upload: no Location");
         else if (rc == CHAT_OK && !(loc = chat__strdup(l)))
             rc = CHAT_ENOMEM;
@@ -550,15 +514,15 @@ int chat_client_upload_file(char **out_media_id, chat_client *c, const char *pat
                 rc = r2 != CHAT_OK ? r2 : status_error(r.status, "upload", json);
                 break;
             }
-            if (hdr(&r, "media-id", mid, sizeof mid)) {
+            if (chat__http_header(&r, "media-id", mid, sizeof mid)) {
                 snprintf(json, sizeof json, "{\"media\":\"%s\"}", mid);
                 finished = 1;
                 rc = CHAT_OK;
                 break;
             }
-            if (!hdr(&r, "upload-busy", busy, sizeof busy)) {
+            if (!chat__http_header(&r, "upload-busy", busy, sizeof busy)) {
                 int found;
-                offset = hdr_u64(&r, "upload-offset", &found);
+                offset = chat__http_header_u64(&r, "upload-offset", &found);
                 rc = CHAT_OK;
                 break;
             }
@@ -662,17 +626,15 @@ int chat_client_download(chat_client *c, const char *url, const char *media_id,
     if (rc == CHAT_OK)
         rc = n > 0 && (size_t)n < sizeof req ? h_send(h, req, (size_t)n)
                                               : chat__error_set(CHAT_EINVAL, 0, "URL too long");
-    hresp r;
+    chat__http_head r;
     if (rc == CHAT_OK)
         rc = h_read_head(h, &r);
     int found;
-    uint64_t len = rc == CHAT_OK ? hdr_u64(&r, "content-length", &found) : 0;
+    uint64_t len = rc == CHAT_OK ? chat__http_header_u64(&r, "content-length", &found) : 0;
     int complete = 0;
     if (rc == CHAT_OK) {
-        char cr[96];
         if (r.status == 206) {
-            const char *slash = hdr(&r, "content-range", cr, sizeof cr) ? strchr(cr, '/') : NULL;
-            uint64_t total = slash ? strtoull(slash + 1, NULL, 10) : have + len;
+            uint64_t total = chat__http_range_total(&r, have + len);
             if (cb && cb(have, total, user_data))
                 rc = chat__error_set(CHAT_EUSER, 0, "aborted by the progress callback");
             else

@@ -165,7 +165,7 @@ int chat__decode_frame(const char *buf, size_t len, int max_depth, chat__decoded
     }
     if (id && !out->re) {
         rc = fail(out, CHAT_EINVAL, "bad_field",
-                  "field 'id' must be 1-64 printable characters or an integer");
+                  "field 'id' must be 1-64 printable ASCII characters (no space) or an integer");
         goto err;
     }
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(f, "type");

@@ -7,6 +7,8 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,6 +146,18 @@ int chat__json_i64(const cJSON *obj, const char *key, int64_t *out)
     if (rc == CHAT_OK)
         *out = (int64_t)d;
     return rc;
+}
+
+cJSON *chat__json_id_copy(const cJSON *id)
+{
+    if (cJSON_IsNumber(id) && id->valuedouble >= -(double)CHAT__JSON_INT_MAX &&
+        id->valuedouble <= (double)CHAT__JSON_INT_MAX &&
+        (double)(int64_t)id->valuedouble == id->valuedouble) {
+        char text[24];
+        snprintf(text, sizeof text, "%" PRId64, (int64_t)id->valuedouble);
+        return cJSON_CreateRaw(text);
+    }
+    return cJSON_Duplicate(id, 1);
 }
 
 int chat__json_bool(const cJSON *obj, const char *key, int *out)

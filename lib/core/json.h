@@ -54,6 +54,12 @@ int chat__json_u64(const cJSON *obj, const char *key, uint64_t *out);
 /* An integer -(2^53-1)..2^53-1; otherwise as chat__json_u64. */
 int chat__json_i64(const cJSON *obj, const char *key, int64_t *out);
 
+/* A copy of a request id for the "re" of an answer, or NULL (ENOMEM). An integer becomes a raw
+ * item holding its exact decimal: cJSON prints numbers with 15 significant digits and keeps
+ * that text if it reads back within a relative epsilon, so from about 4.5e15 on an id would
+ * come back as a different number written as a float. Anything else is duplicated. */
+cJSON *chat__json_id_copy(const cJSON *id);
+
 /* true or false, as 1 or 0. @return CHAT_OK, CHAT_ENOTFOUND, CHAT_EINVAL (not a boolean). */
 int chat__json_bool(const cJSON *obj, const char *key, int *out);
 

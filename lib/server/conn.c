@@ -2,6 +2,7 @@
 #include "server/req.h"
 
 #include "core/alloc.h"
+#include "core/json.h"
 
 #include <string.h>
 
@@ -236,16 +237,15 @@ int chat__conn_writable(chat__conn *c)
     return 0;
 }
 
-void chat__conn_error(chat__conn *c, const cJSON *re, int code, const char *reason,
-                      const char *message, int64_t retry_after_ms)
+static void error_frame(chat__conn *c, const cJSON *re, int code, const char *reason,
+                        const char *message, int64_t retry_after_ms)
 {
-    chat_server *srv = c->srv;
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return;
     cJSON_AddStringToObject(o, "type", "error");
     if (re)
-        cJSON_AddItemToObject(o, "re", cJSON_Duplicate(re, 1));
+        cJSON_AddItemToObject(o, "re", chat__json_id_copy(re));
     cJSON_AddStringToObject(o, "code", chat_error_name(code));
     cJSON_AddStringToObject(o, "reason", reason);
     cJSON_AddStringToObject(o, "message", message);
@@ -256,6 +256,19 @@ void chat__conn_error(chat__conn *c, const cJSON *re, int code, const char *reas
         chat__conn_send(c, f);
         chat__frame_unref(f);
     }
+}
+
+void chat__conn_decline(chat__conn *c, const cJSON *re, int code, const char *reason,
+                        const char *message, int64_t retry_after_ms)
+{
+    error_frame(c, re, code, reason, message, retry_after_ms);
+}
+
+void chat__conn_error(chat__conn *c, const cJSON *re, int code, const char *reason,
+                      const char *message, int64_t retry_after_ms)
+{
+    chat_server *srv = c->srv;
+    error_frame(c, re, code, reason, message, retry_after_ms);
     /* A client that keeps sending frames we refuse is abusive: close it. */
     int64_t now = chat__now_ms(srv);
     if (now - c->err_window_ms > 10000) {

@@ -60,7 +60,9 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
     chat__decoded d;
     int rc = chat__decode_frame(buf, len, (int)chat__limit(srv, CHAT_LIMIT_JSON_DEPTH), &d);
     if (rc != CHAT_OK) {
-        chat__conn_error(c, d.re, rc, d.reason, d.message, 0);
+        /* Out of memory while checking the frame is ours; any other refusal is the frame's. */
+        (rc == CHAT_ENOMEM ? chat__conn_decline : chat__conn_error)(c, d.re, rc, d.reason,
+                                                                    d.message, 0);
         cJSON_Delete(d.re);
         return;
     }
@@ -117,8 +119,7 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "type", "pong");
         if (re)
-            cJSON_AddItemToObject(o, "re", re);
-        re = NULL;
+            cJSON_AddItemToObject(o, "re", chat__json_id_copy(re));
         cJSON_AddNumberToObject(o, "ts", (double)chat__now_ms(srv));
         chat__frame *fr = chat__frame_take_json(o);
         if (fr) {

@@ -44,7 +44,8 @@ void chat__fb_raw(chat__fb *b, const char *s, size_t n);
 void chat__fb_str(chat__fb *b, const char *s, size_t n);
 void chat__fb_i64(chat__fb *b, int64_t v);
 void chat__fb_u64(chat__fb *b, uint64_t v);
-/* A request id as cJSON would print it: a string, or an integer-valued number. */
+/* A request id as an answer carries it: a string, or an integer in exact decimal (the text
+ * chat__json_id_copy gives cJSON, which would print it with 15 significant digits). */
 void chat__fb_id(chat__fb *b, const cJSON *id);
 /* A frame of b->len bytes to fill (refs = 1), or NULL; the builder then writes into it. */
 chat__frame *chat__fb_alloc(chat__fb *b);

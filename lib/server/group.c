@@ -144,7 +144,9 @@ static int create_run(chat__req *r, chat__txn *tx, group_args *a)
     return reply_conv(r, tx, conv.id);
 }
 
-/* The successor of a leaving owner: the oldest admin, else the oldest member. */
+/* The successor of a leaving owner: the oldest admin, else the oldest member. Oldest is a
+ * member for longest (the smallest joined_seq), then the smallest user id, whatever order the
+ * store lists members in (doc/protocol.md: Groups). */
 typedef struct successor {
     chat_store_member best;
     int found;
@@ -157,7 +159,9 @@ static int pick_successor(const chat_store_member *m, void *ud)
     if (strcmp(m->user, s->leaving) == 0)
         return 0;
     if (!s->found || m->role > s->best.role ||
-        (m->role == s->best.role && m->joined_seq < s->best.joined_seq)) {
+        (m->role == s->best.role &&
+         (m->joined_seq < s->best.joined_seq ||
+          (m->joined_seq == s->best.joined_seq && strcmp(m->user, s->best.user) < 0)))) {
         s->best = *m;
         s->found = 1;
     }
@@ -382,7 +386,7 @@ void chat__handle_group(chat__conn *c, cJSON *f, cJSON *re, const char *op)
             goto fail;
         if (a.cmid && !chat__cmid_valid(a.cmid, n)) {
             chat__conn_error(c, re, CHAT_EINVAL, "bad_field",
-                             "'cmid' must be 1-64 printable ASCII characters", 0);
+                             "'cmid' must be 1-64 printable ASCII characters, no space", 0);
             goto fail;
         }
     } else if (strcmp(op, "update") == 0) {

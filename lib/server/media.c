@@ -95,7 +95,7 @@ static int media_url_run(chat__job *job, chat__txn *tx)
         return chat__req_fail(r, CHAT_EPERM, "forbidden",
                               "media not shared in a conversation of yours");
     case CHAT_ENOTSUP:
-        return chat__req_fail(r, CHAT_ENOTSUP, "unknown_type", "this server keeps no media");
+        return chat__req_fail(r, CHAT_ENOTSUP, "no_media", "this server keeps no media");
     default:
         return chat__req_fail(r, CHAT_ERROR, "storage", "the store failed");
     }
@@ -131,6 +131,11 @@ void chat__handle_media_url(chat__conn *c, cJSON *f, cJSON *re)
     if (!chat__media_id_valid(id, n)) {
         chat__conn_error(c, re, CHAT_EINVAL, "bad_field",
                          "'media' must be a media id (64 lower-case hex digits)", 0);
+        goto fail;
+    }
+    if (!chat__media_enabled(c->srv)) {
+        /* No blob store: no media of this server exists, whatever the store knows. */
+        chat__conn_decline(c, re, CHAT_ENOTSUP, "no_media", "this server keeps no media", 0);
         goto fail;
     }
     memcpy(a.id, id, n + 1);

@@ -285,7 +285,7 @@ void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
         goto fail;
     if (!chat__cmid_valid(a.cmid, n)) {
         chat__conn_error(c, re, CHAT_EINVAL, "bad_field",
-                         "'cmid' must be 1-64 printable ASCII characters", 0);
+                         "'cmid' must be 1-64 printable ASCII characters, no space", 0);
         goto fail;
     }
     if (!chat__arg_str(c, f, re, "kind", 0, &kind, NULL))
@@ -323,20 +323,20 @@ void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
     if (!chat__bucket_take(&c->send_bucket, (double)chat__limit(srv, CHAT_LIMIT_SEND_RATE),
                            (double)chat__limit(srv, CHAT_LIMIT_SEND_BURST), chat__now_ms(srv),
                            &retry)) {
-        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "sending too fast", retry);
+        chat__conn_decline(c, re, CHAT_EAGAIN, "rate_limited", "sending too fast", retry);
         goto fail;
     }
     if (!chat__user_send_take(srv, c->user, &retry)) {
-        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited",
-                         "sending too fast (all of this user's connections)", retry);
+        chat__conn_decline(c, re, CHAT_EAGAIN, "rate_limited",
+                           "sending too fast (all of this user's connections)", retry);
         goto fail;
     }
 
     /* The writer's queue is bounded: under overload a send is refused (retryable) rather than
      * queued without end. Memory stays bounded and the sender backs off. */
     if (srv->writer_backlog >= (size_t)chat__limit(srv, CHAT_LIMIT_WRITER_QUEUE)) {
-        chat__conn_error(c, re, CHAT_EAGAIN, "busy", "the server is overloaded; retry later",
-                         CHAT__BUSY_RETRY_MS);
+        chat__conn_decline(c, re, CHAT_EAGAIN, "busy", "the server is overloaded; retry later",
+                           CHAT__BUSY_RETRY_MS);
         goto fail;
     }
 

@@ -173,7 +173,7 @@ void chat__handle_presence(chat__conn *c, cJSON *f, cJSON *re)
     int64_t retry = 0;
     double rate = (double)chat__limit(c->srv, CHAT_LIMIT_PRESENCE_RATE);
     if (!chat__bucket_take(&c->presence_bucket, rate, rate, chat__now_ms(c->srv), &retry)) {
-        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "presence queries too fast", retry);
+        chat__conn_decline(c, re, CHAT_EAGAIN, "rate_limited", "presence queries too fast", retry);
         cJSON_Delete(re);
         cJSON_Delete(f);
         return;
@@ -349,7 +349,7 @@ void chat__handle_settings(chat__conn *c, cJSON *f, cJSON *re)
     double per_min = (double)chat__limit(c->srv, CHAT_LIMIT_SETTINGS_RATE);
     if (!chat__bucket_take(&c->settings_bucket, per_min / 60.0, per_min, chat__now_ms(c->srv),
                            &retry)) {
-        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "settings changes too fast", retry);
+        chat__conn_decline(c, re, CHAT_EAGAIN, "rate_limited", "settings changes too fast", retry);
         cJSON_Delete(re);
         cJSON_Delete(f);
         return;
@@ -448,7 +448,7 @@ void chat__handle_typing(chat__conn *c, cJSON *f, cJSON *re)
     int64_t retry = 0;
     double rate = (double)chat__limit(srv, CHAT_LIMIT_TYPING_RATE);
     if (!chat__bucket_take(&c->typing_bucket, rate, rate, chat__now_ms(srv), &retry)) {
-        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "typing updates too fast", retry);
+        chat__conn_decline(c, re, CHAT_EAGAIN, "rate_limited", "typing updates too fast", retry);
         goto fail;
     }
     typing_submit(srv, c, f, re, conv, NULL, start);

@@ -4,6 +4,7 @@
 #include "core/alloc.h"
 #include "core/array.h"
 #include "core/error.h"
+#include "core/json.h"
 
 #include <inttypes.h>
 #include <stdint.h>
@@ -146,6 +147,26 @@ void chat__publish(chat_server *srv, const chat__userlist *to, const char *excep
         chat__log(srv, CHAT_LOG_WARN, "bus publish failed: %s", chat_error_name(rc));
 }
 
+/* 1 if a request failed for the server's own reasons (the store, memory, shutdown, a feature
+ * it lacks), which do not count towards the abuse limit; 0 if it was refused (bad or forbidden:
+ * EINVAL, EPERM, ENOTFOUND, ELIMIT, ...). */
+static int failed_on_our_side(int status)
+{
+    switch (status) {
+    case CHAT_ERROR:
+    case CHAT_ENOMEM:
+    case CHAT_EIO:
+    case CHAT_ECLOSED:
+    case CHAT_EAGAIN:
+    case CHAT_EBUSY:
+    case CHAT_ETIMEDOUT:
+    case CHAT_ENOTSUP:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* The loop-thread half of every request. */
 static void req_done(chat_server *srv, chat__job *job)
 {
@@ -153,8 +174,9 @@ static void req_done(chat_server *srv, chat__job *job)
     chat__conn *c = r->conn;
     if (job->status != CHAT_OK) {
         if (c && c->tc)
-            chat__conn_error(c, r->re, job->status, job->reason ? job->reason : "internal",
-                             job->message[0] ? job->message : chat_strerror(job->status), 0);
+            (failed_on_our_side(job->status) ? chat__conn_decline : chat__conn_error)(
+                c, r->re, job->status, job->reason ? job->reason : "internal",
+                job->message[0] ? job->message : chat_strerror(job->status), 0);
         if (r->after)
             r->after(srv, r);
         req_free(r);
@@ -232,7 +254,7 @@ cJSON *chat__req_reply(const chat__req *r, const char *type)
         return NULL;
     cJSON_AddStringToObject(o, "type", type);
     if (r->re)
-        cJSON_AddItemToObject(o, "re", cJSON_Duplicate(r->re, 1));
+        cJSON_AddItemToObject(o, "re", chat__json_id_copy(r->re));
     return o;
 }
 

@@ -7,6 +7,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/ids.h"
+#include "core/json.h"
 #include "core/threadname.h"
 #include "server/media.h"
 #include "store/checked.h"
@@ -562,8 +563,7 @@ static void revoke_done(chat_server *srv, chat__job *job)
         if (o) {
             cJSON_AddStringToObject(o, "type", "ok");
             if (j->re)
-                cJSON_AddItemToObject(o, "re", j->re);
-            j->re = NULL;
+                cJSON_AddItemToObject(o, "re", chat__json_id_copy(j->re));
         }
         chat__frame *f = chat__frame_take_json(o);
         if (f) {

@@ -100,6 +100,7 @@ fail:
 
 typedef struct login_state {
     char hash[CHAT_PWHASH_MAX];
+    int unknown; /* no such account (or none with a password): hash is the dummy one */
 } login_state;
 
 static int verify_run(chat__job *job, chat__txn *tx)
@@ -109,7 +110,9 @@ static int verify_run(chat__job *job, chat__txn *tx)
     login_state *ls = r->extra;
     size_t len;
     const char *pw = chat__json_str(r->args, "password", &len);
-    if (!pw || chat__password_verify(ls->hash, pw, len) != CHAT_OK)
+    /* An unknown account is verified too, against the dummy hash, and then refused whatever
+     * the outcome: the same work and the same answer as a wrong password. */
+    if (!pw || chat__password_verify(ls->hash, pw, len) != CHAT_OK || ls->unknown)
         return chat__req_fail(r, CHAT_EAUTH, "auth_failed", "wrong user or password");
     return CHAT_OK;
 }
@@ -137,7 +140,7 @@ static void verify_after(chat_server *srv, chat__req *r)
                           LOGIN_TOKEN_TTL_MS, &token) != CHAT_OK ||
         chat__server_verify(srv, token, strlen(token), &t) != CHAT_OK) {
         chat__free(token);
-        chat__conn_error(c, r->re, CHAT_ERROR, "internal", "cannot issue a token", 0);
+        chat__conn_decline(c, r->re, CHAT_ERROR, "internal", "cannot issue a token", 0);
         return;
     }
     cJSON *re = r->re;
@@ -151,8 +154,13 @@ static int lookup_run(chat__job *job, chat__txn *tx)
     login_state *ls = r->extra;
     chat_store_user u;
     int rc = tx->ops->user_get(tx->st, r->user, &u);
-    if (rc == CHAT_ENOTFOUND || (rc == CHAT_OK && !u.pwhash[0]))
-        return chat__req_fail(r, CHAT_EAUTH, "auth_failed", "wrong user or password");
+    if (rc == CHAT_ENOTFOUND || (rc == CHAT_OK && !u.pwhash[0])) {
+        /* Not refused here: answering before the hash would tell in ~0.2 ms instead of ~100
+         * that the account does not exist. */
+        ls->unknown = 1;
+        snprintf(ls->hash, sizeof ls->hash, "%s", chat__password_dummy_hash());
+        return CHAT_OK;
+    }
     if (rc != CHAT_OK)
         return chat__req_fail(r, CHAT_EIO, "storage", "cannot read the account");
     memcpy(ls->hash, u.pwhash, sizeof ls->hash);
@@ -174,7 +182,7 @@ static void lookup_after(chat_server *srv, chat__req *r)
     if (!v) {
         c->auth_pending = 0;
         login_finished(srv);
-        chat__conn_error(c, r->re, CHAT_ENOMEM, "internal", "out of memory", 0);
+        chat__conn_decline(c, r->re, CHAT_ENOMEM, "internal", "out of memory", 0);
         return;
     }
     strcpy(v->user, r->user);
@@ -213,12 +221,12 @@ void chat__handle_login(chat__conn *c, cJSON *f, cJSON *re)
     chat_server *srv = c->srv;
     int64_t retry = 0;
     if (srv->logins_pending >= chat__limit(srv, CHAT_LIMIT_LOGINS_PENDING)) {
-        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited", "too many logins in progress", 1000);
+        chat__conn_decline(c, re, CHAT_EAGAIN, "rate_limited", "too many logins in progress", 1000);
         goto fail;
     }
     if (!chat__user_login_take(srv, user, &retry)) {
-        chat__conn_error(c, re, CHAT_EAGAIN, "rate_limited",
-                         "too many failed logins for this account", retry);
+        chat__conn_decline(c, re, CHAT_EAGAIN, "rate_limited",
+                           "too many failed logins for this account", retry);
         goto fail;
     }
     login_state *ls = chat__calloc(1, sizeof *ls);

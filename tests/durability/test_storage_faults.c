@@ -509,6 +509,45 @@ static void test_faults_at_open(void **state)
     assert_true(failed > 0);
 }
 
+/* A full disk for longer than 50 requests: every one answers EIO/storage, and none of them
+ * counts towards the abuse limit (50 error frames in 10 s close the connection with 1008): the
+ * failures are the server's, not the client's. Once the disk has room, the same connection is
+ * acked again. */
+static void test_faults_storage_errors_keep_the_connection(void **state)
+{
+    (void)state;
+    env e;
+    env_dir(&e);
+    faultvfs_set_buffering(0);
+    assert_int_equal(server_up(&e, CHAT_STORE_SQLITE_SYNC_FULL), CHAT_OK);
+    sent first = {.cmid = "first"};
+    assert_int_equal(send_once(&e, &first, "bob", 0, 0), 1);
+    faultvfs_reset_counters();
+    faultvfs_fail_at(FV_WRITE, 1, SQLITE_FULL, 1);
+    for (int i = 0; i < 60; i++) {
+        sent s = {{0}};
+        snprintf(s.cmid, sizeof s.cmid, "full%d", i);
+        assert_int_equal(send_once(&e, &s, NULL, first.conv, 0), 0);
+    }
+    assert_true(faultvfs_faults() >= 60);
+    assert_false(ws_is_closed(e.c));
+    faultvfs_clear_fault();
+    sent after = {.cmid = "after"};
+    assert_int_equal(send_once(&e, &after, NULL, first.conv, 0), 1);
+    assert_int_equal(after.seq, first.seq + 1);
+    env_free(&e);
+}
+
+/* Teardown of a test that arms a lasting fault: a failed assertion must not leave it armed for
+ * the tests after it. */
+static int disarm(void **state)
+{
+    (void)state;
+    faultvfs_clear_fault();
+    faultvfs_reset_counters();
+    return 0;
+}
+
 /* An fsync fails at a commit (the client gets EIO) and the process dies right after, before
  * anything overwrites the WAL frames the failed commit left in the page cache: the restart may
  * recover that commit. The resend with the same cmid must then be acked with the recovered seq
@@ -841,6 +880,7 @@ int main(void)
         cmocka_unit_test(test_faults_sync_ioerr),
         cmocka_unit_test(test_faults_with_checkpoints),
         cmocka_unit_test(test_faults_at_open),
+        cmocka_unit_test_teardown(test_faults_storage_errors_keep_the_connection, disarm),
         cmocka_unit_test(test_faults_fsync_then_crash),
         cmocka_unit_test(test_power_loss_sync_full),
         cmocka_unit_test(test_power_loss_sync_normal),

@@ -5,6 +5,8 @@
  *    repeated key in any object, only finite numbers, nesting within the limit, and (for UTF-8
  *    input, which lws guarantees) only UTF-8 strings;
  *  - re-encoding an accepted frame (id put back) decodes to the same frame, type and id;
+ *  - the id as an answer's "re" carries it (chat__json_id_copy) reads back as exactly the same
+ *    value (cJSON's own printing loses integers from about 4.5e15 on);
  *  - "too_deep" is answered only for text whose parsed nesting really is over the limit, and
  *    valid JSON nested over the limit is never accepted;
  *  - JSON that cJSON parses with a repeated key is never accepted;
@@ -15,6 +17,7 @@
 
 #include "chat/errors.h"
 #include "core/decode.h"
+#include "core/json.h"
 
 #include <string.h>
 
@@ -47,6 +50,23 @@ static void check_accepted(const chat__decoded *d, int max_depth, int utf8)
     if (utf8) { /* whole characters, and at most one (3 bytes of it) cut off */
         FUZZ_CHECK(fuzz_utf8_valid((const unsigned char *)d->type, cut));
         FUZZ_CHECK(cut + 3 >= (tlen < 40 ? tlen : 40));
+    }
+
+    /* The id echoed in "re": exactly the value sent, not merely one close to it. */
+    if (d->re) {
+        cJSON *echo = chat__json_id_copy(d->re);
+        char *etext = echo ? cJSON_PrintUnformatted(echo) : NULL;
+        cJSON *back = etext ? cJSON_Parse(etext) : NULL;
+        if (back) {
+            if (cJSON_IsString(d->re))
+                FUZZ_CHECK(cJSON_IsString(back) &&
+                           strcmp(back->valuestring, d->re->valuestring) == 0);
+            else
+                FUZZ_CHECK(cJSON_IsNumber(back) && back->valuedouble == d->re->valuedouble);
+        }
+        cJSON_Delete(back);
+        cJSON_free(etext);
+        cJSON_Delete(echo);
     }
 
     /* Round trip: the frame as a client would have sent it, encoded by cJSON. */

@@ -101,6 +101,27 @@ def test_depth_16_is_accepted(server):
     assert r["type"] == "pong", r
 
 
+def test_depth_counts_objects_and_arrays_alike(server):
+    a = server.connect("alice")
+    # the frame's object is 1; {"p":[{"q":[...]}]} alternates objects and arrays
+    def frame(depth):
+        inner = "{}" if depth % 2 == 0 else "[]"
+        for level in range(depth - 2, 0, -1):
+            inner = '{"q":' + inner + "}" if level % 2 == 0 else "[" + inner + "]"
+        return '{"type":"ping","id":"d","p":' + inner + "}"
+    assert json.loads(frame(16))
+    a.send_text(frame(16))
+    assert a.expect(None, re="d")["type"] == "pong"
+    a.send_text(frame(17))
+    assert_error(a.expect("error"), "ELIMIT", "too_deep")
+
+
+def test_brackets_inside_strings_do_not_count_toward_depth(server):
+    a = server.connect("alice")
+    r = a.call({"type": "ping", "pad": "[" * 40 + "{" * 40, "k": ["]" * 40]})
+    assert r["type"] == "pong", r
+
+
 @pytest.mark.chatd_args("--limit", "json_depth=4")
 def test_depth_limit_is_configurable(server):
     a = server.connect("alice")
@@ -242,6 +263,22 @@ def test_error_flood_closes_1008(server):
     assert a.close_code(timeout=5) == 1008
 
 
+@pytest.mark.chatd_args("--limit", "typing_rate=1")
+def test_rate_limited_frames_do_not_count_as_abuse(server):
+    # Back-pressure is the server's answer to a well-formed frame, not a sign of abuse: far more
+    # refusals than the 50-errors limit leave the connection open.
+    a = server.connect("alice")
+    conv = send(a, "x", to="bob")["conv"]
+    n = 120
+    for i in range(n):
+        a.send_json({"type": "typing", "id": f"t{i}", "conv": conv, "state": "start"})
+    answers = [a.expect(None, re=f"t{i}") for i in range(1, n)]  # t0 is let through, unanswered
+    for e in answers:
+        assert_error(e, "EAGAIN", "rate_limited")
+    _still_works(a)
+    send(a, "still here", to="bob")
+
+
 def test_unknown_fields_are_ignored(server):
     a = server.connect("alice")
     r = a.call({"type": "ping", "future_field": {"x": [1, 2]}, "other": None})
@@ -255,6 +292,20 @@ def test_request_id_over_64_chars_has_no_re(server):
     assert "re" not in e, f"an unusable id must not be echoed: {e!r}"
 
 
+def test_space_is_not_allowed_in_ids_and_cmids(server):
+    # "printable ASCII" in ids means 0x21-0x7E: no space
+    a = server.connect("alice")
+    a.send_json({"type": "ping", "id": "a b"})
+    e = a.expect("error")
+    assert_error(e, "EINVAL", "bad_field")
+    assert "re" not in e, e
+    for rid in ("!", "~", "!" + "~" * 63):
+        assert a.call({"type": "ping", "id": rid})["type"] == "pong"
+    assert_error(a.call({"type": "send", "to": "bob", "cmid": "a b", "text": "x"}),
+                 "EINVAL", "bad_field")
+    assert send(a, "x", to="bob", cm="!~")["cmid"] == "!~"
+
+
 def test_negative_or_nonprintable_id_is_not_echoed(server):
     a = server.connect("alice")
     for bad in (-1, "tab\there", "", 1.5, True):
@@ -262,6 +313,56 @@ def test_negative_or_nonprintable_id_is_not_echoed(server):
         e = a.expect("error")
         assert "re" not in e, f"unusable id {bad!r} echoed: {e!r}"
     _still_works(a)
+
+
+# Integers cJSON's %.15g printing does not keep (and its relative epsilon lets pass), and the
+# edges: the largest id the protocol takes is 2^53 - 1.
+_BIG_IDS = [4503599627370497, 4500000000000001, 1234567890123456, 9007199254740990,
+            9007199254740991, 999999999999999, 0]
+
+
+def _answer_to(c, rid):
+    """The next frame carrying an re (frames pushed on their own have none), re unchanged."""
+    for _ in range(20):
+        f = c.recv_json()
+        if "re" in f:
+            return f
+    raise AssertionError("no answer")
+
+
+def _assert_re(frame, rid):
+    assert type(frame["re"]) is int and frame["re"] == rid, \
+        f"id {rid} came back as {frame['re']!r}: {frame!r}"
+
+
+def test_integer_ids_below_2pow53_are_echoed_exactly(server):
+    a = server.connect("alice")
+    conv = send(a, "x", to="bob")["conv"]
+    for rid in _BIG_IDS:
+        a.send_json({"type": "ping", "id": rid})  # answered on the loop thread
+        f = _answer_to(a, rid)
+        assert f["type"] == "pong", f
+        _assert_re(f, rid)
+        a.send_json({"type": "teleport", "id": rid})  # an error frame
+        f = _answer_to(a, rid)
+        assert_error(f, "ENOTSUP", "unknown_type")
+        _assert_re(f, rid)
+        a.send_json({"type": "send", "id": rid, "to": "bob", "cmid": cmid(), "text": "y"})
+        f = _answer_to(a, rid)  # the ack, encoded directly
+        assert f["type"] == "ack", f
+        _assert_re(f, rid)
+        a.send_json({"type": "history", "id": rid, "conv": conv, "limit": 1})
+        f = _answer_to(a, rid)  # a reply built by the writer
+        assert f["type"] == "history", f
+        _assert_re(f, rid)
+        a.send_json({"type": "history", "id": rid, "conv": 999999})
+        f = _answer_to(a, rid)  # a failed request
+        assert_error(f, "ENOTFOUND", "not_found")
+        _assert_re(f, rid)
+    a.send_json({"type": "logout", "id": _BIG_IDS[0]})
+    f = _answer_to(a, _BIG_IDS[0])
+    assert f["type"] == "ok", f
+    _assert_re(f, _BIG_IDS[0])
 
 
 @pytest.mark.seconds(120)

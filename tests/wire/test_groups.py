@@ -225,6 +225,35 @@ def test_owner_leaving_without_admin_passes_ownership_to_oldest_member(server):
     _ok(conns["bob"].call({"type": "group_remove", "conv": cid, "users": ["carol"]}), cid)
 
 
+def test_owner_leaving_passes_ownership_to_the_admin_member_for_longest(server):
+    # Among admins, the member for longest wins (smallest joined), then the smallest user id:
+    # bob and carol joined at the create (joined 0), aaron later; all three are admins.
+    a, conns, cid = _group(server, members=("carol", "bob"))
+    _ok(a.call({"type": "group_add", "conv": cid, "users": ["aaron"]}), cid)
+    for u in ("aaron", "carol", "bob"):
+        _ok(a.call({"type": "group_role", "conv": cid, "user": u, "role": "admin"}), cid)
+    cv = [x for x in a.call({"type": "convs", "since": 0})["convs"] if x["conv"] == cid][0]
+    assert cv["joined"] == 0, cv
+    r = _ok(a.call({"type": "group_leave", "conv": cid}), cid)
+    role = conns["carol"].expect("msg", conv=cid, seq=r["seq"] + 1)
+    assert role["event"] == {"type": "role", "user": "bob", "role": "owner", "by": "alice"}, role
+    # and the next time, carol (joined at the create) before aaron (joined later)
+    r = _ok(conns["bob"].call({"type": "group_leave", "conv": cid}), cid)
+    role = conns["carol"].expect("msg", conv=cid, seq=r["seq"] + 1)
+    assert role["event"]["user"] == "carol" and role["event"]["role"] == "owner", role
+
+
+@pytest.mark.chatd_args("--limit", "group_members=3")
+def test_group_member_limit_counts_the_owner(server):
+    a = server.connect("alice")
+    conv = create_group(a, ["bob", "carol"])  # 3 with its owner: exactly the limit
+    assert len(conv["members"]) == 3, conv
+    assert_error(a.call({"type": "group_add", "conv": conv["conv"], "users": ["dave"]}),
+                 "ELIMIT", "group_full")
+    _ok(a.call({"type": "group_remove", "conv": conv["conv"], "users": ["carol"]}), conv["conv"])
+    _ok(a.call({"type": "group_add", "conv": conv["conv"], "users": ["dave"]}), conv["conv"])
+
+
 def test_role_owner_hands_over_and_old_owner_becomes_admin(server):
     a, conns, cid = _group(server)
     _ok(a.call({"type": "group_role", "conv": cid, "user": "bob", "role": "owner"}), cid)

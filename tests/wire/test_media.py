@@ -564,6 +564,13 @@ def test_memory_server_without_blob_store_refuses_media(server):
     assert st == 503 and b"no_media" in body
 
 
+@pytest.mark.chatd_args("--memory")
+def test_memory_server_without_blob_store_answers_media_url_enotsup(server):
+    a = server.connect("alice")
+    assert_error(a.call({"type": "media_url", "media": "0" * 64}), "ENOTSUP", "no_media")
+    assert_error(a.call({"type": "media_url", "media": "../etc"}), "EINVAL", "bad_field")
+
+
 def test_metadata_must_be_utf8_and_printable(server):
     hp = Http(server)
     for raw in (b"\xff\xfe.bin", b"a\nb", b"\xc0\xafx"):

@@ -123,3 +123,12 @@ def test_explicit_stop_cancels_expiry(server):
     a1.send_json({"type": "typing", "conv": cid, "state": "stop"})
     b.expect("typing", conv=cid, user="alice", state="stop")
     b.expect_none("typing", within=0.8, conv=cid, user="alice", state="stop")
+
+
+def test_typing_with_id_is_not_answered_unless_refused(server):
+    a1, a2, b, conv = _pair(server)
+    a1.send_json({"type": "typing", "id": "t1", "conv": conv, "state": "start"})
+    b.expect("typing", conv=conv, user="alice", state="start")
+    a1.expect_none(None, within=0.5, re="t1")
+    a1.send_json({"type": "typing", "id": "t2", "conv": 999999, "state": "start"})
+    assert_error(a1.expect(None, re="t2"), "ENOTFOUND", "not_found")

@@ -82,6 +82,18 @@ static void test_password_needs_rehash(void **state)
     assert_int_equal(chat__password_needs_rehash(NULL), 1);
 }
 
+/* The hash unknown accounts are checked against costs what a real one does (Argon2id at the
+ * current limits) and matches nothing a client would send. */
+static void test_password_dummy_hash_is_current(void **state)
+{
+    (void)state;
+    const char *dummy = chat__password_dummy_hash();
+    assert_int_equal(strncmp(dummy, "$argon2id$", 10), 0);
+    assert_int_equal(chat__password_needs_rehash(dummy), 0);
+    assert_int_equal(chat__password_verify(dummy, "x", 1), CHAT_EAUTH);
+    assert_int_equal(chat__password_verify(dummy, "password", 8), CHAT_EAUTH);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -89,6 +101,7 @@ int main(void)
         cmocka_unit_test(test_password_wrong_password_refused),
         cmocka_unit_test(test_password_length_bounds),
         cmocka_unit_test(test_password_needs_rehash),
+        cmocka_unit_test(test_password_dummy_hash_is_current),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

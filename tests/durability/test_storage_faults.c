@@ -525,7 +525,8 @@ static void test_faults_storage_errors_keep_the_connection(void **state)
     faultvfs_reset_counters();
     faultvfs_fail_at(FV_WRITE, 1, SQLITE_FULL, 1);
     for (int i = 0; i < 60; i++) {
-        sent s = {{0}};
+        sent s;
+        memset(&s, 0, sizeof s);
         snprintf(s.cmid, sizeof s.cmid, "full%d", i);
         assert_int_equal(send_once(&e, &s, NULL, first.conv, 0), 0);
     }

@@ -67,6 +67,38 @@ static void test_server_frame_msg_matches_cjson(void **state)
     }
 }
 
+/* Every escaped byte at every position of texts longer than the encoder's eight-byte steps,
+ * beside bytes that need none (0x20, 0x7f, UTF-8), so the run scanner is checked at each
+ * offset. */
+static void test_server_frame_escapes_at_every_offset(void **state)
+{
+    (void)state;
+    static const unsigned char special[] = {'"', '\\', '\n', '\t', 0x01, 0x1f, 0x20, 0x7f, 0xc3};
+    for (size_t k = 0; k < sizeof special; k++) {
+        for (size_t pos = 0; pos < 41; pos++) {
+            char text[48];
+            memset(text, 'a', 41);
+            text[41] = '\0';
+            text[pos] = (char)special[k];
+            if (special[k] == 0xc3 && pos < 40)
+                text[pos + 1] = (char)0xa9; /* a whole UTF-8 character */
+            else if (special[k] == 0xc3)
+                text[pos] = 'z';
+            chat_store_msg m = {0};
+            m.conv = 7;
+            m.seq = 1;
+            m.ts_ms = 1;
+            m.sender = "alice";
+            m.device = "d1";
+            m.cmid = text; /* another string the encoder writes */
+            m.kind = CHAT_MSG_TEXT;
+            m.body = text;
+            m.body_len = strlen(text);
+            check_msg(&m);
+        }
+    }
+}
+
 static void test_server_frame_text_stops_at_nul(void **state)
 {
     (void)state;
@@ -124,6 +156,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_server_frame_msg_matches_cjson),
+        cmocka_unit_test(test_server_frame_escapes_at_every_offset),
         cmocka_unit_test(test_server_frame_text_stops_at_nul),
         cmocka_unit_test(test_server_frame_event_falls_back),
         cmocka_unit_test(test_server_frame_ids),

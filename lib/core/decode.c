@@ -11,26 +11,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* 1 if a string in the (parsed, hence valid) JSON text buf escapes U+0000. cJSON would write
- * the NUL into the C string, and every reader would see the string cut short. */
-static int has_nul_escape(const char *buf, size_t len)
-{
-    int in_string = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = buf[i];
-        if (!in_string) {
-            in_string = c == '"';
-        } else if (c == '"') {
-            in_string = 0;
-        } else if (c == '\\' && i + 1 < len) {
-            i++;
-            if (buf[i] == 'u' && i + 4 < len && memcmp(buf + i + 1, "0000", 4) == 0)
-                return 1;
-        }
-    }
-    return 0;
-}
-
 /* 1 if every number under node is finite (cJSON turns 1e400 into infinity, and prints it back
  * as null). */
 static int numbers_finite(const cJSON *node)
@@ -109,12 +89,15 @@ int chat__decode_json(const char *buf, size_t len, int max_depth, cJSON **out,
         *message = "no frame";
         return CHAT_EINVAL;
     }
-    if (!chat__json_depth_ok(buf, len, max_depth)) {
+    /* One pass over the text first: a deep document is refused without being built. cJSON
+     * would write an escaped NUL into the C string, and every reader would see it cut short. */
+    int text = chat__json_precheck(buf, len, max_depth);
+    if (text == CHAT__JSON_TEXT_TOO_DEEP) {
         *reason = "too_deep";
         *message = "JSON nested too deeply";
         return CHAT_ELIMIT;
     }
-    if (len && memchr(buf, '\0', len)) {
+    if (text == CHAT__JSON_TEXT_NUL_BYTE) {
         *message = "NUL byte in frame";
         return CHAT_EPROTO;
     }
@@ -123,7 +106,7 @@ int chat__decode_json(const char *buf, size_t len, int max_depth, cJSON **out,
         *message = "frame is not valid JSON";
         return CHAT_EPROTO;
     }
-    if (has_nul_escape(buf, len)) {
+    if (text == CHAT__JSON_TEXT_NUL_ESCAPE) {
         *message = "strings must not contain U+0000";
         goto err;
     }

@@ -12,30 +12,65 @@
 #include <stdlib.h>
 #include <string.h>
 
-int chat__json_depth_ok(const char *buf, size_t len, int max_depth)
+/* How many bytes at the start of p[0..n) are ordinary string content: neither a quote, a
+ * backslash nor a NUL. */
+static size_t string_run(const unsigned char *p, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+        if ((((w - ones) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high)
+            break;
+    }
+    while (i < n && p[i] && p[i] != '"' && p[i] != '\\')
+        i++;
+    return i;
+}
+
+int chat__json_precheck(const char *buf, size_t len, int max_depth)
 {
     if ((!buf && len) || max_depth < 0)
-        return 0;
-    int depth = 0, in_string = 0, escaped = 0;
+        return CHAT__JSON_TEXT_TOO_DEEP;
+    const unsigned char *p = (const unsigned char *)buf;
+    int depth = 0, in_string = 0, nul_byte = 0, nul_escape = 0;
     for (size_t i = 0; i < len; i++) {
-        char c = buf[i];
         if (in_string) {
-            if (escaped)
-                escaped = 0;
-            else if (c == '\\')
-                escaped = 1;
-            else if (c == '"')
+            i += string_run(p + i, len - i);
+            if (i == len)
+                break;
+        }
+        unsigned char c = p[i];
+        if (c == 0) {
+            nul_byte = 1;
+        } else if (in_string) {
+            if (c == '"') {
                 in_string = 0;
+            } else if (i + 1 < len) { /* a backslash: the escaped byte is skipped */
+                i++;
+                if (p[i] == 'u' && i + 4 < len && memcmp(p + i + 1, "0000", 4) == 0)
+                    nul_escape = 1;
+                else if (p[i] == 0)
+                    nul_byte = 1;
+            }
         } else if (c == '"') {
             in_string = 1;
         } else if (c == '{' || c == '[') {
             if (++depth > max_depth)
-                return 0;
+                return CHAT__JSON_TEXT_TOO_DEEP;
         } else if ((c == '}' || c == ']') && depth > 0) {
             depth--;
         }
     }
-    return 1;
+    return nul_byte ? CHAT__JSON_TEXT_NUL_BYTE : nul_escape ? CHAT__JSON_TEXT_NUL_ESCAPE
+                                                            : CHAT__JSON_TEXT_OK;
+}
+
+int chat__json_depth_ok(const char *buf, size_t len, int max_depth)
+{
+    return chat__json_precheck(buf, len, max_depth) != CHAT__JSON_TEXT_TOO_DEEP;
 }
 
 static int cmp_keys(const void *a, const void *b)

@@ -22,6 +22,20 @@
  */
 int chat__json_depth_ok(const char *buf, size_t len, int max_depth);
 
+/* What chat__json_precheck found, in the order a frame is refused for them. */
+#define CHAT__JSON_TEXT_OK 0
+#define CHAT__JSON_TEXT_TOO_DEEP 1   /* nested deeper than max_depth */
+#define CHAT__JSON_TEXT_NUL_BYTE 2   /* a NUL byte anywhere */
+#define CHAT__JSON_TEXT_NUL_ESCAPE 3 /* a string escapes U+0000 (only meaningful once the text
+                                      * parsed as JSON) */
+
+/*
+ * The checks a frame's raw text gets before cJSON parses it, in one pass (the depth scan of
+ * chat__json_depth_ok, NUL bytes, "\u0000" in strings); string contents are skipped eight
+ * bytes at a time. NULL buf with len > 0, or max_depth < 0, gives CHAT__JSON_TEXT_TOO_DEEP.
+ */
+int chat__json_precheck(const char *buf, size_t len, int max_depth);
+
 /*
  * 1 if any object in the tree under node (node included) has two members with the same key
  * (compared byte-wise, case-sensitive), 0 if none or node is NULL.

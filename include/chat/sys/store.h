@@ -6,7 +6,9 @@
  * authorization, watermarks) and drives the store inside transactions it opens with begin()
  * and closes with commit() or rollback(). Several operations from different clients share
  * one transaction (group commit), so a method failing inside a transaction must leave the
- * transaction usable for rollback().
+ * transaction usable for rollback(). A method answers CHAT_EAGAIN for a failure that may pass
+ * (the backend's database out of reach or restarting, a transaction lost to a concurrent one):
+ * the server then answers that transaction's requests EAGAIN/busy, retryable, not EIO/storage.
  *
  * Threading: every method of a host's store is called on the server's writer thread, never
  * concurrently. (The built-in memory store, which never blocks, is also called on the loop

@@ -7,6 +7,7 @@ As a module:
     pg = TempPostgres()          # raises PostgresMissing when the server binaries are absent
     pg.start()
     pg.conninfo("postgres")      # libpq conninfo of a database on it
+    sql(pg.conninfo(), "CREATE SCHEMA s1")  # one statement through psql
     pg.restart()                 # pg_ctl restart -m fast (connections are cut)
     pg.stop()                    # and removes the temp dir
 
@@ -84,6 +85,19 @@ def server_account():
         except KeyError:
             continue
     raise PostgresMissing("running as root and no unprivileged account (postgres, nobody)")
+
+
+def sql(conninfo, statement):
+    """Run one SQL statement with psql on the server of conninfo (raises on failure)."""
+    bindir = find_bindir()
+    psql = os.path.join(bindir, "psql") if bindir else shutil.which("psql")
+    if not psql or not os.access(psql, os.X_OK):
+        raise PostgresMissing("psql not found")
+    p = subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c",
+                        statement], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"psql: {statement}: {p.stderr.strip()}")
+    return p.stdout
 
 
 class TempPostgres:

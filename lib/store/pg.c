@@ -48,14 +48,16 @@
                       "m.delivered_ms, m.read_ms, m.joined_seq, m.change"
 #define MSG_COLS "conv, seq, ts_ms, sender, device, cmid, kind, body"
 #define INBOX_CHANGE "(CASE WHEN m.role = 0 THEN m.change ELSE greatest(m.change, c.change) END)"
-/* The advisory lock class of meta keys ('chat'); the key's hash is the object. */
+/* The advisory lock class of meta keys ('chat'); the hash of the schema and key is the
+ * object, so stores in two schemas of one database do not wait for each other. */
 #define META_LOCK_CLASS "1667785076"
 
 const char *const chat__pg_sql[CHAT__PG_COUNT] = {
     [CHAT__PG_BEGIN] = "BEGIN",
     [CHAT__PG_COMMIT] = "COMMIT",
     [CHAT__PG_ROLLBACK] = "ROLLBACK",
-    [CHAT__PG_LOCK_KEY] = "SELECT pg_advisory_xact_lock(" META_LOCK_CLASS ", hashtext($1))",
+    [CHAT__PG_LOCK_KEY] = "SELECT pg_advisory_xact_lock(" META_LOCK_CLASS ", "
+                          "hashtext(current_schema() || '.' || $1))",
     /* Ids are the next after the largest, as SQLite's rowids: a rolled-back insert's id is
      * used again. A concurrent insert of the same id (another server) waits for that one to
      * end, then conflicts: the caller tries again with a new maximum. */
@@ -327,12 +329,38 @@ static void ignore_notice(void *arg, const char *message)
     (void)message;
 }
 
+/* Bounds for this session where nobody configured any (server, database, role, conninfo): a
+ * transaction waits at most LOCK_TIMEOUT for a lock, then fails as transient (CHAT_EAGAIN),
+ * and a session of a server that stopped in the middle of a transaction (frozen, partitioned)
+ * is ended after IDLE_TX_TIMEOUT, releasing its locks: no stuck server stalls the others for
+ * good. */
+#define LOCK_TIMEOUT "15s"
+#define IDLE_TX_TIMEOUT "60s"
+
+static int session_defaults(PGconn *conn)
+{
+    PGresult *res = PQexec(conn, "SELECT set_config(name, v, false) FROM (VALUES "
+                                 "('lock_timeout', '" LOCK_TIMEOUT "'), "
+                                 "('idle_in_transaction_session_timeout', '" IDLE_TX_TIMEOUT "')"
+                                 ") AS d (name, v) JOIN pg_settings USING (name) "
+                                 "WHERE source = 'default'");
+    int rc = res && PQresultStatus(res) == PGRES_TUPLES_OK
+                 ? CHAT_OK
+                 : chat__pg_fail(conn, res, "set session defaults");
+    PQclear(res);
+    return rc;
+}
+
 /* Connect, check (and migrate) the schema, enter pipeline mode and prepare every statement. */
 static int connect_now(chat__pg *s)
 {
-    /* Defaults first: what the caller's conninfo says overrides them. */
-    static const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *values[] = {"10", "libchat", s->conninfo, NULL};
+    /* Defaults first: what the caller's conninfo says overrides them. Bytes pass untranslated
+     * (UTF-8), and a server that stops answering over TCP is given up after about 30 s
+     * instead of the system's two hours of keepalive. */
+    static const char *const keys[] = {"connect_timeout", "application_name", "client_encoding",
+                                       "keepalives_idle", "keepalives_interval",
+                                       "keepalives_count", "tcp_user_timeout", "dbname", NULL};
+    const char *values[] = {"10", "libchat", "UTF8", "10", "5", "3", "30000", s->conninfo, NULL};
     s->conn = PQconnectdbParams(keys, values, 1);
     if (!s->conn)
         return chat__error_set(CHAT_ENOMEM, 0, "postgres store: out of memory");
@@ -342,7 +370,8 @@ static int connect_now(chat__pg *s)
         rc = chat__error_set(CHAT_EAGAIN, 0, "postgres store: cannot connect: %.*s",
                              (int)strcspn(PQerrorMessage(s->conn), "\n"),
                              PQerrorMessage(s->conn));
-    } else if ((rc = chat__pg_migrate(s->conn)) == CHAT_OK) {
+    } else if ((rc = session_defaults(s->conn)) == CHAT_OK &&
+               (rc = chat__pg_migrate(s->conn)) == CHAT_OK) {
         if (!PQenterPipelineMode(s->conn))
             rc = chat__pg_fail(s->conn, NULL, "enter pipeline mode");
         else

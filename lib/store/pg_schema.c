@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The advisory lock of migrations (class 'chat', object 0; meta keys use hashes of theirs). */
-#define MIGRATION_LOCK "SELECT pg_advisory_xact_lock(1667785076, 0)"
+/* The advisory lock of migrations: class 'chau' (meta keys use 'chat'), the schema's hash. */
+#define MIGRATION_LOCK "SELECT pg_advisory_xact_lock(1667785077, hashtext(current_schema()))"
 
 #define PART(n) "CREATE TABLE messages_" #n " PARTITION OF messages " \
                 "FOR VALUES WITH (MODULUS 16, REMAINDER " #n ");"

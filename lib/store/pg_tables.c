@@ -71,52 +71,40 @@ static void read_msg(const PGresult *r, int i, chat_store_msg *m)
     m->body_len = (size_t)PQgetlength(r, i, 7);
 }
 
-/* One callback of any of the store's shapes, with its user_data. */
-struct sink {
-    union {
-        chat_store_msg_cb msg;
-        chat_store_member_cb member;
-        chat_store_name_cb name;
-        int (*revoked)(const char *session_id, int64_t exp_ms, void *user_data);
-        chat_store_grant_cb grant;
-    } cb;
-    void *user_data;
-};
+typedef int (*emit_fn)(const PGresult *r, int i, const chat__store_sink *k);
 
-typedef int (*emit_fn)(const PGresult *r, int i, const struct sink *k);
-
-static int emit_msg(const PGresult *r, int i, const struct sink *k)
+static int emit_msg(const PGresult *r, int i, const chat__store_sink *k)
 {
     chat_store_msg m;
     read_msg(r, i, &m);
     return k->cb.msg(&m, k->user_data);
 }
 
-static int emit_member(const PGresult *r, int i, const struct sink *k)
+static int emit_member(const PGresult *r, int i, const chat__store_sink *k)
 {
     chat_store_member m;
     read_member(r, i, &m);
     return k->cb.member(&m, k->user_data);
 }
 
-static int emit_name(const PGresult *r, int i, const struct sink *k)
+static int emit_name(const PGresult *r, int i, const chat__store_sink *k)
 {
     return k->cb.name(chat__pg_col_str(r, i, 0), k->user_data);
 }
 
-static int emit_revoked(const PGresult *r, int i, const struct sink *k)
+static int emit_revoked(const PGresult *r, int i, const chat__store_sink *k)
 {
     return k->cb.revoked(chat__pg_col_str(r, i, 0), chat__pg_col_i64(r, i, 1), k->user_data);
 }
 
-static int emit_grant(const PGresult *r, int i, const struct sink *k)
+static int emit_grant(const PGresult *r, int i, const chat__store_sink *k)
 {
     return k->cb.grant(chat__pg_col_i64(r, i, 0), chat__pg_col_str(r, i, 1), k->user_data);
 }
 
 /* Run a query and pass each row to emit; a non-zero callback result stops and is returned. */
 static int each(chat__pg *s, int st, const chat__pg_params *p, const char *what, emit_fn emit,
-                const struct sink *k)
+                const chat__store_sink *k)
 {
     PGresult *r;
     int rc = chat__pg_query(s, st, p, &r, what);
@@ -253,7 +241,7 @@ int chat__pg_member_list(void *state, int64_t conv, int only_active, chat_store_
 {
     chat__pg_params p = {0};
     chat__pg_i64(&p, conv);
-    struct sink k = {.cb.member = cb, .user_data = user_data};
+    chat__store_sink k = {.cb.member = cb, .user_data = user_data};
     return each(state, only_active ? CHAT__PG_MEMBER_LIST_ACTIVE : CHAT__PG_MEMBER_LIST, &p,
                 "member_list", emit_member, &k);
 }
@@ -300,7 +288,7 @@ int chat__pg_msg_find_cmid(void *state, int64_t conv, const char *sender, const 
     int rc = fetch(s, CHAT__PG_MSG_CMID, &p, &r, "msg_find_cmid");
     if (rc != CHAT_OK)
         return rc;
-    struct sink k = {.cb.msg = cb, .user_data = user_data};
+    chat__store_sink k = {.cb.msg = cb, .user_data = user_data};
     rc = emit_msg(r, 0, &k);
     PQclear(r);
     return rc;
@@ -319,7 +307,7 @@ int chat__pg_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64_t b
     chat__pg_u64(&p, after_seq);
     chat__pg_u64(&p, upper);
     chat__pg_i64(&p, limit);
-    struct sink k = {.cb.msg = cb, .user_data = user_data};
+    chat__store_sink k = {.cb.msg = cb, .user_data = user_data};
     return each(state, descending ? CHAT__PG_MSG_RANGE_DESC : CHAT__PG_MSG_RANGE_ASC, &p,
                 "msg_range", emit_msg, &k);
 }
@@ -335,7 +323,7 @@ int chat__pg_user_convs(void *state, const char *user, uint64_t since_change, in
     chat__pg_text(&p, user);
     chat__pg_u64(&p, since_change);
     chat__pg_i64(&p, limit);
-    struct sink k = {.cb.member = cb, .user_data = user_data};
+    chat__store_sink k = {.cb.member = cb, .user_data = user_data};
     return each(state, CHAT__PG_USER_CONVS, &p, "user_convs", emit_member, &k);
 }
 
@@ -343,7 +331,7 @@ int chat__pg_contacts(void *state, const char *user, chat_store_name_cb cb, void
 {
     chat__pg_params p = {0};
     chat__pg_text(&p, user);
-    struct sink k = {.cb.name = cb, .user_data = user_data};
+    chat__store_sink k = {.cb.name = cb, .user_data = user_data};
     return each(state, CHAT__PG_CONTACTS, &p, "contacts", emit_name, &k);
 }
 
@@ -392,7 +380,7 @@ int chat__pg_revoked_list(void *state, int64_t now_ms,
 {
     chat__pg_params p = {0};
     chat__pg_i64(&p, now_ms);
-    struct sink k = {.cb.revoked = cb, .user_data = user_data};
+    chat__store_sink k = {.cb.revoked = cb, .user_data = user_data};
     return each(state, CHAT__PG_REVOKED_LIST, &p, "revoked_list", emit_revoked, &k);
 }
 
@@ -478,6 +466,6 @@ int chat__pg_media_grants(void *state, const char *id, chat_store_grant_cb cb, v
 {
     chat__pg_params p = {0};
     chat__pg_text(&p, id);
-    struct sink k = {.cb.grant = cb, .user_data = user_data};
+    chat__store_sink k = {.cb.grant = cb, .user_data = user_data};
     return each(state, CHAT__PG_MEDIA_GRANTS, &p, "media_grants", emit_grant, &k);
 }

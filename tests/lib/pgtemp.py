@@ -7,7 +7,7 @@ As a module:
     pg = TempPostgres()          # raises PostgresMissing when the server binaries are absent
     pg.start()
     pg.conninfo("postgres")      # libpq conninfo of a database on it
-    sql(pg.conninfo(), "CREATE SCHEMA s1")  # one statement through psql
+    sql(pg.conninfo(), "CREATE SCHEMA s1")  # one statement (libpq through ctypes, or psql)
     pg.restart()                 # pg_ctl restart -m fast (connections are cut)
     pg.stop()                    # and removes the temp dir
 
@@ -32,6 +32,8 @@ The binaries come from $CHAT_PG_BINDIR, else the newest /usr/lib/postgresql/*/bi
 PATH.
 """
 
+import ctypes
+import ctypes.util
 import glob
 import os
 import pwd
@@ -87,17 +89,72 @@ def server_account():
     raise PostgresMissing("running as root and no unprivileged account (postgres, nobody)")
 
 
+_libpq = None
+_conns = {}
+
+
+def _load_libpq():
+    """libpq through ctypes (a connection kept per conninfo: a statement costs a round trip,
+    not a psql process), or None when it cannot be loaded."""
+    global _libpq
+    if _libpq is None:
+        try:
+            lib = ctypes.CDLL(ctypes.util.find_library("pq") or "libpq.so.5")
+        except OSError:
+            lib = False
+        if lib:
+            lib.PQconnectdb.restype = ctypes.c_void_p
+            lib.PQconnectdb.argtypes = [ctypes.c_char_p]
+            lib.PQstatus.argtypes = [ctypes.c_void_p]
+            lib.PQerrorMessage.restype = ctypes.c_char_p
+            lib.PQerrorMessage.argtypes = [ctypes.c_void_p]
+            lib.PQfinish.argtypes = [ctypes.c_void_p]
+            lib.PQexec.restype = ctypes.c_void_p
+            lib.PQexec.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+            lib.PQresultStatus.argtypes = [ctypes.c_void_p]
+            lib.PQresultErrorMessage.restype = ctypes.c_char_p
+            lib.PQresultErrorMessage.argtypes = [ctypes.c_void_p]
+            lib.PQclear.argtypes = [ctypes.c_void_p]
+        _libpq = lib
+    return _libpq or None
+
+
+def _sql_libpq(lib, conninfo, statement):
+    for attempt in range(2):  # once more on a new connection if the server restarted
+        conn = _conns.get(conninfo)
+        if conn is None:
+            conn = lib.PQconnectdb(conninfo.encode())
+            if lib.PQstatus(conn) != 0:
+                msg = lib.PQerrorMessage(conn).decode(errors="replace").strip()
+                lib.PQfinish(conn)
+                raise RuntimeError(f"cannot connect ({conninfo}): {msg}")
+            _conns[conninfo] = conn
+        res = lib.PQexec(conn, statement.encode())
+        status = lib.PQresultStatus(res) if res else -1
+        msg = lib.PQresultErrorMessage(res).decode(errors="replace").strip() if res else ""
+        lib.PQclear(res)
+        if status in (1, 2):  # PGRES_COMMAND_OK, PGRES_TUPLES_OK
+            return
+        if lib.PQstatus(conn) == 0 or attempt:
+            raise RuntimeError(f"{statement}: {msg}")
+        lib.PQfinish(conn)
+        del _conns[conninfo]
+
+
 def sql(conninfo, statement):
-    """Run one SQL statement with psql on the server of conninfo (raises on failure)."""
+    """Run one SQL statement on the server of conninfo (raises on failure): through libpq when
+    it loads, else psql."""
+    lib = _load_libpq()
+    if lib:
+        return _sql_libpq(lib, conninfo, statement)
     bindir = find_bindir()
     psql = os.path.join(bindir, "psql") if bindir else shutil.which("psql")
     if not psql or not os.access(psql, os.X_OK):
-        raise PostgresMissing("psql not found")
+        raise PostgresMissing("neither libpq nor psql found")
     p = subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c",
                         statement], stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"psql: {statement}: {p.stderr.strip()}")
-    return p.stdout
 
 
 class TempPostgres:

@@ -1,5 +1,6 @@
 /* chatd: the example chat server daemon, on libchat's embedded defaults (SQLite in a data
- * directory, the in-process bus, an optional webhook for push).
+ * directory, the in-process bus, an optional webhook for push), or on a PostgreSQL database
+ * several chatd processes may share (--postgres).
  *
  *   chatd run   [--data-dir DIR] [--listen ADDR] [--port N] [options]   serve until SIGTERM
  *   chatd token --data-dir DIR USER DEVICE [--ttl SECONDS]               print a token
@@ -26,9 +27,14 @@ static const char usage[] =
     "  --key-file FILE     token keys, lines '<id> <64 hex>' (default DIR/token.key,\n"
     "                      created with one random key when missing)\n"
     "  --memory            keep messages in memory only (nothing survives a restart)\n"
+    "  --postgres CONNINFO keep everything in PostgreSQL instead of DIR/chat.db: a libpq\n"
+    "                      conninfo or URI ('host=db dbname=chat user=chat',\n"
+    "                      'postgresql://chat@db/chat'); chatd processes given the same\n"
+    "                      database share it. Token keys and media stay in DIR\n"
     "  --listen ADDR       address to listen on (default 127.0.0.1)\n"
     "  --port N            port (default 7700; 0 picks a free one)\n"
-    "  --sync normal|full  SQLite durability: process crash (normal) or power loss (full)\n"
+    "  --sync normal|full  SQLite durability: process crash (normal) or power loss (full);\n"
+    "                      with --postgres, PostgreSQL's settings decide\n"
     "  --checkpoint thread|inline  WAL checkpoints from a store thread (default) or inside\n"
     "                      the writer's commits (SQLite's auto-checkpoint)\n"
     "  --bus local|queued  delivery bus (queued serializes everything, for testing)\n"
@@ -58,6 +64,7 @@ struct options {
     const char *data_dir;
     const char *key_file;
     int memory;
+    const char *postgres;
     const char *listen;
     int port;
     int sync_full;
@@ -132,6 +139,8 @@ static int set_option(struct options *o, const char *name, const char *value, in
         o->data_dir = value;
     else if (strcmp(name, "key-file") == 0 && value)
         o->key_file = value;
+    else if (strcmp(name, "postgres") == 0 && value)
+        o->postgres = value;
     else if (strcmp(name, "listen") == 0 && value)
         o->listen = value;
     else if (strcmp(name, "port") == 0 && value) {
@@ -308,11 +317,22 @@ static int make_config(struct options *o, chat_server_config **out)
         goto bad;
     if ((rc = chat_server_config_set_listen(cfg, o->listen, o->port)))
         goto bad;
-    if ((o->sync_full || o->inline_ckpt) &&
-        (rc = chat_server_config_set_store_flags(
-             cfg, (o->sync_full ? CHAT_STORE_SQLITE_SYNC_FULL : 0u) |
-                      (o->inline_ckpt ? CHAT_STORE_SQLITE_INLINE_CHECKPOINT : 0u))))
+    if (o->postgres && !o->memory) {
+        if (o->sync_full || o->inline_ckpt)
+            fprintf(stderr, "chatd: --sync and --checkpoint are SQLite's; ignored with "
+                            "--postgres\n");
+        void *st;
+        if ((rc = chat_store_postgres_open(&st, o->postgres, 0)) ||
+            (rc = chat_server_config_set_store(cfg, chat_store_postgres_ops(), st))) {
+            chat_server_config_free(cfg);
+            return report("cannot open the PostgreSQL store", rc);
+        }
+    } else if ((o->sync_full || o->inline_ckpt) &&
+               (rc = chat_server_config_set_store_flags(
+                    cfg, (o->sync_full ? CHAT_STORE_SQLITE_SYNC_FULL : 0u) |
+                             (o->inline_ckpt ? CHAT_STORE_SQLITE_INLINE_CHECKPOINT : 0u)))) {
         goto bad;
+    }
     if (o->previews && (rc = chat_server_config_set_flags(cfg, CHAT_SERVER_PUSH_PREVIEWS)))
         goto bad;
     if (o->media_base_url &&
@@ -469,6 +489,8 @@ int main(int argc, char **argv)
         return 0;
     }
     int rc = parse_args(&o, argc - 2, argv + 2, pos, &n_pos, &ttl);
+    if (!rc && o.memory && o.postgres)
+        rc = fail("--memory and --postgres exclude each other");
     if (!rc) {
         if (strcmp(argv[1], "run") == 0 && n_pos == 0)
             rc = cmd_run(&o);

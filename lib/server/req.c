@@ -176,7 +176,8 @@ static void req_done(chat_server *srv, chat__job *job)
         if (c && c->tc)
             (failed_on_our_side(job->status) ? chat__conn_decline : chat__conn_error)(
                 c, r->re, job->status, job->reason ? job->reason : "internal",
-                job->message[0] ? job->message : chat_strerror(job->status), 0);
+                job->message[0] ? job->message : chat_strerror(job->status),
+                job->retry_after_ms);
         if (r->after)
             r->after(srv, r);
         req_free(r);

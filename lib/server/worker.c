@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/monowait.h"
 #include "core/threadname.h"
+#include "store/checked.h"
 
 #include <sched.h>
 #include <stdarg.h>
@@ -14,6 +15,8 @@
 #include <string.h>
 
 #define CHANGE_KEY "inbox_change"
+/* retry_after_ms of requests refused because the store was unavailable. */
+#define CHAT__STORE_RETRY_MS 500
 
 int chat__job_fail(chat__job *job, int code, const char *reason, const char *fmt, ...)
 {
@@ -56,7 +59,10 @@ static void finish(chat__worker *w, chat__job *batch, int here)
 }
 
 /* Run one batch inside one transaction. A store failure anywhere rolls back the whole batch:
- * every job in it fails with CHAT_EIO and nothing it computed is sent. */
+ * every job in it fails and nothing it computed is sent. The failure is CHAT_EAGAIN ("busy",
+ * retry after CHAT__STORE_RETRY_MS) when the store answered CHAT_EAGAIN during the batch (a
+ * database unreachable or restarting, a transaction lost to another server's), else
+ * CHAT_EIO. */
 static void run_batch(chat__worker *w, chat__job *batch)
 {
     chat_server *srv = w->srv;
@@ -100,10 +106,18 @@ static void run_batch(chat__worker *w, chat__job *batch)
                   chat_error_name(rc), chat_error_last()->message);
         if (in_tx)
             tx.ops->rollback(tx.st);
+        int busy = w->transactional &&
+                   (rc == CHAT_EAGAIN || chat__store_checked_transient(tx.ops, tx.st));
         for (chat__job *j = batch; j; j = j->next) {
             if (j->discard)
                 j->discard(j);
-            chat__job_fail(j, CHAT_EIO, "storage", "the store failed; nothing was stored");
+            if (busy) {
+                chat__job_fail(j, CHAT_EAGAIN, "busy",
+                               "the store is unavailable; nothing was stored, retry");
+                j->retry_after_ms = CHAT__STORE_RETRY_MS;
+            } else {
+                chat__job_fail(j, CHAT_EIO, "storage", "the store failed; nothing was stored");
+            }
         }
     }
     w->batches++;

@@ -33,6 +33,7 @@ struct chat__job {
     void (*discard)(chat__job *job);
     int status;
     const char *reason;  /* wire reason of a failure */
+    int64_t retry_after_ms; /* of a failure worth retrying later; 0: none said */
     char message[160];
     /* Synchronous callers wait here instead of getting done() on the loop thread. */
     pthread_mutex_t *sync_lock;
@@ -93,6 +94,7 @@ static inline void chat__job_clear(chat__job *job)
 {
     job->status = CHAT_OK;
     job->reason = NULL;
+    job->retry_after_ms = 0;
     job->message[0] = '\0';
 }
 

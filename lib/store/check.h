@@ -25,6 +25,19 @@ int chat__store_check_member(const chat_store_member *m);
 int chat__store_check_msg(const chat_store_msg *m);
 int chat__store_check_user(const chat_store_user *u);
 
+/* One listing callback of any of the store's shapes, with its user_data: the backends pass
+ * their rows to it through one loop each. */
+typedef struct chat__store_sink {
+    union {
+        chat_store_msg_cb msg;
+        chat_store_member_cb member;
+        chat_store_name_cb name;
+        int (*revoked)(const char *session_id, int64_t exp_ms, void *user_data);
+        chat_store_grant_cb grant;
+    } cb;
+    void *user_data;
+} chat__store_sink;
+
 /* Copy len bytes of src into dst[size], truncating and always NUL-terminating. */
 void chat__store_copy(char *dst, size_t size, const char *src, size_t len);
 

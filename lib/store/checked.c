@@ -13,6 +13,7 @@ typedef struct checked {
     void *st;
     int in_cb; /* listing callbacks running: only single-row lookups may re-enter */
     int in_tx; /* begin() succeeded; commit() has not succeeded nor rollback() run since */
+    int transient; /* the backend answered CHAT_EAGAIN since the last begin() */
 } checked;
 
 typedef int (*revoked_cb)(const char *session_id, int64_t exp_ms, void *user_data);
@@ -46,6 +47,15 @@ static int check_id(const char *s, int allow_empty, const char *what)
 static int check_key(const char *s, const char *what)
 {
     return chat__store_check_str(s, CHAT__STORE_KEY_MAX, 0, what);
+}
+
+/* Note a backend's answer on its way back: CHAT_EAGAIN says the transaction failed for a
+ * reason that may pass (see chat__store_checked_transient). */
+static int seen(checked *w, int rc)
+{
+    if (rc == CHAT_EAGAIN)
+        w->transient = 1;
+    return rc;
 }
 
 /* ---- callback trampolines: count the depth around the caller's callback ---- */
@@ -122,7 +132,8 @@ static int c_begin(void *state)
         return rc;
     if (w->in_tx)
         return misuse("begin() inside a transaction");
-    if ((rc = w->ops->begin(w->st)) == CHAT_OK)
+    w->transient = 0;
+    if ((rc = seen(w, w->ops->begin(w->st))) == CHAT_OK)
         w->in_tx = 1;
     return rc;
 }
@@ -135,7 +146,7 @@ static int c_commit(void *state)
         return rc;
     if (!w->in_tx)
         return misuse("commit() without begin()");
-    if ((rc = w->ops->commit(w->st)) == CHAT_OK)
+    if ((rc = seen(w, w->ops->commit(w->st))) == CHAT_OK)
         w->in_tx = 0;
     return rc;
 }
@@ -149,7 +160,7 @@ static int c_rollback(void *state)
     if (!w->in_tx)
         return misuse("rollback() without begin()");
     w->in_tx = 0;
-    return w->ops->rollback(w->st);
+    return seen(w, w->ops->rollback(w->st));
 }
 
 /* ---- conversations ---- */
@@ -160,14 +171,14 @@ static int c_conv_insert(void *state, chat_store_conv *conv)
     int rc;
     if ((rc = refuse_in_cb(w, "conv_insert")) || (rc = chat__store_check_conv(conv, 1)))
         return rc;
-    return w->ops->conv_insert(w->st, conv);
+    return seen(w, w->ops->conv_insert(w->st, conv));
 }
 
 static int c_conv_get(void *state, int64_t id, chat_store_conv *out)
 {
     checked *w = state;
     int rc = need(out != NULL, "conv_get", "out");
-    return rc ? rc : w->ops->conv_get(w->st, id, out);
+    return rc ? rc : seen(w, w->ops->conv_get(w->st, id, out));
 }
 
 static int c_conv_find_direct(void *state, const char *dm_key, chat_store_conv *out)
@@ -177,7 +188,7 @@ static int c_conv_find_direct(void *state, const char *dm_key, chat_store_conv *
     if ((rc = chat__store_check_str(dm_key, sizeof out->dm_key - 1, 1, "dm_key")) ||
         (rc = need(out != NULL, "conv_find_direct", "out")))
         return rc;
-    return w->ops->conv_find_direct(w->st, dm_key, out);
+    return seen(w, w->ops->conv_find_direct(w->st, dm_key, out));
 }
 
 static int c_conv_update(void *state, const chat_store_conv *conv)
@@ -186,7 +197,7 @@ static int c_conv_update(void *state, const chat_store_conv *conv)
     int rc;
     if ((rc = refuse_in_cb(w, "conv_update")) || (rc = chat__store_check_conv(conv, 0)))
         return rc;
-    return w->ops->conv_update(w->st, conv);
+    return seen(w, w->ops->conv_update(w->st, conv));
 }
 
 /* ---- members ---- */
@@ -197,7 +208,7 @@ static int c_member_get(void *state, int64_t conv, const char *user, chat_store_
     int rc;
     if ((rc = check_id(user, 0, "member user")) || (rc = need(out != NULL, "member_get", "out")))
         return rc;
-    return w->ops->member_get(w->st, conv, user, out);
+    return seen(w, w->ops->member_get(w->st, conv, user, out));
 }
 
 static int c_member_put(void *state, const chat_store_member *member)
@@ -206,7 +217,7 @@ static int c_member_put(void *state, const chat_store_member *member)
     int rc;
     if ((rc = refuse_in_cb(w, "member_put")) || (rc = chat__store_check_member(member)))
         return rc;
-    return w->ops->member_put(w->st, member);
+    return seen(w, w->ops->member_put(w->st, member));
 }
 
 static int c_member_list(void *state, int64_t conv, int only_active, chat_store_member_cb cb,
@@ -217,7 +228,7 @@ static int c_member_list(void *state, int64_t conv, int only_active, chat_store_
     if ((rc = refuse_in_cb(w, "member_list")) || (rc = need(cb != NULL, "member_list", "callback")))
         return rc;
     struct hop h = {.w = w, .cb.member = cb, .user_data = user_data};
-    return w->ops->member_list(w->st, conv, only_active, hop_member, &h);
+    return seen(w, w->ops->member_list(w->st, conv, only_active, hop_member, &h));
 }
 
 /* ---- messages ---- */
@@ -228,7 +239,7 @@ static int c_msg_insert(void *state, const chat_store_msg *msg)
     int rc;
     if ((rc = refuse_in_cb(w, "msg_insert")) || (rc = chat__store_check_msg(msg)))
         return rc;
-    return w->ops->msg_insert(w->st, msg);
+    return seen(w, w->ops->msg_insert(w->st, msg));
 }
 
 static int c_msg_find_cmid(void *state, int64_t conv, const char *sender, const char *device,
@@ -241,7 +252,7 @@ static int c_msg_find_cmid(void *state, int64_t conv, const char *sender, const 
         (rc = need(cb != NULL, "msg_find_cmid", "callback")))
         return rc;
     struct hop h = {.w = w, .cb.msg = cb, .user_data = user_data};
-    return w->ops->msg_find_cmid(w->st, conv, sender, device, cmid, hop_msg, &h);
+    return seen(w, w->ops->msg_find_cmid(w->st, conv, sender, device, cmid, hop_msg, &h));
 }
 
 static int c_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64_t before_seq,
@@ -253,7 +264,8 @@ static int c_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64_t b
         (rc = need_limit(limit, "msg_range")))
         return rc;
     struct hop h = {.w = w, .cb.msg = cb, .user_data = user_data};
-    return w->ops->msg_range(w->st, conv, after_seq, before_seq, limit, descending, hop_msg, &h);
+    return seen(w, w->ops->msg_range(w->st, conv, after_seq, before_seq, limit, descending,
+                                     hop_msg, &h));
 }
 
 /* ---- inbox and contacts ---- */
@@ -268,7 +280,7 @@ static int c_user_convs(void *state, const char *user, uint64_t since_change, in
         (rc = need_limit(limit, "user_convs")))
         return rc;
     struct hop h = {.w = w, .cb.member = cb, .user_data = user_data};
-    return w->ops->user_convs(w->st, user, since_change, limit, hop_member, &h);
+    return seen(w, w->ops->user_convs(w->st, user, since_change, limit, hop_member, &h));
 }
 
 static int c_contacts(void *state, const char *user, chat_store_name_cb cb, void *user_data)
@@ -279,7 +291,7 @@ static int c_contacts(void *state, const char *user, chat_store_name_cb cb, void
         (rc = need(cb != NULL, "contacts", "callback")))
         return rc;
     struct hop h = {.w = w, .cb.name = cb, .user_data = user_data};
-    return w->ops->contacts(w->st, user, hop_name, &h);
+    return seen(w, w->ops->contacts(w->st, user, hop_name, &h));
 }
 
 /* ---- users, revoked sessions, meta ---- */
@@ -290,7 +302,7 @@ static int c_user_get(void *state, const char *name, chat_store_user *out)
     int rc;
     if ((rc = check_id(name, 0, "user name")) || (rc = need(out != NULL, "user_get", "out")))
         return rc;
-    return w->ops->user_get(w->st, name, out);
+    return seen(w, w->ops->user_get(w->st, name, out));
 }
 
 static int c_user_put(void *state, const chat_store_user *user)
@@ -299,7 +311,7 @@ static int c_user_put(void *state, const chat_store_user *user)
     int rc;
     if ((rc = refuse_in_cb(w, "user_put")) || (rc = chat__store_check_user(user)))
         return rc;
-    return w->ops->user_put(w->st, user);
+    return seen(w, w->ops->user_put(w->st, user));
 }
 
 static int c_revoked_put(void *state, const char *session_id, int64_t exp_ms)
@@ -308,7 +320,7 @@ static int c_revoked_put(void *state, const char *session_id, int64_t exp_ms)
     int rc;
     if ((rc = refuse_in_cb(w, "revoked_put")) || (rc = check_key(session_id, "session id")))
         return rc;
-    return w->ops->revoked_put(w->st, session_id, exp_ms);
+    return seen(w, w->ops->revoked_put(w->st, session_id, exp_ms));
 }
 
 static int c_revoked_list(void *state, int64_t now_ms, revoked_cb cb, void *user_data)
@@ -319,7 +331,7 @@ static int c_revoked_list(void *state, int64_t now_ms, revoked_cb cb, void *user
         (rc = need(cb != NULL, "revoked_list", "callback")))
         return rc;
     struct hop h = {.w = w, .cb.revoked = cb, .user_data = user_data};
-    return w->ops->revoked_list(w->st, now_ms, hop_revoked, &h);
+    return seen(w, w->ops->revoked_list(w->st, now_ms, hop_revoked, &h));
 }
 
 static int c_meta_get(void *state, const char *key, int64_t *value)
@@ -328,7 +340,7 @@ static int c_meta_get(void *state, const char *key, int64_t *value)
     int rc;
     if ((rc = check_key(key, "meta key")) || (rc = need(value != NULL, "meta_get", "value")))
         return rc;
-    return w->ops->meta_get(w->st, key, value);
+    return seen(w, w->ops->meta_get(w->st, key, value));
 }
 
 static int c_meta_set(void *state, const char *key, int64_t value)
@@ -337,7 +349,7 @@ static int c_meta_set(void *state, const char *key, int64_t value)
     int rc;
     if ((rc = refuse_in_cb(w, "meta_set")) || (rc = check_key(key, "meta key")))
         return rc;
-    return w->ops->meta_set(w->st, key, value);
+    return seen(w, w->ops->meta_set(w->st, key, value));
 }
 
 /* ---- media (version 2, optional) ---- */
@@ -375,7 +387,7 @@ static int c_media_put(void *state, const chat_store_media *m)
         (rc = chat__store_check_field(m->name, sizeof m->name, 1, "name")) ||
         (rc = chat__store_check_u64(m->size, "size")))
         return rc;
-    return w->ops->media_put(w->st, m);
+    return seen(w, w->ops->media_put(w->st, m));
 }
 
 static int c_media_get(void *state, const char *id, chat_store_media *out)
@@ -385,7 +397,7 @@ static int c_media_get(void *state, const char *id, chat_store_media *out)
     if ((rc = has_media(w)) || (rc = check_media_id(id)) ||
         (rc = need(out != NULL, "media_get", "out")))
         return rc;
-    return w->ops->media_get(w->st, id, out);
+    return seen(w, w->ops->media_get(w->st, id, out));
 }
 
 static int c_media_grant(void *state, const char *id, int64_t conv, const char *user)
@@ -398,7 +410,7 @@ static int c_media_grant(void *state, const char *id, int64_t conv, const char *
     if (conv < 0 || (conv == 0) != (user[0] != 0))
         return chat__error_set(CHAT_EINVAL, 0,
                                "store: media_grant needs conv > 0 and no user, or a user alone");
-    return w->ops->media_grant(w->st, id, conv, user);
+    return seen(w, w->ops->media_grant(w->st, id, conv, user));
 }
 
 static int c_media_grants(void *state, const char *id, chat_store_grant_cb cb, void *user_data)
@@ -409,7 +421,7 @@ static int c_media_grants(void *state, const char *id, chat_store_grant_cb cb, v
         (rc = check_media_id(id)) || (rc = need(cb != NULL, "media_grants", "callback")))
         return rc;
     struct hop h = {.w = w, .cb.grant = cb, .user_data = user_data};
-    return w->ops->media_grants(w->st, id, hop_grant, &h);
+    return seen(w, w->ops->media_grants(w->st, id, hop_grant, &h));
 }
 
 /* ---- lifecycle ---- */
@@ -422,7 +434,7 @@ static int c_ctl(void *state, int op, void *arg)
         return rc;
     if (!w->ops->ctl)
         return chat__error_set(CHAT_ENOTSUP, 0, "store: unknown ctl op %d", op);
-    return w->ops->ctl(w->st, op, arg);
+    return seen(w, w->ops->ctl(w->st, op, arg));
 }
 
 static void c_destroy(void *state)
@@ -483,6 +495,11 @@ int chat__store_checked_new(const chat_store_ops **ops_inout, void **state_inout
     *ops_inout = &checked_ops;
     *state_inout = w;
     return CHAT_OK;
+}
+
+int chat__store_checked_transient(const chat_store_ops *ops, void *state)
+{
+    return ops == &checked_ops && ((const checked *)state)->transient;
 }
 
 int chat__store_checked_has_media(const chat_store_ops *ops, void *state)

@@ -33,6 +33,11 @@
  * CHAT_EINVAL when ops_inout, state_inout or *ops_inout is NULL; then nothing is touched. */
 int chat__store_checked_new(const chat_store_ops **ops_inout, void **state_inout);
 
+/* 1 when the backend answered CHAT_EAGAIN to a call since the last begin(): the transaction
+ * failed for a reason that may pass (a database unreachable or restarting, a deadlock victim),
+ * so what it carried may be retried. */
+int chat__store_checked_transient(const chat_store_ops *ops, void *state);
+
 /* 1 when the store behind the checking layer keeps media (version-2 methods). */
 int chat__store_checked_has_media(const chat_store_ops *ops, void *state);
 

@@ -90,45 +90,33 @@ static int fetch(chat__sqlite *s, sqlite3_stmt *st, const char *what)
     return ret;
 }
 
-/* One callback of any of the store's shapes, with its user_data. */
-struct sink {
-    union {
-        chat_store_msg_cb msg;
-        chat_store_member_cb member;
-        chat_store_name_cb name;
-        int (*revoked)(const char *session_id, int64_t exp_ms, void *user_data);
-        chat_store_grant_cb grant;
-    } cb;
-    void *user_data;
-};
+typedef int (*emit_fn)(sqlite3_stmt *st, const chat__store_sink *k);
 
-typedef int (*emit_fn)(sqlite3_stmt *st, const struct sink *k);
-
-static int emit_msg(sqlite3_stmt *st, const struct sink *k)
+static int emit_msg(sqlite3_stmt *st, const chat__store_sink *k)
 {
     chat_store_msg m;
     read_msg(st, &m);
     return k->cb.msg(&m, k->user_data);
 }
 
-static int emit_member(sqlite3_stmt *st, const struct sink *k)
+static int emit_member(sqlite3_stmt *st, const chat__store_sink *k)
 {
     chat_store_member m;
     read_member(st, &m);
     return k->cb.member(&m, k->user_data);
 }
 
-static int emit_name(sqlite3_stmt *st, const struct sink *k)
+static int emit_name(sqlite3_stmt *st, const chat__store_sink *k)
 {
     return k->cb.name(col_str(st, 0), k->user_data);
 }
 
-static int emit_revoked(sqlite3_stmt *st, const struct sink *k)
+static int emit_revoked(sqlite3_stmt *st, const chat__store_sink *k)
 {
     return k->cb.revoked(col_str(st, 0), sqlite3_column_int64(st, 1), k->user_data);
 }
 
-static int emit_grant(sqlite3_stmt *st, const struct sink *k)
+static int emit_grant(sqlite3_stmt *st, const chat__store_sink *k)
 {
     return k->cb.grant(sqlite3_column_int64(st, 0), col_str(st, 1), k->user_data);
 }
@@ -136,7 +124,7 @@ static int emit_grant(sqlite3_stmt *st, const struct sink *k)
 /* Run a bound query and pass each row to emit; a non-zero callback result stops and is
  * returned as is. */
 static int each(chat__sqlite *s, sqlite3_stmt *st, const char *what, emit_fn emit,
-                const struct sink *k)
+                const chat__store_sink *k)
 {
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -263,7 +251,7 @@ int chat__sqlite_member_list(void *state, int64_t conv, int only_active, chat_st
     chat__sqlite *s = state;
     sqlite3_stmt *st = s->st[only_active ? CHAT__ST_MEMBER_LIST_ACTIVE : CHAT__ST_MEMBER_LIST];
     sqlite3_bind_int64(st, 1, conv);
-    struct sink k = {.cb.member = cb, .user_data = user_data};
+    chat__store_sink k = {.cb.member = cb, .user_data = user_data};
     return each(s, st, "member_list", emit_member, &k);
 }
 
@@ -302,7 +290,7 @@ int chat__sqlite_msg_find_cmid(void *state, int64_t conv, const char *sender, co
     bind_text(st, 4, cmid);
     if ((rc = fetch(s, st, "msg_find_cmid")))
         return rc;
-    struct sink k = {.cb.msg = cb, .user_data = user_data};
+    chat__store_sink k = {.cb.msg = cb, .user_data = user_data};
     rc = emit_msg(st, &k);
     chat__sqlite_reset(st);
     return rc;
@@ -322,7 +310,7 @@ int chat__sqlite_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64
     bind_u64(st, 2, after_seq);
     bind_u64(st, 3, upper);
     sqlite3_bind_int(st, 4, limit);
-    struct sink k = {.cb.msg = cb, .user_data = user_data};
+    chat__store_sink k = {.cb.msg = cb, .user_data = user_data};
     return each(s, st, "msg_range", emit_msg, &k);
 }
 
@@ -336,7 +324,7 @@ int chat__sqlite_user_convs(void *state, const char *user, uint64_t since_change
     bind_text(st, 1, user);
     bind_u64(st, 2, since_change);
     sqlite3_bind_int(st, 3, limit);
-    struct sink k = {.cb.member = cb, .user_data = user_data};
+    chat__store_sink k = {.cb.member = cb, .user_data = user_data};
     return each(s, st, "user_convs", emit_member, &k);
 }
 
@@ -345,7 +333,7 @@ int chat__sqlite_contacts(void *state, const char *user, chat_store_name_cb cb, 
     chat__sqlite *s = state;
     sqlite3_stmt *st = s->st[CHAT__ST_CONTACTS];
     bind_text(st, 1, user);
-    struct sink k = {.cb.name = cb, .user_data = user_data};
+    chat__store_sink k = {.cb.name = cb, .user_data = user_data};
     return each(s, st, "contacts", emit_name, &k);
 }
 
@@ -394,7 +382,7 @@ int chat__sqlite_revoked_list(void *state, int64_t now_ms,
     chat__sqlite *s = state;
     sqlite3_stmt *st = s->st[CHAT__ST_REVOKED_LIST];
     sqlite3_bind_int64(st, 1, now_ms);
-    struct sink k = {.cb.revoked = cb, .user_data = user_data};
+    chat__store_sink k = {.cb.revoked = cb, .user_data = user_data};
     return each(s, st, "revoked_list", emit_revoked, &k);
 }
 
@@ -468,6 +456,6 @@ int chat__sqlite_media_grants(void *state, const char *id, chat_store_grant_cb c
     chat__sqlite *s = state;
     sqlite3_stmt *st = s->st[CHAT__ST_MEDIA_GRANTS];
     bind_text(st, 1, id);
-    struct sink k = {.cb.grant = cb, .user_data = user_data};
+    chat__store_sink k = {.cb.grant = cb, .user_data = user_data};
     return each(s, st, "media_grants", emit_grant, &k);
 }

@@ -1,9 +1,11 @@
-/* Store contract: every test_store_* runs once against the memory store and once against the
- * SQLite store (a fresh file in a fresh temp dir per test), with identical expectations. Each
- * backend is used through the checking layer (store/checked.h), as the server uses it: the
- * layer refuses bad arguments and misuse for every backend alike. The test_store_sqlite_*
- * tests cover what only a file-backed store has; the test_store_checked_* tests run the layer
- * over a minimal fake backend. */
+/* Store contract: every test_store_* runs once against each backend, with identical
+ * expectations: the memory store, the SQLite store (a fresh file in a fresh temp dir per test)
+ * and, when `test_store postgres` runs under tests/lib/pgtemp.py, the PostgreSQL store (a fresh
+ * database per test). Each backend is used through the checking layer (store/checked.h), as
+ * the server uses it: the layer refuses bad arguments and misuse for every backend alike. The
+ * test_store_sqlite_* tests cover what only a file-backed store has, the test_store_postgres_*
+ * tests (store_postgres.c) what only a shared database has; the test_store_checked_* tests run
+ * the layer over a minimal fake backend. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,40 +24,35 @@
 #include "chat/errors.h"
 #include "chat/sys/store.h"
 #include "store/checked.h"
+#include "store_fx.h"
 
-typedef struct backend {
-    const char *name;
-    int sqlite;
-} backend;
+static backend memory_backend = {"memory", BE_MEMORY};
+static backend sqlite_backend = {"sqlite", BE_SQLITE};
+#ifdef CHAT_TEST_POSTGRES
+static backend postgres_backend = {"postgres", BE_POSTGRES};
+#endif
 
-static backend memory_backend = {"memory", 0};
-static backend sqlite_backend = {"sqlite", 1};
-
-typedef struct fx {
-    const backend *be;
-    const chat_store_ops *ops;
-    void *st;
-    char dir[64];
-    char path[128];
-} fx;
-
-/* Wrap the raw backend in f->ops/f->st into the checking layer, as the server does. */
-static int wrap_store(fx *f, int rc)
+int wrap_store(fx *f, int rc)
 {
     return rc ? rc : chat__store_checked_new(&f->ops, &f->st);
 }
 
-static int open_store(fx *f)
+int open_store(fx *f)
 {
-    if (f->be->sqlite) {
+    switch (f->be->kind) {
+    case BE_SQLITE:
         f->ops = chat_store_sqlite_ops();
         return wrap_store(f, chat_store_sqlite_open(&f->st, f->path, 0, NULL));
+    case BE_POSTGRES:
+        f->ops = chat_store_postgres_ops();
+        return wrap_store(f, chat_store_postgres_open(&f->st, f->conninfo, 0));
+    default:
+        f->ops = chat_store_memory_ops();
+        return wrap_store(f, chat_store_memory_new(&f->st));
     }
-    f->ops = chat_store_memory_ops();
-    return wrap_store(f, chat_store_memory_new(&f->st));
 }
 
-static void close_store(fx *f)
+void close_store(fx *f)
 {
     if (f->st)
         f->ops->destroy(f->st);
@@ -70,6 +67,10 @@ static int fx_setup(void **state)
     strcpy(f->dir, "/tmp/chat-store-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
+#ifdef CHAT_TEST_POSTGRES
+    if (f->be->kind == BE_POSTGRES)
+        pg_fx_create(f);
+#endif
     assert_int_equal(open_store(f), CHAT_OK);
     *state = f;
     return 0;
@@ -95,6 +96,10 @@ static int fx_teardown(void **state)
 {
     fx *f = *state;
     close_store(f);
+#ifdef CHAT_TEST_POSTGRES
+    if (f->be->kind == BE_POSTGRES)
+        pg_fx_drop(f);
+#endif
     rm_dir(f->dir);
     free(f);
     return 0;
@@ -1739,19 +1744,44 @@ static void test_store_checked_new_failure_destroys_inner(void **state)
                                                                &memory_backend),
 #define ON_SQLITE(fn) cmocka_unit_test_prestate_setup_teardown(fn, fx_setup, fx_teardown, \
                                                                &sqlite_backend),
+#define ON_POSTGRES(fn) cmocka_unit_test_prestate_setup_teardown(fn, fx_setup, fx_teardown, \
+                                                                 &postgres_backend),
 
 #define ON_NOTHING(fn) cmocka_unit_test(fn),
 
-int main(void)
+/* `test_store`: memory, SQLite and the checking layer. `test_store postgres`: PostgreSQL, on
+ * the server tests/lib/pgtemp.py starts (CHAT_TEST_PG); skipped (77) without one. */
+int main(int argc, char **argv)
 {
     /* Before any other libchat call, or it is refused. */
     static const chat_allocator alloc = {t_malloc, t_realloc, t_free, NULL};
     if (chat_set_default_allocator(&alloc) != CHAT_OK)
         return 1;
+    /* CHAT_TEST_FILTER=test_store_msg* runs a subset (cmocka globs: * and ?). */
+    const char *filter = getenv("CHAT_TEST_FILTER");
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
+    int failed = 0;
+    if (argc > 1 && strcmp(argv[1], "postgres") == 0) {
+#ifdef CHAT_TEST_POSTGRES
+        if (!getenv("CHAT_TEST_PG")) {
+            fprintf(stderr, "test_store postgres: CHAT_TEST_PG is not set (run it through "
+                            "tests/lib/pgtemp.py run -- ...); skipped\n");
+            return 77;
+        }
+        const struct CMUnitTest postgres_tests[] = {STORE_TESTS(ON_POSTGRES)
+                                                        POSTGRES_TESTS(ON_POSTGRES)};
+        failed = cmocka_run_group_tests_name("store/postgres", postgres_tests, NULL, NULL);
+#else
+        fprintf(stderr, "test_store postgres: built without libpq; skipped\n");
+        return 77;
+#endif
+        return failed ? 1 : 0;
+    }
     const struct CMUnitTest memory_tests[] = {STORE_TESTS(ON_MEMORY) MEMORY_TESTS(ON_MEMORY)};
     const struct CMUnitTest sqlite_tests[] = {STORE_TESTS(ON_SQLITE) SQLITE_TESTS(ON_SQLITE)};
     const struct CMUnitTest checked_tests[] = {CHECKED_TESTS(ON_NOTHING)};
-    int failed = cmocka_run_group_tests_name("store/memory", memory_tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("store/memory", memory_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("store/sqlite", sqlite_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("store/checked", checked_tests, NULL, NULL);
     return failed ? 1 : 0;

@@ -2,19 +2,26 @@
 
 CHATD: path of the chatd binary (required by every test that uses a server).
 CHATD_ARGS: extra arguments for every `chatd run` (e.g. "--bus queued").
+CHATD_STORE=postgres: every server keeps its store in PostgreSQL, on the server of
+    tests/lib/pgtemp.py (CHAT_TEST_PG), in a schema of its data dir's own.
 """
 
+import hashlib
 import os
 import queue
 import re
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 
 import pytest
 
 from wsclient import WS
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import pgtemp  # noqa: E402
 
 LISTEN_RE = re.compile(r"^chatd listening on 127\.0\.0\.1:(\d+)$")
 DEFAULT_TEST_SECONDS = 60
@@ -37,6 +44,20 @@ def chatd_path():
 
 def extra_args():
     return shlex.split(os.environ.get("CHATD_ARGS", ""))
+
+
+def store_args(data_dir):
+    """`--postgres CONNINFO` when the suite runs on PostgreSQL: one schema per data dir, so a
+    server restarted on its data dir finds its store again and every other starts empty."""
+    if os.environ.get("CHATD_STORE") != "postgres":
+        return []
+    base = os.environ.get("CHAT_TEST_PG")
+    if not base:
+        pytest.fail("CHATD_STORE=postgres needs CHAT_TEST_PG (run under tests/lib/pgtemp.py)",
+                    pytrace=False)
+    schema = "w" + hashlib.sha1(os.path.abspath(str(data_dir)).encode()).hexdigest()[:20]
+    pgtemp.sql(base, f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    return ["--postgres", f"{base} options=-csearch_path={schema}"]
 
 
 def run_cli(args, input_text=None, timeout=15):
@@ -67,8 +88,9 @@ class Server:
     # ---- process ---------------------------------------------------------------------------
 
     def command(self):
+        store = [] if "--memory" in self.args else store_args(self.data_dir)
         return ([chatd_path(), "run", "--data-dir", self.data_dir, "--port", "0",
-                 "--listen", "127.0.0.1"] + extra_args() + self.args)
+                 "--listen", "127.0.0.1"] + store + extra_args() + self.args)
 
     def start(self, timeout=15):
         assert self.proc is None or self.proc.poll() is not None, "already running"
@@ -182,7 +204,8 @@ class Server:
         return tok
 
     def user_add(self, name, password):
-        r = run_cli(["user", "add", "--data-dir", self.data_dir, name], input_text=password + "\n")
+        r = run_cli(["user", "add", "--data-dir", self.data_dir, name] +
+                    store_args(self.data_dir), input_text=password + "\n")
         assert r.returncode == 0, f"chatd user add failed ({r.returncode}): {r.stderr}"
         return r
 

@@ -6,7 +6,9 @@
  * authorization, watermarks) and drives the store inside transactions it opens with begin()
  * and closes with commit() or rollback(). Several operations from different clients share
  * one transaction (group commit), so a method failing inside a transaction must leave the
- * transaction usable for rollback().
+ * transaction usable for rollback(). A method answers CHAT_EAGAIN for a failure that may pass
+ * (the backend's database out of reach or restarting, a transaction lost to a concurrent one):
+ * the server then answers that transaction's requests EAGAIN/busy, retryable, not EIO/storage.
  *
  * Threading: every method of a host's store is called on the server's writer thread, never
  * concurrently. (The built-in memory store, which never blocks, is also called on the loop
@@ -225,6 +227,46 @@ CHAT_API int chat_store_sqlite_open(void **state_out, const char *path, unsigned
                                     const char *vfs);
 /** The SQLite store's vtable, static. @since 0.1 */
 CHAT_API const chat_store_ops *chat_store_sqlite_ops(void);
+
+/**
+ * Open the PostgreSQL store: a database several servers may share (a cluster of chat nodes).
+ * conninfo is a libpq connection string or URI ("host=db port=5432 dbname=chat user=chat",
+ * "postgresql://chat@db/chat"); libpq's environment variables (PGHOST, PGPASSWORD, ...) and
+ * ~/.pgpass apply as usual. The store creates or migrates its tables on the first connection;
+ * give it a database of its own, or a schema of its own through search_path
+ * ("options=-csearch_path=chat", the schema created beforehand).
+ *
+ * What it adds to the vtable's contract, for servers sharing the database:
+ * - conv_get and conv_find_direct in a transaction lock the conversation's row until the
+ *   transaction ends: the head_seq read is the latest committed and no other server appends
+ *   to that conversation meanwhile, so seqs are gap-free and unique across servers, and a
+ *   rolled-back transaction takes none;
+ * - meta_get in a transaction locks its key until the transaction ends, so a counter read and
+ *   written back in one transaction loses no update to another server;
+ * - a call answers CHAT_EAGAIN when the database cannot be reached, went away (a restart, a
+ *   failover) or chose this transaction as a deadlock victim; the transaction is then lost
+ *   (rollback() ends it) and the next one reconnects, with a backoff of 50 ms doubling to 2 s
+ *   between failed attempts. A COMMIT cut off by a lost connection answers CHAT_EAGAIN though
+ *   it may have committed;
+ * - in a transaction, writes that answer nothing but success (conv_update, member_put,
+ *   meta_set, ...) travel with the next call that reads, in one round trip (libpq's pipeline
+ *   mode); a failure of one of them, or conv_update of a conversation that has no row
+ *   (CHAT_ENOTFOUND), is answered by that next call or commit() and fails the transaction.
+ * Durability is the server's (synchronous_commit, replication): commit() returns when
+ * PostgreSQL reports the COMMIT done.
+ * @param state_out receives the state for chat_store_postgres_ops(); owned by the caller until
+ *        registered, then by libchat.
+ * @param flags 0 (none defined yet).
+ * @return CHAT_OK; CHAT_EAGAIN (cannot connect), CHAT_EVERSION (the database's schema is newer
+ *         than this library's: a newer libchat migrated it), CHAT_EIO (the schema cannot be
+ *         created or migrated), CHAT_ENOTSUP (libchat was built without PostgreSQL support).
+ *         chat_error_last() says why, with the SQLSTATE in the message and, packed as
+ *         PostgreSQL's MAKE_SQLSTATE does, in backend_code.
+ * [any thread] @since 0.2
+ */
+CHAT_API int chat_store_postgres_open(void **state_out, const char *conninfo, unsigned int flags);
+/** The PostgreSQL store's vtable, static; NULL when libchat was built without it. @since 0.2 */
+CHAT_API const chat_store_ops *chat_store_postgres_ops(void);
 
 /** A store in memory, for tests and ephemeral servers. @return CHAT_OK, CHAT_ENOMEM. @since 0.1 */
 CHAT_API int chat_store_memory_new(void **state_out);

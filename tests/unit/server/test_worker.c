@@ -26,8 +26,11 @@ typedef struct fake_store {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int begins, commits, rollbacks;
-    int fail_begin_at;   /* this begin (1-based) returns CHAT_EIO; 0: none */
-    int fail_commit_at;  /* this commit (1-based) returns CHAT_EIO; 0: none */
+    int fail_begin_at;   /* this begin (1-based) fails; 0: none */
+    int fail_commit_at;  /* this commit (1-based) fails; 0: none */
+    int fail_put_at;     /* this user_put (1-based) fails; 0: none */
+    int fail_rc;         /* with this code; 0: CHAT_EIO */
+    int puts;
     int block_commit_at; /* this commit waits for release; 0: none */
     int blocked;         /* a commit is waiting */
     int released;
@@ -54,7 +57,7 @@ static int f_begin(void *st)
     int fail = ++f->begins == f->fail_begin_at;
     pthread_mutex_unlock(&f->lock);
     if (fail)
-        return CHAT_EIO; /* no transaction was opened */
+        return F.fail_rc ? F.fail_rc : CHAT_EIO; /* no transaction was opened */
     return f->mem->begin(f->inner);
 }
 
@@ -73,7 +76,7 @@ static int f_commit(void *st)
     int fail = n == f->fail_commit_at;
     pthread_mutex_unlock(&f->lock);
     if (fail)
-        return CHAT_EIO; /* the transaction stays open for rollback() */
+        return F.fail_rc ? F.fail_rc : CHAT_EIO; /* the transaction stays open for rollback() */
     return f->mem->commit(f->inner);
 }
 
@@ -99,7 +102,16 @@ static int f_msg_range(void *st, int64_t c, uint64_t a, uint64_t b, int l, int d
 static int f_user_convs(void *st, const char *u, uint64_t s, int l, chat_store_member_cb cb, void *ud) { return MEM(st)->user_convs(FS(st), u, s, l, cb, ud); }
 static int f_contacts(void *st, const char *u, chat_store_name_cb cb, void *ud) { return MEM(st)->contacts(FS(st), u, cb, ud); }
 static int f_user_get(void *st, const char *n, chat_store_user *o) { return MEM(st)->user_get(FS(st), n, o); }
-static int f_user_put(void *st, const chat_store_user *u) { return MEM(st)->user_put(FS(st), u); }
+static int f_user_put(void *st, const chat_store_user *u)
+{
+    fake_store *f = st;
+    pthread_mutex_lock(&f->lock);
+    int fail = ++f->puts == f->fail_put_at;
+    pthread_mutex_unlock(&f->lock);
+    if (fail)
+        return f->fail_rc ? f->fail_rc : CHAT_EIO;
+    return f->mem->user_put(f->inner, u);
+}
 static int f_revoked_put(void *st, const char *s, int64_t e) { return MEM(st)->revoked_put(FS(st), s, e); }
 static int f_revoked_list(void *st, int64_t now, int (*cb)(const char *, int64_t, void *), void *ud) { return MEM(st)->revoked_list(FS(st), now, cb, ud); }
 static int f_meta_get(void *st, const char *k, int64_t *v) { return MEM(st)->meta_get(FS(st), k, v); }
@@ -758,6 +770,47 @@ static void test_worker_failed_begin_fails_the_batch(void **state)
     assert_int_equal(counter(&F.commits), 1);
 }
 
+static void test_worker_unavailable_store_answers_busy(void **state)
+{
+    (void)state;
+    /* A store that may recover (CHAT_EAGAIN: a database unreachable or restarting) makes the
+     * request busy, with a time to retry after, not a storage failure. */
+    chat__worker *w = &srv->writer;
+    F.fail_begin_at = 1;
+    F.fail_rc = CHAT_EAGAIN;
+    tjob *j = job_init(1, w);
+    assert_int_equal(chat__worker_run_sync(w, &j->job), CHAT_EAGAIN);
+    assert_int_equal(j->ran, 0);
+    assert_string_equal(j->job.reason, "busy");
+    assert_true(j->job.retry_after_ms > 0);
+    assert_false(user_stored(1));
+
+    /* The same when a job's own store call answers it: the job reports a failure as jobs do,
+     * the batch learns from the store that it was a transient one. */
+    F.block_commit_at = 1;
+    F.fail_put_at = 3;
+    job_init(0, w);
+    spawn(&jobs[0]);
+    wait_blocked();
+    for (int i = 1; i <= 3; i++)
+        job_init(i, w);
+    spawn_queued(1, 3, w);
+    release_commit();
+    join_all();
+    assert_int_equal(jobs[0].status, CHAT_OK);
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(jobs[i].status, CHAT_EAGAIN);
+        assert_string_equal(jobs[i].job.reason, "busy");
+        assert_int_equal(jobs[i].discarded, 1);
+        assert_false(user_stored(i));
+    }
+    /* And the next batch, the store back, commits with no trace of it. */
+    tjob *next = job_init(4, w);
+    assert_int_equal(chat__worker_run_sync(w, &next->job), CHAT_OK);
+    assert_int_equal(next->job.retry_after_ms, 0);
+    assert_true(user_stored(4));
+}
+
 static void test_worker_job_refusal_keeps_the_batch(void **state)
 {
     (void)state;
@@ -836,6 +889,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_worker_job_eio_rolls_back_the_batch, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_failed_begin_fails_the_batch, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_worker_unavailable_store_answers_busy, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_job_refusal_keeps_the_batch, setup,
                                         teardown),

@@ -1,0 +1,53 @@
+/* The store contract's fixture, shared by test_store.c (the contract, every backend) and
+ * store_postgres.c (what only the PostgreSQL store has). */
+#ifndef CHAT_TEST_STORE_FX_H
+#define CHAT_TEST_STORE_FX_H
+
+#include "chat/sys/store.h"
+
+enum { BE_MEMORY, BE_SQLITE, BE_POSTGRES };
+
+typedef struct backend {
+    const char *name;
+    int kind;
+} backend;
+
+typedef struct fx {
+    const backend *be;
+    const chat_store_ops *ops;
+    void *st;
+    char dir[64];
+    char path[128];     /* SQLite: the database file */
+    char db[64];        /* PostgreSQL: this test's database, */
+    char conninfo[512]; /* and its conninfo */
+} fx;
+
+/* Wrap the raw backend in f->ops/f->st into the checking layer, as the server does. */
+int wrap_store(fx *f, int rc);
+/* Open f's backend (a new instance on the same file or database) into f->ops/f->st. */
+int open_store(fx *f);
+void close_store(fx *f);
+
+#ifdef CHAT_TEST_POSTGRES
+/* A fresh database on the server of CHAT_TEST_PG into f->db and f->conninfo; dropped after. */
+void pg_fx_create(fx *f);
+void pg_fx_drop(fx *f);
+
+#define POSTGRES_TESTS(X)                             \
+    X(test_store_postgres_reopen_persists)            \
+    X(test_store_postgres_schema)                     \
+    X(test_store_postgres_newer_schema_refused)       \
+    X(test_store_postgres_older_schema_migrated)      \
+    X(test_store_postgres_bad_open)                   \
+    X(test_store_postgres_deferred_failure)           \
+    X(test_store_postgres_restart)                    \
+    X(test_store_postgres_two_nodes_one_conv)         \
+    X(test_store_postgres_two_nodes_counter)          \
+    X(test_store_postgres_deadlock_is_eagain)
+
+#define DECLARE_TEST(fn) void fn(void **state);
+POSTGRES_TESTS(DECLARE_TEST)
+#undef DECLARE_TEST
+#endif
+
+#endif

@@ -1,0 +1,617 @@
+/* What only the PostgreSQL store has: a database that outlives the store and is shared by
+ * several of them (servers of a cluster), a schema others may have migrated, and a server that
+ * may restart or go away. Run by `test_store postgres` on the server of tests/lib/pgtemp.py:
+ * CHAT_TEST_PG is its conninfo, CHAT_TEST_PG_CTL a command that restarts, stops or starts it.
+ * Each test gets a database of its own (pg_fx_create). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chat/errors.h"
+#include "chat/sys/store.h"
+#include "store/checked.h"
+#include "store_fx.h"
+
+/* ---- the server and its databases ---- */
+
+static PGconn *admin(const char *conninfo)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("cannot connect to %s: %s", conninfo, PQerrorMessage(c));
+    return c;
+}
+
+static void sql(const char *conninfo, const char *q)
+{
+    PGconn *c = admin(conninfo);
+    PGresult *r = PQexec(c, q);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", q, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* The first column of the first row as text ("" when none). */
+static const char *sql_value(const char *conninfo, const char *q, char *buf, size_t size)
+{
+    PGconn *c = admin(conninfo);
+    PGresult *r = PQexec(c, q);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", q, PQresultErrorMessage(r));
+    snprintf(buf, size, "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    PQfinish(c);
+    return buf;
+}
+
+static void make_db(fx *f, const char *name)
+{
+    char q[128];
+    snprintf(f->db, sizeof f->db, "%s", name);
+    snprintf(q, sizeof q, "CREATE DATABASE %s", f->db);
+    sql(getenv("CHAT_TEST_PG"), q);
+    /* A keyword given twice: the last one counts. */
+    snprintf(f->conninfo, sizeof f->conninfo, "%s dbname=%s", getenv("CHAT_TEST_PG"), f->db);
+}
+
+void pg_fx_create(fx *f)
+{
+    static int n;
+    char name[64];
+    snprintf(name, sizeof name, "chat_store_%d_%d", (int)getpid(), ++n);
+    make_db(f, name);
+}
+
+void pg_fx_drop(fx *f)
+{
+    char q[128];
+    snprintf(q, sizeof q, "DROP DATABASE IF EXISTS %s WITH (FORCE)", f->db);
+    sql(getenv("CHAT_TEST_PG"), q);
+}
+
+static void pg_ctl(const char *action)
+{
+    const char *ctl = getenv("CHAT_TEST_PG_CTL");
+    assert_non_null(ctl);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s %s", ctl, action);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void nap_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- helpers ---- */
+
+static int64_t new_conv(const chat_store_ops *ops, void *st)
+{
+    chat_store_conv c = {0};
+    c.kind = CHAT_CONV_GROUP;
+    strcpy(c.title, "g");
+    assert_int_equal(ops->conv_insert(st, &c), CHAT_OK);
+    return c.id;
+}
+
+static chat_store_msg text_msg(int64_t conv, uint64_t seq, const char *sender, const char *cmid)
+{
+    chat_store_msg m = {0};
+    m.conv = conv;
+    m.seq = seq;
+    m.ts_ms = 1000 + (int64_t)seq;
+    m.sender = sender;
+    m.device = "d";
+    m.cmid = cmid;
+    m.kind = CHAT_MSG_TEXT;
+    m.body = cmid;
+    m.body_len = strlen(cmid);
+    return m;
+}
+
+/* Append one message in a transaction of its own, as the engine does: the conversation read
+ * (and locked) inside it, the message at head + 1, the head moved. Returns the first failure,
+ * after rollback. */
+static int append_tx(const chat_store_ops *ops, void *st, int64_t conv, const char *cmid)
+{
+    chat_store_conv c;
+    int rc = ops->begin(st);
+    if (rc != CHAT_OK)
+        return rc;
+    chat_store_msg m;
+    if ((rc = ops->conv_get(st, conv, &c)) == CHAT_OK) {
+        m = text_msg(conv, c.head_seq + 1, "ann", cmid);
+        rc = ops->msg_insert(st, &m);
+    }
+    if (rc == CHAT_OK) {
+        c.head_seq++;
+        rc = ops->conv_update(st, &c);
+    }
+    if (rc == CHAT_OK && (rc = ops->commit(st)) == CHAT_OK)
+        return CHAT_OK;
+    assert_int_equal(ops->rollback(st), CHAT_OK);
+    return rc;
+}
+
+/* Retry append_tx while it answers CHAT_EAGAIN (the server coming back), for up to 30 s. */
+static void append_until_ok(fx *f, int64_t conv, const char *cmid)
+{
+    int rc = CHAT_EAGAIN;
+    for (int i = 0; i < 600 && rc == CHAT_EAGAIN; i++) {
+        if (i)
+            nap_ms(50);
+        rc = append_tx(f->ops, f->st, conv, cmid);
+    }
+    assert_int_equal(rc, CHAT_OK);
+}
+
+typedef struct seen {
+    char buf[4096];
+    int n;
+} seen;
+
+static int see_msg(const chat_store_msg *m, void *ud)
+{
+    seen *s = ud;
+    size_t len = strlen(s->buf);
+    snprintf(s->buf + len, sizeof s->buf - len, "%llu:%s,", (unsigned long long)m->seq, m->cmid);
+    s->n++;
+    return 0;
+}
+
+static const char *history(fx *f, int64_t conv, seen *s)
+{
+    memset(s, 0, sizeof *s);
+    assert_int_equal(f->ops->msg_range(f->st, conv, 0, 0, 1000, 0, see_msg, s), CHAT_OK);
+    return s->buf;
+}
+
+/* ---- lifecycle and schema ---- */
+
+void test_store_postgres_reopen_persists(void **state)
+{
+    fx *f = *state;
+    int64_t conv = new_conv(f->ops, f->st);
+    assert_int_equal(append_tx(f->ops, f->st, conv, "c1"), CHAT_OK);
+    assert_int_equal(f->ops->meta_set(f->st, "k", 7), CHAT_OK);
+    /* An open transaction at close is lost. */
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(f->ops->meta_set(f->st, "lost", 1), CHAT_OK);
+    close_store(f);
+    assert_int_equal(open_store(f), CHAT_OK);
+    seen s;
+    assert_string_equal(history(f, conv, &s), "1:c1,");
+    int64_t v;
+    assert_int_equal(f->ops->meta_get(f->st, "k", &v), CHAT_OK);
+    assert_int_equal(v, 7);
+    assert_int_equal(f->ops->meta_get(f->st, "lost", &v), CHAT_ENOTFOUND);
+}
+
+static void *open_in_thread(void *arg)
+{
+    fx *f = arg;
+    void *st = NULL;
+    intptr_t rc = chat_store_postgres_open(&st, f->conninfo, 0);
+    if (st)
+        chat_store_postgres_ops()->destroy(st);
+    return (void *)rc;
+}
+
+void test_store_postgres_schema(void **state)
+{
+    fx *f = *state;
+    char v[256];
+    assert_string_equal(sql_value(f->conninfo, "SELECT version FROM schema_version", v, sizeof v),
+                        "2");
+    /* Messages: hash-partitioned by conversation, 16 ways; the seq unique per conversation,
+     * the client id unique per sender's device. */
+    assert_string_equal(sql_value(f->conninfo,
+                                  "SELECT partstrat::text || ':' || (SELECT count(*) "
+                                  "FROM pg_inherits WHERE inhparent = 'messages'::regclass) || "
+                                  "':' || "
+                                  "pg_get_partkeydef('messages'::regclass) "
+                                  "FROM pg_partitioned_table "
+                                  "WHERE partrelid = 'messages'::regclass",
+                                  v, sizeof v),
+                        "h:16:HASH (conv)");
+    assert_string_equal(
+        sql_value(f->conninfo,
+                  "SELECT string_agg(pg_get_constraintdef(oid), ' | ' ORDER BY contype) "
+                  "FROM pg_constraint WHERE conrelid = 'messages'::regclass",
+                  v, sizeof v),
+        "PRIMARY KEY (conv, seq) | UNIQUE (conv, sender, device, cmid)");
+
+    /* Two servers starting at once on an empty database: one migrates, the other waits for
+     * it and finds the schema made. */
+    fx g = *f;
+    make_db(&g, "chat_store_race");
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, open_in_thread, &g), 0);
+    for (int i = 0; i < 2; i++) {
+        void *rc;
+        pthread_join(t[i], &rc);
+        assert_int_equal((int)(intptr_t)rc, CHAT_OK);
+    }
+    assert_string_equal(sql_value(g.conninfo, "SELECT string_agg(version::text, ',') "
+                                              "FROM schema_version", v, sizeof v),
+                        "2");
+    pg_fx_drop(&g);
+}
+
+void test_store_postgres_newer_schema_refused(void **state)
+{
+    fx *f = *state;
+    close_store(f);
+    sql(f->conninfo, "UPDATE schema_version SET version = 99");
+    void *st = NULL;
+    assert_int_equal(chat_store_postgres_open(&st, f->conninfo, 0), CHAT_EVERSION);
+    assert_null(st);
+    assert_non_null(strstr(chat_error_last()->message, "schema version 99 is newer"));
+    /* Refused before anything was touched. */
+    char v[32];
+    assert_string_equal(sql_value(f->conninfo, "SELECT version FROM schema_version", v, sizeof v),
+                        "99");
+    sql(f->conninfo, "UPDATE schema_version SET version = 2");
+    assert_int_equal(open_store(f), CHAT_OK);
+}
+
+void test_store_postgres_older_schema_migrated(void **state)
+{
+    fx *f = *state;
+    int64_t conv = new_conv(f->ops, f->st);
+    assert_int_equal(append_tx(f->ops, f->st, conv, "c1"), CHAT_OK);
+    close_store(f);
+    /* A database as the first version of the schema left it: no media tables. */
+    sql(f->conninfo, "DROP TABLE media, media_grants; UPDATE schema_version SET version = 1");
+    assert_int_equal(open_store(f), CHAT_OK);
+    char v[32];
+    assert_string_equal(sql_value(f->conninfo, "SELECT version FROM schema_version", v, sizeof v),
+                        "2");
+    chat_store_media m = {0}, out;
+    strcpy(m.id, "ab01");
+    strcpy(m.uploader, "ann");
+    strcpy(m.mime, "image/png");
+    m.size = 3;
+    assert_int_equal(f->ops->media_put(f->st, &m), CHAT_OK);
+    assert_int_equal(f->ops->media_get(f->st, "ab01", &out), CHAT_OK);
+    seen s;
+    assert_string_equal(history(f, conv, &s), "1:c1,");
+}
+
+void test_store_postgres_bad_open(void **state)
+{
+    fx *f = *state;
+    void *st = NULL;
+    assert_int_equal(chat_store_postgres_open(&st, "host=/nonexistent-dir port=1 dbname=x", 0),
+                     CHAT_EAGAIN);
+    assert_null(st);
+    assert_non_null(strstr(chat_error_last()->message, "cannot connect"));
+    assert_int_equal(chat_store_postgres_open(&st, "no_such_keyword=1", 0), CHAT_EINVAL);
+    assert_int_equal(chat_store_postgres_open(&st, f->conninfo, 0x10), CHAT_EINVAL);
+    assert_int_equal(chat_store_postgres_open(&st, NULL, 0), CHAT_EINVAL);
+    assert_int_equal(chat_store_postgres_open(NULL, f->conninfo, 0), CHAT_EINVAL);
+    assert_null(st);
+    /* A database that does not exist. */
+    char conninfo[600];
+    snprintf(conninfo, sizeof conninfo, "%s dbname=chat_no_such_db", getenv("CHAT_TEST_PG"));
+    assert_int_equal(chat_store_postgres_open(&st, conninfo, 0), CHAT_EAGAIN);
+    assert_non_null(strstr(chat_error_last()->message, "chat_no_such_db"));
+}
+
+/* ---- the pipeline ---- */
+
+void test_store_postgres_deferred_failure(void **state)
+{
+    fx *f = *state;
+    int64_t conv = new_conv(f->ops, f->st);
+    chat_store_conv c;
+    assert_int_equal(f->ops->conv_get(f->st, conv, &c), CHAT_OK);
+    /* In a transaction, an update of a missing conversation travels with the next read, which
+     * answers for it and so does everything after, until rollback. */
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    chat_store_conv missing = c;
+    missing.id = conv + 100;
+    assert_int_equal(f->ops->conv_update(f->st, &missing), CHAT_OK);
+    assert_int_equal(f->ops->conv_get(f->st, conv, &c), CHAT_ENOTFOUND);
+    assert_non_null(strstr(chat_error_last()->message, "conv_update: no conv"));
+    assert_int_equal(f->ops->meta_set(f->st, "k", 1), CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->commit(f->st), CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->rollback(f->st), CHAT_OK);
+    /* A write PostgreSQL refuses (not UTF-8): the same, and the connection stays usable. */
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    chat_store_member m = {0};
+    m.conv = conv;
+    strcpy(m.user, "\xff\xfe");
+    m.role = CHAT_ROLE_MEMBER;
+    assert_int_equal(f->ops->member_put(f->st, &m), CHAT_OK);
+    strcpy(m.user, "ann");
+    assert_int_equal(f->ops->member_put(f->st, &m), CHAT_OK);
+    int64_t v;
+    assert_int_equal(f->ops->meta_get(f->st, "k", &v), CHAT_EINVAL);
+    if (!strstr(chat_error_last()->message, "SQLSTATE 22021"))
+        fail_msg("unexpected: %s", chat_error_last()->message);
+    assert_int_equal(f->ops->rollback(f->st), CHAT_OK);
+    chat_store_member out;
+    assert_int_equal(f->ops->member_get(f->st, conv, "ann", &out), CHAT_ENOTFOUND);
+    assert_int_equal(append_tx(f->ops, f->st, conv, "c1"), CHAT_OK);
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(f->ops->member_put(f->st, &m), CHAT_OK);
+    assert_int_equal(f->ops->commit(f->st), CHAT_OK);
+    assert_int_equal(f->ops->member_get(f->st, conv, "ann", &out), CHAT_OK);
+    seen s;
+    assert_string_equal(history(f, conv, &s), "1:c1,");
+    /* Outside a transaction the update runs at once and says so itself. */
+    assert_int_equal(f->ops->conv_update(f->st, &missing), CHAT_ENOTFOUND);
+}
+
+/* ---- a server that restarts or goes away ---- */
+
+void test_store_postgres_restart(void **state)
+{
+    fx *f = *state;
+    int64_t conv = new_conv(f->ops, f->st);
+    assert_int_equal(append_tx(f->ops, f->st, conv, "m1"), CHAT_OK);
+
+    /* Restarted between transactions: the next one notices the closed connection before it
+     * starts and reconnects; nothing fails. */
+    pg_ctl("restart");
+    assert_int_equal(append_tx(f->ops, f->st, conv, "m2"), CHAT_OK);
+
+    /* Restarted inside a transaction: it fails with CHAT_EAGAIN, and goes through once the
+     * server is back. */
+    chat_store_conv c;
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(f->ops->conv_get(f->st, conv, &c), CHAT_OK);
+    chat_store_msg m = text_msg(conv, c.head_seq + 1, "ann", "m3");
+    assert_int_equal(f->ops->msg_insert(f->st, &m), CHAT_OK);
+    pg_ctl("restart");
+    c.head_seq++;
+    int rc = f->ops->conv_update(f->st, &c); /* deferred: may not notice yet */
+    if (rc == CHAT_OK)
+        rc = f->ops->commit(f->st);
+    assert_int_equal(rc, CHAT_EAGAIN);
+    assert_int_equal(f->ops->rollback(f->st), CHAT_OK);
+    append_until_ok(f, conv, "m3");
+
+    /* Stopped: transactions and reads answer CHAT_EAGAIN at once, then work again. */
+    pg_ctl("stop");
+    assert_int_equal(f->ops->begin(f->st), CHAT_EAGAIN);
+    assert_int_equal(f->ops->conv_get(f->st, conv, &c), CHAT_EAGAIN);
+    assert_int_equal(append_tx(f->ops, f->st, conv, "m4"), CHAT_EAGAIN);
+    pg_ctl("start");
+    append_until_ok(f, conv, "m4");
+
+    /* What was committed is there once, what failed is not. */
+    seen s;
+    assert_string_equal(history(f, conv, &s), "1:m1,2:m2,3:m3,4:m4,");
+    assert_int_equal(f->ops->conv_get(f->st, conv, &c), CHAT_OK);
+    assert_int_equal(c.head_seq, 4);
+}
+
+/* ---- two servers on one database ---- */
+
+#define NODE_TXS 150
+
+typedef struct node {
+    const char *conninfo;
+    int id;
+    int64_t conv;
+    int with_counter;           /* also count transactions in meta "txs" */
+    pthread_barrier_t *start;
+    int committed_txs, committed_msgs;
+    char committed[NODE_TXS * 3][24]; /* cmids of committed messages */
+    int fail_rc, fail_step;
+    char fail_msg[256];
+} node;
+
+static int node_fail(node *n, int rc, int step)
+{
+    if (!n->fail_rc) {
+        n->fail_rc = rc;
+        n->fail_step = step;
+        snprintf(n->fail_msg, sizeof n->fail_msg, "%s", chat_error_last()->message);
+    }
+    return rc;
+}
+
+/* One server's writer: transactions of one to three messages each, every fifth rolled back;
+ * the head read inside the transaction decides the seqs. */
+static void *node_main(void *arg)
+{
+    node *n = arg;
+    const chat_store_ops *ops = chat_store_postgres_ops();
+    void *st = NULL;
+    int rc = chat_store_postgres_open(&st, n->conninfo, 0);
+    if (rc == CHAT_OK)
+        rc = chat__store_checked_new(&ops, &st);
+    if (rc != CHAT_OK) {
+        node_fail(n, rc, 0);
+        return NULL;
+    }
+    pthread_barrier_wait(n->start);
+    for (int t = 0; t < NODE_TXS && !n->fail_rc; t++) {
+        int k = 1 + t % 3, roll_back = t % 5 == 4;
+        char cmids[3][24];
+        int64_t txs = 0;
+        chat_store_conv c;
+        if ((rc = ops->begin(st)) != CHAT_OK) {
+            node_fail(n, rc, 1);
+            break;
+        }
+        if (n->with_counter && (rc = ops->meta_get(st, "txs", &txs)) != CHAT_OK &&
+            rc != CHAT_ENOTFOUND)
+            node_fail(n, rc, 2);
+        if (!n->fail_rc && (rc = ops->conv_get(st, n->conv, &c)) != CHAT_OK)
+            node_fail(n, rc, 3);
+        for (int i = 0; i < k && !n->fail_rc; i++) {
+            snprintf(cmids[i], sizeof cmids[i], "n%d-t%d-%d", n->id, t, i);
+            chat_store_msg m = text_msg(n->conv, ++c.head_seq, "ann", cmids[i]);
+            if ((rc = ops->msg_insert(st, &m)) != CHAT_OK)
+                node_fail(n, rc, 4);
+        }
+        if (!n->fail_rc && (rc = ops->conv_update(st, &c)) != CHAT_OK)
+            node_fail(n, rc, 5);
+        if (!n->fail_rc && n->with_counter && (rc = ops->meta_set(st, "txs", txs + 1)))
+            node_fail(n, rc, 6);
+        if (n->fail_rc || roll_back) {
+            if ((rc = ops->rollback(st)) != CHAT_OK)
+                node_fail(n, rc, 7);
+            continue;
+        }
+        if ((rc = ops->commit(st)) != CHAT_OK) {
+            node_fail(n, rc, 8);
+            ops->rollback(st);
+            break;
+        }
+        n->committed_txs++;
+        for (int i = 0; i < k; i++)
+            memcpy(n->committed[n->committed_msgs++], cmids[i], sizeof cmids[i]);
+    }
+    ops->destroy(st);
+    return NULL;
+}
+
+typedef struct cmids {
+    char (*v)[24];
+    int n, cap;
+} cmids;
+
+static int collect_cmid(const chat_store_msg *m, void *ud)
+{
+    cmids *l = ud;
+    assert_true(l->n < l->cap);
+    assert_int_equal(m->seq, (uint64_t)l->n + 1); /* gap-free: the n-th row is seq n */
+    snprintf(l->v[l->n++], 24, "%s", m->cmid);
+    return 0;
+}
+
+static int cmp_cmid(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void two_nodes(fx *f, int with_counter)
+{
+    int64_t conv = new_conv(f->ops, f->st);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+    node *nodes = calloc(2, sizeof *nodes);
+    assert_non_null(nodes);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        nodes[i].conninfo = f->conninfo;
+        nodes[i].id = i;
+        nodes[i].conv = conv;
+        nodes[i].with_counter = with_counter;
+        nodes[i].start = &start;
+        assert_int_equal(pthread_create(&t[i], NULL, node_main, &nodes[i]), 0);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < 2; i++)
+        if (nodes[i].fail_rc)
+            fail_msg("node %d failed at step %d: %s (%s)", i, nodes[i].fail_step,
+                     chat_error_name(nodes[i].fail_rc), nodes[i].fail_msg);
+
+    /* Every committed message once, at seqs 1..total with no gap; nothing rolled back. */
+    int total = nodes[0].committed_msgs + nodes[1].committed_msgs;
+    cmids want = {calloc((size_t)total, 24), 0, total};
+    cmids got = {calloc((size_t)total + 1, 24), 0, total + 1};
+    assert_true(want.v && got.v);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < nodes[i].committed_msgs; j++)
+            memcpy(want.v[want.n++], nodes[i].committed[j], 24);
+    assert_int_equal(f->ops->msg_range(f->st, conv, 0, 0, total + 1, 0, collect_cmid, &got),
+                     CHAT_OK);
+    assert_int_equal(got.n, total);
+    qsort(want.v, (size_t)want.n, 24, cmp_cmid);
+    qsort(got.v, (size_t)got.n, 24, cmp_cmid);
+    for (int i = 0; i < total; i++)
+        assert_string_equal(got.v[i], want.v[i]);
+    chat_store_conv c;
+    assert_int_equal(f->ops->conv_get(f->st, conv, &c), CHAT_OK);
+    assert_int_equal(c.head_seq, (uint64_t)total);
+    if (with_counter) { /* no lost update of the counter either */
+        int64_t txs = 0;
+        assert_int_equal(f->ops->meta_get(f->st, "txs", &txs), CHAT_OK);
+        assert_int_equal(txs, nodes[0].committed_txs + nodes[1].committed_txs);
+    }
+    free(want.v);
+    free(got.v);
+    free(nodes);
+}
+
+void test_store_postgres_two_nodes_one_conv(void **state)
+{
+    two_nodes(*state, 0);
+}
+
+void test_store_postgres_two_nodes_counter(void **state)
+{
+    two_nodes(*state, 1);
+}
+
+/* Two servers locking two conversations in opposite orders: PostgreSQL ends one transaction
+ * as a deadlock victim, which the store answers CHAT_EAGAIN (retry); the other goes on. */
+typedef struct locker {
+    const char *conninfo;
+    int64_t first, second;
+    pthread_barrier_t *both_hold;
+    int rc;
+    char msg[256];
+} locker;
+
+static void *locker_main(void *arg)
+{
+    locker *l = arg;
+    const chat_store_ops *ops = chat_store_postgres_ops();
+    void *st = NULL;
+    chat_store_conv c;
+    l->rc = chat_store_postgres_open(&st, l->conninfo, 0);
+    if (l->rc == CHAT_OK && (l->rc = ops->begin(st)) == CHAT_OK)
+        l->rc = ops->conv_get(st, l->first, &c);
+    pthread_barrier_wait(l->both_hold);
+    if (l->rc == CHAT_OK)
+        l->rc = ops->conv_get(st, l->second, &c);
+    if (l->rc == CHAT_OK)
+        l->rc = ops->commit(st);
+    snprintf(l->msg, sizeof l->msg, "%s", chat_error_last()->message);
+    if (l->rc != CHAT_OK && st)
+        ops->rollback(st);
+    if (st)
+        ops->destroy(st);
+    return NULL;
+}
+
+void test_store_postgres_deadlock_is_eagain(void **state)
+{
+    fx *f = *state;
+    int64_t a = new_conv(f->ops, f->st), b = new_conv(f->ops, f->st);
+    pthread_barrier_t both;
+    pthread_barrier_init(&both, NULL, 2);
+    locker l[2] = {{f->conninfo, a, b, &both, 0, ""}, {f->conninfo, b, a, &both, 0, ""}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, locker_main, &l[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&both);
+    int victim = l[0].rc == CHAT_OK ? 1 : 0;
+    assert_int_equal(l[1 - victim].rc, CHAT_OK);
+    assert_int_equal(l[victim].rc, CHAT_EAGAIN);
+    assert_non_null(strstr(l[victim].msg, "40P01"));
+}

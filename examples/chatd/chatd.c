@@ -40,6 +40,8 @@ static const char usage[] =
     "  --bus local|queued  delivery bus (queued serializes everything, for testing)\n"
     "  --webhook URL       POST push events for offline users to http://host:port/path\n"
     "  --push-previews     put message text in push events\n"
+    "  --reuse-port        share the port with other chatd processes (SO_REUSEPORT): one\n"
+    "                      node per core on one port\n"
     "  --media-base-url URL  signed media URLs start with URL (a CDN or proxy in front;\n"
     "                      default: a path on this server)\n"
     "  --transport native|libwebsockets  what carries connections (default native)\n"
@@ -73,6 +75,7 @@ struct options {
     const char *webhook;
     const char *media_base_url;
     int previews;
+    int reuse_port;
     const char *tls_cert, *tls_key;
     const char *transport;
     int n_origins;
@@ -182,6 +185,8 @@ static int set_option(struct options *o, const char *name, const char *value, in
             o->memory = 1;
         else if (strcmp(name, "push-previews") == 0)
             o->previews = 1;
+        else if (strcmp(name, "reuse-port") == 0)
+            o->reuse_port = 1;
         else if (strcmp(name, "verbose") == 0)
             o->verbose = 1;
         else
@@ -333,7 +338,9 @@ static int make_config(struct options *o, chat_server_config **out)
                              (o->inline_ckpt ? CHAT_STORE_SQLITE_INLINE_CHECKPOINT : 0u)))) {
         goto bad;
     }
-    if (o->previews && (rc = chat_server_config_set_flags(cfg, CHAT_SERVER_PUSH_PREVIEWS)))
+    unsigned flags = (o->previews ? CHAT_SERVER_PUSH_PREVIEWS : 0u) |
+                     (o->reuse_port ? CHAT_SERVER_REUSE_PORT : 0u);
+    if (flags && (rc = chat_server_config_set_flags(cfg, flags)))
         goto bad;
     if (o->media_base_url &&
         (rc = chat_server_config_set_media_base_url(cfg, o->media_base_url)))

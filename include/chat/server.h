@@ -68,6 +68,10 @@ typedef enum chat_limit {
 
 /** Flags of chat_server_config_set_flags(). */
 #define CHAT_SERVER_PUSH_PREVIEWS 0x1u /**< put a text preview in push events (default off) */
+/** Share the listening port with other servers (processes) that set it too (SO_REUSEPORT):
+ * the kernel spreads new connections over them, so a many-core host runs one server per core
+ * on one port. @since 0.2 */
+#define CHAT_SERVER_REUSE_PORT 0x2u
 
 /** New configuration with defaults. @return CHAT_OK, CHAT_EINVAL, CHAT_ENOMEM. [any thread] */
 CHAT_API int chat_server_config_new(chat_server_config **out);

@@ -146,7 +146,7 @@ int chat_server_config_set_limit(chat_server_config *cfg, int limit, int64_t val
 
 int chat_server_config_set_flags(chat_server_config *cfg, unsigned int flags)
 {
-    if (!cfg || (flags & ~CHAT_SERVER_PUSH_PREVIEWS))
+    if (!cfg || (flags & ~(CHAT_SERVER_PUSH_PREVIEWS | CHAT_SERVER_REUSE_PORT)))
         return CHAT_EINVAL;
     cfg->flags = flags;
     return CHAT_OK;

@@ -395,6 +395,7 @@ static int loop_open(chat_server *srv)
     chat__transport_config tc = {
         .address = srv->cfg.address,
         .port = srv->cfg.port,
+        .reuse_port = (srv->cfg.flags & CHAT_SERVER_REUSE_PORT) != 0,
         .tls_cert = srv->cfg.tls_cert[0] ? srv->cfg.tls_cert : NULL,
         .tls_key = srv->cfg.tls_cert[0] ? srv->cfg.tls_key : NULL,
         .frame_max = (size_t)chat__limit(srv, CHAT_LIMIT_FRAME_BYTES),

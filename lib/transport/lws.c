@@ -277,7 +277,7 @@ static void on_check(uv_check_t *h)
  * before lws is involved. */
 static int probe_listen(const chat__transport_config *cfg)
 {
-    if (cfg->port == 0)
+    if (cfg->port == 0 || cfg->reuse_port)
         return CHAT_OK;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -322,6 +322,8 @@ static int create_context(lws_tp *tp, const chat__transport_config *cfg)
     info.protocols = protocols;
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    if (cfg->reuse_port)
+        info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
     info.foreign_loops = loops;
     info.user = tp;
     info.pcontext = &tp->ctx;

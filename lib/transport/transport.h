@@ -74,6 +74,7 @@ typedef struct chat__http_hdr {
 typedef struct chat__transport_config {
     const char *address;  /* bind address (or interface name) */
     int port;             /* 0: an ephemeral port */
+    int reuse_port;       /* SO_REUSEPORT: several processes share the port */
     const char *tls_cert, *tls_key; /* both NULL: plain ws:// */
     size_t frame_max;     /* largest message accepted, bytes */
     int64_t frags_max;    /* most frames without FIN in one message */

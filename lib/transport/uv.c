@@ -16,12 +16,14 @@
 #include "core/error.h"
 #include "transport/uvtimer.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 void chat__uv_log(const utp *tp, int level, const char *fmt, ...)
 {
@@ -603,7 +605,22 @@ static int listen_on(utp *tp, const chat__transport_config *cfg)
     if (resolve(cfg->address, cfg->port, &ss) != 0)
         return chat__error_set(CHAT_EIO, 0, "cannot listen on %s:%d: unknown address",
                                cfg->address, cfg->port);
-    int rc = uv_tcp_bind(&tp->listener, (struct sockaddr *)&ss, 0);
+    int rc;
+    if (cfg->reuse_port) {
+        /* libuv 1.44 has no flag for it: the socket is made here and handed over. */
+        int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+        socklen_t sl = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in);
+        rc = fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+                     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+                     bind(fd, (struct sockaddr *)&ss, sl) != 0
+                 ? uv_translate_sys_error(errno)
+                 : uv_tcp_open(&tp->listener, fd);
+        if (rc != 0 && fd >= 0)
+            close(fd);
+    } else {
+        rc = uv_tcp_bind(&tp->listener, (struct sockaddr *)&ss, 0);
+    }
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&tp->listener, 4096, on_connection);
     if (rc != 0)

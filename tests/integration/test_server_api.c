@@ -942,6 +942,31 @@ static void assert_start_fails_on(int port)
     chat_server_free(srv);
 }
 
+/* Two servers that both ask for it share one port (SO_REUSEPORT); the second keeps serving
+ * the port when the first stops. Without the flag the port stays taken
+ * (test_server_start_port_taken). */
+static void test_server_reuse_port_shares_the_port(void **state)
+{
+    (void)state;
+    chat_server_config *cfg = new_config();
+    assert_int_equal(chat_server_config_set_flags(cfg, CHAT_SERVER_REUSE_PORT), CHAT_OK);
+    chat_server *first = start_server(cfg);
+    int port = chat_server_port(first);
+    cfg = new_config();
+    assert_int_equal(chat_server_config_set_listen(cfg, "127.0.0.1", port), CHAT_OK);
+    assert_int_equal(chat_server_config_set_flags(cfg, CHAT_SERVER_REUSE_PORT), CHAT_OK);
+    chat_server *second = start_server(cfg);
+    assert_int_equal(chat_server_port(second), port);
+    char *tok = token_for(first, "alice", "phone"); /* same key: valid on both */
+    for (int i = 0; i < 8; i++)
+        ws_free(auth_client(port, tok, "alice", "phone"));
+    chat_server_free(first);
+    for (int i = 0; i < 8; i++)
+        ws_free(auth_client(port, tok, "alice", "phone"));
+    chat_string_free(tok);
+    chat_server_free(second);
+}
+
 static void collect_log(int level, const char *msg, void *user_data)
 {
     (void)level;
@@ -1039,6 +1064,7 @@ int main(void)
         cmocka_unit_test(test_server_store_version_refused),
         cmocka_unit_test(test_server_start_port_taken),
         cmocka_unit_test(test_server_transport_log_routed),
+        cmocka_unit_test(test_server_reuse_port_shares_the_port),
     };
     /* CHAT_TEST_FILTER=test_server_push* runs a subset, CHAT_TEST_SKIP=... skips some
      * (cmocka globs: * and ?). */

@@ -28,12 +28,14 @@ test('two clients chat: messages, receipts, typing, presence, unread', async () 
     const sent = await alice.waitFor({ type: 'sent', cmid });
     const { conv, seq } = sent;
     assert.ok(conv > 0 && seq >= 1);
+    // bob's engine sends delivered receipts by itself, as soon as the message is in: wait for
+    // it from now on (waitFor sees only events emitted after it was called)
+    const delivered = alice.waitFor((ev) => ev.type === 'receipt' && ev.user === 'bob' &&
+                                            ev.delivered >= seq);
     const got = await gotMessage;
     assert.deepEqual([got.conv, got.seq, got.user, got.kind], [conv, seq, 'alice', 'text']);
     assert.equal(bobMessages.length, 1);
-
-    // bob's engine sends delivered receipts by itself
-    await alice.waitFor((ev) => ev.type === 'receipt' && ev.user === 'bob' && ev.delivered >= seq);
+    await delivered;
     assert.deepEqual(alice.messageStatus(cmid), { status: 'delivered', conv, seq });
 
     // bob's conversation list: the direct conversation with one unread message

@@ -201,7 +201,7 @@ def test_cli_listen_and_interactive_session(chatd):
         bob_out.expect(lambda l: l.endswith(": alice is typing\u2026"))
         alice.stdin.write("/convs\n/quit\n")
         alice.stdin.flush()
-        alice_out.expect(lambda l: l.split("\t")[1:] == ["bob", "0"])
+        alice_out.expect(lambda l: l.split()[1:] == ["bob", "0", "unread"])
         assert finish(alice) == 0
     finally:
         for p in (alice, bob):
@@ -236,7 +236,10 @@ def test_cli_send_file_and_download_resume(chatd, tmp_path):
     # bob sees the media message in history
     conv, _ = conv_with(ok(cli(chatd, "convs", user="bob")), "alice")
     hist = rows(ok(cli(chatd, "history", "--conv", str(conv), user="bob")))
-    assert len(hist) == 1 and '"kind":"media"' in hist[0][3] and want in hist[0][3], hist
+    # a sentence, not JSON: who, the file name, its size, and the command that fetches it
+    assert len(hist) == 1 and hist[0][1] == "alice", hist
+    assert hist[0][3] == ("sent clip.mp4 (video/mp4, 3.0 MiB); get it with: "
+                          f"chat-cli download {want} clip.mp4"), hist
 
     # bob downloads, interrupted, then resumed; the result is checked
     dst = tmp_path / "got.mp4"

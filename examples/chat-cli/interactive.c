@@ -136,11 +136,22 @@ static void history_line(struct session *s, struct strbuf *b, const chat_msg_lis
 
 /*
  * The open conversation's last messages, then what I sent to it that the server has not
- * acked yet (…). A message moves from the outbox into the history in one cache transaction
- * when its ack comes, which can fall between the two reads: the outbox is read first, and an
- * entry that is no longer queued once the history is read is left out (it is in the history,
- * or came after it). Read the other way round, such a message would be missing from both.
+ * acked yet (…). The ack moves a message from the outbox into the history in one cache
+ * transaction, which can fall between the two reads. So the outbox is read first and an
+ * entry is left out when the history read after it holds its cmid: acked before the history
+ * was read, it is listed there; acked after, it is listed once, as queued. (History read
+ * first, a message acked in between would be in neither list; the outbox read first and
+ * listed whole, it would be in both. Asking the entry's status afterwards instead of
+ * looking in the history is no better: acked after the history read, it would be dropped.)
  */
+static int in_list(const chat_msg_list *l, const char *cmid)
+{
+    for (size_t i = 0; i < chat_msg_list_count(l); i++)
+        if (strcmp(chat_msg_list_cmid(l, i), cmid) == 0)
+            return 1;
+    return 0;
+}
+
 static void show_history(struct session *s, int limit, int fetch)
 {
     chat_msg_list *ob = NULL, *l = NULL;
@@ -170,11 +181,8 @@ static void show_history(struct session *s, int limit, int fetch)
         say(b.s);
     }
     for (size_t i = 0; ob && i < chat_msg_list_count(ob); i++) {
-        int st = 0;
-        const char *cmid = chat_msg_list_cmid(ob, i);
-        if ((conv_id)chat_msg_list_conv(ob, i) != s->conv ||
-            chat_client_message_status(&st, NULL, NULL, s->c, cmid) != CHAT_OK ||
-            (st != CHAT_MSG_STATUS_SENDING && st != CHAT_MSG_STATUS_FAILED))
+        int st = chat_msg_list_status(ob, i);
+        if ((conv_id)chat_msg_list_conv(ob, i) != s->conv || in_list(l, chat_msg_list_cmid(ob, i)))
             continue;
         size_t len = 0;
         const char *text = chat_msg_list_text(ob, i, &len);

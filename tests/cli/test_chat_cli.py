@@ -256,3 +256,62 @@ def test_cli_send_file_and_download_resume(chatd, tmp_path):
     r = cli(chatd, "download", media_id, str(tmp_path / "carol.mp4"), user="carol")
     assert r.returncode == 1 and "EPERM" in r.stderr, r.stderr
     assert not (tmp_path / "carol.mp4").exists()
+
+
+def test_cli_history_during_the_outbox_flush_shows_each_message_once(chatd):
+    """Messages queued offline, then /history over and over while the outbox flushes on the
+    reconnect: every message is listed exactly once each time, queued (…) or acked. An
+    acked message moves from the outbox to the history in one cache transaction; a display
+    that reads the two at different moments must not list it twice (or not at all)."""
+    alice = popen_cli(chatd, "alice")
+    out = Lines(alice)
+    try:
+        out.expect(lambda l: l == "synced")
+        alice.stdin.write("/to bob\nfirst\n")
+        alice.stdin.flush()
+        out.expect(lambda l: l.startswith("\u2713 sent #1 in conv "))
+        chatd.stop()
+        out.expect(lambda l: l.startswith("offline: "))
+        texts = [f"queued {i:03}" for i in range(100)]
+        alice.stdin.write("".join(t + "\n" for t in texts))
+        alice.stdin.flush()
+        out.expect(lambda l: l.endswith("alice: " + texts[-1]))
+        chatd.restart()
+        out.expect(lambda l: l == "back online", timeout=20)
+        # listings while the outbox flushes, each ended by the line the session prints for
+        # "/-"; until every message is acked (bounded)
+        listings, current, acked = [], [], 0
+        end = time.monotonic() + 20
+        while acked < len(texts) and time.monotonic() < end:
+            alice.stdin.write("/history 200\n/-\n")
+            alice.stdin.flush()
+            while True:
+                line = out.expect(lambda l: True, timeout=20)
+                if line.startswith("\u2713 sent #"):
+                    acked += 1
+                elif line.startswith("unknown command /-"):
+                    listings.append(current)
+                    current = []
+                    break
+                elif line.startswith("#"):
+                    current.append(line)
+        assert acked == len(texts), f"{acked} of {len(texts)} acked within 20 s"
+        midway = [l for l in listings if any(x.endswith("\u2026 queued") for x in l) and
+                  any(x.endswith("\u2713") for x in l[1:])]
+        assert midway, "no listing came while the outbox flushed: the test tested nothing"
+        for listing in listings:
+            shown = [l.split(": ", 1)[1].rsplit("  ", 1)[0] for l in listing]
+            doubled = sorted({t for t in shown if shown.count(t) > 1})
+            assert not doubled, f"listed twice: {doubled}\n" + "\n".join(listing)
+            assert sorted(shown) == sorted(["first"] + texts), "\n".join(listing)
+        alice.stdin.write("/quit\n")
+        alice.stdin.flush()
+        assert finish(alice) == 0
+        conv = conv_with(ok(cli(chatd, "convs", user="bob")), "alice")[0]
+        hist = [row[3] for row in rows(ok(cli(chatd, "history", "--conv", str(conv),
+                                              "--limit", "200", user="bob")))]
+        assert hist == ["first"] + texts
+    finally:
+        if alice.poll() is None:
+            alice.kill()
+            alice.wait(5)

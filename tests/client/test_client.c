@@ -748,6 +748,90 @@ static void test_client_auth_failed_and_groups(void **state)
     chat_string_free(tc);
 }
 
+/* Messages queued offline flush on the reconnect while the host reads the history: the
+ * cache never holds one twice (one row per seq, each cmid once), and a view that reads the
+ * outbox first, then the history, and leaves out of the outbox what the history holds,
+ * lists each message exactly once at every moment of the flush (chat-cli's /history). */
+static void test_client_history_during_outbox_flush(void **state)
+{
+    (void)state;
+    enum { N = 60 };
+    char *dir = tmpdir();
+    chat_server *srv = server_up(dir, 0);
+    int port = chat_server_port(srv);
+    char *ta = token(srv, "alice", "phone");
+    chat_client *a = client_new(port, ta, NULL);
+    wait_online(a);
+    assert_int_equal(chat_client_send_text_to(NULL, a, "bob", "first", 5), CHAT_OK);
+    chat_event *ev = wait_for(a, CHAT_EVENT_SENT, 0, NULL);
+    uint64_t conv = chat_event_conv(ev);
+    chat_event_free(ev);
+
+    chat_server_free(srv);
+    chat_event_free(wait_for(a, CHAT_EVENT_OFFLINE, 0, NULL));
+    char text[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(text[i], sizeof text[i], "queued %02d", i);
+        assert_int_equal(chat_client_send_text(NULL, a, conv, text[i], strlen(text[i])),
+                         CHAT_OK);
+    }
+    srv = server_up(dir, port);
+
+    int views = 0, midway = 0;
+    size_t left = N;
+    long long dl = now_ms() + WAIT_MS;
+    while (left > 0) {
+        if (now_ms() > dl)
+            fail_msg("%zu of %d messages still queued after %d ms", left, N, WAIT_MS);
+        chat_msg_list *ob = NULL, *h = NULL;
+        assert_int_equal(chat_client_outbox(&ob, a), CHAT_OK);
+        assert_int_equal(chat_client_history(&h, NULL, a, conv, 0, 200), CHAT_OK);
+        assert_true(chat_msg_list_complete(h));
+        int seen[N + 1] = {0};
+        size_t hn = chat_msg_list_count(h), queued = 0;
+        for (size_t i = 0; i < hn; i++) {
+            assert_int_equal(chat_msg_list_seq(h, i), i + 1); /* one row per seq */
+            for (size_t j = 0; j < i; j++)
+                assert_string_not_equal(chat_msg_list_cmid(h, j), chat_msg_list_cmid(h, i));
+            const char *t = chat_msg_list_text(h, i, NULL);
+            for (int k = 0; k < N; k++)
+                seen[k] += strcmp(t, text[k]) == 0;
+            seen[N] += strcmp(t, "first") == 0;
+        }
+        for (size_t i = 0; i < chat_msg_list_count(ob); i++) {
+            const char *cmid = chat_msg_list_cmid(ob, i);
+            int listed = 0;
+            for (size_t j = 0; j < hn; j++)
+                listed |= strcmp(chat_msg_list_cmid(h, j), cmid) == 0;
+            if (listed)
+                continue;
+            queued++;
+            for (int k = 0; k < N; k++)
+                seen[k] += strcmp(chat_msg_list_text(ob, i, NULL), text[k]) == 0;
+        }
+        for (int k = 0; k <= N; k++)
+            if (seen[k] != 1)
+                fail_msg("view %d lists '%s' %d times (%zu in the history, %zu queued)", views,
+                         k < N ? text[k] : "first", seen[k], hn, queued);
+        views++;
+        midway += queued > 0 && hn > 1;
+        chat_msg_list_free(ob);
+        chat_msg_list_free(h);
+        assert_int_equal(chat_client_outbox_count(&left, a), CHAT_OK);
+        chat_event *e = NULL;
+        if (chat_client_next_event(&e, a) == CHAT_OK)
+            chat_event_free(e);
+    }
+    if (getenv("CHAT_TEST_LOG"))
+        fprintf(stderr, "[test] %d views, %d during the flush\n", views, midway);
+
+    chat_client_free(a);
+    chat_server_free(srv);
+    chat_string_free(ta);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -759,6 +843,7 @@ int main(void)
         cmocka_unit_test(test_client_history_paging_through_cache),
         cmocka_unit_test(test_client_event_queue_foreign_thread),
         cmocka_unit_test(test_client_auth_failed_and_groups),
+        cmocka_unit_test(test_client_history_during_outbox_flush),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -606,6 +606,21 @@ static int on_line(char *line, void *arg)
 
 /* ---- events ------------------------------------------------------------------------------- */
 
+/* Whether a message of mine has a seq in (from, to] of the open conversation (as cached). */
+static int mine_between(struct session *s, uint64_t from, uint64_t to)
+{
+    chat_msg_list *l = NULL;
+    uint64_t n = to - from < 200 ? to - from : 200;
+    int mine = 0;
+    if (!n || chat_client_history(&l, NULL, s->c, s->conv, to + 1, (int)n) != CHAT_OK)
+        return 0;
+    for (size_t i = 0; i < chat_msg_list_count(l) && !mine; i++)
+        mine = chat_msg_list_seq(l, i) > from && is_me(s, chat_msg_list_from(l, i));
+    chat_msg_list_free(l);
+    return mine;
+}
+
+/* A member's watermark moved past a message of mine in the open conversation: say so. */
 static void on_receipt(struct session *s, const chat_event *ev)
 {
     const char *user = chat_event_user(ev);
@@ -621,11 +636,14 @@ static void on_receipt(struct session *s, const chat_event *ev)
         snprintf(r->user, sizeof r->user, "%s", user);
     }
     struct strbuf b = {0};
-    if (chat_event_read(ev) > (r ? r->read : 0)) {
+    uint64_t was_read = r ? r->read : 0, was_delivered = r ? r->delivered : 0;
+    if (chat_event_read(ev) > was_read && mine_between(s, was_read, chat_event_read(ev))) {
         sb_adds(&b, "read by ");
         sb_adds_safe(&b, user);
         sb_addf(&b, " up to #%" PRIu64, chat_event_read(ev));
-    } else if (chat_event_delivered(ev) > (r ? r->delivered : 0)) {
+    } else if (chat_event_delivered(ev) > was_delivered &&
+               chat_event_read(ev) < chat_event_delivered(ev) &&
+               mine_between(s, was_delivered, chat_event_delivered(ev))) {
         sb_adds(&b, "\xe2\x9c\x93\xe2\x9c\x93 delivered to ");
         sb_adds_safe(&b, user);
         sb_addf(&b, " up to #%" PRIu64, chat_event_delivered(ev));

@@ -111,16 +111,41 @@ static chat_client *client_new(int port, const char *tok, const char *cache)
     return c;
 }
 
+/* Why an awaited event may not have come, for a failure message: the client's connection
+ * state, and the reason of the last OFFLINE event seen while waiting. */
+static const char *why_not(chat_client *c, const char *last_offline)
+{
+    static char buf[400];
+    static const char *const states[] = {"stopped", "offline (waiting to reconnect)",
+                                         "connecting", "online",
+                                         "authentication failed"};
+    int st = chat_client_state(c);
+    snprintf(buf, sizeof buf, "the client is %s%s%s",
+             st >= 0 && st <= 4 ? states[st] : "in an unknown state",
+             last_offline[0] ? "; it went offline: " : "", last_offline);
+    return buf;
+}
+
+static void note_offline(const chat_event *ev, char *last_offline, size_t size)
+{
+    if (chat_event_type(ev) == CHAT_EVENT_OFFLINE)
+        snprintf(last_offline, size, "%s (%s)", chat_event_message(ev),
+                 chat_error_name(chat_event_code(ev)));
+}
+
 /* Pop events until one of type matching (conv, text) arrives; the caller frees it. */
 static chat_event *wait_for(chat_client *c, int type, uint64_t conv, const char *text)
 {
     long long dl = now_ms() + WAIT_MS;
+    char offline[256] = "";
     for (;;) {
         long long left = dl - now_ms();
         chat_event *ev = NULL;
         if (left <= 0 || chat_client_wait_event(&ev, c, (int)left) != CHAT_OK)
-            fail_msg("no %s event (conv %llu, text %s) within %d ms", chat_event_type_name(type),
-                     (unsigned long long)conv, text ? text : "-", WAIT_MS);
+            fail_msg("no %s event (conv %llu, text %s) within %d ms; %s",
+                     chat_event_type_name(type), (unsigned long long)conv, text ? text : "-",
+                     WAIT_MS, why_not(c, offline));
+        note_offline(ev, offline, sizeof offline);
         if (chat_event_type(ev) == type && (!conv || chat_event_conv(ev) == conv) &&
             (!text || strcmp(chat_event_text(ev, NULL), text) == 0))
             return ev;
@@ -139,11 +164,14 @@ static void wait_for_all(chat_client *c, uint64_t conv, const char *const *texts
 {
     int seen = 0, got[8] = {0};
     long long dl = now_ms() + WAIT_MS;
+    char offline[256] = "";
     while (seen < n) {
         long long left = dl - now_ms();
         chat_event *ev = NULL;
         if (left <= 0 || chat_client_wait_event(&ev, c, (int)left) != CHAT_OK)
-            fail_msg("only %d of %d messages arrived within %d ms", seen, n, WAIT_MS);
+            fail_msg("only %d of %d messages arrived within %d ms; %s", seen, n, WAIT_MS,
+                     why_not(c, offline));
+        note_offline(ev, offline, sizeof offline);
         if (chat_event_type(ev) == CHAT_EVENT_MESSAGE && chat_event_conv(ev) == conv)
             for (int i = 0; i < n; i++)
                 if (!got[i] && strcmp(chat_event_text(ev, NULL), texts[i]) == 0) {
@@ -161,12 +189,15 @@ static void wait_until(chat_client *c, int (*cond)(chat_client *, void *), void 
                        const char *what)
 {
     long long dl = now_ms() + WAIT_MS;
+    char offline[256] = "";
     while (!cond(c, arg)) {
         if (now_ms() > dl)
-            fail_msg("timed out waiting for %s", what);
+            fail_msg("%s did not happen within %d ms; %s", what, WAIT_MS, why_not(c, offline));
         chat_event *ev = NULL;
-        if (chat_client_wait_event(&ev, c, 50) == CHAT_OK)
+        if (chat_client_wait_event(&ev, c, 50) == CHAT_OK) {
+            note_offline(ev, offline, sizeof offline);
             chat_event_free(ev);
+        }
     }
 }
 

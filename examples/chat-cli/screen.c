@@ -116,8 +116,9 @@ int screen_open(void)
     el_set(scr.el, EL_SIGNAL, 1);
     el_set(scr.el, EL_PROMPT, prompt_fn);
     el_set(scr.el, EL_HIST, history, scr.hist);
-    el_set(scr.el, EL_ADDFN, "chat-redraw", "clear the screen, draw the input line again",
-           redraw_fn);
+    /* el_wset: el_set copies the name and help of EL_ADDFN and never frees them */
+    el_wset(scr.el, EL_ADDFN, L"chat-redraw", L"clear the screen, draw the input line again",
+            redraw_fn);
     el_set(scr.el, EL_BIND, "^L", "chat-redraw", NULL);
     el_source(scr.el, NULL); /* the user's ~/.editrc, as every libedit program */
     return 0;

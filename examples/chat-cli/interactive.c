@@ -596,7 +596,7 @@ static int command(struct session *s, char *line)
 static int on_line(char *line, void *arg)
 {
     struct session *s = arg;
-    if (!*line)
+    if (line[strspn(line, " \t")] == '\0') /* nothing to send */
         return 0;
     if (line[0] == '/' && line[1] != '/')
         return command(s, line);

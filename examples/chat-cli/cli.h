@@ -65,6 +65,9 @@ struct waiter {
     int synced;
 };
 
+/* The next event before deadline: 1 (*out, the caller frees it), 0 none came in the next
+ * half second or the deadline passed, -1 failed (said on stderr). */
+int next_event(chat_client *c, int64_t deadline, chat_event **out);
 int wait_for(chat_client *c, struct waiter *w, int64_t deadline, match_fn match, void *arg,
              chat_event **out, const char *what);
 int wait_synced(chat_client *c, struct waiter *w, int64_t deadline);
@@ -119,6 +122,8 @@ int media_fields(const char *json, char *id, size_t id_size, char *name, size_t 
 void safe_file_name(char *out, size_t size, const char *name);
 void print_msg_list(const chat_msg_list *l);
 int print_event(const chat_event *ev);
+/* Conversation i of l: "12<sep>bob<sep>2" (human: "12  bob  2 unread"), and (left). */
+void render_conv(struct strbuf *b, const chat_conv_list *l, size_t i, int human);
 int print_convs(chat_client *c);
 /* A conversation as people name it: "bob", "#Team", or "conv 12" when not cached yet. */
 void conv_label(chat_client *c, conv_id conv, struct strbuf *out, int *is_group);

@@ -141,17 +141,14 @@ int cmd_listen(chat_client *c, const struct opts *o, struct waiter *w)
     (void)w;
     int64_t end = o->seconds > 0 ? now_ms() + (int64_t)o->seconds * 1000 : INT64_MAX;
     for (;;) {
-        int64_t left = end - now_ms();
-        if (left <= 0)
+        if (end - now_ms() <= 0)
             return EXIT_OK;
         chat_event *ev = NULL;
-        int rc = chat_client_wait_event(&ev, c, left > 500 ? 500 : (int)left);
-        if (rc == CHAT_ETIMEDOUT)
-            continue;
-        if (rc != CHAT_OK) {
-            print_lib_error("waiting for events", rc);
+        int got = next_event(c, end, &ev);
+        if (got < 0)
             return EXIT_FAIL;
-        }
+        if (got == 0)
+            continue;
         int type = chat_event_type(ev);
         print_event(ev);
         if (type == CHAT_EVENT_MESSAGE && o->mark_read)

@@ -70,6 +70,22 @@ int open_client(chat_client **out, const struct opts *o)
     return EXIT_OK;
 }
 
+int next_event(chat_client *c, int64_t deadline, chat_event **out)
+{
+    int64_t left = deadline - now_ms();
+    if (left <= 0)
+        return 0;
+    /* in slices, so that a deadline far away (listen: none) is still checked */
+    int rc = chat_client_wait_event(out, c, left > 500 ? 500 : (int)left);
+    if (rc == CHAT_ETIMEDOUT)
+        return 0;
+    if (rc != CHAT_OK) {
+        print_lib_error("waiting for events", rc);
+        return -1;
+    }
+    return 1;
+}
+
 /*
  * Wait until match(ev) holds for an event (returned in *out, owned by the caller), the
  * deadline passes (EXIT_TIMEOUT), or authentication fails (EXIT_AUTH). Messages are printed on
@@ -90,13 +106,11 @@ int wait_for(chat_client *c, struct waiter *w, int64_t deadline, match_fn match,
             return EXIT_TIMEOUT;
         }
         chat_event *ev = NULL;
-        int rc = chat_client_wait_event(&ev, c, left > 500 ? 500 : (int)left);
-        if (rc == CHAT_ETIMEDOUT)
-            continue;
-        if (rc != CHAT_OK) {
-            print_lib_error("waiting for events", rc);
+        int got = next_event(c, deadline, &ev);
+        if (got < 0)
             return EXIT_FAIL;
-        }
+        if (got == 0)
+            continue; /* the deadline is checked above */
         int type = chat_event_type(ev);
         if (type == CHAT_EVENT_SYNCED)
             w->synced = 1;

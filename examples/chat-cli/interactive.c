@@ -406,12 +406,8 @@ static void show_convs(struct session *s)
     if (n == 0)
         say("no conversations yet: /to USER starts one");
     for (size_t i = 0; i < n; i++) {
-        int group = chat_conv_list_kind(l, i) == CHAT_CONV_GROUP;
         sb_reset(&b);
-        sb_addf(&b, CONV_FMT "  %s", CONV_ARG(chat_conv_list_id(l, i)), group ? "#" : "");
-        sb_adds_safe(&b, group ? chat_conv_list_title(l, i) : chat_conv_list_peer(l, i));
-        sb_addf(&b, "  %" PRIu64 " unread%s", chat_conv_list_unread(l, i),
-                chat_conv_list_role(l, i) == CHAT_ROLE_NONE ? "  (left)" : "");
+        render_conv(&b, l, i, 1);
         say(b.s);
     }
     sb_free(&b);

@@ -309,6 +309,17 @@ int print_event(const chat_event *ev)
     return 1;
 }
 
+void render_conv(struct strbuf *b, const chat_conv_list *l, size_t i, int human)
+{
+    const char *sep = human ? "  " : "\t";
+    int group = chat_conv_list_kind(l, i) == CHAT_CONV_GROUP;
+    sb_addf(b, CONV_FMT "%s%s", CONV_ARG(chat_conv_list_id(l, i)), sep, group ? "#" : "");
+    sb_adds_safe(b, group ? chat_conv_list_title(l, i) : chat_conv_list_peer(l, i));
+    sb_addf(b, "%s%" PRIu64 "%s", sep, chat_conv_list_unread(l, i), human ? " unread" : "");
+    if (chat_conv_list_role(l, i) == CHAT_ROLE_NONE)
+        sb_addf(b, "%s(left)", sep);
+}
+
 /* id <TAB> peer or #title <TAB> unread [<TAB> (left)], one line per conversation. */
 int print_convs(chat_client *c)
 {
@@ -320,12 +331,8 @@ int print_convs(chat_client *c)
     }
     struct strbuf b = {0};
     for (size_t i = 0; i < chat_conv_list_count(l); i++) {
-        int group = chat_conv_list_kind(l, i) == CHAT_CONV_GROUP;
         sb_reset(&b);
-        sb_addf(&b, CONV_FMT "\t%s", CONV_ARG(chat_conv_list_id(l, i)), group ? "#" : "");
-        sb_adds_safe(&b, group ? chat_conv_list_title(l, i) : chat_conv_list_peer(l, i));
-        sb_addf(&b, "\t%" PRIu64 "%s", chat_conv_list_unread(l, i),
-                chat_conv_list_role(l, i) == CHAT_ROLE_NONE ? "\t(left)" : "");
+        render_conv(&b, l, i, 0);
         puts(b.s);
     }
     sb_free(&b);

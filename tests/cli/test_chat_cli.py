@@ -1,5 +1,6 @@
 """A scripted chat-cli session against a real chatd: what a user (or a script) sees."""
 
+import inspect
 import os
 import queue
 import subprocess
@@ -133,6 +134,16 @@ def test_cli_errors_have_exit_codes_and_messages(chatd):
     assert r.returncode == 0 and "usage:" in r.stdout
 
 
+def wanted(pred):
+    """What a predicate waits for, as written in the test (for failure messages)."""
+    try:
+        src = inspect.getsource(pred).strip()
+    except (OSError, TypeError):
+        return repr(pred)
+    i = src.find("lambda")
+    return src[i:].rstrip(")") if i >= 0 else src
+
+
 class Lines:
     """Reads a child's stdout lines on a thread; expect() waits (bounded) for a match."""
 
@@ -151,14 +162,16 @@ class Lines:
         while True:
             left = end - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"no matching line within {timeout}s; saw:\n" +
-                                     "\n".join(self.seen))
+                raise AssertionError(f"no line matching {wanted(pred)} within {timeout}s "
+                                     "(chat-cli still running, not printing it); saw:\n" +
+                                     "\n".join(self.seen[-60:]))
             try:
                 line = self.q.get(timeout=left)
             except queue.Empty:
                 continue
             if line is None:
-                raise AssertionError("output ended; saw:\n" + "\n".join(self.seen))
+                raise AssertionError(f"chat-cli's output ended before a line matching "
+                                     f"{wanted(pred)}; saw:\n" + "\n".join(self.seen[-60:]))
             self.seen.append(line)
             if pred(line):
                 return line

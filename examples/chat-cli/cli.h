@@ -6,7 +6,10 @@
  *   render.c       how messages, media, group events, marks and events read
  *   commands.c     the commands for scripts: send, history, convs, group-create, listen
  *   media.c        send-file and download (progress, resume)
- *   interactive.c  the interactive session: slash commands, live events, the prompt
+ *   interactive.c  the interactive session: its loop, live events, the prompt
+ *   outgoing.c     ... my messages (… then ✓) and /history with what is queued
+ *   slash.c        ... the slash commands
+ *   session.h      ... the session's state, shared by those three
  *   screen.c       the terminal: a libedit input line with output printed above it */
 #ifndef CHAT_CLI_H
 #define CHAT_CLI_H

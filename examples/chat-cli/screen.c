@@ -302,6 +302,9 @@ static int line_done(const char *b, int n, int (*on_line)(char *, void *), void 
 
 static int input_tty(int (*on_line)(char *, void *), void *arg)
 {
+    /* libedit draws a key's effect relative to the line it believes is on the screen: put it
+     * back first if output took it away (keys and events can be ready in the same poll) */
+    screen_flush();
     int avail = 0;
     if (ioctl(STDIN_FILENO, FIONREAD, &avail) == 0 && avail == 0)
         return 1; /* readable with nothing to read: the terminal is gone */

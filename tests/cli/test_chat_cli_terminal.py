@@ -2,9 +2,11 @@
 capture-pane shows what a person would see. Peers act through `chat-cli send` and friends."""
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -105,8 +107,9 @@ def as_user(srv, user, *args, check=True):
     return r.stdout
 
 
-def raw_request(srv, user, frame):
-    """One request on a WebSocket of its own (as any client could send it); the answer."""
+def raw_request(srv, user, frame, burst=(), gap=0.0):
+    """One request on a WebSocket of its own (as any client could send it); the answer. With
+    burst: those frames, gap seconds apart, before any answer is read; their answers."""
     import asyncio
     import json
 
@@ -121,11 +124,17 @@ def raw_request(srv, user, frame):
                 if a.get("re") == "1":
                     assert a["type"] == "auth_ok", a
                     break
-            await ws.send(json.dumps(dict(frame, id="2")))
-            while True:
+            frames = [dict(f, id=str(10 + i)) for i, f in enumerate(burst)] or \
+                [dict(frame, id="2")]
+            for f in frames:
+                await ws.send(json.dumps(f))
+                await asyncio.sleep(gap)
+            answers, want = {}, {f["id"] for f in frames}
+            while want - answers.keys():
                 a = json.loads(await ws.recv())
-                if a.get("re") == "2":
-                    return a
+                if a.get("re") in want:
+                    answers[a["re"]] = a
+            return answers["2"] if not burst else [answers[f["id"]] for f in frames]
 
     return asyncio.run(asyncio.wait_for(go(), 20))
 
@@ -285,3 +294,43 @@ def test_terminal_group_opens_and_reads_as_sentences(chatd, term_of):
     t.wait(lambda rows: t.prompt_line() == "#Team 2>", "the new title in the prompt")
     as_user(chatd, "carol", "send", "--conv", str(gid), "hi all")
     t.wait_row("#4 carol: hi all")
+
+
+def test_terminal_typing_through_a_stream_of_messages(chatd, term_of):
+    """Keys and messages arriving together: every key is drawn in the input line, never where
+    output goes. (The session handles one key per turn of its loop, after the events of that
+    turn; keys sent in bunches while messages stream in make such turns. The screen is read
+    all along: a key drawn in the wrong place is erased again by the next message.)"""
+    t, conv = open_with_bob(chatd, term_of)
+    n = 20
+    stream = threading.Thread(
+        target=raw_request, args=(chatd, "bob", None),
+        kwargs={"gap": 0.05, "burst": [{"type": "send", "conv": conv, "cmid": f"s{i}",
+                                        "text": f"stream {i}"} for i in range(n)]})
+    # keys that insert, move and delete, and leave the line as it was
+    bunch = ["a", "b", "Left", "X", "End", "BSpace", "BSpace", "BSpace"] * 12
+
+    def typist():
+        while stream.is_alive():
+            t.keys(*bunch)
+
+    keys = threading.Thread(target=typist)
+    # every row is one the session printed, or the input line with what the keys leave in it
+    printed = re.compile(r"chat-cli interactive; /help for commands|online as alice \(device "
+                         r"tty\)|synced|unread: bob \(conv \d+\) 1|/open ID reads a "
+                         r"conversation; /convs lists them all|chat> /open bob|"
+                         r"#1 bob: hello alice|#\d+ bob: stream \d+|bob>( [abX]*)?|")
+    stream.start()
+    keys.start()
+    wrong = []
+    while stream.is_alive() or keys.is_alive():
+        rows = t.screen()
+        if any(not printed.fullmatch(r) for r in rows):
+            wrong = rows
+            break
+    stream.join(60)
+    keys.join(60)
+    assert not wrong, "a row the session did not print:\n" + "\n".join(wrong)
+    t.wait_row(f"#{n + 1} bob: stream {n - 1}", "the last of bob's messages")
+    t.type("done")
+    t.wait(lambda rows: t.prompt_line() == "bob> done", "the line as typed")

@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+/* Every option here is in doc/man/chatd.1 too (tests/cli checks both ways). */
 static const char usage[] =
     "usage: chatd run [options]             serve until SIGTERM or SIGINT\n"
     "       chatd token [options] USER DEVICE [--ttl SECONDS]\n"
@@ -58,7 +59,9 @@ static const char usage[] =
     "                      user_send_rate, user_send_burst, presence_rate, settings_rate,\n"
     "                      presence_grace_ms, presence_user_rate, commit_window_us\n"
     "  --config FILE       read 'name = value' lines with the option names above\n"
-    "  --verbose           log more\n";
+    "  --verbose           log more\n"
+    "  -h, --help          this text;  --version  the libchat version\n"
+    "The manual: man chatd.\n";
 
 #define MAX_LIMITS 32
 

@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -47,11 +48,11 @@ class Chatd:
                                timeout=30, env=child_env())
             assert r.returncode == 0, f"chatd user add {u}: {r.stderr}"
 
-    def start(self, timeout=20, extra=()):
-        """Run chatd; extra: more `chatd run` options (e.g. --tls-cert/--tls-key)."""
+    def _launch(self, timeout, extra, port):
+        """Run chatd; the line it printed first, or None."""
         self._stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(
-            [exe("CHATD"), "run", "--data-dir", self.data_dir, "--port", "0",
+            [exe("CHATD"), "run", "--data-dir", self.data_dir, "--port", str(port),
              "--listen", "127.0.0.1"] + list(extra),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
             env=child_env())
@@ -70,9 +71,33 @@ class Chatd:
         m = LISTEN_RE.match(first or "")
         if not m:
             self.stop()
-            pytest.fail(f"chatd did not start: {first!r}\n{self.stderr_tail()}", pytrace=False)
+            return first
         self.port = int(m.group(1))
+        self._extra = extra
+        return None
+
+    def start(self, timeout=20, extra=()):
+        """Run chatd on a free port; extra: more `chatd run` options (--tls-cert...)."""
+        first = self._launch(timeout, extra, 0)
+        if self.proc is None:
+            pytest.fail(f"chatd did not print 'chatd listening on 127.0.0.1:PORT' within "
+                        f"{timeout}s (it printed {first!r}): it failed to start or to bind "
+                        f"127.0.0.1\n{self.stderr_tail()}", pytrace=False)
         return self
+
+    def restart(self, seconds=10):
+        """After stop(): run chatd again on the same port, where its clients reconnect. The
+        port may stay taken a moment after the old process is gone: retried (bounded)."""
+        end = time.monotonic() + seconds
+        while True:
+            first = self._launch(20, self._extra, self.port)
+            if self.proc is not None:
+                return self
+            if time.monotonic() > end:
+                pytest.fail(f"chatd did not listen on port {self.port} again within "
+                            f"{seconds}s (last said {first!r})\n{self.stderr_tail()}",
+                            pytrace=False)
+            time.sleep(0.2)
 
     @property
     def url(self):

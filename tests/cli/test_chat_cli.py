@@ -1,5 +1,6 @@
 """A scripted chat-cli session against a real chatd: what a user (or a script) sees."""
 
+import inspect
 import os
 import queue
 import subprocess
@@ -133,6 +134,16 @@ def test_cli_errors_have_exit_codes_and_messages(chatd):
     assert r.returncode == 0 and "usage:" in r.stdout
 
 
+def wanted(pred):
+    """What a predicate waits for, as written in the test (for failure messages)."""
+    try:
+        src = inspect.getsource(pred).strip()
+    except (OSError, TypeError):
+        return repr(pred)
+    i = src.find("lambda")
+    return src[i:].rstrip(")") if i >= 0 else src
+
+
 class Lines:
     """Reads a child's stdout lines on a thread; expect() waits (bounded) for a match."""
 
@@ -151,14 +162,16 @@ class Lines:
         while True:
             left = end - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"no matching line within {timeout}s; saw:\n" +
-                                     "\n".join(self.seen))
+                raise AssertionError(f"no line matching {wanted(pred)} within {timeout}s "
+                                     "(chat-cli still running, not printing it); saw:\n" +
+                                     "\n".join(self.seen[-60:]))
             try:
                 line = self.q.get(timeout=left)
             except queue.Empty:
                 continue
             if line is None:
-                raise AssertionError("output ended; saw:\n" + "\n".join(self.seen))
+                raise AssertionError(f"chat-cli's output ended before a line matching "
+                                     f"{wanted(pred)}; saw:\n" + "\n".join(self.seen[-60:]))
             self.seen.append(line)
             if pred(line):
                 return line
@@ -201,7 +214,7 @@ def test_cli_listen_and_interactive_session(chatd):
         bob_out.expect(lambda l: l.endswith(": alice is typing\u2026"))
         alice.stdin.write("/convs\n/quit\n")
         alice.stdin.flush()
-        alice_out.expect(lambda l: l.split("\t")[1:] == ["bob", "0"])
+        alice_out.expect(lambda l: l.split()[1:] == ["bob", "0", "unread"])
         assert finish(alice) == 0
     finally:
         for p in (alice, bob):
@@ -236,7 +249,10 @@ def test_cli_send_file_and_download_resume(chatd, tmp_path):
     # bob sees the media message in history
     conv, _ = conv_with(ok(cli(chatd, "convs", user="bob")), "alice")
     hist = rows(ok(cli(chatd, "history", "--conv", str(conv), user="bob")))
-    assert len(hist) == 1 and '"kind":"media"' in hist[0][3] and want in hist[0][3], hist
+    # a sentence, not JSON: who, the file name, its size, and the command that fetches it
+    assert len(hist) == 1 and hist[0][1] == "alice", hist
+    assert hist[0][3] == ("sent clip.mp4 (video/mp4, 3.0 MiB); get it with: "
+                          f"chat-cli download {want} clip.mp4"), hist
 
     # bob downloads, interrupted, then resumed; the result is checked
     dst = tmp_path / "got.mp4"
@@ -253,3 +269,62 @@ def test_cli_send_file_and_download_resume(chatd, tmp_path):
     r = cli(chatd, "download", media_id, str(tmp_path / "carol.mp4"), user="carol")
     assert r.returncode == 1 and "EPERM" in r.stderr, r.stderr
     assert not (tmp_path / "carol.mp4").exists()
+
+
+def test_cli_history_during_the_outbox_flush_shows_each_message_once(chatd):
+    """Messages queued offline, then /history over and over while the outbox flushes on the
+    reconnect: every message is listed exactly once each time, queued (…) or acked. An
+    acked message moves from the outbox to the history in one cache transaction; a display
+    that reads the two at different moments must not list it twice (or not at all)."""
+    alice = popen_cli(chatd, "alice")
+    out = Lines(alice)
+    try:
+        out.expect(lambda l: l == "synced")
+        alice.stdin.write("/to bob\nfirst\n")
+        alice.stdin.flush()
+        out.expect(lambda l: l.startswith("\u2713 sent #1 in conv "))
+        chatd.stop()
+        out.expect(lambda l: l.startswith("offline: "))
+        texts = [f"queued {i:03}" for i in range(100)]
+        alice.stdin.write("".join(t + "\n" for t in texts))
+        alice.stdin.flush()
+        out.expect(lambda l: l.endswith("alice: " + texts[-1]))
+        chatd.restart()
+        out.expect(lambda l: l == "back online", timeout=20)
+        # listings while the outbox flushes, each ended by the line the session prints for
+        # "/-"; until every message is acked (bounded)
+        listings, current, acked = [], [], 0
+        end = time.monotonic() + 20
+        while acked < len(texts) and time.monotonic() < end:
+            alice.stdin.write("/history 200\n/-\n")
+            alice.stdin.flush()
+            while True:
+                line = out.expect(lambda l: True, timeout=20)
+                if line.startswith("\u2713 sent #"):
+                    acked += 1
+                elif line.startswith("unknown command /-"):
+                    listings.append(current)
+                    current = []
+                    break
+                elif line.startswith("#"):
+                    current.append(line)
+        assert acked == len(texts), f"{acked} of {len(texts)} acked within 20 s"
+        midway = [l for l in listings if any(x.endswith("\u2026 queued") for x in l) and
+                  any(x.endswith("\u2713") for x in l[1:])]
+        assert midway, "no listing came while the outbox flushed: the test tested nothing"
+        for listing in listings:
+            shown = [l.split(": ", 1)[1].rsplit("  ", 1)[0] for l in listing]
+            doubled = sorted({t for t in shown if shown.count(t) > 1})
+            assert not doubled, f"listed twice: {doubled}\n" + "\n".join(listing)
+            assert sorted(shown) == sorted(["first"] + texts), "\n".join(listing)
+        alice.stdin.write("/quit\n")
+        alice.stdin.flush()
+        assert finish(alice) == 0
+        conv = conv_with(ok(cli(chatd, "convs", user="bob")), "alice")[0]
+        hist = [row[3] for row in rows(ok(cli(chatd, "history", "--conv", str(conv),
+                                              "--limit", "200", user="bob")))]
+        assert hist == ["first"] + texts
+    finally:
+        if alice.poll() is None:
+            alice.kill()
+            alice.wait(5)

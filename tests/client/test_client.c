@@ -111,16 +111,41 @@ static chat_client *client_new(int port, const char *tok, const char *cache)
     return c;
 }
 
+/* Why an awaited event may not have come, for a failure message: the client's connection
+ * state, and the reason of the last OFFLINE event seen while waiting. */
+static const char *why_not(chat_client *c, const char *last_offline)
+{
+    static char buf[400];
+    static const char *const states[] = {"stopped", "offline (waiting to reconnect)",
+                                         "connecting", "online",
+                                         "authentication failed"};
+    int st = chat_client_state(c);
+    snprintf(buf, sizeof buf, "the client is %s%s%s",
+             st >= 0 && st <= 4 ? states[st] : "in an unknown state",
+             last_offline[0] ? "; it went offline: " : "", last_offline);
+    return buf;
+}
+
+static void note_offline(const chat_event *ev, char *last_offline, size_t size)
+{
+    if (chat_event_type(ev) == CHAT_EVENT_OFFLINE)
+        snprintf(last_offline, size, "%s (%s)", chat_event_message(ev),
+                 chat_error_name(chat_event_code(ev)));
+}
+
 /* Pop events until one of type matching (conv, text) arrives; the caller frees it. */
 static chat_event *wait_for(chat_client *c, int type, uint64_t conv, const char *text)
 {
     long long dl = now_ms() + WAIT_MS;
+    char offline[256] = "";
     for (;;) {
         long long left = dl - now_ms();
         chat_event *ev = NULL;
         if (left <= 0 || chat_client_wait_event(&ev, c, (int)left) != CHAT_OK)
-            fail_msg("no %s event (conv %llu, text %s) within %d ms", chat_event_type_name(type),
-                     (unsigned long long)conv, text ? text : "-", WAIT_MS);
+            fail_msg("no %s event (conv %llu, text %s) within %d ms; %s",
+                     chat_event_type_name(type), (unsigned long long)conv, text ? text : "-",
+                     WAIT_MS, why_not(c, offline));
+        note_offline(ev, offline, sizeof offline);
         if (chat_event_type(ev) == type && (!conv || chat_event_conv(ev) == conv) &&
             (!text || strcmp(chat_event_text(ev, NULL), text) == 0))
             return ev;
@@ -139,11 +164,14 @@ static void wait_for_all(chat_client *c, uint64_t conv, const char *const *texts
 {
     int seen = 0, got[8] = {0};
     long long dl = now_ms() + WAIT_MS;
+    char offline[256] = "";
     while (seen < n) {
         long long left = dl - now_ms();
         chat_event *ev = NULL;
         if (left <= 0 || chat_client_wait_event(&ev, c, (int)left) != CHAT_OK)
-            fail_msg("only %d of %d messages arrived within %d ms", seen, n, WAIT_MS);
+            fail_msg("only %d of %d messages arrived within %d ms; %s", seen, n, WAIT_MS,
+                     why_not(c, offline));
+        note_offline(ev, offline, sizeof offline);
         if (chat_event_type(ev) == CHAT_EVENT_MESSAGE && chat_event_conv(ev) == conv)
             for (int i = 0; i < n; i++)
                 if (!got[i] && strcmp(chat_event_text(ev, NULL), texts[i]) == 0) {
@@ -161,12 +189,15 @@ static void wait_until(chat_client *c, int (*cond)(chat_client *, void *), void 
                        const char *what)
 {
     long long dl = now_ms() + WAIT_MS;
+    char offline[256] = "";
     while (!cond(c, arg)) {
         if (now_ms() > dl)
-            fail_msg("timed out waiting for %s", what);
+            fail_msg("%s did not happen within %d ms; %s", what, WAIT_MS, why_not(c, offline));
         chat_event *ev = NULL;
-        if (chat_client_wait_event(&ev, c, 50) == CHAT_OK)
+        if (chat_client_wait_event(&ev, c, 50) == CHAT_OK) {
+            note_offline(ev, offline, sizeof offline);
             chat_event_free(ev);
+        }
     }
 }
 
@@ -748,6 +779,98 @@ static void test_client_auth_failed_and_groups(void **state)
     chat_string_free(tc);
 }
 
+/* Messages queued offline flush on the reconnect while the host reads the history: the
+ * cache never holds one twice (one row per seq, each cmid once), and a view that reads the
+ * outbox first, then the history, and leaves out of the outbox what the history holds,
+ * lists each message exactly once at every moment of the flush (chat-cli's /history). */
+static void test_client_history_during_outbox_flush(void **state)
+{
+    (void)state;
+    enum { N = 60 };
+    char *dir = tmpdir();
+    chat_server *srv = server_up(dir, 0);
+    int port = chat_server_port(srv);
+    char *ta = token(srv, "alice", "phone");
+    chat_client *a = client_new(port, ta, NULL);
+    wait_online(a);
+    assert_int_equal(chat_client_send_text_to(NULL, a, "bob", "first", 5), CHAT_OK);
+    chat_event *ev = wait_for(a, CHAT_EVENT_SENT, 0, NULL);
+    uint64_t conv = chat_event_conv(ev);
+    chat_event_free(ev);
+
+    chat_server_free(srv);
+    chat_event_free(wait_for(a, CHAT_EVENT_OFFLINE, 0, NULL));
+    char text[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(text[i], sizeof text[i], "queued %02d", i);
+        assert_int_equal(chat_client_send_text(NULL, a, conv, text[i], strlen(text[i])),
+                         CHAT_OK);
+    }
+    srv = server_up(dir, port);
+
+    int views = 0, midway = 0;
+    size_t left = N, was = N;
+    long long dl = now_ms() + WAIT_MS; /* for the next ack: slow under valgrind, never stuck */
+    char offline[256] = "";
+    while (left > 0) {
+        if (left < was) {
+            was = left;
+            dl = now_ms() + WAIT_MS;
+        }
+        if (now_ms() > dl)
+            fail_msg("%zu of %d messages still queued, none acked in the last %d ms; %s", left,
+                     N, WAIT_MS, why_not(a, offline));
+        chat_msg_list *ob = NULL, *h = NULL;
+        assert_int_equal(chat_client_outbox(&ob, a), CHAT_OK);
+        assert_int_equal(chat_client_history(&h, NULL, a, conv, 0, 200), CHAT_OK);
+        assert_true(chat_msg_list_complete(h));
+        int seen[N + 1] = {0};
+        size_t hn = chat_msg_list_count(h), queued = 0;
+        for (size_t i = 0; i < hn; i++) {
+            assert_int_equal(chat_msg_list_seq(h, i), i + 1); /* one row per seq */
+            for (size_t j = 0; j < i; j++)
+                assert_string_not_equal(chat_msg_list_cmid(h, j), chat_msg_list_cmid(h, i));
+            const char *t = chat_msg_list_text(h, i, NULL);
+            for (int k = 0; k < N; k++)
+                seen[k] += strcmp(t, text[k]) == 0;
+            seen[N] += strcmp(t, "first") == 0;
+        }
+        for (size_t i = 0; i < chat_msg_list_count(ob); i++) {
+            const char *cmid = chat_msg_list_cmid(ob, i);
+            int listed = 0;
+            for (size_t j = 0; j < hn; j++)
+                listed |= strcmp(chat_msg_list_cmid(h, j), cmid) == 0;
+            if (listed)
+                continue;
+            queued++;
+            for (int k = 0; k < N; k++)
+                seen[k] += strcmp(chat_msg_list_text(ob, i, NULL), text[k]) == 0;
+        }
+        for (int k = 0; k <= N; k++)
+            if (seen[k] != 1)
+                fail_msg("view %d lists '%s' %d times (%zu in the history, %zu queued)", views,
+                         k < N ? text[k] : "first", seen[k], hn, queued);
+        views++;
+        midway += queued > 0 && hn > 1;
+        chat_msg_list_free(ob);
+        chat_msg_list_free(h);
+        assert_int_equal(chat_client_outbox_count(&left, a), CHAT_OK);
+        chat_event *e = NULL;
+        if (chat_client_wait_event(&e, a, 1) == CHAT_OK) {
+            note_offline(e, offline, sizeof offline);
+            chat_event_free(e);
+        }
+    }
+    if (getenv("CHAT_TEST_LOG"))
+        fprintf(stderr, "[test] %d views, %d during the flush\n", views, midway);
+
+    chat_client_free(a);
+    chat_server_free(srv);
+    chat_string_free(ta);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -759,6 +882,7 @@ int main(void)
         cmocka_unit_test(test_client_history_paging_through_cache),
         cmocka_unit_test(test_client_event_queue_foreign_thread),
         cmocka_unit_test(test_client_auth_failed_and_groups),
+        cmocka_unit_test(test_client_history_during_outbox_flush),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

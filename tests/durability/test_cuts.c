@@ -443,7 +443,9 @@ static void wait_synced(chat_client *c, int *messages, const char *from)
         chat_event *ev = NULL;
         long long left = dl - now_ms();
         if (left <= 0 || chat_client_wait_event(&ev, c, (int)left) != CHAT_OK)
-            fail_msg("no SYNCED event within 10 s");
+            fail_msg("no SYNCED event within 10 s (the client is %s: the server down, or the "
+                     "sync stuck)",
+                     chat_client_state(c) == CHAT_CONN_ONLINE ? "online" : "not online");
         int t = chat_event_type(ev);
         if (t == CHAT_EVENT_MESSAGE && strcmp(chat_event_user(ev), from) == 0)
             (*messages)++;

@@ -32,6 +32,7 @@ static void unmask(unsigned char *p, size_t n, const unsigned char mask[4], unsi
 void chat__wsrx_reset(chat__wsrx *r)
 {
     chat__free(r->buf);
+    chat__free(r->ctl);
     memset(r, 0, sizeof *r);
 }
 
@@ -117,6 +118,9 @@ static int header_done(chat__wsrx *r, size_t max_bytes, int64_t max_frags)
         if (!r->fin || len > 125)
             return CHAT__WSRX_PROTOCOL;
         r->ctl_len = 0;
+        /* Idle connections hold no buffer for control frames: one lives as long as its frame. */
+        if (len && !(r->ctl = chat__malloc((size_t)len)))
+            return CHAT__WSRX_NOMEM;
         return CHAT__WSRX_OK;
     case CHAT__WS_OP_TEXT:
     case CHAT__WS_OP_BINARY:
@@ -161,13 +165,17 @@ static int payload(chat__wsrx *r, unsigned char *p, size_t n, size_t max_bytes)
 static int frame_done(chat__wsrx *r, const chat__wsrx_cb *cb, void *ud)
 {
     if (r->op >= CHAT__WS_OP_CLOSE) {
-        if (r->op == CHAT__WS_OP_CLOSE) {
-            if (!close_payload_ok(r->ctl, r->ctl_len))
-                return CHAT__WSRX_PROTOCOL;
-            if (r->ctl_len > 2 && !chat__utf8_valid(r->ctl + 2, r->ctl_len - 2))
-                return CHAT__WSRX_UTF8;
-        }
-        return cb->control(ud, r->op, r->ctl, r->ctl_len) ? CHAT__WSRX_STOP : CHAT__WSRX_OK;
+        int rc = CHAT__WSRX_OK;
+        if (r->op == CHAT__WS_OP_CLOSE && !close_payload_ok(r->ctl, r->ctl_len))
+            rc = CHAT__WSRX_PROTOCOL;
+        else if (r->op == CHAT__WS_OP_CLOSE && r->ctl_len > 2 &&
+                 !chat__utf8_valid(r->ctl + 2, r->ctl_len - 2))
+            rc = CHAT__WSRX_UTF8;
+        else if (cb->control(ud, r->op, r->ctl ? r->ctl : (const unsigned char *)"", r->ctl_len))
+            rc = CHAT__WSRX_STOP;
+        chat__free(r->ctl);
+        r->ctl = NULL;
+        return rc;
     }
     if (!r->fin)
         return CHAT__WSRX_OK;

@@ -52,7 +52,7 @@ typedef struct chat__wsrx {
     char *buf;              /* the message being assembled (only across frames or reads) */
     size_t len, cap;
     size_t msg_len;         /* payload bytes of the open message, buffered or not */
-    unsigned char ctl[125]; /* a control frame's payload */
+    unsigned char *ctl;     /* a control frame's payload (125 bytes at most), while it arrives */
     size_t ctl_len;
 } chat__wsrx;
 

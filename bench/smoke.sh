@@ -20,6 +20,6 @@ grep -q '^# server threads, CPU s:.*chat-writer' "$T/pairs.out"
 "$BENCH" --mode group --members 8 --rates 10 --step-secs 1 --drain-secs 5 --spawn "$SRV" $COMMON
 "$BENCH" --mode idle --conns 50 --spawn "$SRV" $COMMON
 "$BENCH" --mode storm --conns 20 --storm-msgs 10 --storm-senders 4 --spawn "$SRV" $COMMON
-"$BENCH" --mode pairs --conns 20 --rates 50 --step-secs 1 --drain-secs 5 --relay-tokens \
+[ -n "$RELAY" ] && "$BENCH" --mode pairs --conns 20 --rates 50 --step-secs 1 --drain-secs 5 --relay-tokens \
     --spawn "$RELAY --port 0" --max-secs 15 --expect-all --p99-stop-ms 60000 --label relay
 echo "smoke: all scenarios ran and counted correctly"

@@ -45,7 +45,6 @@ static const char usage[] =
     "                      node per core on one port\n"
     "  --media-base-url URL  signed media URLs start with URL (a CDN or proxy in front;\n"
     "                      default: a path on this server)\n"
-    "  --transport native|libwebsockets  what carries connections (default native)\n"
     "  --tls-cert FILE     serve wss:// and https:// with this PEM certificate (chain)\n"
     "  --tls-key FILE      and this PEM private key (both required for TLS)\n"
     "  --allow-origin O    accept WebSocket upgrades from browser Origin O only (repeat for\n"
@@ -80,7 +79,6 @@ struct options {
     int previews;
     int reuse_port;
     const char *tls_cert, *tls_key;
-    const char *transport;
     int n_origins;
     const char *origins[16];
     int verbose;
@@ -171,8 +169,6 @@ static int set_option(struct options *o, const char *name, const char *value, in
         o->media_base_url = value;
     else if (strcmp(name, "limit") == 0 && value)
         return add_limit(o, value);
-    else if (strcmp(name, "transport") == 0 && value)
-        o->transport = value;
     else if (strcmp(name, "tls-cert") == 0 && value)
         o->tls_cert = value;
     else if (strcmp(name, "tls-key") == 0 && value)
@@ -347,8 +343,6 @@ static int make_config(struct options *o, chat_server_config **out)
         goto bad;
     if (o->media_base_url &&
         (rc = chat_server_config_set_media_base_url(cfg, o->media_base_url)))
-        goto bad;
-    if (o->transport && (rc = chat_server_config_set_transport(cfg, o->transport)))
         goto bad;
     if ((o->tls_cert || o->tls_key) &&
         (rc = chat_server_config_set_tls(cfg, o->tls_cert, o->tls_key)))

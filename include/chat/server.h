@@ -103,16 +103,6 @@ CHAT_API int chat_server_config_set_clock(chat_server_config *cfg, chat_clock_fn
                                           void *user_data);
 
 /**
- * Choose what carries the server's connections: "native" (the default: libchat's own HTTP/1.1
- * and RFC 6455 code on a libuv loop) or "libwebsockets" (libwebsockets on the same loop). Both
- * serve the same protocol, media HTTP side and TLS on one port; the native transport refuses
- * what libwebsockets lets through (unmasked client frames, repeated headers, non-canonical
- * paths) and corks each connection's output per loop iteration. See doc/embedding.md.
- * @return CHAT_OK, CHAT_EINVAL (NULL or an unknown name). [before chat_server_new] @since 0.2
- */
-CHAT_API int chat_server_config_set_transport(chat_server_config *cfg, const char *name);
-
-/**
  * Serve TLS: wss:// for WebSocket and https:// for HTTP on the listening port, with a PEM
  * certificate (chain) file and its PEM private key file (OpenSSL).
  * Both NULL turns TLS off again (the default: plain ws://). The files are read when the server

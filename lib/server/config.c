@@ -9,7 +9,6 @@
 #include <string.h>
 
 /* Defaults and ranges of every limit, indexed by chat_limit. */
-/* Idle timers are whole seconds: that is the granularity of lws's idle policy. */
 static const struct {
     const char *name;
     int64_t def, min, max;

@@ -53,7 +53,7 @@ struct chat_server_config {
     const chat_auth_ops *auth_ops; /* NULL: the built-in verifier over keys */
     void *auth_state;
     char *media_base_url; /* NULL: URLs are paths */
-    /* The transport: NULL for the default (native); libwebsockets or, in tests, the loopback. */
+    /* The transport: NULL for the native one; the loopback in tests. */
     const chat__transport_ops *transport;
     void *transport_arg;
 };
@@ -273,7 +273,7 @@ void chat__server_sink(chat_server *srv, chat__transport_sink *out);
 void chat__server_on_wake(chat_server *srv);
 void chat__server_flush(chat_server *srv);
 
-/* Use a transport other than libwebsockets (the loopback, in tests); arg is handed to its
+/* Use a transport other than the native one (the loopback, in tests); arg is handed to its
  * open(). [before chat_server_new] */
 void chat__server_config_set_transport(chat_server_config *cfg, const chat__transport_ops *ops,
                                        void *arg);

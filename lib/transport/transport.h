@@ -3,7 +3,8 @@
  * transactions and timers as opaque handles and calls the operations below; the transport
  * calls the engine back through a chat__transport_sink. Two transports implement it:
  *
- *   lws.c       libwebsockets on a libuv loop: WebSocket and the HTTP media side, TLS
+ *   uv.c        the native transport: a libuv loop, libchat's own HTTP/1.1 (http1.c) and
+ *               RFC 6455 (wsrx.c) code, OpenSSL for TLS (uv_internal.h lists its files)
  *   loopback.c  in-process, no socket: a test opens connections, feeds frames and reads what
  *               the engine wrote, one frame at a time (transport/loopback.h)
  *
@@ -183,9 +184,7 @@ typedef struct chat__transport_ops {
     void (*http_progress)(chat__thttp *h);
 } chat__transport_ops;
 
-/* The libwebsockets transport (lws.c). */
-const chat__transport_ops *chat__transport_lws(void);
-/* The native transport: libuv with libchat's own HTTP/1.1 and RFC 6455 code (uv.c). */
+/* The native transport (uv.c). */
 const chat__transport_ops *chat__transport_native(void);
 
 #endif

@@ -6,6 +6,7 @@
 #include "chat/errors.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/swar.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,13 +17,10 @@
  * backslash nor a NUL. */
 static size_t string_run(const unsigned char *p, size_t n)
 {
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-        if ((((w - ones) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high)
+        uint64_t w = chat__swar_load(p + i);
+        if (chat__swar_eq(w, 0) | chat__swar_eq(w, '"') | chat__swar_eq(w, '\\'))
             break;
     }
     while (i < n && p[i] && p[i] != '"' && p[i] != '\\')

@@ -2,6 +2,7 @@
 #include "server/frame.h"
 
 #include "core/alloc.h"
+#include "core/swar.h"
 
 #include <string.h>
 
@@ -73,16 +74,10 @@ void chat__fb_raw(chat__fb *b, const char *s, size_t n)
  * (sized, then written). */
 static size_t plain_run(const unsigned char *s, size_t n)
 {
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        uint64_t quote = w ^ (ones * '"'), bslash = w ^ (ones * '\\');
-        /* A byte below 0x20, or one equal to '"' or '\\' (zero after the XOR). */
-        uint64_t hit = ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) |
-                       ((bslash - ones) & ~bslash);
-        if (hit & high)
+        uint64_t w = chat__swar_load(s + i);
+        if (chat__swar_lt(w, 0x20) | chat__swar_eq(w, '"') | chat__swar_eq(w, '\\'))
             break;
     }
     while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')

@@ -510,11 +510,6 @@ static int fd_in_reserve(int fd)
     return (rlim_t)fd + reserve >= rl.rlim_cur;
 }
 
-static void drop_unaccepted(uv_handle_t *h)
-{
-    chat__free(h->data);
-}
-
 static void on_connection(uv_stream_t *server, int status)
 {
     utp *tp = server->data;
@@ -522,15 +517,13 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     uconn *c = chat__calloc(1, sizeof *c);
     if (!c) {
-        /* Take the connection off the backlog anyway, or the listener stays readable. */
-        uv_tcp_t *t = chat__malloc(sizeof *t);
-        if (t && uv_tcp_init(&tp->loop, t) == 0) {
-            t->data = NULL;
-            if (uv_accept(server, (uv_stream_t *)t) == 0 || 1)
-                uv_close((uv_handle_t *)t, drop_unaccepted);
-            t->data = t;
-        } else {
-            chat__free(t);
+        /* No memory for it: take the connection off the backlog and close it, or the listener
+         * stays readable and the loop spins on it. */
+        uv_os_fd_t lfd;
+        if (uv_fileno((uv_handle_t *)server, &lfd) == 0) {
+            int fd = accept(lfd, NULL, NULL);
+            if (fd >= 0)
+                close(fd);
         }
         return;
     }

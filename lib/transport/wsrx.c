@@ -47,6 +47,8 @@ static void message_done(chat__wsrx *r)
         chat__free(r->buf);
         r->buf = NULL;
         r->cap = 0;
+    } else if (r->buf) {
+        r->buf[0] = '\0'; /* an empty message next gets "", not this one's bytes */
     }
 }
 
@@ -138,7 +140,7 @@ static int header_done(chat__wsrx *r, size_t max_bytes, int64_t max_frags)
     }
     if (len > max_bytes - r->msg_len)
         return CHAT__WSRX_TOO_BIG;
-    if (!r->fin && ++r->frags > max_frags)
+    if (!r->fin && ++r->frags >= max_frags) /* a frame more is to come: one too many */
         return CHAT__WSRX_TOO_MANY;
     return CHAT__WSRX_OK;
 }

@@ -58,7 +58,7 @@ static int buf_add(chat__wsrx *r, const unsigned char *p, size_t n, size_t max_b
         size_t ncap = r->cap ? r->cap : 512;
         while (ncap < r->len + n + 1)
             ncap *= 2;
-        if (ncap > max_bytes + 1)
+        if (ncap - 1 > max_bytes) /* not ncap > max_bytes + 1: that is 0 for SIZE_MAX */
             ncap = max_bytes + 1;
         char *nb = chat__realloc(r->buf, ncap);
         if (!nb)

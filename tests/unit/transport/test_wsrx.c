@@ -612,6 +612,23 @@ static void test_wsrx_too_many_fragments_refused_at_the_header(void **state)
     rec_clear(&got);
 }
 
+static void test_wsrx_no_cap_with_size_max(void **state)
+{
+    (void)state;
+    /* SIZE_MAX as the cap: the buffer still grows to what the message needs */
+    static char p[700];
+    memset(p, 'n', sizeof p);
+    unsigned char w[1600];
+    size_t n = frame(w, CHAT__WS_OP_BINARY, p, 350);
+    n += frame(w + n, CONT_FIN, p + 350, 350);
+    rec got = {0}, want = {0};
+    expect_message(&want, 1, p, sizeof p);
+    assert_int_equal(feed_cut(&got, w, n, NULL, 0, SIZE_MAX, FRAGS), CHAT__WSRX_OK);
+    assert_same_log(&got, &want);
+    rec_clear(&got);
+    rec_clear(&want);
+}
+
 /* ---- refusals ------------------------------------------------------------------------------ */
 
 static int feed_one(const unsigned char *w, size_t n)
@@ -938,6 +955,7 @@ int main(void)
         cmocka_unit_test(test_wsrx_fragment_over_cap_refused_at_its_header),
         cmocka_unit_test(test_wsrx_fragments_up_to_the_cap_accepted),
         cmocka_unit_test(test_wsrx_too_many_fragments_refused_at_the_header),
+        cmocka_unit_test(test_wsrx_no_cap_with_size_max),
         cmocka_unit_test(test_wsrx_unmasked_frame_refused),
         cmocka_unit_test(test_wsrx_rsv_bits_refused),
         cmocka_unit_test(test_wsrx_reserved_opcodes_refused),

@@ -528,6 +528,14 @@ static void test_wsrx_over_cap_refused_at_the_header(void **state)
     assert_refused_at_header(w, 8, 1000, FRAGS, CHAT__WSRX_TOO_BIG);
     frame_x(w, TEXT, 64, 1, p, 70000);
     assert_refused_at_header(w, 14, 69999, FRAGS, CHAT__WSRX_TOO_BIG);
+    /* the whole frame in one read (the fast path) is refused too, and nothing handed over */
+    size_t n = frame_x(w, TEXT, 7, 1, p, 101);
+    chat__wsrx r = {0};
+    rec got = {0};
+    assert_int_equal(feed_ex(&r, &got, w, n, 100, FRAGS), CHAT__WSRX_TOO_BIG);
+    assert_int_equal(got.events, 0);
+    chat__wsrx_reset(&r);
+    rec_clear(&got);
     /* a length of 2^63 - 1 */
     unsigned char huge[14] = {BINARY, 0x80 | 127, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     assert_refused_at_header(huge, 14, CAP, FRAGS, CHAT__WSRX_TOO_BIG);

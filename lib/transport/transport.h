@@ -35,7 +35,7 @@ struct chat__timer {
 enum {
     CHAT__TP_BINARY = 1, /* a whole binary message: the protocol is text only */
     CHAT__TP_TOO_BIG,    /* over frame_max (refused as soon as its header says so) */
-    CHAT__TP_TOO_MANY,   /* over frags_max frames without FIN */
+    CHAT__TP_TOO_MANY,   /* over frags_max frames in one message */
     CHAT__TP_PROTOCOL,   /* an RFC 6455 violation (the transport closes with 1002) */
     CHAT__TP_NOMEM
 };
@@ -78,7 +78,7 @@ typedef struct chat__transport_config {
     int reuse_port;       /* SO_REUSEPORT: several processes share the port */
     const char *tls_cert, *tls_key; /* both NULL: plain ws:// */
     size_t frame_max;     /* largest message accepted, bytes */
-    int64_t frags_max;    /* most frames without FIN in one message */
+    int64_t frags_max;    /* most frames in one message */
     int log_level;        /* the transport's own log lines at or below this level... */
     void (*log)(int level, const char *line, void *ud); /* ...go here (NULL: dropped) */
     void *log_ud;

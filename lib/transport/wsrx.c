@@ -48,6 +48,8 @@ static void message_done(chat__wsrx *r)
         chat__free(r->buf);
         r->buf = NULL;
         r->cap = 0;
+    } else if (r->buf) {
+        r->buf[0] = '\0'; /* an empty message next gets "", not this one's bytes */
     }
 }
 
@@ -57,7 +59,7 @@ static int buf_add(chat__wsrx *r, const unsigned char *p, size_t n, size_t max_b
         size_t ncap = r->cap ? r->cap : 512;
         while (ncap < r->len + n + 1)
             ncap *= 2;
-        if (ncap > max_bytes + 1)
+        if (ncap - 1 > max_bytes) /* not ncap > max_bytes + 1: that is 0 for SIZE_MAX */
             ncap = max_bytes + 1;
         char *nb = chat__realloc(r->buf, ncap);
         if (!nb)
@@ -142,7 +144,7 @@ static int header_done(chat__wsrx *r, size_t max_bytes, int64_t max_frags)
     }
     if (len > max_bytes - r->msg_len)
         return CHAT__WSRX_TOO_BIG;
-    if (!r->fin && ++r->frags > max_frags)
+    if (!r->fin && ++r->frags >= max_frags) /* a frame more is to come: one too many */
         return CHAT__WSRX_TOO_MANY;
     return CHAT__WSRX_OK;
 }

@@ -130,11 +130,6 @@ static int feed_ex(chat__wsrx *w, rec *r, const unsigned char *in, size_t n, siz
     return rc;
 }
 
-static int feed(chat__wsrx *w, rec *r, const unsigned char *in, size_t n)
-{
-    return feed_ex(w, r, in, n, CAP, FRAGS);
-}
-
 /* A fresh receiver fed in[0..n) in the pieces cut at cuts[0..ncuts) (increasing); the first
  * non-OK result, or OK. */
 static int feed_cut(rec *r, const unsigned char *in, size_t n, const size_t *cuts, size_t ncuts,

@@ -66,7 +66,7 @@ int main(int argc, char **argv)
             end = 0;
             break;
         case CHAT_EVENT_MESSAGE:
-            printf("[%llu #%llu] %s: %s\n", (unsigned long long)chat_event_conv(ev),
+            printf("[%lld #%llu] %s: %s\n", (long long)chat_event_conv(ev),
                    (unsigned long long)chat_event_seq(ev), chat_event_user(ev),
                    chat_event_text(ev, NULL));
             chat_client_mark_read(c, chat_event_conv(ev), chat_event_seq(ev));

@@ -265,6 +265,17 @@ def test_python_objects_dropped_in_any_order(chatd):
         client(chatd, "alice").wait_for(type=E.HISTORY, timeout=0.3)
     assert ei.value.code == libchat.ETIMEDOUT
 
+    # conversation ids are int64: out of range is EINVAL, never wrapped into another id
+    c = client(chatd, "alice")
+    for bad in (-1, 0, 2 ** 64 + 3, 2 ** 63):
+        for call in (lambda: c.send("x", conv=bad), lambda: c.mark_read(bad, 1),
+                     lambda: c.history(bad)):
+            with pytest.raises(ChatError) as ei:
+                call()
+            assert ei.value.code == libchat.EINVAL
+    assert c.outbox_count() == 0
+    c.close()
+
 
 def test_python_media_upload_send_download_resume(chatd, tmp_path):
     import hashlib

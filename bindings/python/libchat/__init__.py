@@ -24,7 +24,7 @@ import os
 import threading
 import time
 
-from ctypes import byref, c_char_p, c_int, c_size_t, c_uint64, c_void_p
+from ctypes import byref, c_char_p, c_int, c_int64, c_size_t, c_uint64, c_void_p
 
 from . import _ffi
 from ._ffi import lib, library_path
@@ -154,6 +154,15 @@ def _strv(items):
 
 def _enc(s):
     return s.encode("utf-8") if isinstance(s, str) else bytes(s)
+
+
+def _conv_id(conv):
+    """A conversation id (chat_conv_id, int64_t) for ctypes, which would silently wrap an
+    out-of-range int into another conversation's id."""
+    v = int(conv)
+    if not 0 < v < 2 ** 63:
+        raise ChatError(EINVAL, f"conv {v}: not a conversation id (1..2^63-1)")
+    return v
 
 
 # ---- value objects (plain copies; no C memory behind them) ------------------------------
@@ -421,7 +430,7 @@ class Client:
             self._call_out(lib.chat_client_send_text_to, byref(out), _enc(to), data, len(data),
                            what="send")
         else:
-            self._call_out(lib.chat_client_send_text, byref(out), int(conv), data, len(data),
+            self._call_out(lib.chat_client_send_text, byref(out), _conv_id(conv), data, len(data),
                            what="send")
         return _take_string(out)
 
@@ -473,7 +482,7 @@ class Client:
             self._call_out(lib.chat_client_send_media_to, byref(out), _enc(to), js,
                            what="send_media")
         else:
-            self._call_out(lib.chat_client_send_media, byref(out), int(conv), js,
+            self._call_out(lib.chat_client_send_media, byref(out), _conv_id(conv), js,
                            what="send_media")
         return _take_string(out)
 
@@ -512,10 +521,10 @@ class Client:
         return self._list(lib.chat_client_outbox)
 
     def mark_read(self, conv, seq):
-        self._call(lib.chat_client_mark_read, int(conv), int(seq), what="mark_read")
+        self._call(lib.chat_client_mark_read, _conv_id(conv), int(seq), what="mark_read")
 
     def typing(self, conv, active=True):
-        self._call(lib.chat_client_typing, int(conv), 1 if active else 0, what="typing")
+        self._call(lib.chat_client_typing, _conv_id(conv), 1 if active else 0, what="typing")
 
     def presence_query(self, users):
         """Returns the request id; PRESENCE events then one RESULT follow."""
@@ -537,28 +546,28 @@ class Client:
     def group_add(self, conv, users):
         arr, n = _strv(users)
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_add, byref(req), int(conv), arr, n)
+        self._call_out(lib.chat_client_group_add, byref(req), _conv_id(conv), arr, n)
         return req.value
 
     def group_remove(self, conv, users):
         arr, n = _strv(users)
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_remove, byref(req), int(conv), arr, n)
+        self._call_out(lib.chat_client_group_remove, byref(req), _conv_id(conv), arr, n)
         return req.value
 
     def group_leave(self, conv):
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_leave, byref(req), int(conv))
+        self._call_out(lib.chat_client_group_leave, byref(req), _conv_id(conv))
         return req.value
 
     def group_rename(self, conv, title):
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_rename, byref(req), int(conv), _enc(title))
+        self._call_out(lib.chat_client_group_rename, byref(req), _conv_id(conv), _enc(title))
         return req.value
 
     def group_set_role(self, conv, user, role):
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_set_role, byref(req), int(conv), _enc(user),
+        self._call_out(lib.chat_client_group_set_role, byref(req), _conv_id(conv), _enc(user),
                        int(role))
         return req.value
 
@@ -613,7 +622,7 @@ class Client:
             req = c_uint64(0)
             h = self._enter()
             try:
-                _check(lib.chat_client_history(byref(l), byref(req), h, int(conv), int(before),
+                _check(lib.chat_client_history(byref(l), byref(req), h, _conv_id(conv), int(before),
                                                int(limit)), "history")
             finally:
                 self._leave()
@@ -629,7 +638,7 @@ class Client:
 
     def message_status(self, cmid):
         """(MsgStatus, conv, seq) of my message cmid."""
-        st, conv, seq = c_int(0), c_uint64(0), c_uint64(0)
+        st, conv, seq = c_int(0), c_int64(0), c_uint64(0)
         h = self._enter()
         try:
             _check(lib.chat_client_message_status(byref(st), byref(conv), byref(seq), h,
@@ -643,7 +652,7 @@ class Client:
         d, r, o = c_size_t(0), c_size_t(0), c_size_t(0)
         h = self._enter()
         try:
-            _check(lib.chat_client_message_receipts(byref(d), byref(r), byref(o), h, int(conv),
+            _check(lib.chat_client_message_receipts(byref(d), byref(r), byref(o), h, _conv_id(conv),
                                                     int(seq)), "message_receipts")
         finally:
             self._leave()

@@ -10,13 +10,14 @@
 #define CHAT_SYS_PUSH_H
 
 #include "../common.h"
+#include "../types.h"
 
 CHAT_BEGIN_DECLS
 
 /** One push to one offline user. Every pointer is borrowed for the call. */
 typedef struct chat_push_event {
     const char *user;     /**< recipient */
-    int64_t conv;
+    chat_conv_id conv;
     int conv_kind;        /**< ::chat_conv_kind */
     const char *title;    /**< group title, "" for direct conversations */
     uint64_t seq;

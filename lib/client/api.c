@@ -582,7 +582,7 @@ static cJSON *frame(const char *type, chat_conv_id conv)
         cJSON_Delete(o);
         return NULL;
     }
-    if (o && conv && !cJSON_AddNumberToObject(o, "conv", (double)conv)) {
+    if (o && conv && !chat__json_add_int(o, "conv", conv)) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -766,7 +766,7 @@ int chat_client_history(chat_msg_list **out, uint64_t *out_request, chat_client 
     if (rc != CHAT_OK || !missing)
         return rc;
     cJSON *o = frame("history", conv);
-    if (o && top && !cJSON_AddNumberToObject(o, "before", (double)(top + 1))) {
+    if (o && top && !chat__json_add_int(o, "before", (int64_t)(top + 1))) {
         cJSON_Delete(o);
         o = NULL;
     }

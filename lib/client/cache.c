@@ -377,9 +377,9 @@ int chat__cache_outbox_ack(chat__cache *c, const char *cmid, chat_conv_id conv, 
         char *js = NULL;
         if (j) {
             cJSON_AddStringToObject(j, "type", "msg");
-            cJSON_AddNumberToObject(j, "conv", (double)conv);
-            cJSON_AddNumberToObject(j, "seq", (double)seq);
-            cJSON_AddNumberToObject(j, "ts", (double)ts);
+            chat__json_add_int(j, "conv", conv);
+            chat__json_add_int(j, "seq", (int64_t)seq);
+            chat__json_add_int(j, "ts", ts);
             cJSON_AddStringToObject(j, "from", me);
             cJSON_AddStringToObject(j, "device", device ? device : "");
             cJSON_AddStringToObject(j, "cmid", cmid);

@@ -164,11 +164,11 @@ static void send_receipt(chat_client *c, chat_conv_id conv, uint64_t delivered, 
     if (!o)
         return;
     cJSON_AddStringToObject(o, "type", "receipt");
-    cJSON_AddNumberToObject(o, "conv", (double)conv);
+    chat__json_add_int(o, "conv", conv);
     if (delivered)
-        cJSON_AddNumberToObject(o, "delivered", (double)delivered);
+        chat__json_add_int(o, "delivered", (int64_t)delivered);
     if (read)
-        cJSON_AddNumberToObject(o, "read", (double)read);
+        chat__json_add_int(o, "read", (int64_t)read);
     send_frame(c, o, PEND_RECEIPT, 0, conv, 0, NULL);
 }
 
@@ -306,7 +306,7 @@ static void request_convs(chat_client *c)
     if (!o)
         return;
     cJSON_AddStringToObject(o, "type", "convs");
-    cJSON_AddNumberToObject(o, "since", (double)since);
+    chat__json_add_int(o, "since", (int64_t)since);
     cJSON_AddNumberToObject(o, "limit", SYNC_PAGE);
     if (send_frame(c, o, PEND_CONVS, 0, 0, 0, NULL) == CHAT_OK)
         c->syncing = 1;
@@ -325,11 +325,11 @@ static void send_history(chat_client *c, int kind, uint64_t request, chat_conv_i
     if (!o)
         return;
     cJSON_AddStringToObject(o, "type", "history");
-    cJSON_AddNumberToObject(o, "conv", (double)conv);
+    chat__json_add_int(o, "conv", conv);
     if (kind == PEND_HISTORY_SYNC)
-        cJSON_AddNumberToObject(o, "after", (double)after);
+        chat__json_add_int(o, "after", (int64_t)after);
     else if (before)
-        cJSON_AddNumberToObject(o, "before", (double)before);
+        chat__json_add_int(o, "before", (int64_t)before);
     cJSON_AddNumberToObject(o, "limit", limit);
     if (send_frame(c, o, kind, request, conv, after, NULL) != CHAT_OK &&
         kind == PEND_HISTORY_USER)
@@ -531,7 +531,7 @@ static void flush_outbox(chat_client *c)
         if (row.to_user)
             cJSON_AddStringToObject(o, "to", row.to_user);
         else
-            cJSON_AddNumberToObject(o, "conv", (double)row.conv);
+            chat__json_add_int(o, "conv", row.conv);
         cJSON_AddStringToObject(o, "cmid", row.cmid);
         cJSON *media = row.media ? cJSON_Parse(row.media) : NULL;
         if (media) {

@@ -86,6 +86,16 @@ static inline int chat__json_conv(const cJSON *obj, const char *key, chat_conv_i
     return rc;
 }
 
+/*
+ * Add key: v to obj as an integer printed exactly, like "%lld". cJSON prints a number through
+ * its double with 15 significant digits whenever that reads back within a relative epsilon, so
+ * from about 4.5e15 on an integer can come out changed (9007199254740991 as 9007199254740990),
+ * as chat__json_id_copy says for request ids. The item is raw text, which cJSON_IsNumber does
+ * not see as a number: use it in objects that are printed, not read back.
+ * @return the item, or NULL (out of memory; obj unchanged).
+ */
+cJSON *chat__json_add_int(cJSON *obj, const char *key, int64_t v);
+
 /* true or false, as 1 or 0. @return CHAT_OK, CHAT_ENOTFOUND, CHAT_EINVAL (not a boolean). */
 int chat__json_bool(const cJSON *obj, const char *key, int *out);
 

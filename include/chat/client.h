@@ -21,8 +21,6 @@
 
 #include "common.h"
 #include "types.h"
-#include "sys/store.h"
-#include "sys/client_transport.h"
 
 CHAT_BEGIN_DECLS
 
@@ -245,6 +243,7 @@ CHAT_API int chat_client_upload_file(char **out_media_id, chat_client *c, const 
  */
 CHAT_API int chat_client_send_media(char **out_cmid, chat_client *c, chat_conv_id conv,
                                     const char *media_json);
+/** As chat_client_send_media(), to the direct conversation with user. [any thread] @since 0.2 */
 CHAT_API int chat_client_send_media_to(char **out_cmid, chat_client *c, const char *user,
                                        const char *media_json);
 
@@ -319,6 +318,11 @@ CHAT_API int chat_client_group_set_role(uint64_t *out_request, chat_client *c,
 /** The cached conversations, most recent activity first. [any thread] @since 0.1
  * @return CHAT_OK, CHAT_ENOMEM, CHAT_EIO. */
 CHAT_API int chat_client_convs(chat_conv_list **out, chat_client *c);
+/**
+ * @name Conversation list getters
+ * Entry i (i < count) of a list from chat_client_convs(). [any thread] @since 0.1
+ * @{
+ */
 CHAT_API size_t chat_conv_list_count(const chat_conv_list *l);
 CHAT_API chat_conv_id chat_conv_list_id(const chat_conv_list *l, size_t i);
 /** ::chat_conv_kind */
@@ -334,6 +338,7 @@ CHAT_API uint64_t chat_conv_list_read(const chat_conv_list *l, size_t i);
 CHAT_API uint64_t chat_conv_list_unread(const chat_conv_list *l, size_t i);
 CHAT_API size_t chat_conv_list_member_count(const chat_conv_list *l, size_t i);
 CHAT_API void chat_conv_list_free(chat_conv_list *l);
+/** @} */
 
 /**
  * Up to limit messages of conv with seq < before_seq (0: from the newest), ascending, from the
@@ -349,6 +354,12 @@ CHAT_API int chat_client_history(chat_msg_list **out, uint64_t *out_request, cha
 /** Messages in the outbox (status SENDING or FAILED), oldest first; seq() is 0, conv() 0 when
  * sent to a user. [any thread] @since 0.1 */
 CHAT_API int chat_client_outbox(chat_msg_list **out, chat_client *c);
+/**
+ * @name Message list getters
+ * Entry i (i < count) of a list from chat_client_history() or chat_client_outbox().
+ * [any thread] @since 0.1
+ * @{
+ */
 CHAT_API size_t chat_msg_list_count(const chat_msg_list *l);
 /** 1 when the list covers the whole range asked for (or reaches the conversation's start). */
 CHAT_API int chat_msg_list_complete(const chat_msg_list *l);
@@ -371,6 +382,7 @@ CHAT_API size_t chat_msg_list_delivered_count(const chat_msg_list *l, size_t i);
 CHAT_API size_t chat_msg_list_read_count(const chat_msg_list *l, size_t i);
 CHAT_API size_t chat_msg_list_others(const chat_msg_list *l, size_t i);
 CHAT_API void chat_msg_list_free(chat_msg_list *l);
+/** @} */
 
 /**
  * Status of my message with client message id cmid, and where it landed.
@@ -400,8 +412,12 @@ CHAT_API int chat_client_wait_event(chat_event **out, chat_client *c, int timeou
 /** Accepts NULL. [any thread] @since 0.1 */
 CHAT_API void chat_event_free(chat_event *ev);
 
-/* ---- event getters ([any thread]; strings borrowed until chat_event_free, never NULL: "" when
- * absent) ---- */
+/**
+ * @name Event getters
+ * [any thread]; strings are borrowed until chat_event_free() and never NULL ("" when absent).
+ * @since 0.1
+ * @{
+ */
 
 CHAT_API int chat_event_type(const chat_event *ev);
 /** Static name of an event type ("message"), "unknown" otherwise. */
@@ -436,6 +452,7 @@ CHAT_API int64_t chat_event_retry_ms(const chat_event *ev);
 CHAT_API size_t chat_event_count(const chat_event *ev);
 /** HISTORY: 1 when the server has more in that direction. */
 CHAT_API int chat_event_more(const chat_event *ev);
+/** @} */
 
 CHAT_END_DECLS
 

@@ -4,6 +4,7 @@
 #define CHAT_CLIENT_INTERNAL_H
 
 #include "chat/client.h"
+#include "chat/sys/client_transport.h"
 #include "client/cache.h"
 
 #include <cjson/cJSON.h>

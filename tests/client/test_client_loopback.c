@@ -3,6 +3,8 @@
  * sync and the outbox are checked frame by frame, with no socket and no server. */
 #define _GNU_SOURCE
 #include <chat/chat.h>
+#include <chat/sys/client_transport.h>
+#include <chat/testing.h>
 
 #include <cjson/cJSON.h>
 #include <setjmp.h>

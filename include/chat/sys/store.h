@@ -25,30 +25,10 @@
 
 CHAT_BEGIN_DECLS
 
-/** Longest user id, device id or client message id, in bytes, without the NUL. */
-#define CHAT_ID_MAX 64
 /** Longest group title, in bytes, without the NUL. */
 #define CHAT_TITLE_MAX 256
 /** Size of a stored password hash string (crypto_pwhash_STRBYTES), with the NUL. */
 #define CHAT_PWHASH_MAX 128
-
-typedef enum chat_conv_kind {
-    CHAT_CONV_DIRECT = 1, /**< exactly two users, one conversation per pair */
-    CHAT_CONV_GROUP = 2
-} chat_conv_kind;
-
-typedef enum chat_role {
-    CHAT_ROLE_NONE = 0,   /**< left or removed: the row stays for sync */
-    CHAT_ROLE_MEMBER = 1,
-    CHAT_ROLE_ADMIN = 2,
-    CHAT_ROLE_OWNER = 3
-} chat_role;
-
-typedef enum chat_msg_kind {
-    CHAT_MSG_TEXT = 1,  /**< body is UTF-8 text */
-    CHAT_MSG_MEDIA = 2, /**< body is a JSON object: the media reference */
-    CHAT_MSG_EVENT = 3  /**< body is a JSON object: a membership or title change */
-} chat_msg_kind;
 
 typedef struct chat_store_conv {
     chat_conv_id id;       /**< assigned by conv_insert, > 0 */
@@ -117,7 +97,7 @@ typedef int (*chat_store_name_cb)(const char *name, void *user_data);
 
 #define CHAT_STORE_OPS_VERSION 2
 
-typedef struct chat_store_ops {
+struct chat_store_ops {
     unsigned int version; /**< CHAT_STORE_OPS_VERSION */
     void (*destroy)(void *state);
 
@@ -196,7 +176,7 @@ typedef struct chat_store_ops {
     int (*media_grant)(void *state, const char *id, chat_conv_id conv, const char *user);
     /** Every grant of id, ordered by conv then user. @since 0.2 */
     int (*media_grants)(void *state, const char *id, chat_store_grant_cb cb, void *user_data);
-} chat_store_ops;
+};
 
 /** Flags of chat_store_sqlite_open(). */
 #define CHAT_STORE_SQLITE_SYNC_FULL 0x1u /**< fsync the WAL at every commit (power-loss safe) */

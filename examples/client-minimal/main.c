@@ -1,6 +1,7 @@
 /* client-minimal: the smallest complete libchat client (doc/client.md walks through it).
  *
  *   client-minimal ws://127.0.0.1:7700/ TOKEN [PEER [TEXT]]
+ *   client-minimal --version
  *
  * Connects with TOKEN, keeps its cache in ./client-minimal.db, sends TEXT to PEER if given
  * (queued in the outbox even while offline), then prints events for 10 seconds: connection
@@ -13,8 +14,14 @@
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        /* the library loaded at run time, and the headers compiled against */
+        printf("libchat %s (headers %s)\n", chat_version_string(), CHAT_VERSION_STRING);
+        return 0;
+    }
     if (argc < 3) {
-        fprintf(stderr, "usage: %s URL TOKEN [PEER [TEXT]]\n", argv[0]);
+        fprintf(stderr, "usage: %s URL TOKEN [PEER [TEXT]]\n       %s --version\n", argv[0],
+                argv[0]);
         return 2;
     }
     chat_client_config *cfg = NULL;

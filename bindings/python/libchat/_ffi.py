@@ -1,8 +1,9 @@
 """ctypes declarations of libchat's client API (include/chat/client.h, errors.h, common.h).
 
 The library is found, in order, at $LIBCHAT_PATH (the .so itself or a directory holding
-libchat.so), in the build tree next to this package (build/lib of the source checkout), and
-through ctypes.util.find_library("chat").
+libchat.so); for a copy installed by meson, at the path of the libchat installed with it and
+then as libchat.so.0 through the dynamic loader; for the source tree, in the build tree next to
+this package (build/lib of the checkout); last through ctypes.util.find_library("chat").
 """
 
 import ctypes
@@ -30,10 +31,18 @@ def _candidates():
         else:
             yield env
         return  # an explicit path is not second-guessed
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.normpath(os.path.join(here, "..", "..", ".."))
-    for build in ("build", "builddir", "_build"):
-        yield os.path.join(root, build, "lib", "libchat.so")
+    try:
+        from . import _installed  # written by meson install
+    except ImportError:
+        _installed = None
+    if _installed is not None:
+        yield _installed.LIBRARY
+        yield "libchat.so.0"  # the loader's search (LD_LIBRARY_PATH, ldconfig's cache)
+    else:
+        here = os.path.dirname(os.path.abspath(__file__))
+        root = os.path.normpath(os.path.join(here, "..", "..", ".."))
+        for build in ("build", "builddir", "_build"):
+            yield os.path.join(root, build, "lib", "libchat.so")
     found = ctypes.util.find_library("chat")
     if found:
         yield found

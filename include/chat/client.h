@@ -93,8 +93,9 @@ CHAT_API int chat_client_config_set_token(chat_client_config *cfg, const char *t
 CHAT_API int chat_client_config_set_login(chat_client_config *cfg, const char *user,
                                           const char *password, const char *device);
 /**
- * Path of the SQLite cache file (created if missing). NULL (the default) keeps the cache in
- * memory: nothing, not even the outbox, survives chat_client_free().
+ * Path of the SQLite cache file (created if missing; its directory must exist). NULL (the
+ * default) keeps the cache in memory: nothing, not even the outbox, survives
+ * chat_client_free().
  * @return CHAT_OK, CHAT_ENOMEM. @since 0.1
  */
 CHAT_API int chat_client_config_set_cache_path(chat_client_config *cfg, const char *path);

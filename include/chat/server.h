@@ -81,7 +81,9 @@ CHAT_API void chat_server_config_free(chat_server_config *cfg);
 /** Listen address (default "127.0.0.1") and port (default 7700; 0 picks a free port). @since 0.1 */
 CHAT_API int chat_server_config_set_listen(chat_server_config *cfg, const char *address, int port);
 /**
- * Data directory for the default SQLite store (chat.db). Ignored when a store is set.
+ * Data directory for the default SQLite store (chat.db) and the default blob store (media/).
+ * The directory must exist: libchat creates the files in it, not the directory itself
+ * (chat_server_new() fails with CHAT_EIO). Ignored when a store is set.
  * Default: none, which means a memory store.
  * @since 0.1
  */

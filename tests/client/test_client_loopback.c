@@ -187,6 +187,18 @@ static void accept_auth(harness *h)
     cJSON_Delete(a);
 }
 
+/* A new connection: answer its auth, then its convs request, which must resume from cursor,
+ * with no conversation. */
+static void connect_empty(harness *h, int cursor)
+{
+    accept_auth(h);
+    cJSON *cv = expect_frame(h, "convs", 0);
+    assert_int_equal((int)num_of(cv, "since"), cursor);
+    reply(h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":%d,\"more\":false,\"convs\":[]}",
+          id_of(cv), cursor);
+    cJSON_Delete(cv);
+}
+
 /* ---- tests ------------------------------------------------------------------------------- */
 
 /* Auth first; sync fetches exactly the missing range, and a live message past a gap makes the
@@ -291,11 +303,7 @@ static void test_loopback_outbox_resends_until_acked(void **state)
     chat_loopback_set_refuse(h.lb, 0);
 
     for (int round = 0; round < 2; round++) {
-        accept_auth(&h);
-        cJSON *cv = expect_frame(&h, "convs", 0);
-        reply(&h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":0,\"more\":false,\"convs\":[]}",
-              id_of(cv));
-        cJSON_Delete(cv);
+        connect_empty(&h, 0);
         cJSON *s = expect_frame(&h, "send", 1);
         assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "cmid")), cmid);
         assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "to")), "bob");
@@ -329,12 +337,7 @@ static void test_loopback_outbox_resends_until_acked(void **state)
 
     /* after the ack, a new connection resends nothing */
     assert_int_equal(chat_loopback_close(h.lb, 1001, "going away"), CHAT_OK);
-    accept_auth(&h);
-    cJSON *cv = expect_frame(&h, "convs", 0);
-    assert_int_equal((int)num_of(cv, "since"), 1); /* resumes from the stored cursor */
-    reply(&h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":1,\"more\":false,\"convs\":[]}",
-          id_of(cv));
-    cJSON_Delete(cv);
+    connect_empty(&h, 1); /* resumes from the stored cursor */
     chat_event_free(wait_event(&h, CHAT_EVENT_SYNCED));
     no_frame_for(&h, 200, "\"send\"");
     chat_string_free(cmid);
@@ -368,11 +371,7 @@ static void test_loopback_conv_ids_in_range(void **state)
     const chat_conv_id big = ((chat_conv_id)1 << 53) - 1;
     char *cmid = NULL;
     assert_int_equal(chat_client_send_text(&cmid, h.c, big, "hi", 2), CHAT_OK);
-    accept_auth(&h);
-    cJSON *cv = expect_frame(&h, "convs", 0);
-    reply(&h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":0,\"more\":false,\"convs\":[]}",
-          id_of(cv));
-    cJSON_Delete(cv);
+    connect_empty(&h, 0);
     cJSON *s = expect_frame(&h, "send", 1);
     if (num_of(s, "conv") != (double)big)
         fail_msg("the send frame carries conv %.17g", num_of(s, "conv"));
@@ -400,11 +399,7 @@ static void test_loopback_malformed_frames_are_dropped(void **state)
     (void)state;
     harness h;
     harness_up(&h, NULL, 0);
-    accept_auth(&h);
-    cJSON *cv = expect_frame(&h, "convs", 0);
-    reply(&h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":0,\"more\":false,\"convs\":[]}",
-          id_of(cv));
-    cJSON_Delete(cv);
+    connect_empty(&h, 0);
     chat_event_free(wait_event(&h, CHAT_EVENT_SYNCED));
     char *cmid = NULL;
     assert_int_equal(chat_client_send_text_to(&cmid, h.c, "bob", "hello", 5), CHAT_OK);

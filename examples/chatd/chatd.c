@@ -7,6 +7,11 @@
  *   chatd user add --data-dir DIR NAME                                   password from stdin
  */
 #include <chat/chat.h>
+#include <chat/sys/push.h>
+#include <chat/sys/store.h>
+#ifdef CHATD_TESTING_API
+#include <chat/testing.h>
+#endif
 
 #include <errno.h>
 #include <limits.h>
@@ -38,7 +43,8 @@ static const char usage[] =
     "                      with --postgres, PostgreSQL's settings decide\n"
     "  --checkpoint thread|inline  WAL checkpoints from a store thread (default) or inside\n"
     "                      the writer's commits (SQLite's auto-checkpoint)\n"
-    "  --bus local|queued  delivery bus (queued serializes everything, for testing)\n"
+    "  --bus local|queued  delivery bus (queued serializes everything, for testing; only\n"
+    "                      in a chatd built with libchat's test-support API)\n"
     "  --webhook URL       POST push events for offline users to http://host:port/path\n"
     "  --push-previews     put message text in push events\n"
     "  --reuse-port        share the port with other chatd processes (SO_REUSEPORT): one\n"
@@ -163,6 +169,11 @@ static int set_option(struct options *o, const char *name, const char *value, in
         if (strcmp(value, "local") && strcmp(value, "queued"))
             return fail("--bus must be local or queued, got '%s'", value);
         o->bus_queued = strcmp(value, "queued") == 0;
+#ifndef CHATD_TESTING_API
+        if (o->bus_queued)
+            return fail("--bus queued: this chatd was built without libchat's test-support "
+                        "API (meson -Dtesting_api=true)");
+#endif
     } else if (strcmp(name, "webhook") == 0 && value)
         o->webhook = value;
     else if (strcmp(name, "media-base-url") == 0 && value)
@@ -354,12 +365,14 @@ static int make_config(struct options *o, chat_server_config **out)
         if ((rc = chat_server_config_set_limit(cfg, o->limit_ids[i], o->limit_values[i])))
             goto bad;
     chat_server_config_set_log(cfg, log_stderr, o->verbose ? CHAT_LOG_INFO : CHAT_LOG_WARN, NULL);
+#ifdef CHATD_TESTING_API
     if (o->bus_queued) {
         void *st;
         if ((rc = chat_bus_queued_new(&st)) ||
             (rc = chat_server_config_set_bus(cfg, chat_bus_queued_ops(), st)))
             goto bad;
     }
+#endif
     if (o->webhook) {
         void *st;
         if ((rc = chat_push_webhook_new(&st, o->webhook)) ||

@@ -21,8 +21,6 @@
 
 #include "common.h"
 #include "types.h"
-#include "sys/store.h"
-#include "sys/client_transport.h"
 
 CHAT_BEGIN_DECLS
 
@@ -95,8 +93,9 @@ CHAT_API int chat_client_config_set_token(chat_client_config *cfg, const char *t
 CHAT_API int chat_client_config_set_login(chat_client_config *cfg, const char *user,
                                           const char *password, const char *device);
 /**
- * Path of the SQLite cache file (created if missing). NULL (the default) keeps the cache in
- * memory: nothing, not even the outbox, survives chat_client_free().
+ * Path of the SQLite cache file (created if missing; its directory must exist). NULL (the
+ * default) keeps the cache in memory: nothing, not even the outbox, survives
+ * chat_client_free().
  * @return CHAT_OK, CHAT_ENOMEM. @since 0.1
  */
 CHAT_API int chat_client_config_set_cache_path(chat_client_config *cfg, const char *path);
@@ -201,7 +200,7 @@ CHAT_API int chat_client_token(char **out, chat_client *c);
  * @param text UTF-8, len bytes (1..16 KiB by default), copied.
  * @return CHAT_OK, CHAT_EINVAL, CHAT_EIO (cache write). [any thread] @since 0.1
  */
-CHAT_API int chat_client_send_text(char **out_cmid, chat_client *c, uint64_t conv,
+CHAT_API int chat_client_send_text(char **out_cmid, chat_client *c, chat_conv_id conv,
                                    const char *text, size_t len);
 /** As chat_client_send_text(), to the direct conversation with user (created by the server on
  * the first send; the ack names it). [any thread] @since 0.1 */
@@ -243,8 +242,9 @@ CHAT_API int chat_client_upload_file(char **out_media_id, chat_client *c, const 
  * {"id","mime","size","name"} and optionally "width", "height", "duration_ms".
  * @return CHAT_OK, CHAT_EINVAL, CHAT_EIO. [any thread] @since 0.2
  */
-CHAT_API int chat_client_send_media(char **out_cmid, chat_client *c, uint64_t conv,
+CHAT_API int chat_client_send_media(char **out_cmid, chat_client *c, chat_conv_id conv,
                                     const char *media_json);
+/** As chat_client_send_media(), to the direct conversation with user. [any thread] @since 0.2 */
 CHAT_API int chat_client_send_media_to(char **out_cmid, chat_client *c, const char *user,
                                        const char *media_json);
 
@@ -275,10 +275,10 @@ CHAT_API int chat_client_download(chat_client *c, const char *url, const char *m
  * online (or after the next connect). Watermarks only move forward. [any thread] @since 0.1
  * @return CHAT_OK, CHAT_EINVAL, CHAT_ENOTFOUND (conversation not in the cache).
  */
-CHAT_API int chat_client_mark_read(chat_client *c, uint64_t conv, uint64_t seq);
+CHAT_API int chat_client_mark_read(chat_client *c, chat_conv_id conv, uint64_t seq);
 /** Typing indicator start (active 1) or stop (0); dropped when offline (never queued).
  * [any thread] @since 0.1 */
-CHAT_API int chat_client_typing(chat_client *c, uint64_t conv, int active);
+CHAT_API int chat_client_typing(chat_client *c, chat_conv_id conv, int active);
 /** Ask for the presence of users: CHAT_EVENT_PRESENCE per known contact, then one
  * CHAT_EVENT_RESULT. @param out_request receives the request id (or NULL). [any thread]
  * @since 0.1 */
@@ -300,27 +300,32 @@ CHAT_API int chat_client_group_create_id(uint64_t *out_request, chat_client *c, 
                                          const char *title, const char *const *members,
                                          size_t n_members);
 /** [any thread] @since 0.1 */
-CHAT_API int chat_client_group_add(uint64_t *out_request, chat_client *c, uint64_t conv,
+CHAT_API int chat_client_group_add(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                                    const char *const *users, size_t n_users);
 /** [any thread] @since 0.1 */
-CHAT_API int chat_client_group_remove(uint64_t *out_request, chat_client *c, uint64_t conv,
+CHAT_API int chat_client_group_remove(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                                       const char *const *users, size_t n_users);
 /** [any thread] @since 0.1 */
-CHAT_API int chat_client_group_leave(uint64_t *out_request, chat_client *c, uint64_t conv);
+CHAT_API int chat_client_group_leave(uint64_t *out_request, chat_client *c, chat_conv_id conv);
 /** [any thread] @since 0.1 */
-CHAT_API int chat_client_group_rename(uint64_t *out_request, chat_client *c, uint64_t conv,
+CHAT_API int chat_client_group_rename(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                                       const char *title);
 /** role: CHAT_ROLE_MEMBER, _ADMIN or _OWNER. [any thread] @since 0.1 */
-CHAT_API int chat_client_group_set_role(uint64_t *out_request, chat_client *c, uint64_t conv,
-                                        const char *user, int role);
+CHAT_API int chat_client_group_set_role(uint64_t *out_request, chat_client *c,
+                                        chat_conv_id conv, const char *user, int role);
 
 /* ---- reading the cache (synchronous) ---------------------------------------------------- */
 
 /** The cached conversations, most recent activity first. [any thread] @since 0.1
  * @return CHAT_OK, CHAT_ENOMEM, CHAT_EIO. */
 CHAT_API int chat_client_convs(chat_conv_list **out, chat_client *c);
+/**
+ * @name Conversation list getters
+ * Entry i (i < count) of a list from chat_client_convs(). [any thread] @since 0.1
+ * @{
+ */
 CHAT_API size_t chat_conv_list_count(const chat_conv_list *l);
-CHAT_API uint64_t chat_conv_list_id(const chat_conv_list *l, size_t i);
+CHAT_API chat_conv_id chat_conv_list_id(const chat_conv_list *l, size_t i);
 /** ::chat_conv_kind */
 CHAT_API int chat_conv_list_kind(const chat_conv_list *l, size_t i);
 /** Group title ("" for direct conversations). Borrowed from l. */
@@ -334,6 +339,7 @@ CHAT_API uint64_t chat_conv_list_read(const chat_conv_list *l, size_t i);
 CHAT_API uint64_t chat_conv_list_unread(const chat_conv_list *l, size_t i);
 CHAT_API size_t chat_conv_list_member_count(const chat_conv_list *l, size_t i);
 CHAT_API void chat_conv_list_free(chat_conv_list *l);
+/** @} */
 
 /**
  * Up to limit messages of conv with seq < before_seq (0: from the newest), ascending, from the
@@ -345,14 +351,20 @@ CHAT_API void chat_conv_list_free(chat_conv_list *l);
  * @return CHAT_OK, CHAT_EINVAL, CHAT_ENOMEM, CHAT_EIO. [any thread] @since 0.1
  */
 CHAT_API int chat_client_history(chat_msg_list **out, uint64_t *out_request, chat_client *c,
-                                 uint64_t conv, uint64_t before_seq, int limit);
+                                 chat_conv_id conv, uint64_t before_seq, int limit);
 /** Messages in the outbox (status SENDING or FAILED), oldest first; seq() is 0, conv() 0 when
  * sent to a user. [any thread] @since 0.1 */
 CHAT_API int chat_client_outbox(chat_msg_list **out, chat_client *c);
+/**
+ * @name Message list getters
+ * Entry i (i < count) of a list from chat_client_history() or chat_client_outbox().
+ * [any thread] @since 0.1
+ * @{
+ */
 CHAT_API size_t chat_msg_list_count(const chat_msg_list *l);
 /** 1 when the list covers the whole range asked for (or reaches the conversation's start). */
 CHAT_API int chat_msg_list_complete(const chat_msg_list *l);
-CHAT_API uint64_t chat_msg_list_conv(const chat_msg_list *l, size_t i);
+CHAT_API chat_conv_id chat_msg_list_conv(const chat_msg_list *l, size_t i);
 CHAT_API uint64_t chat_msg_list_seq(const chat_msg_list *l, size_t i);
 CHAT_API int64_t chat_msg_list_ts_ms(const chat_msg_list *l, size_t i);
 /** Sender's user id; borrowed from l (as are all strings below). */
@@ -371,18 +383,19 @@ CHAT_API size_t chat_msg_list_delivered_count(const chat_msg_list *l, size_t i);
 CHAT_API size_t chat_msg_list_read_count(const chat_msg_list *l, size_t i);
 CHAT_API size_t chat_msg_list_others(const chat_msg_list *l, size_t i);
 CHAT_API void chat_msg_list_free(chat_msg_list *l);
+/** @} */
 
 /**
  * Status of my message with client message id cmid, and where it landed.
  * @param out_status a ::chat_msg_status; out_conv/out_seq (may be NULL) 0 while SENDING.
  * @return CHAT_OK, CHAT_ENOTFOUND, CHAT_EIO. [any thread] @since 0.1
  */
-CHAT_API int chat_client_message_status(int *out_status, uint64_t *out_conv, uint64_t *out_seq,
-                                        chat_client *c, const char *cmid);
+CHAT_API int chat_client_message_status(int *out_status, chat_conv_id *out_conv,
+                                        uint64_t *out_seq, chat_client *c, const char *cmid);
 /** Delivered and read counts of message (conv, seq) among the other members (groups' N of M).
  * [any thread] @since 0.1 */
 CHAT_API int chat_client_message_receipts(size_t *out_delivered, size_t *out_read,
-                                          size_t *out_others, chat_client *c, uint64_t conv,
+                                          size_t *out_others, chat_client *c, chat_conv_id conv,
                                           uint64_t seq);
 
 /* ---- the event queue -------------------------------------------------------------------- */
@@ -400,13 +413,17 @@ CHAT_API int chat_client_wait_event(chat_event **out, chat_client *c, int timeou
 /** Accepts NULL. [any thread] @since 0.1 */
 CHAT_API void chat_event_free(chat_event *ev);
 
-/* ---- event getters ([any thread]; strings borrowed until chat_event_free, never NULL: "" when
- * absent) ---- */
+/**
+ * @name Event getters
+ * [any thread]; strings are borrowed until chat_event_free() and never NULL ("" when absent).
+ * @since 0.1
+ * @{
+ */
 
 CHAT_API int chat_event_type(const chat_event *ev);
 /** Static name of an event type ("message"), "unknown" otherwise. */
 CHAT_API const char *chat_event_type_name(int type);
-CHAT_API uint64_t chat_event_conv(const chat_event *ev);
+CHAT_API chat_conv_id chat_event_conv(const chat_event *ev);
 CHAT_API uint64_t chat_event_seq(const chat_event *ev);
 CHAT_API int64_t chat_event_ts_ms(const chat_event *ev);
 /** Sender (MESSAGE), receipt owner, typist, presence user, or me (ONLINE). */
@@ -436,6 +453,7 @@ CHAT_API int64_t chat_event_retry_ms(const chat_event *ev);
 CHAT_API size_t chat_event_count(const chat_event *ev);
 /** HISTORY: 1 when the server has more in that direction. */
 CHAT_API int chat_event_more(const chat_event *ev);
+/** @} */
 
 CHAT_END_DECLS
 

@@ -8,6 +8,7 @@
  * needs no lock.
  */
 #include "chat/sys/bus.h"
+#include "chat/testing.h"
 
 #include "bus/check.h"
 #include "bus/registry.h"

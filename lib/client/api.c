@@ -403,7 +403,13 @@ int chat_client_state(const chat_client *c)
     return c ? atomic_load(&((chat_client *)c)->state) : CHAT_CONN_STOPPED;
 }
 
-static int post_simple(chat_client *c, int type, uint64_t conv, uint64_t seq)
+/* A conversation id the wire can carry exactly: 1..2^53-1 (JSON numbers are doubles). */
+static int conv_ok(chat_conv_id conv)
+{
+    return conv > 0 && conv <= CHAT__JSON_INT_MAX;
+}
+
+static int post_simple(chat_client *c, int type, chat_conv_id conv, uint64_t seq)
 {
     chat__cmd *cmd = chat__calloc(1, sizeof *cmd);
     if (!cmd)
@@ -486,7 +492,7 @@ static int queued(chat_client *c, const char *cmid, char **out_cmid)
     return post_simple(c, CMD_FLUSH, 0, 0);
 }
 
-static int send_common(char **out_cmid, chat_client *c, uint64_t conv, const char *to,
+static int send_common(char **out_cmid, chat_client *c, chat_conv_id conv, const char *to,
                        const char *text, size_t len)
 {
     if (!c || !text)
@@ -500,11 +506,11 @@ static int send_common(char **out_cmid, chat_client *c, uint64_t conv, const cha
     return rc == CHAT_OK ? queued(c, cmid, out_cmid) : rc;
 }
 
-int chat_client_send_text(char **out_cmid, chat_client *c, uint64_t conv, const char *text,
+int chat_client_send_text(char **out_cmid, chat_client *c, chat_conv_id conv, const char *text,
                           size_t len)
 {
-    if (!conv)
-        return chat__error_set(CHAT_EINVAL, 0, "conv is 0");
+    if (!conv_ok(conv))
+        return chat__error_set(CHAT_EINVAL, 0, "conv: 1..2^53-1");
     return send_common(out_cmid, c, conv, NULL, text, len);
 }
 
@@ -526,7 +532,7 @@ int chat_client_outbox_count(size_t *out, chat_client *c)
 /* ---- requests ---------------------------------------------------------------------------- */
 
 static int post_frame(uint64_t *out_request, chat_client *c, cJSON *body, int kind,
-                      uint64_t conv)
+                      chat_conv_id conv)
 {
     if (!body)
         return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
@@ -569,14 +575,14 @@ static int check_users(const char *const *users, size_t n, int allow_empty)
     return CHAT_OK;
 }
 
-static cJSON *frame(const char *type, uint64_t conv)
+static cJSON *frame(const char *type, chat_conv_id conv)
 {
     cJSON *o = cJSON_CreateObject();
     if (o && !cJSON_AddStringToObject(o, "type", type)) {
         cJSON_Delete(o);
         return NULL;
     }
-    if (o && conv && !cJSON_AddNumberToObject(o, "conv", (double)conv)) {
+    if (o && conv && !chat__json_add_int(o, "conv", conv)) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -593,20 +599,20 @@ static int add_users(cJSON *o, const char *key, const char *const *users, size_t
     return CHAT_OK;
 }
 
-int chat_client_mark_read(chat_client *c, uint64_t conv, uint64_t seq)
+int chat_client_mark_read(chat_client *c, chat_conv_id conv, uint64_t seq)
 {
-    if (!c || !conv || !seq)
-        return chat__error_set(CHAT_EINVAL, 0, "client, conv or seq is 0");
+    if (!c || !conv_ok(conv) || !seq)
+        return chat__error_set(CHAT_EINVAL, 0, "client, conv or seq is 0 (conv: 1..2^53-1)");
     int rc = chat__cache_mark_read(c->cache, conv, seq);
     if (rc != CHAT_OK)
         return rc;
     return post_simple(c, CMD_READ, conv, seq);
 }
 
-int chat_client_typing(chat_client *c, uint64_t conv, int active)
+int chat_client_typing(chat_client *c, chat_conv_id conv, int active)
 {
-    if (!c || !conv)
-        return chat__error_set(CHAT_EINVAL, 0, "client or conv is 0");
+    if (!c || !conv_ok(conv))
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL or conv not in 1..2^53-1");
     cJSON *o = frame("typing", conv);
     if (!o || !cJSON_AddStringToObject(o, "state", active ? "start" : "stop")) {
         cJSON_Delete(o);
@@ -664,11 +670,11 @@ int chat_client_group_create(uint64_t *out_request, chat_client *c, const char *
     return chat_client_group_create_id(out_request, c, NULL, title, members, n_members);
 }
 
-static int group_users(uint64_t *out_request, chat_client *c, const char *type, uint64_t conv,
+static int group_users(uint64_t *out_request, chat_client *c, const char *type, chat_conv_id conv,
                        const char *const *users, size_t n)
 {
-    if (!c || !conv)
-        return chat__error_set(CHAT_EINVAL, 0, "client or conv is 0");
+    if (!c || !conv_ok(conv))
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL or conv not in 1..2^53-1");
     int rc = check_users(users, n, 0);
     if (rc != CHAT_OK)
         return rc;
@@ -680,29 +686,29 @@ static int group_users(uint64_t *out_request, chat_client *c, const char *type, 
     return post_frame(out_request, c, o, PEND_GROUP, conv);
 }
 
-int chat_client_group_add(uint64_t *out_request, chat_client *c, uint64_t conv,
+int chat_client_group_add(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                           const char *const *users, size_t n_users)
 {
     return group_users(out_request, c, "group_add", conv, users, n_users);
 }
 
-int chat_client_group_remove(uint64_t *out_request, chat_client *c, uint64_t conv,
+int chat_client_group_remove(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                              const char *const *users, size_t n_users)
 {
     return group_users(out_request, c, "group_remove", conv, users, n_users);
 }
 
-int chat_client_group_leave(uint64_t *out_request, chat_client *c, uint64_t conv)
+int chat_client_group_leave(uint64_t *out_request, chat_client *c, chat_conv_id conv)
 {
-    if (!c || !conv)
-        return chat__error_set(CHAT_EINVAL, 0, "client or conv is 0");
+    if (!c || !conv_ok(conv))
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL or conv not in 1..2^53-1");
     return post_frame(out_request, c, frame("group_leave", conv), PEND_GROUP, conv);
 }
 
-int chat_client_group_rename(uint64_t *out_request, chat_client *c, uint64_t conv,
+int chat_client_group_rename(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                              const char *title)
 {
-    if (!c || !conv || !title)
+    if (!c || !conv_ok(conv) || !title)
         return chat__error_set(CHAT_EINVAL, 0, "client, conv or title is missing");
     cJSON *o = frame("group_update", conv);
     if (o && !cJSON_AddStringToObject(o, "title", title)) {
@@ -712,10 +718,10 @@ int chat_client_group_rename(uint64_t *out_request, chat_client *c, uint64_t con
     return post_frame(out_request, c, o, PEND_GROUP, conv);
 }
 
-int chat_client_group_set_role(uint64_t *out_request, chat_client *c, uint64_t conv,
+int chat_client_group_set_role(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                                const char *user, int role)
 {
-    if (!c || !conv || !user || !chat__id_valid(user, strlen(user)))
+    if (!c || !conv_ok(conv) || !user || !chat__id_valid(user, strlen(user)))
         return chat__error_set(CHAT_EINVAL, 0, "client, conv or user is missing");
     const char *r = role == CHAT_ROLE_MEMBER  ? "member"
                     : role == CHAT_ROLE_ADMIN ? "admin"
@@ -744,10 +750,10 @@ int chat_client_convs(chat_conv_list **out, chat_client *c)
 }
 
 int chat_client_history(chat_msg_list **out, uint64_t *out_request, chat_client *c,
-                        uint64_t conv, uint64_t before_seq, int limit)
+                        chat_conv_id conv, uint64_t before_seq, int limit)
 {
-    if (!out || !c || !conv)
-        return chat__error_set(CHAT_EINVAL, 0, "NULL argument or conv 0");
+    if (!out || !c || !conv_ok(conv))
+        return chat__error_set(CHAT_EINVAL, 0, "NULL argument or conv not in 1..2^53-1");
     if (limit < 1 || limit > 200)
         return chat__error_set(CHAT_EINVAL, 0, "limit: 1..200");
     if (out_request)
@@ -760,7 +766,7 @@ int chat_client_history(chat_msg_list **out, uint64_t *out_request, chat_client 
     if (rc != CHAT_OK || !missing)
         return rc;
     cJSON *o = frame("history", conv);
-    if (o && top && !cJSON_AddNumberToObject(o, "before", (double)(top + 1))) {
+    if (o && top && !chat__json_add_int(o, "before", (int64_t)(top + 1))) {
         cJSON_Delete(o);
         o = NULL;
     }
@@ -781,13 +787,14 @@ int chat_client_outbox(chat_msg_list **out, chat_client *c)
     return chat__cache_outbox_list(c->cache, out);
 }
 
-int chat_client_message_status(int *out_status, uint64_t *out_conv, uint64_t *out_seq,
+int chat_client_message_status(int *out_status, chat_conv_id *out_conv, uint64_t *out_seq,
                                chat_client *c, const char *cmid)
 {
     if (!out_status || !c || !cmid)
         return chat__error_set(CHAT_EINVAL, 0, "NULL argument");
     char *me = chat__client_me(c);
-    uint64_t conv = 0, seq = 0;
+    chat_conv_id conv = 0;
+    uint64_t seq = 0;
     int rc = chat__cache_status(c->cache, me, cmid, out_status, &conv, &seq);
     chat__free(me);
     if (rc == CHAT_OK) {
@@ -800,9 +807,9 @@ int chat_client_message_status(int *out_status, uint64_t *out_conv, uint64_t *ou
 }
 
 int chat_client_message_receipts(size_t *out_delivered, size_t *out_read, size_t *out_others,
-                                 chat_client *c, uint64_t conv, uint64_t seq)
+                                 chat_client *c, chat_conv_id conv, uint64_t seq)
 {
-    if (!c || !conv || !seq)
+    if (!c || !conv_ok(conv) || !seq)
         return chat__error_set(CHAT_EINVAL, 0, "NULL argument");
     size_t d = 0, r = 0, o = 0;
     char *me = chat__client_me(c);
@@ -827,7 +834,7 @@ int chat_client_message_receipts(size_t *out_delivered, size_t *out_read, size_t
     }
 
 size_t chat_conv_list_count(const chat_conv_list *l) { return l ? l->n : 0; }
-LIST_GETTER(conv_list, uint64_t, id, conv, 0)
+LIST_GETTER(conv_list, chat_conv_id, id, conv, 0)
 LIST_GETTER(conv_list, int, kind, kind, 0)
 LIST_GETTER(conv_list, const char *, title, title, "")
 LIST_GETTER(conv_list, const char *, peer, peer, "")
@@ -851,7 +858,7 @@ void chat_conv_list_free(chat_conv_list *l)
 
 size_t chat_msg_list_count(const chat_msg_list *l) { return l ? l->n : 0; }
 int chat_msg_list_complete(const chat_msg_list *l) { return l ? l->complete : 0; }
-LIST_GETTER(msg_list, uint64_t, conv, conv, 0)
+LIST_GETTER(msg_list, chat_conv_id, conv, conv, 0)
 LIST_GETTER(msg_list, uint64_t, seq, seq, 0)
 LIST_GETTER(msg_list, int64_t, ts_ms, ts, 0)
 LIST_GETTER(msg_list, const char *, from, from, "")
@@ -924,7 +931,7 @@ static int media_object(const char *media_json, char **out_json, char **out_name
     return CHAT_OK;
 }
 
-static int send_media_common(char **out_cmid, chat_client *c, uint64_t conv, const char *to,
+static int send_media_common(char **out_cmid, chat_client *c, chat_conv_id conv, const char *to,
                              const char *media_json)
 {
     if (!c)
@@ -940,11 +947,11 @@ static int send_media_common(char **out_cmid, chat_client *c, uint64_t conv, con
     return rc == CHAT_OK ? queued(c, cmid, out_cmid) : rc;
 }
 
-int chat_client_send_media(char **out_cmid, chat_client *c, uint64_t conv,
+int chat_client_send_media(char **out_cmid, chat_client *c, chat_conv_id conv,
                            const char *media_json)
 {
-    if (!conv)
-        return chat__error_set(CHAT_EINVAL, 0, "conv is 0");
+    if (!conv_ok(conv))
+        return chat__error_set(CHAT_EINVAL, 0, "conv: 1..2^53-1");
     return send_media_common(out_cmid, c, conv, NULL, media_json);
 }
 

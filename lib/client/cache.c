@@ -212,23 +212,23 @@ int chat__cache_wipe(chat__cache *c)
 
 /* ---- outbox ------------------------------------------------------------------------------ */
 
-static int outbox_insert(chat__cache *c, uint64_t conv, const char *to_user, const char *text,
+static int outbox_insert(chat__cache *c, chat_conv_id conv, const char *to_user, const char *text,
                          size_t len, const char *media, char cmid_out[CHAT__CMID_SIZE]);
 
-int chat__cache_outbox_add(chat__cache *c, uint64_t conv, const char *to_user, const char *text,
+int chat__cache_outbox_add(chat__cache *c, chat_conv_id conv, const char *to_user, const char *text,
                            size_t len, char cmid_out[CHAT__CMID_SIZE])
 {
     return outbox_insert(c, conv, to_user, text, len, NULL, cmid_out);
 }
 
-int chat__cache_outbox_add_media(chat__cache *c, uint64_t conv, const char *to_user,
+int chat__cache_outbox_add_media(chat__cache *c, chat_conv_id conv, const char *to_user,
                                  const char *name, const char *media,
                                  char cmid_out[CHAT__CMID_SIZE])
 {
     return outbox_insert(c, conv, to_user, name, strlen(name), media, cmid_out);
 }
 
-static int outbox_insert(chat__cache *c, uint64_t conv, const char *to_user, const char *text,
+static int outbox_insert(chat__cache *c, chat_conv_id conv, const char *to_user, const char *text,
                          size_t len, const char *media, char cmid_out[CHAT__CMID_SIZE])
 {
     unsigned char rnd[8];
@@ -279,7 +279,7 @@ int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row)
     else if (sqlite3_step(st) == SQLITE_ROW) {
         row->id = sqlite3_column_int64(st, 0);
         snprintf(row->cmid, sizeof row->cmid, "%s", (const char *)sqlite3_column_text(st, 1));
-        row->conv = (uint64_t)sqlite3_column_int64(st, 2);
+        row->conv = sqlite3_column_int64(st, 2);
         if (sqlite3_column_type(st, 3) != SQLITE_NULL)
             row->to_user = col_dup(st, 3);
         row->text = col_dup(st, 4);
@@ -297,7 +297,7 @@ int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row)
 }
 
 /* Move a conversation's head and my watermarks (own message at seq). Caller holds the lock. */
-static int bump_conv(chat__cache *c, uint64_t conv, uint64_t seq, int64_t ts, int mine)
+static int bump_conv(chat__cache *c, chat_conv_id conv, uint64_t seq, int64_t ts, int mine)
 {
     sqlite3_stmt *st = prep(c, "INSERT INTO convs(conv, head, last_ts) VALUES(?1, ?2, ?3)"
                                " ON CONFLICT(conv) DO UPDATE SET head=max(head, ?2),"
@@ -322,7 +322,7 @@ static int bump_conv(chat__cache *c, uint64_t conv, uint64_t seq, int64_t ts, in
     return r;
 }
 
-static int insert_msg(chat__cache *c, uint64_t conv, uint64_t seq, int64_t ts,
+static int insert_msg(chat__cache *c, chat_conv_id conv, uint64_t seq, int64_t ts,
                       const char *sender, const char *device, const char *cmid, int kind,
                       const char *text, size_t text_len, const char *json)
 {
@@ -344,7 +344,7 @@ static int insert_msg(chat__cache *c, uint64_t conv, uint64_t seq, int64_t ts,
     return r;
 }
 
-int chat__cache_outbox_ack(chat__cache *c, const char *cmid, uint64_t conv, uint64_t seq,
+int chat__cache_outbox_ack(chat__cache *c, const char *cmid, chat_conv_id conv, uint64_t seq,
                            int64_t ts, const char *me, const char *device)
 {
     lock(c);
@@ -377,9 +377,9 @@ int chat__cache_outbox_ack(chat__cache *c, const char *cmid, uint64_t conv, uint
         char *js = NULL;
         if (j) {
             cJSON_AddStringToObject(j, "type", "msg");
-            cJSON_AddNumberToObject(j, "conv", (double)conv);
-            cJSON_AddNumberToObject(j, "seq", (double)seq);
-            cJSON_AddNumberToObject(j, "ts", (double)ts);
+            chat__json_add_int(j, "conv", conv);
+            chat__json_add_int(j, "seq", (int64_t)seq);
+            chat__json_add_int(j, "ts", ts);
             cJSON_AddStringToObject(j, "from", me);
             cJSON_AddStringToObject(j, "device", device ? device : "");
             cJSON_AddStringToObject(j, "cmid", cmid);
@@ -488,7 +488,7 @@ static int64_t ji(const cJSON *o, const char *k)
     return v;
 }
 
-static int conv_get_locked(chat__cache *c, uint64_t conv, chat__conv_row *out)
+static int conv_get_locked(chat__cache *c, chat_conv_id conv, chat__conv_row *out)
 {
     memset(out, 0, sizeof *out);
     /* contig_seq: the end of the run of cached seqs that starts at the lowest one. A live
@@ -518,7 +518,7 @@ static int conv_get_locked(chat__cache *c, uint64_t conv, chat__conv_row *out)
     return r;
 }
 
-int chat__cache_conv_get(chat__cache *c, uint64_t conv, chat__conv_row *out)
+int chat__cache_conv_get(chat__cache *c, chat_conv_id conv, chat__conv_row *out)
 {
     lock(c);
     int r = conv_get_locked(c, conv, out);
@@ -529,7 +529,7 @@ int chat__cache_conv_get(chat__cache *c, uint64_t conv, chat__conv_row *out)
 int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
                             uint64_t *local_read)
 {
-    uint64_t id = ju(conv, "conv");
+    chat_conv_id id = (chat_conv_id)ju(conv, "conv");
     if (!id)
         return chat__error_set(CHAT_EPROTO, 0, "conv without an id");
     const char *kind = chat__json_str(conv, "kind", NULL);
@@ -629,7 +629,8 @@ static int kind_of(const char *k)
 
 int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int *known)
 {
-    uint64_t conv = ju(msg, "conv"), seq = ju(msg, "seq");
+    chat_conv_id conv = (chat_conv_id)ju(msg, "conv");
+    uint64_t seq = ju(msg, "seq");
     if (!conv || !seq)
         return chat__error_set(CHAT_EPROTO, 0, "msg without conv or seq");
     const char *from = chat__json_str(msg, "from", NULL);
@@ -663,7 +664,7 @@ int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int
     return r == CHAT_OK ? ins : r;
 }
 
-int chat__cache_watermark(chat__cache *c, uint64_t conv, const char *user, uint64_t delivered,
+int chat__cache_watermark(chat__cache *c, chat_conv_id conv, const char *user, uint64_t delivered,
                           uint64_t read, int64_t delivered_ts, int64_t read_ts, const char *me)
 {
     lock(c);
@@ -704,7 +705,7 @@ int chat__cache_watermark(chat__cache *c, uint64_t conv, const char *user, uint6
     return r;
 }
 
-int chat__cache_mark_read(chat__cache *c, uint64_t conv, uint64_t seq)
+int chat__cache_mark_read(chat__cache *c, chat_conv_id conv, uint64_t seq)
 {
     lock(c);
     chat__conv_row row;
@@ -758,7 +759,7 @@ int chat__cache_convs(chat__cache *c, const char *me, struct chat_conv_list **ou
             l->v = nv;
             chat__conv_item *it = &l->v[l->n];
             memset(it, 0, sizeof *it);
-            it->conv = (uint64_t)sqlite3_column_int64(st, 0);
+            it->conv = sqlite3_column_int64(st, 0);
             it->kind = sqlite3_column_int(st, 1);
             it->role = sqlite3_column_int(st, 3);
             it->head = (uint64_t)sqlite3_column_int64(st, 4);
@@ -783,7 +784,7 @@ int chat__cache_convs(chat__cache *c, const char *me, struct chat_conv_list **ou
 }
 
 /* Receipt counts of my message (conv, seq). Caller holds the lock. */
-static void counts_locked(chat__cache *c, const char *me, uint64_t conv, uint64_t seq,
+static void counts_locked(chat__cache *c, const char *me, chat_conv_id conv, uint64_t seq,
                           size_t *d, size_t *rd, size_t *others)
 {
     *d = *rd = *others = 0;
@@ -819,7 +820,7 @@ static int msg_list_add(struct chat_msg_list *l, sqlite3_stmt *st)
     l->v = nv;
     chat__msg_item *it = &l->v[l->n++];
     memset(it, 0, sizeof *it);
-    it->conv = (uint64_t)sqlite3_column_int64(st, 0);
+    it->conv = sqlite3_column_int64(st, 0);
     it->seq = (uint64_t)sqlite3_column_int64(st, 1);
     it->ts = sqlite3_column_int64(st, 2);
     it->from = col_dup(st, 3);
@@ -831,7 +832,7 @@ static int msg_list_add(struct chat_msg_list *l, sqlite3_stmt *st)
     return it->from && it->cmid && it->text && it->json ? CHAT_OK : CHAT_ENOMEM;
 }
 
-int chat__cache_history(chat__cache *c, const char *me, uint64_t conv, uint64_t before,
+int chat__cache_history(chat__cache *c, const char *me, chat_conv_id conv, uint64_t before,
                         int limit, struct chat_msg_list **out, int *missing, uint64_t *top_out)
 {
     struct chat_msg_list *l = chat__calloc(1, sizeof *l);
@@ -928,7 +929,7 @@ int chat__cache_outbox_list(chat__cache *c, struct chat_msg_list **out)
 }
 
 int chat__cache_status(chat__cache *c, const char *me, const char *cmid, int *status,
-                       uint64_t *conv, uint64_t *seq)
+                       chat_conv_id *conv, uint64_t *seq)
 {
     lock(c);
     int r = CHAT_ENOTFOUND;
@@ -952,7 +953,7 @@ int chat__cache_status(chat__cache *c, const char *me, const char *cmid, int *st
             sqlite3_bind_text(st, 1, cmid, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 2, me ? me : "", -1, SQLITE_STATIC);
             if (sqlite3_step(st) == SQLITE_ROW) {
-                *conv = (uint64_t)sqlite3_column_int64(st, 0);
+                *conv = sqlite3_column_int64(st, 0);
                 *seq = (uint64_t)sqlite3_column_int64(st, 1);
                 r = CHAT_OK;
             }
@@ -968,7 +969,7 @@ int chat__cache_status(chat__cache *c, const char *me, const char *cmid, int *st
     return r;
 }
 
-int chat__cache_receipts(chat__cache *c, const char *me, uint64_t conv, uint64_t seq,
+int chat__cache_receipts(chat__cache *c, const char *me, chat_conv_id conv, uint64_t seq,
                          size_t *delivered, size_t *read, size_t *others)
 {
     lock(c);

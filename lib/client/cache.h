@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chat/types.h"
+
 #include <cjson/cJSON.h>
 
 #define CHAT__CACHE_SCHEMA 2 /* 2: outbox.media */
@@ -16,7 +18,7 @@ typedef struct chat__cache chat__cache;
 typedef struct chat__outbox_row {
     int64_t id;
     char cmid[32];
-    uint64_t conv;  /* 0 when sent to a user */
+    chat_conv_id conv; /* 0 when sent to a user */
     char *to_user;  /* NULL when sent to a conv */
     char *text;
     size_t text_len;
@@ -24,7 +26,8 @@ typedef struct chat__outbox_row {
 } chat__outbox_row;
 
 typedef struct chat__conv_row {
-    uint64_t conv, head, delivered, read, joined, max_seq;
+    chat_conv_id conv;
+    uint64_t head, delivered, read, joined, max_seq;
     uint64_t contig_seq; /* end of the contiguous run from the lowest cached seq */
     int role;  /* chat_role */
     int kind;  /* chat_conv_kind */
@@ -46,18 +49,18 @@ int chat__cache_wipe(chat__cache *c);
 #define CHAT__CMID_SIZE 28
 
 /* Outbox. add writes a fresh cmid into cmid_out. */
-int chat__cache_outbox_add(chat__cache *c, uint64_t conv, const char *to_user, const char *text,
+int chat__cache_outbox_add(chat__cache *c, chat_conv_id conv, const char *to_user, const char *text,
                            size_t len, char cmid_out[CHAT__CMID_SIZE]);
 /* The oldest entry not failed: CHAT_OK, or CHAT_ENOTFOUND when none. Free with _row_free. */
 int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row);
 /* Queue a media message: media is the media object as JSON, name what lists show as text. */
-int chat__cache_outbox_add_media(chat__cache *c, uint64_t conv, const char *to_user,
+int chat__cache_outbox_add_media(chat__cache *c, chat_conv_id conv, const char *to_user,
                                  const char *name, const char *media,
                                  char cmid_out[CHAT__CMID_SIZE]);
 void chat__cache_outbox_row_free(chat__outbox_row *row);
 /* The ack: remove cmid from the outbox and store the message (one transaction). 1 if the cmid
  * was in the outbox, 0 if not (a stale ack), negative on error. */
-int chat__cache_outbox_ack(chat__cache *c, const char *cmid, uint64_t conv, uint64_t seq,
+int chat__cache_outbox_ack(chat__cache *c, const char *cmid, chat_conv_id conv, uint64_t seq,
                            int64_t ts, const char *me, const char *device);
 int chat__cache_outbox_fail(chat__cache *c, const char *cmid, int code, const char *message);
 int chat__cache_outbox_count(chat__cache *c, size_t *out);
@@ -68,27 +71,27 @@ int chat__cache_outbox_count(chat__cache *c, size_t *out);
 int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
                             uint64_t *local_read);
 /* CHAT_OK or CHAT_ENOTFOUND. */
-int chat__cache_conv_get(chat__cache *c, uint64_t conv, chat__conv_row *out);
+int chat__cache_conv_get(chat__cache *c, chat_conv_id conv, chat__conv_row *out);
 /* Store one "msg" object. 1 new, 0 already there, negative on error. Moves the conv head, and
  * for my own messages my watermarks. *known receives whether the conv is in the cache. */
 int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int *known);
 /* A receipt (server push or the answer to mine). For user == me it moves my watermarks. */
-int chat__cache_watermark(chat__cache *c, uint64_t conv, const char *user, uint64_t delivered,
+int chat__cache_watermark(chat__cache *c, chat_conv_id conv, const char *user, uint64_t delivered,
                           uint64_t read, int64_t delivered_ts, int64_t read_ts, const char *me);
 /* The host marked read: my read (and delivered) watermark forward, locally. */
-int chat__cache_mark_read(chat__cache *c, uint64_t conv, uint64_t seq);
+int chat__cache_mark_read(chat__cache *c, chat_conv_id conv, uint64_t seq);
 
 /* Serialized reads for the public list API (lib/client/api.c). */
 struct chat_conv_list;
 struct chat_msg_list;
 int chat__cache_convs(chat__cache *c, const char *me, struct chat_conv_list **out);
 /* History range from the cache; *missing is set when the range is not fully cached. */
-int chat__cache_history(chat__cache *c, const char *me, uint64_t conv, uint64_t before,
+int chat__cache_history(chat__cache *c, const char *me, chat_conv_id conv, uint64_t before,
                         int limit, struct chat_msg_list **out, int *missing, uint64_t *top);
 int chat__cache_outbox_list(chat__cache *c, struct chat_msg_list **out);
 int chat__cache_status(chat__cache *c, const char *me, const char *cmid, int *status,
-                       uint64_t *conv, uint64_t *seq);
-int chat__cache_receipts(chat__cache *c, const char *me, uint64_t conv, uint64_t seq,
+                       chat_conv_id *conv, uint64_t *seq);
+int chat__cache_receipts(chat__cache *c, const char *me, chat_conv_id conv, uint64_t seq,
                          size_t *delivered, size_t *read, size_t *others);
 
 #endif

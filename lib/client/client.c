@@ -77,7 +77,7 @@ static void emit_simple(chat_client *c, int type, int code, const char *message)
 }
 
 static void emit_result(chat_client *c, int type, uint64_t request, int code, const char *msg,
-                        uint64_t conv, uint64_t seq)
+                        chat_conv_id conv, uint64_t seq)
 {
     chat_event *ev = chat__event_new(type);
     if (!ev)
@@ -90,7 +90,7 @@ static void emit_result(chat_client *c, int type, uint64_t request, int code, co
     chat__event_emit(c, ev);
 }
 
-static void emit_conv(chat_client *c, uint64_t conv)
+static void emit_conv(chat_client *c, chat_conv_id conv)
 {
     chat_event *ev = chat__event_new(CHAT_EVENT_CONV);
     if (ev) {
@@ -121,7 +121,7 @@ static chat__pend *pend_take(chat_client *c, uint64_t id)
 }
 
 /* Send o (taken) with a fresh id when kind != 0, remembering what answers it. */
-static int send_frame(chat_client *c, cJSON *o, int kind, uint64_t request, uint64_t conv,
+static int send_frame(chat_client *c, cJSON *o, int kind, uint64_t request, chat_conv_id conv,
                       uint64_t after, const char *cmid)
 {
     int rc = CHAT_ENOMEM;
@@ -158,17 +158,17 @@ out:
     return rc;
 }
 
-static void send_receipt(chat_client *c, uint64_t conv, uint64_t delivered, uint64_t read)
+static void send_receipt(chat_client *c, chat_conv_id conv, uint64_t delivered, uint64_t read)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return;
     cJSON_AddStringToObject(o, "type", "receipt");
-    cJSON_AddNumberToObject(o, "conv", (double)conv);
+    chat__json_add_int(o, "conv", conv);
     if (delivered)
-        cJSON_AddNumberToObject(o, "delivered", (double)delivered);
+        chat__json_add_int(o, "delivered", (int64_t)delivered);
     if (read)
-        cJSON_AddNumberToObject(o, "read", (double)read);
+        chat__json_add_int(o, "read", (int64_t)read);
     send_frame(c, o, PEND_RECEIPT, 0, conv, 0, NULL);
 }
 
@@ -306,7 +306,7 @@ static void request_convs(chat_client *c)
     if (!o)
         return;
     cJSON_AddStringToObject(o, "type", "convs");
-    cJSON_AddNumberToObject(o, "since", (double)since);
+    chat__json_add_int(o, "since", (int64_t)since);
     cJSON_AddNumberToObject(o, "limit", SYNC_PAGE);
     if (send_frame(c, o, PEND_CONVS, 0, 0, 0, NULL) == CHAT_OK)
         c->syncing = 1;
@@ -318,18 +318,18 @@ static void start_sync(chat_client *c)
         request_convs(c);
 }
 
-static void send_history(chat_client *c, int kind, uint64_t request, uint64_t conv,
+static void send_history(chat_client *c, int kind, uint64_t request, chat_conv_id conv,
                          uint64_t after, uint64_t before, int limit)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return;
     cJSON_AddStringToObject(o, "type", "history");
-    cJSON_AddNumberToObject(o, "conv", (double)conv);
+    chat__json_add_int(o, "conv", conv);
     if (kind == PEND_HISTORY_SYNC)
-        cJSON_AddNumberToObject(o, "after", (double)after);
+        chat__json_add_int(o, "after", (int64_t)after);
     else if (before)
-        cJSON_AddNumberToObject(o, "before", (double)before);
+        chat__json_add_int(o, "before", (int64_t)before);
     cJSON_AddNumberToObject(o, "limit", limit);
     if (send_frame(c, o, kind, request, conv, after, NULL) != CHAT_OK &&
         kind == PEND_HISTORY_USER)
@@ -365,7 +365,7 @@ static void pump_sync(chat_client *c)
     flush_outbox(c);
 }
 
-static int add_fetch(chat_client *c, uint64_t conv, uint64_t after, int front)
+static int add_fetch(chat_client *c, chat_conv_id conv, uint64_t after, int front)
 {
     for (size_t i = 0; i < c->n_fetch; i++)
         if (c->fetch[i].conv == conv)
@@ -403,7 +403,7 @@ static void on_convs(chat_client *c, const cJSON *o)
         chat__json_u64(it, "delivered", &srv_delivered);
         chat__json_u64(it, "head", &head);
         chat__conv_row row;
-        if (chat__cache_conv_get(c->cache, (uint64_t)cJSON_GetNumberValue(
+        if (chat__cache_conv_get(c->cache, (chat_conv_id)cJSON_GetNumberValue(
                                                cJSON_GetObjectItemCaseSensitive(it, "conv")),
                                  &row) != CHAT_OK)
             continue;
@@ -449,9 +449,8 @@ static int store_msg(chat_client *c, const cJSON *m, const char *me, int emit, i
         chat_event *ev = chat__event_new(CHAT_EVENT_MESSAGE);
         if (!ev)
             return r;
-        uint64_t v = 0;
-        chat__json_u64(m, "conv", &v), ev->conv = v;
-        chat__json_u64(m, "seq", &v), ev->seq = v;
+        chat__json_conv(m, "conv", &ev->conv);
+        chat__json_u64(m, "seq", &ev->seq);
         chat__json_i64(m, "ts", &ev->ts);
         size_t tl = 0;
         const char *kind = chat__json_str(m, "kind", NULL);
@@ -532,7 +531,7 @@ static void flush_outbox(chat_client *c)
         if (row.to_user)
             cJSON_AddStringToObject(o, "to", row.to_user);
         else
-            cJSON_AddNumberToObject(o, "conv", (double)row.conv);
+            chat__json_add_int(o, "conv", row.conv);
         cJSON_AddStringToObject(o, "cmid", row.cmid);
         cJSON *media = row.media ? cJSON_Parse(row.media) : NULL;
         if (media) {
@@ -549,9 +548,10 @@ static void flush_outbox(chat_client *c)
 
 static void on_ack(chat_client *c, chat__pend *p, const cJSON *o)
 {
-    uint64_t conv = 0, seq = 0;
+    chat_conv_id conv = 0;
+    uint64_t seq = 0;
     int64_t ts = 0;
-    chat__json_u64(o, "conv", &conv);
+    chat__json_conv(o, "conv", &conv);
     chat__json_u64(o, "seq", &seq);
     chat__json_i64(o, "ts", &ts);
     chat__conv_row row;
@@ -660,10 +660,11 @@ static void on_presence(chat_client *c, const cJSON *o)
 
 static void on_receipt_push(chat_client *c, const cJSON *o)
 {
-    uint64_t conv = 0, d = 0, r = 0;
+    chat_conv_id conv = 0;
+    uint64_t d = 0, r = 0;
     int64_t dts = 0, rts = 0;
     const char *user = chat__json_str(o, "user", NULL);
-    chat__json_u64(o, "conv", &conv);
+    chat__json_conv(o, "conv", &conv);
     chat__json_u64(o, "delivered", &d);
     chat__json_u64(o, "read", &r);
     chat__json_i64(o, "delivered_ts", &dts);
@@ -688,8 +689,9 @@ static void on_receipt_push(chat_client *c, const cJSON *o)
 static void on_live_msg(chat_client *c, const cJSON *o)
 {
     char *me = chat__client_me(c);
-    uint64_t conv = 0, seq = 0;
-    chat__json_u64(o, "conv", &conv);
+    chat_conv_id conv = 0;
+    uint64_t seq = 0;
+    chat__json_conv(o, "conv", &conv);
     chat__json_u64(o, "seq", &seq);
     chat__conv_row before;
     int had = chat__cache_conv_get(c->cache, conv, &before) == CHAT_OK;
@@ -789,13 +791,14 @@ static void on_text(const char *data, size_t len, void *ud)
         }
         chat__free(me);
     } else if (p && p->kind == PEND_GROUP) {
-        uint64_t conv = p->conv, seq = 0;
+        chat_conv_id conv = p->conv;
+        uint64_t seq = 0;
         const cJSON *cv = cJSON_GetObjectItemCaseSensitive(o, "conv");
         if (cJSON_IsObject(cv)) { /* group_create */
             char *me = chat__client_me(c);
             chat__cache_conv_upsert(c->cache, cv, me, NULL);
             chat__free(me);
-            chat__json_u64(cv, "conv", &conv);
+            chat__json_conv(cv, "conv", &conv);
             chat__json_u64(cv, "head", &seq);
             emit_conv(c, conv);
         } else {
@@ -827,10 +830,10 @@ static void on_text(const char *data, size_t len, void *ud)
     } else if (!re && strcmp(type, "typing") == 0) {
         chat_event *ev = chat__event_new(CHAT_EVENT_TYPING);
         if (ev) {
-            uint64_t conv = 0;
+            chat_conv_id conv = 0;
             int64_t ttl = 0;
             const char *state = chat__json_str(o, "state", NULL);
-            chat__json_u64(o, "conv", &conv);
+            chat__json_conv(o, "conv", &conv);
             chat__json_i64(o, "ttl_ms", &ttl);
             ev->conv = conv;
             ev->active = state && strcmp(state, "start") == 0;

@@ -4,6 +4,7 @@
 #define CHAT_CLIENT_INTERNAL_H
 
 #include "chat/client.h"
+#include "chat/sys/client_transport.h"
 #include "client/cache.h"
 
 #include <cjson/cJSON.h>
@@ -31,7 +32,8 @@ int chat__client_ws_set_ca_file(void *state, const char *path);
 
 struct chat_event {
     int type;
-    uint64_t conv, seq, request, delivered, read;
+    chat_conv_id conv;
+    uint64_t seq, request, delivered, read;
     int64_t ts, last_seen, retry_ms;
     int code, kind, active, more;
     size_t count, text_len;
@@ -52,7 +54,8 @@ enum {
 
 typedef struct chat__cmd {
     int type;
-    uint64_t request, conv, seq;
+    uint64_t request, seq;
+    chat_conv_id conv;
     int limit;
     int kind;    /* CMD_FRAME: what answers it (PEND_*) */
     cJSON *body; /* CMD_FRAME / CMD_TYPING, without id */
@@ -76,13 +79,15 @@ enum {
 typedef struct chat__pend {
     uint64_t id; /* the wire id (decimal) */
     int kind;
-    uint64_t request, conv, after;
+    uint64_t request, after;
+    chat_conv_id conv;
     char *cmid;
     struct chat__pend *next;
 } chat__pend;
 
 typedef struct chat__fetch {
-    uint64_t conv, after;
+    chat_conv_id conv;
+    uint64_t after;
 } chat__fetch;
 
 struct chat_client {

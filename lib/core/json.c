@@ -181,16 +181,31 @@ int chat__json_i64(const cJSON *obj, const char *key, int64_t *out)
     return rc;
 }
 
+/* v as a raw item holding its exact decimal (see chat__json_add_int). */
+static cJSON *raw_int(int64_t v)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRId64, v);
+    return cJSON_CreateRaw(text);
+}
+
 cJSON *chat__json_id_copy(const cJSON *id)
 {
     if (cJSON_IsNumber(id) && id->valuedouble >= -(double)CHAT__JSON_INT_MAX &&
         id->valuedouble <= (double)CHAT__JSON_INT_MAX &&
-        (double)(int64_t)id->valuedouble == id->valuedouble) {
-        char text[24];
-        snprintf(text, sizeof text, "%" PRId64, (int64_t)id->valuedouble);
-        return cJSON_CreateRaw(text);
-    }
+        (double)(int64_t)id->valuedouble == id->valuedouble)
+        return raw_int((int64_t)id->valuedouble);
     return cJSON_Duplicate(id, 1);
+}
+
+cJSON *chat__json_add_int(cJSON *obj, const char *key, int64_t v)
+{
+    cJSON *item = raw_int(v);
+    if (!item || !cJSON_AddItemToObject(obj, key, item)) {
+        cJSON_Delete(item);
+        return NULL;
+    }
+    return item;
 }
 
 int chat__json_bool(const cJSON *obj, const char *key, int *out)

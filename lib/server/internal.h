@@ -6,6 +6,12 @@
 
 #include "chat/errors.h"
 #include "chat/server.h"
+#include "chat/sys/auth.h"
+#include "chat/sys/blob.h"
+#include "chat/sys/bus.h"
+#include "chat/sys/clock.h"
+#include "chat/sys/push.h"
+#include "chat/sys/store.h"
 #include "auth/keyring.h"
 #include "core/presgate.h"
 #include "core/ratelimit.h"

@@ -134,7 +134,7 @@ static void note_offline(const chat_event *ev, char *last_offline, size_t size)
 }
 
 /* Pop events until one of type matching (conv, text) arrives; the caller frees it. */
-static chat_event *wait_for(chat_client *c, int type, uint64_t conv, const char *text)
+static chat_event *wait_for(chat_client *c, int type, chat_conv_id conv, const char *text)
 {
     long long dl = now_ms() + WAIT_MS;
     char offline[256] = "";
@@ -142,17 +142,17 @@ static chat_event *wait_for(chat_client *c, int type, uint64_t conv, const char 
         long long left = dl - now_ms();
         chat_event *ev = NULL;
         if (left <= 0 || chat_client_wait_event(&ev, c, (int)left) != CHAT_OK)
-            fail_msg("no %s event (conv %llu, text %s) within %d ms; %s",
-                     chat_event_type_name(type), (unsigned long long)conv, text ? text : "-",
+            fail_msg("no %s event (conv %lld, text %s) within %d ms; %s",
+                     chat_event_type_name(type), (long long)conv, text ? text : "-",
                      WAIT_MS, why_not(c, offline));
         note_offline(ev, offline, sizeof offline);
         if (chat_event_type(ev) == type && (!conv || chat_event_conv(ev) == conv) &&
             (!text || strcmp(chat_event_text(ev, NULL), text) == 0))
             return ev;
         if (getenv("CHAT_TEST_LOG"))
-            fprintf(stderr, "[test] skipped %s conv %llu seq %llu text %s code %d\n",
+            fprintf(stderr, "[test] skipped %s conv %lld seq %llu text %s code %d\n",
                     chat_event_type_name(chat_event_type(ev)),
-                    (unsigned long long)chat_event_conv(ev), (unsigned long long)chat_event_seq(ev),
+                    (long long)chat_event_conv(ev), (unsigned long long)chat_event_seq(ev),
                     chat_event_text(ev, NULL) ? chat_event_text(ev, NULL) : "-",
                     chat_event_code(ev));
         chat_event_free(ev);
@@ -160,7 +160,7 @@ static chat_event *wait_for(chat_client *c, int type, uint64_t conv, const char 
 }
 
 /* Pop events until a message event of conv arrived for each of texts, in any order. */
-static void wait_for_all(chat_client *c, uint64_t conv, const char *const *texts, int n)
+static void wait_for_all(chat_client *c, chat_conv_id conv, const char *const *texts, int n)
 {
     int seen = 0, got[8] = {0};
     long long dl = now_ms() + WAIT_MS;
@@ -215,7 +215,7 @@ static int status_is(chat_client *c, void *arg)
     return st == a->status;
 }
 
-static uint64_t unread_of(chat_client *c, uint64_t conv)
+static uint64_t unread_of(chat_client *c, chat_conv_id conv)
 {
     chat_conv_list *l = NULL;
     assert_int_equal(chat_client_convs(&l, c), CHAT_OK);
@@ -228,7 +228,8 @@ static uint64_t unread_of(chat_client *c, uint64_t conv)
 }
 
 struct unread_arg {
-    uint64_t conv, unread;
+    chat_conv_id conv;
+    uint64_t unread;
 };
 
 static int unread_is(chat_client *c, void *arg)
@@ -240,7 +241,7 @@ static int unread_is(chat_client *c, void *arg)
 /* Wait until the cache of c holds exactly `expect` messages with text in conv, the whole
  * history being cached (fetched as needed) gap-free and duplicate-free. More than expected
  * fails at once (a duplicate never goes away); fewer waits for what is still in flight. */
-static void expect_text(chat_client *c, uint64_t conv, const char *text, size_t expect)
+static void expect_text(chat_client *c, chat_conv_id conv, const char *text, size_t expect)
 {
     long long dl = now_ms() + WAIT_MS;
     for (;;) {
@@ -313,7 +314,7 @@ static void test_client_chat_both_ways_with_receipts(void **state)
     assert_int_equal(strlen(cmid), 27);
     chat_event *ev = wait_for(a, CHAT_EVENT_SENT, 0, NULL);
     assert_string_equal(chat_event_cmid(ev), cmid);
-    uint64_t conv = chat_event_conv(ev);
+    chat_conv_id conv = chat_event_conv(ev);
     assert_int_equal(chat_event_seq(ev), 1);
     chat_event_free(ev);
 
@@ -383,7 +384,8 @@ static void test_client_offline_send_exactly_once(void **state)
     srv = server_up(dir, port);
     chat_event *ev = wait_for(a, CHAT_EVENT_SENT, 0, NULL);
     assert_string_equal(chat_event_cmid(ev), cmid);
-    uint64_t conv = chat_event_conv(ev), seq = 0;
+    chat_conv_id conv = chat_event_conv(ev);
+    uint64_t seq = 0;
     chat_event_free(ev);
     assert_int_equal(chat_client_message_status(&st, NULL, &seq, a, cmid), CHAT_OK);
     assert_true(st >= CHAT_MSG_STATUS_SENT);
@@ -444,7 +446,7 @@ static void test_client_outbox_survives_restart(void **state)
     chat_conv_list *l = NULL;
     assert_int_equal(chat_client_convs(&l, a), CHAT_OK);
     assert_int_equal(chat_conv_list_count(l), 1);
-    uint64_t conv = chat_conv_list_id(l, 0);
+    chat_conv_id conv = chat_conv_list_id(l, 0);
     chat_conv_list_free(l);
     expect_text(b, conv, "before restart", 1);
     expect_text(b, conv, "burst", 5);
@@ -470,7 +472,7 @@ static void test_client_server_restart_resumes(void **state)
     wait_online(b);
     assert_int_equal(chat_client_send_text_to(NULL, a, "bob", "one", 3), CHAT_OK);
     chat_event *ev = wait_for(b, CHAT_EVENT_MESSAGE, 0, "one");
-    uint64_t conv = chat_event_conv(ev);
+    chat_conv_id conv = chat_event_conv(ev);
     chat_event_free(ev);
 
     chat_server_free(srv);
@@ -518,7 +520,7 @@ static void test_client_two_devices_stay_in_sync(void **state)
     wait_online(b);
     assert_int_equal(chat_client_send_text_to(NULL, b, "alice", "m1", 2), CHAT_OK);
     chat_event *ev = wait_for(a1, CHAT_EVENT_MESSAGE, 0, "m1");
-    uint64_t conv = chat_event_conv(ev);
+    chat_conv_id conv = chat_event_conv(ev);
     chat_event_free(ev);
     assert_int_equal(chat_client_send_text(NULL, b, conv, "m2", 2), CHAT_OK);
     chat_event_free(wait_for(a1, CHAT_EVENT_MESSAGE, conv, "m2"));
@@ -578,7 +580,7 @@ static void test_client_history_paging_through_cache(void **state)
     chat_conv_list *cl = NULL;
     assert_int_equal(chat_client_convs(&cl, a), CHAT_OK);
     assert_int_equal(chat_conv_list_count(cl), 1);
-    uint64_t conv = chat_conv_list_id(cl, 0);
+    chat_conv_id conv = chat_conv_list_id(cl, 0);
     assert_int_equal(chat_conv_list_unread(cl, 0), 80);
     chat_conv_list_free(cl);
 
@@ -710,7 +712,7 @@ static void test_client_auth_failed_and_groups(void **state)
     ev = wait_for(a, CHAT_EVENT_RESULT, 0, NULL);
     assert_int_equal(chat_event_request(ev), req);
     assert_int_equal(chat_event_code(ev), CHAT_OK);
-    uint64_t conv = chat_event_conv(ev);
+    chat_conv_id conv = chat_event_conv(ev);
     assert_true(conv > 0);
     chat_event_free(ev);
     char *cmid = NULL;
@@ -754,7 +756,7 @@ static void test_client_auth_failed_and_groups(void **state)
     chat_event_free(ev);
 
     /* a create under a client id, repeated (as after a lost RESULT): one group */
-    uint64_t made[2];
+    chat_conv_id made[2];
     for (int i = 0; i < 2; i++) {
         assert_int_equal(chat_client_group_create_id(&req, a, "g-once", "Once", members, 2),
                          CHAT_OK);
@@ -795,7 +797,7 @@ static void test_client_history_during_outbox_flush(void **state)
     wait_online(a);
     assert_int_equal(chat_client_send_text_to(NULL, a, "bob", "first", 5), CHAT_OK);
     chat_event *ev = wait_for(a, CHAT_EVENT_SENT, 0, NULL);
-    uint64_t conv = chat_event_conv(ev);
+    chat_conv_id conv = chat_event_conv(ev);
     chat_event_free(ev);
 
     chat_server_free(srv);

@@ -4,6 +4,10 @@
  * party (a recipient, a contact), the test asserts what that party receives. */
 #define _GNU_SOURCE
 #include <chat/chat.h>
+#include <chat/sys/bus.h>
+#include <chat/sys/push.h>
+#include <chat/sys/store.h>
+#include <chat/testing.h>
 
 #include "wsclient.h"
 

@@ -9,8 +9,13 @@
 
 Lifetime: a Client owns its chat_client and frees it on close() (or when garbage collected).
 Everything it returns (Event, Message, Conv) is a plain Python copy, so objects may be dropped in
-any order; a call on a closed Client raises ChatError(ECLOSED). Every libchat failure raises
-ChatError with .code (a negative chat_status), .name ("EAUTH") and .message.
+any order; a call on a closed Client raises ChatError(ECLOSED).
+
+Errors, as in the C API and the other bindings: every failure, the library's, the server's or a
+bad argument's (a string that is not valid Unicode, an id out of range), raises ChatError with
+.status (a Status: the chat_status), .code (its number), .name ("EAUTH") and .reason (the detail
+libchat or the server gave). Events carry the C getters' fields (chat_event_*), and a failed
+one's .error is that same ChatError.
 
 Threads: a Client may be used from several threads (libchat's calls are [any thread]); close()
 waits for calls in progress, which are bounded (waits are sliced into short C calls).
@@ -24,13 +29,13 @@ import os
 import threading
 import time
 
-from ctypes import byref, c_char_p, c_int, c_size_t, c_uint64, c_void_p
+from ctypes import byref, c_char_p, c_int, c_int64, c_size_t, c_uint64, c_void_p
 
 from . import _ffi
 from ._ffi import lib, library_path
 
-__all__ = ["Client", "ChatError", "Event", "EventType", "Message", "Conv", "MsgStatus",
-           "ConnState", "ConvKind", "Role", "MsgKind", "strerror", "error_name",
+__all__ = ["Client", "ChatError", "Status", "Event", "EventType", "Message", "Conv",
+           "MsgStatus", "ConnState", "ConvKind", "Role", "MsgKind", "strerror", "error_name",
            "library_path"]
 
 # ---- codes ------------------------------------------------------------------------------
@@ -39,9 +44,13 @@ __all__ = ["Client", "ChatError", "Event", "EventType", "Message", "Conv", "MsgS
 _CODE_NAMES = ("ERROR", "EINVAL", "ENOMEM", "ENOTFOUND", "EEXISTS", "EBUSY", "EAGAIN", "ECLOSED",
                "EAUTH", "EPERM", "ELIMIT", "EPROTO", "EIO", "ETIMEDOUT", "ENOTSUP", "EVERSION",
                "EMISUSE", "EUSER")
-OK = 0
+#: chat_status: Status.EAUTH == libchat.EAUTH == CHAT_EAUTH; an IntEnum, so codes compare as ints.
+Status = enum.IntEnum("Status", [("OK", 0)] + [(n, lib.chat_error_from_name(n.encode()))
+                                               for n in _CODE_NAMES])
+Status.__doc__ = "A chat_status (include/chat/errors.h), as the library numbers it."
+OK = Status.OK
 for _name in _CODE_NAMES:
-    globals()[_name] = lib.chat_error_from_name(_name.encode())
+    globals()[_name] = Status[_name]  # libchat.EAUTH, as before Status existed
 del _name
 
 
@@ -117,23 +126,33 @@ def _enum(cls, v):
 
 
 class ChatError(Exception):
-    """A libchat failure: .code (negative chat_status), .name ("EAUTH"), .message."""
+    """Every libchat failure: .status (a Status), .code (its number, negative), .name
+    ("EAUTH", chat_error_name), .reason (the detail libchat or the server gave: the C error
+    record's message, a failed event's message), .what (the call that failed, or None).
+    .message is the reason after the call's name, as str(e) shows it."""
 
-    def __init__(self, code, message=None):
+    def __init__(self, code, reason=None, what=None):
         self.code = int(code)
         self.name = error_name(self.code)
-        self.message = message or strerror(self.code)
+        self.reason = reason or strerror(self.code)
+        self.what = what
         super().__init__(f"{self.name}: {self.message}")
+
+    @property
+    def status(self):
+        return _enum(Status, self.code)
+
+    @property
+    def message(self):
+        return f"{self.what}: {self.reason}" if self.what else self.reason
 
 
 def _check(rc, what=None):
     if rc >= 0:
         return rc
     info = lib.chat_error_last().contents  # this thread's record, read at once
-    msg = _s(info.message) if info.code == rc and info.message else strerror(rc)
-    if what:
-        msg = f"{what}: {msg}"
-    raise ChatError(rc, msg)
+    reason = _s(info.message) if info.code == rc and info.message else strerror(rc)
+    raise ChatError(rc, reason, what)
 
 
 def _take_string(ptr):
@@ -146,14 +165,53 @@ def _take_string(ptr):
         lib.chat_string_free(ptr)
 
 
-def _strv(items):
-    enc = [str(u).encode("utf-8") for u in items]
+def _strv(items, what="users"):
+    if isinstance(items, (str, bytes, bytearray)):
+        raise ChatError(EINVAL, f"{what} must be a list of ids, not one string")
+    enc = [_enc(u, f"{what}[{i}]") for i, u in enumerate(items)]
     arr = (c_char_p * max(len(enc), 1))(*enc)
     return arr, len(enc)
 
 
-def _enc(s):
-    return s.encode("utf-8") if isinstance(s, str) else bytes(s)
+def _enc(s, what="a string argument"):
+    """UTF-8 bytes of s (str, or bytes that are UTF-8): anything else is ChatError(EINVAL),
+    never a string the library or the server would refuse later, or a crash."""
+    if isinstance(s, str):
+        try:
+            return s.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ChatError(EINVAL, f"{what} is not valid Unicode ({e.reason} at {e.start})") \
+                from None
+    if isinstance(s, (bytes, bytearray)):
+        try:
+            bytes(s).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ChatError(EINVAL, f"{what} is not UTF-8 ({e.reason} at {e.start})") from None
+        return bytes(s)
+    raise ChatError(EINVAL, f"{what} must be str or bytes, not {type(s).__name__}")
+
+
+def _path(p):
+    """A file path for the C API: the OS's bytes for it (str, bytes or a PathLike)."""
+    try:
+        return os.fsencode(p)
+    except TypeError:
+        raise ChatError(EINVAL, f"a path must be str, bytes or os.PathLike, not "
+                        f"{type(p).__name__}") from None
+
+
+def _conv_id(conv):
+    """A conversation id (chat_conv_id, int64_t) for ctypes, which would silently wrap an
+    out-of-range int into another conversation's id."""
+    if isinstance(conv, bool) or not isinstance(conv, int):
+        try:
+            conv = int(conv)
+        except (TypeError, ValueError):
+            raise ChatError(EINVAL, f"conv {conv!r}: not a conversation id") from None
+    v = conv
+    if not 0 < v < 2 ** 63:
+        raise ChatError(EINVAL, f"conv {v}: not a conversation id (1..2^63-1)")
+    return v
 
 
 # ---- value objects (plain copies; no C memory behind them) ------------------------------
@@ -175,7 +233,7 @@ class Event:
         e.user = _s(lib.chat_event_user(ev))
         e.device = _s(lib.chat_event_device(ev))
         e.cmid = _s(lib.chat_event_cmid(ev))
-        e.kind = lib.chat_event_kind(ev)
+        e.kind = _enum(MsgKind, lib.chat_event_kind(ev))
         n = c_size_t(0)
         p = lib.chat_event_text(ev, byref(n))
         e.text = ctypes.string_at(p, n.value).decode("utf-8", "replace") if p else ""
@@ -196,6 +254,11 @@ class Event:
     def error(self):
         """ChatError for a failed RESULT/HISTORY/SEND_FAILED/OFFLINE event, else None."""
         return ChatError(self.code, self.message or None) if self.code < 0 else None
+
+    @property
+    def reason(self):
+        """The detail of a failed event (its message), as ChatError.reason."""
+        return self.message
 
     def __repr__(self):
         name = self.type.name if isinstance(self.type, EventType) else self.type
@@ -285,16 +348,18 @@ class Client:
         cfg = c_void_p()
         _check(lib.chat_client_config_new(byref(cfg)), "config")
         try:
-            _check(lib.chat_client_config_set_server(cfg, _enc(server)), "server")
+            _check(lib.chat_client_config_set_server(cfg, _enc(server, "server")), "server")
             if token is not None:
-                _check(lib.chat_client_config_set_token(cfg, _enc(token)), "token")
+                _check(lib.chat_client_config_set_token(cfg, _enc(token, "token")), "token")
             elif user is not None:
-                _check(lib.chat_client_config_set_login(cfg, _enc(user), _enc(password or ""),
-                                                        _enc(device or "python")), "login")
+                _check(lib.chat_client_config_set_login(cfg, _enc(user, "user"),
+                                                        _enc(password or "", "password"),
+                                                        _enc(device or "python", "device")),
+                       "login")
             if cache is not None:
-                _check(lib.chat_client_config_set_cache_path(cfg, _enc(str(cache))), "cache")
+                _check(lib.chat_client_config_set_cache_path(cfg, _path(cache)), "cache")
             if ca_file is not None:
-                _check(lib.chat_client_config_set_ca_file(cfg, _enc(str(ca_file))), "ca_file")
+                _check(lib.chat_client_config_set_ca_file(cfg, _path(ca_file)), "ca_file")
             if backoff is not None:
                 _check(lib.chat_client_config_set_backoff(cfg, int(backoff[0]),
                                                           int(backoff[1])), "backoff")
@@ -395,7 +460,7 @@ class Client:
         self._call(lib.chat_client_disconnect)
 
     def set_token(self, token):
-        self._call(lib.chat_client_set_token, _enc(token))
+        self._call(lib.chat_client_set_token, _enc(token, "token"), what="set_token")
 
     @property
     def user(self):
@@ -415,13 +480,14 @@ class Client:
         """Queue text in the outbox for conv (an id) or to (a user); returns the cmid."""
         if (conv is None) == (to is None):
             raise ChatError(EINVAL, "send needs exactly one of conv and to")
-        data = _enc(text)
+        data = _enc(text, "text")
         out = c_void_p()
         if to is not None:
-            self._call_out(lib.chat_client_send_text_to, byref(out), _enc(to), data, len(data),
+            self._call_out(lib.chat_client_send_text_to, byref(out), _enc(to, "to"), data,
+                           len(data),
                            what="send")
         else:
-            self._call_out(lib.chat_client_send_text, byref(out), int(conv), data, len(data),
+            self._call_out(lib.chat_client_send_text, byref(out), _conv_id(conv), data, len(data),
                            what="send")
         return _take_string(out)
 
@@ -453,8 +519,8 @@ class Client:
         out = c_void_p()
         h = self._enter()
         try:
-            rc = lib.chat_client_upload_file(byref(out), h, _enc(os.fspath(path)),
-                                             _enc(mime) if mime else None, cb, None)
+            rc = lib.chat_client_upload_file(byref(out), h, _path(path),
+                                             _enc(mime, "mime") if mime else None, cb, None)
         finally:
             self._leave()
         if box:
@@ -470,10 +536,10 @@ class Client:
         js = _enc(json.dumps(media))
         out = c_void_p()
         if to is not None:
-            self._call_out(lib.chat_client_send_media_to, byref(out), _enc(to), js,
+            self._call_out(lib.chat_client_send_media_to, byref(out), _enc(to, "to"), js,
                            what="send_media")
         else:
-            self._call_out(lib.chat_client_send_media, byref(out), int(conv), js,
+            self._call_out(lib.chat_client_send_media, byref(out), _conv_id(conv), js,
                            what="send_media")
         return _take_string(out)
 
@@ -481,7 +547,8 @@ class Client:
         """A signed download URL of media_id: the server's answer as a dict (url, expires,
         mime, size, name). Raises ChatError (EPERM, ENOTFOUND, ECLOSED when offline)."""
         req = c_uint64(0)
-        self._call_out(lib.chat_client_media_url, byref(req), _enc(media_id), what="media_url")
+        self._call_out(lib.chat_client_media_url, byref(req), _enc(media_id, "media_id"),
+                       what="media_url")
         ev = self.request(req.value, timeout=timeout)
         return json.loads(ev.json)
 
@@ -494,8 +561,9 @@ class Client:
         cb = self._progress(progress, box)
         h = self._enter()
         try:
-            rc = lib.chat_client_download(h, _enc(url), _enc(media_id) if media_id else None,
-                                          _enc(os.fspath(path)), cb, None)
+            rc = lib.chat_client_download(h, _enc(url, "url"),
+                                          _enc(media_id, "media_id") if media_id else None,
+                                          _path(path), cb, None)
         finally:
             self._leave()
         if box:
@@ -512,10 +580,10 @@ class Client:
         return self._list(lib.chat_client_outbox)
 
     def mark_read(self, conv, seq):
-        self._call(lib.chat_client_mark_read, int(conv), int(seq), what="mark_read")
+        self._call(lib.chat_client_mark_read, _conv_id(conv), int(seq), what="mark_read")
 
     def typing(self, conv, active=True):
-        self._call(lib.chat_client_typing, int(conv), 1 if active else 0, what="typing")
+        self._call(lib.chat_client_typing, _conv_id(conv), 1 if active else 0, what="typing")
 
     def presence_query(self, users):
         """Returns the request id; PRESENCE events then one RESULT follow."""
@@ -528,38 +596,39 @@ class Client:
 
     def group_create(self, title, members, cmid=None):
         """Create a group; with cmid (kept by the caller) a repeated call answers the same one."""
-        arr, n = _strv(members)
+        arr, n = _strv(members, "members")
         req = c_uint64(0)
         self._call_out(lib.chat_client_group_create_id, byref(req),
-                       None if cmid is None else _enc(cmid), _enc(title), arr, n)
+                       None if cmid is None else _enc(cmid, "cmid"), _enc(title, "title"), arr, n)
         return req.value
 
     def group_add(self, conv, users):
         arr, n = _strv(users)
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_add, byref(req), int(conv), arr, n)
+        self._call_out(lib.chat_client_group_add, byref(req), _conv_id(conv), arr, n)
         return req.value
 
     def group_remove(self, conv, users):
         arr, n = _strv(users)
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_remove, byref(req), int(conv), arr, n)
+        self._call_out(lib.chat_client_group_remove, byref(req), _conv_id(conv), arr, n)
         return req.value
 
     def group_leave(self, conv):
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_leave, byref(req), int(conv))
+        self._call_out(lib.chat_client_group_leave, byref(req), _conv_id(conv))
         return req.value
 
     def group_rename(self, conv, title):
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_rename, byref(req), int(conv), _enc(title))
+        self._call_out(lib.chat_client_group_rename, byref(req), _conv_id(conv),
+                       _enc(title, "title"))
         return req.value
 
     def group_set_role(self, conv, user, role):
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_set_role, byref(req), int(conv), _enc(user),
-                       int(role))
+        self._call_out(lib.chat_client_group_set_role, byref(req), _conv_id(conv),
+                       _enc(user, "user"), int(role))
         return req.value
 
     def request(self, req, timeout=10.0):
@@ -613,7 +682,7 @@ class Client:
             req = c_uint64(0)
             h = self._enter()
             try:
-                _check(lib.chat_client_history(byref(l), byref(req), h, int(conv), int(before),
+                _check(lib.chat_client_history(byref(l), byref(req), h, _conv_id(conv), int(before),
                                                int(limit)), "history")
             finally:
                 self._leave()
@@ -629,11 +698,11 @@ class Client:
 
     def message_status(self, cmid):
         """(MsgStatus, conv, seq) of my message cmid."""
-        st, conv, seq = c_int(0), c_uint64(0), c_uint64(0)
+        st, conv, seq = c_int(0), c_int64(0), c_uint64(0)
         h = self._enter()
         try:
             _check(lib.chat_client_message_status(byref(st), byref(conv), byref(seq), h,
-                                                  _enc(cmid)), "message_status")
+                                                  _enc(cmid, "cmid")), "message_status")
         finally:
             self._leave()
         return _enum(MsgStatus, st.value), conv.value, seq.value
@@ -643,7 +712,7 @@ class Client:
         d, r, o = c_size_t(0), c_size_t(0), c_size_t(0)
         h = self._enter()
         try:
-            _check(lib.chat_client_message_receipts(byref(d), byref(r), byref(o), h, int(conv),
+            _check(lib.chat_client_message_receipts(byref(d), byref(r), byref(o), h, _conv_id(conv),
                                                     int(seq)), "message_receipts")
         finally:
             self._leave()

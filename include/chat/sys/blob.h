@@ -20,6 +20,7 @@
 #define CHAT_SYS_BLOB_H
 
 #include "../common.h"
+#include "../types.h"
 
 CHAT_BEGIN_DECLS
 
@@ -32,7 +33,7 @@ CHAT_BEGIN_DECLS
  */
 #define CHAT_BLOB_CTL_CLEAR_STAGING 1
 
-typedef struct chat_blob_ops {
+struct chat_blob_ops {
     unsigned int version; /**< CHAT_BLOB_OPS_VERSION */
     void (*destroy)(void *state);
 
@@ -69,7 +70,7 @@ typedef struct chat_blob_ops {
 
     /** Optional escape hatch; ops below 1000 are libchat's. Unknown ops: CHAT_ENOTSUP. */
     int (*ctl)(void *state, int op, void *arg);
-} chat_blob_ops;
+};
 
 /**
  * The filesystem blob store rooted at dir (created if missing, mode 0700): objects in

@@ -14,6 +14,7 @@
 #define CHAT_SYS_BUS_H
 
 #include "../common.h"
+#include "../types.h"
 
 CHAT_BEGIN_DECLS
 
@@ -31,7 +32,7 @@ typedef struct chat_bus_sink {
 
 #define CHAT_BUS_OPS_VERSION 1
 
-typedef struct chat_bus_ops {
+struct chat_bus_ops {
     unsigned int version; /**< CHAT_BUS_OPS_VERSION */
     void (*destroy)(void *state);
     /** Called once before any other method. */
@@ -52,19 +53,12 @@ typedef struct chat_bus_ops {
     int (*poll)(void *state);
     /** Optional; unknown ops answer CHAT_ENOTSUP. */
     int (*ctl)(void *state, int op, void *arg);
-} chat_bus_ops;
+};
 
 /** The in-process bus (the default): delivers synchronously. @since 0.1 */
 CHAT_API int chat_bus_local_new(void **state_out);
+/** The in-process bus's vtable, static. @since 0.1 */
 CHAT_API const chat_bus_ops *chat_bus_local_ops(void);
-
-/**
- * A bus that serializes every frame and presence change into a queue and delivers it later from
- * poll(), as a networked bus would. It keeps the engine honest about the seam; tests run the
- * integration suite on it. @since 0.1
- */
-CHAT_API int chat_bus_queued_new(void **state_out);
-CHAT_API const chat_bus_ops *chat_bus_queued_ops(void);
 
 CHAT_END_DECLS
 

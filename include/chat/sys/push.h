@@ -10,13 +10,14 @@
 #define CHAT_SYS_PUSH_H
 
 #include "../common.h"
+#include "../types.h"
 
 CHAT_BEGIN_DECLS
 
 /** One push to one offline user. Every pointer is borrowed for the call. */
 typedef struct chat_push_event {
     const char *user;     /**< recipient */
-    int64_t conv;
+    chat_conv_id conv;
     int conv_kind;        /**< ::chat_conv_kind */
     const char *title;    /**< group title, "" for direct conversations */
     uint64_t seq;
@@ -33,14 +34,14 @@ typedef struct chat_push_event {
  * time). Notifiers without a queue answer CHAT_ENOTSUP. */
 #define CHAT_PUSH_CTL_FLUSH 2
 
-typedef struct chat_push_ops {
+struct chat_push_ops {
     unsigned int version; /**< CHAT_PUSH_OPS_VERSION */
     void (*destroy)(void *state);
     /** Queue or deliver one notification. [loop thread, must not block] */
     int (*notify)(void *state, const chat_push_event *ev);
     /** Optional; unknown ops answer CHAT_ENOTSUP. */
     int (*ctl)(void *state, int op, void *arg);
-} chat_push_ops;
+};
 
 /** Host callback of the callback notifier. [loop thread] Non-zero return is logged only. */
 typedef int (*chat_push_cb)(const chat_push_event *ev, void *user_data);
@@ -52,6 +53,7 @@ typedef int (*chat_push_cb)(const chat_push_event *ev, void *user_data);
  */
 CHAT_API int chat_push_callback_new(void **state_out, chat_push_cb cb, void *user_data,
                                     void (*destroy)(void *user_data));
+/** The callback notifier's vtable, static. @since 0.1 */
 CHAT_API const chat_push_ops *chat_push_callback_ops(void);
 
 /**
@@ -61,6 +63,7 @@ CHAT_API const chat_push_ops *chat_push_callback_ops(void);
  * @return CHAT_OK, CHAT_EINVAL (bad URL), CHAT_ENOMEM, CHAT_ERROR (thread). @since 0.1
  */
 CHAT_API int chat_push_webhook_new(void **state_out, const char *url);
+/** The webhook notifier's vtable, static. @since 0.1 */
 CHAT_API const chat_push_ops *chat_push_webhook_ops(void);
 
 CHAT_END_DECLS

@@ -21,36 +21,17 @@
 #define CHAT_SYS_STORE_H
 
 #include "../common.h"
+#include "../types.h"
 
 CHAT_BEGIN_DECLS
 
-/** Longest user id, device id or client message id, in bytes, without the NUL. */
-#define CHAT_ID_MAX 64
 /** Longest group title, in bytes, without the NUL. */
 #define CHAT_TITLE_MAX 256
 /** Size of a stored password hash string (crypto_pwhash_STRBYTES), with the NUL. */
 #define CHAT_PWHASH_MAX 128
 
-typedef enum chat_conv_kind {
-    CHAT_CONV_DIRECT = 1, /**< exactly two users, one conversation per pair */
-    CHAT_CONV_GROUP = 2
-} chat_conv_kind;
-
-typedef enum chat_role {
-    CHAT_ROLE_NONE = 0,   /**< left or removed: the row stays for sync */
-    CHAT_ROLE_MEMBER = 1,
-    CHAT_ROLE_ADMIN = 2,
-    CHAT_ROLE_OWNER = 3
-} chat_role;
-
-typedef enum chat_msg_kind {
-    CHAT_MSG_TEXT = 1,  /**< body is UTF-8 text */
-    CHAT_MSG_MEDIA = 2, /**< body is a JSON object: the media reference */
-    CHAT_MSG_EVENT = 3  /**< body is a JSON object: a membership or title change */
-} chat_msg_kind;
-
 typedef struct chat_store_conv {
-    int64_t id;            /**< assigned by conv_insert, > 0 */
+    chat_conv_id id;       /**< assigned by conv_insert, > 0 */
     int kind;              /**< ::chat_conv_kind */
     uint64_t head_seq;     /**< last assigned message seq, 0 when empty */
     uint64_t change;       /**< inbox change counter at the last change */
@@ -61,7 +42,7 @@ typedef struct chat_store_conv {
 } chat_store_conv;
 
 typedef struct chat_store_member {
-    int64_t conv;
+    chat_conv_id conv;
     char user[CHAT_ID_MAX + 1];
     int role;               /**< ::chat_role */
     uint64_t delivered_seq; /**< watermark: delivered to a device of the user up to here */
@@ -73,7 +54,7 @@ typedef struct chat_store_member {
 } chat_store_member;
 
 typedef struct chat_store_msg {
-    int64_t conv;
+    chat_conv_id conv;
     uint64_t seq;
     int64_t ts_ms;          /**< server time of the append */
     const char *sender;     /**< user id */
@@ -110,13 +91,13 @@ typedef struct chat_store_media {
 typedef int (*chat_store_msg_cb)(const chat_store_msg *msg, void *user_data);
 /** One access grant of a media object: conv > 0 and user "" (shared in that conversation), or
  *  conv 0 and a user (an uploader). */
-typedef int (*chat_store_grant_cb)(int64_t conv, const char *user, void *user_data);
+typedef int (*chat_store_grant_cb)(chat_conv_id conv, const char *user, void *user_data);
 typedef int (*chat_store_member_cb)(const chat_store_member *member, void *user_data);
 typedef int (*chat_store_name_cb)(const char *name, void *user_data);
 
 #define CHAT_STORE_OPS_VERSION 2
 
-typedef struct chat_store_ops {
+struct chat_store_ops {
     unsigned int version; /**< CHAT_STORE_OPS_VERSION */
     void (*destroy)(void *state);
 
@@ -128,30 +109,30 @@ typedef struct chat_store_ops {
     /** Insert a conversation; sets conv->id. CHAT_EEXISTS when dm_key is taken. */
     int (*conv_insert)(void *state, chat_store_conv *conv);
     /** CHAT_ENOTFOUND when absent. */
-    int (*conv_get)(void *state, int64_t id, chat_store_conv *out);
+    int (*conv_get)(void *state, chat_conv_id id, chat_store_conv *out);
     /** Find a direct conversation by dm_key; CHAT_ENOTFOUND when absent. */
     int (*conv_find_direct)(void *state, const char *dm_key, chat_store_conv *out);
     /** Overwrite title, head_seq, change and member_count of conv->id. */
     int (*conv_update)(void *state, const chat_store_conv *conv);
 
     /** CHAT_ENOTFOUND when the user never was a member. */
-    int (*member_get)(void *state, int64_t conv, const char *user, chat_store_member *out);
+    int (*member_get)(void *state, chat_conv_id conv, const char *user, chat_store_member *out);
     /** Insert or overwrite the row (conv, user). */
     int (*member_put)(void *state, const chat_store_member *member);
     /** Members of conv ordered by user id; only_active skips CHAT_ROLE_NONE rows. */
-    int (*member_list)(void *state, int64_t conv, int only_active,
+    int (*member_list)(void *state, chat_conv_id conv, int only_active,
                        chat_store_member_cb cb, void *user_data);
 
     /** Insert a message; CHAT_EEXISTS when (conv, seq) or (conv, sender, device, cmid) exists. */
     int (*msg_insert)(void *state, const chat_store_msg *msg);
     /** Call cb once with the message of that client id; CHAT_ENOTFOUND when absent. */
-    int (*msg_find_cmid)(void *state, int64_t conv, const char *sender, const char *device,
+    int (*msg_find_cmid)(void *state, chat_conv_id conv, const char *sender, const char *device,
                          const char *cmid, chat_store_msg_cb cb, void *user_data);
     /**
      * Messages with after_seq < seq < before_seq (before_seq 0: no upper bound), at most limit,
      * ascending, or descending from the upper end when descending is 1.
      */
-    int (*msg_range)(void *state, int64_t conv, uint64_t after_seq, uint64_t before_seq,
+    int (*msg_range)(void *state, chat_conv_id conv, uint64_t after_seq, uint64_t before_seq,
                      int limit, int descending, chat_store_msg_cb cb, void *user_data);
 
     /**
@@ -192,10 +173,10 @@ typedef struct chat_store_ops {
     /** CHAT_ENOTFOUND when absent. @since 0.2 */
     int (*media_get)(void *state, const char *id, chat_store_media *out);
     /** Record a grant (see ::chat_store_grant_cb); an existing grant is kept. @since 0.2 */
-    int (*media_grant)(void *state, const char *id, int64_t conv, const char *user);
+    int (*media_grant)(void *state, const char *id, chat_conv_id conv, const char *user);
     /** Every grant of id, ordered by conv then user. @since 0.2 */
     int (*media_grants)(void *state, const char *id, chat_store_grant_cb cb, void *user_data);
-} chat_store_ops;
+};
 
 /** Flags of chat_store_sqlite_open(). */
 #define CHAT_STORE_SQLITE_SYNC_FULL 0x1u /**< fsync the WAL at every commit (power-loss safe) */

@@ -10,6 +10,7 @@
 
 #include "chat/errors.h"
 #include "chat/sys/bus.h"
+#include "chat/testing.h"
 
 #define MAX_CALLS 64
 

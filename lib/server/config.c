@@ -1,6 +1,7 @@
 /* Server configuration: defaults, typed setters, and backend registration checks. */
 #include "server/internal.h"
 
+#include "bus/check.h"
 #include "core/alloc.h"
 #include "core/error.h"
 
@@ -306,7 +307,8 @@ int chat_server_config_set_bus(chat_server_config *cfg, const chat_bus_ops *ops,
     if (rc != CHAT_OK)
         goto fail;
     REQUIRE(ops, attach);
-    REQUIRE(ops, publish);
+    if (!chat__bus_has_publish2(ops))
+        REQUIRE(ops, publish); /* a version-2 bus may set publish2 alone */
     REQUIRE(ops, device_up);
     REQUIRE(ops, device_down);
     REQUIRE(ops, online);

@@ -154,10 +154,6 @@ struct chat_server {
     int64_t pres_armed_ms;              /* presence_timer's deadline, 0: not armed */
     chat__timer presence_timer;
 
-    /* The frame being published on the bus right now: a local delivery of these bytes shares
-     * it by reference instead of copying. */
-    chat__frame *publishing;
-
     /* Requests of this loop iteration, handed to the writer in one batch (one lock, one
      * wake-up) when the transport's iteration ends (its flush) instead of one by one. */
     int sub_ready;            /* the loop runs and flushes; otherwise submit at once */
@@ -248,9 +244,10 @@ void chat__conn_error(chat__conn *c, const cJSON *re, int code, const char *reas
  * (acks of committed messages among them). */
 void chat__conn_decline(chat__conn *c, const cJSON *re, int code, const char *reason,
                         const char *message, int64_t retry_after_ms);
-/* Deliver to every local connection of user except device (may be NULL). */
+/* Deliver f (shared, not consumed) to every local connection of user except device (may be
+ * NULL). */
 void chat__deliver_local(chat_server *srv, const char *user, const char *except_device,
-                         const void *frame, size_t len);
+                         chat__frame *f);
 
 /* dispatch.c: one complete WebSocket text message from c. [loop thread] */
 void chat__dispatch(chat__conn *c, const char *buf, size_t len);

@@ -1,6 +1,7 @@
 /* The request machinery shared by every frame type; see req.h. */
 #include "server/req.h"
 
+#include "bus/check.h"
 #include "core/alloc.h"
 #include "core/array.h"
 #include "core/error.h"
@@ -138,11 +139,11 @@ static void push_offline(chat_server *srv, chat__req *r)
 void chat__publish(chat_server *srv, const chat__userlist *to, const char *except_user,
                    const char *except_device, chat__frame *f)
 {
-    chat__frame *prev = srv->publishing;
-    srv->publishing = f;
-    int rc = srv->bus->publish(srv->bus_st, (const char *const *)to->users, to->n, except_user,
-                               except_device, chat__frame_data(f), f->len);
-    srv->publishing = prev;
+    const char *const *users = (const char *const *)to->users;
+    int rc = chat__bus_has_publish2(srv->bus)
+                 ? srv->bus->publish2(srv->bus_st, users, to->n, except_user, except_device, f, 0)
+                 : srv->bus->publish(srv->bus_st, users, to->n, except_user, except_device,
+                                     chat__frame_data(f), f->len);
     if (rc != CHAT_OK)
         chat__log(srv, CHAT_LOG_WARN, "bus publish failed: %s", chat_error_name(rc));
 }

@@ -141,10 +141,23 @@ static void submits_direct(chat_server *srv)
 
 /* ---- bus sink ---- */
 
+/* A version-1 bus hands bytes over: they become a frame of their own. */
 static void sink_deliver(const char *user, const char *except_device, const void *frame,
                          size_t len, void *ud)
 {
-    chat__deliver_local(ud, user, except_device, frame, len);
+    chat__frame *f = chat__frame_new(frame, len);
+    if (!f) {
+        chat__log(ud, CHAT_LOG_WARN, "bus delivery to %s dropped: out of memory", user);
+        return;
+    }
+    chat__deliver_local(ud, user, except_device, f);
+    chat__frame_unref(f);
+}
+
+static void sink_deliver2(const char *user, const char *except_device, chat_buf *frame,
+                          void *ud)
+{
+    chat__deliver_local(ud, user, except_device, frame);
 }
 
 static void sink_presence(const char *user, int online, void *ud)
@@ -346,7 +359,7 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
             chat__error_set(rc, 0, "cannot load revoked sessions");
     }
     if (rc == CHAT_OK) {
-        chat_bus_sink sink = {sink_deliver, sink_presence, sink_wake, srv};
+        chat_bus_sink sink = {sink_deliver, sink_presence, sink_wake, srv, sink_deliver2};
         rc = srv->bus->attach(srv->bus_st, &sink);
     }
     if (rc == CHAT_OK)

@@ -9,6 +9,11 @@
  *
  * Threading: every method is called on the loop thread. A bus that receives from elsewhere
  * calls sink->wake (any thread) and does its delivering from poll() on the loop thread.
+ *
+ * Version 2 hands frames across as shared, reference-counted buffers (chat_buf): the engine
+ * encodes a frame once, and the same bytes reach every local connection and every remote node
+ * without a copy in the engine. A version-1 bus still works: the engine then passes bytes and
+ * copies what it is given back.
  */
 #ifndef CHAT_SYS_BUS_H
 #define CHAT_SYS_BUS_H
@@ -16,6 +21,28 @@
 #include "../common.h"
 
 CHAT_BEGIN_DECLS
+
+/**
+ * A shared, immutable byte buffer with a reference count (an encoded frame). Whoever holds a
+ * reference may read the bytes from any thread; the last chat_buf_unref frees it. The bytes
+ * are followed by a NUL that is not counted in the length.
+ */
+typedef struct chat_buf chat_buf;
+
+/**
+ * A new buffer holding a copy of data[0..len), with one reference, which the caller owns.
+ * @return CHAT_OK, CHAT_EINVAL (out NULL, or data NULL with len > 0), CHAT_ENOMEM.
+ * [any thread] @since 0.2
+ */
+CHAT_API int chat_buf_new(chat_buf **out, const void *data, size_t len);
+/** The bytes (NULL for a NULL buffer). Borrowed: valid while a reference is held. [any thread] @since 0.2 */
+CHAT_API const void *chat_buf_data(const chat_buf *buf);
+/** The number of bytes (0 for a NULL buffer). [any thread] @since 0.2 */
+CHAT_API size_t chat_buf_len(const chat_buf *buf);
+/** Take one more reference; returns buf. Accepts NULL. [any thread] @since 0.2 */
+CHAT_API chat_buf *chat_buf_ref(chat_buf *buf);
+/** Drop one reference; the last one frees the buffer. Accepts NULL. [any thread] @since 0.2 */
+CHAT_API void chat_buf_unref(chat_buf *buf);
 
 /** The engine's side of the bus, handed over by attach(); valid until destroy. */
 typedef struct chat_bus_sink {
@@ -27,18 +54,27 @@ typedef struct chat_bus_sink {
     /** Ask for poll() to be called soon on the loop thread. [any thread] */
     void (*wake)(void *user_data);
     void *user_data;
+    /* ---- set by engines that accept version-2 tables (so always, for a version-2 bus) ---- */
+    /**
+     * deliver(), with the frame shared: frame is borrowed for the call, and the engine takes
+     * its own references to the bytes it queues. A bus that received one frame for several
+     * users calls this with the same buffer for each of them. [loop thread]
+     */
+    void (*deliver2)(const char *user, const char *except_device, chat_buf *frame,
+                     void *user_data);
 } chat_bus_sink;
 
-#define CHAT_BUS_OPS_VERSION 1
+#define CHAT_BUS_OPS_VERSION 2
 
 typedef struct chat_bus_ops {
-    unsigned int version; /**< CHAT_BUS_OPS_VERSION */
+    unsigned int version; /**< CHAT_BUS_OPS_VERSION (1 and 2 are accepted) */
     void (*destroy)(void *state);
     /** Called once before any other method. */
     int (*attach)(void *state, const chat_bus_sink *sink);
     /**
      * Deliver frame to every device of each of users[0..n_users) wherever it is connected,
-     * except the device (except_user, except_device) when both are non-NULL.
+     * except the device (except_user, except_device) when both are non-NULL. Required in
+     * version 1; optional from version 2 when publish2 is set (then never called).
      */
     int (*publish)(void *state, const char *const *users, size_t n_users,
                    const char *except_user, const char *except_device,
@@ -52,6 +88,16 @@ typedef struct chat_bus_ops {
     int (*poll)(void *state);
     /** Optional; unknown ops answer CHAT_ENOTSUP. */
     int (*ctl)(void *state, int op, void *arg);
+    /* ---- version 2 ---- */
+    /**
+     * publish(), with the frame shared: frame is borrowed for the call, and a bus that keeps
+     * it afterwards (to deliver it later, to send it) takes a reference with chat_buf_ref.
+     * A bus delivers the frame to local devices through sink->deliver2, never by copying.
+     * flags: 0 (other values are reserved). Optional: without it the engine calls publish.
+     */
+    int (*publish2)(void *state, const char *const *users, size_t n_users,
+                    const char *except_user, const char *except_device, chat_buf *frame,
+                    unsigned int flags);
 } chat_bus_ops;
 
 /** The in-process bus (the default): delivers synchronously. @since 0.1 */

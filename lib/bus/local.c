@@ -39,7 +39,7 @@ static int local_publish2(void *state, const char *const *users, size_t n_users,
 {
     struct local_bus *b = state;
     int rc = chat__bus_check_publish2(b && b->attached, users, n_users, frame);
-    if (rc)
+    if (rc || (flags & CHAT_BUS_REMOTE_ONLY)) /* every device is here */
         return rc;
     for (size_t i = 0; i < n_users; i++)
         b->sink.deliver2(users[i], chat__bus_except(users[i], except_user, except_device),
@@ -83,7 +83,7 @@ static int local_online(void *state, const char *user)
 
 static int local_ctl(void *state, int op, void *arg)
 {
-    return CHAT_ENOTSUP;
+    return op == CHAT_BUS_CTL_RELIABLE ? CHAT_OK : CHAT_ENOTSUP;
 }
 
 static const chat_bus_ops local_ops = {

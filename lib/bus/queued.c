@@ -111,7 +111,7 @@ static int queued_publish2(void *state, const char *const *users, size_t n_users
     int rc = chat__bus_check_publish2(b && b->attached, users, n_users, frame);
     if (rc)
         return rc;
-    if (n_users == 0)
+    if (n_users == 0 || (flags & CHAT_BUS_REMOTE_ONLY)) /* every device is in this process */
         return CHAT_OK;
     size_t total = sizeof(struct item);
     int bad = 0;
@@ -236,9 +236,10 @@ static int queued_poll(void *state)
     return first;
 }
 
+/* Deferred, but never lost. */
 static int queued_ctl(void *state, int op, void *arg)
 {
-    return CHAT_ENOTSUP;
+    return op == CHAT_BUS_CTL_RELIABLE ? CHAT_OK : CHAT_ENOTSUP;
 }
 
 static const chat_bus_ops queued_ops = {

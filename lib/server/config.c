@@ -46,6 +46,7 @@ static const struct {
     [CHAT_LIMIT_PRESENCE_GRACE_MS] = {"presence_grace_ms", 2000, 0, 600000},
     [CHAT_LIMIT_PRESENCE_USER_RATE] = {"presence_user_rate", 12, 1, 1000000},
     [CHAT_LIMIT_COMMIT_WINDOW_US] = {"commit_window_us", 250, 0, 100000},
+    [CHAT_LIMIT_HEAD_HINT_MS] = {"head_hint_ms", 2000, 0, 600000},
 };
 
 int chat_server_limit_by_name(const char *name)

@@ -12,6 +12,7 @@
 #include "core/strmap.h"
 #include "core/typing.h"
 #include "server/frame.h"
+#include "server/hint.h"
 #include "server/worker.h"
 #include "transport/transport.h"
 
@@ -20,7 +21,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-#define CHAT__LIMIT_MAX 32 /* one past the highest chat_limit */
+#define CHAT__LIMIT_MAX 33 /* one past the highest chat_limit */
 #define CHAT__PATH_MAX 1024   /* TLS certificate and key paths */
 #define CHAT__ORIGINS_MAX 16  /* allowed Origin values */
 #define CHAT__ORIGIN_MAX 256  /* bytes of one, with the NUL */
@@ -153,6 +154,9 @@ struct chat_server {
     chat__presgate presence;
     int64_t pres_armed_ms;              /* presence_timer's deadline, 0: not armed */
     chat__timer presence_timer;
+
+    /* Position hints and catch-up prompts over a bus that may lose frames (hint.c). [loop] */
+    chat__hints hints;
 
     /* Requests of this loop iteration, handed to the writer in one batch (one lock, one
      * wake-up) when the transport's iteration ends (its flush) instead of one by one. */

@@ -191,6 +191,8 @@ static void req_done(chat_server *srv, chat__job *job)
         if (frames[i] && r->to.n)
             chat__publish(srv, &r->to, r->fanout_all_devices ? NULL : r->user,
                           r->fanout_all_devices ? NULL : r->device, frames[i]);
+    if (r->hint_seq && r->fanout)
+        chat__hint_note(srv, r->hint_conv, r->hint_seq, &r->to);
     if (r->push)
         push_offline(srv, r);
     if (r->after)
@@ -362,6 +364,8 @@ int chat__txn_append_as(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat
     if (rc != CHAT_OK)
         return chat__req_fail(r, CHAT_EIO, "storage", "cannot store the message");
     conv->head_seq = msg->seq;
+    r->hint_conv = conv->id;
+    r->hint_seq = msg->seq;
     conv->change = chat__txn_bump(tx);
     rc = tx->ops->conv_update(tx->st, conv);
     if (rc != CHAT_OK)

@@ -51,6 +51,9 @@ struct chat__req {
     char *pev_title;        /* NULL: none; both only made when the server has push */
     char *pev_preview;
     uint64_t head;          /* unread = head - read_seq */
+    /* The last message appended (conv, seq), for the position hint after the fan-out. */
+    int64_t hint_conv;
+    uint64_t hint_seq;
 
     /* Optional loop-thread step after the outputs went out; also called on failure (after
      * the error frame), so it must check req->job.status. */

@@ -62,7 +62,30 @@ typedef struct chat_bus_sink {
      */
     void (*deliver2)(const char *user, const char *except_device, chat_buf *frame,
                      void *user_data);
+    /**
+     * Live frames for devices connected here may have been lost (the bus lost its link, or saw
+     * a gap in what it receives). The engine asks its connected clients to catch up from the
+     * store, spread over a few seconds. [loop thread]
+     */
+    void (*lost)(void *user_data);
 } chat_bus_sink;
+
+/** publish2() flags. */
+enum {
+    /** Only to devices connected to other engine instances: this one has them already. */
+    CHAT_BUS_REMOTE_ONLY = 1
+};
+
+/** ctl() ops of libchat (below 1000). */
+enum {
+    /**
+     * arg unused. A bus answers CHAT_OK when it never loses a frame between publish and
+     * delivery (an in-process bus). Otherwise (any other answer) the engine sends position
+     * hints for recently active conversations, so that a client learns of a frame the bus
+     * dropped even when no later frame of that conversation comes. @since 0.2
+     */
+    CHAT_BUS_CTL_RELIABLE = 1
+};
 
 #define CHAT_BUS_OPS_VERSION 2
 
@@ -93,7 +116,7 @@ typedef struct chat_bus_ops {
      * publish(), with the frame shared: frame is borrowed for the call, and a bus that keeps
      * it afterwards (to deliver it later, to send it) takes a reference with chat_buf_ref.
      * A bus delivers the frame to local devices through sink->deliver2, never by copying.
-     * flags: 0 (other values are reserved). Optional: without it the engine calls publish.
+     * flags: 0 or CHAT_BUS_REMOTE_ONLY. Optional: without it the engine calls publish.
      */
     int (*publish2)(void *state, const char *const *users, size_t n_users,
                     const char *except_user, const char *except_device, chat_buf *frame,

@@ -316,7 +316,8 @@ static void test_bus_rejects_misuse(void **state)
         assert_int_equal(ops->publish2(bus, u, 1, NULL, NULL, NULL, 0), CHAT_EINVAL);
         chat_buf_unref(x);
         assert_int_equal(ops->device_up(bus, NULL, "d"), CHAT_EINVAL);
-        assert_int_equal(ops->ctl(bus, 1, NULL), CHAT_ENOTSUP);
+        assert_int_equal(ops->ctl(bus, CHAT_BUS_CTL_RELIABLE, NULL), CHAT_OK);
+        assert_int_equal(ops->ctl(bus, 999, NULL), CHAT_ENOTSUP);
         ops->destroy(bus);
     }
     assert_int_equal(chat_bus_local_new(NULL), CHAT_EINVAL);
@@ -340,6 +341,33 @@ static void check_frame_shared(int queued)
     }
     chat_buf_unref(b); /* the last one: a leak or a double free shows under ASan/valgrind */
     f->ops->destroy(f->bus);
+}
+
+/* Both buses hold every device in this process: a frame for remote devices only goes nowhere. */
+static void check_remote_only(int queued)
+{
+    struct fixture *f = open_bus(queued);
+    const char *users[] = {"alice"};
+    assert_int_equal(f->ops->device_up(f->bus, "alice", "phone"), CHAT_OK);
+    chat_buf *b = NULL;
+    assert_int_equal(chat_buf_new(&b, "hint", 4), CHAT_OK);
+    assert_int_equal(f->ops->publish2(f->bus, users, 1, NULL, NULL, b, CHAT_BUS_REMOTE_ONLY),
+                     CHAT_OK);
+    chat_buf_unref(b);
+    settle(f);
+    assert_int_equal(f->rec.n, 1); /* alice's presence, no delivery */
+    assert_int_equal(f->rec.calls[0].what, 'p');
+    f->ops->destroy(f->bus);
+}
+
+static void test_bus_local_remote_only_delivers_nothing(void **state)
+{
+    check_remote_only(0);
+}
+
+static void test_bus_queued_remote_only_delivers_nothing(void **state)
+{
+    check_remote_only(1);
 }
 
 static void test_bus_local_shares_one_buffer(void **state)
@@ -387,6 +415,8 @@ int main(void)
         cmocka_unit_test(test_bus_local_many_users_and_devices),
         cmocka_unit_test(test_bus_rejects_misuse),
         cmocka_unit_test(test_bus_local_shares_one_buffer),
+        cmocka_unit_test(test_bus_local_remote_only_delivers_nothing),
+        cmocka_unit_test(test_bus_queued_remote_only_delivers_nothing),
         cmocka_unit_test(test_bus_queued_shares_one_buffer),
         cmocka_unit_test(test_bus_buf_basics),
     };

@@ -67,6 +67,11 @@ static void rec_wake(void *ud)
     ((struct rec *)ud)->wakes++;
 }
 
+static void rec_lost(void *ud)
+{
+    fail_msg("lost() from an in-process bus");
+}
+
 struct fixture {
     const chat_bus_ops *ops;
     void *bus;
@@ -81,7 +86,7 @@ static struct fixture *open_bus(int queued)
     f.queued = queued;
     f.ops = queued ? chat_bus_queued_ops() : chat_bus_local_ops();
     assert_int_equal(queued ? chat_bus_queued_new(&f.bus) : chat_bus_local_new(&f.bus), CHAT_OK);
-    chat_bus_sink sink = {rec_deliver, rec_presence, rec_wake, &f.rec, rec_deliver2};
+    chat_bus_sink sink = {rec_deliver, rec_presence, rec_wake, &f.rec, rec_deliver2, rec_lost};
     assert_int_equal(f.ops->attach(f.bus, &sink), CHAT_OK);
     return &f;
 }
@@ -304,11 +309,11 @@ static void test_bus_rejects_misuse(void **state)
         chat_buf *x = NULL;
         assert_int_equal(chat_buf_new(&x, "x", 1), CHAT_OK);
         assert_int_equal(ops->publish2(bus, u, 1, NULL, NULL, x, 0), CHAT_EMISUSE);
-        chat_bus_sink no_wake = {rec_deliver, rec_presence, NULL, NULL, rec_deliver2};
+        chat_bus_sink no_wake = {rec_deliver, rec_presence, NULL, NULL, rec_deliver2, rec_lost};
         assert_int_equal(ops->attach(bus, &no_wake), queued ? CHAT_EINVAL : CHAT_OK);
-        chat_bus_sink v1_sink = {rec_deliver, rec_presence, rec_wake, NULL, NULL};
+        chat_bus_sink v1_sink = {rec_deliver, rec_presence, rec_wake, NULL, NULL, rec_lost};
         assert_int_equal(ops->attach(bus, &v1_sink), CHAT_EINVAL); /* no deliver2 */
-        chat_bus_sink sink = {rec_deliver, rec_presence, rec_wake, NULL, rec_deliver2};
+        chat_bus_sink sink = {rec_deliver, rec_presence, rec_wake, NULL, rec_deliver2, rec_lost};
         assert_int_equal(ops->attach(bus, NULL), CHAT_EINVAL);
         assert_int_equal(ops->attach(bus, &sink), CHAT_OK);
         const char *holey[] = {"a", NULL};

@@ -135,6 +135,42 @@ CHAT_API const chat_bus_ops *chat_bus_local_ops(void);
 CHAT_API int chat_bus_queued_new(void **state_out);
 CHAT_API const chat_bus_ops *chat_bus_queued_ops(void);
 
+/**
+ * A bus between engine instances (nodes) over a NATS core server (libnats; nats-server 2.9 or
+ * later), for several servers sharing one store. Each node receives on a subject of its own
+ * and publishes a live frame once per node that has a recipient; presence travels on one
+ * stream per node with a heartbeat, so the users of a node that stops sending it go offline
+ * after the lease. Delivery between nodes is at most once: the engine's position hints and
+ * catch-up prompts let clients fetch what was lost from the store. While the NATS server is
+ * unreachable the bus reconnects with backoff, and delivery on this node goes on.
+ * doc/backends.md describes the subjects and messages.
+ *
+ * url: one or more NATS URLs, comma-separated ("nats://127.0.0.1:4222"). node_id: this node's
+ * name, 1-64 of [A-Za-z0-9_-], unique among the nodes sharing the prefix (a node that restarts
+ * under the same name replaces its former self). The connection is made when the engine
+ * attaches the bus (chat_server_new); a server that is down then is retried in the background.
+ * @return CHAT_OK, CHAT_EINVAL (a NULL argument, a bad node id or url), CHAT_ENOMEM,
+ * CHAT_ENOTSUP (this libchat was built without NATS). @since 0.2
+ */
+CHAT_API int chat_bus_nats_new(void **state_out, const char *url, const char *node_id);
+/** The NATS bus's table; NULL when libchat was built without NATS. @since 0.2 */
+CHAT_API const chat_bus_ops *chat_bus_nats_ops(void);
+/**
+ * Subjects start with prefix ("chat" by default; 1-64 of [A-Za-z0-9_-]): clusters with
+ * different prefixes share a NATS server without seeing each other.
+ * @return CHAT_OK, CHAT_EINVAL, CHAT_EMISUSE (attached already), CHAT_ENOTSUP.
+ * [before chat_server_config_set_bus] @since 0.2
+ */
+CHAT_API int chat_bus_nats_set_prefix(void *state, const char *prefix);
+/**
+ * A node publishes a heartbeat every heartbeat_ms (1000 by default, 10 ms to 10 min); a node
+ * not heard from for lease_ms (5000 by default, at least two heartbeats, at most 1 h) is
+ * dropped with its users. Every node of a cluster should use the same values.
+ * @return CHAT_OK, CHAT_EINVAL, CHAT_EMISUSE (attached already), CHAT_ENOTSUP.
+ * [before chat_server_config_set_bus] @since 0.2
+ */
+CHAT_API int chat_bus_nats_set_timing(void *state, int64_t heartbeat_ms, int64_t lease_ms);
+
 CHAT_END_DECLS
 
 #endif /* CHAT_SYS_BUS_H */

@@ -1,0 +1,98 @@
+"""Two chatd nodes on one nats-server (doc/backends.md, the NATS bus): a live frame reaches a
+user connected to the other node, and presence holds across nodes, including a node that
+dies. Each node has its own store here; a shared store comes with the PostgreSQL backend."""
+
+import time
+
+from helpers import presence_of, send, shows
+
+
+def send_until_received(sender, receiver, text, timeout=5.0, **to):
+    """Send until one copy reaches receiver: the first frames may go out before the sending
+    node's directory knows where the receiver is. Returns (ack, msg)."""
+    deadline = time.time() + timeout
+    while True:
+        ack = send(sender, text, **to)
+        try:
+            return ack, receiver.expect("msg", timeout=0.5, conv=ack["conv"], seq=ack["seq"])
+        except AssertionError:
+            assert time.time() < deadline, f"{text!r} never crossed to the other node"
+
+
+def test_live_frame_reaches_the_other_node(cluster):
+    a, b = cluster("a", "b")
+    bob = b.connect("bob", "phone")
+    alice_b = b.connect("alice", "tablet")  # alice's other device, on the other node
+    alice = a.connect("alice", "laptop")
+    ack, m = send_until_received(alice, bob, "hello from a", to="bob")
+    assert m["from"] == "alice" and m["device"] == "laptop" and m["text"] == "hello from a", m
+    # the sender's other device, on the other node, gets it too; the sending device does not
+    alice_b.expect("msg", conv=ack["conv"], seq=ack["seq"])
+    alice.expect_none("msg", within=0.3, seq=ack["seq"])
+    # and again at once, now that the route is known: every message, in order
+    for i in range(5):
+        ack = send(alice, f"n{i}", conv=ack["conv"])
+        m = bob.expect("msg", conv=ack["conv"], seq=ack["seq"])
+        assert m["text"] == f"n{i}", m
+
+
+def test_presence_across_nodes(cluster):
+    a, b = cluster("a", "b")
+    alice = a.connect("alice")
+    send(alice, "hi", to="bob")  # contacts, in a's store
+    bob = b.connect("bob")
+    alice.expect("presence", users=shows("bob", True))
+    r = alice.call({"type": "presence", "users": ["bob"]})
+    assert presence_of(r, "bob")["online"] is True, r
+    # a second device of bob on a, then the one on b leaves: still online
+    bob_a = a.connect("bob", "d2")
+    bob.close()
+    alice.expect_none("presence", within=0.6, users=shows("bob", False))
+    bob_a.close()
+    p = alice.expect("presence", users=shows("bob", False))
+    assert isinstance(presence_of(p, "bob").get("last_seen"), int), p
+
+
+def test_dead_node_takes_its_users_offline(cluster):
+    a, b = cluster("a", "b")
+    alice = a.connect("alice")
+    send(alice, "hi", to="bob")
+    b.connect("bob")
+    alice.expect("presence", users=shows("bob", True))
+    b.kill9()  # no goodbye: only the missing heartbeats tell
+    alice.expect("presence", timeout=10, users=shows("bob", False))
+    r = alice.call({"type": "presence", "users": ["bob"]})
+    assert presence_of(r, "bob")["online"] is False, r
+
+
+def test_node_restart_announces_its_users_again(cluster):
+    a, b = cluster("a", "b")
+    alice = a.connect("alice")
+    send(alice, "hi", to="bob")
+    b.connect("bob")
+    alice.expect("presence", users=shows("bob", True))
+    b.restart()  # a clean stop says goodbye; bob's client reconnects to the new b
+    alice.expect("presence", timeout=10, users=shows("bob", False))
+    bob = b.connect("bob")
+    alice.expect("presence", users=shows("bob", True))
+    ack = send(alice, "after the restart", to="bob")
+    bob.expect("msg", conv=ack["conv"], seq=ack["seq"], text="after the restart")
+
+
+def test_nats_restart_delivery_resumes(cluster, nats):
+    a, b = cluster("a", "b")
+    alice = a.connect("alice")
+    bob = b.connect("bob")
+    ack, _ = send_until_received(alice, bob, "before", to="bob")
+    conv = ack["conv"]
+    port = nats.port
+    nats.stop()
+    ack = send(alice, "while nats is down", conv=conv)  # stored and acked all the same
+    local = a.connect("bob", "on-a")  # delivery on one node goes on without NATS
+    ack = send(alice, "local", conv=conv)
+    local.expect("msg", conv=conv, seq=ack["seq"], text="local")
+    nats.start(port)
+    # b reconnects, and prompts its clients to catch up from the store
+    bob.expect("sync", timeout=10)
+    send_until_received(alice, bob, "nats is back", conv=conv)
+

@@ -187,10 +187,17 @@ static void req_done(chat_server *srv, chat__job *job)
     if (c && c->tc && r->reply)
         chat__conn_send(c, r->reply);
     chat__frame *frames[2] = {r->fanout, r->fanout2};
-    for (int i = 0; i < 2; i++)
-        if (frames[i] && r->to.n)
-            chat__publish(srv, &r->to, r->fanout_all_devices ? NULL : r->user,
-                          r->fanout_all_devices ? NULL : r->device, frames[i]);
+    for (int i = 0; i < 2; i++) {
+        if (!frames[i] || !r->to.n)
+            continue;
+        if (r->fanout_local) {
+            for (size_t k = 0; k < r->to.n; k++)
+                chat__deliver_local(srv, r->to.users[k], NULL, frames[i]);
+            continue;
+        }
+        chat__publish(srv, &r->to, r->fanout_all_devices ? NULL : r->user,
+                      r->fanout_all_devices ? NULL : r->device, frames[i]);
+    }
     if (r->hint_seq && r->fanout)
         chat__hint_note(srv, r->hint_conv, r->hint_seq, &r->to);
     if (r->push)

@@ -44,6 +44,7 @@ struct chat__req {
     chat__frame *fanout2;   /* a second frame to the same users, after the first */
     chat__userlist to;
     int fanout_all_devices; /* also to the requesting device */
+    int fanout_local;       /* to the devices connected here only, not through the bus */
 
     /* Push for the recipients with no device online (the requester excluded). */
     int push;

@@ -4,6 +4,7 @@ dies. Each node has its own store here; a shared store comes with the PostgreSQL
 
 import time
 
+from conftest import GRACE_MS
 from helpers import presence_of, send, shows
 
 
@@ -96,3 +97,19 @@ def test_nats_restart_delivery_resumes(cluster, nats):
     bob.expect("sync", timeout=10)
     send_until_received(alice, bob, "nats is back", conv=conv)
 
+
+def test_presence_change_told_once(cluster):
+    """Every node hears of a change from its bus and tells its own devices; contacts never
+    hear it twice (once from each node that knows them as contacts)."""
+    a, b = cluster("a", "b")
+    alice = a.connect("alice")
+    send(alice, "hi", to="bob")  # contacts in a's store
+    bob = b.connect("bob")
+    send(bob, "hi", to="alice")  # and in b's store
+    bob.close()
+    alice.expect("presence", timeout=10, users=shows("bob", False))
+    alice.drain(within=(GRACE_MS + 500) / 1000)  # a second "offline", if any, arrives here
+    alice.take_all("presence")
+    b.connect("bob")
+    alice.expect("presence", users=shows("bob", True))
+    alice.expect_none("presence", within=0.8, users=shows("bob", True))

@@ -113,3 +113,13 @@ def test_presence_change_told_once(cluster):
     b.connect("bob")
     alice.expect("presence", users=shows("bob", True))
     alice.expect_none("presence", within=0.8, users=shows("bob", True))
+
+
+def test_typing_crosses_nodes(cluster):
+    a, b = cluster("a", "b")
+    alice = a.connect("alice")
+    bob = b.connect("bob")
+    ack, _ = send_until_received(alice, bob, "hi", to="bob")
+    alice.send_json({"type": "typing", "conv": ack["conv"], "state": "start"})
+    t = bob.expect("typing", conv=ack["conv"], user="alice")
+    assert t["state"] == "start", t

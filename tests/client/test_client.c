@@ -495,6 +495,20 @@ static void lossy_pair_down(lossy_pair *p)
     chat_server_free(p->srv);
 }
 
+/* alice sends text, acked, whose live frame the bus drops (the ack goes out before the
+ * fan-out: wait for the drop itself). */
+static void send_dropped(lossy_pair *p, const char *text)
+{
+    int before = atomic_load(&p->bus->dropped);
+    atomic_store(&p->bus->drop, 1);
+    assert_int_equal(chat_client_send_text(NULL, p->a, p->conv, text, strlen(text)), CHAT_OK);
+    chat_event_free(wait_for(p->a, CHAT_EVENT_SENT, p->conv, NULL));
+    long long dl = now_ms() + WAIT_MS;
+    while (atomic_load(&p->bus->dropped) == before && now_ms() < dl)
+        usleep(1000);
+    assert_int_equal(atomic_load(&p->bus->dropped), before + 1);
+}
+
 /* The bus drops the live frame of "two" and nothing follows it: the position hint of the
  * quiet conversation makes bob's client fetch it. */
 static void test_client_dropped_frame_found_by_position_hint(void **state)
@@ -502,11 +516,8 @@ static void test_client_dropped_frame_found_by_position_hint(void **state)
     (void)state;
     lossy_pair p;
     lossy_pair_up(&p, 200);
-    atomic_store(&p.bus->drop, 1);
-    assert_int_equal(chat_client_send_text(NULL, p.a, p.conv, "two", 3), CHAT_OK);
-    chat_event_free(wait_for(p.a, CHAT_EVENT_SENT, p.conv, NULL));
+    send_dropped(&p, "two");
     chat_event_free(wait_for(p.b, CHAT_EVENT_MESSAGE, p.conv, "two"));
-    assert_int_equal(atomic_load(&p.bus->dropped), 1);
     expect_text(p.b, p.conv, "two", 1);
     lossy_pair_down(&p);
 }
@@ -517,13 +528,10 @@ static void test_client_dropped_frame_found_by_next_seq(void **state)
     (void)state;
     lossy_pair p;
     lossy_pair_up(&p, 0);
-    atomic_store(&p.bus->drop, 1);
-    assert_int_equal(chat_client_send_text(NULL, p.a, p.conv, "two", 3), CHAT_OK);
-    chat_event_free(wait_for(p.a, CHAT_EVENT_SENT, p.conv, NULL));
+    send_dropped(&p, "two");
     assert_int_equal(chat_client_send_text(NULL, p.a, p.conv, "three", 5), CHAT_OK);
     const char *texts[] = {"two", "three"};
     wait_for_all(p.b, p.conv, texts, 2);
-    assert_int_equal(atomic_load(&p.bus->dropped), 1);
     expect_text(p.b, p.conv, "two", 1);
     expect_text(p.b, p.conv, "three", 1);
     lossy_pair_down(&p);
@@ -536,14 +544,7 @@ static void test_client_bus_loss_prompts_catch_up(void **state)
     (void)state;
     lossy_pair p;
     lossy_pair_up(&p, 0);
-    atomic_store(&p.bus->drop, 1);
-    assert_int_equal(chat_client_send_text(NULL, p.a, p.conv, "two", 3), CHAT_OK);
-    chat_event_free(wait_for(p.a, CHAT_EVENT_SENT, p.conv, NULL));
-    /* the ack goes out before the fan-out: wait for the drop itself */
-    long long dl = now_ms() + WAIT_MS;
-    while (atomic_load(&p.bus->dropped) == 0 && now_ms() < dl)
-        usleep(1000);
-    assert_int_equal(atomic_load(&p.bus->dropped), 1);
+    send_dropped(&p, "two");
     atomic_store(&p.bus->want_lost, 1);
     p.bus->sink.wake(p.bus->sink.user_data);
     chat_event_free(wait_for(p.b, CHAT_EVENT_MESSAGE, p.conv, "two"));

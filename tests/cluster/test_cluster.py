@@ -20,6 +20,15 @@ def send_until_received(sender, receiver, text, timeout=5.0, **to):
             assert time.time() < deadline, f"{text!r} never crossed to the other node"
 
 
+def alice_sees_bob(a, b):
+    """alice on a (bob's contact in a's store) sees bob come online on b. (alice, bob)"""
+    alice = a.connect("alice")
+    send(alice, "hi", to="bob")
+    bob = b.connect("bob")
+    alice.expect("presence", users=shows("bob", True))
+    return alice, bob
+
+
 def test_live_frame_reaches_the_other_node(cluster):
     a, b = cluster("a", "b")
     bob = b.connect("bob", "phone")
@@ -39,10 +48,7 @@ def test_live_frame_reaches_the_other_node(cluster):
 
 def test_presence_across_nodes(cluster):
     a, b = cluster("a", "b")
-    alice = a.connect("alice")
-    send(alice, "hi", to="bob")  # contacts, in a's store
-    bob = b.connect("bob")
-    alice.expect("presence", users=shows("bob", True))
+    alice, bob = alice_sees_bob(a, b)
     r = alice.call({"type": "presence", "users": ["bob"]})
     assert presence_of(r, "bob")["online"] is True, r
     # a second device of bob on a, then the one on b leaves: still online
@@ -56,10 +62,7 @@ def test_presence_across_nodes(cluster):
 
 def test_dead_node_takes_its_users_offline(cluster):
     a, b = cluster("a", "b")
-    alice = a.connect("alice")
-    send(alice, "hi", to="bob")
-    b.connect("bob")
-    alice.expect("presence", users=shows("bob", True))
+    alice, _ = alice_sees_bob(a, b)
     b.kill9()  # no goodbye: only the missing heartbeats tell
     alice.expect("presence", timeout=10, users=shows("bob", False))
     r = alice.call({"type": "presence", "users": ["bob"]})
@@ -68,10 +71,7 @@ def test_dead_node_takes_its_users_offline(cluster):
 
 def test_node_restart_announces_its_users_again(cluster):
     a, b = cluster("a", "b")
-    alice = a.connect("alice")
-    send(alice, "hi", to="bob")
-    b.connect("bob")
-    alice.expect("presence", users=shows("bob", True))
+    alice, _ = alice_sees_bob(a, b)
     b.restart()  # a clean stop says goodbye; bob's client reconnects to the new b
     alice.expect("presence", timeout=10, users=shows("bob", False))
     bob = b.connect("bob")

@@ -217,6 +217,24 @@ static const char *token(const char **p, const char *end, size_t *len)
     return t > s ? s : NULL;
 }
 
+/* The next token of [*p, end) into out (size bytes, NUL included): 1, or 0 at the end. A
+ * longer token is skipped in a list (skip) and ends the parse in a header (0). */
+static int next_word(const char **p, const char *end, char *out, size_t size, int skip)
+{
+    size_t len;
+    const char *t;
+    while ((t = token(p, end, &len)) != NULL) {
+        if (len < size) {
+            memcpy(out, t, len);
+            out[len] = 0;
+            return 1;
+        }
+        if (!skip)
+            return 0;
+    }
+    return 0;
+}
+
 static int tok_u64(const char **p, const char *end, int base, uint64_t *out)
 {
     size_t n;
@@ -231,17 +249,6 @@ static int tok_u64(const char **p, const char *end, int base, uint64_t *out)
     if (*e)
         return -1;
     *out = v;
-    return 0;
-}
-
-static int tok_copy(const char **p, const char *end, char *out, size_t size)
-{
-    size_t n;
-    const char *t = token(p, end, &n);
-    if (!t || n >= size)
-        return -1;
-    memcpy(out, t, n);
-    out[n] = 0;
     return 0;
 }
 
@@ -419,18 +426,13 @@ static void node_epoch(struct nats_bus *b, rnode *n, uint64_t epoch, int64_t now
 
 static void apply_edges(struct nats_bus *b, rnode *n, const char *p, const char *end)
 {
-    size_t len;
-    const char *t;
-    char user[ID_MAX + 1];
-    while ((t = token(&p, end, &len)) != NULL) {
-        if (len < 2 || len - 1 > ID_MAX || (t[0] != '+' && t[0] != '-'))
-            continue;
-        memcpy(user, t + 1, len - 1);
-        user[len - 1] = 0;
-        if (t[0] == '+') {
+    char edge[ID_MAX + 2]; /* the sign, then the user */
+    while (next_word(&p, end, edge, sizeof edge, 1)) {
+        const char *user = edge + 1;
+        if (edge[0] == '+' && *user) {
             if (dir_add(b, user, n) != CHAT_OK)
                 n->synced = 0; /* out of memory: fetch the whole set again later */
-        } else {
+        } else if (edge[0] == '-' && *user) {
             dir_remove(b, user, n);
         }
     }
@@ -465,14 +467,8 @@ static void on_heartbeat(struct nats_bus *b, rnode *n, uint64_t aseq, int64_t no
 
 static void snap_add(rnode *n, const char *p, const char *end)
 {
-    size_t len;
-    const char *t;
     char user[ID_MAX + 1];
-    while ((t = token(&p, end, &len)) != NULL) {
-        if (len > ID_MAX)
-            continue;
-        memcpy(user, t, len);
-        user[len] = 0;
+    while (next_word(&p, end, user, sizeof user, 1)) {
         if (chat__strmap_put(&n->snap, user, n) != CHAT_OK) {
             snap_clear(n); /* incomplete: ask again at the next heartbeat */
             return;
@@ -564,9 +560,9 @@ static void on_frame_msg(struct nats_bus *b, const char *p, const char *end, int
 {
     char from[NODE_MAX + 1], eu[ID_MAX + 1], ed[ID_MAX + 1];
     uint64_t epoch = 0, lseq = 0, count = 0;
-    if (tok_copy(&p, end, from, sizeof from) || tok_u64(&p, end, 16, &epoch) ||
-        tok_u64(&p, end, 10, &lseq) || tok_copy(&p, end, eu, sizeof eu) ||
-        tok_copy(&p, end, ed, sizeof ed) || tok_u64(&p, end, 10, &count))
+    if (!next_word(&p, end, from, sizeof from, 0) || tok_u64(&p, end, 16, &epoch) ||
+        tok_u64(&p, end, 10, &lseq) || !next_word(&p, end, eu, sizeof eu, 0) ||
+        !next_word(&p, end, ed, sizeof ed, 0) || tok_u64(&p, end, 10, &count))
         return;
     const char *users = next_line(p, end);
     const char *users_end = memchr(users, '\n', (size_t)(end - users));
@@ -590,14 +586,8 @@ static void on_frame_msg(struct nats_bus *b, const char *p, const char *end, int
     }
     int has_except = strcmp(eu, "-") != 0 && strcmp(ed, "-") != 0;
     const char *q = users;
-    size_t len;
-    const char *t;
     char user[ID_MAX + 1];
-    while ((t = token(&q, users_end, &len)) != NULL) {
-        if (len > ID_MAX)
-            continue;
-        memcpy(user, t, len);
-        user[len] = 0;
+    while (next_word(&q, users_end, user, sizeof user, 1)) {
         const char *except = has_except ? chat__bus_except(user, eu, ed) : NULL;
         b->sink.deliver2(user, except, frame, b->sink.user_data);
     }

@@ -1,7 +1,8 @@
 """Fixtures for the cluster tests: a nats-server of their own and chatd nodes on it.
 
-The nodes share a token key (a token from one verifies on every node) but each has a store of
-its own for now: what crosses between them here is the bus only (live frames, presence).
+The nodes share a token key (a token from one verifies on every node). Each has a SQLite store
+of its own, so what crosses between them is the bus only (live frames, presence); with
+CHATD_STORE=postgres (under tests/lib/pgtemp.py) they share one PostgreSQL schema, a cluster.
 The chatd process handling, the time limit and the WebSocket client come from tests/wire.
 """
 
@@ -82,11 +83,12 @@ class NatsServer:
 class Node(wire.Server):
     """One chatd node of the cluster."""
 
-    def __init__(self, name, nats, key_file, data_dir, log_dir, args=()):
+    def __init__(self, name, nats, key_file, data_dir, log_dir, store_dir, args=()):
         self.name = name
         self.nats = nats
         self.key_file = key_file
         super().__init__(data_dir, log_dir, args)
+        self.store_dir = str(store_dir)
 
     def command(self):
         return super().command() + [
@@ -99,6 +101,10 @@ class Node(wire.Server):
                           user, device])
         assert r.returncode == 0, f"chatd token failed ({r.returncode}): {r.stderr}"
         return r.stdout.strip().split()[-1]
+
+
+def shared_store():
+    return os.environ.get("CHATD_STORE") == "postgres"
 
 
 @pytest.fixture
@@ -118,7 +124,7 @@ def cluster(tmp_path, nats):
         made = []
         for name in names:
             node = Node(name, nats, key_file, tmp_path / f"data-{name}", tmp_path / f"logs-{name}",
-                        args)
+                        tmp_path / "store", args)
             nodes.append(node)
             made.append(node.start())
         return made

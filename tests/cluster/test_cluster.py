@@ -1,10 +1,13 @@
 """Two chatd nodes on one nats-server (doc/backends.md, the NATS bus): a live frame reaches a
 user connected to the other node, and presence holds across nodes, including a node that
-dies. Each node has its own store here; a shared store comes with the PostgreSQL backend."""
+dies. The suite runs with a store per node (only the bus connects them) and once more with
+the nodes sharing a PostgreSQL store (cluster-nats-postgres)."""
 
 import time
 
-from conftest import GRACE_MS
+import pytest
+
+from conftest import GRACE_MS, shared_store
 from helpers import presence_of, send, shows
 
 
@@ -123,3 +126,24 @@ def test_typing_crosses_nodes(cluster):
     alice.send_json({"type": "typing", "conv": ack["conv"], "state": "start"})
     t = bob.expect("typing", conv=ack["conv"], user="alice")
     assert t["state"] == "start", t
+
+
+@pytest.mark.skipif(not shared_store(), reason="needs the nodes to share a store")
+def test_shared_store_has_what_the_bus_lost(cluster, nats):
+    """What the bus could not carry is in the shared store: after b's catch-up prompt, bob
+    finds the message sent while NATS was down through b (convs, then history)."""
+    a, b = cluster("a", "b")
+    alice = a.connect("alice")
+    bob = b.connect("bob")
+    ack, _ = send_until_received(alice, bob, "before", to="bob")
+    conv = ack["conv"]
+    port = nats.port
+    nats.stop()
+    lost = send(alice, "while nats is down", conv=conv)
+    nats.start(port)
+    bob.expect("sync", timeout=10)
+    r = bob.call({"type": "convs", "since": 0})
+    entry = next(c for c in r["convs"] if c["conv"] == conv)
+    assert entry["head"] >= lost["seq"], entry
+    h = bob.call({"type": "history", "conv": conv, "after": ack["seq"]})
+    assert [m["text"] for m in h["messages"]][:1] == ["while nats is down"], h

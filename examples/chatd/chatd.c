@@ -65,7 +65,7 @@ static const char usage[] =
     "                      (media: doc/media.md), logins_pending, login_rate,\n"
     "                      user_send_rate, user_send_burst, presence_rate, settings_rate,\n"
     "                      presence_grace_ms, presence_user_rate, commit_window_us,\n"
-    "                      head_hint_ms (a cluster: doc/protocol.md, Live frames)\n"
+    "                      head_hint_ms\n"
     "  --config FILE       read 'name = value' lines with the option names above\n"
     "  --verbose           log more\n"
     "  -h, --help          this text;  --version  the libchat version\n"

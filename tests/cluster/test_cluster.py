@@ -83,7 +83,10 @@ def test_node_restart_announces_its_users_again(cluster):
     bob.expect("msg", conv=ack["conv"], seq=ack["seq"], text="after the restart")
 
 
-def test_nats_restart_delivery_resumes(cluster, nats):
+def nats_outage(cluster, nats, during=None):
+    """a and b with alice on a and bob on b in a conversation; NATS goes down, alice sends
+    (acked all the same), during(a, alice, conv) runs, NATS comes back, and bob gets b's
+    catch-up prompt. Returns (alice, bob, conv, ack of the message sent while down)."""
     a, b = cluster("a", "b")
     alice = a.connect("alice")
     bob = b.connect("bob")
@@ -91,15 +94,22 @@ def test_nats_restart_delivery_resumes(cluster, nats):
     conv = ack["conv"]
     port = nats.port
     nats.stop()
-    ack = send(alice, "while nats is down", conv=conv)  # stored and acked all the same
-    local = a.connect("bob", "on-a")  # delivery on one node goes on without NATS
-    ack = send(alice, "local", conv=conv)
-    local.expect("msg", conv=conv, seq=ack["seq"], text="local")
+    lost = send(alice, "while nats is down", conv=conv)
+    if during:
+        during(a, alice, conv)
     nats.start(port)
-    # b reconnects, and prompts its clients to catch up from the store
     bob.expect("sync", timeout=10)
-    send_until_received(alice, bob, "nats is back", conv=conv)
+    return alice, bob, conv, lost
 
+
+def test_nats_restart_delivery_resumes(cluster, nats):
+    def local_delivery_goes_on(a, alice, conv):
+        local = a.connect("bob", "on-a")
+        ack = send(alice, "local", conv=conv)
+        local.expect("msg", conv=conv, seq=ack["seq"], text="local")
+
+    alice, bob, conv, _ = nats_outage(cluster, nats, local_delivery_goes_on)
+    send_until_received(alice, bob, "nats is back", conv=conv)
 
 def test_presence_change_told_once(cluster):
     """Every node hears of a change from its bus and tells its own devices; contacts never
@@ -132,18 +142,9 @@ def test_typing_crosses_nodes(cluster):
 def test_shared_store_has_what_the_bus_lost(cluster, nats):
     """What the bus could not carry is in the shared store: after b's catch-up prompt, bob
     finds the message sent while NATS was down through b (convs, then history)."""
-    a, b = cluster("a", "b")
-    alice = a.connect("alice")
-    bob = b.connect("bob")
-    ack, _ = send_until_received(alice, bob, "before", to="bob")
-    conv = ack["conv"]
-    port = nats.port
-    nats.stop()
-    lost = send(alice, "while nats is down", conv=conv)
-    nats.start(port)
-    bob.expect("sync", timeout=10)
+    alice, bob, conv, lost = nats_outage(cluster, nats)
     r = bob.call({"type": "convs", "since": 0})
     entry = next(c for c in r["convs"] if c["conv"] == conv)
     assert entry["head"] >= lost["seq"], entry
-    h = bob.call({"type": "history", "conv": conv, "after": ack["seq"]})
+    h = bob.call({"type": "history", "conv": conv, "after": lost["seq"] - 1})
     assert [m["text"] for m in h["messages"]][:1] == ["while nats is down"], h

@@ -1,6 +1,7 @@
 /* chatd: the example chat server daemon, on libchat's embedded defaults (SQLite in a data
  * directory, the in-process bus, an optional webhook for push), or on a PostgreSQL database
- * several chatd processes may share (--postgres).
+ * several chatd processes may share (--postgres), as one node of several that exchange live
+ * frames and presence over a NATS server (--nats URL --node-id NAME).
  *
  *   chatd run   [--data-dir DIR] [--listen ADDR] [--port N] [options]   serve until SIGTERM
  *   chatd token --data-dir DIR USER DEVICE [--ttl SECONDS]               print a token
@@ -45,6 +46,13 @@ static const char usage[] =
     "                      the writer's commits (SQLite's auto-checkpoint)\n"
     "  --bus local|queued  delivery bus (queued serializes everything, for testing; only\n"
     "                      in a chatd built with libchat's test-support API)\n"
+    "  --nats URL          be one node of several: frames and presence go between nodes\n"
+    "                      over the NATS server(s) at URL (nats://host:port, comma-separated;\n"
+    "                      doc/backends.md, the NATS bus); needs --node-id\n"
+    "  --node-id NAME      this node's name among them, 1-64 of [A-Za-z0-9_-], unique\n"
+    "  --nats-prefix P     subjects start with P (default chat): clusters on one NATS apart\n"
+    "  --nats-heartbeat-ms N  heartbeat every N ms (default 1000); --nats-lease-ms N: a node\n"
+    "                      silent for N ms (default 5000) is dropped with its users\n"
     "  --webhook URL       POST push events for offline users to http://host:port/path\n"
     "  --push-previews     put message text in push events\n"
     "  --reuse-port        share the port with other chatd processes (SO_REUSEPORT): one\n"
@@ -62,7 +70,8 @@ static const char usage[] =
     "                      media_url_ttl_ms, upload_ttl_ms, uploads, uploads_per_user\n"
     "                      (media: doc/media.md), logins_pending, login_rate,\n"
     "                      user_send_rate, user_send_burst, presence_rate, settings_rate,\n"
-    "                      presence_grace_ms, presence_user_rate, commit_window_us\n"
+    "                      presence_grace_ms, presence_user_rate, commit_window_us,\n"
+    "                      head_hint_ms\n"
     "  --config FILE       read 'name = value' lines with the option names above\n"
     "  --verbose           log more\n"
     "  -h, --help          this text;  --version  the libchat version\n"
@@ -80,6 +89,8 @@ struct options {
     int sync_full;
     int inline_ckpt;
     int bus_queued;
+    const char *nats_url, *node_id, *nats_prefix;
+    long long nats_heartbeat_ms, nats_lease_ms;
     const char *webhook;
     const char *media_base_url;
     int previews;
@@ -174,6 +185,18 @@ static int set_option(struct options *o, const char *name, const char *value, in
             return fail("--bus queued: this chatd was built without libchat's test-support "
                         "API (meson -Dtesting_api=true)");
 #endif
+    } else if (strcmp(name, "nats") == 0 && value)
+        o->nats_url = value;
+    else if (strcmp(name, "node-id") == 0 && value)
+        o->node_id = value;
+    else if (strcmp(name, "nats-prefix") == 0 && value)
+        o->nats_prefix = value;
+    else if (strcmp(name, "nats-heartbeat-ms") == 0 && value) {
+        if (!parse_int(value, 10, 600000, &o->nats_heartbeat_ms))
+            return fail("--nats-heartbeat-ms must be 10-600000, got '%s'", value);
+    } else if (strcmp(name, "nats-lease-ms") == 0 && value) {
+        if (!parse_int(value, 20, 3600000, &o->nats_lease_ms))
+            return fail("--nats-lease-ms must be 20-3600000, got '%s'", value);
     } else if (strcmp(name, "webhook") == 0 && value)
         o->webhook = value;
     else if (strcmp(name, "media-base-url") == 0 && value)
@@ -311,8 +334,31 @@ static int report(const char *what, int rc)
     return 1;
 }
 
+/* The NATS bus; on failure the bus is freed (by set_bus, or here before it). */
+static int set_nats_bus(chat_server_config *cfg, const struct options *o)
+{
+    void *st = NULL;
+    int rc = chat_bus_nats_new(&st, o->nats_url, o->node_id);
+    if (rc)
+        return rc;
+    if (o->nats_prefix)
+        rc = chat_bus_nats_set_prefix(st, o->nats_prefix);
+    if (!rc && (o->nats_heartbeat_ms || o->nats_lease_ms))
+        rc = chat_bus_nats_set_timing(st, o->nats_heartbeat_ms ? o->nats_heartbeat_ms : 1000,
+                                      o->nats_lease_ms ? o->nats_lease_ms : 5000);
+    if (rc) {
+        chat_bus_nats_ops()->destroy(st);
+        return rc;
+    }
+    return chat_server_config_set_bus(cfg, chat_bus_nats_ops(), st);
+}
+
 static int make_config(struct options *o, chat_server_config **out)
 {
+    if (!o->nats_url != !o->node_id)
+        return fail("--nats and --node-id go together");
+    if (o->nats_url && o->bus_queued)
+        return fail("--bus queued and --nats exclude each other");
     chat_server_config *cfg;
     int rc = chat_server_config_new(&cfg);
     if (rc)
@@ -373,6 +419,10 @@ static int make_config(struct options *o, chat_server_config **out)
             goto bad;
     }
 #endif
+    if (o->nats_url && (rc = set_nats_bus(cfg, o))) {
+        chat_server_config_free(cfg);
+        return report("NATS bus", rc);
+    }
     if (o->webhook) {
         void *st;
         if ((rc = chat_push_webhook_new(&st, o->webhook)) ||

@@ -56,11 +56,16 @@ typedef enum chat_limit {
                                             a reconnect within it tells them nothing */
     CHAT_LIMIT_PRESENCE_USER_RATE = 30, /**< online/offline announcements of one user per
                                             minute (burst the same), 12; later changes wait */
-    CHAT_LIMIT_COMMIT_WINDOW_US = 31   /**< under load (two or more store requests per
+    CHAT_LIMIT_COMMIT_WINDOW_US = 31,  /**< under load (two or more store requests per
                                             window), a store request waits up to this long
                                             for others to share its commit (group commit),
                                             250; 0: never. Costs latency under load only,
                                             saves CPU per request. @since 0.2 */
+    CHAT_LIMIT_HEAD_HINT_MS = 32      /**< over a bus that may lose frames (not the
+                                            in-process ones), a conversation quiet for this
+                                            long after a message gets a position hint to its
+                                            members on other nodes, again after 4x and 16x,
+                                            2000; 0: never. @since 0.2 */
 } chat_limit;
 
 /** Flags of chat_server_config_set_flags(). */

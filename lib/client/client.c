@@ -686,6 +686,56 @@ static void on_receipt_push(chat_client *c, const cJSON *o)
     chat__free(me);
 }
 
+/* Fetch conv from its first gap: within the running sync, or as a sync of its own that leaves
+ * the inbox cursor where it is (no conversation list needed: the gap's conversation is known).
+ * A conversation the cache does not know takes the full sync. */
+static void fetch_gap(chat_client *c, uint64_t conv)
+{
+    chat__conv_row row;
+    if (!c->online || chat__cache_conv_get(c->cache, conv, &row) != CHAT_OK) {
+        start_sync(c);
+        return;
+    }
+    if (!c->syncing) {
+        char *cur = NULL;
+        c->sync_cursor = 0;
+        if (chat__cache_meta_get(c->cache, "cursor", &cur) == CHAT_OK)
+            c->sync_cursor = strtoull(cur, NULL, 10);
+        chat__free(cur);
+        c->sync_more = 0;
+        c->syncing = 1;
+    }
+    add_fetch(c, conv, row.contig_seq > row.joined ? row.contig_seq : row.joined, 0);
+    pump_sync(c);
+}
+
+/* A position hint: conv's last seq is at least seq. Behind it, fetch what is missing. */
+static void on_head(chat_client *c, const cJSON *o)
+{
+    uint64_t conv = 0, seq = 0;
+    if (chat__json_u64(o, "conv", &conv) != CHAT_OK || chat__json_u64(o, "seq", &seq) != CHAT_OK ||
+        !conv)
+        return;
+    chat__conv_row row;
+    int had = chat__cache_conv_get(c->cache, conv, &row) == CHAT_OK;
+    if (!had || (seq > row.contig_seq && seq > row.joined && row.role != CHAT_ROLE_NONE))
+        fetch_gap(c, conv);
+}
+
+/* The server may have lost live frames for this client: catch up at a random moment within
+ * within_ms (so that all its clients do not ask at once). A pending catch-up keeps its time. */
+static void on_sync_prompt(chat_client *c, const cJSON *o)
+{
+    int64_t within = 0;
+    if (chat__json_i64(o, "within_ms", &within) != CHAT_OK || within < 0)
+        within = 0;
+    if (within > 600000)
+        within = 600000;
+    int64_t at = chat__mono_ms() + (within ? (int64_t)randombytes_uniform((uint32_t)within) : 0);
+    if (!c->resync_at_ms || at < c->resync_at_ms)
+        c->resync_at_ms = at;
+}
+
 static void on_live_msg(chat_client *c, const cJSON *o)
 {
     char *me = chat__client_me(c);
@@ -702,10 +752,12 @@ static void on_live_msg(chat_client *c, const cJSON *o)
     if (r >= 0 && c->auto_delivered && from && me && strcmp(from, me) != 0 &&
         (!had || seq > before.delivered))
         send_receipt(c, conv, seq, 0);
-    /* unknown conversation, a gap, or a membership change: resync from the cursor */
-    if (!had || (before.max_seq && seq > before.max_seq + 1) ||
-        (kind && strcmp(kind, "event") == 0))
+    /* An unknown conversation or a membership change: resync from the cursor. A gap (a live
+     * frame lost on its way, or sent while this device was connecting): fetch it. */
+    if (!had || (kind && strcmp(kind, "event") == 0))
         start_sync(c);
+    else if (seq > before.max_seq + 1 && seq - 1 > before.joined)
+        fetch_gap(c, conv);
     chat__free(me);
 }
 
@@ -823,6 +875,10 @@ static void on_text(const char *data, size_t len, void *ud)
         /* pong: liveness already noted */
     } else if (!re && strcmp(type, "msg") == 0) {
         on_live_msg(c, o);
+    } else if (!re && strcmp(type, "head") == 0) {
+        on_head(c, o);
+    } else if (!re && strcmp(type, "sync") == 0) {
+        on_sync_prompt(c, o);
     } else if (!re && strcmp(type, "receipt") == 0) {
         on_receipt_push(c, o);
     } else if (!re && strcmp(type, "presence") == 0) {
@@ -951,6 +1007,11 @@ void *chat__client_loop(void *arg)
                 c->send_retry_at_ms = 0;
                 flush_outbox(c);
             }
+            if (c->resync_at_ms && now >= c->resync_at_ms) {
+                /* a sync already running may have read before the loss: one more after it */
+                c->resync_at_ms = c->syncing ? now + 200 : 0;
+                start_sync(c);
+            }
         }
         int64_t deadline = now + 1000;
         if (!c->connected && !c->auth_failed)
@@ -962,6 +1023,8 @@ void *chat__client_loop(void *arg)
                                                        : c->last_rx_ms + c->hb_interval_ms);
             if (c->send_retry_at_ms)
                 deadline = min64(deadline, c->send_retry_at_ms);
+            if (c->resync_at_ms)
+                deadline = min64(deadline, c->resync_at_ms);
         }
         int64_t wait = deadline - now;
         if (wait < 0)

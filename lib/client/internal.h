@@ -149,6 +149,7 @@ struct chat_client {
     int fetch_inflight;
     int send_inflight;
     int64_t send_retry_at_ms;
+    int64_t resync_at_ms; /* a catch-up the server asked for is due then (0: none) */
 };
 
 /* event.c */

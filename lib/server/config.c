@@ -1,6 +1,7 @@
 /* Server configuration: defaults, typed setters, and backend registration checks. */
 #include "server/internal.h"
 
+#include "bus/check.h"
 #include "core/alloc.h"
 #include "core/error.h"
 
@@ -45,6 +46,7 @@ static const struct {
     [CHAT_LIMIT_PRESENCE_GRACE_MS] = {"presence_grace_ms", 2000, 0, 600000},
     [CHAT_LIMIT_PRESENCE_USER_RATE] = {"presence_user_rate", 12, 1, 1000000},
     [CHAT_LIMIT_COMMIT_WINDOW_US] = {"commit_window_us", 250, 0, 100000},
+    [CHAT_LIMIT_HEAD_HINT_MS] = {"head_hint_ms", 2000, 0, 600000},
 };
 
 int chat_server_limit_by_name(const char *name)
@@ -306,7 +308,8 @@ int chat_server_config_set_bus(chat_server_config *cfg, const chat_bus_ops *ops,
     if (rc != CHAT_OK)
         goto fail;
     REQUIRE(ops, attach);
-    REQUIRE(ops, publish);
+    if (!chat__bus_has_publish2(ops))
+        REQUIRE(ops, publish); /* a version-2 bus may set publish2 alone */
     REQUIRE(ops, device_up);
     REQUIRE(ops, device_down);
     REQUIRE(ops, online);

@@ -280,22 +280,11 @@ void chat__conn_error(chat__conn *c, const cJSON *re, int code, const char *reas
 }
 
 void chat__deliver_local(chat_server *srv, const char *user, const char *except_device,
-                         const void *frame, size_t len)
+                         chat__frame *f)
 {
-    chat__conn *c = chat__strmap_get(&srv->users, user);
-    if (!c)
-        return;
-    chat__frame *f = NULL;
-    if (srv->publishing && frame == chat__frame_data(srv->publishing))
-        f = chat__frame_ref(srv->publishing);
-    else
-        f = chat__frame_new(frame, len);
-    if (!f)
-        return;
-    for (; c; c = c->next_of_user) {
+    for (chat__conn *c = chat__strmap_get(&srv->users, user); c; c = c->next_of_user) {
         if (except_device && strcmp(c->device, except_device) == 0)
             continue;
         chat__conn_send(c, f);
     }
-    chat__frame_unref(f);
 }

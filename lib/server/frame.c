@@ -8,13 +8,9 @@
 
 chat__frame *chat__frame_new(const char *text, size_t len)
 {
-    chat__frame *f = chat__malloc(sizeof *f + CHAT__FRAME_PRE + len + 1);
-    if (!f)
-        return NULL;
-    f->refs = 1;
-    f->len = len;
-    memcpy(chat__frame_data(f), text, len);
-    chat__frame_data(f)[len] = '\0';
+    chat__frame *f = chat__buf_alloc(len);
+    if (f)
+        memcpy(chat__frame_data(f), text, len);
     return f;
 }
 
@@ -23,16 +19,15 @@ chat__frame *chat__frame_json(const cJSON *obj)
     /* Print straight into the frame: size from a first guess, grown once if too small. */
     size_t cap = 256;
     for (int attempt = 0; attempt < 8; attempt++) {
-        chat__frame *f = chat__malloc(sizeof *f + CHAT__FRAME_PRE + cap);
+        chat__frame *f = chat__buf_alloc(cap - 1);
         if (!f)
             return NULL;
         char *out = (char *)chat__frame_data(f);
         if (cJSON_PrintPreallocated((cJSON *)obj, out, (int)cap, 0)) {
-            f->refs = 1;
             f->len = strlen(out);
             return f;
         }
-        chat__free(f);
+        chat__frame_unref(f);
         cap *= 4;
     }
     return NULL;
@@ -45,19 +40,6 @@ chat__frame *chat__frame_take_json(cJSON *obj)
     chat__frame *f = chat__frame_json(obj);
     cJSON_Delete(obj);
     return f;
-}
-
-chat__frame *chat__frame_ref(chat__frame *f)
-{
-    if (f)
-        f->refs++;
-    return f;
-}
-
-void chat__frame_unref(chat__frame *f)
-{
-    if (f && --f->refs == 0)
-        chat__free(f);
 }
 
 /* ---- direct encoding ---- */
@@ -158,12 +140,9 @@ void chat__fb_id(chat__fb *b, const cJSON *id)
 
 chat__frame *chat__fb_alloc(chat__fb *b)
 {
-    chat__frame *f = chat__malloc(sizeof *f + CHAT__FRAME_PRE + b->len + 1);
+    chat__frame *f = chat__buf_alloc(b->len);
     if (!f)
         return NULL;
-    f->refs = 1;
-    f->len = b->len;
-    chat__frame_data(f)[b->len] = '\0';
     b->out = chat__frame_data(f);
     b->len = 0;
     return f;

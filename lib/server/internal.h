@@ -18,6 +18,7 @@
 #include "core/strmap.h"
 #include "core/typing.h"
 #include "server/frame.h"
+#include "server/hint.h"
 #include "server/worker.h"
 #include "transport/transport.h"
 
@@ -26,7 +27,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-#define CHAT__LIMIT_MAX 32 /* one past the highest chat_limit */
+#define CHAT__LIMIT_MAX 33 /* one past the highest chat_limit */
 #define CHAT__PATH_MAX 1024   /* TLS certificate and key paths */
 #define CHAT__ORIGINS_MAX 16  /* allowed Origin values */
 #define CHAT__ORIGIN_MAX 256  /* bytes of one, with the NUL */
@@ -160,9 +161,8 @@ struct chat_server {
     int64_t pres_armed_ms;              /* presence_timer's deadline, 0: not armed */
     chat__timer presence_timer;
 
-    /* The frame being published on the bus right now: a local delivery of these bytes shares
-     * it by reference instead of copying. */
-    chat__frame *publishing;
+    /* Position hints and catch-up prompts over a bus that may lose frames (hint.c). [loop] */
+    chat__hints hints;
 
     /* Requests of this loop iteration, handed to the writer in one batch (one lock, one
      * wake-up) when the transport's iteration ends (its flush) instead of one by one. */
@@ -254,9 +254,10 @@ void chat__conn_error(chat__conn *c, const cJSON *re, int code, const char *reas
  * (acks of committed messages among them). */
 void chat__conn_decline(chat__conn *c, const cJSON *re, int code, const char *reason,
                         const char *message, int64_t retry_after_ms);
-/* Deliver to every local connection of user except device (may be NULL). */
+/* Deliver f (shared, not consumed) to every local connection of user except device (may be
+ * NULL). */
 void chat__deliver_local(chat_server *srv, const char *user, const char *except_device,
-                         const void *frame, size_t len);
+                         chat__frame *f);
 
 /* dispatch.c: one complete WebSocket text message from c. [loop thread] */
 void chat__dispatch(chat__conn *c, const char *buf, size_t len);

@@ -218,6 +218,9 @@ static int changed_run(chat__job *job, chat__txn *tx)
     cJSON_AddItemToArray(users, e);
     r->fanout = chat__frame_take_json(o);
     r->fanout_all_devices = 1;
+    /* Every node hears of the change from its bus and tells its own devices: through the bus,
+     * contacts elsewhere would hear it once per node. */
+    r->fanout_local = 1;
     return r->fanout ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 

@@ -1,6 +1,7 @@
 /* The request machinery shared by every frame type; see req.h. */
 #include "server/req.h"
 
+#include "bus/check.h"
 #include "core/alloc.h"
 #include "core/array.h"
 #include "core/error.h"
@@ -138,11 +139,11 @@ static void push_offline(chat_server *srv, chat__req *r)
 void chat__publish(chat_server *srv, const chat__userlist *to, const char *except_user,
                    const char *except_device, chat__frame *f)
 {
-    chat__frame *prev = srv->publishing;
-    srv->publishing = f;
-    int rc = srv->bus->publish(srv->bus_st, (const char *const *)to->users, to->n, except_user,
-                               except_device, chat__frame_data(f), f->len);
-    srv->publishing = prev;
+    const char *const *users = (const char *const *)to->users;
+    int rc = chat__bus_has_publish2(srv->bus)
+                 ? srv->bus->publish2(srv->bus_st, users, to->n, except_user, except_device, f, 0)
+                 : srv->bus->publish(srv->bus_st, users, to->n, except_user, except_device,
+                                     chat__frame_data(f), f->len);
     if (rc != CHAT_OK)
         chat__log(srv, CHAT_LOG_WARN, "bus publish failed: %s", chat_error_name(rc));
 }
@@ -186,10 +187,19 @@ static void req_done(chat_server *srv, chat__job *job)
     if (c && c->tc && r->reply)
         chat__conn_send(c, r->reply);
     chat__frame *frames[2] = {r->fanout, r->fanout2};
-    for (int i = 0; i < 2; i++)
-        if (frames[i] && r->to.n)
-            chat__publish(srv, &r->to, r->fanout_all_devices ? NULL : r->user,
-                          r->fanout_all_devices ? NULL : r->device, frames[i]);
+    for (int i = 0; i < 2; i++) {
+        if (!frames[i] || !r->to.n)
+            continue;
+        if (r->fanout_local) {
+            for (size_t k = 0; k < r->to.n; k++)
+                chat__deliver_local(srv, r->to.users[k], NULL, frames[i]);
+            continue;
+        }
+        chat__publish(srv, &r->to, r->fanout_all_devices ? NULL : r->user,
+                      r->fanout_all_devices ? NULL : r->device, frames[i]);
+    }
+    if (r->hint_seq && r->fanout)
+        chat__hint_note(srv, r->hint_conv, r->hint_seq, &r->to);
     if (r->push)
         push_offline(srv, r);
     if (r->after)
@@ -361,6 +371,8 @@ int chat__txn_append_as(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat
     if (rc != CHAT_OK)
         return chat__req_fail(r, CHAT_EIO, "storage", "cannot store the message");
     conv->head_seq = msg->seq;
+    r->hint_conv = conv->id;
+    r->hint_seq = msg->seq;
     conv->change = chat__txn_bump(tx);
     rc = tx->ops->conv_update(tx->st, conv);
     if (rc != CHAT_OK)

@@ -44,6 +44,7 @@ struct chat__req {
     chat__frame *fanout2;   /* a second frame to the same users, after the first */
     chat__userlist to;
     int fanout_all_devices; /* also to the requesting device */
+    int fanout_local;       /* to the devices connected here only, not through the bus */
 
     /* Push for the recipients with no device online (the requester excluded). */
     int push;
@@ -51,6 +52,9 @@ struct chat__req {
     char *pev_title;        /* NULL: none; both only made when the server has push */
     char *pev_preview;
     uint64_t head;          /* unread = head - read_seq */
+    /* The last message appended (conv, seq), for the position hint after the fan-out. */
+    int64_t hint_conv;
+    uint64_t hint_seq;
 
     /* Optional loop-thread step after the outputs went out; also called on failure (after
      * the error frame), so it must check req->job.status. */

@@ -141,15 +141,33 @@ static void submits_direct(chat_server *srv)
 
 /* ---- bus sink ---- */
 
+/* A version-1 bus hands bytes over: they become a frame of their own. */
 static void sink_deliver(const char *user, const char *except_device, const void *frame,
                          size_t len, void *ud)
 {
-    chat__deliver_local(ud, user, except_device, frame, len);
+    chat__frame *f = chat__frame_new(frame, len);
+    if (!f) {
+        chat__log(ud, CHAT_LOG_WARN, "bus delivery to %s dropped: out of memory", user);
+        return;
+    }
+    chat__deliver_local(ud, user, except_device, f);
+    chat__frame_unref(f);
+}
+
+static void sink_deliver2(const char *user, const char *except_device, chat_buf *frame,
+                          void *ud)
+{
+    chat__deliver_local(ud, user, except_device, frame);
 }
 
 static void sink_presence(const char *user, int online, void *ud)
 {
     chat__presence_changed(ud, user, online);
+}
+
+static void sink_lost(void *ud)
+{
+    chat__hint_lost(ud);
 }
 
 static void sink_wake(void *ud)
@@ -246,6 +264,7 @@ static void server_release(chat_server *srv)
     chat__user_limits_free(srv);
     chat__typing_free(&srv->typing);
     chat__presence_free(srv);
+    chat__hints_free(srv);
     chat__keyring_wipe(&srv->cfg.keys);
     chat__free(srv->cfg.address);
     chat__free(srv->cfg.data_dir);
@@ -346,8 +365,10 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
             chat__error_set(rc, 0, "cannot load revoked sessions");
     }
     if (rc == CHAT_OK) {
-        chat_bus_sink sink = {sink_deliver, sink_presence, sink_wake, srv};
+        chat_bus_sink sink = {sink_deliver, sink_presence, sink_wake, srv, sink_deliver2, sink_lost};
         rc = srv->bus->attach(srv->bus_st, &sink);
+        if (rc == CHAT_OK)
+            chat__hints_init(srv);
     }
     if (rc == CHAT_OK)
         rc = chat__worker_start(&srv->writer, srv, 1);
@@ -376,6 +397,7 @@ void chat__server_on_wake(chat_server *srv)
         chat__presence_flush(srv);
         srv->timers_ready = 0;
         chat__presence_timers_stop(srv);
+        chat__hints_stop(srv);
         chat__conntimer_stop(srv);
         submits_direct(srv);
         pthread_mutex_lock(&srv->done_lock);
@@ -417,7 +439,10 @@ static int loop_open(chat_server *srv)
         srv->tp_st = NULL;
         return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
     }
-    if (chat__presence_timers_start(srv) != CHAT_OK) {
+    int timers = chat__presence_timers_start(srv);
+    if (timers == CHAT_OK && (timers = chat__hints_start(srv)) != CHAT_OK)
+        chat__presence_timers_stop(srv);
+    if (timers != CHAT_OK) {
         chat__conntimer_stop(srv);
         srv->tp->close(srv->tp_st);
         srv->tp_st = NULL;

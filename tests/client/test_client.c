@@ -36,7 +36,9 @@ static void log_stderr(int level, const char *msg, void *user_data)
 
 /* ---- server ------------------------------------------------------------------------------ */
 
-static chat_server *server_up(const char *data_dir, int port)
+/* hint_ms < 0: the default. */
+static chat_server *server_up_on(const char *data_dir, int port, const chat_bus_ops *bus_ops,
+                                 void *bus, int hint_ms)
 {
     chat_server_config *cfg = NULL;
     assert_int_equal(chat_server_config_new(&cfg), CHAT_OK);
@@ -51,6 +53,11 @@ static chat_server *server_up(const char *data_dir, int port)
     assert_int_equal(chat_server_config_set_limit(cfg, CHAT_LIMIT_SEND_BURST, 10000), CHAT_OK);
     if (data_dir)
         assert_int_equal(chat_server_config_set_data_dir(cfg, data_dir), CHAT_OK);
+    if (bus_ops)
+        assert_int_equal(chat_server_config_set_bus(cfg, bus_ops, bus), CHAT_OK);
+    if (hint_ms >= 0)
+        assert_int_equal(chat_server_config_set_limit(cfg, CHAT_LIMIT_HEAD_HINT_MS, hint_ms),
+                         CHAT_OK);
     chat_server *srv = NULL;
     int rc = chat_server_new(&srv, cfg);
     chat_server_config_free(cfg);
@@ -62,6 +69,11 @@ static chat_server *server_up(const char *data_dir, int port)
     assert_int_equal(rc, CHAT_OK);
     assert_true(chat_server_port(srv) > 0);
     return srv;
+}
+
+static chat_server *server_up(const char *data_dir, int port)
+{
+    return server_up_on(data_dir, port, NULL, NULL, -1);
 }
 
 static char *token(chat_server *srv, const char *user, const char *device)
@@ -359,6 +371,186 @@ static void test_client_chat_both_ways_with_receipts(void **state)
     chat_string_free(ta);
     chat_string_free(tb);
     chat_server_free(srv);
+}
+
+/* ---- a bus that loses frames -------------------------------------------------------------
+ * The built-in local bus behind a wrapper that drops the next `drop` message frames, as a
+ * network bus may, and says so (not CHAT_BUS_CTL_RELIABLE). Frames for remote devices only
+ * (position hints) reach the local devices: here they stand for the devices of other nodes.
+ * lost() reaches the engine from poll(), on the loop thread, when the test asks for it. */
+
+typedef struct lossy_bus {
+    void *inner;
+    chat_bus_sink sink;
+    atomic_int drop;     /* message frames still to drop */
+    atomic_int dropped;
+    atomic_int want_lost;
+} lossy_bus;
+
+static const chat_bus_ops *inner_ops(void) { return chat_bus_local_ops(); }
+
+static void lossy_destroy(void *st)
+{
+    lossy_bus *b = st;
+    inner_ops()->destroy(b->inner);
+    free(b);
+}
+
+static int lossy_attach(void *st, const chat_bus_sink *sink)
+{
+    lossy_bus *b = st;
+    b->sink = *sink;
+    return inner_ops()->attach(b->inner, sink);
+}
+
+static int lossy_publish2(void *st, const char *const *users, size_t n, const char *eu,
+                          const char *ed, chat_buf *frame, unsigned int flags)
+{
+    lossy_bus *b = st;
+    if (strncmp(chat_buf_data(frame), "{\"type\":\"msg\"", 13) == 0 && atomic_load(&b->drop) > 0) {
+        atomic_fetch_sub(&b->drop, 1);
+        atomic_fetch_add(&b->dropped, 1);
+        return CHAT_OK;
+    }
+    return inner_ops()->publish2(b->inner, users, n, eu, ed, frame, 0);
+}
+
+static int lossy_up(void *st, const char *u, const char *d)
+{
+    return inner_ops()->device_up(((lossy_bus *)st)->inner, u, d);
+}
+
+static int lossy_down(void *st, const char *u, const char *d)
+{
+    return inner_ops()->device_down(((lossy_bus *)st)->inner, u, d);
+}
+
+static int lossy_online(void *st, const char *u)
+{
+    return inner_ops()->online(((lossy_bus *)st)->inner, u);
+}
+
+static int lossy_poll(void *st)
+{
+    lossy_bus *b = st;
+    if (atomic_exchange(&b->want_lost, 0))
+        b->sink.lost(b->sink.user_data);
+    return CHAT_OK;
+}
+
+static int lossy_ctl(void *st, int op, void *arg)
+{
+    return CHAT_ENOTSUP; /* not reliable */
+}
+
+static const chat_bus_ops lossy_ops = {.version = CHAT_BUS_OPS_VERSION,
+                                       .destroy = lossy_destroy,
+                                       .attach = lossy_attach,
+                                       .device_up = lossy_up,
+                                       .device_down = lossy_down,
+                                       .online = lossy_online,
+                                       .poll = lossy_poll,
+                                       .ctl = lossy_ctl,
+                                       .publish2 = lossy_publish2};
+
+static lossy_bus *lossy_new(void)
+{
+    lossy_bus *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    assert_int_equal(chat_bus_local_new(&b->inner), CHAT_OK);
+    return b;
+}
+
+/* alice and bob online on a server over a lossy bus, with a conversation of one message. */
+typedef struct lossy_pair {
+    lossy_bus *bus;
+    chat_server *srv;
+    char *ta, *tb;
+    chat_client *a, *b;
+    uint64_t conv;
+} lossy_pair;
+
+static void lossy_pair_up(lossy_pair *p, int hint_ms)
+{
+    p->bus = lossy_new();
+    p->srv = server_up_on(NULL, 0, &lossy_ops, p->bus, hint_ms);
+    int port = chat_server_port(p->srv);
+    p->ta = token(p->srv, "alice", "phone");
+    p->tb = token(p->srv, "bob", "laptop");
+    p->a = client_new(port, p->ta, NULL);
+    p->b = client_new(port, p->tb, NULL);
+    wait_online(p->a);
+    wait_online(p->b);
+    assert_int_equal(chat_client_send_text_to(NULL, p->a, "bob", "one", 3), CHAT_OK);
+    chat_event *ev = wait_for(p->b, CHAT_EVENT_MESSAGE, 0, "one");
+    p->conv = chat_event_conv(ev);
+    chat_event_free(ev);
+}
+
+static void lossy_pair_down(lossy_pair *p)
+{
+    chat_client_free(p->a);
+    chat_client_free(p->b);
+    chat_string_free(p->ta);
+    chat_string_free(p->tb);
+    chat_server_free(p->srv);
+}
+
+/* alice sends text, acked, whose live frame the bus drops (the ack goes out before the
+ * fan-out: wait for the drop itself). */
+static void send_dropped(lossy_pair *p, const char *text)
+{
+    int before = atomic_load(&p->bus->dropped);
+    atomic_store(&p->bus->drop, 1);
+    assert_int_equal(chat_client_send_text(NULL, p->a, p->conv, text, strlen(text)), CHAT_OK);
+    chat_event_free(wait_for(p->a, CHAT_EVENT_SENT, p->conv, NULL));
+    long long dl = now_ms() + WAIT_MS;
+    while (atomic_load(&p->bus->dropped) == before && now_ms() < dl)
+        usleep(1000);
+    assert_int_equal(atomic_load(&p->bus->dropped), before + 1);
+}
+
+/* The bus drops the live frame of "two" and nothing follows it: the position hint of the
+ * quiet conversation makes bob's client fetch it. */
+static void test_client_dropped_frame_found_by_position_hint(void **state)
+{
+    (void)state;
+    lossy_pair p;
+    lossy_pair_up(&p, 200);
+    send_dropped(&p, "two");
+    chat_event_free(wait_for(p.b, CHAT_EVENT_MESSAGE, p.conv, "two"));
+    expect_text(p.b, p.conv, "two", 1);
+    lossy_pair_down(&p);
+}
+
+/* Without hints, the next frame's seq shows the gap, and the client fetches it. */
+static void test_client_dropped_frame_found_by_next_seq(void **state)
+{
+    (void)state;
+    lossy_pair p;
+    lossy_pair_up(&p, 0);
+    send_dropped(&p, "two");
+    assert_int_equal(chat_client_send_text(NULL, p.a, p.conv, "three", 5), CHAT_OK);
+    const char *texts[] = {"two", "three"};
+    wait_for_all(p.b, p.conv, texts, 2);
+    expect_text(p.b, p.conv, "two", 1);
+    expect_text(p.b, p.conv, "three", 1);
+    lossy_pair_down(&p);
+}
+
+/* Without hints and with no later frame, the bus reporting a loss makes the engine prompt
+ * every client to catch up. */
+static void test_client_bus_loss_prompts_catch_up(void **state)
+{
+    (void)state;
+    lossy_pair p;
+    lossy_pair_up(&p, 0);
+    send_dropped(&p, "two");
+    atomic_store(&p.bus->want_lost, 1);
+    p.bus->sink.wake(p.bus->sink.user_data);
+    chat_event_free(wait_for(p.b, CHAT_EVENT_MESSAGE, p.conv, "two"));
+    expect_text(p.b, p.conv, "two", 1);
+    lossy_pair_down(&p);
 }
 
 static void test_client_offline_send_exactly_once(void **state)
@@ -878,6 +1070,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_client_chat_both_ways_with_receipts),
         cmocka_unit_test(test_client_offline_send_exactly_once),
+        cmocka_unit_test(test_client_dropped_frame_found_by_position_hint),
+        cmocka_unit_test(test_client_dropped_frame_found_by_next_seq),
+        cmocka_unit_test(test_client_bus_loss_prompts_catch_up),
         cmocka_unit_test(test_client_outbox_survives_restart),
         cmocka_unit_test(test_client_server_restart_resumes),
         cmocka_unit_test(test_client_two_devices_stay_in_sync),

@@ -202,7 +202,8 @@ static void connect_empty(harness *h, int cursor)
 /* ---- tests ------------------------------------------------------------------------------- */
 
 /* Auth first; sync fetches exactly the missing range, and a live message past a gap makes the
- * engine fetch from the first gap, not from the newest message it has. */
+ * engine fetch that conversation from the first gap, not from the newest message it has (and
+ * without a conversation list: the gap says which conversation). */
 static void test_loopback_sync_fetches_from_the_first_gap(void **state)
 {
     (void)state;
@@ -228,11 +229,6 @@ static void test_loopback_sync_fetches_from_the_first_gap(void **state)
 
     /* seq 3 is lost on the way; seq 4 arrives live */
     reply(&h, MSG(12, 4, "four"));
-    cJSON *cv2 = expect_frame(&h, "convs", 1);
-    assert_int_equal((int)num_of(cv2, "since"), 3);
-    reply(&h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":5,\"more\":false,\"convs\":[" CONV12(4) "]}",
-          id_of(cv2));
-    cJSON_Delete(cv2);
     cJSON *hi2 = expect_frame(&h, "history", 1);
     assert_int_equal((int)num_of(hi2, "after"), 2); /* the gap, not the newest (4) */
     reply(&h, "{\"type\":\"history\",\"re\":\"%s\",\"conv\":12,\"more\":false,\"messages\":["
@@ -251,6 +247,87 @@ static void test_loopback_sync_fetches_from_the_first_gap(void **state)
         assert_string_equal(chat_msg_list_text(l, i, NULL), want[i]);
     }
     chat_msg_list_free(l);
+
+    /* The gap fill left the inbox cursor alone: the next conversation list starts from 3. */
+    reply(&h, "{\"type\":\"sync\",\"within_ms\":0}");
+    cJSON *cv2 = expect_frame(&h, "convs", 1);
+    assert_int_equal((int)num_of(cv2, "since"), 3);
+    cJSON_Delete(cv2);
+    harness_down(&h);
+}
+
+/* Sync conversation 12 up to seq 2 (the client then holds 1 and 2). */
+static void sync_to_two(harness *h)
+{
+    accept_auth(h);
+    chat_event_free(wait_event(h, CHAT_EVENT_ONLINE));
+    cJSON *cv = expect_frame(h, "convs", 0);
+    reply(h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":3,\"more\":false,\"convs\":[" CONV12(2) "]}",
+          id_of(cv));
+    cJSON_Delete(cv);
+    cJSON *hi = expect_frame(h, "history", 1);
+    reply(h, "{\"type\":\"history\",\"re\":\"%s\",\"conv\":12,\"more\":false,\"messages\":["
+             MSG(12, 1, "one") "," MSG(12, 2, "two") "]}", id_of(hi));
+    cJSON_Delete(hi);
+    chat_event_free(wait_event(h, CHAT_EVENT_SYNCED));
+}
+
+/* A position hint ahead of the cache fetches the rest of that conversation; one the cache is
+ * not behind costs nothing; one for a conversation the cache does not know takes a full sync. */
+static void test_loopback_head_hint_fetches_what_was_missed(void **state)
+{
+    (void)state;
+    harness h;
+    harness_up(&h, NULL, 0);
+    sync_to_two(&h);
+
+    reply(&h, "{\"type\":\"head\",\"conv\":12,\"seq\":2}");
+    no_frame_for(&h, 300, "history");
+
+    /* seq 3 was lost, and nothing followed it: the hint is the only sign */
+    reply(&h, "{\"type\":\"head\",\"conv\":12,\"seq\":3}");
+    cJSON *hi = expect_frame(&h, "history", 1);
+    assert_int_equal((int)num_of(hi, "conv"), 12);
+    assert_int_equal((int)num_of(hi, "after"), 2);
+    reply(&h, "{\"type\":\"history\",\"re\":\"%s\",\"conv\":12,\"more\":false,\"messages\":["
+              MSG(12, 3, "three") "]}", id_of(hi));
+    cJSON_Delete(hi);
+    chat_event *ev = wait_event(&h, CHAT_EVENT_MESSAGE);
+    assert_int_equal(chat_event_seq(ev), 3);
+    assert_string_equal(chat_event_text(ev, NULL), "three");
+    chat_event_free(ev);
+    chat_event_free(wait_event(&h, CHAT_EVENT_SYNCED));
+
+    reply(&h, "{\"type\":\"head\",\"conv\":77,\"seq\":1}");
+    cJSON *cv = expect_frame(&h, "convs", 1);
+    assert_int_equal((int)num_of(cv, "since"), 3);
+    cJSON_Delete(cv);
+    harness_down(&h);
+}
+
+/* A catch-up prompt: the engine asks for the conversation list within the window it was
+ * given, once even when prompted twice. */
+static void test_loopback_sync_prompt_catches_up(void **state)
+{
+    (void)state;
+    harness h;
+    harness_up(&h, NULL, 0);
+    sync_to_two(&h);
+
+    reply(&h, "{\"type\":\"sync\",\"within_ms\":200}");
+    reply(&h, "{\"type\":\"sync\",\"within_ms\":200}");
+    cJSON *cv = expect_frame(&h, "convs", 1);
+    assert_int_equal((int)num_of(cv, "since"), 3);
+    reply(&h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":5,\"more\":false,\"convs\":[" CONV12(3) "]}",
+          id_of(cv));
+    cJSON_Delete(cv);
+    cJSON *hi = expect_frame(&h, "history", 1);
+    assert_int_equal((int)num_of(hi, "after"), 2);
+    reply(&h, "{\"type\":\"history\",\"re\":\"%s\",\"conv\":12,\"more\":false,\"messages\":["
+              MSG(12, 3, "three") "]}", id_of(hi));
+    cJSON_Delete(hi);
+    chat_event_free(wait_event(&h, CHAT_EVENT_SYNCED));
+    no_frame_for(&h, 400, "convs");
     harness_down(&h);
 }
 
@@ -450,6 +527,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loopback_sync_fetches_from_the_first_gap),
+        cmocka_unit_test(test_loopback_head_hint_fetches_what_was_missed),
+        cmocka_unit_test(test_loopback_sync_prompt_catches_up),
         cmocka_unit_test(test_loopback_auth_failed_stops_retrying),
         cmocka_unit_test(test_loopback_outbox_resends_until_acked),
         cmocka_unit_test(test_loopback_conv_ids_in_range),

@@ -681,6 +681,136 @@ static void test_server_queued_bus_delivery(void **state)
     chat_server_free(srv);
 }
 
+/* A version-1 bus, as a host wrote it before frames were shared: bytes in publish, bytes out
+ * through sink->deliver, synchronously. The engine copies what it gets back. */
+typedef struct v1_bus {
+    chat_bus_sink sink;
+    int publishes;
+    int devices[2]; /* devices up of alice, bob */
+} v1_bus;
+
+static int v1_user(const char *user)
+{
+    return strcmp(user, "alice") == 0 ? 0 : strcmp(user, "bob") == 0 ? 1 : -1;
+}
+
+static void v1_destroy(void *st)
+{
+    free(st);
+}
+
+static int v1_attach(void *st, const chat_bus_sink *sink)
+{
+    ((v1_bus *)st)->sink = *sink;
+    return CHAT_OK;
+}
+
+static int v1_publish(void *st, const char *const *users, size_t n, const char *except_user,
+                      const char *except_device, const void *frame, size_t len)
+{
+    v1_bus *b = st;
+    b->publishes++;
+    for (size_t i = 0; i < n; i++) {
+        int skip = except_user && except_device && strcmp(users[i], except_user) == 0;
+        b->sink.deliver(users[i], skip ? except_device : NULL, frame, len, b->sink.user_data);
+    }
+    return CHAT_OK;
+}
+
+static int v1_device(void *st, const char *user, int delta)
+{
+    v1_bus *b = st;
+    int u = v1_user(user);
+    if (u < 0)
+        return CHAT_OK;
+    int was = b->devices[u] > 0;
+    b->devices[u] += delta;
+    if (was != (b->devices[u] > 0))
+        b->sink.presence(user, b->devices[u] > 0, b->sink.user_data);
+    return CHAT_OK;
+}
+
+static int v1_up(void *st, const char *user, const char *device)
+{
+    return v1_device(st, user, 1);
+}
+
+static int v1_down(void *st, const char *user, const char *device)
+{
+    return v1_device(st, user, -1);
+}
+
+static int v1_online(void *st, const char *user)
+{
+    int u = v1_user(user);
+    return u >= 0 && ((v1_bus *)st)->devices[u] > 0;
+}
+
+static void test_server_bus_version_1_still_works(void **state)
+{
+    (void)state;
+    static const chat_bus_ops v1_ops = {.version = 1,
+                                        .destroy = v1_destroy,
+                                        .attach = v1_attach,
+                                        .publish = v1_publish,
+                                        .device_up = v1_up,
+                                        .device_down = v1_down,
+                                        .online = v1_online};
+    v1_bus *bus = calloc(1, sizeof *bus);
+    assert_non_null(bus);
+    chat_server_config *cfg = new_config();
+    assert_int_equal(chat_server_config_set_bus(cfg, &v1_ops, bus), CHAT_OK);
+    chat_server *srv = start_server(cfg);
+    int port = chat_server_port(srv);
+    char *ta = token_for(srv, "alice", "phone");
+    char *tb = token_for(srv, "bob", "laptop");
+    ws_client *a = auth_client(port, ta, "alice", "phone");
+    ws_client *b = auth_client(port, tb, "bob", "laptop");
+    direct_exchange(a, "alice", "phone", b, "bob", "s1", "c-1", "over a v1 bus");
+    direct_exchange(b, "bob", "laptop", a, "alice", "s2", "c-2", "and back");
+    assert_true(bus->publishes >= 2);
+    ws_free(b);
+    expect_presence(a, "bob", 0);
+    ws_free(a);
+    chat_string_free(ta);
+    chat_string_free(tb);
+    chat_server_free(srv);
+}
+
+static int fake_destroyed;
+static void fake_destroy(void *state);
+
+/* A version-2 table may set publish2 alone; one with neither publish method is refused. */
+static void test_server_bus_version_2_needs_a_publish(void **state)
+{
+    (void)state;
+    static const chat_bus_ops none = {.version = 2,
+                                      .destroy = fake_destroy,
+                                      .attach = v1_attach,
+                                      .device_up = v1_up,
+                                      .device_down = v1_down,
+                                      .online = v1_online};
+    static const chat_bus_ops v1_no_publish = {.version = 1,
+                                               .destroy = fake_destroy,
+                                               .attach = v1_attach,
+                                               .device_up = v1_up,
+                                               .device_down = v1_down,
+                                               .online = v1_online,
+                                               .publish2 = NULL};
+    int marker = 0;
+    chat_server_config *cfg = new_config();
+    fake_destroyed = 0;
+    assert_int_equal(chat_server_config_set_bus(cfg, &none, &marker), CHAT_EINVAL);
+    assert_non_null(strstr(chat_error_last()->message, "publish"));
+    assert_int_equal(chat_server_config_set_bus(cfg, &v1_no_publish, &marker), CHAT_EINVAL);
+    assert_int_equal(fake_destroyed, 2);
+    void *local = NULL;
+    assert_int_equal(chat_bus_local_new(&local), CHAT_OK);
+    assert_null(chat_bus_local_ops()->publish); /* the built-ins are publish2 only */
+    assert_int_equal(chat_server_config_set_bus(cfg, chat_bus_local_ops(), local), CHAT_OK);
+    chat_server_config_free(cfg);
+}
+
 /* ---- 8. push callback ------------------------------------------------------------------- */
 
 typedef struct push_rec {
@@ -1053,6 +1183,8 @@ int main(void)
         cmocka_unit_test(test_server_password_login),
         cmocka_unit_test(test_server_key_rotation),
         cmocka_unit_test(test_server_queued_bus_delivery),
+        cmocka_unit_test(test_server_bus_version_1_still_works),
+        cmocka_unit_test(test_server_bus_version_2_needs_a_publish),
         cmocka_unit_test(test_server_push_offline),
         cmocka_unit_test(test_server_config_limit_errors),
         cmocka_unit_test(test_server_new_without_key),

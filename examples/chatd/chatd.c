@@ -8,6 +8,7 @@
  *   chatd user add --data-dir DIR NAME                                   password from stdin
  */
 #include <chat/chat.h>
+#include <chat/sys/bus.h>
 #include <chat/sys/push.h>
 #include <chat/sys/store.h>
 #ifdef CHATD_TESTING_API

@@ -2,6 +2,7 @@
  * against the shared library), over real sockets on 127.0.0.1. Every wait is bounded. */
 #define _GNU_SOURCE
 #include <chat/chat.h>
+#include <chat/sys/bus.h>
 
 #include <errno.h>
 #include <poll.h>

@@ -4,7 +4,10 @@
  * libwebsockets on this side). Sends are scheduled at a fixed offered rate, never in response
  * to answers; each message carries its scheduled CLOCK_MONOTONIC send time in its text, and the
  * receiving connection (in this same process) records delivery latency in a log-bucketed
- * histogram. Every run is bounded in time (--max-secs) and in messages (--max-msgs).
+ * histogram. Every message is checked delivered exactly once: its id (the run's counter, the
+ * tail of its cmid) is counted per delivery, and a copy beyond what the scenario expects (one
+ * per recipient) is an error. Every run is bounded in time (--max-secs) and in messages
+ * (--max-msgs).
  *
  * Scenarios (--mode):
  *   pairs    N connections as N/2 pairs of users; each sends to its partner. --rates steps the
@@ -64,7 +67,7 @@ static struct opts {
     int rates[64], n_rates;
     int storm_msgs, storm_senders, storm_window;
     int history_convs, history_requests, history_limit;
-    int expect_all, random_cmids;
+    int expect_all, random_cmids, resend_every;
 } o = {
     .mode = "pairs", .host = "127.0.0.1", .label = "server", .port = 7700, .server_cpu = 0,
     .cpu = 1, .conns = 1000, .members = 1024, .group_senders = 1, .src_addrs = 250,
@@ -88,6 +91,12 @@ static hist lat;
 static int64_t step_end_ns;
 static long long group_conv = -1;
 static int n_err_printed;
+
+/* Exactly once: deliveries seen per message id (ids are 1..sent_total), against the copies a
+ * message should make (1 in pairs, one per other member in a group). */
+static uint16_t *seen;
+static uint64_t seen_cap, n_dups, n_strays;
+static int copies = 1;
 
 static void die(const char *fmt, ...)
 {
@@ -323,11 +332,58 @@ static long long json_int_after(const char *s, const char *key)
     return p ? atoll(p + strlen(key)) : -1;
 }
 
+/* The message id in a delivered frame: the last 11 hex digits of its cmid (bench_cmid), 0
+ * when there is none. */
+static uint64_t delivered_id(const char *text, size_t len)
+{
+    const char *c = memmem(text, len, "\"cmid\":\"", 8);
+    if (!c)
+        return 0;
+    c += 8;
+    const char *e = memchr(c, '"', len - (size_t)(c - text));
+    if (!e || e - c < 11)
+        return 0;
+    uint64_t id = 0;
+    for (const char *p = e - 11; p < e; p++) {
+        int v = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+        if (v < 0)
+            return 0;
+        id = id << 4 | (uint64_t)v;
+    }
+    return id;
+}
+
+/* Room to count deliveries of message id (ids only grow). */
+static void seen_reserve(uint64_t id)
+{
+    if (id < seen_cap)
+        return;
+    uint64_t n = seen_cap ? seen_cap : 65536;
+    while (n <= id)
+        n *= 2;
+    uint16_t *p = realloc(seen, n * sizeof *seen);
+    if (!p)
+        die("out of memory for %llu message ids", (unsigned long long)n);
+    memset(p + seen_cap, 0, (n - seen_cap) * sizeof *p);
+    seen = p;
+    seen_cap = n;
+}
+
 static void record_delivery(const char *text, size_t len)
 {
     const char *t = memmem(text, len, "\"text\":\"t=", 10);
     if (!t)
         return; /* an event message */
+    uint64_t id = delivered_id(text, len);
+    if (id == 0 || id > sent_total) {
+        n_strays++; /* not a message this run sent */
+        return;
+    }
+    if (seen[id] >= copies) {
+        n_dups++;
+        return;
+    }
+    seen[id]++;
     int64_t sent = atoll(t + 10), now = mono_ns();
     deliveries++;
     if (now <= step_end_ns)
@@ -439,6 +495,7 @@ static int send_one(int sender, int64_t stamp)
     char buf[8192];
     int n;
     unsigned long long id = ++sent_total;
+    seen_reserve(id);
     if (!strcmp(o.mode, "group"))
         n = snprintf(buf, sizeof buf,
                      "{\"type\":\"send\",\"id\":\"%llu\",\"conv\":%lld,\"cmid\":\"%s\","
@@ -449,6 +506,9 @@ static int send_one(int sender, int64_t stamp)
                      "{\"type\":\"send\",\"id\":\"%llu\",\"to\":\"u%d\",\"cmid\":\"%s\","
                      "\"text\":\"t=%lld %s\"}",
                      id, p->partner, bench_cmid(cmid, id), (long long)stamp, pad);
+    /* --resend-every: the same message again, as a client that lost the ack retries it. */
+    if (o.resend_every > 0 && id % (unsigned long long)o.resend_every == 0)
+        ws_send_text(&p->ws, buf, (size_t)n);
     return ws_send_text(&p->ws, buf, (size_t)n);
 }
 
@@ -472,7 +532,8 @@ static step_result run_step(int rate, int n_senders, int per_msg)
     step_result r = {0};
     r.rate = rate;
     hist_reset(&lat);
-    uint64_t d0 = deliveries, e0 = n_errors, c0 = ws_stats.closes, s0 = sent_total;
+    uint64_t d0 = deliveries, e0 = n_errors + n_dups + n_strays, c0 = ws_stats.closes;
+    uint64_t s0 = sent_total;
     deliveries_in_window = 0;
     proc_sample a = sample_server();
     double g0 = self_cpu_s();
@@ -522,7 +583,7 @@ static step_result run_step(int rate, int n_senders, int per_msg)
     r.p99 = hist_q(&lat, 0.99);
     r.p999 = hist_q(&lat, 0.999);
     r.max = lat.max;
-    r.errors = n_errors - e0 + failed_sends;
+    r.errors = n_errors + n_dups + n_strays - e0 + failed_sends;
     r.closes = ws_stats.closes - c0;
     r.lost = r.expected > r.delivered ? r.expected - r.delivered : 0;
     printf("%-14s %6d %9d %9.0f %11.0f %8.2f %8.2f %8.2f %8.2f %7llu %6llu %6llu %7.0f %7.0f "
@@ -548,6 +609,7 @@ static int run_stepped(void)
         n_senders = o.group_senders < 1 ? 1 : o.group_senders > n_peers ? n_peers : o.group_senders;
         per_msg = n_peers - 1;
     }
+    copies = per_msg;
     int64_t t_open = mono_ns();
     int ok = open_peers(0, n_peers, 120);
     printf("# %d/%d connections authenticated in %.2f s\n", ok, n_peers,
@@ -632,7 +694,11 @@ static int run_stepped(void)
                "srv_cpu=0 bound_ms=%.0f text=%d\n",
                o.label, o.mode, n_peers, o.p99_stop_ms, o.text_bytes);
     (void)bad;
-    if (o.expect_all && (total_lost || total_err || total_closes || !have_best)) {
+    printf("# exactly once: %llu duplicate deliveries, %llu deliveries of messages this run did "
+           "not send\n",
+           (unsigned long long)n_dups, (unsigned long long)n_strays);
+    if (o.expect_all &&
+        (total_lost || total_err || total_closes || !have_best || n_dups || n_strays)) {
         printf("FAIL: lost %llu, errors %llu, closes %llu\n", (unsigned long long)total_lost,
                (unsigned long long)total_err, (unsigned long long)total_closes);
         return 1;
@@ -804,6 +870,7 @@ static int run_storm(void)
                 /* round-robin over this sender's targets: target j, j+s, j+2s, ... */
                 char buf[sizeof pad + 256], cmid[32];
                 unsigned long long id = ++sent_total;
+                seen_reserve(id);
                 int n = snprintf(buf, sizeof buf,
                                  "{\"type\":\"send\",\"id\":\"%llu\",\"to\":\"t%d\",\"cmid\":"
                                  "\"%s\",\"text\":\"t=0 offline message %s\"}",
@@ -944,6 +1011,8 @@ static const char usage[] =
     "         --group-senders K (1)  --rates R1,R2,... (offered msgs/s per step)\n"
     "         --step-secs S (3)  --drain-secs S (2)  --p99-stop-ms MS (100)  --text-bytes N (40)\n"
     "         --random-cmids (message ids in no order, instead of time first as the client's)\n"
+    "         --resend-every N (send every Nth message twice, as a client retrying it: a server\n"
+    "         that dedupes by cmid delivers it once, any other twice, which counts as errors)\n"
     "         --storm-msgs N (100)  --storm-senders S (100)  --storm-window W (64)\n"
     "         --history-convs C (10)  --history-requests N (5000)  --history-limit L (50)\n"
     "bounds:  --max-secs S (300)  --max-msgs N (20000000)  --max-connecting N (512)\n"
@@ -977,6 +1046,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--relay-tokens")) o.relay_tokens = 1;
         else if (!strcmp(a, "--expect-all")) o.expect_all = 1;
         else if (!strcmp(a, "--random-cmids")) o.random_cmids = 1;
+        else if (ARG("--resend-every")) o.resend_every = atoi(v);
         else if (ARG("--conns")) o.conns = atoi(v);
         else if (ARG("--members")) o.members = atoi(v);
         else if (ARG("--group-senders")) o.group_senders = atoi(v);
@@ -1087,9 +1157,10 @@ int main(int argc, char **argv)
     proc_sample end = sample_server();
     if (o.server_pid > 0)
         printf("# server at end: RSS %ld KiB, HWM %ld KiB, CPU %.2f s; generator CPU %.2f s; "
-               "frames in %llu out %llu\n",
+               "frames in %llu out %llu, payload bytes in %llu out %llu\n",
                end.rss_kb, end.hwm_kb, end.cpu_s, self_cpu_s(),
-               (unsigned long long)ws_stats.frames_in, (unsigned long long)ws_stats.frames_out);
+               (unsigned long long)ws_stats.frames_in, (unsigned long long)ws_stats.frames_out,
+               (unsigned long long)ws_stats.bytes_in, (unsigned long long)ws_stats.bytes_out);
     if (o.server_pid > 0)
         print_server_threads();
     for (int i = 0; i < cap; i++)

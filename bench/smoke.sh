@@ -18,6 +18,9 @@ cat "$T/pairs.out"
 grep -q '^# server threads, CPU s:.*chat-loop.*' "$T/pairs.out"
 grep -q '^# server threads, CPU s:.*chat-writer' "$T/pairs.out"
 "$BENCH" --mode group --members 8 --rates 10 --step-secs 1 --drain-secs 5 --spawn "$SRV" $COMMON
+# Exactly once: every 5th message sent twice with its cmid is delivered once by chatd...
+"$BENCH" --mode pairs --conns 20 --rates 50 --step-secs 1 --drain-secs 5 --spawn "$SRV" $COMMON \
+    --resend-every 5
 "$BENCH" --mode idle --conns 50 --spawn "$SRV" $COMMON
 "$BENCH" --mode storm --conns 20 --storm-msgs 10 --storm-senders 4 --spawn "$SRV" $COMMON
 # the relays: forward-only and acking, on the native transport and on libwebsockets
@@ -31,4 +34,12 @@ if [ -n "$RELAY" ]; then
     "$BENCH" $PAIRS --spawn "$RELAY --port 0" $RELAYS --label relay-ack
     "$BENCH" $PAIRS --spawn "$RELAY --port 0 --no-ack" $RELAYS --label relay-raw
 fi
+# ...and twice by a relay, which chat-bench must count as errors.
+if "$BENCH" $PAIRS --spawn "$NATIVE --port 0" $RELAYS --label relay-resent --resend-every 5 \
+    >"$T/dup.out"; then
+    cat "$T/dup.out"
+    echo "smoke: messages delivered twice went unnoticed" >&2
+    exit 1
+fi
+grep -Eq '^# exactly once: [1-9][0-9]* duplicate deliveries' "$T/dup.out"
 echo "smoke: all scenarios ran and counted correctly"

@@ -1,8 +1,8 @@
-/* relay: the ceiling chatd is measured against. A minimal WebSocket relay on the same
- * libwebsockets (4.1.6) and the same libuv event loop as chatd's libwebsockets transport, with
- * a 4096-byte rx buffer (--rx 256 is chatd's), chatd's 1 MiB cap on one send() and chatd's
- * write path: shared, refcounted frames written at once when nothing is queued, else queued and
- * written up to 64 per WRITEABLE. It parses no JSON and stores nothing: each message in is
+/* relay: the ceiling chatd is measured against. A minimal WebSocket relay on libwebsockets
+ * (4.1.6) and a libuv event loop, as chatd ran before its native transport, with a 4096-byte rx
+ * buffer (--rx 256 was chatd's), chatd's 1 MiB cap on one send() and chatd's write path then:
+ * shared, refcounted frames written at once when nothing is queued, else queued and written up
+ * to 64 per WRITEABLE. It parses no JSON and stores nothing: each message in is
  * forwarded, bytes unchanged, to its target. The protocol subset it speaks is relay_proto.h's;
  * --no-ack forwards only (the raw limit of libwebsockets on this loop).
  *

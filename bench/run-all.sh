@@ -15,7 +15,8 @@
 #   chatd-mem     chatd --memory;  chatd-normal  chatd on SQLite, synchronous NORMAL
 #   mosquitto-q1  Debian's mosquitto over WebSocket, QoS 1 (bench/mosquitto-ws.sh)
 #   node-relay    a minimal Node.js ws relay that acks (bench/relay.mjs)
-# A peer that is not installed (mosquitto, Node.js with ws) is skipped with a note.
+# A peer that is not installed (mosquitto, Node.js with ws) is skipped with a note; without
+# libwebsockets bench/relay is not built, and the ratios are taken against relay-native.
 #
 #   bench/run-all.sh [BUILD_DIR (build)] [WORK_DIR (a fresh temp dir)]
 #
@@ -97,6 +98,12 @@ one_to_one() {
 : >"$LOG"
 say "# run-all: $(date -u +%FT%TZ) $(uname -r), $(nproc) cpus, nofile $(ulimit -Hn); work dir $WORK"
 say "# every server pinned to cpu 0 (taskset -c 0), chat-bench pinned to cpu 1; the lws relays use chatd's 256-byte rx buffer"
+BASE=relay-raw
+if [ ! -x "$RELAY" ]; then
+    say "# bench/relay is not built (no libwebsockets): relay-raw and relay-ack skipped, ratios against relay-native"
+    SKIP="$SKIP relay-raw relay-ack"
+    BASE=relay-native
+fi
 if ! command -v mosquitto >/dev/null; then
     say "# mosquitto is not installed: mosquitto-q1 skipped"
     SKIP="$SKIP mosquitto-q1"
@@ -170,5 +177,5 @@ fi
 # ---- summary ----
 # A server that passes a grid's top step has a higher ceiling than the table can show: marked.
 awk -v tops="pairs $CONNS_SMALL=${RATES_PAIRS##*,};pairs/t$LONG_TEXT $CONNS_SMALL=${RATES_PAIRS##*,};pairs $CONNS_BIG=${RATES_BIG##*,};group $MEMBERS=${RATES_GROUP##*,}" \
-    -v fixed="$FIXED_RATES" -f "$SRC/summary.awk" "$LOG" | tee "$WORK/summary.txt"
+    -v fixed="$FIXED_RATES" -v base="$BASE" -f "$SRC/summary.awk" "$LOG" | tee "$WORK/summary.txt"
 echo "# full log: $LOG"

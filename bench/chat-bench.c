@@ -516,7 +516,7 @@ static void mqtt_on_bytes(peer *p, const unsigned char *b, size_t n)
     if (b == p->mq) {
         memmove(p->mq, p->mq + off, n - off);
         p->mq_len = n - off;
-    } else {
+    } else if (off < n) {
         mqtt_keep(p, b + off, n - off);
     }
 }

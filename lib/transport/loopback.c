@@ -662,11 +662,14 @@ static void lb_run(void *st)
         pthread_mutex_lock(&lb->mu);
         if (lb->shutting_down && !has_work(lb))
             break;
-        if (!did && !has_work(lb)) {
-            lb->idle = 1;
-            pthread_cond_broadcast(&lb->cv);
-            while (!has_work(lb))
-                pthread_cond_wait(&lb->cv, &lb->mu);
+        /* Idle again after every wake-up that brought no work: a change that made none
+         * (a hang-up of a connection already closed) must not keep chat__lb_settle waiting. */
+        while (!did && !has_work(lb)) {
+            if (!lb->idle) {
+                lb->idle = 1;
+                pthread_cond_broadcast(&lb->cv);
+            }
+            pthread_cond_wait(&lb->cv, &lb->mu);
         }
     }
     lb->running = 0;

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/swar.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,4 +220,20 @@ int chat__json_bool(const cJSON *obj, const char *key, int *out)
         return chat__error_set(CHAT_EINVAL, 0, "field \"%s\" is not a boolean", key);
     *out = cJSON_IsTrue(item) ? 1 : 0;
     return CHAT_OK;
+}
+
+int chat__json_add(cJSON *obj, const char *key, cJSON *item)
+{
+    if (obj && item && cJSON_AddItemToObject(obj, key, item))
+        return 1;
+    cJSON_Delete(item);
+    return 0;
+}
+
+cJSON *chat__json_parse(const char *buf, size_t len, int *oom)
+{
+    errno = 0;
+    cJSON *v = cJSON_ParseWithLength(buf, len);
+    *oom = !v && errno == ENOMEM;
+    return v;
 }

@@ -99,4 +99,22 @@ cJSON *chat__json_add_int(cJSON *obj, const char *key, int64_t v);
 /* true or false, as 1 or 0. @return CHAT_OK, CHAT_ENOTFOUND, CHAT_EINVAL (not a boolean). */
 int chat__json_bool(const cJSON *obj, const char *key, int *out);
 
+/*
+ * Building. cJSON's adders return NULL (or 0) when an allocation fails, and a frame built
+ * without checking each of them goes out with fields missing; every add is checked, in the
+ * form `ok = o && cJSON_Add...(o, ...) && chat__json_add(o, key, cJSON_Create...()) && ...`.
+ * An item made before such a chain must be consumed whatever the chain did:
+ * `ok = chat__json_add(ok ? o : NULL, key, item) && ok`.
+ */
+
+/* cJSON_AddItemToObject that owns item whatever happens: 1 when added; 0 when obj or item is
+ * NULL or the key could not be copied, with item deleted (cJSON's own leaves it to the caller,
+ * so `cJSON_AddItemToObject(o, k, cJSON_Create...())` leaks on failure). */
+int chat__json_add(cJSON *obj, const char *key, cJSON *item);
+
+/* cJSON_ParseWithLength that tells why it found nothing: NULL with *oom 1 when an allocation
+ * failed, 0 when the text is not JSON. Out of memory is known by errno, which a failing
+ * allocator sets to ENOMEM as malloc does (doc/embedding.md). */
+cJSON *chat__json_parse(const char *buf, size_t len, int *oom);
+
 #endif

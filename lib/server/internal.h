@@ -245,17 +245,19 @@ void chat__conn_set_authed(chat__conn *c, const char *user, const char *device,
                            const char *session);
 /* Error frame to c for input refused as malformed or forbidden (a bad frame, an unknown type,
  * a bad field, not a member, a failed authentication); counts towards the abuse limit. re may
- * be NULL. */
+ * be NULL. When the frame cannot be made (out of memory), c is closed with 1011 instead: a
+ * request is answered or its connection ends. */
 void chat__conn_error(chat__conn *c, const cJSON *re, int code, const char *reason,
                       const char *message, int64_t retry_after_ms);
 /* The same frame for a refusal of the server's own making: back-pressure (busy, rate_limited),
  * its own failure (storage, internal), a feature it lacks. Not counted: a client that pipelines
  * under load meets these without fault, and closing it would drop answers already on the way
- * (acks of committed messages among them). */
+ * (acks of committed messages among them). Closes with 1011 likewise. */
 void chat__conn_decline(chat__conn *c, const cJSON *re, int code, const char *reason,
                         const char *message, int64_t retry_after_ms);
 /* Deliver f (shared, not consumed) to every local connection of user except device (may be
- * NULL). */
+ * NULL). f NULL: the frame could not be made (out of memory), and those connections are closed
+ * with 1011 instead. */
 void chat__deliver_local(chat_server *srv, const char *user, const char *except_device,
                          chat__frame *f);
 

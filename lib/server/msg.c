@@ -202,7 +202,8 @@ static int send_run(chat__job *job, chat__txn *tx)
     return CHAT_OK;
 }
 
-/* The media reference, normalized to the fields the protocol defines. */
+/* The media reference, normalized to the fields the protocol defines; NULL after answering
+ * the error. */
 static char *media_body(chat__conn *c, const cJSON *f, const cJSON *re)
 {
     const cJSON *media = cJSON_GetObjectItemCaseSensitive(f, "media");
@@ -219,9 +220,8 @@ static char *media_body(chat__conn *c, const cJSON *f, const cJSON *re)
         size_t max;
     } strs[] = {{"id", 128}, {"mime", 255}, {"name", 255}};
     cJSON *out = cJSON_CreateObject();
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < 3; i++) {
+    int ok = out != NULL;
+    for (size_t i = 0; ok && i < 3; i++) {
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(media, strs[i].key);
         size_t n = cJSON_IsString(s) ? strlen(s->valuestring) : 0;
         if (!cJSON_IsString(s) || n == 0 || n > strs[i].max) {
@@ -232,10 +232,10 @@ static char *media_body(chat__conn *c, const cJSON *f, const cJSON *re)
             cJSON_Delete(out);
             return NULL;
         }
-        cJSON_AddStringToObject(out, strs[i].key, s->valuestring);
+        ok = cJSON_AddStringToObject(out, strs[i].key, s->valuestring) != NULL;
     }
     static const char *nums[] = {"size", "width", "height", "duration_ms"};
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; ok && i < 4; i++) {
         uint64_t v;
         int rc = chat__json_u64(media, nums[i], &v);
         if (rc == CHAT_ENOTFOUND && i > 0)
@@ -248,10 +248,12 @@ static char *media_body(chat__conn *c, const cJSON *f, const cJSON *re)
             cJSON_Delete(out);
             return NULL;
         }
-        cJSON_AddNumberToObject(out, nums[i], (double)v);
+        ok = cJSON_AddNumberToObject(out, nums[i], (double)v) != NULL;
     }
-    char *s = cJSON_PrintUnformatted(out);
+    char *s = ok ? cJSON_PrintUnformatted(out) : NULL;
     cJSON_Delete(out);
+    if (!s)
+        chat__conn_decline(c, re, CHAT_ENOMEM, "internal", "out of memory", 0);
     return s;
 }
 
@@ -341,7 +343,7 @@ void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
     }
 
     if (chat__req_start(c, f, re, send_run, &a, sizeof a, free_send_args) != CHAT_OK)
-        cJSON_free(media);
+        cJSON_free(media); /* answered by chat__req_start */
     return;
 fail:
     cJSON_free(media);
@@ -380,37 +382,42 @@ static int history_run(chat__job *job, chat__txn *tx)
     uint64_t after = a->after > me.joined_seq ? a->after : me.joined_seq;
     cJSON *o = chat__req_reply(r, "history");
     cJSON *msgs = cJSON_CreateArray();
-    if (!o || !msgs) {
+    /* Pages always read in ascending order: a backward page is reversed into asc. */
+    cJSON *asc = a->backwards ? cJSON_CreateArray() : NULL;
+    if (!o || !msgs || (a->backwards && !asc) ||
+        !cJSON_AddNumberToObject(o, "conv", (double)a->conv)) {
         cJSON_Delete(o);
         cJSON_Delete(msgs);
+        cJSON_Delete(asc);
         return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
     }
-    cJSON_AddNumberToObject(o, "conv", (double)a->conv);
     /* One extra row tells whether there is more in the direction paged. */
     rc = tx->ops->msg_range(tx->st, a->conv, after, a->before, a->limit + 1, a->backwards,
                             add_msg, msgs);
     if (rc != CHAT_OK) {
         cJSON_Delete(o);
         cJSON_Delete(msgs);
+        cJSON_Delete(asc);
+        if (rc == CHAT_ENOMEM)
+            return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
         return chat__req_fail(r, CHAT_EIO, "storage", "cannot read history");
     }
     int n = cJSON_GetArraySize(msgs);
     int more = n > a->limit;
     if (more)
         cJSON_DeleteItemFromArray(msgs, a->backwards ? n - 1 : a->limit);
-    if (a->backwards) {
-        /* Pages always read in ascending order. */
-        cJSON *asc = cJSON_CreateArray();
-        while (cJSON_GetArraySize(msgs) > 0) {
+    if (asc) {
+        while (cJSON_GetArraySize(msgs) > 0) { /* moving items allocates nothing */
             int last = cJSON_GetArraySize(msgs) - 1;
             cJSON_AddItemToArray(asc, cJSON_DetachItemFromArray(msgs, last));
         }
         cJSON_Delete(msgs);
         msgs = asc;
     }
-    cJSON_AddBoolToObject(o, "more", more);
-    cJSON_AddItemToObject(o, "messages", msgs);
-    r->reply = chat__frame_take_json(o);
+    int ok = cJSON_AddBoolToObject(o, "more", more) != NULL;
+    ok = chat__json_add(ok ? o : NULL, "messages", msgs) && ok; /* msgs is consumed either way */
+    r->reply = ok ? chat__frame_json(o) : NULL;
+    cJSON_Delete(o);
     return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 

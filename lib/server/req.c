@@ -174,7 +174,7 @@ static void req_done(chat_server *srv, chat__job *job)
     chat__req *r = (chat__req *)job;
     chat__conn *c = r->conn;
     if (job->status != CHAT_OK) {
-        if (c && c->tc)
+        if (c && c->tc && !r->own_errors)
             (failed_on_our_side(job->status) ? chat__conn_decline : chat__conn_error)(
                 c, r->re, job->status, job->reason ? job->reason : "internal",
                 job->message[0] ? job->message : chat_strerror(job->status),
@@ -230,18 +230,16 @@ int chat__req_start(chat__conn *c, cJSON *f, cJSON *re, int (*run)(chat__job *jo
                     const void *args, size_t size, void (*extra_free)(void *extra))
 {
     void *copy = chat__malloc(size);
-    if (!copy) {
-        cJSON_Delete(f);
-        cJSON_Delete(re);
-        return CHAT_ENOMEM;
-    }
-    memcpy(copy, args, size);
-    chat__req *r = chat__req_new(c, f, run);
+    chat__req *r = copy ? chat__req_new(c, f, run) : NULL;
     if (!r) {
+        chat__conn_decline(c, re, CHAT_ENOMEM, "internal", "out of memory", 0);
+        if (!copy)
+            cJSON_Delete(f); /* chat__req_new deleted it otherwise */
         chat__free(copy);
         cJSON_Delete(re);
         return CHAT_ENOMEM;
     }
+    memcpy(copy, args, size);
     r->re = re;
     r->extra = copy;
     r->extra_free = extra_free ? extra_free : chat__free;
@@ -261,12 +259,11 @@ void chat__req_submit(chat_server *srv, chat__req *r)
 cJSON *chat__req_reply(const chat__req *r, const char *type)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    cJSON_AddStringToObject(o, "type", type);
-    if (r->re)
-        cJSON_AddItemToObject(o, "re", chat__json_id_copy(r->re));
-    return o;
+    if (o && cJSON_AddStringToObject(o, "type", type) &&
+        (!r->re || chat__json_add(o, "re", chat__json_id_copy(r->re))))
+        return o;
+    cJSON_Delete(o);
+    return NULL;
 }
 
 int chat__txn_conv(chat__txn *tx, chat__req *r, int64_t conv, chat_store_conv *out)
@@ -402,8 +399,10 @@ int chat__txn_append_as(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat
 int chat__txn_event(chat__txn *tx, chat__req *r, chat_store_conv *conv, cJSON *event,
                     chat_store_msg *out)
 {
-    cJSON_AddStringToObject(event, "by", r->user);
-    char *body = cJSON_PrintUnformatted(event);
+    char *body = event && cJSON_AddStringToObject(event, "by", r->user)
+                     ? cJSON_PrintUnformatted(event)
+                     : NULL;
+    cJSON_Delete(event);
     if (!body)
         return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
     /* Events are stored under an empty device id, which no client has, with the seq as the
@@ -448,26 +447,30 @@ static const char *kind_name(int kind)
 cJSON *chat__msg_json(const chat_store_msg *m)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    cJSON_AddStringToObject(o, "type", "msg");
-    cJSON_AddNumberToObject(o, "conv", (double)m->conv);
-    cJSON_AddNumberToObject(o, "seq", (double)m->seq);
-    cJSON_AddNumberToObject(o, "ts", (double)m->ts_ms);
-    cJSON_AddStringToObject(o, "from", m->sender);
-    cJSON_AddStringToObject(o, "device", m->device);
-    cJSON_AddStringToObject(o, "cmid", m->kind == CHAT_MSG_EVENT ? "" : m->cmid);
-    cJSON_AddStringToObject(o, "kind", kind_name(m->kind));
-    if (m->kind == CHAT_MSG_TEXT) {
+    int ok = o && cJSON_AddStringToObject(o, "type", "msg") &&
+             cJSON_AddNumberToObject(o, "conv", (double)m->conv) &&
+             cJSON_AddNumberToObject(o, "seq", (double)m->seq) &&
+             cJSON_AddNumberToObject(o, "ts", (double)m->ts_ms) &&
+             cJSON_AddStringToObject(o, "from", m->sender) &&
+             cJSON_AddStringToObject(o, "device", m->device) &&
+             cJSON_AddStringToObject(o, "cmid", m->kind == CHAT_MSG_EVENT ? "" : m->cmid) &&
+             cJSON_AddStringToObject(o, "kind", kind_name(m->kind));
+    if (ok && m->kind == CHAT_MSG_TEXT) {
         char *text = chat__strndup(m->body, m->body_len);
-        cJSON_AddStringToObject(o, "text", text ? text : "");
+        ok = text && cJSON_AddStringToObject(o, "text", text);
         chat__free(text);
-    } else {
-        cJSON *body = cJSON_ParseWithLength(m->body, m->body_len);
-        cJSON_AddItemToObject(o, m->kind == CHAT_MSG_MEDIA ? "media" : "event",
-                              body ? body : cJSON_CreateNull());
+    } else if (ok) {
+        /* A stored body that is not JSON (a host's store, damaged) reads as null; one that
+         * could not be parsed for want of memory fails the message. */
+        int oom = 0;
+        cJSON *body = chat__json_parse(m->body, m->body_len, &oom);
+        ok = !oom && chat__json_add(o, m->kind == CHAT_MSG_MEDIA ? "media" : "event",
+                                    body ? body : cJSON_CreateNull());
     }
-    return o;
+    if (ok)
+        return o;
+    cJSON_Delete(o);
+    return NULL;
 }
 
 /* A text message as chat__msg_json() prints it (a text body stops at a NUL there too). */
@@ -553,15 +556,17 @@ int chat__role_parse(const char *s)
 static int add_member_json(const chat_store_member *m, void *ud)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o)
+    int ok = o && cJSON_AddStringToObject(o, "user", m->user) &&
+             cJSON_AddStringToObject(o, "role", chat__role_name(m->role)) &&
+             cJSON_AddNumberToObject(o, "delivered", (double)m->delivered_seq) &&
+             cJSON_AddNumberToObject(o, "read", (double)m->read_seq) &&
+             cJSON_AddNumberToObject(o, "delivered_ts", (double)m->delivered_ms) &&
+             cJSON_AddNumberToObject(o, "read_ts", (double)m->read_ms);
+    if (!ok) {
+        cJSON_Delete(o);
         return CHAT_ENOMEM;
-    cJSON_AddStringToObject(o, "user", m->user);
-    cJSON_AddStringToObject(o, "role", chat__role_name(m->role));
-    cJSON_AddNumberToObject(o, "delivered", (double)m->delivered_seq);
-    cJSON_AddNumberToObject(o, "read", (double)m->read_seq);
-    cJSON_AddNumberToObject(o, "delivered_ts", (double)m->delivered_ms);
-    cJSON_AddNumberToObject(o, "read_ts", (double)m->read_ms);
-    cJSON_AddItemToArray(ud, o);
+    }
+    cJSON_AddItemToArray(ud, o); /* allocates nothing */
     return 0;
 }
 
@@ -569,7 +574,7 @@ static int keep_last(const chat_store_msg *m, void *ud)
 {
     cJSON **out = ud;
     *out = chat__msg_item(m);
-    return 0;
+    return *out ? 0 : CHAT_ENOMEM;
 }
 
 cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m)
@@ -587,25 +592,33 @@ cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m)
         conv.head_seq = m->read_seq;
         conv.title[0] = '\0';
     }
-    cJSON_AddNumberToObject(o, "conv", (double)conv.id);
-    cJSON_AddStringToObject(o, "kind", conv.kind == CHAT_CONV_GROUP ? "group" : "direct");
-    cJSON_AddStringToObject(o, "title", conv.title);
-    cJSON_AddStringToObject(o, "role", chat__role_name(m->role));
-    cJSON_AddNumberToObject(o, "head", (double)conv.head_seq);
-    cJSON_AddNumberToObject(o, "delivered", (double)m->delivered_seq);
-    cJSON_AddNumberToObject(o, "read", (double)m->read_seq);
     uint64_t unread = 0;
     if (!left && conv.head_seq > m->read_seq)
         unread = conv.head_seq - m->read_seq;
-    cJSON_AddNumberToObject(o, "unread", (double)unread);
-    cJSON_AddNumberToObject(o, "joined", (double)m->joined_seq);
+    int ok = cJSON_AddNumberToObject(o, "conv", (double)conv.id) &&
+             cJSON_AddStringToObject(o, "kind", conv.kind == CHAT_CONV_GROUP ? "group" : "direct") &&
+             cJSON_AddStringToObject(o, "title", conv.title) &&
+             cJSON_AddStringToObject(o, "role", chat__role_name(m->role)) &&
+             cJSON_AddNumberToObject(o, "head", (double)conv.head_seq) &&
+             cJSON_AddNumberToObject(o, "delivered", (double)m->delivered_seq) &&
+             cJSON_AddNumberToObject(o, "read", (double)m->read_seq) &&
+             cJSON_AddNumberToObject(o, "unread", (double)unread) &&
+             cJSON_AddNumberToObject(o, "joined", (double)m->joined_seq);
     cJSON *last = NULL;
-    if (conv.head_seq > m->joined_seq)
-        tx->ops->msg_range(tx->st, conv.id, m->joined_seq, conv.head_seq + 1, 1, 1, keep_last,
-                           &last);
-    cJSON_AddItemToObject(o, "last", last ? last : cJSON_CreateNull());
-    cJSON *members = cJSON_AddArrayToObject(o, "members");
-    if (!left && members)
-        tx->ops->member_list(tx->st, conv.id, 1, add_member_json, members);
-    return o;
+    if (ok && conv.head_seq > m->joined_seq &&
+        (tx->ops->msg_range(tx->st, conv.id, m->joined_seq, conv.head_seq + 1, 1, 1, keep_last,
+                            &last) != CHAT_OK ||
+         !last))
+        ok = 0;
+    if (ok)
+        ok = chat__json_add(o, "last", last ? last : cJSON_CreateNull());
+    else
+        cJSON_Delete(last);
+    cJSON *members = ok ? cJSON_AddArrayToObject(o, "members") : NULL;
+    ok = members && (left || tx->ops->member_list(tx->st, conv.id, 1, add_member_json,
+                                                  members) == CHAT_OK);
+    if (ok)
+        return o;
+    cJSON_Delete(o);
+    return NULL;
 }

@@ -146,11 +146,9 @@ static void sink_deliver(const char *user, const char *except_device, const void
                          size_t len, void *ud)
 {
     chat__frame *f = chat__frame_new(frame, len);
-    if (!f) {
-        chat__log(ud, CHAT_LOG_WARN, "bus delivery to %s dropped: out of memory", user);
-        return;
-    }
-    chat__deliver_local(ud, user, except_device, f);
+    if (!f)
+        chat__log(ud, CHAT_LOG_WARN, "bus delivery to %s failed: out of memory", user);
+    chat__deliver_local(ud, user, except_device, f); /* NULL: closes who misses it */
     chat__frame_unref(f);
 }
 
@@ -586,17 +584,17 @@ static void revoke_done(chat_server *srv, chat__job *job)
             continue;
         }
         cJSON *o = cJSON_CreateObject();
-        if (o) {
-            cJSON_AddStringToObject(o, "type", "ok");
-            if (j->re)
-                cJSON_AddItemToObject(o, "re", chat__json_id_copy(j->re));
-        }
-        chat__frame *f = chat__frame_take_json(o);
+        int ok = o && cJSON_AddStringToObject(o, "type", "ok") &&
+                 (!j->re || chat__json_add(o, "re", chat__json_id_copy(j->re)));
+        chat__frame *f = ok ? chat__frame_json(o) : NULL;
+        cJSON_Delete(o);
         if (f) {
             chat__conn_send(c, f);
             chat__frame_unref(f);
+            chat__conn_close(c, 1000, "logged out");
+        } else {
+            chat__conn_close(c, 1011, "out of memory"); /* logged out, but unanswered */
         }
-        chat__conn_close(c, 1000, "logged out");
     }
     if (j->by)
         chat__conn_unref(j->by);

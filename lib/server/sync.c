@@ -65,10 +65,11 @@ static int convs_run(chat__job *job, chat__txn *tx)
         cJSON_Delete(list);
         return chat__req_fail(r, CHAT_ENOMEM, "internal", "cannot build the list");
     }
-    cJSON_AddNumberToObject(o, "cursor", (double)cursor);
-    cJSON_AddBoolToObject(o, "more", more);
-    cJSON_AddItemToObject(o, "convs", list);
-    r->reply = chat__frame_take_json(o);
+    int ok = cJSON_AddNumberToObject(o, "cursor", (double)cursor) &&
+             cJSON_AddBoolToObject(o, "more", more);
+    ok = chat__json_add(ok ? o : NULL, "convs", list) && ok; /* list is consumed either way */
+    r->reply = ok ? chat__frame_json(o) : NULL;
+    cJSON_Delete(o);
     return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 

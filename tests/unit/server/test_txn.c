@@ -246,8 +246,7 @@ static void test_txn_change_counter_bumps_every_change(void **state)
     assert_int_equal(fx->tx.change, 46);
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "type", "renamed");
-    assert_int_equal(chat__txn_event(&fx->tx, fx->r, &fx->conv, ev, NULL), CHAT_OK);
-    cJSON_Delete(ev);
+    assert_int_equal(chat__txn_event(&fx->tx, fx->r, &fx->conv, ev, NULL), CHAT_OK); /* takes ev */
     assert_int_equal(fx->tx.change, 47);
 }
 
@@ -364,8 +363,7 @@ static void test_txn_event_is_stored_and_encoded(void **state)
     cJSON_AddStringToObject(ev, "title", "Ops");
     chat_store_msg out;
     memset(&out, 0xa5, sizeof out);
-    assert_int_equal(chat__txn_event(&fx->tx, fx->r, &fx->conv, ev, &out), CHAT_OK);
-    cJSON_Delete(ev);
+    assert_int_equal(chat__txn_event(&fx->tx, fx->r, &fx->conv, ev, &out), CHAT_OK); /* takes ev */
     assert_int_equal(out.seq, 2);
     assert_int_equal(out.kind, CHAT_MSG_EVENT);
     assert_null(out.body); /* the body was freed: out must not point at it */
@@ -422,8 +420,7 @@ static void test_txn_event_row_has_kind_event_and_no_device(void **state)
     cJSON_AddStringToObject(ev, "type", "added");
     cJSON *users = cJSON_AddArrayToObject(ev, "users");
     cJSON_AddItemToArray(users, cJSON_CreateString("dave"));
-    assert_int_equal(chat__txn_event(&fx->tx, fx->r, &fx->conv, ev, NULL), CHAT_OK);
-    cJSON_Delete(ev);
+    assert_int_equal(chat__txn_event(&fx->tx, fx->r, &fx->conv, ev, NULL), CHAT_OK); /* takes ev */
 
     stored_msg s = {0};
     assert_int_equal(fx->ops->msg_range(fx->st, fx->conv.id, 0, 0, 10, 0, keep_msg, &s), CHAT_OK);

@@ -895,7 +895,10 @@ void chat_msg_list_free(chat_msg_list *l)
 /* The media object of a media message, checked as the server will and normalized. */
 static int media_object(const char *media_json, char **out_json, char **out_name)
 {
-    cJSON *m = media_json ? cJSON_Parse(media_json) : NULL;
+    int oom = 0;
+    cJSON *m = media_json ? chat__json_parse(media_json, strlen(media_json), &oom) : NULL;
+    if (oom)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
     if (!cJSON_IsObject(m)) {
         cJSON_Delete(m);
         return chat__error_set(CHAT_EINVAL, 0, "media: a JSON object is required");

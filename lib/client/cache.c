@@ -373,30 +373,28 @@ int chat__cache_outbox_ack(chat__cache *c, const char *cmid, chat_conv_id conv, 
     }
     sqlite3_finalize(st);
     if (r == CHAT_OK && found) {
+        /* The message as the server would send it. The outbox holds only media JSON this
+         * engine wrote, so a parse that fails ran out of memory: the ack is then not taken
+         * (the outbox keeps the message, and its resend is acked again). */
         cJSON *j = cJSON_CreateObject();
-        char *js = NULL;
-        if (j) {
-            cJSON_AddStringToObject(j, "type", "msg");
-            chat__json_add_int(j, "conv", conv);
-            chat__json_add_int(j, "seq", (int64_t)seq);
-            chat__json_add_int(j, "ts", ts);
-            cJSON_AddStringToObject(j, "from", me);
-            cJSON_AddStringToObject(j, "device", device ? device : "");
-            cJSON_AddStringToObject(j, "cmid", cmid);
-            cJSON *mo = media ? cJSON_Parse(media) : NULL;
-            if (mo) {
-                cJSON_AddStringToObject(j, "kind", "media");
-                cJSON_AddItemToObject(j, "media", mo);
-            } else {
-                cJSON_AddStringToObject(j, "kind", "text");
-                cJSON_AddStringToObject(j, "text", text);
-            }
-            js = cJSON_PrintUnformatted(j);
-            cJSON_Delete(j);
-        }
-        int ins = insert_msg(c, conv, seq, ts, me, device, cmid,
-                             media ? CHAT_MSG_MEDIA : CHAT_MSG_TEXT, media ? "" : text,
-                             media ? 0 : tlen, js);
+        int ok = j && cJSON_AddStringToObject(j, "type", "msg") &&
+                 chat__json_add_int(j, "conv", conv) &&
+                 chat__json_add_int(j, "seq", (int64_t)seq) && chat__json_add_int(j, "ts", ts) &&
+                 cJSON_AddStringToObject(j, "from", me) &&
+                 cJSON_AddStringToObject(j, "device", device ? device : "") &&
+                 cJSON_AddStringToObject(j, "cmid", cmid);
+        if (ok && media)
+            ok = cJSON_AddStringToObject(j, "kind", "media") &&
+                 chat__json_add(j, "media", cJSON_Parse(media));
+        else if (ok)
+            ok = cJSON_AddStringToObject(j, "kind", "text") &&
+                 cJSON_AddStringToObject(j, "text", text);
+        char *js = ok ? cJSON_PrintUnformatted(j) : NULL;
+        cJSON_Delete(j);
+        int ins = js ? insert_msg(c, conv, seq, ts, me, device, cmid,
+                                  media ? CHAT_MSG_MEDIA : CHAT_MSG_TEXT, media ? "" : text,
+                                  media ? 0 : tlen, js)
+                     : chat__error_set(CHAT_ENOMEM, 0, "out of memory");
         cJSON_free(js);
         if (ins < 0)
             r = ins;

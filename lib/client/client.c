@@ -22,6 +22,7 @@
 
 #define SYNC_PAGE 200
 #define FIRST_FETCH 50 /* a conversation new to the cache: only its latest messages */
+#define SEND_OOM_RETRY_MS 1000 /* an outbox message that could not be encoded waits this long */
 
 int64_t chat__mono_ms(void)
 {
@@ -158,17 +159,23 @@ out:
     return rc;
 }
 
+/* o when every add into it succeeded (ok), else NULL with o deleted: a frame goes out whole
+ * or not at all, and send_frame(NULL) fails with CHAT_ENOMEM. */
+static cJSON *built(cJSON *o, int ok)
+{
+    if (ok)
+        return o;
+    cJSON_Delete(o);
+    return NULL;
+}
+
 static void send_receipt(chat_client *c, chat_conv_id conv, uint64_t delivered, uint64_t read)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return;
-    cJSON_AddStringToObject(o, "type", "receipt");
-    chat__json_add_int(o, "conv", conv);
-    if (delivered)
-        chat__json_add_int(o, "delivered", (int64_t)delivered);
-    if (read)
-        chat__json_add_int(o, "read", (int64_t)read);
+    o = built(o, o && cJSON_AddStringToObject(o, "type", "receipt") &&
+                     chat__json_add_int(o, "conv", conv) &&
+                     (!delivered || chat__json_add_int(o, "delivered", (int64_t)delivered)) &&
+                     (!read || chat__json_add_int(o, "read", (int64_t)read)));
     send_frame(c, o, PEND_RECEIPT, 0, conv, 0, NULL);
 }
 
@@ -265,21 +272,23 @@ static void on_open(void *ud)
     pthread_mutex_unlock(&c->cmd_mu);
     if (!tok && chat__cache_meta_get(c->cache, "token", &stored) == CHAT_OK)
         tok = stored;
+    int ok;
     if (tok) {
-        cJSON_AddStringToObject(o, "type", "auth");
-        cJSON_AddNumberToObject(o, "v", 1);
-        cJSON_AddStringToObject(o, "token", tok);
+        ok = cJSON_AddStringToObject(o, "type", "auth") && cJSON_AddNumberToObject(o, "v", 1) &&
+             cJSON_AddStringToObject(o, "token", tok);
         sodium_memzero(tok, strlen(tok));
         chat__free(tok);
     } else {
-        cJSON_AddStringToObject(o, "type", "login");
-        cJSON_AddNumberToObject(o, "v", 1);
-        cJSON_AddStringToObject(o, "user", c->login_user ? c->login_user : "");
-        cJSON_AddStringToObject(o, "password", c->password ? c->password : "");
-        cJSON_AddStringToObject(o, "device", c->device ? c->device : "");
+        ok = cJSON_AddStringToObject(o, "type", "login") && cJSON_AddNumberToObject(o, "v", 1) &&
+             cJSON_AddStringToObject(o, "user", c->login_user ? c->login_user : "") &&
+             cJSON_AddStringToObject(o, "password", c->password ? c->password : "") &&
+             cJSON_AddStringToObject(o, "device", c->device ? c->device : "");
     }
     c->last_rx_ms = chat__mono_ms();
-    if (send_frame(c, o, PEND_AUTH, 0, 0, 0, NULL) != CHAT_OK)
+    int rc = send_frame(c, built(o, ok), PEND_AUTH, 0, 0, 0, NULL);
+    if (rc == CHAT_ENOMEM)
+        lost(c, CHAT_ENOMEM, "out of memory", 1);
+    else if (rc != CHAT_OK)
         lost(c, CHAT_EIO, "cannot send auth", 1);
 }
 
@@ -303,11 +312,9 @@ static void request_convs(chat_client *c)
         since = strtoull(cur, NULL, 10);
     chat__free(cur);
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return;
-    cJSON_AddStringToObject(o, "type", "convs");
-    chat__json_add_int(o, "since", (int64_t)since);
-    cJSON_AddNumberToObject(o, "limit", SYNC_PAGE);
+    o = built(o, o && cJSON_AddStringToObject(o, "type", "convs") &&
+                     chat__json_add_int(o, "since", (int64_t)since) &&
+                     cJSON_AddNumberToObject(o, "limit", SYNC_PAGE));
     if (send_frame(c, o, PEND_CONVS, 0, 0, 0, NULL) == CHAT_OK)
         c->syncing = 1;
 }
@@ -322,18 +329,17 @@ static void send_history(chat_client *c, int kind, uint64_t request, chat_conv_i
                          uint64_t after, uint64_t before, int limit)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return;
-    cJSON_AddStringToObject(o, "type", "history");
-    chat__json_add_int(o, "conv", conv);
-    if (kind == PEND_HISTORY_SYNC)
-        chat__json_add_int(o, "after", (int64_t)after);
-    else if (before)
-        chat__json_add_int(o, "before", (int64_t)before);
-    cJSON_AddNumberToObject(o, "limit", limit);
-    if (send_frame(c, o, kind, request, conv, after, NULL) != CHAT_OK &&
-        kind == PEND_HISTORY_USER)
-        emit_result(c, CHAT_EVENT_HISTORY, request, CHAT_ECLOSED, "not connected", conv, 0);
+    int ok = o && cJSON_AddStringToObject(o, "type", "history") &&
+             chat__json_add_int(o, "conv", conv);
+    if (ok && kind == PEND_HISTORY_SYNC)
+        ok = chat__json_add_int(o, "after", (int64_t)after) != NULL;
+    else if (ok && before)
+        ok = chat__json_add_int(o, "before", (int64_t)before) != NULL;
+    ok = ok && cJSON_AddNumberToObject(o, "limit", limit);
+    int rc = send_frame(c, built(o, ok), kind, request, conv, after, NULL);
+    if (rc != CHAT_OK && kind == PEND_HISTORY_USER)
+        emit_result(c, CHAT_EVENT_HISTORY, request, rc == CHAT_ENOMEM ? rc : CHAT_ECLOSED,
+                    rc == CHAT_ENOMEM ? "out of memory" : "not connected", conv, 0);
 }
 
 static void pump_sync(chat_client *c)
@@ -525,24 +531,22 @@ static void flush_outbox(chat_client *c)
     chat__outbox_row row;
     if (chat__cache_outbox_first(c->cache, &row) != CHAT_OK)
         return;
+    /* A media row holds JSON this engine wrote, so a parse that fails ran out of memory: the
+     * message is sent whole or not yet (never as an empty text the server would refuse). */
     cJSON *o = cJSON_CreateObject();
-    if (o) {
-        cJSON_AddStringToObject(o, "type", "send");
-        if (row.to_user)
-            cJSON_AddStringToObject(o, "to", row.to_user);
-        else
-            chat__json_add_int(o, "conv", row.conv);
-        cJSON_AddStringToObject(o, "cmid", row.cmid);
-        cJSON *media = row.media ? cJSON_Parse(row.media) : NULL;
-        if (media) {
-            cJSON_AddStringToObject(o, "kind", "media");
-            cJSON_AddItemToObject(o, "media", media);
-        } else {
-            cJSON_AddStringToObject(o, "text", row.text);
-        }
-        if (send_frame(c, o, PEND_SEND, 0, row.conv, 0, row.cmid) == CHAT_OK)
-            c->send_inflight = 1;
-    }
+    int ok = o && cJSON_AddStringToObject(o, "type", "send") &&
+             (row.to_user ? cJSON_AddStringToObject(o, "to", row.to_user) != NULL
+                          : chat__json_add_int(o, "conv", row.conv) != NULL) &&
+             cJSON_AddStringToObject(o, "cmid", row.cmid);
+    if (ok && row.media)
+        ok = cJSON_AddStringToObject(o, "kind", "media") &&
+             chat__json_add(o, "media", cJSON_Parse(row.media));
+    else if (ok)
+        ok = cJSON_AddStringToObject(o, "text", row.text) != NULL;
+    if (send_frame(c, built(o, ok), PEND_SEND, 0, row.conv, 0, row.cmid) == CHAT_OK)
+        c->send_inflight = 1;
+    else if (!ok) /* out of memory: the heartbeat tick tries again */
+        c->send_retry_at_ms = chat__mono_ms() + SEND_OOM_RETRY_MS;
     chat__cache_outbox_row_free(&row);
 }
 
@@ -767,7 +771,14 @@ static void on_text(const char *data, size_t len, void *ud)
     c->last_rx_ms = chat__mono_ms();
     c->ping_sent_ms = 0;
     chat__reply rep;
-    if (chat__decode_reply(data, len, &rep) != CHAT_OK) {
+    int rc = chat__decode_reply(data, len, &rep);
+    if (rc == CHAT_ENOMEM) {
+        /* A frame that could not be read may be the answer something waits for: start
+         * over, the sync after reconnecting fetches what was missed. */
+        lost(c, CHAT_ENOMEM, "out of memory reading a frame", 1);
+        return;
+    }
+    if (rc != CHAT_OK) {
         chat__client_log(c, CHAT_LOG_WARN, "frame from the server refused (%s): %s",
                          rep.reason, rep.message);
         return;
@@ -997,10 +1008,8 @@ void *chat__client_loop(void *arg)
                 lost(c, CHAT_ETIMEDOUT, "heartbeat timed out", 1);
             } else if (!c->ping_sent_ms && now - c->last_rx_ms >= c->hb_interval_ms) {
                 cJSON *o = cJSON_CreateObject();
-                if (o) {
-                    cJSON_AddStringToObject(o, "type", "ping");
-                    send_frame(c, o, PEND_PING, 0, 0, 0, NULL);
-                }
+                send_frame(c, built(o, o && cJSON_AddStringToObject(o, "type", "ping")), PEND_PING,
+                           0, 0, 0, NULL);
                 c->ping_sent_ms = now;
             }
             if (c->send_retry_at_ms && now >= c->send_retry_at_ms) {

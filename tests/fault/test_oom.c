@@ -18,7 +18,9 @@
  * rename, media_url, an HTTP upload, and token authentication. Each runs once unarmed (the
  * reference: the frames every party receives, the state before and after, and how many
  * allocations the operation makes), then armed for N = 1, 2, ... until a run ends without
- * reaching its Nth allocation. After each run:
+ * reaching its Nth allocation: once failing the Nth allocation alone (the engine recovers and
+ * answers), once failing the Nth and every later one (what handles a failure fails too: the
+ * error frame, the close, the cleanup). After each run:
  *  - nothing crashed, and every frame any party received parses and has its type's fields;
  *  - the requester got the reference answer, a clean error (ENOMEM or EIO, reason "internal"
  *    or "storage", echoing its request id) or a close with 1011; every other party got exactly
@@ -31,9 +33,10 @@
  *    announcement that failed reaches the contact once its retry is due (the clock moves);
  *  - once the server is freed, every block allocated since the run began is free again.
  *
- * One case alone: OOM_SCENARIO=<name> OOM_N=<n> OOM_VERBOSE=1 build/tests/fault/test_oom
- * (OOM_N=0 runs the reference only; OOM_TRACE=1 records a backtrace per allocation and prints
- * those of leaked blocks). */
+ * One case alone: OOM_SCENARIO=<name> OOM_N=<n> OOM_FROM=<0|1> OOM_VERBOSE=1
+ * build/tests/fault/test_oom (OOM_N=0 runs the reference only; OOM_FROM picks the pass, 1 for
+ * the Nth and later; OOM_TRACE=1 records a backtrace per allocation and prints those of leaked
+ * blocks). */
 #define _XOPEN_SOURCE 700 /* nftw */
 #define _DEFAULT_SOURCE
 #include "server/internal.h"
@@ -83,6 +86,7 @@ static unsigned long a_seq;
 static atomic_int a_armed;
 static atomic_ulong a_counted;
 static atomic_ulong a_fail_at; /* 0: count only */
+static atomic_int a_from;      /* fail the Nth allocation and every one after it */
 static atomic_int a_hit;
 static int a_trace;
 static _Thread_local int a_harness; /* the test's own thread: never fails, never counted */
@@ -94,7 +98,8 @@ static unsigned long count_one(int *fail)
     if (a_harness || !atomic_load(&a_armed))
         return 0;
     unsigned long n = atomic_fetch_add(&a_counted, 1) + 1;
-    if (n == atomic_load(&a_fail_at)) {
+    unsigned long at = atomic_load(&a_fail_at);
+    if (at && (n == at || (n > at && atomic_load(&a_from)))) {
         atomic_store(&a_hit, 1);
         *fail = 1;
     }
@@ -216,8 +221,9 @@ static int alloc_leaks(unsigned long mark)
     return n;
 }
 
-static void arm(unsigned long fail_at)
+static void arm(unsigned long fail_at, int from)
 {
+    atomic_store(&a_from, from);
     atomic_store(&a_counted, 0);
     atomic_store(&a_hit, 0);
     atomic_store(&a_fail_at, fail_at);
@@ -292,13 +298,14 @@ static void sb_add(sbuf *b, const char *fmt, ...)
 
 static const char *scenario_name = "";
 static unsigned long run_n;
+static int from_mode; /* the runs fail every allocation from the Nth on */
 
 #define CHECK(cond, ...)                                                                      \
     do {                                                                                      \
         if (!(cond)) {                                                                        \
             char m_[512];                                                                     \
             snprintf(m_, sizeof m_, __VA_ARGS__);                                             \
-            fail_msg("%s, N=%lu: %s", scenario_name, run_n, m_);                              \
+            fail_msg("%s, N=%lu%s: %s", scenario_name, run_n, from_mode ? " and on" : "", m_); \
         }                                                                                     \
     } while (0)
 
@@ -977,8 +984,9 @@ static void ctx_connect(ctx *x, const scenario *s)
     }
 }
 
-/* Run s once, failing allocation n (0: none, the reference). */
-static void run_once(const scenario *s, unsigned long n, result *out)
+/* Run s once, failing allocation n (0: none, the reference), and with from every one after
+ * it too. */
+static void run_once(const scenario *s, unsigned long n, int from, result *out)
 {
     ctx x;
     memset(&x, 0, sizeof x);
@@ -996,7 +1004,7 @@ static void run_once(const scenario *s, unsigned long n, result *out)
             drain(x.p[i].c);
     }
 
-    arm(n);
+    arm(n, from);
     if (s->http)
         out->outcome = http_outcome(&x, &out->answer);
     else {
@@ -1139,7 +1147,7 @@ static void run_scenario(const scenario *s)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     result ref;
     run_n = 0;
-    run_once(s, 0, &ref);
+    run_once(s, 0, 0, &ref);
     assert_int_equal(ref.outcome, OUT_ANSWER);
     for (int i = 0; i < MAX_PEERS; i++)
         assert_int_equal(ref.close[i], 0);
@@ -1149,26 +1157,35 @@ static void run_scenario(const scenario *s)
                  cJSON_GetObjectItemCaseSensitive(b, "media")->valuestring);
         cJSON_Delete(b);
         result_free(&ref);
-        run_once(s, 0, &ref); /* again, with the id in the state */
+        run_once(s, 0, 0, &ref); /* again, with the id in the state */
     }
-    unsigned long n = only_n ? strtoul(only_n, NULL, 10) : 1, runs = 0;
-    int outcomes[3] = {0, 0, 0};
-    for (; n > 0; n++) {
-        result r;
-        run_n = n;
-        run_once(s, n, &r);
-        runs++;
-        check_run(s, &ref, &r);
-        outcomes[r.outcome]++;
-        int hit = r.hit;
-        result_free(&r);
-        if (!hit || only_n)
-            break;
+    /* Two passes: the Nth allocation alone fails (the engine recovers and answers), then the
+     * Nth and every later one (what handles a failure fails too: errors, closes, cleanups). */
+    printf("# %-13s %3lu allocations on the path\n", s->name, ref.allocs);
+    for (from_mode = 0; from_mode < 2; from_mode++) {
+        if (getenv("OOM_FROM") && atoi(getenv("OOM_FROM")) != from_mode)
+            continue;
+        unsigned long n = only_n ? strtoul(only_n, NULL, 10) : 1, runs = 0;
+        int outcomes[3] = {0, 0, 0};
+        for (; n > 0; n++) {
+            result r;
+            run_n = n;
+            run_once(s, n, from_mode, &r);
+            runs++;
+            check_run(s, &ref, &r);
+            outcomes[r.outcome]++;
+            int hit = r.hit;
+            result_free(&r);
+            if (!hit || only_n)
+                break;
+        }
+        printf("#   %s: %3lu runs (%d answered, %d errors, %d closed)\n",
+               from_mode ? "the Nth and later fail" : "the Nth fails        ", runs, outcomes[0],
+               outcomes[1], outcomes[2]);
     }
+    from_mode = 0;
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    printf("# %-13s %3lu allocations on the path, %3lu runs (%d answered, %d errors, %d closed), "
-           "%.2f s\n",
-           s->name, ref.allocs, runs, outcomes[0], outcomes[1], outcomes[2],
+    printf("#   %.2f s\n",
            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     result_free(&ref);
 }

@@ -116,6 +116,35 @@ int chat__mem_save_old(chat__mem *s, uint64_t *saved_gen, const void *row, size_
     return CHAT_OK;
 }
 
+size_t chat__mem_reg_pos(const chat__mperson *p, const char *device, int *found)
+{
+    size_t lo = 0, hi = p->n_regs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int d = strcmp(p->regs[mid]->v.row.device, device);
+        if (d == 0) {
+            *found = 1;
+            return mid;
+        }
+        if (d < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = 0;
+    return lo;
+}
+
+static void undo_reg_insert(chat__mreg *r)
+{
+    chat__mperson *p = r->person;
+    int found;
+    size_t pos = chat__mem_reg_pos(p, r->v.row.device, &found);
+    memmove(&p->regs[pos], &p->regs[pos + 1], (p->n_regs - pos - 1) * sizeof r);
+    p->n_regs--;
+    chat__free(r);
+}
+
 static void undo_member_insert(chat__mmember *m)
 {
     chat__mconv *c = m->conv;
@@ -189,12 +218,19 @@ static void undo(chat__mem *s, const chat__undo *u)
         chat__free(m);
         break;
     }
-    case CHAT__U_GRANT_INSERT: {
+    case CHAT__U_GRANT_INSERT:
+    case CHAT__U_MUTE_INSERT: {
         chat__mkv *kv = u->obj;
-        chat__hmap_del(&s->grants, kv->hash, kv);
+        chat__hmap_del(u->op == CHAT__U_GRANT_INSERT ? &s->grants : &s->mutes, kv->hash, kv);
         chat__free(kv);
         break;
     }
+    case CHAT__U_REG_INSERT:
+        undo_reg_insert(u->obj);
+        break;
+    case CHAT__U_REG_UPDATE:
+        ((chat__mreg *)u->obj)->v = *(const struct chat__mreg_val *)u->old;
+        break;
     }
 }
 
@@ -259,8 +295,12 @@ static void destroy(void *state)
     }
     for (size_t i = 0; i < s->people.cap; i++) {
         chat__mperson *p = s->people.slots[i].item;
-        if (p)
+        if (p) {
             chat__free(p->convs);
+            for (size_t j = 0; j < p->n_regs; j++)
+                chat__free(p->regs[j]);
+            chat__free(p->regs);
+        }
         chat__free(p);
     }
     chat__hmap_free(&s->convs);
@@ -271,6 +311,7 @@ static void destroy(void *state)
     free_kvs(&s->meta);
     free_kvs(&s->media);
     free_kvs(&s->grants);
+    free_kvs(&s->mutes);
     chat__free(s->scratch);
     chat__free(s);
 }
@@ -322,6 +363,12 @@ static const chat_store_ops memory_ops = {
     .media_get = chat__mem_media_get,
     .media_grant = chat__mem_media_grant,
     .media_grants = chat__mem_media_grants,
+    .push_reg_put = chat__mem_push_reg_put,
+    .push_reg_del = chat__mem_push_reg_del,
+    .push_reg_del_token = chat__mem_push_reg_del_token,
+    .push_reg_list = chat__mem_push_reg_list,
+    .push_mute_put = chat__mem_push_mute_put,
+    .push_mute_get = chat__mem_push_mute_get,
 };
 
 const chat_store_ops *chat_store_memory_ops(void)

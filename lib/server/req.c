@@ -2,6 +2,7 @@
 #include "server/req.h"
 
 #include "bus/check.h"
+#include "server/push.h"
 #include "core/alloc.h"
 #include "core/array.h"
 #include "core/error.h"
@@ -123,6 +124,8 @@ static void push_offline(chat_server *srv, chat__req *r)
         return;
     r->pev.title = r->pev_title ? r->pev_title : "";
     r->pev.preview = (srv->cfg.flags & CHAT_SERVER_PUSH_PREVIEWS) ? r->pev_preview : NULL;
+    if (chat__push_resolve(srv, r))
+        return;
     for (size_t i = 0; i < r->to.n; i++) {
         if (strcmp(r->to.users[i], r->user) == 0)
             continue;
@@ -598,6 +601,9 @@ cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m)
     if (!left && conv.head_seq > m->read_seq)
         unread = conv.head_seq - m->read_seq;
     cJSON_AddNumberToObject(o, "unread", (double)unread);
+    int64_t muted = left ? 0 : chat__push_muted_until(tx, m->user, conv.id);
+    if (muted)
+        cJSON_AddNumberToObject(o, "muted_until", (double)muted);
     cJSON_AddNumberToObject(o, "joined", (double)m->joined_seq);
     cJSON *last = NULL;
     if (conv.head_seq > m->joined_seq)

@@ -1072,7 +1072,7 @@ static void test_client_history_during_outbox_flush(void **state)
 /* A notifier that counts device pushes per token (version 2 of sys/push.h). */
 typedef struct device_pushes {
     pthread_mutex_t mu;
-    char last[160]; /* "user/device platform sandbox topic token" of the last device push */
+    char last[1024]; /* "user/device platform sandbox topic token" of the last device push */
     int n;
 } device_pushes;
 

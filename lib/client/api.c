@@ -383,6 +383,7 @@ void chat_client_free(chat_client *c)
     if (c->ev_fd >= 0)
         close(c->ev_fd);
     chat__cache_close(c->cache);
+    cJSON_Delete(c->push_frame);
     chat__free(c->fetch);
     chat__free(c->url);
     free_secret(c->token);

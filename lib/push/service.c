@@ -298,8 +298,8 @@ typedef struct lane {
 
 struct service {
     int64_t limits[N_LIMITS];
+    pthread_mutex_t sink_mu; /* the sink may come (attach) while a lane already runs */
     chat_push_sink sink;
-    int attached;
     lane *lanes[3]; /* apns, fcm, webhook: NULL when not configured */
     chat__push_env env;
 };
@@ -311,17 +311,26 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The engine's sink as it stands (zeroed before attach). */
+static chat_push_sink sink_of(service *s)
+{
+    pthread_mutex_lock(&s->sink_mu);
+    chat_push_sink k = s->sink;
+    pthread_mutex_unlock(&s->sink_mu);
+    return k;
+}
+
 static void svc_log(void *ud, int level, const char *fmt, ...)
 {
-    service *s = ud;
-    if (!s->attached || !s->sink.log)
+    chat_push_sink k = sink_of(ud);
+    if (!k.log)
         return;
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    s->sink.log(level, buf, s->sink.user_data);
+    k.log(level, buf, k.user_data);
 }
 
 #define LOG(l, level, ...) svc_log((l)->svc, level, __VA_ARGS__)
@@ -422,8 +431,9 @@ static void token_invalid(lane *l, const chat__pq_item *it, const cJSON *ev)
     l->st.invalid_tokens++;
     l->st.dropped += (uint64_t)n;
     pthread_mutex_unlock(&l->mu);
-    if (l->platform && l->svc->attached && l->svc->sink.token_invalid)
-        l->svc->sink.token_invalid(l->platform, it->target, l->svc->sink.user_data);
+    chat_push_sink k = sink_of(l->svc);
+    if (l->platform && k.token_invalid)
+        k.token_invalid(l->platform, it->target, k.user_data);
 }
 
 /* Turn the due items into requests (slots[i].ready), dropping the expired and the unusable. */
@@ -873,8 +883,9 @@ static int svc_attach(void *state, const chat_push_sink *sink)
     service *s = state;
     if (!s || !sink)
         return chat__error_set(CHAT_EINVAL, 0, "push attach: sink is NULL");
+    pthread_mutex_lock(&s->sink_mu);
     s->sink = *sink;
-    s->attached = 1;
+    pthread_mutex_unlock(&s->sink_mu);
     for (int i = 0; i < 3; i++) {
         int rc = s->lanes[i] && !s->lanes[i]->started ? lane_start(s->lanes[i]) : CHAT_OK;
         if (rc != CHAT_OK)
@@ -975,6 +986,7 @@ static void svc_destroy(void *state)
         return;
     for (int i = 0; i < 3; i++)
         lane_free(s->lanes[i]);
+    pthread_mutex_destroy(&s->sink_mu);
     chat__free(s);
 }
 
@@ -1001,6 +1013,7 @@ int chat_push_service_new(void **state_out, const chat_push_config *c)
     service *s = chat__calloc(1, sizeof *s);
     if (!s)
         return chat__error_set(CHAT_ENOMEM, 0, "push: out of memory");
+    pthread_mutex_init(&s->sink_mu, NULL);
     memcpy(s->limits, c->limits, sizeof s->limits);
     s->env.ttl_ms = s->limits[CHAT_PUSH_LIMIT_TTL_MS];
     s->env.log = svc_log;

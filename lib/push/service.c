@@ -14,6 +14,7 @@
  */
 #include "chat/sys/push.h"
 
+#include "auth/keyring.h"
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/monowait.h"
@@ -1010,6 +1011,8 @@ int chat_push_service_new(void **state_out, const chat_push_config *c)
         return chat__error_set(CHAT_EINVAL, 0, "chat_push_service_new: NULL argument");
     if (!c->apns_key_file && !c->fcm_file && !c->webhook_url)
         return chat__error_set(CHAT_EINVAL, 0, "push: configure APNs, FCM or a webhook");
+    if (chat__sodium_init() != CHAT_OK) /* the backoff's jitter, the webhook's HMAC */
+        return chat__error_set(CHAT_ERROR, 0, "push: libsodium failed to initialize");
     service *s = chat__calloc(1, sizeof *s);
     if (!s)
         return chat__error_set(CHAT_ENOMEM, 0, "push: out of memory");

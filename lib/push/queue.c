@@ -68,6 +68,7 @@ struct chat__pq {
     sqlite3 *db;
     sqlite3_stmt *st[ST_N];
     chat__pq_limits lim;
+    int64_t n; /* rows of pending: counted once at open, then kept (count(*) scans) */
 };
 
 static int fail(chat__pq *q, const char *what)
@@ -84,6 +85,8 @@ static int run(chat__pq *q, sqlite3_stmt *st, const char *what)
     sqlite3_clear_bindings(st);
     return rc == SQLITE_DONE ? CHAT_OK : fail(q, what);
 }
+
+static int64_t single(chat__pq *q, int which, int64_t if_null);
 
 static void text(sqlite3_stmt *st, int i, const char *v)
 {
@@ -120,6 +123,7 @@ int chat__pq_open(chat__pq **out, const char *path, const chat__pq_limits *lim)
             chat__pq_close(q);
             return rc;
         }
+    q->n = single(q, ST_COUNT, 0);
     *out = q;
     return CHAT_OK;
 }
@@ -142,8 +146,10 @@ int chat__pq_begin(chat__pq *q)
 int chat__pq_commit(chat__pq *q)
 {
     int rc = run(q, q->st[ST_COMMIT], "commit");
-    if (rc != CHAT_OK)
+    if (rc != CHAT_OK) {
         sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+        q->n = single(q, ST_COUNT, 0); /* what the rollback left */
+    }
     return rc;
 }
 
@@ -185,7 +191,7 @@ int chat__pq_add(chat__pq *q, const char *key, const char *target, const char *e
         int rc = run(q, st, "merge");
         return rc == CHAT_OK ? CHAT__PQ_COALESCED : rc;
     }
-    if (chat__pq_count(q) >= q->lim.max)
+    if (q->n >= q->lim.max)
         return CHAT__PQ_FULL;
     int64_t due = now_ms;
     if (sent && sent_ms + q->lim.coalesce_ms > now_ms)
@@ -198,7 +204,10 @@ int chat__pq_add(chat__pq *q, const char *key, const char *target, const char *e
     sqlite3_bind_int64(st, 5, now_ms);
     sqlite3_bind_int64(st, 6, due);
     int rc = run(q, st, "insert");
-    return rc == CHAT_OK ? CHAT__PQ_QUEUED : rc;
+    if (rc != CHAT_OK)
+        return rc;
+    q->n++;
+    return CHAT__PQ_QUEUED;
 }
 
 void chat__pq_item_clear(chat__pq_item *it)
@@ -277,7 +286,10 @@ int chat__pq_drop(chat__pq *q, int64_t id)
 {
     sqlite3_stmt *st = q->st[ST_DELETE];
     sqlite3_bind_int64(st, 1, id);
-    return run(q, st, "delete");
+    int rc = run(q, st, "delete");
+    if (rc == CHAT_OK)
+        q->n -= sqlite3_changes(q->db);
+    return rc;
 }
 
 int chat__pq_drop_target(chat__pq *q, const char *target, int64_t *n)
@@ -285,8 +297,10 @@ int chat__pq_drop_target(chat__pq *q, const char *target, int64_t *n)
     sqlite3_stmt *st = q->st[ST_DROP_TARGET];
     text(st, 1, target);
     int rc = run(q, st, "drop");
+    int64_t gone = rc == CHAT_OK ? sqlite3_changes(q->db) : 0;
+    q->n -= gone;
     if (n)
-        *n = rc == CHAT_OK ? sqlite3_changes(q->db) : 0;
+        *n = gone;
     return rc;
 }
 
@@ -307,7 +321,7 @@ int64_t chat__pq_next_due(chat__pq *q)
 
 int64_t chat__pq_count(chat__pq *q)
 {
-    return single(q, ST_COUNT, 0);
+    return q->n;
 }
 
 int chat__pq_prune(chat__pq *q, int64_t now_ms)

@@ -652,11 +652,17 @@ static void *lane_main(void *arg)
         if (horizon < now)
             horizon = now;
         size_t n = 0;
-        if (l->held_until <= now && chat__pq_take(l->q, horizon, items, batch, &n) == CHAT_OK &&
-            n) {
-            run_batch(l, items, n);
-            for (size_t i = 0; i < n; i++)
-                chat__pq_item_clear(&items[i]);
+        if (l->held_until <= now) {
+            if (chat__pq_take(l->q, horizon, items, batch, &n) != CHAT_OK) {
+                /* the queue cannot be read now: wait instead of spinning on it */
+                LOG(l, CHAT_LOG_ERROR, "push %s: %s", l->name, chat_error_last()->message);
+                l->fails++;
+                l->held_until = now + backoff_ms(l);
+            } else if (n) {
+                run_batch(l, items, n);
+                for (size_t i = 0; i < n; i++)
+                    chat__pq_item_clear(&items[i]);
+            }
         }
         next_due = chat__pq_next_due(l->q);
     }

@@ -41,12 +41,14 @@ uint64_t chat__mem_str_hash(const char *str)
     return chat__hash_bytes(CHAT__HASH_SEED, str, strlen(str));
 }
 
-size_t chat__mem_member_pos(const chat__mconv *c, const char *user, int *found)
+/* Where key is in items[0..n) sorted by key_of, or where it would go (*found 0). */
+static size_t key_pos(void *const *items, size_t n, const char *(*key_of)(const void *),
+                      const char *key, int *found)
 {
-    size_t lo = 0, hi = c->n_members;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int d = strcmp(c->members[mid]->row.user, user);
+        int d = strcmp(key_of(items[mid]), key);
         if (d == 0) {
             *found = 1;
             return mid;
@@ -58,6 +60,16 @@ size_t chat__mem_member_pos(const chat__mconv *c, const char *user, int *found)
     }
     *found = 0;
     return lo;
+}
+
+static const char *member_user(const void *m)
+{
+    return ((const chat__mmember *)m)->row.user;
+}
+
+size_t chat__mem_member_pos(const chat__mconv *c, const char *user, int *found)
+{
+    return key_pos((void *const *)c->members, c->n_members, member_user, user, found);
 }
 
 size_t chat__mem_msg_pos(const chat__mconv *c, uint64_t seq, int *found)
@@ -116,23 +128,14 @@ int chat__mem_save_old(chat__mem *s, uint64_t *saved_gen, const void *row, size_
     return CHAT_OK;
 }
 
+static const char *reg_device(const void *r)
+{
+    return ((const chat__mreg *)r)->v.row.device;
+}
+
 size_t chat__mem_reg_pos(const chat__mperson *p, const char *device, int *found)
 {
-    size_t lo = 0, hi = p->n_regs;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int d = strcmp(p->regs[mid]->v.row.device, device);
-        if (d == 0) {
-            *found = 1;
-            return mid;
-        }
-        if (d < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = 0;
-    return lo;
+    return key_pos((void *const *)p->regs, p->n_regs, reg_device, device, found);
 }
 
 static void undo_reg_insert(chat__mreg *r)

@@ -209,10 +209,7 @@ def test_apns_410_drops_the_token(make_server, pki, apns):
     phone.close()
     tablet.close()
     until_offline(alice, "bob", seen(apns, BOB_TABLET))
-    end = time.monotonic() + 10
-    while "deleted the registrations of 1 invalid token" not in log(srv):
-        assert time.monotonic() < end, log(srv)
-        time.sleep(0.05)
+    wait_log(srv, "deleted the registrations of 1 invalid token")
     tries = apns.attempts[BOB_PHONE]
     ack = send(alice, "after", to="bob")
     wait_apns(apns, BOB_TABLET, ack["seq"])
@@ -223,6 +220,14 @@ def test_apns_410_drops_the_token(make_server, pki, apns):
 def log(srv):
     with open(srv.stderr_path, "rb") as f:
         return f.read().decode("utf-8", "replace")
+
+
+def wait_log(srv, text, timeout=10):
+    """Wait until chatd logged text (the engine's deletion of an invalid token, say)."""
+    end = time.monotonic() + timeout
+    while text not in log(srv):
+        assert time.monotonic() < end, f"chatd never logged {text!r}\n{log(srv)[-3000:]}"
+        time.sleep(0.05)
 
 
 def fcm_until_offline(alice, fcm, user, token):
@@ -258,10 +263,7 @@ def test_fcm_push_with_its_oauth_flow(make_server, pki, fcm):
     assert m["android"]["priority"] == "HIGH" and re.fullmatch(r"\d+s", m["android"]["ttl"])
     # carol's token is gone: FCM says UNREGISTERED, chatd drops the registration
     send(alice, "hi carol", to="carol")
-    end = time.monotonic() + 10
-    while "deleted the registrations of 1 invalid token" not in log(srv):
-        assert time.monotonic() < end, log(srv)
-        time.sleep(0.05)
+    wait_log(srv, "deleted the registrations of 1 invalid token")
     send(alice, "again", to="bob")
     fcm.next_message()
     assert fcm.token_requests == 1, "the access token is kept until it nears its expiry"
@@ -308,10 +310,7 @@ def test_push_secrets_stay_out_of_the_log(make_server, pki, apns, fcm, tmp_path)
         send(alice, "x", to="carol")
         fcm.next_message()
         hook.next_event()
-        end = time.monotonic() + 10
-        while "invalid token" not in log(srv):
-            assert time.monotonic() < end, log(srv)
-            time.sleep(0.05)
+        wait_log(srv, "invalid token")
         srv.stop()
         text = log(srv)
         # the log says what happened, at debug level ...

@@ -314,6 +314,41 @@ CHAT_API int chat_client_group_rename(uint64_t *out_request, chat_client *c, cha
 CHAT_API int chat_client_group_set_role(uint64_t *out_request, chat_client *c,
                                         chat_conv_id conv, const char *user, int role);
 
+/* ---- push notifications (doc/push.md) ----------------------------------------------------- */
+
+/** Longest push token chat_client_push_register() accepts, in bytes. */
+#define CHAT_CLIENT_PUSH_TOKEN_MAX 512
+
+/**
+ * Register this device for push notifications while it is offline: platform "apns" (token: the
+ * device token in hex; topic: the app's bundle id, NULL or "" for the server's default;
+ * sandbox 1 for the development environment) or "fcm" (token: the registration token; topic
+ * and sandbox unused). The client keeps the registration and sends it after every connect, so
+ * call it again whenever the platform hands the app a new token; a later call replaces an
+ * earlier one. Completes with one CHAT_EVENT_RESULT when the server stored it (offline: at the
+ * next connect); ECLOSED when the connection dropped first (it is sent again at the next
+ * connect), ENOTSUP when the server keeps no registrations, EINVAL when it refused the token.
+ * @return CHAT_OK, CHAT_EINVAL (platform, token or topic malformed), CHAT_ENOMEM.
+ * [any thread] @since 0.2
+ */
+CHAT_API int chat_client_push_register(uint64_t *out_request, chat_client *c,
+                                       const char *platform, const char *token,
+                                       const char *topic, int sandbox);
+/**
+ * Stop push notifications to this device (call it before logging out). Sent now, or at the next
+ * connect when offline; one CHAT_EVENT_RESULT when the server answered. [any thread] @since 0.2
+ */
+CHAT_API int chat_client_push_unregister(uint64_t *out_request, chat_client *c);
+/**
+ * Mute conv for this user (every device of it) until until_ms (ms since the epoch), INT64_MAX
+ * until unmuted; 0 unmutes. A muted conversation makes no push; messages still arrive. Other
+ * devices learn of it live (CHAT_EVENT_CONV) and at their next sync. One CHAT_EVENT_RESULT;
+ * ECLOSED when offline, EPERM when not a member.
+ * @return CHAT_OK, CHAT_EINVAL. [any thread] @since 0.2
+ */
+CHAT_API int chat_client_mute(uint64_t *out_request, chat_client *c, chat_conv_id conv,
+                              int64_t until_ms);
+
 /* ---- reading the cache (synchronous) ---------------------------------------------------- */
 
 /** The cached conversations, most recent activity first. [any thread] @since 0.1
@@ -338,6 +373,9 @@ CHAT_API uint64_t chat_conv_list_head(const chat_conv_list *l, size_t i);
 CHAT_API uint64_t chat_conv_list_read(const chat_conv_list *l, size_t i);
 CHAT_API uint64_t chat_conv_list_unread(const chat_conv_list *l, size_t i);
 CHAT_API size_t chat_conv_list_member_count(const chat_conv_list *l, size_t i);
+/** My mute of the conversation: 0 not muted, -1 until unmuted, else when it ends (ms since the
+ *  epoch, in the future). @since 0.2 */
+CHAT_API int64_t chat_conv_list_muted_until(const chat_conv_list *l, size_t i);
 CHAT_API void chat_conv_list_free(chat_conv_list *l);
 /** @} */
 

@@ -383,6 +383,7 @@ void chat_client_free(chat_client *c)
     if (c->ev_fd >= 0)
         close(c->ev_fd);
     chat__cache_close(c->cache);
+    cJSON_Delete(c->push_frame);
     chat__free(c->fetch);
     chat__free(c->url);
     free_secret(c->token);
@@ -531,8 +532,9 @@ int chat_client_outbox_count(size_t *out, chat_client *c)
 
 /* ---- requests ---------------------------------------------------------------------------- */
 
-static int post_frame(uint64_t *out_request, chat_client *c, cJSON *body, int kind,
-                      chat_conv_id conv)
+/* after: what the answer's handling needs besides conv (PEND_MUTE: the mute's end). */
+static int post_frame_after(uint64_t *out_request, chat_client *c, cJSON *body, int kind,
+                            chat_conv_id conv, uint64_t after)
 {
     if (!body)
         return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
@@ -544,11 +546,18 @@ static int post_frame(uint64_t *out_request, chat_client *c, cJSON *body, int ki
     cmd->type = CMD_FRAME;
     cmd->kind = kind;
     cmd->conv = conv;
+    cmd->seq = after;
     cmd->body = body;
     cmd->request = atomic_fetch_add(&c->next_request, 1);
     if (out_request)
         *out_request = cmd->request;
     return chat__client_post(c, cmd);
+}
+
+static int post_frame(uint64_t *out_request, chat_client *c, cJSON *body, int kind,
+                      chat_conv_id conv)
+{
+    return post_frame_after(out_request, c, body, kind, conv, 0);
 }
 
 static cJSON *users_array(const char *const *users, size_t n)
@@ -718,6 +727,92 @@ int chat_client_group_rename(uint64_t *out_request, chat_client *c, chat_conv_id
     return post_frame(out_request, c, o, PEND_GROUP, conv);
 }
 
+/* ---- push registration and mutes ---------------------------------------------------------- */
+
+static int token_ok(const char *s, int hex)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > CHAT_CLIENT_PUSH_TOKEN_MAX || (hex && (n < 16 || n > 200 || n % 2)))
+        return 0;
+    for (const char *p = s; *p; p++) {
+        char ch = *p;
+        int ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+        if (!hex)
+            ok = ok || (ch >= 'g' && ch <= 'z') || (ch >= 'G' && ch <= 'Z') || ch == '_' ||
+                 ch == '-' || ch == ':' || ch == '.';
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static int post_push(uint64_t *out_request, chat_client *c, cJSON *body)
+{
+    chat__cmd *cmd = chat__calloc(1, sizeof *cmd);
+    if (!cmd) {
+        cJSON_Delete(body);
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    }
+    cmd->type = CMD_PUSH;
+    cmd->body = body;
+    cmd->request = atomic_fetch_add(&c->next_request, 1);
+    if (out_request)
+        *out_request = cmd->request;
+    return chat__client_post(c, cmd);
+}
+
+int chat_client_push_register(uint64_t *out_request, chat_client *c, const char *platform,
+                              const char *token, const char *topic, int sandbox)
+{
+    if (!c || !platform || !token)
+        return chat__error_set(CHAT_EINVAL, 0, "client, platform or token is NULL");
+    int apns = strcmp(platform, "apns") == 0;
+    if (!apns && strcmp(platform, "fcm") != 0)
+        return chat__error_set(CHAT_EINVAL, 0, "platform: \"apns\" or \"fcm\"");
+    if (!token_ok(token, apns))
+        return chat__error_set(CHAT_EINVAL, 0, apns ? "an APNs token is 16-200 hex digits"
+                                                     : "an FCM token is 1-512 of [A-Za-z0-9_:.-]");
+    if (topic && (strlen(topic) > 255 || strspn(topic, "abcdefghijklmnopqrstuvwxyz"
+                                                       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+                                             strlen(topic)))
+        return chat__error_set(CHAT_EINVAL, 0, "topic: at most 255 of [A-Za-z0-9._-]");
+    if (sandbox != 0 && sandbox != 1)
+        return chat__error_set(CHAT_EINVAL, 0, "sandbox is 0 or 1");
+    cJSON *o = cJSON_CreateObject();
+    if (o && (!cJSON_AddStringToObject(o, "type", "push_register") ||
+              !cJSON_AddStringToObject(o, "platform", platform) ||
+              !cJSON_AddStringToObject(o, "token", token) ||
+              (topic && topic[0] && !cJSON_AddStringToObject(o, "topic", topic)) ||
+              (apns && !cJSON_AddBoolToObject(o, "sandbox", sandbox)))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    if (!o)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    return post_push(out_request, c, o);
+}
+
+int chat_client_push_unregister(uint64_t *out_request, chat_client *c)
+{
+    if (!c)
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL");
+    return post_push(out_request, c, NULL);
+}
+
+int chat_client_mute(uint64_t *out_request, chat_client *c, chat_conv_id conv,
+                     int64_t until_ms)
+{
+    if (!c || conv <= 0 || until_ms < 0)
+        return chat__error_set(CHAT_EINVAL, 0, "client or conv missing, or until_ms < 0");
+    cJSON *o = frame("mute", conv);
+    if (o && until_ms != INT64_MAX && !cJSON_AddNumberToObject(o, "until", (double)until_ms)) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return post_frame_after(out_request, c, o, PEND_MUTE, conv,
+                            (uint64_t)(until_ms == INT64_MAX ? -1 : until_ms));
+}
+
 int chat_client_group_set_role(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                                const char *user, int role)
 {
@@ -843,6 +938,7 @@ LIST_GETTER(conv_list, uint64_t, head, head, 0)
 LIST_GETTER(conv_list, uint64_t, read, read, 0)
 LIST_GETTER(conv_list, uint64_t, unread, unread, 0)
 LIST_GETTER(conv_list, size_t, member_count, members, 0)
+LIST_GETTER(conv_list, int64_t, muted_until, muted_until, 0)
 
 void chat_conv_list_free(chat_conv_list *l)
 {

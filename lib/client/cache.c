@@ -122,8 +122,10 @@ int chat__cache_open(chat__cache **out, const char *path)
             r = exec(c, schema_v1);
         if (r == CHAT_OK && version < 2)
             r = exec(c, "ALTER TABLE outbox ADD COLUMN media TEXT;");
+        if (r == CHAT_OK && version < 3)
+            r = exec(c, "ALTER TABLE convs ADD COLUMN muted_until INTEGER NOT NULL DEFAULT 0;");
         if (r == CHAT_OK)
-            r = exec(c, "PRAGMA user_version=2; COMMIT");
+            r = exec(c, "PRAGMA user_version=3; COMMIT");
         if (r != CHAT_OK)
             sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     }
@@ -544,10 +546,11 @@ int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
         return r;
     }
     sqlite3_stmt *st = prep(
-        c, "INSERT INTO convs(conv, kind, title, role, head, delivered, read, joined, last_ts)"
-           " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(conv) DO UPDATE SET"
+        c, "INSERT INTO convs(conv, kind, title, role, head, delivered, read, joined, last_ts,"
+           " muted_until) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+           " ON CONFLICT(conv) DO UPDATE SET"
            " kind=?2, title=?3, role=?4, head=max(head, ?5), delivered=max(delivered, ?6),"
-           " read=max(read, ?7), joined=?8, last_ts=max(last_ts, ?9)");
+           " read=max(read, ?7), joined=?8, last_ts=max(last_ts, ?9), muted_until=?10");
     if (!st)
         r = CHAT_EIO;
     else {
@@ -562,6 +565,7 @@ int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
         sqlite3_bind_int64(st, 7, (sqlite3_int64)ju(conv, "read"));
         sqlite3_bind_int64(st, 8, (sqlite3_int64)ju(conv, "joined"));
         sqlite3_bind_int64(st, 9, last ? ji(last, "ts") : 0);
+        sqlite3_bind_int64(st, 10, ji(conv, "muted_until"));
         if (sqlite3_step(st) != SQLITE_DONE)
             r = db_err(c, "conv upsert");
     }
@@ -703,6 +707,26 @@ int chat__cache_watermark(chat__cache *c, chat_conv_id conv, const char *user, u
     return r;
 }
 
+int chat__cache_conv_muted(chat__cache *c, chat_conv_id conv, int64_t until_ms)
+{
+    lock(c);
+    int r = CHAT_OK;
+    sqlite3_stmt *st = prep(c, "UPDATE convs SET muted_until=?2 WHERE conv=?1");
+    if (!st)
+        r = CHAT_EIO;
+    else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
+        sqlite3_bind_int64(st, 2, until_ms);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            r = db_err(c, "mute");
+        else if (sqlite3_changes(c->db) == 0)
+            r = CHAT_ENOTFOUND;
+    }
+    sqlite3_finalize(st);
+    unlock(c);
+    return r;
+}
+
 int chat__cache_mark_read(chat__cache *c, chat_conv_id conv, uint64_t seq)
 {
     lock(c);
@@ -736,12 +760,14 @@ int chat__cache_convs(chat__cache *c, const char *me, struct chat_conv_list **ou
     struct chat_conv_list *l = chat__calloc(1, sizeof *l);
     if (!l)
         return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    int64_t now = now_ms();
     lock(c);
     int r = CHAT_OK;
     sqlite3_stmt *st = prep(
         c, "SELECT c.conv, c.kind, c.title, c.role, c.head, c.read,"
            " (SELECT count(*) FROM members m WHERE m.conv=c.conv AND m.role<>0),"
-           " (SELECT min(user) FROM members m WHERE m.conv=c.conv AND m.user<>?1)"
+           " (SELECT min(user) FROM members m WHERE m.conv=c.conv AND m.user<>?1),"
+           " c.muted_until"
            " FROM convs c ORDER BY c.last_ts DESC, c.conv DESC");
     if (!st)
         r = CHAT_EIO;
@@ -766,6 +792,9 @@ int chat__cache_convs(chat__cache *c, const char *me, struct chat_conv_list **ou
             it->members = (size_t)sqlite3_column_int64(st, 6);
             it->title = col_dup(st, 2);
             it->peer = it->kind == CHAT_CONV_DIRECT ? col_dup(st, 7) : chat__strdup("");
+            it->muted_until = sqlite3_column_int64(st, 8);
+            if (it->muted_until > 0 && it->muted_until <= now)
+                it->muted_until = 0; /* the mute has ended */
             l->n++;
             if (!it->title || !it->peer)
                 r = CHAT_ENOMEM;

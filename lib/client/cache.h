@@ -11,7 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-#define CHAT__CACHE_SCHEMA 2 /* 2: outbox.media */
+#define CHAT__CACHE_SCHEMA 3 /* 2: outbox.media; 3: convs.muted_until */
 
 typedef struct chat__cache chat__cache;
 
@@ -70,6 +70,9 @@ int chat__cache_outbox_count(chat__cache *c, size_t *out);
  * know whether the server is behind); may be NULL. */
 int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
                             uint64_t *local_read);
+/* My mute of conv: -1 until unmuted, 0 not muted, else its end in ms. CHAT_OK, or
+ * CHAT_ENOTFOUND when conv is not cached. */
+int chat__cache_conv_muted(chat__cache *c, chat_conv_id conv, int64_t until_ms);
 /* CHAT_OK or CHAT_ENOTFOUND. */
 int chat__cache_conv_get(chat__cache *c, chat_conv_id conv, chat__conv_row *out);
 /* Store one "msg" object. 1 new, 0 already there, negative on error. Moves the conv head, and

@@ -192,7 +192,8 @@ static void fail_pending(chat_client *c, int code, const char *why)
     while (c->pend) {
         chat__pend *p = c->pend;
         c->pend = p->next;
-        if (p->kind == PEND_GROUP || p->kind == PEND_PRESENCE || p->kind == PEND_MEDIA_URL)
+        if (p->kind == PEND_GROUP || p->kind == PEND_PRESENCE || p->kind == PEND_MEDIA_URL ||
+            p->kind == PEND_MUTE || (p->kind == PEND_PUSH && p->request))
             emit_result(c, CHAT_EVENT_RESULT, p->request, code, why, p->conv, 0);
         else if (p->kind == PEND_HISTORY_USER)
             emit_result(c, CHAT_EVENT_HISTORY, p->request, code, why, p->conv, 0);
@@ -608,6 +609,54 @@ static void on_send_error(chat_client *c, chat__pend *p, int code, const char *r
 
 /* ---- incoming frames --------------------------------------------------------------------- */
 
+/* Send the push registration (or the unregistration) the host asked for. [loop, online] */
+static void push_send(chat_client *c)
+{
+    cJSON *o = NULL;
+    if (c->push_frame)
+        o = cJSON_Duplicate(c->push_frame, 1);
+    else if (c->push_unreg && (o = cJSON_CreateObject()))
+        cJSON_AddStringToObject(o, "type", "push_unregister");
+    if (!o) {
+        if (c->push_frame || c->push_unreg)
+            chat__client_log(c, CHAT_LOG_WARN, "push registration not sent: out of memory");
+        return;
+    }
+    uint64_t request = c->push_request;
+    c->push_request = 0;
+    if (send_frame(c, o, PEND_PUSH, request, 0, c->push_frame ? 0 : 1, NULL) != CHAT_OK &&
+        request)
+        emit_result(c, CHAT_EVENT_RESULT, request, CHAT_ECLOSED, "send failed", 0, 0);
+}
+
+/* The answer to a push frame. A registration the server refused as invalid or unsupported
+ * would be refused at every connect: it is dropped. */
+static void push_answered(chat_client *c, const chat__pend *p, int code, const char *why)
+{
+    int unreg = p->after == 1;
+    if (code == CHAT_OK && unreg && !c->push_frame)
+        c->push_unreg = 0;
+    if (code != CHAT_OK && !unreg && c->push_frame &&
+        (code == CHAT_EINVAL || code == CHAT_ENOTSUP)) {
+        chat__client_log(c, CHAT_LOG_WARN, "push registration refused: %s", why);
+        cJSON_Delete(c->push_frame);
+        c->push_frame = NULL;
+    }
+    if (p->request)
+        emit_result(c, CHAT_EVENT_RESULT, p->request, code, code == CHAT_OK ? NULL : why, 0, 0);
+}
+
+/* A mute changed on another device of this user (or this one): cache it, tell the host. */
+static void on_mute(chat_client *c, const cJSON *o)
+{
+    chat_conv_id conv = 0;
+    int64_t until = 0;
+    chat__json_conv(o, "conv", &conv);
+    chat__json_i64(o, "muted_until", &until);
+    if (conv > 0 && chat__cache_conv_muted(c->cache, conv, until) == CHAT_OK)
+        emit_conv(c, conv);
+}
+
 static void on_auth_ok(chat_client *c, const cJSON *o)
 {
     const char *user = chat__json_str(o, "user", NULL);
@@ -645,6 +694,7 @@ static void on_auth_ok(chat_client *c, const cJSON *o)
         chat__event_emit(c, ev);
     }
     start_sync(c);
+    push_send(c);
 }
 
 static void on_presence(chat_client *c, const cJSON *o)
@@ -824,6 +874,10 @@ static void on_text(const char *data, size_t len, void *ud)
             emit_result(c, CHAT_EVENT_RESULT, p->request, code, why, p->conv, 0);
         } else if (kind == PEND_HISTORY_USER) {
             emit_result(c, CHAT_EVENT_HISTORY, p->request, code, why, p->conv, 0);
+        } else if (kind == PEND_PUSH) {
+            push_answered(c, p, code, why);
+        } else if (kind == PEND_MUTE) {
+            emit_result(c, CHAT_EVENT_RESULT, p->request, code, why, p->conv, 0);
         } else if (kind == PEND_HISTORY_SYNC) {
             c->fetch_inflight = 0; /* e.g. removed meanwhile: skip that conversation */
             pump_sync(c);
@@ -882,6 +936,12 @@ static void on_text(const char *data, size_t len, void *ud)
             cJSON_free(js);
             chat__event_emit(c, ev);
         }
+    } else if (p && p->kind == PEND_PUSH && strcmp(type, "ok") == 0) {
+        push_answered(c, p, CHAT_OK, NULL);
+    } else if (p && p->kind == PEND_MUTE && strcmp(type, "ok") == 0) {
+        if (chat__cache_conv_muted(c->cache, p->conv, (int64_t)p->after) == CHAT_OK)
+            emit_conv(c, p->conv);
+        emit_result(c, CHAT_EVENT_RESULT, p->request, CHAT_OK, NULL, p->conv, 0);
     } else if (p && p->kind == PEND_PING) {
         /* pong: liveness already noted */
     } else if (!re && strcmp(type, "msg") == 0) {
@@ -894,6 +954,8 @@ static void on_text(const char *data, size_t len, void *ud)
         on_receipt_push(c, o);
     } else if (!re && strcmp(type, "presence") == 0) {
         on_presence(c, o);
+    } else if (!re && strcmp(type, "mute") == 0) {
+        on_mute(c, o);
     } else if (!re && strcmp(type, "typing") == 0) {
         chat_event *ev = chat__event_new(CHAT_EVENT_TYPING);
         if (ev) {
@@ -929,12 +991,24 @@ static void run_cmd(chat_client *c, chat__cmd *cmd)
         } else {
             cJSON *b = cmd->body;
             cmd->body = NULL;
-            if (send_frame(c, b, cmd->kind, cmd->request, cmd->conv, 0, NULL) != CHAT_OK)
+            if (send_frame(c, b, cmd->kind, cmd->request, cmd->conv, cmd->seq, NULL) != CHAT_OK)
                 emit_result(c,
                             cmd->kind == PEND_HISTORY_USER ? CHAT_EVENT_HISTORY
                                                            : CHAT_EVENT_RESULT,
                             cmd->request, CHAT_ECLOSED, "send failed", cmd->conv, 0);
         }
+        break;
+    case CMD_PUSH:
+        if (c->push_request) /* never sent: this newer call replaces it */
+            emit_result(c, CHAT_EVENT_RESULT, c->push_request, CHAT_ECLOSED,
+                        "replaced by a later push registration call", 0, 0);
+        cJSON_Delete(c->push_frame);
+        c->push_frame = cmd->body;
+        cmd->body = NULL;
+        c->push_unreg = c->push_frame == NULL;
+        c->push_request = cmd->request;
+        if (c->online)
+            push_send(c);
         break;
     case CMD_TYPING:
         if (c->online) {
@@ -974,7 +1048,7 @@ static void run_cmds(chat_client *c)
         chat__cmd *next = list->next;
         if (!atomic_load(&c->stop))
             run_cmd(c, list);
-        else if (list->type == CMD_FRAME)
+        else if (list->type == CMD_FRAME || list->type == CMD_PUSH)
             emit_result(c, list->kind == PEND_HISTORY_USER ? CHAT_EVENT_HISTORY : CHAT_EVENT_RESULT,
                         list->request, CHAT_ECLOSED, "stopping", list->conv, 0);
         cJSON_Delete(list->body);
@@ -1053,6 +1127,9 @@ void *chat__client_loop(void *arg)
     c->n_fetch = 0;
     c->fetch_inflight = c->send_inflight = 0;
     fail_pending(c, CHAT_ECLOSED, "client stopped");
+    if (c->push_request) /* a push registration still waiting to be sent */
+        emit_result(c, CHAT_EVENT_RESULT, c->push_request, CHAT_ECLOSED, "client stopped", 0, 0);
+    c->push_request = 0;
     run_cmds(c); /* complete what was posted meanwhile */
     set_state(c, CHAT_CONN_STOPPED);
     atomic_store(&c->loop_tid_valid, 0);

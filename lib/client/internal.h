@@ -44,12 +44,14 @@ struct chat_event {
 /* Work posted by any thread to the loop thread. */
 enum {
     CMD_FLUSH = 1,      /* the outbox has new entries */
-    CMD_FRAME = 2,      /* send body (a request) when online: completes `request` */
+    CMD_FRAME = 2,      /* send body (a request) when online: completes `request`; seq is
+                         * the pending request's `after` */
     CMD_TYPING = 3,     /* send body when online, else drop */
     CMD_READ = 4,       /* send a read receipt for conv up to seq */
     CMD_RECONNECT = 5,  /* connect now */
     CMD_DISCONNECT = 6, /* drop the connection */
     CMD_HISTORY = 7,    /* fetch history of conv before seq (limit) */
+    CMD_PUSH = 8,       /* body: a push_register frame to keep sending, or NULL: unregister */
 };
 
 typedef struct chat__cmd {
@@ -74,6 +76,8 @@ enum {
     PEND_PRESENCE = 8,
     PEND_PING = 9,
     PEND_MEDIA_URL = 10, /* chat_client_media_url: RESULT with the answer as json */
+    PEND_PUSH = 11,      /* push_register (after 0) or push_unregister (after 1): "ok" */
+    PEND_MUTE = 12,      /* mute of conv until (int64_t)after: "ok", then RESULT */
 };
 
 typedef struct chat__pend {
@@ -150,6 +154,12 @@ struct chat_client {
     int send_inflight;
     int64_t send_retry_at_ms;
     int64_t resync_at_ms; /* a catch-up the server asked for is due then (0: none) */
+    /* The device's push registration, sent after every authentication so the server always has
+     * the newest token, or an unregistration waiting for its "ok"; and the request the next
+     * sending of either completes (0: none). */
+    cJSON *push_frame;
+    int push_unreg;
+    uint64_t push_request;
 };
 
 /* event.c */

@@ -8,6 +8,7 @@
 typedef struct chat__conv_item {
     chat_conv_id conv;
     uint64_t head, read, unread;
+    int64_t muted_until;
     int kind, role;
     size_t members;
     char *title, *peer;

@@ -1,5 +1,6 @@
 /* Incoming frames: validation before and after parsing, then routing by type. */
 #include "server/media.h"
+#include "server/push.h"
 #include "server/req.h"
 
 #include "core/decode.h"
@@ -95,6 +96,9 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
         {"typing", chat__handle_typing},     {"ping", NULL},
         {"media_url", chat__handle_media_url},
         {"logout", chat__handle_logout},
+        {"push_register", chat__handle_push_register},
+        {"push_unregister", chat__handle_push_unregister},
+        {"mute", chat__handle_mute},
     };
     void (*fn)(chat__conn *, cJSON *, cJSON *) = NULL;
     int known = 0;

@@ -172,6 +172,8 @@ struct chat_server {
     chat__job *sub_head, *sub_tail;
     /* Requests submitted to the writer whose done() has not run yet (loop thread). */
     size_t writer_backlog;
+
+    struct chat__push_srv *pushs; /* push.c: tokens reported invalid, waiting for the writer */
 };
 
 /* The server that embeds timer t as its member field. */

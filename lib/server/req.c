@@ -2,6 +2,7 @@
 #include "server/req.h"
 
 #include "bus/check.h"
+#include "server/push.h"
 #include "core/alloc.h"
 #include "core/array.h"
 #include "core/error.h"
@@ -123,6 +124,8 @@ static void push_offline(chat_server *srv, chat__req *r)
         return;
     r->pev.title = r->pev_title ? r->pev_title : "";
     r->pev.preview = (srv->cfg.flags & CHAT_SERVER_PUSH_PREVIEWS) ? r->pev_preview : NULL;
+    if (chat__push_resolve(srv, r))
+        return;
     for (size_t i = 0; i < r->to.n; i++) {
         if (strcmp(r->to.users[i], r->user) == 0)
             continue;
@@ -595,6 +598,7 @@ cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m)
     uint64_t unread = 0;
     if (!left && conv.head_seq > m->read_seq)
         unread = conv.head_seq - m->read_seq;
+    int64_t muted = left ? 0 : chat__push_muted_until(tx, m->user, conv.id);
     int ok = cJSON_AddNumberToObject(o, "conv", (double)conv.id) &&
              cJSON_AddStringToObject(o, "kind", conv.kind == CHAT_CONV_GROUP ? "group" : "direct") &&
              cJSON_AddStringToObject(o, "title", conv.title) &&
@@ -603,6 +607,7 @@ cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m)
              cJSON_AddNumberToObject(o, "delivered", (double)m->delivered_seq) &&
              cJSON_AddNumberToObject(o, "read", (double)m->read_seq) &&
              cJSON_AddNumberToObject(o, "unread", (double)unread) &&
+             (!muted || cJSON_AddNumberToObject(o, "muted_until", (double)muted)) &&
              cJSON_AddNumberToObject(o, "joined", (double)m->joined_seq);
     cJSON *last = NULL;
     if (ok && conv.head_seq > m->joined_seq &&

@@ -10,6 +10,7 @@
 #include "core/json.h"
 #include "core/threadname.h"
 #include "server/media.h"
+#include "server/push.h"
 #include "store/checked.h"
 
 #include <sodium.h>
@@ -253,6 +254,7 @@ static void server_release(chat_server *srv)
             srv->push->ctl(srv->push_st, CHAT_PUSH_CTL_FLUSH, NULL);
         srv->push->destroy(srv->push_st);
     }
+    chat__push_release(srv);
     if (srv->store)
         srv->store->destroy(srv->store_st);
     if (srv->auth)
@@ -372,6 +374,8 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
         rc = chat__worker_start(&srv->writer, srv, 1);
     if (rc == CHAT_OK)
         rc = chat__worker_start(&srv->hasher, srv, 0);
+    if (rc == CHAT_OK)
+        rc = chat__push_init(srv);
     if (rc != CHAT_OK) {
         int keep = chat_error_last()->code == rc;
         char msg[256];
@@ -559,6 +563,7 @@ int chat_server_issue_token(chat_server *srv, const char *user, const char *devi
 typedef struct revoke_job {
     chat__job job;
     char session[CHAT_ID_MAX + 1];
+    char user[CHAT_ID_MAX + 1], device[CHAT_ID_MAX + 1]; /* whose push registration goes */
     int64_t exp_ms;
     chat__conn *by; /* logout: the connection that asked (a reference), else NULL */
     cJSON *re;      /* its request id */
@@ -568,6 +573,8 @@ static int revoke_run(chat__job *job, chat__txn *tx)
 {
     revoke_job *j = (revoke_job *)job;
     int rc = tx->ops->revoked_put(tx->st, j->session, j->exp_ms);
+    if (rc == CHAT_OK)
+        rc = chat__push_forget_device(tx, j->user, j->device);
     return rc == CHAT_OK ? CHAT_OK : chat__job_fail(job, CHAT_EIO, "storage", "revocation failed");
 }
 
@@ -604,9 +611,10 @@ static void revoke_done(chat_server *srv, chat__job *job)
 
 /* Refuse the session from now on (memory at once, the store through the writer), then close
  * its connections. by and re (owned) are a logout's connection and request id, or NULL. */
-static int revoke_session(chat_server *srv, const char *session, int64_t exp_ms, chat__conn *by,
+static int revoke_session(chat_server *srv, const chat_auth_identity *id, chat__conn *by,
                           cJSON *re)
 {
+    const char *session = id->session;
     revoke_job *j = chat__calloc(1, sizeof *j);
     if (!j) {
         cJSON_Delete(re);
@@ -621,7 +629,9 @@ static int revoke_session(chat_server *srv, const char *session, int64_t exp_ms,
         return rc;
     }
     snprintf(j->session, sizeof j->session, "%s", session);
-    j->exp_ms = exp_ms;
+    snprintf(j->user, sizeof j->user, "%s", id->user);
+    snprintf(j->device, sizeof j->device, "%s", id->device);
+    j->exp_ms = id->exp_ms;
     j->by = by ? chat__conn_ref(by) : NULL;
     j->re = re;
     j->job.run = revoke_run;
@@ -637,13 +647,19 @@ int chat_server_revoke_token(chat_server *srv, const char *token)
     chat_auth_identity id;
     if (chat__server_verify(srv, token, strlen(token), &id) != CHAT_OK)
         return chat__error_set(CHAT_EAUTH, 0, "not a valid token");
-    return revoke_session(srv, id.session, id.exp_ms, NULL, NULL);
+    return revoke_session(srv, &id, NULL, NULL);
 }
 
 void chat__handle_logout(chat__conn *c, cJSON *f, cJSON *re)
 {
     cJSON_Delete(f);
-    if (revoke_session(c->srv, c->session, c->session_exp_ms, c, re) != CHAT_OK)
+    chat_auth_identity id;
+    memset(&id, 0, sizeof id);
+    snprintf(id.user, sizeof id.user, "%s", c->user);
+    snprintf(id.device, sizeof id.device, "%s", c->device);
+    snprintf(id.session, sizeof id.session, "%s", c->session);
+    id.exp_ms = c->session_exp_ms;
+    if (revoke_session(c->srv, &id, c, re) != CHAT_OK)
         chat__conn_close(c, 1011, "out of memory");
 }
 

@@ -68,6 +68,7 @@ struct hop {
         chat_store_name_cb name;
         revoked_cb revoked;
         chat_store_grant_cb grant;
+        chat_store_push_reg_cb reg;
     } cb;
     void *user_data;
 };
@@ -113,6 +114,15 @@ static int hop_grant(int64_t conv, const char *user, void *ud)
     struct hop *h = ud;
     h->w->in_cb++;
     int r = h->cb.grant(conv, user, h->user_data);
+    h->w->in_cb--;
+    return r;
+}
+
+static int hop_reg(const chat_store_push_reg *reg, void *ud)
+{
+    struct hop *h = ud;
+    h->w->in_cb++;
+    int r = h->cb.reg(reg, h->user_data);
     h->w->in_cb--;
     return r;
 }
@@ -424,6 +434,105 @@ static int c_media_grants(void *state, const char *id, chat_store_grant_cb cb, v
     return seen(w, w->ops->media_grants(w->st, id, hop_grant, &h));
 }
 
+/* ---- push registrations and mutes (version 3, optional) ---- */
+
+/* The backend has the version-3 push methods; else CHAT_ENOTSUP. */
+static int has_push(const checked *w)
+{
+    const chat_store_ops *o = w->ops;
+    if (o->version >= 3 && o->push_reg_put && o->push_reg_del && o->push_reg_del_token &&
+        o->push_reg_list && o->push_mute_put && o->push_mute_get)
+        return CHAT_OK;
+    return chat__error_set(CHAT_ENOTSUP, 0, "store: this backend keeps no push registrations");
+}
+
+static int check_platform(int platform)
+{
+    if (platform == CHAT_PUSH_APNS || platform == CHAT_PUSH_FCM)
+        return CHAT_OK;
+    return chat__error_set(CHAT_EINVAL, 0, "store: unknown push platform %d", platform);
+}
+
+static int check_conv_id(int64_t conv, const char *method)
+{
+    return conv > 0 ? CHAT_OK
+                    : chat__error_set(CHAT_EINVAL, 0, "store: %s: conv must be > 0", method);
+}
+
+static int c_push_reg_put(void *state, const chat_store_push_reg *reg)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "push_reg_put")) || (rc = has_push(w)) ||
+        (rc = need(reg != NULL, "push_reg_put", "registration")) ||
+        (rc = chat__store_check_field(reg->user, sizeof reg->user, 0, "user")) ||
+        (rc = chat__store_check_field(reg->device, sizeof reg->device, 0, "device")) ||
+        (rc = check_platform(reg->platform)) ||
+        (rc = chat__store_check_field(reg->token, sizeof reg->token, 0, "token")) ||
+        (rc = chat__store_check_field(reg->topic, sizeof reg->topic, 1, "topic")))
+        return rc;
+    if (reg->sandbox != 0 && reg->sandbox != 1)
+        return chat__error_set(CHAT_EINVAL, 0, "store: push_reg_put: sandbox is 0 or 1");
+    return w->ops->push_reg_put(w->st, reg);
+}
+
+static int c_push_reg_del(void *state, const char *user, const char *device)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "push_reg_del")) || (rc = has_push(w)) ||
+        (rc = check_id(user, 0, "user")) || (rc = check_id(device, 0, "device")))
+        return rc;
+    return w->ops->push_reg_del(w->st, user, device);
+}
+
+static int c_push_reg_del_token(void *state, int platform, const char *token)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "push_reg_del_token")) || (rc = has_push(w)) ||
+        (rc = check_platform(platform)) ||
+        (rc = chat__store_check_str(token, CHAT_PUSH_TOKEN_MAX, 0, "token")))
+        return rc;
+    return w->ops->push_reg_del_token(w->st, platform, token);
+}
+
+static int c_push_reg_list(void *state, const char *user, chat_store_push_reg_cb cb,
+                           void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "push_reg_list")) || (rc = has_push(w)) ||
+        (rc = check_id(user, 0, "user")) || (rc = need(cb != NULL, "push_reg_list", "callback")))
+        return rc;
+    struct hop h = {.w = w, .cb.reg = cb, .user_data = user_data};
+    return w->ops->push_reg_list(w->st, user, hop_reg, &h);
+}
+
+static int c_push_mute_put(void *state, const char *user, int64_t conv, int64_t until_ms)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "push_mute_put")) || (rc = has_push(w)) ||
+        (rc = check_id(user, 0, "user")) || (rc = check_conv_id(conv, "push_mute_put")))
+        return rc;
+    if (until_ms < 0)
+        return chat__error_set(CHAT_EINVAL, 0, "store: push_mute_put: negative until_ms");
+    return w->ops->push_mute_put(w->st, user, conv, until_ms);
+}
+
+/* A point read: allowed inside a row callback. */
+static int c_push_mute_get(void *state, const char *user, int64_t conv, int64_t *until_ms)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = has_push(w)) || (rc = check_id(user, 0, "user")) ||
+        (rc = check_conv_id(conv, "push_mute_get")) ||
+        (rc = need(until_ms != NULL, "push_mute_get", "until_ms")))
+        return rc;
+    return w->ops->push_mute_get(w->st, user, conv, until_ms);
+}
+
 /* ---- lifecycle ---- */
 
 static int c_ctl(void *state, int op, void *arg)
@@ -475,6 +584,12 @@ static const chat_store_ops checked_ops = {
     .media_get = c_media_get,
     .media_grant = c_media_grant,
     .media_grants = c_media_grants,
+    .push_reg_put = c_push_reg_put,
+    .push_reg_del = c_push_reg_del,
+    .push_reg_del_token = c_push_reg_del_token,
+    .push_reg_list = c_push_reg_list,
+    .push_mute_put = c_push_mute_put,
+    .push_mute_get = c_push_mute_get,
 };
 
 int chat__store_checked_new(const chat_store_ops **ops_inout, void **state_inout)
@@ -505,4 +620,9 @@ int chat__store_checked_transient(const chat_store_ops *ops, void *state)
 int chat__store_checked_has_media(const chat_store_ops *ops, void *state)
 {
     return ops == &checked_ops && has_media(state) == CHAT_OK;
+}
+
+int chat__store_checked_has_push(const chat_store_ops *ops, void *state)
+{
+    return ops == &checked_ops && has_push(state) == CHAT_OK;
 }

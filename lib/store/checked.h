@@ -8,7 +8,7 @@
  *   INT64_MAX (see store/check.h);
  * - CHAT_EMISUSE: begin() inside a transaction, commit() or rollback() outside one, and from
  *   inside a listing callback any method but the single-row lookups conv_get, member_get,
- *   user_get, meta_get and conv_find_direct (the wrapper passes its own trampoline callback to
+ *   user_get, meta_get, push_mute_get and conv_find_direct (the wrapper passes its own trampoline callback to
  *   the inner listing methods and counts the depth).
  *
  * Transaction state as the wrapper sees it: a successful begin() opens a transaction; a
@@ -40,5 +40,7 @@ int chat__store_checked_transient(const chat_store_ops *ops, void *state);
 
 /* 1 when the store behind the checking layer keeps media (version-2 methods). */
 int chat__store_checked_has_media(const chat_store_ops *ops, void *state);
+/* 1 when the store behind the checking layer keeps push registrations (version-3 methods). */
+int chat__store_checked_has_push(const chat_store_ops *ops, void *state);
 
 #endif

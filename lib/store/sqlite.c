@@ -31,6 +31,7 @@
 #define MEMBER_COLS "conv, user, role, delivered_seq, read_seq, delivered_ms, read_ms, " \
                     "joined_seq, change"
 #define MSG_COLS "conv, seq, ts_ms, sender, device, cmid, kind, body"
+#define PUSH_REG_COLS "user, device, platform, sandbox, token, topic, updated_ms"
 #define INBOX_CHANGE "(CASE WHEN m.role = 0 THEN m.change ELSE max(m.change, c.change) END)"
 
 const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
@@ -101,6 +102,19 @@ const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
                              "ON CONFLICT DO NOTHING",
     [CHAT__ST_MEDIA_GRANTS] = "SELECT conv, user FROM media_grants WHERE id = ?1 "
                               "ORDER BY conv, user",
+    [CHAT__ST_PUSH_REG_PUT] =
+        "INSERT INTO push_regs (" PUSH_REG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+        "ON CONFLICT (user, device) DO UPDATE SET platform = excluded.platform, "
+        "sandbox = excluded.sandbox, token = excluded.token, topic = excluded.topic, "
+        "updated_ms = excluded.updated_ms",
+    [CHAT__ST_PUSH_REG_DEL] = "DELETE FROM push_regs WHERE user = ?1 AND device = ?2",
+    [CHAT__ST_PUSH_REG_DEL_TOKEN] = "DELETE FROM push_regs WHERE token = ?1 AND platform = ?2",
+    [CHAT__ST_PUSH_REG_LIST] = "SELECT " PUSH_REG_COLS " FROM push_regs WHERE user = ?1 "
+                               "ORDER BY device",
+    [CHAT__ST_PUSH_MUTE_PUT] = "INSERT INTO push_mutes (user, conv, until_ms) VALUES (?1, ?2, ?3) "
+                               "ON CONFLICT (user, conv) DO UPDATE SET until_ms = excluded.until_ms",
+    [CHAT__ST_PUSH_MUTE_DEL] = "DELETE FROM push_mutes WHERE user = ?1 AND conv = ?2",
+    [CHAT__ST_PUSH_MUTE_GET] = "SELECT until_ms FROM push_mutes WHERE user = ?1 AND conv = ?2",
 };
 
 int chat__sqlite_fail(sqlite3 *db, int rc, const char *what)
@@ -385,6 +399,12 @@ static const chat_store_ops sqlite_ops = {
     .media_get = chat__sqlite_media_get,
     .media_grant = chat__sqlite_media_grant,
     .media_grants = chat__sqlite_media_grants,
+    .push_reg_put = chat__sqlite_push_reg_put,
+    .push_reg_del = chat__sqlite_push_reg_del,
+    .push_reg_del_token = chat__sqlite_push_reg_del_token,
+    .push_reg_list = chat__sqlite_push_reg_list,
+    .push_mute_put = chat__sqlite_push_mute_put,
+    .push_mute_get = chat__sqlite_push_mute_get,
 };
 
 const chat_store_ops *chat_store_sqlite_ops(void)

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <chat/chat.h>
 #include <chat/sys/bus.h>
+#include <chat/sys/push.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -1066,6 +1067,165 @@ static void test_client_history_during_outbox_flush(void **state)
     free(dir);
 }
 
+/* ---- push registration and mutes ---------------------------------------------------------- */
+
+/* A notifier that counts device pushes per token (version 2 of sys/push.h). */
+typedef struct device_pushes {
+    pthread_mutex_t mu;
+    char last[1024]; /* "user/device platform sandbox topic token" of the last device push */
+    int n;
+} device_pushes;
+
+static int dp_notify(void *st, const chat_push_event *ev)
+{
+    (void)st, (void)ev;
+    return CHAT_OK;
+}
+
+static int dp_device(void *st, const chat_push_event *ev, const chat_store_push_reg *d)
+{
+    device_pushes *p = st;
+    (void)ev;
+    pthread_mutex_lock(&p->mu);
+    snprintf(p->last, sizeof p->last, "%s/%s %d %d %s %s", d->user, d->device, d->platform,
+             d->sandbox, d->topic, d->token);
+    p->n++;
+    pthread_mutex_unlock(&p->mu);
+    return CHAT_OK;
+}
+
+static void dp_destroy(void *st) { (void)st; }
+
+static const chat_push_ops dp_ops = {.version = CHAT_PUSH_OPS_VERSION, .destroy = dp_destroy,
+                                     .notify = dp_notify, .notify_device = dp_device};
+
+static int dp_count(device_pushes *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int n = p->n;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+static chat_event *wait_result(chat_client *c, uint64_t req)
+{
+    for (;;) {
+        chat_event *ev = wait_for(c, CHAT_EVENT_RESULT, 0, NULL);
+        if (chat_event_request(ev) == req)
+            return ev;
+        chat_event_free(ev);
+    }
+}
+
+static int64_t muted_of(chat_client *c, chat_conv_id conv)
+{
+    chat_conv_list *l = NULL;
+    assert_int_equal(chat_client_convs(&l, c), CHAT_OK);
+    int64_t m = -2;
+    for (size_t i = 0; i < chat_conv_list_count(l); i++)
+        if (chat_conv_list_id(l, i) == conv)
+            m = chat_conv_list_muted_until(l, i);
+    chat_conv_list_free(l);
+    return m;
+}
+
+struct muted_arg {
+    chat_conv_id conv;
+    int64_t until;
+};
+
+static int muted_is(chat_client *c, void *arg)
+{
+    struct muted_arg *a = arg;
+    return muted_of(c, a->conv) == a->until;
+}
+
+static void test_client_push_register_and_mute(void **state)
+{
+    (void)state;
+    device_pushes dp = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    chat_server_config *cfg = NULL;
+    assert_int_equal(chat_server_config_new(&cfg), CHAT_OK);
+    assert_int_equal(chat_server_config_set_listen(cfg, "127.0.0.1", 0), CHAT_OK);
+    unsigned char k[32] = {1, 2, 3};
+    assert_int_equal(chat_server_config_add_token_key(cfg, 1, k, sizeof k), CHAT_OK);
+    assert_int_equal(chat_server_config_set_push(cfg, &dp_ops, &dp), CHAT_OK);
+    chat_server *srv = NULL;
+    assert_int_equal(chat_server_new(&srv, cfg), CHAT_OK);
+    chat_server_config_free(cfg);
+    assert_int_equal(chat_server_start(srv), CHAT_OK);
+    int port = chat_server_port(srv);
+    char *ta = token(srv, "alice", "phone"), *tb = token(srv, "bob", "phone"),
+         *tb2 = token(srv, "bob", "laptop");
+
+    /* Refused at the call: nothing is queued. */
+    uint64_t req = 0;
+    chat_client *b = client_new(port, tb, NULL);
+    assert_int_equal(chat_client_push_register(&req, b, "webpush", "x", NULL, 0), CHAT_EINVAL);
+    assert_int_equal(chat_client_push_register(&req, b, "apns", "12xz", NULL, 0), CHAT_EINVAL);
+    assert_int_equal(chat_client_push_register(&req, b, "fcm", "a b", NULL, 0), CHAT_EINVAL);
+    assert_int_equal(chat_client_mute(&req, b, 0, 0), CHAT_EINVAL);
+    /* Registered as soon as it can be (the client may not be online yet). */
+    assert_int_equal(chat_client_push_register(&req, b, "apns", "ABCDEF0123456789ABCDEF0123456789",
+                                               "com.example.app", 1),
+                     CHAT_OK);
+    chat_event *ev = wait_result(b, req);
+    assert_int_equal(chat_event_code(ev), CHAT_OK);
+    chat_event_free(ev);
+
+    chat_client *a = client_new(port, ta, NULL), *b2 = client_new(port, tb2, NULL);
+    wait_online(a);
+    wait_online(b2);
+    char *cmid = NULL;
+    assert_int_equal(chat_client_send_text_to(&cmid, a, "bob", "hi bob", 6), CHAT_OK);
+    chat_string_free(cmid);
+    ev = wait_for(b, CHAT_EVENT_MESSAGE, 0, "hi bob");
+    chat_conv_id conv = chat_event_conv(ev);
+    chat_event_free(ev);
+    chat_event_free(wait_for(b2, CHAT_EVENT_MESSAGE, conv, "hi bob"));
+    assert_int_equal(muted_of(b, conv), 0);
+    /* A mute reaches bob's other device, in its cache. */
+    assert_int_equal(chat_client_mute(&req, b, conv, INT64_MAX), CHAT_OK);
+    ev = wait_result(b, req);
+    assert_int_equal(chat_event_code(ev), CHAT_OK);
+    chat_event_free(ev);
+    assert_int_equal(muted_of(b, conv), -1);
+    struct muted_arg ma = {conv, -1};
+    wait_until(b2, muted_is, &ma, "the mute on the other device");
+    assert_int_equal(chat_client_mute(&req, b, conv, 0), CHAT_OK);
+    chat_event_free(wait_result(b, req));
+    ma.until = 0;
+    wait_until(b2, muted_is, &ma, "the unmute on the other device");
+
+    /* bob gone: alice's messages push to his registered phone. */
+    chat_client_free(b);
+    chat_client_free(b2);
+    long long dl = now_ms() + WAIT_MS;
+    while (dp_count(&dp) == 0 && now_ms() < dl) {
+        assert_int_equal(chat_client_send_text(&cmid, a, conv, "ping", 4), CHAT_OK);
+        chat_string_free(cmid);
+        usleep(50 * 1000);
+    }
+    assert_true(dp_count(&dp) > 0);
+    pthread_mutex_lock(&dp.mu);
+    assert_string_equal(dp.last, "bob/phone 1 1 com.example.app abcdef0123456789abcdef0123456789");
+    pthread_mutex_unlock(&dp.mu);
+
+    /* Unregistered while offline: sent at the next connect, then no more device pushes. */
+    b = client_new(port, tb, NULL);
+    assert_int_equal(chat_client_push_unregister(&req, b), CHAT_OK);
+    ev = wait_result(b, req);
+    assert_int_equal(chat_event_code(ev), CHAT_OK);
+    chat_event_free(ev);
+    chat_client_free(b);
+
+    chat_client_free(a);
+    chat_server_free(srv);
+    chat_string_free(ta);
+    chat_string_free(tb);
+    chat_string_free(tb2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1079,6 +1239,7 @@ int main(void)
         cmocka_unit_test(test_client_two_devices_stay_in_sync),
         cmocka_unit_test(test_client_history_paging_through_cache),
         cmocka_unit_test(test_client_event_queue_foreign_thread),
+        cmocka_unit_test(test_client_push_register_and_mute),
         cmocka_unit_test(test_client_auth_failed_and_groups),
         cmocka_unit_test(test_client_history_during_outbox_flush),
     };

@@ -290,7 +290,7 @@ class History(list):
 
 class Conv:
     __slots__ = ("id", "kind", "title", "peer", "role", "head", "read", "unread",
-                 "member_count")
+                 "member_count", "muted_until")
 
     @property
     def name(self):
@@ -625,6 +625,28 @@ class Client:
                        _enc(title, "title"))
         return req.value
 
+    def push_register(self, platform, token, *, topic=None, sandbox=False):
+        """Register this device for push ("apns" or "fcm"); kept and resent at every connect."""
+        req = c_uint64(0)
+        self._call_out(lib.chat_client_push_register, byref(req), _enc(platform), _enc(token),
+                       _enc(topic) if topic else None, 1 if sandbox else 0, what="push")
+        return req.value
+
+    def push_unregister(self):
+        req = c_uint64(0)
+        self._call_out(lib.chat_client_push_unregister, byref(req), what="push")
+        return req.value
+
+    def mute(self, conv, until_ms=None):
+        """Mute conv until until_ms (None: until unmuted); unmute(conv) ends it."""
+        req = c_uint64(0)
+        until = (1 << 63) - 1 if until_ms is None else int(until_ms)
+        self._call_out(lib.chat_client_mute, byref(req), int(conv), until, what="mute")
+        return req.value
+
+    def unmute(self, conv):
+        return self.mute(conv, 0)
+
     def group_set_role(self, conv, user, role):
         req = c_uint64(0)
         self._call_out(lib.chat_client_group_set_role, byref(req), _conv_id(conv),
@@ -657,6 +679,7 @@ class Client:
                 c.read = lib.chat_conv_list_read(l, i)
                 c.unread = lib.chat_conv_list_unread(l, i)
                 c.member_count = lib.chat_conv_list_member_count(l, i)
+                c.muted_until = lib.chat_conv_list_muted_until(l, i)
                 out.append(c)
             return out
         finally:

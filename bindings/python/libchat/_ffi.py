@@ -122,6 +122,10 @@ _PROTOS = {
     "chat_client_group_leave": (c_int, [POINTER(c_uint64), _p, _conv]),
     "chat_client_group_rename": (c_int, [POINTER(c_uint64), _p, _conv, _str]),
     "chat_client_group_set_role": (c_int, [POINTER(c_uint64), _p, _conv, _str, c_int]),
+    # push
+    "chat_client_push_register": (c_int, [POINTER(c_uint64), _p, _str, _str, _str, c_int]),
+    "chat_client_push_unregister": (c_int, [POINTER(c_uint64), _p]),
+    "chat_client_mute": (c_int, [POINTER(c_uint64), _p, _conv, c_int64]),
     # conversation list
     "chat_client_convs": (c_int, [_pp, _p]),
     "chat_conv_list_count": (c_size_t, [_p]),
@@ -134,6 +138,7 @@ _PROTOS = {
     "chat_conv_list_read": (c_uint64, [_p, c_size_t]),
     "chat_conv_list_unread": (c_uint64, [_p, c_size_t]),
     "chat_conv_list_member_count": (c_size_t, [_p, c_size_t]),
+    "chat_conv_list_muted_until": (c_int64, [_p, c_size_t]),
     "chat_conv_list_free": (None, [_p]),
     # message lists
     "chat_client_history": (c_int, [_pp, POINTER(c_uint64), _p, _conv, c_uint64, c_int]),

@@ -88,14 +88,37 @@ typedef struct chat_store_media {
     int64_t created_ms;
 } chat_store_media;
 
+/** Push platform of a device registration. */
+typedef enum chat_push_platform {
+    CHAT_PUSH_APNS = 1, /**< Apple Push Notification service: token in lower-case hex */
+    CHAT_PUSH_FCM = 2   /**< Firebase Cloud Messaging: a registration token */
+} chat_push_platform;
+
+/** Longest push token, in bytes, without the NUL. */
+#define CHAT_PUSH_TOKEN_MAX 512
+/** Longest APNs topic (the app's bundle id), in bytes, without the NUL. */
+#define CHAT_PUSH_TOPIC_MAX 255
+
+/** One device's push registration: where a push for (user, device) goes. */
+typedef struct chat_store_push_reg {
+    char user[CHAT_ID_MAX + 1];
+    char device[CHAT_ID_MAX + 1];
+    int platform;                         /**< ::chat_push_platform */
+    int sandbox;                          /**< APNs: 1 development environment, 0 production */
+    char token[CHAT_PUSH_TOKEN_MAX + 1];  /**< a secret: never log it */
+    char topic[CHAT_PUSH_TOPIC_MAX + 1];  /**< APNs topic, "" for the provider's default */
+    int64_t updated_ms;                   /**< when the device last registered */
+} chat_store_push_reg;
+
 typedef int (*chat_store_msg_cb)(const chat_store_msg *msg, void *user_data);
 /** One access grant of a media object: conv > 0 and user "" (shared in that conversation), or
  *  conv 0 and a user (an uploader). */
 typedef int (*chat_store_grant_cb)(chat_conv_id conv, const char *user, void *user_data);
 typedef int (*chat_store_member_cb)(const chat_store_member *member, void *user_data);
 typedef int (*chat_store_name_cb)(const char *name, void *user_data);
+typedef int (*chat_store_push_reg_cb)(const chat_store_push_reg *reg, void *user_data);
 
-#define CHAT_STORE_OPS_VERSION 2
+#define CHAT_STORE_OPS_VERSION 3
 
 struct chat_store_ops {
     unsigned int version; /**< CHAT_STORE_OPS_VERSION */
@@ -176,6 +199,27 @@ struct chat_store_ops {
     int (*media_grant)(void *state, const char *id, chat_conv_id conv, const char *user);
     /** Every grant of id, ordered by conv then user. @since 0.2 */
     int (*media_grants)(void *state, const char *id, chat_store_grant_cb cb, void *user_data);
+
+    /* ---- version 3: push registrations and mutes (all optional together; without them the
+     *      server refuses push_register, push_unregister and mute with CHAT_ENOTSUP, and a push
+     *      notifier gets user events only, as with version 1) ---- */
+
+    /** Insert or overwrite the registration (reg->user, reg->device). @since 0.2 */
+    int (*push_reg_put)(void *state, const chat_store_push_reg *reg);
+    /** Delete the registration (user, device); CHAT_ENOTFOUND when absent. @since 0.2 */
+    int (*push_reg_del)(void *state, const char *user, const char *device);
+    /** Delete every registration holding (platform, token); CHAT_OK when there was none.
+     *  @since 0.2 */
+    int (*push_reg_del_token)(void *state, int platform, const char *token);
+    /** The user's registrations, ordered by device. @since 0.2 */
+    int (*push_reg_list)(void *state, const char *user, chat_store_push_reg_cb cb,
+                         void *user_data);
+    /** Mute conv for user until until_ms (INT64_MAX: until unmuted); until_ms 0 unmutes.
+     *  @since 0.2 */
+    int (*push_mute_put)(void *state, const char *user, chat_conv_id conv, int64_t until_ms);
+    /** The mute's until_ms; CHAT_ENOTFOUND when user never muted conv or unmuted it.
+     *  @since 0.2 */
+    int (*push_mute_get)(void *state, const char *user, chat_conv_id conv, int64_t *until_ms);
 };
 
 /** Flags of chat_store_sqlite_open(). */

@@ -38,7 +38,7 @@
 #include "core/error.h"
 #include "core/monowait.h"
 #include "core/strmap.h"
-#include "core/threadname.h"
+#include "core/thread.h"
 
 #include <nats/nats.h>
 
@@ -935,7 +935,7 @@ static int nats_attach(void *state, const chat_bus_sink *sink)
     snprintf(b->all_pres, sizeof b->all_pres, "%s.pres.*", b->prefix);
     rc = nats_connect(b);
     if (rc == CHAT_OK) {
-        if (pthread_create(&b->ticker, NULL, ticker_main, b) != 0)
+        if (chat__thread_start(&b->ticker, ticker_main, b) != 0)
             return chat__error_set(CHAT_ENOMEM, 0, "NATS bus: cannot start its ticker thread");
         b->ticker_on = 1;
         send_heartbeat(b);

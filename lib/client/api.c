@@ -7,6 +7,7 @@
 #include "auth/keyring.h"
 #include "core/alloc.h"
 #include "core/monowait.h"
+#include "core/thread.h"
 #include "core/error.h"
 #include "core/ids.h"
 #include "core/json.h"
@@ -330,7 +331,7 @@ int chat_client_start(chat_client *c)
         rc = chat__error_set(CHAT_EMISUSE, 0, "client already started");
     else {
         atomic_store(&c->stop, 0);
-        if (pthread_create(&c->thread, NULL, chat__client_loop, c) != 0)
+        if (chat__thread_start(&c->thread, chat__client_loop, c) != 0)
             rc = chat__error_set(CHAT_ERROR, 0, "cannot create the loop thread");
         else
             c->running = 1;

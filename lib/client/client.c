@@ -10,7 +10,7 @@
 #include "core/decode.h"
 #include "core/error.h"
 #include "core/json.h"
-#include "core/threadname.h"
+#include "core/thread.h"
 
 #include <inttypes.h>
 #include <sodium.h>

@@ -18,7 +18,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/monowait.h"
-#include "core/threadname.h"
+#include "core/thread.h"
 #include "push/provider.h"
 #include "push/queue.h"
 
@@ -713,7 +713,7 @@ static int lane_start(lane *l)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the host's signals stay on its threads */
-    int rc = pthread_create(&l->thread, NULL, lane_main, l);
+    int rc = chat__thread_start(&l->thread, lane_main, l);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
         return chat__error_set(CHAT_ERROR, rc, "push %s: cannot start its thread", l->name);

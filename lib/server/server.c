@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "core/ids.h"
 #include "core/json.h"
-#include "core/threadname.h"
+#include "core/thread.h"
 #include "server/media.h"
 #include "server/push.h"
 #include "store/checked.h"
@@ -487,7 +487,7 @@ int chat_server_start(chat_server *srv)
     int rc = loop_open(srv);
     if (rc != CHAT_OK)
         return rc;
-    if (pthread_create(&srv->thread, NULL, loop_thread, srv) != 0) {
+    if (chat__thread_start(&srv->thread, loop_thread, srv) != 0) {
         chat_server_stop_async(srv);
         loop_run_and_close(srv);
         return chat__error_set(CHAT_ERROR, 0, "cannot start the loop thread");
@@ -503,7 +503,10 @@ int chat_server_run(chat_server *srv)
     int rc = loop_open(srv);
     if (rc != CHAT_OK)
         return rc;
+    chat__sigpipe_hold hold; /* the host's thread: its writes raise no SIGPIPE while it runs */
+    chat__sigpipe_block(&hold);
     loop_run_and_close(srv);
+    chat__sigpipe_release(&hold);
     return CHAT_OK;
 }
 

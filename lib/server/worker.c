@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "core/monowait.h"
-#include "core/threadname.h"
+#include "core/thread.h"
 #include "store/checked.h"
 
 #include <sched.h>
@@ -194,7 +194,7 @@ int chat__worker_start(chat__worker *w, chat_server *srv, int transactional)
     }
     pthread_mutex_init(&w->lock, NULL);
     chat__cond_init_mono(&w->cond); /* the commit window's deadline */
-    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+    if (chat__thread_start(&w->thread, worker_main, w) != 0) {
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->cond);
         return chat__error_set(CHAT_ERROR, 0, "cannot start a worker thread");

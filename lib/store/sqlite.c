@@ -9,7 +9,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
-#include "core/threadname.h"
+#include "core/thread.h"
 
 /* Writers in other processes (a backup, the CLI) get this long before we report EIO. */
 #define BUSY_TIMEOUT_MS 5000
@@ -262,7 +262,7 @@ static int ckpt_start(chat__sqlite *s, const char *vfs, unsigned int flags)
     if (rc != SQLITE_OK)
         return chat__sqlite_fail(ck->db, sqlite3_extended_errcode(ck->db),
                                  "prepare the checkpoint connection");
-    if (pthread_create(&ck->thread, NULL, ckpt_main, ck) != 0)
+    if (chat__thread_start(&ck->thread, ckpt_main, ck) != 0)
         return chat__error_set(CHAT_ERROR, 0, "sqlite store: cannot start the checkpoint thread");
     ck->started = 1;
     sqlite3_wal_hook(s->db, wal_hook, ck); /* replaces (turns off) the auto-checkpoint */

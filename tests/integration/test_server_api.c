@@ -19,6 +19,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1101,6 +1102,59 @@ static void test_server_reuse_port_shares_the_port(void **state)
     chat_server_free(second);
 }
 
+/* The library's threads raise no SIGPIPE in the host. The test keeps SIGPIPE's default action
+ * (which ends the process) and, from inside the push callback the server calls on its own
+ * thread, writes into a socket whose peer is gone, as a write into a reset connection would. */
+static atomic_int pipe_probed, pipe_errno;
+
+static int pipe_probe_push(const chat_push_event *ev, void *user_data)
+{
+    (void)ev;
+    (void)user_data;
+    int sv[2];
+    if (atomic_exchange(&pipe_probed, 1) || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        return 0;
+    close(sv[1]);
+    if (write(sv[0], "x", 1) < 0)
+        atomic_store(&pipe_errno, errno);
+    close(sv[0]);
+    return 0;
+}
+
+static void test_server_threads_raise_no_sigpipe(void **state)
+{
+    (void)state;
+    void (*old)(int) = signal(SIGPIPE, SIG_DFL);
+    atomic_store(&pipe_probed, 0);
+    atomic_store(&pipe_errno, 0);
+    chat_server_config *cfg = new_config();
+    void *st = NULL;
+    assert_int_equal(chat_push_callback_new(&st, pipe_probe_push, NULL, NULL), CHAT_OK);
+    assert_int_equal(chat_server_config_set_push(cfg, chat_push_callback_ops(), st), CHAT_OK);
+    chat_server *srv = start_server(cfg);
+    int port = chat_server_port(srv);
+    char *tok = token_for(srv, "alice", "phone");
+    ws_client *a = auth_client(port, tok, "alice", "phone");
+    direct_exchange(a, "alice", "phone", NULL, "bob", "s1", "c-1", "to offline bob");
+    long long deadline = ws_now_ms() + WAIT_MS;
+    while (!atomic_load(&pipe_probed) && ws_now_ms() < deadline)
+        sleep_ms(5);
+    /* A peer resetting while replies are on their way. */
+    for (int round = 0; round < 10; round++) {
+        ws_client *c = auth_client(port, tok, "alice", "phone");
+        for (int i = 0; i < 64; i++)
+            assert_int_equal(ws_sendf(c, "{\"type\":\"ping\",\"id\":\"p%d\"}", i), 0);
+        ws_drop(c);
+    }
+    direct_exchange(a, "alice", "phone", NULL, "bob", "s2", "c-2", "the server still serves");
+    ws_free(a);
+    chat_string_free(tok);
+    chat_server_free(srv);
+    signal(SIGPIPE, old);
+    assert_int_equal(atomic_load(&pipe_probed), 1);
+    assert_int_equal(atomic_load(&pipe_errno), EPIPE);
+}
+
 static void collect_log(int level, const char *msg, void *user_data)
 {
     (void)level;
@@ -1192,6 +1246,7 @@ int main(void)
         cmocka_unit_test(test_server_start_port_taken),
         cmocka_unit_test(test_server_transport_log_routed),
         cmocka_unit_test(test_server_reuse_port_shares_the_port),
+        cmocka_unit_test(test_server_threads_raise_no_sigpipe),
     };
     /* CHAT_TEST_FILTER=test_server_push* runs a subset, CHAT_TEST_SKIP=... skips some
      * (cmocka globs: * and ?). */

@@ -53,7 +53,10 @@ static int convs_run(chat__job *job, chat__txn *tx)
         if (more) {
             chat_store_conv conv;
             if (tx->ops->conv_get(tx->st, rs.v[i].conv, &conv) == CHAT_OK) {
-                uint64_t ch = conv.change > rs.v[i].change ? conv.change : rs.v[i].change;
+                /* The inbox change the listing ordered by: a member who left, its own row's. */
+                uint64_t ch = rs.v[i].change;
+                if (rs.v[i].role != CHAT_ROLE_NONE && conv.change > ch)
+                    ch = conv.change;
                 if (ch > cursor)
                     cursor = ch;
             }

@@ -79,7 +79,7 @@ static void run_batch(chat__worker *w, chat__job *batch)
             if (g != CHAT_OK && g != CHAT_ENOTFOUND)
                 rc = g;
         }
-        tx.change = (uint64_t)change;
+        tx.change = tx.horizon = (uint64_t)change;
     }
     uint64_t change0 = tx.change;
     const char *what = "begin";

@@ -19,6 +19,11 @@ typedef struct chat__txn {
     uint64_t change;   /* inbox change counter; jobs bump it with chat__txn_bump() */
     int64_t now_ms;
     chat_server *srv;
+    /* The counter as committed when the transaction began: every change up to it is visible
+     * to this transaction, and no change committed later is at or below it. Cursors handed to
+     * clients are at most this, never change: with several servers on one store, this
+     * transaction's own changes may be renumbered above what others commit before it. */
+    uint64_t horizon;
 } chat__txn;
 
 struct chat__job {

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CHANGE_KEY "inbox_change"
+#define CHANGE_KEY CHAT_STORE_CHANGE_KEY
 /* retry_after_ms of requests refused because the store was unavailable. */
 #define CHAT__STORE_RETRY_MS 500
 

@@ -36,6 +36,7 @@ enum chat__pg_stmt {
     CHAT__PG_REVOKED_LIST,
     CHAT__PG_META_GET,
     CHAT__PG_META_SET,
+    CHAT__PG_CHANGE_ADD,
     CHAT__PG_MEDIA_PUT,
     CHAT__PG_MEDIA_GET,
     CHAT__PG_MEDIA_GRANT,
@@ -67,6 +68,26 @@ void chat__pg_bytes(chat__pg_params *p, const char *v, size_t len);
  * while the store is still writing). */
 #define CHAT__PG_MAX_DEFERRED 256
 
+/* A member row this transaction gave a change of its own (pg_change.c). */
+typedef struct chat__pg_member_key {
+    int64_t conv;
+    char user[CHAT_ID_MAX + 1];
+} chat__pg_member_key;
+
+/* The inbox change counter (CHAT_STORE_CHANGE_KEY) in one transaction: read without a lock at
+ * the start, its rows renumbered and the counter advanced under the lock at the end. */
+typedef struct chat__pg_change {
+    int armed;       /* read in this transaction: what follows is counted from base */
+    int found;       /* the counter's row existed when read */
+    uint64_t base;   /* the value the transaction counts from; rows above it are its own */
+    int64_t *convs;  /* conversations written with a change above base */
+    size_t n_convs, cap_convs;
+    chat__pg_member_key *members; /* member rows written with a change above base */
+    size_t n_members, cap_members;
+    char *text;      /* the array parameters of the renumbering statement */
+    size_t cap_text;
+} chat__pg_change;
+
 typedef struct chat__pg {
     PGconn *conn;      /* NULL when broken or never connected */
     char *conninfo;
@@ -82,6 +103,7 @@ typedef struct chat__pg {
     } deferred[CHAT__PG_MAX_DEFERRED];
     uint64_t retry_at_ns; /* no reconnection attempt before (CLOCK_MONOTONIC) */
     int backoff_ms;
+    chat__pg_change change;
 } chat__pg;
 
 /* Run st and return its result in *out (the caller reads it, then PQclear()s it), after the
@@ -99,6 +121,19 @@ int chat__pg_exec(chat__pg *s, int st, const chat__pg_params *p, const char *wha
 /* Same, for conv_update: a conversation that has no row fails as CHAT_ENOTFOUND. */
 int chat__pg_exec_update(chat__pg *s, int st, const chat__pg_params *p, int64_t conv,
                          const char *what);
+
+/* Record rc as the transaction's failure (the first one is kept) and return it. */
+int chat__pg_tx_fail(chat__pg *s, int rc);
+
+/* The inbox change counter (pg_change.c). In a transaction, meta_get and meta_set of
+ * CHAT_STORE_CHANGE_KEY come here; the row writers report the changes they write. */
+int chat__pg_change_get(chat__pg *s, int64_t *value);
+int chat__pg_change_set(chat__pg *s, int64_t value);
+int chat__pg_change_conv(chat__pg *s, int64_t conv, uint64_t change);
+int chat__pg_change_member(chat__pg *s, int64_t conv, const char *user, uint64_t change);
+/* Forget the transaction's counter state (begin, commit, rollback); free frees its memory. */
+void chat__pg_change_reset(chat__pg *s);
+void chat__pg_change_free(chat__pg *s);
 
 /* Create or migrate the schema on a connection (not in pipeline mode). CHAT_EVERSION when the
  * database's schema is newer than this library's. */

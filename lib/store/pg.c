@@ -77,6 +77,10 @@ const char *const chat__pg_sql[CHAT__PG_COUNT] = {
         "SELECT " CONV_COLS " FROM conversations WHERE dm_key = $1 FOR NO KEY UPDATE",
     [CHAT__PG_CONV_UPDATE] = "UPDATE conversations SET title = $2, head_seq = $3, change = $4, "
                              "member_count = $5 WHERE id = $1",
+    /* In id order: servers locking the conversations they share in the same order never
+     * wait for each other in a cycle. The lock is taken on the sorted rows. */
+    [CHAT__PG_CONV_LOCK] = "SELECT id FROM conversations WHERE id = ANY ($1::bigint[]) "
+                           "ORDER BY id FOR NO KEY UPDATE",
     [CHAT__PG_MEMBER_GET] =
         "SELECT " MEMBER_COLS " FROM members WHERE conv = $1 AND user_id = $2",
     [CHAT__PG_MEMBER_PUT] =
@@ -706,6 +710,7 @@ static const chat_store_ops pg_ops = {
     .media_get = chat__pg_media_get,
     .media_grant = chat__pg_media_grant,
     .media_grants = chat__pg_media_grants,
+    .lock_convs = chat__pg_lock_convs,
 };
 
 const chat_store_ops *chat_store_postgres_ops(void)

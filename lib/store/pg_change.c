@@ -42,8 +42,22 @@ void chat__pg_change_free(chat__pg *s)
     chat__pg_change *c = &s->change;
     chat__free(c->convs);
     chat__free(c->members);
-    chat__free(c->text);
     memset(c, 0, sizeof *c);
+    chat__free(s->scratch);
+    s->scratch = NULL;
+    s->cap_scratch = 0;
+}
+
+char *chat__pg_scratch(chat__pg *s, size_t size)
+{
+    if (size > s->cap_scratch) {
+        char *t = chat__realloc(s->scratch, size);
+        if (!t)
+            return NULL;
+        s->scratch = t;
+        s->cap_scratch = size;
+    }
+    return s->scratch;
 }
 
 int chat__pg_change_get(chat__pg *s, int64_t *value)
@@ -109,7 +123,7 @@ int chat__pg_change_member(chat__pg *s, int64_t conv, const char *user, uint64_t
 }
 
 /* Array literals of PostgreSQL's text format: {1,2} and {"a","b\"c"}. */
-static char *put_ids(char *p, const int64_t *ids, size_t n, size_t stride)
+char *chat__pg_put_ids(char *p, const int64_t *ids, size_t n, size_t stride)
 {
     *p++ = '{';
     for (size_t i = 0; i < n; i++) {
@@ -149,21 +163,16 @@ int chat__pg_change_set(chat__pg *s, int64_t value)
                                "%" PRIu64 " down to %" PRId64, c->base, value);
     if ((uint64_t)value == c->base)
         return CHAT_OK; /* nothing counted: nothing to add, no lock to take */
-    /* Each id at most 20 characters and a comma; each user id at most doubled by escapes,
-     * quoted, and a comma. */
-    size_t need = 3 * 4 + (c->n_convs + c->n_members) * 21 +
-                  c->n_members * (2 * CHAT_ID_MAX + 3);
-    if (need > c->cap_text) {
-        char *t = chat__realloc(c->text, need);
-        if (!t)
-            return out_of_memory(s);
-        c->text = t;
-        c->cap_text = need;
-    }
-    char *convs = c->text;
-    char *member_convs = put_ids(convs, c->convs, c->n_convs, sizeof *c->convs);
-    char *member_users = put_ids(member_convs, c->members ? &c->members[0].conv : NULL,
-                                 c->n_members, sizeof *c->members);
+    /* A user id at most doubled by escapes, quoted, and a comma. */
+    char *convs = chat__pg_scratch(s, CHAT__PG_IDS_SIZE(c->n_convs) +
+                                          CHAT__PG_IDS_SIZE(c->n_members) + 3 +
+                                          c->n_members * (2 * CHAT_ID_MAX + 3));
+    if (!convs)
+        return out_of_memory(s);
+    char *member_convs = chat__pg_put_ids(convs, c->convs, c->n_convs, sizeof *c->convs);
+    char *member_users =
+        chat__pg_put_ids(member_convs, c->members ? &c->members[0].conv : NULL, c->n_members,
+                         sizeof *c->members);
     put_users(member_users, c->members, c->n_members);
 
     chat__pg_params key = {0}, p = {0};

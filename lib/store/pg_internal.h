@@ -20,6 +20,7 @@ enum chat__pg_stmt {
     CHAT__PG_CONV_FIND,
     CHAT__PG_CONV_FIND_LOCK,
     CHAT__PG_CONV_UPDATE,
+    CHAT__PG_CONV_LOCK,
     CHAT__PG_MEMBER_GET,
     CHAT__PG_MEMBER_PUT,
     CHAT__PG_MEMBER_LIST,
@@ -84,8 +85,6 @@ typedef struct chat__pg_change {
     size_t n_convs, cap_convs;
     chat__pg_member_key *members; /* member rows written with a change above base */
     size_t n_members, cap_members;
-    char *text;      /* the array parameters of the renumbering statement */
-    size_t cap_text;
 } chat__pg_change;
 
 typedef struct chat__pg {
@@ -104,6 +103,8 @@ typedef struct chat__pg {
     uint64_t retry_at_ns; /* no reconnection attempt before (CLOCK_MONOTONIC) */
     int backoff_ms;
     chat__pg_change change;
+    char *scratch;        /* array parameters (chat__pg_scratch) */
+    size_t cap_scratch;
 } chat__pg;
 
 /* Run st and return its result in *out (the caller reads it, then PQclear()s it), after the
@@ -121,6 +122,13 @@ int chat__pg_exec(chat__pg *s, int st, const chat__pg_params *p, const char *wha
 /* Same, for conv_update: a conversation that has no row fails as CHAT_ENOTFOUND. */
 int chat__pg_exec_update(chat__pg *s, int st, const chat__pg_params *p, int64_t conv,
                          const char *what);
+
+/* A buffer of at least size bytes for array parameters, reused; NULL when out of memory. */
+char *chat__pg_scratch(chat__pg *s, size_t size);
+/* Bytes an array literal of n ids needs, and the literal ({1,2}) of ids[i * stride bytes]
+ * written at p: returns the byte after its NUL. */
+#define CHAT__PG_IDS_SIZE(n) (3 + (size_t)(n) * 21)
+char *chat__pg_put_ids(char *p, const int64_t *ids, size_t n, size_t stride);
 
 /* Record rc as the transaction's failure (the first one is kept) and return it. */
 int chat__pg_tx_fail(chat__pg *s, int rc);
@@ -153,6 +161,7 @@ int chat__pg_conv_insert(void *state, chat_store_conv *conv);
 int chat__pg_conv_get(void *state, int64_t id, chat_store_conv *out);
 int chat__pg_conv_find_direct(void *state, const char *dm_key, chat_store_conv *out);
 int chat__pg_conv_update(void *state, const chat_store_conv *conv);
+int chat__pg_lock_convs(void *state, const chat_conv_id *ids, size_t n);
 int chat__pg_member_get(void *state, int64_t conv, const char *user, chat_store_member *out);
 int chat__pg_member_put(void *state, const chat_store_member *member);
 int chat__pg_member_list(void *state, int64_t conv, int only_active, chat_store_member_cb cb,

@@ -204,6 +204,21 @@ int chat__pg_conv_update(void *state, const chat_store_conv *conv)
     return rc ? rc : chat__pg_exec_update(s, CHAT__PG_CONV_UPDATE, &p, conv->id, "conv_update");
 }
 
+int chat__pg_lock_convs(void *state, const chat_conv_id *ids, size_t n)
+{
+    chat__pg *s = state;
+    if (!s->in_tx)
+        return CHAT_OK;
+    char *text = chat__pg_scratch(s, CHAT__PG_IDS_SIZE(n));
+    if (!text) /* nothing sent: the transaction goes on */
+        return chat__error_set(CHAT_ENOMEM, 0, "postgres store: out of memory");
+    chat__pg_put_ids(text, ids, n, sizeof *ids);
+    chat__pg_params p = {0};
+    chat__pg_text(&p, text);
+    /* Its rows are not needed: it travels with the next call, waits included. */
+    return chat__pg_exec(s, CHAT__PG_CONV_LOCK, &p, "lock_convs");
+}
+
 /* ---- members ---- */
 
 int chat__pg_member_get(void *state, int64_t conv, const char *user, chat_store_member *out)

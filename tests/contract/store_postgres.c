@@ -1027,3 +1027,70 @@ void test_store_postgres_concurrent_batches_and_a_syncing_client(void **state)
     assert_true(syncs > MIX_ROUNDS); /* the client synced while the writers wrote */
     server_close(&r);
 }
+
+/* lock_convs locks every conversation it names, in one go: another server reading one of
+ * them waits for the transaction's end, and a batch that locked its conversations first then
+ * reads them in any order without a deadlock. */
+typedef struct reader {
+    fx *f;
+    int64_t first, second;
+    int rc;
+    uint64_t head; /* of first, as read */
+} reader;
+
+static void *reader_main(void *arg)
+{
+    reader *r = arg;
+    server s = server_open(r->f, NULL);
+    chat_store_conv c;
+    r->rc = s.ops->begin(s.st);
+    if (r->rc == CHAT_OK && (r->rc = s.ops->conv_get(s.st, r->first, &c)) == CHAT_OK)
+        r->head = c.head_seq;
+    if (r->rc == CHAT_OK)
+        r->rc = s.ops->conv_get(s.st, r->second, &c);
+    if (r->rc == CHAT_OK)
+        r->rc = s.ops->commit(s.st);
+    else
+        s.ops->rollback(s.st);
+    server_close(&s);
+    return NULL;
+}
+
+void test_store_postgres_lock_convs(void **state)
+{
+    fx *f = *state;
+    int64_t a = new_conv(f->ops, f->st), b = new_conv(f->ops, f->st);
+    server s = server_open(f, NULL);
+    chat_store_user u;
+    chat_conv_id ids[] = {a, b};
+    assert_int_equal(s.ops->begin(s.st), CHAT_OK);
+    assert_int_equal(s.ops->lock_convs(s.st, ids, 2), CHAT_OK);
+    assert_int_equal(s.ops->user_get(s.st, "nobody", &u), CHAT_ENOTFOUND); /* sent, and done */
+    /* Another server reads b, then a: it waits for b. */
+    reader r = {f, b, a, -1, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reader_main, &r), 0);
+    char v[32];
+    int waiting = 0;
+    for (int i = 0; i < 1000 && !waiting; i++) {
+        if (i)
+            nap_ms(10);
+        waiting = strcmp(sql_value(f->conninfo,
+                                   "SELECT count(*) FROM pg_stat_activity WHERE "
+                                   "wait_event_type = 'Lock' AND datname = current_database()",
+                                   v, sizeof v),
+                         "1") == 0;
+    }
+    assert_true(waiting);
+    /* This batch reads them in the other order: no cycle, both commit. */
+    chat_store_conv c;
+    assert_int_equal(s.ops->conv_get(s.st, b, &c), CHAT_OK);
+    c.head_seq = 7;
+    assert_int_equal(s.ops->conv_update(s.st, &c), CHAT_OK);
+    assert_int_equal(s.ops->conv_get(s.st, a, &c), CHAT_OK);
+    assert_int_equal(s.ops->commit(s.st), CHAT_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(r.rc, CHAT_OK);
+    assert_int_equal(r.head, 7); /* read after this batch's commit */
+    server_close(&s);
+}

@@ -106,7 +106,8 @@ static void *node_main(void *arg)
             for (int i = 1; i < n->batch; i++)
                 if (order[i] != order[m - 1])
                     order[m++] = order[i];
-            rc = ops->lock_convs(st, order, m);
+            if (m > 1) /* as the engine: one conversation has no order to keep */
+                rc = ops->lock_convs(st, order, m);
         }
         for (int i = 0; i < n->batch && rc == CHAT_OK; i++) {
             chat_store_conv c;

@@ -221,6 +221,10 @@ chat__req *chat__req_new(chat__conn *conn, cJSON *args, int (*run)(chat__job *jo
     r->job.done = req_done;
     r->job.discard = req_discard;
     r->args = args;
+    /* The conversation the request names, locked first by its batch (worker.h). */
+    chat_conv_id conv;
+    if (args && chat__json_conv(args, "conv", &conv) == CHAT_OK)
+        r->job.lock_conv = conv;
     if (conn) {
         r->conn = chat__conn_ref(conn);
         strcpy(r->user, conn->user);

@@ -35,7 +35,7 @@ static int auth_ok_run(chat__job *job, chat__txn *tx)
              cJSON_AddStringToObject(o, "user", r->user) &&
              cJSON_AddStringToObject(o, "device", r->device) &&
              cJSON_AddNumberToObject(o, "ts", (double)tx->now_ms) &&
-             cJSON_AddNumberToObject(o, "cursor", (double)tx->change) &&
+             cJSON_AddNumberToObject(o, "cursor", (double)tx->horizon) &&
              (!r->extra || cJSON_AddStringToObject(o, "token", r->extra));
     r->reply = ok ? chat__frame_json(o) : NULL;
     cJSON_Delete(o);

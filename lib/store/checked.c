@@ -533,6 +533,28 @@ static int c_push_mute_get(void *state, const char *user, int64_t conv, int64_t 
     return w->ops->push_mute_get(w->st, user, conv, until_ms);
 }
 
+/* ---- lock order (version 4, optional) ---- */
+
+static int c_lock_convs(void *state, const chat_conv_id *ids, size_t n)
+{
+    checked *w = state;
+    int rc = refuse_in_cb(w, "lock_convs");
+    if (rc)
+        return rc;
+    if (!w->in_tx)
+        return misuse("lock_convs() without begin()");
+    if ((rc = need(ids != NULL && n > 0, "lock_convs", "or empty ids")))
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] <= 0 || (i && ids[i] <= ids[i - 1]))
+            return chat__error_set(CHAT_EINVAL, 0,
+                                   "store: lock_convs: ids not positive, ascending and distinct");
+    /* A store without it locks conversations as it reads them, if it locks at all. */
+    if (w->ops->version < 4 || !w->ops->lock_convs)
+        return CHAT_OK;
+    return seen(w, w->ops->lock_convs(w->st, ids, n));
+}
+
 /* ---- lifecycle ---- */
 
 static int c_ctl(void *state, int op, void *arg)
@@ -590,6 +612,7 @@ static const chat_store_ops checked_ops = {
     .push_reg_list = c_push_reg_list,
     .push_mute_put = c_push_mute_put,
     .push_mute_get = c_push_mute_get,
+    .lock_convs = c_lock_convs,
 };
 
 int chat__store_checked_new(const chat_store_ops **ops_inout, void **state_inout)

@@ -6,10 +6,12 @@
  * - CHAT_EINVAL: a NULL out pointer or callback, a negative limit, a string that is NULL, empty
  *   where not allowed, or longer than its bound, a row field without its NUL, a counter above
  *   INT64_MAX (see store/check.h);
- * - CHAT_EMISUSE: begin() inside a transaction, commit() or rollback() outside one, and from
- *   inside a listing callback any method but the single-row lookups conv_get, member_get,
- *   user_get, meta_get, push_mute_get and conv_find_direct (the wrapper passes its own trampoline callback to
- *   the inner listing methods and counts the depth).
+ * - CHAT_EMISUSE: begin() inside a transaction, commit(), rollback() or lock_convs() outside
+ *   one, and from inside a listing callback any method but the single-row lookups conv_get,
+ *   member_get, user_get, meta_get, push_mute_get and conv_find_direct (the wrapper passes its
+ *   own trampoline callback to the inner listing methods and counts the depth).
+ * lock_convs() also refuses ids that are not positive, ascending and distinct (CHAT_EINVAL),
+ * and succeeds doing nothing when the backend has no such method.
  *
  * Transaction state as the wrapper sees it: a successful begin() opens a transaction; a
  * successful commit() closes it; a failed commit() leaves it open, so the caller's rollback()

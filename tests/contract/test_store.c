@@ -1293,6 +1293,31 @@ static void test_store_transaction_misuse(void **state)
     assert_int_equal(f->ops->commit(f->st), CHAT_EMISUSE);
 }
 
+/* lock_convs: in a transaction only, with ids ascending and distinct; an id with no
+ * conversation is skipped; the transaction goes on as before. */
+static void test_store_lock_convs(void **state)
+{
+    fx *f = *state;
+    int64_t a = add_conv(f, CHAT_CONV_GROUP, "a", "", 0);
+    int64_t b = add_conv(f, CHAT_CONV_GROUP, "b", "", 0);
+    chat_conv_id ids[] = {a, b, b + 100}, down[] = {b, a}, twice[] = {a, a}, zero[] = {0, a};
+    assert_int_equal(f->ops->lock_convs(f->st, ids, 3), CHAT_EMISUSE);
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(f->ops->lock_convs(f->st, down, 2), CHAT_EINVAL);
+    assert_int_equal(f->ops->lock_convs(f->st, twice, 2), CHAT_EINVAL);
+    assert_int_equal(f->ops->lock_convs(f->st, zero, 2), CHAT_EINVAL);
+    assert_int_equal(f->ops->lock_convs(f->st, ids, 0), CHAT_EINVAL);
+    assert_int_equal(f->ops->lock_convs(f->st, NULL, 1), CHAT_EINVAL);
+    assert_int_equal(f->ops->lock_convs(f->st, ids, 3), CHAT_OK);
+    chat_store_conv c;
+    assert_int_equal(f->ops->conv_get(f->st, b, &c), CHAT_OK);
+    c.head_seq = 5;
+    assert_int_equal(f->ops->conv_update(f->st, &c), CHAT_OK);
+    assert_int_equal(f->ops->commit(f->st), CHAT_OK);
+    assert_int_equal(f->ops->conv_get(f->st, b, &c), CHAT_OK);
+    assert_int_equal(c.head_seq, 5);
+}
+
 static void test_store_many_messages_in_one_transaction(void **state)
 {
     fx *f = *state;
@@ -1917,6 +1942,7 @@ static void test_store_checked_new_failure_destroys_inner(void **state)
     X(test_store_commit_keeps_changes)                \
     X(test_store_failed_method_keeps_transaction)     \
     X(test_store_transaction_misuse)                  \
+    X(test_store_lock_convs)                          \
     X(test_store_many_messages_in_one_transaction)    \
     X(test_store_callback_reentry)                    \
     X(test_store_ctl_unknown)                         \

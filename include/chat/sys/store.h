@@ -118,7 +118,18 @@ typedef int (*chat_store_member_cb)(const chat_store_member *member, void *user_
 typedef int (*chat_store_name_cb)(const char *name, void *user_data);
 typedef int (*chat_store_push_reg_cb)(const chat_store_push_reg *reg, void *user_data);
 
-#define CHAT_STORE_OPS_VERSION 3
+/**
+ * The meta key of the engine's inbox change counter. The engine reads it (meta_get) first in
+ * every write transaction, gives each conversation and member row it changes the next value
+ * (a change above the value read), and writes the last value back (meta_set) just before
+ * commit(). Clients are handed the value read at the start as their inbox cursor. A store
+ * shared by several servers may renumber those rows when the counter is written back, so
+ * that transactions commit in counter order (the PostgreSQL store does; see
+ * chat_store_postgres_open()). @since 0.2
+ */
+#define CHAT_STORE_CHANGE_KEY "inbox_change"
+
+#define CHAT_STORE_OPS_VERSION 4
 
 struct chat_store_ops {
     unsigned int version; /**< CHAT_STORE_OPS_VERSION */
@@ -220,6 +231,19 @@ struct chat_store_ops {
     /** The mute's until_ms; CHAT_ENOTFOUND when user never muted conv or unmuted it.
      *  @since 0.2 */
     int (*push_mute_get)(void *state, const char *user, chat_conv_id conv, int64_t *until_ms);
+
+    /* ---- version 4: lock order, for stores several servers write at once (optional) ---- */
+
+    /**
+     * Lock the conversations ids[0..n) (n > 0, ascending, distinct) until the transaction
+     * ends, as conv_get in a transaction does in a store that locks what it reads; an id with
+     * no conversation is skipped. The engine calls it first in a batch with the conversations
+     * its requests name, so that two servers' batches take the conversations they share in
+     * the same order and never wait for each other in a cycle (a deadlock, which such a store
+     * answers CHAT_EAGAIN). Only in a transaction. Without it, conversations are locked as
+     * they are read. @since 0.2
+     */
+    int (*lock_convs)(void *state, const chat_conv_id *ids, size_t n);
 };
 
 /** Flags of chat_store_sqlite_open(). */
@@ -268,6 +292,16 @@ CHAT_API const chat_store_ops *chat_store_sqlite_ops(void);
  *   rolled-back transaction takes none;
  * - meta_get in a transaction locks its key until the transaction ends, so a counter read and
  *   written back in one transaction loses no update to another server;
+ * - but the inbox change counter (#CHAT_STORE_CHANGE_KEY) is read without a lock, and the
+ *   rows given changes above the value read are remembered. meta_set of the counter in that
+ *   transaction takes the key's lock, adds the changes counted to the counter as committed by
+ *   then, and moves those rows up past every change committed since the read (sent with the
+ *   next call, in practice the COMMIT; the lock ends with the transaction). Servers thus
+ *   write their transactions at once, commit them in counter order (a reader that sees the
+ *   counter at some value sees every change up to it, and none at or below it commits
+ *   later), and serialise only the end of each. A value below the one read is refused
+ *   (CHAT_EINVAL);
+ * - lock_convs locks its conversations in id order in one statement, sent with the next call;
  * - a call answers CHAT_EAGAIN when the database cannot be reached, went away (a restart, a
  *   failover) or chose this transaction as a deadlock victim; the transaction is then lost
  *   (rollback() ends it) and the next one reconnects, with a backoff of 50 ms doubling to 2 s

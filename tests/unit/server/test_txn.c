@@ -250,6 +250,28 @@ static void test_txn_change_counter_bumps_every_change(void **state)
     assert_int_equal(fx->tx.change, 47);
 }
 
+/* A request names its conversation to the writer, which locks those of a batch first. */
+static void test_txn_request_names_its_conv(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *frame;
+        chat_conv_id conv;
+    } cases[] = {
+        {"{\"type\":\"send\",\"conv\":42,\"text\":\"hi\"}", 42},
+        {"{\"type\":\"send\",\"to\":\"bob\",\"text\":\"hi\"}", 0},
+        {"{\"type\":\"history\",\"conv\":\"42\"}", 0},
+        {"{\"type\":\"history\",\"conv\":-3}", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        chat__req *r = chat__req_new(NULL, cJSON_Parse(cases[i].frame), NULL);
+        assert_non_null(r);
+        assert_int_equal(r->job.lock_conv, cases[i].conv);
+        cJSON_Delete(r->args);
+        free_req(r);
+    }
+}
+
 static void test_txn_member_refuses_non_members(void **state)
 {
     fixture *fx = *state;
@@ -500,6 +522,7 @@ int main(void)
         T(test_txn_append_marks_sender_read),
         T(test_txn_append_by_former_member_leaves_row),
         T(test_txn_change_counter_bumps_every_change),
+        T(test_txn_request_names_its_conv),
         T(test_txn_member_refuses_non_members),
         T(test_txn_fanout_lists_active_members),
         T(test_txn_member_fanout_checks_and_lists),

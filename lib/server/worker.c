@@ -99,7 +99,8 @@ static int lock_named_convs(const chat__txn *tx, const chat__job *batch)
 static void run_batch(chat__worker *w, chat__job *batch)
 {
     chat_server *srv = w->srv;
-    chat__txn tx = {srv->store, srv->store_st, 0, chat__now_ms(srv), srv};
+    chat__txn tx = {
+        .ops = srv->store, .st = srv->store_st, .now_ms = chat__now_ms(srv), .srv = srv};
     int rc = CHAT_OK;
     int in_tx = 0;
 

@@ -64,6 +64,8 @@ struct chat__req {
     int64_t conv;
     int state;
     int counted;            /* counted in srv->writer_backlog */
+    int ack;                /* the reply is a send's ack (its latency is measured) */
+    uint64_t recv_us;       /* when the request arrived (stats.h), 0: not measured */
 };
 
 /* A request from conn; args is consumed. NULL on ENOMEM (args deleted). */

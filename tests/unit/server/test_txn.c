@@ -61,7 +61,7 @@ static int setup(void **state)
     assert_non_null(fx);
     fx->ops = chat_store_memory_ops();
     assert_int_equal(chat_store_memory_new(&fx->st), CHAT_OK);
-    fx->tx = (chat__txn){fx->ops, fx->st, 0, NOW, NULL};
+    fx->tx = (chat__txn){fx->ops, fx->st, 0, NOW, NULL, 0};
     fx->conv.kind = CHAT_CONV_GROUP;
     strcpy(fx->conv.title, "Team");
     fx->conv.created_ms = NOW - 1000;

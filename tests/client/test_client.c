@@ -699,6 +699,61 @@ static void test_client_server_restart_resumes(void **state)
     free(dir);
 }
 
+/* A drained server answers what it took, closes its clients with 1001 and refuses new ones;
+ * the client engine keeps what it could not send in its outbox, and once a server is back on
+ * the address, reconnects and sends it: every message reaches its recipient exactly once. */
+static void test_client_drain_reconnects_and_resumes(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    chat_server *srv = server_up(dir, 0);
+    int port = chat_server_port(srv);
+    char *ta = token(srv, "alice", "phone"), *tb = token(srv, "bob", "laptop");
+    chat_client *a = client_new(port, ta, NULL), *b = client_new(port, tb, NULL);
+    wait_online(a);
+    wait_online(b);
+    char text[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(text, sizeof text, "m%d", i);
+        assert_int_equal(chat_client_send_text_to(NULL, a, "bob", text, strlen(text)), CHAT_OK);
+    }
+    assert_int_equal(chat_server_drain(srv, 10000), CHAT_OK);
+    assert_int_equal(chat_server_drain_wait(srv), CHAT_OK);
+    assert_int_equal(chat_server_ready(srv, 1000), CHAT_EBUSY);
+    chat_event_free(wait_for(a, CHAT_EVENT_OFFLINE, 0, NULL));
+    for (int i = 10; i < 15; i++) { /* while no server takes them */
+        snprintf(text, sizeof text, "m%d", i);
+        assert_int_equal(chat_client_send_text_to(NULL, a, "bob", text, strlen(text)), CHAT_OK);
+    }
+    chat_server_free(srv);
+    srv = server_up(dir, port); /* the node is back (or another took its address) */
+    size_t n = 1;
+    long long dl = now_ms() + WAIT_MS;
+    while (n && now_ms() < dl) {
+        assert_int_equal(chat_client_outbox_count(&n, a), CHAT_OK);
+        chat_event *ev = NULL;
+        if (chat_client_wait_event(&ev, a, 20) == CHAT_OK)
+            chat_event_free(ev);
+    }
+    assert_int_equal(n, 0);
+    chat_conv_list *l = NULL;
+    assert_int_equal(chat_client_convs(&l, a), CHAT_OK);
+    assert_int_equal(chat_conv_list_count(l), 1);
+    uint64_t conv = chat_conv_list_id(l, 0);
+    chat_conv_list_free(l);
+    for (int i = 0; i < 15; i++) {
+        snprintf(text, sizeof text, "m%d", i);
+        expect_text(b, conv, text, 1);
+    }
+    chat_client_free(a);
+    chat_client_free(b);
+    chat_server_free(srv);
+    chat_string_free(ta);
+    chat_string_free(tb);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void test_client_two_devices_stay_in_sync(void **state)
 {
     (void)state;
@@ -1076,6 +1131,7 @@ int main(void)
         cmocka_unit_test(test_client_bus_loss_prompts_catch_up),
         cmocka_unit_test(test_client_outbox_survives_restart),
         cmocka_unit_test(test_client_server_restart_resumes),
+        cmocka_unit_test(test_client_drain_reconnects_and_resumes),
         cmocka_unit_test(test_client_two_devices_stay_in_sync),
         cmocka_unit_test(test_client_history_paging_through_cache),
         cmocka_unit_test(test_client_event_queue_foreign_thread),

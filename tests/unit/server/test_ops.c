@@ -74,6 +74,16 @@ static void set_cut_bus(chat_server_config *cfg)
 
 /* ---- helpers ---- */
 
+/* A server on the gated store, with alice and bob connected. */
+static void start_gated_pair(fixture *fx, chat__lb_conn **alice, chat__lb_conn **bob)
+{
+    chat_server_config *cfg = fixture_config(NULL);
+    set_slow_store(cfg);
+    start_with(fx, cfg);
+    *alice = connect_as(fx, "alice");
+    *bob = connect_as(fx, "bob");
+}
+
 static uint64_t stat_of(chat_server *srv, const char *name, const char *label_value)
 {
     chat_stats *st = NULL;
@@ -211,10 +221,8 @@ static void test_ops_drain_answers_then_closes_1001(void **state)
 {
     (void)state;
     fixture fx;
-    chat_server_config *cfg = fixture_config(NULL);
-    set_slow_store(cfg);
-    start_with(&fx, cfg);
-    chat__lb_conn *alice = connect_as(&fx, "alice"), *bob = connect_as(&fx, "bob");
+    chat__lb_conn *alice, *bob;
+    start_gated_pair(&fx, &alice, &bob);
     gate(1); /* the writer holds every commit: the sends stay in flight */
     send_msgs(alice, "bob", 0, 10);
     assert_int_equal(chat__lb_settle(fx.lb, WAIT_MS), CHAT_OK); /* all ten taken */
@@ -247,10 +255,8 @@ static void test_ops_drain_deadline_drops(void **state)
 {
     (void)state;
     fixture fx;
-    chat_server_config *cfg = fixture_config(NULL);
-    set_slow_store(cfg);
-    start_with(&fx, cfg);
-    chat__lb_conn *alice = connect_as(&fx, "alice"), *bob = connect_as(&fx, "bob");
+    chat__lb_conn *alice, *bob;
+    start_gated_pair(&fx, &alice, &bob);
     assert_int_equal(chat__lb_settle(fx.lb, WAIT_MS), CHAT_OK);
     chat__lb_set_window(bob, 0); /* bob stops reading: his close cannot get out */
     gate(1);

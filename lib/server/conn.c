@@ -184,8 +184,13 @@ void chat__conn_close(chat__conn *c, int code, const char *reason)
 /* A frame's latency stamp, once it is written (stats.h). */
 static void stamped_written(chat_server *srv, uint32_t stamp)
 {
-    uint32_t now = (uint32_t)(chat__mono_ns() / 1000);
-    uint32_t us = now - (stamp & ~1u);
+    chat__loop_stats *st = &srv->stats;
+    uint64_t t = st->tx_state == 2 ? st->tx_us : chat__mono_ns() / 1000;
+    if (st->tx_state == 1) {
+        st->tx_us = t;
+        st->tx_state = 2;
+    }
+    uint32_t us = (uint32_t)t - (stamp & ~1u);
     chat__hist_latency((stamp & 1u) == CHAT__STAMP_FANOUT ? &srv->stats.fanout : &srv->stats.ack,
                        us);
 }

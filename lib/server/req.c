@@ -193,6 +193,7 @@ static void req_done(chat_server *srv, chat__job *job)
         r->reply->stamp = chat__stamp(r->recv_us, CHAT__STAMP_ACK);
     if (r->fanout && job->commit_us)
         r->fanout->stamp = chat__stamp(job->commit_us, CHAT__STAMP_FANOUT);
+    srv->stats.tx_state = 1; /* one clock read for the ack and the fan-out below */
     if (c && c->tc && r->reply)
         chat__conn_send(c, r->reply);
     chat__frame *frames[2] = {r->fanout, r->fanout2};
@@ -209,6 +210,7 @@ static void req_done(chat_server *srv, chat__job *job)
     }
     if (r->hint_seq && r->fanout)
         chat__hint_note(srv, r->hint_conv, r->hint_seq, &r->to);
+    srv->stats.tx_state = 0;
     if (r->push)
         push_offline(srv, r);
     if (r->after)

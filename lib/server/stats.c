@@ -17,6 +17,12 @@ const uint64_t chat__lat_bounds_us[CHAT__LAT_BOUNDS] = {
     50000,  100000, 200000, 500000,  1000000, 2000000, 5000000, 10000000,
 };
 
+const unsigned char chat__lat_first[64] = {
+    0,  0,  0,  0,  0,  0,  1,  2,  3,  4,  5,  6,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+    15, 16, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17,
+    17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17,
+};
+
 /* How long a stats call waits for the loop thread before giving up. */
 #define STATS_LOOP_TIMEOUT_MS 5000
 

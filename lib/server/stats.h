@@ -38,13 +38,16 @@ typedef struct chat__hist {
 /* Latency buckets, microseconds: 1-2-5 steps from 50 us to 10 s (then +Inf). */
 #define CHAT__LAT_BOUNDS 17
 extern const uint64_t chat__lat_bounds_us[CHAT__LAT_BOUNDS];
+/* The first bucket whose bound is at or above 2^k, by k: a value's bucket is that one or the
+ * next (bounds are at least twice apart, so an octave holds at most one). */
+extern const unsigned char chat__lat_first[64];
 /* Batch-size buckets: powers of two, 1 to 1024 (then +Inf). */
 #define CHAT__BATCH_BOUNDS 11
 
 static inline void chat__hist_latency(chat__hist *h, uint64_t us)
 {
-    size_t i = 0;
-    while (i < CHAT__LAT_BOUNDS && us > chat__lat_bounds_us[i])
+    size_t i = chat__lat_first[63 - __builtin_clzll(us | 1)];
+    if (i < CHAT__LAT_BOUNDS && us > chat__lat_bounds_us[i])
         i++;
     chat__count(&h->n[i], 1);
     chat__count(&h->sum, us);
@@ -84,6 +87,10 @@ typedef struct chat__loop_stats {
     /* The loop iteration's receive time (us, CLOCK_MONOTONIC), read at its first message. */
     uint64_t rx_us;
     int rx_valid;
+    /* The write time of timed frames while one request's outputs go out (its ack and its
+     * fan-out, microseconds apart): 0 not kept, 1 to keep once read, 2 kept in tx_us. */
+    uint64_t tx_us;
+    int tx_state;
 } chat__loop_stats;
 
 /* Whichever thread runs the writer's batch. */

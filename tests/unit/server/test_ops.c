@@ -194,6 +194,38 @@ static void test_ops_stats_count_a_conversation(void **state)
     stop(&fx);
 }
 
+/* The histogram's bucket lookup (an octave table and one compare) puts every value where a
+ * scan of the bounds would. */
+static void test_ops_latency_buckets(void **state)
+{
+    (void)state;
+    uint64_t values[4 * CHAT__LAT_BOUNDS + 70];
+    size_t n = 0;
+    for (size_t i = 0; i < CHAT__LAT_BOUNDS; i++) {
+        uint64_t b = chat__lat_bounds_us[i];
+        values[n++] = b - 1;
+        values[n++] = b;
+        values[n++] = b + 1;
+        values[n++] = 2 * b - 1;
+    }
+    for (int k = 0; k < 64; k++)
+        values[n++] = (uint64_t)1 << k;
+    values[n++] = 0;
+    values[n++] = UINT64_MAX;
+    for (size_t v = 0; v < n; v++) {
+        size_t want = 0;
+        while (want < CHAT__LAT_BOUNDS && values[v] > chat__lat_bounds_us[want])
+            want++;
+        chat__hist h;
+        memset(&h, 0, sizeof h);
+        chat__hist_latency(&h, values[v]);
+        for (size_t i = 0; i < CHAT__HIST_SLOTS; i++)
+            if (chat__counter_read(&h.n[i]) != (i == want))
+                fail_msg("%llu us went to bucket %zu, not %zu", (unsigned long long)values[v],
+                         i, want);
+    }
+}
+
 /* A server that never started has statistics too (no connections). */
 static void test_ops_stats_not_running(void **state)
 {
@@ -470,6 +502,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_stats_count_a_conversation),
         cmocka_unit_test(test_ops_stats_not_running),
+        cmocka_unit_test(test_ops_latency_buckets),
         cmocka_unit_test(test_ops_drain_answers_then_closes_1001),
         cmocka_unit_test(test_ops_drain_deadline_drops),
         cmocka_unit_test(test_ops_ready_follows_store_and_bus),

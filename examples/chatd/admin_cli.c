@@ -22,11 +22,13 @@ int chatd_admin_request(const char *addr, const char *token, const char *method,
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) != 0) {
-        fprintf(stderr, "chatd: cannot reach the admin listener at %s: %s\n", addr,
-                strerror(errno));
+        int refused = errno == ECONNREFUSED;
+        if (!refused)
+            fprintf(stderr, "chatd: cannot reach the admin listener at %s: %s\n", addr,
+                    strerror(errno));
         if (fd >= 0)
             close(fd);
-        return -1;
+        return refused ? -2 : -1;
     }
     char req[2048];
     int n = snprintf(req, sizeof req,

@@ -223,7 +223,8 @@ static void respond_owned(int fd, int rc, const char *ctype, char *body)
 static int segments(char *path, char **seg, int max)
 {
     int n = 0;
-    for (char *s = strtok(path, "/"); s; s = strtok(NULL, "/")) {
+    char *save = NULL;
+    for (char *s = strtok_r(path, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
         if (n == max)
             return -1;
         seg[n++] = s;

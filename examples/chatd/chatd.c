@@ -717,8 +717,16 @@ static int cmd_admin(struct options *o, const char **pos, int n_pos)
     char *body = NULL;
     int rc = chatd_admin_request(addr, token, method, path, &status, &body);
     explicit_bzero(token, sizeof token);
-    if (rc != 0)
+    if (rc == -2 && !o->admin) { /* an address left behind by a chatd that is gone */
+        fprintf(stderr, "chatd: no admin listener at %s (from %s/admin.addr): using the "
+                        "store\n", addr, o->data_dir);
+        return cmd_admin_local(o, cmd, pos);
+    }
+    if (rc != 0) {
+        if (rc == -2)
+            fprintf(stderr, "chatd: nothing listens at %s\n", addr);
         return 1;
+    }
     FILE *out = status == 200 ? stdout : stderr;
     fputs(body, out);
     if (body[0] && body[strlen(body) - 1] != '\n')

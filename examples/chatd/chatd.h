@@ -79,8 +79,8 @@ int chatd_same_secret(const char *a, const char *b);
 /* ---- admin_cli.c: `chatd admin COMMAND` ---- */
 
 /* Ask a running chatd's admin listener at addr (ADDR:PORT): one HTTP request with the admin
- * token; *status is the HTTP status, *body its body (malloc'd, NUL-terminated). 0, or -1
- * after printing why (cannot connect, no answer). */
+ * token; *status is the HTTP status, *body its body (malloc'd, NUL-terminated). 0; -2 when
+ * nothing listens there (silently); -1 after printing why (no answer). */
 int chatd_admin_request(const char *addr, const char *token, const char *method,
                         const char *path, int *status, char **body);
 

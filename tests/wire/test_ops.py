@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import run_cli
+from conftest import extra_args, run_cli, store_args
 from helpers import history_all, send
 
 FAST = ("--limit", "send_rate=100000", "--limit", "send_burst=100000",
@@ -243,7 +243,9 @@ def test_json_log_has_stable_keys_no_secrets_and_reopens(make_server, tmp_path):
 
 
 def _admin(srv, *args):
-    return run_cli(["admin", "--data-dir", srv.data_dir, *args])
+    # The suite's own options too: with --postgres the store to read is there.
+    return run_cli(["admin", "--data-dir", srv.data_dir, *store_args(srv.data_dir),
+                    *extra_args(), *args])
 
 
 @pytest.mark.chatd_args(*ADMIN)

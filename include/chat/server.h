@@ -399,7 +399,7 @@ CHAT_API int chat_server_admin_revoke_device(chat_server *srv, const char *user,
 /**
  * A conversation's head and members, read from the store: {"conv", "kind", "title", "head",
  * "created_ms", "member_count", "members": [{"user", "role", "delivered", "read",
- * "joined"}]} (members who left have role "none"). Works on a server that is not running.
+ * "delivered_ts", "read_ts"}]} (members who left have role "none"). Works on a server that is not running.
  * @return CHAT_OK, CHAT_EINVAL, CHAT_ENOTFOUND, CHAT_EIO, CHAT_EMISUSE (on the loop thread).
  * [any thread but the loop thread; waits for the writer] @since 0.2
  */

@@ -543,20 +543,6 @@ typedef struct conv_job {
     cJSON *doc;
 } conv_job;
 
-static int add_member(const chat_store_member *m, void *ud)
-{
-    cJSON *x = cJSON_CreateObject();
-    if (!x)
-        return CHAT_ENOMEM;
-    cJSON_AddStringToObject(x, "user", m->user);
-    cJSON_AddStringToObject(x, "role", chat__role_name(m->role));
-    cJSON_AddNumberToObject(x, "delivered", (double)m->delivered_seq);
-    cJSON_AddNumberToObject(x, "read", (double)m->read_seq);
-    cJSON_AddNumberToObject(x, "joined", (double)m->joined_seq);
-    cJSON_AddItemToArray(ud, x);
-    return 0;
-}
-
 static int conv_run(chat__job *job, chat__txn *tx)
 {
     conv_job *j = (conv_job *)job;
@@ -575,7 +561,7 @@ static int conv_run(chat__job *job, chat__txn *tx)
     cJSON_AddNumberToObject(o, "created_ms", (double)c.created_ms);
     cJSON_AddNumberToObject(o, "member_count", c.member_count);
     cJSON *members = cJSON_AddArrayToObject(o, "members");
-    if (!members || tx->ops->member_list(tx->st, c.id, 0, add_member, members) != CHAT_OK) {
+    if (!members || tx->ops->member_list(tx->st, c.id, 0, chat__member_json_add, members) != CHAT_OK) {
         cJSON_Delete(o);
         return chat__job_fail(job, CHAT_ERROR, "storage", "cannot list the members");
     }

@@ -563,7 +563,7 @@ int chat__role_parse(const char *s)
     return -1;
 }
 
-static int add_member_json(const chat_store_member *m, void *ud)
+int chat__member_json_add(const chat_store_member *m, void *ud)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
@@ -619,6 +619,6 @@ cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m)
     cJSON_AddItemToObject(o, "last", last ? last : cJSON_CreateNull());
     cJSON *members = cJSON_AddArrayToObject(o, "members");
     if (!left && members)
-        tx->ops->member_list(tx->st, conv.id, 1, add_member_json, members);
+        tx->ops->member_list(tx->st, conv.id, 1, chat__member_json_add, members);
     return o;
 }

@@ -114,6 +114,9 @@ cJSON *chat__msg_item(const chat_store_msg *m);
 /* The msg frame of m, encoded directly for text (same JSON as chat__msg_json). */
 chat__frame *chat__msg_frame(const chat_store_msg *m);
 const char *chat__role_name(int role);
+/* A member_list callback: add m to the cJSON array ud as the protocol shows a member ({"user",
+ * "role", "delivered", "read", "delivered_ts", "read_ts"}). */
+int chat__member_json_add(const chat_store_member *m, void *ud);
 int chat__role_parse(const char *s);
 /* The conversation entry of convs and conv replies, as seen by member m. */
 cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m);

@@ -4,46 +4,18 @@ client library's own parser), /healthz and /readyz, the drain on SIGTERM under l
 
 import json
 import os
-import re
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 from conftest import extra_args, run_cli, store_args
-from helpers import history_all, send
+from helpers import admin_addr, history_all, http, send
 
 FAST = ("--limit", "send_rate=100000", "--limit", "send_burst=100000",
         "--limit", "user_send_rate=100000", "--limit", "user_send_burst=100000")
 ADMIN = ("--admin-listen", "127.0.0.1:0")
-ADMIN_RE = re.compile(r"^chatd admin listening on (127\.0\.0\.1:\d+)$")
-
-
-def admin_addr(srv):
-    for _ in range(100):
-        for line in srv.stdout_lines:
-            m = ADMIN_RE.match(line)
-            if m:
-                return m.group(1)
-        time.sleep(0.05)
-    pytest.fail(f"no admin listener line on stdout: {srv.stdout_lines!r}")
-
-
-def http(addr, path, method="GET", token=None, timeout=10):
-    """(status, body text) of one request to the admin listener."""
-    req = urllib.request.Request(f"http://{addr}{path}", method=method)
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 def metric(families, name, **labels):
     """The value of one sample, from prometheus_client's parse of the page."""
     for fam in families:

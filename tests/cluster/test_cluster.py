@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import GRACE_MS, shared_store
-from helpers import admin_addr, http, presence_of, send, shows
+from helpers import admin_addr, http, presence_of, readyz_until, send, shows
 
 
 def send_until_received(sender, receiver, text, timeout=5.0, **to):
@@ -158,18 +158,9 @@ def test_readyz_follows_the_nats_connection(cluster, nats):
     assert http(addr, "/readyz") == (200, "ready\n")
     port = nats.port
     nats.stop()
-    for _ in range(200):
-        status, body = http(addr, "/readyz")
-        if status != 200:
-            break
-        time.sleep(0.05)
+    status, body = readyz_until(addr, ready=False)
     assert status == 503 and "bus" in body, (status, body)
     assert http(addr, "/healthz")[0] == 200
     nats.start(port)
-    for _ in range(200):
-        status, body = http(addr, "/readyz")
-        if status == 200:
-            break
-        time.sleep(0.05)
-    assert (status, body) == (200, "ready\n")
+    assert readyz_until(addr, ready=True) == (200, "ready\n")
 

@@ -126,3 +126,14 @@ def http(addr, path, method="GET", token=None, timeout=10):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+
+
+def readyz_until(addr, ready, timeout=10.0):
+    """Poll /readyz until it says ready (200) or not (anything else), as asked; the last
+    (status, body)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = http(addr, "/readyz")
+        if (status == 200) == ready or time.monotonic() > deadline:
+            return status, body
+        time.sleep(0.02)

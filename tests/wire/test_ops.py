@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import extra_args, run_cli, store_args
-from helpers import admin_addr, history_all, http, send
+from helpers import admin_addr, history_all, http, readyz_until, send
 
 FAST = ("--limit", "send_rate=100000", "--limit", "send_burst=100000",
         "--limit", "user_send_rate=100000", "--limit", "user_send_burst=100000")
@@ -78,11 +78,7 @@ def test_readyz_fails_while_draining_and_logins_finish_first(server):
     server.proc.send_signal(signal.SIGTERM)
     # The signal reaches chatd's main thread a moment later; the logins still in flight keep
     # the drain going for a while (their checks run one at a time).
-    for _ in range(250):
-        status, body = http(addr, "/readyz")
-        if status != 200:
-            break
-        time.sleep(0.02)
+    status, body = readyz_until(addr, ready=False)
     assert status == 503 and "draining" in body, (status, body)
     assert http(addr, "/healthz")[0] == 200  # alive, only not ready
     answered = 0

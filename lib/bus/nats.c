@@ -1150,6 +1150,14 @@ static int nats_poll(void *state)
 
 static int nats_ctl(void *state, int op, void *arg)
 {
+    (void)arg;
+    struct nats_bus *b = state;
+    /* Readiness: a node cut from NATS serves its own users but no one elsewhere. The status
+     * is read under libnats' lock, without a round trip. */
+    if (op == CHAT_BUS_CTL_HEALTH)
+        return b->nc && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED
+                   ? CHAT_OK
+                   : CHAT_ECLOSED;
     return CHAT_ENOTSUP; /* not CHAT_BUS_CTL_RELIABLE: frames between nodes may be lost */
 }
 

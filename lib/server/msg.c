@@ -118,6 +118,7 @@ static int ack_resend(chat__txn *tx, chat__req *r, int64_t conv, const char *cmi
     chat__job_clear(&r->job); /* the refused insert's failure */
     chat_store_msg m = {.conv = conv, .seq = found.seq, .ts_ms = found.ts, .cmid = cmid};
     r->reply = ack_frame(r, &m, 1);
+    r->ack = 1;
     return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 
@@ -175,6 +176,7 @@ static int send_run(chat__job *job, chat__txn *tx)
     if (shares && tx->ops->media_grant(tx->st, a->media_id, conv.id, "") != CHAT_OK)
         return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
     r->reply = ack_frame(r, &m, 0);
+    r->ack = 1;
     r->fanout = chat__msg_frame(&m);
     if (!r->reply || !r->fanout)
         return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");

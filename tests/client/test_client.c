@@ -283,6 +283,59 @@ static void expect_text(chat_client *c, chat_conv_id conv, const char *text, siz
     }
 }
 
+/* Wait until c's outbox is empty (everything acked); c has exactly one conversation: its id. */
+static chat_conv_id outbox_sent_to_one_conv(chat_client *c)
+{
+    size_t n = 1;
+    long long dl = now_ms() + WAIT_MS;
+    while (n && now_ms() < dl) {
+        assert_int_equal(chat_client_outbox_count(&n, c), CHAT_OK);
+        chat_event *ev = NULL;
+        if (chat_client_wait_event(&ev, c, 20) == CHAT_OK)
+            chat_event_free(ev);
+    }
+    assert_int_equal(n, 0);
+    chat_conv_list *l = NULL;
+    assert_int_equal(chat_client_convs(&l, c), CHAT_OK);
+    assert_int_equal(chat_conv_list_count(l), 1);
+    chat_conv_id conv = chat_conv_list_id(l, 0);
+    chat_conv_list_free(l);
+    return conv;
+}
+
+/* A server on a data dir with alice (phone) and bob (laptop) online on it. */
+typedef struct pair {
+    char *dir;
+    chat_server *srv;
+    int port;
+    char *ta, *tb;
+    chat_client *a, *b;
+} pair;
+
+static void pair_up(pair *p)
+{
+    p->dir = tmpdir();
+    p->srv = server_up(p->dir, 0);
+    p->port = chat_server_port(p->srv);
+    p->ta = token(p->srv, "alice", "phone");
+    p->tb = token(p->srv, "bob", "laptop");
+    p->a = client_new(p->port, p->ta, NULL);
+    p->b = client_new(p->port, p->tb, NULL);
+    wait_online(p->a);
+    wait_online(p->b);
+}
+
+static void pair_down(pair *p)
+{
+    chat_client_free(p->a);
+    chat_client_free(p->b);
+    chat_server_free(p->srv);
+    chat_string_free(p->ta);
+    chat_string_free(p->tb);
+    rm_rf(p->dir);
+    free(p->dir);
+}
+
 /* ---- tests ------------------------------------------------------------------------------- */
 
 static atomic_int cb_events;
@@ -628,20 +681,7 @@ static void test_client_outbox_survives_restart(void **state)
 
     a = client_new(port, ta, cache);
     wait_online(a);
-    size_t n = 1;
-    long long dl = now_ms() + WAIT_MS;
-    while (n && now_ms() < dl) {
-        assert_int_equal(chat_client_outbox_count(&n, a), CHAT_OK);
-        chat_event *ev = NULL;
-        if (chat_client_wait_event(&ev, a, 20) == CHAT_OK)
-            chat_event_free(ev);
-    }
-    assert_int_equal(n, 0);
-    chat_conv_list *l = NULL;
-    assert_int_equal(chat_client_convs(&l, a), CHAT_OK);
-    assert_int_equal(chat_conv_list_count(l), 1);
-    chat_conv_id conv = chat_conv_list_id(l, 0);
-    chat_conv_list_free(l);
+    chat_conv_id conv = outbox_sent_to_one_conv(a);
     expect_text(b, conv, "before restart", 1);
     expect_text(b, conv, "burst", 5);
 
@@ -657,13 +697,10 @@ static void test_client_outbox_survives_restart(void **state)
 static void test_client_server_restart_resumes(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
-    chat_server *srv = server_up(dir, 0);
-    int port = chat_server_port(srv);
-    char *ta = token(srv, "alice", "phone"), *tb = token(srv, "bob", "laptop");
-    chat_client *a = client_new(port, ta, NULL), *b = client_new(port, tb, NULL);
-    wait_online(a);
-    wait_online(b);
+    pair p;
+    pair_up(&p);
+    chat_server *srv = p.srv;
+    chat_client *a = p.a, *b = p.b;
     assert_int_equal(chat_client_send_text_to(NULL, a, "bob", "one", 3), CHAT_OK);
     chat_event *ev = wait_for(b, CHAT_EVENT_MESSAGE, 0, "one");
     chat_conv_id conv = chat_event_conv(ev);
@@ -674,7 +711,7 @@ static void test_client_server_restart_resumes(void **state)
     assert_int_equal(chat_client_send_text(NULL, a, conv, "two", 3), CHAT_OK);
     assert_int_equal(chat_client_send_text(NULL, a, conv, "three", 5), CHAT_OK);
 
-    srv = server_up(dir, port);
+    srv = server_up(p.dir, p.port);
     /* "three" may arrive live before the sync fills in "two": either order is right. */
     const char *missed[] = {"two", "three"};
     wait_for_all(b, conv, missed, 2);
@@ -691,13 +728,42 @@ static void test_client_server_restart_resumes(void **state)
     assert_int_equal(chat_msg_list_seq(l, 3), 4);
     chat_msg_list_free(l);
 
-    chat_client_free(a);
-    chat_client_free(b);
+    p.srv = srv;
+    pair_down(&p);
+}
+
+/* A drained server answers what it took, closes its clients with 1001 and refuses new ones;
+ * the client engine keeps what it could not send in its outbox, and once a server is back on
+ * the address, reconnects and sends it: every message reaches its recipient exactly once. */
+static void test_client_drain_reconnects_and_resumes(void **state)
+{
+    (void)state;
+    pair p;
+    pair_up(&p);
+    chat_server *srv = p.srv;
+    chat_client *a = p.a, *b = p.b;
+    char text[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(text, sizeof text, "m%d", i);
+        assert_int_equal(chat_client_send_text_to(NULL, a, "bob", text, strlen(text)), CHAT_OK);
+    }
+    assert_int_equal(chat_server_drain(srv, 10000), CHAT_OK);
+    assert_int_equal(chat_server_drain_wait(srv), CHAT_OK);
+    assert_int_equal(chat_server_ready(srv, 1000), CHAT_EBUSY);
+    chat_event_free(wait_for(a, CHAT_EVENT_OFFLINE, 0, NULL));
+    for (int i = 10; i < 15; i++) { /* while no server takes them */
+        snprintf(text, sizeof text, "m%d", i);
+        assert_int_equal(chat_client_send_text_to(NULL, a, "bob", text, strlen(text)), CHAT_OK);
+    }
     chat_server_free(srv);
-    chat_string_free(ta);
-    chat_string_free(tb);
-    rm_rf(dir);
-    free(dir);
+    srv = server_up(p.dir, p.port); /* the node is back (or another took its address) */
+    chat_conv_id conv = outbox_sent_to_one_conv(a);
+    for (int i = 0; i < 15; i++) {
+        snprintf(text, sizeof text, "m%d", i);
+        expect_text(b, conv, text, 1);
+    }
+    p.srv = srv;
+    pair_down(&p);
 }
 
 static void test_client_two_devices_stay_in_sync(void **state)
@@ -1236,6 +1302,7 @@ int main(void)
         cmocka_unit_test(test_client_bus_loss_prompts_catch_up),
         cmocka_unit_test(test_client_outbox_survives_restart),
         cmocka_unit_test(test_client_server_restart_resumes),
+        cmocka_unit_test(test_client_drain_reconnects_and_resumes),
         cmocka_unit_test(test_client_two_devices_stay_in_sync),
         cmocka_unit_test(test_client_history_paging_through_cache),
         cmocka_unit_test(test_client_event_queue_foreign_thread),

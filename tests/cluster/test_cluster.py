@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import GRACE_MS, shared_store
-from helpers import presence_of, send, shows
+from helpers import admin_addr, http, presence_of, readyz_until, send, shows
 
 
 def send_until_received(sender, receiver, text, timeout=5.0, **to):
@@ -148,3 +148,19 @@ def test_shared_store_has_what_the_bus_lost(cluster, nats):
     assert entry["head"] >= lost["seq"], entry
     h = bob.call({"type": "history", "conv": conv, "after": lost["seq"] - 1})
     assert [m["text"] for m in h["messages"]][:1] == ["while nats is down"], h
+
+
+def test_readyz_follows_the_nats_connection(cluster, nats):
+    """A node cut from NATS answers /readyz 503 (its bus is not connected) and is ready again
+    once NATS is back; it stays alive throughout."""
+    a, = cluster("a", args=("--admin-listen", "127.0.0.1:0"))
+    addr = admin_addr(a)
+    assert http(addr, "/readyz") == (200, "ready\n")
+    port = nats.port
+    nats.stop()
+    status, body = readyz_until(addr, ready=False)
+    assert status == 503 and "bus" in body, (status, body)
+    assert http(addr, "/healthz")[0] == 200
+    nats.start(port)
+    assert readyz_until(addr, ready=True) == (200, "ready\n")
+

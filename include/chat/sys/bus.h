@@ -85,7 +85,14 @@ enum {
      * hints for recently active conversations, so that a client learns of a frame the bus
      * dropped even when no later frame of that conversation comes. @since 0.2
      */
-    CHAT_BUS_CTL_RELIABLE = 1
+    CHAT_BUS_CTL_RELIABLE = 1,
+    /**
+     * arg unused; asked by chat_server_ready() on the loop thread, must not block. CHAT_OK
+     * while the bus reaches the other engine instances, another code (CHAT_ECLOSED, CHAT_EIO)
+     * while it cannot, which makes the server not ready. A bus that does not know the op
+     * (CHAT_ENOTSUP) counts as connected, as an in-process bus always is. @since 0.2
+     */
+    CHAT_BUS_CTL_HEALTH = 2
 };
 
 #define CHAT_BUS_OPS_VERSION 2

@@ -35,8 +35,8 @@
  * wake the engine; everything else (directory, registry, publishing) happens on the loop
  * thread in the methods and in poll(). A ticker thread wakes the loop every heartbeat.
  * Delivery is at most once: the engine's position hints and sink->lost, which the bus calls
- * after a reconnect, a slow-consumer drop or a gap in a link's frame numbers, let clients fill
- * what was lost from the store.
+ * after a reconnect, a slow-consumer drop, a gap in a link's frame numbers or a node's lease
+ * running out, let clients fill what was lost from the store.
  */
 #include "chat/sys/bus.h"
 
@@ -1268,6 +1268,9 @@ static void on_tick(struct nats_bus *b, int64_t now)
         rnode *n = node_get(b, e.dead.p + off, 0);
         if (n)
             node_drop(b, n);
+        /* It may have acked messages whose frames it never published, and it sends no
+         * position hints any more: the clients here catch up from the store. */
+        note_loss(b, now);
     }
     chat__free(e.dead.p);
 }

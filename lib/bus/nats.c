@@ -133,7 +133,8 @@ struct nats_bus {
     size_t qn, qcap;
     int subs_done;              /* subscriptions whose last handler returned */
     int closed;                 /* the connection's closed callback ran */
-    atomic_int tick, reconnected, slow, q_dropped;
+    atomic_int tick, reconnected, disconnected, slow, q_dropped;
+    atomic_int closing;         /* destroy() runs: a disconnection is ours */
     atomic_int settling;        /* announcements await acknowledgement: tick faster */
 
     /* Ticker. */
@@ -155,6 +156,7 @@ struct nats_bus {
     size_t fifo_head, fifo_n;
     uint64_t settled_aseq;  /* every announcement up to here is settled */
     uint64_t settle_want;   /* the highest ticket handed out */
+    uint64_t twin_epoch;    /* another process with our node id, last reported */
 };
 
 static int64_t now_ms(void)
@@ -163,6 +165,20 @@ static int64_t now_ms(void)
 }
 
 /* ---- small helpers ---- */
+
+static void bus_log(struct nats_bus *b, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void bus_log(struct nats_bus *b, int level, const char *fmt, ...)
+{
+    if (!b->sink.log)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    b->sink.log(level, msg, b->sink.user_data);
+}
 
 static int gb_reserve(growbuf *b, size_t more)
 {
@@ -573,13 +589,24 @@ static void on_snapshot(struct nats_bus *b, rnode *n, uint64_t aseq, uint64_t pa
 static void on_presence_msg(struct nats_bus *b, const char *id, const char *p, const char *end,
                             int64_t now)
 {
-    if (strcmp(id, b->node) == 0 || !name_valid(id, NODE_MAX))
-        return; /* our own (echo is off, so another process with our name: ignore it) */
+    if (!name_valid(id, NODE_MAX))
+        return;
     size_t kl;
     const char *kind = token(&p, end, &kl);
     uint64_t epoch = 0, aseq = 0;
     if (!kind || kl != 1 || tok_u64(&p, end, 16, &epoch) || !epoch)
         return;
+    if (strcmp(id, b->node) == 0) {
+        /* Echo is off: this is another process under our name. Both receive each other's
+         * frames and the other nodes see one node restarting all the time. */
+        if (epoch != b->epoch && epoch != b->twin_epoch) {
+            b->twin_epoch = epoch;
+            bus_log(b, CHAT_LOG_ERROR, "NATS bus: another process uses node id '%s' (prefix "
+                    "'%s'): node ids must be unique; delivery and presence between the nodes "
+                    "are wrong until one of them has another id", b->node, b->prefix);
+        }
+        return;
+    }
     if (kind[0] == 'B') {
         rnode *n = node_get(b, id, 0);
         if (n && n->epoch == epoch)
@@ -908,6 +935,15 @@ static void on_reconnected(natsConnection *nc, void *closure)
     b->sink.wake(b->sink.user_data);
 }
 
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    struct nats_bus *b = closure;
+    if (atomic_load(&b->closing))
+        return;
+    atomic_store(&b->disconnected, 1);
+    b->sink.wake(b->sink.user_data);
+}
+
 static void on_closed(natsConnection *nc, void *closure)
 {
     struct nats_bus *b = closure;
@@ -996,6 +1032,7 @@ static void nats_destroy(void *state)
     struct nats_bus *b = state;
     if (!b)
         return;
+    atomic_store(&b->closing, 1);
     if (b->ticker_on) {
         pthread_mutex_lock(&b->qlock);
         b->ticker_stop = 1;
@@ -1076,6 +1113,8 @@ static int nats_connect(struct nats_bus *b)
         s = natsOptions_SetRetryOnFailedConnect(opts, true, on_reconnected, b);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(opts, on_reconnected, b);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(opts, on_disconnected, b);
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(opts, on_closed, b);
     if (s == NATS_OK)
@@ -1322,7 +1361,12 @@ static int nats_poll(void *state)
         }
         chat__free(q);
     }
+    if (atomic_exchange(&b->disconnected, 0))
+        bus_log(b, CHAT_LOG_WARN, "NATS bus: lost the NATS server (%s); reconnecting, while "
+                "frames to and from the other nodes wait or are lost", b->url);
     if (atomic_exchange(&b->reconnected, 0)) {
+        bus_log(b, CHAT_LOG_WARN, "NATS bus: connected to the NATS server (%s); clients here "
+                "catch up on what the other nodes sent meanwhile", b->url);
         /* Whatever was sent to this node while it was away is lost; what it announced
          * meanwhile went out from libnats's buffer or shows as a gap to the others. */
         note_loss(b, now);

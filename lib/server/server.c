@@ -185,6 +185,11 @@ static void sink_message(const char *from, const void *msg, size_t len, void *ud
     chat__cluster_message(ud, from, msg, len);
 }
 
+static void sink_log(int level, const char *msg, void *ud)
+{
+    chat__log(ud, level, "%s", msg);
+}
+
 static void sink_wake(void *ud)
 {
     chat_server *srv = ud;
@@ -384,7 +389,7 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     if (rc == CHAT_OK) {
         chat_bus_sink sink = {sink_deliver, sink_presence, sink_wake,    srv,
                               sink_deliver2, sink_lost,     sink_settled, sink_node,
-                              sink_message};
+                              sink_message,  sink_log};
         rc = srv->bus->attach(srv->bus_st, &sink);
         if (rc == CHAT_OK)
             chat__hints_init(srv);

@@ -96,6 +96,7 @@ def cluster(tmp_path, nats):
             made.append(node.start())
         return made
 
+    make.nodes = nodes
     yield make
     errors = []
     for node in nodes:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import GRACE_MS, shared_store
+from conftest import GRACE_MS, Node, shared_store
 from helpers import assert_error, presence_of, send, shows
 
 
@@ -110,6 +110,9 @@ def test_nats_restart_delivery_resumes(cluster, nats):
 
     alice, bob, conv, _ = nats_outage(cluster, nats, local_delivery_goes_on)
     send_until_received(alice, bob, "nats is back", conv=conv)
+    for node in cluster.nodes:  # the operator reads both in the log
+        log = node.wait_log("connected to the NATS server")
+        assert "lost the NATS server" in log, log
 
 def test_presence_change_told_once(cluster):
     """Every node hears of a change from its bus and tells its own devices; contacts never
@@ -189,3 +192,17 @@ def test_nodes_compare_their_token_keys(cluster, tmp_path):
     assert_error(r, "EAUTH", "auth_failed")
     assert "token keys differ from node 'a'" not in b.stderr_text()
     assert "token keys differ from node 'b'" not in log
+
+
+def test_duplicate_node_id_is_reported(cluster, nats, tmp_path):
+    """Two processes under one node id break delivery and presence between nodes: both say so,
+    naming the id."""
+    a, = cluster("a")
+    twin = Node("a", nats, a.key_file, tmp_path / "data-twin", tmp_path / "logs-twin",
+                tmp_path / "store", media_dir=tmp_path / "media")
+    twin.start()
+    try:
+        for node in (a, twin):
+            node.wait_log("another process uses node id 'a'")
+    finally:
+        twin.stop()

@@ -88,6 +88,12 @@ typedef struct chat_bus_sink {
     void (*node)(const char *node, int up, void *user_data);
     /** A message the engine of instance from sent with send() (borrowed). [loop thread] */
     void (*message)(const char *from, const void *msg, size_t len, void *user_data);
+    /**
+     * A line for the host's log (a ::chat_log_level and a message without a newline,
+     * borrowed): what an operator must know of the bus (its link lost and back, a
+     * misconfiguration it noticed). [loop thread]
+     */
+    void (*log)(int level, const char *msg, void *user_data);
 } chat_bus_sink;
 
 /** publish2() flags. */

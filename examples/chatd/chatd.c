@@ -10,6 +10,7 @@
  */
 #include "chatd.h"
 
+#include <chat/sys/blob.h>
 #include <chat/sys/bus.h>
 #include <chat/sys/push.h>
 #include <chat/sys/store.h>
@@ -52,6 +53,9 @@ static const char usage[] =
     "                      conninfo or URI ('host=db dbname=chat user=chat',\n"
     "                      'postgresql://chat@db/chat'); chatd processes given the same\n"
     "                      database share it. Token keys and media stay in DIR\n"
+    "  --media-dir DIR     media bytes here (default DIR/media); nodes of a cluster\n"
+    "                      (--node-id) may share one on a shared filesystem, each\n"
+    "                      staging its uploads in progress apart\n"
     "  --listen ADDR       address to listen on (default 127.0.0.1)\n"
     "  --port N            port (default 7700; 0 picks a free one)\n"
     "  --sync normal|full  SQLite durability: process crash (normal) or power loss (full);\n"
@@ -222,6 +226,8 @@ static int set_option(struct options *o, const char *name, const char *value, in
         o->key_file = value;
     else if (strcmp(name, "postgres") == 0 && value)
         o->postgres = value;
+    else if (strcmp(name, "media-dir") == 0 && value)
+        o->media_dir = value;
     else if (strcmp(name, "listen") == 0 && value)
         o->listen = value;
     else if (strcmp(name, "port") == 0 && value) {
@@ -493,6 +499,16 @@ static int configure_push(struct options *o, chat_server_config *cfg)
     return rc;
 }
 
+/* The filesystem blob store in --media-dir: shared by the nodes of a cluster, each staging
+ * apart (a node clears its own uploads in progress when it starts, not the others'). */
+static int set_media_dir(chat_server_config *cfg, const struct options *o)
+{
+    void *st = NULL;
+    int rc = o->node_id ? chat_blob_fs_new_shared(&st, o->media_dir, o->node_id)
+                        : chat_blob_fs_new(&st, o->media_dir);
+    return rc ? rc : chat_server_config_set_blob(cfg, chat_blob_fs_ops(), st);
+}
+
 static int make_config(struct options *o, chat_server_config **out)
 {
     if (!o->nats_url != !o->node_id)
@@ -541,6 +557,10 @@ static int make_config(struct options *o, chat_server_config **out)
     if (o->media_base_url &&
         (rc = chat_server_config_set_media_base_url(cfg, o->media_base_url)))
         goto bad;
+    if (o->media_dir && (rc = set_media_dir(cfg, o))) {
+        chat_server_config_free(cfg);
+        return report("media directory", rc);
+    }
     if ((o->tls_cert || o->tls_key) &&
         (rc = chat_server_config_set_tls(cfg, o->tls_cert, o->tls_key)))
         goto bad;
@@ -704,6 +724,7 @@ static int cmd_token(struct options *o, const char *user, const char *device, lo
 {
     chat_server_config *cfg;
     o->memory = 1; /* tokens need the key only */
+    o->media_dir = NULL;
     int rc = make_config(o, &cfg);
     if (rc)
         return rc;

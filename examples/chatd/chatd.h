@@ -16,6 +16,7 @@ struct options {
     const char *key_file;
     int memory;
     const char *postgres;
+    const char *media_dir;
     const char *listen;
     int port;
     int sync_full;

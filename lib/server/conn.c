@@ -175,6 +175,8 @@ void chat__conn_set_authed(chat__conn *c, const char *user, const char *device,
         c->authed = 0;
         chat__conn_close(c, 1011, "out of memory");
     }
+    else
+        chat__cluster_hold(c);
 }
 
 void chat__conn_close(chat__conn *c, int code, const char *reason)
@@ -228,7 +230,7 @@ void chat__conn_send(chat__conn *c, chat__frame *f)
      * This saves the POLLOUT round trip (two epoll_ctl calls and a loop pass per frame). A short
      * write is kept by the transport, which then reports the connection busy and flushes it on
      * POLLOUT; the frames after it queue here, under the limits above. */
-    if (c->q_count == 0 && !tp->busy(c->tc)) {
+    if (c->q_count == 0 && !c->held && !tp->busy(c->tc)) {
         if (tp->write(c->tc, chat__frame_data(f), f->len))
             chat__conn_close(c, 1011, "write failed");
         else
@@ -261,6 +263,8 @@ void chat__conn_send(chat__conn *c, chat__frame *f)
 int chat__conn_writable(chat__conn *c)
 {
     const chat__transport_ops *tp = c->srv->tp;
+    if (c->held)
+        return 0; /* cluster.c asks again when it lets go */
     if (c->ping_due && !c->close_code && !tp->busy(c->tc)) {
         /* The idle sweep asked for a ping (conntimer.c). */
         c->ping_due = 0;

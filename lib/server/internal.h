@@ -17,6 +17,7 @@
 #include "core/ratelimit.h"
 #include "core/strmap.h"
 #include "core/typing.h"
+#include "server/cluster.h"
 #include "server/frame.h"
 #include "server/hint.h"
 #include "server/stats.h"
@@ -104,6 +105,7 @@ struct chat__conn {
     chat__conn *authq_prev, *authq_next;
     int64_t born_ms, last_rx_ms;
     unsigned in_authq : 1, ping_due : 1, ping_sent : 1, hung_up : 1;
+    uint8_t held; /* holds on the output until other nodes caught up (cluster.c) */
 };
 
 struct chat_server {
@@ -168,6 +170,9 @@ struct chat_server {
     /* Position hints and catch-up prompts over a bus that may lose frames (hint.c). [loop] */
     chat__hints hints;
 
+    /* What a bus between nodes adds (cluster.c). [loop] */
+    chat__cluster cluster;
+
     /* Requests of this loop iteration, handed to the writer in one batch (one lock, one
      * wake-up) when the transport's iteration ends (its flush) instead of one by one. */
     int sub_ready;            /* the loop runs and flushes; otherwise submit at once */
@@ -223,6 +228,8 @@ void chat__server_drain(chat_server *srv);
 /* Queue a job for the writer; it goes with this loop iteration's batch. [loop thread] */
 void chat__server_submit(chat_server *srv, chat__job *job);
 int chat__server_revoked(chat_server *srv, const char *session);
+/* Another node revoked session: refuse it here too and close its connections. [loop thread] */
+void chat__server_revoked_elsewhere(chat_server *srv, const char *session);
 /* Verify tok[0..len) through the auth backend at the server's clock and check what it
  * returned (ids valid, not expired; exp_ms 0 becomes INT64_MAX). Not the revocation, which
  * the callers check. Logs why a token is refused.

@@ -360,6 +360,26 @@ static void sink_lost(void *ud)
     chat__hint_lost(ud);
 }
 
+static void sink_settled(uint64_t ticket, void *ud)
+{
+    chat__cluster_settled(ud, ticket);
+}
+
+static void sink_node(const char *node, int up, void *ud)
+{
+    chat__cluster_node(ud, node, up);
+}
+
+static void sink_message(const char *from, const void *msg, size_t len, void *ud)
+{
+    chat__cluster_message(ud, from, msg, len);
+}
+
+static void sink_log(int level, const char *msg, void *ud)
+{
+    chat__log(ud, level, "%s", msg);
+}
+
 static void sink_wake(void *ud)
 {
     chat_server *srv = ud;
@@ -445,6 +465,7 @@ static void server_release(chat_server *srv)
     chat__server_drain(srv);
     chat__loop_calls_serve(srv, 0);
     chat__media_free(srv);
+    chat__cluster_free(srv);
     if (srv->bus)
         srv->bus->destroy(srv->bus_st);
     if (srv->push) {
@@ -516,6 +537,7 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     chat__typing_init(&srv->typing);
     srv->cfg = *cfg;
     chat__presence_init(srv);
+    chat__cluster_init(srv);
     srv->cfg.address = chat__strdup(cfg->address);
     srv->cfg.data_dir = cfg->data_dir ? chat__strdup(cfg->data_dir) : NULL;
     srv->cfg.media_base_url = cfg->media_base_url ? chat__strdup(cfg->media_base_url) : NULL;
@@ -567,7 +589,9 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
             chat__error_set(rc, 0, "cannot load revoked sessions");
     }
     if (rc == CHAT_OK) {
-        chat_bus_sink sink = {sink_deliver, sink_presence, sink_wake, srv, sink_deliver2, sink_lost};
+        chat_bus_sink sink = {sink_deliver, sink_presence, sink_wake,    srv,
+                              sink_deliver2, sink_lost,     sink_settled, sink_node,
+                              sink_message,  sink_log};
         rc = srv->bus->attach(srv->bus_st, &sink);
         if (rc == CHAT_OK)
             chat__hints_init(srv);
@@ -838,21 +862,21 @@ static int revoke_run(chat__job *job, chat__txn *tx)
     return rc == CHAT_OK ? CHAT_OK : chat__job_fail(job, CHAT_EIO, "storage", "revocation failed");
 }
 
-/* Close live connections of the revoked session; a logout's own connection gets its answer
- * first and closes normally. [loop thread] */
-static void revoke_done(chat_server *srv, chat__job *job)
+/* Close live connections of a revoked session; by (a logout's own connection, or NULL) gets
+ * the answer to its request re first and closes normally. [loop thread] */
+static void close_session(chat_server *srv, const char *session, chat__conn *by,
+                          const cJSON *re)
 {
-    revoke_job *j = (revoke_job *)job;
     for (chat__conn *c = srv->conns; c; c = c->next) {
-        if (!c->authed || strcmp(c->session, j->session) != 0)
+        if (!c->authed || strcmp(c->session, session) != 0)
             continue;
-        if (c != j->by) {
+        if (c != by) {
             chat__conn_close(c, 1008, "session revoked");
             continue;
         }
         cJSON *o = cJSON_CreateObject();
         int ok = o && cJSON_AddStringToObject(o, "type", "ok") &&
-                 (!j->re || chat__json_add(o, "re", chat__json_id_copy(j->re)));
+                 (!re || chat__json_add(o, "re", chat__json_id_copy(re)));
         chat__frame *f = ok ? chat__frame_json(o) : NULL;
         cJSON_Delete(o);
         if (f) {
@@ -863,10 +887,30 @@ static void revoke_done(chat_server *srv, chat__job *job)
             chat__conn_close(c, 1011, "out of memory"); /* logged out, but unanswered */
         }
     }
+}
+
+static void revoke_done(chat_server *srv, chat__job *job)
+{
+    revoke_job *j = (revoke_job *)job;
+    chat__cluster_revoked(srv, j->session, j->exp_ms);
+    if (j->by) /* the answer waits until the other nodes refuse the session too */
+        chat__cluster_hold(j->by);
+    close_session(srv, j->session, j->by, j->re);
     if (j->by)
         chat__conn_unref(j->by);
     cJSON_Delete(j->re);
     chat__free(j);
+}
+
+void chat__server_revoked_elsewhere(chat_server *srv, const char *session)
+{
+    pthread_mutex_lock(&srv->revoked_lock);
+    int rc = chat__strmap_put(&srv->revoked, session, srv);
+    pthread_mutex_unlock(&srv->revoked_lock);
+    if (rc != CHAT_OK)
+        chat__log(srv, CHAT_LOG_WARN, "a session revoked on another node is not refused here: "
+                                      "out of memory");
+    close_session(srv, session, NULL, NULL);
 }
 
 /* Refuse the session from now on (memory at once, the store through the writer), then close

@@ -19,6 +19,7 @@ h2 = pytest.importorskip("h2")
 pytest.importorskip("cryptography")
 
 import pushfakes  # noqa: E402  (after the skips: it imports h2 and cryptography)
+from pushfakes import apns, fcm, pki  # noqa: E402,F401  (fixtures)
 
 pytestmark = pytest.mark.skipif("--bus queued" in os.environ.get("CHATD_ARGS", ""),
                                 reason="push runs on the local bus only")
@@ -29,25 +30,6 @@ CAROL_PHONE = "c3" * 32
 FAST = ["--push-limit", "coalesce_ms=200", "--push-limit", "backoff_ms=50",
         "--push-limit", "backoff_max_ms=300", "--push-limit", "flush_ms=1500",
         "--log-level", "info"]
-
-
-@pytest.fixture
-def pki(tmp_path):
-    return pushfakes.make_pki(tmp_path / "pki")
-
-
-@pytest.fixture
-def apns(pki, tmp_path):
-    fake = pushfakes.ApnsFake(pki, tmp_path)
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fcm(pki, tmp_path):
-    fake = pushfakes.FcmFake(pki, tmp_path)
-    yield fake
-    fake.stop()
 
 
 def push_args(pki, *fakes):

@@ -196,8 +196,13 @@ def test_apns_410_drops_the_token(make_server, pki, apns):
 
 
 def log(srv):
-    with open(srv.stderr_path, "rb") as f:
-        return f.read().decode("utf-8", "replace")
+    """What chatd logged: every node's, when the server is a cluster (CHATD_CLUSTER), since
+    the node that stores a message is the one that pushes it."""
+    text = ""
+    for node in getattr(srv, "nodes", None) or [srv]:
+        with open(node.stderr_path, "rb") as f:
+            text += f.read().decode("utf-8", "replace")
+    return text
 
 
 def wait_log(srv, text, timeout=10):

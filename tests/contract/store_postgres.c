@@ -214,7 +214,7 @@ void test_store_postgres_schema(void **state)
     fx *f = *state;
     char v[256];
     assert_string_equal(sql_value(f->conninfo, "SELECT version FROM schema_version", v, sizeof v),
-                        "2");
+                        "3");
     /* Messages: hash-partitioned by conversation, 16 ways; the seq unique per conversation,
      * the client id unique per sender's device. */
     assert_string_equal(sql_value(f->conninfo,
@@ -232,6 +232,14 @@ void test_store_postgres_schema(void **state)
                   "FROM pg_constraint WHERE conrelid = 'messages'::regclass",
                   v, sizeof v),
         "PRIMARY KEY (conv, seq) | UNIQUE (conv, sender, device, cmid)");
+    /* Push registrations: one per (user, device), found by token for push_reg_del_token. */
+    assert_string_equal(
+        sql_value(f->conninfo,
+                  "SELECT string_agg(pg_get_indexdef(indexrelid), ' | ' ORDER BY indisprimary) "
+                  "FROM pg_index WHERE indrelid = 'push_regs'::regclass",
+                  v, sizeof v),
+        "CREATE INDEX push_regs_token ON public.push_regs USING btree (token, platform) | "
+        "CREATE UNIQUE INDEX push_regs_pkey ON public.push_regs USING btree (user_id, device)");
 
     /* Two servers starting at once on an empty database: one migrates, the other waits for
      * it and finds the schema made. */
@@ -247,7 +255,7 @@ void test_store_postgres_schema(void **state)
     }
     assert_string_equal(sql_value(g.conninfo, "SELECT string_agg(version::text, ',') "
                                               "FROM schema_version", v, sizeof v),
-                        "2");
+                        "3");
     pg_fx_drop(&g);
 }
 
@@ -264,7 +272,7 @@ void test_store_postgres_newer_schema_refused(void **state)
     char v[32];
     assert_string_equal(sql_value(f->conninfo, "SELECT version FROM schema_version", v, sizeof v),
                         "99");
-    sql(f->conninfo, "UPDATE schema_version SET version = 2");
+    sql(f->conninfo, "UPDATE schema_version SET version = 3");
     assert_int_equal(open_store(f), CHAT_OK);
 }
 
@@ -274,12 +282,13 @@ void test_store_postgres_older_schema_migrated(void **state)
     int64_t conv = new_conv(f->ops, f->st);
     assert_int_equal(append_tx(f->ops, f->st, conv, "c1"), CHAT_OK);
     close_store(f);
-    /* A database as the first version of the schema left it: no media tables. */
-    sql(f->conninfo, "DROP TABLE media, media_grants; UPDATE schema_version SET version = 1");
+    /* A database as the first version of the schema left it: no media or push tables. */
+    sql(f->conninfo, "DROP TABLE media, media_grants, push_regs, push_mutes; "
+                     "UPDATE schema_version SET version = 1");
     assert_int_equal(open_store(f), CHAT_OK);
     char v[32];
     assert_string_equal(sql_value(f->conninfo, "SELECT version FROM schema_version", v, sizeof v),
-                        "2");
+                        "3");
     chat_store_media m = {0}, out;
     strcpy(m.id, "ab01");
     strcpy(m.uploader, "ann");
@@ -287,6 +296,45 @@ void test_store_postgres_older_schema_migrated(void **state)
     m.size = 3;
     assert_int_equal(f->ops->media_put(f->st, &m), CHAT_OK);
     assert_int_equal(f->ops->media_get(f->st, "ab01", &out), CHAT_OK);
+    seen s;
+    assert_string_equal(history(f, conv, &s), "1:c1,");
+}
+
+static int count_reg(const chat_store_push_reg *reg, void *user_data)
+{
+    (void)reg;
+    ++*(int *)user_data;
+    return 0;
+}
+
+void test_store_postgres_v2_schema_gains_push(void **state)
+{
+    fx *f = *state;
+    int64_t conv = new_conv(f->ops, f->st);
+    assert_int_equal(append_tx(f->ops, f->st, conv, "c1"), CHAT_OK);
+    close_store(f);
+    /* A database as version 2 of the schema left it: media, no push tables. */
+    sql(f->conninfo, "DROP TABLE push_regs, push_mutes; UPDATE schema_version SET version = 2");
+    assert_int_equal(open_store(f), CHAT_OK);
+    char v[32];
+    assert_string_equal(sql_value(f->conninfo, "SELECT version FROM schema_version", v, sizeof v),
+                        "3");
+    chat_store_push_reg reg = {0};
+    strcpy(reg.user, "ann");
+    strcpy(reg.device, "phone");
+    reg.platform = CHAT_PUSH_APNS;
+    strcpy(reg.token, "aa01");
+    assert_int_equal(f->ops->push_reg_put(f->st, &reg), CHAT_OK);
+    assert_int_equal(f->ops->push_mute_put(f->st, "ann", conv, 50), CHAT_OK);
+    /* Kept by the database: another store on it (a server restarted) finds them. */
+    close_store(f);
+    assert_int_equal(open_store(f), CHAT_OK);
+    int n = 0;
+    assert_int_equal(f->ops->push_reg_list(f->st, "ann", count_reg, &n), CHAT_OK);
+    assert_int_equal(n, 1);
+    int64_t until = 0;
+    assert_int_equal(f->ops->push_mute_get(f->st, "ann", conv, &until), CHAT_OK);
+    assert_true(until == 50);
     seen s;
     assert_string_equal(history(f, conv, &s), "1:c1,");
 }
@@ -391,6 +439,15 @@ void test_store_postgres_restart(void **state)
     assert_int_equal(f->ops->begin(f->st), CHAT_EAGAIN);
     assert_int_equal(f->ops->conv_get(f->st, conv, &c), CHAT_EAGAIN);
     assert_int_equal(append_tx(f->ops, f->st, conv, "m4"), CHAT_EAGAIN);
+    chat_store_push_reg reg = {0};
+    strcpy(reg.user, "ann");
+    strcpy(reg.device, "phone");
+    reg.platform = CHAT_PUSH_APNS;
+    strcpy(reg.token, "aa01");
+    int64_t until;
+    assert_int_equal(f->ops->push_reg_put(f->st, &reg), CHAT_EAGAIN);
+    assert_int_equal(f->ops->push_reg_del(f->st, "ann", "phone"), CHAT_EAGAIN);
+    assert_int_equal(f->ops->push_mute_get(f->st, "ann", conv, &until), CHAT_EAGAIN);
     pg_ctl("start");
     append_until_ok(f, conv, "m4");
 

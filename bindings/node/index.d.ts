@@ -107,6 +107,8 @@ export interface Conv {
   read: Id;
   unread: Id;
   memberCount: number;
+  /** My mute: 0 not muted, -1 until unmuted, else when it ends (ms since the epoch). */
+  mutedUntil: number;
 }
 
 export interface History {
@@ -210,6 +212,13 @@ export class Client extends EventEmitter implements AsyncIterable<ChatEvent> {
   groupLeave(conv: IdArg): Promise<void>;
   groupRename(conv: IdArg, title: string): Promise<void>;
   groupSetRole(conv: IdArg, user: string, role: Exclude<Role, 'none'>): Promise<void>;
+
+  pushRegister(platform: 'apns' | 'fcm', token: string,
+               options?: { topic?: string | null; sandbox?: boolean }): Promise<void>;
+  pushUnregister(): Promise<void>;
+  /** untilMs: ms since the epoch; omitted, null or -1: until unmuted; 0 unmutes. */
+  mute(conv: IdArg, untilMs?: number | null): Promise<void>;
+  unmute(conv: IdArg): Promise<void>;
 
   convs(): Conv[];
   history(conv: IdArg, options?: { before?: IdArg; limit?: number; fetch?: boolean }): Promise<History>;

@@ -465,6 +465,29 @@ class Client extends EventEmitter {
     await this._request('groupSetRole', this._native.groupSetRole(conv, user, roleNumber(role)));
   }
 
+  // ---- push notifications (doc/push.md) ----
+
+  /**
+   * Register this device for push while it is offline: platform 'apns' (token: the device
+   * token in hex; topic: the app's bundle id, default the server's; sandbox: a development
+   * build) or 'fcm' (the registration token). Kept and sent again at every connect; resolves
+   * when the server stored it. A malformed platform, token or topic rejects with EINVAL.
+   */
+  async pushRegister(platform, token, { topic = null, sandbox = false } = {}) {
+    await this._request('pushRegister', this._native.pushRegister(platform, token, topic, sandbox));
+  }
+
+  /** Stop push to this device (before logging out). */
+  async pushUnregister() { await this._request('pushUnregister', this._native.pushUnregister()); }
+
+  /** Mute conv (every device of mine: no pushes) until untilMs, ms since the epoch; omitted,
+   *  null or -1: until unmuted. */
+  async mute(conv, untilMs = null) {
+    await this._request('mute', this._native.mute(conv, untilMs === null ? -1 : untilMs));
+  }
+
+  async unmute(conv) { await this.mute(conv, 0); }
+
   // ---- the cache ----
 
   /** Cached conversations, most recent first. */

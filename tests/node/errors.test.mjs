@@ -46,6 +46,7 @@ test('a closed Client throws ECLOSED from every call', async () => {
     () => c.groupRename(1, 't'), () => c.groupSetRole(1, 'bob', 'admin'), () => c.history(1),
     () => c.uploadFile('/nonexistent'), () => c.download('x', '/tmp/x', { url: '/media/x' }),
     () => c.waitFor('message'),
+    () => c.pushRegister('fcm', 't'), () => c.pushUnregister(), () => c.mute(1), () => c.unmute(1),
   ];
   for (const call of async) await assert.rejects(call(), isChatError('ECLOSED'), String(call));
   c.ref();

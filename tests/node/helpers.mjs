@@ -42,10 +42,13 @@ export class Chatd {
     this.port = 0;
     this.tokens = new Map();
     this.stderrPath = path.join(dir, 'chatd.stderr');
+    this.args = [];
   }
 
-  static async start() {
+  /** args: more `chatd run` options. */
+  static async start({ args = [] } = {}) {
     const srv = new Chatd(tmpdir());
+    srv.args = args;
     for (const u of USERS) {
       const r = spawnSync(chatdExe(), ['user', 'add', '--data-dir', srv.dataDir, u],
         { input: 'pw\n', encoding: 'utf8', timeout: 30000, env: chatdEnv() });
@@ -57,7 +60,8 @@ export class Chatd {
 
   run() {
     const err = fs.openSync(this.stderrPath, 'a');
-    this.proc = spawn(chatdExe(), ['run', '--data-dir', this.dataDir, '--port', '0', '--listen', '127.0.0.1'],
+    this.proc = spawn(chatdExe(), ['run', '--data-dir', this.dataDir, '--port', '0', '--listen', '127.0.0.1',
+      ...this.args],
       { stdio: ['ignore', 'pipe', err], env: chatdEnv() });
     fs.closeSync(err);
     return new Promise((resolve, reject) => {

@@ -406,7 +406,7 @@ JNIEXPORT jint JNICALL JNI_OnLoad(JavaVM *vm, void *reserved)
         env, J.message, "<init>",
         "(JJJLjava/lang/String;Ljava/lang/String;ILjava/lang/String;Ljava/lang/String;IJJJ)V");
     J.conversation_init = (*env)->GetMethodID(
-        env, J.conversation, "<init>", "(JILjava/lang/String;Ljava/lang/String;IJJJJ)V");
+        env, J.conversation, "<init>", "(JILjava/lang/String;Ljava/lang/String;IJJJJJ)V");
     J.history_init = (*env)->GetMethodID(env, J.history, "<init>", "([Lorg/libchat/Message;ZJ)V");
     if (!J.transfer_progress || !J.chat_exception_init || !J.event_init || !J.message_init ||
         !J.conversation_init || !J.history_init)
@@ -972,6 +972,55 @@ JNIEXPORT jlong JNICALL Java_org_libchat_Native_groupSetRole(JNIEnv *env, jclass
     return (jlong)req;
 }
 
+/* ---- push notifications --------------------------------------------------------------------- */
+
+JNIEXPORT jlong JNICALL Java_org_libchat_Native_pushRegister(JNIEnv *env, jclass cls, jlong h,
+                                                             jstring jplatform, jstring jtoken,
+                                                             jstring jtopic, jboolean sandbox)
+{
+    (void)cls;
+    jc_client *jc = client_of(env, h);
+    char *platform = jc ? java_to_utf8(env, jplatform, NULL, "platform", STR_REQUIRED) : NULL;
+    char *token = platform ? java_to_utf8(env, jtoken, NULL, "token", STR_REQUIRED) : NULL;
+    char *topic = token ? java_to_utf8(env, jtopic, NULL, "topic", STR_OPTIONAL) : NULL;
+    uint64_t req = 0;
+    if (token && !(*env)->ExceptionCheck(env)) {
+        int rc = chat_client_push_register(&req, jc->c, platform, token, topic, sandbox ? 1 : 0);
+        if (rc < 0)
+            throw_rc(env, rc, "pushRegister");
+    }
+    free(platform);
+    free(token);
+    free(topic);
+    return (jlong)req;
+}
+
+JNIEXPORT jlong JNICALL Java_org_libchat_Native_pushUnregister(JNIEnv *env, jclass cls, jlong h)
+{
+    (void)cls;
+    jc_client *jc = client_of(env, h);
+    uint64_t req = 0;
+    int rc;
+    if (jc && (rc = chat_client_push_unregister(&req, jc->c)) < 0)
+        throw_rc(env, rc, "pushUnregister");
+    return (jlong)req;
+}
+
+/* untilMs: Long.MAX_VALUE (INT64_MAX) until unmuted, 0 unmutes; negative is EINVAL in the core. */
+JNIEXPORT jlong JNICALL Java_org_libchat_Native_mute(JNIEnv *env, jclass cls, jlong h,
+                                                     jlong jconv, jlong until_ms)
+{
+    (void)cls;
+    jc_client *jc = client_of(env, h);
+    jc_conv conv;
+    uint64_t req = 0;
+    int rc;
+    if (jc && conv_arg(env, jconv, &conv) &&
+        (rc = chat_client_mute(&req, jc->c, conv, (int64_t)until_ms)) < 0)
+        throw_rc(env, rc, "mute");
+    return (jlong)req;
+}
+
 /* ---- the cache ------------------------------------------------------------------------------ */
 
 JNIEXPORT jobjectArray JNICALL Java_org_libchat_Native_convs(JNIEnv *env, jclass cls, jlong h)
@@ -999,7 +1048,8 @@ JNIEXPORT jobjectArray JNICALL Java_org_libchat_Native_convs(JNIEnv *env, jclass
                                   (jlong)chat_conv_list_head(l, i),
                                   (jlong)chat_conv_list_read(l, i),
                                   (jlong)chat_conv_list_unread(l, i),
-                                  (jlong)chat_conv_list_member_count(l, i));
+                                  (jlong)chat_conv_list_member_count(l, i),
+                                  (jlong)chat_conv_list_muted_until(l, i));
         if (o)
             (*env)->SetObjectArrayElement(env, arr, (jsize)i, o);
         (*env)->DeleteLocalRef(env, title);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SAFE_INTEGER 9007199254740991ULL /* 2^53 - 1: the largest exact JS number */
 
 /* ---- per-environment data ---- */
 

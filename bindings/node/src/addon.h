@@ -17,6 +17,8 @@
 /* The type of a conversation id, taken from the header so that this file follows it. */
 typedef __typeof__(chat_conv_list_id((const chat_conv_list *)0, 0)) node_conv_id;
 
+#define MAX_SAFE_INTEGER 9007199254740991ULL /* 2^53 - 1: the largest exact JS number */
+
 /* Per-environment data (a Worker has its own): the JS constructors the addon calls. */
 struct node_env {
     napi_ref error_ctor; /* ChatError, from init(); NULL until then */

@@ -823,6 +823,51 @@ static napi_value js_group_set_role(napi_env env, napi_callback_info info)
     return request_value(env, rc, req, "groupSetRole");
 }
 
+/* ---- push notifications ---- */
+
+/* pushRegister(platform, token, topic|null, sandbox) */
+static napi_value js_push_register(napi_env env, napi_callback_info info)
+{
+    ARGS(4, "pushRegister", 1);
+    char *platform = NULL, *token = NULL, *topic = NULL;
+    int sandbox = 0;
+    uint64_t req = 0;
+    napi_value r = NULL; /* NULL: an argument threw */
+    if (!node_get_str(env, argv[0], "pushRegister", "platform", 0, &platform, NULL) &&
+        !node_get_str(env, argv[1], "pushRegister", "token", 0, &token, NULL) &&
+        !node_get_str(env, argv[2], "pushRegister", "topic", 1, &topic, NULL) &&
+        !node_get_bool(env, argv[3], "pushRegister", "sandbox", &sandbox)) {
+        int rc = chat_client_push_register(&req, nc->c, platform, token, topic, sandbox);
+        r = request_value(env, rc, req, "pushRegister");
+    }
+    free(platform);
+    free(token);
+    free(topic);
+    return r;
+}
+
+static napi_value js_push_unregister(napi_env env, napi_callback_info info)
+{
+    ARGS(0, "pushUnregister", 1);
+    uint64_t req = 0;
+    int rc = chat_client_push_unregister(&req, nc->c);
+    return request_value(env, rc, req, "pushUnregister");
+}
+
+/* mute(conv, untilMs): -1 until unmuted (as convs() reports it), 0 unmutes. */
+static napi_value js_mute(napi_env env, napi_callback_info info)
+{
+    ARGS(2, "mute", 1);
+    node_conv_id conv = 0;
+    int64_t until = 0;
+    if (node_get_conv(env, argv[0], "mute", &conv) ||
+        node_get_int(env, argv[1], "mute", "untilMs", -1, (int64_t)MAX_SAFE_INTEGER, &until))
+        return NULL;
+    uint64_t req = 0;
+    int rc = chat_client_mute(&req, nc->c, conv, until < 0 ? INT64_MAX : until);
+    return request_value(env, rc, req, "mute");
+}
+
 /* ---- the cache ---- */
 
 static napi_value js_convs(napi_env env, napi_callback_info info)
@@ -847,6 +892,7 @@ static napi_value js_convs(napi_env env, napi_callback_info info)
         set(env, o, "read", node_id(env, chat_conv_list_read(l, i)));
         set(env, o, "unread", node_id(env, chat_conv_list_unread(l, i)));
         set(env, o, "memberCount", node_num(env, (double)chat_conv_list_member_count(l, i)));
+        set(env, o, "mutedUntil", node_num(env, (double)chat_conv_list_muted_until(l, i)));
         napi_set_element(env, arr, (uint32_t)i, o);
     }
     chat_conv_list_free(l);
@@ -971,6 +1017,9 @@ napi_value node_client_class(napi_env env)
         M("groupLeave", js_group_leave),
         M("groupRename", js_group_rename),
         M("groupSetRole", js_group_set_role),
+        M("pushRegister", js_push_register),
+        M("pushUnregister", js_push_unregister),
+        M("mute", js_mute),
         M("convs", js_convs),
         M("history", js_history),
         M("messageStatus", js_message_status),

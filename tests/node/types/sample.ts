@@ -19,6 +19,11 @@ async function main(server: string, token: string): Promise<void> {
   const group: number = await c.groupCreate('team', ['bob', 'carol'], { cmid: 'team-1' });
   await c.groupSetRole(group, 'bob', 'admin');
   const presence: ChatEvent[] = await c.presenceQuery(['bob']);
+  await c.pushRegister('apns', 'ab'.repeat(32), { topic: 'com.example.chat', sandbox: true });
+  await c.mute(sent.conv);
+  const mutedUntil: number = convs[0].mutedUntil;
+  await c.unmute(sent.conv);
+  await c.pushUnregister();
   const id: string = await c.uploadFile('photo.jpg', { mime: 'image/jpeg', onProgress: (done, total) => console.log(done / total) });
   c.sendMedia(group, { id, mime: 'image/jpeg', size: 1, name: 'photo.jpg' });
   const file: string = await c.download(id, 'copy.jpg', { signal: new AbortController().signal });
@@ -31,7 +36,7 @@ async function main(server: string, token: string): Promise<void> {
   } catch (err) {
     if (err instanceof ChatError) console.log(err.code, err.errno, err.reason);
   }
-  console.log(status, convs.length, page.complete, presence.length, file, codes.EAUTH, version, c.state);
+  console.log(status, convs.length, mutedUntil, page.complete, presence.length, file, codes.EAUTH, version, c.state);
   c.close();
 }
 

@@ -454,6 +454,51 @@ public final class ChatClient implements AutoCloseable {
         return core.request(h -> Native.groupSetRole(h, conv, user, role.code()), ev -> null);
     }
 
+    // ---- push notifications (doc/push.md) ----
+
+    /**
+     * Registers this device for push notifications while it is offline: platform "apns" (token:
+     * the device token in hex; topic: the app's bundle id, null for the server's default; sandbox
+     * for a development build) or "fcm" (the registration token; topic and sandbox unused). The
+     * client keeps it and sends it after every connect: call it again whenever the platform hands
+     * the app a new token. Completes when the server stored it (offline: at the next connect);
+     * fails with ENOTSUP when the server keeps no registrations, EINVAL when it refused the token.
+     * A malformed platform, token or topic throws ChatException EINVAL at once.
+     */
+    public CompletableFuture<Void> pushRegister(String platform, String token, String topic, boolean sandbox) {
+        Objects.requireNonNull(platform, "platform");
+        Objects.requireNonNull(token, "token");
+        return core.request(h -> Native.pushRegister(h, platform, token, topic, sandbox), ev -> null);
+    }
+
+    /** {@link #pushRegister(String, String, String, boolean)} with the server's default topic. */
+    public CompletableFuture<Void> pushRegister(String platform, String token) {
+        return pushRegister(platform, token, null, false);
+    }
+
+    /** Stops push notifications to this device (call it before logging out). */
+    public CompletableFuture<Void> pushUnregister() {
+        return core.request(Native::pushUnregister, ev -> null);
+    }
+
+    /**
+     * Mutes conv for me (every device of mine) until untilMs (ms since the epoch): no pushes for
+     * it, messages still arrive. 0 unmutes; a negative time throws EINVAL. ECLOSED when offline,
+     * EPERM when not a member.
+     */
+    public CompletableFuture<Void> mute(long conv, long untilMs) {
+        return core.request(h -> Native.mute(h, conv, untilMs), ev -> null);
+    }
+
+    /** Mutes conv until {@link #unmute}. */
+    public CompletableFuture<Void> mute(long conv) {
+        return mute(conv, Long.MAX_VALUE);
+    }
+
+    public CompletableFuture<Void> unmute(long conv) {
+        return mute(conv, 0);
+    }
+
     // ---- the cache ----
 
     /** The cached conversations, most recent activity first. */

@@ -11,10 +11,11 @@ public final class Conversation {
     private final long read;
     private final long unread;
     private final long memberCount;
+    private final long mutedUntil;
 
     /* Called by the native layer only. */
     Conversation(long id, int kind, String title, String peer, int role, long head, long read,
-                 long unread, long memberCount) {
+                 long unread, long memberCount, long mutedUntil) {
         this.id = id;
         this.kind = kind;
         this.title = title;
@@ -24,6 +25,7 @@ public final class Conversation {
         this.read = read;
         this.unread = unread;
         this.memberCount = memberCount;
+        this.mutedUntil = mutedUntil;
     }
 
     public long id() {
@@ -68,9 +70,23 @@ public final class Conversation {
         return memberCount;
     }
 
+    /**
+     * My mute of this conversation ({@link ChatClient#mute}): 0 not muted, -1 until unmuted,
+     * else when it ends (ms since the epoch).
+     */
+    public long mutedUntil() {
+        return mutedUntil;
+    }
+
+    /** Whether a mute is in force (muted until unmuted, or until a time not yet past). */
+    public boolean isMuted() {
+        return mutedUntil == -1 || mutedUntil > System.currentTimeMillis();
+    }
+
     @Override
     public String toString() {
         return "Conversation{" + id + " " + kind() + (title.isEmpty() ? "" : " \"" + title + "\"")
-               + (peer.isEmpty() ? "" : " with " + peer) + " head=" + head + " unread=" + unread + "}";
+               + (peer.isEmpty() ? "" : " with " + peer) + " head=" + head + " unread=" + unread
+               + (mutedUntil != 0 ? " mutedUntil=" + mutedUntil : "") + "}";
     }
 }

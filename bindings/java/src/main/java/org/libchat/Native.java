@@ -104,6 +104,14 @@ final class Native {
 
     static native long groupSetRole(long h, long conv, String user, int role);
 
+    // ---- push notifications ----
+
+    static native long pushRegister(long h, String platform, String token, String topic, boolean sandbox);
+
+    static native long pushUnregister(long h);
+
+    static native long mute(long h, long conv, long untilMs);
+
     // ---- the cache ----
 
     static native Conversation[] convs(long h);

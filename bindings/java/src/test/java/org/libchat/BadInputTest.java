@@ -46,7 +46,8 @@ class BadInputTest extends ChatdTest {
             () -> c.createGroup("t", Collections.<String>emptyList()), () -> c.addMembers(1, Collections.singletonList("bob")),
             () -> c.removeMembers(1, Collections.singletonList("bob")), () -> c.leaveGroup(1),
             () -> c.renameGroup(1, "t"), () -> c.setRole(1, "bob", Role.ADMIN), c::conversations,
-            c::totalUnread, () -> c.cachedHistory(1, 0, 10), () -> c.history(1, 0, 10));
+            c::totalUnread, () -> c.cachedHistory(1, 0, 10), () -> c.history(1, 0, 10),
+            () -> c.pushRegister("fcm", "t"), c::pushUnregister, () -> c.mute(1), () -> c.unmute(1));
         for (Executable call : calls)
             chatError(ChatStatus.ECLOSED, call);
     }
@@ -60,6 +61,7 @@ class BadInputTest extends ChatdTest {
             assertThrows(NullPointerException.class, () -> c.sendMediaTo("bob", null));
             assertThrows(NullPointerException.class, () -> c.createGroup("t", Arrays.asList("bob", null)));
             assertThrows(NullPointerException.class, () -> c.presence(null));
+            assertThrows(NullPointerException.class, () -> c.pushRegister(null, "t"));
             assertThrows(NullPointerException.class, () -> c.uploadFile(null, null, null));
             // and the client still works afterwards
             assertEquals(0, c.outboxCount());

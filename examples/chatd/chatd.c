@@ -5,6 +5,7 @@
  *   chatd run   [--data-dir DIR] [--listen ADDR] [--port N] [options]   serve until SIGTERM
  *   chatd token --data-dir DIR USER DEVICE [--ttl SECONDS]               print a token
  *   chatd user add --data-dir DIR NAME                                   password from stdin
+ *   chatd user delete --data-dir DIR NAME                                delete an account
  */
 #include <chat/chat.h>
 
@@ -23,6 +24,7 @@ static const char usage[] =
     "usage: chatd run [options]             serve until SIGTERM or SIGINT\n"
     "       chatd token [options] USER DEVICE [--ttl SECONDS]\n"
     "       chatd user add [options] NAME   (reads the password from stdin)\n"
+    "       chatd user delete [options] NAME (its messages erased; the server stopped)\n"
     "options:\n"
     "  --data-dir DIR      where chat.db and token.key live (default ./chat-data)\n"
     "  --key-file FILE     token keys, lines '<id> <64 hex>' (default DIR/token.key,\n"
@@ -41,6 +43,10 @@ static const char usage[] =
     "  --bus local|queued  delivery bus (queued serializes everything, for testing)\n"
     "  --webhook URL       POST push events for offline users to http://host:port/path\n"
     "  --push-previews     put message text in push events\n"
+    "  --keep-edits        keep the text an edit replaces, in the store (never sent)\n"
+    "  --reactions LIST    the emoji users may react with, comma-separated (default\n"
+    "                      thumbs up, red heart, tears of joy, open mouth, crying, folded\n"
+    "                      hands)\n"
     "  --reuse-port        share the port with other chatd processes (SO_REUSEPORT): one\n"
     "                      node per core on one port\n"
     "  --media-base-url URL  signed media URLs start with URL (a CDN or proxy in front;\n"
@@ -57,7 +63,9 @@ static const char usage[] =
     "                      media_url_ttl_ms, upload_ttl_ms, uploads, uploads_per_user\n"
     "                      (media: doc/media.md), logins_pending, login_rate,\n"
     "                      user_send_rate, user_send_burst, presence_rate, settings_rate,\n"
-    "                      presence_grace_ms, presence_user_rate, commit_window_us\n"
+    "                      presence_grace_ms, presence_user_rate, commit_window_us,\n"
+    "                      edit_window_ms, delete_window_ms, retention_ms,\n"
+    "                      expiry_sweep_ms, expiry_batch, search_rate\n"
     "  --config FILE       read 'name = value' lines with the option names above\n"
     "  --verbose           log more\n"
     "  -h, --help          this text;  --version  the libchat version\n"
@@ -78,6 +86,8 @@ struct options {
     const char *webhook;
     const char *media_base_url;
     int previews;
+    int keep_edits;
+    const char *reactions;
     int reuse_port;
     const char *tls_cert, *tls_key;
     const char *transport;
@@ -169,6 +179,8 @@ static int set_option(struct options *o, const char *name, const char *value, in
         o->webhook = value;
     else if (strcmp(name, "media-base-url") == 0 && value)
         o->media_base_url = value;
+    else if (strcmp(name, "reactions") == 0 && value)
+        o->reactions = value;
     else if (strcmp(name, "limit") == 0 && value)
         return add_limit(o, value);
     else if (strcmp(name, "transport") == 0 && value)
@@ -188,6 +200,8 @@ static int set_option(struct options *o, const char *name, const char *value, in
             o->memory = 1;
         else if (strcmp(name, "push-previews") == 0)
             o->previews = 1;
+        else if (strcmp(name, "keep-edits") == 0)
+            o->keep_edits = 1;
         else if (strcmp(name, "reuse-port") == 0)
             o->reuse_port = 1;
         else if (strcmp(name, "verbose") == 0)
@@ -304,6 +318,21 @@ static int report(const char *what, int rc)
     return 1;
 }
 
+/* --reactions: a comma-separated list. */
+static int set_reactions(chat_server_config *cfg, const char *list)
+{
+    char buf[CHAT_REACTIONS_MAX * (CHAT_REACTION_MAX + 1) + 1];
+    const char *emoji[CHAT_REACTIONS_MAX];
+    size_t n = 0;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *e = strtok_r(buf, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+        if (n == CHAT_REACTIONS_MAX)
+            return CHAT_EINVAL;
+        emoji[n++] = e;
+    }
+    return chat_server_config_set_reactions(cfg, emoji, n);
+}
+
 static int make_config(struct options *o, chat_server_config **out)
 {
     chat_server_config *cfg;
@@ -342,8 +371,11 @@ static int make_config(struct options *o, chat_server_config **out)
         goto bad;
     }
     unsigned flags = (o->previews ? CHAT_SERVER_PUSH_PREVIEWS : 0u) |
-                     (o->reuse_port ? CHAT_SERVER_REUSE_PORT : 0u);
+                     (o->reuse_port ? CHAT_SERVER_REUSE_PORT : 0u) |
+                     (o->keep_edits ? CHAT_SERVER_KEEP_EDITS : 0u);
     if (flags && (rc = chat_server_config_set_flags(cfg, flags)))
+        goto bad;
+    if (o->reactions && (rc = set_reactions(cfg, o->reactions)))
         goto bad;
     if (o->media_base_url &&
         (rc = chat_server_config_set_media_base_url(cfg, o->media_base_url)))
@@ -480,6 +512,27 @@ static int cmd_user_add(struct options *o, const char *name)
     return rc ? 1 : 0;
 }
 
+static int cmd_user_delete(struct options *o, const char *name)
+{
+    chat_server_config *cfg;
+    int rc = make_config(o, &cfg);
+    if (rc)
+        return rc;
+    raise_fd_limit();
+    chat_server *srv;
+    rc = chat_server_new(&srv, cfg);
+    chat_server_config_free(cfg);
+    if (rc)
+        return report("cannot open the store", rc);
+    rc = chat_server_user_delete(srv, name);
+    if (rc)
+        report("cannot delete the user", rc);
+    else
+        printf("user %s deleted\n", name);
+    chat_server_free(srv);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     struct options o = {.data_dir = "chat-data", .listen = "127.0.0.1", .port = 7700};
@@ -508,6 +561,8 @@ int main(int argc, char **argv)
             rc = cmd_token(&o, pos[0], pos[1], ttl);
         else if (strcmp(argv[1], "user") == 0 && n_pos == 2 && strcmp(pos[0], "add") == 0)
             rc = cmd_user_add(&o, pos[1]);
+        else if (strcmp(argv[1], "user") == 0 && n_pos == 2 && strcmp(pos[0], "delete") == 0)
+            rc = cmd_user_delete(&o, pos[1]);
         else
             rc = fail("unknown command or wrong arguments: %s (see chatd --help)", argv[1]);
     }

@@ -71,6 +71,9 @@ enum {
     PEND_PRESENCE = 8,
     PEND_PING = 9,
     PEND_MEDIA_URL = 10, /* chat_client_media_url: RESULT with the answer as json */
+    PEND_CHANGE = 11,    /* an edit, delete, reaction or timer: RESULT with its seq */
+    PEND_JSON = 12,      /* a search, a thread's page or receipt: RESULT with the answer as
+                          * json (a page's messages stored) */
 };
 
 typedef struct chat__pend {
@@ -144,6 +147,7 @@ struct chat_client {
     int fetch_inflight;
     int send_inflight;
     int64_t send_retry_at_ms;
+    int64_t expire_check_ms; /* next look for cached messages past their expiry */
 };
 
 /* event.c */

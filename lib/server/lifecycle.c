@@ -301,17 +301,6 @@ static int react_run(chat__txn *tx, chat__req *r, life_args *a, chat_store_conv 
         return chat__req_fail(r, CHAT_EINVAL, "bad_field",
                               "only a text or media message that is not deleted takes "
                               "reactions");
-    if (a->cmid) { /* a retry: its reaction is already as it asked */
-        chat_store_msg dup;
-        int g = tx->ops->msg_find_cmid(tx->st, conv->id, r->user, r->device, a->cmid,
-                                       keep_copy, &dup);
-        if (g == CHAT_OK) {
-            chat__msg_free(&dup);
-            return CHAT_EEXISTS;
-        }
-        if (g != CHAT_ENOTFOUND)
-            return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
-    }
     chat_store_reaction x;
     memset(&x, 0, sizeof x);
     x.conv = conv->id;
@@ -428,6 +417,19 @@ static int life_run(chat__job *job, chat__txn *tx)
     if ((rc = chat__txn_member_fanout(tx, r, &conv, r->user, &me)) != CHAT_OK)
         return rc;
     r->fanout_all_devices = 1;
+    /* A retry of a change stored before is answered as the first time, before any check:
+     * what it changed (a message now deleted, a reaction now on) would refuse it. */
+    if (a->cmid) {
+        chat_store_msg dup;
+        rc = tx->ops->msg_find_cmid(tx->st, conv.id, r->user, r->device, a->cmid, keep_copy,
+                                    &dup);
+        if (rc == CHAT_OK) {
+            chat__msg_free(&dup);
+            return answer_dup(tx, r, conv.id, a->cmid);
+        }
+        if (rc != CHAT_ENOTFOUND)
+            return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+    }
     if (a->op == OP_TIMER)
         return timer_run(tx, r, a, &conv, &me);
     chat_store_msg t, ev;

@@ -87,13 +87,17 @@ def test_edit_refusals(make_server):
     assert by_seq(history_all(a, conv))[seq]["text"] == "the first text"
 
 
-def test_edit_retried_with_its_cmid_is_stored_once(server):
+def test_changes_retried_with_their_cmid_are_stored_once(server):
+    """A retry (its answer lost) is answered as the first time, even where what the first one
+    changed would now refuse it: a deleted message, a reaction already on."""
     a, b, conv, seq = direct(server)
-    f = {"type": "edit", "conv": conv, "seq": seq, "text": "v2", "cmid": cmid("ed")}
-    r1 = ok(a.call(f), conv)
-    r2 = ok(a.call(f), conv)
-    assert r2["seq"] == r1["seq"] and r2.get("dup") is True, (r1, r2)
-    assert [m["kind"] for m in history_all(a, conv)] == ["text", "edit"]
+    for f in ({"type": "edit", "text": "v2"}, {"type": "react", "emoji": THUMBS},
+              {"type": "delete"}):
+        f.update(conv=conv, seq=seq, cmid=cmid(f["type"]))
+        r1 = ok(a.call(f), conv)
+        r2 = ok(a.call(f), conv)
+        assert r2["seq"] == r1["seq"] and r2.get("dup") is True, (r1, r2)
+    assert [m["kind"] for m in history_all(a, conv)] == ["text", "edit", "react", "delete"]
 
 
 # ---- deletes for everyone --------------------------------------------------------------------

@@ -4,7 +4,10 @@
  * libwebsockets on this side). Sends are scheduled at a fixed offered rate, never in response
  * to answers; each message carries its scheduled CLOCK_MONOTONIC send time in its text, and the
  * receiving connection (in this same process) records delivery latency in a log-bucketed
- * histogram. Every run is bounded in time (--max-secs) and in messages (--max-msgs).
+ * histogram. Every message is checked delivered exactly once: its id (the run's counter, the
+ * tail of its cmid) is counted per delivery, and a copy beyond what the scenario expects (one
+ * per recipient) is an error. Every run is bounded in time (--max-secs) and in messages
+ * (--max-msgs).
  *
  * Scenarios (--mode):
  *   pairs    N connections as N/2 pairs of users; each sends to its partner. --rates steps the
@@ -21,9 +24,13 @@
  * The server is either spawned (--spawn 'CMD', run as `taskset -c SERVER_CPU CMD`; it must
  * print "... listening on ADDR:PORT") or given (--port and --server-pid). Tokens: --key-file
  * (the server's key file; minted in-process with chat_server_issue_token) or --relay-tokens (the
- * token is the user name, for bench/relay).
+ * token is the user name, for bench/relay and the other relays).
+ *
+ * --mqtt runs pairs, group and idle against an MQTT broker instead (MQTT 3.1.1 over WebSocket,
+ * QoS 1; see the MQTT section below): the same messages, as the payload of PUBLISH packets.
  */
 #define _GNU_SOURCE
+#include "mqtt.h"
 #include "wsclient.h"
 
 #include <chat/chat.h>
@@ -53,6 +60,10 @@ typedef struct peer {
     int inflight;       /* storm fill: unacked sends */
     int to_send;        /* storm fill: messages still to send */
     int next_target;
+    /* --mqtt: bytes of a packet not complete yet, and the next packet id */
+    unsigned char *mq;
+    size_t mq_len, mq_cap;
+    unsigned pid;
 } peer;
 
 static struct opts {
@@ -64,7 +75,7 @@ static struct opts {
     int rates[64], n_rates;
     int storm_msgs, storm_senders, storm_window;
     int history_convs, history_requests, history_limit;
-    int expect_all, random_cmids;
+    int expect_all, random_cmids, resend_every, mqtt;
 } o = {
     .mode = "pairs", .host = "127.0.0.1", .label = "server", .port = 7700, .server_cpu = 0,
     .cpu = 1, .conns = 1000, .members = 1024, .group_senders = 1, .src_addrs = 250,
@@ -88,6 +99,12 @@ static hist lat;
 static int64_t step_end_ns;
 static long long group_conv = -1;
 static int n_err_printed;
+
+/* Exactly once: deliveries seen per message id (ids are 1..sent_total), against the copies a
+ * message should make (1 in pairs, one per other member in a group). */
+static uint16_t *seen;
+static uint64_t seen_cap, n_dups, n_strays;
+static int copies = 1;
 
 static void die(const char *fmt, ...)
 {
@@ -272,8 +289,13 @@ static void stop_server(void)
 
 /* ---------------- tokens and connections ---------------- */
 
+/* MQTT: a connection's keep-alive, in seconds (0: none; the bench's connections may idle). */
+#define MQTT_KEEPALIVE_S 0
+
 static int auth_frame(const char *user, char *out, size_t cap)
 {
+    if (o.mqtt)
+        return (int)mqtt_connect((unsigned char *)out, user, MQTT_KEEPALIVE_S);
     if (o.relay_tokens)
         return snprintf(out, cap, "{\"type\":\"auth\",\"id\":\"a\",\"v\":1,\"token\":\"%s\"}", user);
     char *tok = NULL;
@@ -323,11 +345,58 @@ static long long json_int_after(const char *s, const char *key)
     return p ? atoll(p + strlen(key)) : -1;
 }
 
+/* The message id in a delivered frame: the last 11 hex digits of its cmid (bench_cmid), 0
+ * when there is none. */
+static uint64_t delivered_id(const char *text, size_t len)
+{
+    const char *c = memmem(text, len, "\"cmid\":\"", 8);
+    if (!c)
+        return 0;
+    c += 8;
+    const char *e = memchr(c, '"', len - (size_t)(c - text));
+    if (!e || e - c < 11)
+        return 0;
+    uint64_t id = 0;
+    for (const char *p = e - 11; p < e; p++) {
+        int v = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+        if (v < 0)
+            return 0;
+        id = id << 4 | (uint64_t)v;
+    }
+    return id;
+}
+
+/* Room to count deliveries of message id (ids only grow). */
+static void seen_reserve(uint64_t id)
+{
+    if (id < seen_cap)
+        return;
+    uint64_t n = seen_cap ? seen_cap : 65536;
+    while (n <= id)
+        n *= 2;
+    uint16_t *p = realloc(seen, n * sizeof *seen);
+    if (!p)
+        die("out of memory for %llu message ids", (unsigned long long)n);
+    memset(p + seen_cap, 0, (n - seen_cap) * sizeof *p);
+    seen = p;
+    seen_cap = n;
+}
+
 static void record_delivery(const char *text, size_t len)
 {
     const char *t = memmem(text, len, "\"text\":\"t=", 10);
     if (!t)
         return; /* an event message */
+    uint64_t id = delivered_id(text, len);
+    if (id == 0 || id > sent_total) {
+        n_strays++; /* not a message this run sent */
+        return;
+    }
+    if (seen[id] >= copies) {
+        n_dups++;
+        return;
+    }
+    seen[id]++;
     int64_t sent = atoll(t + 10), now = mono_ns();
     deliveries++;
     if (now <= step_end_ns)
@@ -340,9 +409,125 @@ static int storm_phase; /* storm: 0 first connect, 1 fill, 2 reconnect and sync 
 static void storm_on_text(peer *p, const char *type, char *text, size_t len);
 static void history_on_text(peer *p, const char *type, char *text, size_t len);
 
+/* ---------------- MQTT 3.1.1 over WebSocket (--mqtt) ---------------- */
+
+/* Each user's connection (client id: the user) subscribes at QoS 1 to its own topic u/USER, or
+ * every member to the group's topic g/1, and is ready once the SUBACK grants QoS 1. A message
+ * is a QoS 1 PUBLISH to the recipient's topic whose payload is the very send frame chat-bench
+ * sends chatd (so the message bytes are the same). The broker's PUBACK is the ack; the PUBLISH
+ * it delivers is the delivery, answered with a PUBACK as a QoS 1 client must. MQTT 3.1.1 has
+ * no "no local": a group's sender receives its own message too, one copy more than chatd
+ * makes. */
+
+static void mqtt_topic(int idx, char *buf, size_t cap)
+{
+    char user[64];
+    if (!strcmp(o.mode, "group"))
+        snprintf(buf, cap, "g/1");
+    else
+        snprintf(buf, cap, "u/%s", user_of(idx, user, sizeof user));
+}
+
+static void mqtt_refused(peer *p, const char *what, int code)
+{
+    n_errors++;
+    if (n_err_printed++ < 5)
+        fprintf(stderr, "chat-bench: connection %d: %s refused (code %d)\n", p->ws.idx, what,
+                code);
+    ws_close(&p->ws, 1000);
+}
+
+static void mqtt_packet(peer *p, const mqtt_pkt *k)
+{
+    unsigned char out[256];
+    switch (k->type) {
+    case MQTT_CONNACK: {
+        if (k->body_len < 2 || k->body[1] != 0) {
+            mqtt_refused(p, "CONNECT", k->body_len < 2 ? -1 : k->body[1]);
+            return;
+        }
+        char topic[80];
+        mqtt_topic(p->ws.idx, topic, sizeof topic);
+        ws_send_text(&p->ws, (char *)out, mqtt_subscribe(out, 1, topic, 1));
+        return;
+    }
+    case MQTT_SUBACK:
+        if (k->body_len < 1 || k->body[0] != 1) {
+            mqtt_refused(p, "SUBSCRIBE at QoS 1", k->body_len < 1 ? -1 : k->body[0]);
+            return;
+        }
+        p->ws.state = WS_AUTHED;
+        p->authed = 1;
+        n_authed++;
+        return;
+    case MQTT_PUBLISH:
+        record_delivery((const char *)k->body, k->body_len);
+        if (k->flags >> 1 & 3)
+            ws_send_text(&p->ws, (char *)out, mqtt_puback(out, k->pid));
+        return;
+    case MQTT_PUBACK:
+        n_acks++;
+        return;
+    default:
+        n_other++;
+    }
+}
+
+static void mqtt_keep(peer *p, const unsigned char *b, size_t n)
+{
+    if (p->mq_len + n > p->mq_cap) {
+        size_t cap = p->mq_cap ? p->mq_cap : 4096;
+        while (cap < p->mq_len + n)
+            cap *= 2;
+        unsigned char *nb = realloc(p->mq, cap);
+        if (!nb)
+            die("out of memory");
+        p->mq = nb;
+        p->mq_cap = cap;
+    }
+    memcpy(p->mq + p->mq_len, b, n);
+    p->mq_len += n;
+}
+
+/* WebSocket messages carry a byte stream: a packet may span messages, a message hold several. */
+static void mqtt_on_bytes(peer *p, const unsigned char *b, size_t n)
+{
+    if (p->mq_len) {
+        mqtt_keep(p, b, n);
+        b = p->mq;
+        n = p->mq_len;
+    }
+    size_t off = 0;
+    long l = 0;
+    mqtt_pkt k;
+    while (p->ws.state != WS_CLOSED && off < n && (l = mqtt_parse(b + off, n - off, &k)) > 0) {
+        mqtt_packet(p, &k);
+        off += (size_t)l;
+    }
+    if (p->ws.state == WS_CLOSED) {
+        p->mq_len = 0;
+        return;
+    }
+    if (l < 0) {
+        mqtt_refused(p, "a malformed packet", -1);
+        p->mq_len = 0;
+        return;
+    }
+    if (b == p->mq) {
+        memmove(p->mq, p->mq + off, n - off);
+        p->mq_len = n - off;
+    } else if (off < n) {
+        mqtt_keep(p, b + off, n - off);
+    }
+}
+
 static void on_text(wsconn *c, char *text, size_t len)
 {
     peer *p = (peer *)c;
+    if (o.mqtt) {
+        mqtt_on_bytes(p, (unsigned char *)text, len);
+        return;
+    }
     if (len < 10 || strncmp(text, "{\"type\":\"", 9) != 0) {
         n_other++;
         return;
@@ -385,6 +570,7 @@ static void on_text(wsconn *c, char *text, size_t len)
 static void on_close(wsconn *c, int code, int expected)
 {
     peer *p = (peer *)c;
+    p->mq_len = 0;
     if (!p->authed && !p->failed) {
         p->failed = 1;
         n_failed++;
@@ -439,6 +625,7 @@ static int send_one(int sender, int64_t stamp)
     char buf[8192];
     int n;
     unsigned long long id = ++sent_total;
+    seen_reserve(id);
     if (!strcmp(o.mode, "group"))
         n = snprintf(buf, sizeof buf,
                      "{\"type\":\"send\",\"id\":\"%llu\",\"conv\":%lld,\"cmid\":\"%s\","
@@ -449,7 +636,20 @@ static int send_one(int sender, int64_t stamp)
                      "{\"type\":\"send\",\"id\":\"%llu\",\"to\":\"u%d\",\"cmid\":\"%s\","
                      "\"text\":\"t=%lld %s\"}",
                      id, p->partner, bench_cmid(cmid, id), (long long)stamp, pad);
-    return ws_send_text(&p->ws, buf, (size_t)n);
+    const char *out = buf;
+    size_t len = (size_t)n;
+    if (o.mqtt) {
+        static unsigned char pub[sizeof buf + 128];
+        char topic[80];
+        mqtt_topic(p->partner, topic, sizeof topic);
+        p->pid = p->pid % 65535 + 1; /* 1..65535: far more than a connection has unacked */
+        len = mqtt_publish(pub, sizeof pub, topic, 1, p->pid, buf, len);
+        out = (const char *)pub;
+    }
+    /* --resend-every: the same message again, as a client that lost the ack retries it. */
+    if (o.resend_every > 0 && id % (unsigned long long)o.resend_every == 0)
+        ws_send_text(&p->ws, out, len);
+    return ws_send_text(&p->ws, out, len);
 }
 
 typedef struct step_result {
@@ -472,7 +672,8 @@ static step_result run_step(int rate, int n_senders, int per_msg)
     step_result r = {0};
     r.rate = rate;
     hist_reset(&lat);
-    uint64_t d0 = deliveries, e0 = n_errors, c0 = ws_stats.closes, s0 = sent_total;
+    uint64_t d0 = deliveries, e0 = n_errors + n_dups + n_strays, c0 = ws_stats.closes;
+    uint64_t s0 = sent_total;
     deliveries_in_window = 0;
     proc_sample a = sample_server();
     double g0 = self_cpu_s();
@@ -522,7 +723,7 @@ static step_result run_step(int rate, int n_senders, int per_msg)
     r.p99 = hist_q(&lat, 0.99);
     r.p999 = hist_q(&lat, 0.999);
     r.max = lat.max;
-    r.errors = n_errors - e0 + failed_sends;
+    r.errors = n_errors + n_dups + n_strays - e0 + failed_sends;
     r.closes = ws_stats.closes - c0;
     r.lost = r.expected > r.delivered ? r.expected - r.delivered : 0;
     printf("%-14s %6d %9d %9.0f %11.0f %8.2f %8.2f %8.2f %8.2f %7llu %6llu %6llu %7.0f %7.0f "
@@ -546,8 +747,9 @@ static int run_stepped(void)
     } else {
         n_peers = o.members;
         n_senders = o.group_senders < 1 ? 1 : o.group_senders > n_peers ? n_peers : o.group_senders;
-        per_msg = n_peers - 1;
+        per_msg = o.mqtt ? n_peers : n_peers - 1; /* MQTT: the sender's own copy too */
     }
+    copies = per_msg;
     int64_t t_open = mono_ns();
     int ok = open_peers(0, n_peers, 120);
     printf("# %d/%d connections authenticated in %.2f s\n", ok, n_peers,
@@ -555,7 +757,10 @@ static int run_stepped(void)
     if (ok != n_peers)
         die("only %d of %d connections authenticated (errors %llu)", ok, n_peers,
             (unsigned long long)n_errors);
-    if (!strcmp(o.mode, "group")) {
+    if (!strcmp(o.mode, "group") && o.mqtt) {
+        group_conv = 1; /* the topic g/1, subscribed to by every member */
+        printf("# group topic g/1 with %d subscribed members; %d sender(s)\n", n_peers, n_senders);
+    } else if (!strcmp(o.mode, "group")) {
         /* g0 creates the group with every other member; the answer carries its id. */
         size_t cap = (size_t)n_peers * 16 + 256;
         char *buf = malloc(cap);
@@ -632,7 +837,11 @@ static int run_stepped(void)
                "srv_cpu=0 bound_ms=%.0f text=%d\n",
                o.label, o.mode, n_peers, o.p99_stop_ms, o.text_bytes);
     (void)bad;
-    if (o.expect_all && (total_lost || total_err || total_closes || !have_best)) {
+    printf("# exactly once: %llu duplicate deliveries, %llu deliveries of messages this run did "
+           "not send\n",
+           (unsigned long long)n_dups, (unsigned long long)n_strays);
+    if (o.expect_all &&
+        (total_lost || total_err || total_closes || !have_best || n_dups || n_strays)) {
         printf("FAIL: lost %llu, errors %llu, closes %llu\n", (unsigned long long)total_lost,
                (unsigned long long)total_err, (unsigned long long)total_closes);
         return 1;
@@ -804,6 +1013,7 @@ static int run_storm(void)
                 /* round-robin over this sender's targets: target j, j+s, j+2s, ... */
                 char buf[sizeof pad + 256], cmid[32];
                 unsigned long long id = ++sent_total;
+                seen_reserve(id);
                 int n = snprintf(buf, sizeof buf,
                                  "{\"type\":\"send\",\"id\":\"%llu\",\"to\":\"t%d\",\"cmid\":"
                                  "\"%s\",\"text\":\"t=0 offline message %s\"}",
@@ -940,10 +1150,13 @@ static const char usage[] =
     "server:  --spawn 'CMD' (run pinned to --server-cpu, default 0) | --port N --server-pid PID\n"
     "         --host 127.0.0.1  --cpu N (generator cpu, default 1)  --label NAME\n"
     "tokens:  --key-file FILE (the server's token keys) | --relay-tokens (token = user name)\n"
+    "         | --mqtt (an MQTT 3.1.1 broker over WebSocket, QoS 1: pairs, group, idle)\n"
     "load:    --conns N (pairs, idle, storm users; default 1000)  --members M (group, 1024)\n"
     "         --group-senders K (1)  --rates R1,R2,... (offered msgs/s per step)\n"
     "         --step-secs S (3)  --drain-secs S (2)  --p99-stop-ms MS (100)  --text-bytes N (40)\n"
     "         --random-cmids (message ids in no order, instead of time first as the client's)\n"
+    "         --resend-every N (send every Nth message twice, as a client retrying it: a server\n"
+    "         that dedupes by cmid delivers it once, any other twice, which counts as errors)\n"
     "         --storm-msgs N (100)  --storm-senders S (100)  --storm-window W (64)\n"
     "         --history-convs C (10)  --history-requests N (5000)  --history-limit L (50)\n"
     "bounds:  --max-secs S (300)  --max-msgs N (20000000)  --max-connecting N (512)\n"
@@ -975,8 +1188,10 @@ int main(int argc, char **argv)
         else if (ARG("--label")) o.label = v;
         else if (ARG("--key-file")) o.key_file = v;
         else if (!strcmp(a, "--relay-tokens")) o.relay_tokens = 1;
+        else if (!strcmp(a, "--mqtt")) o.mqtt = 1;
         else if (!strcmp(a, "--expect-all")) o.expect_all = 1;
         else if (!strcmp(a, "--random-cmids")) o.random_cmids = 1;
+        else if (ARG("--resend-every")) o.resend_every = atoi(v);
         else if (ARG("--conns")) o.conns = atoi(v);
         else if (ARG("--members")) o.members = atoi(v);
         else if (ARG("--group-senders")) o.group_senders = atoi(v);
@@ -1018,8 +1233,14 @@ int main(int argc, char **argv)
     for (int i = 0; i < o.n_rates; i++)
         if (o.rates[i] <= 0)
             die("rates must be positive");
-    if (!o.key_file && !o.relay_tokens)
-        die("give --key-file FILE (chatd's token keys) or --relay-tokens");
+    if (!o.key_file && !o.relay_tokens && !o.mqtt)
+        die("give --key-file FILE (chatd's token keys), --relay-tokens or --mqtt");
+    if (o.mqtt && strcmp(o.mode, "pairs") && strcmp(o.mode, "group") && strcmp(o.mode, "idle"))
+        die("--mqtt runs the pairs, group and idle scenarios only");
+    if (o.mqtt) {
+        ws_subprotocol = "mqtt";
+        ws_binary = 1;
+    }
     if (o.text_bytes < 0 || o.text_bytes > 4000)
         die("--text-bytes must be 0..4000");
     memset(pad, 'x', (size_t)o.text_bytes);
@@ -1087,14 +1308,23 @@ int main(int argc, char **argv)
     proc_sample end = sample_server();
     if (o.server_pid > 0)
         printf("# server at end: RSS %ld KiB, HWM %ld KiB, CPU %.2f s; generator CPU %.2f s; "
-               "frames in %llu out %llu\n",
+               "frames in %llu out %llu, payload bytes in %llu out %llu\n",
                end.rss_kb, end.hwm_kb, end.cpu_s, self_cpu_s(),
-               (unsigned long long)ws_stats.frames_in, (unsigned long long)ws_stats.frames_out);
+               (unsigned long long)ws_stats.frames_in, (unsigned long long)ws_stats.frames_out,
+               (unsigned long long)ws_stats.bytes_in, (unsigned long long)ws_stats.bytes_out);
     if (o.server_pid > 0)
         print_server_threads();
+    for (int i = 0; i < cap; i++) {
+        if (peers[i].ws.state == WS_FREE || peers[i].ws.state == WS_CLOSED)
+            continue;
+        if (o.mqtt) {
+            unsigned char d[2];
+            ws_send_text(&peers[i].ws, (char *)d, mqtt_disconnect(d));
+        }
+        ws_close(&peers[i].ws, 1000);
+    }
     for (int i = 0; i < cap; i++)
-        if (peers[i].ws.state != WS_FREE && peers[i].ws.state != WS_CLOSED)
-            ws_close(&peers[i].ws, 1000);
+        free(peers[i].mq);
     stop_server();
     chat_server_free(token_srv);
     free(peers);

@@ -7,6 +7,7 @@
  *   history-fill DIR [MESSAGES (1000000)] [CONVS (10)] [QUERIES (20000)]
  */
 #include <chat/chat.h>
+#include <chat/sys/store.h>
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,21 +1,17 @@
-/* relay: the ceiling chatd is measured against. A minimal WebSocket relay on the same
- * libwebsockets (4.1.6) and the same libuv event loop as chatd, with a 4096-byte rx buffer
- * (--rx 256 is chatd's), chatd's 1 MiB cap on one send() and chatd's write path: shared,
- * refcounted frames written at once when nothing is queued, else queued and written up to 64
- * per WRITEABLE. It parses no JSON and stores nothing: each message in is forwarded, bytes
- * unchanged, to its target.
- *
- * Just enough of doc/protocol.md for chat-bench to drive it (run chat-bench with --relay-tokens):
- *   auth          the token is the user name; answers {"type":"auth_ok",...}
- *   send "to"     the frame as received goes to that user's connection (a string search)
- *   send "conv"   the frame goes to every member of the one group except the sender
- *   group_create  remembers the members list (strings) as group 1; answers {"type":"conv",...}
- *   every send is answered {"type":"ack","re":ID} unless --no-ack (chatd acks every send too)
+/* relay: the ceiling chatd is measured against. A minimal WebSocket relay on libwebsockets
+ * (4.1.6) and a libuv event loop, as chatd ran before its native transport, with a 4096-byte rx
+ * buffer (--rx 256 was chatd's), chatd's 1 MiB cap on one send() and chatd's write path then:
+ * shared, refcounted frames written at once when nothing is queued, else queued and written up
+ * to 64 per WRITEABLE. It parses no JSON and stores nothing: each message in is
+ * forwarded, bytes unchanged, to its target. The protocol subset it speaks is relay_proto.h's;
+ * --no-ack forwards only (the raw limit of libwebsockets on this loop).
  *
  *   relay [--listen 127.0.0.1] [--port 0] [--rx 4096] [--no-ack] [--queued-writes]
  * prints "relay listening on ADDR:PORT".
  */
 #define _GNU_SOURCE
+#include "relay_proto.h"
+
 #include <libwebsockets.h>
 #include <uv.h>
 
@@ -31,7 +27,6 @@
  * WRITEABLE callback writes up to 64 frames. --queued-writes restores one frame per
  * WRITEABLE, always through the queue (chatd's earlier write path, for comparison). */
 static int direct_writes = 1;
-#define MAP_SLOTS (1u << 16)
 
 typedef struct rframe {
     int refs;
@@ -40,9 +35,8 @@ typedef struct rframe {
 } rframe;
 
 typedef struct rconn {
+    rp_conn rp; /* first: an rp_conn* is an rconn* */
     struct lws *wsi;
-    char user[65];
-    int authed;
     rframe **q; /* ring, grown on demand up to QMAX (idle connections hold none) */
     int q_head, q_count, q_cap;
     char *rx;
@@ -53,37 +47,7 @@ struct pss {
     rconn *c;
 };
 
-static struct {
-    char *user;
-    rconn *c;
-} map[MAP_SLOTS];
-
-static char **group;
-static int group_n;
-static int opt_ack = 1;
 static unsigned long long dropped, forwarded;
-
-static uint32_t hash(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
-
-static unsigned slot_of(const char *u, size_t n)
-{
-    unsigned i = hash(u, n) & (MAP_SLOTS - 1);
-    while (map[i].user && !(strlen(map[i].user) == n && !memcmp(map[i].user, u, n)))
-        i = (i + 1) & (MAP_SLOTS - 1);
-    return i;
-}
-
-static rconn *lookup(const char *u, size_t n)
-{
-    unsigned i = slot_of(u, n);
-    return map[i].user ? map[i].c : NULL;
-}
 
 static rframe *frame_new(const char *p, size_t n)
 {
@@ -138,116 +102,24 @@ static void enqueue(rconn *c, rframe *f)
     lws_callback_on_writable(c->wsi);
 }
 
-static void reply(rconn *c, const char *text, size_t n)
+static void reply(rp_conn *c, const char *text, size_t n)
 {
     rframe *f = frame_new(text, n);
     if (!f)
         return;
-    enqueue(c, f);
+    enqueue((rconn *)c, f);
     frame_unref(f);
 }
 
-/* The string value of "key":"..." in a frame, as a pointer and length into it. */
-static const char *str_field(const char *m, size_t len, const char *key, size_t *out_len)
+/* One frame shared by every target's queue. */
+static void forward(rp_conn *const *to, int n, const char *data, size_t len)
 {
-    char pat[32];
-    int pl = snprintf(pat, sizeof pat, "\"%s\":\"", key);
-    const char *p = memmem(m, len, pat, (size_t)pl);
-    if (!p)
-        return NULL;
-    p += pl;
-    const char *e = memchr(p, '"', len - (size_t)(p - m));
-    if (!e)
-        return NULL;
-    *out_len = (size_t)(e - p);
-    return p;
-}
-
-static void on_message(rconn *c, const char *m, size_t len)
-{
-    size_t tl = 0, il = 0;
-    const char *type = str_field(m, len, "type", &tl);
-    const char *id = str_field(m, len, "id", &il);
-    char out[512];
-    if (il > 64)
-        il = 64;
-    if (!type)
+    rframe *f = frame_new(data, len);
+    if (!f)
         return;
-    if (!c->authed) {
-        size_t ul;
-        const char *u = str_field(m, len, "token", &ul);
-        if (!u || ul == 0 || ul > 64 || tl != 4 || memcmp(type, "auth", 4))
-            return;
-        memcpy(c->user, u, ul);
-        c->user[ul] = '\0';
-        c->authed = 1;
-        unsigned s = slot_of(u, ul);
-        if (!map[s].user)
-            map[s].user = strdup(c->user);
-        map[s].c = c;
-        int n = snprintf(out, sizeof out,
-                         "{\"type\":\"auth_ok\",\"re\":\"%.*s\",\"v\":1,\"user\":\"%s\","
-                         "\"device\":\"d\",\"ts\":0,\"cursor\":0}",
-                         (int)il, id ? id : "", c->user);
-        reply(c, out, (size_t)n);
-        return;
-    }
-    if (tl == 4 && !memcmp(type, "send", 4)) {
-        rframe *f = frame_new(m, len);
-        if (!f)
-            return;
-        size_t tol;
-        const char *to = str_field(m, len, "to", &tol);
-        if (to) {
-            enqueue(lookup(to, tol), f);
-        } else {
-            for (int i = 0; i < group_n; i++)
-                if (strcmp(group[i], c->user))
-                    enqueue(lookup(group[i], strlen(group[i])), f);
-        }
-        frame_unref(f);
-        if (opt_ack) {
-            int n = snprintf(out, sizeof out, "{\"type\":\"ack\",\"re\":\"%.*s\"}", (int)il,
-                             id ? id : "");
-            reply(c, out, (size_t)n);
-        }
-        return;
-    }
-    if (tl == 12 && !memcmp(type, "group_create", 12)) {
-        for (int i = 0; i < group_n; i++)
-            free(group[i]);
-        free(group);
-        group_n = 0;
-        group = malloc(sizeof *group * 2048);
-        group[group_n++] = strdup(c->user);
-        const char *p = memmem(m, len, "\"members\":[", 11);
-        const char *end = m + len;
-        if (p) {
-            p += 11;
-            while (p < end && *p != ']' && group_n < 2048) {
-                const char *q = memchr(p, '"', (size_t)(end - p));
-                if (!q)
-                    break;
-                const char *e = memchr(q + 1, '"', (size_t)(end - q - 1));
-                if (!e)
-                    break;
-                group[group_n++] = strndup(q + 1, (size_t)(e - q - 1));
-                p = e + 1;
-                while (p < end && (*p == ',' || *p == ' '))
-                    p++;
-            }
-        }
-        int n = snprintf(out, sizeof out,
-                         "{\"type\":\"conv\",\"re\":\"%.*s\",\"conv\":{\"conv\":1,\"kind\":\"group\"}}",
-                         (int)il, id ? id : "");
-        reply(c, out, (size_t)n);
-        return;
-    }
-    int n = snprintf(out, sizeof out,
-                     "{\"type\":\"error\",\"re\":\"%.*s\",\"code\":\"ENOTSUP\",\"reason\":"
-                     "\"unknown_type\",\"message\":\"the relay does not do that\"}",
-                     (int)il, id ? id : "");
-    reply(c, out, (size_t)n);
+    for (int i = 0; i < n; i++)
+        enqueue((rconn *)to[i], f);
+    frame_unref(f);
 }
 
 static int on_receive(rconn *c, struct lws *wsi, const char *in, size_t len)
@@ -268,7 +140,7 @@ static int on_receive(rconn *c, struct lws *wsi, const char *in, size_t len)
     c->rx_len += len;
     if (lws_remaining_packet_payload(wsi) || !lws_is_final_fragment(wsi))
         return 0;
-    on_message(c, c->rx, c->rx_len);
+    rp_message(&c->rp, c->rx, c->rx_len);
     c->rx_len = 0;
     if (c->rx_cap > 4096) {
         free(c->rx);
@@ -313,11 +185,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLOSED:
         if (p->c) {
             rconn *c = p->c;
-            if (c->authed) {
-                unsigned s = slot_of(c->user, strlen(c->user));
-                if (map[s].c == c)
-                    map[s].c = NULL;
-            }
+            rp_closed(&c->rp);
             while (c->q_count) {
                 frame_unref(c->q[c->q_head]);
                 c->q_head = (c->q_head + 1) % c->q_cap;
@@ -354,7 +222,7 @@ static void on_sigterm(int sig)
 int main(int argc, char **argv)
 {
     const char *listen = "127.0.0.1";
-    int port = 0;
+    int port = 0, ack = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--listen") && i + 1 < argc)
             listen = argv[++i];
@@ -365,7 +233,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--queued-writes"))
             direct_writes = 0;
         else if (!strcmp(argv[i], "--no-ack"))
-            opt_ack = 0;
+            ack = 0;
         else {
             fprintf(stderr, "usage: relay [--listen ADDR] [--port N] [--rx BYTES] [--no-ack] [--queued-writes]\n");
             return 2;
@@ -379,6 +247,7 @@ int main(int argc, char **argv)
     signal(SIGTERM, on_sigterm);
     signal(SIGINT, on_sigterm);
     lws_set_log_level(LLL_ERR, NULL);
+    rp_setup(&(rp_io){reply, forward}, ack);
 
     static uv_loop_t loop;
     uv_loop_init(&loop);

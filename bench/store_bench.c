@@ -6,6 +6,7 @@
  *   store-bench [DIR] [SECONDS_PER_CASE]
  */
 #include <chat/chat.h>
+#include <chat/sys/store.h>
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,22 +1,34 @@
-# Summary of a run-all.sh log (awk -v tops=... -f summary.awk LOG): the ceilings, each as a
-# ratio to the relay of the same run, then the server CPU per delivered message at the highest
-# rate a server and the relay both passed. The second is the steadier measure: a ceiling is one
-# step of a noisy machine, the cost per message is averaged over a whole step below it.
+# Summary of a run-all.sh log (awk -v tops=... -v fixed=... -f summary.awk LOG): every
+# server of a 1:1 or group scenario against the raw relay of the same run (label relay-raw:
+# forward only, the physical limit of the loop), and against the acking relay (relay-ack,
+# which pays chatd's second write). Four tables:
+#   ceilings   the highest delivered rate each run passed, as a ratio to both relays
+#   CPU        server CPU per delivered message at the highest offered rate both the server
+#              and the raw relay passed, as a multiple of the raw relay's
+#   medians    (ROUNDS > 1) each ratio's median over the rounds, every round's in brackets
+#   headline   server CPU per delivered message at the fixed offered rates (below every
+#              ceiling: steady on a noisy machine), then the ceiling; medians over the rounds
 #
-# tops: "MODE CONNS=TOP_RATE;..." the top step of each grid (a server that passed it has a
-# higher ceiling than the table shows).
+# Variables: tops "MODE CONNS=TOP_RATE;..." the top step of each grid (a server that passed it
+# has a higher ceiling than the table shows); fixed "R1,R2" the headline's rates (5000,15000);
+# base and ack, the two relays' labels (relay-raw, relay-ack).
 #
 # A step line is chat-bench's: label conns offered sent delivered p50 p99 p99.9 max lost errs
-# closes srvCPU% genCPU% srvRSSMB. Its run's RESULT line follows it and gives the mode and bound.
-# A run whose texts are not the default 40 bytes is a scenario of its own: its mode is shown as
-# MODE/tN (e.g. pairs/t100), so its servers pair with the relay run at the same text size.
+# closes srvCPU% genCPU% srvRSSMB. Its run's RESULT line follows it and gives the mode, bound
+# and text size. A run whose texts are not the default 40 bytes is a scenario of its own: its
+# mode is shown as MODE/tN (e.g. pairs/t100), so its servers pair with relays at that size. A
+# step passes with p99 under its run's bound, nothing lost, no error and no close.
 #
-# A log of several rounds (run-all.sh with ROUNDS=N writes "## round K of N" before each) is
-# summarised round by round, each server against the relay of its own round, then the median
-# of each ratio over the rounds: one round's ratio moves by 10-30 % on these machines.
+# A log of several rounds (run-all.sh with ROUNDS=N writes "## round K of N" before each) pairs
+# each server with the relays of its own round: one round's ratio moves by 10-30 % on these
+# machines, so the medians are the figures to read.
 
 BEGIN {
     rnd = 1 # a log without round lines is one round
+    if (base == "") base = "relay-raw"
+    if (ack == "") ack = "relay-ack"
+    if (fixed == "") fixed = "5000,15000"
+    nf = split(fixed, fx, ",")
     nt = split(tops, t, ";")
     for (i = 1; i <= nt; i++) { split(t[i], kv, "="); top[kv[1]] = kv[2] }
 }
@@ -37,14 +49,16 @@ NF == 15 && $2 ~ /^[0-9]+$/ && $3 ~ /^[0-9]+$/ && $5 ~ /^[0-9]+$/ {
     if (f["mode"] == "pairs" || f["mode"] == "group") {
         mode = f["mode"] (f["text"] != "" && f["text"] != 40 ? "/t" f["text"] : "")
         key = mode " " f["conns"]
-        if (f["label"] == "relay") relay[key, rnd] = f["best_delivered"]
-        row[++n] = sprintf("%-10s %6s %-15s %12s %10s %8s", mode, f["conns"], f["label"],
-                           f["best_delivered"], f["p99_ms"], f["srv_cpu"])
-        rk[n] = key; rv[n] = f["best_delivered"]; rl[n] = f["label"]; rr[n] = rnd
-        at_top[n] = (f["best_offered"] == top[key])
+        who = key SUBSEP f["label"]
+        id = who SUBSEP rnd
+        if (!(who in seen)) { seen[who] = 1; servers[++nsv] = who }
+        if (!(id in ceil)) order[++nr] = id
+        ceil[id] = f["best_delivered"]
+        row[id] = sprintf("%-10s %6s %-15s %12s %10s %8s", mode, f["conns"], f["label"],
+                          f["best_delivered"], f["p99_ms"], f["srv_cpu"])
+        mark[id] = (f["best_offered"] == top[key] ? "  *" : "") \
+                   (f["bound_ms"] != 100 ? "  (p99 bound " f["bound_ms"] " ms)" : "")
         # The run's passed steps: CPU microseconds per delivered message, by offered rate.
-        id = key SUBSEP f["label"] SUBSEP rnd
-        if (!(id in runs)) { runs[id] = 1; order[++nr] = id }
         for (i = 1; i <= ns; i++)
             if (s_ok[i] && s_p99[i] <= f["bound_ms"] + 0 && s_deliv[i] > 0)
                 cost[id, s_rate[i]] = s_cpu[i] * 1e4 / s_deliv[i]
@@ -70,71 +84,131 @@ function median(v, n,    i, j, x) {
     }
     return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 }
-# Remember one round's ratio of a server (for the medians), in first-seen order of servers.
-function keep(tab, who, r, x) {
-    if (!(who in seen)) { seen[who] = 1; servers[++nsv] = who }
-    tab[who, r] = x
+# The run of relay label rl in the scenario and round of run id.
+function relay_of(id, rl,    p) {
+    split(id, p, SUBSEP)
+    return p[1] SUBSEP rl SUBSEP p[3]
+}
+# A ceiling ratio to relay rl ("" when that relay did not run or passed nothing).
+function ceil_ratio(id, rl,    r) {
+    r = relay_of(id, rl)
+    return (r in ceil) && ceil[r] > 0 ? ceil[id] / ceil[r] : ""
+}
+# The highest offered rate run id and the raw relay both passed (0: none).
+function common_rate(id,    r, c, q, best) {
+    r = relay_of(id, base)
+    best = 0
+    for (c in cost) {
+        split(c, q, SUBSEP)
+        if (q[1] SUBSEP q[2] SUBSEP q[3] == id && q[4] + 0 > best && ((r, q[4]) in cost))
+            best = q[4] + 0
+    }
+    return best
+}
+# CPU per message of run id at rate as a multiple of the raw relay's ("" when either is missing).
+function cost_ratio(id, rate,    r) {
+    r = relay_of(id, base)
+    if (!((id, rate) in cost) || !((r, rate) in cost) || cost[r, rate] <= 0)
+        return ""
+    return cost[id, rate] / cost[r, rate]
+}
+function fmt(x, spec) { return x == "" ? "-" : sprintf(spec, x) }
+# The median over the rounds of what val(kind) gives for server who, with each round's value
+# in brackets (each[who] after the call).
+function over_rounds(who, kind, arg, spec,    r, k, x, v, e) {
+    k = 0; e = ""
+    for (r = 1; r <= (rounds ? rounds : 1); r++) {
+        x = ""
+        if ((who SUBSEP r) in ceil) x = value(who SUBSEP r, kind, arg)
+        if (x != "") v[++k] = x
+        e = e (r > 1 ? " " : "") fmt(x, spec)
+    }
+    each = "[" e "]"
+    return k ? median(v, k) : ""
+}
+function value(id, kind, arg) {
+    if (kind == "ceil") return ceil[id] # 0: passed no step
+    if (kind == "ceil_x") return ceil_ratio(id, arg)
+    if (kind == "cost") return ((id, arg) in cost) ? cost[id, arg] : ""
+    if (kind == "cost_x") return cost_ratio(id, arg)
+    if (kind == "common_x") return cost_ratio(id, common_rate(id))
+    return ""
 }
 END {
     print ""
-    print "== summary: highest delivered rate with p99 under the bound, no loss, no error =="
-    printf "%-10s %6s %-15s %12s %10s %8s %8s\n", "mode", "conns", "server", "delivered/s", "p99 ms", "srvCPU%", "x relay"
-    for (i = 1; i <= n; i++) {
-        if (rounds > 1 && rr[i] != rr[i - 1]) printf "-- round %d\n", rr[i]
-        r = relay[rk[i], rr[i]]
-        printf "%s %8s%s\n", row[i], (r > 0 ? sprintf("%.2f", rv[i] / r) : "-"), (at_top[i] ? "  *" : "")
-        marked += at_top[i]
-        if (r > 0 && rl[i] != "relay") keep(ceil_x, rk[i] SUBSEP rl[i], rr[i], rv[i] / r)
+    print "== ceilings: highest delivered rate with p99 under the bound, no loss, no error =="
+    printf "%-10s %6s %-15s %12s %10s %8s %7s %7s\n", "mode", "conns", "server", "delivered/s",
+           "p99 ms", "srvCPU%", "x raw", "x ack"
+    last = 0
+    for (i = 1; i <= nr; i++) {
+        id = order[i]
+        split(id, p, SUBSEP)
+        if (rounds > 1 && p[3] != last) printf "-- round %d\n", last = p[3]
+        printf "%s %7s %7s%s\n", row[id], fmt(ceil_ratio(id, base), "%.2f"),
+               fmt(ceil_ratio(id, ack), "%.2f"), mark[id]
+        marked += mark[id] ~ /\*/
     }
     if (marked)
         print "* passed the top step of its grid: the ceiling is higher (raise RATES_*); a ratio to such a relay is too high"
     for (i = 1; i <= m; i++) print other[i]
 
     print ""
-    print "== server CPU per delivered message at the highest offered rate both the server and the relay passed =="
-    printf "%-10s %6s %-15s %10s %10s %10s %12s\n", "mode", "conns", "server", "at rate", "us/msg", "relay us", "relay/server"
+    print "== server CPU per delivered message at the highest offered rate both the server and the raw relay passed =="
+    printf "%-10s %6s %-15s %10s %10s %10s %8s\n", "mode", "conns", "server", "at rate", "us/msg",
+           "raw us", "x raw"
+    last = 0
     for (i = 1; i <= nr; i++) {
-        split(order[i], p, SUBSEP)
-        if (rounds > 1 && p[3] != last_round) printf "-- round %d\n", last_round = p[3]
-        if (p[2] == "relay") continue
-        rid = p[1] SUBSEP "relay" SUBSEP p[3]
-        best = 0
-        for (c in cost) {
-            split(c, q, SUBSEP)
-            if (q[1] SUBSEP q[2] SUBSEP q[3] == order[i] && q[4] + 0 > best &&
-                ((rid, q[4]) in cost))
-                best = q[4] + 0
-        }
+        id = order[i]
+        split(id, p, SUBSEP)
+        if (rounds > 1 && p[3] != last) printf "-- round %d\n", last = p[3]
+        if (p[2] == base) continue
         split(p[1], mk, " ")
-        if (best == 0) {
+        rate = common_rate(id)
+        if (rate == 0) {
             printf "%-10s %6s %-15s %10s\n", mk[1], mk[2], p[2], "-"
             continue
         }
-        us = cost[order[i], best]; ru = cost[rid, best]
-        printf "%-10s %6s %-15s %10d %10.2f %10.2f %12.2f\n", mk[1], mk[2], p[2], best, us, ru,
-               (us > 0 ? ru / us : 0)
-        if (us > 0) keep(cost_x, p[1] SUBSEP p[2], p[3], ru / us)
+        printf "%-10s %6s %-15s %10d %10.2f %10.2f %8s\n", mk[1], mk[2], p[2], rate,
+               cost[id, rate], cost[relay_of(id, base), rate], fmt(cost_ratio(id, rate), "%.2f")
     }
-    if (rounds < 2)
-        exit
+
+    if (rounds > 1) {
+        print ""
+        printf "== median over %d rounds of each ratio to the raw relay of the same round", rounds
+        print " (each round's in brackets) =="
+        printf "%-10s %6s %-15s %8s %-24s %8s\n", "mode", "conns", "server", "ceiling", "", "per msg"
+        for (i = 1; i <= nsv; i++) {
+            split(servers[i], p, SUBSEP)
+            if (p[2] == base) continue
+            split(p[1], mk, " ")
+            line = sprintf("%-10s %6s %-15s", mk[1], mk[2], p[2])
+            x = over_rounds(servers[i], "ceil_x", base, "%.2f")
+            line = line sprintf(" %8s %-24s", fmt(x, "%.2f"), each)
+            x = over_rounds(servers[i], "common_x", "", "%.2f")
+            line = line sprintf(" %8s %-24s", fmt(x, "%.2f"), each)
+            sub(/ +$/, "", line)
+            print line
+        }
+    }
+
     print ""
-    printf "== median over %d rounds of each ratio to the relay of the same round", rounds
-    print " (each round's in brackets) =="
-    printf "%-10s %6s %-15s %8s %-24s %8s\n", "mode", "conns", "server", "ceiling", "", "per msg"
+    printf "== headline: server CPU per delivered message (us) at fixed offered rates, then the ceiling"
+    print (rounds > 1 ? sprintf("; medians over %d rounds", rounds) : "") " =="
+    print "(x raw: against the raw relay of the same round, at the same rate; x ack: the acking relay; - : not passed)"
+    hdr = sprintf("%-10s %6s %-15s", "mode", "conns", "server")
+    for (j = 1; j <= nf; j++)
+        hdr = hdr sprintf(" %9s %6s", "us@" fx[j], "x raw")
+    print hdr sprintf(" %12s %6s %6s", "ceiling/s", "x raw", "x ack")
     for (i = 1; i <= nsv; i++) {
         split(servers[i], p, SUBSEP)
         split(p[1], mk, " ")
         line = sprintf("%-10s %6s %-15s", mk[1], mk[2], p[2])
-        for (tb = 1; tb <= 2; tb++) {
-            k = 0; each = ""
-            for (r = 1; r <= rounds; r++) {
-                has = tb == 1 ? ((servers[i], r) in ceil_x) : ((servers[i], r) in cost_x)
-                if (has) v[++k] = tb == 1 ? ceil_x[servers[i], r] : cost_x[servers[i], r]
-                each = each (r > 1 ? " " : "") (has ? sprintf("%.2f", v[k]) : "-")
-            }
-            line = line sprintf(" %8s %-24s", k ? sprintf("%.2f", median(v, k)) : "-", "[" each "]")
-        }
-        sub(/ +$/, "", line)
+        for (j = 1; j <= nf; j++)
+            line = line sprintf(" %9s %6s", fmt(over_rounds(servers[i], "cost", fx[j], "%.2f"), "%.2f"),
+                                fmt(over_rounds(servers[i], "cost_x", fx[j], "%.2f"), "%.2f"))
+        line = line sprintf(" %12s %6s %6s", fmt(over_rounds(servers[i], "ceil", "", "%.0f"), "%.0f"),
+                            fmt(over_rounds(servers[i], "ceil_x", base, "%.2f"), "%.2f"),
+                            fmt(over_rounds(servers[i], "ceil_x", ack, "%.2f"), "%.2f"))
         print line
     }
 }

@@ -75,12 +75,13 @@ static double typing_case(int n)
     return ns;
 }
 
-static void on_announce(const char *user, int online, int64_t last_seen_ms, void *ud)
+static int on_announce(const char *user, int online, int64_t last_seen_ms, void *ud)
 {
     (void)user;
     (void)online;
     (void)last_seen_ms;
     (*(long *)ud)++;
+    return 0;
 }
 
 /* ns of timer work per user after n users leave. */

@@ -21,6 +21,8 @@
 wsclient_stats ws_stats;
 int ws_open_count;
 size_t ws_out_limit = 4u << 20;
+const char *ws_subprotocol = "libchat.v1";
+int ws_binary;
 
 static int ep = -1;
 static struct sockaddr_in server_addr;
@@ -241,7 +243,7 @@ int ws_send_text(wsconn *c, const char *text, size_t len)
 {
     if (c->state != WS_OPEN && c->state != WS_AUTHED)
         return -1;
-    if (frame_out(c, 1, text, len))
+    if (frame_out(c, ws_binary ? 2 : 1, text, len))
         return -1;
     if (!c->epout)
         flush(c);
@@ -340,8 +342,8 @@ static void on_connected(wsconn *c)
     int n = snprintf(req, sizeof req,
                      "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: libchat.v1\r\n\r\n",
-                     host_hdr);
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n\r\n",
+                     host_hdr, ws_subprotocol);
     c->state = WS_UPGRADING;
     append(c, req, (size_t)n);
     flush(c);

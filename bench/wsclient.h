@@ -66,7 +66,8 @@ int ws_init(const char *host, int port, int n_src_addrs, ws_text_cb on_text, ws_
 /* Start a non-blocking connect; the upgrade follows by itself. `auth` is sent as the first frame
  * once the WebSocket is open (copied). Returns 0 or -1 (counted in connect_fail). */
 int ws_connect(wsconn *c, const char *auth, size_t auth_len);
-/* Queue one masked text frame and try to write at once. Returns 0, or -1 when dropped. */
+/* Queue one masked text frame (binary when ws_binary is set) and try to write at once. Returns
+ * 0, or -1 when dropped. */
 int ws_send_text(wsconn *c, const char *text, size_t len);
 /* Send a close frame and close the socket. */
 void ws_close(wsconn *c, int code);
@@ -76,5 +77,9 @@ int ws_poll(int timeout_ms);
 extern int ws_open_count;
 /* Bytes of user-space backlog allowed per connection (default 4 MiB). */
 extern size_t ws_out_limit;
+/* The subprotocol asked for in the upgrade (default "libchat.v1"), and whether frames sent are
+ * binary instead of text (0). Set before ws_init. */
+extern const char *ws_subprotocol;
+extern int ws_binary;
 
 #endif

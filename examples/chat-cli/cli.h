@@ -29,9 +29,9 @@ extern const char *prog;
 
 /* A conversation id as the client engine types it. Printed with CONV_FMT, parsed by
  * parse_conv: the only places that know its width and signedness. */
-typedef uint64_t conv_id;
-#define CONV_FMT "%llu"
-#define CONV_ARG(c) ((unsigned long long)(c))
+typedef chat_conv_id conv_id;
+#define CONV_FMT "%lld"
+#define CONV_ARG(c) ((long long)(c))
 
 struct opts {
     const char *server, *token, *user, *password, *device, *cache, *ca_file;

@@ -1,6 +1,7 @@
 /* chatd: the example chat server daemon, on libchat's embedded defaults (SQLite in a data
- * directory, the in-process bus, an optional webhook for push), or on a PostgreSQL database
- * several chatd processes may share (--postgres).
+ * directory, the in-process bus, optional push through APNs, FCM or a webhook), or on a
+ * PostgreSQL database several chatd processes may share (--postgres), as one node of several
+ * that exchange live frames and presence over a NATS server (--nats URL --node-id NAME).
  *
  *   chatd run   [--data-dir DIR] [--listen ADDR] [--port N] [options]   serve until SIGTERM
  *   chatd token --data-dir DIR USER DEVICE [--ttl SECONDS]               print a token
@@ -8,9 +9,16 @@
  *   chatd user delete --data-dir DIR NAME                                delete an account
  */
 #include <chat/chat.h>
+#include <chat/sys/bus.h>
+#include <chat/sys/push.h>
+#include <chat/sys/store.h>
+#ifdef CHATD_TESTING_API
+#include <chat/testing.h>
+#endif
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,9 +48,15 @@ static const char usage[] =
     "                      with --postgres, PostgreSQL's settings decide\n"
     "  --checkpoint thread|inline  WAL checkpoints from a store thread (default) or inside\n"
     "                      the writer's commits (SQLite's auto-checkpoint)\n"
-    "  --bus local|queued  delivery bus (queued serializes everything, for testing)\n"
-    "  --webhook URL       POST push events for offline users to http://host:port/path\n"
-    "  --push-previews     put message text in push events\n"
+    "  --bus local|queued  delivery bus (queued serializes everything, for testing; only\n"
+    "                      in a chatd built with libchat's test-support API)\n"
+    "  --nats URL          be one node of several: frames and presence go between nodes\n"
+    "                      over the NATS server(s) at URL (nats://host:port, comma-separated;\n"
+    "                      doc/backends.md, the NATS bus); needs --node-id\n"
+    "  --node-id NAME      this node's name among them, 1-64 of [A-Za-z0-9_-], unique\n"
+    "  --nats-prefix P     subjects start with P (default chat): clusters on one NATS apart\n"
+    "  --nats-heartbeat-ms N  heartbeat every N ms (default 1000); --nats-lease-ms N: a node\n"
+    "                      silent for N ms (default 5000) is dropped with its users\n"
     "  --keep-edits        keep the text an edit replaces, in the store (never sent)\n"
     "  --reactions LIST    the emoji users may react with, comma-separated (default\n"
     "                      thumbs up, red heart, tears of joy, open mouth, crying, folded\n"
@@ -51,7 +65,6 @@ static const char usage[] =
     "                      node per core on one port\n"
     "  --media-base-url URL  signed media URLs start with URL (a CDN or proxy in front;\n"
     "                      default: a path on this server)\n"
-    "  --transport native|libwebsockets  what carries connections (default native)\n"
     "  --tls-cert FILE     serve wss:// and https:// with this PEM certificate (chain)\n"
     "  --tls-key FILE      and this PEM private key (both required for TLS)\n"
     "  --allow-origin O    accept WebSocket upgrades from browser Origin O only (repeat for\n"
@@ -64,14 +77,36 @@ static const char usage[] =
     "                      (media: doc/media.md), logins_pending, login_rate,\n"
     "                      user_send_rate, user_send_burst, presence_rate, settings_rate,\n"
     "                      presence_grace_ms, presence_user_rate, commit_window_us,\n"
-    "                      edit_window_ms, delete_window_ms, retention_ms,\n"
+    "                      head_hint_ms, edit_window_ms, delete_window_ms, retention_ms,\n"
     "                      expiry_sweep_ms, expiry_batch, search_rate\n"
     "  --config FILE       read 'name = value' lines with the option names above\n"
-    "  --verbose           log more\n"
+    "  --log-level L       error, warn (default), info or debug\n"
+    "  --verbose           log more (--log-level info)\n"
+    "push (doc/push.md; queued in DIR/push-*.db unless --memory):\n"
+    "  --apns-key-file F   APNs token auth: the team's .p8 key (with the three below)\n"
+    "  --apns-key-id ID    its 10-character key id\n"
+    "  --apns-team-id ID   the team id\n"
+    "  --apns-topic T      the app's bundle id, for devices that registered none\n"
+    "  --apns-endpoint URL APNs (default https://api.push.apple.com; also the sandbox's\n"
+    "                      unless --apns-sandbox-endpoint, default\n"
+    "                      https://api.sandbox.push.apple.com)\n"
+    "  --apns-sandbox-endpoint URL\n"
+    "  --fcm-service-account F  FCM HTTP v1: the service account key (JSON)\n"
+    "  --fcm-endpoint URL  FCM (default https://fcm.googleapis.com)\n"
+    "  --fcm-token-uri URL the OAuth token URI (default: the key file's)\n"
+    "  --webhook URL       POST push events for offline users (https://, or http:// to a\n"
+    "                      gateway on this host)\n"
+    "  --webhook-secret-file F  sign webhook requests with the secret in F (>= 16 bytes;\n"
+    "                      a trailing newline is ignored): X-Libchat-Signature\n"
+    "  --push-ca-file F    trust the CAs in F (PEM) for the push providers, not the system's\n"
+    "  --push-limit NAME=VALUE  queue, coalesce_ms, dedupe_ms, ttl_ms, backoff_ms,\n"
+    "                      backoff_max_ms, timeout_ms, flush_ms, batch\n"
+    "  --push-previews     put message text in pushes (off: sender and counts only)\n"
     "  -h, --help          this text;  --version  the libchat version\n"
     "The manual: man chatd.\n";
 
 #define MAX_LIMITS 32
+#define MAX_PUSH_LIMITS 16
 
 struct options {
     const char *data_dir;
@@ -83,14 +118,24 @@ struct options {
     int sync_full;
     int inline_ckpt;
     int bus_queued;
-    const char *webhook;
+    const char *nats_url, *node_id, *nats_prefix;
+    long long nats_heartbeat_ms, nats_lease_ms;
+    const char *webhook, *webhook_secret_file;
+    const char *apns_key_file, *apns_key_id, *apns_team_id, *apns_topic;
+    const char *apns_endpoint, *apns_sandbox_endpoint;
+    const char *fcm_account, *fcm_endpoint, *fcm_token_uri;
+    const char *push_ca_file;
+    int n_push_limits;
+    int push_limit_ids[MAX_PUSH_LIMITS];
+    long long push_limit_values[MAX_PUSH_LIMITS];
+    int log_level;
+    int serving; /* chatd run: the push service is made only then */
     const char *media_base_url;
     int previews;
     int keep_edits;
     const char *reactions;
     int reuse_port;
     const char *tls_cert, *tls_key;
-    const char *transport;
     int n_origins;
     const char *origins[16];
     int verbose;
@@ -146,6 +191,52 @@ static int add_limit(struct options *o, const char *spec)
     return fail("unknown limit in '%s' (see chatd --help)", spec);
 }
 
+static int add_push_limit(struct options *o, const char *spec)
+{
+    const char *eq = strchr(spec, '=');
+    char name[64];
+    long long v;
+    if (!eq)
+        return fail("--push-limit wants NAME=VALUE, got '%s'", spec);
+    snprintf(name, sizeof name, "%.*s", (int)(eq - spec), spec);
+    int id = chat_push_limit_by_name(name);
+    if (id <= 0)
+        return fail("unknown push limit in '%s' (see chatd --help)", spec);
+    if (!parse_int(eq + 1, 0, LLONG_MAX, &v))
+        return fail("push limit value must be a non-negative integer: '%s'", spec);
+    if (o->n_push_limits == MAX_PUSH_LIMITS)
+        return fail("too many push limits");
+    o->push_limit_ids[o->n_push_limits] = id;
+    o->push_limit_values[o->n_push_limits++] = v;
+    return 0;
+}
+
+/* Push options that take a value: name, and where it goes. */
+static const char **push_option(struct options *o, const char *name)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } table[] = {
+        {"webhook", offsetof(struct options, webhook)},
+        {"webhook-secret-file", offsetof(struct options, webhook_secret_file)},
+        {"apns-key-file", offsetof(struct options, apns_key_file)},
+        {"apns-key-id", offsetof(struct options, apns_key_id)},
+        {"apns-team-id", offsetof(struct options, apns_team_id)},
+        {"apns-topic", offsetof(struct options, apns_topic)},
+        {"apns-endpoint", offsetof(struct options, apns_endpoint)},
+        {"apns-sandbox-endpoint", offsetof(struct options, apns_sandbox_endpoint)},
+        {"fcm-service-account", offsetof(struct options, fcm_account)},
+        {"fcm-endpoint", offsetof(struct options, fcm_endpoint)},
+        {"fcm-token-uri", offsetof(struct options, fcm_token_uri)},
+        {"push-ca-file", offsetof(struct options, push_ca_file)},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(name, table[i].name) == 0)
+            return (const char **)((char *)o + table[i].off);
+    return NULL;
+}
+
 /* One option; value is NULL for flags. Returns 0, or an exit code after printing why. */
 static int set_option(struct options *o, const char *name, const char *value, int *used)
 {
@@ -175,16 +266,41 @@ static int set_option(struct options *o, const char *name, const char *value, in
         if (strcmp(value, "local") && strcmp(value, "queued"))
             return fail("--bus must be local or queued, got '%s'", value);
         o->bus_queued = strcmp(value, "queued") == 0;
-    } else if (strcmp(name, "webhook") == 0 && value)
-        o->webhook = value;
-    else if (strcmp(name, "media-base-url") == 0 && value)
+#ifndef CHATD_TESTING_API
+        if (o->bus_queued)
+            return fail("--bus queued: this chatd was built without libchat's test-support "
+                        "API (meson -Dtesting_api=true)");
+#endif
+    } else if (strcmp(name, "nats") == 0 && value)
+        o->nats_url = value;
+    else if (strcmp(name, "node-id") == 0 && value)
+        o->node_id = value;
+    else if (strcmp(name, "nats-prefix") == 0 && value)
+        o->nats_prefix = value;
+    else if (strcmp(name, "nats-heartbeat-ms") == 0 && value) {
+        if (!parse_int(value, 10, 600000, &o->nats_heartbeat_ms))
+            return fail("--nats-heartbeat-ms must be 10-600000, got '%s'", value);
+    } else if (strcmp(name, "nats-lease-ms") == 0 && value) {
+        if (!parse_int(value, 20, 3600000, &o->nats_lease_ms))
+            return fail("--nats-lease-ms must be 20-3600000, got '%s'", value);
+    } else if (push_option(o, name) && value)
+        *push_option(o, name) = value;
+    else if (strcmp(name, "push-limit") == 0 && value)
+        return add_push_limit(o, value);
+    else if (strcmp(name, "log-level") == 0 && value) {
+        static const char *const levels[] = {"error", "warn", "info", "debug"};
+        o->log_level = -1;
+        for (int i = 0; i < 4; i++)
+            if (strcmp(value, levels[i]) == 0)
+                o->log_level = i;
+        if (o->log_level < 0)
+            return fail("--log-level must be error, warn, info or debug, got '%s'", value);
+    } else if (strcmp(name, "media-base-url") == 0 && value)
         o->media_base_url = value;
     else if (strcmp(name, "reactions") == 0 && value)
         o->reactions = value;
     else if (strcmp(name, "limit") == 0 && value)
         return add_limit(o, value);
-    else if (strcmp(name, "transport") == 0 && value)
-        o->transport = value;
     else if (strcmp(name, "tls-cert") == 0 && value)
         o->tls_cert = value;
     else if (strcmp(name, "tls-key") == 0 && value)
@@ -333,8 +449,95 @@ static int set_reactions(chat_server_config *cfg, const char *list)
     return chat_server_config_set_reactions(cfg, emoji, n);
 }
 
+/* The NATS bus; on failure the bus is freed (by set_bus, or here before it). */
+static int set_nats_bus(chat_server_config *cfg, const struct options *o)
+{
+    void *st = NULL;
+    int rc = chat_bus_nats_new(&st, o->nats_url, o->node_id);
+    if (rc)
+        return rc;
+    if (o->nats_prefix)
+        rc = chat_bus_nats_set_prefix(st, o->nats_prefix);
+    if (!rc && (o->nats_heartbeat_ms || o->nats_lease_ms))
+        rc = chat_bus_nats_set_timing(st, o->nats_heartbeat_ms ? o->nats_heartbeat_ms : 1000,
+                                      o->nats_lease_ms ? o->nats_lease_ms : 5000);
+    if (rc) {
+        chat_bus_nats_ops()->destroy(st);
+        return rc;
+    }
+    return chat_server_config_set_bus(cfg, chat_bus_nats_ops(), st);
+}
+
+/* The webhook secret: the file's bytes, a trailing newline left out. */
+static int read_secret(const char *path, unsigned char *buf, size_t cap, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "chatd: cannot read %s: %s\n", path, strerror(errno));
+        return CHAT_EIO;
+    }
+    size_t n = fread(buf, 1, cap, f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    if (more) {
+        fprintf(stderr, "chatd: %s: a webhook secret is at most %zu bytes\n", path, cap);
+        return CHAT_EINVAL;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    *len = n;
+    return CHAT_OK;
+}
+
+/* The push service from the push options, registered on cfg; nothing when none is set. */
+static int configure_push(struct options *o, chat_server_config *cfg)
+{
+    if (!o->webhook && !o->apns_key_file && !o->fcm_account) {
+        if (o->webhook_secret_file || o->apns_key_id || o->apns_team_id || o->fcm_endpoint)
+            fprintf(stderr, "chatd: push options without --webhook, --apns-key-file or "
+                            "--fcm-service-account are ignored\n");
+        return CHAT_OK;
+    }
+    chat_push_config *pc;
+    int rc = chat_push_config_new(&pc);
+    unsigned char secret[1024];
+    size_t secret_len = 0;
+    if (!rc && !o->memory)
+        rc = chat_push_config_set_queue_dir(pc, o->data_dir);
+    if (!rc && o->push_ca_file)
+        rc = chat_push_config_set_ca_file(pc, o->push_ca_file);
+    if (!rc && o->apns_key_file)
+        rc = chat_push_config_set_apns(pc, o->apns_key_file, o->apns_key_id, o->apns_team_id,
+                                       o->apns_topic);
+    if (!rc && (o->apns_endpoint || o->apns_sandbox_endpoint))
+        rc = chat_push_config_set_apns_endpoints(pc, o->apns_endpoint, o->apns_sandbox_endpoint);
+    if (!rc && o->fcm_account)
+        rc = chat_push_config_set_fcm(pc, o->fcm_account);
+    if (!rc && (o->fcm_endpoint || o->fcm_token_uri))
+        rc = chat_push_config_set_fcm_endpoints(pc, o->fcm_endpoint, o->fcm_token_uri);
+    if (!rc && o->webhook && o->webhook_secret_file)
+        rc = read_secret(o->webhook_secret_file, secret, sizeof secret, &secret_len);
+    if (!rc && o->webhook)
+        rc = chat_push_config_set_webhook(pc, o->webhook, o->webhook_secret_file ? secret : NULL,
+                                          secret_len);
+    memset(secret, 0, sizeof secret);
+    for (int i = 0; !rc && i < o->n_push_limits; i++)
+        rc = chat_push_config_set_limit(pc, o->push_limit_ids[i], o->push_limit_values[i]);
+    void *st = NULL;
+    if (!rc)
+        rc = chat_push_service_new(&st, pc);
+    chat_push_config_free(pc);
+    if (!rc)
+        rc = chat_server_config_set_push(cfg, chat_push_service_ops(), st);
+    return rc;
+}
+
 static int make_config(struct options *o, chat_server_config **out)
 {
+    if (!o->nats_url != !o->node_id)
+        return fail("--nats and --node-id go together");
+    if (o->nats_url && o->bus_queued)
+        return fail("--bus queued and --nats exclude each other");
     chat_server_config *cfg;
     int rc = chat_server_config_new(&cfg);
     if (rc)
@@ -380,8 +583,6 @@ static int make_config(struct options *o, chat_server_config **out)
     if (o->media_base_url &&
         (rc = chat_server_config_set_media_base_url(cfg, o->media_base_url)))
         goto bad;
-    if (o->transport && (rc = chat_server_config_set_transport(cfg, o->transport)))
-        goto bad;
     if ((o->tls_cert || o->tls_key) &&
         (rc = chat_server_config_set_tls(cfg, o->tls_cert, o->tls_key)))
         goto bad;
@@ -391,19 +592,24 @@ static int make_config(struct options *o, chat_server_config **out)
     for (int i = 0; i < o->n_limits; i++)
         if ((rc = chat_server_config_set_limit(cfg, o->limit_ids[i], o->limit_values[i])))
             goto bad;
-    chat_server_config_set_log(cfg, log_stderr, o->verbose ? CHAT_LOG_INFO : CHAT_LOG_WARN, NULL);
+    int level = o->log_level > CHAT_LOG_WARN ? o->log_level : CHAT_LOG_WARN;
+    if (o->verbose && level < CHAT_LOG_INFO)
+        level = CHAT_LOG_INFO;
+    chat_server_config_set_log(cfg, log_stderr, level, NULL);
+#ifdef CHATD_TESTING_API
     if (o->bus_queued) {
         void *st;
         if ((rc = chat_bus_queued_new(&st)) ||
             (rc = chat_server_config_set_bus(cfg, chat_bus_queued_ops(), st)))
             goto bad;
     }
-    if (o->webhook) {
-        void *st;
-        if ((rc = chat_push_webhook_new(&st, o->webhook)) ||
-            (rc = chat_server_config_set_push(cfg, chat_push_webhook_ops(), st)))
-            goto bad;
+#endif
+    if (o->nats_url && (rc = set_nats_bus(cfg, o))) {
+        chat_server_config_free(cfg);
+        return report("NATS bus", rc);
     }
+    if (o->serving && (rc = configure_push(o, cfg)))
+        goto bad;
     *out = cfg;
     return 0;
 bad:
@@ -426,6 +632,7 @@ static void raise_fd_limit(void)
 
 static int cmd_run(struct options *o)
 {
+    o->serving = 1;
     chat_server_config *cfg;
     int rc = make_config(o, &cfg);
     if (rc)

@@ -1,6 +1,7 @@
 /* client-minimal: the smallest complete libchat client (doc/client.md walks through it).
  *
  *   client-minimal ws://127.0.0.1:7700/ TOKEN [PEER [TEXT]]
+ *   client-minimal --version
  *
  * Connects with TOKEN, keeps its cache in ./client-minimal.db, sends TEXT to PEER if given
  * (queued in the outbox even while offline), then prints events for 10 seconds: connection
@@ -13,8 +14,14 @@
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        /* the library loaded at run time, and the headers compiled against */
+        printf("libchat %s (headers %s)\n", chat_version_string(), CHAT_VERSION_STRING);
+        return 0;
+    }
     if (argc < 3) {
-        fprintf(stderr, "usage: %s URL TOKEN [PEER [TEXT]]\n", argv[0]);
+        fprintf(stderr, "usage: %s URL TOKEN [PEER [TEXT]]\n       %s --version\n", argv[0],
+                argv[0]);
         return 2;
     }
     chat_client_config *cfg = NULL;
@@ -66,7 +73,7 @@ int main(int argc, char **argv)
             end = 0;
             break;
         case CHAT_EVENT_MESSAGE:
-            printf("[%llu #%llu] %s: %s\n", (unsigned long long)chat_event_conv(ev),
+            printf("[%lld #%llu] %s: %s\n", (long long)chat_event_conv(ev),
                    (unsigned long long)chat_event_seq(ev), chat_event_user(ev),
                    chat_event_text(ev, NULL));
             chat_client_mark_read(c, chat_event_conv(ev), chat_event_seq(ev));

@@ -21,8 +21,6 @@
 
 #include "common.h"
 #include "types.h"
-#include "sys/store.h"
-#include "sys/client_transport.h"
 
 CHAT_BEGIN_DECLS
 
@@ -64,10 +62,10 @@ typedef enum chat_client_event_type {
      *  (CHAT_MSG_EDIT: text is the new text), a delete for everyone (CHAT_MSG_DELETE), a
      *  reaction (CHAT_MSG_REACT: text is the emoji, active() 1 on, 0 off); CHAT_MSG_EVENT with
      *  seq 0: every message of user in conv was erased (the account was deleted). Read the
-     *  message's state from chat_client_history(). @since 0.3 */
+     *  message's state from chat_client_history(). @since 0.2 */
     CHAT_EVENT_UPDATED = 15,
     /** A message expired (disappearing messages, retention) and was dropped from the cache:
-     *  conv, seq. @since 0.3 */
+     *  conv, seq. @since 0.2 */
     CHAT_EVENT_EXPIRED = 16
 } chat_client_event_type;
 
@@ -105,8 +103,9 @@ CHAT_API int chat_client_config_set_token(chat_client_config *cfg, const char *t
 CHAT_API int chat_client_config_set_login(chat_client_config *cfg, const char *user,
                                           const char *password, const char *device);
 /**
- * Path of the SQLite cache file (created if missing). NULL (the default) keeps the cache in
- * memory: nothing, not even the outbox, survives chat_client_free().
+ * Path of the SQLite cache file (created if missing; its directory must exist). NULL (the
+ * default) keeps the cache in memory: nothing, not even the outbox, survives
+ * chat_client_free().
  * @return CHAT_OK, CHAT_ENOMEM. @since 0.1
  */
 CHAT_API int chat_client_config_set_cache_path(chat_client_config *cfg, const char *path);
@@ -211,7 +210,7 @@ CHAT_API int chat_client_token(char **out, chat_client *c);
  * @param text UTF-8, len bytes (1..16 KiB by default), copied.
  * @return CHAT_OK, CHAT_EINVAL, CHAT_EIO (cache write). [any thread] @since 0.1
  */
-CHAT_API int chat_client_send_text(char **out_cmid, chat_client *c, uint64_t conv,
+CHAT_API int chat_client_send_text(char **out_cmid, chat_client *c, chat_conv_id conv,
                                    const char *text, size_t len);
 /** As chat_client_send_text(), to the direct conversation with user (created by the server on
  * the first send; the ack names it). [any thread] @since 0.1 */
@@ -220,9 +219,9 @@ CHAT_API int chat_client_send_text_to(char **out_cmid, chat_client *c, const cha
 /**
  * As chat_client_send_text(), as a reply to message reply_seq (0: none) and/or in the thread
  * whose root is thread_seq (0: the main conversation) of conv; the server checks both when the
- * message goes out (a refusal is a CHAT_EVENT_SEND_FAILED). [any thread] @since 0.3
+ * message goes out (a refusal is a CHAT_EVENT_SEND_FAILED). [any thread] @since 0.2
  */
-CHAT_API int chat_client_send_reply(char **out_cmid, chat_client *c, uint64_t conv,
+CHAT_API int chat_client_send_reply(char **out_cmid, chat_client *c, chat_conv_id conv,
                                     uint64_t reply_seq, uint64_t thread_seq, const char *text,
                                     size_t len);
 /** Number of messages waiting in the outbox. @return CHAT_OK, CHAT_EIO. [any thread]
@@ -261,8 +260,9 @@ CHAT_API int chat_client_upload_file(char **out_media_id, chat_client *c, const 
  * {"id","mime","size","name"} and optionally "width", "height", "duration_ms".
  * @return CHAT_OK, CHAT_EINVAL, CHAT_EIO. [any thread] @since 0.2
  */
-CHAT_API int chat_client_send_media(char **out_cmid, chat_client *c, uint64_t conv,
+CHAT_API int chat_client_send_media(char **out_cmid, chat_client *c, chat_conv_id conv,
                                     const char *media_json);
+/** As chat_client_send_media(), to the direct conversation with user. [any thread] @since 0.2 */
 CHAT_API int chat_client_send_media_to(char **out_cmid, chat_client *c, const char *user,
                                        const char *media_json);
 
@@ -293,10 +293,10 @@ CHAT_API int chat_client_download(chat_client *c, const char *url, const char *m
  * online (or after the next connect). Watermarks only move forward. [any thread] @since 0.1
  * @return CHAT_OK, CHAT_EINVAL, CHAT_ENOTFOUND (conversation not in the cache).
  */
-CHAT_API int chat_client_mark_read(chat_client *c, uint64_t conv, uint64_t seq);
+CHAT_API int chat_client_mark_read(chat_client *c, chat_conv_id conv, uint64_t seq);
 /** Typing indicator start (active 1) or stop (0); dropped when offline (never queued).
  * [any thread] @since 0.1 */
-CHAT_API int chat_client_typing(chat_client *c, uint64_t conv, int active);
+CHAT_API int chat_client_typing(chat_client *c, chat_conv_id conv, int active);
 /** Ask for the presence of users: CHAT_EVENT_PRESENCE per known contact, then one
  * CHAT_EVENT_RESULT. @param out_request receives the request id (or NULL). [any thread]
  * @since 0.1 */
@@ -318,75 +318,115 @@ CHAT_API int chat_client_group_create_id(uint64_t *out_request, chat_client *c, 
                                          const char *title, const char *const *members,
                                          size_t n_members);
 /** [any thread] @since 0.1 */
-CHAT_API int chat_client_group_add(uint64_t *out_request, chat_client *c, uint64_t conv,
+CHAT_API int chat_client_group_add(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                                    const char *const *users, size_t n_users);
 /** [any thread] @since 0.1 */
-CHAT_API int chat_client_group_remove(uint64_t *out_request, chat_client *c, uint64_t conv,
+CHAT_API int chat_client_group_remove(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                                       const char *const *users, size_t n_users);
 /** [any thread] @since 0.1 */
-CHAT_API int chat_client_group_leave(uint64_t *out_request, chat_client *c, uint64_t conv);
+CHAT_API int chat_client_group_leave(uint64_t *out_request, chat_client *c, chat_conv_id conv);
 /** [any thread] @since 0.1 */
-CHAT_API int chat_client_group_rename(uint64_t *out_request, chat_client *c, uint64_t conv,
+CHAT_API int chat_client_group_rename(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                                       const char *title);
 /** role: CHAT_ROLE_MEMBER, _ADMIN or _OWNER. [any thread] @since 0.1 */
-CHAT_API int chat_client_group_set_role(uint64_t *out_request, chat_client *c, uint64_t conv,
-                                        const char *user, int role);
+CHAT_API int chat_client_group_set_role(uint64_t *out_request, chat_client *c,
+                                        chat_conv_id conv, const char *user, int role);
+
+/* ---- push notifications (doc/push.md) ----------------------------------------------------- */
+
+/** Longest push token chat_client_push_register() accepts, in bytes. */
+#define CHAT_CLIENT_PUSH_TOKEN_MAX 512
+
+/**
+ * Register this device for push notifications while it is offline: platform "apns" (token: the
+ * device token in hex; topic: the app's bundle id, NULL or "" for the server's default;
+ * sandbox 1 for the development environment) or "fcm" (token: the registration token; topic
+ * and sandbox unused). The client keeps the registration and sends it after every connect, so
+ * call it again whenever the platform hands the app a new token; a later call replaces an
+ * earlier one. Completes with one CHAT_EVENT_RESULT when the server stored it (offline: at the
+ * next connect); ECLOSED when the connection dropped first (it is sent again at the next
+ * connect), ENOTSUP when the server keeps no registrations, EINVAL when it refused the token.
+ * @return CHAT_OK, CHAT_EINVAL (platform, token or topic malformed), CHAT_ENOMEM.
+ * [any thread] @since 0.2
+ */
+CHAT_API int chat_client_push_register(uint64_t *out_request, chat_client *c,
+                                       const char *platform, const char *token,
+                                       const char *topic, int sandbox);
+/**
+ * Stop push notifications to this device (call it before logging out). Sent now, or at the next
+ * connect when offline; one CHAT_EVENT_RESULT when the server answered. [any thread] @since 0.2
+ */
+CHAT_API int chat_client_push_unregister(uint64_t *out_request, chat_client *c);
+/**
+ * Mute conv for this user (every device of it) until until_ms (ms since the epoch), INT64_MAX
+ * until unmuted; 0 unmutes. A muted conversation makes no push; messages still arrive. Other
+ * devices learn of it live (CHAT_EVENT_CONV) and at their next sync. One CHAT_EVENT_RESULT;
+ * ECLOSED when offline, EPERM when not a member.
+ * @return CHAT_OK, CHAT_EINVAL. [any thread] @since 0.2
+ */
+CHAT_API int chat_client_mute(uint64_t *out_request, chat_client *c, chat_conv_id conv,
+                              int64_t until_ms);
 
 /* ---- changing sent messages, timers, search (completion: one CHAT_EVENT_RESULT per request;
  *      ECLOSED when offline; doc/protocol.md for the rules and refusals) ------------------- */
 
 /** Edit my text message seq of conv (text: UTF-8, len bytes, copied). Members' caches (mine
- * too) then show the new text: CHAT_EVENT_UPDATED. [any thread] @since 0.3 */
-CHAT_API int chat_client_edit(uint64_t *out_request, chat_client *c, uint64_t conv, uint64_t seq,
+ * too) then show the new text: CHAT_EVENT_UPDATED. [any thread] @since 0.2 */
+CHAT_API int chat_client_edit(uint64_t *out_request, chat_client *c, chat_conv_id conv, uint64_t seq,
                               const char *text, size_t len);
 /** Delete message seq of conv for everyone: it becomes a tombstone in every cache
- * (chat_msg_list_deleted). [any thread] @since 0.3 */
-CHAT_API int chat_client_delete(uint64_t *out_request, chat_client *c, uint64_t conv,
+ * (chat_msg_list_deleted). [any thread] @since 0.2 */
+CHAT_API int chat_client_delete(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                                 uint64_t seq);
 /** Put my reaction emoji on message seq of conv (on 1) or take it off (on 0). [any thread]
- * @since 0.3 */
-CHAT_API int chat_client_react(uint64_t *out_request, chat_client *c, uint64_t conv,
+ * @since 0.2 */
+CHAT_API int chat_client_react(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                                uint64_t seq, const char *emoji, int on);
 /** Disappearing messages: messages sent to conv from now on expire ttl_ms after they were sent
- * (0: never). [any thread] @since 0.3 */
-CHAT_API int chat_client_set_timer(uint64_t *out_request, chat_client *c, uint64_t conv,
+ * (0: never). [any thread] @since 0.2 */
+CHAT_API int chat_client_set_timer(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                                    int64_t ttl_ms);
 /** Mark the thread of root seq of conv read up to seq (its own watermark; the main
- * conversation's unread never counts thread replies). [any thread] @since 0.3 */
-CHAT_API int chat_client_mark_thread_read(uint64_t *out_request, chat_client *c, uint64_t conv,
+ * conversation's unread never counts thread replies). [any thread] @since 0.2 */
+CHAT_API int chat_client_mark_thread_read(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                                           uint64_t root, uint64_t seq);
 /**
  * Fetch a page of the thread of message root of conv from the server (replies after
  * after_seq, at most limit): the RESULT's json() is the server's history answer (with "root"
- * and "unread"), and the replies are stored in the cache. [any thread] @since 0.3
+ * and "unread"), and the replies are stored in the cache. [any thread] @since 0.2
  */
-CHAT_API int chat_client_thread(uint64_t *out_request, chat_client *c, uint64_t conv,
+CHAT_API int chat_client_thread(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                                 uint64_t root, uint64_t after_seq, int limit);
 /**
  * Search the server for messages holding every word of query, in all my conversations (conv 0)
  * or in conv, newest first, at most limit (1..200), older than cursor before (0: from the
  * newest). The RESULT's json() is the server's answer: {"messages":[…],"more":…,"cursor":…};
- * pass "cursor" as before for the next page. [any thread] @since 0.3
+ * pass "cursor" as before for the next page. [any thread] @since 0.2
  */
 CHAT_API int chat_client_search(uint64_t *out_request, chat_client *c, const char *query,
-                                uint64_t conv, uint64_t before, int limit);
+                                chat_conv_id conv, uint64_t before, int limit);
 /**
  * Search the cache (offline, no request): the cached text messages holding every word of query
  * (and media messages by file name), in conv (0: all), as they are now (never deleted or
  * expired ones), most recently cached first, at most limit (1..200). Whole words, case and
  * accents not minded.
- * @return CHAT_OK, CHAT_EINVAL, CHAT_ENOMEM, CHAT_EIO. [any thread] @since 0.3
+ * @return CHAT_OK, CHAT_EINVAL, CHAT_ENOMEM, CHAT_EIO. [any thread] @since 0.2
  */
 CHAT_API int chat_client_search_local(chat_msg_list **out, chat_client *c, const char *query,
-                                      uint64_t conv, int limit);
+                                      chat_conv_id conv, int limit);
 
 /* ---- reading the cache (synchronous) ---------------------------------------------------- */
 
 /** The cached conversations, most recent activity first. [any thread] @since 0.1
  * @return CHAT_OK, CHAT_ENOMEM, CHAT_EIO. */
 CHAT_API int chat_client_convs(chat_conv_list **out, chat_client *c);
+/**
+ * @name Conversation list getters
+ * Entry i (i < count) of a list from chat_client_convs(). [any thread] @since 0.1
+ * @{
+ */
 CHAT_API size_t chat_conv_list_count(const chat_conv_list *l);
-CHAT_API uint64_t chat_conv_list_id(const chat_conv_list *l, size_t i);
+CHAT_API chat_conv_id chat_conv_list_id(const chat_conv_list *l, size_t i);
 /** ::chat_conv_kind */
 CHAT_API int chat_conv_list_kind(const chat_conv_list *l, size_t i);
 /** Group title ("" for direct conversations). Borrowed from l. */
@@ -399,7 +439,11 @@ CHAT_API uint64_t chat_conv_list_head(const chat_conv_list *l, size_t i);
 CHAT_API uint64_t chat_conv_list_read(const chat_conv_list *l, size_t i);
 CHAT_API uint64_t chat_conv_list_unread(const chat_conv_list *l, size_t i);
 CHAT_API size_t chat_conv_list_member_count(const chat_conv_list *l, size_t i);
+/** My mute of the conversation: 0 not muted, -1 until unmuted, else when it ends (ms since the
+ *  epoch, in the future). @since 0.2 */
+CHAT_API int64_t chat_conv_list_muted_until(const chat_conv_list *l, size_t i);
 CHAT_API void chat_conv_list_free(chat_conv_list *l);
+/** @} */
 
 /**
  * Up to limit messages of conv with seq < before_seq (0: from the newest), ascending, from the
@@ -411,14 +455,20 @@ CHAT_API void chat_conv_list_free(chat_conv_list *l);
  * @return CHAT_OK, CHAT_EINVAL, CHAT_ENOMEM, CHAT_EIO. [any thread] @since 0.1
  */
 CHAT_API int chat_client_history(chat_msg_list **out, uint64_t *out_request, chat_client *c,
-                                 uint64_t conv, uint64_t before_seq, int limit);
+                                 chat_conv_id conv, uint64_t before_seq, int limit);
 /** Messages in the outbox (status SENDING or FAILED), oldest first; seq() is 0, conv() 0 when
  * sent to a user. [any thread] @since 0.1 */
 CHAT_API int chat_client_outbox(chat_msg_list **out, chat_client *c);
+/**
+ * @name Message list getters
+ * Entry i (i < count) of a list from chat_client_history() or chat_client_outbox().
+ * [any thread] @since 0.1
+ * @{
+ */
 CHAT_API size_t chat_msg_list_count(const chat_msg_list *l);
 /** 1 when the list covers the whole range asked for (or reaches the conversation's start). */
 CHAT_API int chat_msg_list_complete(const chat_msg_list *l);
-CHAT_API uint64_t chat_msg_list_conv(const chat_msg_list *l, size_t i);
+CHAT_API chat_conv_id chat_msg_list_conv(const chat_msg_list *l, size_t i);
 CHAT_API uint64_t chat_msg_list_seq(const chat_msg_list *l, size_t i);
 CHAT_API int64_t chat_msg_list_ts_ms(const chat_msg_list *l, size_t i);
 /** Sender's user id; borrowed from l (as are all strings below). */
@@ -436,35 +486,36 @@ CHAT_API int chat_msg_list_status(const chat_msg_list *l, size_t i);
 CHAT_API size_t chat_msg_list_delivered_count(const chat_msg_list *l, size_t i);
 CHAT_API size_t chat_msg_list_read_count(const chat_msg_list *l, size_t i);
 CHAT_API size_t chat_msg_list_others(const chat_msg_list *l, size_t i);
-/** When the message was last edited (ms), 0 never. @since 0.3 */
+/** When the message was last edited (ms), 0 never. @since 0.2 */
 CHAT_API int64_t chat_msg_list_edited_ms(const chat_msg_list *l, size_t i);
-/** 1 when the message was deleted for everyone: a tombstone (no text, no media). @since 0.3 */
+/** 1 when the message was deleted for everyone: a tombstone (no text, no media). @since 0.2 */
 CHAT_API int chat_msg_list_deleted(const chat_msg_list *l, size_t i);
-/** When the message expires (disappearing messages), 0 never. @since 0.3 */
+/** When the message expires (disappearing messages), 0 never. @since 0.2 */
 CHAT_API int64_t chat_msg_list_expires_ms(const chat_msg_list *l, size_t i);
-/** The seq of the message it replies to, 0 none. @since 0.3 */
+/** The seq of the message it replies to, 0 none. @since 0.2 */
 CHAT_API uint64_t chat_msg_list_reply_to(const chat_msg_list *l, size_t i);
-/** The root of the thread it belongs to, 0 the main conversation. @since 0.3 */
+/** The root of the thread it belongs to, 0 the main conversation. @since 0.2 */
 CHAT_API uint64_t chat_msg_list_thread(const chat_msg_list *l, size_t i);
 /** Its reactions, a JSON array [{"emoji":"👍","users":["bob","carol"]}], "" when none.
- * @since 0.3 */
+ * @since 0.2 */
 CHAT_API const char *chat_msg_list_reactions(const chat_msg_list *l, size_t i);
-/** How many users put reaction emoji on it. @since 0.3 */
+/** How many users put reaction emoji on it. @since 0.2 */
 CHAT_API size_t chat_msg_list_reaction_count(const chat_msg_list *l, size_t i,
                                              const char *emoji);
 CHAT_API void chat_msg_list_free(chat_msg_list *l);
+/** @} */
 
 /**
  * Status of my message with client message id cmid, and where it landed.
  * @param out_status a ::chat_msg_status; out_conv/out_seq (may be NULL) 0 while SENDING.
  * @return CHAT_OK, CHAT_ENOTFOUND, CHAT_EIO. [any thread] @since 0.1
  */
-CHAT_API int chat_client_message_status(int *out_status, uint64_t *out_conv, uint64_t *out_seq,
-                                        chat_client *c, const char *cmid);
+CHAT_API int chat_client_message_status(int *out_status, chat_conv_id *out_conv,
+                                        uint64_t *out_seq, chat_client *c, const char *cmid);
 /** Delivered and read counts of message (conv, seq) among the other members (groups' N of M).
  * [any thread] @since 0.1 */
 CHAT_API int chat_client_message_receipts(size_t *out_delivered, size_t *out_read,
-                                          size_t *out_others, chat_client *c, uint64_t conv,
+                                          size_t *out_others, chat_client *c, chat_conv_id conv,
                                           uint64_t seq);
 
 /* ---- the event queue -------------------------------------------------------------------- */
@@ -482,13 +533,17 @@ CHAT_API int chat_client_wait_event(chat_event **out, chat_client *c, int timeou
 /** Accepts NULL. [any thread] @since 0.1 */
 CHAT_API void chat_event_free(chat_event *ev);
 
-/* ---- event getters ([any thread]; strings borrowed until chat_event_free, never NULL: "" when
- * absent) ---- */
+/**
+ * @name Event getters
+ * [any thread]; strings are borrowed until chat_event_free() and never NULL ("" when absent).
+ * @since 0.1
+ * @{
+ */
 
 CHAT_API int chat_event_type(const chat_event *ev);
 /** Static name of an event type ("message"), "unknown" otherwise. */
 CHAT_API const char *chat_event_type_name(int type);
-CHAT_API uint64_t chat_event_conv(const chat_event *ev);
+CHAT_API chat_conv_id chat_event_conv(const chat_event *ev);
 CHAT_API uint64_t chat_event_seq(const chat_event *ev);
 CHAT_API int64_t chat_event_ts_ms(const chat_event *ev);
 /** Sender (MESSAGE), receipt owner, typist, presence user, or me (ONLINE). */
@@ -518,6 +573,7 @@ CHAT_API int64_t chat_event_retry_ms(const chat_event *ev);
 CHAT_API size_t chat_event_count(const chat_event *ev);
 /** HISTORY: 1 when the server has more in that direction. */
 CHAT_API int chat_event_more(const chat_event *ev);
+/** @} */
 
 CHAT_END_DECLS
 

@@ -58,13 +58,16 @@ typedef struct chat_allocator {
  */
 CHAT_API int chat_set_default_allocator(const chat_allocator *alloc);
 
-/** Free a string that libchat returned through an `out` parameter. Accepts NULL. [any thread] */
+/**
+ * Free a string that libchat returned through an `out` parameter. Accepts NULL. [any thread]
+ * @since 0.1
+ */
 CHAT_API void chat_string_free(char *s);
 
-/** Runtime version as CHAT_VERSION_NUMBER of the loaded library. [any thread] */
+/** Runtime version as CHAT_VERSION_NUMBER of the loaded library. [any thread] @since 0.1 */
 CHAT_API uint32_t chat_version(void);
 
-/** Runtime version string, static. [any thread] */
+/** Runtime version string, static. [any thread] @since 0.1 */
 CHAT_API const char *chat_version_string(void);
 
 CHAT_END_DECLS

@@ -34,15 +34,22 @@ typedef enum chat_status {
     CHAT_EUSER = -18     /**< a host callback aborted the operation; never produced by libchat */
 } chat_status;
 
-/** Static human-readable text for a code; unknown codes give "unknown error". [any thread] */
+/**
+ * Static human-readable text for a code; unknown codes give "unknown error". [any thread]
+ * @since 0.1
+ */
 CHAT_API const char *chat_strerror(int code);
 
-/** Static name of a code without the CHAT_ prefix ("EINVAL"); "ERROR" for unknown. [any thread] */
+/**
+ * Static name of a code without the CHAT_ prefix ("EINVAL"); "ERROR" for unknown. [any thread]
+ * @since 0.1
+ */
 CHAT_API const char *chat_error_name(int code);
 
 /**
  * Parse a name produced by chat_error_name() back into its code.
  * @return the code, or CHAT_ERROR for an unknown name. [any thread]
+ * @since 0.1
  */
 CHAT_API int chat_error_from_name(const char *name);
 
@@ -53,7 +60,7 @@ typedef struct chat_error_info {
     int backend_code;    /**< backend-specific detail (an SQLite code, an errno), or 0 */
 } chat_error_info;
 
-/** The calling thread's last error record; never NULL. [any thread] */
+/** The calling thread's last error record; never NULL. [any thread] @since 0.1 */
 CHAT_API const chat_error_info *chat_error_last(void);
 
 CHAT_END_DECLS

@@ -5,18 +5,15 @@
  * A host builds a ::chat_server_config, creates a ::chat_server from it, and runs it either on
  * a libchat thread (chat_server_start / chat_server_stop) or on its own thread
  * (chat_server_run / chat_server_stop_async). See doc/api.md for the thread table.
+ *
+ * The backend vtables that chat_server_config_set_store() and its siblings take are declared
+ * in types.h and defined in the sys/ headers: include those to write or register a backend.
  */
 #ifndef CHAT_SERVER_H
 #define CHAT_SERVER_H
 
 #include "common.h"
 #include "types.h"
-#include "sys/store.h"
-#include "sys/bus.h"
-#include "sys/push.h"
-#include "sys/clock.h"
-#include "sys/blob.h"
-#include "sys/auth.h"
 
 CHAT_BEGIN_DECLS
 
@@ -64,22 +61,27 @@ typedef enum chat_limit {
                                             for others to share its commit (group commit),
                                             250; 0: never. Costs latency under load only,
                                             saves CPU per request. @since 0.2 */
-    CHAT_LIMIT_EDIT_WINDOW_MS = 32,    /**< an author may edit a message this long after
-                                            sending it, 900000 (15 min); 0: never. @since 0.3 */
-    CHAT_LIMIT_DELETE_WINDOW_MS = 33,  /**< an author may delete a message for everyone this
+    CHAT_LIMIT_HEAD_HINT_MS = 32,     /**< over a bus that may lose frames (not the
+                                            in-process ones), a conversation quiet for this
+                                            long after a message gets a position hint to its
+                                            members on other nodes, again after 4x and 16x,
+                                            2000; 0: never. @since 0.2 */
+    CHAT_LIMIT_EDIT_WINDOW_MS = 33,    /**< an author may edit a message this long after
+                                            sending it, 900000 (15 min); 0: never. @since 0.2 */
+    CHAT_LIMIT_DELETE_WINDOW_MS = 34,  /**< an author may delete a message for everyone this
                                             long after sending it, 172800000 (48 h); group
-                                            owners and admins at any time. @since 0.3 */
-    CHAT_LIMIT_RETENTION_MS = 34,      /**< server-wide retention: a message stored from now on
+                                            owners and admins at any time. @since 0.2 */
+    CHAT_LIMIT_RETENTION_MS = 35,      /**< server-wide retention: a message stored from now on
                                             expires (is erased) this long after it was sent,
                                             sooner if its conversation's timer says so;
-                                            0 (default): kept. @since 0.3 */
-    CHAT_LIMIT_EXPIRY_SWEEP_MS = 35,   /**< how often the expiry sweep looks for messages due,
-                                            1000. @since 0.3 */
-    CHAT_LIMIT_EXPIRY_BATCH = 36,      /**< most messages one sweep transaction erases, 64
+                                            0 (default): kept. @since 0.2 */
+    CHAT_LIMIT_EXPIRY_SWEEP_MS = 36,   /**< how often the expiry sweep looks for messages due,
+                                            1000. @since 0.2 */
+    CHAT_LIMIT_EXPIRY_BATCH = 37,      /**< most messages one sweep transaction erases, 64
                                             (more follow at once, in transactions of their
-                                            own). @since 0.3 */
-    CHAT_LIMIT_SEARCH_RATE = 37        /**< searches per second per connection (burst the
-                                            same), 5. @since 0.3 */
+                                            own). @since 0.2 */
+    CHAT_LIMIT_SEARCH_RATE = 38        /**< searches per second per connection (burst the
+                                            same), 5. @since 0.2 */
 } chat_limit;
 
 /** Flags of chat_server_config_set_flags(). */
@@ -90,58 +92,60 @@ typedef enum chat_limit {
 #define CHAT_SERVER_REUSE_PORT 0x2u
 /** Keep the text an edit replaces, in the edit's own row of the store (for the host: it is
  *  never sent to clients); erased with the message when it is deleted or expires. Default
- *  off: an edit erases the text it replaces. @since 0.3 */
+ *  off: an edit erases the text it replaces. @since 0.2 */
 #define CHAT_SERVER_KEEP_EDITS 0x4u
 
-/** Most reactions a server offers (chat_server_config_set_reactions). @since 0.3 */
+/** Most reactions a server offers (chat_server_config_set_reactions). @since 0.2 */
 #define CHAT_REACTIONS_MAX 32
 
-/** New configuration with defaults. @return CHAT_OK, CHAT_EINVAL, CHAT_ENOMEM. [any thread] */
+/**
+ * New configuration with defaults. @return CHAT_OK, CHAT_EINVAL, CHAT_ENOMEM. [any thread]
+ * @since 0.1
+ */
 CHAT_API int chat_server_config_new(chat_server_config **out);
-/** Accepts NULL; destroys backend states handed over and not yet used. [any thread] */
+/** Accepts NULL; destroys backend states handed over and not yet used. [any thread] @since 0.1 */
 CHAT_API void chat_server_config_free(chat_server_config *cfg);
 
-/** Listen address (default "127.0.0.1") and port (default 7700; 0 picks a free port). */
+/** Listen address (default "127.0.0.1") and port (default 7700; 0 picks a free port). @since 0.1 */
 CHAT_API int chat_server_config_set_listen(chat_server_config *cfg, const char *address, int port);
 /**
- * Data directory for the default SQLite store (chat.db). Ignored when a store is set.
+ * Data directory for the default SQLite store (chat.db) and the default blob store (media/).
+ * The directory must exist: libchat creates the files in it, not the directory itself
+ * (chat_server_new() fails with CHAT_EIO). Ignored when a store is set.
  * Default: none, which means a memory store.
+ * @since 0.1
  */
 CHAT_API int chat_server_config_set_data_dir(chat_server_config *cfg, const char *dir);
-/** Flags of chat_store_sqlite_open() for the default store (e.g. CHAT_STORE_SQLITE_SYNC_FULL). */
+/**
+ * Flags of chat_store_sqlite_open() (sys/store.h) for the default store, e.g.
+ * CHAT_STORE_SQLITE_SYNC_FULL.
+ * @since 0.1
+ */
 CHAT_API int chat_server_config_set_store_flags(chat_server_config *cfg, unsigned int flags);
 /**
  * The reactions users may put on messages: n emoji (UTF-8, 1..CHAT_REACTION_MAX bytes, no
  * space or control character), each a distinct string; copied. Default: 👍 ❤️ 😂 😮 😢 🙏.
  * @return CHAT_OK, CHAT_EINVAL (NULL, n 0 or above CHAT_REACTIONS_MAX, a bad or repeated
- *         emoji). [before chat_server_new] @since 0.3
+ *         emoji). [before chat_server_new] @since 0.2
  */
 CHAT_API int chat_server_config_set_reactions(chat_server_config *cfg, const char *const *emoji,
                                               size_t n);
-/** Set a limit; @return CHAT_EINVAL for an unknown limit or a value out of range. */
+/** Set a limit; @return CHAT_EINVAL for an unknown limit or a value out of range. @since 0.1 */
 CHAT_API int chat_server_config_set_limit(chat_server_config *cfg, int limit, int64_t value);
 /**
  * The limit whose name is name: the enum constant's suffix in lower case ("frame_bytes",
  * "idle_ping_ms", ...). @return the ::chat_limit, or CHAT_EINVAL. [any thread]
+ * @since 0.1
  */
 CHAT_API int chat_server_limit_by_name(const char *name);
-/** ::CHAT_SERVER_PUSH_PREVIEWS and friends. */
+/** ::CHAT_SERVER_PUSH_PREVIEWS and friends. @since 0.1 */
 CHAT_API int chat_server_config_set_flags(chat_server_config *cfg, unsigned int flags);
+/** Log sink (default: none): messages up to max_level, a ::chat_log_level. @since 0.1 */
 CHAT_API int chat_server_config_set_log(chat_server_config *cfg, chat_log_cb cb, int max_level,
                                         void *user_data);
-/** Clock for timers and token expiry; default chat_clock_real_ms. */
+/** Clock for timers and token expiry; default chat_clock_real_ms. @since 0.1 */
 CHAT_API int chat_server_config_set_clock(chat_server_config *cfg, chat_clock_fn fn,
                                           void *user_data);
-
-/**
- * Choose what carries the server's connections: "native" (the default: libchat's own HTTP/1.1
- * and RFC 6455 code on a libuv loop) or "libwebsockets" (libwebsockets on the same loop). Both
- * serve the same protocol, media HTTP side and TLS on one port; the native transport refuses
- * what libwebsockets lets through (unmasked client frames, repeated headers, non-canonical
- * paths) and corks each connection's output per loop iteration. See doc/embedding.md.
- * @return CHAT_OK, CHAT_EINVAL (NULL or an unknown name). [before chat_server_new] @since 0.2
- */
-CHAT_API int chat_server_config_set_transport(chat_server_config *cfg, const char *name);
 
 /**
  * Serve TLS: wss:// for WebSocket and https:// for HTTP on the listening port, with a PEM
@@ -170,6 +174,7 @@ CHAT_API int chat_server_config_add_allowed_origin(chat_server_config *cfg, cons
  * Add a 32-byte token key with id key_id (0..255). The last key added signs new tokens; every
  * key verifies tokens that name it, so rotation keeps old tokens valid until they expire.
  * @return CHAT_OK, CHAT_EINVAL (length, id), CHAT_ELIMIT (more than 16 keys).
+ * @since 0.1
  */
 CHAT_API int chat_server_config_add_token_key(chat_server_config *cfg, unsigned int key_id,
                                               const unsigned char *key, size_t key_len);
@@ -177,6 +182,7 @@ CHAT_API int chat_server_config_add_token_key(chat_server_config *cfg, unsigned 
  * Load token keys from a file of lines "<key_id> <64 hex digits>"; with create set, a missing
  * file is created (mode 0600) with one random key.
  * @return CHAT_OK, CHAT_EIO, CHAT_EPROTO (bad line), CHAT_EINVAL.
+ * @since 0.1
  */
 CHAT_API int chat_server_config_load_key_file(chat_server_config *cfg, const char *path,
                                               int create);
@@ -185,11 +191,14 @@ CHAT_API int chat_server_config_load_key_file(chat_server_config *cfg, const cha
  * Backends. Ownership of state passes to libchat on every call, even a failing one
  * (destroy(state) is then called at once). Registration checks the version and the required
  * methods: CHAT_EVERSION, CHAT_EINVAL.
+ * @since 0.1
  */
 CHAT_API int chat_server_config_set_store(chat_server_config *cfg, const chat_store_ops *ops,
                                           void *state);
+/** The delivery bus (see sys/bus.h); default: the in-process bus. @since 0.1 */
 CHAT_API int chat_server_config_set_bus(chat_server_config *cfg, const chat_bus_ops *ops,
                                         void *state);
+/** The push notifier (see sys/push.h); default: none. @since 0.1 */
 CHAT_API int chat_server_config_set_push(chat_server_config *cfg, const chat_push_ops *ops,
                                          void *state);
 /**
@@ -228,27 +237,32 @@ CHAT_API int chat_server_config_set_media_base_url(chat_server_config *cfg, cons
  * the writer thread; the network is not touched until start/run.
  * @return CHAT_OK, CHAT_EINVAL, CHAT_ENOMEM, CHAT_EIO (store), CHAT_EAUTH (no token key).
  * [any thread]
+ * @since 0.1
  */
 CHAT_API int chat_server_new(chat_server **out, chat_server_config *cfg);
 
-/** Bind and run the loop on a libchat thread. @return CHAT_OK, CHAT_EIO (bind), CHAT_EMISUSE. */
+/**
+ * Bind and run the loop on a libchat thread. @return CHAT_OK, CHAT_EIO (bind), CHAT_EMISUSE.
+ * @since 0.1
+ */
 CHAT_API int chat_server_start(chat_server *srv);
-/** Bind and run the loop on the calling thread until chat_server_stop_async(). */
+/** Bind and run the loop on the calling thread until chat_server_stop_async(). @since 0.1 */
 CHAT_API int chat_server_run(chat_server *srv);
-/** Ask the loop to stop: connections close, pending commits finish. [any thread] */
+/** Ask the loop to stop: connections close, pending commits finish. [any thread] @since 0.1 */
 CHAT_API int chat_server_stop_async(chat_server *srv);
-/** Stop a server started with chat_server_start() and wait for its thread. */
+/** Stop a server started with chat_server_start() and wait for its thread. @since 0.1 */
 CHAT_API int chat_server_stop(chat_server *srv);
-/** Accepts NULL. Stops first if needed; flushes the store; frees everything. */
+/** Accepts NULL. Stops first if needed; flushes the store; frees everything. @since 0.1 */
 CHAT_API void chat_server_free(chat_server *srv);
 
-/** The bound port once started (useful with port 0), else 0. [any thread] */
+/** The bound port once started (useful with port 0), else 0. [any thread] @since 0.1 */
 CHAT_API int chat_server_port(const chat_server *srv);
 
 /**
  * Issue a token for (user, device) valid for ttl_ms, signed with the current key.
  * @param out receives a NUL-terminated token; free with chat_string_free().
  * @return CHAT_OK, CHAT_EINVAL (ids: 1..64 bytes of [A-Za-z0-9_.@-]). [any thread]
+ * @since 0.1
  */
 CHAT_API int chat_server_issue_token(chat_server *srv, const char *user, const char *device,
                                      int64_t ttl_ms, char **out);
@@ -258,6 +272,7 @@ CHAT_API int chat_server_issue_token(chat_server *srv, const char *user, const c
  * process; the record reaches the store with the writer's next group commit (milliseconds
  * later), so a crash inside that window forgets it. @return CHAT_OK, CHAT_EAUTH (not a valid
  * token). [any thread]
+ * @since 0.1
  */
 CHAT_API int chat_server_revoke_token(chat_server *srv, const char *token);
 
@@ -265,6 +280,7 @@ CHAT_API int chat_server_revoke_token(chat_server *srv, const char *token);
  * Create or update a standalone account with an Argon2id password hash, for servers that do
  * not get their users from a host. Blocks for the hash and the commit.
  * @return CHAT_OK, CHAT_EINVAL (name or password), CHAT_EIO. [any thread, not the loop thread]
+ * @since 0.1
  */
 CHAT_API int chat_server_user_set_password(chat_server *srv, const char *user,
                                            const char *password);
@@ -279,9 +295,9 @@ CHAT_API int chat_server_user_set_password(chat_server *srv, const char *user,
  * refers to leave the blob store). Runs in many small transactions, so the server keeps serving
  * meanwhile; blocks until done. A user that never existed is deleted all the same (its name is
  * refused from then on). A new account under the name (chat_server_user_set_password) starts
- * empty. Needs a store of version 3.
- * @return CHAT_OK, CHAT_EINVAL (not a user id), CHAT_ENOTSUP (store older than version 3),
- *         CHAT_EIO. [any thread, not the loop thread] @since 0.3
+ * empty. Needs a store of version 5.
+ * @return CHAT_OK, CHAT_EINVAL (not a user id), CHAT_ENOTSUP (store older than version 5),
+ *         CHAT_EIO. [any thread, not the loop thread] @since 0.2
  */
 CHAT_API int chat_server_user_delete(chat_server *srv, const char *user);
 

@@ -1,4 +1,5 @@
-/* Argument checks shared by the bus backends, so both answer a caller mistake the same way. */
+/* Argument checks shared by the bus backends, so all of them answer a caller mistake the same
+ * way, and what the engine asks of a table of a given version. */
 #ifndef CHAT_BUS_CHECK_H
 #define CHAT_BUS_CHECK_H
 
@@ -7,13 +8,17 @@
 
 #include <string.h>
 
-static inline int chat__bus_check_sink(const void *state, const chat_bus_sink *sink, int need_wake)
+/* version: the table's; a version-2 bus delivers through deliver2 and needs it. */
+static inline int chat__bus_check_sink(const void *state, const chat_bus_sink *sink,
+                                       int need_wake, unsigned int version)
 {
     if (!state || !sink || !sink->deliver || !sink->presence)
         return chat__error_set(CHAT_EINVAL, 0, "bus attach: state, sink, deliver and presence "
                                                "are required");
     if (need_wake && !sink->wake)
         return chat__error_set(CHAT_EINVAL, 0, "bus attach: this bus needs sink->wake");
+    if (version >= 2 && !sink->deliver2)
+        return chat__error_set(CHAT_EINVAL, 0, "bus attach: this bus needs sink->deliver2");
     return CHAT_OK;
 }
 
@@ -28,6 +33,21 @@ static inline int chat__bus_check_publish(int attached, const char *const *users
         if (!users[i])
             return chat__error_set(CHAT_EINVAL, 0, "bus publish: users[%zu] is NULL", i);
     return CHAT_OK;
+}
+
+/* publish2's checks: publish's, and a frame. */
+static inline int chat__bus_check_publish2(int attached, const char *const *users,
+                                           size_t n_users, const chat_buf *frame)
+{
+    if (attached && !frame)
+        return chat__error_set(CHAT_EINVAL, 0, "bus publish: frame is required");
+    return chat__bus_check_publish(attached, users, n_users, NULL, 0);
+}
+
+/* 1 when the engine calls publish2 on this table rather than publish (sys/bus.h). */
+static inline int chat__bus_has_publish2(const chat_bus_ops *ops)
+{
+    return ops->version >= 2 && ops->publish2 != NULL;
 }
 
 static inline int chat__bus_check_device(int attached, const char *user, const char *device)

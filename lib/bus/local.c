@@ -1,5 +1,5 @@
 /* The in-process bus: every device is connected to this engine, so publishing is a direct,
- * synchronous call into the sink, with no allocation per recipient. */
+ * synchronous call into the sink with the engine's own frame, with no allocation or copy. */
 #include "chat/sys/bus.h"
 
 #include "bus/check.h"
@@ -24,7 +24,7 @@ static void local_destroy(void *state)
 
 static int local_attach(void *state, const chat_bus_sink *sink)
 {
-    int rc = chat__bus_check_sink(state, sink, 0);
+    int rc = chat__bus_check_sink(state, sink, 0, 2);
     if (rc)
         return rc;
     struct local_bus *b = state;
@@ -33,17 +33,17 @@ static int local_attach(void *state, const chat_bus_sink *sink)
     return CHAT_OK;
 }
 
-static int local_publish(void *state, const char *const *users, size_t n_users,
-                         const char *except_user, const char *except_device, const void *frame,
-                         size_t len)
+static int local_publish2(void *state, const char *const *users, size_t n_users,
+                          const char *except_user, const char *except_device, chat_buf *frame,
+                          unsigned int flags)
 {
     struct local_bus *b = state;
-    int rc = chat__bus_check_publish(b && b->attached, users, n_users, frame, len);
-    if (rc)
+    int rc = chat__bus_check_publish2(b && b->attached, users, n_users, frame);
+    if (rc || (flags & CHAT_BUS_REMOTE_ONLY)) /* every device is here */
         return rc;
     for (size_t i = 0; i < n_users; i++)
-        b->sink.deliver(users[i], chat__bus_except(users[i], except_user, except_device), frame,
-                        len, b->sink.user_data);
+        b->sink.deliver2(users[i], chat__bus_except(users[i], except_user, except_device),
+                         frame, b->sink.user_data);
     return CHAT_OK;
 }
 
@@ -83,19 +83,20 @@ static int local_online(void *state, const char *user)
 
 static int local_ctl(void *state, int op, void *arg)
 {
-    return CHAT_ENOTSUP;
+    return op == CHAT_BUS_CTL_RELIABLE ? CHAT_OK : CHAT_ENOTSUP;
 }
 
 static const chat_bus_ops local_ops = {
     .version = CHAT_BUS_OPS_VERSION,
     .destroy = local_destroy,
     .attach = local_attach,
-    .publish = local_publish,
+    .publish = NULL, /* publish2 only */
     .device_up = local_device_up,
     .device_down = local_device_down,
     .online = local_online,
     .poll = NULL, /* nothing ever arrives later */
     .ctl = local_ctl,
+    .publish2 = local_publish2,
 };
 
 int chat_bus_local_new(void **state_out)

@@ -1,13 +1,14 @@
 /*
  * The queued bus behaves as a networked bus would: publish and presence changes are
- * serialized into a FIFO (one allocation per item, frame and ids copied) and only take
- * effect when the engine calls poll() after sink->wake. Two registries model the split of a
+ * serialized into a FIFO (one allocation per item, ids copied, the frame held by reference)
+ * and only take effect when the engine calls poll() after sink->wake. Two registries model the split of a
  * real deployment: `local` (devices connected to this engine, known at once, so device_down
  * can refuse an unknown device) and `global` (the shared registry, updated at poll time, which
  * answers online() and fires presence). Every method runs on the loop thread, so the FIFO
  * needs no lock.
  */
 #include "chat/sys/bus.h"
+#include "chat/testing.h"
 
 #include "bus/check.h"
 #include "bus/registry.h"
@@ -23,7 +24,7 @@ struct item {
     struct item *next;
     enum item_kind kind;
     size_t n_users;            /* publish: NUL-separated ids in strings */
-    size_t len;                /* publish: frame bytes at data */
+    chat_buf *frame;           /* publish: a reference */
     const char *except_user;   /* publish, into data, or NULL */
     const char *except_device; /* publish, into data, or NULL */
     const char *strings;       /* publish: users; up/down: user then device */
@@ -75,6 +76,7 @@ static void free_items(struct item *it)
 {
     while (it) {
         struct item *next = it->next;
+        chat_buf_unref(it->frame);
         chat__free(it);
         it = next;
     }
@@ -93,7 +95,7 @@ static void queued_destroy(void *state)
 
 static int queued_attach(void *state, const chat_bus_sink *sink)
 {
-    int rc = chat__bus_check_sink(state, sink, 1);
+    int rc = chat__bus_check_sink(state, sink, 1, 2);
     if (rc)
         return rc;
     struct queued_bus *b = state;
@@ -102,18 +104,18 @@ static int queued_attach(void *state, const chat_bus_sink *sink)
     return CHAT_OK;
 }
 
-static int queued_publish(void *state, const char *const *users, size_t n_users,
-                          const char *except_user, const char *except_device, const void *frame,
-                          size_t len)
+static int queued_publish2(void *state, const char *const *users, size_t n_users,
+                           const char *except_user, const char *except_device, chat_buf *frame,
+                           unsigned int flags)
 {
     struct queued_bus *b = state;
-    int rc = chat__bus_check_publish(b && b->attached, users, n_users, frame, len);
+    int rc = chat__bus_check_publish2(b && b->attached, users, n_users, frame);
     if (rc)
         return rc;
-    if (n_users == 0)
+    if (n_users == 0 || (flags & CHAT_BUS_REMOTE_ONLY)) /* every device is in this process */
         return CHAT_OK;
     size_t total = sizeof(struct item);
-    int bad = add_size(&total, len);
+    int bad = 0;
     for (size_t i = 0; i < n_users; i++)
         bad |= add_size(&total, strlen(users[i]) + 1);
     if (except_user && except_device) {
@@ -127,10 +129,8 @@ static int queued_publish(void *state, const char *const *users, size_t n_users,
         return chat__error_set(CHAT_ENOMEM, 0, "queued bus: out of memory");
     it->kind = ITEM_PUBLISH;
     it->n_users = n_users;
-    it->len = len;
-    if (len)
-        memcpy(it->data, frame, len);
-    char *pos = it->data + len;
+    it->frame = chat_buf_ref(frame);
+    char *pos = it->data;
     it->except_user = put_str(&pos, except_user);
     it->except_device = put_str(&pos, except_device);
     it->strings = pos;
@@ -199,8 +199,8 @@ static int apply(struct queued_bus *b, const struct item *it)
     if (it->kind == ITEM_PUBLISH) {
         const char *user = it->strings;
         for (size_t i = 0; i < it->n_users; i++, user += strlen(user) + 1)
-            s->deliver(user, chat__bus_except(user, it->except_user, it->except_device),
-                       it->data, it->len, s->user_data);
+            s->deliver2(user, chat__bus_except(user, it->except_user, it->except_device),
+                        it->frame, s->user_data);
         return CHAT_OK;
     }
     const char *user = it->strings;
@@ -230,27 +230,30 @@ static int queued_poll(void *state)
         int rc = apply(b, it);
         if (rc && !first)
             first = rc;
+        chat_buf_unref(it->frame);
         chat__free(it);
         it = next;
     }
     return first;
 }
 
+/* Deferred, but never lost. */
 static int queued_ctl(void *state, int op, void *arg)
 {
-    return CHAT_ENOTSUP;
+    return op == CHAT_BUS_CTL_RELIABLE ? CHAT_OK : CHAT_ENOTSUP;
 }
 
 static const chat_bus_ops queued_ops = {
     .version = CHAT_BUS_OPS_VERSION,
     .destroy = queued_destroy,
     .attach = queued_attach,
-    .publish = queued_publish,
+    .publish = NULL, /* publish2 only */
     .device_up = queued_device_up,
     .device_down = queued_device_down,
     .online = queued_online,
     .poll = queued_poll,
     .ctl = queued_ctl,
+    .publish2 = queued_publish2,
 };
 
 int chat_bus_queued_new(void **state_out)

@@ -191,3 +191,20 @@ size_t chat__bus_registry_devices(const chat__bus_registry *r, const char *user)
     struct user *u = *find(r, user, hash_str(user));
     return u ? u->n_devices : 0;
 }
+
+size_t chat__bus_registry_users(const chat__bus_registry *r)
+{
+    return r->n_users;
+}
+
+int chat__bus_registry_each(const chat__bus_registry *r, int (*fn)(const char *user, void *ud),
+                            void *ud)
+{
+    for (size_t i = 0; i < r->n_buckets; i++)
+        for (struct user *u = r->buckets[i]; u; u = u->next) {
+            int rc = fn(u->id, ud);
+            if (rc)
+                return rc;
+        }
+    return 0;
+}

@@ -1,4 +1,4 @@
-/* Who is online: user id -> the devices connected, shared by the local and queued buses. */
+/* Who is online: user id -> the devices connected, shared by the local, queued and NATS buses. */
 #ifndef CHAT_BUS_REGISTRY_H
 #define CHAT_BUS_REGISTRY_H
 
@@ -26,5 +26,13 @@ int chat__bus_registry_down(chat__bus_registry *r, const char *user, const char 
 
 /* Number of distinct devices of user that are up (0 for an unknown user). */
 size_t chat__bus_registry_devices(const chat__bus_registry *r, const char *user);
+
+/* Number of users with a device up. */
+size_t chat__bus_registry_users(const chat__bus_registry *r);
+
+/* Call fn for every user with a device up, in no particular order; fn must not change r.
+ * A non-zero return stops the walk and is returned. */
+int chat__bus_registry_each(const chat__bus_registry *r, int (*fn)(const char *user, void *ud),
+                            void *ud);
 
 #endif

@@ -3,10 +3,12 @@
 #define _GNU_SOURCE
 #include "client/internal.h"
 #include "client/lists.h"
+#include "chat/sys/store.h"
 
 #include "auth/keyring.h"
 #include "core/alloc.h"
 #include "core/monowait.h"
+#include "core/thread.h"
 #include "core/error.h"
 #include "core/ids.h"
 #include "core/json.h"
@@ -330,7 +332,7 @@ int chat_client_start(chat_client *c)
         rc = chat__error_set(CHAT_EMISUSE, 0, "client already started");
     else {
         atomic_store(&c->stop, 0);
-        if (pthread_create(&c->thread, NULL, chat__client_loop, c) != 0)
+        if (chat__thread_start(&c->thread, chat__client_loop, c) != 0)
             rc = chat__error_set(CHAT_ERROR, 0, "cannot create the loop thread");
         else
             c->running = 1;
@@ -383,6 +385,7 @@ void chat_client_free(chat_client *c)
     if (c->ev_fd >= 0)
         close(c->ev_fd);
     chat__cache_close(c->cache);
+    cJSON_Delete(c->push_frame);
     chat__free(c->fetch);
     chat__free(c->url);
     free_secret(c->token);
@@ -403,7 +406,13 @@ int chat_client_state(const chat_client *c)
     return c ? atomic_load(&((chat_client *)c)->state) : CHAT_CONN_STOPPED;
 }
 
-static int post_simple(chat_client *c, int type, uint64_t conv, uint64_t seq)
+/* A conversation id the wire can carry exactly: 1..2^53-1 (JSON numbers are doubles). */
+static int conv_ok(chat_conv_id conv)
+{
+    return conv > 0 && conv <= CHAT__JSON_INT_MAX;
+}
+
+static int post_simple(chat_client *c, int type, chat_conv_id conv, uint64_t seq)
 {
     chat__cmd *cmd = chat__calloc(1, sizeof *cmd);
     if (!cmd)
@@ -497,7 +506,7 @@ static int check_text(const char *text, size_t len)
     return CHAT_OK;
 }
 
-static int send_common(char **out_cmid, chat_client *c, uint64_t conv, const char *to,
+static int send_common(char **out_cmid, chat_client *c, chat_conv_id conv, const char *to,
                        const char *text, size_t len)
 {
     if (!c)
@@ -510,11 +519,11 @@ static int send_common(char **out_cmid, chat_client *c, uint64_t conv, const cha
     return rc == CHAT_OK ? queued(c, cmid, out_cmid) : rc;
 }
 
-int chat_client_send_reply(char **out_cmid, chat_client *c, uint64_t conv, uint64_t reply_seq,
+int chat_client_send_reply(char **out_cmid, chat_client *c, chat_conv_id conv, uint64_t reply_seq,
                            uint64_t thread_seq, const char *text, size_t len)
 {
-    if (!c || !conv)
-        return chat__error_set(CHAT_EINVAL, 0, "client or conv is 0");
+    if (!c || !conv_ok(conv))
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL or conv not 1..2^53-1");
     int rc = check_text(text, len);
     if (rc != CHAT_OK)
         return rc;
@@ -523,11 +532,11 @@ int chat_client_send_reply(char **out_cmid, chat_client *c, uint64_t conv, uint6
     return rc == CHAT_OK ? queued(c, cmid, out_cmid) : rc;
 }
 
-int chat_client_send_text(char **out_cmid, chat_client *c, uint64_t conv, const char *text,
+int chat_client_send_text(char **out_cmid, chat_client *c, chat_conv_id conv, const char *text,
                           size_t len)
 {
-    if (!conv)
-        return chat__error_set(CHAT_EINVAL, 0, "conv is 0");
+    if (!conv_ok(conv))
+        return chat__error_set(CHAT_EINVAL, 0, "conv: 1..2^53-1");
     return send_common(out_cmid, c, conv, NULL, text, len);
 }
 
@@ -548,8 +557,9 @@ int chat_client_outbox_count(size_t *out, chat_client *c)
 
 /* ---- requests ---------------------------------------------------------------------------- */
 
-static int post_frame(uint64_t *out_request, chat_client *c, cJSON *body, int kind,
-                      uint64_t conv)
+/* after: what the answer's handling needs besides conv (PEND_MUTE: the mute's end). */
+static int post_frame_after(uint64_t *out_request, chat_client *c, cJSON *body, int kind,
+                            chat_conv_id conv, uint64_t after)
 {
     if (!body)
         return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
@@ -561,11 +571,18 @@ static int post_frame(uint64_t *out_request, chat_client *c, cJSON *body, int ki
     cmd->type = CMD_FRAME;
     cmd->kind = kind;
     cmd->conv = conv;
+    cmd->seq = after;
     cmd->body = body;
     cmd->request = atomic_fetch_add(&c->next_request, 1);
     if (out_request)
         *out_request = cmd->request;
     return chat__client_post(c, cmd);
+}
+
+static int post_frame(uint64_t *out_request, chat_client *c, cJSON *body, int kind,
+                      chat_conv_id conv)
+{
+    return post_frame_after(out_request, c, body, kind, conv, 0);
 }
 
 static cJSON *users_array(const char *const *users, size_t n)
@@ -592,14 +609,14 @@ static int check_users(const char *const *users, size_t n, int allow_empty)
     return CHAT_OK;
 }
 
-static cJSON *frame(const char *type, uint64_t conv)
+static cJSON *frame(const char *type, chat_conv_id conv)
 {
     cJSON *o = cJSON_CreateObject();
     if (o && !cJSON_AddStringToObject(o, "type", type)) {
         cJSON_Delete(o);
         return NULL;
     }
-    if (o && conv && !cJSON_AddNumberToObject(o, "conv", (double)conv)) {
+    if (o && conv && !chat__json_add_int(o, "conv", conv)) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -616,20 +633,20 @@ static int add_users(cJSON *o, const char *key, const char *const *users, size_t
     return CHAT_OK;
 }
 
-int chat_client_mark_read(chat_client *c, uint64_t conv, uint64_t seq)
+int chat_client_mark_read(chat_client *c, chat_conv_id conv, uint64_t seq)
 {
-    if (!c || !conv || !seq)
-        return chat__error_set(CHAT_EINVAL, 0, "client, conv or seq is 0");
+    if (!c || !conv_ok(conv) || !seq)
+        return chat__error_set(CHAT_EINVAL, 0, "client, conv or seq is 0 (conv: 1..2^53-1)");
     int rc = chat__cache_mark_read(c->cache, conv, seq);
     if (rc != CHAT_OK)
         return rc;
     return post_simple(c, CMD_READ, conv, seq);
 }
 
-int chat_client_typing(chat_client *c, uint64_t conv, int active)
+int chat_client_typing(chat_client *c, chat_conv_id conv, int active)
 {
-    if (!c || !conv)
-        return chat__error_set(CHAT_EINVAL, 0, "client or conv is 0");
+    if (!c || !conv_ok(conv))
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL or conv not in 1..2^53-1");
     cJSON *o = frame("typing", conv);
     if (!o || !cJSON_AddStringToObject(o, "state", active ? "start" : "stop")) {
         cJSON_Delete(o);
@@ -687,11 +704,11 @@ int chat_client_group_create(uint64_t *out_request, chat_client *c, const char *
     return chat_client_group_create_id(out_request, c, NULL, title, members, n_members);
 }
 
-static int group_users(uint64_t *out_request, chat_client *c, const char *type, uint64_t conv,
+static int group_users(uint64_t *out_request, chat_client *c, const char *type, chat_conv_id conv,
                        const char *const *users, size_t n)
 {
-    if (!c || !conv)
-        return chat__error_set(CHAT_EINVAL, 0, "client or conv is 0");
+    if (!c || !conv_ok(conv))
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL or conv not in 1..2^53-1");
     int rc = check_users(users, n, 0);
     if (rc != CHAT_OK)
         return rc;
@@ -703,29 +720,29 @@ static int group_users(uint64_t *out_request, chat_client *c, const char *type, 
     return post_frame(out_request, c, o, PEND_GROUP, conv);
 }
 
-int chat_client_group_add(uint64_t *out_request, chat_client *c, uint64_t conv,
+int chat_client_group_add(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                           const char *const *users, size_t n_users)
 {
     return group_users(out_request, c, "group_add", conv, users, n_users);
 }
 
-int chat_client_group_remove(uint64_t *out_request, chat_client *c, uint64_t conv,
+int chat_client_group_remove(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                              const char *const *users, size_t n_users)
 {
     return group_users(out_request, c, "group_remove", conv, users, n_users);
 }
 
-int chat_client_group_leave(uint64_t *out_request, chat_client *c, uint64_t conv)
+int chat_client_group_leave(uint64_t *out_request, chat_client *c, chat_conv_id conv)
 {
-    if (!c || !conv)
-        return chat__error_set(CHAT_EINVAL, 0, "client or conv is 0");
+    if (!c || !conv_ok(conv))
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL or conv not in 1..2^53-1");
     return post_frame(out_request, c, frame("group_leave", conv), PEND_GROUP, conv);
 }
 
-int chat_client_group_rename(uint64_t *out_request, chat_client *c, uint64_t conv,
+int chat_client_group_rename(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                              const char *title)
 {
-    if (!c || !conv || !title)
+    if (!c || !conv_ok(conv) || !title)
         return chat__error_set(CHAT_EINVAL, 0, "client, conv or title is missing");
     cJSON *o = frame("group_update", conv);
     if (o && !cJSON_AddStringToObject(o, "title", title)) {
@@ -735,10 +752,96 @@ int chat_client_group_rename(uint64_t *out_request, chat_client *c, uint64_t con
     return post_frame(out_request, c, o, PEND_GROUP, conv);
 }
 
-int chat_client_group_set_role(uint64_t *out_request, chat_client *c, uint64_t conv,
+/* ---- push registration and mutes ---------------------------------------------------------- */
+
+static int token_ok(const char *s, int hex)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > CHAT_CLIENT_PUSH_TOKEN_MAX || (hex && (n < 16 || n > 200 || n % 2)))
+        return 0;
+    for (const char *p = s; *p; p++) {
+        char ch = *p;
+        int ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+        if (!hex)
+            ok = ok || (ch >= 'g' && ch <= 'z') || (ch >= 'G' && ch <= 'Z') || ch == '_' ||
+                 ch == '-' || ch == ':' || ch == '.';
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static int post_push(uint64_t *out_request, chat_client *c, cJSON *body)
+{
+    chat__cmd *cmd = chat__calloc(1, sizeof *cmd);
+    if (!cmd) {
+        cJSON_Delete(body);
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    }
+    cmd->type = CMD_PUSH;
+    cmd->body = body;
+    cmd->request = atomic_fetch_add(&c->next_request, 1);
+    if (out_request)
+        *out_request = cmd->request;
+    return chat__client_post(c, cmd);
+}
+
+int chat_client_push_register(uint64_t *out_request, chat_client *c, const char *platform,
+                              const char *token, const char *topic, int sandbox)
+{
+    if (!c || !platform || !token)
+        return chat__error_set(CHAT_EINVAL, 0, "client, platform or token is NULL");
+    int apns = strcmp(platform, "apns") == 0;
+    if (!apns && strcmp(platform, "fcm") != 0)
+        return chat__error_set(CHAT_EINVAL, 0, "platform: \"apns\" or \"fcm\"");
+    if (!token_ok(token, apns))
+        return chat__error_set(CHAT_EINVAL, 0, apns ? "an APNs token is 16-200 hex digits"
+                                                     : "an FCM token is 1-512 of [A-Za-z0-9_:.-]");
+    if (topic && (strlen(topic) > 255 || strspn(topic, "abcdefghijklmnopqrstuvwxyz"
+                                                       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+                                             strlen(topic)))
+        return chat__error_set(CHAT_EINVAL, 0, "topic: at most 255 of [A-Za-z0-9._-]");
+    if (sandbox != 0 && sandbox != 1)
+        return chat__error_set(CHAT_EINVAL, 0, "sandbox is 0 or 1");
+    cJSON *o = cJSON_CreateObject();
+    if (o && (!cJSON_AddStringToObject(o, "type", "push_register") ||
+              !cJSON_AddStringToObject(o, "platform", platform) ||
+              !cJSON_AddStringToObject(o, "token", token) ||
+              (topic && topic[0] && !cJSON_AddStringToObject(o, "topic", topic)) ||
+              (apns && !cJSON_AddBoolToObject(o, "sandbox", sandbox)))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    if (!o)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    return post_push(out_request, c, o);
+}
+
+int chat_client_push_unregister(uint64_t *out_request, chat_client *c)
+{
+    if (!c)
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL");
+    return post_push(out_request, c, NULL);
+}
+
+int chat_client_mute(uint64_t *out_request, chat_client *c, chat_conv_id conv,
+                     int64_t until_ms)
+{
+    if (!c || conv <= 0 || until_ms < 0)
+        return chat__error_set(CHAT_EINVAL, 0, "client or conv missing, or until_ms < 0");
+    cJSON *o = frame("mute", conv);
+    if (o && until_ms != INT64_MAX && !cJSON_AddNumberToObject(o, "until", (double)until_ms)) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return post_frame_after(out_request, c, o, PEND_MUTE, conv,
+                            (uint64_t)(until_ms == INT64_MAX ? -1 : until_ms));
+}
+
+int chat_client_group_set_role(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                                const char *user, int role)
 {
-    if (!c || !conv || !user || !chat__id_valid(user, strlen(user)))
+    if (!c || !conv_ok(conv) || !user || !chat__id_valid(user, strlen(user)))
         return chat__error_set(CHAT_EINVAL, 0, "client, conv or user is missing");
     const char *r = role == CHAT_ROLE_MEMBER  ? "member"
                     : role == CHAT_ROLE_ADMIN ? "admin"
@@ -756,7 +859,7 @@ int chat_client_group_set_role(uint64_t *out_request, chat_client *c, uint64_t c
 
 /* ---- changing sent messages, timers, search ---------------------------------------------- */
 
-static cJSON *change_frame(const char *type, uint64_t conv, uint64_t seq)
+static cJSON *change_frame(const char *type, chat_conv_id conv, uint64_t seq)
 {
     cJSON *o = frame(type, conv);
     if (o && !cJSON_AddNumberToObject(o, "seq", (double)seq)) {
@@ -766,11 +869,11 @@ static cJSON *change_frame(const char *type, uint64_t conv, uint64_t seq)
     return o;
 }
 
-int chat_client_edit(uint64_t *out_request, chat_client *c, uint64_t conv, uint64_t seq,
+int chat_client_edit(uint64_t *out_request, chat_client *c, chat_conv_id conv, uint64_t seq,
                      const char *text, size_t len)
 {
-    if (!c || !conv || !seq)
-        return chat__error_set(CHAT_EINVAL, 0, "client, conv or seq is 0");
+    if (!c || !conv_ok(conv) || !seq)
+        return chat__error_set(CHAT_EINVAL, 0, "client NULL, conv not 1..2^53-1 or seq 0");
     int rc = check_text(text, len);
     if (rc != CHAT_OK)
         return rc;
@@ -784,17 +887,17 @@ int chat_client_edit(uint64_t *out_request, chat_client *c, uint64_t conv, uint6
     return post_frame(out_request, c, o, PEND_CHANGE, conv);
 }
 
-int chat_client_delete(uint64_t *out_request, chat_client *c, uint64_t conv, uint64_t seq)
+int chat_client_delete(uint64_t *out_request, chat_client *c, chat_conv_id conv, uint64_t seq)
 {
-    if (!c || !conv || !seq)
-        return chat__error_set(CHAT_EINVAL, 0, "client, conv or seq is 0");
+    if (!c || !conv_ok(conv) || !seq)
+        return chat__error_set(CHAT_EINVAL, 0, "client NULL, conv not 1..2^53-1 or seq 0");
     return post_frame(out_request, c, change_frame("delete", conv, seq), PEND_CHANGE, conv);
 }
 
-int chat_client_react(uint64_t *out_request, chat_client *c, uint64_t conv, uint64_t seq,
+int chat_client_react(uint64_t *out_request, chat_client *c, chat_conv_id conv, uint64_t seq,
                       const char *emoji, int on)
 {
-    if (!c || !conv || !seq || !emoji || !*emoji || strlen(emoji) > CHAT_REACTION_MAX)
+    if (!c || !conv_ok(conv) || !seq || !emoji || !*emoji || strlen(emoji) > CHAT_REACTION_MAX)
         return chat__error_set(CHAT_EINVAL, 0, "client, conv, seq or emoji missing");
     cJSON *o = change_frame("react", conv, seq);
     if (o && (!cJSON_AddStringToObject(o, "emoji", emoji) ||
@@ -805,9 +908,9 @@ int chat_client_react(uint64_t *out_request, chat_client *c, uint64_t conv, uint
     return post_frame(out_request, c, o, PEND_CHANGE, conv);
 }
 
-int chat_client_set_timer(uint64_t *out_request, chat_client *c, uint64_t conv, int64_t ttl_ms)
+int chat_client_set_timer(uint64_t *out_request, chat_client *c, chat_conv_id conv, int64_t ttl_ms)
 {
-    if (!c || !conv || ttl_ms < 0)
+    if (!c || !conv_ok(conv) || ttl_ms < 0)
         return chat__error_set(CHAT_EINVAL, 0, "client or conv is 0, or ttl_ms negative");
     cJSON *o = frame("conv_timer", conv);
     if (o && !cJSON_AddNumberToObject(o, "ttl_ms", (double)ttl_ms)) {
@@ -817,10 +920,10 @@ int chat_client_set_timer(uint64_t *out_request, chat_client *c, uint64_t conv, 
     return post_frame(out_request, c, o, PEND_CHANGE, conv);
 }
 
-int chat_client_mark_thread_read(uint64_t *out_request, chat_client *c, uint64_t conv,
+int chat_client_mark_thread_read(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                                  uint64_t root, uint64_t seq)
 {
-    if (!c || !conv || !root || !seq)
+    if (!c || !conv_ok(conv) || !root || !seq)
         return chat__error_set(CHAT_EINVAL, 0, "client, conv, root or seq is 0");
     cJSON *o = frame("receipt", conv);
     if (o && (!cJSON_AddNumberToObject(o, "thread", (double)root) ||
@@ -831,10 +934,10 @@ int chat_client_mark_thread_read(uint64_t *out_request, chat_client *c, uint64_t
     return post_frame(out_request, c, o, PEND_JSON, conv);
 }
 
-int chat_client_thread(uint64_t *out_request, chat_client *c, uint64_t conv, uint64_t root,
+int chat_client_thread(uint64_t *out_request, chat_client *c, chat_conv_id conv, uint64_t root,
                        uint64_t after_seq, int limit)
 {
-    if (!c || !conv || !root || limit < 1 || limit > 200)
+    if (!c || !conv_ok(conv) || !root || limit < 1 || limit > 200)
         return chat__error_set(CHAT_EINVAL, 0, "client, conv or root is 0, or limit not 1..200");
     cJSON *o = frame("history", conv);
     if (o && (!cJSON_AddNumberToObject(o, "thread", (double)root) ||
@@ -855,10 +958,12 @@ static int check_query(const char *query, int limit)
     return CHAT_OK;
 }
 
-int chat_client_search(uint64_t *out_request, chat_client *c, const char *query, uint64_t conv,
+int chat_client_search(uint64_t *out_request, chat_client *c, const char *query, chat_conv_id conv,
                        uint64_t before, int limit)
 {
     int rc = c ? check_query(query, limit) : chat__error_set(CHAT_EINVAL, 0, "client is NULL");
+    if (rc == CHAT_OK && conv && !conv_ok(conv))
+        rc = chat__error_set(CHAT_EINVAL, 0, "conv: 0 or 1..2^53-1");
     if (rc != CHAT_OK)
         return rc;
     cJSON *o = frame("search", conv);
@@ -872,11 +977,13 @@ int chat_client_search(uint64_t *out_request, chat_client *c, const char *query,
 }
 
 int chat_client_search_local(chat_msg_list **out, chat_client *c, const char *query,
-                             uint64_t conv, int limit)
+                             chat_conv_id conv, int limit)
 {
     if (!out || !c)
         return chat__error_set(CHAT_EINVAL, 0, "NULL argument");
     int rc = check_query(query, limit);
+    if (rc == CHAT_OK && conv && !conv_ok(conv))
+        rc = chat__error_set(CHAT_EINVAL, 0, "conv: 0 or 1..2^53-1");
     return rc == CHAT_OK ? chat__cache_search(c->cache, query, conv, limit, out) : rc;
 }
 
@@ -893,10 +1000,10 @@ int chat_client_convs(chat_conv_list **out, chat_client *c)
 }
 
 int chat_client_history(chat_msg_list **out, uint64_t *out_request, chat_client *c,
-                        uint64_t conv, uint64_t before_seq, int limit)
+                        chat_conv_id conv, uint64_t before_seq, int limit)
 {
-    if (!out || !c || !conv)
-        return chat__error_set(CHAT_EINVAL, 0, "NULL argument or conv 0");
+    if (!out || !c || !conv_ok(conv))
+        return chat__error_set(CHAT_EINVAL, 0, "NULL argument or conv not in 1..2^53-1");
     if (limit < 1 || limit > 200)
         return chat__error_set(CHAT_EINVAL, 0, "limit: 1..200");
     if (out_request)
@@ -909,7 +1016,7 @@ int chat_client_history(chat_msg_list **out, uint64_t *out_request, chat_client 
     if (rc != CHAT_OK || !missing)
         return rc;
     cJSON *o = frame("history", conv);
-    if (o && top && !cJSON_AddNumberToObject(o, "before", (double)(top + 1))) {
+    if (o && top && !chat__json_add_int(o, "before", (int64_t)(top + 1))) {
         cJSON_Delete(o);
         o = NULL;
     }
@@ -930,13 +1037,14 @@ int chat_client_outbox(chat_msg_list **out, chat_client *c)
     return chat__cache_outbox_list(c->cache, out);
 }
 
-int chat_client_message_status(int *out_status, uint64_t *out_conv, uint64_t *out_seq,
+int chat_client_message_status(int *out_status, chat_conv_id *out_conv, uint64_t *out_seq,
                                chat_client *c, const char *cmid)
 {
     if (!out_status || !c || !cmid)
         return chat__error_set(CHAT_EINVAL, 0, "NULL argument");
     char *me = chat__client_me(c);
-    uint64_t conv = 0, seq = 0;
+    chat_conv_id conv = 0;
+    uint64_t seq = 0;
     int rc = chat__cache_status(c->cache, me, cmid, out_status, &conv, &seq);
     chat__free(me);
     if (rc == CHAT_OK) {
@@ -949,9 +1057,9 @@ int chat_client_message_status(int *out_status, uint64_t *out_conv, uint64_t *ou
 }
 
 int chat_client_message_receipts(size_t *out_delivered, size_t *out_read, size_t *out_others,
-                                 chat_client *c, uint64_t conv, uint64_t seq)
+                                 chat_client *c, chat_conv_id conv, uint64_t seq)
 {
-    if (!c || !conv || !seq)
+    if (!c || !conv_ok(conv) || !seq)
         return chat__error_set(CHAT_EINVAL, 0, "NULL argument");
     size_t d = 0, r = 0, o = 0;
     char *me = chat__client_me(c);
@@ -976,7 +1084,7 @@ int chat_client_message_receipts(size_t *out_delivered, size_t *out_read, size_t
     }
 
 size_t chat_conv_list_count(const chat_conv_list *l) { return l ? l->n : 0; }
-LIST_GETTER(conv_list, uint64_t, id, conv, 0)
+LIST_GETTER(conv_list, chat_conv_id, id, conv, 0)
 LIST_GETTER(conv_list, int, kind, kind, 0)
 LIST_GETTER(conv_list, const char *, title, title, "")
 LIST_GETTER(conv_list, const char *, peer, peer, "")
@@ -985,6 +1093,7 @@ LIST_GETTER(conv_list, uint64_t, head, head, 0)
 LIST_GETTER(conv_list, uint64_t, read, read, 0)
 LIST_GETTER(conv_list, uint64_t, unread, unread, 0)
 LIST_GETTER(conv_list, size_t, member_count, members, 0)
+LIST_GETTER(conv_list, int64_t, muted_until, muted_until, 0)
 
 void chat_conv_list_free(chat_conv_list *l)
 {
@@ -1000,7 +1109,7 @@ void chat_conv_list_free(chat_conv_list *l)
 
 size_t chat_msg_list_count(const chat_msg_list *l) { return l ? l->n : 0; }
 int chat_msg_list_complete(const chat_msg_list *l) { return l ? l->complete : 0; }
-LIST_GETTER(msg_list, uint64_t, conv, conv, 0)
+LIST_GETTER(msg_list, chat_conv_id, conv, conv, 0)
 LIST_GETTER(msg_list, uint64_t, seq, seq, 0)
 LIST_GETTER(msg_list, int64_t, ts_ms, ts, 0)
 LIST_GETTER(msg_list, const char *, from, from, "")
@@ -1065,7 +1174,10 @@ void chat_msg_list_free(chat_msg_list *l)
 /* The media object of a media message, checked as the server will and normalized. */
 static int media_object(const char *media_json, char **out_json, char **out_name)
 {
-    cJSON *m = media_json ? cJSON_Parse(media_json) : NULL;
+    int oom = 0;
+    cJSON *m = media_json ? chat__json_parse(media_json, strlen(media_json), &oom) : NULL;
+    if (oom)
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
     if (!cJSON_IsObject(m)) {
         cJSON_Delete(m);
         return chat__error_set(CHAT_EINVAL, 0, "media: a JSON object is required");
@@ -1101,7 +1213,7 @@ static int media_object(const char *media_json, char **out_json, char **out_name
     return CHAT_OK;
 }
 
-static int send_media_common(char **out_cmid, chat_client *c, uint64_t conv, const char *to,
+static int send_media_common(char **out_cmid, chat_client *c, chat_conv_id conv, const char *to,
                              const char *media_json)
 {
     if (!c)
@@ -1117,11 +1229,11 @@ static int send_media_common(char **out_cmid, chat_client *c, uint64_t conv, con
     return rc == CHAT_OK ? queued(c, cmid, out_cmid) : rc;
 }
 
-int chat_client_send_media(char **out_cmid, chat_client *c, uint64_t conv,
+int chat_client_send_media(char **out_cmid, chat_client *c, chat_conv_id conv,
                            const char *media_json)
 {
-    if (!conv)
-        return chat__error_set(CHAT_EINVAL, 0, "conv is 0");
+    if (!conv_ok(conv))
+        return chat__error_set(CHAT_EINVAL, 0, "conv: 1..2^53-1");
     return send_media_common(out_cmid, c, conv, NULL, media_json);
 }
 

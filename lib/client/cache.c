@@ -125,10 +125,13 @@ int chat__cache_open(chat__cache **out, const char *path)
             r = chat__cache_exec(c, schema_v1);
         if (r == CHAT_OK && version < 2)
             r = chat__cache_exec(c, "ALTER TABLE outbox ADD COLUMN media TEXT;");
+        if (r == CHAT_OK && version < 3)
+            r = chat__cache_exec(c, "ALTER TABLE convs ADD COLUMN muted_until INTEGER NOT NULL"
+                                    " DEFAULT 0;");
         if (r == CHAT_OK)
             r = chat__cache_life_open(c, version);
         if (r == CHAT_OK)
-            r = chat__cache_exec(c, "PRAGMA user_version=3; COMMIT");
+            r = chat__cache_exec(c, "PRAGMA user_version=4; COMMIT");
         if (r != CHAT_OK)
             sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     } else if (r == CHAT_OK) {
@@ -222,30 +225,30 @@ int chat__cache_wipe(chat__cache *c)
 
 /* ---- outbox ------------------------------------------------------------------------------ */
 
-static int outbox_insert(chat__cache *c, uint64_t conv, const char *to_user, const char *text,
+static int outbox_insert(chat__cache *c, chat_conv_id conv, const char *to_user, const char *text,
                          size_t len, const char *media, uint64_t reply, uint64_t thread,
                          char cmid_out[CHAT__CMID_SIZE]);
 
-int chat__cache_outbox_add(chat__cache *c, uint64_t conv, const char *to_user, const char *text,
+int chat__cache_outbox_add(chat__cache *c, chat_conv_id conv, const char *to_user, const char *text,
                            size_t len, char cmid_out[CHAT__CMID_SIZE])
 {
     return outbox_insert(c, conv, to_user, text, len, NULL, 0, 0, cmid_out);
 }
 
-int chat__cache_outbox_add_reply(chat__cache *c, uint64_t conv, uint64_t reply, uint64_t thread,
+int chat__cache_outbox_add_reply(chat__cache *c, chat_conv_id conv, uint64_t reply, uint64_t thread,
                                  const char *text, size_t len, char cmid_out[CHAT__CMID_SIZE])
 {
     return outbox_insert(c, conv, NULL, text, len, NULL, reply, thread, cmid_out);
 }
 
-int chat__cache_outbox_add_media(chat__cache *c, uint64_t conv, const char *to_user,
+int chat__cache_outbox_add_media(chat__cache *c, chat_conv_id conv, const char *to_user,
                                  const char *name, const char *media,
                                  char cmid_out[CHAT__CMID_SIZE])
 {
     return outbox_insert(c, conv, to_user, name, strlen(name), media, 0, 0, cmid_out);
 }
 
-static int outbox_insert(chat__cache *c, uint64_t conv, const char *to_user, const char *text,
+static int outbox_insert(chat__cache *c, chat_conv_id conv, const char *to_user, const char *text,
                          size_t len, const char *media, uint64_t reply, uint64_t thread,
                          char cmid_out[CHAT__CMID_SIZE])
 {
@@ -301,7 +304,7 @@ int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row)
     else if (sqlite3_step(st) == SQLITE_ROW) {
         row->id = sqlite3_column_int64(st, 0);
         snprintf(row->cmid, sizeof row->cmid, "%s", (const char *)sqlite3_column_text(st, 1));
-        row->conv = (uint64_t)sqlite3_column_int64(st, 2);
+        row->conv = sqlite3_column_int64(st, 2);
         if (sqlite3_column_type(st, 3) != SQLITE_NULL)
             row->to_user = chat__cache_col_dup(st, 3);
         row->text = chat__cache_col_dup(st, 4);
@@ -323,7 +326,7 @@ int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row)
 /* Move a conversation's head and my watermarks (own message at seq). A new message of someone
  * else's that counts (counts: 1) past the head is one more unread (the server's count, taken
  * at the last sync, covers the head it gave). Caller holds the lock. */
-static int bump_conv(chat__cache *c, uint64_t conv, uint64_t seq, int64_t ts, int mine,
+static int bump_conv(chat__cache *c, chat_conv_id conv, uint64_t seq, int64_t ts, int mine,
                      int counts)
 {
     sqlite3_stmt *st = chat__cache_prep(
@@ -402,7 +405,7 @@ static int insert_msg(chat__cache *c, const cJSON *msg, int kind, const char *te
     return r;
 }
 
-int chat__cache_outbox_ack(chat__cache *c, const char *cmid, uint64_t conv, uint64_t seq,
+int chat__cache_outbox_ack(chat__cache *c, const char *cmid, chat_conv_id conv, uint64_t seq,
                            int64_t ts, const char *me, const char *device)
 {
     chat__cache_lock(c);
@@ -435,37 +438,37 @@ int chat__cache_outbox_ack(chat__cache *c, const char *cmid, uint64_t conv, uint
     }
     sqlite3_finalize(st);
     if (r == CHAT_OK && found) {
+        /* The message as the server would send it. The outbox holds only media JSON this
+         * engine wrote, so a parse that fails ran out of memory: the ack is then not taken
+         * (the outbox keeps the message, and its resend is acked again). */
         cJSON *j = cJSON_CreateObject();
-        char *js = NULL;
-        int ins = CHAT_ENOMEM;
-        if (j) {
-            cJSON_AddStringToObject(j, "type", "msg");
-            cJSON_AddNumberToObject(j, "conv", (double)conv);
-            cJSON_AddNumberToObject(j, "seq", (double)seq);
-            cJSON_AddNumberToObject(j, "ts", (double)ts);
-            cJSON_AddStringToObject(j, "from", me);
-            cJSON_AddStringToObject(j, "device", device ? device : "");
-            cJSON_AddStringToObject(j, "cmid", cmid);
-            cJSON *mo = media ? cJSON_Parse(media) : NULL;
-            if (mo) {
-                cJSON_AddStringToObject(j, "kind", "media");
-                cJSON_AddItemToObject(j, "media", mo);
-            } else {
-                cJSON_AddStringToObject(j, "kind", "text");
-                cJSON_AddStringToObject(j, "text", text);
-            }
-            if (reply) {
-                cJSON *rp = cJSON_AddObjectToObject(j, "reply");
-                cJSON_AddNumberToObject(rp, "seq", (double)reply);
-            }
-            if (thread)
-                cJSON_AddNumberToObject(j, "thread", (double)thread);
-            js = cJSON_PrintUnformatted(j);
-            if (js)
-                ins = insert_msg(c, j, media ? CHAT_MSG_MEDIA : CHAT_MSG_TEXT, media ? "" : text,
-                                 media ? 0 : tlen, js);
-            cJSON_Delete(j);
+        int ok = j && cJSON_AddStringToObject(j, "type", "msg") &&
+                 chat__json_add_int(j, "conv", conv) &&
+                 chat__json_add_int(j, "seq", (int64_t)seq) && chat__json_add_int(j, "ts", ts) &&
+                 cJSON_AddStringToObject(j, "from", me) &&
+                 cJSON_AddStringToObject(j, "device", device ? device : "") &&
+                 cJSON_AddStringToObject(j, "cmid", cmid);
+        if (ok && media)
+            ok = cJSON_AddStringToObject(j, "kind", "media") &&
+                 chat__json_add(j, "media", cJSON_Parse(media));
+        else if (ok)
+            ok = cJSON_AddStringToObject(j, "kind", "text") &&
+                 cJSON_AddStringToObject(j, "text", text);
+        if (ok && reply) {
+            cJSON *rp = cJSON_AddObjectToObject(j, "reply");
+            ok = rp && chat__json_add_int(rp, "seq", (int64_t)reply);
         }
+        if (ok && thread)
+            ok = chat__json_add_int(j, "thread", (int64_t)thread) != NULL;
+        char *js = ok ? cJSON_PrintUnformatted(j) : NULL;
+        cJSON_Delete(j);
+        /* read back as the server's frame would be: the exact integers are raw items until
+         * printed */
+        cJSON *back = js ? cJSON_Parse(js) : NULL;
+        int ins = back ? insert_msg(c, back, media ? CHAT_MSG_MEDIA : CHAT_MSG_TEXT,
+                                    media ? "" : text, media ? 0 : tlen, js)
+                       : chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+        cJSON_Delete(back);
         cJSON_free(js);
         if (ins < 0)
             r = ins;
@@ -557,7 +560,7 @@ int64_t chat__cache_ji(const cJSON *o, const char *k)
     return v;
 }
 
-int chat__cache_conv_locked(chat__cache *c, uint64_t conv, chat__conv_row *out)
+int chat__cache_conv_locked(chat__cache *c, chat_conv_id conv, chat__conv_row *out)
 {
     memset(out, 0, sizeof *out);
     /* contig_seq: the end of the run of cached seqs that starts at the lowest one. A live
@@ -587,7 +590,7 @@ int chat__cache_conv_locked(chat__cache *c, uint64_t conv, chat__conv_row *out)
     return r;
 }
 
-int chat__cache_conv_get(chat__cache *c, uint64_t conv, chat__conv_row *out)
+int chat__cache_conv_get(chat__cache *c, chat_conv_id conv, chat__conv_row *out)
 {
     chat__cache_lock(c);
     int r = chat__cache_conv_locked(c, conv, out);
@@ -598,7 +601,7 @@ int chat__cache_conv_get(chat__cache *c, uint64_t conv, chat__conv_row *out)
 int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
                             uint64_t *local_read)
 {
-    uint64_t id = chat__cache_ju(conv, "conv");
+    chat_conv_id id = (chat_conv_id)chat__cache_ju(conv, "conv");
     if (!id)
         return chat__error_set(CHAT_EPROTO, 0, "conv without an id");
     const char *kind = chat__json_str(conv, "kind", NULL);
@@ -618,9 +621,11 @@ int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
      * when my read watermark here is ahead of the server's (read offline) */
     sqlite3_stmt *st = chat__cache_prep(
         c, "INSERT INTO convs(conv, kind, title, role, head, delivered, read, joined, last_ts,"
-           " unread) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(conv) DO UPDATE"
-           " SET kind=?2, title=?3, role=?4, head=max(head, ?5), delivered=max(delivered, ?6),"
-           " read=max(read, ?7), joined=?8, last_ts=max(last_ts, ?9), unread=?10");
+           " unread, muted_until) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+           " ON CONFLICT(conv) DO UPDATE SET"
+           " kind=?2, title=?3, role=?4, head=max(head, ?5), delivered=max(delivered, ?6),"
+           " read=max(read, ?7), joined=?8, last_ts=max(last_ts, ?9), unread=?10,"
+           " muted_until=?11");
     if (!st)
         r = CHAT_EIO;
     else {
@@ -640,6 +645,7 @@ int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
         const cJSON *un = cJSON_GetObjectItemCaseSensitive(conv, "unread");
         uint64_t unread = un ? chat__cache_ju(conv, "unread") : head > read ? head - read : 0;
         sqlite3_bind_int64(st, 10, (sqlite3_int64)unread);
+        sqlite3_bind_int64(st, 11, chat__cache_ji(conv, "muted_until"));
         if (sqlite3_step(st) != SQLITE_DONE)
             r = chat__cache_err(c, "conv upsert");
     }
@@ -710,7 +716,7 @@ int chat__cache_kind_of(const char *k)
     return CHAT_MSG_TEXT;
 }
 
-static int uncount(chat__cache *c, uint64_t conv, int n)
+static int uncount(chat__cache *c, chat_conv_id conv, int n)
 {
     sqlite3_stmt *st = chat__cache_prep(c, "UPDATE convs SET unread = max(unread - ?2, 0)"
                                            " WHERE conv = ?1");
@@ -730,7 +736,8 @@ int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int
     if (!chg)
         chg = &none;
     memset(chg, 0, sizeof *chg);
-    uint64_t conv = chat__cache_ju(msg, "conv"), seq = chat__cache_ju(msg, "seq");
+    chat_conv_id conv = (chat_conv_id)chat__cache_ju(msg, "conv");
+    uint64_t seq = chat__cache_ju(msg, "seq");
     if (!conv || !seq)
         return chat__error_set(CHAT_EPROTO, 0, "msg without conv or seq");
     const char *from = chat__json_str(msg, "from", NULL);
@@ -773,7 +780,7 @@ int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int
     return r == CHAT_OK ? ins : r;
 }
 
-int chat__cache_watermark(chat__cache *c, uint64_t conv, const char *user, uint64_t delivered,
+int chat__cache_watermark(chat__cache *c, chat_conv_id conv, const char *user, uint64_t delivered,
                           uint64_t read, int64_t delivered_ts, int64_t read_ts, const char *me)
 {
     chat__cache_lock(c);
@@ -816,7 +823,27 @@ int chat__cache_watermark(chat__cache *c, uint64_t conv, const char *user, uint6
     return r;
 }
 
-int chat__cache_mark_read(chat__cache *c, uint64_t conv, uint64_t seq)
+int chat__cache_conv_muted(chat__cache *c, chat_conv_id conv, int64_t until_ms)
+{
+    chat__cache_lock(c);
+    int r = CHAT_OK;
+    sqlite3_stmt *st = chat__cache_prep(c, "UPDATE convs SET muted_until=?2 WHERE conv=?1");
+    if (!st)
+        r = CHAT_EIO;
+    else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
+        sqlite3_bind_int64(st, 2, until_ms);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            r = chat__cache_err(c, "mute");
+        else if (sqlite3_changes(c->db) == 0)
+            r = CHAT_ENOTFOUND;
+    }
+    sqlite3_finalize(st);
+    chat__cache_unlock(c);
+    return r;
+}
+
+int chat__cache_mark_read(chat__cache *c, chat_conv_id conv, uint64_t seq)
 {
     chat__cache_lock(c);
     chat__conv_row row;
@@ -851,12 +878,14 @@ int chat__cache_convs(chat__cache *c, const char *me, struct chat_conv_list **ou
     struct chat_conv_list *l = chat__calloc(1, sizeof *l);
     if (!l)
         return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    int64_t now = now_ms();
     chat__cache_lock(c);
     int r = CHAT_OK;
     sqlite3_stmt *st = chat__cache_prep(
         c, "SELECT c.conv, c.kind, c.title, c.role, c.head, c.read,"
            " (SELECT count(*) FROM members m WHERE m.conv=c.conv AND m.role<>0),"
-           " (SELECT min(user) FROM members m WHERE m.conv=c.conv AND m.user<>?1), c.unread"
+           " (SELECT min(user) FROM members m WHERE m.conv=c.conv AND m.user<>?1), c.unread,"
+           " c.muted_until"
            " FROM convs c ORDER BY c.last_ts DESC, c.conv DESC");
     if (!st)
         r = CHAT_EIO;
@@ -872,7 +901,7 @@ int chat__cache_convs(chat__cache *c, const char *me, struct chat_conv_list **ou
             l->v = nv;
             chat__conv_item *it = &l->v[l->n];
             memset(it, 0, sizeof *it);
-            it->conv = (uint64_t)sqlite3_column_int64(st, 0);
+            it->conv = sqlite3_column_int64(st, 0);
             it->kind = sqlite3_column_int(st, 1);
             it->role = sqlite3_column_int(st, 3);
             it->head = (uint64_t)sqlite3_column_int64(st, 4);
@@ -881,6 +910,9 @@ int chat__cache_convs(chat__cache *c, const char *me, struct chat_conv_list **ou
             it->members = (size_t)sqlite3_column_int64(st, 6);
             it->title = chat__cache_col_dup(st, 2);
             it->peer = it->kind == CHAT_CONV_DIRECT ? chat__cache_col_dup(st, 7) : chat__strdup("");
+            it->muted_until = sqlite3_column_int64(st, 9);
+            if (it->muted_until > 0 && it->muted_until <= now)
+                it->muted_until = 0; /* the mute has ended */
             l->n++;
             if (!it->title || !it->peer)
                 r = CHAT_ENOMEM;
@@ -897,7 +929,7 @@ int chat__cache_convs(chat__cache *c, const char *me, struct chat_conv_list **ou
 }
 
 /* Receipt counts of my message (conv, seq). Caller holds the lock. */
-static void counts_locked(chat__cache *c, const char *me, uint64_t conv, uint64_t seq,
+static void counts_locked(chat__cache *c, const char *me, chat_conv_id conv, uint64_t seq,
                           size_t *d, size_t *rd, size_t *others)
 {
     *d = *rd = *others = 0;
@@ -935,7 +967,7 @@ static int msg_list_add(struct chat_msg_list *l, sqlite3_stmt *st)
     l->v = nv;
     chat__msg_item *it = &l->v[l->n++];
     memset(it, 0, sizeof *it);
-    it->conv = (uint64_t)sqlite3_column_int64(st, 0);
+    it->conv = sqlite3_column_int64(st, 0);
     it->seq = (uint64_t)sqlite3_column_int64(st, 1);
     it->ts = sqlite3_column_int64(st, 2);
     it->from = chat__cache_col_dup(st, 3);
@@ -964,7 +996,7 @@ int chat__cache_list_add(chat__cache *c, struct chat_msg_list *l, sqlite3_stmt *
     return r;
 }
 
-int chat__cache_history(chat__cache *c, const char *me, uint64_t conv, uint64_t before,
+int chat__cache_history(chat__cache *c, const char *me, chat_conv_id conv, uint64_t before,
                         int limit, struct chat_msg_list **out, int *missing, uint64_t *top_out)
 {
     struct chat_msg_list *l = chat__calloc(1, sizeof *l);
@@ -1068,7 +1100,7 @@ int chat__cache_outbox_list(chat__cache *c, struct chat_msg_list **out)
 }
 
 int chat__cache_status(chat__cache *c, const char *me, const char *cmid, int *status,
-                       uint64_t *conv, uint64_t *seq)
+                       chat_conv_id *conv, uint64_t *seq)
 {
     chat__cache_lock(c);
     int r = CHAT_ENOTFOUND;
@@ -1092,7 +1124,7 @@ int chat__cache_status(chat__cache *c, const char *me, const char *cmid, int *st
             sqlite3_bind_text(st, 1, cmid, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 2, me ? me : "", -1, SQLITE_STATIC);
             if (sqlite3_step(st) == SQLITE_ROW) {
-                *conv = (uint64_t)sqlite3_column_int64(st, 0);
+                *conv = sqlite3_column_int64(st, 0);
                 *seq = (uint64_t)sqlite3_column_int64(st, 1);
                 r = CHAT_OK;
             }
@@ -1108,7 +1140,7 @@ int chat__cache_status(chat__cache *c, const char *me, const char *cmid, int *st
     return r;
 }
 
-int chat__cache_receipts(chat__cache *c, const char *me, uint64_t conv, uint64_t seq,
+int chat__cache_receipts(chat__cache *c, const char *me, chat_conv_id conv, uint64_t seq,
                          size_t *delivered, size_t *read, size_t *others)
 {
     chat__cache_lock(c);

@@ -31,7 +31,7 @@ char *chat__cache_col_dup(sqlite3_stmt *st, int i);
 uint64_t chat__cache_ju(const cJSON *o, const char *k);
 int64_t chat__cache_ji(const cJSON *o, const char *k);
 int chat__cache_kind_of(const char *k);
-int chat__cache_conv_locked(chat__cache *c, uint64_t conv, chat__conv_row *out);
+int chat__cache_conv_locked(chat__cache *c, chat_conv_id conv, chat__conv_row *out);
 
 /* cache_life.c */
 
@@ -50,11 +50,11 @@ int chat__cache_apply(chat__cache *c, const cJSON *msg, int kind, int inserted,
                       chat__change *chg);
 /* Recount my unread messages in conv from the cached ones after my read watermark (me NULL:
  * the cache's user). */
-int chat__cache_recount(chat__cache *c, uint64_t conv, const char *me);
+int chat__cache_recount(chat__cache *c, chat_conv_id conv, const char *me);
 /* Whether a message counts as unread (text, media or event of the main conversation). */
 int chat__cache_counts(const cJSON *msg, int kind);
 /* A message's reactions as a JSON array ([{"emoji","users"}]), NULL in *out when none. */
-int chat__cache_reactions_json(chat__cache *c, uint64_t conv, uint64_t seq, char **out);
+int chat__cache_reactions_json(chat__cache *c, chat_conv_id conv, uint64_t seq, char **out);
 /* Add the row of a statement selecting conv, seq, ts, sender, cmid, kind, text, json,
  * target, thread, edited, expires, flags to a list, with its reactions. */
 int chat__cache_list_add(chat__cache *c, struct chat_msg_list *l, sqlite3_stmt *st);

@@ -20,7 +20,7 @@
 
 /* ---- schema and the search index ---- */
 
-static const char *const schema_v3 =
+static const char *const schema_v4 =
     "ALTER TABLE messages ADD COLUMN target INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE messages ADD COLUMN thread INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE messages ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;"
@@ -133,11 +133,11 @@ static int index_all(chat__cache *c)
 int chat__cache_life_open(chat__cache *c, int version)
 {
     int r = CHAT_OK;
-    if (version < 3)
-        r = chat__cache_exec(c, schema_v3);
+    if (version < 4)
+        r = chat__cache_exec(c, schema_v4);
     if (r == CHAT_OK)
         r = load_key(c);
-    if (r == CHAT_OK && version < 3)
+    if (r == CHAT_OK && version < 4)
         r = index_all(c);
     return r;
 }
@@ -170,7 +170,7 @@ static void cached_free(cached *m)
 }
 
 /* The cached message (conv, seq): CHAT_OK, CHAT_ENOTFOUND. */
-static int get_cached(chat__cache *c, uint64_t conv, uint64_t seq, cached *out)
+static int get_cached(chat__cache *c, chat_conv_id conv, uint64_t seq, cached *out)
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = chat__cache_prep(c, "SELECT rowid, kind, text, json, edited, flags"
@@ -241,7 +241,7 @@ static int update_row(chat__cache *c, int64_t rowid, const char *text, size_t le
     return r;
 }
 
-static int clear_reactions(chat__cache *c, uint64_t conv, uint64_t seq)
+static int clear_reactions(chat__cache *c, chat_conv_id conv, uint64_t seq)
 {
     sqlite3_stmt *st = chat__cache_prep(c, "DELETE FROM reactions WHERE conv=? AND seq=?");
     if (!st)
@@ -254,7 +254,7 @@ static int clear_reactions(chat__cache *c, uint64_t conv, uint64_t seq)
 }
 
 /* Whether the cached message (conv, seq), not erased yet, counts in my unread now. */
-static int unread_now(chat__cache *c, uint64_t conv, uint64_t seq)
+static int unread_now(chat__cache *c, chat_conv_id conv, uint64_t seq)
 {
     sqlite3_stmt *st = chat__cache_prep(
         c, "SELECT count(*) FROM messages m JOIN convs v ON v.conv = m.conv"
@@ -274,7 +274,7 @@ static int unread_now(chat__cache *c, uint64_t conv, uint64_t seq)
 
 /* Erase a cached message's text, media and reactions, keeping its row (its seq). 1 when it
  * was cached and not erased yet, 0 when not, negative on failure. */
-static int tombstone(chat__cache *c, uint64_t conv, uint64_t seq, int flag)
+static int tombstone(chat__cache *c, chat_conv_id conv, uint64_t seq, int flag)
 {
     cached m;
     int r = get_cached(c, conv, seq, &m);
@@ -298,7 +298,7 @@ static int tombstone(chat__cache *c, uint64_t conv, uint64_t seq, int flag)
 }
 
 /* A message expires now: tombstoned, and no longer counted unread. */
-static int expire_now(chat__cache *c, uint64_t conv, uint64_t seq)
+static int expire_now(chat__cache *c, chat_conv_id conv, uint64_t seq)
 {
     int n = unread_now(c, conv, seq);
     int t = tombstone(c, conv, seq, CHAT__CACHE_EXPIRED);
@@ -317,7 +317,7 @@ static int expire_now(chat__cache *c, uint64_t conv, uint64_t seq)
 
 /* A cached text message's text becomes text (an edit), unless the cache already holds a
  * newer one. */
-static int edit_cached(chat__cache *c, uint64_t conv, uint64_t seq, const char *text, size_t len,
+static int edit_cached(chat__cache *c, chat_conv_id conv, uint64_t seq, const char *text, size_t len,
                        int64_t edited)
 {
     cached m;
@@ -339,7 +339,7 @@ static int edit_cached(chat__cache *c, uint64_t conv, uint64_t seq, const char *
     return r;
 }
 
-static int react_cached(chat__cache *c, uint64_t conv, uint64_t seq, const char *emoji,
+static int react_cached(chat__cache *c, chat_conv_id conv, uint64_t seq, const char *emoji,
                         const char *user, int64_t ts, int on)
 {
     sqlite3_stmt *st = chat__cache_prep(
@@ -360,7 +360,7 @@ static int react_cached(chat__cache *c, uint64_t conv, uint64_t seq, const char 
 }
 
 /* A page's message carries its reactions as they are now: the cache takes them whole. */
-static int set_reactions(chat__cache *c, uint64_t conv, uint64_t seq, int64_t ts,
+static int set_reactions(chat__cache *c, chat_conv_id conv, uint64_t seq, int64_t ts,
                          const cJSON *reactions)
 {
     int r = clear_reactions(c, conv, seq);
@@ -379,7 +379,7 @@ static int set_reactions(chat__cache *c, uint64_t conv, uint64_t seq, int64_t ts
 }
 
 /* Every cached message user sent in conv is erased (the account was deleted). */
-static int erase_sender(chat__cache *c, uint64_t conv, const char *user, int *uncounted)
+static int erase_sender(chat__cache *c, chat_conv_id conv, const char *user, int *uncounted)
 {
     sqlite3_stmt *st = chat__cache_prep(c, "SELECT seq FROM messages WHERE conv=? AND sender=?"
                                            " AND kind IN (1, 2) AND flags=0");
@@ -412,7 +412,7 @@ static int erase_sender(chat__cache *c, uint64_t conv, const char *user, int *un
 int chat__cache_apply(chat__cache *c, const cJSON *msg, int kind, int inserted,
                       chat__change *chg)
 {
-    uint64_t conv = chat__cache_ju(msg, "conv"), seq = chat__cache_ju(msg, "seq");
+    chat_conv_id conv = chat__cache_ju(msg, "conv"), seq = chat__cache_ju(msg, "seq");
     uint64_t target = chat__cache_ju(msg, "target");
     const char *from = chat__json_str(msg, "from", NULL);
     memset(chg, 0, sizeof *chg);
@@ -485,7 +485,7 @@ int chat__cache_apply(chat__cache *c, const cJSON *msg, int kind, int inserted,
     return r;
 }
 
-int chat__cache_recount(chat__cache *c, uint64_t conv, const char *me)
+int chat__cache_recount(chat__cache *c, chat_conv_id conv, const char *me)
 {
     sqlite3_stmt *st = chat__cache_prep(
         c, "UPDATE convs SET unread = CASE WHEN role = 0 THEN 0 ELSE (SELECT count(*)"
@@ -505,7 +505,7 @@ int chat__cache_recount(chat__cache *c, uint64_t conv, const char *me)
 
 /* ---- expiry ---- */
 
-int chat__cache_expired(chat__cache *c, uint64_t conv, const uint64_t *seqs, size_t n,
+int chat__cache_expired(chat__cache *c, chat_conv_id conv, const uint64_t *seqs, size_t n,
                         chat__expired_cb cb, void *ud)
 {
     chat__cache_lock(c);
@@ -537,7 +537,7 @@ int chat__cache_expire_due(chat__cache *c, int64_t now_ms, chat__expired_cb cb, 
                                            " WHERE expires > 0 AND flags = 0 AND expires <= ?"
                                            " LIMIT 256");
     struct due {
-        uint64_t conv, seq;
+        chat_conv_id conv, seq;
     } *due = NULL;
     size_t n = 0, cap = 0;
     int r = st ? CHAT_OK : CHAT_EIO;
@@ -573,7 +573,7 @@ int chat__cache_expire_due(chat__cache *c, int64_t now_ms, chat__expired_cb cb, 
 
 /* ---- reading ---- */
 
-int chat__cache_reactions_json(chat__cache *c, uint64_t conv, uint64_t seq, char **out)
+int chat__cache_reactions_json(chat__cache *c, chat_conv_id conv, uint64_t seq, char **out)
 {
     *out = NULL;
     sqlite3_stmt *st = chat__cache_prep(c, "SELECT emoji, user FROM reactions"
@@ -613,7 +613,7 @@ int chat__cache_reactions_json(chat__cache *c, uint64_t conv, uint64_t seq, char
     return r;
 }
 
-int chat__cache_search(chat__cache *c, const char *query, uint64_t conv, int limit,
+int chat__cache_search(chat__cache *c, const char *query, chat_conv_id conv, int limit,
                        struct chat_msg_list **out)
 {
     char *match = NULL;

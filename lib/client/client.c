@@ -10,7 +10,7 @@
 #include "core/decode.h"
 #include "core/error.h"
 #include "core/json.h"
-#include "core/threadname.h"
+#include "core/thread.h"
 
 #include <inttypes.h>
 #include <sodium.h>
@@ -22,6 +22,7 @@
 
 #define SYNC_PAGE 200
 #define FIRST_FETCH 50 /* a conversation new to the cache: only its latest messages */
+#define SEND_OOM_RETRY_MS 1000 /* an outbox message that could not be encoded waits this long */
 
 int64_t chat__mono_ms(void)
 {
@@ -77,7 +78,7 @@ static void emit_simple(chat_client *c, int type, int code, const char *message)
 }
 
 static void emit_result(chat_client *c, int type, uint64_t request, int code, const char *msg,
-                        uint64_t conv, uint64_t seq)
+                        chat_conv_id conv, uint64_t seq)
 {
     chat_event *ev = chat__event_new(type);
     if (!ev)
@@ -90,7 +91,7 @@ static void emit_result(chat_client *c, int type, uint64_t request, int code, co
     chat__event_emit(c, ev);
 }
 
-static void emit_conv(chat_client *c, uint64_t conv)
+static void emit_conv(chat_client *c, chat_conv_id conv)
 {
     chat_event *ev = chat__event_new(CHAT_EVENT_CONV);
     if (ev) {
@@ -121,7 +122,7 @@ static chat__pend *pend_take(chat_client *c, uint64_t id)
 }
 
 /* Send o (taken) with a fresh id when kind != 0, remembering what answers it. */
-static int send_frame(chat_client *c, cJSON *o, int kind, uint64_t request, uint64_t conv,
+static int send_frame(chat_client *c, cJSON *o, int kind, uint64_t request, chat_conv_id conv,
                       uint64_t after, const char *cmid)
 {
     int rc = CHAT_ENOMEM;
@@ -158,17 +159,23 @@ out:
     return rc;
 }
 
-static void send_receipt(chat_client *c, uint64_t conv, uint64_t delivered, uint64_t read)
+/* o when every add into it succeeded (ok), else NULL with o deleted: a frame goes out whole
+ * or not at all, and send_frame(NULL) fails with CHAT_ENOMEM. */
+static cJSON *built(cJSON *o, int ok)
+{
+    if (ok)
+        return o;
+    cJSON_Delete(o);
+    return NULL;
+}
+
+static void send_receipt(chat_client *c, chat_conv_id conv, uint64_t delivered, uint64_t read)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return;
-    cJSON_AddStringToObject(o, "type", "receipt");
-    cJSON_AddNumberToObject(o, "conv", (double)conv);
-    if (delivered)
-        cJSON_AddNumberToObject(o, "delivered", (double)delivered);
-    if (read)
-        cJSON_AddNumberToObject(o, "read", (double)read);
+    o = built(o, o && cJSON_AddStringToObject(o, "type", "receipt") &&
+                     chat__json_add_int(o, "conv", conv) &&
+                     (!delivered || chat__json_add_int(o, "delivered", (int64_t)delivered)) &&
+                     (!read || chat__json_add_int(o, "read", (int64_t)read)));
     send_frame(c, o, PEND_RECEIPT, 0, conv, 0, NULL);
 }
 
@@ -186,7 +193,8 @@ static void fail_pending(chat_client *c, int code, const char *why)
         chat__pend *p = c->pend;
         c->pend = p->next;
         if (p->kind == PEND_GROUP || p->kind == PEND_PRESENCE || p->kind == PEND_MEDIA_URL ||
-            p->kind == PEND_CHANGE || p->kind == PEND_JSON)
+            p->kind == PEND_CHANGE || p->kind == PEND_JSON || p->kind == PEND_MUTE ||
+            (p->kind == PEND_PUSH && p->request))
             emit_result(c, CHAT_EVENT_RESULT, p->request, code, why, p->conv, 0);
         else if (p->kind == PEND_HISTORY_USER)
             emit_result(c, CHAT_EVENT_HISTORY, p->request, code, why, p->conv, 0);
@@ -266,21 +274,23 @@ static void on_open(void *ud)
     pthread_mutex_unlock(&c->cmd_mu);
     if (!tok && chat__cache_meta_get(c->cache, "token", &stored) == CHAT_OK)
         tok = stored;
+    int ok;
     if (tok) {
-        cJSON_AddStringToObject(o, "type", "auth");
-        cJSON_AddNumberToObject(o, "v", 1);
-        cJSON_AddStringToObject(o, "token", tok);
+        ok = cJSON_AddStringToObject(o, "type", "auth") && cJSON_AddNumberToObject(o, "v", 1) &&
+             cJSON_AddStringToObject(o, "token", tok);
         sodium_memzero(tok, strlen(tok));
         chat__free(tok);
     } else {
-        cJSON_AddStringToObject(o, "type", "login");
-        cJSON_AddNumberToObject(o, "v", 1);
-        cJSON_AddStringToObject(o, "user", c->login_user ? c->login_user : "");
-        cJSON_AddStringToObject(o, "password", c->password ? c->password : "");
-        cJSON_AddStringToObject(o, "device", c->device ? c->device : "");
+        ok = cJSON_AddStringToObject(o, "type", "login") && cJSON_AddNumberToObject(o, "v", 1) &&
+             cJSON_AddStringToObject(o, "user", c->login_user ? c->login_user : "") &&
+             cJSON_AddStringToObject(o, "password", c->password ? c->password : "") &&
+             cJSON_AddStringToObject(o, "device", c->device ? c->device : "");
     }
     c->last_rx_ms = chat__mono_ms();
-    if (send_frame(c, o, PEND_AUTH, 0, 0, 0, NULL) != CHAT_OK)
+    int rc = send_frame(c, built(o, ok), PEND_AUTH, 0, 0, 0, NULL);
+    if (rc == CHAT_ENOMEM)
+        lost(c, CHAT_ENOMEM, "out of memory", 1);
+    else if (rc != CHAT_OK)
         lost(c, CHAT_EIO, "cannot send auth", 1);
 }
 
@@ -304,11 +314,9 @@ static void request_convs(chat_client *c)
         since = strtoull(cur, NULL, 10);
     chat__free(cur);
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return;
-    cJSON_AddStringToObject(o, "type", "convs");
-    cJSON_AddNumberToObject(o, "since", (double)since);
-    cJSON_AddNumberToObject(o, "limit", SYNC_PAGE);
+    o = built(o, o && cJSON_AddStringToObject(o, "type", "convs") &&
+                     chat__json_add_int(o, "since", (int64_t)since) &&
+                     cJSON_AddNumberToObject(o, "limit", SYNC_PAGE));
     if (send_frame(c, o, PEND_CONVS, 0, 0, 0, NULL) == CHAT_OK)
         c->syncing = 1;
 }
@@ -319,22 +327,21 @@ static void start_sync(chat_client *c)
         request_convs(c);
 }
 
-static void send_history(chat_client *c, int kind, uint64_t request, uint64_t conv,
+static void send_history(chat_client *c, int kind, uint64_t request, chat_conv_id conv,
                          uint64_t after, uint64_t before, int limit)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return;
-    cJSON_AddStringToObject(o, "type", "history");
-    cJSON_AddNumberToObject(o, "conv", (double)conv);
-    if (kind == PEND_HISTORY_SYNC)
-        cJSON_AddNumberToObject(o, "after", (double)after);
-    else if (before)
-        cJSON_AddNumberToObject(o, "before", (double)before);
-    cJSON_AddNumberToObject(o, "limit", limit);
-    if (send_frame(c, o, kind, request, conv, after, NULL) != CHAT_OK &&
-        kind == PEND_HISTORY_USER)
-        emit_result(c, CHAT_EVENT_HISTORY, request, CHAT_ECLOSED, "not connected", conv, 0);
+    int ok = o && cJSON_AddStringToObject(o, "type", "history") &&
+             chat__json_add_int(o, "conv", conv);
+    if (ok && kind == PEND_HISTORY_SYNC)
+        ok = chat__json_add_int(o, "after", (int64_t)after) != NULL;
+    else if (ok && before)
+        ok = chat__json_add_int(o, "before", (int64_t)before) != NULL;
+    ok = ok && cJSON_AddNumberToObject(o, "limit", limit);
+    int rc = send_frame(c, built(o, ok), kind, request, conv, after, NULL);
+    if (rc != CHAT_OK && kind == PEND_HISTORY_USER)
+        emit_result(c, CHAT_EVENT_HISTORY, request, rc == CHAT_ENOMEM ? rc : CHAT_ECLOSED,
+                    rc == CHAT_ENOMEM ? "out of memory" : "not connected", conv, 0);
 }
 
 static void pump_sync(chat_client *c)
@@ -366,7 +373,7 @@ static void pump_sync(chat_client *c)
     flush_outbox(c);
 }
 
-static int add_fetch(chat_client *c, uint64_t conv, uint64_t after, int front)
+static int add_fetch(chat_client *c, chat_conv_id conv, uint64_t after, int front)
 {
     for (size_t i = 0; i < c->n_fetch; i++)
         if (c->fetch[i].conv == conv)
@@ -404,7 +411,7 @@ static void on_convs(chat_client *c, const cJSON *o)
         chat__json_u64(it, "delivered", &srv_delivered);
         chat__json_u64(it, "head", &head);
         chat__conv_row row;
-        if (chat__cache_conv_get(c->cache, (uint64_t)cJSON_GetNumberValue(
+        if (chat__cache_conv_get(c->cache, (chat_conv_id)cJSON_GetNumberValue(
                                                cJSON_GetObjectItemCaseSensitive(it, "conv")),
                                  &row) != CHAT_OK)
             continue;
@@ -477,9 +484,8 @@ static int store_msg(chat_client *c, const cJSON *m, const char *me, int emit, i
         chat_event *ev = chat__event_new(CHAT_EVENT_MESSAGE);
         if (!ev)
             return r;
-        uint64_t v = 0;
-        chat__json_u64(m, "conv", &v), ev->conv = v;
-        chat__json_u64(m, "seq", &v), ev->seq = v;
+        chat__json_conv(m, "conv", &ev->conv);
+        chat__json_u64(m, "seq", &ev->seq);
         chat__json_i64(m, "ts", &ev->ts);
         size_t tl = 0;
         const char *kind = chat__json_str(m, "kind", NULL);
@@ -554,36 +560,35 @@ static void flush_outbox(chat_client *c)
     chat__outbox_row row;
     if (chat__cache_outbox_first(c->cache, &row) != CHAT_OK)
         return;
+    /* A media row holds JSON this engine wrote, so a parse that fails ran out of memory: the
+     * message is sent whole or not yet (never as an empty text the server would refuse). */
     cJSON *o = cJSON_CreateObject();
-    if (o) {
-        cJSON_AddStringToObject(o, "type", "send");
-        if (row.to_user)
-            cJSON_AddStringToObject(o, "to", row.to_user);
-        else
-            cJSON_AddNumberToObject(o, "conv", (double)row.conv);
-        cJSON_AddStringToObject(o, "cmid", row.cmid);
-        cJSON *media = row.media ? cJSON_Parse(row.media) : NULL;
-        if (media) {
-            cJSON_AddStringToObject(o, "kind", "media");
-            cJSON_AddItemToObject(o, "media", media);
-        } else {
-            cJSON_AddStringToObject(o, "text", row.text);
-        }
-        if (row.reply)
-            cJSON_AddNumberToObject(o, "reply", (double)row.reply);
-        if (row.thread)
-            cJSON_AddNumberToObject(o, "thread", (double)row.thread);
-        if (send_frame(c, o, PEND_SEND, 0, row.conv, 0, row.cmid) == CHAT_OK)
-            c->send_inflight = 1;
-    }
+    int ok = o && cJSON_AddStringToObject(o, "type", "send") &&
+             (row.to_user ? cJSON_AddStringToObject(o, "to", row.to_user) != NULL
+                          : chat__json_add_int(o, "conv", row.conv) != NULL) &&
+             cJSON_AddStringToObject(o, "cmid", row.cmid);
+    if (ok && row.media)
+        ok = cJSON_AddStringToObject(o, "kind", "media") &&
+             chat__json_add(o, "media", cJSON_Parse(row.media));
+    else if (ok)
+        ok = cJSON_AddStringToObject(o, "text", row.text) != NULL;
+    if (ok && row.reply)
+        ok = chat__json_add_int(o, "reply", (int64_t)row.reply) != NULL;
+    if (ok && row.thread)
+        ok = chat__json_add_int(o, "thread", (int64_t)row.thread) != NULL;
+    if (send_frame(c, built(o, ok), PEND_SEND, 0, row.conv, 0, row.cmid) == CHAT_OK)
+        c->send_inflight = 1;
+    else if (!ok) /* out of memory: the heartbeat tick tries again */
+        c->send_retry_at_ms = chat__mono_ms() + SEND_OOM_RETRY_MS;
     chat__cache_outbox_row_free(&row);
 }
 
 static void on_ack(chat_client *c, chat__pend *p, const cJSON *o)
 {
-    uint64_t conv = 0, seq = 0;
+    chat_conv_id conv = 0;
+    uint64_t seq = 0;
     int64_t ts = 0;
-    chat__json_u64(o, "conv", &conv);
+    chat__json_conv(o, "conv", &conv);
     chat__json_u64(o, "seq", &seq);
     chat__json_i64(o, "ts", &ts);
     chat__conv_row row;
@@ -636,6 +641,54 @@ static void on_send_error(chat_client *c, chat__pend *p, int code, const char *r
 
 /* ---- incoming frames --------------------------------------------------------------------- */
 
+/* Send the push registration (or the unregistration) the host asked for. [loop, online] */
+static void push_send(chat_client *c)
+{
+    cJSON *o = NULL;
+    if (c->push_frame)
+        o = cJSON_Duplicate(c->push_frame, 1);
+    else if (c->push_unreg && (o = cJSON_CreateObject()))
+        cJSON_AddStringToObject(o, "type", "push_unregister");
+    if (!o) {
+        if (c->push_frame || c->push_unreg)
+            chat__client_log(c, CHAT_LOG_WARN, "push registration not sent: out of memory");
+        return;
+    }
+    uint64_t request = c->push_request;
+    c->push_request = 0;
+    if (send_frame(c, o, PEND_PUSH, request, 0, c->push_frame ? 0 : 1, NULL) != CHAT_OK &&
+        request)
+        emit_result(c, CHAT_EVENT_RESULT, request, CHAT_ECLOSED, "send failed", 0, 0);
+}
+
+/* The answer to a push frame. A registration the server refused as invalid or unsupported
+ * would be refused at every connect: it is dropped. */
+static void push_answered(chat_client *c, const chat__pend *p, int code, const char *why)
+{
+    int unreg = p->after == 1;
+    if (code == CHAT_OK && unreg && !c->push_frame)
+        c->push_unreg = 0;
+    if (code != CHAT_OK && !unreg && c->push_frame &&
+        (code == CHAT_EINVAL || code == CHAT_ENOTSUP)) {
+        chat__client_log(c, CHAT_LOG_WARN, "push registration refused: %s", why);
+        cJSON_Delete(c->push_frame);
+        c->push_frame = NULL;
+    }
+    if (p->request)
+        emit_result(c, CHAT_EVENT_RESULT, p->request, code, code == CHAT_OK ? NULL : why, 0, 0);
+}
+
+/* A mute changed on another device of this user (or this one): cache it, tell the host. */
+static void on_mute(chat_client *c, const cJSON *o)
+{
+    chat_conv_id conv = 0;
+    int64_t until = 0;
+    chat__json_conv(o, "conv", &conv);
+    chat__json_i64(o, "muted_until", &until);
+    if (conv > 0 && chat__cache_conv_muted(c->cache, conv, until) == CHAT_OK)
+        emit_conv(c, conv);
+}
+
 static void on_auth_ok(chat_client *c, const cJSON *o)
 {
     const char *user = chat__json_str(o, "user", NULL);
@@ -673,6 +726,7 @@ static void on_auth_ok(chat_client *c, const cJSON *o)
         chat__event_emit(c, ev);
     }
     start_sync(c);
+    push_send(c);
 }
 
 static void on_presence(chat_client *c, const cJSON *o)
@@ -692,10 +746,11 @@ static void on_presence(chat_client *c, const cJSON *o)
 
 static void on_receipt_push(chat_client *c, const cJSON *o)
 {
-    uint64_t conv = 0, d = 0, r = 0;
+    chat_conv_id conv = 0;
+    uint64_t d = 0, r = 0;
     int64_t dts = 0, rts = 0;
     const char *user = chat__json_str(o, "user", NULL);
-    chat__json_u64(o, "conv", &conv);
+    chat__json_conv(o, "conv", &conv);
     chat__json_u64(o, "delivered", &d);
     chat__json_u64(o, "read", &r);
     chat__json_i64(o, "delivered_ts", &dts);
@@ -717,11 +772,62 @@ static void on_receipt_push(chat_client *c, const cJSON *o)
     chat__free(me);
 }
 
+/* Fetch conv from its first gap: within the running sync, or as a sync of its own that leaves
+ * the inbox cursor where it is (no conversation list needed: the gap's conversation is known).
+ * A conversation the cache does not know takes the full sync. */
+static void fetch_gap(chat_client *c, uint64_t conv)
+{
+    chat__conv_row row;
+    if (!c->online || chat__cache_conv_get(c->cache, conv, &row) != CHAT_OK) {
+        start_sync(c);
+        return;
+    }
+    if (!c->syncing) {
+        char *cur = NULL;
+        c->sync_cursor = 0;
+        if (chat__cache_meta_get(c->cache, "cursor", &cur) == CHAT_OK)
+            c->sync_cursor = strtoull(cur, NULL, 10);
+        chat__free(cur);
+        c->sync_more = 0;
+        c->syncing = 1;
+    }
+    add_fetch(c, conv, row.contig_seq > row.joined ? row.contig_seq : row.joined, 0);
+    pump_sync(c);
+}
+
+/* A position hint: conv's last seq is at least seq. Behind it, fetch what is missing. */
+static void on_head(chat_client *c, const cJSON *o)
+{
+    uint64_t conv = 0, seq = 0;
+    if (chat__json_u64(o, "conv", &conv) != CHAT_OK || chat__json_u64(o, "seq", &seq) != CHAT_OK ||
+        !conv)
+        return;
+    chat__conv_row row;
+    int had = chat__cache_conv_get(c->cache, conv, &row) == CHAT_OK;
+    if (!had || (seq > row.contig_seq && seq > row.joined && row.role != CHAT_ROLE_NONE))
+        fetch_gap(c, conv);
+}
+
+/* The server may have lost live frames for this client: catch up at a random moment within
+ * within_ms (so that all its clients do not ask at once). A pending catch-up keeps its time. */
+static void on_sync_prompt(chat_client *c, const cJSON *o)
+{
+    int64_t within = 0;
+    if (chat__json_i64(o, "within_ms", &within) != CHAT_OK || within < 0)
+        within = 0;
+    if (within > 600000)
+        within = 600000;
+    int64_t at = chat__mono_ms() + (within ? (int64_t)randombytes_uniform((uint32_t)within) : 0);
+    if (!c->resync_at_ms || at < c->resync_at_ms)
+        c->resync_at_ms = at;
+}
+
 static void on_live_msg(chat_client *c, const cJSON *o)
 {
     char *me = chat__client_me(c);
-    uint64_t conv = 0, seq = 0;
-    chat__json_u64(o, "conv", &conv);
+    chat_conv_id conv = 0;
+    uint64_t seq = 0;
+    chat__json_conv(o, "conv", &conv);
     chat__json_u64(o, "seq", &seq);
     chat__conv_row before;
     int had = chat__cache_conv_get(c->cache, conv, &before) == CHAT_OK;
@@ -732,10 +838,12 @@ static void on_live_msg(chat_client *c, const cJSON *o)
     if (r >= 0 && c->auto_delivered && from && me && strcmp(from, me) != 0 &&
         (!had || seq > before.delivered))
         send_receipt(c, conv, seq, 0);
-    /* unknown conversation, a gap, or a membership change: resync from the cursor */
-    if (!had || (before.max_seq && seq > before.max_seq + 1) ||
-        (kind && strcmp(kind, "event") == 0))
+    /* An unknown conversation or a membership change: resync from the cursor. A gap (a live
+     * frame lost on its way, or sent while this device was connecting): fetch it. */
+    if (!had || (kind && strcmp(kind, "event") == 0))
         start_sync(c);
+    else if (seq > before.max_seq + 1 && seq - 1 > before.joined)
+        fetch_gap(c, conv);
     chat__free(me);
 }
 
@@ -766,7 +874,7 @@ static void on_json_answer(chat_client *c, chat__pend *p, const cJSON *o)
     chat__event_emit(c, ev);
 }
 
-static void emit_expired(uint64_t conv, uint64_t seq, void *ud)
+static void emit_expired(chat_conv_id conv, uint64_t seq, void *ud)
 {
     chat_event *ev = chat__event_new(CHAT_EVENT_EXPIRED);
     if (ev) {
@@ -779,8 +887,8 @@ static void emit_expired(uint64_t conv, uint64_t seq, void *ud)
 /* The server erased expired messages: the cache drops them too. */
 static void on_expired(chat_client *c, const cJSON *o)
 {
-    uint64_t conv = 0;
-    chat__json_u64(o, "conv", &conv);
+    chat_conv_id conv = 0;
+    chat__json_conv(o, "conv", &conv);
     const cJSON *seqs = cJSON_GetObjectItemCaseSensitive(o, "seqs"), *s;
     int n = cJSON_GetArraySize(seqs), k = 0;
     uint64_t *v = n > 0 ? chat__malloc((size_t)n * sizeof *v) : NULL;
@@ -819,7 +927,14 @@ static void on_text(const char *data, size_t len, void *ud)
     c->last_rx_ms = chat__mono_ms();
     c->ping_sent_ms = 0;
     chat__reply rep;
-    if (chat__decode_reply(data, len, &rep) != CHAT_OK) {
+    int rc = chat__decode_reply(data, len, &rep);
+    if (rc == CHAT_ENOMEM) {
+        /* A frame that could not be read may be the answer something waits for: start
+         * over, the sync after reconnecting fetches what was missed. */
+        lost(c, CHAT_ENOMEM, "out of memory reading a frame", 1);
+        return;
+    }
+    if (rc != CHAT_OK) {
         chat__client_log(c, CHAT_LOG_WARN, "frame from the server refused (%s): %s",
                          rep.reason, rep.message);
         return;
@@ -866,6 +981,10 @@ static void on_text(const char *data, size_t len, void *ud)
             emit_result(c, CHAT_EVENT_RESULT, p->request, code, why, p->conv, 0);
         } else if (kind == PEND_HISTORY_USER) {
             emit_result(c, CHAT_EVENT_HISTORY, p->request, code, why, p->conv, 0);
+        } else if (kind == PEND_PUSH) {
+            push_answered(c, p, code, why);
+        } else if (kind == PEND_MUTE) {
+            emit_result(c, CHAT_EVENT_RESULT, p->request, code, why, p->conv, 0);
         } else if (kind == PEND_HISTORY_SYNC) {
             c->fetch_inflight = 0; /* e.g. removed meanwhile: skip that conversation */
             pump_sync(c);
@@ -896,13 +1015,14 @@ static void on_text(const char *data, size_t len, void *ud)
         }
         chat__free(me);
     } else if (p && p->kind == PEND_GROUP) {
-        uint64_t conv = p->conv, seq = 0;
+        chat_conv_id conv = p->conv;
+        uint64_t seq = 0;
         const cJSON *cv = cJSON_GetObjectItemCaseSensitive(o, "conv");
         if (cJSON_IsObject(cv)) { /* group_create */
             char *me = chat__client_me(c);
             chat__cache_conv_upsert(c->cache, cv, me, NULL);
             chat__free(me);
-            chat__json_u64(cv, "conv", &conv);
+            chat__json_conv(cv, "conv", &conv);
             chat__json_u64(cv, "head", &seq);
             emit_conv(c, conv);
         } else {
@@ -929,10 +1049,20 @@ static void on_text(const char *data, size_t len, void *ud)
             cJSON_free(js);
             chat__event_emit(c, ev);
         }
+    } else if (p && p->kind == PEND_PUSH && strcmp(type, "ok") == 0) {
+        push_answered(c, p, CHAT_OK, NULL);
+    } else if (p && p->kind == PEND_MUTE && strcmp(type, "ok") == 0) {
+        if (chat__cache_conv_muted(c->cache, p->conv, (int64_t)p->after) == CHAT_OK)
+            emit_conv(c, p->conv);
+        emit_result(c, CHAT_EVENT_RESULT, p->request, CHAT_OK, NULL, p->conv, 0);
     } else if (p && p->kind == PEND_PING) {
         /* pong: liveness already noted */
     } else if (!re && strcmp(type, "msg") == 0) {
         on_live_msg(c, o);
+    } else if (!re && strcmp(type, "head") == 0) {
+        on_head(c, o);
+    } else if (!re && strcmp(type, "sync") == 0) {
+        on_sync_prompt(c, o);
     } else if (!re && strcmp(type, "receipt") == 0) {
         if (!cJSON_GetObjectItemCaseSensitive(o, "thread")) /* a thread's: nothing cached */
             on_receipt_push(c, o);
@@ -940,13 +1070,15 @@ static void on_text(const char *data, size_t len, void *ud)
         on_expired(c, o);
     } else if (!re && strcmp(type, "presence") == 0) {
         on_presence(c, o);
+    } else if (!re && strcmp(type, "mute") == 0) {
+        on_mute(c, o);
     } else if (!re && strcmp(type, "typing") == 0) {
         chat_event *ev = chat__event_new(CHAT_EVENT_TYPING);
         if (ev) {
-            uint64_t conv = 0;
+            chat_conv_id conv = 0;
             int64_t ttl = 0;
             const char *state = chat__json_str(o, "state", NULL);
-            chat__json_u64(o, "conv", &conv);
+            chat__json_conv(o, "conv", &conv);
             chat__json_i64(o, "ttl_ms", &ttl);
             ev->conv = conv;
             ev->active = state && strcmp(state, "start") == 0;
@@ -975,12 +1107,24 @@ static void run_cmd(chat_client *c, chat__cmd *cmd)
         } else {
             cJSON *b = cmd->body;
             cmd->body = NULL;
-            if (send_frame(c, b, cmd->kind, cmd->request, cmd->conv, 0, NULL) != CHAT_OK)
+            if (send_frame(c, b, cmd->kind, cmd->request, cmd->conv, cmd->seq, NULL) != CHAT_OK)
                 emit_result(c,
                             cmd->kind == PEND_HISTORY_USER ? CHAT_EVENT_HISTORY
                                                            : CHAT_EVENT_RESULT,
                             cmd->request, CHAT_ECLOSED, "send failed", cmd->conv, 0);
         }
+        break;
+    case CMD_PUSH:
+        if (c->push_request) /* never sent: this newer call replaces it */
+            emit_result(c, CHAT_EVENT_RESULT, c->push_request, CHAT_ECLOSED,
+                        "replaced by a later push registration call", 0, 0);
+        cJSON_Delete(c->push_frame);
+        c->push_frame = cmd->body;
+        cmd->body = NULL;
+        c->push_unreg = c->push_frame == NULL;
+        c->push_request = cmd->request;
+        if (c->online)
+            push_send(c);
         break;
     case CMD_TYPING:
         if (c->online) {
@@ -1020,7 +1164,7 @@ static void run_cmds(chat_client *c)
         chat__cmd *next = list->next;
         if (!atomic_load(&c->stop))
             run_cmd(c, list);
-        else if (list->type == CMD_FRAME)
+        else if (list->type == CMD_FRAME || list->type == CMD_PUSH)
             emit_result(c, list->kind == PEND_HISTORY_USER ? CHAT_EVENT_HISTORY : CHAT_EVENT_RESULT,
                         list->request, CHAT_ECLOSED, "stopping", list->conv, 0);
         cJSON_Delete(list->body);
@@ -1055,15 +1199,18 @@ void *chat__client_loop(void *arg)
                 lost(c, CHAT_ETIMEDOUT, "heartbeat timed out", 1);
             } else if (!c->ping_sent_ms && now - c->last_rx_ms >= c->hb_interval_ms) {
                 cJSON *o = cJSON_CreateObject();
-                if (o) {
-                    cJSON_AddStringToObject(o, "type", "ping");
-                    send_frame(c, o, PEND_PING, 0, 0, 0, NULL);
-                }
+                send_frame(c, built(o, o && cJSON_AddStringToObject(o, "type", "ping")), PEND_PING,
+                           0, 0, 0, NULL);
                 c->ping_sent_ms = now;
             }
             if (c->send_retry_at_ms && now >= c->send_retry_at_ms) {
                 c->send_retry_at_ms = 0;
                 flush_outbox(c);
+            }
+            if (c->resync_at_ms && now >= c->resync_at_ms) {
+                /* a sync already running may have read before the loss: one more after it */
+                c->resync_at_ms = c->syncing ? now + 200 : 0;
+                start_sync(c);
             }
         }
         int64_t deadline = now + 1000;
@@ -1076,6 +1223,8 @@ void *chat__client_loop(void *arg)
                                                        : c->last_rx_ms + c->hb_interval_ms);
             if (c->send_retry_at_ms)
                 deadline = min64(deadline, c->send_retry_at_ms);
+            if (c->resync_at_ms)
+                deadline = min64(deadline, c->resync_at_ms);
         }
         int64_t wait = deadline - now;
         if (wait < 0)
@@ -1095,6 +1244,9 @@ void *chat__client_loop(void *arg)
     c->n_fetch = 0;
     c->fetch_inflight = c->send_inflight = 0;
     fail_pending(c, CHAT_ECLOSED, "client stopped");
+    if (c->push_request) /* a push registration still waiting to be sent */
+        emit_result(c, CHAT_EVENT_RESULT, c->push_request, CHAT_ECLOSED, "client stopped", 0, 0);
+    c->push_request = 0;
     run_cmds(c); /* complete what was posted meanwhile */
     set_state(c, CHAT_CONN_STOPPED);
     atomic_store(&c->loop_tid_valid, 0);

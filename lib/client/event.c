@@ -142,7 +142,7 @@ int chat_client_wait_event(chat_event **out, chat_client *c, int timeout_ms)
 #define S(x) ((x) ? (x) : "")
 
 int chat_event_type(const chat_event *ev) { return ev ? ev->type : 0; }
-uint64_t chat_event_conv(const chat_event *ev) { return ev ? ev->conv : 0; }
+chat_conv_id chat_event_conv(const chat_event *ev) { return ev ? ev->conv : 0; }
 uint64_t chat_event_seq(const chat_event *ev) { return ev ? ev->seq : 0; }
 int64_t chat_event_ts_ms(const chat_event *ev) { return ev ? ev->ts : 0; }
 const char *chat_event_user(const chat_event *ev) { return ev ? S(ev->user) : ""; }

@@ -4,6 +4,7 @@
 #define CHAT_CLIENT_INTERNAL_H
 
 #include "chat/client.h"
+#include "chat/sys/client_transport.h"
 #include "client/cache.h"
 
 #include <cjson/cJSON.h>
@@ -31,7 +32,8 @@ int chat__client_ws_set_ca_file(void *state, const char *path);
 
 struct chat_event {
     int type;
-    uint64_t conv, seq, request, delivered, read;
+    chat_conv_id conv;
+    uint64_t seq, request, delivered, read;
     int64_t ts, last_seen, retry_ms;
     int code, kind, active, more;
     size_t count, text_len;
@@ -42,17 +44,20 @@ struct chat_event {
 /* Work posted by any thread to the loop thread. */
 enum {
     CMD_FLUSH = 1,      /* the outbox has new entries */
-    CMD_FRAME = 2,      /* send body (a request) when online: completes `request` */
+    CMD_FRAME = 2,      /* send body (a request) when online: completes `request`; seq is
+                         * the pending request's `after` */
     CMD_TYPING = 3,     /* send body when online, else drop */
     CMD_READ = 4,       /* send a read receipt for conv up to seq */
     CMD_RECONNECT = 5,  /* connect now */
     CMD_DISCONNECT = 6, /* drop the connection */
     CMD_HISTORY = 7,    /* fetch history of conv before seq (limit) */
+    CMD_PUSH = 8,       /* body: a push_register frame to keep sending, or NULL: unregister */
 };
 
 typedef struct chat__cmd {
     int type;
-    uint64_t request, conv, seq;
+    uint64_t request, seq;
+    chat_conv_id conv;
     int limit;
     int kind;    /* CMD_FRAME: what answers it (PEND_*) */
     cJSON *body; /* CMD_FRAME / CMD_TYPING, without id */
@@ -71,21 +76,25 @@ enum {
     PEND_PRESENCE = 8,
     PEND_PING = 9,
     PEND_MEDIA_URL = 10, /* chat_client_media_url: RESULT with the answer as json */
-    PEND_CHANGE = 11,    /* an edit, delete, reaction or timer: RESULT with its seq */
-    PEND_JSON = 12,      /* a search, a thread's page or receipt: RESULT with the answer as
+    PEND_PUSH = 11,      /* push_register (after 0) or push_unregister (after 1): "ok" */
+    PEND_MUTE = 12,      /* mute of conv until (int64_t)after: "ok", then RESULT */
+    PEND_CHANGE = 13,    /* an edit, delete, reaction or timer: RESULT with its seq */
+    PEND_JSON = 14,      /* a search, a thread's page or receipt: RESULT with the answer as
                           * json (a page's messages stored) */
 };
 
 typedef struct chat__pend {
     uint64_t id; /* the wire id (decimal) */
     int kind;
-    uint64_t request, conv, after;
+    uint64_t request, after;
+    chat_conv_id conv;
     char *cmid;
     struct chat__pend *next;
 } chat__pend;
 
 typedef struct chat__fetch {
-    uint64_t conv, after;
+    chat_conv_id conv;
+    uint64_t after;
 } chat__fetch;
 
 struct chat_client {
@@ -148,6 +157,13 @@ struct chat_client {
     int send_inflight;
     int64_t send_retry_at_ms;
     int64_t expire_check_ms; /* next look for cached messages past their expiry */
+    int64_t resync_at_ms; /* a catch-up the server asked for is due then (0: none) */
+    /* The device's push registration, sent after every authentication so the server always has
+     * the newest token, or an unregistration waiting for its "ok"; and the request the next
+     * sending of either completes (0: none). */
+    cJSON *push_frame;
+    int push_unreg;
+    uint64_t push_request;
 };
 
 /* event.c */

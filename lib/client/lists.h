@@ -6,7 +6,9 @@
 #include <stdint.h>
 
 typedef struct chat__conv_item {
-    uint64_t conv, head, read, unread;
+    chat_conv_id conv;
+    uint64_t head, read, unread;
+    int64_t muted_until;
     int kind, role;
     size_t members;
     char *title, *peer;
@@ -18,7 +20,8 @@ struct chat_conv_list {
 };
 
 typedef struct chat__msg_item {
-    uint64_t conv, seq;
+    chat_conv_id conv;
+    uint64_t seq;
     int64_t ts;
     int kind, status;
     size_t delivered, read, others;

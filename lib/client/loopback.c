@@ -12,6 +12,8 @@
 #include "core/monowait.h"
 
 #include <chat/client.h>
+#include <chat/sys/client_transport.h>
+#include <chat/testing.h>
 
 #include <errno.h>
 #include <poll.h>

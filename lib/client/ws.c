@@ -7,7 +7,7 @@
  * reasons) is spread over a dozen callback reasons whose behaviour drifted between 4.x releases.
  * One connection per client needs none of lws's multiplexing: a poll() over two fds is the
  * whole event loop, the engine owns every timer, and the transport stays ~400 lines that the
- * tests cover end to end. TLS (wss://) is OpenSSL's, the library lws itself uses here, driven
+ * tests cover end to end. TLS (wss://) is OpenSSL's, as on the server side, driven
  * non-blocking over the same socket, set up by tls.c (shared with media transfers): the
  * peer's certificate chain is verified against the configured CA file (else the system's
  * trust store) and its name against the URL's host (an IP literal against the certificate's

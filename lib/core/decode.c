@@ -7,6 +7,7 @@
 #include "core/ids.h"
 #include "core/json.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -101,7 +102,13 @@ int chat__decode_json(const char *buf, size_t len, int max_depth, cJSON **out,
         *message = "NUL byte in frame";
         return CHAT_EPROTO;
     }
+    errno = 0;
     cJSON *v = chat__decode_parse(buf, len);
+    if (!v && errno == ENOMEM) { /* the allocator's word (core/json.h, chat__json_parse) */
+        *reason = "internal";
+        *message = "out of memory";
+        return CHAT_ENOMEM;
+    }
     if (!v) {
         *message = "frame is not valid JSON";
         return CHAT_EPROTO;

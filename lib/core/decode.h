@@ -25,7 +25,8 @@ typedef struct chat__decoded {
  * not be NUL-terminated; NULL only with len 0) nested no deeper than max_depth (checked before
  * parsing: CHAT_ELIMIT "too_deep"), without NUL bytes, exactly one JSON value with only
  * whitespace after it, no "\u0000" escape and only numbers a double holds (else CHAT_EPROTO
- * "bad_json"; CHAT_EINVAL for NULL).
+ * "bad_json"; CHAT_EINVAL for NULL). CHAT_ENOMEM ("internal") when cJSON ran out of memory
+ * parsing it, which the allocator tells by errno (core/json.h, chat__json_parse).
  * @return CHAT_OK with *out the value (owned; *reason and *message NULL), or the error code with
  *         *out NULL and *reason, *message static strings.
  */

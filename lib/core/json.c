@@ -6,7 +6,9 @@
 #include "chat/errors.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/swar.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +18,10 @@
  * backslash nor a NUL. */
 static size_t string_run(const unsigned char *p, size_t n)
 {
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-        if ((((w - ones) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high)
+        uint64_t w = chat__swar_load(p + i);
+        if (chat__swar_eq(w, 0) | chat__swar_eq(w, '"') | chat__swar_eq(w, '\\'))
             break;
     }
     while (i < n && p[i] && p[i] != '"' && p[i] != '\\')
@@ -183,16 +182,31 @@ int chat__json_i64(const cJSON *obj, const char *key, int64_t *out)
     return rc;
 }
 
+/* v as a raw item holding its exact decimal (see chat__json_add_int). */
+static cJSON *raw_int(int64_t v)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRId64, v);
+    return cJSON_CreateRaw(text);
+}
+
 cJSON *chat__json_id_copy(const cJSON *id)
 {
     if (cJSON_IsNumber(id) && id->valuedouble >= -(double)CHAT__JSON_INT_MAX &&
         id->valuedouble <= (double)CHAT__JSON_INT_MAX &&
-        (double)(int64_t)id->valuedouble == id->valuedouble) {
-        char text[24];
-        snprintf(text, sizeof text, "%" PRId64, (int64_t)id->valuedouble);
-        return cJSON_CreateRaw(text);
-    }
+        (double)(int64_t)id->valuedouble == id->valuedouble)
+        return raw_int((int64_t)id->valuedouble);
     return cJSON_Duplicate(id, 1);
+}
+
+cJSON *chat__json_add_int(cJSON *obj, const char *key, int64_t v)
+{
+    cJSON *item = raw_int(v);
+    if (!item || !cJSON_AddItemToObject(obj, key, item)) {
+        cJSON_Delete(item);
+        return NULL;
+    }
+    return item;
 }
 
 int chat__json_bool(const cJSON *obj, const char *key, int *out)
@@ -206,4 +220,20 @@ int chat__json_bool(const cJSON *obj, const char *key, int *out)
         return chat__error_set(CHAT_EINVAL, 0, "field \"%s\" is not a boolean", key);
     *out = cJSON_IsTrue(item) ? 1 : 0;
     return CHAT_OK;
+}
+
+int chat__json_add(cJSON *obj, const char *key, cJSON *item)
+{
+    if (obj && item && cJSON_AddItemToObject(obj, key, item))
+        return 1;
+    cJSON_Delete(item);
+    return 0;
+}
+
+cJSON *chat__json_parse(const char *buf, size_t len, int *oom)
+{
+    errno = 0;
+    cJSON *v = cJSON_ParseWithLength(buf, len);
+    *oom = !v && errno == ENOMEM;
+    return v;
 }

@@ -9,6 +9,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "chat/types.h"
+
 /* Largest integer the getters accept: 2^53 - 1. cJSON keeps numbers as doubles, and from 2^53
  * on two texts share one double (9007199254740993 parses as ...992), so those are refused. */
 #define CHAT__JSON_INT_MAX 9007199254740991LL
@@ -74,7 +76,45 @@ int chat__json_i64(const cJSON *obj, const char *key, int64_t *out);
  * come back as a different number written as a float. Anything else is duplicated. */
 cJSON *chat__json_id_copy(const cJSON *id);
 
+/* A conversation id as the wire carries it: 0..2^53-1, as chat__json_u64. */
+static inline int chat__json_conv(const cJSON *obj, const char *key, chat_conv_id *out)
+{
+    uint64_t v = 0;
+    int rc = chat__json_u64(obj, key, &v);
+    if (rc == 0)
+        *out = (chat_conv_id)v;
+    return rc;
+}
+
+/*
+ * Add key: v to obj as an integer printed exactly, like "%lld". cJSON prints a number through
+ * its double with 15 significant digits whenever that reads back within a relative epsilon, so
+ * from about 4.5e15 on an integer can come out changed (9007199254740991 as 9007199254740990),
+ * as chat__json_id_copy says for request ids. The item is raw text, which cJSON_IsNumber does
+ * not see as a number: use it in objects that are printed, not read back.
+ * @return the item, or NULL (out of memory; obj unchanged).
+ */
+cJSON *chat__json_add_int(cJSON *obj, const char *key, int64_t v);
+
 /* true or false, as 1 or 0. @return CHAT_OK, CHAT_ENOTFOUND, CHAT_EINVAL (not a boolean). */
 int chat__json_bool(const cJSON *obj, const char *key, int *out);
+
+/*
+ * Building. cJSON's adders return NULL (or 0) when an allocation fails, and a frame built
+ * without checking each of them goes out with fields missing; every add is checked, in the
+ * form `ok = o && cJSON_Add...(o, ...) && chat__json_add(o, key, cJSON_Create...()) && ...`.
+ * An item made before such a chain must be consumed whatever the chain did:
+ * `ok = chat__json_add(ok ? o : NULL, key, item) && ok`.
+ */
+
+/* cJSON_AddItemToObject that owns item whatever happens: 1 when added; 0 when obj or item is
+ * NULL or the key could not be copied, with item deleted (cJSON's own leaves it to the caller,
+ * so `cJSON_AddItemToObject(o, k, cJSON_Create...())` leaks on failure). */
+int chat__json_add(cJSON *obj, const char *key, cJSON *item);
+
+/* cJSON_ParseWithLength that tells why it found nothing: NULL with *oom 1 when an allocation
+ * failed, 0 when the text is not JSON. Out of memory is known by errno, which a failing
+ * allocator sets to ENOMEM as malloc does (doc/embedding.md). */
+cJSON *chat__json_parse(const char *buf, size_t len, int *oom);
 
 #endif

@@ -92,11 +92,20 @@ static int64_t step(chat__presgate *g, pres_user *pu, int64_t now, int stopping,
             int64_t retry = 0;
             if (stopping ||
                 chat__bucket_take(&pu->bucket, rate_per_s(g), g->per_minute, now, &retry)) {
+                int was = pu->announced;
+                int64_t was_left = pu->told_left_ms;
                 pu->announced = pu->online;
                 if (!pu->online)
                     pu->told_left_ms = pu->left_ms;
+                int was_stale = stale;
                 stale = 0;
-                cb(pu->user, pu->online, pu->left_ms, ud);
+                if (cb(pu->user, pu->online, pu->left_ms, ud) != 0 && !stopping) {
+                    /* Contacts were told nothing: as before, and again a little later. */
+                    pu->announced = was;
+                    pu->told_left_ms = was_left;
+                    stale = was_stale;
+                    at = now + CHAT__PRESGATE_RETRY_MS;
+                }
             } else {
                 at = now + retry;
             }
@@ -114,25 +123,35 @@ static int64_t step(chat__presgate *g, pres_user *pu, int64_t now, int stopping,
     return schedule(g, pu, full);
 }
 
+/* The entry of user, made (as if the bus had just said online) when there is none. */
+static pres_user *entry(chat__presgate *g, const char *user, int online, int64_t now_ms)
+{
+    pres_user *pu = chat__strmap_get(&g->users, user);
+    if (pu)
+        return pu;
+    /* The heap's room for this entry is taken now, so scheduling it never fails later. */
+    if (chat__timeheap_reserve(&g->due, g->users.used + 1) != CHAT_OK)
+        return NULL;
+    pu = chat__calloc(1, sizeof *pu);
+    if (!pu || chat__strmap_put(&g->users, user, pu) != CHAT_OK) {
+        chat__free(pu);
+        return NULL;
+    }
+    snprintf(pu->user, sizeof pu->user, "%s", user);
+    /* No entry: contacts were told the opposite (or nothing, before a first online). */
+    pu->online = online ? 1 : 0;
+    pu->announced = !pu->online;
+    chat__bucket_init(&pu->bucket, g->per_minute, now_ms);
+    return pu;
+}
+
 int chat__presgate_change(chat__presgate *g, const char *user, int online, int64_t now_ms,
                           chat__presgate_cb cb, void *ud, int64_t *due_ms)
 {
     *due_ms = 0;
-    pres_user *pu = chat__strmap_get(&g->users, user);
-    if (!pu) {
-        /* The heap's room for this entry is taken now, so scheduling it never fails later. */
-        if (chat__timeheap_reserve(&g->due, g->users.used + 1) != CHAT_OK)
-            return CHAT_ENOMEM;
-        pu = chat__calloc(1, sizeof *pu);
-        if (!pu || chat__strmap_put(&g->users, user, pu) != CHAT_OK) {
-            chat__free(pu);
-            return CHAT_ENOMEM;
-        }
-        snprintf(pu->user, sizeof pu->user, "%s", user);
-        /* No entry: contacts were told the opposite (or nothing, before a first online). */
-        pu->announced = !online;
-        chat__bucket_init(&pu->bucket, g->per_minute, now_ms);
-    }
+    pres_user *pu = entry(g, user, online, now_ms);
+    if (!pu)
+        return CHAT_ENOMEM;
     pu->online = online ? 1 : 0;
     if (!online)
         pu->left_ms = now_ms;
@@ -155,6 +174,29 @@ void chat__presgate_flush(chat__presgate *g, int64_t now_ms, chat__presgate_cb c
     chat__timenode *top;
     while ((top = chat__timeheap_top(&g->due)))
         step(g, CHAT__TIMENODE_ENTRY(top, pres_user, due), now_ms, 1, cb, ud);
+}
+
+int64_t chat__presgate_failed(chat__presgate *g, const char *user, int online,
+                              int64_t last_seen_ms, int64_t now_ms)
+{
+    int existed = chat__strmap_get(&g->users, user) != NULL;
+    pres_user *pu = entry(g, user, online, now_ms);
+    if (!pu)
+        return CHAT_ENOMEM;
+    if (!existed) {
+        /* Forgotten after the offline announcement: nothing changed since (a change makes
+         * an entry), so the state to announce is the failed one. */
+        pu->left_ms = last_seen_ms;
+    } else if (pu->announced != (online ? 1 : 0) ||
+               (!online && pu->told_left_ms != last_seen_ms)) {
+        /* A later announcement went out: the failed one no longer matters. */
+        return chat__timenode_queued(&pu->due) ? pu->due.at : 0;
+    }
+    pu->announced = !online;
+    int64_t at = now_ms + CHAT__PRESGATE_RETRY_MS;
+    if (chat__timenode_queued(&pu->due) && pu->due.at < at)
+        at = pu->due.at;
+    return schedule(g, pu, at);
 }
 
 int chat__presgate_shown(const chat__presgate *g, const char *user)

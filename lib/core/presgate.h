@@ -12,6 +12,8 @@
  *   (several flaps become one announcement, or none if the state came back; an offline with a
  *   newer last seen than the one announced is announced again).
  * So contacts always end at the true state, with last seen = when the last device left.
+ * An announcement that could not go out (out of memory, a failed store) is tried again
+ * CHAT__PRESGATE_RETRY_MS later: contacts still believe the opposite until one does.
  * An entry lives while the user is online or something is due, and until its bucket is full
  * again (an entry with a full bucket is no different from none). */
 #ifndef CHAT_CORE_PRESGATE_H
@@ -29,8 +31,11 @@ typedef struct chat__presgate {
     double per_minute;
 } chat__presgate;
 
-/* Announce user online, or offline with last_seen_ms (when the last device left). */
-typedef void (*chat__presgate_cb)(const char *user, int online, int64_t last_seen_ms, void *ud);
+#define CHAT__PRESGATE_RETRY_MS 1000
+
+/* Announce user online, or offline with last_seen_ms (when the last device left). Non-zero:
+ * the announcement cannot go out, try again later. */
+typedef int (*chat__presgate_cb)(const char *user, int online, int64_t last_seen_ms, void *ud);
 
 void chat__presgate_init(chat__presgate *g, int64_t grace_ms, double per_minute);
 void chat__presgate_free(chat__presgate *g);
@@ -50,6 +55,15 @@ int64_t chat__presgate_run(chat__presgate *g, int64_t now_ms, chat__presgate_cb 
 /* Announce every pending change at once, ignoring the grace and the buckets, and drop every
  * offline entry (the server is stopping). */
 void chat__presgate_flush(chat__presgate *g, int64_t now_ms, chat__presgate_cb cb, void *ud);
+
+/*
+ * An announcement cb accepted (online, last_seen_ms) failed afterwards: unless a later one
+ * went out since, contacts were told nothing, and it is tried again at now_ms +
+ * CHAT__PRESGATE_RETRY_MS at the latest. Returns the user's deadline for the caller's timer
+ * (0: none), or CHAT_ENOMEM when the entry, forgotten meanwhile, cannot be made again.
+ */
+int64_t chat__presgate_failed(chat__presgate *g, const char *user, int online,
+                              int64_t last_seen_ms, int64_t now_ms);
 
 /* What contacts were last told of user: 1 online, 0 offline, -1 no entry (ask the bus). */
 int chat__presgate_shown(const chat__presgate *g, const char *user);

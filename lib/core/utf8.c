@@ -4,6 +4,8 @@
  * forms, surrogates and code points above U+10FFFF are refused without decoding. */
 #include "core/utf8.h"
 
+#include "core/swar.h"
+
 #include <string.h>
 
 #define PACK(need, lo, hi) ((uint32_t)(need) | (uint32_t)(lo) << 8 | (uint32_t)(hi) << 16)
@@ -15,13 +17,8 @@ int chat__utf8_feed(uint32_t *state, const unsigned char *p, size_t n)
     while (i < n) {
         if (st == 0) {
             /* ASCII runs eight bytes at a time (the common case for chat text). */
-            while (i + 8 <= n) {
-                uint64_t w;
-                memcpy(&w, p + i, 8);
-                if (w & 0x8080808080808080ull)
-                    break;
+            while (i + 8 <= n && !(chat__swar_load(p + i) & CHAT__SWAR_HIGH))
                 i += 8;
-            }
             if (i == n)
                 break;
             unsigned char c = p[i++];

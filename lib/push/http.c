@@ -1,278 +1,260 @@
-/* Blocking HTTP/1.1 POST for the webhook worker. Only the status line of the answer matters,
- * and Connection: close spares us from parsing framing. */
+/* HTTP for the push providers on libcurl (see http.h). One multi handle per provider thread:
+ * its connection cache outlives the easy handles, so a provider reuses one connection per
+ * host, and with PIPEWAIT a batch's requests wait for that connection and multiplex over it
+ * (HTTP/2) instead of opening one connection each. */
 #include "push/http.h"
 
+#include "chat/errors.h"
 #include "chat/version.h"
 #include "core/alloc.h"
 #include "core/error.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
+#include <time.h>
 
-/* ---- URL ---- */
+struct chat__http {
+    CURLM *multi;
+    char *ca_file;
+    long timeout_ms;
+    atomic_int aborted;
+};
 
-static int is_host_char(char c, int v6)
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+/* Once per process, as libcurl asks; it is thread-safe in the libcurl Debian ships (built
+ * with the "threadsafe" feature), and the once makes any other build safe too. */
+static void curl_init(void)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return v6 ? (c == ':' || c == '.') : (c == '-' || c == '.' || c == '_');
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-int chat__http_url_parse(chat__http_url *out, const char *url)
+int chat__http_new(chat__http **out, const chat__http_opts *opts)
 {
-    memset(out, 0, sizeof(*out));
-    if (!url)
-        return chat__error_set(CHAT_EINVAL, 0, "webhook URL is NULL");
-    if (strncasecmp(url, "https://", 8) == 0)
-        return chat__error_set(CHAT_EINVAL, 0, "webhook URL '%s': https is not supported, "
-                                               "point it at a local http gateway", url);
-    if (strncasecmp(url, "http://", 7) != 0)
-        return chat__error_set(CHAT_EINVAL, 0, "webhook URL '%s' must start with http://", url);
-    for (const char *c = url; *c; c++)
-        if ((unsigned char)*c <= 0x20 || *c == 0x7f)
-            return chat__error_set(CHAT_EINVAL, 0, "webhook URL has a space or control character");
-
-    const char *auth = url + 7;
-    size_t auth_len = strcspn(auth, "/?#");
-    const char *rest = auth + auth_len;
-    const char *host = auth, *port = NULL;
-    size_t host_len;
-    int v6 = auth[0] == '[';
-    if (v6) {
-        const char *close = memchr(auth, ']', auth_len);
-        if (!close)
-            return chat__error_set(CHAT_EINVAL, 0, "webhook URL '%s': unterminated [IPv6]", url);
-        host = auth + 1;
-        host_len = (size_t)(close - host);
-        if (close + 1 < rest) {
-            if (close[1] != ':')
-                return chat__error_set(CHAT_EINVAL, 0, "webhook URL '%s': bad host", url);
-            port = close + 2;
-        }
-    } else {
-        const char *colon = memchr(auth, ':', auth_len);
-        host_len = colon ? (size_t)(colon - auth) : auth_len;
-        port = colon ? colon + 1 : NULL;
-    }
-    if (host_len == 0 || host_len > 253)
-        return chat__error_set(CHAT_EINVAL, 0, "webhook URL '%s': missing or bad host", url);
-    for (size_t i = 0; i < host_len; i++)
-        if (!is_host_char(host[i], v6))
-            return chat__error_set(CHAT_EINVAL, 0, "webhook URL '%s': bad host (user info and "
-                                                   "odd characters are not accepted)", url);
-
-    unsigned long port_num = 80;
-    if (port) {
-        size_t n = (size_t)(rest - port);
-        port_num = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (port[i] < '0' || port[i] > '9' || i >= 5)
-                return chat__error_set(CHAT_EINVAL, 0, "webhook URL '%s': bad port", url);
-            port_num = port_num * 10 + (unsigned long)(port[i] - '0');
-        }
-        if (port_num < 1 || port_num > 65535)
-            return chat__error_set(CHAT_EINVAL, 0, "webhook URL '%s': bad port", url);
-    }
-    snprintf(out->port, sizeof(out->port), "%lu", port_num);
-
-    size_t path_len = strcspn(rest, "#"); /* a fragment is never sent */
-    out->host = chat__strndup(host, host_len);
-    out->authority = chat__strndup(auth, auth_len);
-    out->path = chat__malloc(path_len + 2);
-    if (!out->host || !out->authority || !out->path) {
-        chat__http_url_clear(out);
-        return chat__error_set(CHAT_ENOMEM, 0, "webhook URL: out of memory");
-    }
-    size_t at = 0;
-    if (rest[0] != '/')
-        out->path[at++] = '/';
-    memcpy(out->path + at, rest, path_len);
-    out->path[at + path_len] = '\0';
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK)
+        return chat__error_set(CHAT_ERROR, (int)curl_init_rc, "push: libcurl init failed: %s",
+                               curl_easy_strerror(curl_init_rc));
+    chat__http *h = chat__calloc(1, sizeof *h);
+    if (!h)
+        return chat__error_set(CHAT_ENOMEM, 0, "push: out of memory");
+    h->multi = curl_multi_init();
+    if (opts->ca_file && !(h->ca_file = chat__strdup(opts->ca_file)))
+        goto oom;
+    if (!h->multi)
+        goto oom;
+    curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    /* One connection per host: HTTP/2 multiplexes on it; an HTTP/1.1 webhook gets its requests
+     * one after the other, as a gateway expects. */
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 1L);
+    h->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
+    *out = h;
     return CHAT_OK;
+oom:
+    chat__http_free(h);
+    return chat__error_set(CHAT_ENOMEM, 0, "push: out of memory");
 }
 
-void chat__http_url_clear(chat__http_url *u)
+void chat__http_free(chat__http *h)
 {
-    chat__free(u->host);
-    chat__free(u->authority);
-    chat__free(u->path);
-    u->host = u->authority = u->path = NULL;
+    if (!h)
+        return;
+    if (h->multi)
+        curl_multi_cleanup(h->multi);
+    chat__free(h->ca_file);
+    chat__free(h);
 }
 
-/* ---- abort ---- */
-
-void chat__http_abort_init(chat__http_abort *a)
+void chat__http_abort(chat__http *h)
 {
-    pthread_mutex_init(&a->mu, NULL);
-    a->fd = -1;
-    atomic_init(&a->stop, 0);
+    atomic_store(&h->aborted, 1);
+    curl_multi_wakeup(h->multi);
 }
 
-void chat__http_abort_fire(chat__http_abort *a)
+int64_t chat__http_retry_after_ms(const char *value, int64_t now_s)
 {
-    pthread_mutex_lock(&a->mu);
-    atomic_store(&a->stop, 1);
-    if (a->fd >= 0)
-        shutdown(a->fd, SHUT_RDWR);
-    pthread_mutex_unlock(&a->mu);
-}
-
-void chat__http_abort_destroy(chat__http_abort *a)
-{
-    pthread_mutex_destroy(&a->mu);
-}
-
-/* Publishes fd (or -1) as the socket in use; fails once stop is set. */
-static int set_fd(chat__http_abort *a, int fd)
-{
-    pthread_mutex_lock(&a->mu);
-    int stopped = atomic_load(&a->stop);
-    a->fd = stopped ? -1 : fd;
-    pthread_mutex_unlock(&a->mu);
-    return stopped && fd >= 0 ? -1 : 0;
-}
-
-static void close_fd(chat__http_abort *a, int fd)
-{
-    set_fd(a, -1); /* unpublish before close, so abort never hits a reused descriptor */
-    close(fd);
-}
-
-/* ---- request ---- */
-
-/* Connect-wait in short slices so an abort landing before the socket is visible still counts. */
-static int wait_connected(int fd, int timeout_ms, chat__http_abort *a)
-{
-    for (int waited = 0; waited < timeout_ms; waited += 100) {
-        if (atomic_load(&a->stop))
+    while (*value == ' ' || *value == '\t')
+        value++;
+    if (*value >= '0' && *value <= '9') {
+        char *end;
+        long long s = strtoll(value, &end, 10);
+        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+            end++;
+        if (*end || s < 0 || s > 7 * 24 * 3600)
             return -1;
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        int n = poll(&p, 1, 100);
-        if (n < 0 && errno != EINTR)
-            return -1;
-        if (n > 0) {
-            int err = 0;
-            socklen_t len = sizeof(err);
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-            return err == 0 && !atomic_load(&a->stop) ? 0 : -1;
-        }
+        return (int64_t)s * 1000;
     }
-    return -1;
-}
-
-static int open_conn(const chat__http_url *url, int timeout_ms, chat__http_abort *a)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    if (getaddrinfo(url->host, url->port, &hints, &res) != 0)
+    time_t t = curl_getdate(value, NULL);
+    if (t == (time_t)-1)
         return -1;
-    int fd = -1;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
-        if (fd < 0)
-            continue;
-        if (set_fd(a, fd) != 0) {
-            close(fd);
-            fd = -1;
-            break;
-        }
-        int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
-        if (rc != 0 && (errno != EINPROGRESS || wait_connected(fd, timeout_ms, a) != 0)) {
-            close_fd(a, fd);
-            fd = -1;
-        }
+    return t <= now_s ? 0 : ((int64_t)t - now_s) * 1000;
+}
+
+/* ---- one transfer ---- */
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud)
+{
+    chat__http_req *r = ud;
+    size_t len = size * n, room = CHAT__HTTP_BODY_MAX - r->resp_len;
+    size_t take = len < room ? len : room;
+    memcpy(r->resp + r->resp_len, data, take);
+    r->resp_len += take;
+    r->resp[r->resp_len] = '\0';
+    return len;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *ud)
+{
+    chat__http_req *r = ud;
+    size_t len = size * n;
+    static const char name[] = "retry-after:";
+    if (len > sizeof name - 1 && len < 128 && strncasecmp(data, name, sizeof name - 1) == 0) {
+        char v[128];
+        memcpy(v, data + sizeof name - 1, len - (sizeof name - 1));
+        v[len - (sizeof name - 1)] = '\0';
+        r->retry_after_ms = chat__http_retry_after_ms(v, (int64_t)time(NULL));
     }
-    freeaddrinfo(res);
-    if (fd < 0)
-        return -1;
-    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
+    return len;
 }
 
-static int io_error(void)
+static int map_curl_error(CURLcode rc)
 {
-    return errno == EAGAIN || errno == EWOULDBLOCK ? CHAT_ETIMEDOUT : CHAT_EIO;
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL); /* a closed peer must not raise SIGPIPE */
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return w < 0 ? io_error() : CHAT_EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return CHAT_OK;
-}
-
-/* Reads up to the end of the status line; the headers and body that follow are ignored. */
-static int read_status(int fd)
-{
-    char buf[256];
-    size_t have = 0;
-    while (have < sizeof(buf) - 1) {
-        ssize_t r = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return io_error();
-        if (r == 0)
-            break;
-        have += (size_t)r;
-        buf[have] = '\0';
-        if (strstr(buf, "\r\n"))
-            break;
-    }
-    buf[have] = '\0';
-    int minor, status;
-    char sp;
-    /* The reason phrase is optional in practice ("HTTP/1.1 200\r\n"). */
-    if (sscanf(buf, "HTTP/1.%d %3d%c", &minor, &status, &sp) != 3 || (sp != ' ' && sp != '\r') ||
-        status < 100 || status > 599)
-        return have ? CHAT_EPROTO : CHAT_EIO;
-    return status;
-}
-
-int chat__http_post(const chat__http_url *url, const char *body, size_t len, int timeout_ms,
-                    chat__http_abort *a)
-{
-    static const char fmt[] = "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: libchat/%s\r\n"
-                              "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-                              "Connection: close\r\n\r\n";
-    size_t cap = sizeof(fmt) + strlen(url->path) + strlen(url->authority) +
-                 strlen(CHAT_VERSION_STRING) + 24;
-    char *head = chat__malloc(cap);
-    if (!head)
-        return CHAT_EIO;
-    int head_len = snprintf(head, cap, fmt, url->path, url->authority, CHAT_VERSION_STRING, len);
-
-    int fd = open_conn(url, timeout_ms, a);
-    if (fd < 0) {
-        chat__free(head);
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return CHAT_ETIMEDOUT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
         return CHAT_ECLOSED;
+    default:
+        return CHAT_EIO;
     }
-    int rc = send_all(fd, head, (size_t)head_len);
-    if (rc == CHAT_OK)
-        rc = send_all(fd, body, len);
-    if (rc == CHAT_OK)
-        rc = read_status(fd);
-    close_fd(a, fd);
-    chat__free(head);
-    return rc;
+}
+
+typedef struct transfer {
+    CURL *easy;
+    struct curl_slist *headers;
+} transfer;
+
+static int setup(chat__http *h, chat__http_req *r, transfer *t)
+{
+    static const char user_agent[] = "libchat/" CHAT_VERSION_STRING;
+    char ctype[96];
+    snprintf(ctype, sizeof ctype, "Content-Type: %s",
+             r->content_type ? r->content_type : "application/json");
+    struct curl_slist *l = curl_slist_append(NULL, ctype);
+    /* No "Expect: 100-continue" round trip before the body. */
+    if (l)
+        l = curl_slist_append(l, "Expect:");
+    for (const char *const *hd = r->headers; l && hd && *hd; hd++) {
+        struct curl_slist *nl = curl_slist_append(l, *hd);
+        if (!nl) {
+            curl_slist_free_all(l);
+            l = NULL;
+        } else {
+            l = nl;
+        }
+    }
+    t->headers = l;
+    t->easy = curl_easy_init();
+    if (!l || !t->easy)
+        return CHAT_ENOMEM;
+    CURL *e = t->easy;
+    curl_easy_setopt(e, CURLOPT_URL, r->url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (h->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, l);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->detail);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    return CHAT_OK;
+}
+
+static void finish(chat__http_req *r, CURL *e, CURLcode rc)
+{
+    if (rc == CURLE_OK) {
+        long status = 0;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        r->status = (int)status;
+        r->error = CHAT_OK;
+    } else {
+        r->error = map_curl_error(rc);
+        if (!r->detail[0])
+            snprintf(r->detail, sizeof r->detail, "%s", curl_easy_strerror(rc));
+    }
+}
+
+int chat__http_run(chat__http *h, chat__http_req *reqs, size_t n)
+{
+    transfer *t = chat__calloc(n ? n : 1, sizeof *t);
+    if (!t)
+        return chat__error_set(CHAT_ENOMEM, 0, "push: out of memory");
+    int rc = CHAT_OK;
+    size_t added = 0;
+    for (size_t i = 0; i < n; i++) {
+        chat__http_req *r = &reqs[i];
+        r->status = 0;
+        r->error = CHAT_ECLOSED;
+        r->retry_after_ms = -1;
+        r->resp_len = 0;
+        r->resp[0] = '\0';
+        r->detail[0] = '\0';
+        if (setup(h, r, &t[i]) != CHAT_OK ||
+            curl_multi_add_handle(h->multi, t[i].easy) != CURLM_OK) {
+            rc = CHAT_ENOMEM;
+            break;
+        }
+        added = i + 1;
+    }
+    int running = rc == CHAT_OK ? 1 : 0;
+    while (running && !atomic_load(&h->aborted)) {
+        if (curl_multi_perform(h->multi, &running) != CURLM_OK)
+            break;
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(h->multi, &left))) {
+            if (m->msg != CURLMSG_DONE)
+                continue;
+            chat__http_req *r = NULL;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+            if (r)
+                finish(r, m->easy_handle, m->data.result);
+        }
+        if (running)
+            curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
+    }
+    if (atomic_load(&h->aborted) && rc == CHAT_OK)
+        rc = CHAT_ECLOSED;
+    for (size_t i = 0; i < n; i++) {
+        if (t[i].easy) {
+            if (i < added)
+                curl_multi_remove_handle(h->multi, t[i].easy);
+            curl_easy_cleanup(t[i].easy);
+        }
+        curl_slist_free_all(t[i].headers);
+    }
+    chat__free(t);
+    return rc == CHAT_ENOMEM ? chat__error_set(CHAT_ENOMEM, 0, "push: out of memory") : rc;
 }

@@ -234,7 +234,7 @@ int chat_server_user_delete(chat_server *srv, const char *user)
         return chat__error_set(CHAT_EINVAL, 0, "a user id is 1-64 of [A-Za-z0-9_.@-]");
     if (!srv->lifecycle)
         return chat__error_set(CHAT_ENOTSUP, 0,
-                               "the store keeps no message lifecycle (store version 3)");
+                               "the store keeps no message lifecycle (store version 5)");
     /* Refused from now on in this process, whatever follows. */
     if (load_one(user, chat__now_ms(srv), srv) != 0)
         return chat__error_set(CHAT_ENOMEM, 0, "out of memory");

@@ -1,6 +1,7 @@
 /* Server configuration: defaults, typed setters, and backend registration checks. */
 #include "server/internal.h"
 
+#include "bus/check.h"
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/utf8.h"
@@ -10,7 +11,6 @@
 #include <string.h>
 
 /* Defaults and ranges of every limit, indexed by chat_limit. */
-/* Idle timers are whole seconds: that is the granularity of lws's idle policy. */
 static const struct {
     const char *name;
     int64_t def, min, max;
@@ -47,6 +47,7 @@ static const struct {
     [CHAT_LIMIT_PRESENCE_GRACE_MS] = {"presence_grace_ms", 2000, 0, 600000},
     [CHAT_LIMIT_PRESENCE_USER_RATE] = {"presence_user_rate", 12, 1, 1000000},
     [CHAT_LIMIT_COMMIT_WINDOW_US] = {"commit_window_us", 250, 0, 100000},
+    [CHAT_LIMIT_HEAD_HINT_MS] = {"head_hint_ms", 2000, 0, 600000},
     [CHAT_LIMIT_EDIT_WINDOW_MS] = {"edit_window_ms", 900000, 0, 3650LL * 86400000},
     [CHAT_LIMIT_DELETE_WINDOW_MS] = {"delete_window_ms", 172800000, 0, 3650LL * 86400000},
     [CHAT_LIMIT_RETENTION_MS] = {"retention_ms", 0, 0, 3650LL * 86400000},
@@ -353,7 +354,8 @@ int chat_server_config_set_bus(chat_server_config *cfg, const chat_bus_ops *ops,
     if (rc != CHAT_OK)
         goto fail;
     REQUIRE(ops, attach);
-    REQUIRE(ops, publish);
+    if (!chat__bus_has_publish2(ops))
+        REQUIRE(ops, publish); /* a version-2 bus may set publish2 alone */
     REQUIRE(ops, device_up);
     REQUIRE(ops, device_down);
     REQUIRE(ops, online);

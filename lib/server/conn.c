@@ -138,7 +138,13 @@ void chat__conn_set_authed(chat__conn *c, const char *user, const char *device,
         chat__conn_close(c, 1011, "out of memory");
         return;
     }
-    srv->bus->device_up(srv->bus_st, user, device);
+    /* A device the bus does not know gets no deliveries from other engines and shows
+     * offline: the connection cannot work as one. */
+    if (srv->bus->device_up(srv->bus_st, user, device) != CHAT_OK) {
+        unregister_user(c);
+        c->authed = 0;
+        chat__conn_close(c, 1011, "out of memory");
+    }
 }
 
 void chat__conn_close(chat__conn *c, int code, const char *reason)
@@ -238,25 +244,46 @@ int chat__conn_writable(chat__conn *c)
     return 0;
 }
 
+/* {"type":"error","re":…,"code":…,"reason":…,"message":…,"retry_after_ms":…}, encoded
+ * directly: one allocation, and no field that can go missing. */
+static void error_fb(chat__fb *b, const cJSON *re, int code, const char *reason,
+                     const char *message, int64_t retry_after_ms)
+{
+#define LIT(s) chat__fb_raw(b, s, sizeof s - 1)
+    const char *name = chat_error_name(code);
+    LIT("{\"type\":\"error\"");
+    if (re) {
+        LIT(",\"re\":");
+        chat__fb_id(b, re);
+    }
+    LIT(",\"code\":");
+    chat__fb_str(b, name, strlen(name));
+    LIT(",\"reason\":");
+    chat__fb_str(b, reason, strlen(reason));
+    LIT(",\"message\":");
+    chat__fb_str(b, message, strlen(message));
+    if (retry_after_ms > 0) {
+        LIT(",\"retry_after_ms\":");
+        chat__fb_i64(b, retry_after_ms);
+    }
+    LIT("}");
+#undef LIT
+}
+
 static void error_frame(chat__conn *c, const cJSON *re, int code, const char *reason,
                         const char *message, int64_t retry_after_ms)
 {
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
+    chat__fb b = {NULL, 0};
+    error_fb(&b, re, code, reason, message, retry_after_ms);
+    chat__frame *f = chat__fb_alloc(&b);
+    if (!f) {
+        /* The client would wait for an answer that never comes: close instead. */
+        chat__conn_close(c, 1011, "out of memory");
         return;
-    cJSON_AddStringToObject(o, "type", "error");
-    if (re)
-        cJSON_AddItemToObject(o, "re", chat__json_id_copy(re));
-    cJSON_AddStringToObject(o, "code", chat_error_name(code));
-    cJSON_AddStringToObject(o, "reason", reason);
-    cJSON_AddStringToObject(o, "message", message);
-    if (retry_after_ms > 0)
-        cJSON_AddNumberToObject(o, "retry_after_ms", (double)retry_after_ms);
-    chat__frame *f = chat__frame_take_json(o);
-    if (f) {
-        chat__conn_send(c, f);
-        chat__frame_unref(f);
     }
+    error_fb(&b, re, code, reason, message, retry_after_ms);
+    chat__conn_send(c, f);
+    chat__frame_unref(f);
 }
 
 void chat__conn_decline(chat__conn *c, const cJSON *re, int code, const char *reason,
@@ -281,22 +308,15 @@ void chat__conn_error(chat__conn *c, const cJSON *re, int code, const char *reas
 }
 
 void chat__deliver_local(chat_server *srv, const char *user, const char *except_device,
-                         const void *frame, size_t len)
+                         chat__frame *f)
 {
-    chat__conn *c = chat__strmap_get(&srv->users, user);
-    if (!c)
-        return;
-    chat__frame *f = NULL;
-    if (srv->publishing && frame == chat__frame_data(srv->publishing))
-        f = chat__frame_ref(srv->publishing);
-    else
-        f = chat__frame_new(frame, len);
-    if (!f)
-        return;
-    for (; c; c = c->next_of_user) {
+    for (chat__conn *c = chat__strmap_get(&srv->users, user); c; c = c->next_of_user) {
         if (except_device && strcmp(c->device, except_device) == 0)
             continue;
-        chat__conn_send(c, f);
+        if (f)
+            chat__conn_send(c, f);
+        else /* a connection that misses a frame must not stay connected and silently behind:
+              * it resyncs from its cursors after reconnecting, as a slow consumer does */
+            chat__conn_close(c, 1011, "out of memory");
     }
-    chat__frame_unref(f);
 }

@@ -1,6 +1,7 @@
 /* Incoming frames: validation before and after parsing, then routing by type. */
 #include "server/lifecycle.h"
 #include "server/media.h"
+#include "server/push.h"
 #include "server/req.h"
 
 #include "core/decode.h"
@@ -60,6 +61,11 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
     chat_server *srv = c->srv;
     chat__decoded d;
     int rc = chat__decode_frame(buf, len, (int)chat__limit(srv, CHAT_LIMIT_JSON_DEPTH), &d);
+    if (rc == CHAT_ENOMEM && !d.re) {
+        /* The frame could not be read, so its request id is unknown: no error can answer it. */
+        chat__conn_close(c, 1011, "out of memory");
+        return;
+    }
     if (rc != CHAT_OK) {
         /* Out of memory while checking the frame is ours; any other refusal is the frame's. */
         (rc == CHAT_ENOMEM ? chat__conn_decline : chat__conn_error)(c, d.re, rc, d.reason,
@@ -94,6 +100,9 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
         {"edit", chat__handle_edit},         {"delete", chat__handle_delete},
         {"react", chat__handle_react},       {"conv_timer", chat__handle_conv_timer},
         {"search", chat__handle_search},
+        {"push_register", chat__handle_push_register},
+        {"push_unregister", chat__handle_push_unregister},
+        {"mute", chat__handle_mute},
     };
     void (*fn)(chat__conn *, cJSON *, cJSON *) = NULL;
     int known = 0;
@@ -121,14 +130,16 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
     }
     if (strcmp(type, "ping") == 0) {
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "type", "pong");
-        if (re)
-            cJSON_AddItemToObject(o, "re", chat__json_id_copy(re));
-        cJSON_AddNumberToObject(o, "ts", (double)chat__now_ms(srv));
-        chat__frame *fr = chat__frame_take_json(o);
+        int ok = o && cJSON_AddStringToObject(o, "type", "pong") &&
+                 (!re || chat__json_add(o, "re", chat__json_id_copy(re))) &&
+                 cJSON_AddNumberToObject(o, "ts", (double)chat__now_ms(srv));
+        chat__frame *fr = ok ? chat__frame_json(o) : NULL;
+        cJSON_Delete(o);
         if (fr) {
             chat__conn_send(c, fr);
             chat__frame_unref(fr);
+        } else {
+            chat__conn_close(c, 1011, "out of memory");
         }
         goto out;
     }

@@ -2,18 +2,15 @@
 #include "server/frame.h"
 
 #include "core/alloc.h"
+#include "core/swar.h"
 
 #include <string.h>
 
 chat__frame *chat__frame_new(const char *text, size_t len)
 {
-    chat__frame *f = chat__malloc(sizeof *f + CHAT__FRAME_PRE + len + 1);
-    if (!f)
-        return NULL;
-    f->refs = 1;
-    f->len = len;
-    memcpy(chat__frame_data(f), text, len);
-    chat__frame_data(f)[len] = '\0';
+    chat__frame *f = chat__buf_alloc(len);
+    if (f)
+        memcpy(chat__frame_data(f), text, len);
     return f;
 }
 
@@ -22,16 +19,15 @@ chat__frame *chat__frame_json(const cJSON *obj)
     /* Print straight into the frame: size from a first guess, grown once if too small. */
     size_t cap = 256;
     for (int attempt = 0; attempt < 8; attempt++) {
-        chat__frame *f = chat__malloc(sizeof *f + CHAT__FRAME_PRE + cap);
+        chat__frame *f = chat__buf_alloc(cap - 1);
         if (!f)
             return NULL;
         char *out = (char *)chat__frame_data(f);
         if (cJSON_PrintPreallocated((cJSON *)obj, out, (int)cap, 0)) {
-            f->refs = 1;
             f->len = strlen(out);
             return f;
         }
-        chat__free(f);
+        chat__frame_unref(f);
         cap *= 4;
     }
     return NULL;
@@ -44,19 +40,6 @@ chat__frame *chat__frame_take_json(cJSON *obj)
     chat__frame *f = chat__frame_json(obj);
     cJSON_Delete(obj);
     return f;
-}
-
-chat__frame *chat__frame_ref(chat__frame *f)
-{
-    if (f)
-        f->refs++;
-    return f;
-}
-
-void chat__frame_unref(chat__frame *f)
-{
-    if (f && --f->refs == 0)
-        chat__free(f);
 }
 
 /* ---- direct encoding ---- */
@@ -73,16 +56,10 @@ void chat__fb_raw(chat__fb *b, const char *s, size_t n)
  * (sized, then written). */
 static size_t plain_run(const unsigned char *s, size_t n)
 {
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        uint64_t quote = w ^ (ones * '"'), bslash = w ^ (ones * '\\');
-        /* A byte below 0x20, or one equal to '"' or '\\' (zero after the XOR). */
-        uint64_t hit = ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) |
-                       ((bslash - ones) & ~bslash);
-        if (hit & high)
+        uint64_t w = chat__swar_load(s + i);
+        if (chat__swar_lt(w, 0x20) | chat__swar_eq(w, '"') | chat__swar_eq(w, '\\'))
             break;
     }
     while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
@@ -163,12 +140,9 @@ void chat__fb_id(chat__fb *b, const cJSON *id)
 
 chat__frame *chat__fb_alloc(chat__fb *b)
 {
-    chat__frame *f = chat__malloc(sizeof *f + CHAT__FRAME_PRE + b->len + 1);
+    chat__frame *f = chat__buf_alloc(b->len);
     if (!f)
         return NULL;
-    f->refs = 1;
-    f->len = b->len;
-    chat__frame_data(f)[b->len] = '\0';
     b->out = chat__frame_data(f);
     b->len = 0;
     return f;

@@ -1,7 +1,7 @@
 /* Outbound frames: encoded once, shared by reference across every recipient (fan-out never
- * re-encodes). Headroom before the payload lets the transport prepend its framing in place.
- * Reference counts are touched on the loop thread only (a frame built on the writer thread is
- * handed over whole). */
+ * re-encodes). A frame is a chat_buf (core/buf.h), so the same bytes also cross the bus to
+ * every local connection without a copy. Headroom before the payload lets the transport
+ * prepend its framing in place. */
 #ifndef CHAT_SERVER_FRAME_H
 #define CHAT_SERVER_FRAME_H
 
@@ -10,17 +10,15 @@
 
 #include <cjson/cJSON.h>
 
-#define CHAT__FRAME_PRE 32
+#include "core/buf.h"
 
-typedef struct chat__frame {
-    int refs;
-    size_t len;
-    unsigned char buf[]; /* CHAT__FRAME_PRE bytes of headroom, then len bytes, then NUL */
-} chat__frame;
+#define CHAT__FRAME_PRE CHAT__BUF_PRE
+
+typedef chat_buf chat__frame;
 
 static inline unsigned char *chat__frame_data(chat__frame *f)
 {
-    return f->buf + CHAT__FRAME_PRE;
+    return chat__buf_data(f);
 }
 
 /* A frame holding a copy of len bytes of text (refs = 1), or NULL. */
@@ -29,7 +27,10 @@ chat__frame *chat__frame_new(const char *text, size_t len);
 chat__frame *chat__frame_json(const cJSON *obj);
 /* Encode obj and delete it; NULL on failure (obj deleted anyway). */
 chat__frame *chat__frame_take_json(cJSON *obj);
-chat__frame *chat__frame_ref(chat__frame *f);
+static inline chat__frame *chat__frame_ref(chat__frame *f)
+{
+    return chat_buf_ref(f);
+}
 
 /* Direct encoding of the hot frames, without a cJSON tree or its number printer: the bytes
  * are the JSON cJSON would print (same keys, order, types and values), built with one
@@ -49,6 +50,9 @@ void chat__fb_u64(chat__fb *b, uint64_t v);
 void chat__fb_id(chat__fb *b, const cJSON *id);
 /* A frame of b->len bytes to fill (refs = 1), or NULL; the builder then writes into it. */
 chat__frame *chat__fb_alloc(chat__fb *b);
-void chat__frame_unref(chat__frame *f);
+static inline void chat__frame_unref(chat__frame *f)
+{
+    chat_buf_unref(f);
+}
 
 #endif

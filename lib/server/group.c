@@ -4,6 +4,7 @@
 
 #include "core/alloc.h"
 #include "core/ids.h"
+#include "core/json.h"
 #include "core/rules.h"
 
 #include <inttypes.h>
@@ -59,22 +60,41 @@ static int set_role(chat__txn *tx, chat__req *r, chat_store_member *m, int role)
     return CHAT_OK;
 }
 
+/* Events are built in steps that each may fail: every step takes the event (or NULL) and
+ * returns it, or NULL with it deleted; chat__txn_event fails the request on NULL. */
 static cJSON *event_of(const char *type)
 {
     cJSON *e = cJSON_CreateObject();
-    if (e)
-        cJSON_AddStringToObject(e, "type", type);
-    return e;
+    if (e && cJSON_AddStringToObject(e, "type", type))
+        return e;
+    cJSON_Delete(e);
+    return NULL;
+}
+
+static cJSON *with_str(cJSON *ev, const char *key, const char *s)
+{
+    if (ev && cJSON_AddStringToObject(ev, key, s))
+        return ev;
+    cJSON_Delete(ev);
+    return NULL;
+}
+
+/* item is consumed. */
+static cJSON *with_item(cJSON *ev, const char *key, cJSON *item)
+{
+    if (chat__json_add(ev, key, item))
+        return ev;
+    cJSON_Delete(ev);
+    return NULL;
 }
 
 static int reply_ok(chat__req *r, int64_t conv, uint64_t seq)
 {
     cJSON *o = chat__req_reply(r, "ok");
-    if (o) {
-        cJSON_AddNumberToObject(o, "conv", (double)conv);
-        cJSON_AddNumberToObject(o, "seq", (double)seq);
-    }
-    r->reply = chat__frame_take_json(o);
+    int ok = o && cJSON_AddNumberToObject(o, "conv", (double)conv) &&
+             cJSON_AddNumberToObject(o, "seq", (double)seq);
+    r->reply = ok ? chat__frame_json(o) : NULL;
+    cJSON_Delete(o);
     return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 
@@ -85,8 +105,9 @@ static int reply_conv(chat__req *r, chat__txn *tx, int64_t conv)
     if (tx->ops->member_get(tx->st, conv, r->user, &me) != CHAT_OK)
         return chat__req_fail(r, CHAT_EIO, "storage", "cannot read the group back");
     cJSON *o = chat__req_reply(r, "conv");
-    cJSON_AddItemToObject(o, "conv", chat__txn_conv_json(tx, &me));
-    r->reply = chat__frame_take_json(o);
+    r->reply = o && chat__json_add(o, "conv", chat__txn_conv_json(tx, &me)) ? chat__frame_json(o)
+                                                                            : NULL;
+    cJSON_Delete(o);
     return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 
@@ -126,13 +147,14 @@ static int create_run(chat__req *r, chat__txn *tx, group_args *a)
     }
     if (rc != CHAT_OK)
         return rc;
-    cJSON *ev = event_of("created");
-    cJSON_AddStringToObject(ev, "title", conv.title);
-    cJSON *all = users_json(a->users);
-    cJSON_InsertItemInArray(all, 0, cJSON_CreateString(r->user));
-    cJSON_AddItemToObject(ev, "users", all);
+    cJSON *all = users_json(a->users), *creator = cJSON_CreateString(r->user);
+    if (!all || !creator || !cJSON_InsertItemInArray(all, 0, creator)) {
+        cJSON_Delete(creator);
+        cJSON_Delete(all);
+        all = NULL;
+    }
+    cJSON *ev = with_item(with_str(event_of("created"), "title", conv.title), "users", all);
     rc = chat__txn_event(tx, r, &conv, ev, NULL);
-    cJSON_Delete(ev);
     if (rc == CHAT_OK)
         rc = chat__txn_fanout_members(tx, r, conv.id);
     if (rc == CHAT_OK && a->cmid && tx->ops->meta_set(tx->st, key, conv.id) != CHAT_OK)
@@ -173,9 +195,7 @@ int chat__txn_leave(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_sto
 {
     int is_owner = me->role == CHAT_ROLE_OWNER;
     chat_store_msg ev_msg;
-    cJSON *ev = event_of(event);
-    int rc = chat__txn_event(tx, r, conv, ev, &ev_msg);
-    cJSON_Delete(ev);
+    int rc = chat__txn_event(tx, r, conv, event_of(event), &ev_msg);
     if (rc == CHAT_OK)
         rc = chat__txn_fanout_members(tx, r, conv->id);
     if (rc == CHAT_OK)
@@ -194,14 +214,13 @@ int chat__txn_leave(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_sto
             return chat__req_fail(r, CHAT_EIO, "storage", "cannot list members");
         if (s.found) {
             rc = set_role(tx, r, &s.best, CHAT_ROLE_OWNER);
-            cJSON *rev = event_of("role");
-            cJSON_AddStringToObject(rev, "user", s.best.user);
-            cJSON_AddStringToObject(rev, "role", "owner");
             chat__frame *first = r->fanout;
             r->fanout = NULL;
             if (rc == CHAT_OK)
-                rc = chat__txn_event(tx, r, conv, rev, NULL);
-            cJSON_Delete(rev);
+                rc = chat__txn_event(
+                    tx, r, conv,
+                    with_str(with_str(event_of("role"), "user", s.best.user), "role", "owner"),
+                    NULL);
             r->fanout2 = r->fanout;
             r->fanout = first;
             if (rc != CHAT_OK)
@@ -234,8 +253,7 @@ static int group_run(chat__job *job, chat__txn *tx)
         if (!chat__group_may(me.role, CHAT__GROUP_RENAME, 0))
             return chat__req_fail(r, CHAT_EPERM, "forbidden", "only owners and admins rename");
         snprintf(conv.title, sizeof conv.title, "%s", a->title);
-        ev = event_of("renamed");
-        cJSON_AddStringToObject(ev, "title", conv.title);
+        ev = with_str(event_of("renamed"), "title", conv.title);
         break;
     case OP_ADD: {
         if (!chat__group_may(me.role, CHAT__GROUP_ADD, 0))
@@ -263,8 +281,7 @@ static int group_run(chat__job *job, chat__txn *tx)
                 return rc;
         }
         conv.member_count += n;
-        ev = event_of("added");
-        cJSON_AddItemToObject(ev, "users", users_json(a->users));
+        ev = with_item(event_of("added"), "users", users_json(a->users));
         break;
     }
     case OP_REMOVE: {
@@ -287,11 +304,9 @@ static int group_run(chat__job *job, chat__txn *tx)
                                       m->user);
             n++;
         }
-        ev = event_of("removed");
-        cJSON_AddItemToObject(ev, "users", users_json(a->users));
+        ev = with_item(event_of("removed"), "users", users_json(a->users));
         /* The removed still receive this event, then nothing more. */
         rc = chat__txn_event(tx, r, &conv, ev, &ev_msg);
-        cJSON_Delete(ev);
         if (rc == CHAT_OK)
             rc = chat__txn_fanout_members(tx, r, conv.id);
         for (int i = 0; i < n && rc == CHAT_OK; i++)
@@ -322,9 +337,8 @@ static int group_run(chat__job *job, chat__txn *tx)
             rc = set_role(tx, r, &me, CHAT_ROLE_ADMIN);
         if (rc != CHAT_OK)
             return rc;
-        ev = event_of("role");
-        cJSON_AddStringToObject(ev, "user", t.user);
-        cJSON_AddStringToObject(ev, "role", chat__role_name(a->role));
+        ev = with_str(with_str(event_of("role"), "user", t.user), "role",
+                      chat__role_name(a->role));
         break;
     }
     default:
@@ -332,7 +346,6 @@ static int group_run(chat__job *job, chat__txn *tx)
     }
 
     rc = chat__txn_event(tx, r, &conv, ev, &ev_msg);
-    cJSON_Delete(ev);
     if (rc == CHAT_OK)
         rc = chat__txn_fanout_members(tx, r, conv.id);
     return rc == CHAT_OK ? reply_ok(r, conv.id, ev_msg.seq) : rc;

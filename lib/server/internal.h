@@ -6,12 +6,19 @@
 
 #include "chat/errors.h"
 #include "chat/server.h"
+#include "chat/sys/auth.h"
+#include "chat/sys/blob.h"
+#include "chat/sys/bus.h"
+#include "chat/sys/clock.h"
+#include "chat/sys/push.h"
+#include "chat/sys/store.h"
 #include "auth/keyring.h"
 #include "core/presgate.h"
 #include "core/ratelimit.h"
 #include "core/strmap.h"
 #include "core/typing.h"
 #include "server/frame.h"
+#include "server/hint.h"
 #include "server/worker.h"
 #include "transport/transport.h"
 
@@ -20,7 +27,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-#define CHAT__LIMIT_MAX 48 /* one past the highest chat_limit */
+#define CHAT__LIMIT_MAX 39 /* one past the highest chat_limit */
 #define CHAT__PATH_MAX 1024   /* TLS certificate and key paths */
 #define CHAT__ORIGINS_MAX 16  /* allowed Origin values */
 #define CHAT__ORIGIN_MAX 256  /* bytes of one, with the NUL */
@@ -57,7 +64,7 @@ struct chat_server_config {
      * the config. */
     char reactions[CHAT_REACTIONS_MAX][CHAT_REACTION_MAX + 1];
     int n_reactions;
-    /* The transport: NULL for the default (native); libwebsockets or, in tests, the loopback. */
+    /* The transport: NULL for the native one; the loopback in tests. */
     const chat__transport_ops *transport;
     void *transport_arg;
 };
@@ -167,9 +174,8 @@ struct chat_server {
     int64_t pres_armed_ms;              /* presence_timer's deadline, 0: not armed */
     chat__timer presence_timer;
 
-    /* The frame being published on the bus right now: a local delivery of these bytes shares
-     * it by reference instead of copying. */
-    chat__frame *publishing;
+    /* Position hints and catch-up prompts over a bus that may lose frames (hint.c). [loop] */
+    chat__hints hints;
 
     /* Requests of this loop iteration, handed to the writer in one batch (one lock, one
      * wake-up) when the transport's iteration ends (its flush) instead of one by one. */
@@ -179,6 +185,8 @@ struct chat_server {
     chat__job *sub_head, *sub_tail;
     /* Requests submitted to the writer whose done() has not run yet (loop thread). */
     size_t writer_backlog;
+
+    struct chat__push_srv *pushs; /* push.c: tokens reported invalid, waiting for the writer */
 };
 
 /* The server that embeds timer t as its member field. */
@@ -252,18 +260,21 @@ void chat__conn_set_authed(chat__conn *c, const char *user, const char *device,
                            const char *session);
 /* Error frame to c for input refused as malformed or forbidden (a bad frame, an unknown type,
  * a bad field, not a member, a failed authentication); counts towards the abuse limit. re may
- * be NULL. */
+ * be NULL. When the frame cannot be made (out of memory), c is closed with 1011 instead: a
+ * request is answered or its connection ends. */
 void chat__conn_error(chat__conn *c, const cJSON *re, int code, const char *reason,
                       const char *message, int64_t retry_after_ms);
 /* The same frame for a refusal of the server's own making: back-pressure (busy, rate_limited),
  * its own failure (storage, internal), a feature it lacks. Not counted: a client that pipelines
  * under load meets these without fault, and closing it would drop answers already on the way
- * (acks of committed messages among them). */
+ * (acks of committed messages among them). Closes with 1011 likewise. */
 void chat__conn_decline(chat__conn *c, const cJSON *re, int code, const char *reason,
                         const char *message, int64_t retry_after_ms);
-/* Deliver to every local connection of user except device (may be NULL). */
+/* Deliver f (shared, not consumed) to every local connection of user except device (may be
+ * NULL). f NULL: the frame could not be made (out of memory), and those connections are closed
+ * with 1011 instead. */
 void chat__deliver_local(chat_server *srv, const char *user, const char *except_device,
-                         const void *frame, size_t len);
+                         chat__frame *f);
 
 /* dispatch.c: one complete WebSocket text message from c. [loop thread] */
 void chat__dispatch(chat__conn *c, const char *buf, size_t len);
@@ -286,7 +297,7 @@ void chat__server_sink(chat_server *srv, chat__transport_sink *out);
 void chat__server_on_wake(chat_server *srv);
 void chat__server_flush(chat_server *srv);
 
-/* Use a transport other than libwebsockets (the loopback, in tests); arg is handed to its
+/* Use a transport other than the native one (the loopback, in tests); arg is handed to its
  * open(). [before chat_server_new] */
 void chat__server_config_set_transport(chat_server_config *cfg, const chat__transport_ops *ops,
                                        void *arg);

@@ -333,13 +333,13 @@ static int timer_run(chat__txn *tx, chat__req *r, life_args *a, chat_store_conv 
         return chat__req_fail(r, CHAT_EPERM, "forbidden", "only owners and admins set the timer");
     conv->msg_ttl_ms = a->ttl_ms; /* written with the event's head */
     cJSON *e = cJSON_CreateObject();
-    if (!e)
-        return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
-    cJSON_AddStringToObject(e, "type", "timer");
-    cJSON_AddNumberToObject(e, "ttl_ms", (double)a->ttl_ms);
+    if (e && (!cJSON_AddStringToObject(e, "type", "timer") ||
+              !chat__json_add_int(e, "ttl_ms", a->ttl_ms))) {
+        cJSON_Delete(e);
+        e = NULL;
+    }
     chat_store_msg ev;
-    int rc = chat__txn_event(tx, r, conv, e, &ev);
-    cJSON_Delete(e);
+    int rc = chat__txn_event(tx, r, conv, e, &ev); /* consumes e; fails r when NULL */
     return rc == CHAT_OK ? reply_ok(r, conv->id, &ev, 0) : rc;
 }
 

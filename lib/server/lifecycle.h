@@ -2,7 +2,7 @@
  * (msgview.c), history pages (msgview.c), edits, deletes for everyone, reactions and the
  * conversation timer (lifecycle.c), erasure (lifecycle.c), search (search.c), the expiry
  * sweep (expiry.c) and account deletion (account.c). Every one of them needs a store of
- * version 3 (srv->lifecycle); without one the requests answer ENOTSUP/no_lifecycle. */
+ * version 5 (srv->lifecycle); without one the requests answer ENOTSUP/no_lifecycle. */
 #ifndef CHAT_SERVER_LIFECYCLE_H
 #define CHAT_SERVER_LIFECYCLE_H
 
@@ -39,7 +39,7 @@ typedef struct chat__page {
 int chat__page_add(const chat_store_msg *m, void *ud);
 /* Turn the page into items of array, in page order, each with its reactions and its reply's
  * or edit's target (one reaction_list over the page's seq range, one msg_get per target not
- * in the page); with a store older than version 3, the rows alone. conv: the page's
+ * in the page); with a store older than version 5, the rows alone. conv: the page's
  * conversation (0: a page of several, shown without reactions). CHAT_OK, CHAT_ENOMEM,
  * CHAT_EIO. [writer thread] */
 int chat__page_encode(chat__txn *tx, chat__page *p, int64_t conv, cJSON *array);

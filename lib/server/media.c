@@ -97,7 +97,7 @@ static int media_url_run(chat__job *job, chat__txn *tx)
     case CHAT_ENOTSUP:
         return chat__req_fail(r, CHAT_ENOTSUP, "no_media", "this server keeps no media");
     default:
-        return chat__req_fail(r, CHAT_ERROR, "storage", "the store failed");
+        return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
     }
     int64_t ttl_s = chat__limit(tx->srv, CHAT_LIMIT_MEDIA_URL_TTL_MS) / 1000;
     /* Expiry rounded up to a whole minute: URLs handed out within the same minute are equal,
@@ -109,15 +109,14 @@ static int media_url_run(chat__job *job, chat__txn *tx)
         return chat__req_fail(r, CHAT_ERROR, "internal", "cannot sign the URL");
     snprintf(url, sizeof url, "%s%s", base ? base : "", path);
     cJSON *o = chat__req_reply(r, "media_url");
-    if (!o)
-        return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
-    cJSON_AddStringToObject(o, "media", m.id);
-    cJSON_AddStringToObject(o, "url", url);
-    cJSON_AddNumberToObject(o, "expires", (double)(exp_s * 1000));
-    cJSON_AddStringToObject(o, "mime", m.mime);
-    cJSON_AddNumberToObject(o, "size", (double)m.size);
-    cJSON_AddStringToObject(o, "name", m.name);
-    r->reply = chat__frame_take_json(o);
+    int ok = o && cJSON_AddStringToObject(o, "media", m.id) &&
+             cJSON_AddStringToObject(o, "url", url) &&
+             cJSON_AddNumberToObject(o, "expires", (double)(exp_s * 1000)) &&
+             cJSON_AddStringToObject(o, "mime", m.mime) &&
+             cJSON_AddNumberToObject(o, "size", (double)m.size) &&
+             cJSON_AddStringToObject(o, "name", m.name);
+    r->reply = ok ? chat__frame_json(o) : NULL;
+    cJSON_Delete(o);
     return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 

@@ -65,8 +65,9 @@ typedef struct http {
         char value[160];
     } hdr[MAX_HDRS];
     int nhdr;
-    char *body;
+    char *body;      /* on the heap, or small */
     size_t body_len;
+    char small[512]; /* short bodies (errors, an upload's creation): no allocation to fail */
     int close_after; /* a request body is left unread: close instead of keep-alive */
     /* an upload in progress */
     upload *up;
@@ -163,7 +164,8 @@ static void http_unref(http *h)
         h->srv->blob->stage_close(h->srv->blob_st, h->stage);
     if (h->blob_h)
         h->srv->blob->close(h->srv->blob_st, h->blob_h);
-    chat__free(h->body);
+    if (h->body != h->small)
+        chat__free(h->body);
     chat__free(h->buf);
     chat__free(h);
 }
@@ -206,23 +208,36 @@ static void add_hdr(http *h, const char *name, const char *fmt, ...)
     h->nhdr++;
 }
 
+/* body: on the heap (owned from here on), h->small, or NULL. */
 static void set_body(http *h, int status, const char *ctype, char *body)
 {
     h->status = status;
     snprintf(h->ctype, sizeof h->ctype, "%s", ctype);
-    chat__free(h->body);
+    if (h->body != h->small)
+        chat__free(h->body);
     h->body = body;
     h->body_len = body ? strlen(body) : 0;
+}
+
+static void set_small(http *h, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_small(http *h, int status, const char *fmt, ...)
+{
+    if (h->body != h->small)
+        chat__free(h->body);
+    h->body = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->small, sizeof h->small, fmt, ap);
+    va_end(ap);
+    set_body(h, status, "application/json", h->small);
 }
 
 /* An error answer in the engine's error model: {"code","reason","message"}. */
 static void set_error(http *h, int status, int code, const char *reason, const char *message)
 {
-    char *b = chat__malloc(512);
-    if (b)
-        snprintf(b, 512, "{\"code\":\"%s\",\"reason\":\"%s\",\"message\":\"%s\"}\n",
-                 chat_error_name(code), reason, message);
-    set_body(h, status, "application/json", b);
+    set_small(h, status, "{\"code\":\"%s\",\"reason\":\"%s\",\"message\":\"%s\"}\n",
+              chat_error_name(code), reason, message);
 }
 
 static int write_headers(http *h, int status, const char *ctype, uint64_t len, int with_len)
@@ -243,17 +258,19 @@ static int respond(http *h)
     chat__thttp *hx = h->hx;
     const chat__transport_ops *tp = TP(h);
     int close_after = h->close_after;
-    int rc = write_headers(h, h->status, h->ctype, h->body_len, 1);
-    if (rc == 0 && h->body_len && !h->head) {
-        unsigned char *b = chat__malloc(CHAT__TRANSPORT_PRE + h->body_len);
-        if (!b)
-            rc = -1;
-        else {
-            memcpy(b + CHAT__TRANSPORT_PRE, h->body, h->body_len);
-            rc = tp->http_write(hx, b + CHAT__TRANSPORT_PRE, h->body_len, 1);
-            chat__free(b);
-        }
+    /* The body's buffer first: without it the connection ends before a response has begun,
+     * never in the middle of one. */
+    unsigned char *b = NULL;
+    int rc = 0;
+    if (h->body_len && !h->head && !(b = chat__malloc(CHAT__TRANSPORT_PRE + h->body_len)))
+        rc = -1;
+    if (rc == 0)
+        rc = write_headers(h, h->status, h->ctype, h->body_len, 1);
+    if (rc == 0 && b) {
+        memcpy(b + CHAT__TRANSPORT_PRE, h->body, h->body_len);
+        rc = tp->http_write(hx, b + CHAT__TRANSPORT_PRE, h->body_len, 1);
     }
+    chat__free(b);
     http_end(h);
     if (rc || close_after)
         return -1;
@@ -308,20 +325,17 @@ static void upload_headers(http *h, const upload *up)
     add_hdr(h, "cache-control", "no-store");
 }
 
+/* The answer to a finished upload, or NULL (out of memory). */
 static char *media_json(const upload *up)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    cJSON_AddStringToObject(o, "media", up->id);
-    cJSON_AddNumberToObject(o, "size", (double)up->length);
-    cJSON_AddStringToObject(o, "mime", up->mime);
-    cJSON_AddStringToObject(o, "name", up->name);
-    char *s = cJSON_PrintUnformatted(o);
+    int ok = o && cJSON_AddStringToObject(o, "media", up->id) &&
+             cJSON_AddNumberToObject(o, "size", (double)up->length) &&
+             cJSON_AddStringToObject(o, "mime", up->mime) &&
+             cJSON_AddStringToObject(o, "name", up->name);
+    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
-    if (!s)
-        return NULL;
-    char *copy = chat__strdup(s);
+    char *copy = s ? chat__strdup(s) : NULL;
     cJSON_free(s);
     return copy;
 }
@@ -333,6 +347,7 @@ typedef struct finish_job {
     http *h;
     upload *up;
     chat_store_media meta;
+    char *answer; /* made before the commit: once the media is stored, nothing can fail */
 } finish_job;
 
 static int finish_run(chat__job *job, chat__txn *tx)
@@ -367,7 +382,8 @@ static void finish_done(chat_server *srv, chat__job *job)
         if (job->status == CHAT_OK) {
             upload_headers(h, up);
             add_hdr(h, "location", "/media/uploads/%s", up->key);
-            set_body(h, 201, "application/json", media_json(up));
+            set_body(h, 201, "application/json", f->answer);
+            f->answer = NULL;
         } else {
             set_error(h, 500, job->status, job->reason ? job->reason : "internal",
                       "the upload could not be stored; start it again");
@@ -378,6 +394,7 @@ static void finish_done(chat_server *srv, chat__job *job)
     if (job->status != CHAT_OK)
         upload_drop(srv, up, 1);
     http_unref(h);
+    chat__free(f->answer);
     chat__free(f);
 }
 
@@ -395,6 +412,10 @@ static void upload_complete(http *h, upload *up)
     }
     h->phase = PH_WAIT;
     finish_job *f = chat__calloc(1, sizeof *f);
+    if (f && !(f->answer = media_json(up))) {
+        chat__free(f);
+        f = NULL;
+    }
     if (!f) {
         upload_drop(h->srv, up, 1);
         h->up = NULL;
@@ -520,11 +541,8 @@ static int on_upload_create(http *h)
     if (body > 0)
         return start_append(h, up, body);
     upload_headers(h, up);
-    char *json = chat__malloc(128);
-    if (json)
-        snprintf(json, 128, "{\"upload\":\"%s\",\"offset\":0,\"length\":%" PRIu64 "}\n", up->key,
-                 length);
-    set_body(h, 201, "application/json", json);
+    set_small(h, 201, "{\"upload\":\"%s\",\"offset\":0,\"length\":%" PRIu64 "}\n", up->key,
+              length);
     return respond(h);
 }
 
@@ -576,8 +594,11 @@ static int on_upload(http *h, const char *key)
     }
     upload_headers(h, up);
     if (up->state == UP_DONE) {
+        char *json = media_json(up);
+        if (!json)
+            return fail_now(h, 500, CHAT_ENOMEM, "internal", "out of memory");
         add_hdr(h, "media-id", "%s", up->id);
-        set_body(h, head ? 200 : 201, "application/json", media_json(up));
+        set_body(h, head ? 200 : 201, "application/json", json);
         return respond(h);
     }
     if (head) {

@@ -1,4 +1,4 @@
-/* Media input checked without lws or a server; see media_parse.h.
+/* Media input checked without a socket or a server; see media_parse.h.
  *
  * URL scheme (doc/media.md): /media/<id>?e=<exp seconds>&s=<scope>&t=<mime, base64url>
  * &k=<key id>&sig=<hex HMAC-SHA-512-256>. The MAC key is derived from the token key k (keyed

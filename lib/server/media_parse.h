@@ -1,4 +1,4 @@
-/* Media input checked without lws or a server: media ids, signed download URLs (signing, the
+/* Media input checked without a socket or a server: media ids, signed download URLs (signing, the
  * query's one canonical spelling, the MAC), Range, decimal header values, Upload-Metadata and
  * mime types. Pure functions of their arguments (the keyring and the time are passed in), so
  * they are unit-tested (tests/unit/server/test_media_parse.c) and fuzzed

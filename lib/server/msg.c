@@ -279,7 +279,8 @@ static int send_run(chat__job *job, chat__txn *tx)
     return CHAT_OK;
 }
 
-/* The media reference, normalized to the fields the protocol defines. */
+/* The media reference, normalized to the fields the protocol defines; NULL after answering
+ * the error. */
 static char *media_body(chat__conn *c, const cJSON *f, const cJSON *re)
 {
     const cJSON *media = cJSON_GetObjectItemCaseSensitive(f, "media");
@@ -296,9 +297,8 @@ static char *media_body(chat__conn *c, const cJSON *f, const cJSON *re)
         size_t max;
     } strs[] = {{"id", 128}, {"mime", 255}, {"name", 255}};
     cJSON *out = cJSON_CreateObject();
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < 3; i++) {
+    int ok = out != NULL;
+    for (size_t i = 0; ok && i < 3; i++) {
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(media, strs[i].key);
         size_t n = cJSON_IsString(s) ? strlen(s->valuestring) : 0;
         if (!cJSON_IsString(s) || n == 0 || n > strs[i].max) {
@@ -309,10 +309,10 @@ static char *media_body(chat__conn *c, const cJSON *f, const cJSON *re)
             cJSON_Delete(out);
             return NULL;
         }
-        cJSON_AddStringToObject(out, strs[i].key, s->valuestring);
+        ok = cJSON_AddStringToObject(out, strs[i].key, s->valuestring) != NULL;
     }
     static const char *nums[] = {"size", "width", "height", "duration_ms"};
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; ok && i < 4; i++) {
         uint64_t v;
         int rc = chat__json_u64(media, nums[i], &v);
         if (rc == CHAT_ENOTFOUND && i > 0)
@@ -325,10 +325,12 @@ static char *media_body(chat__conn *c, const cJSON *f, const cJSON *re)
             cJSON_Delete(out);
             return NULL;
         }
-        cJSON_AddNumberToObject(out, nums[i], (double)v);
+        ok = cJSON_AddNumberToObject(out, nums[i], (double)v) != NULL;
     }
-    char *s = cJSON_PrintUnformatted(out);
+    char *s = ok ? cJSON_PrintUnformatted(out) : NULL;
     cJSON_Delete(out);
+    if (!s)
+        chat__conn_decline(c, re, CHAT_ENOMEM, "internal", "out of memory", 0);
     return s;
 }
 
@@ -446,7 +448,7 @@ void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
         goto fail;
 
     if (chat__req_start(c, f, re, send_run, &a, sizeof a, free_send_args) != CHAT_OK)
-        cJSON_free(media);
+        cJSON_free(media); /* answered by chat__req_start */
     return;
 fail:
     cJSON_free(media);
@@ -513,11 +515,10 @@ static int history_run(chat__job *job, chat__txn *tx)
     cJSON *o = chat__req_reply(r, "history");
     cJSON *msgs = cJSON_CreateArray();
     chat__page p = {0};
-    if (!o || !msgs) {
+    if (!o || !msgs || !cJSON_AddNumberToObject(o, "conv", (double)a->conv)) {
         rc = chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
         goto out;
     }
-    cJSON_AddNumberToObject(o, "conv", (double)a->conv);
     if (a->thread && (rc = thread_head(tx, r, a, &conv, &me, o)) != CHAT_OK)
         goto out;
     /* One extra row tells whether there is more in the direction paged. */
@@ -544,11 +545,10 @@ static int history_run(chat__job *job, chat__txn *tx)
                             "cannot read history");
         goto out;
     }
-    cJSON_AddBoolToObject(o, "more", more);
-    cJSON_AddItemToObject(o, "messages", msgs);
+    int ok = cJSON_AddBoolToObject(o, "more", more) != NULL;
+    ok = chat__json_add(ok ? o : NULL, "messages", msgs) && ok; /* msgs is consumed either way */
     msgs = NULL;
-    r->reply = chat__frame_take_json(o);
-    o = NULL;
+    r->reply = ok ? chat__frame_json(o) : NULL;
     rc = r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 out:
     chat__page_free(&p);

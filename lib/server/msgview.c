@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "core/array.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "store/sqlite_fts.h"
 
 #include <string.h>
@@ -45,6 +46,7 @@ typedef struct enc {
     size_t preview_len;
     char *owned;             /* a media target's name */
     int edit_text;           /* an edit: the target's current text is shown */
+    int oom;                 /* out of memory: nothing to encode */
 } enc;
 
 static size_t cut_utf8(const char *s, size_t n, size_t max)
@@ -64,7 +66,9 @@ static void prepare(enc *e, const chat_store_msg *m, const chat__msg_view *v)
     e->m = m;
     e->v = v ? v : &none;
     if (m->kind == CHAT_MSG_MEDIA || m->kind == CHAT_MSG_EVENT) {
-        cJSON *j = erased(m) ? NULL : cJSON_ParseWithLength(m->body, m->body_len);
+        /* A stored body that is not JSON reads as null; one that could not be parsed for want
+         * of memory fails the message. */
+        cJSON *j = erased(m) ? NULL : chat__json_parse(m->body, m->body_len, &e->oom);
         e->body_json = j != NULL;
         cJSON_Delete(j);
     }
@@ -220,6 +224,10 @@ chat__frame *chat__msg_frame(const chat_store_msg *m, const chat__msg_view *view
 {
     enc e;
     prepare(&e, m, view);
+    if (e.oom) {
+        chat__free(e.owned);
+        return NULL;
+    }
     chat__fb b = {NULL, 0};
     enc_fb(&b, &e);
     chat__frame *f = chat__fb_alloc(&b);
@@ -235,6 +243,10 @@ cJSON *chat__msg_item(const chat_store_msg *m, const chat__msg_view *view)
      * number printing per message (the reconnect storm's main cost). */
     enc e;
     prepare(&e, m, view);
+    if (e.oom) {
+        chat__free(e.owned);
+        return NULL;
+    }
     chat__fb b = {NULL, 0};
     enc_fb(&b, &e);
     /* Written straight into the item's own string (cJSON's allocator, which cJSON_Delete

@@ -58,17 +58,20 @@ static int fill_contact(chat__txn *tx, contact *ct)
 
 static int shown_online(chat_server *srv, const char *user);
 
-static cJSON *presence_entry(chat_server *srv, const char *user, int64_t last_seen, int hide)
+/* Append {"user","online"[,"last_seen"]} to the array users; 0 when out of memory. */
+static int add_presence(cJSON *users, const char *user, int online, int64_t last_seen, int hide)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    int online = shown_online(srv, user);
-    cJSON_AddStringToObject(o, "user", user);
-    cJSON_AddBoolToObject(o, "online", online);
-    if (!online && !hide && last_seen > 0)
-        cJSON_AddNumberToObject(o, "last_seen", (double)last_seen);
-    return o;
+    int ok = o && cJSON_AddStringToObject(o, "user", user) &&
+             cJSON_AddBoolToObject(o, "online", online) &&
+             (online || hide || last_seen <= 0 ||
+              cJSON_AddNumberToObject(o, "last_seen", (double)last_seen));
+    if (!ok) {
+        cJSON_Delete(o);
+        return 0;
+    }
+    cJSON_AddItemToArray(users, o); /* allocates nothing */
+    return 1;
 }
 
 /* ---- my contacts' state, after auth_ok or on request ---- */
@@ -86,26 +89,54 @@ static int contacts_run(chat__job *job, chat__txn *tx)
     return CHAT_OK;
 }
 
+/* A snapshot whose job failed (its batch rolled back: a store failure, or memory) is made
+ * again, this many times in all. */
+#define SNAPSHOT_TRIES 3
+
+static void start_contacts(chat__conn *c, cJSON *f, cJSON *re, int tries);
+
+/* The presence answer (re) or the snapshot after auth_ok (no re) cannot be made: the error,
+ * or for the snapshot, which the client waits for without a request id, a close. */
+static void contacts_failed(chat__conn *c, const cJSON *re)
+{
+    if (re)
+        chat__conn_decline(c, re, CHAT_ENOMEM, "internal", "out of memory", 0);
+    else
+        chat__conn_close(c, 1011, "out of memory");
+}
+
 /* Answer with the state of the requested users who are contacts (all contacts without a
  * request list); the rest are "unknown". Online state is read here, on the loop thread. */
 static void contacts_after(chat_server *srv, chat__req *r)
 {
     contacts *cs = r->extra;
-    if (r->job.status != CHAT_OK || !r->conn || !r->conn->tc)
+    if (!r->conn || !r->conn->tc)
         return;
+    if (r->job.status != CHAT_OK) {
+        /* The snapshot after auth_ok has no request id for an error to echo: it is made again
+         * (a batch that another job's store failure rolled back takes it along). When it keeps
+         * failing, the error says so without an id, and the connection stays: a store failure
+         * is no reason to drop one. */
+        if (!r->re && !r->args && r->state < SNAPSHOT_TRIES)
+            start_contacts(r->conn, NULL, NULL, r->state + 1);
+        else if (!r->re)
+            chat__conn_decline(r->conn, NULL, r->job.status,
+                               r->job.reason ? r->job.reason : "internal",
+                               r->job.message[0] ? r->job.message : "presence failed", 0);
+        return;
+    }
     const cJSON *want = cJSON_GetObjectItemCaseSensitive(r->args, "users");
     cJSON *o = r->re ? chat__req_reply(r, "presence") : cJSON_CreateObject();
-    if (!o)
-        return;
-    if (!r->re)
-        cJSON_AddStringToObject(o, "type", "presence");
-    cJSON *users = cJSON_AddArrayToObject(o, "users");
-    if (!want) {
-        for (size_t i = 0; i < cs->n; i++)
-            cJSON_AddItemToArray(users, presence_entry(srv, cs->v[i].user, cs->v[i].last_seen_ms,
-                                                       cs->v[i].hide));
-    } else {
+    int ok = o && (r->re || cJSON_AddStringToObject(o, "type", "presence"));
+    cJSON *users = ok ? cJSON_AddArrayToObject(o, "users") : NULL;
+    ok = users != NULL;
+    if (ok && !want) {
+        for (size_t i = 0; ok && i < cs->n; i++)
+            ok = add_presence(users, cs->v[i].user, shown_online(srv, cs->v[i].user),
+                              cs->v[i].last_seen_ms, cs->v[i].hide);
+    } else if (ok) {
         cJSON *unknown = cJSON_AddArrayToObject(o, "unknown");
+        ok = unknown != NULL;
         const cJSON *u;
         cJSON_ArrayForEach(u, want)
         {
@@ -113,41 +144,49 @@ static void contacts_after(chat_server *srv, chat__req *r)
             for (size_t i = 0; i < cs->n && !found; i++)
                 if (strcmp(cs->v[i].user, u->valuestring) == 0)
                     found = &cs->v[i];
-            if (found)
-                cJSON_AddItemToArray(users, presence_entry(srv, found->user, found->last_seen_ms,
-                                                           found->hide));
-            else
-                cJSON_AddItemToArray(unknown, cJSON_CreateString(u->valuestring));
+            cJSON *name = !found && ok ? cJSON_CreateString(u->valuestring) : NULL;
+            if (found && ok)
+                ok = add_presence(users, found->user, shown_online(srv, found->user),
+                                  found->last_seen_ms, found->hide);
+            else if (ok)
+                ok = cJSON_AddItemToArray(unknown, name);
         }
     }
-    chat__frame *f = chat__frame_take_json(o);
+    chat__frame *f = ok ? chat__frame_json(o) : NULL;
+    cJSON_Delete(o);
     if (f) {
         chat__conn_send(r->conn, f);
         chat__frame_unref(f);
+    } else {
+        contacts_failed(r->conn, r->re);
     }
 }
 
-static void start_contacts(chat__conn *c, cJSON *f, cJSON *re)
+/* tries: this is the snapshot's how manyth attempt (1 for the first). */
+static void start_contacts(chat__conn *c, cJSON *f, cJSON *re, int tries)
 {
     contacts *cs = chat__calloc(1, sizeof *cs);
-    chat__req *r = cs ? chat__req_new(c, f, contacts_run) : NULL;
+    chat__req *r = cs ? chat__req_new(c, NULL, contacts_run) : NULL;
     if (!r) {
+        contacts_failed(c, re);
         chat__free(cs);
-        if (!cs)
-            cJSON_Delete(f);
+        cJSON_Delete(f);
         cJSON_Delete(re);
         return;
     }
+    r->args = f;
     r->re = re;
     r->extra = cs;
     r->extra_free = contacts_free;
     r->after = contacts_after;
+    r->own_errors = !re;
+    r->state = tries;
     chat__req_submit(c->srv, r);
 }
 
 void chat__presence_snapshot(chat__conn *c)
 {
-    start_contacts(c, NULL, NULL);
+    start_contacts(c, NULL, NULL, 1);
 }
 
 void chat__handle_presence(chat__conn *c, cJSON *f, cJSON *re)
@@ -178,7 +217,7 @@ void chat__handle_presence(chat__conn *c, cJSON *f, cJSON *re)
         cJSON_Delete(f);
         return;
     }
-    start_contacts(c, f, re);
+    start_contacts(c, f, re, 1);
 }
 
 /* ---- a user came online or went offline anywhere: tell the contacts ---- */
@@ -208,35 +247,59 @@ static int changed_run(chat__job *job, chat__txn *tx)
         if (chat__userlist_add(&r->to, cs->v[i].user, 0) != CHAT_OK)
             return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "type", "presence");
-    cJSON *users = cJSON_AddArrayToObject(o, "users");
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddStringToObject(e, "user", r->user);
-    cJSON_AddBoolToObject(e, "online", r->state);
-    if (!r->state && !u.hide_last_seen)
-        cJSON_AddNumberToObject(e, "last_seen", (double)u.last_seen_ms);
-    cJSON_AddItemToArray(users, e);
-    r->fanout = chat__frame_take_json(o);
+    cJSON *users = o && cJSON_AddStringToObject(o, "type", "presence")
+                       ? cJSON_AddArrayToObject(o, "users")
+                       : NULL;
+    if (users && add_presence(users, r->user, r->state, u.last_seen_ms, u.hide_last_seen))
+        r->fanout = chat__frame_json(o);
+    cJSON_Delete(o);
     r->fanout_all_devices = 1;
+    /* Every node hears of the change from its bus and tells its own devices: through the bus,
+     * contacts elsewhere would hear it once per node. */
+    r->fanout_local = 1;
     return r->fanout ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 
-/* Tell user's contacts that user is online or offline (last seen left_ms). */
-static void announce(chat_server *srv, const char *user, int online, int64_t left_ms)
+static void pres_arm(chat_server *srv, int64_t at, int64_t now, int64_t min_wait);
+
+/* The announcement did not reach the contacts (out of memory, the store failed): the gate
+ * tries it again, unless the server is stopping. */
+static void announce_failed(chat_server *srv, const char *user, int online, int64_t left_ms)
+{
+    int64_t now = chat__now_ms(srv), due = 0;
+    if (!srv->stopping)
+        due = chat__presgate_failed(&srv->presence, user, online, left_ms, now);
+    if (due > 0)
+        pres_arm(srv, due, now, 1);
+    else if (due < 0 || srv->stopping)
+        chat__log(srv, CHAT_LOG_WARN, "presence change of %s dropped: out of memory", user);
+}
+
+static void announce_after(chat_server *srv, chat__req *r)
+{
+    contacts *cs = r->extra;
+    if (r->job.status != CHAT_OK)
+        announce_failed(srv, r->user, r->state, cs->left_ms);
+}
+
+/* Tell user's contacts that user is online or offline (last seen left_ms). Non-zero when it
+ * cannot be started. */
+static int announce(chat_server *srv, const char *user, int online, int64_t left_ms)
 {
     contacts *cs = chat__calloc(1, sizeof *cs);
     chat__req *r = cs ? chat__req_new(NULL, NULL, changed_run) : NULL;
     if (!r) {
         chat__free(cs);
-        chat__log(srv, CHAT_LOG_WARN, "presence change of %s dropped: out of memory", user);
-        return;
+        return CHAT_ENOMEM;
     }
     snprintf(r->user, sizeof r->user, "%s", user);
     r->state = online;
     cs->left_ms = online ? 0 : left_ms;
     r->extra = cs;
     r->extra_free = contacts_free;
+    r->after = announce_after;
     chat__req_submit(srv, r);
+    return CHAT_OK;
 }
 
 /* ---- coalescing (core/presgate.h): what the bus says vs. what contacts were told ----
@@ -248,17 +311,15 @@ static int shown_online(chat_server *srv, const char *user)
     return shown >= 0 ? shown : srv->bus->online(srv->bus_st, user);
 }
 
-static void gate_announce(const char *user, int online, int64_t last_seen_ms, void *ud)
+static int gate_announce(const char *user, int online, int64_t last_seen_ms, void *ud)
 {
-    announce(ud, user, online, last_seen_ms);
+    return announce(ud, user, online, last_seen_ms);
 }
 
 /* The timer fires at most every PRES_TICK_MS, so deadlines close together (users in their grace,
  * users whose bucket is refilling: offline for less than a minute, by default) are served by one
  * firing; a firing visits only the entries that are due. */
 #define PRES_TICK_MS 25
-
-static void pres_arm(chat_server *srv, int64_t at, int64_t now, int64_t min_wait);
 
 static void pres_timer_cb(chat__timer *t)
 {
@@ -289,7 +350,8 @@ void chat__presence_changed(chat_server *srv, const char *user, int online)
     if (srv->stopping ||
         chat__presgate_change(&srv->presence, user, online, now, gate_announce, srv, &due) !=
             CHAT_OK) {
-        announce(srv, user, online, now); /* uncoalesced, but still correct */
+        if (announce(srv, user, online, now) != CHAT_OK) /* uncoalesced, but still correct */
+            chat__log(srv, CHAT_LOG_WARN, "presence change of %s dropped: out of memory", user);
         return;
     }
     if (due)
@@ -356,6 +418,7 @@ void chat__handle_settings(chat__conn *c, cJSON *f, cJSON *re)
     }
     chat__req *r = chat__req_new(c, f, settings_run);
     if (!r) {
+        chat__conn_decline(c, re, CHAT_ENOMEM, "internal", "out of memory", 0);
         cJSON_Delete(re);
         return;
     }
@@ -380,15 +443,15 @@ static int typing_run(chat__job *job, chat__txn *tx)
 static chat__frame *typing_frame(chat_server *srv, int64_t conv, const char *user, int start)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    cJSON_AddStringToObject(o, "type", "typing");
-    cJSON_AddNumberToObject(o, "conv", (double)conv);
-    cJSON_AddStringToObject(o, "user", user);
-    cJSON_AddStringToObject(o, "state", start ? "start" : "stop");
-    if (start)
-        cJSON_AddNumberToObject(o, "ttl_ms", (double)chat__limit(srv, CHAT_LIMIT_TYPING_TTL_MS));
-    return chat__frame_take_json(o);
+    int ok = o && cJSON_AddStringToObject(o, "type", "typing") &&
+             cJSON_AddNumberToObject(o, "conv", (double)conv) &&
+             cJSON_AddStringToObject(o, "user", user) &&
+             cJSON_AddStringToObject(o, "state", start ? "start" : "stop") &&
+             (!start || cJSON_AddNumberToObject(o, "ttl_ms", (double)chat__limit(
+                                                               srv, CHAT_LIMIT_TYPING_TTL_MS)));
+    chat__frame *f = ok ? chat__frame_json(o) : NULL;
+    cJSON_Delete(o);
+    return f;
 }
 
 /* Membership is checked by the store; the transition is decided here, on the loop thread,
@@ -421,6 +484,8 @@ static void typing_submit(chat_server *srv, chat__conn *c, cJSON *f, cJSON *re, 
 {
     chat__req *r = chat__req_new(c, f, typing_run);
     if (!r) {
+        if (c)
+            chat__conn_decline(c, re, CHAT_ENOMEM, "internal", "out of memory", 0);
         cJSON_Delete(re);
         return;
     }

@@ -50,26 +50,24 @@ static int receipt_run(chat__job *job, chat__txn *tx)
         if (rc != CHAT_OK)
             return rc;
         cJSON *b = cJSON_CreateObject();
-        if (b) {
-            cJSON_AddStringToObject(b, "type", "receipt");
-            cJSON_AddNumberToObject(b, "conv", (double)conv.id);
-            cJSON_AddStringToObject(b, "user", r->user);
-            cJSON_AddNumberToObject(b, "delivered", (double)me.delivered_seq);
-            cJSON_AddNumberToObject(b, "read", (double)me.read_seq);
-            cJSON_AddNumberToObject(b, "delivered_ts", (double)me.delivered_ms);
-            cJSON_AddNumberToObject(b, "read_ts", (double)me.read_ms);
-        }
-        r->fanout = chat__frame_take_json(b);
+        int ok = b && cJSON_AddStringToObject(b, "type", "receipt") &&
+                 cJSON_AddNumberToObject(b, "conv", (double)conv.id) &&
+                 cJSON_AddStringToObject(b, "user", r->user) &&
+                 cJSON_AddNumberToObject(b, "delivered", (double)me.delivered_seq) &&
+                 cJSON_AddNumberToObject(b, "read", (double)me.read_seq) &&
+                 cJSON_AddNumberToObject(b, "delivered_ts", (double)me.delivered_ms) &&
+                 cJSON_AddNumberToObject(b, "read_ts", (double)me.read_ms);
+        r->fanout = ok ? chat__frame_json(b) : NULL;
+        cJSON_Delete(b);
         if (!r->fanout)
             return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
     }
     cJSON *o = chat__req_reply(r, "ok");
-    if (o) {
-        cJSON_AddNumberToObject(o, "conv", (double)conv.id);
-        cJSON_AddNumberToObject(o, "delivered", (double)me.delivered_seq);
-        cJSON_AddNumberToObject(o, "read", (double)me.read_seq);
-    }
-    r->reply = chat__frame_take_json(o);
+    int ok = o && cJSON_AddNumberToObject(o, "conv", (double)conv.id) &&
+             cJSON_AddNumberToObject(o, "delivered", (double)me.delivered_seq) &&
+             cJSON_AddNumberToObject(o, "read", (double)me.read_seq);
+    r->reply = ok ? chat__frame_json(o) : NULL;
+    cJSON_Delete(o);
     return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 

@@ -2,6 +2,8 @@
 #include "server/lifecycle.h"
 #include "server/req.h"
 
+#include "bus/check.h"
+#include "server/push.h"
 #include "core/alloc.h"
 #include "core/array.h"
 #include "core/error.h"
@@ -123,6 +125,8 @@ static void push_offline(chat_server *srv, chat__req *r)
         return;
     r->pev.title = r->pev_title ? r->pev_title : "";
     r->pev.preview = (srv->cfg.flags & CHAT_SERVER_PUSH_PREVIEWS) ? r->pev_preview : NULL;
+    if (chat__push_resolve(srv, r))
+        return;
     for (size_t i = 0; i < r->to.n; i++) {
         if (strcmp(r->to.users[i], r->user) == 0)
             continue;
@@ -139,11 +143,11 @@ static void push_offline(chat_server *srv, chat__req *r)
 void chat__publish(chat_server *srv, const chat__userlist *to, const char *except_user,
                    const char *except_device, chat__frame *f)
 {
-    chat__frame *prev = srv->publishing;
-    srv->publishing = f;
-    int rc = srv->bus->publish(srv->bus_st, (const char *const *)to->users, to->n, except_user,
-                               except_device, chat__frame_data(f), f->len);
-    srv->publishing = prev;
+    const char *const *users = (const char *const *)to->users;
+    int rc = chat__bus_has_publish2(srv->bus)
+                 ? srv->bus->publish2(srv->bus_st, users, to->n, except_user, except_device, f, 0)
+                 : srv->bus->publish(srv->bus_st, users, to->n, except_user, except_device,
+                                     chat__frame_data(f), f->len);
     if (rc != CHAT_OK)
         chat__log(srv, CHAT_LOG_WARN, "bus publish failed: %s", chat_error_name(rc));
 }
@@ -174,7 +178,7 @@ static void req_done(chat_server *srv, chat__job *job)
     chat__req *r = (chat__req *)job;
     chat__conn *c = r->conn;
     if (job->status != CHAT_OK) {
-        if (c && c->tc)
+        if (c && c->tc && !r->own_errors)
             (failed_on_our_side(job->status) ? chat__conn_decline : chat__conn_error)(
                 c, r->re, job->status, job->reason ? job->reason : "internal",
                 job->message[0] ? job->message : chat_strerror(job->status),
@@ -187,10 +191,19 @@ static void req_done(chat_server *srv, chat__job *job)
     if (c && c->tc && r->reply)
         chat__conn_send(c, r->reply);
     chat__frame *frames[2] = {r->fanout, r->fanout2};
-    for (int i = 0; i < 2; i++)
-        if (frames[i] && r->to.n)
-            chat__publish(srv, &r->to, r->fanout_all_devices ? NULL : r->user,
-                          r->fanout_all_devices ? NULL : r->device, frames[i]);
+    for (int i = 0; i < 2; i++) {
+        if (!frames[i] || !r->to.n)
+            continue;
+        if (r->fanout_local) {
+            for (size_t k = 0; k < r->to.n; k++)
+                chat__deliver_local(srv, r->to.users[k], NULL, frames[i]);
+            continue;
+        }
+        chat__publish(srv, &r->to, r->fanout_all_devices ? NULL : r->user,
+                      r->fanout_all_devices ? NULL : r->device, frames[i]);
+    }
+    if (r->hint_seq && r->fanout)
+        chat__hint_note(srv, r->hint_conv, r->hint_seq, &r->to);
     if (r->push)
         push_offline(srv, r);
     if (r->after)
@@ -209,6 +222,10 @@ chat__req *chat__req_new(chat__conn *conn, cJSON *args, int (*run)(chat__job *jo
     r->job.done = req_done;
     r->job.discard = req_discard;
     r->args = args;
+    /* The conversation the request names, locked first by its batch (worker.h). */
+    chat_conv_id conv;
+    if (args && chat__json_conv(args, "conv", &conv) == CHAT_OK)
+        r->job.lock_conv = conv;
     if (conn) {
         r->conn = chat__conn_ref(conn);
         strcpy(r->user, conn->user);
@@ -221,18 +238,16 @@ int chat__req_start(chat__conn *c, cJSON *f, cJSON *re, int (*run)(chat__job *jo
                     const void *args, size_t size, void (*extra_free)(void *extra))
 {
     void *copy = chat__malloc(size);
-    if (!copy) {
-        cJSON_Delete(f);
-        cJSON_Delete(re);
-        return CHAT_ENOMEM;
-    }
-    memcpy(copy, args, size);
-    chat__req *r = chat__req_new(c, f, run);
+    chat__req *r = copy ? chat__req_new(c, f, run) : NULL;
     if (!r) {
+        chat__conn_decline(c, re, CHAT_ENOMEM, "internal", "out of memory", 0);
+        if (!copy)
+            cJSON_Delete(f); /* chat__req_new deleted it otherwise */
         chat__free(copy);
         cJSON_Delete(re);
         return CHAT_ENOMEM;
     }
+    memcpy(copy, args, size);
     r->re = re;
     r->extra = copy;
     r->extra_free = extra_free ? extra_free : chat__free;
@@ -252,12 +267,11 @@ void chat__req_submit(chat_server *srv, chat__req *r)
 cJSON *chat__req_reply(const chat__req *r, const char *type)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    cJSON_AddStringToObject(o, "type", type);
-    if (r->re)
-        cJSON_AddItemToObject(o, "re", chat__json_id_copy(r->re));
-    return o;
+    if (o && cJSON_AddStringToObject(o, "type", type) &&
+        (!r->re || chat__json_add(o, "re", chat__json_id_copy(r->re))))
+        return o;
+    cJSON_Delete(o);
+    return NULL;
 }
 
 int chat__txn_conv(chat__txn *tx, chat__req *r, int64_t conv, chat_store_conv *out)
@@ -362,6 +376,8 @@ int chat__txn_append_as(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat
     if (rc != CHAT_OK)
         return chat__req_fail(r, CHAT_EIO, "storage", "cannot store the message");
     conv->head_seq = msg->seq;
+    r->hint_conv = conv->id;
+    r->hint_seq = msg->seq;
     conv->change = chat__txn_bump(tx);
     rc = tx->ops->conv_update(tx->st, conv);
     if (rc != CHAT_OK)
@@ -391,8 +407,10 @@ int chat__txn_append_as(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat
 int chat__txn_event(chat__txn *tx, chat__req *r, chat_store_conv *conv, cJSON *event,
                     chat_store_msg *out)
 {
-    cJSON_AddStringToObject(event, "by", r->user);
-    char *body = cJSON_PrintUnformatted(event);
+    char *body = event && cJSON_AddStringToObject(event, "by", r->user)
+                     ? cJSON_PrintUnformatted(event)
+                     : NULL;
+    cJSON_Delete(event);
     if (!body)
         return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
     /* Events are stored under an empty device id, which no client has, with the seq as the
@@ -436,26 +454,30 @@ static const char *kind_name(int kind)
 cJSON *chat__msg_json(const chat_store_msg *m)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    cJSON_AddStringToObject(o, "type", "msg");
-    cJSON_AddNumberToObject(o, "conv", (double)m->conv);
-    cJSON_AddNumberToObject(o, "seq", (double)m->seq);
-    cJSON_AddNumberToObject(o, "ts", (double)m->ts_ms);
-    cJSON_AddStringToObject(o, "from", m->sender);
-    cJSON_AddStringToObject(o, "device", m->device);
-    cJSON_AddStringToObject(o, "cmid", m->kind == CHAT_MSG_EVENT ? "" : m->cmid);
-    cJSON_AddStringToObject(o, "kind", kind_name(m->kind));
-    if (m->kind == CHAT_MSG_TEXT) {
+    int ok = o && cJSON_AddStringToObject(o, "type", "msg") &&
+             cJSON_AddNumberToObject(o, "conv", (double)m->conv) &&
+             cJSON_AddNumberToObject(o, "seq", (double)m->seq) &&
+             cJSON_AddNumberToObject(o, "ts", (double)m->ts_ms) &&
+             cJSON_AddStringToObject(o, "from", m->sender) &&
+             cJSON_AddStringToObject(o, "device", m->device) &&
+             cJSON_AddStringToObject(o, "cmid", m->kind == CHAT_MSG_EVENT ? "" : m->cmid) &&
+             cJSON_AddStringToObject(o, "kind", kind_name(m->kind));
+    if (ok && m->kind == CHAT_MSG_TEXT) {
         char *text = chat__strndup(m->body, m->body_len);
-        cJSON_AddStringToObject(o, "text", text ? text : "");
+        ok = text && cJSON_AddStringToObject(o, "text", text);
         chat__free(text);
-    } else {
-        cJSON *body = cJSON_ParseWithLength(m->body, m->body_len);
-        cJSON_AddItemToObject(o, m->kind == CHAT_MSG_MEDIA ? "media" : "event",
-                              body ? body : cJSON_CreateNull());
+    } else if (ok) {
+        /* A stored body that is not JSON (a host's store, damaged) reads as null; one that
+         * could not be parsed for want of memory fails the message. */
+        int oom = 0;
+        cJSON *body = chat__json_parse(m->body, m->body_len, &oom);
+        ok = !oom && chat__json_add(o, m->kind == CHAT_MSG_MEDIA ? "media" : "event",
+                                    body ? body : cJSON_CreateNull());
     }
-    return o;
+    if (ok)
+        return o;
+    cJSON_Delete(o);
+    return NULL;
 }
 
 const char *chat__role_name(int role)
@@ -482,15 +504,17 @@ int chat__role_parse(const char *s)
 static int add_member_json(const chat_store_member *m, void *ud)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o)
+    int ok = o && cJSON_AddStringToObject(o, "user", m->user) &&
+             cJSON_AddStringToObject(o, "role", chat__role_name(m->role)) &&
+             cJSON_AddNumberToObject(o, "delivered", (double)m->delivered_seq) &&
+             cJSON_AddNumberToObject(o, "read", (double)m->read_seq) &&
+             cJSON_AddNumberToObject(o, "delivered_ts", (double)m->delivered_ms) &&
+             cJSON_AddNumberToObject(o, "read_ts", (double)m->read_ms);
+    if (!ok) {
+        cJSON_Delete(o);
         return CHAT_ENOMEM;
-    cJSON_AddStringToObject(o, "user", m->user);
-    cJSON_AddStringToObject(o, "role", chat__role_name(m->role));
-    cJSON_AddNumberToObject(o, "delivered", (double)m->delivered_seq);
-    cJSON_AddNumberToObject(o, "read", (double)m->read_seq);
-    cJSON_AddNumberToObject(o, "delivered_ts", (double)m->delivered_ms);
-    cJSON_AddNumberToObject(o, "read_ts", (double)m->read_ms);
-    cJSON_AddItemToArray(ud, o);
+    }
+    cJSON_AddItemToArray(ud, o); /* allocates nothing */
     return 0;
 }
 
@@ -504,7 +528,7 @@ static int keep_last(const chat_store_msg *m, void *ud)
     if (!chat__msg_listed(m))
         return 0;
     *out = chat__msg_item(m, NULL);
-    return 1; /* found: stop */
+    return *out ? 1 : CHAT_ENOMEM; /* found: stop */
 }
 
 cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m)
@@ -522,37 +546,45 @@ cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m)
         conv.head_seq = m->read_seq;
         conv.title[0] = '\0';
     }
-    cJSON_AddNumberToObject(o, "conv", (double)conv.id);
-    cJSON_AddStringToObject(o, "kind", conv.kind == CHAT_CONV_GROUP ? "group" : "direct");
-    cJSON_AddStringToObject(o, "title", conv.title);
-    cJSON_AddStringToObject(o, "role", chat__role_name(m->role));
-    cJSON_AddNumberToObject(o, "head", (double)conv.head_seq);
-    cJSON_AddNumberToObject(o, "delivered", (double)m->delivered_seq);
-    cJSON_AddNumberToObject(o, "read", (double)m->read_seq);
     /* Unread: what counts in the main conversation after my read watermark (not thread
      * replies, edits, deletes, reactions or erased messages); head - read without a store
      * that can tell. */
     uint64_t unread = 0;
+    int ok = 1;
     if (!left && conv.head_seq > m->read_seq) {
         unread = conv.head_seq - m->read_seq;
-        if (tx->srv->lifecycle &&
-            tx->ops->msg_count(tx->st, conv.id, 0, m->read_seq, conv.head_seq, &unread) !=
-                CHAT_OK) {
-            cJSON_Delete(o);
-            return NULL;
-        }
+        if (tx->srv->lifecycle)
+            ok = tx->ops->msg_count(tx->st, conv.id, 0, m->read_seq, conv.head_seq, &unread) ==
+                 CHAT_OK;
     }
-    cJSON_AddNumberToObject(o, "unread", (double)unread);
-    cJSON_AddNumberToObject(o, "joined", (double)m->joined_seq);
-    if (conv.msg_ttl_ms)
-        cJSON_AddNumberToObject(o, "ttl_ms", (double)conv.msg_ttl_ms);
+    int64_t muted = left ? 0 : chat__push_muted_until(tx, m->user, conv.id);
+    ok = ok && cJSON_AddNumberToObject(o, "conv", (double)conv.id) &&
+         cJSON_AddStringToObject(o, "kind", conv.kind == CHAT_CONV_GROUP ? "group" : "direct") &&
+         cJSON_AddStringToObject(o, "title", conv.title) &&
+         cJSON_AddStringToObject(o, "role", chat__role_name(m->role)) &&
+         cJSON_AddNumberToObject(o, "head", (double)conv.head_seq) &&
+         cJSON_AddNumberToObject(o, "delivered", (double)m->delivered_seq) &&
+         cJSON_AddNumberToObject(o, "read", (double)m->read_seq) &&
+         cJSON_AddNumberToObject(o, "unread", (double)unread) &&
+         (!muted || cJSON_AddNumberToObject(o, "muted_until", (double)muted)) &&
+         cJSON_AddNumberToObject(o, "joined", (double)m->joined_seq) &&
+         (!conv.msg_ttl_ms || cJSON_AddNumberToObject(o, "ttl_ms", (double)conv.msg_ttl_ms));
     cJSON *last = NULL;
-    if (conv.head_seq > m->joined_seq)
-        tx->ops->msg_range(tx->st, conv.id, m->joined_seq, conv.head_seq + 1, LAST_SCAN, 1,
-                           keep_last, &last);
-    cJSON_AddItemToObject(o, "last", last ? last : cJSON_CreateNull());
-    cJSON *members = cJSON_AddArrayToObject(o, "members");
-    if (!left && members)
-        tx->ops->member_list(tx->st, conv.id, 1, add_member_json, members);
-    return o;
+    if (ok && conv.head_seq > m->joined_seq) {
+        /* keep_last answers 1 when it found one; none listed among the few read: null */
+        int lr = tx->ops->msg_range(tx->st, conv.id, m->joined_seq, conv.head_seq + 1, LAST_SCAN,
+                                    1, keep_last, &last);
+        ok = lr == CHAT_OK || lr == 1;
+    }
+    if (ok)
+        ok = chat__json_add(o, "last", last ? last : cJSON_CreateNull());
+    else
+        cJSON_Delete(last);
+    cJSON *members = ok ? cJSON_AddArrayToObject(o, "members") : NULL;
+    ok = members && (left || tx->ops->member_list(tx->st, conv.id, 1, add_member_json,
+                                                  members) == CHAT_OK);
+    if (ok)
+        return o;
+    cJSON_Delete(o);
+    return NULL;
 }

@@ -44,6 +44,7 @@ struct chat__req {
     chat__frame *fanout2;   /* a second frame to the same users, after the first */
     chat__userlist to;
     int fanout_all_devices; /* also to the requesting device */
+    int fanout_local;       /* to the devices connected here only, not through the bus */
 
     /* Push for the recipients with no device online (the requester excluded). */
     int push;
@@ -51,10 +52,14 @@ struct chat__req {
     char *pev_title;        /* NULL: none; both only made when the server has push */
     char *pev_preview;
     uint64_t head;          /* unread = head - read_seq */
+    /* The last message appended (conv, seq), for the position hint after the fan-out. */
+    int64_t hint_conv;
+    uint64_t hint_seq;
 
     /* Optional loop-thread step after the outputs went out; also called on failure (after
      * the error frame), so it must check req->job.status. */
     void (*after)(chat_server *srv, chat__req *req);
+    int own_errors;         /* a failure gets no error frame: after() deals with it */
     void *extra;
     void (*extra_free)(void *extra);
     int64_t conv;
@@ -66,8 +71,8 @@ struct chat__req {
 chat__req *chat__req_new(chat__conn *conn, cJSON *args,
                          int (*run)(chat__job *job, chat__txn *tx));
 /* Make a request of c's frame f with a copy of args (size bytes) as extra, and submit it.
- * f and re are consumed either way; returns CHAT_OK or CHAT_ENOMEM (then extra_free was not
- * called: the caller still owns what args points to). */
+ * f and re are consumed either way; returns CHAT_OK or CHAT_ENOMEM (then the error was
+ * answered, and extra_free was not called: the caller still owns what args points to). */
 int chat__req_start(chat__conn *c, cJSON *f, cJSON *re, int (*run)(chat__job *job, chat__txn *tx),
                     const void *args, size_t size, void (*extra_free)(void *extra));
 /* Submit to the writer. */
@@ -96,7 +101,8 @@ int chat__txn_append(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_st
  * sender may be NULL. */
 int chat__txn_append_as(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_store_msg *msg,
                         const chat_store_member *sender);
-/* Append an event {"type": type, "by": r->user, ...fields} as the requester. */
+/* Append an event {"type": type, "by": r->user, ...fields} as the requester. event is
+ * consumed; NULL (it could not be built) fails r with CHAT_ENOMEM. */
 int chat__txn_event(chat__txn *tx, chat__req *r, chat_store_conv *conv, cJSON *event,
                     chat_store_msg *out);
 

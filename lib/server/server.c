@@ -9,8 +9,9 @@
 #include "core/error.h"
 #include "core/ids.h"
 #include "core/json.h"
-#include "core/threadname.h"
+#include "core/thread.h"
 #include "server/media.h"
+#include "server/push.h"
 #include "store/checked.h"
 
 #include <sodium.h>
@@ -142,15 +143,31 @@ static void submits_direct(chat_server *srv)
 
 /* ---- bus sink ---- */
 
+/* A version-1 bus hands bytes over: they become a frame of their own. */
 static void sink_deliver(const char *user, const char *except_device, const void *frame,
                          size_t len, void *ud)
 {
-    chat__deliver_local(ud, user, except_device, frame, len);
+    chat__frame *f = chat__frame_new(frame, len);
+    if (!f)
+        chat__log(ud, CHAT_LOG_WARN, "bus delivery to %s failed: out of memory", user);
+    chat__deliver_local(ud, user, except_device, f); /* NULL: closes who misses it */
+    chat__frame_unref(f);
+}
+
+static void sink_deliver2(const char *user, const char *except_device, chat_buf *frame,
+                          void *ud)
+{
+    chat__deliver_local(ud, user, except_device, frame);
 }
 
 static void sink_presence(const char *user, int online, void *ud)
 {
     chat__presence_changed(ud, user, online);
+}
+
+static void sink_lost(void *ud)
+{
+    chat__hint_lost(ud);
 }
 
 static void sink_wake(void *ud)
@@ -240,6 +257,7 @@ static void server_release(chat_server *srv)
             srv->push->ctl(srv->push_st, CHAT_PUSH_CTL_FLUSH, NULL);
         srv->push->destroy(srv->push_st);
     }
+    chat__push_release(srv);
     if (srv->store)
         srv->store->destroy(srv->store_st);
     if (srv->auth)
@@ -250,6 +268,7 @@ static void server_release(chat_server *srv)
     chat__user_limits_free(srv);
     chat__typing_free(&srv->typing);
     chat__presence_free(srv);
+    chat__hints_free(srv);
     chat__keyring_wipe(&srv->cfg.keys);
     chat__free(srv->cfg.address);
     chat__free(srv->cfg.data_dir);
@@ -344,7 +363,7 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
         srv->lifecycle = chat__store_checked_has_lifecycle(srv->store, srv->store_st);
         if (!srv->lifecycle && chat__limit(srv, CHAT_LIMIT_RETENTION_MS))
             chat__log(srv, CHAT_LOG_WARN, "retention_ms is ignored: the store keeps no "
-                                          "message lifecycle (store version 3)");
+                                          "message lifecycle (store version 5)");
     }
     if (rc == CHAT_OK)
         rc = chat__media_init(srv);
@@ -361,13 +380,17 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     if (rc == CHAT_OK && (rc = chat__deleted_load(srv)) != CHAT_OK)
         chat__error_set(rc, 0, "cannot load deleted accounts");
     if (rc == CHAT_OK) {
-        chat_bus_sink sink = {sink_deliver, sink_presence, sink_wake, srv};
+        chat_bus_sink sink = {sink_deliver, sink_presence, sink_wake, srv, sink_deliver2, sink_lost};
         rc = srv->bus->attach(srv->bus_st, &sink);
+        if (rc == CHAT_OK)
+            chat__hints_init(srv);
     }
     if (rc == CHAT_OK)
         rc = chat__worker_start(&srv->writer, srv, 1);
     if (rc == CHAT_OK)
         rc = chat__worker_start(&srv->hasher, srv, 0);
+    if (rc == CHAT_OK)
+        rc = chat__push_init(srv);
     if (rc != CHAT_OK) {
         int keep = chat_error_last()->code == rc;
         char msg[256];
@@ -391,6 +414,7 @@ void chat__server_on_wake(chat_server *srv)
         chat__presence_flush(srv);
         srv->timers_ready = 0;
         chat__presence_timers_stop(srv);
+        chat__hints_stop(srv);
         chat__conntimer_stop(srv);
         chat__expiry_stop(srv);
         submits_direct(srv);
@@ -433,7 +457,10 @@ static int loop_open(chat_server *srv)
         srv->tp_st = NULL;
         return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
     }
-    if (chat__presence_timers_start(srv) != CHAT_OK) {
+    int timers = chat__presence_timers_start(srv);
+    if (timers == CHAT_OK && (timers = chat__hints_start(srv)) != CHAT_OK)
+        chat__presence_timers_stop(srv);
+    if (timers != CHAT_OK) {
         chat__conntimer_stop(srv);
         srv->tp->close(srv->tp_st);
         srv->tp_st = NULL;
@@ -483,7 +510,7 @@ int chat_server_start(chat_server *srv)
     int rc = loop_open(srv);
     if (rc != CHAT_OK)
         return rc;
-    if (pthread_create(&srv->thread, NULL, loop_thread, srv) != 0) {
+    if (chat__thread_start(&srv->thread, loop_thread, srv) != 0) {
         chat_server_stop_async(srv);
         loop_run_and_close(srv);
         return chat__error_set(CHAT_ERROR, 0, "cannot start the loop thread");
@@ -499,7 +526,10 @@ int chat_server_run(chat_server *srv)
     int rc = loop_open(srv);
     if (rc != CHAT_OK)
         return rc;
+    chat__sigpipe_hold hold; /* the host's thread: its writes raise no SIGPIPE while it runs */
+    chat__sigpipe_block(&hold);
     loop_run_and_close(srv);
+    chat__sigpipe_release(&hold);
     return CHAT_OK;
 }
 
@@ -559,6 +589,7 @@ int chat_server_issue_token(chat_server *srv, const char *user, const char *devi
 typedef struct revoke_job {
     chat__job job;
     char session[CHAT_ID_MAX + 1];
+    char user[CHAT_ID_MAX + 1], device[CHAT_ID_MAX + 1]; /* whose push registration goes */
     int64_t exp_ms;
     chat__conn *by; /* logout: the connection that asked (a reference), else NULL */
     cJSON *re;      /* its request id */
@@ -568,6 +599,8 @@ static int revoke_run(chat__job *job, chat__txn *tx)
 {
     revoke_job *j = (revoke_job *)job;
     int rc = tx->ops->revoked_put(tx->st, j->session, j->exp_ms);
+    if (rc == CHAT_OK)
+        rc = chat__push_forget_device(tx, j->user, j->device);
     return rc == CHAT_OK ? CHAT_OK : chat__job_fail(job, CHAT_EIO, "storage", "revocation failed");
 }
 
@@ -584,17 +617,17 @@ static void revoke_done(chat_server *srv, chat__job *job)
             continue;
         }
         cJSON *o = cJSON_CreateObject();
-        if (o) {
-            cJSON_AddStringToObject(o, "type", "ok");
-            if (j->re)
-                cJSON_AddItemToObject(o, "re", chat__json_id_copy(j->re));
-        }
-        chat__frame *f = chat__frame_take_json(o);
+        int ok = o && cJSON_AddStringToObject(o, "type", "ok") &&
+                 (!j->re || chat__json_add(o, "re", chat__json_id_copy(j->re)));
+        chat__frame *f = ok ? chat__frame_json(o) : NULL;
+        cJSON_Delete(o);
         if (f) {
             chat__conn_send(c, f);
             chat__frame_unref(f);
+            chat__conn_close(c, 1000, "logged out");
+        } else {
+            chat__conn_close(c, 1011, "out of memory"); /* logged out, but unanswered */
         }
-        chat__conn_close(c, 1000, "logged out");
     }
     if (j->by)
         chat__conn_unref(j->by);
@@ -604,9 +637,10 @@ static void revoke_done(chat_server *srv, chat__job *job)
 
 /* Refuse the session from now on (memory at once, the store through the writer), then close
  * its connections. by and re (owned) are a logout's connection and request id, or NULL. */
-static int revoke_session(chat_server *srv, const char *session, int64_t exp_ms, chat__conn *by,
+static int revoke_session(chat_server *srv, const chat_auth_identity *id, chat__conn *by,
                           cJSON *re)
 {
+    const char *session = id->session;
     revoke_job *j = chat__calloc(1, sizeof *j);
     if (!j) {
         cJSON_Delete(re);
@@ -621,7 +655,9 @@ static int revoke_session(chat_server *srv, const char *session, int64_t exp_ms,
         return rc;
     }
     snprintf(j->session, sizeof j->session, "%s", session);
-    j->exp_ms = exp_ms;
+    snprintf(j->user, sizeof j->user, "%s", id->user);
+    snprintf(j->device, sizeof j->device, "%s", id->device);
+    j->exp_ms = id->exp_ms;
     j->by = by ? chat__conn_ref(by) : NULL;
     j->re = re;
     j->job.run = revoke_run;
@@ -637,13 +673,19 @@ int chat_server_revoke_token(chat_server *srv, const char *token)
     chat_auth_identity id;
     if (chat__server_verify(srv, token, strlen(token), &id) != CHAT_OK)
         return chat__error_set(CHAT_EAUTH, 0, "not a valid token");
-    return revoke_session(srv, id.session, id.exp_ms, NULL, NULL);
+    return revoke_session(srv, &id, NULL, NULL);
 }
 
 void chat__handle_logout(chat__conn *c, cJSON *f, cJSON *re)
 {
     cJSON_Delete(f);
-    if (revoke_session(c->srv, c->session, c->session_exp_ms, c, re) != CHAT_OK)
+    chat_auth_identity id;
+    memset(&id, 0, sizeof id);
+    snprintf(id.user, sizeof id.user, "%s", c->user);
+    snprintf(id.device, sizeof id.device, "%s", c->device);
+    snprintf(id.session, sizeof id.session, "%s", c->session);
+    id.exp_ms = c->session_exp_ms;
+    if (revoke_session(c->srv, &id, c, re) != CHAT_OK)
         chat__conn_close(c, 1011, "out of memory");
 }
 

@@ -31,16 +31,14 @@ static int auth_ok_run(chat__job *job, chat__txn *tx)
 {
     chat__req *r = (chat__req *)job;
     cJSON *o = chat__req_reply(r, "auth_ok");
-    if (!o)
-        return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
-    cJSON_AddNumberToObject(o, "v", CHAT_PROTOCOL_VERSION);
-    cJSON_AddStringToObject(o, "user", r->user);
-    cJSON_AddStringToObject(o, "device", r->device);
-    cJSON_AddNumberToObject(o, "ts", (double)tx->now_ms);
-    cJSON_AddNumberToObject(o, "cursor", (double)tx->change);
-    if (r->extra)
-        cJSON_AddStringToObject(o, "token", r->extra);
-    r->reply = chat__frame_take_json(o);
+    int ok = o && cJSON_AddNumberToObject(o, "v", CHAT_PROTOCOL_VERSION) &&
+             cJSON_AddStringToObject(o, "user", r->user) &&
+             cJSON_AddStringToObject(o, "device", r->device) &&
+             cJSON_AddNumberToObject(o, "ts", (double)tx->now_ms) &&
+             cJSON_AddNumberToObject(o, "cursor", (double)tx->horizon) &&
+             (!r->extra || cJSON_AddStringToObject(o, "token", r->extra));
+    r->reply = ok ? chat__frame_json(o) : NULL;
+    cJSON_Delete(o);
     return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 
@@ -48,6 +46,10 @@ static void auth_ok_after(chat_server *srv, chat__req *r)
 {
     if (r->job.status == CHAT_OK && r->conn && r->conn->authed)
         chat__presence_snapshot(r->conn);
+    else if (r->conn)
+        /* The connection is authenticated but the client cannot be told: it must not stay
+         * so (an error would have it retry, refused as a second auth). */
+        chat__conn_close(r->conn, 1011, "out of memory");
 }
 
 /* The connection is now (user, device): register it and answer. token may be NULL. */
@@ -67,6 +69,7 @@ static void authenticated(chat__conn *c, cJSON *re, const chat_auth_identity *t,
     r->extra = token;
     r->extra_free = chat__free;
     r->after = auth_ok_after;
+    r->own_errors = 1;
     chat__req_submit(c->srv, r);
 }
 
@@ -182,6 +185,7 @@ static void lookup_after(chat_server *srv, chat__req *r)
     if (!v) {
         c->auth_pending = 0;
         login_finished(srv);
+        chat__user_login_refund(srv, r->user); /* the password was never checked */
         chat__conn_decline(c, r->re, CHAT_ENOMEM, "internal", "out of memory", 0);
         return;
     }
@@ -230,14 +234,14 @@ void chat__handle_login(chat__conn *c, cJSON *f, cJSON *re)
         goto fail;
     }
     login_state *ls = chat__calloc(1, sizeof *ls);
-    if (!ls)
-        goto fail;
-    chat__req *r = chat__req_new(c, f, lookup_run);
+    chat__req *r = ls ? chat__req_new(c, NULL, lookup_run) : NULL;
     if (!r) {
+        chat__user_login_refund(srv, user); /* the attempt never happened */
+        chat__conn_decline(c, re, CHAT_ENOMEM, "internal", "out of memory", 0);
         chat__free(ls);
-        cJSON_Delete(re);
-        return;
+        goto fail;
     }
+    r->args = f;
     snprintf(r->user, sizeof r->user, "%s", user);
     snprintf(r->device, sizeof r->device, "%s", device);
     r->re = re;

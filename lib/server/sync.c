@@ -41,8 +41,12 @@ static int convs_run(chat__job *job, chat__txn *tx)
     int more = rs.n > (size_t)a->limit;
     if (more)
         rs.n = (size_t)a->limit;
-    /* The cursor is where this page ends: the last row's change when more follow, else now. */
-    uint64_t cursor = more ? a->since : tx->change;
+    /* The cursor is where this page ends: the last row's change when more follow, else the
+     * transaction's horizon. Never above the horizon: a change above it may be this
+     * transaction's own, which a store shared by several servers renumbers above changes
+     * committed meanwhile that this listing did not see (a client re-receives such a row,
+     * which is harmless; skipping the others would not be). */
+    uint64_t cursor = more ? a->since : tx->horizon;
     cJSON *o = chat__req_reply(r, "convs");
     cJSON *list = cJSON_CreateArray();
     for (size_t i = 0; o && list && i < rs.n; i++) {
@@ -53,8 +57,13 @@ static int convs_run(chat__job *job, chat__txn *tx)
         if (more) {
             chat_store_conv conv;
             if (tx->ops->conv_get(tx->st, rs.v[i].conv, &conv) == CHAT_OK) {
-                uint64_t ch = conv.change > rs.v[i].change ? conv.change : rs.v[i].change;
-                if (ch > cursor)
+                /* The inbox change the listing ordered by: a member who left, its own row's.
+                 * A conversation that changed since the listing (another server committed
+                 * meanwhile) reads above the horizon here and is not used. */
+                uint64_t ch = rs.v[i].change;
+                if (rs.v[i].role != CHAT_ROLE_NONE && conv.change > ch)
+                    ch = conv.change;
+                if (ch > cursor && ch <= tx->horizon)
                     cursor = ch;
             }
         }
@@ -65,10 +74,11 @@ static int convs_run(chat__job *job, chat__txn *tx)
         cJSON_Delete(list);
         return chat__req_fail(r, CHAT_ENOMEM, "internal", "cannot build the list");
     }
-    cJSON_AddNumberToObject(o, "cursor", (double)cursor);
-    cJSON_AddBoolToObject(o, "more", more);
-    cJSON_AddItemToObject(o, "convs", list);
-    r->reply = chat__frame_take_json(o);
+    int ok = cJSON_AddNumberToObject(o, "cursor", (double)cursor) &&
+             cJSON_AddBoolToObject(o, "more", more);
+    ok = chat__json_add(ok ? o : NULL, "convs", list) && ok; /* list is consumed either way */
+    r->reply = ok ? chat__frame_json(o) : NULL;
+    cJSON_Delete(o);
     return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 

@@ -3,8 +3,6 @@
  * over an HTTP event. [loop thread] */
 #include "server/media.h"
 
-#include "core/error.h"
-
 #include <string.h>
 
 /* The only path a WebSocket upgrade is accepted on (doc/protocol.md). */
@@ -129,20 +127,6 @@ void chat__server_sink(chat_server *srv, chat__transport_sink *out)
     out->writable = on_writable;
     out->closed = on_closed;
     out->http = on_http;
-}
-
-int chat_server_config_set_transport(chat_server_config *cfg, const char *name)
-{
-    if (!cfg || !name)
-        return CHAT_EINVAL;
-    if (strcmp(name, "native") == 0)
-        cfg->transport = chat__transport_native();
-    else if (strcmp(name, "libwebsockets") == 0)
-        cfg->transport = chat__transport_lws();
-    else
-        return chat__error_set(CHAT_EINVAL, 0, "unknown transport '%s'", name);
-    cfg->transport_arg = NULL;
-    return CHAT_OK;
 }
 
 void chat__server_config_set_transport(chat_server_config *cfg, const chat__transport_ops *ops,

@@ -6,15 +6,16 @@
 
 #include "core/error.h"
 #include "core/monowait.h"
-#include "core/threadname.h"
+#include "core/thread.h"
 #include "store/checked.h"
 
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define CHANGE_KEY "inbox_change"
+#define CHANGE_KEY CHAT_STORE_CHANGE_KEY
 /* retry_after_ms of requests refused because the store was unavailable. */
 #define CHAT__STORE_RETRY_MS 500
 
@@ -58,6 +59,38 @@ static void finish(chat__worker *w, chat__job *batch, int here)
         chat__server_post_list(w->srv, head, last);
 }
 
+/* Conversations a batch's jobs name, locked first in id order: two servers' batches then take
+ * the conversations they share in the same order, and never wait for each other in a cycle
+ * (a store that several servers write; the others need not have lock_convs). At most
+ * LOCK_MAX; the rest are locked as they are read. */
+#define LOCK_MAX 1024
+
+static int cmp_conv(const void *a, const void *b)
+{
+    chat_conv_id x = *(const chat_conv_id *)a, y = *(const chat_conv_id *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int lock_named_convs(const chat__txn *tx, const chat__job *batch)
+{
+    if (tx->ops->version < 4 || !tx->ops->lock_convs)
+        return CHAT_OK;
+    chat_conv_id ids[LOCK_MAX];
+    size_t n = 0;
+    for (const chat__job *j = batch; j && n < LOCK_MAX; j = j->next)
+        if (j->lock_conv > 0)
+            ids[n++] = j->lock_conv;
+    if (n < 2)
+        return CHAT_OK;
+    qsort(ids, n, sizeof ids[0], cmp_conv);
+    size_t m = 1;
+    for (size_t i = 1; i < n; i++)
+        if (ids[i] != ids[m - 1])
+            ids[m++] = ids[i];
+    /* One conversation has no order to keep: its job locks it when it reads it. */
+    return m < 2 ? CHAT_OK : tx->ops->lock_convs(tx->st, ids, m);
+}
+
 /* Run one batch inside one transaction. A store failure anywhere rolls back the whole batch:
  * every job in it fails and nothing it computed is sent. The failure is CHAT_EAGAIN ("busy",
  * retry after CHAT__STORE_RETRY_MS) when the store answered CHAT_EAGAIN during the batch (a
@@ -66,7 +99,8 @@ static void finish(chat__worker *w, chat__job *batch, int here)
 static void run_batch(chat__worker *w, chat__job *batch)
 {
     chat_server *srv = w->srv;
-    chat__txn tx = {srv->store, srv->store_st, 0, chat__now_ms(srv), srv};
+    chat__txn tx = {
+        .ops = srv->store, .st = srv->store_st, .now_ms = chat__now_ms(srv), .srv = srv};
     int rc = CHAT_OK;
     int in_tx = 0;
 
@@ -74,12 +108,14 @@ static void run_batch(chat__worker *w, chat__job *batch)
         int64_t change = 0;
         rc = tx.ops->begin(tx.st);
         in_tx = rc == CHAT_OK;
+        if (rc == CHAT_OK)
+            rc = lock_named_convs(&tx, batch);
         if (rc == CHAT_OK) {
             int g = tx.ops->meta_get(tx.st, CHANGE_KEY, &change);
             if (g != CHAT_OK && g != CHAT_ENOTFOUND)
                 rc = g;
         }
-        tx.change = (uint64_t)change;
+        tx.change = tx.horizon = (uint64_t)change;
     }
     uint64_t change0 = tx.change;
     const char *what = "begin";
@@ -194,7 +230,7 @@ int chat__worker_start(chat__worker *w, chat_server *srv, int transactional)
     }
     pthread_mutex_init(&w->lock, NULL);
     chat__cond_init_mono(&w->cond); /* the commit window's deadline */
-    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+    if (chat__thread_start(&w->thread, worker_main, w) != 0) {
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->cond);
         return chat__error_set(CHAT_ERROR, 0, "cannot start a worker thread");

@@ -19,6 +19,11 @@ typedef struct chat__txn {
     uint64_t change;   /* inbox change counter; jobs bump it with chat__txn_bump() */
     int64_t now_ms;
     chat_server *srv;
+    /* The counter as committed when the transaction began: every change up to it is visible
+     * to this transaction, and no change committed later is at or below it. Cursors handed to
+     * clients are at most this, never change: with several servers on one store, this
+     * transaction's own changes may be renumbered above what others commit before it. */
+    uint64_t horizon;
 } chat__txn;
 
 struct chat__job {
@@ -31,6 +36,10 @@ struct chat__job {
     void (*done)(chat_server *srv, chat__job *job);
     /* Optional: drop outputs of a run whose transaction was rolled back. */
     void (*discard)(chat__job *job);
+    /* A conversation the job will read or write, or 0: its batch locks the ones its jobs name
+     * first, in id order (chat_store_ops.lock_convs). A hint only: what a job reads is locked
+     * as it is read anyway. */
+    chat_conv_id lock_conv;
     int status;
     const char *reason;  /* wire reason of a failure */
     int64_t retry_after_ms; /* of a failure worth retrying later; 0: none said */

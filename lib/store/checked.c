@@ -74,16 +74,17 @@ struct hop {
         chat_store_reaction_cb reaction;
         chat_store_hit_cb hit;
         chat_store_deleted_cb deleted;
+        chat_store_push_reg_cb reg;
     } cb;
     void *user_data;
 };
 
-/* A backend older than version 3 hands over rows without the version-3 fields: its caller
+/* A backend older than version 5 hands over rows without the version-5 fields: its caller
  * reads them as zeros. */
 static const chat_store_msg *full_msg(const checked *w, const chat_store_msg *msg,
                                       chat_store_msg *buf)
 {
-    if (w->ops->version >= 3)
+    if (w->ops->version >= 5)
         return msg;
     memset(buf, 0, sizeof *buf);
     memcpy(buf, msg, offsetof(chat_store_msg, target_seq));
@@ -162,6 +163,15 @@ static int hop_deleted(const char *name, int64_t deleted_ms, void *ud)
     int rc = h->cb.deleted(name, deleted_ms, h->user_data);
     h->w->in_cb--;
     return rc;
+}
+
+static int hop_reg(const chat_store_push_reg *reg, void *ud)
+{
+    struct hop *h = ud;
+    h->w->in_cb++;
+    int r = h->cb.reg(reg, h->user_data);
+    h->w->in_cb--;
+    return r;
 }
 
 /* ---- transactions ---- */
@@ -475,18 +485,139 @@ static int c_media_grants(void *state, const char *id, chat_store_grant_cb cb, v
     return seen(w, w->ops->media_grants(w->st, id, hop_grant, &h));
 }
 
-/* ---- version 3: the message lifecycle, search, account deletion (optional) ---- */
+/* ---- push registrations and mutes (version 3, optional) ---- */
+
+/* The backend has the version-3 push methods; else CHAT_ENOTSUP. */
+static int has_push(const checked *w)
+{
+    const chat_store_ops *o = w->ops;
+    if (o->version >= 3 && o->push_reg_put && o->push_reg_del && o->push_reg_del_token &&
+        o->push_reg_list && o->push_mute_put && o->push_mute_get)
+        return CHAT_OK;
+    return chat__error_set(CHAT_ENOTSUP, 0, "store: this backend keeps no push registrations");
+}
+
+static int check_platform(int platform)
+{
+    if (platform == CHAT_PUSH_APNS || platform == CHAT_PUSH_FCM)
+        return CHAT_OK;
+    return chat__error_set(CHAT_EINVAL, 0, "store: unknown push platform %d", platform);
+}
+
+static int check_conv_id(int64_t conv, const char *method)
+{
+    return conv > 0 ? CHAT_OK
+                    : chat__error_set(CHAT_EINVAL, 0, "store: %s: conv must be > 0", method);
+}
+
+static int c_push_reg_put(void *state, const chat_store_push_reg *reg)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "push_reg_put")) || (rc = has_push(w)) ||
+        (rc = need(reg != NULL, "push_reg_put", "registration")) ||
+        (rc = chat__store_check_field(reg->user, sizeof reg->user, 0, "user")) ||
+        (rc = chat__store_check_field(reg->device, sizeof reg->device, 0, "device")) ||
+        (rc = check_platform(reg->platform)) ||
+        (rc = chat__store_check_field(reg->token, sizeof reg->token, 0, "token")) ||
+        (rc = chat__store_check_field(reg->topic, sizeof reg->topic, 1, "topic")))
+        return rc;
+    if (reg->sandbox != 0 && reg->sandbox != 1)
+        return chat__error_set(CHAT_EINVAL, 0, "store: push_reg_put: sandbox is 0 or 1");
+    return w->ops->push_reg_put(w->st, reg);
+}
+
+static int c_push_reg_del(void *state, const char *user, const char *device)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "push_reg_del")) || (rc = has_push(w)) ||
+        (rc = check_id(user, 0, "user")) || (rc = check_id(device, 0, "device")))
+        return rc;
+    return w->ops->push_reg_del(w->st, user, device);
+}
+
+static int c_push_reg_del_token(void *state, int platform, const char *token)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "push_reg_del_token")) || (rc = has_push(w)) ||
+        (rc = check_platform(platform)) ||
+        (rc = chat__store_check_str(token, CHAT_PUSH_TOKEN_MAX, 0, "token")))
+        return rc;
+    return w->ops->push_reg_del_token(w->st, platform, token);
+}
+
+static int c_push_reg_list(void *state, const char *user, chat_store_push_reg_cb cb,
+                           void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "push_reg_list")) || (rc = has_push(w)) ||
+        (rc = check_id(user, 0, "user")) || (rc = need(cb != NULL, "push_reg_list", "callback")))
+        return rc;
+    struct hop h = {.w = w, .cb.reg = cb, .user_data = user_data};
+    return w->ops->push_reg_list(w->st, user, hop_reg, &h);
+}
+
+static int c_push_mute_put(void *state, const char *user, int64_t conv, int64_t until_ms)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "push_mute_put")) || (rc = has_push(w)) ||
+        (rc = check_id(user, 0, "user")) || (rc = check_conv_id(conv, "push_mute_put")))
+        return rc;
+    if (until_ms < 0)
+        return chat__error_set(CHAT_EINVAL, 0, "store: push_mute_put: negative until_ms");
+    return w->ops->push_mute_put(w->st, user, conv, until_ms);
+}
+
+/* A point read: allowed inside a row callback. */
+static int c_push_mute_get(void *state, const char *user, int64_t conv, int64_t *until_ms)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = has_push(w)) || (rc = check_id(user, 0, "user")) ||
+        (rc = check_conv_id(conv, "push_mute_get")) ||
+        (rc = need(until_ms != NULL, "push_mute_get", "until_ms")))
+        return rc;
+    return w->ops->push_mute_get(w->st, user, conv, until_ms);
+}
+
+/* ---- lock order (version 4, optional) ---- */
+
+static int c_lock_convs(void *state, const chat_conv_id *ids, size_t n)
+{
+    checked *w = state;
+    int rc = refuse_in_cb(w, "lock_convs");
+    if (rc)
+        return rc;
+    if (!w->in_tx)
+        return misuse("lock_convs() without begin()");
+    if ((rc = need(ids != NULL && n > 0, "lock_convs", "or empty ids")))
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] <= 0 || (i && ids[i] <= ids[i - 1]))
+            return chat__error_set(CHAT_EINVAL, 0,
+                                   "store: lock_convs: ids not positive, ascending and distinct");
+    /* A store without it locks conversations as it reads them, if it locks at all. */
+    if (w->ops->version < 4 || !w->ops->lock_convs)
+        return CHAT_OK;
+    return seen(w, w->ops->lock_convs(w->st, ids, n));
+}
+
+/* ---- version 5: the message lifecycle, search, account deletion (optional) ---- */
 
 static int has_lifecycle(const checked *w)
 {
     const chat_store_ops *o = w->ops;
-    if (o->version >= 3 && o->msg_get && o->msg_update && o->msg_related && o->msg_thread &&
+    if (o->version >= 5 && o->msg_get && o->msg_update && o->msg_related && o->msg_thread &&
         o->msg_count && o->msg_expired && o->msg_by_sender && o->msg_search &&
         o->reaction_set && o->reaction_list && o->reaction_clear && o->user_delete &&
         o->user_deleted && o->media_refs && o->media_delete)
         return CHAT_OK;
     return chat__error_set(CHAT_ENOTSUP, 0,
-                           "store: this backend keeps no message lifecycle (store version 3)");
+                           "store: this backend keeps no message lifecycle (store version 5)");
 }
 
 /* A search text longer than this is refused: no one types it, and every word costs. */
@@ -751,6 +882,13 @@ static const chat_store_ops checked_ops = {
     .user_deleted = c_user_deleted,
     .media_refs = c_media_refs,
     .media_delete = c_media_delete,
+    .push_reg_put = c_push_reg_put,
+    .push_reg_del = c_push_reg_del,
+    .push_reg_del_token = c_push_reg_del_token,
+    .push_reg_list = c_push_reg_list,
+    .push_mute_put = c_push_mute_put,
+    .push_mute_get = c_push_mute_get,
+    .lock_convs = c_lock_convs,
 };
 
 int chat__store_checked_new(const chat_store_ops **ops_inout, void **state_inout)
@@ -781,6 +919,11 @@ int chat__store_checked_transient(const chat_store_ops *ops, void *state)
 int chat__store_checked_has_media(const chat_store_ops *ops, void *state)
 {
     return ops == &checked_ops && has_media(state) == CHAT_OK;
+}
+
+int chat__store_checked_has_push(const chat_store_ops *ops, void *state)
+{
+    return ops == &checked_ops && has_push(state) == CHAT_OK;
 }
 
 int chat__store_checked_has_lifecycle(const chat_store_ops *ops, void *state)

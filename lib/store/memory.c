@@ -42,12 +42,14 @@ uint64_t chat__mem_str_hash(const char *str)
     return chat__hash_bytes(CHAT__HASH_SEED, str, strlen(str));
 }
 
-size_t chat__mem_member_pos(const chat__mconv *c, const char *user, int *found)
+/* Where key is in items[0..n) sorted by key_of, or where it would go (*found 0). */
+static size_t key_pos(void *const *items, size_t n, const char *(*key_of)(const void *),
+                      const char *key, int *found)
 {
-    size_t lo = 0, hi = c->n_members;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int d = strcmp(c->members[mid]->row.user, user);
+        int d = strcmp(key_of(items[mid]), key);
         if (d == 0) {
             *found = 1;
             return mid;
@@ -59,6 +61,16 @@ size_t chat__mem_member_pos(const chat__mconv *c, const char *user, int *found)
     }
     *found = 0;
     return lo;
+}
+
+static const char *member_user(const void *m)
+{
+    return ((const chat__mmember *)m)->row.user;
+}
+
+size_t chat__mem_member_pos(const chat__mconv *c, const char *user, int *found)
+{
+    return key_pos((void *const *)c->members, c->n_members, member_user, user, found);
 }
 
 size_t chat__mem_msg_pos(const chat__mconv *c, uint64_t seq, int *found)
@@ -115,6 +127,26 @@ int chat__mem_save_old(chat__mem *s, uint64_t *saved_gen, const void *row, size_
     *old = copy;
     *saved_gen = s->tx_gen;
     return CHAT_OK;
+}
+
+static const char *reg_device(const void *r)
+{
+    return ((const chat__mreg *)r)->v.row.device;
+}
+
+size_t chat__mem_reg_pos(const chat__mperson *p, const char *device, int *found)
+{
+    return key_pos((void *const *)p->regs, p->n_regs, reg_device, device, found);
+}
+
+static void undo_reg_insert(chat__mreg *r)
+{
+    chat__mperson *p = r->person;
+    int found;
+    size_t pos = chat__mem_reg_pos(p, r->v.row.device, &found);
+    memmove(&p->regs[pos], &p->regs[pos + 1], (p->n_regs - pos - 1) * sizeof r);
+    p->n_regs--;
+    chat__free(r);
 }
 
 static void undo_member_insert(chat__mmember *m)
@@ -241,9 +273,13 @@ static void undo(chat__mem *s, chat__undo *u)
         break;
     }
     case CHAT__U_GRANT_INSERT:
+    case CHAT__U_MUTE_INSERT:
     case CHAT__U_DELETED_INSERT: {
         chat__mkv *kv = u->obj;
-        chat__hmap_del(u->op == CHAT__U_GRANT_INSERT ? &s->grants : &s->deleted, kv->hash, kv);
+        chat__hmap *map = u->op == CHAT__U_GRANT_INSERT  ? &s->grants
+                          : u->op == CHAT__U_MUTE_INSERT ? &s->mutes
+                                                         : &s->deleted;
+        chat__hmap_del(map, kv->hash, kv);
         chat__free(kv);
         break;
     }
@@ -283,6 +319,12 @@ static void undo(chat__mem *s, chat__undo *u)
         u->obj = NULL;
         break;
     }
+    case CHAT__U_REG_INSERT:
+        undo_reg_insert(u->obj);
+        break;
+    case CHAT__U_REG_UPDATE:
+        ((chat__mreg *)u->obj)->v = *(const struct chat__mreg_val *)u->old;
+        break;
     }
 }
 
@@ -369,8 +411,12 @@ static void destroy(void *state)
     }
     for (size_t i = 0; i < s->people.cap; i++) {
         chat__mperson *p = s->people.slots[i].item;
-        if (p)
+        if (p) {
             chat__free(p->convs);
+            for (size_t j = 0; j < p->n_regs; j++)
+                chat__free(p->regs[j]);
+            chat__free(p->regs);
+        }
         chat__free(p);
     }
     chat__hmap_free(&s->convs);
@@ -382,6 +428,7 @@ static void destroy(void *state)
     free_kvs(&s->media);
     free_kvs(&s->grants);
     free_kvs(&s->deleted);
+    free_kvs(&s->mutes);
     chat__free(s->scratch);
     chat__free(s);
 }
@@ -448,6 +495,12 @@ static const chat_store_ops memory_ops = {
     .user_deleted = chat__mem_user_deleted,
     .media_refs = chat__mem_media_refs,
     .media_delete = chat__mem_media_delete,
+    .push_reg_put = chat__mem_push_reg_put,
+    .push_reg_del = chat__mem_push_reg_del,
+    .push_reg_del_token = chat__mem_push_reg_del_token,
+    .push_reg_list = chat__mem_push_reg_list,
+    .push_mute_put = chat__mem_push_mute_put,
+    .push_mute_get = chat__mem_push_mute_get,
 };
 
 const chat_store_ops *chat_store_memory_ops(void)

@@ -14,6 +14,7 @@
 
 struct chat__mmember;
 struct chat__mmsg;
+struct chat__mreg;
 
 struct chat__mreact;
 
@@ -35,7 +36,20 @@ typedef struct chat__mperson {
     chat_store_user user; /* user.name is the key even without a row */
     struct chat__mmember **convs; /* memberships, unordered */
     size_t n_convs, cap_convs;
+    struct chat__mreg **regs; /* push registrations, sorted by device, deleted ones included */
+    size_t n_regs, cap_regs;
 } chat__mperson;
+
+/* A push registration. A deleted one stays in its person's list, absent, so that undoing the
+ * deletion only flips the flag back. */
+typedef struct chat__mreg {
+    uint64_t saved_gen;
+    chat__mperson *person;
+    struct chat__mreg_val {
+        int present;
+        chat_store_push_reg row;
+    } v;
+} chat__mreg;
 
 typedef struct chat__mmember {
     uint64_t saved_gen;
@@ -95,6 +109,9 @@ enum chat__undo_op {
     CHAT__U_KV_UPDATE,     /* obj: mkv; i: old value */
     CHAT__U_MEDIA_INSERT,  /* obj: mmedia */
     CHAT__U_GRANT_INSERT,  /* obj: mkv */
+    CHAT__U_REG_INSERT,    /* obj: mreg */
+    CHAT__U_REG_UPDATE,    /* obj: mreg; old: struct chat__mreg_val */
+    CHAT__U_MUTE_INSERT,   /* obj: mkv */
     CHAT__U_MSG_UPDATE,    /* obj: mmsg (the new one); old: mmsg (the replaced one, wiped when
                             * the log lets go of it) */
     CHAT__U_REACT_INSERT,  /* obj: mreact */
@@ -123,6 +140,7 @@ typedef struct chat__mem {
     chat__hmap media;   /* id -> mmedia */
     chat__hmap grants;  /* "id\nconv\nuser" -> mkv (value: conv) */
     chat__hmap deleted; /* deleted account name -> mkv (value: when) */
+    chat__hmap mutes;   /* "user\nconv" -> mkv (value: until_ms, 0 when unmuted) */
     int64_t max_conv_id; /* conv_insert assigns max + 1, as SQLite's rowid does */
     uint64_t next_sid;   /* the next message's sid */
 
@@ -208,8 +226,17 @@ int chat__mem_media_put(void *state, const chat_store_media *m);
 int chat__mem_media_get(void *state, const char *id, chat_store_media *out);
 int chat__mem_media_grant(void *state, const char *id, int64_t conv, const char *user);
 int chat__mem_media_grants(void *state, const char *id, chat_store_grant_cb cb, void *user_data);
+int chat__mem_push_reg_put(void *state, const chat_store_push_reg *reg);
+int chat__mem_push_reg_del(void *state, const char *user, const char *device);
+int chat__mem_push_reg_del_token(void *state, int platform, const char *token);
+int chat__mem_push_reg_list(void *state, const char *user, chat_store_push_reg_cb cb,
+                            void *user_data);
+int chat__mem_push_mute_put(void *state, const char *user, int64_t conv, int64_t until_ms);
+int chat__mem_push_mute_get(void *state, const char *user, int64_t conv, int64_t *until_ms);
+/* Position of device in p's registrations, or where it would go (*found 0). */
+size_t chat__mem_reg_pos(const chat__mperson *p, const char *device, int *found);
 
-/* Version 3 (memory_life.c). */
+/* Version 5 (memory_life.c). */
 int chat__mem_msg_get(void *state, int64_t conv, uint64_t seq, chat_store_msg_cb cb,
                       void *user_data);
 int chat__mem_msg_update(void *state, const chat_store_msg *msg);

@@ -1,4 +1,4 @@
-/* Row methods of the memory store, version 3: the message lifecycle, reactions, search,
+/* Row methods of the memory store, version 5: the message lifecycle, reactions, search,
  * account deletion and media references. As in memory_tables.c, each allocates what it needs
  * before it changes anything, arguments were checked by the checking layer, and the listings
  * that sort use the one scratch buffer. The listings scan: the memory store is for tests and

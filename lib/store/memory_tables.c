@@ -689,3 +689,127 @@ int chat__mem_media_grants(void *state, const char *id, chat_store_grant_cb cb, 
     }
     return CHAT_OK;
 }
+
+/* ---- push registrations and mutes ---- */
+
+/* Overwrite r's value, logging the old one once per transaction. */
+static int reg_set(chat__mem *s, chat__mreg *r, int present, const chat_store_push_reg *row)
+{
+    void *old;
+    int rc = chat__mem_save_old(s, &r->saved_gen, &r->v, sizeof r->v, &old);
+    if (rc)
+        return rc;
+    r->v.present = present;
+    if (row)
+        r->v.row = *row;
+    if (old)
+        chat__mem_undo_push(s, CHAT__U_REG_UPDATE, r, old, 0);
+    return CHAT_OK;
+}
+
+int chat__mem_push_reg_put(void *state, const chat_store_push_reg *reg)
+{
+    chat__mem *s = state;
+    chat__mperson *p;
+    int rc, found;
+    if ((rc = person_slot(s, reg->user, &p)))
+        return rc;
+    size_t pos = chat__mem_reg_pos(p, reg->device, &found);
+    if (found)
+        return reg_set(s, p->regs[pos], 1, reg);
+    void *regs = chat__mem_grow(p->regs, &p->cap_regs, p->n_regs + 1, sizeof *p->regs);
+    if (!regs)
+        return oom();
+    p->regs = regs;
+    chat__mreg *r = chat__malloc(sizeof *r);
+    if (!r || chat__mem_undo_reserve(s)) {
+        chat__free(r);
+        return oom();
+    }
+    r->saved_gen = s->tx_gen;
+    r->person = p;
+    r->v.present = 1;
+    r->v.row = *reg;
+    memmove(&p->regs[pos + 1], &p->regs[pos], (p->n_regs - pos) * sizeof r);
+    p->regs[pos] = r;
+    p->n_regs++;
+    chat__mem_undo_push(s, CHAT__U_REG_INSERT, r, NULL, 0);
+    return CHAT_OK;
+}
+
+int chat__mem_push_reg_del(void *state, const char *user, const char *device)
+{
+    chat__mem *s = state;
+    chat__mperson *p = chat__mem_person(s, user);
+    int found = 0;
+    size_t pos = p ? chat__mem_reg_pos(p, device, &found) : 0;
+    if (!found || !p->regs[pos]->v.present)
+        return not_found("push_reg_del");
+    return reg_set(s, p->regs[pos], 0, NULL);
+}
+
+/* A scan of every registration: tokens are deleted rarely (a device re-registering, or a
+ * provider calling one invalid), so they get no index of their own. */
+int chat__mem_push_reg_del_token(void *state, int platform, const char *token)
+{
+    chat__mem *s = state;
+    for (size_t i = 0; i < s->people.cap; i++) {
+        chat__mperson *p = s->people.slots[i].item;
+        for (size_t j = 0; p && j < p->n_regs; j++) {
+            chat__mreg *r = p->regs[j];
+            if (r->v.present && r->v.row.platform == platform &&
+                strcmp(r->v.row.token, token) == 0) {
+                int rc = reg_set(s, r, 0, NULL);
+                if (rc)
+                    return rc;
+            }
+        }
+    }
+    return CHAT_OK;
+}
+
+int chat__mem_push_reg_list(void *state, const char *user, chat_store_push_reg_cb cb,
+                            void *user_data)
+{
+    chat__mem *s = state;
+    chat__mperson *p = chat__mem_person(s, user);
+    for (size_t i = 0; p && i < p->n_regs; i++) {
+        if (!p->regs[i]->v.present)
+            continue;
+        int r = cb(&p->regs[i]->v.row, user_data);
+        if (r)
+            return r;
+    }
+    return CHAT_OK;
+}
+
+static int mute_key(char *buf, size_t size, const char *user, int64_t conv)
+{
+    int n = snprintf(buf, size, "%s\n%lld", user, (long long)conv);
+    return n > 0 && (size_t)n < size ? CHAT_OK : CHAT_EINVAL;
+}
+
+/* An unmuted conversation keeps its row with until 0, so unmuting needs no deletion. */
+int chat__mem_push_mute_put(void *state, const char *user, int64_t conv, int64_t until_ms)
+{
+    chat__mem *s = state;
+    char key[CHAT_ID_MAX + 32];
+    if (mute_key(key, sizeof key, user, conv))
+        return chat__error_set(CHAT_EINVAL, 0, "memory store: push_mute_put: key too long");
+    if (!until_ms && !chat__hmap_get(&s->mutes, chat__mem_str_hash(key), chat__mem_eq_kv, key))
+        return CHAT_OK;
+    return chat__mem_kv_put(s, &s->mutes, CHAT__U_MUTE_INSERT, key, until_ms);
+}
+
+int chat__mem_push_mute_get(void *state, const char *user, int64_t conv, int64_t *until_ms)
+{
+    chat__mem *s = state;
+    char key[CHAT_ID_MAX + 32];
+    const chat__mkv *kv = NULL;
+    if (mute_key(key, sizeof key, user, conv) == CHAT_OK)
+        kv = chat__hmap_get(&s->mutes, chat__mem_str_hash(key), chat__mem_eq_kv, key);
+    if (!kv || !kv->value)
+        return not_found("push_mute_get");
+    *until_ms = kv->value;
+    return CHAT_OK;
+}

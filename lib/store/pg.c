@@ -9,8 +9,11 @@
  *   sequence). The primary key (conv, seq) refuses what a caller that skipped the read would
  *   write.
  * - meta_get inside a transaction takes a transaction-scoped lock on its key before reading,
- *   so a counter read, increased and written back in one transaction (the engine's inbox
- *   change counter) never loses an update to another server.
+ *   so a counter read, increased and written back in one transaction never loses an update
+ *   to another server.
+ * - Except the engine's inbox change counter (CHAT_STORE_CHANGE_KEY), whose lock is taken
+ *   only when it is written back, just before the commit (pg_change.c): servers write their
+ *   batches at once and only the end of each, a statement and the COMMIT, is serialised.
  *
  * The connection runs in libpq's pipeline mode: statements whose result only says whether they
  * failed (member_put, meta_set, conv_update, ...) are sent at once in a transaction and their
@@ -80,6 +83,10 @@ const char *const chat__pg_sql[CHAT__PG_COUNT] = {
         "SELECT " CONV_COLS " FROM conversations WHERE dm_key = $1 FOR NO KEY UPDATE",
     [CHAT__PG_CONV_UPDATE] = "UPDATE conversations SET title = $2, head_seq = $3, change = $4, "
                              "member_count = $5, msg_ttl_ms = $6 WHERE id = $1",
+    /* In id order: servers locking the conversations they share in the same order never
+     * wait for each other in a cycle. The lock is taken on the sorted rows. */
+    [CHAT__PG_CONV_LOCK] = "SELECT id FROM conversations WHERE id = ANY ($1::bigint[]) "
+                           "ORDER BY id FOR NO KEY UPDATE",
     [CHAT__PG_MEMBER_GET] =
         "SELECT " MEMBER_COLS " FROM members WHERE conv = $1 AND user_id = $2",
     [CHAT__PG_MEMBER_PUT] =
@@ -129,6 +136,22 @@ const char *const chat__pg_sql[CHAT__PG_COUNT] = {
     [CHAT__PG_META_GET] = "SELECT value FROM meta WHERE key = $1",
     [CHAT__PG_META_SET] = "INSERT INTO meta (key, value) VALUES ($1, $2) "
                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    /* The end of a transaction that counted changes from $3 up to $2 (pg_change.c), after
+     * the key's lock: add them to the counter as committed now, C, and move the rows this
+     * transaction gave changes above $3 (conversations $4, members ($5, $6)) up by C - $3,
+     * past every change committed since it read $3. Its result is that difference. */
+    [CHAT__PG_CHANGE_ADD] =
+        "WITH c AS (INSERT INTO meta (key, value) VALUES ($1, $2::bigint - $3::bigint) "
+        "  ON CONFLICT (key) DO UPDATE SET value = meta.value + excluded.value "
+        "  RETURNING value - $2::bigint AS delta), "
+        "cv AS (UPDATE conversations SET change = change + (SELECT delta FROM c) "
+        "  WHERE (SELECT delta FROM c) <> 0 AND id = ANY ($4::bigint[]) "
+        "  AND change > $3::bigint), "
+        "mb AS (UPDATE members m SET change = m.change + (SELECT delta FROM c) "
+        "  FROM unnest($5::bigint[], $6::text[]) AS t (conv, user_id) "
+        "  WHERE (SELECT delta FROM c) <> 0 AND m.conv = t.conv "
+        "  AND m.user_id = t.user_id COLLATE \"C\" AND m.change > $3::bigint) "
+        "SELECT delta FROM c",
     [CHAT__PG_MEDIA_PUT] = "INSERT INTO media (id, uploader, mime, name, size, created_ms) "
                            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
     [CHAT__PG_MEDIA_GET] = "SELECT id, uploader, mime, name, size, created_ms FROM media "
@@ -289,6 +312,11 @@ static int tx_fail(chat__pg *s, int rc)
         snprintf(s->tx_msg, sizeof s->tx_msg, "%s", chat_error_last()->message);
     }
     return rc;
+}
+
+int chat__pg_tx_fail(chat__pg *s, int rc)
+{
+    return tx_fail(s, rc);
 }
 
 static int tx_failed(chat__pg *s)
@@ -598,6 +626,7 @@ static int begin(void *state)
         return rc;
     s->in_tx = 1;
     s->tx_rc = 0;
+    chat__pg_change_reset(s);
     /* Sent with the transaction's first statement that returns rows. */
     if ((rc = defer(s, CHAT__PG_BEGIN, NULL, 0, "begin")) != CHAT_OK)
         s->in_tx = 0;
@@ -613,8 +642,10 @@ static int commit(void *state)
         /* COMMIT of a transaction that failed unnoticed answers ROLLBACK, not an error. */
         if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
             rc = chat__error_set(CHAT_EIO, 0, "postgres store: commit: the server rolled back");
-        else
+        else {
             s->in_tx = 0;
+            chat__pg_change_reset(s);
+        }
     } else if (rc == CHAT_EAGAIN && !s->conn) {
         /* The connection went away during COMMIT: it may or may not have happened. Callers
          * answer "retry", which a client's resend (deduplicated by its client id) makes safe. */
@@ -630,6 +661,7 @@ static int rollback(void *state)
     chat__pg *s = state;
     s->in_tx = 0;
     s->tx_rc = 0;
+    chat__pg_change_reset(s);
     PGresult *res = NULL;
     /* Deferred statements first, on their own: after a failure the server skips everything up
      * to the next sync point, which would include a ROLLBACK sent with them. Their failures
@@ -655,6 +687,7 @@ static void destroy(void *state)
     if (!s)
         return;
     drop_conn(s); /* an open transaction is rolled back by the server */
+    chat__pg_change_free(s);
     chat__free(s->conninfo);
     chat__free(s);
 }
@@ -744,6 +777,7 @@ static const chat_store_ops pg_ops = {
     .user_deleted = chat__pg_user_deleted,
     .media_refs = chat__pg_media_refs,
     .media_delete = chat__pg_media_delete,
+    .lock_convs = chat__pg_lock_convs,
 };
 
 const chat_store_ops *chat_store_postgres_ops(void)

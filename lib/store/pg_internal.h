@@ -20,6 +20,7 @@ enum chat__pg_stmt {
     CHAT__PG_CONV_FIND,
     CHAT__PG_CONV_FIND_LOCK,
     CHAT__PG_CONV_UPDATE,
+    CHAT__PG_CONV_LOCK,
     CHAT__PG_MEMBER_GET,
     CHAT__PG_MEMBER_PUT,
     CHAT__PG_MEMBER_LIST,
@@ -36,11 +37,12 @@ enum chat__pg_stmt {
     CHAT__PG_REVOKED_LIST,
     CHAT__PG_META_GET,
     CHAT__PG_META_SET,
+    CHAT__PG_CHANGE_ADD,
     CHAT__PG_MEDIA_PUT,
     CHAT__PG_MEDIA_GET,
     CHAT__PG_MEDIA_GRANT,
     CHAT__PG_MEDIA_GRANTS,
-    /* version 3 */
+    /* version 5 */
     CHAT__PG_MSG_GET,
     CHAT__PG_MSG_UPDATE,
     CHAT__PG_MSG_RELATED,
@@ -87,6 +89,24 @@ void chat__pg_bytes(chat__pg_params *p, const char *v, size_t len);
  * while the store is still writing). */
 #define CHAT__PG_MAX_DEFERRED 256
 
+/* A member row this transaction gave a change of its own (pg_change.c). */
+typedef struct chat__pg_member_key {
+    int64_t conv;
+    char user[CHAT_ID_MAX + 1];
+} chat__pg_member_key;
+
+/* The inbox change counter (CHAT_STORE_CHANGE_KEY) in one transaction: read without a lock at
+ * the start, its rows renumbered and the counter advanced under the lock at the end. */
+typedef struct chat__pg_change {
+    int armed;       /* read in this transaction: what follows is counted from base */
+    int found;       /* the counter's row existed when read */
+    uint64_t base;   /* the value the transaction counts from; rows above it are its own */
+    int64_t *convs;  /* conversations written with a change above base */
+    size_t n_convs, cap_convs;
+    chat__pg_member_key *members; /* member rows written with a change above base */
+    size_t n_members, cap_members;
+} chat__pg_change;
+
 typedef struct chat__pg {
     PGconn *conn;      /* NULL when broken or never connected */
     char *conninfo;
@@ -102,6 +122,9 @@ typedef struct chat__pg {
     } deferred[CHAT__PG_MAX_DEFERRED];
     uint64_t retry_at_ns; /* no reconnection attempt before (CLOCK_MONOTONIC) */
     int backoff_ms;
+    chat__pg_change change;
+    char *scratch;        /* array parameters (chat__pg_scratch) */
+    size_t cap_scratch;
 } chat__pg;
 
 /* Run st and return its result in *out (the caller reads it, then PQclear()s it), after the
@@ -119,6 +142,26 @@ int chat__pg_exec(chat__pg *s, int st, const chat__pg_params *p, const char *wha
 /* Same, for conv_update: a conversation that has no row fails as CHAT_ENOTFOUND. */
 int chat__pg_exec_update(chat__pg *s, int st, const chat__pg_params *p, int64_t conv,
                          const char *what);
+
+/* A buffer of at least size bytes for array parameters, reused; NULL when out of memory. */
+char *chat__pg_scratch(chat__pg *s, size_t size);
+/* Bytes an array literal of n ids needs, and the literal ({1,2}) of ids[i * stride bytes]
+ * written at p: returns the byte after its NUL. */
+#define CHAT__PG_IDS_SIZE(n) (3 + (size_t)(n) * 21)
+char *chat__pg_put_ids(char *p, const int64_t *ids, size_t n, size_t stride);
+
+/* Record rc as the transaction's failure (the first one is kept) and return it. */
+int chat__pg_tx_fail(chat__pg *s, int rc);
+
+/* The inbox change counter (pg_change.c). In a transaction, meta_get and meta_set of
+ * CHAT_STORE_CHANGE_KEY come here; the row writers report the changes they write. */
+int chat__pg_change_get(chat__pg *s, int64_t *value);
+int chat__pg_change_set(chat__pg *s, int64_t value);
+int chat__pg_change_conv(chat__pg *s, int64_t conv, uint64_t change);
+int chat__pg_change_member(chat__pg *s, int64_t conv, const char *user, uint64_t change);
+/* Forget the transaction's counter state (begin, commit, rollback); free frees its memory. */
+void chat__pg_change_reset(chat__pg *s);
+void chat__pg_change_free(chat__pg *s);
 
 /* Create or migrate the schema on a connection (not in pipeline mode). CHAT_EVERSION when the
  * database's schema is newer than this library's. */
@@ -138,6 +181,7 @@ int chat__pg_conv_insert(void *state, chat_store_conv *conv);
 int chat__pg_conv_get(void *state, int64_t id, chat_store_conv *out);
 int chat__pg_conv_find_direct(void *state, const char *dm_key, chat_store_conv *out);
 int chat__pg_conv_update(void *state, const chat_store_conv *conv);
+int chat__pg_lock_convs(void *state, const chat_conv_id *ids, size_t n);
 int chat__pg_member_get(void *state, int64_t conv, const char *user, chat_store_member *out);
 int chat__pg_member_put(void *state, const chat_store_member *member);
 int chat__pg_member_list(void *state, int64_t conv, int only_active, chat_store_member_cb cb,

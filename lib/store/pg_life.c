@@ -1,4 +1,4 @@
-/* Row methods of the PostgreSQL store, version 3: the message lifecycle, reactions, search,
+/* Row methods of the PostgreSQL store, version 5: the message lifecycle, reactions, search,
  * account deletion and media references. As in pg_tables.c: reads are one round trip, writes
  * that only succeed or fail are deferred in a transaction, arguments were checked by the
  * checking layer. */

@@ -84,7 +84,7 @@ static const char *const migrations[] = {
     "  conv bigint NOT NULL,"                 /* 0: user is an uploader */
     "  user_id text COLLATE \"C\" NOT NULL," /* '': everyone in conv */
     "  PRIMARY KEY (id, conv, user_id));",
-    /* 3: the message lifecycle (store version 3), as in the SQLite store: a message's current
+    /* 3: the message lifecycle (store version 5), as in the SQLite store: a message's current
      * state in its row, partial indexes that cost only the rows they cover, reactions, deleted
      * accounts, media references. Search: the row's words as a tsvector of the 'simple'
      * configuration (no stemming, any language) under a GIN index, and sid, from a sequence,

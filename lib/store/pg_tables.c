@@ -146,7 +146,7 @@ int chat__pg_conv_insert(void *state, chat_store_conv *conv)
             conv->id = chat__pg_col_i64(r, 0, 0);
         PQclear(r);
         if (inserted)
-            return CHAT_OK;
+            return chat__pg_change_conv(s, conv->id, conv->change);
         /* A conflict: the dm_key is taken, or another server took the id first. */
         if (conv->dm_key[0]) {
             chat__pg_params q = {0};
@@ -207,7 +207,23 @@ int chat__pg_conv_update(void *state, const chat_store_conv *conv)
     chat__pg_u64(&p, conv->change);
     chat__pg_i64(&p, conv->member_count);
     chat__pg_i64(&p, conv->msg_ttl_ms);
-    return chat__pg_exec_update(s, CHAT__PG_CONV_UPDATE, &p, conv->id, "conv_update");
+    int rc = chat__pg_change_conv(s, conv->id, conv->change);
+    return rc ? rc : chat__pg_exec_update(s, CHAT__PG_CONV_UPDATE, &p, conv->id, "conv_update");
+}
+
+int chat__pg_lock_convs(void *state, const chat_conv_id *ids, size_t n)
+{
+    chat__pg *s = state;
+    if (!s->in_tx)
+        return CHAT_OK;
+    char *text = chat__pg_scratch(s, CHAT__PG_IDS_SIZE(n));
+    if (!text) /* nothing sent: the transaction goes on */
+        return chat__error_set(CHAT_ENOMEM, 0, "postgres store: out of memory");
+    chat__pg_put_ids(text, ids, n, sizeof *ids);
+    chat__pg_params p = {0};
+    chat__pg_text(&p, text);
+    /* Its rows are not needed: it travels with the next call, waits included. */
+    return chat__pg_exec(s, CHAT__PG_CONV_LOCK, &p, "lock_convs");
 }
 
 /* ---- members ---- */
@@ -240,7 +256,8 @@ int chat__pg_member_put(void *state, const chat_store_member *m)
     chat__pg_i64(&p, m->read_ms);
     chat__pg_u64(&p, m->joined_seq);
     chat__pg_u64(&p, m->change);
-    return chat__pg_exec(s, CHAT__PG_MEMBER_PUT, &p, "member_put");
+    int rc = chat__pg_change_member(s, m->conv, m->user, m->change);
+    return rc ? rc : chat__pg_exec(s, CHAT__PG_MEMBER_PUT, &p, "member_put");
 }
 
 int chat__pg_member_list(void *state, int64_t conv, int only_active, chat_store_member_cb cb,
@@ -413,10 +430,13 @@ int chat__pg_revoked_list(void *state, int64_t now_ms,
 int chat__pg_meta_get(void *state, const char *key, int64_t *value)
 {
     chat__pg *s = state;
+    /* The inbox change counter: read without a lock (pg_change.c). */
+    if (s->in_tx && strcmp(key, CHAT_STORE_CHANGE_KEY) == 0)
+        return chat__pg_change_get(s, value);
     chat__pg_params p = {0};
     chat__pg_text(&p, key);
     int rc;
-    /* In a transaction, lock the key first, in a statement of its own: a read in the same
+    /* Other keys: in a transaction, lock the key first, in a statement of its own: a read in the same
      * statement would use a snapshot taken before the lock was granted. */
     if (s->in_tx && (rc = chat__pg_exec(s, CHAT__PG_LOCK_KEY, &p, "meta_get")) != CHAT_OK)
         return rc;
@@ -430,6 +450,10 @@ int chat__pg_meta_get(void *state, const char *key, int64_t *value)
 
 int chat__pg_meta_set(void *state, const char *key, int64_t value)
 {
+    chat__pg *s = state;
+    /* The inbox change counter after the transaction read it: added, its rows renumbered. */
+    if (s->in_tx && s->change.armed && strcmp(key, CHAT_STORE_CHANGE_KEY) == 0)
+        return chat__pg_change_set(s, value);
     chat__pg_params p = {0};
     chat__pg_text(&p, key);
     chat__pg_i64(&p, value);

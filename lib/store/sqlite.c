@@ -9,7 +9,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
-#include "core/threadname.h"
+#include "core/thread.h"
 #include "store/sqlite_fts.h"
 
 #include <time.h>
@@ -36,6 +36,7 @@
                     "joined_seq, change"
 #define MSG_COLS "conv, seq, ts_ms, sender, device, cmid, kind, body, target, thread, " \
                  "edited_ms, expires_ms, flags"
+#define PUSH_REG_COLS "user, device, platform, sandbox, token, topic, updated_ms"
 /* Not erased: neither CHAT_STORE_MSG_DELETED nor CHAT_STORE_MSG_EXPIRED (the partial index
  * messages_expiry is defined with the same words). */
 #define LIVE "flags & 3 = 0"
@@ -158,6 +159,19 @@ const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
     [CHAT__ST_MEDIA_REFS] = "UPDATE media SET refs = refs + ?2 WHERE id = ?1 RETURNING refs",
     [CHAT__ST_MEDIA_DEL] = "DELETE FROM media WHERE id = ?1",
     [CHAT__ST_GRANTS_DEL] = "DELETE FROM media_grants WHERE id = ?1",
+    [CHAT__ST_PUSH_REG_PUT] =
+        "INSERT INTO push_regs (" PUSH_REG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+        "ON CONFLICT (user, device) DO UPDATE SET platform = excluded.platform, "
+        "sandbox = excluded.sandbox, token = excluded.token, topic = excluded.topic, "
+        "updated_ms = excluded.updated_ms",
+    [CHAT__ST_PUSH_REG_DEL] = "DELETE FROM push_regs WHERE user = ?1 AND device = ?2",
+    [CHAT__ST_PUSH_REG_DEL_TOKEN] = "DELETE FROM push_regs WHERE token = ?1 AND platform = ?2",
+    [CHAT__ST_PUSH_REG_LIST] = "SELECT " PUSH_REG_COLS " FROM push_regs WHERE user = ?1 "
+                               "ORDER BY device",
+    [CHAT__ST_PUSH_MUTE_PUT] = "INSERT INTO push_mutes (user, conv, until_ms) VALUES (?1, ?2, ?3) "
+                               "ON CONFLICT (user, conv) DO UPDATE SET until_ms = excluded.until_ms",
+    [CHAT__ST_PUSH_MUTE_DEL] = "DELETE FROM push_mutes WHERE user = ?1 AND conv = ?2",
+    [CHAT__ST_PUSH_MUTE_GET] = "SELECT until_ms FROM push_mutes WHERE user = ?1 AND conv = ?2",
 };
 
 int chat__sqlite_fail(sqlite3 *db, int rc, const char *what)
@@ -338,7 +352,7 @@ static int ckpt_start(chat__sqlite *s, const char *vfs, unsigned int flags)
     if (rc != SQLITE_OK)
         return chat__sqlite_fail(ck->db, sqlite3_extended_errcode(ck->db),
                                  "prepare the checkpoint connection");
-    if (pthread_create(&ck->thread, NULL, ckpt_main, ck) != 0)
+    if (chat__thread_start(&ck->thread, ckpt_main, ck) != 0)
         return chat__error_set(CHAT_ERROR, 0, "sqlite store: cannot start the checkpoint thread");
     ck->started = 1;
     sqlite3_wal_hook(s->db, wal_hook, ck); /* replaces (turns off) the auto-checkpoint */
@@ -524,6 +538,12 @@ static const chat_store_ops sqlite_ops = {
     .user_deleted = chat__sqlite_user_deleted,
     .media_refs = chat__sqlite_media_refs,
     .media_delete = chat__sqlite_media_delete,
+    .push_reg_put = chat__sqlite_push_reg_put,
+    .push_reg_del = chat__sqlite_push_reg_del,
+    .push_reg_del_token = chat__sqlite_push_reg_del_token,
+    .push_reg_list = chat__sqlite_push_reg_list,
+    .push_mute_put = chat__sqlite_push_mute_put,
+    .push_mute_get = chat__sqlite_push_mute_get,
 };
 
 const chat_store_ops *chat_store_sqlite_ops(void)

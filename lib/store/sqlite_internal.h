@@ -38,7 +38,14 @@ enum chat__sqlite_stmt {
     CHAT__ST_MEDIA_GET,
     CHAT__ST_MEDIA_GRANT,
     CHAT__ST_MEDIA_GRANTS,
-    /* version 3 */
+    CHAT__ST_PUSH_REG_PUT,
+    CHAT__ST_PUSH_REG_DEL,
+    CHAT__ST_PUSH_REG_DEL_TOKEN,
+    CHAT__ST_PUSH_REG_LIST,
+    CHAT__ST_PUSH_MUTE_PUT,
+    CHAT__ST_PUSH_MUTE_DEL,
+    CHAT__ST_PUSH_MUTE_GET,
+    /* version 5 */
     CHAT__ST_MSG_GET,
     CHAT__ST_MSG_OLD,
     CHAT__ST_MSG_UPDATE,
@@ -145,8 +152,15 @@ int chat__sqlite_media_get(void *state, const char *id, chat_store_media *out);
 int chat__sqlite_media_grant(void *state, const char *id, int64_t conv, const char *user);
 int chat__sqlite_media_grants(void *state, const char *id, chat_store_grant_cb cb,
                               void *user_data);
+int chat__sqlite_push_reg_put(void *state, const chat_store_push_reg *reg);
+int chat__sqlite_push_reg_del(void *state, const char *user, const char *device);
+int chat__sqlite_push_reg_del_token(void *state, int platform, const char *token);
+int chat__sqlite_push_reg_list(void *state, const char *user, chat_store_push_reg_cb cb,
+                               void *user_data);
+int chat__sqlite_push_mute_put(void *state, const char *user, int64_t conv, int64_t until_ms);
+int chat__sqlite_push_mute_get(void *state, const char *user, int64_t conv, int64_t *until_ms);
 
-/* Version 3 (sqlite_life.c). */
+/* Version 5 (sqlite_life.c). */
 int chat__sqlite_msg_get(void *state, int64_t conv, uint64_t seq, chat_store_msg_cb cb,
                          void *user_data);
 int chat__sqlite_msg_update(void *state, const chat_store_msg *msg);

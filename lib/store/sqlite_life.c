@@ -1,4 +1,4 @@
-/* Row methods of the SQLite store, version 3: the message lifecycle (updates and erasure,
+/* Row methods of the SQLite store, version 5: the message lifecycle (updates and erasure,
  * threads, unread counts, expiry), reactions, search, account deletion and media references.
  * Arguments were checked by the checking layer (store/checked.h), as in sqlite_tables.c. */
 #include "store/check.h"

@@ -78,7 +78,24 @@ static const char *const migrations[] = {
      * The lookup is by all four columns either way. */
     "DROP INDEX messages_cmid;"
     "CREATE UNIQUE INDEX messages_cmid ON messages (cmid, conv, sender, device);",
-    /* 4: the message lifecycle (store version 3). A message's current state lives in its own
+    /* 4: push registrations, one per (user, device), found by token when a provider reports
+     * it invalid; and conversations a user muted. */
+    "CREATE TABLE push_regs ("
+    "  user TEXT NOT NULL,"
+    "  device TEXT NOT NULL,"
+    "  platform INTEGER NOT NULL,"
+    "  sandbox INTEGER NOT NULL DEFAULT 0,"
+    "  token TEXT NOT NULL,"
+    "  topic TEXT NOT NULL DEFAULT '',"
+    "  updated_ms INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (user, device)) WITHOUT ROWID;"
+    "CREATE INDEX push_regs_token ON push_regs (token, platform);"
+    "CREATE TABLE push_mutes ("
+    "  user TEXT NOT NULL,"
+    "  conv INTEGER NOT NULL,"
+    "  until_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (user, conv)) WITHOUT ROWID;",
+    /* 5: the message lifecycle (store version 5). A message's current state lives in its own
      * row (edited, erased, expiring, in a thread, replying to or acting on another), so a
      * history page stays one range read. The partial indexes cost only the messages they
      * cover: the expiring ones, the thread replies, those with a target. Reactions, one row
@@ -123,7 +140,7 @@ static const char *const migrations[] = {
 };
 
 /* The first schema version with the search index. */
-#define SEARCH_VERSION 4
+#define SEARCH_VERSION 5
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

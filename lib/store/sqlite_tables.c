@@ -127,6 +127,20 @@ static int emit_grant(sqlite3_stmt *st, const chat__store_sink *k)
     return k->cb.grant(sqlite3_column_int64(st, 0), col_str(st, 1), k->user_data);
 }
 
+static int emit_reg(sqlite3_stmt *st, const chat__store_sink *k)
+{
+    chat_store_push_reg r;
+    memset(&r, 0, sizeof r);
+    col_copy(st, 0, r.user, sizeof r.user);
+    col_copy(st, 1, r.device, sizeof r.device);
+    r.platform = sqlite3_column_int(st, 2);
+    r.sandbox = sqlite3_column_int(st, 3);
+    col_copy(st, 4, r.token, sizeof r.token);
+    col_copy(st, 5, r.topic, sizeof r.topic);
+    r.updated_ms = sqlite3_column_int64(st, 6);
+    return k->cb.reg(&r, k->user_data);
+}
+
 /* Run a bound query and pass each row to emit; a non-zero callback result stops and is
  * returned as is. */
 int chat__sqlite_each(chat__sqlite *s, sqlite3_stmt *st, const char *what,
@@ -486,4 +500,74 @@ int chat__sqlite_media_grants(void *state, const char *id, chat_store_grant_cb c
     bind_text(st, 1, id);
     chat__store_sink k = {.cb.grant = cb, .user_data = user_data};
     return chat__sqlite_each(s, st, "media_grants", emit_grant, &k);
+}
+
+int chat__sqlite_push_reg_put(void *state, const chat_store_push_reg *reg)
+{
+    chat__sqlite *s = state;
+    sqlite3_stmt *st = s->st[CHAT__ST_PUSH_REG_PUT];
+    bind_text(st, 1, reg->user);
+    bind_text(st, 2, reg->device);
+    sqlite3_bind_int(st, 3, reg->platform);
+    sqlite3_bind_int(st, 4, reg->sandbox);
+    bind_text(st, 5, reg->token);
+    bind_text(st, 6, reg->topic);
+    sqlite3_bind_int64(st, 7, reg->updated_ms);
+    return chat__sqlite_exec(s, st, "push_reg_put");
+}
+
+int chat__sqlite_push_reg_del(void *state, const char *user, const char *device)
+{
+    chat__sqlite *s = state;
+    sqlite3_stmt *st = s->st[CHAT__ST_PUSH_REG_DEL];
+    bind_text(st, 1, user);
+    bind_text(st, 2, device);
+    int rc = chat__sqlite_exec(s, st, "push_reg_del");
+    if (rc == CHAT_OK && sqlite3_changes(s->db) == 0)
+        return chat__error_set(CHAT_ENOTFOUND, 0, "sqlite store: push_reg_del: not found");
+    return rc;
+}
+
+int chat__sqlite_push_reg_del_token(void *state, int platform, const char *token)
+{
+    chat__sqlite *s = state;
+    sqlite3_stmt *st = s->st[CHAT__ST_PUSH_REG_DEL_TOKEN];
+    bind_text(st, 1, token);
+    sqlite3_bind_int(st, 2, platform);
+    return chat__sqlite_exec(s, st, "push_reg_del_token");
+}
+
+int chat__sqlite_push_reg_list(void *state, const char *user, chat_store_push_reg_cb cb,
+                               void *user_data)
+{
+    chat__sqlite *s = state;
+    sqlite3_stmt *st = s->st[CHAT__ST_PUSH_REG_LIST];
+    bind_text(st, 1, user);
+    chat__store_sink k = {.cb.reg = cb, .user_data = user_data};
+    return chat__sqlite_each(s, st, "push_reg_list", emit_reg, &k);
+}
+
+int chat__sqlite_push_mute_put(void *state, const char *user, int64_t conv, int64_t until_ms)
+{
+    chat__sqlite *s = state;
+    sqlite3_stmt *st = s->st[until_ms ? CHAT__ST_PUSH_MUTE_PUT : CHAT__ST_PUSH_MUTE_DEL];
+    bind_text(st, 1, user);
+    sqlite3_bind_int64(st, 2, conv);
+    if (until_ms)
+        sqlite3_bind_int64(st, 3, until_ms);
+    return chat__sqlite_exec(s, st, "push_mute_put");
+}
+
+int chat__sqlite_push_mute_get(void *state, const char *user, int64_t conv, int64_t *until_ms)
+{
+    chat__sqlite *s = state;
+    int rc;
+    sqlite3_stmt *st = s->st[CHAT__ST_PUSH_MUTE_GET];
+    bind_text(st, 1, user);
+    sqlite3_bind_int64(st, 2, conv);
+    if ((rc = chat__sqlite_fetch(s, st, "push_mute_get")))
+        return rc;
+    *until_ms = sqlite3_column_int64(st, 0);
+    chat__sqlite_reset(st);
+    return CHAT_OK;
 }

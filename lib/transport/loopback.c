@@ -398,12 +398,11 @@ void chat__lb_set_window(chat__lb_conn *c, size_t bytes)
     pthread_mutex_unlock(&c->lb->mu);
 }
 
+static void set_flag(chat__lb *lb, int *flag, int value);
+
 void chat__lb_hangup(chat__lb_conn *c)
 {
-    pthread_mutex_lock(&c->lb->mu);
-    c->hangup = 1;
-    changed(c->lb);
-    pthread_mutex_unlock(&c->lb->mu);
+    set_flag(c->lb, &c->hangup, 1);
 }
 
 /* ---- HTTP, the test's side ---- */
@@ -663,11 +662,14 @@ static void lb_run(void *st)
         pthread_mutex_lock(&lb->mu);
         if (lb->shutting_down && !has_work(lb))
             break;
-        if (!did && !has_work(lb)) {
-            lb->idle = 1;
-            pthread_cond_broadcast(&lb->cv);
-            while (!has_work(lb))
-                pthread_cond_wait(&lb->cv, &lb->mu);
+        /* Idle again after every wake-up that brought no work: a change that made none
+         * (a hang-up of a connection already closed) must not keep chat__lb_settle waiting. */
+        while (!did && !has_work(lb)) {
+            if (!lb->idle) {
+                lb->idle = 1;
+                pthread_cond_broadcast(&lb->cv);
+            }
+            pthread_cond_wait(&lb->cv, &lb->mu);
         }
     }
     lb->running = 0;
@@ -694,31 +696,28 @@ static int lb_open(void **out, void *arg, const chat__transport_config *cfg,
     return CHAT_OK;
 }
 
-static void lb_wake(void *st)
+/* Set one of the shared flags and wake whoever waits. */
+static void set_flag(chat__lb *lb, int *flag, int value)
 {
-    chat__lb *lb = st;
     pthread_mutex_lock(&lb->mu);
-    lb->wake = 1;
+    *flag = value;
     changed(lb);
     pthread_mutex_unlock(&lb->mu);
+}
+
+static void lb_wake(void *st)
+{
+    set_flag(st, &((chat__lb *)st)->wake, 1);
 }
 
 static void lb_shutdown(void *st)
 {
-    chat__lb *lb = st;
-    pthread_mutex_lock(&lb->mu);
-    lb->shutting_down = 1;
-    changed(lb);
-    pthread_mutex_unlock(&lb->mu);
+    set_flag(st, &((chat__lb *)st)->shutting_down, 1);
 }
 
 static void lb_close(void *st)
 {
-    chat__lb *lb = st;
-    pthread_mutex_lock(&lb->mu);
-    lb->running = 0;
-    changed(lb);
-    pthread_mutex_unlock(&lb->mu);
+    set_flag(st, &((chat__lb *)st)->running, 0);
 }
 
 static int64_t lb_now_ms(void *st)
@@ -818,11 +817,7 @@ static int lb_busy(chat__tconn *t)
 
 static void lb_want_write(chat__tconn *t)
 {
-    chat__lb_conn *c = C(t);
-    pthread_mutex_lock(&c->lb->mu);
-    c->want_write = 1;
-    changed(c->lb);
-    pthread_mutex_unlock(&c->lb->mu);
+    set_flag(C(t)->lb, &C(t)->want_write, 1);
 }
 
 static int lb_ping(chat__tconn *t)
@@ -845,11 +840,7 @@ static void lb_send_close(chat__tconn *t, int code, const char *reason)
 
 static void lb_kill(chat__tconn *t)
 {
-    chat__lb_conn *c = C(t);
-    pthread_mutex_lock(&c->lb->mu);
-    c->kill = 1;
-    changed(c->lb);
-    pthread_mutex_unlock(&c->lb->mu);
+    set_flag(C(t)->lb, &C(t)->kill, 1);
 }
 
 static int lb_http_method(chat__thttp *h)

@@ -3,7 +3,8 @@
  * transactions and timers as opaque handles and calls the operations below; the transport
  * calls the engine back through a chat__transport_sink. Two transports implement it:
  *
- *   lws.c       libwebsockets on a libuv loop: WebSocket and the HTTP media side, TLS
+ *   uv.c        the native transport: a libuv loop, libchat's own HTTP/1.1 (http1.c) and
+ *               RFC 6455 (wsrx.c) code, OpenSSL for TLS (uv_internal.h lists its files)
  *   loopback.c  in-process, no socket: a test opens connections, feeds frames and reads what
  *               the engine wrote, one frame at a time (transport/loopback.h)
  *
@@ -34,7 +35,7 @@ struct chat__timer {
 enum {
     CHAT__TP_BINARY = 1, /* a whole binary message: the protocol is text only */
     CHAT__TP_TOO_BIG,    /* over frame_max (refused as soon as its header says so) */
-    CHAT__TP_TOO_MANY,   /* over frags_max frames without FIN */
+    CHAT__TP_TOO_MANY,   /* over frags_max frames in one message */
     CHAT__TP_PROTOCOL,   /* an RFC 6455 violation (the transport closes with 1002) */
     CHAT__TP_NOMEM
 };
@@ -77,7 +78,7 @@ typedef struct chat__transport_config {
     int reuse_port;       /* SO_REUSEPORT: several processes share the port */
     const char *tls_cert, *tls_key; /* both NULL: plain ws:// */
     size_t frame_max;     /* largest message accepted, bytes */
-    int64_t frags_max;    /* most frames without FIN in one message */
+    int64_t frags_max;    /* most frames in one message */
     int log_level;        /* the transport's own log lines at or below this level... */
     void (*log)(int level, const char *line, void *ud); /* ...go here (NULL: dropped) */
     void *log_ud;
@@ -183,9 +184,7 @@ typedef struct chat__transport_ops {
     void (*http_progress)(chat__thttp *h);
 } chat__transport_ops;
 
-/* The libwebsockets transport (lws.c). */
-const chat__transport_ops *chat__transport_lws(void);
-/* The native transport: libuv with libchat's own HTTP/1.1 and RFC 6455 code (uv.c). */
+/* The native transport (uv.c). */
 const chat__transport_ops *chat__transport_native(void);
 
 #endif

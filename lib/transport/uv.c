@@ -212,13 +212,11 @@ static void do_flush(uconn *c)
             return;
         }
     }
-    /* Everything went: keep a small buffer for the next burst, drop a big one. */
-    if (!c->tls && raw_cap <= 16384 && !c->out) {
-        c->out = raw;
-        c->out_cap = raw_cap;
-    } else {
-        chat__free(raw);
-    }
+    /* Everything went: an idle connection holds no output buffer (malloc's per-thread cache
+     * makes the next one cheap; keeping 1 KiB per connection cost more than the engine's whole
+     * state of an idle one). */
+    chat__free(raw);
+    (void)raw_cap;
     maybe_shutdown(c);
 }
 
@@ -512,11 +510,6 @@ static int fd_in_reserve(int fd)
     return (rlim_t)fd + reserve >= rl.rlim_cur;
 }
 
-static void drop_unaccepted(uv_handle_t *h)
-{
-    chat__free(h->data);
-}
-
 static void on_connection(uv_stream_t *server, int status)
 {
     utp *tp = server->data;
@@ -524,15 +517,13 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     uconn *c = chat__calloc(1, sizeof *c);
     if (!c) {
-        /* Take the connection off the backlog anyway, or the listener stays readable. */
-        uv_tcp_t *t = chat__malloc(sizeof *t);
-        if (t && uv_tcp_init(&tp->loop, t) == 0) {
-            t->data = NULL;
-            if (uv_accept(server, (uv_stream_t *)t) == 0 || 1)
-                uv_close((uv_handle_t *)t, drop_unaccepted);
-            t->data = t;
-        } else {
-            chat__free(t);
+        /* No memory for it: take the connection off the backlog and close it, or the listener
+         * stays readable and the loop spins on it. */
+        uv_os_fd_t lfd;
+        if (uv_fileno((uv_handle_t *)server, &lfd) == 0) {
+            int fd = accept(lfd, NULL, NULL);
+            if (fd >= 0)
+                close(fd);
         }
         return;
     }

@@ -25,12 +25,7 @@ void chat__uv_ws_close(uconn *c, int code, const char *reason)
 {
     if (c->phase != UC_WS)
         return;
-    unsigned char p[2 + 123];
-    size_t n = strnlen(reason, 123);
-    p[0] = (unsigned char)(code >> 8);
-    p[1] = (unsigned char)code;
-    memcpy(p + 2, reason, n);
-    control_frame(c, CHAT__WS_OP_CLOSE, p, 2 + n);
+    chat__uv_ws_send_close((chat__tconn *)c, code, reason);
     chat__uv_close(c, 1);
 }
 

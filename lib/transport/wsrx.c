@@ -32,6 +32,7 @@ static void unmask(unsigned char *p, size_t n, const unsigned char mask[4], unsi
 void chat__wsrx_reset(chat__wsrx *r)
 {
     chat__free(r->buf);
+    chat__free(r->ctl);
     memset(r, 0, sizeof *r);
 }
 
@@ -47,6 +48,8 @@ static void message_done(chat__wsrx *r)
         chat__free(r->buf);
         r->buf = NULL;
         r->cap = 0;
+    } else if (r->buf) {
+        r->buf[0] = '\0'; /* an empty message next gets "", not this one's bytes */
     }
 }
 
@@ -56,7 +59,7 @@ static int buf_add(chat__wsrx *r, const unsigned char *p, size_t n, size_t max_b
         size_t ncap = r->cap ? r->cap : 512;
         while (ncap < r->len + n + 1)
             ncap *= 2;
-        if (ncap > max_bytes + 1)
+        if (ncap - 1 > max_bytes) /* not ncap > max_bytes + 1: that is 0 for SIZE_MAX */
             ncap = max_bytes + 1;
         char *nb = chat__realloc(r->buf, ncap);
         if (!nb)
@@ -117,6 +120,9 @@ static int header_done(chat__wsrx *r, size_t max_bytes, int64_t max_frags)
         if (!r->fin || len > 125)
             return CHAT__WSRX_PROTOCOL;
         r->ctl_len = 0;
+        /* Idle connections hold no buffer for control frames: one lives as long as its frame. */
+        if (len && !(r->ctl = chat__malloc((size_t)len)))
+            return CHAT__WSRX_NOMEM;
         return CHAT__WSRX_OK;
     case CHAT__WS_OP_TEXT:
     case CHAT__WS_OP_BINARY:
@@ -138,7 +144,7 @@ static int header_done(chat__wsrx *r, size_t max_bytes, int64_t max_frags)
     }
     if (len > max_bytes - r->msg_len)
         return CHAT__WSRX_TOO_BIG;
-    if (!r->fin && ++r->frags > max_frags)
+    if (!r->fin && ++r->frags >= max_frags) /* a frame more is to come: one too many */
         return CHAT__WSRX_TOO_MANY;
     return CHAT__WSRX_OK;
 }
@@ -161,13 +167,17 @@ static int payload(chat__wsrx *r, unsigned char *p, size_t n, size_t max_bytes)
 static int frame_done(chat__wsrx *r, const chat__wsrx_cb *cb, void *ud)
 {
     if (r->op >= CHAT__WS_OP_CLOSE) {
-        if (r->op == CHAT__WS_OP_CLOSE) {
-            if (!close_payload_ok(r->ctl, r->ctl_len))
-                return CHAT__WSRX_PROTOCOL;
-            if (r->ctl_len > 2 && !chat__utf8_valid(r->ctl + 2, r->ctl_len - 2))
-                return CHAT__WSRX_UTF8;
-        }
-        return cb->control(ud, r->op, r->ctl, r->ctl_len) ? CHAT__WSRX_STOP : CHAT__WSRX_OK;
+        int rc = CHAT__WSRX_OK;
+        if (r->op == CHAT__WS_OP_CLOSE && !close_payload_ok(r->ctl, r->ctl_len))
+            rc = CHAT__WSRX_PROTOCOL;
+        else if (r->op == CHAT__WS_OP_CLOSE && r->ctl_len > 2 &&
+                 !chat__utf8_valid(r->ctl + 2, r->ctl_len - 2))
+            rc = CHAT__WSRX_UTF8;
+        else if (cb->control(ud, r->op, r->ctl ? r->ctl : (const unsigned char *)"", r->ctl_len))
+            rc = CHAT__WSRX_STOP;
+        chat__free(r->ctl);
+        r->ctl = NULL;
+        return rc;
     }
     if (!r->fin)
         return CHAT__WSRX_OK;

@@ -24,7 +24,7 @@
 #define CHAT__WSRX_PROTOCOL (-1) /* an RFC 6455 violation: close 1002 */
 #define CHAT__WSRX_UTF8 (-2)     /* text that is not UTF-8: close 1007 */
 #define CHAT__WSRX_TOO_BIG (-3)  /* over max_bytes: close 1009 */
-#define CHAT__WSRX_TOO_MANY (-4) /* over max_frags frames without FIN: close 1009 */
+#define CHAT__WSRX_TOO_MANY (-4) /* over max_frags frames in one message: close 1009 */
 #define CHAT__WSRX_NOMEM (-5)    /* close 1011 */
 #define CHAT__WSRX_STOP (-6)     /* a callback asked to stop */
 
@@ -52,7 +52,7 @@ typedef struct chat__wsrx {
     char *buf;              /* the message being assembled (only across frames or reads) */
     size_t len, cap;
     size_t msg_len;         /* payload bytes of the open message, buffered or not */
-    unsigned char ctl[125]; /* a control frame's payload */
+    unsigned char *ctl;     /* a control frame's payload (125 bytes at most), while it arrives */
     size_t ctl_len;
 } chat__wsrx;
 
@@ -60,10 +60,11 @@ typedef struct chat__wsrx {
 #define CHAT__WSRX_KEEP_BYTES 4096
 
 /*
- * Feed in[0..len) (unmasked in place: the caller's bytes change). A whole frame found in in
- * while no message is open is handed over from in itself, without a copy; in must have one
- * writable byte after len for the NUL. After any negative result the receiver must not be
- * fed again (except after chat__wsrx_reset).
+ * Feed in[0..len) (unmasked in place: the caller's bytes change). A message may have at most
+ * max_bytes of payload and max_frags frames (refused at the header of its max_frags-th frame
+ * without FIN). A whole frame found in in while no message is open is handed over from in
+ * itself, without a copy; in must have one writable byte after len for the NUL. After any
+ * negative result the receiver must not be fed again (except after chat__wsrx_reset).
  */
 int chat__wsrx_feed(chat__wsrx *r, unsigned char *in, size_t len, size_t max_bytes,
                     int64_t max_frags, const chat__wsrx_cb *cb, void *ud);

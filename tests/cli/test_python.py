@@ -266,6 +266,17 @@ def test_python_objects_dropped_in_any_order(chatd):
         client(chatd, "alice").wait_for(type=E.HISTORY, timeout=0.3)
     assert ei.value.code == libchat.ETIMEDOUT
 
+    # conversation ids are int64: out of range is EINVAL, never wrapped into another id
+    c = client(chatd, "alice")
+    for bad in (-1, 0, 2 ** 64 + 3, 2 ** 63):
+        for call in (lambda: c.send("x", conv=bad), lambda: c.mark_read(bad, 1),
+                     lambda: c.history(bad)):
+            with pytest.raises(ChatError) as ei:
+                call()
+            assert ei.value.code == libchat.EINVAL
+    assert c.outbox_count() == 0
+    c.close()
+
 
 def test_python_media_upload_send_download_resume(chatd, tmp_path):
     import hashlib
@@ -371,3 +382,48 @@ def test_python_edit_delete_react_reply_search(chatd):
         alice.wait_for(lambda e: e.cmid == cm, type=E.SENT)
         m = bob.wait_for(lambda e: e.text == "short-lived", type=E.MESSAGE)
         assert json.loads(m.json)["expires"] > 0
+
+
+def test_python_errors_and_events_as_in_c(chatd):
+    # one exception type: the chat_status (as Status, its number and its name) and the reason
+    assert libchat.EAUTH is libchat.Status.EAUTH and libchat.OK == 0
+    assert int(libchat.Status.EPERM) == libchat._ffi.lib.chat_error_from_name(b"EPERM")
+    with pytest.raises(ChatError) as ei:
+        Client(chatd.url)  # no credentials: the C error record's message, without the call
+    e = ei.value
+    assert e.status is libchat.Status.EINVAL and e.code == libchat.EINVAL and e.name == "EINVAL"
+    assert e.reason and not e.reason.startswith("config")
+    assert str(e) == f"EINVAL: {e.message}"
+
+    with client(chatd, "alice") as alice, client(chatd, "bob") as bob:
+        synced(alice)
+        synced(bob)
+        # bad input from Python is the same ChatError(EINVAL), naming the argument, and
+        # queues nothing
+        bad = [(lambda: alice.send("\ud800", to="bob"), "text is not valid Unicode"),
+               (lambda: alice.send(b"\xff\xfe", to="bob"), "text is not UTF-8"),
+               (lambda: alice.send(42, to="bob"), "text must be str or bytes"),
+               (lambda: alice.send("x", to="b\udcffb"), "to is not valid Unicode"),
+               (lambda: alice.send("x", conv="twelve"), "not a conversation id"),
+               (lambda: alice.group_create("t", "bob"), "members must be a list"),
+               (lambda: alice.group_create("t", ["bob", None]), "members[1] must be str"),
+               (lambda: alice.presence_query(["\ud800"]), "users[0] is not valid Unicode")]
+        for call, why in bad:
+            with pytest.raises(ChatError) as ei:
+                call()
+            assert ei.value.status is libchat.Status.EINVAL and why in ei.value.reason, why
+        assert alice.outbox_count() == 0
+
+        # events carry the C getters' fields, with the C enums
+        cmid = alice.send("kinds", to="bob")
+        m = bob.wait_for(lambda e: e.text == "kinds", type=E.MESSAGE)
+        assert m.kind is libchat.MsgKind.TEXT and m.cmid == cmid and m.error is None
+
+        # a failed event's error is the same exception type, with the server's reason
+        g = alice.request(alice.group_create("closed", ["bob"]))
+        bob.request(bob.group_leave(g.conv))
+        cmid = bob.send("after leaving", g.conv)
+        failed = bob.wait_for(lambda e: e.cmid == cmid, type=E.SEND_FAILED)
+        err = failed.error
+        assert isinstance(err, ChatError) and err.status is libchat.Status.EPERM
+        assert err.reason == failed.reason == failed.message and err.reason

@@ -3,12 +3,15 @@
  * sync and the outbox are checked frame by frame, with no socket and no server. */
 #define _GNU_SOURCE
 #include <chat/chat.h>
+#include <chat/sys/client_transport.h>
+#include <chat/testing.h>
 
 #include <cjson/cJSON.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,10 +187,23 @@ static void accept_auth(harness *h)
     cJSON_Delete(a);
 }
 
+/* A new connection: answer its auth, then its convs request, which must resume from cursor,
+ * with no conversation. */
+static void connect_empty(harness *h, int cursor)
+{
+    accept_auth(h);
+    cJSON *cv = expect_frame(h, "convs", 0);
+    assert_int_equal((int)num_of(cv, "since"), cursor);
+    reply(h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":%d,\"more\":false,\"convs\":[]}",
+          id_of(cv), cursor);
+    cJSON_Delete(cv);
+}
+
 /* ---- tests ------------------------------------------------------------------------------- */
 
 /* Auth first; sync fetches exactly the missing range, and a live message past a gap makes the
- * engine fetch from the first gap, not from the newest message it has. */
+ * engine fetch that conversation from the first gap, not from the newest message it has (and
+ * without a conversation list: the gap says which conversation). */
 static void test_loopback_sync_fetches_from_the_first_gap(void **state)
 {
     (void)state;
@@ -213,11 +229,6 @@ static void test_loopback_sync_fetches_from_the_first_gap(void **state)
 
     /* seq 3 is lost on the way; seq 4 arrives live */
     reply(&h, MSG(12, 4, "four"));
-    cJSON *cv2 = expect_frame(&h, "convs", 1);
-    assert_int_equal((int)num_of(cv2, "since"), 3);
-    reply(&h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":5,\"more\":false,\"convs\":[" CONV12(4) "]}",
-          id_of(cv2));
-    cJSON_Delete(cv2);
     cJSON *hi2 = expect_frame(&h, "history", 1);
     assert_int_equal((int)num_of(hi2, "after"), 2); /* the gap, not the newest (4) */
     reply(&h, "{\"type\":\"history\",\"re\":\"%s\",\"conv\":12,\"more\":false,\"messages\":["
@@ -236,6 +247,87 @@ static void test_loopback_sync_fetches_from_the_first_gap(void **state)
         assert_string_equal(chat_msg_list_text(l, i, NULL), want[i]);
     }
     chat_msg_list_free(l);
+
+    /* The gap fill left the inbox cursor alone: the next conversation list starts from 3. */
+    reply(&h, "{\"type\":\"sync\",\"within_ms\":0}");
+    cJSON *cv2 = expect_frame(&h, "convs", 1);
+    assert_int_equal((int)num_of(cv2, "since"), 3);
+    cJSON_Delete(cv2);
+    harness_down(&h);
+}
+
+/* Sync conversation 12 up to seq 2 (the client then holds 1 and 2). */
+static void sync_to_two(harness *h)
+{
+    accept_auth(h);
+    chat_event_free(wait_event(h, CHAT_EVENT_ONLINE));
+    cJSON *cv = expect_frame(h, "convs", 0);
+    reply(h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":3,\"more\":false,\"convs\":[" CONV12(2) "]}",
+          id_of(cv));
+    cJSON_Delete(cv);
+    cJSON *hi = expect_frame(h, "history", 1);
+    reply(h, "{\"type\":\"history\",\"re\":\"%s\",\"conv\":12,\"more\":false,\"messages\":["
+             MSG(12, 1, "one") "," MSG(12, 2, "two") "]}", id_of(hi));
+    cJSON_Delete(hi);
+    chat_event_free(wait_event(h, CHAT_EVENT_SYNCED));
+}
+
+/* A position hint ahead of the cache fetches the rest of that conversation; one the cache is
+ * not behind costs nothing; one for a conversation the cache does not know takes a full sync. */
+static void test_loopback_head_hint_fetches_what_was_missed(void **state)
+{
+    (void)state;
+    harness h;
+    harness_up(&h, NULL, 0);
+    sync_to_two(&h);
+
+    reply(&h, "{\"type\":\"head\",\"conv\":12,\"seq\":2}");
+    no_frame_for(&h, 300, "history");
+
+    /* seq 3 was lost, and nothing followed it: the hint is the only sign */
+    reply(&h, "{\"type\":\"head\",\"conv\":12,\"seq\":3}");
+    cJSON *hi = expect_frame(&h, "history", 1);
+    assert_int_equal((int)num_of(hi, "conv"), 12);
+    assert_int_equal((int)num_of(hi, "after"), 2);
+    reply(&h, "{\"type\":\"history\",\"re\":\"%s\",\"conv\":12,\"more\":false,\"messages\":["
+              MSG(12, 3, "three") "]}", id_of(hi));
+    cJSON_Delete(hi);
+    chat_event *ev = wait_event(&h, CHAT_EVENT_MESSAGE);
+    assert_int_equal(chat_event_seq(ev), 3);
+    assert_string_equal(chat_event_text(ev, NULL), "three");
+    chat_event_free(ev);
+    chat_event_free(wait_event(&h, CHAT_EVENT_SYNCED));
+
+    reply(&h, "{\"type\":\"head\",\"conv\":77,\"seq\":1}");
+    cJSON *cv = expect_frame(&h, "convs", 1);
+    assert_int_equal((int)num_of(cv, "since"), 3);
+    cJSON_Delete(cv);
+    harness_down(&h);
+}
+
+/* A catch-up prompt: the engine asks for the conversation list within the window it was
+ * given, once even when prompted twice. */
+static void test_loopback_sync_prompt_catches_up(void **state)
+{
+    (void)state;
+    harness h;
+    harness_up(&h, NULL, 0);
+    sync_to_two(&h);
+
+    reply(&h, "{\"type\":\"sync\",\"within_ms\":200}");
+    reply(&h, "{\"type\":\"sync\",\"within_ms\":200}");
+    cJSON *cv = expect_frame(&h, "convs", 1);
+    assert_int_equal((int)num_of(cv, "since"), 3);
+    reply(&h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":5,\"more\":false,\"convs\":[" CONV12(3) "]}",
+          id_of(cv));
+    cJSON_Delete(cv);
+    cJSON *hi = expect_frame(&h, "history", 1);
+    assert_int_equal((int)num_of(hi, "after"), 2);
+    reply(&h, "{\"type\":\"history\",\"re\":\"%s\",\"conv\":12,\"more\":false,\"messages\":["
+              MSG(12, 3, "three") "]}", id_of(hi));
+    cJSON_Delete(hi);
+    chat_event_free(wait_event(&h, CHAT_EVENT_SYNCED));
+    no_frame_for(&h, 400, "convs");
     harness_down(&h);
 }
 
@@ -288,11 +380,7 @@ static void test_loopback_outbox_resends_until_acked(void **state)
     chat_loopback_set_refuse(h.lb, 0);
 
     for (int round = 0; round < 2; round++) {
-        accept_auth(&h);
-        cJSON *cv = expect_frame(&h, "convs", 0);
-        reply(&h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":0,\"more\":false,\"convs\":[]}",
-              id_of(cv));
-        cJSON_Delete(cv);
+        connect_empty(&h, 0);
         cJSON *s = expect_frame(&h, "send", 1);
         assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "cmid")), cmid);
         assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "to")), "bob");
@@ -326,14 +414,56 @@ static void test_loopback_outbox_resends_until_acked(void **state)
 
     /* after the ack, a new connection resends nothing */
     assert_int_equal(chat_loopback_close(h.lb, 1001, "going away"), CHAT_OK);
-    accept_auth(&h);
-    cJSON *cv = expect_frame(&h, "convs", 0);
-    assert_int_equal((int)num_of(cv, "since"), 1); /* resumes from the stored cursor */
-    reply(&h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":1,\"more\":false,\"convs\":[]}",
-          id_of(cv));
-    cJSON_Delete(cv);
+    connect_empty(&h, 1); /* resumes from the stored cursor */
     chat_event_free(wait_event(&h, CHAT_EVENT_SYNCED));
     no_frame_for(&h, 200, "\"send\"");
+    chat_string_free(cmid);
+    harness_down(&h);
+}
+
+/* Conversation ids are chat_conv_id (int64_t): ids outside 1..2^53-1 (negative ones, 0, and
+ * those a JSON number cannot carry exactly) are refused before anything is queued, and the
+ * largest id goes out and comes back unchanged (cJSON's own printing would send ...990). */
+static void test_loopback_conv_ids_in_range(void **state)
+{
+    (void)state;
+    harness h;
+    harness_up(&h, NULL, 0);
+    const chat_conv_id bad[] = {-1, 0, (chat_conv_id)1 << 53, INT64_MIN, INT64_MAX};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t req = 0;
+        chat_msg_list *l = NULL;
+        assert_int_equal(chat_client_send_text(NULL, h.c, bad[i], "x", 1), CHAT_EINVAL);
+        assert_int_equal(chat_client_send_media(NULL, h.c, bad[i], "{}"), CHAT_EINVAL);
+        assert_int_equal(chat_client_mark_read(h.c, bad[i], 1), CHAT_EINVAL);
+        assert_int_equal(chat_client_typing(h.c, bad[i], 1), CHAT_EINVAL);
+        assert_int_equal(chat_client_group_leave(&req, h.c, bad[i]), CHAT_EINVAL);
+        assert_int_equal(chat_client_history(&l, NULL, h.c, bad[i], 0, 10), CHAT_EINVAL);
+        assert_null(l);
+    }
+    size_t n = 99;
+    assert_int_equal(chat_client_outbox_count(&n, h.c), CHAT_OK);
+    assert_int_equal(n, 0);
+
+    const chat_conv_id big = ((chat_conv_id)1 << 53) - 1;
+    char *cmid = NULL;
+    assert_int_equal(chat_client_send_text(&cmid, h.c, big, "hi", 2), CHAT_OK);
+    connect_empty(&h, 0);
+    cJSON *s = expect_frame(&h, "send", 1);
+    if (num_of(s, "conv") != (double)big)
+        fail_msg("the send frame carries conv %.17g", num_of(s, "conv"));
+    reply(&h, "{\"type\":\"ack\",\"re\":\"%s\",\"conv\":%lld,\"cmid\":\"%s\",\"seq\":1,"
+              "\"ts\":1764331200000}", id_of(s), (long long)big, cmid);
+    cJSON_Delete(s);
+    chat_event *sent = wait_event(&h, CHAT_EVENT_SENT);
+    assert_true(chat_event_conv(sent) == big);
+    chat_event_free(sent);
+    chat_conv_id conv = 0;
+    uint64_t seq = 0;
+    int st = 0;
+    assert_int_equal(chat_client_message_status(&st, &conv, &seq, h.c, cmid), CHAT_OK);
+    assert_true(conv == big);
+    assert_int_equal(seq, 1);
     chat_string_free(cmid);
     harness_down(&h);
 }
@@ -346,11 +476,7 @@ static void test_loopback_malformed_frames_are_dropped(void **state)
     (void)state;
     harness h;
     harness_up(&h, NULL, 0);
-    accept_auth(&h);
-    cJSON *cv = expect_frame(&h, "convs", 0);
-    reply(&h, "{\"type\":\"convs\",\"re\":\"%s\",\"cursor\":0,\"more\":false,\"convs\":[]}",
-          id_of(cv));
-    cJSON_Delete(cv);
+    connect_empty(&h, 0);
     chat_event_free(wait_event(&h, CHAT_EVENT_SYNCED));
     char *cmid = NULL;
     assert_int_equal(chat_client_send_text_to(&cmid, h.c, "bob", "hello", 5), CHAT_OK);
@@ -401,8 +527,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loopback_sync_fetches_from_the_first_gap),
+        cmocka_unit_test(test_loopback_head_hint_fetches_what_was_missed),
+        cmocka_unit_test(test_loopback_sync_prompt_catches_up),
         cmocka_unit_test(test_loopback_auth_failed_stops_retrying),
         cmocka_unit_test(test_loopback_outbox_resends_until_acked),
+        cmocka_unit_test(test_loopback_conv_ids_in_range),
         cmocka_unit_test(test_loopback_malformed_frames_are_dropped),
         cmocka_unit_test(test_loopback_halves_freed_in_any_order),
     };

@@ -28,7 +28,7 @@ int wrap_store(fx *f, int rc);
 int open_store(fx *f);
 void close_store(fx *f);
 
-/* The version-3 contract (store_life.c), run on every backend. */
+/* The version-5 contract (store_life.c), run on every backend. */
 #define LIFE_TESTS(X)                                 \
     X(test_store_life_fields_roundtrip)               \
     X(test_store_life_update)                         \
@@ -61,7 +61,12 @@ void pg_fx_drop(fx *f);
     X(test_store_postgres_restart)                    \
     X(test_store_postgres_two_nodes_one_conv)         \
     X(test_store_postgres_two_nodes_counter)          \
-    X(test_store_postgres_deadlock_is_eagain)
+    X(test_store_postgres_deadlock_is_eagain)         \
+    X(test_store_postgres_batches_overlap)            \
+    X(test_store_postgres_out_of_order_commits_skip_nothing) \
+    X(test_store_postgres_counter_rolls_back_with_its_batch) \
+    X(test_store_postgres_concurrent_batches_and_a_syncing_client) \
+    X(test_store_postgres_lock_convs)
 
 #define DECLARE_TEST(fn) void fn(void **state);
 POSTGRES_TESTS(DECLARE_TEST)

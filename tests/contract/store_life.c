@@ -1,4 +1,4 @@
-/* Store contract, version 3: the message lifecycle (updates and erasure, related messages,
+/* Store contract, version 5: the message lifecycle (updates and erasure, related messages,
  * threads, unread counts, expiry, messages by sender), search, reactions, account deletion
  * and media references. Run against every backend by test_store.c (LIFE_TESTS). */
 #include <setjmp.h>
@@ -201,7 +201,7 @@ void test_store_life_fields_roundtrip(void **state)
     assert_string_equal(get(f, id, 2, &w),
                         "1/2 ann d c2 k1 [reply] t1 th1 e0 x123456 f0"); /* conv id 1: fresh */
     assert_string_equal(get(f, id, 3, &w), "(none)");
-    /* msg_range and msg_find_cmid carry the version-3 fields too */
+    /* msg_range and msg_find_cmid carry the version-5 fields too */
     memset(&w, 0, sizeof w);
     assert_int_equal(f->ops->msg_range(f->st, id, 1, 0, 5, 0, full_of, &w), CHAT_OK);
     assert_string_equal(w.buf, "1/2 ann d c2 k1 [reply] t1 th1 e0 x123456 f0");

@@ -639,3 +639,482 @@ void test_store_postgres_deadlock_is_eagain(void **state)
     assert_int_equal(l[victim].rc, CHAT_EAGAIN);
     assert_non_null(strstr(l[victim].msg, "40P01"));
 }
+
+/* ---- the inbox change counter with several servers ---- */
+
+/* Another server on f's database (through the checking layer, as a server uses it). extra is
+ * appended to the conninfo (e.g. "options='-c lock_timeout=2s'"), or NULL. */
+typedef struct server {
+    const chat_store_ops *ops;
+    void *st;
+} server;
+
+static server server_open(fx *f, const char *extra)
+{
+    char conninfo[700];
+    snprintf(conninfo, sizeof conninfo, "%s %s", f->conninfo, extra ? extra : "");
+    server s = {chat_store_postgres_ops(), NULL};
+    assert_int_equal(chat_store_postgres_open(&s.st, conninfo, 0), CHAT_OK);
+    assert_int_equal(chat__store_checked_new(&s.ops, &s.st), CHAT_OK);
+    return s;
+}
+
+static void server_close(server *s)
+{
+    s->ops->destroy(s->st);
+    s->st = NULL;
+}
+
+/* A conversation with user u as a member (change 0), committed. */
+static int64_t conv_of(fx *f, const char *u)
+{
+    int64_t conv = new_conv(f->ops, f->st);
+    chat_store_member m = {0};
+    m.conv = conv;
+    snprintf(m.user, sizeof m.user, "%s", u);
+    m.role = CHAT_ROLE_MEMBER;
+    assert_int_equal(f->ops->member_put(f->st, &m), CHAT_OK);
+    return conv;
+}
+
+/* A batch as the engine runs it: begin, the counter read first (the horizon), then per
+ * message the conversation locked and read, the message at head + 1, the conversation and
+ * u's row given the next change; batch_end writes the counter back and commits. */
+typedef struct batch {
+    server *s;
+    uint64_t horizon, change;
+} batch;
+
+static int batch_begin(server *s, batch *b)
+{
+    int64_t v = 0;
+    b->s = s;
+    int rc = s->ops->begin(s->st);
+    if (rc != CHAT_OK)
+        return rc;
+    rc = s->ops->meta_get(s->st, CHAT_STORE_CHANGE_KEY, &v);
+    if (rc == CHAT_ENOTFOUND)
+        rc = CHAT_OK;
+    b->horizon = b->change = (uint64_t)v;
+    return rc;
+}
+
+static int batch_send(batch *b, int64_t conv, const char *u, const char *cmid)
+{
+    const chat_store_ops *ops = b->s->ops;
+    void *st = b->s->st;
+    chat_store_conv c;
+    chat_store_member m;
+    int rc = ops->conv_get(st, conv, &c);
+    if (rc != CHAT_OK)
+        return rc;
+    chat_store_msg msg = text_msg(conv, c.head_seq + 1, u, cmid);
+    if ((rc = ops->msg_insert(st, &msg)) != CHAT_OK)
+        return rc;
+    c.head_seq++;
+    c.change = ++b->change;
+    if ((rc = ops->conv_update(st, &c)) != CHAT_OK ||
+        (rc = ops->member_get(st, conv, u, &m)) != CHAT_OK)
+        return rc;
+    m.read_seq = m.delivered_seq = c.head_seq;
+    m.change = c.change;
+    return ops->member_put(st, &m);
+}
+
+static int batch_end(batch *b)
+{
+    int rc = CHAT_OK;
+    if (b->change != b->horizon)
+        rc = b->s->ops->meta_set(b->s->st, CHAT_STORE_CHANGE_KEY, (int64_t)b->change);
+    if (rc == CHAT_OK)
+        rc = b->s->ops->commit(b->s->st);
+    if (rc != CHAT_OK)
+        b->s->ops->rollback(b->s->st);
+    return rc;
+}
+
+static uint64_t counter(fx *f)
+{
+    int64_t v = 0;
+    int rc = f->ops->meta_get(f->st, CHAT_STORE_CHANGE_KEY, &v);
+    assert_true(rc == CHAT_OK || rc == CHAT_ENOTFOUND);
+    return (uint64_t)v;
+}
+
+static uint64_t conv_change(fx *f, int64_t conv)
+{
+    chat_store_conv c;
+    assert_int_equal(f->ops->conv_get(f->st, conv, &c), CHAT_OK);
+    return c.change;
+}
+
+/* A client's inbox as the engine syncs it: the rows of user u that changed after the cursor,
+ * listed in a transaction whose horizon becomes the next cursor. */
+#define INBOX_CONVS 8
+
+typedef struct inbox {
+    const char *user;
+    uint64_t cursor;
+    int64_t conv[INBOX_CONVS];
+    uint64_t change[INBOX_CONVS]; /* the latest change seen of each */
+    int n;
+} inbox;
+
+static int inbox_row(const chat_store_member *m, void *ud)
+{
+    inbox *in = ud;
+    int i = 0;
+    while (i < in->n && in->conv[i] != m->conv)
+        i++;
+    assert_true(i < INBOX_CONVS);
+    if (i == in->n)
+        in->conv[in->n++] = m->conv;
+    in->change[i] = m->change; /* the writers give u's row the conversation's change */
+    return 0;
+}
+
+static int inbox_sync(server *s, inbox *in)
+{
+    batch b;
+    int rc = batch_begin(s, &b);
+    if (rc == CHAT_OK)
+        rc = s->ops->user_convs(s->st, in->user, in->cursor, 1000, inbox_row, in);
+    if (rc == CHAT_OK)
+        rc = batch_end(&b);
+    else
+        s->ops->rollback(s->st);
+    if (rc == CHAT_OK)
+        in->cursor = b.horizon;
+    return rc;
+}
+
+static uint64_t inbox_change_of(const inbox *in, int64_t conv)
+{
+    for (int i = 0; i < in->n; i++)
+        if (in->conv[i] == conv)
+            return in->change[i];
+    return 0;
+}
+
+/* Two servers' batches overlap: while one holds a batch open (an append not committed), the
+ * other commits a batch on another conversation at once, and the counter stays exact. */
+void test_store_postgres_batches_overlap(void **state)
+{
+    fx *f = *state;
+    int64_t c1 = conv_of(f, "u"), c2 = conv_of(f, "u");
+    /* With the counter locked for a whole batch, b would wait for a's commit; its lock
+     * timeout turns that wait into a failure here. */
+    server a = server_open(f, NULL), b = server_open(f, "options='-c lock_timeout=2s'");
+    batch ba, bb;
+    assert_int_equal(batch_begin(&a, &ba), CHAT_OK);
+    assert_int_equal(batch_send(&ba, c1, "u", "a1"), CHAT_OK);
+    assert_int_equal(batch_send(&ba, c1, "u", "a2"), CHAT_OK);
+    assert_int_equal(batch_begin(&b, &bb), CHAT_OK);
+    assert_int_equal(bb.horizon, 0);
+    assert_int_equal(batch_send(&bb, c2, "u", "b1"), CHAT_OK);
+    assert_int_equal(batch_end(&bb), CHAT_OK);
+    assert_int_equal(counter(f), 1);
+    assert_int_equal(conv_change(f, c2), 1);
+    /* a commits after b: its changes (1 and 2 when it began) come after b's. */
+    assert_int_equal(batch_end(&ba), CHAT_OK);
+    assert_int_equal(counter(f), 3);
+    assert_int_equal(conv_change(f, c1), 3);
+    chat_store_member m;
+    assert_int_equal(f->ops->member_get(f->st, c1, "u", &m), CHAT_OK);
+    assert_int_equal(m.change, 3);
+    assert_int_equal(m.read_seq, 2);
+    assert_int_equal(f->ops->member_get(f->st, c2, "u", &m), CHAT_OK);
+    assert_int_equal(m.change, 1);
+    seen s;
+    assert_string_equal(history(f, c1, &s), "1:a1,2:a2,");
+    server_close(&a);
+    server_close(&b);
+}
+
+/* Out of order on purpose: a begins first and commits last, b begins later and commits
+ * first, and a client syncing in between and after misses neither. */
+void test_store_postgres_out_of_order_commits_skip_nothing(void **state)
+{
+    fx *f = *state;
+    int64_t c1 = conv_of(f, "u"), c2 = conv_of(f, "u"), c3 = conv_of(f, "u");
+    server a = server_open(f, NULL), b = server_open(f, NULL), r = server_open(f, NULL);
+    inbox in = {.user = "u"};
+    assert_int_equal(inbox_sync(&r, &in), CHAT_OK);
+    assert_int_equal(in.n, 0);
+
+    batch ba, bb;
+    assert_int_equal(batch_begin(&a, &ba), CHAT_OK);
+    assert_int_equal(batch_send(&ba, c1, "u", "a1"), CHAT_OK); /* change 1 when it began */
+    assert_int_equal(batch_begin(&b, &bb), CHAT_OK);
+    assert_int_equal(batch_send(&bb, c2, "u", "b1"), CHAT_OK); /* change 1 too */
+    assert_int_equal(batch_send(&bb, c3, "u", "b2"), CHAT_OK); /* 2 */
+    assert_int_equal(batch_end(&bb), CHAT_OK);
+
+    /* In between: b's changes, not a's (not committed). */
+    assert_int_equal(inbox_sync(&r, &in), CHAT_OK);
+    assert_int_equal(in.cursor, 2);
+    assert_int_equal(inbox_change_of(&in, c1), 0);
+    assert_int_equal(inbox_change_of(&in, c2), 1);
+    assert_int_equal(inbox_change_of(&in, c3), 2);
+
+    /* A client syncing in a batch that also writes (as the engine batches requests), and
+     * that commits after a: a commits between its listing and its end. */
+    batch br;
+    assert_int_equal(batch_begin(&r, &br), CHAT_OK);
+    assert_int_equal(br.horizon, 2);
+    assert_int_equal(batch_send(&br, c2, "u", "r1"), CHAT_OK); /* 3 when it began */
+    assert_int_equal(r.ops->user_convs(r.st, "u", in.cursor, 1000, inbox_row, &in), CHAT_OK);
+    assert_int_equal(batch_end(&ba), CHAT_OK);
+    assert_int_equal(counter(f), 3);
+    assert_int_equal(conv_change(f, c1), 3); /* after b's 1 and 2 */
+    assert_int_equal(batch_end(&br), CHAT_OK);
+    assert_int_equal(counter(f), 4);
+    assert_int_equal(conv_change(f, c2), 4); /* r's own, after a's */
+    /* Its cursor is its horizon, 2; its own last change, 3, would skip a's. */
+    in.cursor = br.horizon;
+
+    /* After: a's change, which a cursor at a's own first value (1) would skip as well. */
+    assert_int_equal(inbox_sync(&r, &in), CHAT_OK);
+    assert_int_equal(in.cursor, 4);
+    assert_int_equal(inbox_change_of(&in, c1), 3);
+    assert_int_equal(inbox_change_of(&in, c2), 4);
+    assert_int_equal(inbox_change_of(&in, c3), 2);
+    server_close(&a);
+    server_close(&b);
+    server_close(&r);
+}
+
+/* A batch that renumbered its rows and then rolled back, or whose server died before the
+ * commit, leaves the counter and the rows as they were, and the lock free. */
+void test_store_postgres_counter_rolls_back_with_its_batch(void **state)
+{
+    fx *f = *state;
+    int64_t c1 = conv_of(f, "u"), c2 = conv_of(f, "u");
+    server a = server_open(f, NULL), b = server_open(f, "options='-c lock_timeout=2s'");
+    for (int crash = 0; crash < 2; crash++) {
+        batch ba, bb;
+        uint64_t c1_before = conv_change(f, c1);
+        assert_int_equal(batch_begin(&a, &ba), CHAT_OK);
+        assert_int_equal(batch_send(&ba, c1, "u", crash ? "lost2" : "lost1"), CHAT_OK);
+        /* b commits meanwhile, so a's rows move when its counter is written. */
+        assert_int_equal(batch_begin(&b, &bb), CHAT_OK);
+        assert_int_equal(batch_send(&bb, c2, "u", crash ? "kept2" : "kept1"), CHAT_OK);
+        assert_int_equal(batch_end(&bb), CHAT_OK);
+        uint64_t before = counter(f);
+        assert_int_equal(a.ops->meta_set(a.st, CHAT_STORE_CHANGE_KEY, (int64_t)ba.change),
+                         CHAT_OK);
+        /* A read sends the renumbering, and waits for it, before the end. */
+        chat_store_conv c;
+        assert_int_equal(a.ops->conv_get(a.st, c1, &c), CHAT_OK);
+        assert_int_equal(c.change, before + 1);
+        if (crash) {
+            server_close(&a); /* the connection ends; the server rolls back */
+            a = server_open(f, NULL);
+        } else {
+            assert_int_equal(a.ops->rollback(a.st), CHAT_OK);
+        }
+        assert_int_equal(counter(f), before);
+        assert_int_equal(conv_change(f, c1), c1_before);
+        /* Not locked: the next batch counts from there and commits at once. */
+        assert_int_equal(batch_begin(&b, &bb), CHAT_OK);
+        assert_int_equal(bb.horizon, before);
+        assert_int_equal(batch_send(&bb, c1, "u", crash ? "next2" : "next1"), CHAT_OK);
+        assert_int_equal(batch_end(&bb), CHAT_OK);
+        assert_int_equal(counter(f), before + 1);
+        assert_int_equal(conv_change(f, c1), before + 1);
+    }
+    seen s;
+    assert_string_equal(history(f, c1, &s), "1:next1,2:next2,");
+    /* The counter never goes down; the transaction stays usable. */
+    batch ba;
+    assert_int_equal(batch_begin(&a, &ba), CHAT_OK);
+    assert_int_equal(a.ops->meta_set(a.st, CHAT_STORE_CHANGE_KEY, (int64_t)ba.horizon - 1),
+                     CHAT_EINVAL);
+    assert_int_equal(batch_send(&ba, c2, "u", "last"), CHAT_OK);
+    assert_int_equal(batch_end(&ba), CHAT_OK);
+    assert_int_equal(counter(f), ba.horizon + 1);
+    server_close(&a);
+    server_close(&b);
+}
+
+/* Servers writing batches over a few shared conversations at once while a client syncs
+ * throughout. The writers stop after each round; the client then syncs once more and must
+ * have the last change of every conversation (a change it skipped and that was not changed
+ * again would stay stale), and the counter must have lost no update. */
+#define MIX_WRITERS 2
+#define MIX_ROUNDS 10
+#define MIX_BATCHES 12 /* a round, per writer */
+
+typedef struct mix {
+    fx *f;
+    int64_t convs[INBOX_CONVS];
+    pthread_barrier_t round; /* the writers and the client, after each round's check */
+    int finished;            /* writer-rounds done */
+} mix;
+
+typedef struct mixer {
+    mix *x;
+    int id;
+    uint64_t committed; /* changes committed */
+    int fail_rc;
+    char fail_msg[256];
+} mixer;
+
+static void *mixer_main(void *arg)
+{
+    mixer *m = arg;
+    server s = server_open(m->x->f, NULL);
+    unsigned seed = (unsigned)m->id * 7919u + 1;
+    for (int round = 0; round < MIX_ROUNDS; round++) {
+        for (int t = 0; t < MIX_BATCHES && !m->fail_rc; t++) {
+            /* One to three conversations, in id order: two batches never wait for each
+             * other in a cycle (this is about the counter, not deadlocks). */
+            int k = 1 + t % 3, pick[3];
+            for (int i = 0; i < k; i++)
+                pick[i] = (int)(rand_r(&seed) % INBOX_CONVS);
+            for (int i = 1; i < k; i++)
+                for (int j = i; j > 0 && pick[j - 1] > pick[j]; j--) {
+                    int x = pick[j];
+                    pick[j] = pick[j - 1];
+                    pick[j - 1] = x;
+                }
+            batch b;
+            int rc = batch_begin(&s, &b);
+            for (int i = 0; i < k && rc == CHAT_OK; i++) {
+                char cmid[32];
+                snprintf(cmid, sizeof cmid, "w%d-%d-%d-%d", m->id, round, t, i);
+                rc = batch_send(&b, m->x->convs[pick[i]], "u", cmid);
+            }
+            if (rc == CHAT_OK)
+                rc = batch_end(&b);
+            else
+                s.ops->rollback(s.st);
+            if (rc == CHAT_OK) {
+                m->committed += b.change - b.horizon;
+            } else {
+                m->fail_rc = rc;
+                snprintf(m->fail_msg, sizeof m->fail_msg, "%s", chat_error_last()->message);
+            }
+        }
+        __atomic_add_fetch(&m->x->finished, 1, __ATOMIC_RELEASE);
+        pthread_barrier_wait(&m->x->round);
+    }
+    server_close(&s);
+    return NULL;
+}
+
+void test_store_postgres_concurrent_batches_and_a_syncing_client(void **state)
+{
+    fx *f = *state;
+    mix x = {.f = f};
+    for (int i = 0; i < INBOX_CONVS; i++)
+        x.convs[i] = conv_of(f, "u");
+    pthread_barrier_init(&x.round, NULL, MIX_WRITERS + 1);
+    mixer m[MIX_WRITERS];
+    pthread_t t[MIX_WRITERS];
+    for (int i = 0; i < MIX_WRITERS; i++) {
+        m[i] = (mixer){.x = &x, .id = i};
+        assert_int_equal(pthread_create(&t[i], NULL, mixer_main, &m[i]), 0);
+    }
+    server r = server_open(f, NULL);
+    inbox in = {.user = "u"};
+    int syncs = 0;
+    for (int round = 1; round <= MIX_ROUNDS; round++) {
+        while (__atomic_load_n(&x.finished, __ATOMIC_ACQUIRE) < round * MIX_WRITERS) {
+            assert_int_equal(inbox_sync(&r, &in), CHAT_OK);
+            syncs++;
+        }
+        assert_int_equal(inbox_sync(&r, &in), CHAT_OK);
+        uint64_t total = 0;
+        for (int i = 0; i < MIX_WRITERS; i++) {
+            if (m[i].fail_rc)
+                fail_msg("writer %d: %s (%s)", i, chat_error_name(m[i].fail_rc),
+                         m[i].fail_msg);
+            total += m[i].committed;
+        }
+        assert_int_equal(counter(f), total);
+        assert_int_equal(in.cursor, total);
+        for (int i = 0; i < INBOX_CONVS; i++) {
+            chat_store_member row;
+            assert_int_equal(f->ops->member_get(f->st, x.convs[i], "u", &row), CHAT_OK);
+            assert_int_equal(row.change, conv_change(f, x.convs[i]));
+            if (inbox_change_of(&in, x.convs[i]) != row.change)
+                fail_msg("round %d: conv %d changed at %llu, the client has %llu", round, i,
+                         (unsigned long long)row.change,
+                         (unsigned long long)inbox_change_of(&in, x.convs[i]));
+        }
+        pthread_barrier_wait(&x.round);
+    }
+    for (int i = 0; i < MIX_WRITERS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&x.round);
+    assert_true(syncs > MIX_ROUNDS); /* the client synced while the writers wrote */
+    server_close(&r);
+}
+
+/* lock_convs locks every conversation it names, in one go: another server reading one of
+ * them waits for the transaction's end, and a batch that locked its conversations first then
+ * reads them in any order without a deadlock. */
+typedef struct reader {
+    fx *f;
+    int64_t first, second;
+    int rc;
+    uint64_t head; /* of first, as read */
+} reader;
+
+static void *reader_main(void *arg)
+{
+    reader *r = arg;
+    server s = server_open(r->f, NULL);
+    chat_store_conv c;
+    r->rc = s.ops->begin(s.st);
+    if (r->rc == CHAT_OK && (r->rc = s.ops->conv_get(s.st, r->first, &c)) == CHAT_OK)
+        r->head = c.head_seq;
+    if (r->rc == CHAT_OK)
+        r->rc = s.ops->conv_get(s.st, r->second, &c);
+    if (r->rc == CHAT_OK)
+        r->rc = s.ops->commit(s.st);
+    else
+        s.ops->rollback(s.st);
+    server_close(&s);
+    return NULL;
+}
+
+void test_store_postgres_lock_convs(void **state)
+{
+    fx *f = *state;
+    int64_t a = new_conv(f->ops, f->st), b = new_conv(f->ops, f->st);
+    server s = server_open(f, NULL);
+    chat_store_user u;
+    chat_conv_id ids[] = {a, b};
+    assert_int_equal(s.ops->begin(s.st), CHAT_OK);
+    assert_int_equal(s.ops->lock_convs(s.st, ids, 2), CHAT_OK);
+    assert_int_equal(s.ops->user_get(s.st, "nobody", &u), CHAT_ENOTFOUND); /* sent, and done */
+    /* Another server reads b, then a: it waits for b. */
+    reader r = {f, b, a, -1, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reader_main, &r), 0);
+    char v[32];
+    int waiting = 0;
+    for (int i = 0; i < 1000 && !waiting; i++) {
+        if (i)
+            nap_ms(10);
+        waiting = strcmp(sql_value(f->conninfo,
+                                   "SELECT count(*) FROM pg_stat_activity WHERE "
+                                   "wait_event_type = 'Lock' AND datname = current_database()",
+                                   v, sizeof v),
+                         "1") == 0;
+    }
+    assert_true(waiting);
+    /* This batch reads them in the other order: no cycle, both commit. */
+    chat_store_conv c;
+    assert_int_equal(s.ops->conv_get(s.st, b, &c), CHAT_OK);
+    c.head_seq = 7;
+    assert_int_equal(s.ops->conv_update(s.st, &c), CHAT_OK);
+    assert_int_equal(s.ops->conv_get(s.st, a, &c), CHAT_OK);
+    assert_int_equal(s.ops->commit(s.st), CHAT_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(r.rc, CHAT_OK);
+    assert_int_equal(r.head, 7); /* read after this batch's commit */
+    server_close(&s);
+}

@@ -874,6 +874,191 @@ static void test_store_media_rollback(void **state)
 /* ---- transactions ---- */
 
 /* A fixed data set touching every table, for the rollback and commit tests. */
+/* ---- push registrations and mutes (version 3) ---- */
+
+static chat_store_push_reg push_reg(const char *user, const char *device, int platform,
+                                    const char *token)
+{
+    chat_store_push_reg r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.user, sizeof r.user, "%s", user);
+    snprintf(r.device, sizeof r.device, "%s", device);
+    r.platform = platform;
+    snprintf(r.token, sizeof r.token, "%s", token);
+    r.updated_ms = 1000;
+    return r;
+}
+
+static int rec_reg(const chat_store_push_reg *r, void *ud)
+{
+    return rec_row(ud, "%s/%s:%d:%d:%s:%s:%lld;", r->user, r->device, r->platform, r->sandbox,
+                   r->token, r->topic, (long long)r->updated_ms);
+}
+
+static const char *regs(fx *f, const char *user, rec *r)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(f->ops->push_reg_list(f->st, user, rec_reg, r), CHAT_OK);
+    return r->buf;
+}
+
+/* Push registrations are optional (version 3): a backend without them skips these tests. */
+static void need_push(const fx *f)
+{
+    if (!chat__store_checked_has_push(f->ops, f->st))
+        skip();
+}
+
+static void test_store_push_reg_put_list_del(void **state)
+{
+    fx *f = *state;
+    need_push(f);
+    rec r;
+    assert_string_equal(regs(f, "bob", &r), "");
+    chat_store_push_reg a = push_reg("bob", "phone", CHAT_PUSH_APNS, "aa01");
+    chat_store_push_reg b = push_reg("bob", "android", CHAT_PUSH_FCM, "fcm:B-1");
+    chat_store_push_reg c = push_reg("carol", "phone", CHAT_PUSH_APNS, "cc02");
+    assert_int_equal(f->ops->push_reg_put(f->st, &a), CHAT_OK);
+    assert_int_equal(f->ops->push_reg_put(f->st, &b), CHAT_OK);
+    assert_int_equal(f->ops->push_reg_put(f->st, &c), CHAT_OK);
+    assert_string_equal(regs(f, "bob", &r), "bob/android:2:0:fcm:B-1::1000;"
+                                            "bob/phone:1:0:aa01::1000;");
+    /* Overwritten as a whole by (user, device). */
+    a = push_reg("bob", "phone", CHAT_PUSH_APNS, "aa03");
+    a.sandbox = 1;
+    a.updated_ms = 2000;
+    snprintf(a.topic, sizeof a.topic, "com.example.chat");
+    assert_int_equal(f->ops->push_reg_put(f->st, &a), CHAT_OK);
+    assert_string_equal(regs(f, "bob", &r), "bob/android:2:0:fcm:B-1::1000;"
+                                            "bob/phone:1:1:aa03:com.example.chat:2000;");
+    assert_int_equal(f->ops->push_reg_del(f->st, "bob", "android"), CHAT_OK);
+    assert_int_equal(f->ops->push_reg_del(f->st, "bob", "android"), CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->push_reg_del(f->st, "dave", "phone"), CHAT_ENOTFOUND);
+    assert_string_equal(regs(f, "bob", &r), "bob/phone:1:1:aa03:com.example.chat:2000;");
+    assert_string_equal(regs(f, "carol", &r), "carol/phone:1:0:cc02::1000;");
+    /* A deleted registration can come back. */
+    assert_int_equal(f->ops->push_reg_put(f->st, &b), CHAT_OK);
+    assert_string_equal(regs(f, "bob", &r), "bob/android:2:0:fcm:B-1::1000;"
+                                            "bob/phone:1:1:aa03:com.example.chat:2000;");
+    /* A token of the longest length round-trips whole. */
+    chat_store_push_reg l = push_reg("erin", "phone", CHAT_PUSH_FCM, "");
+    memset(l.token, 'k', CHAT_PUSH_TOKEN_MAX);
+    l.token[CHAT_PUSH_TOKEN_MAX] = '\0';
+    assert_int_equal(f->ops->push_reg_put(f->st, &l), CHAT_OK);
+    assert_int_equal(strlen(regs(f, "erin", &r)), strlen("erin/phone:2:0:::1000;") +
+                                                      CHAT_PUSH_TOKEN_MAX);
+}
+
+static void test_store_push_reg_del_token(void **state)
+{
+    fx *f = *state;
+    need_push(f);
+    rec r;
+    chat_store_push_reg a = push_reg("bob", "phone", CHAT_PUSH_APNS, "abcd");
+    chat_store_push_reg b = push_reg("carol", "ipad", CHAT_PUSH_APNS, "abcd");
+    chat_store_push_reg c = push_reg("carol", "pixel", CHAT_PUSH_FCM, "abcd");
+    chat_store_push_reg d = push_reg("carol", "phone", CHAT_PUSH_APNS, "abcde");
+    assert_int_equal(f->ops->push_reg_put(f->st, &a), CHAT_OK);
+    assert_int_equal(f->ops->push_reg_put(f->st, &b), CHAT_OK);
+    assert_int_equal(f->ops->push_reg_put(f->st, &c), CHAT_OK);
+    assert_int_equal(f->ops->push_reg_put(f->st, &d), CHAT_OK);
+    /* Every holder of (platform, token), and only those. */
+    assert_int_equal(f->ops->push_reg_del_token(f->st, CHAT_PUSH_APNS, "abcd"), CHAT_OK);
+    assert_string_equal(regs(f, "bob", &r), "");
+    assert_string_equal(regs(f, "carol", &r), "carol/phone:1:0:abcde::1000;"
+                                              "carol/pixel:2:0:abcd::1000;");
+    assert_int_equal(f->ops->push_reg_del_token(f->st, CHAT_PUSH_APNS, "abcd"), CHAT_OK);
+    assert_int_equal(f->ops->push_reg_del_token(f->st, CHAT_PUSH_FCM, "nobody"), CHAT_OK);
+}
+
+static void test_store_push_mute(void **state)
+{
+    fx *f = *state;
+    need_push(f);
+    int64_t until = -1;
+    assert_int_equal(f->ops->push_mute_get(f->st, "bob", 7, &until), CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->push_mute_put(f->st, "bob", 7, 0), CHAT_OK); /* unmute: no-op */
+    assert_int_equal(f->ops->push_mute_get(f->st, "bob", 7, &until), CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->push_mute_put(f->st, "bob", 7, 1700000000000), CHAT_OK);
+    assert_int_equal(f->ops->push_mute_put(f->st, "bob", 8, INT64_MAX), CHAT_OK);
+    assert_int_equal(f->ops->push_mute_get(f->st, "bob", 7, &until), CHAT_OK);
+    assert_true(until == 1700000000000);
+    assert_int_equal(f->ops->push_mute_get(f->st, "bob", 8, &until), CHAT_OK);
+    assert_true(until == INT64_MAX);
+    assert_int_equal(f->ops->push_mute_get(f->st, "carol", 7, &until), CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->push_mute_put(f->st, "bob", 7, 0), CHAT_OK);
+    assert_int_equal(f->ops->push_mute_get(f->st, "bob", 7, &until), CHAT_ENOTFOUND);
+    assert_int_equal(f->ops->push_mute_put(f->st, "bob", 7, 5), CHAT_OK); /* muted again */
+    assert_int_equal(f->ops->push_mute_get(f->st, "bob", 7, &until), CHAT_OK);
+    assert_true(until == 5);
+}
+
+static void test_store_push_rejects_bad_input(void **state)
+{
+    fx *f = *state;
+    need_push(f);
+    int64_t until;
+    char long_token[CHAT_PUSH_TOKEN_MAX + 2];
+    memset(long_token, 't', sizeof long_token - 1);
+    long_token[sizeof long_token - 1] = '\0';
+    chat_store_push_reg a = push_reg("bob", "phone", 3, "aa");
+    assert_int_equal(f->ops->push_reg_put(f->st, &a), CHAT_EINVAL);
+    a = push_reg("bob", "phone", CHAT_PUSH_APNS, "");
+    assert_int_equal(f->ops->push_reg_put(f->st, &a), CHAT_EINVAL);
+    a = push_reg("bob", "", CHAT_PUSH_APNS, "aa");
+    assert_int_equal(f->ops->push_reg_put(f->st, &a), CHAT_EINVAL);
+    a = push_reg("bob", "phone", CHAT_PUSH_APNS, "aa");
+    a.sandbox = 2;
+    assert_int_equal(f->ops->push_reg_put(f->st, &a), CHAT_EINVAL);
+    assert_int_equal(f->ops->push_reg_put(f->st, NULL), CHAT_EINVAL);
+    assert_int_equal(f->ops->push_reg_del_token(f->st, 0, "aa"), CHAT_EINVAL);
+    assert_int_equal(f->ops->push_reg_del_token(f->st, CHAT_PUSH_FCM, long_token), CHAT_EINVAL);
+    assert_int_equal(f->ops->push_reg_del_token(f->st, CHAT_PUSH_FCM, ""), CHAT_EINVAL);
+    assert_int_equal(f->ops->push_reg_del(f->st, "bob", NULL), CHAT_EINVAL);
+    assert_int_equal(f->ops->push_reg_list(f->st, "bob", NULL, NULL), CHAT_EINVAL);
+    assert_int_equal(f->ops->push_mute_put(f->st, "bob", 0, 5), CHAT_EINVAL);
+    assert_int_equal(f->ops->push_mute_put(f->st, "bob", 7, -1), CHAT_EINVAL);
+    assert_int_equal(f->ops->push_mute_get(f->st, "bob", 7, NULL), CHAT_EINVAL);
+    assert_int_equal(f->ops->push_mute_get(f->st, "", 7, &until), CHAT_EINVAL);
+    rec r;
+    assert_string_equal(regs(f, "bob", &r), "");
+}
+
+static void test_store_push_rollback(void **state)
+{
+    fx *f = *state;
+    need_push(f);
+    rec r;
+    int64_t until;
+    chat_store_push_reg a = push_reg("bob", "phone", CHAT_PUSH_APNS, "aa01");
+    chat_store_push_reg b = push_reg("bob", "tablet", CHAT_PUSH_APNS, "bb02");
+    assert_int_equal(f->ops->push_reg_put(f->st, &a), CHAT_OK);
+    assert_int_equal(f->ops->push_mute_put(f->st, "bob", 3, 99), CHAT_OK);
+    const char *before = "bob/phone:1:0:aa01::1000;";
+
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(f->ops->push_reg_put(f->st, &b), CHAT_OK);
+    a = push_reg("bob", "phone", CHAT_PUSH_FCM, "new");
+    assert_int_equal(f->ops->push_reg_put(f->st, &a), CHAT_OK);
+    assert_int_equal(f->ops->push_reg_del(f->st, "bob", "phone"), CHAT_OK);
+    assert_int_equal(f->ops->push_reg_put(f->st, &a), CHAT_OK);
+    assert_int_equal(f->ops->push_reg_del_token(f->st, CHAT_PUSH_FCM, "new"), CHAT_OK);
+    assert_int_equal(f->ops->push_mute_put(f->st, "bob", 3, 0), CHAT_OK);
+    assert_int_equal(f->ops->push_mute_put(f->st, "bob", 4, 1), CHAT_OK);
+    assert_string_equal(regs(f, "bob", &r), "bob/tablet:1:0:bb02::1000;");
+    assert_int_equal(f->ops->rollback(f->st), CHAT_OK);
+
+    assert_string_equal(regs(f, "bob", &r), before);
+    assert_int_equal(f->ops->push_mute_get(f->st, "bob", 3, &until), CHAT_OK);
+    assert_true(until == 99);
+    assert_int_equal(f->ops->push_mute_get(f->st, "bob", 4, &until), CHAT_ENOTFOUND);
+
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(f->ops->push_reg_del(f->st, "bob", "phone"), CHAT_OK);
+    assert_int_equal(f->ops->commit(f->st), CHAT_OK);
+    assert_string_equal(regs(f, "bob", &r), "");
+}
+
 struct base {
     int64_t conv, dm;
 };
@@ -1115,6 +1300,31 @@ static void test_store_transaction_misuse(void **state)
     assert_int_equal(f->ops->commit(f->st), CHAT_EMISUSE);
 }
 
+/* lock_convs: in a transaction only, with ids ascending and distinct; an id with no
+ * conversation is skipped; the transaction goes on as before. */
+static void test_store_lock_convs(void **state)
+{
+    fx *f = *state;
+    int64_t a = add_conv(f, CHAT_CONV_GROUP, "a", "", 0);
+    int64_t b = add_conv(f, CHAT_CONV_GROUP, "b", "", 0);
+    chat_conv_id ids[] = {a, b, b + 100}, down[] = {b, a}, twice[] = {a, a}, zero[] = {0, a};
+    assert_int_equal(f->ops->lock_convs(f->st, ids, 3), CHAT_EMISUSE);
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(f->ops->lock_convs(f->st, down, 2), CHAT_EINVAL);
+    assert_int_equal(f->ops->lock_convs(f->st, twice, 2), CHAT_EINVAL);
+    assert_int_equal(f->ops->lock_convs(f->st, zero, 2), CHAT_EINVAL);
+    assert_int_equal(f->ops->lock_convs(f->st, ids, 0), CHAT_EINVAL);
+    assert_int_equal(f->ops->lock_convs(f->st, NULL, 1), CHAT_EINVAL);
+    assert_int_equal(f->ops->lock_convs(f->st, ids, 3), CHAT_OK);
+    chat_store_conv c;
+    assert_int_equal(f->ops->conv_get(f->st, b, &c), CHAT_OK);
+    c.head_seq = 5;
+    assert_int_equal(f->ops->conv_update(f->st, &c), CHAT_OK);
+    assert_int_equal(f->ops->commit(f->st), CHAT_OK);
+    assert_int_equal(f->ops->conv_get(f->st, b, &c), CHAT_OK);
+    assert_int_equal(c.head_seq, 5);
+}
+
 static void test_store_many_messages_in_one_transaction(void **state)
 {
     fx *f = *state;
@@ -1323,16 +1533,20 @@ static void test_store_sqlite_upgrade_from_v2(void **state)
     assert_string_equal(r.buf, "2,");
     assert_int_equal(add_msg(f, id, 3, "ann", "phone", "0190000000001", "again"), CHAT_EEXISTS);
     assert_int_equal(add_msg(f, id, 3, "ann", "laptop", "0190000000001", "other"), CHAT_OK);
+    /* The later migrations ran too: push registrations work. */
+    chat_store_push_reg reg = push_reg("ann", "phone", CHAT_PUSH_APNS, "aa");
+    assert_int_equal(f->ops->push_reg_put(f->st, &reg), CHAT_OK);
+    assert_string_equal(regs(f, "ann", &r), "ann/phone:1:0:aa::1000;");
 }
 
-/* A version-3 database (before the message lifecycle) is upgraded: its text and media
+/* A version-4 database (before the message lifecycle) is upgraded: its text and media
  * messages are found by search, media references are counted. */
-static void test_store_sqlite_upgrade_from_v3(void **state)
+static void test_store_sqlite_upgrade_from_v4(void **state)
 {
     fx *f = *state;
     close_store(f);
     unlink(f->path);
-    make_old_db(f->path, 3,
+    make_old_db(f->path, 4,
                 "INSERT INTO conversations (id, kind, title, head_seq) VALUES (1, 2, 'g', 3);"
                 "INSERT INTO messages VALUES (1, 1, 5001, 'ann', 'p', 'c1', 1,"
                 "  CAST('hello old world' AS BLOB));"
@@ -1765,6 +1979,12 @@ static void test_store_checked_refuses_before_backend(void **state)
     assert_int_equal(w.ops->commit(w.st), CHAT_OK);
     assert_int_equal(w.k.calls, 3);
     assert_int_equal(w.ops->ctl(w.st, 12345, NULL), CHAT_ENOTSUP);
+    /* A backend without the version-3 methods keeps no push registrations. */
+    chat_store_push_reg reg = {.user = "ann", .device = "d", .platform = CHAT_PUSH_FCM,
+                               .token = "t"};
+    assert_int_equal(w.ops->push_reg_put(w.st, &reg), CHAT_ENOTSUP);
+    assert_int_equal(w.ops->push_mute_get(w.st, "ann", 1, &v), CHAT_ENOTSUP);
+    assert_int_equal(w.k.calls, 3);
     /* Wrapping twice adds no second layer. */
     const chat_store_ops *ops = w.ops;
     void *st = w.st;
@@ -1923,11 +2143,17 @@ static void test_store_checked_new_failure_destroys_inner(void **state)
     X(test_store_media_put_get)                       \
     X(test_store_media_grants)                        \
     X(test_store_media_rollback)                      \
+    X(test_store_push_reg_put_list_del)               \
+    X(test_store_push_reg_del_token)                  \
+    X(test_store_push_mute)                           \
+    X(test_store_push_rejects_bad_input)              \
+    X(test_store_push_rollback)                       \
     X(test_store_rollback_undoes_everything)          \
     X(test_store_rollback_of_seeded_transaction)      \
     X(test_store_commit_keeps_changes)                \
     X(test_store_failed_method_keeps_transaction)     \
     X(test_store_transaction_misuse)                  \
+    X(test_store_lock_convs)                          \
     X(test_store_many_messages_in_one_transaction)    \
     X(test_store_callback_reentry)                    \
     X(test_store_ctl_unknown)                         \
@@ -1941,7 +2167,7 @@ static void test_store_checked_new_failure_destroys_inner(void **state)
     X(test_store_sqlite_reopen_persists)              \
     X(test_store_sqlite_wal_and_version)              \
     X(test_store_sqlite_upgrade_from_v2)              \
-    X(test_store_sqlite_upgrade_from_v3)              \
+    X(test_store_sqlite_upgrade_from_v4)              \
     X(test_store_sqlite_erasure_leaves_no_bytes)      \
     X(test_store_sqlite_sync_full)                    \
     X(test_store_sqlite_checkpoint_thread)            \

@@ -19,6 +19,7 @@
  * CHAT_POWER_TRIALS sets the power-loss trials per (mode, tear) (default 6). */
 #define _GNU_SOURCE
 #include <chat/chat.h>
+#include <chat/sys/store.h>
 
 #include "../integration/wsclient.h"
 #include "faultvfs.h"

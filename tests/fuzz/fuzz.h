@@ -56,4 +56,39 @@ static inline int fuzz_utf8_valid(const unsigned char *s, size_t n)
     return 1;
 }
 
+/* 1 if s[0..n) can still be completed to well-formed UTF-8 (what a streaming check may accept
+ * before the text ends). Valid UTF-8 is whole characters of at most 4 bytes, so s + c is valid
+ * only if some k >= n - 3 splits it into a valid s[0..k) and one character s[k..n) + c; that
+ * character is tried with every 0-3 byte completion c built from the ends of the ranges RFC
+ * 3629's syntax allows after a lead byte (80-8F, 80-9F, 90-BF, A0-BF, 80-BF each hold one of
+ * 80, 8F, 90, 9F, A0, BF). */
+static inline int fuzz_utf8_completable(const unsigned char *s, size_t n)
+{
+    static const unsigned char ends[] = {0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF};
+    for (size_t k = n >= 3 ? n - 3 : 0; k <= n; k++) {
+        if (!fuzz_utf8_valid(s, k))
+            continue;
+        size_t t = n - k;
+        unsigned char ch[7];
+        for (size_t i = 0; i < t; i++)
+            ch[i] = s[k + i];
+        if (fuzz_utf8_valid(ch, t))
+            return 1;
+        for (size_t add = 1; t + add <= 4; add++) {
+            /* every combination of `add` bytes from ends */
+            size_t combos = 1;
+            for (size_t i = 0; i < add; i++)
+                combos *= sizeof ends;
+            for (size_t c = 0; c < combos; c++) {
+                size_t x = c;
+                for (size_t i = 0; i < add; i++, x /= sizeof ends)
+                    ch[t + i] = ends[x % sizeof ends];
+                if (fuzz_utf8_valid(ch, t + add))
+                    return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 #endif

@@ -4,6 +4,10 @@
  * party (a recipient, a contact), the test asserts what that party receives. */
 #define _GNU_SOURCE
 #include <chat/chat.h>
+#include <chat/sys/bus.h>
+#include <chat/sys/push.h>
+#include <chat/sys/store.h>
+#include <chat/testing.h>
 
 #include "wsclient.h"
 
@@ -15,6 +19,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -677,6 +682,136 @@ static void test_server_queued_bus_delivery(void **state)
     chat_server_free(srv);
 }
 
+/* A version-1 bus, as a host wrote it before frames were shared: bytes in publish, bytes out
+ * through sink->deliver, synchronously. The engine copies what it gets back. */
+typedef struct v1_bus {
+    chat_bus_sink sink;
+    int publishes;
+    int devices[2]; /* devices up of alice, bob */
+} v1_bus;
+
+static int v1_user(const char *user)
+{
+    return strcmp(user, "alice") == 0 ? 0 : strcmp(user, "bob") == 0 ? 1 : -1;
+}
+
+static void v1_destroy(void *st)
+{
+    free(st);
+}
+
+static int v1_attach(void *st, const chat_bus_sink *sink)
+{
+    ((v1_bus *)st)->sink = *sink;
+    return CHAT_OK;
+}
+
+static int v1_publish(void *st, const char *const *users, size_t n, const char *except_user,
+                      const char *except_device, const void *frame, size_t len)
+{
+    v1_bus *b = st;
+    b->publishes++;
+    for (size_t i = 0; i < n; i++) {
+        int skip = except_user && except_device && strcmp(users[i], except_user) == 0;
+        b->sink.deliver(users[i], skip ? except_device : NULL, frame, len, b->sink.user_data);
+    }
+    return CHAT_OK;
+}
+
+static int v1_device(void *st, const char *user, int delta)
+{
+    v1_bus *b = st;
+    int u = v1_user(user);
+    if (u < 0)
+        return CHAT_OK;
+    int was = b->devices[u] > 0;
+    b->devices[u] += delta;
+    if (was != (b->devices[u] > 0))
+        b->sink.presence(user, b->devices[u] > 0, b->sink.user_data);
+    return CHAT_OK;
+}
+
+static int v1_up(void *st, const char *user, const char *device)
+{
+    return v1_device(st, user, 1);
+}
+
+static int v1_down(void *st, const char *user, const char *device)
+{
+    return v1_device(st, user, -1);
+}
+
+static int v1_online(void *st, const char *user)
+{
+    int u = v1_user(user);
+    return u >= 0 && ((v1_bus *)st)->devices[u] > 0;
+}
+
+static void test_server_bus_version_1_still_works(void **state)
+{
+    (void)state;
+    static const chat_bus_ops v1_ops = {.version = 1,
+                                        .destroy = v1_destroy,
+                                        .attach = v1_attach,
+                                        .publish = v1_publish,
+                                        .device_up = v1_up,
+                                        .device_down = v1_down,
+                                        .online = v1_online};
+    v1_bus *bus = calloc(1, sizeof *bus);
+    assert_non_null(bus);
+    chat_server_config *cfg = new_config();
+    assert_int_equal(chat_server_config_set_bus(cfg, &v1_ops, bus), CHAT_OK);
+    chat_server *srv = start_server(cfg);
+    int port = chat_server_port(srv);
+    char *ta = token_for(srv, "alice", "phone");
+    char *tb = token_for(srv, "bob", "laptop");
+    ws_client *a = auth_client(port, ta, "alice", "phone");
+    ws_client *b = auth_client(port, tb, "bob", "laptop");
+    direct_exchange(a, "alice", "phone", b, "bob", "s1", "c-1", "over a v1 bus");
+    direct_exchange(b, "bob", "laptop", a, "alice", "s2", "c-2", "and back");
+    assert_true(bus->publishes >= 2);
+    ws_free(b);
+    expect_presence(a, "bob", 0);
+    ws_free(a);
+    chat_string_free(ta);
+    chat_string_free(tb);
+    chat_server_free(srv);
+}
+
+static int fake_destroyed;
+static void fake_destroy(void *state);
+
+/* A version-2 table may set publish2 alone; one with neither publish method is refused. */
+static void test_server_bus_version_2_needs_a_publish(void **state)
+{
+    (void)state;
+    static const chat_bus_ops none = {.version = 2,
+                                      .destroy = fake_destroy,
+                                      .attach = v1_attach,
+                                      .device_up = v1_up,
+                                      .device_down = v1_down,
+                                      .online = v1_online};
+    static const chat_bus_ops v1_no_publish = {.version = 1,
+                                               .destroy = fake_destroy,
+                                               .attach = v1_attach,
+                                               .device_up = v1_up,
+                                               .device_down = v1_down,
+                                               .online = v1_online,
+                                               .publish2 = NULL};
+    int marker = 0;
+    chat_server_config *cfg = new_config();
+    fake_destroyed = 0;
+    assert_int_equal(chat_server_config_set_bus(cfg, &none, &marker), CHAT_EINVAL);
+    assert_non_null(strstr(chat_error_last()->message, "publish"));
+    assert_int_equal(chat_server_config_set_bus(cfg, &v1_no_publish, &marker), CHAT_EINVAL);
+    assert_int_equal(fake_destroyed, 2);
+    void *local = NULL;
+    assert_int_equal(chat_bus_local_new(&local), CHAT_OK);
+    assert_null(chat_bus_local_ops()->publish); /* the built-ins are publish2 only */
+    assert_int_equal(chat_server_config_set_bus(cfg, chat_bus_local_ops(), local), CHAT_OK);
+    chat_server_config_free(cfg);
+}
+
 /* ---- 8. push callback ------------------------------------------------------------------- */
 
 typedef struct push_rec {
@@ -967,6 +1102,59 @@ static void test_server_reuse_port_shares_the_port(void **state)
     chat_server_free(second);
 }
 
+/* The library's threads raise no SIGPIPE in the host. The test keeps SIGPIPE's default action
+ * (which ends the process) and, from inside the push callback the server calls on its own
+ * thread, writes into a socket whose peer is gone, as a write into a reset connection would. */
+static atomic_int pipe_probed, pipe_errno;
+
+static int pipe_probe_push(const chat_push_event *ev, void *user_data)
+{
+    (void)ev;
+    (void)user_data;
+    int sv[2];
+    if (atomic_exchange(&pipe_probed, 1) || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        return 0;
+    close(sv[1]);
+    if (write(sv[0], "x", 1) < 0)
+        atomic_store(&pipe_errno, errno);
+    close(sv[0]);
+    return 0;
+}
+
+static void test_server_threads_raise_no_sigpipe(void **state)
+{
+    (void)state;
+    void (*old)(int) = signal(SIGPIPE, SIG_DFL);
+    atomic_store(&pipe_probed, 0);
+    atomic_store(&pipe_errno, 0);
+    chat_server_config *cfg = new_config();
+    void *st = NULL;
+    assert_int_equal(chat_push_callback_new(&st, pipe_probe_push, NULL, NULL), CHAT_OK);
+    assert_int_equal(chat_server_config_set_push(cfg, chat_push_callback_ops(), st), CHAT_OK);
+    chat_server *srv = start_server(cfg);
+    int port = chat_server_port(srv);
+    char *tok = token_for(srv, "alice", "phone");
+    ws_client *a = auth_client(port, tok, "alice", "phone");
+    direct_exchange(a, "alice", "phone", NULL, "bob", "s1", "c-1", "to offline bob");
+    long long deadline = ws_now_ms() + WAIT_MS;
+    while (!atomic_load(&pipe_probed) && ws_now_ms() < deadline)
+        sleep_ms(5);
+    /* A peer resetting while replies are on their way. */
+    for (int round = 0; round < 10; round++) {
+        ws_client *c = auth_client(port, tok, "alice", "phone");
+        for (int i = 0; i < 64; i++)
+            assert_int_equal(ws_sendf(c, "{\"type\":\"ping\",\"id\":\"p%d\"}", i), 0);
+        ws_drop(c);
+    }
+    direct_exchange(a, "alice", "phone", NULL, "bob", "s2", "c-2", "the server still serves");
+    ws_free(a);
+    chat_string_free(tok);
+    chat_server_free(srv);
+    signal(SIGPIPE, old);
+    assert_int_equal(atomic_load(&pipe_probed), 1);
+    assert_int_equal(atomic_load(&pipe_errno), EPIPE);
+}
+
 static void collect_log(int level, const char *msg, void *user_data)
 {
     (void)level;
@@ -975,10 +1163,11 @@ static void collect_log(int level, const char *msg, void *user_data)
     snprintf(buf + used, 4096 - used, "%s\n", msg);
 }
 
-/* The transport's complaints (libwebsockets' own lines too) reach the host's log callback,
- * never stderr directly. */
-static void transport_log_routed(const char *transport, const char *expect)
+/* The transport's complaints reach the host's log callback, never stderr directly. */
+static void test_server_transport_log_routed(void **state)
 {
+    (void)state;
+    const char *expect = "TLS: cannot use the certificate";
     char dir[] = "/tmp/chat-tls-XXXXXX";
     assert_non_null(mkdtemp(dir));
     char path[64];
@@ -992,7 +1181,6 @@ static void transport_log_routed(const char *transport, const char *expect)
     chat_server_config *cfg = new_config();
     assert_int_equal(chat_server_config_set_log(cfg, collect_log, CHAT_LOG_WARN, log), CHAT_OK);
     assert_int_equal(chat_server_config_set_tls(cfg, path, path), CHAT_OK);
-    assert_int_equal(chat_server_config_set_transport(cfg, transport), CHAT_OK);
     chat_server *srv = NULL;
     assert_int_equal(chat_server_new(&srv, cfg), CHAT_OK);
     chat_server_config_free(cfg);
@@ -1004,15 +1192,6 @@ static void transport_log_routed(const char *transport, const char *expect)
     rmdir(dir);
 }
 
-static void test_server_transport_log_routed(void **state)
-{
-    (void)state;
-    transport_log_routed("native", "TLS: cannot use the certificate");
-    transport_log_routed("libwebsockets", "libwebsockets: problem getting cert");
-    chat_server_config *cfg = new_config();
-    assert_int_equal(chat_server_config_set_transport(cfg, "carrier pigeon"), CHAT_EINVAL);
-    chat_server_config_free(cfg);
-}
 
 static void test_server_start_port_taken(void **state)
 {
@@ -1058,6 +1237,8 @@ int main(void)
         cmocka_unit_test(test_server_password_login),
         cmocka_unit_test(test_server_key_rotation),
         cmocka_unit_test(test_server_queued_bus_delivery),
+        cmocka_unit_test(test_server_bus_version_1_still_works),
+        cmocka_unit_test(test_server_bus_version_2_needs_a_publish),
         cmocka_unit_test(test_server_push_offline),
         cmocka_unit_test(test_server_config_limit_errors),
         cmocka_unit_test(test_server_new_without_key),
@@ -1065,6 +1246,7 @@ int main(void)
         cmocka_unit_test(test_server_start_port_taken),
         cmocka_unit_test(test_server_transport_log_routed),
         cmocka_unit_test(test_server_reuse_port_shares_the_port),
+        cmocka_unit_test(test_server_threads_raise_no_sigpipe),
     };
     /* CHAT_TEST_FILTER=test_server_push* runs a subset, CHAT_TEST_SKIP=... skips some
      * (cmocka globs: * and ?). */

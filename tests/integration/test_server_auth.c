@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <chat/chat.h>
 #include <chat/sys/auth.h>
+#include <chat/sys/blob.h>
 
 #include "wsclient.h"
 

@@ -13,9 +13,10 @@ As a module:
 
 As a command:
 
-    pgtemp.py run [--tcp] -- CMD [ARGS...]
+    pgtemp.py run [--tcp] [--fsync] -- CMD [ARGS...]
         start a server, run CMD with the environment below, stop the server; exit with CMD's
         status, or 77 (the "skipped" status of meson test) when PostgreSQL is not installed.
+        --fsync: a server that flushes its commits to disk (benchmarks), not the default.
     pgtemp.py ctl DIR start|stop|restart|kill
         act on the server of a running `pgtemp.py run` (tests call it through CHAT_TEST_PG_CTL).
 
@@ -158,13 +159,14 @@ def sql(conninfo, statement):
 
 
 class TempPostgres:
-    def __init__(self, tcp=False, base_dir=None):
+    def __init__(self, tcp=False, base_dir=None, fsync=False):
         self.bindir = find_bindir()
         if not self.bindir:
             raise PostgresMissing("PostgreSQL server binaries (initdb, pg_ctl) not found; "
                                   "install Debian's postgresql package or set CHAT_PG_BINDIR")
         self.account = server_account()
         self.tcp = tcp
+        self.fsync = fsync
         self.dir = base_dir
         self.port = None
         self.running = False
@@ -198,7 +200,8 @@ class TempPostgres:
     def options(self):
         listen = "127.0.0.1" if self.tcp else ""
         return (f"-c listen_addresses='{listen}' -p {self.port} -k {self.dir} "
-                "-c fsync=off -c full_page_writes=off -c max_connections=60 "
+                f"-c fsync={'on' if self.fsync else 'off'} "
+                f"-c full_page_writes={'on' if self.fsync else 'off'} -c max_connections=60 "
                 "-c shared_buffers=16MB -c log_min_messages=warning")
 
     def log_tail(self, lines=40):
@@ -217,7 +220,7 @@ class TempPostgres:
         os.chmod(self.dir, 0o755)  # clients of any user reach the socket in it
         self.port = free_port() if self.tcp else SOCKET_PORT
         with open(os.path.join(self.dir, "port"), "w") as f:
-            f.write(f"{self.port} {int(self.tcp)}\n")
+            f.write(f"{self.port} {int(self.tcp)} {int(self.fsync)}\n")
         if self.account:
             os.chown(os.path.join(self.dir, "port"), *self.account)
         self._run([os.path.join(self.bindir, "initdb"), "-D", self.data, "-U", SUPERUSER,
@@ -271,20 +274,20 @@ class TempPostgres:
         """The server of a running `pgtemp.py run`, from its temp dir."""
         pg = cls(base_dir=directory)
         with open(os.path.join(directory, "port")) as f:
-            port, tcp = f.read().split()
-        pg.port, pg.tcp, pg.running = int(port), bool(int(tcp)), True
+            port, tcp, fsync = f.read().split()
+        pg.port, pg.tcp, pg.fsync, pg.running = int(port), bool(int(tcp)), bool(int(fsync)), True
         return pg
 
 
 def main(argv):
     if len(argv) >= 2 and argv[0] == "run":
-        tcp = "--tcp" in argv[1:argv.index("--")] if "--" in argv else False
+        opts = argv[1:argv.index("--")] if "--" in argv else []
         if "--" not in argv or argv.index("--") == len(argv) - 1:
-            print("usage: pgtemp.py run [--tcp] -- CMD [ARGS...]", file=sys.stderr)
+            print("usage: pgtemp.py run [--tcp] [--fsync] -- CMD [ARGS...]", file=sys.stderr)
             return 2
         cmd = argv[argv.index("--") + 1:]
         try:
-            pg = TempPostgres(tcp=tcp)
+            pg = TempPostgres(tcp="--tcp" in opts, fsync="--fsync" in opts)
         except PostgresMissing as e:
             print(f"pgtemp: skipped: {e}", file=sys.stderr)
             return 77

@@ -72,6 +72,7 @@ class Server:
 
     def __init__(self, data_dir, log_dir, args=()):
         self.data_dir = str(data_dir)
+        self.store_dir = self.data_dir  # names the PostgreSQL schema (servers may share one)
         self.log_dir = str(log_dir)
         self.args = list(args)
         self.proc = None
@@ -88,7 +89,7 @@ class Server:
     # ---- process ---------------------------------------------------------------------------
 
     def command(self):
-        store = [] if "--memory" in self.args else store_args(self.data_dir)
+        store = [] if "--memory" in self.args else store_args(self.store_dir)
         return ([chatd_path(), "run", "--data-dir", self.data_dir, "--port", "0",
                  "--listen", "127.0.0.1"] + store + extra_args() + self.args)
 

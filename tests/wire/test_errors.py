@@ -205,6 +205,18 @@ def test_too_many_fragments_closes_1009(server):
 
 
 @pytest.mark.chatd_args("--limit", "fragments=4")
+def test_five_fragments_over_limit_of_four_close_1009(server):
+    # The limit counts frames per message: a fifth is one too many (refused at the header of
+    # the fourth frame without FIN).
+    a = server.connect("alice")
+    _send_fragments_until_closed(a, json.dumps({"type": "ping", "id": "frag5", "pad": "x" * 100}), 5)
+    if not a.closed:
+        a.close_code()
+    assert a.close_code_value == 1009, (a.close_code_value, a.backlog)
+    assert not any(f.get("re") == "frag5" for f in a.backlog), a.backlog
+
+
+@pytest.mark.chatd_args("--limit", "fragments=4")
 def test_four_fragments_within_limit_are_accepted(server):
     a = server.connect("alice")
     a.send_fragmented(json.dumps({"type": "ping", "id": "frag4", "pad": "x" * 100}), 4)

@@ -8,8 +8,7 @@ oversize messages, binary frames, basic invalid UTF-8) are in test_errors.py.
 The server's receiver is lib/transport/wsrx.c (the native transport): every rule below is its
 own, each answered with the RFC's close code and a close frame. Messages over the frame limit
 are refused at the header of the frame whose announced length does not fit, before any of its
-payload is read. A few cases accept "closed without a close frame" as well, as they did under
-libwebsockets (chatd --transport libwebsockets), which drops TCP for them.
+payload is read. A few cases still accept "closed without a close frame" as well.
 """
 
 import json

@@ -217,3 +217,18 @@ def test_convs_limit_is_clamped_to_page_size(server):
     assert [c["conv"] for c in r["convs"]] == convs[:2] and r["more"] is True, r
     r2 = a.call({"type": "convs", "since": r["cursor"]})
     assert [c["conv"] for c in r2["convs"]] == convs[2:] and r2["more"] is False, r2
+
+
+def test_convs_page_ending_at_a_left_conversation_skips_nothing(server):
+    # A conversation I left is listed by the change of my own row (when I left), however much
+    # it changes afterwards: a page ending there must not move the cursor past later changes.
+    a = server.connect("alice")
+    b = server.connect("bob")
+    left = create_group(a, ["bob"], title="Left")["conv"]
+    assert b.call({"type": "group_leave", "conv": left})["type"] == "ok"
+    kept = create_group(a, ["bob"], title="Kept")["conv"]
+    send(a, "after bob left", conv=left)
+    r1 = b.call({"type": "convs", "since": 0, "limit": 1})
+    assert [c["conv"] for c in r1["convs"]] == [left] and r1["more"] is True, r1
+    r2 = b.call({"type": "convs", "since": r1["cursor"], "limit": 1})
+    assert [c["conv"] for c in r2["convs"]] == [kept], (r1["cursor"], r2)

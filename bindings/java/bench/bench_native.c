@@ -9,6 +9,8 @@
  * - sends: N chat_client_send_text calls on a client that is not started (outbox writes).
  */
 #include <chat/chat.h>
+#include <chat/sys/client_transport.h>
+#include <chat/testing.h>
 #include <cjson/cJSON.h>
 #include <jni.h>
 

@@ -10,8 +10,16 @@
  * - No native thread calls into the VM: events are pulled by a Java thread (nextEvent), and
  *   the only callback, transfer progress, runs on the Java thread that made the call.
  * - Every libchat failure becomes an org.libchat.ChatException(code, name, reason).
+ * - The loopback transport is libchat's test-support API (chat/testing.h), exported only by a
+ *   libchat built with it: this shim has it when compiled with CHAT_JNI_TESTING against such a
+ *   library (the test suite's libchatjni-testing); otherwise org.libchat.Loopback throws
+ *   ENOTSUP.
  */
 #include <chat/chat.h>
+#ifdef CHAT_JNI_TESTING
+#include <chat/sys/client_transport.h>
+#include <chat/testing.h>
+#endif
 #include <jni.h>
 
 #include "org_libchat_Native.h"
@@ -28,7 +36,7 @@
 #include <unistd.h>
 
 /* The conversation id type of client.h: the one place to change if it changes. */
-typedef uint64_t jc_conv;
+typedef chat_conv_id jc_conv;
 
 typedef struct jc_client {
     chat_client *c;
@@ -36,10 +44,12 @@ typedef struct jc_client {
     atomic_int closing; /* set by interrupt: transfers abort at their next progress call */
 } jc_client;
 
+#ifdef CHAT_JNI_TESTING
 typedef struct jc_loopback {
     chat_loopback *peer;
     _Atomic(void *) state; /* the transport state, until a client takes it */
 } jc_loopback;
+#endif
 
 /* Classes and members resolved once in JNI_OnLoad (global references). */
 static struct {
@@ -324,6 +334,7 @@ static jc_client *client_of(JNIEnv *env, jlong h)
     return jc;
 }
 
+#ifdef CHAT_JNI_TESTING
 static jc_loopback *loopback_of(JNIEnv *env, jlong h)
 {
     jc_loopback *lb = (jc_loopback *)(intptr_t)h;
@@ -331,6 +342,7 @@ static jc_loopback *loopback_of(JNIEnv *env, jlong h)
         throw_status(env, CHAT_ECLOSED, "the loopback is closed (null handle)");
     return lb;
 }
+#endif
 
 /* Ids and seqs are unsigned in C and long in Java: a negative one is a caller's mistake. */
 static int id_arg(JNIEnv *env, jlong v, const char *what, uint64_t *out)
@@ -478,6 +490,11 @@ JNIEXPORT jlong JNICALL Java_org_libchat_Native_create(
         rc = chat_client_config_set_auto_delivered(cfg, auto_delivered ? 1 : 0),
         what = "autoDelivered";
     if (rc == CHAT_OK && jlb) {
+#ifndef CHAT_JNI_TESTING
+        chat_client_config_free(cfg);
+        throw_status(env, CHAT_ENOTSUP, "loopback: libchat's test-support API is not built in");
+        goto out;
+#else
         jc_loopback *lb = (jc_loopback *)(intptr_t)jlb;
         void *state = atomic_exchange(&lb->state, NULL);
         what = "loopback";
@@ -487,6 +504,7 @@ JNIEXPORT jlong JNICALL Java_org_libchat_Native_create(
             goto out;
         }
         rc = chat_client_config_set_transport(cfg, chat_client_transport_loopback_ops(), state);
+#endif
     }
     if (rc != CHAT_OK) {
         throw_rc(env, rc, what);
@@ -1272,7 +1290,8 @@ JNIEXPORT jlongArray JNICALL Java_org_libchat_Native_messageStatus(JNIEnv *env, 
     if (!cmid)
         return NULL;
     int st = 0;
-    uint64_t conv = 0, seq = 0;
+    jc_conv conv = 0;
+    uint64_t seq = 0;
     int rc = chat_client_message_status(&st, &conv, &seq, jc->c, cmid);
     free(cmid);
     if (rc < 0) {
@@ -1372,6 +1391,8 @@ JNIEXPORT jobject JNICALL Java_org_libchat_Native_nextEvent(JNIEnv *env, jclass 
 }
 
 /* ---- loopback transport --------------------------------------------------------------------- */
+
+#ifdef CHAT_JNI_TESTING
 
 JNIEXPORT jlong JNICALL Java_org_libchat_Native_loopbackNew(JNIEnv *env, jclass cls)
 {
@@ -1478,3 +1499,69 @@ JNIEXPORT jint JNICALL Java_org_libchat_Native_loopbackConnects(JNIEnv *env, jcl
     jc_loopback *lb = loopback_of(env, h);
     return lb ? (jint)chat_loopback_connects(lb->peer) : 0;
 }
+
+#else /* no test-support API in this libchat: no loopback can be made */
+
+static void no_loopback(JNIEnv *env)
+{
+    throw_status(env, CHAT_ENOTSUP, "loopback: libchat's test-support API is not built in "
+                                    "(a libchat configured with -Dtesting_api=true has it)");
+}
+
+JNIEXPORT jlong JNICALL Java_org_libchat_Native_loopbackNew(JNIEnv *env, jclass cls)
+{
+    (void)cls;
+    no_loopback(env);
+    return 0;
+}
+
+JNIEXPORT void JNICALL Java_org_libchat_Native_loopbackFree(JNIEnv *env, jclass cls, jlong h)
+{
+    (void)env, (void)cls, (void)h;
+}
+
+JNIEXPORT void JNICALL Java_org_libchat_Native_loopbackSetRefuse(JNIEnv *env, jclass cls,
+                                                                 jlong h, jboolean refuse)
+{
+    (void)cls, (void)h, (void)refuse;
+    no_loopback(env);
+}
+
+JNIEXPORT jboolean JNICALL Java_org_libchat_Native_loopbackWaitOpen(JNIEnv *env, jclass cls,
+                                                                    jlong h, jint timeout_ms)
+{
+    (void)cls, (void)h, (void)timeout_ms;
+    no_loopback(env);
+    return JNI_FALSE;
+}
+
+JNIEXPORT jstring JNICALL Java_org_libchat_Native_loopbackRecv(JNIEnv *env, jclass cls, jlong h,
+                                                               jint timeout_ms)
+{
+    (void)cls, (void)h, (void)timeout_ms;
+    no_loopback(env);
+    return NULL;
+}
+
+JNIEXPORT void JNICALL Java_org_libchat_Native_loopbackSend(JNIEnv *env, jclass cls, jlong h,
+                                                            jstring jframe)
+{
+    (void)cls, (void)h, (void)jframe;
+    no_loopback(env);
+}
+
+JNIEXPORT void JNICALL Java_org_libchat_Native_loopbackClose(JNIEnv *env, jclass cls, jlong h,
+                                                             jint code, jstring jreason)
+{
+    (void)cls, (void)h, (void)code, (void)jreason;
+    no_loopback(env);
+}
+
+JNIEXPORT jint JNICALL Java_org_libchat_Native_loopbackConnects(JNIEnv *env, jclass cls,
+                                                                jlong h)
+{
+    (void)cls, (void)h;
+    no_loopback(env);
+    return 0;
+}
+#endif

@@ -9,8 +9,13 @@
 
 Lifetime: a Client owns its chat_client and frees it on close() (or when garbage collected).
 Everything it returns (Event, Message, Conv) is a plain Python copy, so objects may be dropped in
-any order; a call on a closed Client raises ChatError(ECLOSED). Every libchat failure raises
-ChatError with .code (a negative chat_status), .name ("EAUTH") and .message.
+any order; a call on a closed Client raises ChatError(ECLOSED).
+
+Errors, as in the C API and the other bindings: every failure, the library's, the server's or a
+bad argument's (a string that is not valid Unicode, an id out of range), raises ChatError with
+.status (a Status: the chat_status), .code (its number), .name ("EAUTH") and .reason (the detail
+libchat or the server gave). Events carry the C getters' fields (chat_event_*), and a failed
+one's .error is that same ChatError.
 
 Threads: a Client may be used from several threads (libchat's calls are [any thread]); close()
 waits for calls in progress, which are bounded (waits are sliced into short C calls).
@@ -24,13 +29,13 @@ import os
 import threading
 import time
 
-from ctypes import byref, c_char_p, c_int, c_size_t, c_uint64, c_void_p
+from ctypes import byref, c_char_p, c_int, c_int64, c_size_t, c_uint64, c_void_p
 
 from . import _ffi
 from ._ffi import lib, library_path
 
-__all__ = ["Client", "ChatError", "Event", "EventType", "Message", "Conv", "MsgStatus",
-           "ConnState", "ConvKind", "Role", "MsgKind", "strerror", "error_name",
+__all__ = ["Client", "ChatError", "Status", "Event", "EventType", "Message", "Conv",
+           "MsgStatus", "ConnState", "ConvKind", "Role", "MsgKind", "strerror", "error_name",
            "library_path"]
 
 # ---- codes ------------------------------------------------------------------------------
@@ -39,9 +44,13 @@ __all__ = ["Client", "ChatError", "Event", "EventType", "Message", "Conv", "MsgS
 _CODE_NAMES = ("ERROR", "EINVAL", "ENOMEM", "ENOTFOUND", "EEXISTS", "EBUSY", "EAGAIN", "ECLOSED",
                "EAUTH", "EPERM", "ELIMIT", "EPROTO", "EIO", "ETIMEDOUT", "ENOTSUP", "EVERSION",
                "EMISUSE", "EUSER")
-OK = 0
+#: chat_status: Status.EAUTH == libchat.EAUTH == CHAT_EAUTH; an IntEnum, so codes compare as ints.
+Status = enum.IntEnum("Status", [("OK", 0)] + [(n, lib.chat_error_from_name(n.encode()))
+                                               for n in _CODE_NAMES])
+Status.__doc__ = "A chat_status (include/chat/errors.h), as the library numbers it."
+OK = Status.OK
 for _name in _CODE_NAMES:
-    globals()[_name] = lib.chat_error_from_name(_name.encode())
+    globals()[_name] = Status[_name]  # libchat.EAUTH, as before Status existed
 del _name
 
 
@@ -122,23 +131,33 @@ def _enum(cls, v):
 
 
 class ChatError(Exception):
-    """A libchat failure: .code (negative chat_status), .name ("EAUTH"), .message."""
+    """Every libchat failure: .status (a Status), .code (its number, negative), .name
+    ("EAUTH", chat_error_name), .reason (the detail libchat or the server gave: the C error
+    record's message, a failed event's message), .what (the call that failed, or None).
+    .message is the reason after the call's name, as str(e) shows it."""
 
-    def __init__(self, code, message=None):
+    def __init__(self, code, reason=None, what=None):
         self.code = int(code)
         self.name = error_name(self.code)
-        self.message = message or strerror(self.code)
+        self.reason = reason or strerror(self.code)
+        self.what = what
         super().__init__(f"{self.name}: {self.message}")
+
+    @property
+    def status(self):
+        return _enum(Status, self.code)
+
+    @property
+    def message(self):
+        return f"{self.what}: {self.reason}" if self.what else self.reason
 
 
 def _check(rc, what=None):
     if rc >= 0:
         return rc
     info = lib.chat_error_last().contents  # this thread's record, read at once
-    msg = _s(info.message) if info.code == rc and info.message else strerror(rc)
-    if what:
-        msg = f"{what}: {msg}"
-    raise ChatError(rc, msg)
+    reason = _s(info.message) if info.code == rc and info.message else strerror(rc)
+    raise ChatError(rc, reason, what)
 
 
 def _take_string(ptr):
@@ -151,14 +170,53 @@ def _take_string(ptr):
         lib.chat_string_free(ptr)
 
 
-def _strv(items):
-    enc = [str(u).encode("utf-8") for u in items]
+def _strv(items, what="users"):
+    if isinstance(items, (str, bytes, bytearray)):
+        raise ChatError(EINVAL, f"{what} must be a list of ids, not one string")
+    enc = [_enc(u, f"{what}[{i}]") for i, u in enumerate(items)]
     arr = (c_char_p * max(len(enc), 1))(*enc)
     return arr, len(enc)
 
 
-def _enc(s):
-    return s.encode("utf-8") if isinstance(s, str) else bytes(s)
+def _enc(s, what="a string argument"):
+    """UTF-8 bytes of s (str, or bytes that are UTF-8): anything else is ChatError(EINVAL),
+    never a string the library or the server would refuse later, or a crash."""
+    if isinstance(s, str):
+        try:
+            return s.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ChatError(EINVAL, f"{what} is not valid Unicode ({e.reason} at {e.start})") \
+                from None
+    if isinstance(s, (bytes, bytearray)):
+        try:
+            bytes(s).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ChatError(EINVAL, f"{what} is not UTF-8 ({e.reason} at {e.start})") from None
+        return bytes(s)
+    raise ChatError(EINVAL, f"{what} must be str or bytes, not {type(s).__name__}")
+
+
+def _path(p):
+    """A file path for the C API: the OS's bytes for it (str, bytes or a PathLike)."""
+    try:
+        return os.fsencode(p)
+    except TypeError:
+        raise ChatError(EINVAL, f"a path must be str, bytes or os.PathLike, not "
+                        f"{type(p).__name__}") from None
+
+
+def _conv_id(conv):
+    """A conversation id (chat_conv_id, int64_t) for ctypes, which would silently wrap an
+    out-of-range int into another conversation's id."""
+    if isinstance(conv, bool) or not isinstance(conv, int):
+        try:
+            conv = int(conv)
+        except (TypeError, ValueError):
+            raise ChatError(EINVAL, f"conv {conv!r}: not a conversation id") from None
+    v = conv
+    if not 0 < v < 2 ** 63:
+        raise ChatError(EINVAL, f"conv {v}: not a conversation id (1..2^63-1)")
+    return v
 
 
 # ---- value objects (plain copies; no C memory behind them) ------------------------------
@@ -180,7 +238,7 @@ class Event:
         e.user = _s(lib.chat_event_user(ev))
         e.device = _s(lib.chat_event_device(ev))
         e.cmid = _s(lib.chat_event_cmid(ev))
-        e.kind = lib.chat_event_kind(ev)
+        e.kind = _enum(MsgKind, lib.chat_event_kind(ev))
         n = c_size_t(0)
         p = lib.chat_event_text(ev, byref(n))
         e.text = ctypes.string_at(p, n.value).decode("utf-8", "replace") if p else ""
@@ -201,6 +259,11 @@ class Event:
     def error(self):
         """ChatError for a failed RESULT/HISTORY/SEND_FAILED/OFFLINE event, else None."""
         return ChatError(self.code, self.message or None) if self.code < 0 else None
+
+    @property
+    def reason(self):
+        """The detail of a failed event (its message), as ChatError.reason."""
+        return self.message
 
     def __repr__(self):
         name = self.type.name if isinstance(self.type, EventType) else self.type
@@ -235,7 +298,7 @@ class History(list):
 
 class Conv:
     __slots__ = ("id", "kind", "title", "peer", "role", "head", "read", "unread",
-                 "member_count")
+                 "member_count", "muted_until")
 
     @property
     def name(self):
@@ -300,16 +363,18 @@ class Client:
         cfg = c_void_p()
         _check(lib.chat_client_config_new(byref(cfg)), "config")
         try:
-            _check(lib.chat_client_config_set_server(cfg, _enc(server)), "server")
+            _check(lib.chat_client_config_set_server(cfg, _enc(server, "server")), "server")
             if token is not None:
-                _check(lib.chat_client_config_set_token(cfg, _enc(token)), "token")
+                _check(lib.chat_client_config_set_token(cfg, _enc(token, "token")), "token")
             elif user is not None:
-                _check(lib.chat_client_config_set_login(cfg, _enc(user), _enc(password or ""),
-                                                        _enc(device or "python")), "login")
+                _check(lib.chat_client_config_set_login(cfg, _enc(user, "user"),
+                                                        _enc(password or "", "password"),
+                                                        _enc(device or "python", "device")),
+                       "login")
             if cache is not None:
-                _check(lib.chat_client_config_set_cache_path(cfg, _enc(str(cache))), "cache")
+                _check(lib.chat_client_config_set_cache_path(cfg, _path(cache)), "cache")
             if ca_file is not None:
-                _check(lib.chat_client_config_set_ca_file(cfg, _enc(str(ca_file))), "ca_file")
+                _check(lib.chat_client_config_set_ca_file(cfg, _path(ca_file)), "ca_file")
             if backoff is not None:
                 _check(lib.chat_client_config_set_backoff(cfg, int(backoff[0]),
                                                           int(backoff[1])), "backoff")
@@ -410,7 +475,7 @@ class Client:
         self._call(lib.chat_client_disconnect)
 
     def set_token(self, token):
-        self._call(lib.chat_client_set_token, _enc(token))
+        self._call(lib.chat_client_set_token, _enc(token, "token"), what="set_token")
 
     @property
     def user(self):
@@ -430,13 +495,14 @@ class Client:
         """Queue text in the outbox for conv (an id) or to (a user); returns the cmid."""
         if (conv is None) == (to is None):
             raise ChatError(EINVAL, "send needs exactly one of conv and to")
-        data = _enc(text)
+        data = _enc(text, "text")
         out = c_void_p()
         if to is not None:
-            self._call_out(lib.chat_client_send_text_to, byref(out), _enc(to), data, len(data),
+            self._call_out(lib.chat_client_send_text_to, byref(out), _enc(to, "to"), data,
+                           len(data),
                            what="send")
         else:
-            self._call_out(lib.chat_client_send_text, byref(out), int(conv), data, len(data),
+            self._call_out(lib.chat_client_send_text, byref(out), _conv_id(conv), data, len(data),
                            what="send")
         return _take_string(out)
 
@@ -445,7 +511,7 @@ class Client:
         root seq thread; returns the cmid."""
         data = _enc(text)
         out = c_void_p()
-        self._call_out(lib.chat_client_send_reply, byref(out), int(conv), int(reply_to),
+        self._call_out(lib.chat_client_send_reply, byref(out), _conv_id(conv), int(reply_to),
                        int(thread), data, len(data), what="reply")
         return _take_string(out)
 
@@ -459,35 +525,35 @@ class Client:
 
     def edit(self, conv, seq, text):
         data = _enc(text)
-        return self._req(lib.chat_client_edit, int(conv), int(seq), data, len(data))
+        return self._req(lib.chat_client_edit, _conv_id(conv), int(seq), data, len(data))
 
     def delete(self, conv, seq):
         """Delete message seq of conv for everyone."""
-        return self._req(lib.chat_client_delete, int(conv), int(seq))
+        return self._req(lib.chat_client_delete, _conv_id(conv), int(seq))
 
     def react(self, conv, seq, emoji, on=True):
-        return self._req(lib.chat_client_react, int(conv), int(seq), _enc(emoji),
+        return self._req(lib.chat_client_react, _conv_id(conv), int(seq), _enc(emoji),
                          1 if on else 0)
 
     def set_timer(self, conv, ttl_ms):
         """Disappearing messages in conv: those sent from now on expire after ttl_ms (0: off)."""
-        return self._req(lib.chat_client_set_timer, int(conv), int(ttl_ms))
+        return self._req(lib.chat_client_set_timer, _conv_id(conv), int(ttl_ms))
 
     def mark_thread_read(self, conv, root, seq):
-        return self._req(lib.chat_client_mark_thread_read, int(conv), int(root), int(seq))
+        return self._req(lib.chat_client_mark_thread_read, _conv_id(conv), int(root), int(seq))
 
     def thread(self, conv, root, after=0, limit=50):
         """A page of a thread from the server: the RESULT's json (root, unread, messages)."""
-        return self._req(lib.chat_client_thread, int(conv), int(root), int(after), int(limit))
+        return self._req(lib.chat_client_thread, _conv_id(conv), int(root), int(after), int(limit))
 
     def search(self, query, conv=0, before=0, limit=20):
         """Search the server; the RESULT's json is {"messages", "more", "cursor"}."""
-        return self._req(lib.chat_client_search, _enc(query), int(conv), int(before),
+        return self._req(lib.chat_client_search, _enc(query), _conv_id(conv) if conv else 0, int(before),
                          int(limit))
 
     def search_local(self, query, conv=0, limit=50):
         """Search the cache (offline): a list of Message, most recently cached first."""
-        return self._list(lib.chat_client_search_local, _enc(query), int(conv), int(limit))
+        return self._list(lib.chat_client_search_local, _enc(query), _conv_id(conv) if conv else 0, int(limit))
 
     # -- media (doc/media.md) --
 
@@ -517,8 +583,8 @@ class Client:
         out = c_void_p()
         h = self._enter()
         try:
-            rc = lib.chat_client_upload_file(byref(out), h, _enc(os.fspath(path)),
-                                             _enc(mime) if mime else None, cb, None)
+            rc = lib.chat_client_upload_file(byref(out), h, _path(path),
+                                             _enc(mime, "mime") if mime else None, cb, None)
         finally:
             self._leave()
         if box:
@@ -534,10 +600,10 @@ class Client:
         js = _enc(json.dumps(media))
         out = c_void_p()
         if to is not None:
-            self._call_out(lib.chat_client_send_media_to, byref(out), _enc(to), js,
+            self._call_out(lib.chat_client_send_media_to, byref(out), _enc(to, "to"), js,
                            what="send_media")
         else:
-            self._call_out(lib.chat_client_send_media, byref(out), int(conv), js,
+            self._call_out(lib.chat_client_send_media, byref(out), _conv_id(conv), js,
                            what="send_media")
         return _take_string(out)
 
@@ -545,7 +611,8 @@ class Client:
         """A signed download URL of media_id: the server's answer as a dict (url, expires,
         mime, size, name). Raises ChatError (EPERM, ENOTFOUND, ECLOSED when offline)."""
         req = c_uint64(0)
-        self._call_out(lib.chat_client_media_url, byref(req), _enc(media_id), what="media_url")
+        self._call_out(lib.chat_client_media_url, byref(req), _enc(media_id, "media_id"),
+                       what="media_url")
         ev = self.request(req.value, timeout=timeout)
         return json.loads(ev.json)
 
@@ -558,8 +625,9 @@ class Client:
         cb = self._progress(progress, box)
         h = self._enter()
         try:
-            rc = lib.chat_client_download(h, _enc(url), _enc(media_id) if media_id else None,
-                                          _enc(os.fspath(path)), cb, None)
+            rc = lib.chat_client_download(h, _enc(url, "url"),
+                                          _enc(media_id, "media_id") if media_id else None,
+                                          _path(path), cb, None)
         finally:
             self._leave()
         if box:
@@ -576,10 +644,10 @@ class Client:
         return self._list(lib.chat_client_outbox)
 
     def mark_read(self, conv, seq):
-        self._call(lib.chat_client_mark_read, int(conv), int(seq), what="mark_read")
+        self._call(lib.chat_client_mark_read, _conv_id(conv), int(seq), what="mark_read")
 
     def typing(self, conv, active=True):
-        self._call(lib.chat_client_typing, int(conv), 1 if active else 0, what="typing")
+        self._call(lib.chat_client_typing, _conv_id(conv), 1 if active else 0, what="typing")
 
     def presence_query(self, users):
         """Returns the request id; PRESENCE events then one RESULT follow."""
@@ -592,38 +660,61 @@ class Client:
 
     def group_create(self, title, members, cmid=None):
         """Create a group; with cmid (kept by the caller) a repeated call answers the same one."""
-        arr, n = _strv(members)
+        arr, n = _strv(members, "members")
         req = c_uint64(0)
         self._call_out(lib.chat_client_group_create_id, byref(req),
-                       None if cmid is None else _enc(cmid), _enc(title), arr, n)
+                       None if cmid is None else _enc(cmid, "cmid"), _enc(title, "title"), arr, n)
         return req.value
 
     def group_add(self, conv, users):
         arr, n = _strv(users)
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_add, byref(req), int(conv), arr, n)
+        self._call_out(lib.chat_client_group_add, byref(req), _conv_id(conv), arr, n)
         return req.value
 
     def group_remove(self, conv, users):
         arr, n = _strv(users)
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_remove, byref(req), int(conv), arr, n)
+        self._call_out(lib.chat_client_group_remove, byref(req), _conv_id(conv), arr, n)
         return req.value
 
     def group_leave(self, conv):
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_leave, byref(req), int(conv))
+        self._call_out(lib.chat_client_group_leave, byref(req), _conv_id(conv))
         return req.value
 
     def group_rename(self, conv, title):
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_rename, byref(req), int(conv), _enc(title))
+        self._call_out(lib.chat_client_group_rename, byref(req), _conv_id(conv),
+                       _enc(title, "title"))
         return req.value
+
+    def push_register(self, platform, token, *, topic=None, sandbox=False):
+        """Register this device for push ("apns" or "fcm"); kept and resent at every connect."""
+        req = c_uint64(0)
+        self._call_out(lib.chat_client_push_register, byref(req), _enc(platform), _enc(token),
+                       _enc(topic) if topic else None, 1 if sandbox else 0, what="push")
+        return req.value
+
+    def push_unregister(self):
+        req = c_uint64(0)
+        self._call_out(lib.chat_client_push_unregister, byref(req), what="push")
+        return req.value
+
+    def mute(self, conv, until_ms=None):
+        """Mute conv until until_ms (None: until unmuted); unmute(conv) ends it."""
+        req = c_uint64(0)
+        until = (1 << 63) - 1 if until_ms is None else int(until_ms)
+        self._call_out(lib.chat_client_mute, byref(req), int(conv), until, what="mute")
+        return req.value
+
+    def unmute(self, conv):
+        return self.mute(conv, 0)
 
     def group_set_role(self, conv, user, role):
         req = c_uint64(0)
-        self._call_out(lib.chat_client_group_set_role, byref(req), int(conv), _enc(user),
-                       int(role))
+        self._call_out(lib.chat_client_group_set_role, byref(req), _conv_id(conv),
+                       _enc(user, "user"), int(role))
         return req.value
 
     def request(self, req, timeout=10.0):
@@ -652,6 +743,7 @@ class Client:
                 c.read = lib.chat_conv_list_read(l, i)
                 c.unread = lib.chat_conv_list_unread(l, i)
                 c.member_count = lib.chat_conv_list_member_count(l, i)
+                c.muted_until = lib.chat_conv_list_muted_until(l, i)
                 out.append(c)
             return out
         finally:
@@ -677,7 +769,7 @@ class Client:
             req = c_uint64(0)
             h = self._enter()
             try:
-                _check(lib.chat_client_history(byref(l), byref(req), h, int(conv), int(before),
+                _check(lib.chat_client_history(byref(l), byref(req), h, _conv_id(conv), int(before),
                                                int(limit)), "history")
             finally:
                 self._leave()
@@ -693,11 +785,11 @@ class Client:
 
     def message_status(self, cmid):
         """(MsgStatus, conv, seq) of my message cmid."""
-        st, conv, seq = c_int(0), c_uint64(0), c_uint64(0)
+        st, conv, seq = c_int(0), c_int64(0), c_uint64(0)
         h = self._enter()
         try:
             _check(lib.chat_client_message_status(byref(st), byref(conv), byref(seq), h,
-                                                  _enc(cmid)), "message_status")
+                                                  _enc(cmid, "cmid")), "message_status")
         finally:
             self._leave()
         return _enum(MsgStatus, st.value), conv.value, seq.value
@@ -707,7 +799,7 @@ class Client:
         d, r, o = c_size_t(0), c_size_t(0), c_size_t(0)
         h = self._enter()
         try:
-            _check(lib.chat_client_message_receipts(byref(d), byref(r), byref(o), h, int(conv),
+            _check(lib.chat_client_message_receipts(byref(d), byref(r), byref(o), h, _conv_id(conv),
                                                     int(seq)), "message_receipts")
         finally:
             self._leave()

@@ -1,8 +1,9 @@
 """ctypes declarations of libchat's client API (include/chat/client.h, errors.h, common.h).
 
 The library is found, in order, at $LIBCHAT_PATH (the .so itself or a directory holding
-libchat.so), in the build tree next to this package (build/lib of the source checkout), and
-through ctypes.util.find_library("chat").
+libchat.so); for a copy installed by meson, at the path of the libchat installed with it and
+then as libchat.so.0 through the dynamic loader; for the source tree, in the build tree next to
+this package (build/lib of the checkout); last through ctypes.util.find_library("chat").
 """
 
 import ctypes
@@ -30,10 +31,18 @@ def _candidates():
         else:
             yield env
         return  # an explicit path is not second-guessed
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.normpath(os.path.join(here, "..", "..", ".."))
-    for build in ("build", "builddir", "_build"):
-        yield os.path.join(root, build, "lib", "libchat.so")
+    try:
+        from . import _installed  # written by meson install
+    except ImportError:
+        _installed = None
+    if _installed is not None:
+        yield _installed.LIBRARY
+        yield "libchat.so.0"  # the loader's search (LD_LIBRARY_PATH, ldconfig's cache)
+    else:
+        here = os.path.dirname(os.path.abspath(__file__))
+        root = os.path.normpath(os.path.join(here, "..", "..", ".."))
+        for build in ("build", "builddir", "_build"):
+            yield os.path.join(root, build, "lib", "libchat.so")
     found = ctypes.util.find_library("chat")
     if found:
         yield found
@@ -59,6 +68,7 @@ _p = c_void_p            # opaque handles
 _pp = POINTER(c_void_p)  # chat_x **out
 _str = c_char_p          # borrowed const char *
 _strarr = POINTER(c_char_p)
+_conv = c_int64          # chat_conv_id
 
 _PROTOS = {
     # errors / common
@@ -90,43 +100,47 @@ _PROTOS = {
     "chat_client_user": (c_int, [_pp, _p]),
     "chat_client_token": (c_int, [_pp, _p]),
     # sending
-    "chat_client_send_text": (c_int, [_pp, _p, c_uint64, _str, c_size_t]),
+    "chat_client_send_text": (c_int, [_pp, _p, _conv, _str, c_size_t]),
     "chat_client_send_text_to": (c_int, [_pp, _p, _str, _str, c_size_t]),
     "chat_client_outbox_count": (c_int, [POINTER(c_size_t), _p]),
-    "chat_client_send_reply": (c_int, [_pp, _p, c_uint64, c_uint64, c_uint64, _str, c_size_t]),
+    "chat_client_send_reply": (c_int, [_pp, _p, _conv, c_uint64, c_uint64, _str, c_size_t]),
     # the message lifecycle, search
-    "chat_client_edit": (c_int, [POINTER(c_uint64), _p, c_uint64, c_uint64, _str, c_size_t]),
-    "chat_client_delete": (c_int, [POINTER(c_uint64), _p, c_uint64, c_uint64]),
-    "chat_client_react": (c_int, [POINTER(c_uint64), _p, c_uint64, c_uint64, _str, c_int]),
-    "chat_client_set_timer": (c_int, [POINTER(c_uint64), _p, c_uint64, c_int64]),
-    "chat_client_mark_thread_read": (c_int, [POINTER(c_uint64), _p, c_uint64, c_uint64,
+    "chat_client_edit": (c_int, [POINTER(c_uint64), _p, _conv, c_uint64, _str, c_size_t]),
+    "chat_client_delete": (c_int, [POINTER(c_uint64), _p, _conv, c_uint64]),
+    "chat_client_react": (c_int, [POINTER(c_uint64), _p, _conv, c_uint64, _str, c_int]),
+    "chat_client_set_timer": (c_int, [POINTER(c_uint64), _p, _conv, c_int64]),
+    "chat_client_mark_thread_read": (c_int, [POINTER(c_uint64), _p, _conv, c_uint64,
                                              c_uint64]),
-    "chat_client_thread": (c_int, [POINTER(c_uint64), _p, c_uint64, c_uint64, c_uint64, c_int]),
-    "chat_client_search": (c_int, [POINTER(c_uint64), _p, _str, c_uint64, c_uint64, c_int]),
-    "chat_client_search_local": (c_int, [_pp, _p, _str, c_uint64, c_int]),
+    "chat_client_thread": (c_int, [POINTER(c_uint64), _p, _conv, c_uint64, c_uint64, c_int]),
+    "chat_client_search": (c_int, [POINTER(c_uint64), _p, _str, _conv, c_uint64, c_int]),
+    "chat_client_search_local": (c_int, [_pp, _p, _str, _conv, c_int]),
     # media
     "chat_client_upload_file": (c_int, [_pp, _p, _str, _str, PROGRESS_CB, c_void_p]),
-    "chat_client_send_media": (c_int, [_pp, _p, c_uint64, _str]),
+    "chat_client_send_media": (c_int, [_pp, _p, _conv, _str]),
     "chat_client_send_media_to": (c_int, [_pp, _p, _str, _str]),
     "chat_client_media_url": (c_int, [POINTER(c_uint64), _p, _str]),
     "chat_client_download": (c_int, [_p, _str, _str, _str, PROGRESS_CB, c_void_p]),
     # receipts, typing, presence
-    "chat_client_mark_read": (c_int, [_p, c_uint64, c_uint64]),
-    "chat_client_typing": (c_int, [_p, c_uint64, c_int]),
+    "chat_client_mark_read": (c_int, [_p, _conv, c_uint64]),
+    "chat_client_typing": (c_int, [_p, _conv, c_int]),
     "chat_client_presence_query": (c_int, [POINTER(c_uint64), _p, _strarr, c_size_t]),
     # groups
     "chat_client_group_create": (c_int, [POINTER(c_uint64), _p, _str, _strarr, c_size_t]),
     "chat_client_group_create_id": (c_int, [POINTER(c_uint64), _p, _str, _str, _strarr,
                                             c_size_t]),
-    "chat_client_group_add": (c_int, [POINTER(c_uint64), _p, c_uint64, _strarr, c_size_t]),
-    "chat_client_group_remove": (c_int, [POINTER(c_uint64), _p, c_uint64, _strarr, c_size_t]),
-    "chat_client_group_leave": (c_int, [POINTER(c_uint64), _p, c_uint64]),
-    "chat_client_group_rename": (c_int, [POINTER(c_uint64), _p, c_uint64, _str]),
-    "chat_client_group_set_role": (c_int, [POINTER(c_uint64), _p, c_uint64, _str, c_int]),
+    "chat_client_group_add": (c_int, [POINTER(c_uint64), _p, _conv, _strarr, c_size_t]),
+    "chat_client_group_remove": (c_int, [POINTER(c_uint64), _p, _conv, _strarr, c_size_t]),
+    "chat_client_group_leave": (c_int, [POINTER(c_uint64), _p, _conv]),
+    "chat_client_group_rename": (c_int, [POINTER(c_uint64), _p, _conv, _str]),
+    "chat_client_group_set_role": (c_int, [POINTER(c_uint64), _p, _conv, _str, c_int]),
+    # push
+    "chat_client_push_register": (c_int, [POINTER(c_uint64), _p, _str, _str, _str, c_int]),
+    "chat_client_push_unregister": (c_int, [POINTER(c_uint64), _p]),
+    "chat_client_mute": (c_int, [POINTER(c_uint64), _p, _conv, c_int64]),
     # conversation list
     "chat_client_convs": (c_int, [_pp, _p]),
     "chat_conv_list_count": (c_size_t, [_p]),
-    "chat_conv_list_id": (c_uint64, [_p, c_size_t]),
+    "chat_conv_list_id": (_conv, [_p, c_size_t]),
     "chat_conv_list_kind": (c_int, [_p, c_size_t]),
     "chat_conv_list_title": (_str, [_p, c_size_t]),
     "chat_conv_list_peer": (_str, [_p, c_size_t]),
@@ -135,13 +149,14 @@ _PROTOS = {
     "chat_conv_list_read": (c_uint64, [_p, c_size_t]),
     "chat_conv_list_unread": (c_uint64, [_p, c_size_t]),
     "chat_conv_list_member_count": (c_size_t, [_p, c_size_t]),
+    "chat_conv_list_muted_until": (c_int64, [_p, c_size_t]),
     "chat_conv_list_free": (None, [_p]),
     # message lists
-    "chat_client_history": (c_int, [_pp, POINTER(c_uint64), _p, c_uint64, c_uint64, c_int]),
+    "chat_client_history": (c_int, [_pp, POINTER(c_uint64), _p, _conv, c_uint64, c_int]),
     "chat_client_outbox": (c_int, [_pp, _p]),
     "chat_msg_list_count": (c_size_t, [_p]),
     "chat_msg_list_complete": (c_int, [_p]),
-    "chat_msg_list_conv": (c_uint64, [_p, c_size_t]),
+    "chat_msg_list_conv": (_conv, [_p, c_size_t]),
     "chat_msg_list_seq": (c_uint64, [_p, c_size_t]),
     "chat_msg_list_ts_ms": (c_int64, [_p, c_size_t]),
     "chat_msg_list_from": (_str, [_p, c_size_t]),
@@ -160,10 +175,10 @@ _PROTOS = {
     "chat_msg_list_thread": (c_uint64, [_p, c_size_t]),
     "chat_msg_list_reactions": (_str, [_p, c_size_t]),
     "chat_msg_list_free": (None, [_p]),
-    "chat_client_message_status": (c_int, [POINTER(c_int), POINTER(c_uint64), POINTER(c_uint64),
+    "chat_client_message_status": (c_int, [POINTER(c_int), POINTER(_conv), POINTER(c_uint64),
                                            _p, _str]),
     "chat_client_message_receipts": (c_int, [POINTER(c_size_t), POINTER(c_size_t),
-                                             POINTER(c_size_t), _p, c_uint64, c_uint64]),
+                                             POINTER(c_size_t), _p, _conv, c_uint64]),
     # event queue
     "chat_client_event_fd": (c_int, [_p]),
     "chat_client_next_event": (c_int, [_pp, _p]),
@@ -171,7 +186,7 @@ _PROTOS = {
     "chat_event_free": (None, [_p]),
     "chat_event_type": (c_int, [_p]),
     "chat_event_type_name": (_str, [c_int]),
-    "chat_event_conv": (c_uint64, [_p]),
+    "chat_event_conv": (_conv, [_p]),
     "chat_event_seq": (c_uint64, [_p]),
     "chat_event_ts_ms": (c_int64, [_p]),
     "chat_event_user": (_str, [_p]),

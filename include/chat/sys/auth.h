@@ -31,12 +31,9 @@
 #define CHAT_SYS_AUTH_H
 
 #include "../common.h"
+#include "../types.h"
 
 CHAT_BEGIN_DECLS
-
-#ifndef CHAT_ID_MAX
-#define CHAT_ID_MAX 64 /* bytes of a user, device or session id (also in sys/store.h) */
-#endif
 
 /** Bytes of chat_auth_identity::reason, the NUL included. */
 #define CHAT_AUTH_REASON_MAX 128
@@ -64,7 +61,7 @@ typedef struct chat_auth_identity {
 
 #define CHAT_AUTH_OPS_VERSION 1
 
-typedef struct chat_auth_ops {
+struct chat_auth_ops {
     unsigned int version; /**< CHAT_AUTH_OPS_VERSION */
     void (*destroy)(void *state);
 
@@ -83,7 +80,7 @@ typedef struct chat_auth_ops {
 
     /** Optional escape hatch; ops below 1000 are libchat's. Unknown ops: CHAT_ENOTSUP. */
     int (*ctl)(void *state, int op, void *arg);
-} chat_auth_ops;
+};
 
 CHAT_END_DECLS
 

@@ -20,6 +20,7 @@
 #define CHAT_SYS_BLOB_H
 
 #include "../common.h"
+#include "../types.h"
 
 CHAT_BEGIN_DECLS
 
@@ -32,7 +33,7 @@ CHAT_BEGIN_DECLS
  */
 #define CHAT_BLOB_CTL_CLEAR_STAGING 1
 
-typedef struct chat_blob_ops {
+struct chat_blob_ops {
     unsigned int version; /**< CHAT_BLOB_OPS_VERSION */
     void (*destroy)(void *state);
 
@@ -77,10 +78,10 @@ typedef struct chat_blob_ops {
      * for everyone, expired, or its author's account deleted). Optional: without it (or with a
      * version-1 backend) such objects stay in the blob store, unreachable. Called on a libchat
      * worker thread, never concurrently with itself. @return CHAT_OK, CHAT_ENOTFOUND, CHAT_EIO.
-     * @since 0.3
+     * @since 0.2
      */
     int (*remove)(void *state, const char *id);
-} chat_blob_ops;
+};
 
 /**
  * The filesystem blob store rooted at dir (created if missing, mode 0700): objects in

@@ -9,13 +9,41 @@
  *
  * Threading: every method is called on the loop thread. A bus that receives from elsewhere
  * calls sink->wake (any thread) and does its delivering from poll() on the loop thread.
+ *
+ * Version 2 hands frames across as shared, reference-counted buffers (chat_buf): the engine
+ * encodes a frame once, and the same bytes reach every local connection and every remote node
+ * without a copy in the engine. A version-1 bus still works: the engine then passes bytes and
+ * copies what it is given back.
  */
 #ifndef CHAT_SYS_BUS_H
 #define CHAT_SYS_BUS_H
 
 #include "../common.h"
+#include "../types.h"
 
 CHAT_BEGIN_DECLS
+
+/**
+ * A shared, immutable byte buffer with a reference count (an encoded frame). Whoever holds a
+ * reference may read the bytes from any thread; the last chat_buf_unref frees it. The bytes
+ * are followed by a NUL that is not counted in the length.
+ */
+typedef struct chat_buf chat_buf;
+
+/**
+ * A new buffer holding a copy of data[0..len), with one reference, which the caller owns.
+ * @return CHAT_OK, CHAT_EINVAL (out NULL, or data NULL with len > 0), CHAT_ENOMEM.
+ * [any thread] @since 0.2
+ */
+CHAT_API int chat_buf_new(chat_buf **out, const void *data, size_t len);
+/** The bytes (NULL for a NULL buffer). Borrowed: valid while a reference is held. [any thread] @since 0.2 */
+CHAT_API const void *chat_buf_data(const chat_buf *buf);
+/** The number of bytes (0 for a NULL buffer). [any thread] @since 0.2 */
+CHAT_API size_t chat_buf_len(const chat_buf *buf);
+/** Take one more reference; returns buf. Accepts NULL. [any thread] @since 0.2 */
+CHAT_API chat_buf *chat_buf_ref(chat_buf *buf);
+/** Drop one reference; the last one frees the buffer. Accepts NULL. [any thread] @since 0.2 */
+CHAT_API void chat_buf_unref(chat_buf *buf);
 
 /** The engine's side of the bus, handed over by attach(); valid until destroy. */
 typedef struct chat_bus_sink {
@@ -27,18 +55,50 @@ typedef struct chat_bus_sink {
     /** Ask for poll() to be called soon on the loop thread. [any thread] */
     void (*wake)(void *user_data);
     void *user_data;
+    /* ---- set by engines that accept version-2 tables (so always, for a version-2 bus) ---- */
+    /**
+     * deliver(), with the frame shared: frame is borrowed for the call, and the engine takes
+     * its own references to the bytes it queues. A bus that received one frame for several
+     * users calls this with the same buffer for each of them. [loop thread]
+     */
+    void (*deliver2)(const char *user, const char *except_device, chat_buf *frame,
+                     void *user_data);
+    /**
+     * Live frames for devices connected here may have been lost (the bus lost its link, or saw
+     * a gap in what it receives). The engine asks its connected clients to catch up from the
+     * store, spread over a few seconds. [loop thread]
+     */
+    void (*lost)(void *user_data);
 } chat_bus_sink;
 
-#define CHAT_BUS_OPS_VERSION 1
+/** publish2() flags. */
+enum {
+    /** Only to devices connected to other engine instances: this one has them already. */
+    CHAT_BUS_REMOTE_ONLY = 1
+};
 
-typedef struct chat_bus_ops {
-    unsigned int version; /**< CHAT_BUS_OPS_VERSION */
+/** ctl() ops of libchat (below 1000). */
+enum {
+    /**
+     * arg unused. A bus answers CHAT_OK when it never loses a frame between publish and
+     * delivery (an in-process bus). Otherwise (any other answer) the engine sends position
+     * hints for recently active conversations, so that a client learns of a frame the bus
+     * dropped even when no later frame of that conversation comes. @since 0.2
+     */
+    CHAT_BUS_CTL_RELIABLE = 1
+};
+
+#define CHAT_BUS_OPS_VERSION 2
+
+struct chat_bus_ops {
+    unsigned int version; /**< CHAT_BUS_OPS_VERSION (1 and 2 are accepted) */
     void (*destroy)(void *state);
     /** Called once before any other method. */
     int (*attach)(void *state, const chat_bus_sink *sink);
     /**
      * Deliver frame to every device of each of users[0..n_users) wherever it is connected,
-     * except the device (except_user, except_device) when both are non-NULL.
+     * except the device (except_user, except_device) when both are non-NULL. Required in
+     * version 1; optional from version 2 when publish2 is set (then never called).
      */
     int (*publish)(void *state, const char *const *users, size_t n_users,
                    const char *except_user, const char *except_device,
@@ -52,19 +112,58 @@ typedef struct chat_bus_ops {
     int (*poll)(void *state);
     /** Optional; unknown ops answer CHAT_ENOTSUP. */
     int (*ctl)(void *state, int op, void *arg);
-} chat_bus_ops;
+    /* ---- version 2 ---- */
+    /**
+     * publish(), with the frame shared: frame is borrowed for the call, and a bus that keeps
+     * it afterwards (to deliver it later, to send it) takes a reference with chat_buf_ref.
+     * A bus delivers the frame to local devices through sink->deliver2, never by copying.
+     * flags: 0 or CHAT_BUS_REMOTE_ONLY. Optional: without it the engine calls publish.
+     */
+    int (*publish2)(void *state, const char *const *users, size_t n_users,
+                    const char *except_user, const char *except_device, chat_buf *frame,
+                    unsigned int flags);
+};
 
 /** The in-process bus (the default): delivers synchronously. @since 0.1 */
 CHAT_API int chat_bus_local_new(void **state_out);
+/** The in-process bus's vtable, static. @since 0.1 */
 CHAT_API const chat_bus_ops *chat_bus_local_ops(void);
 
 /**
- * A bus that serializes every frame and presence change into a queue and delivers it later from
- * poll(), as a networked bus would. It keeps the engine honest about the seam; tests run the
- * integration suite on it. @since 0.1
+ * A bus between engine instances (nodes) over a NATS core server (libnats; nats-server 2.9 or
+ * later), for several servers sharing one store. Each node receives on a subject of its own
+ * and publishes a live frame once per node that has a recipient; presence travels on one
+ * stream per node with a heartbeat, so the users of a node that stops sending it go offline
+ * after the lease. Delivery between nodes is at most once: the engine's position hints and
+ * catch-up prompts let clients fetch what was lost from the store. While the NATS server is
+ * unreachable the bus reconnects with backoff, and delivery on this node goes on.
+ * doc/backends.md describes the subjects and messages.
+ *
+ * url: one or more NATS URLs, comma-separated ("nats://127.0.0.1:4222"). node_id: this node's
+ * name, 1-64 of [A-Za-z0-9_-], unique among the nodes sharing the prefix (a node that restarts
+ * under the same name replaces its former self). The connection is made when the engine
+ * attaches the bus (chat_server_new); a server that is down then is retried in the background.
+ * @return CHAT_OK, CHAT_EINVAL (a NULL argument, a bad node id or url), CHAT_ENOMEM,
+ * CHAT_ENOTSUP (this libchat was built without NATS). @since 0.2
  */
-CHAT_API int chat_bus_queued_new(void **state_out);
-CHAT_API const chat_bus_ops *chat_bus_queued_ops(void);
+CHAT_API int chat_bus_nats_new(void **state_out, const char *url, const char *node_id);
+/** The NATS bus's table; NULL when libchat was built without NATS. @since 0.2 */
+CHAT_API const chat_bus_ops *chat_bus_nats_ops(void);
+/**
+ * Subjects start with prefix ("chat" by default; 1-64 of [A-Za-z0-9_-]): clusters with
+ * different prefixes share a NATS server without seeing each other.
+ * @return CHAT_OK, CHAT_EINVAL, CHAT_EMISUSE (attached already), CHAT_ENOTSUP.
+ * [before chat_server_config_set_bus] @since 0.2
+ */
+CHAT_API int chat_bus_nats_set_prefix(void *state, const char *prefix);
+/**
+ * A node publishes a heartbeat every heartbeat_ms (1000 by default, 10 ms to 10 min); a node
+ * not heard from for lease_ms (5000 by default, at least two heartbeats, at most 1 h) is
+ * dropped with its users. Every node of a cluster should use the same values.
+ * @return CHAT_OK, CHAT_EINVAL, CHAT_EMISUSE (attached already), CHAT_ENOTSUP.
+ * [before chat_server_config_set_bus] @since 0.2
+ */
+CHAT_API int chat_bus_nats_set_timing(void *state, int64_t heartbeat_ms, int64_t lease_ms);
 
 CHAT_END_DECLS
 

@@ -4,8 +4,9 @@
  *
  * A client transport carries the text frames of one connection at a time between a
  * ::chat_client and a server. The default is libchat's WebSocket client
- * (chat_client_transport_ws_ops()); the loopback transport below lets a test play the server
- * in-process; a host or a test may register its own with chat_client_config_set_transport().
+ * (chat_client_transport_ws_ops()); the loopback transport of chat/testing.h lets a test play
+ * the server in-process; a host or a test may register its own with
+ * chat_client_config_set_transport().
  *
  * Threading: every method except wake() is called on the client's loop thread, never
  * concurrently. The transport also owns the loop thread's wait: the engine calls poll() with
@@ -16,6 +17,7 @@
 #define CHAT_SYS_CLIENT_TRANSPORT_H
 
 #include "../common.h"
+#include "../types.h"
 
 CHAT_BEGIN_DECLS
 
@@ -39,7 +41,7 @@ typedef struct chat_client_transport_sink {
 
 #define CHAT_CLIENT_TRANSPORT_OPS_VERSION 1
 
-typedef struct chat_client_transport_ops {
+struct chat_client_transport_ops {
     unsigned int version; /**< CHAT_CLIENT_TRANSPORT_OPS_VERSION */
     /** Free state; the connection, if any, is dropped without callbacks. [loop thread or
      * the thread freeing the client, after the loop thread ended] */
@@ -66,7 +68,7 @@ typedef struct chat_client_transport_ops {
     void (*wake)(void *state);
     /** Optional; unknown ops answer CHAT_ENOTSUP. */
     int (*ctl)(void *state, int op, void *arg);
-} chat_client_transport_ops;
+};
 
 /**
  * The default transport: WebSocket (RFC 6455, ws:// only) over non-blocking POSIX sockets,
@@ -76,47 +78,6 @@ typedef struct chat_client_transport_ops {
 CHAT_API int chat_client_transport_ws_new(void **state_out);
 /** The vtable of the default transport. [any thread] @since 0.1 */
 CHAT_API const chat_client_transport_ops *chat_client_transport_ws_ops(void);
-
-/* ---- loopback: an in-process far end instead of a socket ---------------------------------- */
-
-/**
- * The far end of a loopback transport. A test or a host harness holds it and plays the server:
- * it reads the frames the engine sends, answers with any frames it likes, refuses connects and
- * closes connections at chosen moments, with no socket and no timing noise. Every call below is
- * [any thread]; the handle stays valid until chat_loopback_free(), even after the client that
- * owns the transport state is freed.
- */
-typedef struct chat_loopback chat_loopback;
-
-/**
- * A loopback transport: hand *state_out to chat_client_config_set_transport() with
- * chat_client_transport_loopback_ops(); keep *peer_out. Any server URL is accepted.
- * @return CHAT_OK, CHAT_EINVAL, CHAT_ENOMEM, CHAT_EIO (no eventfd). @since 0.1
- */
-CHAT_API int chat_client_transport_loopback_new(void **state_out, chat_loopback **peer_out);
-/** The vtable of the loopback transport. [any thread] @since 0.1 */
-CHAT_API const chat_client_transport_ops *chat_client_transport_loopback_ops(void);
-/** Release the far end. Accepts NULL. @since 0.1 */
-CHAT_API void chat_loopback_free(chat_loopback *lb);
-/** While refuse is non-zero, connects fail (the engine sees close code 1006). @since 0.1 */
-CHAT_API void chat_loopback_set_refuse(chat_loopback *lb, int refuse);
-/** Wait until a connection is open. @return CHAT_OK or CHAT_ETIMEDOUT. @since 0.1 */
-CHAT_API int chat_loopback_wait_open(chat_loopback *lb, int timeout_ms);
-/**
- * The next frame the engine sent, in order, waiting up to timeout_ms for one. Free *frame_out
- * with chat_string_free(). @return CHAT_OK, CHAT_ETIMEDOUT, CHAT_EINVAL. @since 0.1
- */
-CHAT_API int chat_loopback_recv(char **frame_out, chat_loopback *lb, int timeout_ms);
-/** Deliver one text frame to the engine. @return CHAT_OK, CHAT_ECLOSED (no open connection),
- * CHAT_ENOMEM. @since 0.1 */
-CHAT_API int chat_loopback_send(chat_loopback *lb, const char *data, size_t len);
-/**
- * Close the connection from the far end with a WebSocket close code (1000..4999); frames sent
- * before still arrive first. @return CHAT_OK, CHAT_EINVAL, CHAT_ECLOSED. @since 0.1
- */
-CHAT_API int chat_loopback_close(chat_loopback *lb, int code, const char *reason);
-/** Connects the engine attempted so far (refused ones included). @since 0.1 */
-CHAT_API unsigned chat_loopback_connects(chat_loopback *lb);
 
 CHAT_END_DECLS
 

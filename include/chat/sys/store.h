@@ -21,52 +21,25 @@
 #define CHAT_SYS_STORE_H
 
 #include "../common.h"
+#include "../types.h"
 
 CHAT_BEGIN_DECLS
 
-/** Longest user id, device id or client message id, in bytes, without the NUL. */
-#define CHAT_ID_MAX 64
 /** Longest group title, in bytes, without the NUL. */
 #define CHAT_TITLE_MAX 256
 /** Size of a stored password hash string (crypto_pwhash_STRBYTES), with the NUL. */
 #define CHAT_PWHASH_MAX 128
 
-typedef enum chat_conv_kind {
-    CHAT_CONV_DIRECT = 1, /**< exactly two users, one conversation per pair */
-    CHAT_CONV_GROUP = 2
-} chat_conv_kind;
-
-typedef enum chat_role {
-    CHAT_ROLE_NONE = 0,   /**< left or removed: the row stays for sync */
-    CHAT_ROLE_MEMBER = 1,
-    CHAT_ROLE_ADMIN = 2,
-    CHAT_ROLE_OWNER = 3
-} chat_role;
-
-typedef enum chat_msg_kind {
-    CHAT_MSG_TEXT = 1,  /**< body is UTF-8 text */
-    CHAT_MSG_MEDIA = 2, /**< body is a JSON object: the media reference */
-    CHAT_MSG_EVENT = 3, /**< body is a JSON object: a membership or title change */
-    /** An edit of the message target_seq: body empty, or, when the server keeps edit history,
-     *  the text the edit replaced. @since 0.3 */
-    CHAT_MSG_EDIT = 4,
-    /** A delete for everyone of the message target_seq: body empty. @since 0.3 */
-    CHAT_MSG_DELETE = 5,
-    /** A reaction toggled on the message target_seq: body a JSON object {"emoji","on"}.
-     *  @since 0.3 */
-    CHAT_MSG_REACT = 6
-} chat_msg_kind;
-
 /** chat_store_msg::flags: the body was erased because the message was deleted for everyone
- *  (or its author's account was deleted). @since 0.3 */
+ *  (or its author's account was deleted). @since 0.2 */
 #define CHAT_STORE_MSG_DELETED 0x1u
-/** chat_store_msg::flags: the body was erased because the message expired. @since 0.3 */
+/** chat_store_msg::flags: the body was erased because the message expired. @since 0.2 */
 #define CHAT_STORE_MSG_EXPIRED 0x2u
-/** Either of the two: the message is a tombstone (empty body, seq kept). @since 0.3 */
+/** Either of the two: the message is a tombstone (empty body, seq kept). @since 0.2 */
 #define CHAT_STORE_MSG_ERASED (CHAT_STORE_MSG_DELETED | CHAT_STORE_MSG_EXPIRED)
 
 typedef struct chat_store_conv {
-    int64_t id;            /**< assigned by conv_insert, > 0 */
+    chat_conv_id id;       /**< assigned by conv_insert, > 0 */
     int kind;              /**< ::chat_conv_kind */
     uint64_t head_seq;     /**< last assigned message seq, 0 when empty */
     uint64_t change;       /**< inbox change counter at the last change */
@@ -74,14 +47,14 @@ typedef struct chat_store_conv {
     int member_count;      /**< members whose role is not CHAT_ROLE_NONE */
     char title[CHAT_TITLE_MAX + 1];
     char dm_key[2 * CHAT_ID_MAX + 2]; /**< direct: the two user ids sorted, joined by '\n'; else "" */
-    /* ---- version 3: only with a backend of version 3 or later (see the version-3 methods) */
+    /* ---- version 5: only with a backend of version 5 or later (see the version-5 methods) */
     /** Disappearing messages: a message expires this long after it is stored; 0: never.
-     *  Written by conv_insert and conv_update. @since 0.3 */
+     *  Written by conv_insert and conv_update. @since 0.2 */
     int64_t msg_ttl_ms;
 } chat_store_conv;
 
 typedef struct chat_store_member {
-    int64_t conv;
+    chat_conv_id conv;
     char user[CHAT_ID_MAX + 1];
     int role;               /**< ::chat_role */
     uint64_t delivered_seq; /**< watermark: delivered to a device of the user up to here */
@@ -93,7 +66,7 @@ typedef struct chat_store_member {
 } chat_store_member;
 
 typedef struct chat_store_msg {
-    int64_t conv;
+    chat_conv_id conv;
     uint64_t seq;
     int64_t ts_ms;          /**< server time of the append */
     const char *sender;     /**< user id */
@@ -102,15 +75,15 @@ typedef struct chat_store_msg {
     int kind;               /**< ::chat_msg_kind */
     const char *body;       /**< not NUL-terminated */
     size_t body_len;
-    /* ---- version 3: only with a backend of version 3 or later (see the version-3 methods) */
+    /* ---- version 5: only with a backend of version 5 or later (see the version-5 methods) */
     /** Edit, delete, react: the message acted on; text and media: the message replied to;
-     *  0: none. @since 0.3 */
+     *  0: none. @since 0.2 */
     uint64_t target_seq;
-    /** The root of the thread the message belongs to; 0: the main conversation. @since 0.3 */
+    /** The root of the thread the message belongs to; 0: the main conversation. @since 0.2 */
     uint64_t thread_seq;
-    int64_t edited_ms;      /**< when the body was last edited; 0: never. @since 0.3 */
-    int64_t expires_ms;     /**< when the message expires (is erased); 0: never. @since 0.3 */
-    unsigned int flags;     /**< CHAT_STORE_MSG_DELETED, CHAT_STORE_MSG_EXPIRED. @since 0.3 */
+    int64_t edited_ms;      /**< when the body was last edited; 0: never. @since 0.2 */
+    int64_t expires_ms;     /**< when the message expires (is erased); 0: never. @since 0.2 */
+    unsigned int flags;     /**< CHAT_STORE_MSG_DELETED, CHAT_STORE_MSG_EXPIRED. @since 0.2 */
 } chat_store_msg;
 
 typedef struct chat_store_user {
@@ -136,14 +109,36 @@ typedef struct chat_store_media {
     int64_t created_ms;
 } chat_store_media;
 
+/** Push platform of a device registration. */
+typedef enum chat_push_platform {
+    CHAT_PUSH_APNS = 1, /**< Apple Push Notification service: token in lower-case hex */
+    CHAT_PUSH_FCM = 2   /**< Firebase Cloud Messaging: a registration token */
+} chat_push_platform;
+
+/** Longest push token, in bytes, without the NUL. */
+#define CHAT_PUSH_TOKEN_MAX 512
+/** Longest APNs topic (the app's bundle id), in bytes, without the NUL. */
+#define CHAT_PUSH_TOPIC_MAX 255
+
+/** One device's push registration: where a push for (user, device) goes. */
+typedef struct chat_store_push_reg {
+    char user[CHAT_ID_MAX + 1];
+    char device[CHAT_ID_MAX + 1];
+    int platform;                         /**< ::chat_push_platform */
+    int sandbox;                          /**< APNs: 1 development environment, 0 production */
+    char token[CHAT_PUSH_TOKEN_MAX + 1];  /**< a secret: never log it */
+    char topic[CHAT_PUSH_TOPIC_MAX + 1];  /**< APNs topic, "" for the provider's default */
+    int64_t updated_ms;                   /**< when the device last registered */
+} chat_store_push_reg;
+
 typedef int (*chat_store_msg_cb)(const chat_store_msg *msg, void *user_data);
 
 /** Longest reaction (an emoji: one or a few code points), in bytes, without the NUL. */
 #define CHAT_REACTION_MAX 32
 
-/** One user's reaction to one message. @since 0.3 */
+/** One user's reaction to one message. @since 0.2 */
 typedef struct chat_store_reaction {
-    int64_t conv;
+    chat_conv_id conv;
     uint64_t seq;
     char user[CHAT_ID_MAX + 1];
     char emoji[CHAT_REACTION_MAX + 1];
@@ -152,10 +147,10 @@ typedef struct chat_store_reaction {
 
 typedef int (*chat_store_reaction_cb)(const chat_store_reaction *reaction, void *user_data);
 
-/** A full-text search over some conversations (msg_search). @since 0.3 */
+/** A full-text search over some conversations (msg_search). @since 0.2 */
 typedef struct chat_store_search {
     const char *text;       /**< the words to find, UTF-8; every word must occur */
-    const int64_t *convs;   /**< search these conversations only, */
+    const chat_conv_id *convs;  /**< search these conversations only, */
     const uint64_t *after;  /**< and in convs[i] only messages with seq > after[i] */
     size_t n_convs;
     uint64_t before;        /**< only hits whose cursor is below this; 0: from the newest */
@@ -163,19 +158,31 @@ typedef struct chat_store_search {
 } chat_store_search;
 
 /** One search hit: the message as it is now, and the cursor that orders hits (newest stored
- *  first; a next page passes the last cursor as chat_store_search::before). @since 0.3 */
+ *  first; a next page passes the last cursor as chat_store_search::before). @since 0.2 */
 typedef int (*chat_store_hit_cb)(const chat_store_msg *msg, uint64_t cursor, void *user_data);
-/** A deleted account: its name and when it was deleted. @since 0.3 */
+/** A deleted account: its name and when it was deleted. @since 0.2 */
 typedef int (*chat_store_deleted_cb)(const char *name, int64_t deleted_ms, void *user_data);
 /** One access grant of a media object: conv > 0 and user "" (shared in that conversation), or
  *  conv 0 and a user (an uploader). */
-typedef int (*chat_store_grant_cb)(int64_t conv, const char *user, void *user_data);
+typedef int (*chat_store_grant_cb)(chat_conv_id conv, const char *user, void *user_data);
 typedef int (*chat_store_member_cb)(const chat_store_member *member, void *user_data);
 typedef int (*chat_store_name_cb)(const char *name, void *user_data);
+typedef int (*chat_store_push_reg_cb)(const chat_store_push_reg *reg, void *user_data);
 
-#define CHAT_STORE_OPS_VERSION 3
+/**
+ * The meta key of the engine's inbox change counter. The engine reads it (meta_get) first in
+ * every write transaction, gives each conversation and member row it changes the next value
+ * (a change above the value read), and writes the last value back (meta_set) just before
+ * commit(). Clients are handed the value read at the start as their inbox cursor. A store
+ * shared by several servers may renumber those rows when the counter is written back, so
+ * that transactions commit in counter order (the PostgreSQL store does; see
+ * chat_store_postgres_open()). @since 0.2
+ */
+#define CHAT_STORE_CHANGE_KEY "inbox_change"
 
-typedef struct chat_store_ops {
+#define CHAT_STORE_OPS_VERSION 5
+
+struct chat_store_ops {
     unsigned int version; /**< CHAT_STORE_OPS_VERSION */
     void (*destroy)(void *state);
 
@@ -187,30 +194,30 @@ typedef struct chat_store_ops {
     /** Insert a conversation; sets conv->id. CHAT_EEXISTS when dm_key is taken. */
     int (*conv_insert)(void *state, chat_store_conv *conv);
     /** CHAT_ENOTFOUND when absent. */
-    int (*conv_get)(void *state, int64_t id, chat_store_conv *out);
+    int (*conv_get)(void *state, chat_conv_id id, chat_store_conv *out);
     /** Find a direct conversation by dm_key; CHAT_ENOTFOUND when absent. */
     int (*conv_find_direct)(void *state, const char *dm_key, chat_store_conv *out);
     /** Overwrite title, head_seq, change and member_count of conv->id. */
     int (*conv_update)(void *state, const chat_store_conv *conv);
 
     /** CHAT_ENOTFOUND when the user never was a member. */
-    int (*member_get)(void *state, int64_t conv, const char *user, chat_store_member *out);
+    int (*member_get)(void *state, chat_conv_id conv, const char *user, chat_store_member *out);
     /** Insert or overwrite the row (conv, user). */
     int (*member_put)(void *state, const chat_store_member *member);
     /** Members of conv ordered by user id; only_active skips CHAT_ROLE_NONE rows. */
-    int (*member_list)(void *state, int64_t conv, int only_active,
+    int (*member_list)(void *state, chat_conv_id conv, int only_active,
                        chat_store_member_cb cb, void *user_data);
 
     /** Insert a message; CHAT_EEXISTS when (conv, seq) or (conv, sender, device, cmid) exists. */
     int (*msg_insert)(void *state, const chat_store_msg *msg);
     /** Call cb once with the message of that client id; CHAT_ENOTFOUND when absent. */
-    int (*msg_find_cmid)(void *state, int64_t conv, const char *sender, const char *device,
+    int (*msg_find_cmid)(void *state, chat_conv_id conv, const char *sender, const char *device,
                          const char *cmid, chat_store_msg_cb cb, void *user_data);
     /**
      * Messages with after_seq < seq < before_seq (before_seq 0: no upper bound), at most limit,
      * ascending, or descending from the upper end when descending is 1.
      */
-    int (*msg_range)(void *state, int64_t conv, uint64_t after_seq, uint64_t before_seq,
+    int (*msg_range)(void *state, chat_conv_id conv, uint64_t after_seq, uint64_t before_seq,
                      int limit, int descending, chat_store_msg_cb cb, void *user_data);
 
     /**
@@ -251,81 +258,115 @@ typedef struct chat_store_ops {
     /** CHAT_ENOTFOUND when absent. @since 0.2 */
     int (*media_get)(void *state, const char *id, chat_store_media *out);
     /** Record a grant (see ::chat_store_grant_cb); an existing grant is kept. @since 0.2 */
-    int (*media_grant)(void *state, const char *id, int64_t conv, const char *user);
+    int (*media_grant)(void *state, const char *id, chat_conv_id conv, const char *user);
     /** Every grant of id, ordered by conv then user. @since 0.2 */
     int (*media_grants)(void *state, const char *id, chat_store_grant_cb cb, void *user_data);
 
-    /* ---- version 3: message lifecycle (edits, deletes, reactions, replies, threads,
+    /* ---- version 3: push registrations and mutes (all optional together; without them the
+     *      server refuses push_register, push_unregister and mute with CHAT_ENOTSUP, and a push
+     *      notifier gets user events only, as with version 1) ---- */
+
+    /** Insert or overwrite the registration (reg->user, reg->device). @since 0.2 */
+    int (*push_reg_put)(void *state, const chat_store_push_reg *reg);
+    /** Delete the registration (user, device); CHAT_ENOTFOUND when absent. @since 0.2 */
+    int (*push_reg_del)(void *state, const char *user, const char *device);
+    /** Delete every registration holding (platform, token); CHAT_OK when there was none.
+     *  @since 0.2 */
+    int (*push_reg_del_token)(void *state, int platform, const char *token);
+    /** The user's registrations, ordered by device. @since 0.2 */
+    int (*push_reg_list)(void *state, const char *user, chat_store_push_reg_cb cb,
+                         void *user_data);
+    /** Mute conv for user until until_ms (INT64_MAX: until unmuted); until_ms 0 unmutes.
+     *  @since 0.2 */
+    int (*push_mute_put)(void *state, const char *user, chat_conv_id conv, int64_t until_ms);
+    /** The mute's until_ms; CHAT_ENOTFOUND when user never muted conv or unmuted it.
+     *  @since 0.2 */
+    int (*push_mute_get)(void *state, const char *user, chat_conv_id conv, int64_t *until_ms);
+
+    /* ---- version 4: lock order, for stores several servers write at once (optional) ---- */
+
+    /**
+     * Lock the conversations ids[0..n) (n > 0, ascending, distinct) until the transaction
+     * ends, as conv_get in a transaction does in a store that locks what it reads; an id with
+     * no conversation is skipped. The engine calls it first in a batch with the conversations
+     * its requests name, so that two servers' batches take the conversations they share in
+     * the same order and never wait for each other in a cycle (a deadlock, which such a store
+     * answers CHAT_EAGAIN). Only in a transaction. Without it, conversations are locked as
+     * they are read. @since 0.2
+     */
+    int (*lock_convs)(void *state, const chat_conv_id *ids, size_t n);
+
+    /* ---- version 5: message lifecycle (edits, deletes, reactions, replies, threads,
      *      expiry), full-text search and account deletion. All optional together: without
-     *      them the server answers those requests with CHAT_ENOTSUP. The fields of version 3
+     *      them the server answers those requests with CHAT_ENOTSUP. The fields of version 5
      *      in chat_store_conv and chat_store_msg are written and read only through a backend
-     *      of version 3 or later; for an older one libchat zeroes them in what it reads.
+     *      of version 5 or later; for an older one libchat zeroes them in what it reads.
      *
      *      Erasure: msg_update() and media_delete() must not leave the bytes they replace
      *      readable in the store (free pages, journals, search indexes); doc/security.md says
      *      what the built-in stores guarantee. ---- */
 
-    /** Call cb once with message (conv, seq); CHAT_ENOTFOUND when absent. @since 0.3 */
-    int (*msg_get)(void *state, int64_t conv, uint64_t seq, chat_store_msg_cb cb,
+    /** Call cb once with message (conv, seq); CHAT_ENOTFOUND when absent. @since 0.2 */
+    int (*msg_get)(void *state, chat_conv_id conv, uint64_t seq, chat_store_msg_cb cb,
                    void *user_data);
     /**
      * Overwrite the kind, body, flags, edited_ms and expires_ms of message (msg->conv,
      * msg->seq); its sender, device, cmid, ts, target_seq and thread_seq stay. The search
      * index follows: an erased message (CHAT_STORE_MSG_ERASED) is found no more, an edited
-     * one by its new text only. CHAT_ENOTFOUND when absent. @since 0.3
+     * one by its new text only. CHAT_ENOTFOUND when absent. @since 0.2
      */
     int (*msg_update)(void *state, const chat_store_msg *msg);
-    /** Messages of this kind whose target_seq is target_seq, ascending by seq. @since 0.3 */
-    int (*msg_related)(void *state, int64_t conv, uint64_t target_seq, int kind,
+    /** Messages of this kind whose target_seq is target_seq, ascending by seq. @since 0.2 */
+    int (*msg_related)(void *state, chat_conv_id conv, uint64_t target_seq, int kind,
                        chat_store_msg_cb cb, void *user_data);
-    /** As msg_range, over the messages of thread thread_seq (its replies; not the root). @since 0.3 */
-    int (*msg_thread)(void *state, int64_t conv, uint64_t thread_seq, uint64_t after_seq,
+    /** As msg_range, over the messages of thread thread_seq (its replies; not the root). @since 0.2 */
+    int (*msg_thread)(void *state, chat_conv_id conv, uint64_t thread_seq, uint64_t after_seq,
                       uint64_t before_seq, int limit, int descending, chat_store_msg_cb cb,
                       void *user_data);
     /**
      * Into *out, how many messages with after_seq < seq <= upto_seq count as unread: kind
      * text, media or event, not erased, in thread thread_seq (0: the main conversation, the
-     * messages whose thread_seq is 0). @since 0.3
+     * messages whose thread_seq is 0). @since 0.2
      */
-    int (*msg_count)(void *state, int64_t conv, uint64_t thread_seq, uint64_t after_seq,
+    int (*msg_count)(void *state, chat_conv_id conv, uint64_t thread_seq, uint64_t after_seq,
                      uint64_t upto_seq, uint64_t *out);
     /** Messages not erased with 0 < expires_ms <= now_ms, by expires_ms then conv and seq,
-     *  at most limit. @since 0.3 */
+     *  at most limit. @since 0.2 */
     int (*msg_expired)(void *state, int64_t now_ms, int limit, chat_store_msg_cb cb,
                        void *user_data);
     /** Messages of sender in conv, not erased, with seq > after_seq, ascending, at most
-     *  limit. @since 0.3 */
-    int (*msg_by_sender)(void *state, int64_t conv, const char *sender, uint64_t after_seq,
+     *  limit. @since 0.2 */
+    int (*msg_by_sender)(void *state, chat_conv_id conv, const char *sender, uint64_t after_seq,
                          int limit, chat_store_msg_cb cb, void *user_data);
     /**
      * Full-text search (see ::chat_store_search): the text messages whose text, and the media
      * messages whose file name, hold every word of q->text, not erased, newest stored first.
      * What a word is (case, accents) is the backend's; a query without words finds nothing.
-     * @since 0.3
+     * @since 0.2
      */
     int (*msg_search)(void *state, const chat_store_search *q, chat_store_hit_cb cb,
                       void *user_data);
     /** Put user's reaction emoji on message (conv, seq) (on 1; CHAT_EEXISTS and no change
-     *  when it is there) or take it off (on 0; CHAT_ENOTFOUND when it is not). @since 0.3 */
+     *  when it is there) or take it off (on 0; CHAT_ENOTFOUND when it is not). @since 0.2 */
     int (*reaction_set)(void *state, const chat_store_reaction *reaction, int on);
     /** Reactions to the messages after_seq < seq < before_seq (before_seq 0: no upper bound),
-     *  ordered by seq, emoji, ts_ms, user. @since 0.3 */
-    int (*reaction_list)(void *state, int64_t conv, uint64_t after_seq, uint64_t before_seq,
+     *  ordered by seq, emoji, ts_ms, user. @since 0.2 */
+    int (*reaction_list)(void *state, chat_conv_id conv, uint64_t after_seq, uint64_t before_seq,
                          chat_store_reaction_cb cb, void *user_data);
     /** Remove the reactions to message seq of conv (0: to every message) by user ("": by
-     *  everyone). @since 0.3 */
-    int (*reaction_clear)(void *state, int64_t conv, uint64_t seq, const char *user);
+     *  everyone). @since 0.2 */
+    int (*reaction_clear)(void *state, chat_conv_id conv, uint64_t seq, const char *user);
     /** Remove name's account row, if any, and remember that the account was deleted at
-     *  deleted_ms (a later deletion overwrites the time). @since 0.3 */
+     *  deleted_ms (a later deletion overwrites the time). @since 0.2 */
     int (*user_delete)(void *state, const char *name, int64_t deleted_ms);
-    /** Every remembered account deletion, by name. @since 0.3 */
+    /** Every remembered account deletion, by name. @since 0.2 */
     int (*user_deleted)(void *state, chat_store_deleted_cb cb, void *user_data);
     /** Add delta (+1, -1) to the count of messages that refer to media id and put the new
-     *  count in *refs_out (may be NULL). CHAT_ENOTFOUND when the media is unknown. @since 0.3 */
+     *  count in *refs_out (may be NULL). CHAT_ENOTFOUND when the media is unknown. @since 0.2 */
     int (*media_refs)(void *state, const char *id, int delta, int64_t *refs_out);
-    /** Forget media id: its metadata and grants. CHAT_ENOTFOUND when unknown. @since 0.3 */
+    /** Forget media id: its metadata and grants. CHAT_ENOTFOUND when unknown. @since 0.2 */
     int (*media_delete)(void *state, const char *id);
-} chat_store_ops;
+};
 
 /** Flags of chat_store_sqlite_open(). */
 #define CHAT_STORE_SQLITE_SYNC_FULL 0x1u /**< fsync the WAL at every commit (power-loss safe) */
@@ -373,6 +414,16 @@ CHAT_API const chat_store_ops *chat_store_sqlite_ops(void);
  *   rolled-back transaction takes none;
  * - meta_get in a transaction locks its key until the transaction ends, so a counter read and
  *   written back in one transaction loses no update to another server;
+ * - but the inbox change counter (#CHAT_STORE_CHANGE_KEY) is read without a lock, and the
+ *   rows given changes above the value read are remembered. meta_set of the counter in that
+ *   transaction takes the key's lock, adds the changes counted to the counter as committed by
+ *   then, and moves those rows up past every change committed since the read (sent with the
+ *   next call, in practice the COMMIT; the lock ends with the transaction). Servers thus
+ *   write their transactions at once, commit them in counter order (a reader that sees the
+ *   counter at some value sees every change up to it, and none at or below it commits
+ *   later), and serialise only the end of each. A value below the one read is refused
+ *   (CHAT_EINVAL);
+ * - lock_convs locks its conversations in id order in one statement, sent with the next call;
  * - a call answers CHAT_EAGAIN when the database cannot be reached, went away (a restart, a
  *   failover) or chose this transaction as a deadlock victim; the transaction is then lost
  *   (rollback() ends it) and the next one reconnects, with a backoff of 50 ms doubling to 2 s

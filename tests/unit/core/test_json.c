@@ -160,6 +160,32 @@ static void test_json_i64_edges(void **state)
     cJSON_Delete(j);
 }
 
+/* Integers from 10^15 on print exactly, and read back equal: cJSON's own number printing
+ * turns 9007199254740991 into 9007199254740990. */
+static void test_json_add_int_prints_exactly(void **state)
+{
+    (void)state;
+    const int64_t vals[] = {0, -5, 999999999999999LL, 1000000000000001LL,
+                            9007199254740991LL, -9007199254740991LL, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        cJSON *o = cJSON_CreateObject();
+        assert_non_null(chat__json_add_int(o, "n", vals[i]));
+        char *text = cJSON_PrintUnformatted(o);
+        char want[48];
+        snprintf(want, sizeof want, "{\"n\":%lld}", (long long)vals[i]);
+        assert_string_equal(text, want);
+        if (vals[i] >= -9007199254740991LL && vals[i] <= 9007199254740991LL) {
+            cJSON *back = cJSON_Parse(text);
+            int64_t v = 1;
+            assert_int_equal(chat__json_i64(back, "n", &v), CHAT_OK);
+            assert_true(v == vals[i]);
+            cJSON_Delete(back);
+        }
+        cJSON_free(text);
+        cJSON_Delete(o);
+    }
+}
+
 static void test_json_str_and_bool_getters(void **state)
 {
     (void)state;
@@ -195,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_json_duplicate_keys_large_object),
         cmocka_unit_test(test_json_u64_edges),
         cmocka_unit_test(test_json_i64_edges),
+        cmocka_unit_test(test_json_add_int_prints_exactly),
         cmocka_unit_test(test_json_str_and_bool_getters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,6 @@
 /* Presence coalescing on an injected clock: the offline grace, the per-user bucket, the final
- * state and last seen, flush at stop, and that entries go away. */
+ * state and last seen, flush at stop, that entries go away, and that announcements that could
+ * not go out are tried again. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,16 +21,22 @@ typedef struct seen {
     int n;
     int online[256];
     int64_t last_seen[256];
+    int refuse; /* refuse this many announcements (out of memory), recording nothing */
 } seen;
 
-static void record(const char *user, int online, int64_t last_seen_ms, void *ud)
+static int record(const char *user, int online, int64_t last_seen_ms, void *ud)
 {
     seen *s = ud;
     assert_string_equal(user, "alice");
+    if (s->refuse > 0) {
+        s->refuse--;
+        return CHAT_ENOMEM;
+    }
     assert_true(s->n < 256);
     s->online[s->n] = online;
     s->last_seen[s->n] = last_seen_ms;
     s->n++;
+    return 0;
 }
 
 static int64_t change(chat__presgate *g, int online, int64_t now, seen *s)
@@ -189,6 +196,67 @@ static void test_presgate_entries_are_dropped_when_idle(void **state)
     chat__presgate_free(&g);
 }
 
+/* An announcement refused by the engine (out of memory) is not taken as told: it comes again
+ * CHAT__PRESGATE_RETRY_MS later, and the state shown stays the old one until it went out. */
+static void test_presgate_refused_announcement_is_retried(void **state)
+{
+    (void)state;
+    chat__presgate g;
+    seen s = {0};
+    chat__presgate_init(&g, 2000, 12);
+    s.refuse = 2;
+    int64_t due = change(&g, 1, T0, &s);
+    assert_true(due == T0 + CHAT__PRESGATE_RETRY_MS);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(chat__presgate_shown(&g, "alice"), 0);
+    due = chat__presgate_run(&g, due, record, &s); /* refused again */
+    assert_true(due == T0 + 2 * CHAT__PRESGATE_RETRY_MS);
+    assert_true(chat__presgate_run(&g, due, record, &s) == 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.online[0], 1);
+    assert_int_equal(chat__presgate_shown(&g, "alice"), 1);
+    chat__presgate_free(&g);
+}
+
+/* An announcement that failed after it was handed over (its job ran out of memory) is made
+ * again, also an offline one whose entry was already forgotten; one overtaken by a later
+ * announcement is not. */
+static void test_presgate_failed_announcement_is_retried(void **state)
+{
+    (void)state;
+    chat__presgate g;
+    seen s = {0};
+    chat__presgate_init(&g, 1000, 600); /* 10 tokens a second: the bucket refills at once */
+    change(&g, 1, T0, &s);
+    assert_int_equal(s.n, 1);
+    int64_t due = chat__presgate_failed(&g, "alice", 1, 0, T0 + 5);
+    assert_true(due == T0 + 5 + CHAT__PRESGATE_RETRY_MS);
+    assert_int_equal(chat__presgate_shown(&g, "alice"), 0);
+    assert_true(chat__presgate_run(&g, due, record, &s) == 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.online[1], 1);
+
+    /* Offline announced, then the entry is forgotten; its failure brings it back. */
+    due = change(&g, 0, T0 + 2000, &s);
+    int64_t now = run_until(&g, T0 + 2000, T0 + 10000, due, &s);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(chat__presgate_size(&g), 0);
+    due = chat__presgate_failed(&g, "alice", 0, T0 + 2000, now);
+    assert_true(due == now + CHAT__PRESGATE_RETRY_MS);
+    run_until(&g, now, now + 10000, due, &s);
+    assert_int_equal(s.n, 4);
+    assert_int_equal(s.online[3], 0);
+    assert_true(s.last_seen[3] == T0 + 2000);
+
+    /* Online again, announced; the old offline's failure comes late and changes nothing. */
+    now += 20000;
+    assert_int_equal(change(&g, 1, now, &s), 0);
+    assert_int_equal(s.n, 5);
+    assert_true(chat__presgate_failed(&g, "alice", 0, T0 + 2000, now) == 0);
+    assert_int_equal(chat__presgate_shown(&g, "alice"), 1);
+    chat__presgate_free(&g);
+}
+
 /* Many users: what each one was told, and when (the clock of the run that told it). */
 enum { CROWD = 3000 };
 typedef struct crowd {
@@ -197,18 +265,19 @@ typedef struct crowd {
     int64_t offline_at[CROWD], last_seen[CROWD];
 } crowd;
 
-static void crowd_record(const char *user, int online, int64_t last_seen_ms, void *ud)
+static int crowd_record(const char *user, int online, int64_t last_seen_ms, void *ud)
 {
     crowd *c = ud;
     int i = atoi(user + 1);
     assert_true(i >= 0 && i < CROWD);
     if (online) {
         c->online[i]++;
-        return;
+        return 0;
     }
     c->offline[i]++;
     c->offline_at[i] = c->now;
     c->last_seen[i] = last_seen_ms;
+    return 0;
 }
 
 /* Users leave in a scrambled order; the timer, run at each deadline it returns, announces every
@@ -268,6 +337,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_presgate_online_is_announced_at_once),
+        cmocka_unit_test(test_presgate_refused_announcement_is_retried),
+        cmocka_unit_test(test_presgate_failed_announcement_is_retried),
         cmocka_unit_test(test_presgate_offline_waits_for_the_grace),
         cmocka_unit_test(test_presgate_reconnect_within_the_grace_announces_nothing),
         cmocka_unit_test(test_presgate_fast_flapping_is_one_online_and_one_offline),

@@ -61,7 +61,7 @@ static int setup(void **state)
     assert_non_null(fx);
     fx->ops = chat_store_memory_ops();
     assert_int_equal(chat_store_memory_new(&fx->st), CHAT_OK);
-    fx->tx = (chat__txn){fx->ops, fx->st, 0, NOW, NULL};
+    fx->tx = (chat__txn){.ops = fx->ops, .st = fx->st, .now_ms = NOW};
     fx->conv.kind = CHAT_CONV_GROUP;
     strcpy(fx->conv.title, "Team");
     fx->conv.created_ms = NOW - 1000;
@@ -246,9 +246,30 @@ static void test_txn_change_counter_bumps_every_change(void **state)
     assert_int_equal(fx->tx.change, 46);
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "type", "renamed");
-    assert_int_equal(chat__txn_event(&fx->tx, fx->r, &fx->conv, ev, NULL), CHAT_OK);
-    cJSON_Delete(ev);
+    assert_int_equal(chat__txn_event(&fx->tx, fx->r, &fx->conv, ev, NULL), CHAT_OK); /* takes ev */
     assert_int_equal(fx->tx.change, 47);
+}
+
+/* A request names its conversation to the writer, which locks those of a batch first. */
+static void test_txn_request_names_its_conv(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *frame;
+        chat_conv_id conv;
+    } cases[] = {
+        {"{\"type\":\"send\",\"conv\":42,\"text\":\"hi\"}", 42},
+        {"{\"type\":\"send\",\"to\":\"bob\",\"text\":\"hi\"}", 0},
+        {"{\"type\":\"history\",\"conv\":\"42\"}", 0},
+        {"{\"type\":\"history\",\"conv\":-3}", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        chat__req *r = chat__req_new(NULL, cJSON_Parse(cases[i].frame), NULL);
+        assert_non_null(r);
+        assert_int_equal(r->job.lock_conv, cases[i].conv);
+        cJSON_Delete(r->args);
+        free_req(r);
+    }
 }
 
 static void test_txn_member_refuses_non_members(void **state)
@@ -364,8 +385,7 @@ static void test_txn_event_is_stored_and_encoded(void **state)
     cJSON_AddStringToObject(ev, "title", "Ops");
     chat_store_msg out;
     memset(&out, 0xa5, sizeof out);
-    assert_int_equal(chat__txn_event(&fx->tx, fx->r, &fx->conv, ev, &out), CHAT_OK);
-    cJSON_Delete(ev);
+    assert_int_equal(chat__txn_event(&fx->tx, fx->r, &fx->conv, ev, &out), CHAT_OK); /* takes ev */
     assert_int_equal(out.seq, 2);
     assert_int_equal(out.kind, CHAT_MSG_EVENT);
     assert_null(out.body); /* the body was freed: out must not point at it */
@@ -422,8 +442,7 @@ static void test_txn_event_row_has_kind_event_and_no_device(void **state)
     cJSON_AddStringToObject(ev, "type", "added");
     cJSON *users = cJSON_AddArrayToObject(ev, "users");
     cJSON_AddItemToArray(users, cJSON_CreateString("dave"));
-    assert_int_equal(chat__txn_event(&fx->tx, fx->r, &fx->conv, ev, NULL), CHAT_OK);
-    cJSON_Delete(ev);
+    assert_int_equal(chat__txn_event(&fx->tx, fx->r, &fx->conv, ev, NULL), CHAT_OK); /* takes ev */
 
     stored_msg s = {0};
     assert_int_equal(fx->ops->msg_range(fx->st, fx->conv.id, 0, 0, 10, 0, keep_msg, &s), CHAT_OK);
@@ -503,6 +522,7 @@ int main(void)
         T(test_txn_append_marks_sender_read),
         T(test_txn_append_by_former_member_leaves_row),
         T(test_txn_change_counter_bumps_every_change),
+        T(test_txn_request_names_its_conv),
         T(test_txn_member_refuses_non_members),
         T(test_txn_fanout_lists_active_members),
         T(test_txn_member_fanout_checks_and_lists),

@@ -35,6 +35,9 @@ typedef struct fake_store {
     int blocked;         /* a commit is waiting */
     int released;
     int destroyed;
+    int lock_calls;          /* lock_convs: how often, and the ids of the last call */
+    chat_conv_id locked[16];
+    size_t n_locked;
 } fake_store;
 
 static fake_store F;
@@ -116,6 +119,16 @@ static int f_revoked_put(void *st, const char *s, int64_t e) { return MEM(st)->r
 static int f_revoked_list(void *st, int64_t now, int (*cb)(const char *, int64_t, void *), void *ud) { return MEM(st)->revoked_list(FS(st), now, cb, ud); }
 static int f_meta_get(void *st, const char *k, int64_t *v) { return MEM(st)->meta_get(FS(st), k, v); }
 static int f_meta_set(void *st, const char *k, int64_t v) { return MEM(st)->meta_set(FS(st), k, v); }
+static int f_lock_convs(void *st, const chat_conv_id *ids, size_t n)
+{
+    fake_store *f = st;
+    pthread_mutex_lock(&f->lock);
+    f->lock_calls++;
+    f->n_locked = n < 16 ? n : 16;
+    memcpy(f->locked, ids, f->n_locked * sizeof *ids);
+    pthread_mutex_unlock(&f->lock);
+    return CHAT_OK;
+}
 static int f_ctl(void *st, int op, void *arg) { return MEM(st)->ctl ? MEM(st)->ctl(FS(st), op, arg) : CHAT_ENOTSUP; }
 
 static const chat_store_ops fake_ops = {
@@ -143,6 +156,7 @@ static const chat_store_ops fake_ops = {
     .meta_get = f_meta_get,
     .meta_set = f_meta_set,
     .ctl = f_ctl,
+    .lock_convs = f_lock_convs,
 };
 
 static int counter(int *field)
@@ -857,6 +871,37 @@ static void test_worker_status_is_reset_per_run(void **state)
     assert_string_equal(j->job.message, "");
 }
 
+/* The conversations a batch's jobs name are locked first, once each, in id order; one
+ * conversation alone has no order to keep. */
+static void test_worker_locks_named_convs_first_in_order(void **state)
+{
+    (void)state;
+    static const chat_conv_id named[] = {9, 0, 3, 9, 5, 0};
+    enum { N = sizeof named / sizeof named[0] };
+    chat__worker *w = &srv->writer;
+    tjob *first = job_init(0, w); /* names one: no call */
+    first->job.lock_conv = 4;
+    assert_int_equal(chat__worker_run_sync(w, &first->job), CHAT_OK);
+    assert_int_equal(counter(&F.lock_calls), 0);
+    F.block_commit_at = 2;
+    job_init(1, w);
+    spawn(&jobs[1]);
+    wait_blocked();
+    for (int i = 0; i < N; i++)
+        job_init(2 + i, w)->job.lock_conv = named[i];
+    spawn_queued(2, N, w);
+    release_commit();
+    join_all();
+    assert_int_equal(counter(&F.begins), 3);
+    assert_int_equal(counter(&F.lock_calls), 1);
+    assert_int_equal(F.n_locked, 3);
+    assert_int_equal(F.locked[0], 3);
+    assert_int_equal(F.locked[1], 5);
+    assert_int_equal(F.locked[2], 9);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(jobs[2 + i].status, CHAT_OK);
+}
+
 static void test_worker_hasher_runs_without_store(void **state)
 {
     (void)state;
@@ -896,6 +941,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_status_is_reset_per_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_hasher_runs_without_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_locks_named_convs_first_in_order, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_worker_run_here_runs_on_the_caller, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_run_here_waits_its_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_jobs_run_here_with_the_memory_store_only,

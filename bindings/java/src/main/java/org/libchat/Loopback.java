@@ -4,11 +4,12 @@ import java.util.Objects;
 
 /**
  * An in-process far end for a client instead of a server ({@code chat_loopback} of
- * {@code include/chat/sys/client_transport.h}), to test an app without a network: build a client
+ * {@code include/chat/testing.h}), to test an app without a network: build a client
  * with {@link ChatClient.Builder#loopback}, then play the server here, reading the frames the
  * engine sends ({@link #recv}) and answering with any frame of the protocol ({@link #send}).
  * One loopback serves one client. It stays usable after its client is closed; {@link #close()}
- * releases it.
+ * releases it. It is libchat's test-support API: with a libchat built without it (the default,
+ * {@code -Dtesting_api=false}) the constructor throws {@link ChatException} ENOTSUP.
  */
 public final class Loopback implements AutoCloseable {
     final Handle handle;

@@ -3,12 +3,15 @@
  * PostgreSQL database several chatd processes may share (--postgres), as one node of several
  * that exchange live frames and presence over a NATS server (--nats URL --node-id NAME).
  *
- *   chatd run   [--data-dir DIR] [--listen ADDR] [--port N] [options]   serve until SIGTERM
+ *   chatd run   [--data-dir DIR] [--listen ADDR] [--port N] [options]   serve; SIGTERM drains
  *   chatd token --data-dir DIR USER DEVICE [--ttl SECONDS]               print a token
  *   chatd user add --data-dir DIR NAME                                   password from stdin
  *   chatd user delete --data-dir DIR NAME                                delete an account
+ *   chatd admin --data-dir DIR COMMAND ...                               operate a running chatd
  */
-#include <chat/chat.h>
+#include "chatd.h"
+
+#include <chat/sys/blob.h>
 #include <chat/sys/bus.h>
 #include <chat/sys/push.h>
 #include <chat/sys/store.h>
@@ -17,6 +20,7 @@
 #endif
 
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stddef.h>
 #include <signal.h>
@@ -26,13 +30,22 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Every option here is in doc/man/chatd.1 too (tests/cli checks both ways). */
 static const char usage[] =
-    "usage: chatd run [options]             serve until SIGTERM or SIGINT\n"
+    "usage: chatd run [options]             serve until SIGTERM (drains) or SIGINT\n"
     "       chatd token [options] USER DEVICE [--ttl SECONDS]\n"
     "       chatd user add [options] NAME   (reads the password from stdin)\n"
     "       chatd user delete [options] NAME (its messages erased; the server stopped)\n"
+    "       chatd admin [options] COMMAND   (as the data directory's owner)\n"
+    "admin commands (through the admin listener of the chatd running on --data-dir, or\n"
+    "--admin ADDR:PORT; conv and user also read a stopped server's store):\n"
+    "  stats                     the metrics\n"
+    "  user USER                 the user's devices, connections and revoked devices\n"
+    "  conv ID                   a conversation's head and members\n"
+    "  disconnect CONN           close one connection (ids from 'user' or the log)\n"
+    "  revoke-device USER DEVICE refuse the device's tokens issued so far, close it\n"
     "options:\n"
     "  --data-dir DIR      where chat.db and token.key live (default ./chat-data)\n"
     "  --key-file FILE     token keys, lines '<id> <64 hex>' (default DIR/token.key,\n"
@@ -42,6 +55,9 @@ static const char usage[] =
     "                      conninfo or URI ('host=db dbname=chat user=chat',\n"
     "                      'postgresql://chat@db/chat'); chatd processes given the same\n"
     "                      database share it. Token keys and media stay in DIR\n"
+    "  --media-dir DIR     media bytes here (default DIR/media); nodes of a cluster\n"
+    "                      (--node-id) may share one on a shared filesystem, each\n"
+    "                      staging its uploads in progress apart\n"
     "  --listen ADDR       address to listen on (default 127.0.0.1)\n"
     "  --port N            port (default 7700; 0 picks a free one)\n"
     "  --sync normal|full  SQLite durability: process crash (normal) or power loss (full);\n"
@@ -69,6 +85,14 @@ static const char usage[] =
     "  --tls-key FILE      and this PEM private key (both required for TLS)\n"
     "  --allow-origin O    accept WebSocket upgrades from browser Origin O only (repeat for\n"
     "                      more; upgrades without an Origin header are still accepted)\n"
+    "  --admin-listen [ADDR:]PORT  serve /metrics, /healthz, /readyz and the admin\n"
+    "                      commands there (ADDR defaults to 127.0.0.1; off by default)\n"
+    "  --admin ADDR:PORT   chatd admin: the listener to ask (default: DIR/admin.addr)\n"
+    "  --drain-secs N      on SIGTERM, close clients (1001) once their requests are\n"
+    "                      answered, within N seconds (default 10)\n"
+    "  --log-level L       error, warn (default), info or debug\n"
+    "  --log-format F      text (default) or json (one JSON object a line)\n"
+    "  --log-file PATH     log there instead of stderr; SIGHUP reopens it\n"
     "  --limit NAME=VALUE  frame_bytes, fragments, json_depth, body_bytes, group_members,\n"
     "                      out_queue_bytes, auth_deadline_ms, idle_ping_ms, idle_hangup_ms,\n"
     "                      send_rate, send_burst, typing_ttl_ms, page_max, connections,\n"
@@ -80,7 +104,6 @@ static const char usage[] =
     "                      head_hint_ms, edit_window_ms, delete_window_ms, retention_ms,\n"
     "                      expiry_sweep_ms, expiry_batch, search_rate\n"
     "  --config FILE       read 'name = value' lines with the option names above\n"
-    "  --log-level L       error, warn (default), info or debug\n"
     "  --verbose           log more (--log-level info)\n"
     "push (doc/push.md; queued in DIR/push-*.db unless --memory):\n"
     "  --apns-key-file F   APNs token auth: the team's .p8 key (with the three below)\n"
@@ -105,46 +128,8 @@ static const char usage[] =
     "  -h, --help          this text;  --version  the libchat version\n"
     "The manual: man chatd.\n";
 
-#define MAX_LIMITS 32
-#define MAX_PUSH_LIMITS 16
-
-struct options {
-    const char *data_dir;
-    const char *key_file;
-    int memory;
-    const char *postgres;
-    const char *listen;
-    int port;
-    int sync_full;
-    int inline_ckpt;
-    int bus_queued;
-    const char *nats_url, *node_id, *nats_prefix;
-    long long nats_heartbeat_ms, nats_lease_ms;
-    const char *webhook, *webhook_secret_file;
-    const char *apns_key_file, *apns_key_id, *apns_team_id, *apns_topic;
-    const char *apns_endpoint, *apns_sandbox_endpoint;
-    const char *fcm_account, *fcm_endpoint, *fcm_token_uri;
-    const char *push_ca_file;
-    int n_push_limits;
-    int push_limit_ids[MAX_PUSH_LIMITS];
-    long long push_limit_values[MAX_PUSH_LIMITS];
-    int log_level;
-    int serving; /* chatd run: the push service is made only then */
-    const char *media_base_url;
-    int previews;
-    int keep_edits;
-    const char *reactions;
-    int reuse_port;
-    const char *tls_cert, *tls_key;
-    int n_origins;
-    const char *origins[16];
-    int verbose;
-    int n_limits;
-    int limit_ids[MAX_LIMITS];
-    long long limit_values[MAX_LIMITS];
-    char *owned[64]; /* strings read from a config file */
-    int n_owned;
-};
+#define MAX_LIMITS CHATD_MAX_LIMITS
+#define MAX_PUSH_LIMITS CHATD_MAX_PUSH_LIMITS
 
 __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...);
 
@@ -248,6 +233,8 @@ static int set_option(struct options *o, const char *name, const char *value, in
         o->key_file = value;
     else if (strcmp(name, "postgres") == 0 && value)
         o->postgres = value;
+    else if (strcmp(name, "media-dir") == 0 && value)
+        o->media_dir = value;
     else if (strcmp(name, "listen") == 0 && value)
         o->listen = value;
     else if (strcmp(name, "port") == 0 && value) {
@@ -287,15 +274,7 @@ static int set_option(struct options *o, const char *name, const char *value, in
         *push_option(o, name) = value;
     else if (strcmp(name, "push-limit") == 0 && value)
         return add_push_limit(o, value);
-    else if (strcmp(name, "log-level") == 0 && value) {
-        static const char *const levels[] = {"error", "warn", "info", "debug"};
-        o->log_level = -1;
-        for (int i = 0; i < 4; i++)
-            if (strcmp(value, levels[i]) == 0)
-                o->log_level = i;
-        if (o->log_level < 0)
-            return fail("--log-level must be error, warn, info or debug, got '%s'", value);
-    } else if (strcmp(name, "media-base-url") == 0 && value)
+    else if (strcmp(name, "media-base-url") == 0 && value)
         o->media_base_url = value;
     else if (strcmp(name, "reactions") == 0 && value)
         o->reactions = value;
@@ -309,7 +288,28 @@ static int set_option(struct options *o, const char *name, const char *value, in
         if (o->n_origins == 16)
             return fail("at most 16 --allow-origin");
         o->origins[o->n_origins++] = value;
-    }
+    } else if (strcmp(name, "admin-listen") == 0 && value)
+        o->admin_listen = value;
+    else if (strcmp(name, "admin") == 0 && value)
+        o->admin = value;
+    else if (strcmp(name, "drain-secs") == 0 && value) {
+        if (!parse_int(value, 0, 3600, &v))
+            return fail("--drain-secs must be 0-3600, got '%s'", value);
+        o->drain_secs = v;
+    } else if (strcmp(name, "log-level") == 0 && value) {
+        static const char *const levels[] = {"error", "warn", "info", "debug"};
+        o->log_level = -2;
+        for (int i = 0; i < 4; i++)
+            if (strcmp(value, levels[i]) == 0)
+                o->log_level = i;
+        if (o->log_level == -2)
+            return fail("--log-level must be error, warn, info or debug, got '%s'", value);
+    } else if (strcmp(name, "log-format") == 0 && value) {
+        if (strcmp(value, "text") && strcmp(value, "json"))
+            return fail("--log-format must be text or json, got '%s'", value);
+        o->log_json = strcmp(value, "json") == 0;
+    } else if (strcmp(name, "log-file") == 0 && value)
+        o->log_file = value;
     else {
         *used = 0;
         if (strcmp(name, "memory") == 0)
@@ -416,13 +416,6 @@ static int parse_args(struct options *o, int argc, char **argv, const char **pos
         i += used;
     }
     return 0;
-}
-
-static void log_stderr(int level, const char *msg, void *ud)
-{
-    (void)ud;
-    static const char *names[] = {"error", "warn", "info", "debug"};
-    fprintf(stderr, "chatd: %s: %s\n", names[level < 0 || level > 3 ? 0 : level], msg);
 }
 
 static int report(const char *what, int rc)
@@ -532,6 +525,16 @@ static int configure_push(struct options *o, chat_server_config *cfg)
     return rc;
 }
 
+/* The filesystem blob store in --media-dir: shared by the nodes of a cluster, each staging
+ * apart (a node clears its own uploads in progress when it starts, not the others'). */
+static int set_media_dir(chat_server_config *cfg, const struct options *o)
+{
+    void *st = NULL;
+    int rc = o->node_id ? chat_blob_fs_new_shared(&st, o->media_dir, o->node_id)
+                        : chat_blob_fs_new(&st, o->media_dir);
+    return rc ? rc : chat_server_config_set_blob(cfg, chat_blob_fs_ops(), st);
+}
+
 static int make_config(struct options *o, chat_server_config **out)
 {
     if (!o->nats_url != !o->node_id)
@@ -583,6 +586,10 @@ static int make_config(struct options *o, chat_server_config **out)
     if (o->media_base_url &&
         (rc = chat_server_config_set_media_base_url(cfg, o->media_base_url)))
         goto bad;
+    if (o->media_dir && (rc = set_media_dir(cfg, o))) {
+        chat_server_config_free(cfg);
+        return report("media directory", rc);
+    }
     if ((o->tls_cert || o->tls_key) &&
         (rc = chat_server_config_set_tls(cfg, o->tls_cert, o->tls_key)))
         goto bad;
@@ -592,10 +599,7 @@ static int make_config(struct options *o, chat_server_config **out)
     for (int i = 0; i < o->n_limits; i++)
         if ((rc = chat_server_config_set_limit(cfg, o->limit_ids[i], o->limit_values[i])))
             goto bad;
-    int level = o->log_level > CHAT_LOG_WARN ? o->log_level : CHAT_LOG_WARN;
-    if (o->verbose && level < CHAT_LOG_INFO)
-        level = CHAT_LOG_INFO;
-    chat_server_config_set_log(cfg, log_stderr, level, NULL);
+    chat_server_config_set_log_kv(cfg, chatd_log_kv, chatd_log_level(), NULL);
 #ifdef CHATD_TESTING_API
     if (o->bus_queued) {
         void *st;
@@ -630,6 +634,35 @@ static void raise_fd_limit(void)
     }
 }
 
+/* The drain, waited for off the main thread: SIGUSR1 tells sigwait it is over. */
+static void *drain_waiter(void *arg)
+{
+    chat_server *srv = arg;
+    int rc = chat_server_drain_wait(srv);
+    if (rc == CHAT_OK)
+        chatd_log(CHAT_LOG_INFO, "drained: every client was answered and closed (1001)");
+    else if (rc == CHAT_ETIMEDOUT)
+        chatd_log(CHAT_LOG_WARN, "drain deadline: the clients still connected were dropped");
+    kill(getpid(), SIGUSR1);
+    return NULL;
+}
+
+/* DIR/admin.addr: where `chatd admin` finds this server's admin listener. */
+static void admin_addr_file(const struct options *o, const char *bound, int create)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/admin.addr", o->data_dir);
+    if (!create) {
+        unlink(path);
+        return;
+    }
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%s\n", bound);
+        fclose(f);
+    }
+}
+
 static int cmd_run(struct options *o)
 {
     o->serving = 1;
@@ -637,11 +670,18 @@ static int cmd_run(struct options *o)
     int rc = make_config(o, &cfg);
     if (rc)
         return rc;
+    char token[CHATD_ADMIN_TOKEN_LEN + 1];
+    if (o->admin_listen && chatd_admin_token(o->data_dir, 1, token) != 0) {
+        chat_server_config_free(cfg);
+        return 1;
+    }
     /* Signals go to the main thread's sigwait only; the library's threads inherit the mask. */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -657,12 +697,54 @@ static int cmd_run(struct options *o)
         chat_server_free(srv);
         return 1;
     }
+    chatd_admin *admin = NULL;
+    char bound[300] = "";
+    if (o->admin_listen &&
+        chatd_admin_start(&admin, srv, o->admin_listen, token, bound, sizeof bound) != 0) {
+        explicit_bzero(token, sizeof token);
+        chat_server_free(srv);
+        return 1;
+    }
+    explicit_bzero(token, sizeof token);
     printf("chatd listening on %s:%d\n", o->listen, chat_server_port(srv));
+    if (admin) {
+        admin_addr_file(o, bound, 1);
+        printf("chatd admin listening on %s\n", bound);
+    }
     fflush(stdout);
-    int sig;
-    sigwait(&set, &sig);
-    fprintf(stderr, "chatd: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+
+    /* SIGTERM drains (a second one, or SIGINT, stops at once); SIGHUP reopens the log. */
+    pthread_t waiter;
+    int draining = 0;
+    for (;;) {
+        int sig;
+        sigwait(&set, &sig);
+        if (sig == SIGHUP) {
+            if (chatd_log_reopen() != 0)
+                fprintf(stderr, "chatd: cannot reopen the log file: %s\n", strerror(errno));
+            else
+                chatd_log(CHAT_LOG_INFO, "SIGHUP: log file reopened");
+            continue;
+        }
+        if (sig == SIGTERM && !draining) {
+            chatd_log(CHAT_LOG_WARN, "SIGTERM: draining (deadline %lld s)", o->drain_secs);
+            chat_server_drain(srv, o->drain_secs * 1000);
+            draining = pthread_create(&waiter, NULL, drain_waiter, srv) == 0;
+            if (draining)
+                continue;
+        }
+        if (sig == SIGUSR1 && !draining)
+            continue;
+        chatd_log(CHAT_LOG_WARN, "%s, shutting down",
+                  sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "drained");
+        break;
+    }
+    chatd_admin_stop(admin);
+    if (admin)
+        admin_addr_file(o, bound, 0);
     chat_server_stop(srv);
+    if (draining)
+        pthread_join(waiter, NULL);
     chat_server_free(srv);
     return 0;
 }
@@ -671,6 +753,7 @@ static int cmd_token(struct options *o, const char *user, const char *device, lo
 {
     chat_server_config *cfg;
     o->memory = 1; /* tokens need the key only */
+    o->media_dir = NULL;
     int rc = make_config(o, &cfg);
     if (rc)
         return rc;
@@ -740,9 +823,122 @@ static int cmd_user_delete(struct options *o, const char *name)
     return rc ? 1 : 0;
 }
 
+/* `chatd admin` with no server to ask: conv and user read the store, revoke-device writes
+ * its record there (a server started later refuses the device). */
+static int cmd_admin_local(struct options *o, const char *cmd, const char **pos)
+{
+    int conv = strcmp(cmd, "conv") == 0, user = strcmp(cmd, "user") == 0;
+    int revoke = strcmp(cmd, "revoke-device") == 0;
+    if (!conv && !user && !revoke)
+        return fail("'%s' needs the running chatd's admin listener (chatd run --admin-listen)",
+                    cmd);
+    o->memory = 0;
+    chat_server_config *cfg;
+    int rc = make_config(o, &cfg);
+    if (rc)
+        return rc;
+    chat_server *srv;
+    rc = chat_server_new(&srv, cfg);
+    chat_server_config_free(cfg);
+    if (rc)
+        return report("cannot open the store", rc);
+    char *out = NULL;
+    if (conv) {
+        char *end;
+        long long id = strtoll(pos[1], &end, 10);
+        rc = *end || id <= 0 ? CHAT_EINVAL : chat_server_admin_conv(&out, srv, id);
+    } else if (user) {
+        rc = chat_server_admin_user(&out, srv, pos[1]);
+    } else {
+        rc = chat_server_admin_revoke_device(srv, pos[1], pos[2]);
+        if (rc == CHAT_OK)
+            fprintf(stderr, "chatd: revoked in the store; a chatd already running without an "
+                            "admin listener refuses the device from its next start\n");
+    }
+    if (rc == CHAT_OK && out)
+        printf("%s\n", out);
+    else if (rc != CHAT_OK)
+        report(cmd, rc);
+    chat_string_free(out);
+    chat_server_free(srv);
+    return rc ? 1 : 0;
+}
+
+/* `chatd admin`: the data directory's owner only; through the running server's admin
+ * listener (its address in DIR/admin.addr, or --admin), else on the store itself. */
+static int cmd_admin(struct options *o, const char **pos, int n_pos)
+{
+    struct stat st;
+    if (stat(o->data_dir, &st) != 0)
+        return fail("cannot read the data directory %s: %s", o->data_dir, strerror(errno));
+    if (st.st_uid != geteuid())
+        return fail("chatd admin runs as the owner of %s (uid %u) only", o->data_dir,
+                    (unsigned)st.st_uid);
+    const char *cmd = n_pos ? pos[0] : "";
+    for (int i = 1; i < n_pos; i++)
+        if (strchr(pos[i], '/') || strchr(pos[i], ' '))
+            return fail("'%s' is not an id", pos[i]);
+    char path[512];
+    const char *method = "GET";
+    if (strcmp(cmd, "stats") == 0 && n_pos == 1) {
+        snprintf(path, sizeof path, "/admin/stats");
+    } else if (strcmp(cmd, "user") == 0 && n_pos == 2) {
+        snprintf(path, sizeof path, "/admin/users/%s", pos[1]);
+    } else if (strcmp(cmd, "conv") == 0 && n_pos == 2) {
+        snprintf(path, sizeof path, "/admin/convs/%s", pos[1]);
+    } else if (strcmp(cmd, "disconnect") == 0 && n_pos == 2) {
+        snprintf(path, sizeof path, "/admin/connections/%s/disconnect", pos[1]);
+        method = "POST";
+    } else if (strcmp(cmd, "revoke-device") == 0 && n_pos == 3) {
+        snprintf(path, sizeof path, "/admin/users/%s/devices/%s/revoke", pos[1], pos[2]);
+        method = "POST";
+    } else {
+        return fail("unknown admin command or wrong arguments (see chatd --help)");
+    }
+    char addr[300] = "";
+    if (o->admin) {
+        snprintf(addr, sizeof addr, "%s", o->admin);
+    } else {
+        char file[4096];
+        snprintf(file, sizeof file, "%s/admin.addr", o->data_dir);
+        FILE *f = fopen(file, "r");
+        if (f) {
+            if (fgets(addr, sizeof addr, f))
+                addr[strcspn(addr, "\r\n")] = '\0';
+            fclose(f);
+        }
+    }
+    if (!addr[0])
+        return cmd_admin_local(o, cmd, pos);
+    char token[CHATD_ADMIN_TOKEN_LEN + 1];
+    if (chatd_admin_token(o->data_dir, 0, token) != 0)
+        return 1;
+    int status = 0;
+    char *body = NULL;
+    int rc = chatd_admin_request(addr, token, method, path, &status, &body);
+    explicit_bzero(token, sizeof token);
+    if (rc == -2 && !o->admin) { /* an address left behind by a chatd that is gone */
+        fprintf(stderr, "chatd: no admin listener at %s (from %s/admin.addr): using the "
+                        "store\n", addr, o->data_dir);
+        return cmd_admin_local(o, cmd, pos);
+    }
+    if (rc != 0) {
+        if (rc == -2)
+            fprintf(stderr, "chatd: nothing listens at %s\n", addr);
+        return 1;
+    }
+    FILE *out = status == 200 ? stdout : stderr;
+    fputs(body, out);
+    if (body[0] && body[strlen(body) - 1] != '\n')
+        fputc('\n', out);
+    free(body);
+    return status == 200 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
-    struct options o = {.data_dir = "chat-data", .listen = "127.0.0.1", .port = 7700};
+    struct options o = {.data_dir = "chat-data", .listen = "127.0.0.1", .port = 7700,
+                        .log_level = -1, .drain_secs = 10};
     const char *pos[4];
     int n_pos;
     long long ttl = 30LL * 24 * 3600;
@@ -761,6 +957,10 @@ int main(int argc, char **argv)
     int rc = parse_args(&o, argc - 2, argv + 2, pos, &n_pos, &ttl);
     if (!rc && o.memory && o.postgres)
         rc = fail("--memory and --postgres exclude each other");
+    int level = o.log_level >= 0 ? o.log_level : o.verbose ? CHAT_LOG_INFO : CHAT_LOG_WARN;
+    if (!rc && chatd_log_open(strcmp(argv[1], "run") == 0 ? o.log_file : NULL, o.log_json,
+                              level) != 0)
+        rc = fail("cannot open the log file %s: %s", o.log_file, strerror(errno));
     if (!rc) {
         if (strcmp(argv[1], "run") == 0 && n_pos == 0)
             rc = cmd_run(&o);
@@ -770,10 +970,13 @@ int main(int argc, char **argv)
             rc = cmd_user_add(&o, pos[1]);
         else if (strcmp(argv[1], "user") == 0 && n_pos == 2 && strcmp(pos[0], "delete") == 0)
             rc = cmd_user_delete(&o, pos[1]);
+        else if (strcmp(argv[1], "admin") == 0)
+            rc = cmd_admin(&o, pos, n_pos);
         else
             rc = fail("unknown command or wrong arguments: %s (see chatd --help)", argv[1]);
     }
     for (int i = 0; i < o.n_owned; i++)
         free(o.owned[i]);
+    chatd_log_close();
     return rc;
 }

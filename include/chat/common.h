@@ -42,6 +42,21 @@ typedef enum chat_log_level {
  */
 typedef void (*chat_log_cb)(int level, const char *msg, void *user_data);
 
+/**
+ * Structured log sink: the same lines as ::chat_log_cb, with their fields apart.
+ * @param level a ::chat_log_level value.
+ * @param msg the event, NUL-terminated, without the fields; borrowed for the call.
+ * @param fields key, value, key, value, ..., NULL: NUL-terminated strings borrowed for the
+ *        call. Keys are stable: "conn" (the connection's id, decimal), "user", "device",
+ *        "req" (the request id the client chose), "code" (an error name such as "EINVAL", or
+ *        a WebSocket close code such as "1001"). Each appears at most once and only when it
+ *        applies. Message bodies and tokens never appear in a line or a field.
+ * @param user_data as registered.
+ * @since 0.2
+ */
+typedef void (*chat_log_kv_cb)(int level, const char *msg, const char *const *fields,
+                               void *user_data);
+
 /** A memory allocator. Every function must be thread-safe. */
 typedef struct chat_allocator {
     void *(*malloc)(size_t size, void *user_data);

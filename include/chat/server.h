@@ -140,9 +140,22 @@ CHAT_API int chat_server_config_set_limit(chat_server_config *cfg, int limit, in
 CHAT_API int chat_server_limit_by_name(const char *name);
 /** ::CHAT_SERVER_PUSH_PREVIEWS and friends. @since 0.1 */
 CHAT_API int chat_server_config_set_flags(chat_server_config *cfg, unsigned int flags);
-/** Log sink (default: none): messages up to max_level, a ::chat_log_level. @since 0.1 */
+/**
+ * Log sink (default: none): messages up to max_level, a ::chat_log_level. Replaces a
+ * structured sink (chat_server_config_set_log_kv). @since 0.1
+ */
 CHAT_API int chat_server_config_set_log(chat_server_config *cfg, chat_log_cb cb, int max_level,
                                         void *user_data);
+/**
+ * Log through a structured sink (see ::chat_log_kv_cb): the same lines as
+ * chat_server_config_set_log(), with the connection, user, device, request id and code as
+ * separate fields, for JSON-lines logs. Replaces a plain sink (the last one set is used).
+ * Connections opening, authenticating and closing log at CHAT_LOG_INFO, refused requests at
+ * CHAT_LOG_DEBUG. No line ever carries a message body or a token.
+ * @return CHAT_OK, CHAT_EINVAL. [before chat_server_new] @since 0.2
+ */
+CHAT_API int chat_server_config_set_log_kv(chat_server_config *cfg, chat_log_kv_cb cb,
+                                           int max_level, void *user_data);
 /** Clock for timers and token expiry; default chat_clock_real_ms. @since 0.1 */
 CHAT_API int chat_server_config_set_clock(chat_server_config *cfg, chat_clock_fn fn,
                                           void *user_data);
@@ -248,7 +261,10 @@ CHAT_API int chat_server_new(chat_server **out, chat_server_config *cfg);
 CHAT_API int chat_server_start(chat_server *srv);
 /** Bind and run the loop on the calling thread until chat_server_stop_async(). @since 0.1 */
 CHAT_API int chat_server_run(chat_server *srv);
-/** Ask the loop to stop: connections close, pending commits finish. [any thread] @since 0.1 */
+/**
+ * Ask the loop to stop: connections close, pending commits finish (to let clients get their
+ * acks first, drain before: chat_server_drain()). [any thread] @since 0.1
+ */
 CHAT_API int chat_server_stop_async(chat_server *srv);
 /** Stop a server started with chat_server_start() and wait for its thread. @since 0.1 */
 CHAT_API int chat_server_stop(chat_server *srv);
@@ -257,6 +273,170 @@ CHAT_API void chat_server_free(chat_server *srv);
 
 /** The bound port once started (useful with port 0), else 0. [any thread] @since 0.1 */
 CHAT_API int chat_server_port(const chat_server *srv);
+
+/**
+ * @name Health, readiness and draining
+ * For load balancers and orchestrators; chatd serves them as /healthz and /readyz.
+ * @{
+ */
+
+/**
+ * Liveness: the loop thread answers a hand-over within timeout_ms (it is not wedged).
+ * @return CHAT_OK, CHAT_ECLOSED (not running), CHAT_ETIMEDOUT. [any thread] @since 0.2
+ */
+CHAT_API int chat_server_alive(chat_server *srv, int64_t timeout_ms);
+/**
+ * Readiness: running and not draining, the loop thread answers, the bus is connected (ctl
+ * ::CHAT_BUS_CTL_HEALTH), and the store answers a read through the writer, all within
+ * timeout_ms. The reason of a refusal is in chat_error_last()->message.
+ * @return CHAT_OK; CHAT_EBUSY (draining); CHAT_ECLOSED (not running); CHAT_EIO (the bus is
+ *         not connected, or the store failed); CHAT_ETIMEDOUT (the loop or the store did not
+ *         answer in time). [any thread but the loop thread] @since 0.2
+ */
+CHAT_API int chat_server_ready(chat_server *srv, int64_t timeout_ms);
+/**
+ * Drain the server, to take it out of rotation without losing anything: from this call on it
+ * is not ready, refuses new WebSocket connections (HTTP 503), and stops taking requests from
+ * its clients (frames that arrive are not answered: clients resend what was not acked). Once
+ * every request already taken has been answered (its commit finished, its ack queued), every
+ * connection is closed with 1001 after its queued frames, so clients reconnect elsewhere. At
+ * deadline_ms after the call, connections still open are dropped. Returns at once; see
+ * chat_server_drain_wait(). A server drains once: a second call changes nothing, and it stays
+ * drained until stopped (stop it, then free it, or start it again to serve anew only after
+ * a new chat_server_new()).
+ * @return CHAT_OK, CHAT_EINVAL (deadline_ms < 0). [any thread] @since 0.2
+ */
+CHAT_API int chat_server_drain(chat_server *srv, int64_t deadline_ms);
+/**
+ * Wait until the drain started by chat_server_drain() has finished (bounded by its deadline).
+ * @return CHAT_OK (every connection closed after its requests were answered), CHAT_ETIMEDOUT
+ *         (the deadline passed: the rest were dropped), CHAT_ECLOSED (the server stopped
+ *         first), CHAT_EMISUSE (no drain started, or called on the loop thread).
+ * [any thread but the loop thread] @since 0.2
+ */
+CHAT_API int chat_server_drain_wait(chat_server *srv);
+
+/** @} */
+
+/**
+ * @name Statistics
+ * A snapshot of the server's counters, gauges and histograms as named metrics: iterate them
+ * with chat_stats_count() and the getters, look one up with chat_stats_find(), or format them
+ * all with chat_stats_text(). Names, labels and units are those of the Prometheus text format
+ * (every metric is listed in doc/operations.md); a later version may add metrics, never
+ * rename them. Counters count from chat_server_new().
+ *
+ * Why an iterator over named metrics rather than a struct: a host (or a binding) exports
+ * them without knowing each one, metrics are added without an ABI change, and labeled
+ * series (errors by code) and histograms need no fixed-size arrays in a public layout.
+ * @{
+ */
+
+/** What a metric is (chat_stats_kind()). */
+typedef enum chat_stat_kind {
+    CHAT_STAT_COUNTER = 1,  /**< only grows */
+    CHAT_STAT_GAUGE = 2,    /**< a current value */
+    CHAT_STAT_HISTOGRAM = 3 /**< observations in buckets, with their count and sum */
+} chat_stat_kind;
+
+/**
+ * Take a snapshot of srv's statistics. Cheap on the serving threads: counters are read as they
+ * are, and one hand-over to the loop thread counts connections by state and queue depths
+ * (it waits at most 5 s for the loop). Works whether the server runs or not.
+ * @param out receives the snapshot; free with chat_stats_free().
+ * @return CHAT_OK, CHAT_EINVAL, CHAT_ENOMEM, CHAT_ETIMEDOUT (the loop thread did not answer).
+ * [any thread] @since 0.2
+ */
+CHAT_API int chat_server_stats(chat_stats **out, chat_server *srv);
+/** Number of metrics in the snapshot (one per label value). [any thread] @since 0.2 */
+CHAT_API size_t chat_stats_count(const chat_stats *st);
+/** Metric i's name, e.g. "chat_frames_received_total"; NULL when i is out of range. @since 0.2 */
+CHAT_API const char *chat_stats_name(const chat_stats *st, size_t i);
+/** One line saying what metric i counts, with its unit. @since 0.2 */
+CHAT_API const char *chat_stats_help(const chat_stats *st, size_t i);
+/** A ::chat_stat_kind, or CHAT_EINVAL. @since 0.2 */
+CHAT_API int chat_stats_kind(const chat_stats *st, size_t i);
+/** Metric i's label name ("code", "state"), or "" when it has none. @since 0.2 */
+CHAT_API const char *chat_stats_label(const chat_stats *st, size_t i);
+/** Metric i's label value ("EINVAL", "authenticated"), or "". @since 0.2 */
+CHAT_API const char *chat_stats_label_value(const chat_stats *st, size_t i);
+/** A counter's or gauge's value; a histogram's number of observations. @since 0.2 */
+CHAT_API uint64_t chat_stats_value(const chat_stats *st, size_t i);
+/** A histogram's sum of observations in its unit (seconds for *_seconds); else 0. @since 0.2 */
+CHAT_API double chat_stats_sum(const chat_stats *st, size_t i);
+/** A histogram's number of buckets, the last one +Inf; 0 for other kinds. @since 0.2 */
+CHAT_API size_t chat_stats_buckets(const chat_stats *st, size_t i);
+/** Bucket b's upper bound (inclusive, Prometheus' "le"): +infinity for the last. @since 0.2 */
+CHAT_API double chat_stats_bucket_bound(const chat_stats *st, size_t i, size_t b);
+/** Observations at or below bucket b's bound (cumulative). @since 0.2 */
+CHAT_API uint64_t chat_stats_bucket_count(const chat_stats *st, size_t i, size_t b);
+/**
+ * The index of the metric named name whose label value is label_value (NULL: the first of
+ * that name). @return CHAT_OK with *index set, CHAT_ENOTFOUND, CHAT_EINVAL. @since 0.2
+ */
+CHAT_API int chat_stats_find(const chat_stats *st, const char *name, const char *label_value,
+                             size_t *index);
+/**
+ * The snapshot in the Prometheus text exposition format (version 0.0.4), with HELP and TYPE
+ * lines, for any host's /metrics endpoint.
+ * @param out receives the text; free with chat_string_free().
+ * @return CHAT_OK, CHAT_EINVAL, CHAT_ENOMEM. [any thread] @since 0.2
+ */
+CHAT_API int chat_stats_text(char **out, const chat_stats *st);
+/** Accepts NULL. [any thread] @since 0.2 */
+CHAT_API void chat_stats_free(chat_stats *st);
+/**
+ * chat_server_stats() and chat_stats_text() in one call: what a /metrics endpoint serves.
+ * @return as chat_server_stats(). [any thread] @since 0.2
+ */
+CHAT_API int chat_server_metrics_text(char **out, chat_server *srv);
+
+/** @} */
+
+/**
+ * @name Administration
+ * Queries answer JSON documents (their fields are in doc/operations.md), for admin tools and
+ * HTTP endpoints; free them with chat_string_free(). chatd serves these to `chatd admin`.
+ * @{
+ */
+
+/**
+ * A user's devices and their connections to this server, and the user's revoked devices:
+ * {"user", "online" (anywhere, through the bus), "devices": [{"device", "revoked_ms" (0: not
+ * revoked), "connections": [{"id", "state", "age_ms", "queue_frames", "queue_bytes"}]}]}.
+ * Tokens are not recorded, so a device appears while it is connected or once revoked.
+ * @return CHAT_OK, CHAT_EINVAL (not a user id), CHAT_ENOMEM, CHAT_ETIMEDOUT (the loop thread
+ *         did not answer in 5 s). [any thread] @since 0.2
+ */
+CHAT_API int chat_server_admin_user(char **out, chat_server *srv, const char *user);
+/**
+ * Close connection conn_id (an "id" of chat_server_admin_user() or of the log's "conn" field)
+ * with 1008 "disconnected by an operator". Its client may reconnect; to keep a device out,
+ * revoke it. @return CHAT_OK, CHAT_EINVAL, CHAT_ENOTFOUND (no such open connection),
+ * CHAT_ETIMEDOUT. [any thread] @since 0.2
+ */
+CHAT_API int chat_server_admin_disconnect(chat_server *srv, uint64_t conn_id);
+/**
+ * Revoke a device: every token of (user, device) issued up to now is refused from now on,
+ * across restarts (the record goes to the store before this returns), and the device's
+ * connections are closed with 1008 "device revoked". A token issued later (a new login on that
+ * device) is accepted. With an auth backend that does not report when a token was issued
+ * (chat_auth_identity::iat_ms 0), every token of the device is refused from then on.
+ * @return CHAT_OK, CHAT_EINVAL (not ids), CHAT_EIO (the store failed), CHAT_EMISUSE (on the
+ *         loop thread). [any thread but the loop thread; blocks for a commit] @since 0.2
+ */
+CHAT_API int chat_server_admin_revoke_device(chat_server *srv, const char *user,
+                                             const char *device);
+/**
+ * A conversation's head and members, read from the store: {"conv", "kind", "title", "head",
+ * "created_ms", "member_count", "members": [{"user", "role", "delivered", "read",
+ * "delivered_ts", "read_ts"}]} (members who left have role "none"). Works on a server that is not running.
+ * @return CHAT_OK, CHAT_EINVAL, CHAT_ENOTFOUND, CHAT_EIO, CHAT_EMISUSE (on the loop thread).
+ * [any thread but the loop thread; waits for the writer] @since 0.2
+ */
+CHAT_API int chat_server_admin_conv(char **out, chat_server *srv, chat_conv_id conv);
+
+/** @} */
 
 /**
  * Issue a token for (user, device) valid for ttl_ms, signed with the current key.

@@ -20,6 +20,7 @@ typedef struct chat_client_config chat_client_config;
 typedef struct chat_event chat_event;
 typedef struct chat_conv_list chat_conv_list;
 typedef struct chat_msg_list chat_msg_list;
+typedef struct chat_stats chat_stats;
 
 /* Backend vtables, defined in sys/store.h, sys/bus.h, sys/push.h, sys/blob.h, sys/auth.h and
  * sys/client_transport.h. */

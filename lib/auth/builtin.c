@@ -27,6 +27,7 @@ static int builtin_verify(void *state, const char *token, size_t len, int64_t no
     snprintf(out->device, sizeof out->device, "%s", t.device);
     snprintf(out->session, sizeof out->session, "%s", t.session);
     out->exp_ms = t.exp_ms;
+    out->iat_ms = t.iat_ms;
     return CHAT_OK;
 }
 

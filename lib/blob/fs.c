@@ -1,6 +1,8 @@
 /* The filesystem blob store (include/chat/sys/blob.h): content-addressed objects in sharded
  * directories, uploads staged beside them and published by rename, so no partial file is ever
- * visible under an object name. Every read and write is one bounded pread/write call. */
+ * visible under an object name. Every read and write is one bounded pread/write call.
+ * Servers sharing one directory (the nodes of a cluster) stage in a directory each: a server
+ * clears its own staging when it starts, never the uploads another one has in progress. */
 #include "chat/sys/blob.h"
 
 #include "core/alloc.h"
@@ -17,6 +19,7 @@
 
 typedef struct fs_blob {
     char *dir;
+    char *staging; /* dir/staging, or dir/staging/<instance> when shared */
 } fs_blob;
 
 typedef struct fs_handle {
@@ -60,7 +63,7 @@ static int mkdir_p(char *path)
 
 static int stage_path(const fs_blob *b, const char *key, char *out, size_t size)
 {
-    return (size_t)snprintf(out, size, "%s/staging/%s", b->dir, key) < size ? 0 : -1;
+    return (size_t)snprintf(out, size, "%s/%s", b->staging, key) < size ? 0 : -1;
 }
 
 static int object_dir(const fs_blob *b, const char *id, char *out, size_t size)
@@ -95,6 +98,7 @@ static void fs_destroy(void *state)
     if (!b)
         return;
     chat__free(b->dir);
+    chat__free(b->staging);
     chat__free(b);
 }
 
@@ -230,9 +234,8 @@ static int fs_read(void *state, void *handle, uint64_t offset, void *buf, size_t
 
 static int clear_staging(fs_blob *b)
 {
-    char dir[PATH_MAX], path[PATH_MAX];
-    if ((size_t)snprintf(dir, sizeof dir, "%s/staging", b->dir) >= sizeof dir)
-        return CHAT_EINVAL;
+    char path[PATH_MAX];
+    const char *dir = b->staging;
     DIR *d = opendir(dir);
     if (!d)
         return io_fail("opendir", dir);
@@ -273,17 +276,36 @@ const chat_blob_ops *chat_blob_fs_ops(void)
     return &fs_ops;
 }
 
-int chat_blob_fs_new(void **state_out, const char *dir)
+/* An instance names a directory: the characters of a node id. */
+static int instance_ok(const char *s)
 {
-    if (!state_out || !dir || !*dir)
-        return chat__error_set(CHAT_EINVAL, 0, "blob store: a directory is required");
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n >= 64 || !((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'z') ||
+                         (s[n] >= 'A' && s[n] <= 'Z') || s[n] == '_' || s[n] == '-'))
+            return 0;
+    return n > 0;
+}
+
+static int fs_new(void **state_out, const char *dir, const char *instance)
+{
     char path[PATH_MAX];
     fs_blob *b = chat__calloc(1, sizeof *b);
     if (!b || !(b->dir = chat__strdup(dir))) {
         chat__free(b);
         return CHAT_ENOMEM;
     }
-    static const char *const subs[] = {"objects", "staging"};
+    int n = instance ? snprintf(path, sizeof path, "%s/staging/%s", dir, instance)
+                     : snprintf(path, sizeof path, "%s/staging", dir);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        fs_destroy(b);
+        return chat__error_set(CHAT_EINVAL, 0, "blob store: directory path too long");
+    }
+    if (!(b->staging = chat__strdup(path))) {
+        fs_destroy(b);
+        return CHAT_ENOMEM;
+    }
+    const char *const subs[] = {"objects", b->staging + strlen(dir) + 1};
     for (int i = 0; i < 2; i++) {
         if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, subs[i]) >= sizeof path ||
             mkdir_p(path) != 0) {
@@ -294,4 +316,22 @@ int chat_blob_fs_new(void **state_out, const char *dir)
     }
     *state_out = b;
     return CHAT_OK;
+}
+
+int chat_blob_fs_new(void **state_out, const char *dir)
+{
+    if (!state_out || !dir || !*dir)
+        return chat__error_set(CHAT_EINVAL, 0, "blob store: a directory is required");
+    return fs_new(state_out, dir, NULL);
+}
+
+int chat_blob_fs_new_shared(void **state_out, const char *dir, const char *instance)
+{
+    if (!state_out || !dir || !*dir || !instance)
+        return chat__error_set(CHAT_EINVAL, 0, "blob store: a directory and an instance name "
+                                               "are required");
+    if (!instance_ok(instance))
+        return chat__error_set(CHAT_EINVAL, 0, "blob store: instance '%.70s' is not 1-64 of "
+                                               "[A-Za-z0-9_-]", instance);
+    return fs_new(state_out, dir, instance);
 }

@@ -8,6 +8,9 @@
  *        receiving node, whatever the number of recipients there. lseq counts the frames
  *        <from> sent to this node (per epoch of <from>): a skipped one is a frame lost.
  *     R <from>     <from> asks for this node's snapshot (it missed announcements)
+ *     K <from> <epoch> <aseq>  <from> applied this node's announcements up to aseq (of the
+ *                  incarnation epoch): what settle() waits for
+ *     M <from> <epoch>\n<bytes>  a message of <from>'s engine to this node's (send())
  *   P.pres.<node>  one node's presence stream; every node subscribes to P.pres.*
  *     H <epoch> <aseq>                    heartbeat, with the last announcement's number
  *     A <epoch> <aseq>\n+user -user ...  the users whose first device came to this node (+)
@@ -15,6 +18,8 @@
  *     S <epoch> <aseq> <part> <last>\nuser user ...  a snapshot of this node's users as of
  *                                         announcement aseq, in parts of at most 32 KiB
  *     B <epoch>                           the node stops (its users leave at once)
+ *     M <epoch> <aseq>\n<bytes>           a message of the node's engine to every other one,
+ *                                         numbered with the announcements
  *
  * Each node keeps a directory user -> the other nodes where the user has a device, learnt
  * from the presence streams, which answers online() and routes publish2: one NATS message
@@ -22,12 +27,16 @@
  * with its users (offline); a new epoch (the node restarted) drops what the old one had; a
  * gap in the announcement numbers asks for a snapshot.
  *
+ * settle(): a device that connects here is announced; the engine holds its connection's output
+ * until every live node acknowledged that announcement (K), or SETTLE_MAX_MS passed, so that
+ * once the client has its auth_ok, any node routes what it publishes for the user here.
+ *
  * Threads: libnats receives on its own threads. Message handlers only queue the message and
  * wake the engine; everything else (directory, registry, publishing) happens on the loop
  * thread in the methods and in poll(). A ticker thread wakes the loop every heartbeat.
  * Delivery is at most once: the engine's position hints and sink->lost, which the bus calls
- * after a reconnect, a slow-consumer drop or a gap in a link's frame numbers, let clients fill
- * what was lost from the store.
+ * after a reconnect, a slow-consumer drop, a gap in a link's frame numbers or a node's lease
+ * running out, let clients fill what was lost from the store.
  */
 #include "chat/sys/bus.h"
 
@@ -60,6 +69,9 @@
 #define LOSS_SPACING_MS 5000    /* sink->lost at most this often; a later loss waits */
 #define RECONNECT_MIN_MS 50
 #define RECONNECT_MAX_MS 2000
+#define SETTLE_MAX_MS 250       /* settle() waits for the others at most this long */
+#define SETTLE_TICK_MS 25       /* the ticker's period while something waits */
+#define SETTLE_FIFO_MAX 1024    /* announcements awaiting acknowledgement, at most */
 
 /* A remote node, known from its presence stream (or only from its frames). */
 typedef struct rnode {
@@ -71,6 +83,7 @@ typedef struct rnode {
     int64_t heard_ms, asked_ms;
     uint64_t in_epoch, in_seq;  /* frames it sent here: its epoch then, last link number */
     uint64_t out_seq;           /* frames sent to it */
+    uint64_t acked;             /* our announcements it applied (K) */
     /* a snapshot arriving in parts */
     chat__strmap snap;
     int snap_on;
@@ -94,6 +107,12 @@ typedef struct growbuf {
     size_t len, cap;
 } growbuf;
 
+/* An announcement published and not yet known to be applied everywhere. */
+typedef struct pending {
+    uint64_t aseq;
+    int64_t sent_ms;
+} pending;
+
 struct nats_bus {
     chat_bus_sink sink;
     int attached;
@@ -114,7 +133,9 @@ struct nats_bus {
     size_t qn, qcap;
     int subs_done;              /* subscriptions whose last handler returned */
     int closed;                 /* the connection's closed callback ran */
-    atomic_int tick, reconnected, slow, q_dropped;
+    atomic_int tick, reconnected, disconnected, slow, q_dropped;
+    atomic_int closing;         /* destroy() runs: a disconnection is ours */
+    atomic_int settling;        /* announcements await acknowledgement: tick faster */
 
     /* Ticker. */
     pthread_t ticker;
@@ -130,6 +151,12 @@ struct nats_bus {
     int snapshot_wanted;
     int64_t snapshot_ms;
     int64_t loss_due_ms, loss_last_ms; /* loss_due_ms 0: none pending */
+    /* settle(): announcements awaiting acknowledgement, oldest first (a ring) */
+    pending *fifo;
+    size_t fifo_head, fifo_n;
+    uint64_t settled_aseq;  /* every announcement up to here is settled */
+    uint64_t settle_want;   /* the highest ticket handed out */
+    uint64_t twin_epoch;    /* another process with our node id, last reported */
 };
 
 static int64_t now_ms(void)
@@ -138,6 +165,20 @@ static int64_t now_ms(void)
 }
 
 /* ---- small helpers ---- */
+
+static void bus_log(struct nats_bus *b, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void bus_log(struct nats_bus *b, int level, const char *fmt, ...)
+{
+    if (!b->sink.log)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    b->sink.log(level, msg, b->sink.user_data);
+}
 
 static int gb_reserve(growbuf *b, size_t more)
 {
@@ -393,9 +434,14 @@ static void node_free(rnode *n)
 /* The node is gone (lease over, bye): its users leave with it. */
 static void node_drop(struct nats_bus *b, rnode *n)
 {
+    int known = n->epoch != 0;
+    char id[NODE_MAX + 1];
+    memcpy(id, n->id, sizeof id);
     dir_remove_node(b, n, NULL);
     chat__strmap_del(&b->nodes, n->id);
     node_free(n);
+    if (known && b->sink.node)
+        b->sink.node(id, 0, b->sink.user_data);
 }
 
 static void ask_snapshot(struct nats_bus *b, rnode *n, int64_t now)
@@ -421,7 +467,19 @@ static void node_epoch(struct nats_bus *b, rnode *n, uint64_t epoch, int64_t now
     n->epoch = epoch;
     n->aseq = 0;
     n->synced = 0;
+    n->acked = 0;
     snap_clear(n);
+    if (b->sink.node)
+        b->sink.node(n->id, 1, b->sink.user_data);
+}
+
+/* We applied n's announcements up to n->aseq: tell it (its settle() waits for this). */
+static void send_ack(struct nats_bus *b, rnode *n)
+{
+    char msg[NODE_MAX + 64];
+    int len = snprintf(msg, sizeof msg, "K %s %016" PRIx64 " %" PRIu64, b->node, n->epoch,
+                       n->aseq);
+    publish_raw(b, n->subject, msg, (size_t)len);
 }
 
 static void apply_edges(struct nats_bus *b, rnode *n, const char *p, const char *end)
@@ -438,15 +496,25 @@ static void apply_edges(struct nats_bus *b, rnode *n, const char *p, const char 
     }
 }
 
+/* An announcement (edges), or a message of n's engine to all (message 1), which takes a
+ * number in the same sequence: its sender's settle() covers it too. A message is handed over
+ * even after a gap (delivery is at most once, not in order at any price); a repeat is not. */
 static void on_announce(struct nats_bus *b, rnode *n, uint64_t aseq, const char *body,
-                        const char *end, int64_t now)
+                        const char *end, int message, int64_t now)
 {
-    if (aseq <= n->aseq && (n->synced || n->snap_on))
-        return; /* seen already */
+    if (aseq <= n->aseq && (n->synced || n->snap_on)) {
+        if (n->synced) /* seen already (an acknowledgement may have been lost) */
+            send_ack(b, n);
+        return;
+    }
+    if (message && b->sink.message && body < end)
+        b->sink.message(n->id, body, (size_t)(end - body), b->sink.user_data);
     if ((n->synced && aseq == n->aseq + 1) || (!n->synced && n->aseq == 0 && aseq == 1)) {
-        apply_edges(b, n, body, end);
+        if (!message)
+            apply_edges(b, n, body, end);
         n->aseq = aseq;
         n->synced = 1;
+        send_ack(b, n);
         return;
     }
     n->synced = 0; /* missed some: the snapshot will say where it is */
@@ -514,19 +582,31 @@ static void on_snapshot(struct nats_bus *b, rnode *n, uint64_t aseq, uint64_t pa
     struct snap_apply a = {b, n};
     chat__strmap_each(&n->snap, snap_apply_cb, &a);
     snap_clear(n);
+    send_ack(b, n);
 }
 
 /* One message of node id's presence stream. */
 static void on_presence_msg(struct nats_bus *b, const char *id, const char *p, const char *end,
                             int64_t now)
 {
-    if (strcmp(id, b->node) == 0 || !name_valid(id, NODE_MAX))
-        return; /* our own (echo is off, so another process with our name: ignore it) */
+    if (!name_valid(id, NODE_MAX))
+        return;
     size_t kl;
     const char *kind = token(&p, end, &kl);
     uint64_t epoch = 0, aseq = 0;
     if (!kind || kl != 1 || tok_u64(&p, end, 16, &epoch) || !epoch)
         return;
+    if (strcmp(id, b->node) == 0) {
+        /* Echo is off: this is another process under our name. Both receive each other's
+         * frames and the other nodes see one node restarting all the time. */
+        if (epoch != b->epoch && epoch != b->twin_epoch) {
+            b->twin_epoch = epoch;
+            bus_log(b, CHAT_LOG_ERROR, "NATS bus: another process uses node id '%s' (prefix "
+                    "'%s'): node ids must be unique; delivery and presence between the nodes "
+                    "are wrong until one of them has another id", b->node, b->prefix);
+        }
+        return;
+    }
     if (kind[0] == 'B') {
         rnode *n = node_get(b, id, 0);
         if (n && n->epoch == epoch)
@@ -541,10 +621,12 @@ static void on_presence_msg(struct nats_bus *b, const char *id, const char *p, c
         return;
     }
     node_epoch(b, n, epoch, now);
-    if (kind[0] == 'H') {
+    if (kind[0] == 'M') {
+        on_announce(b, n, aseq, next_line(p, end), end, 1, now);
+    } else if (kind[0] == 'H') {
         on_heartbeat(b, n, aseq, now);
     } else if (kind[0] == 'A') {
-        on_announce(b, n, aseq, next_line(p, end), end, now);
+        on_announce(b, n, aseq, next_line(p, end), end, 0, now);
     } else if (kind[0] == 'S') {
         uint64_t part = 0, last = 0;
         if (tok_u64(&p, end, 10, &part) || tok_u64(&p, end, 10, &last))
@@ -600,6 +682,127 @@ static void on_request_msg(struct nats_bus *b)
     b->snapshot_wanted = 1;
 }
 
+/* K <from> <epoch> <aseq>: <from> applied our announcements up to aseq. */
+static void on_ack_msg(struct nats_bus *b, const char *p, const char *end)
+{
+    char from[NODE_MAX + 1];
+    uint64_t epoch = 0, aseq = 0;
+    if (!next_word(&p, end, from, sizeof from, 0) || tok_u64(&p, end, 16, &epoch) ||
+        tok_u64(&p, end, 10, &aseq) || epoch != b->epoch)
+        return;
+    rnode *n = node_get(b, from, 0);
+    if (n && aseq > n->acked)
+        n->acked = aseq;
+}
+
+/* M <from> <epoch>\n<bytes>: a message of <from>'s engine to ours. */
+static void on_direct_msg(struct nats_bus *b, const char *p, const char *end)
+{
+    char from[NODE_MAX + 1];
+    uint64_t epoch = 0;
+    if (!next_word(&p, end, from, sizeof from, 0) || tok_u64(&p, end, 16, &epoch) ||
+        !name_valid(from, NODE_MAX))
+        return;
+    const char *body = next_line(p, end);
+    if (b->sink.message && body < end)
+        b->sink.message(from, body, (size_t)(end - body), b->sink.user_data);
+}
+
+/* ---- settle(): announcements acknowledged by every live node ---- */
+
+/* A node counts as alive for settle() while heard from within two heartbeats: one that went
+ * quiet (dying, stuck) must not hold anyone back until its lease ends. */
+static int node_counts(const struct nats_bus *b, const rnode *n, int64_t now)
+{
+    return n->epoch && now - n->heard_ms <= 2 * b->heartbeat_ms;
+}
+
+struct min_acked {
+    const struct nats_bus *b;
+    int64_t now;
+    uint64_t min;
+};
+
+static void min_acked_cb(const char *id, void *value, void *ud)
+{
+    struct min_acked *m = ud;
+    rnode *n = value;
+    if (node_counts(m->b, n, m->now) && n->acked < m->min)
+        m->min = n->acked;
+}
+
+static void settle_progress(struct nats_bus *b, int64_t now)
+{
+    if (!b->fifo_n)
+        return;
+    struct min_acked m = {b, now, UINT64_MAX};
+    chat__strmap_each(&b->nodes, min_acked_cb, &m);
+    uint64_t was = b->settled_aseq;
+    while (b->fifo_n) {
+        pending *e = &b->fifo[b->fifo_head];
+        if (e->aseq > m.min && now - e->sent_ms < SETTLE_MAX_MS)
+            break;
+        b->settled_aseq = e->aseq;
+        b->fifo_head = (b->fifo_head + 1) % SETTLE_FIFO_MAX;
+        b->fifo_n--;
+    }
+    if (!b->fifo_n) {
+        b->settled_aseq = b->aseq; /* numbers lost to a failed allocation included */
+        atomic_store(&b->settling, 0);
+    }
+    if (b->settled_aseq != was && b->settle_want > was && b->sink.settled)
+        b->sink.settled(b->settled_aseq, b->sink.user_data);
+}
+
+/* Announcement aseq went out now: it waits for acknowledgements. */
+static void settle_sent(struct nats_bus *b, uint64_t aseq, int64_t now)
+{
+    if (!b->fifo && !(b->fifo = chat__calloc(SETTLE_FIFO_MAX, sizeof *b->fifo))) {
+        b->settled_aseq = aseq; /* out of memory: nothing waits */
+        return;
+    }
+    if (b->fifo_n == SETTLE_FIFO_MAX) { /* the oldest has waited long enough */
+        b->settled_aseq = b->fifo[b->fifo_head].aseq;
+        b->fifo_head = (b->fifo_head + 1) % SETTLE_FIFO_MAX;
+        b->fifo_n--;
+    }
+    b->fifo[(b->fifo_head + b->fifo_n) % SETTLE_FIFO_MAX] = (pending){aseq, now};
+    if (b->fifo_n++ == 0 && !atomic_exchange(&b->settling, 1)) {
+        pthread_mutex_lock(&b->qlock); /* the ticker sleeps a heartbeat: shorten it */
+        pthread_cond_broadcast(&b->qcond);
+        pthread_mutex_unlock(&b->qlock);
+    }
+}
+
+struct any_live {
+    const struct nats_bus *b;
+    int64_t now;
+    int any;
+};
+
+static void any_live_cb(const char *id, void *value, void *ud)
+{
+    struct any_live *a = ud;
+    if (node_counts(a->b, value, a->now))
+        a->any = 1;
+}
+
+static int nats_settle(void *state, uint64_t *ticket)
+{
+    struct nats_bus *b = state;
+    if (!b || !b->attached || !ticket)
+        return chat__error_set(CHAT_EINVAL, 0, "NATS bus settle: not attached, or no ticket");
+    struct any_live a = {b, now_ms(), 0};
+    chat__strmap_each(&b->nodes, any_live_cb, &a);
+    uint64_t t = 0;
+    if (a.any)
+        t = b->edges.len ? b->aseq + 1 : b->aseq > b->settled_aseq ? b->aseq : 0;
+    if (t > b->settle_want)
+        b->settle_want = t;
+    *ticket = t;
+    return CHAT_OK;
+}
+
 /* ---- publishing our own state ---- */
 
 static void flush_edges(struct nats_bus *b)
@@ -616,6 +819,7 @@ static void flush_edges(struct nats_bus *b)
     }
     publish_raw(b, b->my_pres, s->p, s->len);
     b->edges.len = 0;
+    settle_sent(b, b->aseq, now_ms());
 }
 
 static void add_edge(struct nats_bus *b, char sign, const char *user)
@@ -731,6 +935,15 @@ static void on_reconnected(natsConnection *nc, void *closure)
     b->sink.wake(b->sink.user_data);
 }
 
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    struct nats_bus *b = closure;
+    if (atomic_load(&b->closing))
+        return;
+    atomic_store(&b->disconnected, 1);
+    b->sink.wake(b->sink.user_data);
+}
+
 static void on_closed(natsConnection *nc, void *closure)
 {
     struct nats_bus *b = closure;
@@ -766,13 +979,26 @@ static void *ticker_main(void *arg)
     struct nats_bus *b = arg;
     chat__thread_name("chat-nats-tick");
     pthread_mutex_lock(&b->qlock);
+    int64_t next_beat = now_ms() + b->heartbeat_ms;
     while (!b->ticker_stop) {
-        struct timespec at = chat__mono_deadline((int)b->heartbeat_ms);
+        /* A heartbeat every heartbeat_ms; while announcements await acknowledgement, a wake-up
+         * every SETTLE_TICK_MS too, so settle() ends on time when some node never answers. */
+        int64_t wait = next_beat - now_ms();
+        if (atomic_load(&b->settling) && wait > SETTLE_TICK_MS)
+            wait = SETTLE_TICK_MS;
+        struct timespec at = chat__mono_deadline((int)(wait > 0 ? wait : 0));
         pthread_cond_timedwait(&b->qcond, &b->qlock, &at);
         if (b->ticker_stop)
             break;
+        int64_t now = now_ms();
+        int beat = now >= next_beat;
+        if (beat)
+            next_beat = now + b->heartbeat_ms;
+        else if (!atomic_load(&b->settling))
+            continue; /* woken to look at settling, which is over */
         pthread_mutex_unlock(&b->qlock);
-        atomic_store(&b->tick, 1);
+        if (beat)
+            atomic_store(&b->tick, 1);
         b->sink.wake(b->sink.user_data);
         pthread_mutex_lock(&b->qlock);
     }
@@ -806,6 +1032,7 @@ static void nats_destroy(void *state)
     struct nats_bus *b = state;
     if (!b)
         return;
+    atomic_store(&b->closing, 1);
     if (b->ticker_on) {
         pthread_mutex_lock(&b->qlock);
         b->ticker_stop = 1;
@@ -841,6 +1068,7 @@ static void nats_destroy(void *state)
     chat__bus_registry_free(b->local);
     chat__free(b->edges.p);
     chat__free(b->scratch.p);
+    chat__free(b->fifo);
     pthread_cond_destroy(&b->qcond);
     pthread_mutex_destroy(&b->qlock);
     chat__free(b);
@@ -885,6 +1113,8 @@ static int nats_connect(struct nats_bus *b)
         s = natsOptions_SetRetryOnFailedConnect(opts, true, on_reconnected, b);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(opts, on_reconnected, b);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(opts, on_disconnected, b);
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(opts, on_closed, b);
     if (s == NATS_OK)
@@ -1077,6 +1307,9 @@ static void on_tick(struct nats_bus *b, int64_t now)
         rnode *n = node_get(b, e.dead.p + off, 0);
         if (n)
             node_drop(b, n);
+        /* It may have acked messages whose frames it never published, and it sends no
+         * position hints any more: the clients here catch up from the store. */
+        note_loss(b, now);
     }
     chat__free(e.dead.p);
 }
@@ -1094,6 +1327,10 @@ static void handle(struct nats_bus *b, natsMsg *m, int64_t now)
             on_frame_msg(b, p + 1, end, now);
         else if (p[0] == 'R')
             on_request_msg(b);
+        else if (p[0] == 'K')
+            on_ack_msg(b, p + 1, end);
+        else if (p[0] == 'M')
+            on_direct_msg(b, p + 1, end);
         return;
     }
     size_t plen = strlen(b->all_pres) - 1; /* "P.pres." */
@@ -1124,7 +1361,12 @@ static int nats_poll(void *state)
         }
         chat__free(q);
     }
+    if (atomic_exchange(&b->disconnected, 0))
+        bus_log(b, CHAT_LOG_WARN, "NATS bus: lost the NATS server (%s); reconnecting, while "
+                "frames to and from the other nodes wait or are lost", b->url);
     if (atomic_exchange(&b->reconnected, 0)) {
+        bus_log(b, CHAT_LOG_WARN, "NATS bus: connected to the NATS server (%s); clients here "
+                "catch up on what the other nodes sent meanwhile", b->url);
         /* Whatever was sent to this node while it was away is lost; what it announced
          * meanwhile went out from libnats's buffer or shows as a gap to the others. */
         note_loss(b, now);
@@ -1140,6 +1382,7 @@ static int nats_poll(void *state)
         send_snapshot(b);
     }
     flush_edges(b);
+    settle_progress(b, now_ms());
     if (b->loss_due_ms && now >= b->loss_due_ms) {
         b->loss_due_ms = 0;
         b->loss_last_ms = now;
@@ -1148,8 +1391,43 @@ static int nats_poll(void *state)
     return CHAT_OK;
 }
 
+static int nats_send(void *state, const char *node, const void *msg, size_t len)
+{
+    struct nats_bus *b = state;
+    if (!b || !b->attached)
+        return chat__error_set(CHAT_EMISUSE, 0, "NATS bus send: not attached");
+    if (!msg || len == 0 || len > CHAT_BUS_MSG_MAX)
+        return chat__error_set(CHAT_EINVAL, 0, "NATS bus send: 1 to %d bytes",
+                               CHAT_BUS_MSG_MAX);
+    rnode *n = NULL;
+    if (node && (!(n = node_get(b, node, 0)) || !n->epoch))
+        return chat__error_set(CHAT_ENOTFOUND, 0, "NATS bus send: no node '%.64s'", node);
+    if (!n)
+        flush_edges(b); /* a message to all is numbered after the announcements before it */
+    growbuf *s = &b->scratch;
+    s->len = 0;
+    if ((n ? gb_printf(s, "M %s %016" PRIx64 "\n", b->node, b->epoch)
+           : gb_printf(s, "M %016" PRIx64 " %" PRIu64 "\n", b->epoch, b->aseq + 1)) ||
+        gb_add(s, msg, len))
+        return chat__error_set(CHAT_ENOMEM, 0, "NATS bus: out of memory");
+    natsStatus st = natsConnection_Publish(b->nc, n ? n->subject : b->my_pres, s->p, (int)s->len);
+    if (!n) { /* the number is used even if the publish failed: receivers see the gap */
+        b->aseq++;
+        settle_sent(b, b->aseq, now_ms());
+    }
+    return st == NATS_OK ? CHAT_OK : nats_fail(st, "send");
+}
+
 static int nats_ctl(void *state, int op, void *arg)
 {
+    (void)arg;
+    struct nats_bus *b = state;
+    /* Readiness: a node cut from NATS serves its own users but no one elsewhere. The status
+     * is read under libnats' lock, without a round trip. */
+    if (op == CHAT_BUS_CTL_HEALTH)
+        return b->nc && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED
+                   ? CHAT_OK
+                   : CHAT_ECLOSED;
     return CHAT_ENOTSUP; /* not CHAT_BUS_CTL_RELIABLE: frames between nodes may be lost */
 }
 
@@ -1164,6 +1442,8 @@ static const chat_bus_ops nats_ops = {
     .poll = nats_poll,
     .ctl = nats_ctl,
     .publish2 = nats_publish2,
+    .settle = nats_settle,
+    .send = nats_send,
 };
 
 static uint64_t new_epoch(void)

@@ -16,6 +16,7 @@ chat_buf *chat__buf_alloc(size_t len)
     if (!b)
         return NULL;
     atomic_init(&b->refs, 1);
+    b->stamp = 0;
     b->len = len;
     chat__buf_data(b)[len] = '\0';
     return b;

@@ -9,11 +9,13 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CHAT__BUF_PRE 32
 
 struct chat_buf {
     atomic_int refs;
+    uint32_t stamp; /* the server's latency stamp (server/stats.h), 0: none; in what was padding */
     size_t len;
     unsigned char buf[]; /* CHAT__BUF_PRE bytes of headroom, then len bytes, then NUL */
 };

@@ -199,12 +199,22 @@ int chat_server_config_set_flags(chat_server_config *cfg, unsigned int flags)
     return CHAT_OK;
 }
 
+int chat_server_config_set_log_kv(chat_server_config *cfg, chat_log_kv_cb cb, int max_level,
+                                  void *user_data)
+{
+    int rc = chat_server_config_set_log(cfg, NULL, max_level, user_data);
+    if (rc == CHAT_OK)
+        cfg->log_kv = cb;
+    return rc;
+}
+
 int chat_server_config_set_log(chat_server_config *cfg, chat_log_cb cb, int max_level,
                                void *user_data)
 {
     if (!cfg)
         return CHAT_EINVAL;
     cfg->log_cb = cb;
+    cfg->log_kv = NULL; /* the last sink set is the one */
     cfg->log_level = max_level;
     cfg->log_ud = user_data;
     return CHAT_OK;

@@ -3,7 +3,9 @@
 
 #include "core/alloc.h"
 #include "core/json.h"
+#include "core/monowait.h"
 
+#include <stdio.h>
 #include <string.h>
 
 _Static_assert(CHAT__FRAME_PRE >= CHAT__TRANSPORT_PRE, "frame headroom too small for the transport");
@@ -15,6 +17,7 @@ chat__conn *chat__conn_new(chat_server *srv, chat__tconn *tc)
         return NULL;
     c->srv = srv;
     c->tc = tc;
+    c->id = ++srv->next_conn_id;
     c->refs = 1;
     c->user = c->device = c->session = "";
     c->next = srv->conns;
@@ -29,6 +32,8 @@ chat__conn *chat__conn_new(chat_server *srv, chat__tconn *tc)
     chat__bucket_init(&c->settings_bucket, (double)chat__limit(srv, CHAT_LIMIT_SETTINGS_RATE), now);
     chat__bucket_init(&c->search_bucket, (double)chat__limit(srv, CHAT_LIMIT_SEARCH_RATE), now);
     c->err_window_ms = now;
+    chat__count(&srv->stats.opened, 1);
+    chat__logc(srv, CHAT_LOG_INFO, c, NULL, NULL, "connection opened");
     return c;
 }
 
@@ -88,10 +93,35 @@ static void unregister_user(chat__conn *c)
     c->next_of_user = NULL;
 }
 
+/* How a connection ended, for chat_connections_closed_total. */
+static int close_kind(const chat__conn *c)
+{
+    if (c->hung_up)
+        return CHAT__CLOSE_DROPPED;
+    switch (c->close_code) {
+    case 0: return CHAT__CLOSE_PEER;
+    case 1000: return CHAT__CLOSE_1000;
+    case 1001: return CHAT__CLOSE_1001;
+    case 1002: return CHAT__CLOSE_1002;
+    case 1008: return CHAT__CLOSE_1008;
+    case 1009: return CHAT__CLOSE_1009;
+    case 1011: return CHAT__CLOSE_1011;
+    case 1013: return CHAT__CLOSE_1013;
+    default: return CHAT__CLOSE_OTHER;
+    }
+}
+
 /* The transport is done with the connection. */
 void chat__conn_closed(chat__conn *c)
 {
     chat_server *srv = c->srv;
+    chat__count(&srv->stats.closed[close_kind(c)], 1);
+    if (chat__log_on(srv, CHAT_LOG_INFO)) {
+        char code[16];
+        snprintf(code, sizeof code, "%d", c->close_code);
+        chat__logc(srv, CHAT_LOG_INFO, c, NULL,
+                   c->hung_up ? "dropped" : c->close_code ? code : "peer", "connection closed");
+    }
     chat__conn_auth_done(c);
     c->tc = NULL;
     if (srv->sweep_next == c)
@@ -132,6 +162,7 @@ void chat__conn_set_authed(chat__conn *c, const char *user, const char *device,
     c->device = ids + nu;
     c->session = ids + nu + nd;
     c->authed = 1;
+    chat__logc(srv, CHAT_LOG_INFO, c, NULL, NULL, "authenticated");
     c->next_of_user = chat__strmap_get(&srv->users, user);
     if (chat__strmap_put(&srv->users, user, c) != CHAT_OK) {
         c->authed = 0;
@@ -145,6 +176,8 @@ void chat__conn_set_authed(chat__conn *c, const char *user, const char *device,
         c->authed = 0;
         chat__conn_close(c, 1011, "out of memory");
     }
+    else
+        chat__cluster_hold(c);
 }
 
 void chat__conn_close(chat__conn *c, int code, const char *reason)
@@ -157,6 +190,28 @@ void chat__conn_close(chat__conn *c, int code, const char *reason)
     c->srv->tp->want_write(c->tc);
 }
 
+/* A frame's latency stamp, once it is written (stats.h). */
+static void stamped_written(chat_server *srv, uint32_t stamp)
+{
+    chat__loop_stats *st = &srv->stats;
+    uint64_t t = st->tx_state == 2 ? st->tx_us : chat__mono_ns() / 1000;
+    if (st->tx_state == 1) {
+        st->tx_us = t;
+        st->tx_state = 2;
+    }
+    uint32_t us = (uint32_t)t - (stamp & ~1u);
+    chat__hist_latency((stamp & 1u) == CHAT__STAMP_FANOUT ? &srv->stats.fanout : &srv->stats.ack,
+                       us);
+}
+
+static inline void written(chat_server *srv, const chat__frame *f)
+{
+    chat__count(&srv->stats.frames_out, 1);
+    chat__count(&srv->stats.bytes_out, f->len);
+    if (f->stamp)
+        stamped_written(srv, f->stamp);
+}
+
 void chat__conn_send(chat__conn *c, chat__frame *f)
 {
     chat_server *srv = c->srv;
@@ -167,7 +222,7 @@ void chat__conn_send(chat__conn *c, chat__frame *f)
         c->q_bytes + f->len > (size_t)chat__limit(srv, CHAT_LIMIT_OUT_QUEUE_BYTES)) {
         /* A consumer this slow cannot catch up live: drop what is queued and let it resync
          * from its cursors after reconnecting. Memory stays bounded. */
-        chat__log(srv, CHAT_LOG_WARN, "closing slow consumer %s/%s", c->user, c->device);
+        chat__logc(srv, CHAT_LOG_WARN, c, NULL, "1013", "closing a slow consumer");
         queue_clear(c);
         chat__conn_close(c, 1013, "outbound queue full: resync");
         return;
@@ -176,9 +231,11 @@ void chat__conn_send(chat__conn *c, chat__frame *f)
      * This saves the POLLOUT round trip (two epoll_ctl calls and a loop pass per frame). A short
      * write is kept by the transport, which then reports the connection busy and flushes it on
      * POLLOUT; the frames after it queue here, under the limits above. */
-    if (c->q_count == 0 && !tp->busy(c->tc)) {
+    if (c->q_count == 0 && !c->held && !tp->busy(c->tc)) {
         if (tp->write(c->tc, chat__frame_data(f), f->len))
             chat__conn_close(c, 1011, "write failed");
+        else
+            written(srv, f);
         return;
     }
     if (c->q_count == c->q_cap) {
@@ -207,6 +264,8 @@ void chat__conn_send(chat__conn *c, chat__frame *f)
 int chat__conn_writable(chat__conn *c)
 {
     const chat__transport_ops *tp = c->srv->tp;
+    if (c->held)
+        return 0; /* cluster.c asks again when it lets go */
     if (c->ping_due && !c->close_code && !tp->busy(c->tc)) {
         /* The idle sweep asked for a ping (conntimer.c). */
         c->ping_due = 0;
@@ -227,6 +286,8 @@ int chat__conn_writable(chat__conn *c)
             c->q_count--;
             c->q_bytes -= f->len;
             int failed = tp->write(c->tc, chat__frame_data(f), f->len);
+            if (!failed)
+                written(c->srv, f);
             chat__frame_unref(f);
             if (failed)
                 return -1;
@@ -281,6 +342,10 @@ static void error_frame(chat__conn *c, const cJSON *re, int code, const char *re
         chat__conn_close(c, 1011, "out of memory");
         return;
     }
+    if (code < 0 && -code < CHAT__ERR_CODES)
+        chat__count(&c->srv->stats.errors[-code], 1);
+    chat__logc(c->srv, CHAT_LOG_DEBUG, c, re, chat_error_name(code), "request refused: %s",
+               reason);
     error_fb(&b, re, code, reason, message, retry_after_ms);
     chat__conn_send(c, f);
     chat__frame_unref(f);
@@ -310,13 +375,24 @@ void chat__conn_error(chat__conn *c, const cJSON *re, int code, const char *reas
 void chat__deliver_local(chat_server *srv, const char *user, const char *except_device,
                          chat__frame *f)
 {
-    for (chat__conn *c = chat__strmap_get(&srv->users, user); c; c = c->next_of_user) {
+    chat__conn *c = chat__strmap_get(&srv->users, user);
+    if (!c)
+        return;
+    /* Message frames (text, media, events) all begin so (chat__msg_frame, chat__msg_json). */
+    static const char msg_head[] = "{\"type\":\"msg\"";
+    int is_msg = f && f->len >= sizeof msg_head - 1 &&
+                 memcmp(chat__frame_data(f), msg_head, sizeof msg_head - 1) == 0;
+    for (; c; c = c->next_of_user) {
         if (except_device && strcmp(c->device, except_device) == 0)
             continue;
-        if (f)
-            chat__conn_send(c, f);
-        else /* a connection that misses a frame must not stay connected and silently behind:
-              * it resyncs from its cursors after reconnecting, as a slow consumer does */
+        if (!f) { /* a connection that misses a frame must not stay connected and silently
+                   * behind: it resyncs from its cursors after reconnecting, as a slow consumer
+                   * does */
             chat__conn_close(c, 1011, "out of memory");
+            continue;
+        }
+        chat__conn_send(c, f);
+        if (is_msg)
+            chat__count(&srv->stats.delivered, 1);
     }
 }

@@ -17,8 +17,10 @@
 #include "core/ratelimit.h"
 #include "core/strmap.h"
 #include "core/typing.h"
+#include "server/cluster.h"
 #include "server/frame.h"
 #include "server/hint.h"
+#include "server/stats.h"
 #include "server/worker.h"
 #include "transport/transport.h"
 
@@ -40,6 +42,7 @@ struct chat_server_config {
     unsigned int flags;
     int64_t limits[CHAT__LIMIT_MAX];
     chat_log_cb log_cb;
+    chat_log_kv_cb log_kv;    /* set instead of log_cb: lines with their fields */
     int log_level;
     void *log_ud;
     chat_clock_fn clock;
@@ -70,11 +73,13 @@ struct chat_server_config {
 };
 
 typedef struct chat__conn chat__conn;
+typedef struct chat__call chat__call;
 
 /* One WebSocket connection. Freed when the transport closed it and no job refers to it. */
 struct chat__conn {
     chat_server *srv;
     chat__tconn *tc;          /* NULL once the transport closed the connection */
+    uint64_t id;              /* unique in this server, from 1: logs and the admin API */
     int refs;
     chat__conn *prev, *next;  /* all connections */
     chat__conn *next_of_user; /* connections of the same user (authenticated only) */
@@ -105,6 +110,7 @@ struct chat__conn {
     chat__conn *authq_prev, *authq_next;
     int64_t born_ms, last_rx_ms;
     unsigned in_authq : 1, ping_due : 1, ping_sent : 1, hung_up : 1;
+    uint8_t held; /* holds on the output until other nodes caught up (cluster.c) */
 };
 
 struct chat_server {
@@ -177,6 +183,9 @@ struct chat_server {
     /* Position hints and catch-up prompts over a bus that may lose frames (hint.c). [loop] */
     chat__hints hints;
 
+    /* What a bus between nodes adds (cluster.c). [loop] */
+    chat__cluster cluster;
+
     /* Requests of this loop iteration, handed to the writer in one batch (one lock, one
      * wake-up) when the transport's iteration ends (its flush) instead of one by one. */
     int sub_ready;            /* the loop runs and flushes; otherwise submit at once */
@@ -187,6 +196,22 @@ struct chat_server {
     size_t writer_backlog;
 
     struct chat__push_srv *pushs; /* push.c: tokens reported invalid, waiting for the writer */
+    /* Operability (stats.c, admin.c). */
+    chat__loop_stats stats;       /* counters of the loop thread (stats.h) */
+    uint64_t next_conn_id;        /* [loop] */
+    chat__call *calls_head, *calls_tail; /* chat__loop_call() requests, under done_lock */
+    pthread_t loop_tid;           /* the loop thread, while loop_tid_set (under done_lock) */
+    int loop_tid_set;
+    /* Draining (admin.c): requested from any thread, carried out by the loop. */
+    atomic_int draining;          /* 1 from chat_server_drain() on; never cleared */
+    int64_t drain_ms;             /* its deadline, from the request (under done_lock) */
+    int drain_phase;              /* [loop] CHAT__DRAIN_* */
+    int drain_done, drain_rc;     /* the outcome, under done_lock; drain_cond broadcasts it */
+    pthread_cond_t drain_cond;
+    chat__timer drain_timer;
+    int drain_timer_on;
+    /* Revoked devices: "user:device" -> (chat__revoked_dev *), under revoked_lock. */
+    chat__strmap revoked_devices;
 };
 
 /* The server that embeds timer t as its member field. */
@@ -195,6 +220,15 @@ struct chat_server {
 /* Logging through the host's callback. */
 void chat__log(const chat_server *srv, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A line about connection c (may be NULL) with its fields: conn, user, device, the request id
+ * re (may be NULL) and code (an error name or a close code; may be NULL). Never pass message
+ * bodies or tokens: only ids, static reasons and codes. */
+void chat__logc(const chat_server *srv, int level, const chat__conn *c, const cJSON *re,
+                const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static inline int chat__log_on(const chat_server *srv, int level)
+{
+    return (srv->cfg.log_cb || srv->cfg.log_kv) && level <= srv->cfg.log_level;
+}
 int64_t chat__now_ms(const chat_server *srv);
 int64_t chat__limit(const chat_server *srv, int limit);
 
@@ -207,6 +241,8 @@ void chat__server_drain(chat_server *srv);
 /* Queue a job for the writer; it goes with this loop iteration's batch. [loop thread] */
 void chat__server_submit(chat_server *srv, chat__job *job);
 int chat__server_revoked(chat_server *srv, const char *session);
+/* Another node revoked session: refuse it here too and close its connections. [loop thread] */
+void chat__server_revoked_elsewhere(chat_server *srv, const char *session);
 /* Verify tok[0..len) through the auth backend at the server's clock and check what it
  * returned (ids valid, not expired; exp_ms 0 becomes INT64_MAX). Not the revocation, which
  * the callers check. Logs why a token is refused.
@@ -296,6 +332,39 @@ void chat__server_sink(chat_server *srv, chat__transport_sink *out);
 /* The loop was woken (sink.wake) / its iteration ends (sink.flush): server.c. */
 void chat__server_on_wake(chat_server *srv);
 void chat__server_flush(chat_server *srv);
+
+/* The receive time of this loop iteration's messages, us of CLOCK_MONOTONIC: the clock is read
+ * at the first request of an iteration only (stats.h). [loop thread] */
+uint64_t chat__rx_us_read(chat_server *srv);
+static inline uint64_t chat__rx_us(chat_server *srv)
+{
+    return srv->stats.rx_valid ? srv->stats.rx_us : chat__rx_us_read(srv);
+}
+
+/* Run fn(srv, arg) on the loop thread and wait for it: at once when called on the loop thread,
+ * else through one hand-over. CHAT_OK (it ran), CHAT_ECLOSED (the loop is not running; it did
+ * not run), CHAT_ETIMEDOUT (no answer within timeout_ms: arg now belongs to the request, which
+ * frees it with arg_free once the loop is done with it; the caller must not touch it),
+ * CHAT_ENOMEM. [any thread] */
+int chat__loop_call(chat_server *srv, void (*fn)(chat_server *srv, void *arg), void *arg,
+                    void (*arg_free)(void *arg), int timeout_ms);
+/* 1 on the server's loop thread. [any thread] */
+int chat__on_loop_thread(chat_server *srv);
+/* Serve the pending loop calls (run: 1) or release them unrun (0). [loop thread] */
+void chat__loop_calls_serve(chat_server *srv, int run);
+
+/* admin.c: the drain, carried out by the loop. [loop thread] */
+enum { CHAT__DRAIN_OFF, CHAT__DRAIN_INFLIGHT, CHAT__DRAIN_CLOSING, CHAT__DRAIN_DONE };
+/* Start the drain once requested; advance it. Called on every wake-up and flush. */
+void chat__drain_step(chat_server *srv);
+/* The loop is stopping: a drain still running ends with CHAT_ECLOSED. */
+void chat__drain_abort(chat_server *srv);
+/* 1 when (user, device)'s tokens issued at iat_ms (0: unknown) are refused. [any thread] */
+int chat__device_revoked(chat_server *srv, const char *user, const char *device, int64_t iat_ms);
+/* A revocation record loaded from the store (its session key starts with "dev:"): 1 when it
+ * was one and was taken (CHAT_ENOMEM as -1), 0 when it is a session's. [before start] */
+int chat__device_revoked_load(chat_server *srv, const char *key);
+void chat__revoked_devices_free(chat_server *srv);
 
 /* Use a transport other than the native one (the loopback, in tests); arg is handed to its
  * open(). [before chat_server_new] */

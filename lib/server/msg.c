@@ -121,6 +121,7 @@ static int ack_resend(chat__txn *tx, chat__req *r, int64_t conv, const char *cmi
     chat__job_clear(&r->job); /* the refused insert's failure */
     chat_store_msg m = {.conv = conv, .seq = found.seq, .ts_ms = found.ts, .cmid = cmid};
     r->reply = ack_frame(r, &m, 1);
+    r->ack = 1;
     return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 
@@ -250,6 +251,7 @@ static int send_run(chat__job *job, chat__txn *tx)
         return rc;
     }
     r->reply = ack_frame(r, &m, 0);
+    r->ack = 1;
     chat__msg_view view = {have_target ? &target : NULL, 0, NULL, 0};
     r->fanout = chat__msg_frame(&m, &view);
     chat__msg_free(have_target ? &target : NULL);

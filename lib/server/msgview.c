@@ -220,14 +220,21 @@ static void enc_fb(chat__fb *b, const enc *e)
 #undef LIT
 }
 
+/* prepare(), and 0 when it ran out of memory (nothing left to free). */
+static int prepared(enc *e, const chat_store_msg *m, const chat__msg_view *view)
+{
+    prepare(e, m, view);
+    if (!e->oom)
+        return 1;
+    chat__free(e->owned);
+    return 0;
+}
+
 chat__frame *chat__msg_frame(const chat_store_msg *m, const chat__msg_view *view)
 {
     enc e;
-    prepare(&e, m, view);
-    if (e.oom) {
-        chat__free(e.owned);
+    if (!prepared(&e, m, view))
         return NULL;
-    }
     chat__fb b = {NULL, 0};
     enc_fb(&b, &e);
     chat__frame *f = chat__fb_alloc(&b);
@@ -242,11 +249,8 @@ cJSON *chat__msg_item(const chat_store_msg *m, const chat__msg_view *view)
     /* Encoded directly and carried as a raw item: a history page costs no cJSON tree and no
      * number printing per message (the reconnect storm's main cost). */
     enc e;
-    prepare(&e, m, view);
-    if (e.oom) {
-        chat__free(e.owned);
+    if (!prepared(&e, m, view))
         return NULL;
-    }
     chat__fb b = {NULL, 0};
     enc_fb(&b, &e);
     /* Written straight into the item's own string (cJSON's allocator, which cJSON_Delete

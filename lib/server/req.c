@@ -135,8 +135,10 @@ static void push_offline(chat_server *srv, chat__req *r)
         r->pev.user = r->to.users[i];
         r->pev.unread = r->head > r->to.read_seq[i] ? r->head - r->to.read_seq[i] : 0;
         int rc = srv->push->notify(srv->push_st, &r->pev);
-        if (rc != CHAT_OK)
+        if (rc != CHAT_OK) {
+            chat__count(&srv->stats.push_errors, 1);
             chat__log(srv, CHAT_LOG_WARN, "push notifier failed: %s", chat_error_name(rc));
+        }
     }
 }
 
@@ -148,8 +150,10 @@ void chat__publish(chat_server *srv, const chat__userlist *to, const char *excep
                  ? srv->bus->publish2(srv->bus_st, users, to->n, except_user, except_device, f, 0)
                  : srv->bus->publish(srv->bus_st, users, to->n, except_user, except_device,
                                      chat__frame_data(f), f->len);
-    if (rc != CHAT_OK)
+    if (rc != CHAT_OK) {
+        chat__count(&srv->stats.bus_errors, 1);
         chat__log(srv, CHAT_LOG_WARN, "bus publish failed: %s", chat_error_name(rc));
+    }
 }
 
 /* 1 if a request failed for the server's own reasons (the store, memory, shutdown, a feature
@@ -188,6 +192,12 @@ static void req_done(chat_server *srv, chat__job *job)
         req_free(r);
         return;
     }
+    /* Latency stamps (stats.h): an ack from the send's arrival, a message from its commit. */
+    if (r->ack && r->recv_us && r->reply)
+        r->reply->stamp = chat__stamp(r->recv_us, CHAT__STAMP_ACK);
+    if (r->fanout && job->commit_us)
+        r->fanout->stamp = chat__stamp(job->commit_us, CHAT__STAMP_FANOUT);
+    srv->stats.tx_state = 1; /* one clock read for the ack and the fan-out below */
     if (c && c->tc && r->reply)
         chat__conn_send(c, r->reply);
     chat__frame *frames[2] = {r->fanout, r->fanout2};
@@ -204,6 +214,7 @@ static void req_done(chat_server *srv, chat__job *job)
     }
     if (r->hint_seq && r->fanout)
         chat__hint_note(srv, r->hint_conv, r->hint_seq, &r->to);
+    srv->stats.tx_state = 0;
     if (r->push)
         push_offline(srv, r);
     if (r->after)
@@ -230,6 +241,7 @@ chat__req *chat__req_new(chat__conn *conn, cJSON *args, int (*run)(chat__job *jo
         r->conn = chat__conn_ref(conn);
         strcpy(r->user, conn->user);
         strcpy(r->device, conn->device);
+        r->recv_us = chat__rx_us(conn->srv);
     }
     return r;
 }
@@ -378,6 +390,7 @@ int chat__txn_append_as(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat
     conv->head_seq = msg->seq;
     r->hint_conv = conv->id;
     r->hint_seq = msg->seq;
+    tx->stored++;
     conv->change = chat__txn_bump(tx);
     rc = tx->ops->conv_update(tx->st, conv);
     if (rc != CHAT_OK)
@@ -501,7 +514,7 @@ int chat__role_parse(const char *s)
     return -1;
 }
 
-static int add_member_json(const chat_store_member *m, void *ud)
+int chat__member_json_add(const chat_store_member *m, void *ud)
 {
     cJSON *o = cJSON_CreateObject();
     int ok = o && cJSON_AddStringToObject(o, "user", m->user) &&
@@ -581,7 +594,7 @@ cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m)
     else
         cJSON_Delete(last);
     cJSON *members = ok ? cJSON_AddArrayToObject(o, "members") : NULL;
-    ok = members && (left || tx->ops->member_list(tx->st, conv.id, 1, add_member_json,
+    ok = members && (left || tx->ops->member_list(tx->st, conv.id, 1, chat__member_json_add,
                                                   members) == CHAT_OK);
     if (ok)
         return o;

@@ -65,6 +65,8 @@ struct chat__req {
     int64_t conv;
     int state;
     int counted;            /* counted in srv->writer_backlog */
+    int ack;                /* the reply is a send's ack (its latency is measured) */
+    uint64_t recv_us;       /* when the request arrived (stats.h), 0: not measured */
 };
 
 /* A request from conn; args is consumed. NULL on ENOMEM (args deleted). */
@@ -117,6 +119,9 @@ int chat__txn_leave(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_sto
  * direct encoder (lifecycle.h: chat__msg_frame, chat__msg_item) is tested against. */
 cJSON *chat__msg_json(const chat_store_msg *m);
 const char *chat__role_name(int role);
+/* A member_list callback: add m to the cJSON array ud as the protocol shows a member ({"user",
+ * "role", "delivered", "read", "delivered_ts", "read_ts"}). */
+int chat__member_json_add(const chat_store_member *m, void *ud);
 int chat__role_parse(const char *s);
 /* The conversation entry of convs and conv replies, as seen by member m. */
 cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m);

@@ -9,26 +9,107 @@
 #include "core/error.h"
 #include "core/ids.h"
 #include "core/json.h"
+#include "core/monowait.h"
 #include "core/thread.h"
 #include "server/media.h"
 #include "server/push.h"
 #include "store/checked.h"
 
+#include <inttypes.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+/* One line to the host's sink: the structured one with its fields, or the plain one with the
+ * fields appended as " key=value". */
+static void log_emit(const chat_server *srv, int level, const char *msg,
+                     const char *const *fields)
+{
+    if (srv->cfg.log_kv) {
+        static const char *const none[] = {NULL};
+        srv->cfg.log_kv(level, msg, fields ? fields : none, srv->cfg.log_ud);
+        return;
+    }
+    if (!fields || !fields[0]) {
+        srv->cfg.log_cb(level, msg, srv->cfg.log_ud);
+        return;
+    }
+    char line[768];
+    size_t n = (size_t)snprintf(line, sizeof line, "%s", msg);
+    for (size_t i = 0; fields[i] && n < sizeof line; i += 2)
+        n += (size_t)snprintf(line + n, sizeof line - n, " %s=%s", fields[i], fields[i + 1]);
+    srv->cfg.log_cb(level, line, srv->cfg.log_ud);
+}
+
 void chat__log(const chat_server *srv, int level, const char *fmt, ...)
 {
-    if (!srv->cfg.log_cb || level > srv->cfg.log_level)
+    if (!chat__log_on(srv, level))
         return;
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    srv->cfg.log_cb(level, buf, srv->cfg.log_ud);
+    log_emit(srv, level, buf, NULL);
+}
+
+/* The request id as a log field: a string (cut, quotes and control bytes dropped) or an
+ * integer. */
+static void req_field(const cJSON *re, char *out, size_t size)
+{
+    out[0] = '\0';
+    if (cJSON_IsNumber(re)) {
+        snprintf(out, size, "%.0f", re->valuedouble);
+    } else if (cJSON_IsString(re)) {
+        size_t n = 0;
+        for (const char *p = re->valuestring; *p && n + 1 < size && n < 64; p++)
+            if ((unsigned char)*p >= 0x20 && *p != '"' && *p != '\\')
+                out[n++] = *p;
+        out[n] = '\0';
+    }
+}
+
+void chat__logc(const chat_server *srv, int level, const chat__conn *c, const cJSON *re,
+                const char *code, const char *fmt, ...)
+{
+    if (!chat__log_on(srv, level))
+        return;
+    char msg[512], conn[24], req[72];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *fields[11];
+    size_t n = 0;
+    if (c) {
+        snprintf(conn, sizeof conn, "%" PRIu64, c->id);
+        fields[n++] = "conn";
+        fields[n++] = conn;
+        if (c->user[0]) {
+            fields[n++] = "user";
+            fields[n++] = c->user;
+            fields[n++] = "device";
+            fields[n++] = c->device;
+        }
+    }
+    req_field(re, req, sizeof req);
+    if (req[0]) {
+        fields[n++] = "req";
+        fields[n++] = req;
+    }
+    if (code) {
+        fields[n++] = "code";
+        fields[n++] = code;
+    }
+    fields[n] = NULL;
+    log_emit(srv, level, msg, fields);
+}
+
+/* The transport's own lines (libwebsockets') reach the same sink. */
+static void transport_log(int level, const char *line, void *ud)
+{
+    log_emit(ud, level, line, NULL);
 }
 
 int64_t chat__now_ms(const chat_server *srv)
@@ -88,6 +169,113 @@ void chat__server_drain(chat_server *srv)
     }
 }
 
+uint64_t chat__rx_us_read(chat_server *srv)
+{
+    srv->stats.rx_us = chat__mono_ns() / 1000;
+    srv->stats.rx_valid = 1;
+    return srv->stats.rx_us;
+}
+
+/* ---- calls run on the loop thread for other threads (stats, drain, admin) ---- */
+
+struct chat__call {
+    chat__call *next;
+    void (*fn)(chat_server *srv, void *arg);
+    void *arg;
+    void (*arg_free)(void *arg);
+    int refs;     /* the caller and the loop, under done_lock */
+    int state;    /* 0 waiting, 1 ran, 2 released unrun */
+    int orphan;   /* the caller gave up waiting: arg is the call's to free */
+    pthread_cond_t cond;
+};
+
+static void call_unref(chat__call *call)
+{
+    /* under done_lock */
+    if (--call->refs > 0)
+        return;
+    if (call->orphan && call->arg_free)
+        call->arg_free(call->arg);
+    pthread_cond_destroy(&call->cond);
+    chat__free(call);
+}
+
+/* Under done_lock. */
+static int on_loop_thread(const chat_server *srv)
+{
+    return srv->loop_tid_set && pthread_equal(srv->loop_tid, pthread_self());
+}
+
+int chat__on_loop_thread(chat_server *srv)
+{
+    pthread_mutex_lock(&srv->done_lock);
+    int r = on_loop_thread(srv);
+    pthread_mutex_unlock(&srv->done_lock);
+    return r;
+}
+
+int chat__loop_call(chat_server *srv, void (*fn)(chat_server *srv, void *arg), void *arg,
+                    void (*arg_free)(void *arg), int timeout_ms)
+{
+    pthread_mutex_lock(&srv->done_lock);
+    if (on_loop_thread(srv)) {
+        pthread_mutex_unlock(&srv->done_lock);
+        fn(srv, arg);
+        return CHAT_OK;
+    }
+    if (!srv->loop_ready) {
+        pthread_mutex_unlock(&srv->done_lock);
+        return CHAT_ECLOSED;
+    }
+    chat__call *call = chat__calloc(1, sizeof *call);
+    if (!call || chat__cond_init_mono(&call->cond) != 0) {
+        pthread_mutex_unlock(&srv->done_lock);
+        chat__free(call);
+        return CHAT_ENOMEM;
+    }
+    call->fn = fn;
+    call->arg = arg;
+    call->arg_free = arg_free;
+    call->refs = 2;
+    int was_empty = srv->calls_head == NULL;
+    if (srv->calls_tail)
+        srv->calls_tail->next = call;
+    else
+        srv->calls_head = call;
+    srv->calls_tail = call;
+    if (was_empty)
+        wake_loop(srv);
+    struct timespec until = chat__mono_deadline(timeout_ms);
+    while (call->state == 0 &&
+           pthread_cond_timedwait(&call->cond, &srv->done_lock, &until) == 0)
+        ;
+    int rc = call->state == 1 ? CHAT_OK : call->state == 2 ? CHAT_ECLOSED : CHAT_ETIMEDOUT;
+    if (rc == CHAT_ETIMEDOUT)
+        call->orphan = 1;
+    call_unref(call);
+    pthread_mutex_unlock(&srv->done_lock);
+    return rc;
+}
+
+void chat__loop_calls_serve(chat_server *srv, int run)
+{
+    pthread_mutex_lock(&srv->done_lock);
+    chat__call *list = srv->calls_head;
+    srv->calls_head = srv->calls_tail = NULL;
+    pthread_mutex_unlock(&srv->done_lock);
+    while (list) {
+        chat__call *call = list;
+        list = call->next;
+        if (run)
+            call->fn(srv, call->arg);
+        pthread_mutex_lock(&srv->done_lock);
+        call->state = run ? 1 : 2;
+        pthread_cond_signal(&call->cond);
+        call_unref(call);
+        pthread_mutex_unlock(&srv->done_lock);
+    }
+}
+
 /* ---- the hand-over from the loop thread to the writer ---- */
 
 static void flush_submits(chat_server *srv)
@@ -130,6 +318,9 @@ void chat__server_flush(chat_server *srv)
 {
     if (srv->sub_ready)
         flush_submits(srv);
+    srv->stats.rx_valid = 0; /* the next message reads the clock anew */
+    if (srv->drain_phase == CHAT__DRAIN_INFLIGHT || srv->drain_phase == CHAT__DRAIN_CLOSING)
+        chat__drain_step(srv);
 }
 
 /* Requests go to the writer at once from here on (the loop is ending or never ran). */
@@ -168,6 +359,26 @@ static void sink_presence(const char *user, int online, void *ud)
 static void sink_lost(void *ud)
 {
     chat__hint_lost(ud);
+}
+
+static void sink_settled(uint64_t ticket, void *ud)
+{
+    chat__cluster_settled(ud, ticket);
+}
+
+static void sink_node(const char *node, int up, void *ud)
+{
+    chat__cluster_node(ud, node, up);
+}
+
+static void sink_message(const char *from, const void *msg, size_t len, void *ud)
+{
+    chat__cluster_message(ud, from, msg, len);
+}
+
+static void sink_log(int level, const char *msg, void *ud)
+{
+    chat__log(ud, level, "%s", msg);
 }
 
 static void sink_wake(void *ud)
@@ -219,6 +430,9 @@ int chat__server_verify(chat_server *srv, const char *tok, size_t len, chat_auth
         } else if (id->exp_ms < 0 || (id->exp_ms != 0 && now >= id->exp_ms)) {
             rc = CHAT_EAUTH;
             snprintf(id->reason, sizeof id->reason, "expired");
+        } else if (chat__device_revoked(srv, id->user, id->device, id->iat_ms)) {
+            rc = CHAT_EAUTH;
+            snprintf(id->reason, sizeof id->reason, "the device was revoked");
         } else if (id->exp_ms == 0) {
             id->exp_ms = INT64_MAX;
         }
@@ -239,6 +453,9 @@ static int load_revoked(const char *session, int64_t exp_ms, void *ud)
 {
     (void)exp_ms;
     chat_server *srv = ud;
+    int dev = chat__device_revoked_load(srv, session);
+    if (dev)
+        return dev < 0 ? CHAT_ENOMEM : 0;
     return chat__strmap_put(&srv->revoked, session, srv) == CHAT_OK ? 0 : CHAT_ENOMEM;
 }
 
@@ -249,7 +466,9 @@ static void server_release(chat_server *srv)
     chat__worker_stop(&srv->writer);
     chat__worker_stop(&srv->hasher);
     chat__server_drain(srv);
+    chat__loop_calls_serve(srv, 0);
     chat__media_free(srv);
+    chat__cluster_free(srv);
     if (srv->bus)
         srv->bus->destroy(srv->bus_st);
     if (srv->push) {
@@ -265,6 +484,7 @@ static void server_release(chat_server *srv)
     chat__strmap_clear(&srv->users);
     chat__strmap_clear(&srv->revoked);
     chat__deleted_free(srv);
+    chat__revoked_devices_free(srv);
     chat__user_limits_free(srv);
     chat__typing_free(&srv->typing);
     chat__presence_free(srv);
@@ -277,6 +497,7 @@ static void server_release(chat_server *srv)
     pthread_mutex_destroy(&srv->revoked_lock);
     pthread_mutex_destroy(&srv->auth_lock);
     pthread_mutex_destroy(&srv->deleted_lock);
+    pthread_cond_destroy(&srv->drain_cond);
     chat__free(srv);
 }
 
@@ -314,6 +535,8 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     pthread_mutex_init(&srv->auth_lock, NULL);
     pthread_mutex_init(&srv->deleted_lock, NULL);
     chat__strmap_init(&srv->deleted);
+    pthread_cond_init(&srv->drain_cond, NULL);
+    chat__strmap_init(&srv->revoked_devices);
     chat__strmap_init(&srv->users);
     chat__strmap_init(&srv->revoked);
     chat__strmap_init(&srv->uploads);
@@ -321,6 +544,7 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     chat__typing_init(&srv->typing);
     srv->cfg = *cfg;
     chat__presence_init(srv);
+    chat__cluster_init(srv);
     srv->cfg.address = chat__strdup(cfg->address);
     srv->cfg.data_dir = cfg->data_dir ? chat__strdup(cfg->data_dir) : NULL;
     srv->cfg.media_base_url = cfg->media_base_url ? chat__strdup(cfg->media_base_url) : NULL;
@@ -380,7 +604,9 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     if (rc == CHAT_OK && (rc = chat__deleted_load(srv)) != CHAT_OK)
         chat__error_set(rc, 0, "cannot load deleted accounts");
     if (rc == CHAT_OK) {
-        chat_bus_sink sink = {sink_deliver, sink_presence, sink_wake, srv, sink_deliver2, sink_lost};
+        chat_bus_sink sink = {sink_deliver, sink_presence, sink_wake,    srv,
+                              sink_deliver2, sink_lost,     sink_settled, sink_node,
+                              sink_message,  sink_log};
         rc = srv->bus->attach(srv->bus_st, &sink);
         if (rc == CHAT_OK)
             chat__hints_init(srv);
@@ -409,8 +635,12 @@ void chat__server_on_wake(chat_server *srv)
     if (atomic_exchange(&srv->bus_wake, 0) && srv->bus->poll)
         srv->bus->poll(srv->bus_st);
     chat__server_drain(srv);
+    chat__loop_calls_serve(srv, 1);
+    if (atomic_load(&srv->draining) && !atomic_load(&srv->stop_requested))
+        chat__drain_step(srv);
     if (atomic_load(&srv->stop_requested) && !srv->stopping) {
         srv->stopping = 1;
+        chat__drain_abort(srv);
         chat__presence_flush(srv);
         srv->timers_ready = 0;
         chat__presence_timers_stop(srv);
@@ -421,6 +651,7 @@ void chat__server_on_wake(chat_server *srv)
         pthread_mutex_lock(&srv->done_lock);
         srv->loop_ready = 0;
         pthread_mutex_unlock(&srv->done_lock);
+        chat__loop_calls_serve(srv, 1); /* those queued before loop_ready fell */
         /* The transport closes every connection; then run() returns. */
         srv->tp->shutdown(srv->tp_st);
     }
@@ -441,8 +672,8 @@ static int loop_open(chat_server *srv)
         .frame_max = (size_t)chat__limit(srv, CHAT_LIMIT_FRAME_BYTES),
         .frags_max = chat__limit(srv, CHAT_LIMIT_FRAGMENTS),
         .log_level = srv->cfg.log_level,
-        .log = srv->cfg.log_cb,
-        .log_ud = srv->cfg.log_ud,
+        .log = srv->cfg.log_cb || srv->cfg.log_kv ? transport_log : NULL,
+        .log_ud = srv,
     };
     chat__transport_sink sink;
     chat__server_sink(srv, &sink);
@@ -487,7 +718,14 @@ static int loop_open(chat_server *srv)
 
 static void loop_run_and_close(chat_server *srv)
 {
+    pthread_mutex_lock(&srv->done_lock);
+    srv->loop_tid = pthread_self();
+    srv->loop_tid_set = 1;
+    pthread_mutex_unlock(&srv->done_lock);
     srv->tp->run(srv->tp_st);
+    pthread_mutex_lock(&srv->done_lock);
+    srv->loop_tid_set = 0;
+    pthread_mutex_unlock(&srv->done_lock);
     srv->tp->close(srv->tp_st);
     srv->tp_st = NULL;
     atomic_store(&srv->port, 0);
@@ -542,6 +780,49 @@ int chat_server_stop_async(chat_server *srv)
     wake_loop(srv);
     pthread_mutex_unlock(&srv->done_lock);
     return CHAT_OK;
+}
+
+int chat_server_drain(chat_server *srv, int64_t deadline_ms)
+{
+    if (!srv || deadline_ms < 0)
+        return chat__error_set(CHAT_EINVAL, 0, "srv and a deadline >= 0 are required");
+    pthread_mutex_lock(&srv->done_lock);
+    if (!atomic_load(&srv->draining)) {
+        srv->drain_ms = deadline_ms;
+        atomic_store(&srv->draining, 1);
+        if (srv->loop_ready) {
+            wake_loop(srv);
+        } else { /* not running: nothing to drain */
+            srv->drain_done = 1;
+            srv->drain_rc = CHAT_OK;
+            pthread_cond_broadcast(&srv->drain_cond);
+        }
+    }
+    pthread_mutex_unlock(&srv->done_lock);
+    return CHAT_OK;
+}
+
+int chat_server_drain_wait(chat_server *srv)
+{
+    if (!srv)
+        return CHAT_EINVAL;
+    pthread_mutex_lock(&srv->done_lock);
+    int rc;
+    if (!atomic_load(&srv->draining))
+        rc = chat__error_set(CHAT_EMISUSE, 0, "no drain was started");
+    else if (on_loop_thread(srv) && !srv->drain_done)
+        rc = chat__error_set(CHAT_EMISUSE, 0, "the loop thread cannot wait for its own drain");
+    else {
+        while (!srv->drain_done)
+            pthread_cond_wait(&srv->drain_cond, &srv->done_lock);
+        rc = srv->drain_rc;
+        if (rc != CHAT_OK)
+            chat__error_set(rc, 0, rc == CHAT_ETIMEDOUT ? "the deadline passed: connections "
+                                                          "still open were dropped"
+                                                        : "the server stopped first");
+    }
+    pthread_mutex_unlock(&srv->done_lock);
+    return rc;
 }
 
 int chat_server_stop(chat_server *srv)
@@ -604,21 +885,21 @@ static int revoke_run(chat__job *job, chat__txn *tx)
     return rc == CHAT_OK ? CHAT_OK : chat__job_fail(job, CHAT_EIO, "storage", "revocation failed");
 }
 
-/* Close live connections of the revoked session; a logout's own connection gets its answer
- * first and closes normally. [loop thread] */
-static void revoke_done(chat_server *srv, chat__job *job)
+/* Close live connections of a revoked session; by (a logout's own connection, or NULL) gets
+ * the answer to its request re first and closes normally. [loop thread] */
+static void close_session(chat_server *srv, const char *session, chat__conn *by,
+                          const cJSON *re)
 {
-    revoke_job *j = (revoke_job *)job;
     for (chat__conn *c = srv->conns; c; c = c->next) {
-        if (!c->authed || strcmp(c->session, j->session) != 0)
+        if (!c->authed || strcmp(c->session, session) != 0)
             continue;
-        if (c != j->by) {
+        if (c != by) {
             chat__conn_close(c, 1008, "session revoked");
             continue;
         }
         cJSON *o = cJSON_CreateObject();
         int ok = o && cJSON_AddStringToObject(o, "type", "ok") &&
-                 (!j->re || chat__json_add(o, "re", chat__json_id_copy(j->re)));
+                 (!re || chat__json_add(o, "re", chat__json_id_copy(re)));
         chat__frame *f = ok ? chat__frame_json(o) : NULL;
         cJSON_Delete(o);
         if (f) {
@@ -629,10 +910,30 @@ static void revoke_done(chat_server *srv, chat__job *job)
             chat__conn_close(c, 1011, "out of memory"); /* logged out, but unanswered */
         }
     }
+}
+
+static void revoke_done(chat_server *srv, chat__job *job)
+{
+    revoke_job *j = (revoke_job *)job;
+    chat__cluster_revoked(srv, j->session, j->exp_ms);
+    if (j->by) /* the answer waits until the other nodes refuse the session too */
+        chat__cluster_hold(j->by);
+    close_session(srv, j->session, j->by, j->re);
     if (j->by)
         chat__conn_unref(j->by);
     cJSON_Delete(j->re);
     chat__free(j);
+}
+
+void chat__server_revoked_elsewhere(chat_server *srv, const char *session)
+{
+    pthread_mutex_lock(&srv->revoked_lock);
+    int rc = chat__strmap_put(&srv->revoked, session, srv);
+    pthread_mutex_unlock(&srv->revoked_lock);
+    if (rc != CHAT_OK)
+        chat__log(srv, CHAT_LOG_WARN, "a session revoked on another node is not refused here: "
+                                      "out of memory");
+    close_session(srv, session, NULL, NULL);
 }
 
 /* Refuse the session from now on (memory at once, the store through the writer), then close

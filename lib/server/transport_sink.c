@@ -8,11 +8,22 @@
 /* The only path a WebSocket upgrade is accepted on (doc/protocol.md). */
 #define WS_PATH "/"
 
+static int upgrade_status(chat_server *srv, chat__thttp *h, const char *path);
+
 static int on_upgrade(void *ud, chat__thttp *h, const char *path)
 {
     chat_server *srv = ud;
+    int status = upgrade_status(srv, h, path);
+    if (status)
+        chat__count(&srv->stats.refused, 1);
+    return status;
+}
+
+static int upgrade_status(chat_server *srv, chat__thttp *h, const char *path)
+{
     const chat__transport_ops *tp = srv->tp;
-    if (srv->stopping || srv->n_conns >= (size_t)chat__limit(srv, CHAT_LIMIT_CONNECTIONS))
+    if (srv->stopping || srv->drain_phase ||
+        srv->n_conns >= (size_t)chat__limit(srv, CHAT_LIMIT_CONNECTIONS))
         return 503;
     if (strcmp(path, WS_PATH) != 0) {
         chat__log(srv, CHAT_LOG_INFO, "upgrade refused: path is not " WS_PATH);
@@ -52,8 +63,14 @@ static void *on_open(void *ud, chat__tconn *t)
 static void on_message(void *conn, const char *buf, size_t len)
 {
     chat__conn *c = conn;
-    if (c->close_code)
-        return; /* closing: ignore the rest */
+    chat_server *srv = c->srv;
+    chat__count(&srv->stats.frames_in, 1);
+    chat__count(&srv->stats.bytes_in, len);
+    /* Closing: ignore the rest. Draining: requests that arrive now are not answered (the
+     * client resends what was not acked after reconnecting elsewhere), so the in-flight
+     * ones finish and the connections can close. */
+    if (c->close_code || srv->drain_phase)
+        return;
     chat__dispatch(c, buf, len);
 }
 

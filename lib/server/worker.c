@@ -103,6 +103,7 @@ static void run_batch(chat__worker *w, chat__job *batch)
         .ops = srv->store, .st = srv->store_st, .now_ms = chat__now_ms(srv), .srv = srv};
     int rc = CHAT_OK;
     int in_tx = 0;
+    uint64_t t0 = w->transactional ? chat__mono_ns() : 0;
 
     if (w->transactional) {
         int64_t change = 0;
@@ -156,9 +157,26 @@ static void run_batch(chat__worker *w, chat__job *batch)
             }
         }
     }
-    w->batches++;
-    for (chat__job *j = batch; j; j = j->next)
-        w->jobs++;
+    /* Counted by the thread that holds busy: one owner at a time (stats.h). */
+    uint64_t n = 0, commit_us = 0;
+    if (w->transactional) {
+        uint64_t t1 = chat__mono_ns();
+        commit_us = t1 / 1000;
+        if (rc == CHAT_OK) {
+            chat__hist_latency(&w->stats.commit_us, (t1 - t0) / 1000);
+            chat__count(&w->stats.stored, tx.stored);
+        } else {
+            chat__count(&w->stats.failed, 1);
+        }
+    }
+    for (chat__job *j = batch; j; j = j->next) {
+        j->commit_us = rc == CHAT_OK ? commit_us : 0;
+        n++;
+    }
+    chat__count(&w->stats.batches, 1);
+    chat__count(&w->stats.jobs, n);
+    if (w->transactional)
+        chat__hist_batch(&w->stats.batch, n);
 }
 
 static void *worker_main(void *arg)

@@ -6,6 +6,7 @@
 #define CHAT_SERVER_WORKER_H
 
 #include "chat/server.h"
+#include "server/stats.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -19,6 +20,7 @@ typedef struct chat__txn {
     uint64_t change;   /* inbox change counter; jobs bump it with chat__txn_bump() */
     int64_t now_ms;
     chat_server *srv;
+    uint64_t stored;   /* messages appended in this transaction (counted once committed) */
     /* The counter as committed when the transaction began: every change up to it is visible
      * to this transaction, and no change committed later is at or below it. Cursors handed to
      * clients are at most this, never change: with several servers on one store, this
@@ -41,6 +43,7 @@ struct chat__job {
      * as it is read anyway. */
     chat_conv_id lock_conv;
     int status;
+    uint64_t commit_us;  /* CLOCK_MONOTONIC us when its transaction committed, 0: none */
     const char *reason;  /* wire reason of a failure */
     int64_t retry_after_ms; /* of a failure worth retrying later; 0: none said */
     char message[160];
@@ -70,7 +73,7 @@ typedef struct chat__worker {
     uint64_t submit_ns; /* CLOCK_MONOTONIC time of the last submission */
     int busy;           /* a batch is running, on the worker thread or on the caller's */
     /* Statistics, written by the thread that runs the batch (under busy). */
-    uint64_t batches, jobs;
+    chat__writer_stats stats;
 } chat__worker;
 
 int chat__worker_start(chat__worker *w, chat_server *srv, int transactional);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #define WAIT_MS 8000
 #define TOKEN_TTL_MS (3600LL * 1000)
@@ -289,6 +290,59 @@ static void expect_text(chat_client *c, chat_conv_id conv, const char *text, siz
         if (chat_client_wait_event(&ev, c, req ? WAIT_MS : 20) == CHAT_OK)
             chat_event_free(ev);
     }
+}
+
+/* Wait until c's outbox is empty (everything acked); c has exactly one conversation: its id. */
+static chat_conv_id outbox_sent_to_one_conv(chat_client *c)
+{
+    size_t n = 1;
+    long long dl = now_ms() + WAIT_MS;
+    while (n && now_ms() < dl) {
+        assert_int_equal(chat_client_outbox_count(&n, c), CHAT_OK);
+        chat_event *ev = NULL;
+        if (chat_client_wait_event(&ev, c, 20) == CHAT_OK)
+            chat_event_free(ev);
+    }
+    assert_int_equal(n, 0);
+    chat_conv_list *l = NULL;
+    assert_int_equal(chat_client_convs(&l, c), CHAT_OK);
+    assert_int_equal(chat_conv_list_count(l), 1);
+    chat_conv_id conv = chat_conv_list_id(l, 0);
+    chat_conv_list_free(l);
+    return conv;
+}
+
+/* A server on a data dir with alice (phone) and bob (laptop) online on it. */
+typedef struct pair {
+    char *dir;
+    chat_server *srv;
+    int port;
+    char *ta, *tb;
+    chat_client *a, *b;
+} pair;
+
+static void pair_up(pair *p)
+{
+    p->dir = tmpdir();
+    p->srv = server_up(p->dir, 0);
+    p->port = chat_server_port(p->srv);
+    p->ta = token(p->srv, "alice", "phone");
+    p->tb = token(p->srv, "bob", "laptop");
+    p->a = client_new(p->port, p->ta, NULL);
+    p->b = client_new(p->port, p->tb, NULL);
+    wait_online(p->a);
+    wait_online(p->b);
+}
+
+static void pair_down(pair *p)
+{
+    chat_client_free(p->a);
+    chat_client_free(p->b);
+    chat_server_free(p->srv);
+    chat_string_free(p->ta);
+    chat_string_free(p->tb);
+    rm_rf(p->dir);
+    free(p->dir);
 }
 
 /* ---- tests ------------------------------------------------------------------------------- */
@@ -636,20 +690,7 @@ static void test_client_outbox_survives_restart(void **state)
 
     a = client_new(port, ta, cache);
     wait_online(a);
-    size_t n = 1;
-    long long dl = now_ms() + WAIT_MS;
-    while (n && now_ms() < dl) {
-        assert_int_equal(chat_client_outbox_count(&n, a), CHAT_OK);
-        chat_event *ev = NULL;
-        if (chat_client_wait_event(&ev, a, 20) == CHAT_OK)
-            chat_event_free(ev);
-    }
-    assert_int_equal(n, 0);
-    chat_conv_list *l = NULL;
-    assert_int_equal(chat_client_convs(&l, a), CHAT_OK);
-    assert_int_equal(chat_conv_list_count(l), 1);
-    chat_conv_id conv = chat_conv_list_id(l, 0);
-    chat_conv_list_free(l);
+    chat_conv_id conv = outbox_sent_to_one_conv(a);
     expect_text(b, conv, "before restart", 1);
     expect_text(b, conv, "burst", 5);
 
@@ -665,13 +706,10 @@ static void test_client_outbox_survives_restart(void **state)
 static void test_client_server_restart_resumes(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
-    chat_server *srv = server_up(dir, 0);
-    int port = chat_server_port(srv);
-    char *ta = token(srv, "alice", "phone"), *tb = token(srv, "bob", "laptop");
-    chat_client *a = client_new(port, ta, NULL), *b = client_new(port, tb, NULL);
-    wait_online(a);
-    wait_online(b);
+    pair p;
+    pair_up(&p);
+    chat_server *srv = p.srv;
+    chat_client *a = p.a, *b = p.b;
     assert_int_equal(chat_client_send_text_to(NULL, a, "bob", "one", 3), CHAT_OK);
     chat_event *ev = wait_for(b, CHAT_EVENT_MESSAGE, 0, "one");
     chat_conv_id conv = chat_event_conv(ev);
@@ -682,7 +720,7 @@ static void test_client_server_restart_resumes(void **state)
     assert_int_equal(chat_client_send_text(NULL, a, conv, "two", 3), CHAT_OK);
     assert_int_equal(chat_client_send_text(NULL, a, conv, "three", 5), CHAT_OK);
 
-    srv = server_up(dir, port);
+    srv = server_up(p.dir, p.port);
     /* "three" may arrive live before the sync fills in "two": either order is right. */
     const char *missed[] = {"two", "three"};
     wait_for_all(b, conv, missed, 2);
@@ -699,13 +737,42 @@ static void test_client_server_restart_resumes(void **state)
     assert_int_equal(chat_msg_list_seq(l, 3), 4);
     chat_msg_list_free(l);
 
-    chat_client_free(a);
-    chat_client_free(b);
+    p.srv = srv;
+    pair_down(&p);
+}
+
+/* A drained server answers what it took, closes its clients with 1001 and refuses new ones;
+ * the client engine keeps what it could not send in its outbox, and once a server is back on
+ * the address, reconnects and sends it: every message reaches its recipient exactly once. */
+static void test_client_drain_reconnects_and_resumes(void **state)
+{
+    (void)state;
+    pair p;
+    pair_up(&p);
+    chat_server *srv = p.srv;
+    chat_client *a = p.a, *b = p.b;
+    char text[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(text, sizeof text, "m%d", i);
+        assert_int_equal(chat_client_send_text_to(NULL, a, "bob", text, strlen(text)), CHAT_OK);
+    }
+    assert_int_equal(chat_server_drain(srv, 10000), CHAT_OK);
+    assert_int_equal(chat_server_drain_wait(srv), CHAT_OK);
+    assert_int_equal(chat_server_ready(srv, 1000), CHAT_EBUSY);
+    chat_event_free(wait_for(a, CHAT_EVENT_OFFLINE, 0, NULL));
+    for (int i = 10; i < 15; i++) { /* while no server takes them */
+        snprintf(text, sizeof text, "m%d", i);
+        assert_int_equal(chat_client_send_text_to(NULL, a, "bob", text, strlen(text)), CHAT_OK);
+    }
     chat_server_free(srv);
-    chat_string_free(ta);
-    chat_string_free(tb);
-    rm_rf(dir);
-    free(dir);
+    srv = server_up(p.dir, p.port); /* the node is back (or another took its address) */
+    chat_conv_id conv = outbox_sent_to_one_conv(a);
+    for (int i = 0; i < 15; i++) {
+        snprintf(text, sizeof text, "m%d", i);
+        expect_text(b, conv, text, 1);
+    }
+    p.srv = srv;
+    pair_down(&p);
 }
 
 static void test_client_two_devices_stay_in_sync(void **state)
@@ -1372,6 +1439,86 @@ static void test_client_lifecycle_live(void **state)
     chat_string_free(tb);
 }
 
+/* A cache as the release before the message lifecycle left it (schema 3: mutes, no search
+ * index, no unread column) is upgraded when a client opens it: its messages are found by the
+ * local search, its mutes and unread counts stay. Offline: nothing from a server mixes in. */
+static void test_client_cache_upgraded_from_schema_3(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    char cache[300];
+    snprintf(cache, sizeof cache, "%s/old.db", dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(cache, &db), SQLITE_OK);
+    static const char old_schema[] =
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE convs(conv INTEGER PRIMARY KEY, kind INTEGER NOT NULL DEFAULT 1,"
+        " title TEXT NOT NULL DEFAULT '', role INTEGER NOT NULL DEFAULT 1,"
+        " head INTEGER NOT NULL DEFAULT 0, delivered INTEGER NOT NULL DEFAULT 0,"
+        " read INTEGER NOT NULL DEFAULT 0, joined INTEGER NOT NULL DEFAULT 0,"
+        " last_ts INTEGER NOT NULL DEFAULT 0,"
+        " muted_until INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE members(conv INTEGER NOT NULL, user TEXT NOT NULL,"
+        " role INTEGER NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,"
+        " read INTEGER NOT NULL DEFAULT 0, delivered_ts INTEGER NOT NULL DEFAULT 0,"
+        " read_ts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(conv, user));"
+        "CREATE TABLE messages(conv INTEGER NOT NULL, seq INTEGER NOT NULL,"
+        " ts INTEGER NOT NULL, sender TEXT NOT NULL, device TEXT NOT NULL, cmid TEXT NOT NULL,"
+        " kind INTEGER NOT NULL, text TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY(conv, seq));"
+        "CREATE INDEX messages_cmid ON messages(cmid) WHERE cmid <> '';"
+        "CREATE TABLE outbox(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " cmid TEXT NOT NULL UNIQUE, conv INTEGER NOT NULL, to_user TEXT, text TEXT NOT NULL,"
+        " created_ms INTEGER NOT NULL, failed INTEGER NOT NULL DEFAULT 0,"
+        " error TEXT NOT NULL DEFAULT '', media TEXT);"
+        "INSERT INTO convs(conv, kind, role, head, delivered, read, last_ts, muted_until)"
+        " VALUES(5, 1, 1, 2, 2, 1, 1001, -1);"
+        "INSERT INTO members(conv, user, role) VALUES(5, 'alice', 1), (5, 'bob', 1);"
+        "INSERT INTO messages VALUES(5, 1, 1000, 'alice', 'phone', 'c1', 1, 'harbour lunch',"
+        " '{\"type\":\"msg\",\"conv\":5,\"seq\":1,\"ts\":1000,\"from\":\"alice\","
+        "\"device\":\"phone\",\"cmid\":\"c1\",\"kind\":\"text\",\"text\":\"harbour lunch\"}');"
+        "INSERT INTO messages VALUES(5, 2, 1001, 'alice', 'phone', 'c2', 1, 'see you',"
+        " '{\"type\":\"msg\",\"conv\":5,\"seq\":2,\"ts\":1001,\"from\":\"alice\","
+        "\"device\":\"phone\",\"cmid\":\"c2\",\"kind\":\"text\",\"text\":\"see you\"}');"
+        "PRAGMA user_version=3;";
+    char *err = NULL;
+    if (sqlite3_exec(db, old_schema, NULL, NULL, &err) != SQLITE_OK)
+        fail_msg("old cache: %s", err ? err : "?");
+    sqlite3_close(db);
+
+    /* a token for bob, then no server where the client connects */
+    chat_server *srv = server_up(NULL, 0);
+    int port = chat_server_port(srv);
+    char *tb = token(srv, "bob", "laptop");
+    chat_server_free(srv);
+    chat_client *b = client_new(port, tb, cache);
+
+    chat_msg_list *hits = NULL;
+    assert_int_equal(chat_client_search_local(&hits, b, "HARBOUR", 0, 10), CHAT_OK);
+    assert_int_equal(chat_msg_list_count(hits), 1);
+    assert_int_equal(chat_msg_list_seq(hits, 0), 1);
+    assert_int_equal(chat_msg_list_conv(hits, 0), 5);
+    chat_msg_list_free(hits);
+    chat_conv_list *convs = NULL;
+    assert_int_equal(chat_client_convs(&convs, b), CHAT_OK);
+    assert_int_equal(chat_conv_list_count(convs), 1);
+    assert_int_equal(chat_conv_list_id(convs, 0), 5);
+    assert_int_equal(chat_conv_list_unread(convs, 0), 1);
+    assert_int_equal(chat_conv_list_muted_until(convs, 0), -1);
+    chat_conv_list_free(convs);
+    chat_client_free(b);
+
+    assert_int_equal(sqlite3_open(cache, &db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 4);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    chat_string_free(tb);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* ---- push registration and mutes ---------------------------------------------------------- */
 
 /* A notifier that counts device pushes per token (version 2 of sys/push.h). */
@@ -1541,6 +1688,7 @@ int main(void)
         cmocka_unit_test(test_client_bus_loss_prompts_catch_up),
         cmocka_unit_test(test_client_outbox_survives_restart),
         cmocka_unit_test(test_client_server_restart_resumes),
+        cmocka_unit_test(test_client_drain_reconnects_and_resumes),
         cmocka_unit_test(test_client_two_devices_stay_in_sync),
         cmocka_unit_test(test_client_history_paging_through_cache),
         cmocka_unit_test(test_client_event_queue_foreign_thread),
@@ -1549,6 +1697,7 @@ int main(void)
         cmocka_unit_test(test_client_history_during_outbox_flush),
         cmocka_unit_test(test_client_lifecycle_converges_after_sync),
         cmocka_unit_test(test_client_lifecycle_live),
+        cmocka_unit_test(test_client_cache_upgraded_from_schema_3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,12 +6,8 @@ CHATD_STORE=postgres (under tests/lib/pgtemp.py) they share one PostgreSQL schem
 The chatd process handling, the time limit and the WebSocket client come from tests/wire.
 """
 
-import glob
 import importlib.util
 import os
-import signal
-import socket
-import subprocess
 import time
 
 import pytest
@@ -24,6 +20,8 @@ sys.path.insert(0, WIRE)
 wire = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(wire)
 
+import natstemp  # noqa: E402 - tests/lib, on the path through the wire conftest
+
 pytest_configure = wire.pytest_configure
 _time_limit = wire._time_limit
 
@@ -32,67 +30,22 @@ LEASE_MS = 600
 GRACE_MS = 200
 
 
-class NatsServer:
-    """nats-server on 127.0.0.1, on an ephemeral port found in its ports file."""
-
-    def __init__(self, workdir):
-        self.dir = str(workdir)
-        self.proc = None
-        self.port = None
-
-    def start(self, port=None):
-        os.makedirs(self.dir, exist_ok=True)
-        for f in glob.glob(os.path.join(self.dir, "*.ports")):
-            os.unlink(f)
-        self.proc = subprocess.Popen(
-            [os.environ["NATS_SERVER"], "-a", "127.0.0.1", "-p", str(port or -1),
-             "--ports_file_dir", self.dir, "-l", os.path.join(self.dir, "nats.log")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline and not self.port_ready(port):
-            time.sleep(0.02)
-        assert self.port, "nats-server did not come up (see nats.log)"
-        return self
-
-    def port_ready(self, port):
-        if port is None:
-            files = glob.glob(os.path.join(self.dir, "*.ports"))
-            if not files:
-                return False
-            with open(files[0]) as f:
-                text = f.read()
-            if "127.0.0.1:" not in text:
-                return False
-            port = int(text.split("127.0.0.1:")[1].split('"')[0])
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        except OSError:
-            return False
-        self.port = port
-        return True
-
-    def url(self):
-        return f"nats://127.0.0.1:{self.port}"
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-
 class Node(wire.Server):
     """One chatd node of the cluster."""
 
-    def __init__(self, name, nats, key_file, data_dir, log_dir, store_dir, args=()):
+    def __init__(self, name, nats, key_file, data_dir, log_dir, store_dir, args=(),
+                 media_dir=None):
         self.name = name
         self.nats = nats
         self.key_file = key_file
+        self.media_dir = str(media_dir)
         super().__init__(data_dir, log_dir, args)
         self.store_dir = str(store_dir)
 
     def command(self):
         return super().command() + [
-            "--key-file", self.key_file, "--nats", self.nats.url(), "--node-id", self.name,
+            "--key-file", self.key_file, "--media-dir", self.media_dir,
+            "--nats", self.nats.url(), "--node-id", self.name,
             "--nats-heartbeat-ms", str(HEARTBEAT_MS), "--nats-lease-ms", str(LEASE_MS),
             "--limit", f"presence_grace_ms={GRACE_MS}"]
 
@@ -102,6 +55,20 @@ class Node(wire.Server):
         assert r.returncode == 0, f"chatd token failed ({r.returncode}): {r.stderr}"
         return r.stdout.strip().split()[-1]
 
+    def stderr_text(self):
+        with open(self.stderr_path, errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, text, timeout=10.0):
+        """Wait until this node's stderr holds text; returns the whole stderr."""
+        deadline = time.time() + timeout
+        while True:
+            log = self.stderr_text()
+            if text in log:
+                return log
+            assert time.time() < deadline, f"{self.name} never logged {text!r}:\n{log[-3000:]}"
+            time.sleep(0.05)
+
 
 def shared_store():
     return os.environ.get("CHATD_STORE") == "postgres"
@@ -109,26 +76,27 @@ def shared_store():
 
 @pytest.fixture
 def nats(tmp_path):
-    n = NatsServer(tmp_path / "nats").start()
+    n = natstemp.NatsServer(tmp_path / "nats").start()
     yield n
     n.stop()
 
 
 @pytest.fixture
 def cluster(tmp_path, nats):
-    """Factory: cluster("a", "b", ...) -> started nodes on one NATS server."""
-    key_file = str(tmp_path / "token.key")
+    """Factory: cluster("a", "b", ...) -> started nodes on one NATS server, sharing a token
+    key file (or key_file) and a media directory."""
     nodes = []
 
-    def make(*names, args=()):
+    def make(*names, args=(), key_file=str(tmp_path / "token.key")):
         made = []
         for name in names:
             node = Node(name, nats, key_file, tmp_path / f"data-{name}", tmp_path / f"logs-{name}",
-                        tmp_path / "store", args)
+                        tmp_path / "store", args, media_dir=tmp_path / "media")
             nodes.append(node)
             made.append(node.start())
         return made
 
+    make.nodes = nodes
     yield make
     errors = []
     for node in nodes:

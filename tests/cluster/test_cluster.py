@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from conftest import GRACE_MS, shared_store
-from helpers import presence_of, send, shows
+from conftest import GRACE_MS, Node, shared_store
+from helpers import admin_addr, assert_error, http, presence_of, readyz_until, send, shows
 
 
 def send_until_received(sender, receiver, text, timeout=5.0, **to):
@@ -110,6 +110,9 @@ def test_nats_restart_delivery_resumes(cluster, nats):
 
     alice, bob, conv, _ = nats_outage(cluster, nats, local_delivery_goes_on)
     send_until_received(alice, bob, "nats is back", conv=conv)
+    for node in cluster.nodes:  # the operator reads both in the log
+        log = node.wait_log("connected to the NATS server")
+        assert "lost the NATS server" in log, log
 
 def test_presence_change_told_once(cluster):
     """Every node hears of a change from its bus and tells its own devices; contacts never
@@ -148,3 +151,73 @@ def test_shared_store_has_what_the_bus_lost(cluster, nats):
     assert entry["head"] >= lost["seq"], entry
     h = bob.call({"type": "history", "conv": conv, "after": lost["seq"] - 1})
     assert [m["text"] for m in h["messages"]][:1] == ["while nats is down"], h
+
+
+def test_readyz_follows_the_nats_connection(cluster, nats):
+    """A node cut from NATS answers /readyz 503 (its bus is not connected) and is ready again
+    once NATS is back; it stays alive throughout."""
+    a, = cluster("a", args=("--admin-listen", "127.0.0.1:0"))
+    addr = admin_addr(a)
+    assert http(addr, "/readyz") == (200, "ready\n")
+    port = nats.port
+    nats.stop()
+    status, body = readyz_until(addr, ready=False)
+    assert status == 503 and "bus" in body, (status, body)
+    assert http(addr, "/healthz")[0] == 200
+    nats.start(port)
+    assert readyz_until(addr, ready=True) == (200, "ready\n")
+
+
+def auth(node, token):
+    c = node.ws()
+    return c, c.call({"type": "auth", "v": 1, "token": token})
+
+
+def test_logout_is_refused_on_every_node(cluster):
+    """A logout's answer means the token is refused on every node: the revocation travels
+    before the answer does, and the other node closes that session's connections."""
+    a, b = cluster("a", "b")
+    tok = a.token("alice", "phone")
+    on_a, r = auth(a, tok)
+    assert r["type"] == "auth_ok", r
+    on_b, r = auth(b, tok)
+    assert r["type"] == "auth_ok", r
+    other, r = auth(b, a.token("alice", "phone"))  # another session of alice stays
+    assert r["type"] == "auth_ok", r
+    assert on_a.call({"type": "logout"})["type"] == "ok"
+    assert on_a.close_code() == 1000
+    again, r = auth(b, tok)
+    assert_error(r, "EAUTH", "auth_failed")
+    assert on_b.close_code() == 1008 and on_b.close_reason == "session revoked"
+    assert other.call({"type": "ping"})["type"] == "pong"
+
+
+def test_nodes_compare_their_token_keys(cluster, tmp_path):
+    """Nodes tell each other fingerprints of their token keys: the same file is quiet, a
+    node with other keys is named in a warning on both sides, and its tokens fail."""
+    a, b = cluster("a", "b", args=("--verbose",))
+    a.wait_log("node 'b' has the same token keys")
+    b.wait_log("node 'a' has the same token keys")
+    c, = cluster("c", key_file=str(tmp_path / "other.key"))  # its own random key, id 1
+    log = a.wait_log("token keys differ from node 'c'")
+    assert "key id(s) 1 hold another key there" in log, log
+    assert "give every node the same key file" in log, log
+    c.wait_log("token keys differ from node 'a'")
+    _, r = auth(c, a.token("alice"))
+    assert_error(r, "EAUTH", "auth_failed")
+    assert "token keys differ from node 'a'" not in b.stderr_text()
+    assert "token keys differ from node 'b'" not in log
+
+
+def test_duplicate_node_id_is_reported(cluster, nats, tmp_path):
+    """Two processes under one node id break delivery and presence between nodes: both say so,
+    naming the id."""
+    a, = cluster("a")
+    twin = Node("a", nats, a.key_file, tmp_path / "data-twin", tmp_path / "logs-twin",
+                tmp_path / "store", media_dir=tmp_path / "media")
+    twin.start()
+    try:
+        for node in (a, twin):
+            node.wait_log("another process uses node id 'a'")
+    finally:
+        twin.stop()

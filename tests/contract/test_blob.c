@@ -183,6 +183,51 @@ static void test_blob_fs_new_rejects_bad_args(void **state)
     assert_int_equal(chat_blob_fs_new(&st, ""), CHAT_EINVAL);
     assert_int_equal(chat_blob_fs_new(NULL, "/tmp"), CHAT_EINVAL);
     assert_int_equal(chat_blob_fs_new(&st, "/proc/no/such/dir"), CHAT_EIO);
+    assert_int_equal(chat_blob_fs_new_shared(&st, "/tmp", NULL), CHAT_EINVAL);
+    static const char *const bad[] = {"", "..", "a/b", "a.b", "n 1",
+                                      "0123456789012345678901234567890123456789"
+                                      "01234567890123456789012345"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(chat_blob_fs_new_shared(&st, "/tmp", bad[i]), CHAT_EINVAL);
+}
+
+/* Two servers on one directory: what one publishes the other reads, and each clears only the
+ * uploads it staged itself when it starts. */
+static void test_blob_shared_dir_keeps_staging_apart(void **state)
+{
+    fx *a = *state;
+    fx b = {.ops = chat_blob_fs_ops()};
+    char root[128];
+    snprintf(root, sizeof root, "%s/shared", a->dir);
+    a->ops->destroy(a->st);
+    assert_int_equal(chat_blob_fs_new_shared(&a->st, root, "node-a"), CHAT_OK);
+    assert_int_equal(chat_blob_fs_new_shared(&b.st, root, "node_B"), CHAT_OK);
+    stage(a, KEY1, "from a", 1, 0);
+    stage(&b, KEY1, "b's own upload", 1, 0); /* same key, another server: apart */
+    stage(&b, KEY2, "b's second", 1, 0);
+    assert_int_equal(a->ops->stage_commit(a->st, KEY1, ID1), CHAT_OK);
+    uint64_t size = 0;
+    char *data = read_all(&b, ID1, &size);
+    assert_non_null(data);
+    assert_string_equal(data, "from a");
+    free(data);
+    /* a restarts: b's uploads in progress stay */
+    stage(a, KEY2, "a's unfinished", 1, 0);
+    assert_int_equal(a->ops->ctl(a->st, CHAT_BLOB_CTL_CLEAR_STAGING, NULL), CHAT_OK);
+    void *h = NULL;
+    assert_int_equal(a->ops->stage_open(a->st, KEY2, 0, &size, &h), CHAT_ENOTFOUND);
+    assert_int_equal(b.ops->stage_open(b.st, KEY1, 0, &size, &h), CHAT_OK);
+    assert_true(size == strlen("b's own upload"));
+    b.ops->stage_close(b.st, h);
+    assert_int_equal(b.ops->stage_commit(b.st, KEY2, ID1), CHAT_OK); /* dedupe across them */
+    data = read_all(a, ID1, &size);
+    assert_string_equal(data, "from a");
+    free(data);
+    char path[256];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/staging/node_B/" KEY1, root);
+    assert_int_equal(stat(path, &st), 0);
+    b.ops->destroy(b.st);
 }
 
 int main(void)
@@ -195,6 +240,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blob_ctl_clear_staging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_refuses_path_like_names, setup, teardown),
         cmocka_unit_test(test_blob_fs_new_rejects_bad_args),
+        cmocka_unit_test_setup_teardown(test_blob_shared_dir_keeps_staging_apart, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

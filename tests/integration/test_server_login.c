@@ -55,7 +55,7 @@ static chat_server *start(int64_t login_rate)
 static uint64_t checks_after_stop(chat_server *srv)
 {
     assert_int_equal(chat_server_stop(srv), CHAT_OK);
-    return srv->hasher.jobs;
+    return chat__counter_read(&srv->hasher.stats.jobs);
 }
 
 /* Log in as user on a new connection; returns the answer (cJSON_Delete it). */

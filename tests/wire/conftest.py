@@ -4,6 +4,11 @@ CHATD: path of the chatd binary (required by every test that uses a server).
 CHATD_ARGS: extra arguments for every `chatd run` (e.g. "--bus queued").
 CHATD_STORE=postgres: every server keeps its store in PostgreSQL, on the server of
     tests/lib/pgtemp.py (CHAT_TEST_PG), in a schema of its data dir's own.
+CHATD_CLUSTER=N (N >= 2, with CHATD_STORE=postgres and NATS_SERVER): every server is a cluster
+    of N chatd nodes on a nats-server of its own, sharing that schema, one token key file and
+    one media directory; WebSocket connections go to the nodes in turn (ws(), connect()), and
+    HTTP (port) to the first node. Tests that look at one process mark themselves
+    single_node(reason) and are skipped then.
 """
 
 import hashlib
@@ -21,6 +26,7 @@ import pytest
 from wsclient import WS
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import natstemp  # noqa: E402
 import pgtemp  # noqa: E402
 
 LISTEN_RE = re.compile(r"^chatd listening on 127\.0\.0\.1:(\d+)$")
@@ -30,6 +36,23 @@ DEFAULT_TEST_SECONDS = 60
 def pytest_configure(config):
     config.addinivalue_line("markers", "chatd_args(*args): extra `chatd run` arguments")
     config.addinivalue_line("markers", "seconds(n): per-test time limit (default 60)")
+    config.addinivalue_line("markers", "single_node(reason): skipped when every server is a "
+                                       "cluster (CHATD_CLUSTER), for that reason")
+
+
+def cluster_size():
+    """N of CHATD_CLUSTER=N (0: a server is one chatd)."""
+    n = int(os.environ.get("CHATD_CLUSTER", "0") or 0)
+    return n if n >= 2 else 0
+
+
+def pytest_collection_modifyitems(config, items):
+    if not cluster_size():
+        return
+    for item in items:
+        m = item.get_closest_marker("single_node")
+        if m:
+            item.add_marker(pytest.mark.skip(reason="one chatd only: " + m.args[0]))
 
 
 def chatd_path():
@@ -69,6 +92,8 @@ def run_cli(args, input_text=None, timeout=15):
 
 class Server:
     """One chatd process on a data dir; restartable on the same dir."""
+
+    nodes = ()  # a cluster's chatd processes (Cluster)
 
     def __init__(self, data_dir, log_dir, args=()):
         self.data_dir = str(data_dir)
@@ -186,6 +211,14 @@ class Server:
             self.stop()
         return self.start()
 
+    def release(self):
+        """After the last stop: what the server needs besides its process goes too."""
+
+    def first_node(self):
+        """The chatd process itself (a Cluster's first node): where a limit that each node
+        keeps on its own (per-user rates, pending logins) is tested."""
+        return self
+
     # ---- CLI -------------------------------------------------------------------------------
 
     def token(self, user, device="d1", ttl=None, cache=True):
@@ -234,7 +267,136 @@ class Server:
         return c
 
 
+class Node(Server):
+    """One chatd of a Cluster."""
+
+    def __init__(self, cluster, index):
+        self.cluster = cluster
+        self.name = f"n{index}"
+        data = cluster.data_dir if index == 0 else f"{cluster.data_dir}-{self.name}"
+        super().__init__(data, os.path.join(cluster.log_dir, self.name), cluster.args)
+        self.store_dir = cluster.store_dir
+
+    def command(self):
+        c = self.cluster
+        return super().command() + [
+            "--key-file", c.key_file, "--media-dir", c.media_dir,
+            "--nats", c.nats.url(), "--node-id", self.name]
+
+
+class Cluster(Server):
+    """CHATD_CLUSTER nodes that a test drives as one server: they share the PostgreSQL schema
+    of the first node's data dir, its token key file and its media directory, and a
+    nats-server of their own. WebSocket connections go to the nodes in turn."""
+
+    def __init__(self, data_dir, log_dir, args=(), size=2):
+        super().__init__(data_dir, log_dir, args)
+        if os.environ.get("CHATD_STORE") != "postgres":
+            pytest.fail("CHATD_CLUSTER needs CHATD_STORE=postgres (the nodes share a store)",
+                        pytrace=False)
+        if "--memory" in self.args:
+            pytest.fail("a cluster shares its store: --memory makes no sense here "
+                        "(mark the test single_node)", pytrace=False)
+        self.key_file = os.path.join(self.data_dir, "token.key")
+        self.media_dir = os.path.join(self.data_dir, "media")
+        self.nats = natstemp.NatsServer(os.path.join(self.log_dir, "nats"))
+        self.nodes = [Node(self, i) for i in range(size)]
+        self._turn = 0
+
+    # one process in the tests' eyes: the first node's
+    @property
+    def proc(self):
+        return self.nodes[0].proc if self.nodes else None
+
+    @proc.setter
+    def proc(self, value):
+        pass
+
+    @property
+    def port(self):
+        return self.nodes[0].port if self.nodes else None
+
+    @port.setter
+    def port(self, value):
+        pass
+
+    @property
+    def stdout_lines(self):
+        return self.nodes[0].stdout_lines if self.nodes else []
+
+    @stdout_lines.setter
+    def stdout_lines(self, value):
+        pass
+
+    @property
+    def preexec(self):
+        return self.nodes[0].preexec if self.nodes else None
+
+    @preexec.setter
+    def preexec(self, fn):
+        for n in getattr(self, "nodes", ()):
+            n.preexec = fn
+
+    def start(self, timeout=15):
+        if not self.nats.proc or self.nats.proc.poll() is not None:
+            try:
+                self.nats.start(self.nats.port)
+            except RuntimeError as e:
+                pytest.fail(str(e), pytrace=False)
+        self.starts += 1
+        self.expected_dead = True
+        for n in self.nodes:  # in turn: the first creates the key file
+            n.start(timeout)
+        self.expected_dead = False
+        return self
+
+    def alive(self):
+        return all(n.alive() for n in self.nodes)
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        self.close_clients()
+        codes = [n.stop(sig, timeout) for n in self.nodes]
+        self.expected_dead = True
+        return next((c for c in codes if c), codes[0])
+
+    def kill9(self):
+        for n in self.nodes:
+            n.kill9()
+        self.clients = []
+        self.expected_dead = True
+
+    def release(self):
+        self.nats.stop()
+
+    def first_node(self):
+        return self.nodes[0]
+
+    def stderr_tail(self, n=4000):
+        return "\n".join(f"[{node.name}] " + node.stderr_tail(n // len(self.nodes))
+                         for node in self.nodes)
+
+    def ws(self, **kw):
+        node = self.nodes[self._turn % len(self.nodes)]
+        self._turn += 1
+        c = node.ws(**kw)
+        self.clients.append(c)
+        return c
+
+
 def _check_teardown(srv):
+    if srv.nodes:
+        try:
+            errors = []
+            for n in srv.nodes:
+                try:
+                    _check_teardown(n)
+                except BaseException as e:  # noqa: B902 - report after stopping every node
+                    errors.append(e)
+            if errors:
+                raise errors[0]
+        finally:
+            srv.release()
+        return
     crashed = srv.proc is not None and not srv.expected_dead and srv.proc.poll() is not None
     rc = srv.proc.returncode if crashed else None
     try:
@@ -268,7 +430,10 @@ def make_server(tmp_path):
 
     def make(*args, start=True):
         n = len(servers) + 1
-        srv = Server(tmp_path / f"data{n}", tmp_path / f"logs{n}", args)
+        if cluster_size():
+            srv = Cluster(tmp_path / f"data{n}", tmp_path / f"logs{n}", args, cluster_size())
+        else:
+            srv = Server(tmp_path / f"data{n}", tmp_path / f"logs{n}", args)
         servers.append(srv)
         if start:
             srv.start()

@@ -1,7 +1,10 @@
 """Assertion helpers shared by the wire tests."""
 
 import itertools
+import re
 import time
+import urllib.error
+import urllib.request
 
 _cmid_counter = itertools.count(1)
 
@@ -96,3 +99,41 @@ def history_all(c, conv, page=50, timeout=5.0):
         assert msgs, f"more:true with an empty page: {r!r}"
         after = msgs[-1]["seq"]
     raise AssertionError("history paging did not end")
+
+
+# ---- the admin listener (chatd --admin-listen) ----
+
+ADMIN_RE = re.compile(r"^chatd admin listening on (127\.0\.0\.1:\d+)$")
+
+
+def admin_addr(srv):
+    for _ in range(100):
+        for line in srv.stdout_lines:
+            m = ADMIN_RE.match(line)
+            if m:
+                return m.group(1)
+        time.sleep(0.05)
+    raise AssertionError(f"no admin listener line on stdout: {srv.stdout_lines!r}")
+
+
+def http(addr, path, method="GET", token=None, timeout=10):
+    """(status, body text) of one request to the admin listener."""
+    req = urllib.request.Request(f"http://{addr}{path}", method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def readyz_until(addr, ready, timeout=10.0):
+    """Poll /readyz until it says ready (200) or not (anything else), as asked; the last
+    (status, body)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = http(addr, "/readyz")
+        if (status == 200) == ready or time.monotonic() > deadline:
+            return status, body
+        time.sleep(0.02)

@@ -1,6 +1,7 @@
 """Login flood and per-user limits (doc/protocol.md: Limits): the pending-login bound, failed
 logins per account, and the send rate of a user summed over all of its connections. Each is
-tested at a configured value."""
+tested at a configured value, on one chatd: in a cluster every node keeps these limits on its
+own (doc/cluster.md)."""
 
 import time
 
@@ -19,7 +20,7 @@ def _login(c, user, password, device="d", id_=None):
 def test_login_flood_beyond_pending_limit_is_refused_at_once(make_server):
     srv = make_server("--limit", "logins_pending=2", "--limit", "login_rate=1000", start=False)
     srv.user_add("alice", "right password")
-    srv.start()
+    srv = srv.start().first_node()
     flood = [srv.ws() for _ in range(8)]
     for i, c in enumerate(flood):  # all sent before any hash (~100 ms) can finish
         c.send_json(_login(c, "alice", "wrong", id_=f"l{i}"))
@@ -42,7 +43,7 @@ def test_failed_logins_per_account_are_limited(make_server):
     srv = make_server("--limit", "login_rate=3", start=False)
     srv.user_add("alice", "right password")
     srv.user_add("bob", "bob password")
-    srv.start()
+    srv = srv.start().first_node()
     c = srv.ws()
     for _ in range(3):
         assert_error(c.call(_login(c, "alice", "guess"), timeout=15), "EAUTH", "auth_failed")
@@ -70,6 +71,7 @@ def test_successful_logins_do_not_count(make_server):
 
 @pytest.mark.chatd_args("--limit", "user_send_rate=1", "--limit", "user_send_burst=3")
 def test_send_rate_is_per_user_across_connections(server):
+    server = server.first_node()
     a1 = server.connect("alice", "d1")
     a2 = server.connect("alice", "d2")
     results = []

@@ -85,8 +85,11 @@ def media_url(c, media_id):
 
 
 def staging(server):
-    d = os.path.join(server.data_dir, "media", "staging")
-    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+    """Staged uploads (in a directory per node when nodes share the media directory)."""
+    out = []
+    for root, _, files in os.walk(os.path.join(server.data_dir, "media", "staging")):
+        out.extend(files)
+    return sorted(out)
 
 
 def objects(server):
@@ -556,6 +559,7 @@ def test_media_url_needs_authentication(server):
     assert_error(c.call({"type": "media_url", "media": "0" * 64}), "EAUTH", "not_authenticated")
 
 
+@pytest.mark.single_node("--memory: a store of its own, no cluster")
 @pytest.mark.chatd_args("--memory")
 def test_memory_server_without_blob_store_refuses_media(server):
     hp = Http(server)
@@ -564,6 +568,7 @@ def test_memory_server_without_blob_store_refuses_media(server):
     assert st == 503 and b"no_media" in body
 
 
+@pytest.mark.single_node("--memory: a store of its own, no cluster")
 @pytest.mark.chatd_args("--memory")
 def test_memory_server_without_blob_store_answers_media_url_enotsup(server):
     a = server.connect("alice")

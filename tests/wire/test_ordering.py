@@ -11,6 +11,9 @@ N_PER_SENDER = 50
 SENDERS = ("alice", "bob", "carol", "dave")
 
 
+@pytest.mark.single_node("senders on several nodes: live frames of one conversation arrive in "
+                         "commit order from each node, not across nodes (clients order by "
+                         "seq); tests/cluster checks seqs and delivery of writers on two nodes")
 @pytest.mark.seconds(120)
 @pytest.mark.chatd_args(*FAST)
 def test_concurrent_senders_one_gapless_order_seen_by_all(server):

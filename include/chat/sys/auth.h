@@ -57,6 +57,12 @@ typedef struct chat_auth_identity {
     int64_t exp_ms;                /**< expiry, ms since the epoch; 0: none */
     /** On refusal, why (for the server's log, never sent to the client); may stay empty. */
     char reason[CHAT_AUTH_REASON_MAX];
+    /**
+     * When the token was issued, ms since the epoch; 0 (what libchat zeroed): unknown.
+     * chat_server_admin_revoke_device() refuses a device's tokens issued before the
+     * revocation, and every token of that device whose issue time is unknown. @since 0.2
+     */
+    int64_t iat_ms;
 } chat_auth_identity;
 
 #define CHAT_AUTH_OPS_VERSION 1

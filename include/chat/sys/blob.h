@@ -93,6 +93,18 @@ struct chat_blob_ops {
  * [any thread] @since 0.2
  */
 CHAT_API int chat_blob_fs_new(void **state_out, const char *dir);
+/**
+ * The filesystem blob store at dir for one of several servers sharing it (the nodes of a
+ * cluster on a shared or network filesystem): objects as with chat_blob_fs_new(), so an
+ * upload through one server downloads through any other, but uploads in progress staged in
+ * dir/staging/<instance>. A server clears its staging when it starts (its unfinished uploads
+ * live in its memory), and so drops only its own: each server sharing dir needs an instance
+ * name of its own, its node id for example.
+ * @param instance 1-64 of [A-Za-z0-9_-].
+ * @return CHAT_OK, CHAT_EINVAL (a NULL or bad argument), CHAT_EIO (cannot create the
+ *         directories), CHAT_ENOMEM. [any thread] @since 0.2
+ */
+CHAT_API int chat_blob_fs_new_shared(void **state_out, const char *dir, const char *instance);
 /** The filesystem blob store's vtable, static. @since 0.2 */
 CHAT_API const chat_blob_ops *chat_blob_fs_ops(void);
 

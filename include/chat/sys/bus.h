@@ -14,6 +14,11 @@
  * encodes a frame once, and the same bytes reach every local connection and every remote node
  * without a copy in the engine. A version-1 bus still works: the engine then passes bytes and
  * copies what it is given back.
+ *
+ * Version 3 is for buses between instances (nodes): the engine learns which other instances
+ * there are, sends them messages of its own (revoked sessions, a fingerprint of its token keys),
+ * and can wait until the others know of a device that just connected here, so that whatever
+ * they send it after its auth_ok reaches it live. Every version-3 method is optional.
  */
 #ifndef CHAT_SYS_BUS_H
 #define CHAT_SYS_BUS_H
@@ -69,6 +74,26 @@ typedef struct chat_bus_sink {
      * store, spread over a few seconds. [loop thread]
      */
     void (*lost)(void *user_data);
+    /* ---- set by engines that accept version-3 tables ---- */
+    /**
+     * The device changes made before settle() answered ticket are applied on every other
+     * instance the bus counts as alive, or the bus stopped waiting for them. Tickets grow;
+     * one call covers every ticket up to ticket. [loop thread]
+     */
+    void (*settled)(uint64_t ticket, void *user_data);
+    /**
+     * Another instance appeared (up 1: first heard of, or back under a new incarnation) or
+     * left (up 0: it said goodbye, or its lease ran out). [loop thread]
+     */
+    void (*node)(const char *node, int up, void *user_data);
+    /** A message the engine of instance from sent with send() (borrowed). [loop thread] */
+    void (*message)(const char *from, const void *msg, size_t len, void *user_data);
+    /**
+     * A line for the host's log (a ::chat_log_level and a message without a newline,
+     * borrowed): what an operator must know of the bus (its link lost and back, a
+     * misconfiguration it noticed). [loop thread]
+     */
+    void (*log)(int level, const char *msg, void *user_data);
 } chat_bus_sink;
 
 /** publish2() flags. */
@@ -85,13 +110,23 @@ enum {
      * hints for recently active conversations, so that a client learns of a frame the bus
      * dropped even when no later frame of that conversation comes. @since 0.2
      */
-    CHAT_BUS_CTL_RELIABLE = 1
+    CHAT_BUS_CTL_RELIABLE = 1,
+    /**
+     * arg unused; asked by chat_server_ready() on the loop thread, must not block. CHAT_OK
+     * while the bus reaches the other engine instances, another code (CHAT_ECLOSED, CHAT_EIO)
+     * while it cannot, which makes the server not ready. A bus that does not know the op
+     * (CHAT_ENOTSUP) counts as connected, as an in-process bus always is. @since 0.2
+     */
+    CHAT_BUS_CTL_HEALTH = 2
 };
 
-#define CHAT_BUS_OPS_VERSION 2
+/** The largest message send() carries. */
+#define CHAT_BUS_MSG_MAX 4096
+
+#define CHAT_BUS_OPS_VERSION 3
 
 struct chat_bus_ops {
-    unsigned int version; /**< CHAT_BUS_OPS_VERSION (1 and 2 are accepted) */
+    unsigned int version; /**< CHAT_BUS_OPS_VERSION (1 to 3 are accepted) */
     void (*destroy)(void *state);
     /** Called once before any other method. */
     int (*attach)(void *state, const chat_bus_sink *sink);
@@ -122,6 +157,26 @@ struct chat_bus_ops {
     int (*publish2)(void *state, const char *const *users, size_t n_users,
                     const char *except_user, const char *except_device, chat_buf *frame,
                     unsigned int flags);
+    /* ---- version 3 (each optional) ---- */
+    /**
+     * The device changes made so far (device_up, device_down) and the messages sent to all
+     * (send() with node NULL) are on their way to the other instances. *ticket receives 0
+     * when there is nothing to wait for, else a number that
+     * sink->settled reports once every other live instance has applied them, or once the bus
+     * stops waiting: it must stop within a bound of its own (about 250 ms), since an instance
+     * that does not answer must not hold a client back for long. The engine holds the output
+     * of a connection that just authenticated until then, so that its auth_ok means every
+     * instance routes to it, and a logout's answer, so that it means every instance refuses
+     * the token. @return CHAT_OK, or anything else for "do not wait".
+     */
+    int (*settle)(void *state, uint64_t *ticket);
+    /**
+     * Send msg[0..len) (1 to CHAT_BUS_MSG_MAX bytes, borrowed) to the engine of instance node,
+     * or of every other instance when node is NULL (sink->message there). At most once; in
+     * order between two instances. @return CHAT_OK, CHAT_EINVAL, CHAT_ENOTFOUND (no such
+     * instance), CHAT_EIO.
+     */
+    int (*send)(void *state, const char *node, const void *msg, size_t len);
 };
 
 /** The in-process bus (the default): delivers synchronously. @since 0.1 */

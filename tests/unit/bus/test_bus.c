@@ -87,7 +87,9 @@ static struct fixture *open_bus(int queued)
     f.queued = queued;
     f.ops = queued ? chat_bus_queued_ops() : chat_bus_local_ops();
     assert_int_equal(queued ? chat_bus_queued_new(&f.bus) : chat_bus_local_new(&f.bus), CHAT_OK);
-    chat_bus_sink sink = {rec_deliver, rec_presence, rec_wake, &f.rec, rec_deliver2, rec_lost};
+    chat_bus_sink sink = {
+        .deliver = rec_deliver, .presence = rec_presence, .wake = rec_wake, .user_data = &f.rec,
+        .deliver2 = rec_deliver2, .lost = rec_lost};
     assert_int_equal(f.ops->attach(f.bus, &sink), CHAT_OK);
     return &f;
 }
@@ -310,11 +312,16 @@ static void test_bus_rejects_misuse(void **state)
         chat_buf *x = NULL;
         assert_int_equal(chat_buf_new(&x, "x", 1), CHAT_OK);
         assert_int_equal(ops->publish2(bus, u, 1, NULL, NULL, x, 0), CHAT_EMISUSE);
-        chat_bus_sink no_wake = {rec_deliver, rec_presence, NULL, NULL, rec_deliver2, rec_lost};
+        chat_bus_sink no_wake = {
+            .deliver = rec_deliver, .presence = rec_presence, .deliver2 = rec_deliver2,
+            .lost = rec_lost};
         assert_int_equal(ops->attach(bus, &no_wake), queued ? CHAT_EINVAL : CHAT_OK);
-        chat_bus_sink v1_sink = {rec_deliver, rec_presence, rec_wake, NULL, NULL, rec_lost};
+        chat_bus_sink v1_sink = {
+            .deliver = rec_deliver, .presence = rec_presence, .wake = rec_wake, .lost = rec_lost};
         assert_int_equal(ops->attach(bus, &v1_sink), CHAT_EINVAL); /* no deliver2 */
-        chat_bus_sink sink = {rec_deliver, rec_presence, rec_wake, NULL, rec_deliver2, rec_lost};
+        chat_bus_sink sink = {
+            .deliver = rec_deliver, .presence = rec_presence, .wake = rec_wake,
+            .deliver2 = rec_deliver2, .lost = rec_lost};
         assert_int_equal(ops->attach(bus, NULL), CHAT_EINVAL);
         assert_int_equal(ops->attach(bus, &sink), CHAT_OK);
         const char *holey[] = {"a", NULL};

@@ -165,6 +165,11 @@ typedef struct node {
     int n;
     int lost;
     atomic_int wakes;
+    uint64_t settled;     /* the last ticket sink->settled reported */
+    char nodes[8][72];    /* sink->node events: "+x" or "-x" */
+    int n_nodes;
+    char msgs[8][128];    /* sink->message: "from:bytes" */
+    int n_msgs;
 } node;
 
 static void rec_deliver(const char *user, const char *except, const void *frame, size_t len,
@@ -211,6 +216,30 @@ static void rec_lost(void *ud)
     ((node *)ud)->lost++;
 }
 
+static void rec_settled(uint64_t ticket, void *ud)
+{
+    node *nd = ud;
+    assert_true(ticket > nd->settled); /* tickets grow */
+    nd->settled = ticket;
+}
+
+static void rec_node(const char *id, int up, void *ud)
+{
+    node *nd = ud;
+    if (nd->n_nodes < 8)
+        snprintf(nd->nodes[nd->n_nodes], sizeof nd->nodes[0], "%c%s", up ? '+' : '-', id);
+    nd->n_nodes++;
+}
+
+static void rec_message(const char *from, const void *msg, size_t len, void *ud)
+{
+    node *nd = ud;
+    if (nd->n_msgs < 8)
+        snprintf(nd->msgs[nd->n_msgs], sizeof nd->msgs[0], "%s:%.*s", from, (int)len,
+                 (const char *)msg);
+    nd->n_msgs++;
+}
+
 static void node_up(node *nd, const char *name, const char *prefix)
 {
     memset(nd, 0, sizeof *nd);
@@ -218,7 +247,10 @@ static void node_up(node *nd, const char *name, const char *prefix)
     assert_int_equal(chat_bus_nats_new(&nd->bus, url(), name), CHAT_OK);
     assert_int_equal(chat_bus_nats_set_prefix(nd->bus, prefix), CHAT_OK);
     assert_int_equal(chat_bus_nats_set_timing(nd->bus, HEARTBEAT_MS, LEASE_MS), CHAT_OK);
-    chat_bus_sink sink = {rec_deliver, rec_presence, rec_wake, nd, rec_deliver2, rec_lost};
+    chat_bus_sink sink = {
+        .deliver = rec_deliver, .presence = rec_presence, .wake = rec_wake, .user_data = nd,
+        .deliver2 = rec_deliver2, .lost = rec_lost, .settled = rec_settled, .node = rec_node,
+        .message = rec_message};
     assert_int_equal(chat_bus_nats_ops()->attach(nd->bus, &sink), CHAT_OK);
 }
 
@@ -298,6 +330,7 @@ static int publish(node *nd, const char *const *users, int n, const char *eu, co
 typedef struct spy {
     natsConnection *nc;
     natsSubscription *sub;
+    char kind; /* record only messages of this kind (their first byte); 0: all */
     pthread_mutex_t lock;
     int n;
     char subj[64][96];
@@ -307,6 +340,10 @@ typedef struct spy {
 static void spy_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud)
 {
     spy *s = ud;
+    if (s->kind && (natsMsg_GetDataLength(m) < 1 || natsMsg_GetData(m)[0] != s->kind)) {
+        natsMsg_Destroy(m);
+        return;
+    }
     pthread_mutex_lock(&s->lock);
     if (s->n < 64) {
         snprintf(s->subj[s->n], sizeof s->subj[0], "%s", natsMsg_GetSubject(m));
@@ -420,7 +457,10 @@ static void test_nats_frame_crosses_once_per_node(void **state)
            "a knows where everyone is");
 
     spy s;
-    spy_up(&s, "p2.node.*");
+    spy_up(&s, NULL);
+    s.kind = 'F'; /* frames, not the nodes' acknowledgements of each other's announcements */
+    assert_int_equal(natsConnection_Subscribe(&s.sub, s.nc, "p2.node.*", spy_msg, &s), NATS_OK);
+    assert_int_equal(natsConnection_Flush(s.nc), NATS_OK);
     a.n = b.n = c.n = 0;
     const char *users[] = {"alice", "bob", "carol", "dave", "erin"};
     assert_int_equal(publish(&a, users, 5, "alice", "phone", "{\"hello\":1}", 0), CHAT_OK);
@@ -469,6 +509,8 @@ static void test_nats_silent_node_goes_offline_after_lease(void **state)
     SETTLE(only_a, 1, !online(&a, "bob") && !online(&a, "ben"), "b's users dropped");
     assert_true(now_ms() - t0 >= LEASE_MS - 2 * HEARTBEAT_MS); /* not before the lease */
     assert_int_equal(count(&a, 'p', "bob", 0), 1);
+    /* b may have acked messages it never published: a's clients are to catch up */
+    SETTLE(only_a, 1, a.lost == 1, "a tells its engine that frames may be lost");
 
     /* b comes back to life: a learns its users again */
     SETTLE(all, 2, online(&a, "bob") && online(&a, "ben"), "b's users back");
@@ -550,16 +592,21 @@ static void test_nats_gaps_are_detected(void **state)
     for (size_t i = 0; i < sizeof pjunk / sizeof *pjunk; i++)
         spy_send(&s, "p5.pres.y", pjunk[i]);
 
-    /* node x announces u1, then u3 two numbers later: b asks x for a snapshot */
+    /* node x announces u1 (b acknowledges it), then u3 two numbers later: b asks x for a
+     * snapshot, and acknowledges what it applied */
     spy_send(&s, "p5.pres.x", "A 00000000000000aa 1\n+u1 +u2");
-    SETTLE(all, 1, online(&b, "u1") && online(&b, "u2"), "x's first announcement");
+    SETTLE(all, 1, online(&b, "u1") && online(&b, "u2") && spy_count(&s) >= 1,
+           "x's first announcement");
+    assert_string_equal(s.data[0], "K b 00000000000000aa 1");
     spy_send(&s, "p5.pres.x", "A 00000000000000aa 3\n+u3");
-    SETTLE(all, 1, spy_count(&s) >= 1, "b asks x for a snapshot");
-    assert_string_equal(s.data[0], "R b");
+    SETTLE(all, 1, spy_count(&s) >= 2, "b asks x for a snapshot");
+    assert_string_equal(s.data[1], "R b");
     assert_false(online(&b, "u3"));
     spy_send(&s, "p5.pres.x", "S 00000000000000aa 3 0 0\nu2");
     spy_send(&s, "p5.pres.x", "S 00000000000000aa 3 1 1\nu3");
-    SETTLE(all, 1, online(&b, "u3") && !online(&b, "u1"), "the snapshot replaced x's users");
+    SETTLE(all, 1, online(&b, "u3") && !online(&b, "u1") && spy_count(&s) >= 3,
+           "the snapshot replaced x's users");
+    assert_string_equal(s.data[2], "K b 00000000000000aa 3");
     assert_true(online(&b, "u2"));
     spy_send(&s, "p5.pres.x", "A 00000000000000aa 4\n-u2");
     SETTLE(all, 1, !online(&b, "u2"), "announcements continue after the snapshot");
@@ -569,6 +616,97 @@ static void test_nats_gaps_are_detected(void **state)
     SETTLE(all, 1, !online(&b, "u3"), "a new epoch drops the old users");
     spy_down(&s);
     node_down(&b);
+}
+
+/* The spy's record i, polling node a until it is there. */
+static const char *spy_wait(spy *s, int i, node *a)
+{
+    node *all[] = {a};
+    SETTLE(all, 1, spy_count(s) > i, "the spy hears from a");
+    return s->data[i];
+}
+
+/* settle(): a device that connects is announced, and the ticket settles once every live node
+ * acknowledged the announcement; a node that never answers holds it only for a bounded time,
+ * and one that went quiet not at all. Node x is played by hand. */
+static void test_nats_settle_waits_for_acknowledgements(void **state)
+{
+    node a;
+    node_up(&a, "a", "p7");
+    node *all[] = {&a};
+    const chat_bus_ops *ops = chat_bus_nats_ops();
+    uint64_t t = 99;
+    assert_int_equal(ops->device_up(a.bus, "alice", "phone"), CHAT_OK);
+    assert_int_equal(ops->settle(a.bus, &t), CHAT_OK);
+    assert_true(t == 0); /* no other node: nothing to wait for */
+
+    spy s;
+    spy_up(&s, "p7.pres.a");
+    spy_send(&s, "p7.pres.x", "H 00000000000000cc 0");
+    SETTLE(all, 1, a.n_nodes == 1, "a hears of x");
+    assert_string_equal(a.nodes[0], "+x");
+    assert_int_equal(ops->device_up(a.bus, "bob", "phone"), CHAT_OK);
+    assert_int_equal(ops->settle(a.bus, &t), CHAT_OK);
+    assert_true(t > 0);
+    /* the poll that publishes the announcement cannot settle it: x has not answered */
+    const char *ann = NULL;
+    for (int i = 0; !ann; i++) {
+        const char *d = spy_wait(&s, i, &a);
+        if (d[0] == 'A' && strstr(d, "+bob"))
+            ann = d;
+    }
+    assert_true(a.settled < t);
+    char epoch[17];
+    unsigned long long aseq = 0;
+    assert_int_equal(sscanf(ann, "A %16s %llu", epoch, &aseq), 2);
+    assert_true(aseq == t);
+    char ack[96];
+    snprintf(ack, sizeof ack, "K x %s %llu", epoch, aseq);
+    spy_send(&s, "p7.node.a", ack);
+    SETTLE(all, 1, a.settled >= t, "x's acknowledgement settles the ticket");
+
+    /* x stays alive but never answers: the ticket settles all the same */
+    assert_int_equal(ops->device_up(a.bus, "carol", "phone"), CHAT_OK);
+    spy_send(&s, "p7.pres.x", "H 00000000000000cc 0");
+    assert_int_equal(ops->settle(a.bus, &t), CHAT_OK);
+    assert_true(t > 0);
+    SETTLE(all, 1, a.settled >= t, "a ticket nobody answers settles after the bound");
+
+    /* x goes quiet: it no longer counts, so nothing waits */
+    sleep_ms(3 * HEARTBEAT_MS);
+    assert_int_equal(ops->device_up(a.bus, "dave", "phone"), CHAT_OK);
+    poll_all(all, 1);
+    assert_int_equal(ops->settle(a.bus, &t), CHAT_OK);
+    assert_true(t == 0);
+    spy_down(&s);
+    node_down(&a);
+}
+
+/* Engines talk through the bus: to one node, or to all; they hear of nodes coming and going. */
+static void test_nats_messages_between_engines(void **state)
+{
+    node a, b;
+    node_up(&a, "a", "p8");
+    node_up(&b, "b", "p8");
+    node *all[] = {&a, &b};
+    const chat_bus_ops *ops = chat_bus_nats_ops();
+    SETTLE(all, 2, a.n_nodes == 1 && b.n_nodes == 1, "a and b hear of each other");
+    assert_string_equal(a.nodes[0], "+b");
+    assert_string_equal(b.nodes[0], "+a");
+    assert_int_equal(ops->send(a.bus, "b", "to b", 4), CHAT_OK);
+    assert_int_equal(ops->send(b.bus, NULL, "{\"to\":\"all\"}", 12), CHAT_OK);
+    SETTLE(all, 2, a.n_msgs == 1 && b.n_msgs == 1, "both messages arrive");
+    assert_string_equal(b.msgs[0], "a:to b");
+    assert_string_equal(a.msgs[0], "b:{\"to\":\"all\"}");
+    assert_int_equal(ops->send(a.bus, "nobody", "x", 1), CHAT_ENOTFOUND);
+    assert_int_equal(ops->send(a.bus, "b", "", 0), CHAT_EINVAL);
+    char big[CHAT_BUS_MSG_MAX + 1];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(ops->send(a.bus, NULL, big, sizeof big), CHAT_EINVAL);
+    node_down(&b); /* says goodbye */
+    SETTLE(all, 1, a.n_nodes == 2, "a hears that b left");
+    assert_string_equal(a.nodes[1], "-b");
+    node_down(&a);
 }
 
 /* Started while nats-server is down: local delivery works, and the node joins once it is up. */
@@ -610,9 +748,13 @@ static void test_nats_rejects_misuse(void **state)
     assert_int_equal(ops->publish2(bus, u, 1, NULL, NULL, buf, 0), CHAT_EMISUSE);
     node nd;
     memset(&nd, 0, sizeof nd);
-    chat_bus_sink no_lost = {rec_deliver, rec_presence, rec_wake, &nd, rec_deliver2, NULL};
+    chat_bus_sink no_lost = {
+        .deliver = rec_deliver, .presence = rec_presence, .wake = rec_wake, .user_data = &nd,
+        .deliver2 = rec_deliver2};
     assert_int_equal(ops->attach(bus, &no_lost), CHAT_EINVAL);
-    chat_bus_sink sink = {rec_deliver, rec_presence, rec_wake, &nd, rec_deliver2, rec_lost};
+    chat_bus_sink sink = {
+        .deliver = rec_deliver, .presence = rec_presence, .wake = rec_wake, .user_data = &nd,
+        .deliver2 = rec_deliver2, .lost = rec_lost};
     assert_int_equal(ops->attach(bus, &sink), CHAT_OK);
     assert_int_equal(chat_bus_nats_set_prefix(bus, "other"), CHAT_EMISUSE);
     assert_int_equal(ops->device_up(bus, "has space", "d"), CHAT_EINVAL);
@@ -641,6 +783,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nats_server_restart_delivery_resumes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_nats_gaps_are_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nats_settle_waits_for_acknowledgements, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_nats_messages_between_engines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nats_starts_while_server_is_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nats_rejects_misuse, setup, teardown),
     };

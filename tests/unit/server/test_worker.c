@@ -443,8 +443,8 @@ static void test_worker_run_sync_runs_in_one_transaction(void **state)
     assert_int_equal(counter(&F.commits), 1);
     assert_int_equal(counter(&F.rollbacks), 0);
     assert_true(user_stored(1));
-    assert_int_equal(srv->writer.batches, 1);
-    assert_int_equal(srv->writer.jobs, 1);
+    assert_int_equal(chat__counter_read(&srv->writer.stats.batches), 1);
+    assert_int_equal(chat__counter_read(&srv->writer.stats.jobs), 1);
 }
 
 static void test_worker_run_here_runs_on_the_caller(void **state)
@@ -461,8 +461,8 @@ static void test_worker_run_here_runs_on_the_caller(void **state)
     assert_int_equal(counter(&F.begins), 1);
     assert_int_equal(counter(&F.commits), 1);
     assert_true(user_stored(1));
-    assert_int_equal(w->batches, 1);
-    assert_int_equal(w->jobs, 1);
+    assert_int_equal(chat__counter_read(&w->stats.batches), 1);
+    assert_int_equal(chat__counter_read(&w->stats.jobs), 1);
     assert_int_equal(w->busy, 0);
 }
 
@@ -578,8 +578,8 @@ static void test_worker_group_commits_queued_jobs_in_order(void **state)
     assert_int_equal(counter(&F.begins), 2);
     assert_int_equal(counter(&F.commits), 2);
     assert_int_equal(counter(&F.rollbacks), 0);
-    assert_int_equal(w->batches, 2);
-    assert_int_equal(w->jobs, N + 1);
+    assert_int_equal(chat__counter_read(&w->stats.batches), 2);
+    assert_int_equal(chat__counter_read(&w->stats.jobs), N + 1);
     /* run in submission order, sharing one change counter */
     assert_ran_in_order(N + 1);
     for (int i = 1; i <= N; i++)
@@ -602,8 +602,8 @@ static void test_worker_window_joins_a_later_job(void **state)
     assert_int_equal(jobs[0].status, CHAT_OK);
     assert_int_equal(jobs[1].status, CHAT_OK);
     assert_int_equal(counter(&F.commits), 1);
-    assert_int_equal(w->batches, 1);
-    assert_int_equal(w->jobs, 2);
+    assert_int_equal(chat__counter_read(&w->stats.batches), 1);
+    assert_int_equal(chat__counter_read(&w->stats.jobs), 2);
     assert_ran_in_order(2);
 }
 
@@ -624,8 +624,8 @@ static void test_worker_window_ends_when_the_batch_is_full(void **state)
     spawn(&jobs[N - 1]);
     join_all(); /* hangs (and the test times out) if the N-th job does not end the window */
     assert_int_equal(counter(&F.commits), 1);
-    assert_int_equal(w->batches, 1);
-    assert_int_equal(w->jobs, N);
+    assert_int_equal(chat__counter_read(&w->stats.batches), 1);
+    assert_int_equal(chat__counter_read(&w->stats.jobs), N);
     for (int i = 0; i < N; i++)
         assert_true(user_stored(i));
 }

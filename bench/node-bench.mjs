@@ -11,7 +11,8 @@
 //             started (in-memory outbox): the time of one call
 //
 //   CHATD=build/examples/chatd/chatd CLIENT_EVENTS=build/bench/client-events \
-//   LIBCHAT_NODE_ADDON=build/bindings/node/libchat.node node bench/node-bench.mjs [N] [CALLS]
+//   LIBCHAT_NODE_ADDON=$PWD/build/bindings/node/libchat.node node bench/node-bench.mjs [N] [CALLS]
+//   (the addon's path absolute: require() takes a bare relative one for a package name)
 //
 // Prints one RESULT line.
 import { spawn, spawnSync } from 'node:child_process';

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A libchat cluster on this machine in one command: a throwaway PostgreSQL, a nats-server and
-N chatd nodes on loopback, sharing one store, one token key file and one media directory.
-Ctrl-C stops everything and removes what it made (doc/cluster.md).
+N chatd nodes on loopback, sharing one store, one token key file and one media directory, each
+with an admin listener (/metrics, /healthz, /readyz). Ctrl-C stops everything (each node
+drains) and removes what it made (doc/cluster.md).
 
     python3 examples/cluster.py                  3 nodes on ports 7701, 7702, 7703
     python3 examples/cluster.py --shared-port    3 nodes all on port 7700 (SO_REUSEPORT: the
@@ -39,6 +40,7 @@ class Node:
         self.cmd = [chatd, "run", "--data-dir", self.data, "--node-id", name] + shared + args
         self.proc = None
         self.port = None
+        self.admin = None  # ADDR:PORT of /metrics, /healthz, /readyz and the admin commands
 
     def start(self):
         os.makedirs(self.data, exist_ok=True)
@@ -53,6 +55,11 @@ class Node:
             raise RuntimeError(f"node {self.name} did not start ({self.proc.returncode}); "
                                f"its log, {self.log}:\n{tail(self.log)}")
         self.port = int(line.rsplit(":", 1)[1])
+        line = self.proc.stdout.readline().decode(errors="replace").strip()
+        prefix = "chatd admin listening on "
+        if not line.startswith(prefix):
+            raise RuntimeError(f"node {self.name} printed no admin address: {line!r}")
+        self.admin = line[len(prefix):]
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()
 
     def stop(self):
@@ -112,7 +119,8 @@ def main():
         nats = natstemp.NatsServer(os.path.join(workdir, "nats"), nats_bin).start()
         key_file = os.path.join(workdir, "token.key")
         shared = ["--postgres", pg.conninfo(), "--nats", nats.url(), "--key-file", key_file,
-                  "--media-dir", os.path.join(workdir, "media"), "--listen", "127.0.0.1"]
+                  "--media-dir", os.path.join(workdir, "media"), "--listen", "127.0.0.1",
+                  "--admin-listen", "127.0.0.1:0"]
         for i in range(opts.nodes):
             if opts.shared_port:
                 port = nodes[0].port if nodes else opts.port
@@ -153,6 +161,8 @@ def report(nodes, pg, nats, chatd, key_file, workdir):
           f"(Ctrl-C stops everything)")
     for n in nodes:
         print(f"  node {n.name}  ws://127.0.0.1:{n.port}/  pid {n.proc.pid}  log {n.log}")
+    for n in nodes:
+        print(f"  node {n.name}  http://{n.admin}/readyz  (and /metrics, /healthz)")
     print(f"  PostgreSQL  {pg.conninfo()}")
     print(f"  NATS        {nats.url()}")
     print(f"  files       {workdir} (token.key, media/, a data dir per node)")

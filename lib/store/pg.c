@@ -56,6 +56,7 @@
                    "m.target, m.thread, m.edited_ms, m.expires_ms, m.flags"
 /* Not erased (CHAT_STORE_MSG_ERASED; the partial index messages_expiry has the same words). */
 #define LIVE "flags & 3 = 0"
+#define PUSH_REG_COLS "user_id, device, platform, sandbox, token, topic, updated_ms"
 #define INBOX_CHANGE "(CASE WHEN m.role = 0 THEN m.change ELSE greatest(m.change, c.change) END)"
 /* The advisory lock class of meta keys ('chat'); the hash of the schema and key is the
  * object, so stores in two schemas of one database do not wait for each other. */
@@ -160,6 +161,21 @@ const char *const chat__pg_sql[CHAT__PG_COUNT] = {
                              "ON CONFLICT DO NOTHING",
     [CHAT__PG_MEDIA_GRANTS] = "SELECT conv, user_id FROM media_grants WHERE id = $1 "
                               "ORDER BY conv, user_id",
+    [CHAT__PG_PUSH_REG_PUT] =
+        "INSERT INTO push_regs (" PUSH_REG_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7) "
+        "ON CONFLICT (user_id, device) DO UPDATE SET platform = excluded.platform, "
+        "sandbox = excluded.sandbox, token = excluded.token, topic = excluded.topic, "
+        "updated_ms = excluded.updated_ms",
+    [CHAT__PG_PUSH_REG_DEL] = "DELETE FROM push_regs WHERE user_id = $1 AND device = $2",
+    [CHAT__PG_PUSH_REG_DEL_TOKEN] = "DELETE FROM push_regs WHERE token = $1 AND platform = $2",
+    [CHAT__PG_PUSH_REG_LIST] = "SELECT " PUSH_REG_COLS " FROM push_regs WHERE user_id = $1 "
+                               "ORDER BY device",
+    [CHAT__PG_PUSH_MUTE_PUT] =
+        "INSERT INTO push_mutes (user_id, conv, until_ms) VALUES ($1, $2, $3) "
+        "ON CONFLICT (user_id, conv) DO UPDATE SET until_ms = excluded.until_ms",
+    [CHAT__PG_PUSH_MUTE_DEL] = "DELETE FROM push_mutes WHERE user_id = $1 AND conv = $2",
+    [CHAT__PG_PUSH_MUTE_GET] =
+        "SELECT until_ms FROM push_mutes WHERE user_id = $1 AND conv = $2",
     [CHAT__PG_MSG_GET] = "SELECT " MSG_COLS " FROM messages WHERE conv = $1 AND seq = $2",
     /* $8: the new words, or NULL; a message keeps its search id while it has words. */
     [CHAT__PG_MSG_UPDATE] = "UPDATE messages SET kind = $3, body = $4, flags = $5, "
@@ -762,6 +778,12 @@ static const chat_store_ops pg_ops = {
     .media_get = chat__pg_media_get,
     .media_grant = chat__pg_media_grant,
     .media_grants = chat__pg_media_grants,
+    .push_reg_put = chat__pg_push_reg_put,
+    .push_reg_del = chat__pg_push_reg_del,
+    .push_reg_del_token = chat__pg_push_reg_del_token,
+    .push_reg_list = chat__pg_push_reg_list,
+    .push_mute_put = chat__pg_push_mute_put,
+    .push_mute_get = chat__pg_push_mute_get,
     .msg_get = chat__pg_msg_get,
     .msg_update = chat__pg_msg_update,
     .msg_related = chat__pg_msg_related,

@@ -1,5 +1,5 @@
 /* Internals of the PostgreSQL store, shared by pg.c (connection, pipeline, transactions),
- * pg_tables.c (row methods) and pg_schema.c (migrations). */
+ * pg_tables.c (row methods), pg_push.c (push registrations) and pg_schema.c (migrations). */
 #ifndef CHAT_STORE_PG_INTERNAL_H
 #define CHAT_STORE_PG_INTERNAL_H
 
@@ -42,6 +42,13 @@ enum chat__pg_stmt {
     CHAT__PG_MEDIA_GET,
     CHAT__PG_MEDIA_GRANT,
     CHAT__PG_MEDIA_GRANTS,
+    CHAT__PG_PUSH_REG_PUT,
+    CHAT__PG_PUSH_REG_DEL,
+    CHAT__PG_PUSH_REG_DEL_TOKEN,
+    CHAT__PG_PUSH_REG_LIST,
+    CHAT__PG_PUSH_MUTE_PUT,
+    CHAT__PG_PUSH_MUTE_DEL,
+    CHAT__PG_PUSH_MUTE_GET,
     /* version 5 */
     CHAT__PG_MSG_GET,
     CHAT__PG_MSG_UPDATE,
@@ -207,7 +214,16 @@ int chat__pg_media_get(void *state, const char *id, chat_store_media *out);
 int chat__pg_media_grant(void *state, const char *id, int64_t conv, const char *user);
 int chat__pg_media_grants(void *state, const char *id, chat_store_grant_cb cb, void *user_data);
 
-/* Version 3 (pg_life.c). */
+/* Push registrations and mutes (pg_push.c). */
+int chat__pg_push_reg_put(void *state, const chat_store_push_reg *reg);
+int chat__pg_push_reg_del(void *state, const char *user, const char *device);
+int chat__pg_push_reg_del_token(void *state, int platform, const char *token);
+int chat__pg_push_reg_list(void *state, const char *user, chat_store_push_reg_cb cb,
+                           void *user_data);
+int chat__pg_push_mute_put(void *state, const char *user, int64_t conv, int64_t until_ms);
+int chat__pg_push_mute_get(void *state, const char *user, int64_t conv, int64_t *until_ms);
+
+/* Version 5 (pg_life.c). */
 int chat__pg_msg_get(void *state, int64_t conv, uint64_t seq, chat_store_msg_cb cb,
                      void *user_data);
 int chat__pg_msg_update(void *state, const chat_store_msg *msg);

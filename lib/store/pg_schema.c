@@ -84,7 +84,25 @@ static const char *const migrations[] = {
     "  conv bigint NOT NULL,"                 /* 0: user is an uploader */
     "  user_id text COLLATE \"C\" NOT NULL," /* '': everyone in conv */
     "  PRIMARY KEY (id, conv, user_id));",
-    /* 3: the message lifecycle (store version 5), as in the SQLite store: a message's current
+    /* 3: push registrations (store version 3), one per (user, device), found by token when a
+     * provider reports it invalid; and the conversations a user muted. A row or two per
+     * device or mute: no partitions. */
+    "CREATE TABLE push_regs ("
+    "  user_id text COLLATE \"C\" NOT NULL,"
+    "  device text COLLATE \"C\" NOT NULL,"
+    "  platform integer NOT NULL,"
+    "  sandbox integer NOT NULL DEFAULT 0,"
+    "  token text COLLATE \"C\" NOT NULL,"
+    "  topic text COLLATE \"C\" NOT NULL DEFAULT '',"
+    "  updated_ms bigint NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (user_id, device));"
+    "CREATE INDEX push_regs_token ON push_regs (token, platform);" /* push_reg_del_token */
+    "CREATE TABLE push_mutes ("
+    "  user_id text COLLATE \"C\" NOT NULL,"
+    "  conv bigint NOT NULL,"
+    "  until_ms bigint NOT NULL,"
+    "  PRIMARY KEY (user_id, conv));",
+    /* 4: the message lifecycle (store version 5), as in the SQLite store: a message's current
      * state in its row, partial indexes that cost only the rows they cover, reactions, deleted
      * accounts, media references. Search: the row's words as a tsvector of the 'simple'
      * configuration (no stemming, any language) under a GIN index, and sid, from a sequence,

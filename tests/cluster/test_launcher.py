@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import shared_store
-from helpers import send
+from helpers import http, send
 from wsclient import WS
 
 import pgtemp  # noqa: E402 - tests/lib, on the path through the wire conftest
@@ -20,6 +20,7 @@ import pgtemp  # noqa: E402 - tests/lib, on the path through the wire conftest
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples",
                         "cluster.py")
 NODE_RE = re.compile(r"^  node (n\d+)  ws://127\.0\.0\.1:(\d+)/  pid (\d+)  log (\S+)$")
+ADMIN_RE = re.compile(r"^  node (n\d+)  http://(\S+)/readyz  ")
 
 pytestmark = pytest.mark.skipif(shared_store(), reason="runs once, with cluster-nats")
 
@@ -87,6 +88,11 @@ def test_launcher_starts_a_cluster_and_stops_it():
         bob.expect("msg", conv=ack["conv"], seq=ack["seq"], text="hello from n1")
         alice.close()
         bob.close()
+        # each node's readiness probe, at the address printed for it
+        probes = [ADMIN_RE.match(ln).groups() for ln in lines if ADMIN_RE.match(ln)]
+        assert [n for n, _ in probes] == ["n1", "n2"], lines
+        for _, addr in probes:
+            assert http(addr, "/readyz") == (200, "ready\n")
     finally:
         stop(p, nodes, lines)
 

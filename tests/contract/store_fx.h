@@ -56,6 +56,8 @@ void pg_fx_drop(fx *f);
     X(test_store_postgres_schema)                     \
     X(test_store_postgres_newer_schema_refused)       \
     X(test_store_postgres_older_schema_migrated)      \
+    X(test_store_postgres_v3_schema_gains_lifecycle)  \
+    X(test_store_postgres_v2_schema_gains_push)       \
     X(test_store_postgres_bad_open)                   \
     X(test_store_postgres_deferred_failure)           \
     X(test_store_postgres_restart)                    \

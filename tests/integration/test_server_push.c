@@ -2,7 +2,10 @@
  * recording notifier of version 2 (sys/push.h) stands in for the push service: it records every
  * user event and device event the engine makes, and reports tokens invalid through the sink the
  * engine attached. The frames push_register, push_unregister and mute are driven by a raw
- * WebSocket client. */
+ * WebSocket client.
+ *
+ * `test_server_push postgres`, under tests/lib/pgtemp.py: the same on the PostgreSQL store, a
+ * schema of its own for each test (the memory store otherwise). */
 #define _GNU_SOURCE
 #include <chat/chat.h>
 #include <chat/sys/push.h>
@@ -20,6 +23,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#ifdef CHAT_TEST_POSTGRES
+#include <libpq-fe.h>
+#endif
 
 #define WAIT_MS 5000
 #define MAX_RECS 64
@@ -212,6 +219,34 @@ static const chat_store_ops *store_v2(void)
     return &v2_ops;
 }
 
+/* ---- the store ---- */
+
+/* CHAT_TEST_PG's conninfo when the tests run on PostgreSQL, else NULL (the memory store). */
+static const char *pg_base;
+
+#ifdef CHAT_TEST_POSTGRES
+/* A store in a fresh schema of its own, so no test sees another's registrations. */
+static void set_pg_store(chat_server_config *cfg)
+{
+    static int n;
+    char schema[32], q[128], conninfo[1024];
+    snprintf(schema, sizeof schema, "push_%d", ++n);
+    snprintf(q, sizeof q, "CREATE SCHEMA %s", schema); /* the server is new each run */
+    PGconn *c = PQconnectdb(pg_base);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("cannot connect to %s: %s", pg_base, PQerrorMessage(c));
+    PGresult *r = PQexec(c, q);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", q, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+    snprintf(conninfo, sizeof conninfo, "%s options=-csearch_path=%s", pg_base, schema);
+    void *st;
+    assert_int_equal(chat_store_postgres_open(&st, conninfo, 0), CHAT_OK);
+    assert_int_equal(chat_server_config_set_store(cfg, chat_store_postgres_ops(), st), CHAT_OK);
+}
+#endif
+
 /* ---- the server and its clients ---- */
 
 typedef struct fixture {
@@ -238,6 +273,10 @@ static void start(fixture *f, int old_store)
         assert_int_equal(chat_store_memory_new(&st), CHAT_OK);
         assert_int_equal(chat_server_config_set_store(cfg, store_v2(), st), CHAT_OK);
     }
+#ifdef CHAT_TEST_POSTGRES
+    else if (pg_base)
+        set_pg_store(cfg);
+#endif
     assert_int_equal(chat_server_config_set_push(cfg, &rec_ops, &f->rec), CHAT_OK);
     int rc = chat_server_new(&f->srv, cfg);
     chat_server_config_free(cfg);
@@ -599,8 +638,20 @@ static void test_push_old_store_notifies_users_only(void **state)
     (void)state;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "postgres") == 0) {
+#ifdef CHAT_TEST_POSTGRES
+        if (!(pg_base = getenv("CHAT_TEST_PG"))) {
+            fprintf(stderr, "test_server_push postgres: CHAT_TEST_PG is not set (run it through "
+                            "tests/lib/pgtemp.py run -- ...); skipped\n");
+            return 77;
+        }
+#else
+        fprintf(stderr, "test_server_push postgres: built without libpq; skipped\n");
+        return 77;
+#endif
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_push_register_routes_to_each_device),
         cmocka_unit_test(test_push_mute_silences_every_device),
@@ -610,5 +661,6 @@ int main(void)
         cmocka_unit_test(test_push_register_refuses_bad_fields),
         cmocka_unit_test(test_push_old_store_notifies_users_only),
     };
-    return cmocka_run_group_tests_name("integration/push", tests, NULL, NULL);
+    return cmocka_run_group_tests_name(pg_base ? "integration/push/postgres" : "integration/push",
+                                       tests, NULL, NULL);
 }

@@ -12,7 +12,8 @@
   tells a gateway to.
 
 Every fake records what it accepted and every check that failed (errors); tests assert on both.
-Keys and the TLS PKI are made by the test (tests/tls/make_pki.sh for the certificates).
+Keys and the TLS PKI are made by the test (tests/tls/make_pki.sh for the certificates); the
+fixtures pki, apns and fcm make them per test (a test module imports them by name).
 """
 
 import base64
@@ -30,6 +31,7 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 import h2.config
 import h2.connection
 import h2.events
@@ -374,3 +376,22 @@ class WebhookFake:
     def stop(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@pytest.fixture
+def pki(tmp_path):
+    return make_pki(tmp_path / "pki")
+
+
+@pytest.fixture
+def apns(pki, tmp_path):
+    fake = ApnsFake(pki, tmp_path)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fcm(pki, tmp_path):
+    fake = FcmFake(pki, tmp_path)
+    yield fake
+    fake.stop()

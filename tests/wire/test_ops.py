@@ -13,6 +13,9 @@ import pytest
 from conftest import extra_args, run_cli, store_args
 from helpers import admin_addr, history_all, http, readyz_until, send
 
+# One node's own counters, drain, log and admin listener; nodes together: tests/cluster.
+pytestmark = pytest.mark.single_node("a node's own metrics, drain, log and admin")
+
 FAST = ("--limit", "send_rate=100000", "--limit", "send_burst=100000",
         "--limit", "user_send_rate=100000", "--limit", "user_send_burst=100000")
 ADMIN = ("--admin-listen", "127.0.0.1:0")

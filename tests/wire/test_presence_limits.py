@@ -6,7 +6,15 @@ import time
 
 import pytest
 
+from conftest import cluster_size
 from helpers import assert_error, is_int, now_ms, presence_of, send
+
+
+def _same_last_seen(a, b):
+    """One node: the same value. A cluster: each node records a departure when it hears of it
+    and the store keeps the last write, so the two may differ by the bus's latency
+    (doc/cluster.md)."""
+    return a == b if not cluster_size() else abs(a - b) <= 500
 
 
 def _contacts(server, grace_s=0.0):
@@ -110,7 +118,7 @@ def test_disconnect_is_announced_after_the_default_grace(server):
     ls = presence_of(p, "alice").get("last_seen")
     assert is_int(ls) and t0 - 1000 <= ls <= t1 + 500, (t0, t1, p)
     st = _query_alice(b)
-    assert st["online"] is False and st["last_seen"] == ls, st
+    assert st["online"] is False and _same_last_seen(st["last_seen"], ls), st
 
 
 @pytest.mark.chatd_args("--limit", "presence_grace_ms=1000")
@@ -150,7 +158,7 @@ def test_flapping_user_makes_a_bounded_number_of_frames(server):
     assert is_int(final.get("last_seen")) and \
         before_close - 50 <= final["last_seen"] <= last_close + 50, (before_close, frames)
     st = _query_alice(b)
-    assert st["online"] is False and st["last_seen"] == final["last_seen"], st
+    assert st["online"] is False and _same_last_seen(st["last_seen"], final["last_seen"]), st
 
 
 @pytest.mark.seconds(90)
@@ -179,7 +187,7 @@ def test_flapping_slower_than_the_grace_is_bounded_by_the_user_bucket(server):
     assert is_int(final.get("last_seen")) and \
         before_close - 50 <= final["last_seen"] <= last_close + 50, (before_close, frames)
     st = _query_alice(b)
-    assert st["online"] is False and st["last_seen"] == final["last_seen"], st
+    assert st["online"] is False and _same_last_seen(st["last_seen"], final["last_seen"]), st
     # a later real connect and disconnect reach contacts too, once tokens are back
     a = server.connect("alice")
     b.expect("presence", timeout=8, users=lambda us: any(

@@ -468,7 +468,8 @@ CHAT_API int chat_server_user_set_password(chat_server *srv, const char *user,
 /**
  * Delete an account: its password (no more logins), every token issued for it so far (refused
  * from now on, across restarts; a host auth backend's tokens for the name are refused for good),
- * its live connections (closed with 1008 "account deleted"), its reactions and its memberships
+ * its live connections (closed with 1008 "account deleted"), its devices' push registrations,
+ * its reactions and its memberships
  * (it leaves every conversation: the others receive an event "account_deleted", and a group it
  * owned gets a new owner as when an owner leaves), and the bodies of every message it sent:
  * erased, as deletes for everyone are (tombstones keep their seqs; media no other message

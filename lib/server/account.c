@@ -5,9 +5,11 @@
  * traffic: the bodies of the user's messages, conversation by conversation, a batch at a time,
  * then the departure from that conversation (an "account_deleted" event the members receive,
  * which also tells their clients to drop the user's messages from their caches). The account's
- * row goes last, with the record of the deletion that keeps its old tokens refused.
+ * row goes last, with the record of the deletion that keeps its old tokens refused, and its
+ * devices' push registrations.
  * [any thread but the loop's; writer thread for the jobs] */
 #include "server/lifecycle.h"
+#include "server/push.h"
 
 #include "auth/token.h"
 #include "core/alloc.h"
@@ -169,6 +171,11 @@ static int forget_run(chat__job *job, chat__txn *tx)
     chat__req *r = (chat__req *)job;
     if (tx->ops->user_delete(tx->st, r->user, tx->now_ms) != CHAT_OK)
         return chat__req_fail(r, CHAT_EIO, "storage", "cannot delete the account");
+    /* its devices' push tokens go with it */
+    int rc = chat__push_forget_user(tx, r->user);
+    if (rc != CHAT_OK)
+        return chat__req_fail(r, rc, rc == CHAT_ENOMEM ? "internal" : "storage",
+                              "cannot delete the push registrations");
     return CHAT_OK;
 }
 

@@ -1678,6 +1678,52 @@ static void test_client_push_register_and_mute(void **state)
     chat_string_free(tb2);
 }
 
+static int count_rows(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* A deleted account's devices lose their push registrations (their tokens leave the store);
+ * other users' stay. */
+static void test_client_account_deletion_forgets_push_tokens(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    chat_server *srv = server_up(dir, 0);
+    int port = chat_server_port(srv);
+    char *ta = token(srv, "alice", "phone"), *tb = token(srv, "bob", "phone");
+    chat_client *a = client_new(port, ta, NULL), *b = client_new(port, tb, NULL);
+    uint64_t req = 0;
+    assert_int_equal(chat_client_push_register(&req, a, "fcm", "alice-token-1", NULL, 0), CHAT_OK);
+    chat_event *ev = wait_result(a, req);
+    assert_int_equal(chat_event_code(ev), CHAT_OK);
+    chat_event_free(ev);
+    assert_int_equal(chat_client_push_register(&req, b, "fcm", "bob-token-1", NULL, 0), CHAT_OK);
+    ev = wait_result(b, req);
+    assert_int_equal(chat_event_code(ev), CHAT_OK);
+    chat_event_free(ev);
+    assert_int_equal(chat_server_user_delete(srv, "alice"), CHAT_OK);
+    chat_client_free(a);
+    chat_client_free(b);
+    chat_server_free(srv);
+    char db[300];
+    snprintf(db, sizeof db, "%s/chat.db", dir);
+    assert_int_equal(count_rows(db, "SELECT count(*) FROM push_regs WHERE user = 'alice'"), 0);
+    assert_int_equal(count_rows(db, "SELECT count(*) FROM push_regs WHERE user = 'bob'"), 1);
+    chat_string_free(ta);
+    chat_string_free(tb);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1698,6 +1744,7 @@ int main(void)
         cmocka_unit_test(test_client_lifecycle_converges_after_sync),
         cmocka_unit_test(test_client_lifecycle_live),
         cmocka_unit_test(test_client_cache_upgraded_from_schema_3),
+        cmocka_unit_test(test_client_account_deletion_forgets_push_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1439,6 +1439,20 @@ static void test_client_lifecycle_live(void **state)
     chat_string_free(tb);
 }
 
+/* The first column of the first row of sql, an integer, in the SQLite file at path. */
+static int count_rows(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
 /* A cache as the release before the message lifecycle left it (schema 3: mutes, no search
  * index, no unread column) is upgraded when a client opens it: its messages are found by the
  * local search, its mutes and unread counts stay. Offline: nothing from a server mixes in. */
@@ -1507,13 +1521,7 @@ static void test_client_cache_upgraded_from_schema_3(void **state)
     chat_conv_list_free(convs);
     chat_client_free(b);
 
-    assert_int_equal(sqlite3_open(cache, &db), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 4);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    assert_int_equal(count_rows(cache, "PRAGMA user_version"), 4);
     chat_string_free(tb);
     rm_rf(dir);
     free(dir);
@@ -1676,19 +1684,6 @@ static void test_client_push_register_and_mute(void **state)
     chat_string_free(ta);
     chat_string_free(tb);
     chat_string_free(tb2);
-}
-
-static int count_rows(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int n = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
 }
 
 /* A deleted account's devices lose their push registrations (their tokens leave the store);

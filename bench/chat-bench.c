@@ -69,6 +69,10 @@ typedef struct peer {
 static struct opts {
     const char *mode, *host, *spawn, *key_file, *label, *data_dir;
     int port, server_pid, server_cpu, cpu, relay_tokens;
+    int more_pids[7], n_more_pids; /* --server-pid A,B,...: the servers after the first */
+    int port2, split_pairs;        /* --port2: the second node; --split pairs|peers */
+    int aux_pids[64], n_aux_pids;  /* --aux-pids: processes the servers use (a database) */
+    int aux_group[64], n_aux_groups; /* each pid's group: groups are apart by '/' */
     int conns, members, group_senders, src_addrs, text_bytes, max_connecting;
     double step_secs, drain_secs, p99_stop_ms, max_secs, settle_secs;
     long long max_msgs;
@@ -146,36 +150,59 @@ typedef struct proc_sample {
     int64_t t;
 } proc_sample;
 
+static void sample_pid(int pid, proc_sample *s)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        while (fgets(buf, sizeof buf, f)) {
+            if (!strncmp(buf, "VmRSS:", 6))
+                s->rss_kb += atol(buf + 6);
+            else if (!strncmp(buf, "VmHWM:", 6))
+                s->hwm_kb += atol(buf + 6);
+        }
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    double cpu = stat_cpu_s(path);
+    if (cpu >= 0)
+        s->cpu_s += cpu;
+}
+
+/* CPU seconds of each group of --aux-pids processes (those gone meanwhile count no more). */
+static void aux_cpu_s(double *sum)
+{
+    for (int g = 0; g < 8; g++)
+        sum[g] = 0;
+    for (int i = 0; i < o.n_aux_pids; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/stat", o.aux_pids[i]);
+        double cpu = stat_cpu_s(path);
+        if (cpu > 0)
+            sum[o.aux_group[i]] += cpu;
+    }
+}
+
+/* The server's memory and CPU; with several (--server-pid A,B: the nodes of a cluster), their
+ * sums. */
 static proc_sample sample_server(void)
 {
     proc_sample s = {0, 0, 0, mono_ns()};
     if (o.server_pid <= 0)
         return s;
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%d/status", o.server_pid);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        while (fgets(buf, sizeof buf, f)) {
-            if (!strncmp(buf, "VmRSS:", 6))
-                s.rss_kb = atol(buf + 6);
-            else if (!strncmp(buf, "VmHWM:", 6))
-                s.hwm_kb = atol(buf + 6);
-        }
-        fclose(f);
-    }
-    snprintf(path, sizeof path, "/proc/%d/stat", o.server_pid);
-    double cpu = stat_cpu_s(path);
-    if (cpu >= 0)
-        s.cpu_s = cpu;
+    sample_pid(o.server_pid, &s);
+    for (int i = 0; i < o.n_more_pids; i++)
+        sample_pid(o.more_pids[i], &s);
     return s;
 }
 
 /* One line: the server's CPU time per thread, busiest first, by the threads' names (libchat
  * names its loop, writer, checkpoint... threads), so a run shows where the server's core went. */
-static void print_server_threads(void)
+static void print_threads(int pid)
 {
     char dir[64], path[384];
-    snprintf(dir, sizeof dir, "/proc/%d/task", o.server_pid);
+    snprintf(dir, sizeof dir, "/proc/%d/task", pid);
     DIR *d = opendir(dir);
     if (!d)
         return;
@@ -210,9 +237,18 @@ static void print_server_threads(void)
             t[j - 1] = x;
         }
     printf("# server threads, CPU s:");
+    if (o.n_more_pids)
+        printf(" (pid %d)", pid);
     for (int i = 0; i < n; i++)
         printf(" %s %.2f%s", t[i].name, t[i].cpu, i + 1 < n ? "," : "");
     printf("\n");
+}
+
+static void print_server_threads(void)
+{
+    print_threads(o.server_pid);
+    for (int i = 0; i < o.n_more_pids; i++)
+        print_threads(o.more_pids[i]);
 }
 
 static double self_cpu_s(void)
@@ -323,6 +359,10 @@ static int open_peers(int first, int count, double timeout_s)
         while (next < end && (uint64_t)(next - first) - done < (uint64_t)o.max_connecting) {
             peer *p = &peers[next];
             p->authed = p->failed = 0;
+            /* --port2: pairs on alternate nodes (--split pairs: a message stays on its node),
+             * or partners on different nodes (--split peers: every message crosses). */
+            if (o.port2)
+                p->ws.port = ((o.split_pairs ? next >> 1 : next) & 1) ? o.port2 : o.port;
             user_of(next, user, sizeof user);
             int n = auth_frame(user, auth, sizeof auth);
             if (ws_connect(&p->ws, auth, (size_t)n)) {
@@ -676,7 +716,8 @@ static step_result run_step(int rate, int n_senders, int per_msg)
     uint64_t s0 = sent_total;
     deliveries_in_window = 0;
     proc_sample a = sample_server();
-    double g0 = self_cpu_s();
+    double g0 = self_cpu_s(), x0[8], x1[8];
+    aux_cpu_s(x0);
     int64_t t0 = mono_ns();
     int64_t dur = (int64_t)(o.step_secs * 1e9);
     step_end_ns = t0 + dur;
@@ -707,6 +748,7 @@ static step_result run_step(int rate, int n_senders, int per_msg)
     r.sent = sent_total - s0 - failed_sends;
     proc_sample b = sample_server();
     double g1 = self_cpu_s();
+    aux_cpu_s(x1);
     r.expected = r.sent * (uint64_t)per_msg;
     /* drain: no new sends; count late deliveries as delivered (latency tells they were late) */
     int64_t drain_until = mono_ns() + (int64_t)(o.drain_secs * 1e9);
@@ -731,6 +773,12 @@ static step_result run_step(int rate, int n_senders, int per_msg)
            o.label, n_peers, rate, r.sent_rate, r.deliv_rate, r.p50 / 1e6, r.p99 / 1e6,
            r.p999 / 1e6, r.max / 1e6, (unsigned long long)r.lost, (unsigned long long)r.errors,
            (unsigned long long)r.closes, r.srv_cpu, r.gen_cpu, r.rss_kb / 1024.0);
+    if (o.n_aux_pids) {
+        printf("# aux CPU %% (the --aux-pids groups):");
+        for (int g = 0; g < o.n_aux_groups; g++)
+            printf(" %.1f", 100.0 * (x1[g] - x0[g]) / secs);
+        printf("\n");
+    }
     fflush(stdout);
     return r;
 }
@@ -1149,6 +1197,11 @@ static const char usage[] =
     "usage: chat-bench --mode pairs|group|idle|storm|history [options]\n"
     "server:  --spawn 'CMD' (run pinned to --server-cpu, default 0) | --port N --server-pid PID\n"
     "         --host 127.0.0.1  --cpu N (generator cpu, default 1)  --label NAME\n"
+    "cluster: --port2 N (a second node; pairs mode)  --split pairs (each pair on one node,\n"
+    "         alternating) | peers (partners on different nodes: every message crosses)\n"
+    "         --server-pid A,B (the nodes' CPU and memory are summed)\n"
+    "         --aux-pids P,Q/R (each step also prints the CPU of each group of these\n"
+    "         processes, groups apart by '/': a database's, a bus's)\n"
     "tokens:  --key-file FILE (the server's token keys) | --relay-tokens (token = user name)\n"
     "         | --mqtt (an MQTT 3.1.1 broker over WebSocket, QoS 1: pairs, group, idle)\n"
     "load:    --conns N (pairs, idle, storm users; default 1000)  --members M (group, 1024)\n"
@@ -1182,7 +1235,30 @@ int main(int argc, char **argv)
         else if (ARG("--host")) o.host = v;
         else if (ARG("--port")) o.port = atoi(v);
         else if (ARG("--spawn")) o.spawn = v;
-        else if (ARG("--server-pid")) o.server_pid = atoi(v);
+        else if (ARG("--server-pid")) {
+            char *end;
+            o.server_pid = (int)strtol(v, &end, 10);
+            while (*end == ',' && o.n_more_pids < 7)
+                o.more_pids[o.n_more_pids++] = (int)strtol(end + 1, &end, 10);
+        } else if (ARG("--aux-pids")) {
+            o.n_aux_groups = 1;
+            for (char *p = (char *)v; *p && o.n_aux_pids < 64;) {
+                char *end;
+                long pid = strtol(p, &end, 10);
+                if (end == p || pid <= 0)
+                    die("--aux-pids takes pids apart by ',' in groups apart by '/'");
+                o.aux_group[o.n_aux_pids] = o.n_aux_groups - 1;
+                o.aux_pids[o.n_aux_pids++] = (int)pid;
+                if (*end == '/' && o.n_aux_groups < 8)
+                    o.n_aux_groups++;
+                p = *end ? end + 1 : end;
+            }
+        } else if (ARG("--port2")) o.port2 = atoi(v);
+        else if (ARG("--split")) {
+            if (strcmp(v, "pairs") && strcmp(v, "peers"))
+                die("--split is pairs or peers");
+            o.split_pairs = !strcmp(v, "pairs");
+        }
         else if (ARG("--server-cpu")) o.server_cpu = atoi(v);
         else if (ARG("--cpu")) o.cpu = atoi(v);
         else if (ARG("--label")) o.label = v;

@@ -307,7 +307,10 @@ int ws_connect(wsconn *c, const char *auth, size_t auth_len)
             return -1;
         }
     }
-    if (connect(c->fd, (struct sockaddr *)&server_addr, sizeof server_addr) != 0 &&
+    struct sockaddr_in to = server_addr;
+    if (c->port)
+        to.sin_port = htons((uint16_t)c->port);
+    if (connect(c->fd, (struct sockaddr *)&to, sizeof to) != 0 &&
         errno != EINPROGRESS) {
         close(c->fd);
         ws_stats.connect_fail++;

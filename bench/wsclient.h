@@ -51,6 +51,7 @@ struct wsconn {
     char *frag;       /* reassembly of fragmented messages */
     size_t frag_len, frag_cap;
     void *user;       /* scenario data */
+    int port;         /* the server port of this connection; 0: ws_init's */
 };
 
 typedef struct wsclient_stats {

@@ -115,8 +115,9 @@ static void *node_main(void *arg)
             snprintf(cmid, sizeof cmid, "%d-%d-%ld-%d", n->case_id, n->id, n->batches, i);
             if ((rc = ops->conv_get(st, pick[i], &c)) != CHAT_OK)
                 break;
-            chat_store_msg m = {c.id, c.head_seq + 1, 0, sender, "d", cmid, CHAT_MSG_TEXT,
-                                body, sizeof body - 1};
+            chat_store_msg m = {.conv = c.id, .seq = c.head_seq + 1, .sender = sender,
+                                .device = "d", .cmid = cmid, .kind = CHAT_MSG_TEXT,
+                                .body = body, .body_len = sizeof body - 1};
             if ((rc = ops->msg_insert(st, &m)) != CHAT_OK)
                 break;
             c.head_seq = m.seq;

@@ -20,9 +20,11 @@ export type IdArg = number | bigint;
 
 export type EventType =
   | 'connecting' | 'online' | 'offline' | 'auth_failed' | 'synced' | 'message' | 'sent'
-  | 'send_failed' | 'receipt' | 'conv' | 'typing' | 'presence' | 'history' | 'result';
+  | 'send_failed' | 'receipt' | 'conv' | 'typing' | 'presence' | 'history' | 'result'
+  | 'updated' | 'expired';
 export type ConnState = 'stopped' | 'offline' | 'connecting' | 'online' | 'auth_failed';
-export type MsgKind = 'text' | 'media' | 'event';
+/** edit, delete and react: the kind of an 'updated' event. */
+export type MsgKind = 'text' | 'media' | 'event' | 'edit' | 'delete' | 'react';
 export type MsgStatus = 'none' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed';
 export type ConvKind = 'direct' | 'group';
 export type Role = 'none' | 'member' | 'admin' | 'owner';
@@ -52,7 +54,7 @@ export class ChatEvent {
   readonly user: string;
   readonly device: string;
   readonly cmid: string;
-  /** message: the kind; null for other events. */
+  /** message, updated: the kind; null for other events. */
   readonly kind: MsgKind | null;
   readonly text: string;
   /** The wire frame as JSON (media and event payloads; the answer of a media URL request). */
@@ -92,6 +94,48 @@ export interface Message {
   deliveredCount: number;
   readCount: number;
   others: number;
+  /** When it was last edited (ms since the epoch), 0 never: text is the latest text. */
+  edited: number;
+  /** Deleted for everyone: a tombstone keeping its seq, without text or media. */
+  deleted: boolean;
+  /** When it expires (disappearing messages), 0 never. */
+  expires: number;
+  /** The seq of the message it replies to, 0 none. */
+  replyTo: Id;
+  /** The seq of its thread's root, 0 the main conversation. */
+  thread: Id;
+  /** emoji -> the users who put it. */
+  reactions: Record<string, string[]>;
+}
+
+/** A message of a server answer (search, thread), as on the wire (doc/protocol.md). */
+export interface WireMessage {
+  conv: Id;
+  seq: Id;
+  from: string;
+  ts: number;
+  kind: string;
+  text?: string;
+  [field: string]: unknown;
+}
+
+export interface SearchPage {
+  messages: WireMessage[];
+  more: boolean;
+  /** Pass as `before` for the next page (absent when no message was found). */
+  cursor?: Id;
+}
+
+export interface ThreadPage {
+  conv: Id;
+  /** The root's seq. */
+  thread: Id;
+  /** The root message. */
+  root: WireMessage;
+  /** Replies after my thread watermark. */
+  unread: number;
+  messages: WireMessage[];
+  more: boolean;
 }
 
 export interface Conv {
@@ -195,8 +239,18 @@ export class Client extends EventEmitter implements AsyncIterable<ChatEvent> {
   sendTextTo(user: string, text: string): string;
   sendMedia(conv: IdArg, media: MediaRef): string;
   sendMediaTo(user: string, media: MediaRef): string;
+  sendReply(conv: IdArg, text: string, options?: { replyTo?: IdArg; thread?: IdArg }): string;
   outboxCount(): number;
   outbox(): Message[];
+
+  edit(conv: IdArg, seq: IdArg, text: string): Promise<void>;
+  delete(conv: IdArg, seq: IdArg): Promise<void>;
+  react(conv: IdArg, seq: IdArg, emoji: string, on?: boolean): Promise<void>;
+  setTimer(conv: IdArg, ttlMs: number): Promise<void>;
+  markThreadRead(conv: IdArg, root: IdArg, seq: IdArg): Promise<void>;
+  thread(conv: IdArg, root: IdArg, options?: { after?: IdArg; limit?: number }): Promise<ThreadPage>;
+  search(query: string, options?: { conv?: IdArg; before?: IdArg; limit?: number }): Promise<SearchPage>;
+  searchLocal(query: string, options?: { conv?: IdArg; limit?: number }): Message[];
 
   uploadFile(file: string, options?: TransferOptions & { mime?: string | null }): Promise<string>;
   download(mediaId: string, file: string, options?: TransferOptions & { url?: string | null }): Promise<string>;

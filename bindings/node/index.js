@@ -56,10 +56,10 @@ class ChatError extends Error {
 }
 
 const EVENT_TYPES = Object.freeze(['connecting', 'online', 'offline', 'auth_failed', 'synced', 'message', 'sent',
-  'send_failed', 'receipt', 'conv', 'typing', 'presence', 'history', 'result']);
+  'send_failed', 'receipt', 'conv', 'typing', 'presence', 'history', 'result', 'updated', 'expired']);
 const CONN_STATES = ['stopped', 'offline', 'connecting', 'online', 'auth_failed'];
 const MSG_STATUS = ['none', 'sending', 'sent', 'delivered', 'read', 'failed'];
-const MSG_KINDS = [null, 'text', 'media', 'event'];
+const MSG_KINDS = [null, 'text', 'media', 'event', 'edit', 'delete', 'react'];
 const CONV_KINDS = [null, 'direct', 'group'];
 const ROLES = ['none', 'member', 'admin', 'owner'];
 
@@ -103,6 +103,8 @@ native.init(ChatError, (...args) => new ChatEvent(...args));
 function message(m) {
   m.kind = enumName(MSG_KINDS, m.kind);
   m.status = enumName(MSG_STATUS, m.status);
+  // the C API's [{emoji, users}] ('' when none) as { emoji: [users] }
+  m.reactions = m.reactions ? Object.fromEntries(JSON.parse(m.reactions).map((g) => [g.emoji, g.users])) : {};
   return m;
 }
 
@@ -383,6 +385,12 @@ class Client extends EventEmitter {
     return JSON.stringify(media);
   }
 
+  /** Queue text for conv as a reply quoting message replyTo and/or in the thread of root
+   *  message thread (0: none); returns the cmid. */
+  sendReply(conv, text, { replyTo = 0, thread = 0 } = {}) {
+    return this._native.sendReply(this._conv('sendReply', conv), replyTo, thread, text);
+  }
+
   outboxCount() { return this._native.outboxCount(); }
 
   /** Messages still in the outbox (status 'sending' or 'failed'), oldest first. */
@@ -487,6 +495,45 @@ class Client extends EventEmitter {
   }
 
   async unmute(conv) { await this.mute(conv, 0); }
+
+  // ---- changes to sent messages, timers, threads, search (not queued: ECLOSED when offline) ----
+
+  /** Edit my text message seq of conv; every member's cache then shows the new text ('updated'). */
+  async edit(conv, seq, text) { await this._request('edit', this._native.edit(conv, seq, text)); }
+
+  /** Delete message seq of conv for everyone (mine within the server's window; any as admin). */
+  async delete(conv, seq) { await this._request('delete', this._native.delete(conv, seq)); }
+
+  /** Put my reaction emoji on message seq of conv (on: true) or take it off. */
+  async react(conv, seq, emoji, on = true) { await this._request('react', this._native.react(conv, seq, emoji, on)); }
+
+  /** Disappearing messages: those sent to conv from now on expire after ttlMs (0: never). */
+  async setTimer(conv, ttlMs) { await this._request('setTimer', this._native.setTimer(conv, ttlMs)); }
+
+  /** Mark the thread of root message root of conv read up to seq. */
+  async markThreadRead(conv, root, seq) {
+    await this._request('markThreadRead', this._native.markThreadRead(conv, root, seq));
+  }
+
+  /** A page of the thread of root message root of conv from the server (replies after
+   *  `after`; they are cached too): the server's answer {thread, root, unread, messages, more}. */
+  async thread(conv, root, { after = 0, limit = 50 } = {}) {
+    const ev = await this._request('thread', this._native.thread(conv, root, after, limit));
+    return JSON.parse(ev.json);
+  }
+
+  /** Search the server for messages holding every word of query in my conversations (or in
+   *  conv), newest first, older than cursor `before`: {messages, more, cursor}. */
+  async search(query, { conv = 0, before = 0, limit = 20 } = {}) {
+    const ev = await this._request('search', this._native.search(query, conv, before, limit));
+    return JSON.parse(ev.json);
+  }
+
+  /** Search the cache, offline: the cached messages holding every word of query as they are
+   *  now, most recently cached first. */
+  searchLocal(query, { conv = 0, limit = 50 } = {}) {
+    return this._native.searchLocal(query, conv, limit).map(message);
+  }
 
   // ---- the cache ----
 

@@ -6,6 +6,7 @@
  *   render.c       how messages, media, group events, marks and events read
  *   commands.c     the commands for scripts: send, history, convs, group-create, listen
  *   media.c        send-file and download (progress, resume)
+ *   lifecycle.c    edit, delete, react, search
  *   interactive.c  the interactive session: its loop, live events, the prompt
  *   outgoing.c     ... my messages (… then ✓) and /history with what is queued
  *   slash.c        ... the slash commands
@@ -43,6 +44,8 @@ struct opts {
     int timeout_s;
     int mark_read;
     int quiet;
+    int local; /* search: the cache instead of the server */
+    int off;   /* react: take the reaction back */
     const char *mime;
     const char *id;      /* group-create: client id that makes a retry safe */
     uint64_t stop_after; /* send-file/download: abort after this many bytes (to try a resume) */
@@ -76,6 +79,10 @@ int wait_for(chat_client *c, struct waiter *w, int64_t deadline, match_fn match,
 int wait_synced(chat_client *c, struct waiter *w, int64_t deadline);
 int match_cmid(const chat_event *ev, void *arg);
 int match_request(const chat_event *ev, void *arg);
+/* Wait for the RESULT of request req: EXIT_OK with the event in *out (the caller frees it)
+ * when it succeeded; a refusal is said on stderr (EXIT_FAIL). */
+int wait_answer(chat_client *c, struct waiter *w, int64_t deadline, uint64_t req,
+                const char *what, chat_event **out);
 int wait_result(chat_client *c, struct waiter *w, int64_t deadline, uint64_t req,
                 const char *what, conv_id *out_conv);
 
@@ -123,7 +130,16 @@ int media_fields(const char *json, char *id, size_t id_size, char *name, size_t 
 /* A file name for what a peer called name: its last path component, made safe, or ""
  * when nothing usable is left. */
 void safe_file_name(char *out, size_t size, const char *name);
+/* "alice: hi (edited) [👍 2]": message i of l as it is now (render_message plus a tombstone,
+ * the reply or thread it belongs to, the edited mark, the reactions). */
+void render_list_message(struct strbuf *b, const chat_msg_list *l, size_t i, int style);
 void print_msg_list(const chat_msg_list *l);
+/* conv <TAB> seq <TAB> sender <TAB> text: a search hit (json: the message's wire object). */
+void render_hit(struct strbuf *b, conv_id conv, uint64_t seq, const char *from, int kind,
+                const char *text, size_t len, const char *json);
+/* What an UPDATED or EXPIRED event says: "alice edited #4: new text", "bob reacted 👍 to #4",
+ * "#7 expired". */
+void render_update(struct strbuf *b, const chat_event *ev);
 int print_event(const chat_event *ev);
 /* Conversation i of l: "12<sep>bob<sep>2" (human: "12  bob  2 unread"), and (left). */
 void render_conv(struct strbuf *b, const chat_conv_list *l, size_t i, int human);
@@ -140,6 +156,10 @@ int cmd_group_create(chat_client *c, const struct opts *o, struct waiter *w);
 int cmd_listen(chat_client *c, const struct opts *o, struct waiter *w);
 int cmd_send_file(chat_client *c, const struct opts *o, struct waiter *w);
 int cmd_download(chat_client *c, const struct opts *o, struct waiter *w);
+int cmd_edit(chat_client *c, const struct opts *o, struct waiter *w);
+int cmd_delete(chat_client *c, const struct opts *o, struct waiter *w);
+int cmd_react(chat_client *c, const struct opts *o, struct waiter *w);
+int cmd_search(chat_client *c, const struct opts *o, struct waiter *w);
 int cmd_interactive(chat_client *c, const struct opts *o);
 
 /* Download url into path with a progress display (stderr for commands, the screen's status

@@ -159,8 +159,8 @@ int match_request(const chat_event *ev, void *arg)
            chat_event_request(ev) == *(const uint64_t *)arg;
 }
 
-int wait_result(chat_client *c, struct waiter *w, int64_t deadline, uint64_t req,
-                const char *what, conv_id *out_conv)
+int wait_answer(chat_client *c, struct waiter *w, int64_t deadline, uint64_t req,
+                const char *what, chat_event **out)
 {
     chat_event *ev = NULL;
     int ex = wait_for(c, w, deadline, match_request, &req, &ev, what);
@@ -170,10 +170,22 @@ int wait_result(chat_client *c, struct waiter *w, int64_t deadline, uint64_t req
     if (code != CHAT_OK) {
         fprintf(stderr, "%s: %s refused: %s (%s)\n", prog, what, chat_event_message(ev),
                 chat_error_name(code));
-        ex = EXIT_FAIL;
-    } else if (out_conv) {
-        *out_conv = chat_event_conv(ev);
+        chat_event_free(ev);
+        return EXIT_FAIL;
     }
+    *out = ev;
+    return EXIT_OK;
+}
+
+int wait_result(chat_client *c, struct waiter *w, int64_t deadline, uint64_t req,
+                const char *what, conv_id *out_conv)
+{
+    chat_event *ev = NULL;
+    int ex = wait_answer(c, w, deadline, req, what, &ev);
+    if (ex != EXIT_OK)
+        return ex;
+    if (out_conv)
+        *out_conv = chat_event_conv(ev);
     chat_event_free(ev);
-    return ex;
+    return EXIT_OK;
 }

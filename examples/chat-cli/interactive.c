@@ -284,6 +284,14 @@ static void on_event(struct session *s, const chat_event *ev)
     case CHAT_EVENT_RESULT:
         on_result(s, ev);
         break;
+    case CHAT_EVENT_UPDATED:
+    case CHAT_EVENT_EXPIRED:
+        if (!s->synced_once) /* what the first sync brings is in the history */
+            break;
+        where(s, &b, conv, NULL, 0);
+        render_update(&b, ev);
+        say(b.s);
+        break;
     case CHAT_EVENT_HISTORY:
         if (chat_event_request(ev) == s->history_req && s->history_req) {
             s->history_req = 0;

@@ -2,8 +2,8 @@
  *
  *   chat-cli [OPTIONS] [COMMAND [ARGS]]
  *
- * Commands for scripts (send, history, convs, group-create, listen, send-file, download) and,
- * with no command, an interactive mode. `chat-cli --help` and chat-cli(1) are the reference;
+ * Commands for scripts (send, history, convs, group-create, listen, send-file, download, edit,
+ * delete, react, search) and, with no command, an interactive mode. `chat-cli --help` and chat-cli(1) are the reference;
  * cli.h says which file holds what.
  *
  * Exit codes: 0 success, 1 refused or failed (libchat error), 2 usage, 3 authentication
@@ -62,6 +62,16 @@ static void usage(FILE *f)
         "                            stderr; FILE.part left by an interrupted download resumes;\n"
         "                            the content hash is checked). --stop-after interrupts a\n"
         "                            transfer after BYTES, to try the resume\n"
+        "  edit --conv ID SEQ TEXT...\n"
+        "                            replace the text of my message SEQ (prints the edit's seq)\n"
+        "  delete --conv ID SEQ      delete message SEQ for everyone (mine, or as an admin)\n"
+        "  react --conv ID SEQ EMOJI [--off]\n"
+        "                            put my reaction EMOJI on message SEQ (--off: take it back)\n"
+        "  search [--conv ID] [--limit N] [--before CURSOR] [--local] WORDS...\n"
+        "                            messages holding every word, newest first, as they are\n"
+        "                            now: one line each, conv, seq, sender, text. On the\n"
+        "                            server (the next page's cursor on stderr), or with\n"
+        "                            --local in the cache only (works offline)\n"
         "  (none)                    interactive mode: a prompt with line editing and history;\n"
         "                            type /help\n"
         "\n"
@@ -151,6 +161,10 @@ static int parse_args(struct opts *o, int argc, char **argv)
             o->mark_read = 1;
             continue;
         }
+        if (strcmp(a, "--local") == 0 || strcmp(a, "--off") == 0) {
+            *(a[2] == 'l' ? &o->local : &o->off) = 1;
+            continue;
+        }
         if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
             o->quiet = 1;
             continue;
@@ -238,16 +252,25 @@ int main(int argc, char **argv)
     } cmds[] = {{"send", cmd_send},           {"history", cmd_history},
                 {"convs", cmd_convs},         {"group-create", cmd_group_create},
                 {"listen", cmd_listen},       {"send-file", cmd_send_file},
-                {"download", cmd_download}};
+                {"download", cmd_download},   {"edit", cmd_edit},
+                {"delete", cmd_delete},       {"react", cmd_react},
+                {"search", cmd_search}};
     int which = -1;
     for (size_t i = 0; cmd && i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0)
             which = (int)i;
     if (cmd && which < 0)
         return usage_error("unknown command %s", cmd);
+    static const char *const on_conv[] = {"history", "edit", "delete", "react", "search"};
+    int takes_conv = 0;
+    for (size_t i = 0; cmd && i < sizeof on_conv / sizeof on_conv[0]; i++)
+        takes_conv |= strcmp(cmd, on_conv[i]) == 0;
     if (cmd && strcmp(cmd, "send") != 0 && strcmp(cmd, "send-file") != 0 &&
-        (o.to || (o.has_conv && strcmp(cmd, "history"))))
+        (o.to || (o.has_conv && !takes_conv)))
         return usage_error("--to/--conv do not apply to %s", cmd);
+    if ((o.local && (!cmd || strcmp(cmd, "search") != 0)) ||
+        (o.off && (!cmd || strcmp(cmd, "react") != 0)))
+        return usage_error("--local applies to search, --off to react");
     if (o.id && (!cmd || strcmp(cmd, "group-create") != 0))
         return usage_error("--id applies to group-create only");
 

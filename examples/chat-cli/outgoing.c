@@ -9,13 +9,9 @@
 
 static void history_line(struct session *s, struct strbuf *b, const chat_msg_list *l, size_t i)
 {
-    size_t len = 0;
-    const char *text = chat_msg_list_text(l, i, &len);
-    uint64_t seq = chat_msg_list_seq(l, i);
     sb_reset(b);
-    sb_addf(b, "#%" PRIu64 " ", seq);
-    render_message(b, chat_msg_list_from(l, i), chat_msg_list_kind(l, i), text, len,
-                   chat_msg_list_json(l, i), seq, STYLE_LIVE);
+    sb_addf(b, "#%" PRIu64 " ", chat_msg_list_seq(l, i));
+    render_list_message(b, l, i, STYLE_LIVE);
     int st = chat_msg_list_status(l, i);
     if (st != CHAT_MSG_STATUS_NONE) {
         sb_adds(b, "  ");

@@ -209,26 +209,118 @@ void render_message(struct strbuf *b, const char *from, int kind, const char *te
     sb_free(&body);
 }
 
+/* " [👍 2, ❤️ 1]" from the C API's reactions of a message ([{"emoji","users"}]). */
+static void add_reactions(struct strbuf *b, const char *json)
+{
+    cJSON *arr = json && *json ? cJSON_Parse(json) : NULL;
+    const cJSON *g;
+    int n = 0;
+    cJSON_ArrayForEach(g, arr)
+    {
+        const char *emoji = jstr(g, "emoji");
+        int users = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(g, "users"));
+        if (!emoji || users <= 0)
+            continue;
+        sb_adds(b, n++ ? ", " : " [");
+        sb_adds_safe(b, emoji);
+        sb_addf(b, " %d", users);
+    }
+    if (n)
+        sb_adds(b, "]");
+    cJSON_Delete(arr);
+}
+
+/* Message i of l as it is now: a tombstone "(deleted)", or its body, with "[thread #3] " and
+ * "↪#12 " (a reply) before it and " (edited)" and its reactions after. Returns 1 when the
+ * body is a sentence that follows the sender's name. */
+static int add_list_body(struct strbuf *b, const chat_msg_list *l, size_t i, int style)
+{
+    uint64_t seq = chat_msg_list_seq(l, i);
+    if (chat_msg_list_thread(l, i))
+        sb_addf(b, "[thread #%" PRIu64 "] ", chat_msg_list_thread(l, i));
+    if (chat_msg_list_deleted(l, i)) {
+        sb_adds(b, "(deleted)");
+        return 0;
+    }
+    if (chat_msg_list_reply_to(l, i))
+        sb_addf(b, "\xe2\x86\xaa#%" PRIu64 " ", chat_msg_list_reply_to(l, i));
+    size_t len = 0;
+    const char *text = chat_msg_list_text(l, i, &len);
+    int sentence = add_body(b, chat_msg_list_kind(l, i), text, len, chat_msg_list_json(l, i),
+                            seq, style);
+    if (chat_msg_list_edited_ms(l, i))
+        sb_adds(b, " (edited)");
+    add_reactions(b, chat_msg_list_reactions(l, i));
+    return sentence;
+}
+
+void render_list_message(struct strbuf *b, const chat_msg_list *l, size_t i, int style)
+{
+    sb_adds_safe(b, chat_msg_list_from(l, i));
+    struct strbuf body = {0};
+    int sentence = add_list_body(&body, l, i, style);
+    sb_adds(b, sentence && !chat_msg_list_thread(l, i) && !chat_msg_list_reply_to(l, i)
+                   ? " "
+                   : ": ");
+    if (body.s)
+        sb_add(b, body.s, body.len);
+    sb_free(&body);
+}
+
 /* seq <TAB> sender <TAB> mark <TAB> text, one line per message (the history command). */
 void print_msg_list(const chat_msg_list *l)
 {
     struct strbuf b = {0};
     for (size_t i = 0; i < chat_msg_list_count(l); i++) {
-        size_t len = 0;
-        const char *text = chat_msg_list_text(l, i, &len);
-        uint64_t seq = chat_msg_list_seq(l, i);
         sb_reset(&b);
-        sb_addf(&b, "%" PRIu64 "\t", seq);
+        sb_addf(&b, "%" PRIu64 "\t", chat_msg_list_seq(l, i));
         sb_adds_safe(&b, chat_msg_list_from(l, i));
         sb_adds(&b, "\t");
         render_mark(&b, chat_msg_list_status(l, i), chat_msg_list_read_count(l, i),
                     chat_msg_list_others(l, i));
         sb_adds(&b, "\t");
-        add_body(&b, chat_msg_list_kind(l, i), text, len, chat_msg_list_json(l, i), seq,
-                 STYLE_SCRIPT);
+        add_list_body(&b, l, i, STYLE_SCRIPT);
         puts(b.s);
     }
     sb_free(&b);
+}
+
+void render_hit(struct strbuf *b, conv_id conv, uint64_t seq, const char *from, int kind,
+                const char *text, size_t len, const char *json)
+{
+    sb_addf(b, CONV_FMT "\t%" PRIu64 "\t", CONV_ARG(conv), seq);
+    sb_adds_safe(b, from);
+    sb_adds(b, "\t");
+    add_body(b, kind, text, len, json, seq, STYLE_SCRIPT);
+}
+
+void render_update(struct strbuf *b, const chat_event *ev)
+{
+    uint64_t seq = chat_event_seq(ev);
+    if (chat_event_type(ev) == CHAT_EVENT_EXPIRED) {
+        sb_addf(b, "#%" PRIu64 " expired", seq);
+        return;
+    }
+    size_t len = 0;
+    const char *text = chat_event_text(ev, &len);
+    sb_adds_safe(b, chat_event_user(ev));
+    switch (chat_event_kind(ev)) {
+    case CHAT_MSG_EDIT:
+        sb_addf(b, " edited #%" PRIu64 ": ", seq);
+        sb_add_safe(b, text, len);
+        break;
+    case CHAT_MSG_DELETE:
+        sb_addf(b, " deleted #%" PRIu64, seq);
+        break;
+    case CHAT_MSG_REACT:
+        sb_adds(b, chat_event_active(ev) ? " reacted " : " took back ");
+        sb_add_safe(b, text, len);
+        sb_addf(b, chat_event_active(ev) ? " to #%" PRIu64 : " on #%" PRIu64, seq);
+        break;
+    default:
+        sb_adds(b, "'s account was deleted: their messages are erased");
+        break;
+    }
 }
 
 static void add_last_seen(struct strbuf *b, int64_t ms)
@@ -300,6 +392,11 @@ int print_event(const chat_event *ev)
     case CHAT_EVENT_AUTH_FAILED:
         sb_adds(&b, "authentication failed: ");
         sb_adds_safe(&b, chat_event_message(ev));
+        break;
+    case CHAT_EVENT_UPDATED:
+    case CHAT_EVENT_EXPIRED:
+        sb_addf(&b, "[conv " CONV_FMT "] ", CONV_ARG(chat_event_conv(ev)));
+        render_update(&b, ev);
         break;
     default:
         return 0;

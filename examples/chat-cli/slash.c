@@ -1,5 +1,5 @@
-/* The interactive session's slash commands (/open, /to, /history, /download, /group, …), the
- * conversation list and the unread summary. */
+/* The interactive session's slash commands (/open, /to, /history, /download, /group, /edit,
+ * /search, …), the conversation list and the unread summary. */
 #define _GNU_SOURCE
 #include "session.h"
 
@@ -69,6 +69,44 @@ void finish_download(struct session *s, const chat_event *ev)
     cJSON_Delete(ans);
 }
 
+/* /search: the cached messages holding every word, newest first. */
+static void show_search(struct session *s, const char *query)
+{
+    chat_msg_list *l = NULL;
+    int rc = chat_client_search_local(&l, s->c, query, 0, 20);
+    if (rc != CHAT_OK) {
+        say_error("search", rc);
+        return;
+    }
+    struct strbuf b = {0};
+    size_t n = chat_msg_list_count(l);
+    if (n == 0)
+        say("(nothing found in the cache)");
+    for (size_t i = 0; i < n; i++) {
+        sb_reset(&b);
+        where(s, &b, chat_msg_list_conv(l, i), NULL, chat_msg_list_seq(l, i));
+        render_list_message(&b, l, i, STYLE_LIVE);
+        say(b.s);
+    }
+    sb_free(&b);
+    chat_msg_list_free(l);
+}
+
+/* The words of rest after its first one ("/edit 12 new text": "new text"). */
+static const char *after_first_word(const char *rest)
+{
+    if (!rest)
+        return "";
+    rest += strspn(rest, " \t");
+    rest += strcspn(rest, " \t");
+    return rest + strspn(rest, " \t");
+}
+
+static int parse_seq(const char *w, uint64_t *seq)
+{
+    return parse_u64(w[0] == '#' ? w + 1 : w, seq) || *seq == 0 ? -1 : 0;
+}
+
 /* ---- slash commands ----------------------------------------------------------------------- */
 
 static int split_words(char *line, const char **words, int max)
@@ -93,6 +131,10 @@ static void show_help(void)
         "  /who USER...            online / last seen",
         "  /group TITLE USER...    create a group and open it",
         "  /add USER...  /remove USER...  /rename TITLE  /leave     (the open group)",
+        "  /edit SEQ TEXT          replace the text of my message SEQ",
+        "  /delete SEQ             delete message SEQ for everyone",
+        "  /react SEQ EMOJI        react to message SEQ (/unreact SEQ EMOJI takes it back)",
+        "  /search WORDS...        the cached messages holding every word",
         "  /quit                   leave (after the outbox is sent, up to --timeout)",
         "  anything else           is sent to the open conversation (//text sends /text)",
         "keys: arrows, Ctrl-A/E, Ctrl-W, Ctrl-U edit; Up/Down history; Ctrl-L redraw;",
@@ -280,6 +322,33 @@ static int command(struct session *s, char *line)
             need_conv = cmd;
         else
             rc = chat_client_group_leave(&req, s->c, s->conv);
+    } else if (strcmp(cmd, "/edit") == 0) {
+        const char *text = after_first_word(rest_copy);
+        if (!s->conv)
+            need_conv = cmd;
+        else if (nw < 3 || parse_seq(w[1], &v))
+            usage = "/edit SEQ TEXT";
+        else
+            rc = chat_client_edit(&req, s->c, s->conv, v, text, strlen(text));
+    } else if (strcmp(cmd, "/delete") == 0) {
+        if (!s->conv)
+            need_conv = cmd;
+        else if (nw != 2 || parse_seq(w[1], &v))
+            usage = "/delete SEQ";
+        else
+            rc = chat_client_delete(&req, s->c, s->conv, v);
+    } else if (strcmp(cmd, "/react") == 0 || strcmp(cmd, "/unreact") == 0) {
+        if (!s->conv)
+            need_conv = cmd;
+        else if (nw != 3 || parse_seq(w[1], &v))
+            usage = cmd[1] == 'r' ? "/react SEQ EMOJI" : "/unreact SEQ EMOJI";
+        else
+            rc = chat_client_react(&req, s->c, s->conv, v, w[2], cmd[1] == 'r');
+    } else if (strcmp(cmd, "/search") == 0) {
+        if (!rest_copy || nw < 2)
+            usage = "/search WORDS...";
+        else
+            show_search(s, rest_copy);
     } else {
         struct strbuf b = {0};
         sb_adds(&b, "unknown command ");

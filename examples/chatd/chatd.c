@@ -6,6 +6,7 @@
  *   chatd run   [--data-dir DIR] [--listen ADDR] [--port N] [options]   serve; SIGTERM drains
  *   chatd token --data-dir DIR USER DEVICE [--ttl SECONDS]               print a token
  *   chatd user add --data-dir DIR NAME                                   password from stdin
+ *   chatd user delete --data-dir DIR NAME                                delete an account
  *   chatd admin --data-dir DIR COMMAND ...                               operate a running chatd
  */
 #include "chatd.h"
@@ -36,6 +37,7 @@ static const char usage[] =
     "usage: chatd run [options]             serve until SIGTERM (drains) or SIGINT\n"
     "       chatd token [options] USER DEVICE [--ttl SECONDS]\n"
     "       chatd user add [options] NAME   (reads the password from stdin)\n"
+    "       chatd user delete [options] NAME (its messages erased; the server stopped)\n"
     "       chatd admin [options] COMMAND   (as the data directory's owner)\n"
     "admin commands (through the admin listener of the chatd running on --data-dir, or\n"
     "--admin ADDR:PORT; conv and user also read a stopped server's store):\n"
@@ -71,6 +73,10 @@ static const char usage[] =
     "  --nats-prefix P     subjects start with P (default chat): clusters on one NATS apart\n"
     "  --nats-heartbeat-ms N  heartbeat every N ms (default 1000); --nats-lease-ms N: a node\n"
     "                      silent for N ms (default 5000) is dropped with its users\n"
+    "  --keep-edits        keep the text an edit replaces, in the store (never sent)\n"
+    "  --reactions LIST    the emoji users may react with, comma-separated (default\n"
+    "                      thumbs up, red heart, tears of joy, open mouth, crying, folded\n"
+    "                      hands)\n"
     "  --reuse-port        share the port with other chatd processes (SO_REUSEPORT): one\n"
     "                      node per core on one port\n"
     "  --media-base-url URL  signed media URLs start with URL (a CDN or proxy in front;\n"
@@ -95,7 +101,8 @@ static const char usage[] =
     "                      (media: doc/media.md), logins_pending, login_rate,\n"
     "                      user_send_rate, user_send_burst, presence_rate, settings_rate,\n"
     "                      presence_grace_ms, presence_user_rate, commit_window_us,\n"
-    "                      head_hint_ms\n"
+    "                      head_hint_ms, edit_window_ms, delete_window_ms, retention_ms,\n"
+    "                      expiry_sweep_ms, expiry_batch, search_rate\n"
     "  --config FILE       read 'name = value' lines with the option names above\n"
     "  --verbose           log more (--log-level info)\n"
     "push (doc/push.md; queued in DIR/push-*.db unless --memory):\n"
@@ -269,6 +276,8 @@ static int set_option(struct options *o, const char *name, const char *value, in
         return add_push_limit(o, value);
     else if (strcmp(name, "media-base-url") == 0 && value)
         o->media_base_url = value;
+    else if (strcmp(name, "reactions") == 0 && value)
+        o->reactions = value;
     else if (strcmp(name, "limit") == 0 && value)
         return add_limit(o, value);
     else if (strcmp(name, "tls-cert") == 0 && value)
@@ -307,6 +316,8 @@ static int set_option(struct options *o, const char *name, const char *value, in
             o->memory = 1;
         else if (strcmp(name, "push-previews") == 0)
             o->previews = 1;
+        else if (strcmp(name, "keep-edits") == 0)
+            o->keep_edits = 1;
         else if (strcmp(name, "reuse-port") == 0)
             o->reuse_port = 1;
         else if (strcmp(name, "verbose") == 0)
@@ -414,6 +425,21 @@ static int report(const char *what, int rc)
                                                       : chat_strerror(rc),
             chat_error_name(rc));
     return 1;
+}
+
+/* --reactions: a comma-separated list. */
+static int set_reactions(chat_server_config *cfg, const char *list)
+{
+    char buf[CHAT_REACTIONS_MAX * (CHAT_REACTION_MAX + 1) + 1];
+    const char *emoji[CHAT_REACTIONS_MAX];
+    size_t n = 0;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *e = strtok_r(buf, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+        if (n == CHAT_REACTIONS_MAX)
+            return CHAT_EINVAL;
+        emoji[n++] = e;
+    }
+    return chat_server_config_set_reactions(cfg, emoji, n);
 }
 
 /* The NATS bus; on failure the bus is freed (by set_bus, or here before it). */
@@ -551,8 +577,11 @@ static int make_config(struct options *o, chat_server_config **out)
         goto bad;
     }
     unsigned flags = (o->previews ? CHAT_SERVER_PUSH_PREVIEWS : 0u) |
-                     (o->reuse_port ? CHAT_SERVER_REUSE_PORT : 0u);
+                     (o->reuse_port ? CHAT_SERVER_REUSE_PORT : 0u) |
+                     (o->keep_edits ? CHAT_SERVER_KEEP_EDITS : 0u);
     if (flags && (rc = chat_server_config_set_flags(cfg, flags)))
+        goto bad;
+    if (o->reactions && (rc = set_reactions(cfg, o->reactions)))
         goto bad;
     if (o->media_base_url &&
         (rc = chat_server_config_set_media_base_url(cfg, o->media_base_url)))
@@ -773,6 +802,27 @@ static int cmd_user_add(struct options *o, const char *name)
     return rc ? 1 : 0;
 }
 
+static int cmd_user_delete(struct options *o, const char *name)
+{
+    chat_server_config *cfg;
+    int rc = make_config(o, &cfg);
+    if (rc)
+        return rc;
+    raise_fd_limit();
+    chat_server *srv;
+    rc = chat_server_new(&srv, cfg);
+    chat_server_config_free(cfg);
+    if (rc)
+        return report("cannot open the store", rc);
+    rc = chat_server_user_delete(srv, name);
+    if (rc)
+        report("cannot delete the user", rc);
+    else
+        printf("user %s deleted\n", name);
+    chat_server_free(srv);
+    return rc ? 1 : 0;
+}
+
 /* `chatd admin` with no server to ask: conv and user read the store, revoke-device writes
  * its record there (a server started later refuses the device). */
 static int cmd_admin_local(struct options *o, const char *cmd, const char **pos)
@@ -918,6 +968,8 @@ int main(int argc, char **argv)
             rc = cmd_token(&o, pos[0], pos[1], ttl);
         else if (strcmp(argv[1], "user") == 0 && n_pos == 2 && strcmp(pos[0], "add") == 0)
             rc = cmd_user_add(&o, pos[1]);
+        else if (strcmp(argv[1], "user") == 0 && n_pos == 2 && strcmp(pos[0], "delete") == 0)
+            rc = cmd_user_delete(&o, pos[1]);
         else if (strcmp(argv[1], "admin") == 0)
             rc = cmd_admin(&o, pos, n_pos);
         else

@@ -35,6 +35,8 @@ struct options {
     int serving; /* chatd run: the push service is made only then */
     const char *media_base_url;
     int previews;
+    int keep_edits;
+    const char *reactions;
     int reuse_port;
     const char *tls_cert, *tls_key;
     int n_origins;

@@ -55,8 +55,18 @@ typedef enum chat_client_event_type {
     CHAT_EVENT_PRESENCE = 12,   /**< user, active() (1 online), last_seen_ms() (0 = unknown) */
     CHAT_EVENT_HISTORY = 13,    /**< a history fetch completed: request, conv, code, count(),
                                      more() */
-    CHAT_EVENT_RESULT = 14      /**< completion of a request (group ops, presence query,
-                                     typing): request, code, message, conv, seq */
+    CHAT_EVENT_RESULT = 14,     /**< completion of a request (group ops, presence query,
+                                     typing, edits, deletes, reactions, searches): request,
+                                     code, message, conv, seq, json (searches, threads) */
+    /** A cached message changed: conv, seq (the message), user (who changed it), kind: an edit
+     *  (CHAT_MSG_EDIT: text is the new text), a delete for everyone (CHAT_MSG_DELETE), a
+     *  reaction (CHAT_MSG_REACT: text is the emoji, active() 1 on, 0 off); CHAT_MSG_EVENT with
+     *  seq 0: every message of user in conv was erased (the account was deleted). Read the
+     *  message's state from chat_client_history(). @since 0.2 */
+    CHAT_EVENT_UPDATED = 15,
+    /** A message expired (disappearing messages, retention) and was dropped from the cache:
+     *  conv, seq. @since 0.2 */
+    CHAT_EVENT_EXPIRED = 16
 } chat_client_event_type;
 
 /** Status of one of my messages; chat_msg_list_status(), chat_client_message_status(). */
@@ -206,6 +216,14 @@ CHAT_API int chat_client_send_text(char **out_cmid, chat_client *c, chat_conv_id
  * the first send; the ack names it). [any thread] @since 0.1 */
 CHAT_API int chat_client_send_text_to(char **out_cmid, chat_client *c, const char *user,
                                       const char *text, size_t len);
+/**
+ * As chat_client_send_text(), as a reply to message reply_seq (0: none) and/or in the thread
+ * whose root is thread_seq (0: the main conversation) of conv; the server checks both when the
+ * message goes out (a refusal is a CHAT_EVENT_SEND_FAILED). [any thread] @since 0.2
+ */
+CHAT_API int chat_client_send_reply(char **out_cmid, chat_client *c, chat_conv_id conv,
+                                    uint64_t reply_seq, uint64_t thread_seq, const char *text,
+                                    size_t len);
 /** Number of messages waiting in the outbox. @return CHAT_OK, CHAT_EIO. [any thread]
  * @since 0.1 */
 CHAT_API int chat_client_outbox_count(size_t *out, chat_client *c);
@@ -349,6 +367,54 @@ CHAT_API int chat_client_push_unregister(uint64_t *out_request, chat_client *c);
 CHAT_API int chat_client_mute(uint64_t *out_request, chat_client *c, chat_conv_id conv,
                               int64_t until_ms);
 
+/* ---- changing sent messages, timers, search (completion: one CHAT_EVENT_RESULT per request;
+ *      ECLOSED when offline; doc/protocol.md for the rules and refusals) ------------------- */
+
+/** Edit my text message seq of conv (text: UTF-8, len bytes, copied). Members' caches (mine
+ * too) then show the new text: CHAT_EVENT_UPDATED. [any thread] @since 0.2 */
+CHAT_API int chat_client_edit(uint64_t *out_request, chat_client *c, chat_conv_id conv, uint64_t seq,
+                              const char *text, size_t len);
+/** Delete message seq of conv for everyone: it becomes a tombstone in every cache
+ * (chat_msg_list_deleted). [any thread] @since 0.2 */
+CHAT_API int chat_client_delete(uint64_t *out_request, chat_client *c, chat_conv_id conv,
+                                uint64_t seq);
+/** Put my reaction emoji on message seq of conv (on 1) or take it off (on 0). [any thread]
+ * @since 0.2 */
+CHAT_API int chat_client_react(uint64_t *out_request, chat_client *c, chat_conv_id conv,
+                               uint64_t seq, const char *emoji, int on);
+/** Disappearing messages: messages sent to conv from now on expire ttl_ms after they were sent
+ * (0: never). [any thread] @since 0.2 */
+CHAT_API int chat_client_set_timer(uint64_t *out_request, chat_client *c, chat_conv_id conv,
+                                   int64_t ttl_ms);
+/** Mark the thread of root seq of conv read up to seq (its own watermark; the main
+ * conversation's unread never counts thread replies). [any thread] @since 0.2 */
+CHAT_API int chat_client_mark_thread_read(uint64_t *out_request, chat_client *c, chat_conv_id conv,
+                                          uint64_t root, uint64_t seq);
+/**
+ * Fetch a page of the thread of message root of conv from the server (replies after
+ * after_seq, at most limit): the RESULT's json() is the server's history answer (with "root"
+ * and "unread"), and the replies are stored in the cache. [any thread] @since 0.2
+ */
+CHAT_API int chat_client_thread(uint64_t *out_request, chat_client *c, chat_conv_id conv,
+                                uint64_t root, uint64_t after_seq, int limit);
+/**
+ * Search the server for messages holding every word of query, in all my conversations (conv 0)
+ * or in conv, newest first, at most limit (1..200), older than cursor before (0: from the
+ * newest). The RESULT's json() is the server's answer: {"messages":[…],"more":…,"cursor":…};
+ * pass "cursor" as before for the next page. [any thread] @since 0.2
+ */
+CHAT_API int chat_client_search(uint64_t *out_request, chat_client *c, const char *query,
+                                chat_conv_id conv, uint64_t before, int limit);
+/**
+ * Search the cache (offline, no request): the cached text messages holding every word of query
+ * (and media messages by file name), in conv (0: all), as they are now (never deleted or
+ * expired ones), most recently cached first, at most limit (1..200). Whole words, case and
+ * accents not minded.
+ * @return CHAT_OK, CHAT_EINVAL, CHAT_ENOMEM, CHAT_EIO. [any thread] @since 0.2
+ */
+CHAT_API int chat_client_search_local(chat_msg_list **out, chat_client *c, const char *query,
+                                      chat_conv_id conv, int limit);
+
 /* ---- reading the cache (synchronous) ---------------------------------------------------- */
 
 /** The cached conversations, most recent activity first. [any thread] @since 0.1
@@ -420,6 +486,22 @@ CHAT_API int chat_msg_list_status(const chat_msg_list *l, size_t i);
 CHAT_API size_t chat_msg_list_delivered_count(const chat_msg_list *l, size_t i);
 CHAT_API size_t chat_msg_list_read_count(const chat_msg_list *l, size_t i);
 CHAT_API size_t chat_msg_list_others(const chat_msg_list *l, size_t i);
+/** When the message was last edited (ms), 0 never. @since 0.2 */
+CHAT_API int64_t chat_msg_list_edited_ms(const chat_msg_list *l, size_t i);
+/** 1 when the message was deleted for everyone: a tombstone (no text, no media). @since 0.2 */
+CHAT_API int chat_msg_list_deleted(const chat_msg_list *l, size_t i);
+/** When the message expires (disappearing messages), 0 never. @since 0.2 */
+CHAT_API int64_t chat_msg_list_expires_ms(const chat_msg_list *l, size_t i);
+/** The seq of the message it replies to, 0 none. @since 0.2 */
+CHAT_API uint64_t chat_msg_list_reply_to(const chat_msg_list *l, size_t i);
+/** The root of the thread it belongs to, 0 the main conversation. @since 0.2 */
+CHAT_API uint64_t chat_msg_list_thread(const chat_msg_list *l, size_t i);
+/** Its reactions, a JSON array [{"emoji":"👍","users":["bob","carol"]}], "" when none.
+ * @since 0.2 */
+CHAT_API const char *chat_msg_list_reactions(const chat_msg_list *l, size_t i);
+/** How many users put reaction emoji on it. @since 0.2 */
+CHAT_API size_t chat_msg_list_reaction_count(const chat_msg_list *l, size_t i,
+                                             const char *emoji);
 CHAT_API void chat_msg_list_free(chat_msg_list *l);
 /** @} */
 
@@ -482,7 +564,7 @@ CHAT_API const char *chat_event_message(const chat_event *ev);
 CHAT_API uint64_t chat_event_request(const chat_event *ev);
 CHAT_API uint64_t chat_event_delivered(const chat_event *ev);
 CHAT_API uint64_t chat_event_read(const chat_event *ev);
-/** TYPING: 1 start, 0 stop. PRESENCE: 1 online. */
+/** TYPING: 1 start, 0 stop. PRESENCE: 1 online. UPDATED (a reaction): 1 on, 0 off. */
 CHAT_API int chat_event_active(const chat_event *ev);
 CHAT_API int64_t chat_event_last_seen_ms(const chat_event *ev);
 /** OFFLINE: milliseconds until the next attempt. */

@@ -61,11 +61,27 @@ typedef enum chat_limit {
                                             for others to share its commit (group commit),
                                             250; 0: never. Costs latency under load only,
                                             saves CPU per request. @since 0.2 */
-    CHAT_LIMIT_HEAD_HINT_MS = 32      /**< over a bus that may lose frames (not the
+    CHAT_LIMIT_HEAD_HINT_MS = 32,     /**< over a bus that may lose frames (not the
                                             in-process ones), a conversation quiet for this
                                             long after a message gets a position hint to its
                                             members on other nodes, again after 4x and 16x,
                                             2000; 0: never. @since 0.2 */
+    CHAT_LIMIT_EDIT_WINDOW_MS = 33,    /**< an author may edit a message this long after
+                                            sending it, 900000 (15 min); 0: never. @since 0.2 */
+    CHAT_LIMIT_DELETE_WINDOW_MS = 34,  /**< an author may delete a message for everyone this
+                                            long after sending it, 172800000 (48 h); group
+                                            owners and admins at any time. @since 0.2 */
+    CHAT_LIMIT_RETENTION_MS = 35,      /**< server-wide retention: a message stored from now on
+                                            expires (is erased) this long after it was sent,
+                                            sooner if its conversation's timer says so;
+                                            0 (default): kept. @since 0.2 */
+    CHAT_LIMIT_EXPIRY_SWEEP_MS = 36,   /**< how often the expiry sweep looks for messages due,
+                                            1000. @since 0.2 */
+    CHAT_LIMIT_EXPIRY_BATCH = 37,      /**< most messages one sweep transaction erases, 64
+                                            (more follow at once, in transactions of their
+                                            own). @since 0.2 */
+    CHAT_LIMIT_SEARCH_RATE = 38        /**< searches per second per connection (burst the
+                                            same), 5. @since 0.2 */
 } chat_limit;
 
 /** Flags of chat_server_config_set_flags(). */
@@ -74,6 +90,13 @@ typedef enum chat_limit {
  * the kernel spreads new connections over them, so a many-core host runs one server per core
  * on one port. @since 0.2 */
 #define CHAT_SERVER_REUSE_PORT 0x2u
+/** Keep the text an edit replaces, in the edit's own row of the store (for the host: it is
+ *  never sent to clients); erased with the message when it is deleted or expires. Default
+ *  off: an edit erases the text it replaces. @since 0.2 */
+#define CHAT_SERVER_KEEP_EDITS 0x4u
+
+/** Most reactions a server offers (chat_server_config_set_reactions). @since 0.2 */
+#define CHAT_REACTIONS_MAX 32
 
 /**
  * New configuration with defaults. @return CHAT_OK, CHAT_EINVAL, CHAT_ENOMEM. [any thread]
@@ -99,6 +122,14 @@ CHAT_API int chat_server_config_set_data_dir(chat_server_config *cfg, const char
  * @since 0.1
  */
 CHAT_API int chat_server_config_set_store_flags(chat_server_config *cfg, unsigned int flags);
+/**
+ * The reactions users may put on messages: n emoji (UTF-8, 1..CHAT_REACTION_MAX bytes, no
+ * space or control character), each a distinct string; copied. Default: 👍 ❤️ 😂 😮 😢 🙏.
+ * @return CHAT_OK, CHAT_EINVAL (NULL, n 0 or above CHAT_REACTIONS_MAX, a bad or repeated
+ *         emoji). [before chat_server_new] @since 0.2
+ */
+CHAT_API int chat_server_config_set_reactions(chat_server_config *cfg, const char *const *emoji,
+                                              size_t n);
 /** Set a limit; @return CHAT_EINVAL for an unknown limit or a value out of range. @since 0.1 */
 CHAT_API int chat_server_config_set_limit(chat_server_config *cfg, int limit, int64_t value);
 /**
@@ -433,6 +464,23 @@ CHAT_API int chat_server_revoke_token(chat_server *srv, const char *token);
  */
 CHAT_API int chat_server_user_set_password(chat_server *srv, const char *user,
                                            const char *password);
+
+/**
+ * Delete an account: its password (no more logins), every token issued for it so far (refused
+ * from now on, across restarts; a host auth backend's tokens for the name are refused for good),
+ * its live connections (closed with 1008 "account deleted"), its devices' push registrations,
+ * its reactions and its memberships
+ * (it leaves every conversation: the others receive an event "account_deleted", and a group it
+ * owned gets a new owner as when an owner leaves), and the bodies of every message it sent:
+ * erased, as deletes for everyone are (tombstones keep their seqs; media no other message
+ * refers to leave the blob store). Runs in many small transactions, so the server keeps serving
+ * meanwhile; blocks until done. A user that never existed is deleted all the same (its name is
+ * refused from then on). A new account under the name (chat_server_user_set_password) starts
+ * empty. Needs a store of version 5.
+ * @return CHAT_OK, CHAT_EINVAL (not a user id), CHAT_ENOTSUP (store older than version 5),
+ *         CHAT_EIO. [any thread, not the loop thread] @since 0.2
+ */
+CHAT_API int chat_server_user_delete(chat_server *srv, const char *user);
 
 CHAT_END_DECLS
 

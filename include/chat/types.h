@@ -65,7 +65,15 @@ typedef enum chat_role {
 typedef enum chat_msg_kind {
     CHAT_MSG_TEXT = 1,  /**< body is UTF-8 text */
     CHAT_MSG_MEDIA = 2, /**< body is a JSON object: the media reference */
-    CHAT_MSG_EVENT = 3  /**< body is a JSON object: a membership or title change */
+    CHAT_MSG_EVENT = 3, /**< body is a JSON object: a membership or title change */
+    /** An edit of the message target_seq: body empty, or, when the server keeps edit history,
+     *  the text the edit replaced. @since 0.2 */
+    CHAT_MSG_EDIT = 4,
+    /** A delete for everyone of the message target_seq: body empty. @since 0.2 */
+    CHAT_MSG_DELETE = 5,
+    /** A reaction toggled on the message target_seq: body a JSON object {"emoji","on"}.
+     *  @since 0.2 */
+    CHAT_MSG_REACT = 6
 } chat_msg_kind;
 
 CHAT_END_DECLS

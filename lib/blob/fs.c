@@ -203,6 +203,19 @@ static int fs_open(void *state, const char *id, uint64_t *size_out, void **handl
     return handle_new(fd, path, size_out, handle_out);
 }
 
+static int fs_remove(void *state, const char *id)
+{
+    fs_blob *b = state;
+    char dir[PATH_MAX], path[PATH_MAX];
+    if (!name_ok(id) || object_dir(b, id, dir, sizeof dir) ||
+        (size_t)snprintf(path, sizeof path, "%s/%s", dir, id) >= sizeof path)
+        return bad_name(id);
+    if (unlink(path) != 0)
+        return errno == ENOENT ? chat__error_set(CHAT_ENOTFOUND, 0, "blob store: no object %s", id)
+                               : io_fail("unlink", path);
+    return CHAT_OK;
+}
+
 static int fs_read(void *state, void *handle, uint64_t offset, void *buf, size_t len,
                    size_t *got)
 {
@@ -255,6 +268,7 @@ static const chat_blob_ops fs_ops = {
     .read = fs_read,
     .close = fs_stage_close,
     .ctl = fs_ctl,
+    .remove = fs_remove,
 };
 
 const chat_blob_ops *chat_blob_fs_ops(void)

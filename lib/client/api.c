@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "client/internal.h"
 #include "client/lists.h"
+#include "chat/sys/store.h"
 
 #include "auth/keyring.h"
 #include "core/alloc.h"
@@ -494,17 +495,40 @@ static int queued(chat_client *c, const char *cmid, char **out_cmid)
     return post_simple(c, CMD_FLUSH, 0, 0);
 }
 
-static int send_common(char **out_cmid, chat_client *c, chat_conv_id conv, const char *to,
-                       const char *text, size_t len)
+static int check_text(const char *text, size_t len)
 {
-    if (!c || !text)
-        return chat__error_set(CHAT_EINVAL, 0, "client or text is NULL");
+    if (!text)
+        return chat__error_set(CHAT_EINVAL, 0, "text is NULL");
     if (len == 0 || len > BODY_MAX)
         return chat__error_set(CHAT_EINVAL, 0, "text: 1..%d bytes", BODY_MAX);
     if (memchr(text, 0, len))
         return chat__error_set(CHAT_EINVAL, 0, "text contains a NUL byte");
+    return CHAT_OK;
+}
+
+static int send_common(char **out_cmid, chat_client *c, chat_conv_id conv, const char *to,
+                       const char *text, size_t len)
+{
+    if (!c)
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL");
+    int rc = check_text(text, len);
+    if (rc != CHAT_OK)
+        return rc;
     char cmid[CHAT__CMID_SIZE];
-    int rc = chat__cache_outbox_add(c->cache, conv, to, text, len, cmid);
+    rc = chat__cache_outbox_add(c->cache, conv, to, text, len, cmid);
+    return rc == CHAT_OK ? queued(c, cmid, out_cmid) : rc;
+}
+
+int chat_client_send_reply(char **out_cmid, chat_client *c, chat_conv_id conv, uint64_t reply_seq,
+                           uint64_t thread_seq, const char *text, size_t len)
+{
+    if (!c || !conv_ok(conv))
+        return chat__error_set(CHAT_EINVAL, 0, "client is NULL or conv not 1..2^53-1");
+    int rc = check_text(text, len);
+    if (rc != CHAT_OK)
+        return rc;
+    char cmid[CHAT__CMID_SIZE];
+    rc = chat__cache_outbox_add_reply(c->cache, conv, reply_seq, thread_seq, text, len, cmid);
     return rc == CHAT_OK ? queued(c, cmid, out_cmid) : rc;
 }
 
@@ -833,6 +857,136 @@ int chat_client_group_set_role(uint64_t *out_request, chat_client *c, chat_conv_
     return post_frame(out_request, c, o, PEND_GROUP, conv);
 }
 
+/* ---- changing sent messages, timers, search ---------------------------------------------- */
+
+static cJSON *change_frame(const char *type, chat_conv_id conv, uint64_t seq)
+{
+    cJSON *o = frame(type, conv);
+    if (o && !cJSON_AddNumberToObject(o, "seq", (double)seq)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+int chat_client_edit(uint64_t *out_request, chat_client *c, chat_conv_id conv, uint64_t seq,
+                     const char *text, size_t len)
+{
+    if (!c || !conv_ok(conv) || !seq)
+        return chat__error_set(CHAT_EINVAL, 0, "client NULL, conv not 1..2^53-1 or seq 0");
+    int rc = check_text(text, len);
+    if (rc != CHAT_OK)
+        return rc;
+    char *t = chat__strndup(text, len);
+    cJSON *o = t ? change_frame("edit", conv, seq) : NULL;
+    if (o && !cJSON_AddStringToObject(o, "text", t)) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    chat__free(t);
+    return post_frame(out_request, c, o, PEND_CHANGE, conv);
+}
+
+int chat_client_delete(uint64_t *out_request, chat_client *c, chat_conv_id conv, uint64_t seq)
+{
+    if (!c || !conv_ok(conv) || !seq)
+        return chat__error_set(CHAT_EINVAL, 0, "client NULL, conv not 1..2^53-1 or seq 0");
+    return post_frame(out_request, c, change_frame("delete", conv, seq), PEND_CHANGE, conv);
+}
+
+int chat_client_react(uint64_t *out_request, chat_client *c, chat_conv_id conv, uint64_t seq,
+                      const char *emoji, int on)
+{
+    if (!c || !conv_ok(conv) || !seq || !emoji || !*emoji || strlen(emoji) > CHAT_REACTION_MAX)
+        return chat__error_set(CHAT_EINVAL, 0, "client, conv, seq or emoji missing");
+    cJSON *o = change_frame("react", conv, seq);
+    if (o && (!cJSON_AddStringToObject(o, "emoji", emoji) ||
+              !cJSON_AddBoolToObject(o, "on", on != 0))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return post_frame(out_request, c, o, PEND_CHANGE, conv);
+}
+
+int chat_client_set_timer(uint64_t *out_request, chat_client *c, chat_conv_id conv, int64_t ttl_ms)
+{
+    if (!c || !conv_ok(conv) || ttl_ms < 0)
+        return chat__error_set(CHAT_EINVAL, 0, "client or conv is 0, or ttl_ms negative");
+    cJSON *o = frame("conv_timer", conv);
+    if (o && !cJSON_AddNumberToObject(o, "ttl_ms", (double)ttl_ms)) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return post_frame(out_request, c, o, PEND_CHANGE, conv);
+}
+
+int chat_client_mark_thread_read(uint64_t *out_request, chat_client *c, chat_conv_id conv,
+                                 uint64_t root, uint64_t seq)
+{
+    if (!c || !conv_ok(conv) || !root || !seq)
+        return chat__error_set(CHAT_EINVAL, 0, "client, conv, root or seq is 0");
+    cJSON *o = frame("receipt", conv);
+    if (o && (!cJSON_AddNumberToObject(o, "thread", (double)root) ||
+              !cJSON_AddNumberToObject(o, "read", (double)seq))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return post_frame(out_request, c, o, PEND_JSON, conv);
+}
+
+int chat_client_thread(uint64_t *out_request, chat_client *c, chat_conv_id conv, uint64_t root,
+                       uint64_t after_seq, int limit)
+{
+    if (!c || !conv_ok(conv) || !root || limit < 1 || limit > 200)
+        return chat__error_set(CHAT_EINVAL, 0, "client, conv or root is 0, or limit not 1..200");
+    cJSON *o = frame("history", conv);
+    if (o && (!cJSON_AddNumberToObject(o, "thread", (double)root) ||
+              !cJSON_AddNumberToObject(o, "after", (double)after_seq) ||
+              !cJSON_AddNumberToObject(o, "limit", limit))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return post_frame(out_request, c, o, PEND_JSON, conv);
+}
+
+static int check_query(const char *query, int limit)
+{
+    if (!query || !*query || strlen(query) > 256)
+        return chat__error_set(CHAT_EINVAL, 0, "query: 1..256 bytes");
+    if (limit < 1 || limit > 200)
+        return chat__error_set(CHAT_EINVAL, 0, "limit: 1..200");
+    return CHAT_OK;
+}
+
+int chat_client_search(uint64_t *out_request, chat_client *c, const char *query, chat_conv_id conv,
+                       uint64_t before, int limit)
+{
+    int rc = c ? check_query(query, limit) : chat__error_set(CHAT_EINVAL, 0, "client is NULL");
+    if (rc == CHAT_OK && conv && !conv_ok(conv))
+        rc = chat__error_set(CHAT_EINVAL, 0, "conv: 0 or 1..2^53-1");
+    if (rc != CHAT_OK)
+        return rc;
+    cJSON *o = frame("search", conv);
+    if (o && (!cJSON_AddStringToObject(o, "query", query) ||
+              !cJSON_AddNumberToObject(o, "limit", limit) ||
+              (before && !cJSON_AddNumberToObject(o, "before", (double)before)))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return post_frame(out_request, c, o, PEND_JSON, conv);
+}
+
+int chat_client_search_local(chat_msg_list **out, chat_client *c, const char *query,
+                             chat_conv_id conv, int limit)
+{
+    if (!out || !c)
+        return chat__error_set(CHAT_EINVAL, 0, "NULL argument");
+    int rc = check_query(query, limit);
+    if (rc == CHAT_OK && conv && !conv_ok(conv))
+        rc = chat__error_set(CHAT_EINVAL, 0, "conv: 0 or 1..2^53-1");
+    return rc == CHAT_OK ? chat__cache_search(c->cache, query, conv, limit, out) : rc;
+}
+
 /* ---- cache reads ------------------------------------------------------------------------- */
 
 int chat_client_convs(chat_conv_list **out, chat_client *c)
@@ -966,6 +1120,33 @@ LIST_GETTER(msg_list, int, status, status, 0)
 LIST_GETTER(msg_list, size_t, delivered_count, delivered, 0)
 LIST_GETTER(msg_list, size_t, read_count, read, 0)
 LIST_GETTER(msg_list, size_t, others, others, 0)
+LIST_GETTER(msg_list, int64_t, edited_ms, edited, 0)
+LIST_GETTER(msg_list, int64_t, expires_ms, expires, 0)
+LIST_GETTER(msg_list, uint64_t, reply_to, reply, 0)
+LIST_GETTER(msg_list, uint64_t, thread, thread, 0)
+int chat_msg_list_deleted(const chat_msg_list *l, size_t i)
+{
+    return l && i < l->n && l->v[i].flags == 1;
+}
+const char *chat_msg_list_reactions(const chat_msg_list *l, size_t i)
+{
+    return l && i < l->n && l->v[i].reactions ? l->v[i].reactions : "";
+}
+size_t chat_msg_list_reaction_count(const chat_msg_list *l, size_t i, const char *emoji)
+{
+    if (!l || i >= l->n || !l->v[i].reactions || !emoji)
+        return 0;
+    cJSON *a = cJSON_Parse(l->v[i].reactions), *g;
+    size_t n = 0;
+    cJSON_ArrayForEach(g, a)
+    {
+        const char *e = chat__json_str(g, "emoji", NULL);
+        if (e && strcmp(e, emoji) == 0)
+            n = (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(g, "users"));
+    }
+    cJSON_Delete(a);
+    return n;
+}
 const char *chat_msg_list_text(const chat_msg_list *l, size_t i, size_t *len)
 {
     const chat__msg_item *it = l && i < l->n ? &l->v[i] : NULL;
@@ -982,6 +1163,7 @@ void chat_msg_list_free(chat_msg_list *l)
         chat__free(l->v[i].cmid);
         chat__free(l->v[i].text);
         chat__free(l->v[i].json);
+        chat__free(l->v[i].reactions);
     }
     chat__free(l->v);
     chat__free(l);

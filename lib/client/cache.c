@@ -4,6 +4,7 @@
  * by chat_client_send_text survives a crash of the host process. */
 #define _GNU_SOURCE
 #include "client/cache.h"
+#include "client/cache_internal.h"
 #include "client/lists.h"
 
 #include "chat/client.h"
@@ -11,6 +12,7 @@
 #include "core/array.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "store/sqlite_fts.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -20,10 +22,6 @@
 #include <string.h>
 #include <time.h>
 
-struct chat__cache {
-    sqlite3 *db;
-    pthread_mutex_t mu;
-};
 
 static const char *const schema_v1 =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -45,13 +43,13 @@ static const char *const schema_v1 =
     " created_ms INTEGER NOT NULL, failed INTEGER NOT NULL DEFAULT 0,"
     " error TEXT NOT NULL DEFAULT '');";
 
-static int db_err(chat__cache *c, const char *what)
+int chat__cache_err(chat__cache *c, const char *what)
 {
     return chat__error_set(CHAT_EIO, sqlite3_extended_errcode(c->db), "cache %s: %s", what,
                            sqlite3_errmsg(c->db));
 }
 
-static int exec(chat__cache *c, const char *sql)
+int chat__cache_exec(chat__cache *c, const char *sql)
 {
     char *msg = NULL;
     int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
@@ -63,18 +61,18 @@ static int exec(chat__cache *c, const char *sql)
     return CHAT_OK;
 }
 
-static sqlite3_stmt *prep(chat__cache *c, const char *sql)
+sqlite3_stmt *chat__cache_prep(chat__cache *c, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        db_err(c, "prepare");
+        chat__cache_err(c, "prepare");
         return NULL;
     }
     return st;
 }
 
-static void lock(chat__cache *c) { pthread_mutex_lock(&c->mu); }
-static void unlock(chat__cache *c) { pthread_mutex_unlock(&c->mu); }
+void chat__cache_lock(chat__cache *c) { pthread_mutex_lock(&c->mu); }
+void chat__cache_unlock(chat__cache *c) { pthread_mutex_unlock(&c->mu); }
 
 static int64_t now_ms(void)
 {
@@ -83,7 +81,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static char *col_dup(sqlite3_stmt *st, int i)
+char *chat__cache_col_dup(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     return chat__strdup(t ? (const char *)t : "");
@@ -105,29 +103,39 @@ int chat__cache_open(chat__cache **out, const char *path)
         return r;
     }
     sqlite3_busy_timeout(c->db, 5000);
-    int r = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
-    sqlite3_stmt *st = r == CHAT_OK ? prep(c, "PRAGMA user_version") : NULL;
+    int r = chat__cache_exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    sqlite3_stmt *st = r == CHAT_OK ? chat__cache_prep(c, "PRAGMA user_version") : NULL;
     int version = -1;
     if (st && sqlite3_step(st) == SQLITE_ROW)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     if (r == CHAT_OK && version < 0)
-        r = db_err(c, "user_version");
+        r = chat__cache_err(c, "user_version");
     if (r == CHAT_OK && version > CHAT__CACHE_SCHEMA)
         r = chat__error_set(CHAT_EVERSION, 0, "cache schema %d is newer than this library's %d",
                             version, CHAT__CACHE_SCHEMA);
+    /* Erased text is zeroed where it lay in the file, not only unlinked from the tree. */
+    if (r == CHAT_OK)
+        r = chat__cache_exec(c, "PRAGMA secure_delete=ON;");
+    if (r == CHAT_OK)
+        r = chat__fts_register(c->db, &c->fts);
     if (r == CHAT_OK && version < CHAT__CACHE_SCHEMA) {
-        r = exec(c, "BEGIN IMMEDIATE");
+        r = chat__cache_exec(c, "BEGIN IMMEDIATE");
         if (r == CHAT_OK && version < 1)
-            r = exec(c, schema_v1);
+            r = chat__cache_exec(c, schema_v1);
         if (r == CHAT_OK && version < 2)
-            r = exec(c, "ALTER TABLE outbox ADD COLUMN media TEXT;");
+            r = chat__cache_exec(c, "ALTER TABLE outbox ADD COLUMN media TEXT;");
         if (r == CHAT_OK && version < 3)
-            r = exec(c, "ALTER TABLE convs ADD COLUMN muted_until INTEGER NOT NULL DEFAULT 0;");
+            r = chat__cache_exec(c, "ALTER TABLE convs ADD COLUMN muted_until INTEGER NOT NULL"
+                                    " DEFAULT 0;");
         if (r == CHAT_OK)
-            r = exec(c, "PRAGMA user_version=3; COMMIT");
+            r = chat__cache_life_open(c, version);
+        if (r == CHAT_OK)
+            r = chat__cache_exec(c, "PRAGMA user_version=4; COMMIT");
         if (r != CHAT_OK)
             sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    } else if (r == CHAT_OK) {
+        r = chat__cache_life_open(c, version);
     }
     if (r != CHAT_OK) {
         chat__cache_close(c);
@@ -149,98 +157,110 @@ void chat__cache_close(chat__cache *c)
 
 int chat__cache_meta_get(chat__cache *c, const char *key, char **out)
 {
-    lock(c);
+    chat__cache_lock(c);
     int r = CHAT_ENOTFOUND;
-    sqlite3_stmt *st = prep(c, "SELECT value FROM meta WHERE key=?");
+    sqlite3_stmt *st = chat__cache_prep(c, "SELECT value FROM meta WHERE key=?");
     if (!st) {
-        unlock(c);
+        chat__cache_unlock(c);
         return CHAT_EIO;
     }
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
-        *out = col_dup(st, 0);
+        *out = chat__cache_col_dup(st, 0);
         r = *out ? CHAT_OK : CHAT_ENOMEM;
     }
     sqlite3_finalize(st);
-    unlock(c);
+    chat__cache_unlock(c);
     return r;
 }
 
 int chat__cache_meta_set(chat__cache *c, const char *key, const char *value)
 {
-    lock(c);
+    chat__cache_lock(c);
     int r = CHAT_OK;
-    sqlite3_stmt *st = prep(c, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
+    sqlite3_stmt *st = chat__cache_prep(c, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
     if (!st)
         r = CHAT_EIO;
     else {
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
-            r = db_err(c, "meta");
+            r = chat__cache_err(c, "meta");
     }
     sqlite3_finalize(st);
-    unlock(c);
+    chat__cache_unlock(c);
     return r;
 }
 
 int chat__cache_meta_del(chat__cache *c, const char *key)
 {
-    lock(c);
+    chat__cache_lock(c);
     int r = CHAT_OK;
-    sqlite3_stmt *st = prep(c, "DELETE FROM meta WHERE key=?");
+    sqlite3_stmt *st = chat__cache_prep(c, "DELETE FROM meta WHERE key=?");
     if (!st)
         r = CHAT_EIO;
     else {
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
-            r = db_err(c, "meta");
+            r = chat__cache_err(c, "meta");
     }
     sqlite3_finalize(st);
-    unlock(c);
+    chat__cache_unlock(c);
     return r;
 }
 
 int chat__cache_wipe(chat__cache *c)
 {
-    lock(c);
-    int r = exec(c, "BEGIN; DELETE FROM meta; DELETE FROM convs; DELETE FROM members;"
-                    " DELETE FROM messages; DELETE FROM outbox; COMMIT;");
+    chat__cache_lock(c);
+    /* The search key stays: the index is emptied with the messages it was keyed for. */
+    int r = chat__cache_exec(c, "BEGIN; DELETE FROM meta WHERE key <> 'fts_key';"
+                                " DELETE FROM convs; DELETE FROM members; DELETE FROM messages;"
+                                " DELETE FROM reactions; DELETE FROM outbox;"
+                                " INSERT INTO msg_fts(msg_fts) VALUES('delete-all'); COMMIT;");
     if (r != CHAT_OK)
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-    unlock(c);
+    chat__cache_unlock(c);
     return r;
 }
 
 /* ---- outbox ------------------------------------------------------------------------------ */
 
 static int outbox_insert(chat__cache *c, chat_conv_id conv, const char *to_user, const char *text,
-                         size_t len, const char *media, char cmid_out[CHAT__CMID_SIZE]);
+                         size_t len, const char *media, uint64_t reply, uint64_t thread,
+                         char cmid_out[CHAT__CMID_SIZE]);
 
 int chat__cache_outbox_add(chat__cache *c, chat_conv_id conv, const char *to_user, const char *text,
                            size_t len, char cmid_out[CHAT__CMID_SIZE])
 {
-    return outbox_insert(c, conv, to_user, text, len, NULL, cmid_out);
+    return outbox_insert(c, conv, to_user, text, len, NULL, 0, 0, cmid_out);
+}
+
+int chat__cache_outbox_add_reply(chat__cache *c, chat_conv_id conv, uint64_t reply, uint64_t thread,
+                                 const char *text, size_t len, char cmid_out[CHAT__CMID_SIZE])
+{
+    return outbox_insert(c, conv, NULL, text, len, NULL, reply, thread, cmid_out);
 }
 
 int chat__cache_outbox_add_media(chat__cache *c, chat_conv_id conv, const char *to_user,
                                  const char *name, const char *media,
                                  char cmid_out[CHAT__CMID_SIZE])
 {
-    return outbox_insert(c, conv, to_user, name, strlen(name), media, cmid_out);
+    return outbox_insert(c, conv, to_user, name, strlen(name), media, 0, 0, cmid_out);
 }
 
 static int outbox_insert(chat__cache *c, chat_conv_id conv, const char *to_user, const char *text,
-                         size_t len, const char *media, char cmid_out[CHAT__CMID_SIZE])
+                         size_t len, const char *media, uint64_t reply, uint64_t thread,
+                         char cmid_out[CHAT__CMID_SIZE])
 {
     unsigned char rnd[8];
     randombytes_buf(rnd, sizeof rnd);
     snprintf(cmid_out, 12, "%011" PRIx64, (uint64_t)now_ms());
     sodium_bin2hex(cmid_out + 11, CHAT__CMID_SIZE - 11, rnd, sizeof rnd);
-    lock(c);
+    chat__cache_lock(c);
     int r = CHAT_OK;
-    sqlite3_stmt *st = prep(c, "INSERT INTO outbox(cmid, conv, to_user, text, created_ms, media)"
-                               " VALUES(?, ?, ?, ?, ?, ?)");
+    sqlite3_stmt *st = chat__cache_prep(c, "INSERT INTO outbox(cmid, conv, to_user, text,"
+                                           " created_ms, media, reply, thread)"
+                                           " VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
     if (!st)
         r = CHAT_EIO;
     else {
@@ -252,11 +272,13 @@ static int outbox_insert(chat__cache *c, chat_conv_id conv, const char *to_user,
         sqlite3_bind_int64(st, 5, now_ms());
         if (media)
             sqlite3_bind_text(st, 6, media, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)reply);
+        sqlite3_bind_int64(st, 8, (sqlite3_int64)thread);
         if (sqlite3_step(st) != SQLITE_DONE)
-            r = db_err(c, "outbox insert");
+            r = chat__cache_err(c, "outbox insert");
     }
     sqlite3_finalize(st);
-    unlock(c);
+    chat__cache_unlock(c);
     return r;
 }
 
@@ -271,9 +293,10 @@ void chat__cache_outbox_row_free(chat__outbox_row *row)
 int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row)
 {
     memset(row, 0, sizeof *row);
-    lock(c);
+    chat__cache_lock(c);
     int r = CHAT_ENOTFOUND;
-    sqlite3_stmt *st = prep(c, "SELECT id, cmid, conv, to_user, text, media FROM outbox"
+    sqlite3_stmt *st = chat__cache_prep(c, "SELECT id, cmid, conv, to_user, text, media, reply,"
+                                           " thread FROM outbox"
                                " WHERE failed=0"
                                " ORDER BY id LIMIT 1");
     if (!st)
@@ -283,92 +306,132 @@ int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row)
         snprintf(row->cmid, sizeof row->cmid, "%s", (const char *)sqlite3_column_text(st, 1));
         row->conv = sqlite3_column_int64(st, 2);
         if (sqlite3_column_type(st, 3) != SQLITE_NULL)
-            row->to_user = col_dup(st, 3);
-        row->text = col_dup(st, 4);
+            row->to_user = chat__cache_col_dup(st, 3);
+        row->text = chat__cache_col_dup(st, 4);
         row->text_len = (size_t)sqlite3_column_bytes(st, 4);
         if (sqlite3_column_type(st, 5) != SQLITE_NULL)
-            row->media = col_dup(st, 5);
+            row->media = chat__cache_col_dup(st, 5);
+        row->reply = (uint64_t)sqlite3_column_int64(st, 6);
+        row->thread = (uint64_t)sqlite3_column_int64(st, 7);
         r = row->text && (row->media || sqlite3_column_type(st, 5) == SQLITE_NULL) ? CHAT_OK
                                                                                   : CHAT_ENOMEM;
     }
     sqlite3_finalize(st);
-    unlock(c);
+    chat__cache_unlock(c);
     if (r != CHAT_OK)
         chat__cache_outbox_row_free(row);
     return r;
 }
 
-/* Move a conversation's head and my watermarks (own message at seq). Caller holds the lock. */
-static int bump_conv(chat__cache *c, chat_conv_id conv, uint64_t seq, int64_t ts, int mine)
+/* Move a conversation's head and my watermarks (own message at seq). A new message of someone
+ * else's that counts (counts: 1) past the head is one more unread (the server's count, taken
+ * at the last sync, covers the head it gave). Caller holds the lock. */
+static int bump_conv(chat__cache *c, chat_conv_id conv, uint64_t seq, int64_t ts, int mine,
+                     int counts)
 {
-    sqlite3_stmt *st = prep(c, "INSERT INTO convs(conv, head, last_ts) VALUES(?1, ?2, ?3)"
-                               " ON CONFLICT(conv) DO UPDATE SET head=max(head, ?2),"
-                               " last_ts=max(last_ts, ?3)");
+    sqlite3_stmt *st = chat__cache_prep(
+        c, "INSERT INTO convs(conv, head, last_ts, unread) VALUES(?1, ?2, ?3, ?4)"
+           " ON CONFLICT(conv) DO UPDATE SET head=max(head, ?2), last_ts=max(last_ts, ?3),"
+           " unread=unread + (CASE WHEN ?2 > head AND ?2 > read THEN ?4 ELSE 0 END)");
     if (!st)
         return CHAT_EIO;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
     sqlite3_bind_int64(st, 3, ts);
-    int r = sqlite3_step(st) == SQLITE_DONE ? CHAT_OK : db_err(c, "conv head");
+    sqlite3_bind_int(st, 4, counts && !mine);
+    int r = sqlite3_step(st) == SQLITE_DONE ? CHAT_OK : chat__cache_err(c, "conv head");
     sqlite3_finalize(st);
     if (r == CHAT_OK && mine) {
-        st = prep(c, "UPDATE convs SET read=max(read, ?2), delivered=max(delivered, ?2)"
+        st = chat__cache_prep(c, "UPDATE convs SET read=max(read, ?2), delivered=max(delivered, ?2)"
                      " WHERE conv=?1");
         if (!st)
             return CHAT_EIO;
         sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
-        r = sqlite3_step(st) == SQLITE_DONE ? CHAT_OK : db_err(c, "conv read");
+        r = sqlite3_step(st) == SQLITE_DONE ? CHAT_OK : chat__cache_err(c, "conv read");
         sqlite3_finalize(st);
     }
     return r;
 }
 
-static int insert_msg(chat__cache *c, chat_conv_id conv, uint64_t seq, int64_t ts,
-                      const char *sender, const char *device, const char *cmid, int kind,
-                      const char *text, size_t text_len, const char *json)
+/* Store msg (a "msg" frame, printed as json) unless its seq is cached; 1 new (and indexed for
+ * search), 0 cached already, negative on error. */
+static int insert_msg(chat__cache *c, const cJSON *msg, int kind, const char *text,
+                      size_t text_len, const char *json)
 {
-    sqlite3_stmt *st = prep(c, "INSERT OR IGNORE INTO messages(conv, seq, ts, sender, device,"
-                               " cmid, kind, text, json) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    sqlite3_stmt *st = chat__cache_prep(
+        c, "INSERT OR IGNORE INTO messages(conv, seq, ts, sender, device, cmid, kind, text,"
+           " json, target, thread, edited, expires, flags)"
+           " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!st)
         return CHAT_EIO;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
-    sqlite3_bind_int64(st, 3, ts);
-    sqlite3_bind_text(st, 4, sender, -1, SQLITE_STATIC);
+    const char *sender = chat__json_str(msg, "from", NULL);
+    const char *device = chat__json_str(msg, "device", NULL);
+    const char *cmid = chat__json_str(msg, "cmid", NULL);
+    /* the message it acts on (edit, delete, react) or answers (a reply) */
+    uint64_t target = kind >= CHAT_MSG_EDIT
+                          ? chat__cache_ju(msg, "target")
+                          : chat__cache_ju(cJSON_GetObjectItemCaseSensitive(msg, "reply"), "seq");
+    int deleted = 0, expired = 0;
+    chat__json_bool(msg, "deleted", &deleted);
+    chat__json_bool(msg, "expired", &expired);
+    int flags = deleted ? CHAT__CACHE_DELETED : expired ? CHAT__CACHE_EXPIRED : 0;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)chat__cache_ju(msg, "conv"));
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)chat__cache_ju(msg, "seq"));
+    sqlite3_bind_int64(st, 3, chat__cache_ji(msg, "ts"));
+    sqlite3_bind_text(st, 4, sender ? sender : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, device ? device : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, cmid ? cmid : "", -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 7, kind);
-    sqlite3_bind_text(st, 8, text ? text : "", text ? (int)text_len : 0, SQLITE_STATIC);
+    /* a reaction's text column holds nothing: its emoji is in the frame */
+    int keep_text = text && kind <= CHAT_MSG_EVENT && !flags;
+    sqlite3_bind_text(st, 8, keep_text ? text : "", keep_text ? (int)text_len : 0,
+                      SQLITE_STATIC);
     sqlite3_bind_text(st, 9, json ? json : "", -1, SQLITE_STATIC);
-    int r = sqlite3_step(st) == SQLITE_DONE ? (sqlite3_changes(c->db) > 0) : db_err(c, "msg");
+    sqlite3_bind_int64(st, 10, (sqlite3_int64)target);
+    sqlite3_bind_int64(st, 11, (sqlite3_int64)chat__cache_ju(msg, "thread"));
+    sqlite3_bind_int64(st, 12, chat__cache_ji(msg, "edited"));
+    sqlite3_bind_int64(st, 13, chat__cache_ji(msg, "expires"));
+    sqlite3_bind_int(st, 14, flags);
+    int r = sqlite3_step(st) == SQLITE_DONE ? (sqlite3_changes(c->db) > 0)
+                                            : chat__cache_err(c, "msg");
     sqlite3_finalize(st);
+    if (r == 1 && !flags && (kind == CHAT_MSG_TEXT || kind == CHAT_MSG_MEDIA)) {
+        int ir = chat__cache_index(c, sqlite3_last_insert_rowid(c->db), kind,
+                                   keep_text ? text : "", keep_text ? text_len : 0, json);
+        if (ir != CHAT_OK)
+            r = ir;
+    }
     return r;
 }
 
 int chat__cache_outbox_ack(chat__cache *c, const char *cmid, chat_conv_id conv, uint64_t seq,
                            int64_t ts, const char *me, const char *device)
 {
-    lock(c);
-    int r = exec(c, "BEGIN IMMEDIATE");
+    chat__cache_lock(c);
+    int r = chat__cache_exec(c, "BEGIN IMMEDIATE");
     if (r != CHAT_OK) {
-        unlock(c);
+        chat__cache_unlock(c);
         return r;
     }
     char *text = NULL, *media = NULL;
     size_t tlen = 0;
     int found = 0;
-    sqlite3_stmt *st = prep(c, "SELECT text, media FROM outbox WHERE cmid=?");
+    uint64_t reply = 0, thread = 0;
+    sqlite3_stmt *st = chat__cache_prep(c, "SELECT text, media, reply, thread FROM outbox"
+                                           " WHERE cmid=?");
     if (!st)
         r = CHAT_EIO;
     else {
         sqlite3_bind_text(st, 1, cmid, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             found = 1;
-            text = col_dup(st, 0);
+            text = chat__cache_col_dup(st, 0);
             tlen = (size_t)sqlite3_column_bytes(st, 0);
             if (sqlite3_column_type(st, 1) != SQLITE_NULL)
-                media = col_dup(st, 1);
+                media = chat__cache_col_dup(st, 1);
+            reply = (uint64_t)sqlite3_column_int64(st, 2);
+            thread = (uint64_t)sqlite3_column_int64(st, 3);
             if (!text)
                 r = CHAT_ENOMEM;
         }
@@ -391,25 +454,34 @@ int chat__cache_outbox_ack(chat__cache *c, const char *cmid, chat_conv_id conv, 
         else if (ok)
             ok = cJSON_AddStringToObject(j, "kind", "text") &&
                  cJSON_AddStringToObject(j, "text", text);
+        if (ok && reply) {
+            cJSON *rp = cJSON_AddObjectToObject(j, "reply");
+            ok = rp && chat__json_add_int(rp, "seq", (int64_t)reply);
+        }
+        if (ok && thread)
+            ok = chat__json_add_int(j, "thread", (int64_t)thread) != NULL;
         char *js = ok ? cJSON_PrintUnformatted(j) : NULL;
         cJSON_Delete(j);
-        int ins = js ? insert_msg(c, conv, seq, ts, me, device, cmid,
-                                  media ? CHAT_MSG_MEDIA : CHAT_MSG_TEXT, media ? "" : text,
-                                  media ? 0 : tlen, js)
-                     : chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+        /* read back as the server's frame would be: the exact integers are raw items until
+         * printed */
+        cJSON *back = js ? cJSON_Parse(js) : NULL;
+        int ins = back ? insert_msg(c, back, media ? CHAT_MSG_MEDIA : CHAT_MSG_TEXT,
+                                    media ? "" : text, media ? 0 : tlen, js)
+                       : chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+        cJSON_Delete(back);
         cJSON_free(js);
         if (ins < 0)
             r = ins;
         if (r == CHAT_OK)
-            r = bump_conv(c, conv, seq, ts, 1);
+            r = bump_conv(c, conv, seq, ts, 1, 0);
         if (r == CHAT_OK) {
-            st = prep(c, "DELETE FROM outbox WHERE cmid=?");
+            st = chat__cache_prep(c, "DELETE FROM outbox WHERE cmid=?");
             if (!st)
                 r = CHAT_EIO;
             else {
                 sqlite3_bind_text(st, 1, cmid, -1, SQLITE_STATIC);
                 if (sqlite3_step(st) != SQLITE_DONE)
-                    r = db_err(c, "outbox delete");
+                    r = chat__cache_err(c, "outbox delete");
             }
             sqlite3_finalize(st);
         }
@@ -417,18 +489,18 @@ int chat__cache_outbox_ack(chat__cache *c, const char *cmid, chat_conv_id conv, 
     chat__free(text);
     chat__free(media);
     if (r == CHAT_OK)
-        r = exec(c, "COMMIT");
+        r = chat__cache_exec(c, "COMMIT");
     if (r != CHAT_OK)
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-    unlock(c);
+    chat__cache_unlock(c);
     return r == CHAT_OK ? found : r;
 }
 
 int chat__cache_outbox_fail(chat__cache *c, const char *cmid, int code, const char *message)
 {
-    lock(c);
+    chat__cache_lock(c);
     int r = CHAT_OK;
-    sqlite3_stmt *st = prep(c, "UPDATE outbox SET failed=?, error=? WHERE cmid=?");
+    sqlite3_stmt *st = chat__cache_prep(c, "UPDATE outbox SET failed=?, error=? WHERE cmid=?");
     if (!st)
         r = CHAT_EIO;
     else {
@@ -436,26 +508,26 @@ int chat__cache_outbox_fail(chat__cache *c, const char *cmid, int code, const ch
         sqlite3_bind_text(st, 2, message ? message : "", -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, cmid, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
-            r = db_err(c, "outbox fail");
+            r = chat__cache_err(c, "outbox fail");
     }
     sqlite3_finalize(st);
-    unlock(c);
+    chat__cache_unlock(c);
     return r;
 }
 
 int chat__cache_outbox_count(chat__cache *c, size_t *out)
 {
-    lock(c);
+    chat__cache_lock(c);
     int r = CHAT_OK;
-    sqlite3_stmt *st = prep(c, "SELECT count(*) FROM outbox WHERE failed=0");
+    sqlite3_stmt *st = chat__cache_prep(c, "SELECT count(*) FROM outbox WHERE failed=0");
     if (!st)
         r = CHAT_EIO;
     else if (sqlite3_step(st) == SQLITE_ROW)
         *out = (size_t)sqlite3_column_int64(st, 0);
     else
-        r = db_err(c, "outbox count");
+        r = chat__cache_err(c, "outbox count");
     sqlite3_finalize(st);
-    unlock(c);
+    chat__cache_unlock(c);
     return r;
 }
 
@@ -474,26 +546,26 @@ static int role_of(const char *s)
     return CHAT_ROLE_MEMBER;
 }
 
-static uint64_t ju(const cJSON *o, const char *k)
+uint64_t chat__cache_ju(const cJSON *o, const char *k)
 {
     uint64_t v = 0;
     (void)chat__json_u64(o, k, &v);
     return v;
 }
 
-static int64_t ji(const cJSON *o, const char *k)
+int64_t chat__cache_ji(const cJSON *o, const char *k)
 {
     int64_t v = 0;
     (void)chat__json_i64(o, k, &v);
     return v;
 }
 
-static int conv_get_locked(chat__cache *c, chat_conv_id conv, chat__conv_row *out)
+int chat__cache_conv_locked(chat__cache *c, chat_conv_id conv, chat__conv_row *out)
 {
     memset(out, 0, sizeof *out);
     /* contig_seq: the end of the run of cached seqs that starts at the lowest one. A live
      * message past a gap raises max_seq but not contig_seq, so sync fetches from the gap. */
-    sqlite3_stmt *st = prep(c, "SELECT head, delivered, read, joined, role, kind,"
+    sqlite3_stmt *st = chat__cache_prep(c, "SELECT head, delivered, read, joined, role, kind,"
                                " (SELECT max(seq) FROM messages WHERE conv=?1),"
                                " (SELECT min(m.seq) FROM messages m WHERE m.conv=?1 AND NOT EXISTS"
                                "  (SELECT 1 FROM messages n WHERE n.conv=?1 AND n.seq=m.seq+1))"
@@ -520,37 +592,40 @@ static int conv_get_locked(chat__cache *c, chat_conv_id conv, chat__conv_row *ou
 
 int chat__cache_conv_get(chat__cache *c, chat_conv_id conv, chat__conv_row *out)
 {
-    lock(c);
-    int r = conv_get_locked(c, conv, out);
-    unlock(c);
+    chat__cache_lock(c);
+    int r = chat__cache_conv_locked(c, conv, out);
+    chat__cache_unlock(c);
     return r;
 }
 
 int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
                             uint64_t *local_read)
 {
-    chat_conv_id id = (chat_conv_id)ju(conv, "conv");
+    chat_conv_id id = (chat_conv_id)chat__cache_ju(conv, "conv");
     if (!id)
         return chat__error_set(CHAT_EPROTO, 0, "conv without an id");
     const char *kind = chat__json_str(conv, "kind", NULL);
     const char *title = chat__json_str(conv, "title", NULL);
     int role = role_of(chat__json_str(conv, "role", NULL));
-    lock(c);
+    chat__cache_lock(c);
     chat__conv_row old;
-    int had = conv_get_locked(c, id, &old) == CHAT_OK;
+    int had = chat__cache_conv_locked(c, id, &old) == CHAT_OK;
     if (local_read)
         *local_read = had ? old.read : 0;
-    int r = exec(c, "BEGIN IMMEDIATE");
+    int r = chat__cache_exec(c, "BEGIN IMMEDIATE");
     if (r != CHAT_OK) {
-        unlock(c);
+        chat__cache_unlock(c);
         return r;
     }
-    sqlite3_stmt *st = prep(
+    /* unread: the server's count (it knows every message); recounted below from the cache
+     * when my read watermark here is ahead of the server's (read offline) */
+    sqlite3_stmt *st = chat__cache_prep(
         c, "INSERT INTO convs(conv, kind, title, role, head, delivered, read, joined, last_ts,"
-           " muted_until) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+           " unread, muted_until) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
            " ON CONFLICT(conv) DO UPDATE SET"
            " kind=?2, title=?3, role=?4, head=max(head, ?5), delivered=max(delivered, ?6),"
-           " read=max(read, ?7), joined=?8, last_ts=max(last_ts, ?9), muted_until=?10");
+           " read=max(read, ?7), joined=?8, last_ts=max(last_ts, ?9), unread=?10,"
+           " muted_until=?11");
     if (!st)
         r = CHAT_EIO;
     else {
@@ -560,26 +635,33 @@ int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
                                                                   : CHAT_CONV_DIRECT);
         sqlite3_bind_text(st, 3, title ? title : "", -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 4, role);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)ju(conv, "head"));
-        sqlite3_bind_int64(st, 6, (sqlite3_int64)ju(conv, "delivered"));
-        sqlite3_bind_int64(st, 7, (sqlite3_int64)ju(conv, "read"));
-        sqlite3_bind_int64(st, 8, (sqlite3_int64)ju(conv, "joined"));
-        sqlite3_bind_int64(st, 9, last ? ji(last, "ts") : 0);
-        sqlite3_bind_int64(st, 10, ji(conv, "muted_until"));
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)chat__cache_ju(conv, "head"));
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)chat__cache_ju(conv, "delivered"));
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)chat__cache_ju(conv, "read"));
+        sqlite3_bind_int64(st, 8, (sqlite3_int64)chat__cache_ju(conv, "joined"));
+        sqlite3_bind_int64(st, 9, last ? chat__cache_ji(last, "ts") : 0);
+        uint64_t head = chat__cache_ju(conv, "head"), read = chat__cache_ju(conv, "read");
+        /* an older server's unread (no "unread"): head - read */
+        const cJSON *un = cJSON_GetObjectItemCaseSensitive(conv, "unread");
+        uint64_t unread = un ? chat__cache_ju(conv, "unread") : head > read ? head - read : 0;
+        sqlite3_bind_int64(st, 10, (sqlite3_int64)unread);
+        sqlite3_bind_int64(st, 11, chat__cache_ji(conv, "muted_until"));
         if (sqlite3_step(st) != SQLITE_DONE)
-            r = db_err(c, "conv upsert");
+            r = chat__cache_err(c, "conv upsert");
     }
     sqlite3_finalize(st);
+    if (r == CHAT_OK && had && old.read > chat__cache_ju(conv, "read"))
+        r = chat__cache_recount(c, id, me);
     const cJSON *members = cJSON_GetObjectItemCaseSensitive(conv, "members");
     if (r == CHAT_OK && cJSON_IsArray(members)) {
         /* the member list is authoritative: replace it, keeping watermarks monotonic */
-        st = prep(c, "UPDATE members SET role=0 WHERE conv=?");
+        st = chat__cache_prep(c, "UPDATE members SET role=0 WHERE conv=?");
         if (!st)
             r = CHAT_EIO;
         else {
             sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
             if (sqlite3_step(st) != SQLITE_DONE)
-                r = db_err(c, "members reset");
+                r = chat__cache_err(c, "members reset");
         }
         sqlite3_finalize(st);
         const cJSON *m;
@@ -590,7 +672,7 @@ int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
             const char *user = chat__json_str(m, "user", NULL);
             if (!user)
                 continue;
-            st = prep(c, "INSERT INTO members(conv, user, role, delivered, read, delivered_ts,"
+            st = chat__cache_prep(c, "INSERT INTO members(conv, user, role, delivered, read, delivered_ts,"
                          " read_ts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(conv, user)"
                          " DO UPDATE SET role=?3, delivered=max(delivered, ?4),"
                          " read=max(read, ?5), delivered_ts=max(delivered_ts, ?6),"
@@ -602,37 +684,60 @@ int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
             sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
             sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
             sqlite3_bind_int(st, 3, role_of(chat__json_str(m, "role", NULL)));
-            sqlite3_bind_int64(st, 4, (sqlite3_int64)ju(m, "delivered"));
-            sqlite3_bind_int64(st, 5, (sqlite3_int64)ju(m, "read"));
-            sqlite3_bind_int64(st, 6, ji(m, "delivered_ts"));
-            sqlite3_bind_int64(st, 7, ji(m, "read_ts"));
+            sqlite3_bind_int64(st, 4, (sqlite3_int64)chat__cache_ju(m, "delivered"));
+            sqlite3_bind_int64(st, 5, (sqlite3_int64)chat__cache_ju(m, "read"));
+            sqlite3_bind_int64(st, 6, chat__cache_ji(m, "delivered_ts"));
+            sqlite3_bind_int64(st, 7, chat__cache_ji(m, "read_ts"));
             if (sqlite3_step(st) != SQLITE_DONE)
-                r = db_err(c, "member upsert");
+                r = chat__cache_err(c, "member upsert");
             sqlite3_finalize(st);
         }
     }
-    (void)me;
     if (r == CHAT_OK)
-        r = exec(c, "COMMIT");
+        r = chat__cache_exec(c, "COMMIT");
     if (r != CHAT_OK)
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-    unlock(c);
+    chat__cache_unlock(c);
     return r;
 }
 
-static int kind_of(const char *k)
+int chat__cache_kind_of(const char *k)
 {
     if (k && strcmp(k, "media") == 0)
         return CHAT_MSG_MEDIA;
     if (k && strcmp(k, "event") == 0)
         return CHAT_MSG_EVENT;
+    if (k && strcmp(k, "edit") == 0)
+        return CHAT_MSG_EDIT;
+    if (k && strcmp(k, "delete") == 0)
+        return CHAT_MSG_DELETE;
+    if (k && strcmp(k, "react") == 0)
+        return CHAT_MSG_REACT;
     return CHAT_MSG_TEXT;
 }
 
-int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int *known)
+static int uncount(chat__cache *c, chat_conv_id conv, int n)
 {
-    chat_conv_id conv = (chat_conv_id)ju(msg, "conv");
-    uint64_t seq = ju(msg, "seq");
+    sqlite3_stmt *st = chat__cache_prep(c, "UPDATE convs SET unread = max(unread - ?2, 0)"
+                                           " WHERE conv = ?1");
+    if (!st)
+        return CHAT_EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
+    sqlite3_bind_int(st, 2, n);
+    int r = sqlite3_step(st) == SQLITE_DONE ? CHAT_OK : chat__cache_err(c, "unread");
+    sqlite3_finalize(st);
+    return r;
+}
+
+int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int *known,
+                           chat__change *chg)
+{
+    chat__change none;
+    if (!chg)
+        chg = &none;
+    memset(chg, 0, sizeof *chg);
+    chat_conv_id conv = (chat_conv_id)chat__cache_ju(msg, "conv");
+    uint64_t seq = chat__cache_ju(msg, "seq");
     if (!conv || !seq)
         return chat__error_set(CHAT_EPROTO, 0, "msg without conv or seq");
     const char *from = chat__json_str(msg, "from", NULL);
@@ -642,26 +747,35 @@ int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int
     if (!js)
         return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
     int mine = me && from && strcmp(from, me) == 0;
-    lock(c);
+    chat__cache_lock(c);
     chat__conv_row row;
     if (known)
-        *known = conv_get_locked(c, conv, &row) == CHAT_OK;
-    int r = exec(c, "BEGIN IMMEDIATE");
+        *known = chat__cache_conv_locked(c, conv, &row) == CHAT_OK;
+    int r = chat__cache_exec(c, "BEGIN IMMEDIATE");
     int ins = 0;
     if (r == CHAT_OK) {
-        ins = insert_msg(c, conv, seq, ji(msg, "ts"), from ? from : "",
-                         chat__json_str(msg, "device", NULL), chat__json_str(msg, "cmid", NULL),
-                         kind_of(chat__json_str(msg, "kind", NULL)), text, tlen, js);
+        /* The unread count the last sync gave covers everything up to the head it gave: only
+         * what lies beyond changes it. */
+        chat__conv_row before;
+        int news = chat__cache_conv_locked(c, conv, &before) != CHAT_OK || seq > before.head;
+        int kind = chat__cache_kind_of(chat__json_str(msg, "kind", NULL));
+        ins = insert_msg(c, msg, kind, text, tlen, js);
         if (ins < 0)
             r = ins;
+        /* what it changes (an edit, delete, reaction), and a message met again as it is now */
+        if (r == CHAT_OK && (ins == 1 || kind <= CHAT_MSG_MEDIA))
+            r = chat__cache_apply(c, msg, kind, ins, chg);
         if (r == CHAT_OK)
-            r = bump_conv(c, conv, seq, ji(msg, "ts"), mine);
+            r = bump_conv(c, conv, seq, chat__cache_ji(msg, "ts"), mine,
+                          ins == 1 && chat__cache_counts(msg, kind));
+        if (r == CHAT_OK && news && chg->uncounted)
+            r = uncount(c, conv, chg->uncounted); /* unread messages erased */
         if (r == CHAT_OK)
-            r = exec(c, "COMMIT");
+            r = chat__cache_exec(c, "COMMIT");
         if (r != CHAT_OK)
             sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     }
-    unlock(c);
+    chat__cache_unlock(c);
     cJSON_free(js);
     return r == CHAT_OK ? ins : r;
 }
@@ -669,9 +783,9 @@ int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int
 int chat__cache_watermark(chat__cache *c, chat_conv_id conv, const char *user, uint64_t delivered,
                           uint64_t read, int64_t delivered_ts, int64_t read_ts, const char *me)
 {
-    lock(c);
+    chat__cache_lock(c);
     int r = CHAT_OK;
-    sqlite3_stmt *st = prep(c, "INSERT INTO members(conv, user, role, delivered, read,"
+    sqlite3_stmt *st = chat__cache_prep(c, "INSERT INTO members(conv, user, role, delivered, read,"
                                " delivered_ts, read_ts) VALUES(?1, ?2, 1, ?3, ?4, ?5, ?6)"
                                " ON CONFLICT(conv, user) DO UPDATE SET"
                                " delivered=max(delivered, ?3), read=max(read, ?4),"
@@ -686,11 +800,11 @@ int chat__cache_watermark(chat__cache *c, chat_conv_id conv, const char *user, u
         sqlite3_bind_int64(st, 5, delivered_ts);
         sqlite3_bind_int64(st, 6, read_ts);
         if (sqlite3_step(st) != SQLITE_DONE)
-            r = db_err(c, "watermark");
+            r = chat__cache_err(c, "watermark");
     }
     sqlite3_finalize(st);
     if (r == CHAT_OK && me && strcmp(user, me) == 0) {
-        st = prep(c, "UPDATE convs SET delivered=max(delivered, ?2), read=max(read, ?3)"
+        st = chat__cache_prep(c, "UPDATE convs SET delivered=max(delivered, ?2), read=max(read, ?3)"
                      " WHERE conv=?1");
         if (!st)
             r = CHAT_EIO;
@@ -699,43 +813,45 @@ int chat__cache_watermark(chat__cache *c, chat_conv_id conv, const char *user, u
             sqlite3_bind_int64(st, 2, (sqlite3_int64)delivered);
             sqlite3_bind_int64(st, 3, (sqlite3_int64)read);
             if (sqlite3_step(st) != SQLITE_DONE)
-                r = db_err(c, "my watermark");
+                r = chat__cache_err(c, "my watermark");
         }
         sqlite3_finalize(st);
+        if (r == CHAT_OK)
+            r = chat__cache_recount(c, conv, me);
     }
-    unlock(c);
+    chat__cache_unlock(c);
     return r;
 }
 
 int chat__cache_conv_muted(chat__cache *c, chat_conv_id conv, int64_t until_ms)
 {
-    lock(c);
+    chat__cache_lock(c);
     int r = CHAT_OK;
-    sqlite3_stmt *st = prep(c, "UPDATE convs SET muted_until=?2 WHERE conv=?1");
+    sqlite3_stmt *st = chat__cache_prep(c, "UPDATE convs SET muted_until=?2 WHERE conv=?1");
     if (!st)
         r = CHAT_EIO;
     else {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
         sqlite3_bind_int64(st, 2, until_ms);
         if (sqlite3_step(st) != SQLITE_DONE)
-            r = db_err(c, "mute");
+            r = chat__cache_err(c, "mute");
         else if (sqlite3_changes(c->db) == 0)
             r = CHAT_ENOTFOUND;
     }
     sqlite3_finalize(st);
-    unlock(c);
+    chat__cache_unlock(c);
     return r;
 }
 
 int chat__cache_mark_read(chat__cache *c, chat_conv_id conv, uint64_t seq)
 {
-    lock(c);
+    chat__cache_lock(c);
     chat__conv_row row;
-    int r = conv_get_locked(c, conv, &row);
+    int r = chat__cache_conv_locked(c, conv, &row);
     if (r == CHAT_OK) {
         if (seq > row.head)
             seq = row.head;
-        sqlite3_stmt *st = prep(c, "UPDATE convs SET read=max(read, ?2),"
+        sqlite3_stmt *st = chat__cache_prep(c, "UPDATE convs SET read=max(read, ?2),"
                                    " delivered=max(delivered, ?2) WHERE conv=?1");
         if (!st)
             r = CHAT_EIO;
@@ -743,13 +859,15 @@ int chat__cache_mark_read(chat__cache *c, chat_conv_id conv, uint64_t seq)
             sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
             sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
             if (sqlite3_step(st) != SQLITE_DONE)
-                r = db_err(c, "mark read");
+                r = chat__cache_err(c, "mark read");
         }
         sqlite3_finalize(st);
+        if (r == CHAT_OK)
+            r = chat__cache_recount(c, conv, NULL);
     } else if (r == CHAT_ENOTFOUND) {
         chat__error_set(r, 0, "conversation %llu is not in the cache", (unsigned long long)conv);
     }
-    unlock(c);
+    chat__cache_unlock(c);
     return r;
 }
 
@@ -761,12 +879,12 @@ int chat__cache_convs(chat__cache *c, const char *me, struct chat_conv_list **ou
     if (!l)
         return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
     int64_t now = now_ms();
-    lock(c);
+    chat__cache_lock(c);
     int r = CHAT_OK;
-    sqlite3_stmt *st = prep(
+    sqlite3_stmt *st = chat__cache_prep(
         c, "SELECT c.conv, c.kind, c.title, c.role, c.head, c.read,"
            " (SELECT count(*) FROM members m WHERE m.conv=c.conv AND m.role<>0),"
-           " (SELECT min(user) FROM members m WHERE m.conv=c.conv AND m.user<>?1),"
+           " (SELECT min(user) FROM members m WHERE m.conv=c.conv AND m.user<>?1), c.unread,"
            " c.muted_until"
            " FROM convs c ORDER BY c.last_ts DESC, c.conv DESC");
     if (!st)
@@ -788,11 +906,11 @@ int chat__cache_convs(chat__cache *c, const char *me, struct chat_conv_list **ou
             it->role = sqlite3_column_int(st, 3);
             it->head = (uint64_t)sqlite3_column_int64(st, 4);
             it->read = (uint64_t)sqlite3_column_int64(st, 5);
-            it->unread = it->role != CHAT_ROLE_NONE && it->head > it->read ? it->head - it->read : 0;
+            it->unread = it->role != CHAT_ROLE_NONE ? (uint64_t)sqlite3_column_int64(st, 8) : 0;
             it->members = (size_t)sqlite3_column_int64(st, 6);
-            it->title = col_dup(st, 2);
-            it->peer = it->kind == CHAT_CONV_DIRECT ? col_dup(st, 7) : chat__strdup("");
-            it->muted_until = sqlite3_column_int64(st, 8);
+            it->title = chat__cache_col_dup(st, 2);
+            it->peer = it->kind == CHAT_CONV_DIRECT ? chat__cache_col_dup(st, 7) : chat__strdup("");
+            it->muted_until = sqlite3_column_int64(st, 9);
             if (it->muted_until > 0 && it->muted_until <= now)
                 it->muted_until = 0; /* the mute has ended */
             l->n++;
@@ -801,7 +919,7 @@ int chat__cache_convs(chat__cache *c, const char *me, struct chat_conv_list **ou
         }
     }
     sqlite3_finalize(st);
-    unlock(c);
+    chat__cache_unlock(c);
     if (r != CHAT_OK) {
         chat_conv_list_free(l);
         return r == CHAT_ENOMEM ? chat__error_set(r, 0, "out of memory") : r;
@@ -815,7 +933,7 @@ static void counts_locked(chat__cache *c, const char *me, chat_conv_id conv, uin
                           size_t *d, size_t *rd, size_t *others)
 {
     *d = *rd = *others = 0;
-    sqlite3_stmt *st = prep(c, "SELECT count(*), sum(delivered>=?3), sum(read>=?3) FROM members"
+    sqlite3_stmt *st = chat__cache_prep(c, "SELECT count(*), sum(delivered>=?3), sum(read>=?3) FROM members"
                                " WHERE conv=?1 AND user<>?2 AND role<>0");
     if (!st)
         return;
@@ -839,6 +957,8 @@ static int status_of(size_t d, size_t rd, size_t others)
     return CHAT_MSG_STATUS_SENT;
 }
 
+/* One row of a list: columns conv, seq, ts, sender, cmid, kind, text, json, and for cached
+ * messages (ncols 13) target, thread, edited, expires, flags. */
 static int msg_list_add(struct chat_msg_list *l, sqlite3_stmt *st)
 {
     chat__msg_item *nv = chat__array_reserve(l->v, l->n, &l->cap, sizeof *l->v);
@@ -850,13 +970,30 @@ static int msg_list_add(struct chat_msg_list *l, sqlite3_stmt *st)
     it->conv = sqlite3_column_int64(st, 0);
     it->seq = (uint64_t)sqlite3_column_int64(st, 1);
     it->ts = sqlite3_column_int64(st, 2);
-    it->from = col_dup(st, 3);
-    it->cmid = col_dup(st, 4);
+    it->from = chat__cache_col_dup(st, 3);
+    it->cmid = chat__cache_col_dup(st, 4);
     it->kind = sqlite3_column_int(st, 5);
-    it->text = col_dup(st, 6);
+    it->text = chat__cache_col_dup(st, 6);
     it->text_len = (size_t)sqlite3_column_bytes(st, 6);
-    it->json = col_dup(st, 7);
+    it->json = chat__cache_col_dup(st, 7);
+    if (sqlite3_column_count(st) >= 13) {
+        if (it->kind == CHAT_MSG_TEXT || it->kind == CHAT_MSG_MEDIA)
+            it->reply = (uint64_t)sqlite3_column_int64(st, 8);
+        it->thread = (uint64_t)sqlite3_column_int64(st, 9);
+        it->edited = sqlite3_column_int64(st, 10);
+        it->expires = sqlite3_column_int64(st, 11);
+        it->flags = sqlite3_column_int(st, 12);
+    }
     return it->from && it->cmid && it->text && it->json ? CHAT_OK : CHAT_ENOMEM;
+}
+
+int chat__cache_list_add(chat__cache *c, struct chat_msg_list *l, sqlite3_stmt *st)
+{
+    int r = msg_list_add(l, st);
+    chat__msg_item *it = &l->v[l->n - 1];
+    if (r == CHAT_OK && (it->kind == CHAT_MSG_TEXT || it->kind == CHAT_MSG_MEDIA) && !it->flags)
+        r = chat__cache_reactions_json(c, it->conv, it->seq, &it->reactions);
+    return r;
 }
 
 int chat__cache_history(chat__cache *c, const char *me, chat_conv_id conv, uint64_t before,
@@ -865,9 +1002,9 @@ int chat__cache_history(chat__cache *c, const char *me, chat_conv_id conv, uint6
     struct chat_msg_list *l = chat__calloc(1, sizeof *l);
     if (!l)
         return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
-    lock(c);
+    chat__cache_lock(c);
     chat__conv_row row;
-    int r = conv_get_locked(c, conv, &row);
+    int r = chat__cache_conv_locked(c, conv, &row);
     uint64_t head = r == CHAT_OK ? (row.head > row.max_seq ? row.head : row.max_seq) : 0;
     uint64_t top = before ? before - 1 : head;
     if (top > head)
@@ -881,9 +1018,10 @@ int chat__cache_history(chat__cache *c, const char *me, chat_conv_id conv, uint6
         r = CHAT_OK;
         *missing = 1; /* unknown conversation: ask the server */
     } else if (r == CHAT_OK && top >= lo) {
-        sqlite3_stmt *st = prep(c, "SELECT conv, seq, ts, sender, cmid, kind, text, json FROM"
-                                   " messages WHERE conv=? AND seq BETWEEN ? AND ?"
-                                   " ORDER BY seq DESC");
+        sqlite3_stmt *st = chat__cache_prep(c, "SELECT conv, seq, ts, sender, cmid, kind, text,"
+                                               " json, target, thread, edited, expires, flags"
+                                               " FROM messages WHERE conv=? AND seq BETWEEN ?"
+                                               " AND ? ORDER BY seq DESC");
         if (!st)
             r = CHAT_EIO;
         else {
@@ -894,10 +1032,16 @@ int chat__cache_history(chat__cache *c, const char *me, chat_conv_id conv, uint6
             while (r == CHAT_OK && sqlite3_step(st) == SQLITE_ROW) {
                 if ((uint64_t)sqlite3_column_int64(st, 1) != expect)
                     break; /* a gap: stop at the contiguous tail */
-                r = msg_list_add(l, st);
                 expect--;
+                /* Changes (edits, deletes, reactions) are applied to their targets, and
+                 * expired messages were dropped: neither is listed, both keep the range
+                 * contiguous. */
+                if (sqlite3_column_int(st, 5) >= CHAT_MSG_EDIT ||
+                    sqlite3_column_int(st, 12) == CHAT__CACHE_EXPIRED)
+                    continue;
+                r = chat__cache_list_add(c, l, st);
             }
-            if (l->n < top - lo + 1)
+            if (expect + 1 > lo)
                 *missing = 1;
         }
         sqlite3_finalize(st);
@@ -915,7 +1059,7 @@ int chat__cache_history(chat__cache *c, const char *me, chat_conv_id conv, uint6
             }
         }
     }
-    unlock(c);
+    chat__cache_unlock(c);
     l->complete = !*missing;
     if (r != CHAT_OK) {
         chat_msg_list_free(l);
@@ -931,9 +1075,9 @@ int chat__cache_outbox_list(chat__cache *c, struct chat_msg_list **out)
     if (!l)
         return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
     l->complete = 1;
-    lock(c);
+    chat__cache_lock(c);
     int r = CHAT_OK;
-    sqlite3_stmt *st = prep(c, "SELECT conv, 0, created_ms, coalesce((SELECT value FROM meta"
+    sqlite3_stmt *st = chat__cache_prep(c, "SELECT conv, 0, created_ms, coalesce((SELECT value FROM meta"
                                " WHERE key='user'), ''), cmid, 1, text, '', failed FROM outbox"
                                " ORDER BY id");
     if (!st)
@@ -946,7 +1090,7 @@ int chat__cache_outbox_list(chat__cache *c, struct chat_msg_list **out)
                                                                   : CHAT_MSG_STATUS_SENDING;
         }
     sqlite3_finalize(st);
-    unlock(c);
+    chat__cache_unlock(c);
     if (r != CHAT_OK) {
         chat_msg_list_free(l);
         return r;
@@ -958,10 +1102,10 @@ int chat__cache_outbox_list(chat__cache *c, struct chat_msg_list **out)
 int chat__cache_status(chat__cache *c, const char *me, const char *cmid, int *status,
                        chat_conv_id *conv, uint64_t *seq)
 {
-    lock(c);
+    chat__cache_lock(c);
     int r = CHAT_ENOTFOUND;
     *conv = *seq = 0;
-    sqlite3_stmt *st = prep(c, "SELECT failed FROM outbox WHERE cmid=?");
+    sqlite3_stmt *st = chat__cache_prep(c, "SELECT failed FROM outbox WHERE cmid=?");
     if (!st)
         r = CHAT_EIO;
     else {
@@ -973,7 +1117,7 @@ int chat__cache_status(chat__cache *c, const char *me, const char *cmid, int *st
     }
     sqlite3_finalize(st);
     if (r == CHAT_ENOTFOUND) {
-        st = prep(c, "SELECT conv, seq FROM messages WHERE cmid=? AND sender=? LIMIT 1");
+        st = chat__cache_prep(c, "SELECT conv, seq FROM messages WHERE cmid=? AND sender=? LIMIT 1");
         if (!st)
             r = CHAT_EIO;
         else {
@@ -992,15 +1136,15 @@ int chat__cache_status(chat__cache *c, const char *me, const char *cmid, int *st
             *status = status_of(d, rd, o);
         }
     }
-    unlock(c);
+    chat__cache_unlock(c);
     return r;
 }
 
 int chat__cache_receipts(chat__cache *c, const char *me, chat_conv_id conv, uint64_t seq,
                          size_t *delivered, size_t *read, size_t *others)
 {
-    lock(c);
+    chat__cache_lock(c);
     counts_locked(c, me, conv, seq, delivered, read, others);
-    unlock(c);
+    chat__cache_unlock(c);
     return CHAT_OK;
 }

@@ -11,7 +11,8 @@
 
 #include <cjson/cJSON.h>
 
-#define CHAT__CACHE_SCHEMA 3 /* 2: outbox.media; 3: convs.muted_until */
+#define CHAT__CACHE_SCHEMA 4 /* 2: outbox.media; 3: convs.muted_until; 4: the message lifecycle,
+                              * local search */
 
 typedef struct chat__cache chat__cache;
 
@@ -23,6 +24,7 @@ typedef struct chat__outbox_row {
     char *text;
     size_t text_len;
     char *media;    /* a media message: the media object as JSON (text is its name); else NULL */
+    uint64_t reply, thread; /* the message replied to, the thread's root; 0: none */
 } chat__outbox_row;
 
 typedef struct chat__conv_row {
@@ -51,6 +53,9 @@ int chat__cache_wipe(chat__cache *c);
 /* Outbox. add writes a fresh cmid into cmid_out. */
 int chat__cache_outbox_add(chat__cache *c, chat_conv_id conv, const char *to_user, const char *text,
                            size_t len, char cmid_out[CHAT__CMID_SIZE]);
+/* The same, as a reply (reply: the seq answered) and/or in a thread (thread: its root). */
+int chat__cache_outbox_add_reply(chat__cache *c, chat_conv_id conv, uint64_t reply, uint64_t thread,
+                                 const char *text, size_t len, char cmid_out[CHAT__CMID_SIZE]);
 /* The oldest entry not failed: CHAT_OK, or CHAT_ENOTFOUND when none. Free with _row_free. */
 int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row);
 /* Queue a media message: media is the media object as JSON, name what lists show as text. */
@@ -65,6 +70,7 @@ int chat__cache_outbox_ack(chat__cache *c, const char *cmid, chat_conv_id conv, 
 int chat__cache_outbox_fail(chat__cache *c, const char *cmid, int code, const char *message);
 int chat__cache_outbox_count(chat__cache *c, size_t *out);
 
+struct chat_msg_list;
 /* Conversations from the wire ("convs" items, "conv" answers): upsert with the members; my
  * watermarks only move forward. *local_read receives my read watermark before the merge (to
  * know whether the server is behind); may be NULL. */
@@ -75,9 +81,36 @@ int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
 int chat__cache_conv_muted(chat__cache *c, chat_conv_id conv, int64_t until_ms);
 /* CHAT_OK or CHAT_ENOTFOUND. */
 int chat__cache_conv_get(chat__cache *c, chat_conv_id conv, chat__conv_row *out);
+/* What a stored message changed in the cache beside itself. */
+typedef struct chat__change {
+    int kind;        /* 0: nothing; CHAT_MSG_EDIT, _DELETE, _REACT: message target of conv;
+                      * CHAT_MSG_EVENT: every message of user in conv erased (its account) */
+    chat_conv_id conv, target;
+    int on;          /* a reaction put on (1) or taken off */
+    int uncounted;   /* how many of my unread messages it erased */
+    char user[65];
+    char emoji[33];
+} chat__change;
+
 /* Store one "msg" object. 1 new, 0 already there, negative on error. Moves the conv head, and
- * for my own messages my watermarks. *known receives whether the conv is in the cache. */
-int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int *known);
+ * for my own messages my watermarks. *known receives whether the conv is in the cache. A
+ * message met again (a history page) refreshes the cached one to the state it shows; an edit,
+ * delete or reaction is applied to its target, as is an account deletion event: *chg says
+ * what it changed (may be NULL). */
+int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int *known,
+                           chat__change *chg);
+
+/* Messages dropped from the cache because they expired. */
+typedef void (*chat__expired_cb)(chat_conv_id conv, uint64_t seq, void *ud);
+/* The server said these expired: each cached one becomes a tombstone (cb for each). */
+int chat__cache_expired(chat__cache *c, chat_conv_id conv, const uint64_t *seqs, size_t n,
+                        chat__expired_cb cb, void *ud);
+/* Tombstone what is past its "expires" by now_ms, up to 256 at a time (cb for each). */
+int chat__cache_expire_due(chat__cache *c, int64_t now_ms, chat__expired_cb cb, void *ud);
+/* Cached text and media messages holding every word of query (conv 0: any), most recently
+ * cached first, at most limit. */
+int chat__cache_search(chat__cache *c, const char *query, chat_conv_id conv, int limit,
+                       struct chat_msg_list **out);
 /* A receipt (server push or the answer to mine). For user == me it moves my watermarks. */
 int chat__cache_watermark(chat__cache *c, chat_conv_id conv, const char *user, uint64_t delivered,
                           uint64_t read, int64_t delivered_ts, int64_t read_ts, const char *me);

@@ -193,7 +193,8 @@ static void fail_pending(chat_client *c, int code, const char *why)
         chat__pend *p = c->pend;
         c->pend = p->next;
         if (p->kind == PEND_GROUP || p->kind == PEND_PRESENCE || p->kind == PEND_MEDIA_URL ||
-            p->kind == PEND_MUTE || (p->kind == PEND_PUSH && p->request))
+            p->kind == PEND_CHANGE || p->kind == PEND_JSON || p->kind == PEND_MUTE ||
+            (p->kind == PEND_PUSH && p->request))
             emit_result(c, CHAT_EVENT_RESULT, p->request, code, why, p->conv, 0);
         else if (p->kind == PEND_HISTORY_USER)
             emit_result(c, CHAT_EVENT_HISTORY, p->request, code, why, p->conv, 0);
@@ -444,15 +445,42 @@ static void on_convs(chat_client *c, const cJSON *o)
     pump_sync(c);
 }
 
-/* Store one message; emit it when new. Returns 1 new, 0 known, <0 error; *known_conv. */
+/* What a change did to a cached message, as a CHAT_EVENT_UPDATED. */
+static void emit_updated(chat_client *c, const chat__change *chg, const cJSON *m)
+{
+    chat_event *ev = chat__event_new(CHAT_EVENT_UPDATED);
+    if (!ev)
+        return;
+    ev->conv = chg->conv;
+    ev->seq = chg->target;
+    ev->kind = chg->kind;
+    ev->active = chg->on;
+    chat__event_set_str(&ev->user, chg->user);
+    size_t tl = 0;
+    const char *text = chg->kind == CHAT_MSG_REACT ? chg->emoji
+                       : chg->kind == CHAT_MSG_EDIT ? chat__json_str(m, "text", &tl)
+                                                    : NULL;
+    if (text && (ev->text = chat__strdup(text)))
+        ev->text_len = strlen(text);
+    chat__event_emit(c, ev);
+}
+
+/* Store one message; emit it when new (a change to another message: what it changed).
+ * Returns 1 new, 0 known, <0 error; *known_conv. */
 static int store_msg(chat_client *c, const cJSON *m, const char *me, int emit, int *known_conv)
 {
-    int r = chat__cache_msg_insert(c->cache, m, me, known_conv);
+    chat__change chg;
+    int r = chat__cache_msg_insert(c->cache, m, me, known_conv, &chg);
     if (r < 0) {
         chat__client_log(c, CHAT_LOG_WARN, "cache: %s", chat_error_last()->message);
         return r;
     }
-    if (r == 1 && emit) {
+    if (r == 1 && chg.kind)
+        emit_updated(c, &chg, m);
+    const char *k = chat__json_str(m, "kind", NULL);
+    int change = k && (strcmp(k, "edit") == 0 || strcmp(k, "delete") == 0 ||
+                       strcmp(k, "react") == 0);
+    if (r == 1 && emit && !change) {
         chat_event *ev = chat__event_new(CHAT_EVENT_MESSAGE);
         if (!ev)
             return r;
@@ -544,6 +572,10 @@ static void flush_outbox(chat_client *c)
              chat__json_add(o, "media", cJSON_Parse(row.media));
     else if (ok)
         ok = cJSON_AddStringToObject(o, "text", row.text) != NULL;
+    if (ok && row.reply)
+        ok = chat__json_add_int(o, "reply", (int64_t)row.reply) != NULL;
+    if (ok && row.thread)
+        ok = chat__json_add_int(o, "thread", (int64_t)row.thread) != NULL;
     if (send_frame(c, built(o, ok), PEND_SEND, 0, row.conv, 0, row.cmid) == CHAT_OK)
         c->send_inflight = 1;
     else if (!ok) /* out of memory: the heartbeat tick tries again */
@@ -815,6 +847,80 @@ static void on_live_msg(chat_client *c, const cJSON *o)
     chat__free(me);
 }
 
+/* A search, a thread's page or a thread receipt answered: messages of a page go to the cache
+ * (not as new-message events: the host asked for them), the answer to the host. */
+static void on_json_answer(chat_client *c, chat__pend *p, const cJSON *o)
+{
+    const char *type = chat__json_str(o, "type", NULL);
+    if (type && strcmp(type, "history") == 0) {
+        char *me = chat__client_me(c);
+        const cJSON *m;
+        cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(o, "messages"))
+        {
+            int known;
+            store_msg(c, m, me, 0, &known);
+        }
+        chat__free(me);
+    }
+    chat_event *ev = chat__event_new(CHAT_EVENT_RESULT);
+    if (!ev)
+        return;
+    char *js = cJSON_PrintUnformatted(o);
+    ev->request = p->request;
+    ev->conv = p->conv;
+    ev->code = CHAT_OK;
+    chat__event_set_str(&ev->json, js);
+    cJSON_free(js);
+    chat__event_emit(c, ev);
+}
+
+static void emit_expired(chat_conv_id conv, uint64_t seq, void *ud)
+{
+    chat_event *ev = chat__event_new(CHAT_EVENT_EXPIRED);
+    if (ev) {
+        ev->conv = conv;
+        ev->seq = seq;
+        chat__event_emit(ud, ev);
+    }
+}
+
+/* The server erased expired messages: the cache drops them too. */
+static void on_expired(chat_client *c, const cJSON *o)
+{
+    chat_conv_id conv = 0;
+    chat__json_conv(o, "conv", &conv);
+    const cJSON *seqs = cJSON_GetObjectItemCaseSensitive(o, "seqs"), *s;
+    int n = cJSON_GetArraySize(seqs), k = 0;
+    uint64_t *v = n > 0 ? chat__malloc((size_t)n * sizeof *v) : NULL;
+    if (!conv || !v) {
+        chat__free(v);
+        return;
+    }
+    cJSON_ArrayForEach(s, seqs)
+    {
+        if (cJSON_IsNumber(s) && s->valuedouble >= 1 && s->valuedouble < 9007199254740992.0)
+            v[k++] = (uint64_t)s->valuedouble;
+    }
+    if (chat__cache_expired(c->cache, conv, v, (size_t)k, emit_expired, c) != CHAT_OK)
+        chat__client_log(c, CHAT_LOG_WARN, "cache: %s", chat_error_last()->message);
+    chat__free(v);
+    emit_conv(c, conv); /* its unread count may have changed */
+}
+
+/* Messages past their "expires" go from the cache by themselves, server or not. */
+static void expire_due(chat_client *c)
+{
+    int64_t now = chat__mono_ms();
+    if (now < c->expire_check_ms)
+        return;
+    c->expire_check_ms = now + 1000;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (chat__cache_expire_due(c->cache, wall, emit_expired, c) != CHAT_OK)
+        chat__client_log(c, CHAT_LOG_WARN, "cache: %s", chat_error_last()->message);
+}
+
 static void on_text(const char *data, size_t len, void *ud)
 {
     chat_client *c = ud;
@@ -870,7 +976,8 @@ static void on_text(const char *data, size_t len, void *ud)
             }
         } else if (kind == PEND_SEND) {
             on_send_error(c, p, code, reason, o);
-        } else if (kind == PEND_GROUP || kind == PEND_PRESENCE || kind == PEND_MEDIA_URL) {
+        } else if (kind == PEND_GROUP || kind == PEND_PRESENCE || kind == PEND_MEDIA_URL ||
+                   kind == PEND_CHANGE || kind == PEND_JSON) {
             emit_result(c, CHAT_EVENT_RESULT, p->request, code, why, p->conv, 0);
         } else if (kind == PEND_HISTORY_USER) {
             emit_result(c, CHAT_EVENT_HISTORY, p->request, code, why, p->conv, 0);
@@ -926,6 +1033,12 @@ static void on_text(const char *data, size_t len, void *ud)
     } else if (p && p->kind == PEND_PRESENCE) {
         on_presence(c, o);
         emit_result(c, CHAT_EVENT_RESULT, p->request, CHAT_OK, NULL, 0, 0);
+    } else if (p && p->kind == PEND_CHANGE) {
+        uint64_t seq = 0;
+        chat__json_u64(o, "seq", &seq);
+        emit_result(c, CHAT_EVENT_RESULT, p->request, CHAT_OK, NULL, p->conv, seq);
+    } else if (p && p->kind == PEND_JSON) {
+        on_json_answer(c, p, o);
     } else if (p && p->kind == PEND_MEDIA_URL && strcmp(type, "media_url") == 0) {
         chat_event *ev = chat__event_new(CHAT_EVENT_RESULT);
         if (ev) {
@@ -951,7 +1064,10 @@ static void on_text(const char *data, size_t len, void *ud)
     } else if (!re && strcmp(type, "sync") == 0) {
         on_sync_prompt(c, o);
     } else if (!re && strcmp(type, "receipt") == 0) {
-        on_receipt_push(c, o);
+        if (!cJSON_GetObjectItemCaseSensitive(o, "thread")) /* a thread's: nothing cached */
+            on_receipt_push(c, o);
+    } else if (!re && strcmp(type, "expired") == 0) {
+        on_expired(c, o);
     } else if (!re && strcmp(type, "presence") == 0) {
         on_presence(c, o);
     } else if (!re && strcmp(type, "mute") == 0) {
@@ -1071,6 +1187,7 @@ void *chat__client_loop(void *arg)
         run_cmds(c);
         if (atomic_load(&c->stop))
             break;
+        expire_due(c);
         int64_t now = chat__mono_ms();
         if (!c->connected && !c->auth_failed && now >= c->next_attempt_ms)
             start_connect(c);

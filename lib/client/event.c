@@ -172,7 +172,8 @@ const char *chat_event_type_name(int type)
 {
     static const char *const names[] = {
         "unknown", "connecting", "online", "offline", "auth_failed", "synced", "message",
-        "sent", "send_failed", "receipt", "conv", "typing", "presence", "history", "result"};
+        "sent", "send_failed", "receipt", "conv", "typing", "presence", "history", "result",
+        "updated", "expired"};
     if (type < 1 || type >= (int)(sizeof names / sizeof names[0]))
         return "unknown";
     return names[type];

@@ -78,6 +78,9 @@ enum {
     PEND_MEDIA_URL = 10, /* chat_client_media_url: RESULT with the answer as json */
     PEND_PUSH = 11,      /* push_register (after 0) or push_unregister (after 1): "ok" */
     PEND_MUTE = 12,      /* mute of conv until (int64_t)after: "ok", then RESULT */
+    PEND_CHANGE = 13,    /* an edit, delete, reaction or timer: RESULT with its seq */
+    PEND_JSON = 14,      /* a search, a thread's page or receipt: RESULT with the answer as
+                          * json (a page's messages stored) */
 };
 
 typedef struct chat__pend {
@@ -153,6 +156,7 @@ struct chat_client {
     int fetch_inflight;
     int send_inflight;
     int64_t send_retry_at_ms;
+    int64_t expire_check_ms; /* next look for cached messages past their expiry */
     int64_t resync_at_ms; /* a catch-up the server asked for is due then (0: none) */
     /* The device's push registration, sent after every authentication so the server always has
      * the newest token, or an unregistration waiting for its "ok"; and the request the next

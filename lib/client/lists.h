@@ -27,6 +27,10 @@ typedef struct chat__msg_item {
     size_t delivered, read, others;
     char *from, *cmid, *text, *json;
     size_t text_len;
+    uint64_t reply, thread;
+    int64_t edited, expires;
+    int flags;        /* 1 deleted for everyone, 2 expired */
+    char *reactions;  /* JSON array, NULL: none */
 } chat__msg_item;
 
 struct chat_msg_list {

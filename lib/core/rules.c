@@ -30,6 +30,7 @@ int chat__group_may(int actor_role, int action, int target_role)
     switch (action) {
     case CHAT__GROUP_RENAME:
     case CHAT__GROUP_ADD:
+    case CHAT__GROUP_TIMER:
         return actor_role >= CHAT_ROLE_ADMIN;
     case CHAT__GROUP_REMOVE:
         return actor_role == CHAT_ROLE_OWNER ||
@@ -39,4 +40,21 @@ int chat__group_may(int actor_role, int action, int target_role)
     default:
         return 0;
     }
+}
+
+int chat__may_edit(int is_author, int64_t age_ms, int64_t window_ms)
+{
+    if (!is_author)
+        return CHAT__LIFE_FORBIDDEN;
+    return age_ms <= window_ms ? CHAT__LIFE_OK : CHAT__LIFE_TOO_LATE;
+}
+
+int chat__may_delete(int is_author, int is_group, int actor_role, int64_t age_ms,
+                     int64_t window_ms)
+{
+    if (is_group && actor_role >= CHAT_ROLE_ADMIN)
+        return CHAT__LIFE_OK;
+    if (!is_author)
+        return CHAT__LIFE_FORBIDDEN;
+    return age_ms <= window_ms ? CHAT__LIFE_OK : CHAT__LIFE_TOO_LATE;
 }

@@ -23,11 +23,27 @@ typedef enum chat__group_action {
     CHAT__GROUP_RENAME = 1,
     CHAT__GROUP_ADD = 2,
     CHAT__GROUP_REMOVE = 3, /* target_role is the removed member's */
-    CHAT__GROUP_SET_ROLE = 4
+    CHAT__GROUP_SET_ROLE = 4,
+    CHAT__GROUP_TIMER = 5   /* set the disappearing-messages timer */
 } chat__group_action;
 
 /* 1 when a member with actor_role may do action (to a member with target_role), else 0.
- * Owners do everything; admins rename, add, and remove plain members; members none of it. */
+ * Owners do everything; admins rename, add, remove plain members and set the timer; members
+ * none of it. */
 int chat__group_may(int actor_role, int action, int target_role);
+
+/* Who may change a message after it was sent. */
+typedef enum chat__life_verdict {
+    CHAT__LIFE_OK = 0,
+    CHAT__LIFE_FORBIDDEN = 1, /* not this actor, ever */
+    CHAT__LIFE_TOO_LATE = 2   /* this actor, but the window has passed */
+} chat__life_verdict;
+
+/* An edit: by the author only, at most window_ms after the message was sent (age_ms). */
+int chat__may_edit(int is_author, int64_t age_ms, int64_t window_ms);
+/* A delete for everyone: by the author within window_ms, or in a group by an owner or an admin
+ * at any time (actor_role), whoever the author. */
+int chat__may_delete(int is_author, int is_group, int actor_role, int64_t age_ms,
+                     int64_t window_ms);
 
 #endif

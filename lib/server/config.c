@@ -4,6 +4,7 @@
 #include "bus/check.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/utf8.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -47,7 +48,21 @@ static const struct {
     [CHAT_LIMIT_PRESENCE_USER_RATE] = {"presence_user_rate", 12, 1, 1000000},
     [CHAT_LIMIT_COMMIT_WINDOW_US] = {"commit_window_us", 250, 0, 100000},
     [CHAT_LIMIT_HEAD_HINT_MS] = {"head_hint_ms", 2000, 0, 600000},
+    [CHAT_LIMIT_EDIT_WINDOW_MS] = {"edit_window_ms", 900000, 0, 3650LL * 86400000},
+    [CHAT_LIMIT_DELETE_WINDOW_MS] = {"delete_window_ms", 172800000, 0, 3650LL * 86400000},
+    [CHAT_LIMIT_RETENTION_MS] = {"retention_ms", 0, 0, 3650LL * 86400000},
+    [CHAT_LIMIT_EXPIRY_SWEEP_MS] = {"expiry_sweep_ms", 1000, 10, 3600000},
+    [CHAT_LIMIT_EXPIRY_BATCH] = {"expiry_batch", 64, 1, 100000},
+    [CHAT_LIMIT_SEARCH_RATE] = {"search_rate", 5, 1, 1000000},
 };
+
+/* What users may react with unless the host says otherwise (WhatsApp's six). */
+static const char *const default_reactions[] = {"\xf0\x9f\x91\x8d",         /* thumbs up */
+                                                "\xe2\x9d\xa4\xef\xb8\x8f", /* red heart */
+                                                "\xf0\x9f\x98\x82",         /* tears of joy */
+                                                "\xf0\x9f\x98\xae",         /* open mouth */
+                                                "\xf0\x9f\x98\xa2",         /* crying */
+                                                "\xf0\x9f\x99\x8f"};        /* folded hands */
 
 int chat_server_limit_by_name(const char *name)
 {
@@ -74,6 +89,12 @@ int chat_server_config_new(chat_server_config **out)
     cfg->clock = chat_clock_real_ms;
     for (int i = 1; i < CHAT__LIMIT_MAX; i++)
         cfg->limits[i] = limit_table[i].def;
+    int rc = chat_server_config_set_reactions(cfg, default_reactions,
+                                              sizeof default_reactions / sizeof *default_reactions);
+    if (rc != CHAT_OK) {
+        chat_server_config_free(cfg);
+        return rc;
+    }
     *out = cfg;
     return CHAT_OK;
 }
@@ -145,9 +166,34 @@ int chat_server_config_set_limit(chat_server_config *cfg, int limit, int64_t val
     return CHAT_OK;
 }
 
+int chat_server_config_set_reactions(chat_server_config *cfg, const char *const *emoji,
+                                     size_t n)
+{
+    if (!cfg || !emoji || n == 0 || n > CHAT_REACTIONS_MAX)
+        return chat__error_set(CHAT_EINVAL, 0, "reactions: 1-%d emoji", CHAT_REACTIONS_MAX);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = emoji[i] ? strlen(emoji[i]) : 0;
+        if (len == 0 || len > CHAT_REACTION_MAX || !chat__utf8_valid((const unsigned char *)emoji[i], len))
+            return chat__error_set(CHAT_EINVAL, 0, "reactions: emoji %zu is not 1-%d bytes of "
+                                                   "UTF-8", i, CHAT_REACTION_MAX);
+        for (size_t k = 0; k < len; k++)
+            if ((unsigned char)emoji[i][k] <= ' ' || emoji[i][k] == 0x7f)
+                return chat__error_set(CHAT_EINVAL, 0, "reactions: emoji %zu holds a space or "
+                                                       "a control character", i);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(emoji[i], emoji[j]) == 0)
+                return chat__error_set(CHAT_EINVAL, 0, "reactions: emoji %zu repeats one", i);
+    }
+    for (size_t i = 0; i < n; i++)
+        snprintf(cfg->reactions[i], sizeof cfg->reactions[i], "%s", emoji[i]);
+    cfg->n_reactions = (int)n;
+    return CHAT_OK;
+}
+
 int chat_server_config_set_flags(chat_server_config *cfg, unsigned int flags)
 {
-    if (!cfg || (flags & ~(CHAT_SERVER_PUSH_PREVIEWS | CHAT_SERVER_REUSE_PORT)))
+    if (!cfg || (flags & ~(CHAT_SERVER_PUSH_PREVIEWS | CHAT_SERVER_REUSE_PORT |
+                           CHAT_SERVER_KEEP_EDITS)))
         return CHAT_EINVAL;
     cfg->flags = flags;
     return CHAT_OK;

@@ -30,6 +30,7 @@ chat__conn *chat__conn_new(chat_server *srv, chat__tconn *tc)
     chat__bucket_init(&c->typing_bucket, (double)chat__limit(srv, CHAT_LIMIT_TYPING_RATE), now);
     chat__bucket_init(&c->presence_bucket, (double)chat__limit(srv, CHAT_LIMIT_PRESENCE_RATE), now);
     chat__bucket_init(&c->settings_bucket, (double)chat__limit(srv, CHAT_LIMIT_SETTINGS_RATE), now);
+    chat__bucket_init(&c->search_bucket, (double)chat__limit(srv, CHAT_LIMIT_SEARCH_RATE), now);
     c->err_window_ms = now;
     chat__count(&srv->stats.opened, 1);
     chat__logc(srv, CHAT_LOG_INFO, c, NULL, NULL, "connection opened");

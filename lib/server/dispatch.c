@@ -1,4 +1,5 @@
 /* Incoming frames: validation before and after parsing, then routing by type. */
+#include "server/lifecycle.h"
 #include "server/media.h"
 #include "server/push.h"
 #include "server/req.h"
@@ -96,6 +97,9 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
         {"typing", chat__handle_typing},     {"ping", NULL},
         {"media_url", chat__handle_media_url},
         {"logout", chat__handle_logout},
+        {"edit", chat__handle_edit},         {"delete", chat__handle_delete},
+        {"react", chat__handle_react},       {"conv_timer", chat__handle_conv_timer},
+        {"search", chat__handle_search},
         {"push_register", chat__handle_push_register},
         {"push_unregister", chat__handle_push_unregister},
         {"mute", chat__handle_mute},

@@ -190,6 +190,46 @@ static int pick_successor(const chat_store_member *m, void *ud)
     return 0;
 }
 
+int chat__txn_leave(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_store_member *me,
+                    const char *event, uint64_t *left_seq)
+{
+    int is_owner = me->role == CHAT_ROLE_OWNER;
+    chat_store_msg ev_msg;
+    int rc = chat__txn_event(tx, r, conv, event_of(event), &ev_msg);
+    if (rc == CHAT_OK)
+        rc = chat__txn_fanout_members(tx, r, conv->id);
+    if (rc == CHAT_OK)
+        rc = tx->ops->member_get(tx->st, conv->id, me->user, me) == CHAT_OK
+                 ? set_role(tx, r, me, CHAT_ROLE_NONE)
+                 : chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+    conv->member_count--;
+    if (rc == CHAT_OK && tx->ops->conv_update(tx->st, conv) != CHAT_OK)
+        rc = chat__req_fail(r, CHAT_EIO, "storage", "cannot update the group");
+    if (rc != CHAT_OK)
+        return rc;
+    *left_seq = ev_msg.seq;
+    if (is_owner && conv->kind == CHAT_CONV_GROUP && conv->member_count > 0) {
+        successor s = {.found = 0, .leaving = me->user};
+        if (tx->ops->member_list(tx->st, conv->id, 1, pick_successor, &s) != CHAT_OK)
+            return chat__req_fail(r, CHAT_EIO, "storage", "cannot list members");
+        if (s.found) {
+            rc = set_role(tx, r, &s.best, CHAT_ROLE_OWNER);
+            chat__frame *first = r->fanout;
+            r->fanout = NULL;
+            if (rc == CHAT_OK)
+                rc = chat__txn_event(
+                    tx, r, conv,
+                    with_str(with_str(event_of("role"), "user", s.best.user), "role", "owner"),
+                    NULL);
+            r->fanout2 = r->fanout;
+            r->fanout = first;
+            if (rc != CHAT_OK)
+                return rc;
+        }
+    }
+    return CHAT_OK;
+}
+
 static int group_run(chat__job *job, chat__txn *tx)
 {
     chat__req *r = (chat__req *)job;
@@ -205,7 +245,6 @@ static int group_run(chat__job *job, chat__txn *tx)
     if (conv.kind != CHAT_CONV_GROUP)
         return chat__req_fail(r, CHAT_EINVAL, "bad_field", "conversation %" PRId64 " is not a group",
                               conv.id);
-    int is_owner = me.role == CHAT_ROLE_OWNER;
     chat_store_msg ev_msg;
     cJSON *ev = NULL;
 
@@ -278,39 +317,9 @@ static int group_run(chat__job *job, chat__txn *tx)
         return rc == CHAT_OK ? reply_ok(r, conv.id, ev_msg.seq) : rc;
     }
     case OP_LEAVE: {
-        rc = chat__txn_event(tx, r, &conv, event_of("left"), &ev_msg);
-        if (rc == CHAT_OK)
-            rc = chat__txn_fanout_members(tx, r, conv.id);
-        if (rc == CHAT_OK)
-            rc = tx->ops->member_get(tx->st, conv.id, r->user, &me) == CHAT_OK
-                     ? set_role(tx, r, &me, CHAT_ROLE_NONE)
-                     : chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
-        conv.member_count--;
-        if (rc == CHAT_OK && tx->ops->conv_update(tx->st, &conv) != CHAT_OK)
-            rc = chat__req_fail(r, CHAT_EIO, "storage", "cannot update the group");
-        if (rc != CHAT_OK)
-            return rc;
-        uint64_t left_seq = ev_msg.seq;
-        if (is_owner && conv.member_count > 0) {
-            successor s = {.found = 0, .leaving = r->user};
-            if (tx->ops->member_list(tx->st, conv.id, 1, pick_successor, &s) != CHAT_OK)
-                return chat__req_fail(r, CHAT_EIO, "storage", "cannot list members");
-            if (s.found) {
-                rc = set_role(tx, r, &s.best, CHAT_ROLE_OWNER);
-                chat__frame *first = r->fanout;
-                r->fanout = NULL;
-                if (rc == CHAT_OK)
-                    rc = chat__txn_event(
-                        tx, r, &conv,
-                        with_str(with_str(event_of("role"), "user", s.best.user), "role", "owner"),
-                        NULL);
-                r->fanout2 = r->fanout;
-                r->fanout = first;
-                if (rc != CHAT_OK)
-                    return rc;
-            }
-        }
-        return reply_ok(r, conv.id, left_seq);
+        uint64_t left_seq = 0;
+        rc = chat__txn_leave(tx, r, &conv, &me, "left", &left_seq);
+        return rc == CHAT_OK ? reply_ok(r, conv.id, left_seq) : rc;
     }
     case OP_ROLE: {
         if (!chat__group_may(me.role, CHAT__GROUP_SET_ROLE, 0))

@@ -29,7 +29,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-#define CHAT__LIMIT_MAX 33 /* one past the highest chat_limit */
+#define CHAT__LIMIT_MAX 39 /* one past the highest chat_limit */
 #define CHAT__PATH_MAX 1024   /* TLS certificate and key paths */
 #define CHAT__ORIGINS_MAX 16  /* allowed Origin values */
 #define CHAT__ORIGIN_MAX 256  /* bytes of one, with the NUL */
@@ -63,6 +63,10 @@ struct chat_server_config {
     const chat_auth_ops *auth_ops; /* NULL: the built-in verifier over keys */
     void *auth_state;
     char *media_base_url; /* NULL: URLs are paths */
+    /* The reactions offered (chat_server_config_set_reactions); fixed arrays: copied with
+     * the config. */
+    char reactions[CHAT_REACTIONS_MAX][CHAT_REACTION_MAX + 1];
+    int n_reactions;
     /* The transport: NULL for the native one; the loopback in tests. */
     const chat__transport_ops *transport;
     void *transport_arg;
@@ -98,6 +102,7 @@ struct chat__conn {
 
     chat__bucket send_bucket, typing_bucket;
     chat__bucket presence_bucket, settings_bucket; /* presence.c */
+    chat__bucket search_bucket;                    /* search.c */
     int64_t err_window_ms;
     int err_count;
     /* Timers (conntimer.c): the FIFO of connections awaiting authentication, and what the
@@ -161,6 +166,14 @@ struct chat_server {
     chat__timer sweep_timer, authq_timer; /* conntimer.c */
     chat__conn *authq_head, *authq_tail;         /* oldest first */
     chat__conn *sweep_next;                      /* where the sweep's next tick starts */
+
+    /* The message lifecycle: whether the store has it; the expiry sweep (expiry.c); deleted
+     * accounts and when (account.c), read by the token check on any thread. */
+    int lifecycle;
+    chat__timer expiry_timer;
+    int expiry_running; /* a sweep job is out [loop] */
+    pthread_mutex_t deleted_lock;
+    chat__strmap deleted; /* user -> (int64_t *) deletion time */
 
     /* Presence announcements per user, coalesced (presence.c). [loop] */
     chat__presgate presence;

@@ -1,4 +1,5 @@
 /* send and history: storing messages in order, once, and reading them back. */
+#include "server/lifecycle.h"
 #include "server/media.h"
 #include "server/req.h"
 
@@ -21,6 +22,8 @@ typedef struct send_args {
     const char *body;   /* text (into args) or the media JSON (owned, in extra) */
     size_t body_len;
     char media_id[CHAT__MEDIA_ID_LEN + 1]; /* a media id of this server's, else "" */
+    uint64_t reply;     /* the seq replied to, 0: none */
+    uint64_t thread;    /* the thread's root, 0: the main conversation */
 } send_args;
 
 static void free_send_args(void *p)
@@ -122,6 +125,54 @@ static int ack_resend(chat__txn *tx, chat__req *r, int64_t conv, const char *cmi
     return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 }
 
+/* When a message stored now expires: its conversation's timer, the server's retention,
+ * whichever comes first; 0: never. */
+static int64_t expiry_of(const chat__txn *tx, const chat_store_conv *conv)
+{
+    if (!tx->srv->lifecycle)
+        return 0;
+    int64_t ttl = conv->msg_ttl_ms, keep = chat__limit(tx->srv, CHAT_LIMIT_RETENTION_MS);
+    if (keep && (!ttl || keep < ttl))
+        ttl = keep;
+    return ttl ? tx->now_ms + ttl : 0;
+}
+
+/* A reply's target and a thread's root must be messages the sender sees: text or media, not
+ * erased; a root is no thread reply itself, and a reply in a thread answers a message of that
+ * thread. *target gets a copy of the reply's target (to show it in the frame). */
+static int send_relations(chat__txn *tx, chat__req *r, const send_args *a,
+                          const chat_store_member *me, chat_store_msg *target, int *have)
+{
+    int64_t conv = me->conv;
+    if (a->thread) {
+        chat_store_msg root;
+        int rc = chat__txn_visible(tx, r, conv, a->thread, me, &root);
+        if (rc != CHAT_OK)
+            return rc;
+        int ok = (root.kind == CHAT_MSG_TEXT || root.kind == CHAT_MSG_MEDIA) &&
+                 !(root.flags & CHAT_STORE_MSG_ERASED) && root.thread_seq == 0;
+        chat__msg_free(&root);
+        if (!ok)
+            return chat__req_fail(r, CHAT_EINVAL, "bad_field",
+                                  "message %" PRIu64 " cannot start a thread", a->thread);
+    }
+    if (a->reply) {
+        int rc = chat__txn_visible(tx, r, conv, a->reply, me, target);
+        if (rc != CHAT_OK)
+            return rc;
+        *have = 1;
+        if ((target->kind != CHAT_MSG_TEXT && target->kind != CHAT_MSG_MEDIA) ||
+            (target->flags & CHAT_STORE_MSG_ERASED))
+            return chat__req_fail(r, CHAT_EINVAL, "bad_field",
+                                  "message %" PRIu64 " cannot be replied to", a->reply);
+        if (a->thread && target->seq != a->thread && target->thread_seq != a->thread)
+            return chat__req_fail(r, CHAT_EINVAL, "bad_field",
+                                  "a reply in thread %" PRIu64 " answers a message of it",
+                                  a->thread);
+    }
+    return CHAT_OK;
+}
+
 static int send_run(chat__job *job, chat__txn *tx)
 {
     chat__req *r = (chat__req *)job;
@@ -159,25 +210,51 @@ static int send_run(chat__job *job, chat__txn *tx)
     if (rc != CHAT_OK)
         return rc;
 
-    chat_store_msg m = {0};
+    chat_store_msg m = {0}, target = {0};
+    int have_target = 0;
+    if (a->reply || a->thread) {
+        rc = send_relations(tx, r, a, &me, &target, &have_target);
+        if (rc != CHAT_OK) {
+            chat__msg_free(have_target ? &target : NULL);
+            return rc;
+        }
+    }
     m.sender = r->user;
     m.device = r->device;
     m.cmid = a->cmid;
     m.kind = a->kind;
     m.body = a->body;
     m.body_len = a->body_len;
+    m.target_seq = a->reply;
+    m.thread_seq = a->thread;
+    m.expires_ms = expiry_of(tx, &conv);
     /* The insert is the duplicate check (the store refuses a taken cmid with CHAT_EEXISTS
      * and changes nothing): a first send costs no separate lookup, only a resend does. */
     rc = chat__txn_append_as(tx, r, &conv, &m, &me);
-    if (rc == CHAT_EEXISTS)
+    if (rc == CHAT_EEXISTS) {
+        chat__msg_free(have_target ? &target : NULL);
         return ack_resend(tx, r, conv.id, a->cmid);
-    if (rc != CHAT_OK)
+    }
+    if (rc == CHAT_OK && shares &&
+        (tx->ops->media_grant(tx->st, a->media_id, conv.id, "") != CHAT_OK ||
+         (tx->srv->lifecycle && tx->ops->media_refs(tx->st, a->media_id, 1, NULL) != CHAT_OK)))
+        rc = chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+    if (rc == CHAT_OK && a->thread) {
+        /* My own reply is read by me: the thread's unread count starts after it. */
+        char key[CHAT__THREAD_KEY_MAX];
+        chat__thread_read_key(key, sizeof key, conv.id, a->thread, r->user);
+        if (tx->ops->meta_set(tx->st, key, (int64_t)m.seq) != CHAT_OK)
+            rc = chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+    }
+    if (rc != CHAT_OK) {
+        chat__msg_free(have_target ? &target : NULL);
         return rc;
-    if (shares && tx->ops->media_grant(tx->st, a->media_id, conv.id, "") != CHAT_OK)
-        return chat__req_fail(r, CHAT_EIO, "storage", "the store failed");
+    }
     r->reply = ack_frame(r, &m, 0);
     r->ack = 1;
-    r->fanout = chat__msg_frame(&m);
+    chat__msg_view view = {have_target ? &target : NULL, 0, NULL, 0};
+    r->fanout = chat__msg_frame(&m, &view);
+    chat__msg_free(have_target ? &target : NULL);
     if (!r->reply || !r->fanout)
         return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
 
@@ -259,6 +336,31 @@ static char *media_body(chat__conn *c, const cJSON *f, const cJSON *re)
     return s;
 }
 
+int chat__send_admit(chat__conn *c, const cJSON *re)
+{
+    chat_server *srv = c->srv;
+    int64_t retry = 0;
+    if (!chat__bucket_take(&c->send_bucket, (double)chat__limit(srv, CHAT_LIMIT_SEND_RATE),
+                           (double)chat__limit(srv, CHAT_LIMIT_SEND_BURST), chat__now_ms(srv),
+                           &retry)) {
+        chat__conn_decline(c, re, CHAT_EAGAIN, "rate_limited", "sending too fast", retry);
+        return 0;
+    }
+    if (!chat__user_send_take(srv, c->user, &retry)) {
+        chat__conn_decline(c, re, CHAT_EAGAIN, "rate_limited",
+                           "sending too fast (all of this user's connections)", retry);
+        return 0;
+    }
+    /* The writer's queue is bounded: under overload a send is refused (retryable) rather than
+     * queued without end. Memory stays bounded and the sender backs off. */
+    if (srv->writer_backlog >= (size_t)chat__limit(srv, CHAT_LIMIT_WRITER_QUEUE)) {
+        chat__conn_decline(c, re, CHAT_EAGAIN, "busy", "the server is overloaded; retry later",
+                           CHAT__BUSY_RETRY_MS);
+        return 0;
+    }
+    return 1;
+}
+
 void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
 {
     chat_server *srv = c->srv;
@@ -323,26 +425,29 @@ void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
         goto fail;
     }
 
-    int64_t retry = 0;
-    if (!chat__bucket_take(&c->send_bucket, (double)chat__limit(srv, CHAT_LIMIT_SEND_RATE),
-                           (double)chat__limit(srv, CHAT_LIMIT_SEND_BURST), chat__now_ms(srv),
-                           &retry)) {
-        chat__conn_decline(c, re, CHAT_EAGAIN, "rate_limited", "sending too fast", retry);
-        goto fail;
+    uint64_t rel[2] = {0, 0};
+    static const char *const rel_keys[2] = {"reply", "thread"};
+    for (int i = 0; i < 2; i++) {
+        int rr = chat__json_u64(f, rel_keys[i], &rel[i]);
+        if (rr == CHAT_ENOTFOUND)
+            continue;
+        if (rr != CHAT_OK || rel[i] == 0) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "'%s' must be a message's seq", rel_keys[i]);
+            chat__conn_error(c, re, CHAT_EINVAL, "bad_field", msg, 0);
+            goto fail;
+        }
+        if (!srv->lifecycle) {
+            chat__conn_decline(c, re, CHAT_ENOTSUP, "no_lifecycle",
+                               "this server's store keeps no replies or threads", 0);
+            goto fail;
+        }
     }
-    if (!chat__user_send_take(srv, c->user, &retry)) {
-        chat__conn_decline(c, re, CHAT_EAGAIN, "rate_limited",
-                           "sending too fast (all of this user's connections)", retry);
-        goto fail;
-    }
+    a.reply = rel[0];
+    a.thread = rel[1];
 
-    /* The writer's queue is bounded: under overload a send is refused (retryable) rather than
-     * queued without end. Memory stays bounded and the sender backs off. */
-    if (srv->writer_backlog >= (size_t)chat__limit(srv, CHAT_LIMIT_WRITER_QUEUE)) {
-        chat__conn_decline(c, re, CHAT_EAGAIN, "busy", "the server is overloaded; retry later",
-                           CHAT__BUSY_RETRY_MS);
+    if (!chat__send_admit(c, re))
         goto fail;
-    }
 
     if (chat__req_start(c, f, re, send_run, &a, sizeof a, free_send_args) != CHAT_OK)
         cJSON_free(media); /* answered by chat__req_start */
@@ -358,17 +463,44 @@ fail:
 typedef struct history_args {
     int64_t conv;
     uint64_t after, before;
+    uint64_t thread; /* a thread's root: the page is of its replies */
     int limit;
     int backwards;
 } history_args;
 
-static int add_msg(const chat_store_msg *m, void *ud)
+/* A thread's head for history: its root (as an item) and my unread count in it. */
+static int thread_head(chat__txn *tx, chat__req *r, const history_args *a,
+                       const chat_store_conv *conv, const chat_store_member *me, cJSON *o)
 {
-    cJSON *o = chat__msg_item(m);
-    if (!o)
-        return CHAT_ENOMEM;
-    cJSON_AddItemToArray(ud, o);
-    return 0;
+    chat_store_msg root;
+    int rc = chat__txn_visible(tx, r, conv->id, a->thread, me, &root);
+    if (rc != CHAT_OK)
+        return rc;
+    if (root.thread_seq || root.kind > CHAT_MSG_MEDIA || root.kind == CHAT_MSG_EVENT) {
+        chat__msg_free(&root);
+        return chat__req_fail(r, CHAT_EINVAL, "bad_field", "message %" PRIu64
+                              " is not a thread's root", a->thread);
+    }
+    char key[CHAT__THREAD_KEY_MAX];
+    chat__thread_read_key(key, sizeof key, conv->id, a->thread, r->user);
+    int64_t read = 0;
+    rc = tx->ops->meta_get(tx->st, key, &read);
+    uint64_t unread = 0, from = (uint64_t)read > me->joined_seq ? (uint64_t)read : me->joined_seq;
+    if ((rc == CHAT_OK || rc == CHAT_ENOTFOUND) &&
+        tx->ops->msg_count(tx->st, conv->id, a->thread, from, conv->head_seq, &unread) == CHAT_OK)
+        rc = CHAT_OK;
+    else
+        rc = chat__req_fail(r, CHAT_EIO, "storage", "cannot count the thread");
+    cJSON *item = rc == CHAT_OK ? chat__msg_item(&root, NULL) : NULL;
+    chat__msg_free(&root);
+    if (rc != CHAT_OK)
+        return rc;
+    if (!item)
+        return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+    cJSON_AddNumberToObject(o, "thread", (double)a->thread);
+    cJSON_AddItemToObject(o, "root", item);
+    cJSON_AddNumberToObject(o, "unread", (double)unread);
+    return CHAT_OK;
 }
 
 static int history_run(chat__job *job, chat__txn *tx)
@@ -384,43 +516,47 @@ static int history_run(chat__job *job, chat__txn *tx)
     uint64_t after = a->after > me.joined_seq ? a->after : me.joined_seq;
     cJSON *o = chat__req_reply(r, "history");
     cJSON *msgs = cJSON_CreateArray();
-    /* Pages always read in ascending order: a backward page is reversed into asc. */
-    cJSON *asc = a->backwards ? cJSON_CreateArray() : NULL;
-    if (!o || !msgs || (a->backwards && !asc) ||
-        !cJSON_AddNumberToObject(o, "conv", (double)a->conv)) {
-        cJSON_Delete(o);
-        cJSON_Delete(msgs);
-        cJSON_Delete(asc);
-        return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+    chat__page p = {0};
+    if (!o || !msgs || !cJSON_AddNumberToObject(o, "conv", (double)a->conv)) {
+        rc = chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+        goto out;
     }
+    if (a->thread && (rc = thread_head(tx, r, a, &conv, &me, o)) != CHAT_OK)
+        goto out;
     /* One extra row tells whether there is more in the direction paged. */
-    rc = tx->ops->msg_range(tx->st, a->conv, after, a->before, a->limit + 1, a->backwards,
-                            add_msg, msgs);
+    rc = a->thread ? tx->ops->msg_thread(tx->st, a->conv, a->thread, after, a->before,
+                                         a->limit + 1, a->backwards, chat__page_add, &p)
+                   : tx->ops->msg_range(tx->st, a->conv, after, a->before, a->limit + 1,
+                                        a->backwards, chat__page_add, &p);
     if (rc != CHAT_OK) {
-        cJSON_Delete(o);
-        cJSON_Delete(msgs);
-        cJSON_Delete(asc);
-        if (rc == CHAT_ENOMEM)
-            return chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
-        return chat__req_fail(r, CHAT_EIO, "storage", "cannot read history");
+        rc = chat__req_fail(r, rc == CHAT_ENOMEM ? CHAT_ENOMEM : CHAT_EIO, "storage",
+                            "cannot read history");
+        goto out;
     }
-    int n = cJSON_GetArraySize(msgs);
-    int more = n > a->limit;
+    int more = p.n > (size_t)a->limit;
     if (more)
-        cJSON_DeleteItemFromArray(msgs, a->backwards ? n - 1 : a->limit);
-    if (asc) {
-        while (cJSON_GetArraySize(msgs) > 0) { /* moving items allocates nothing */
-            int last = cJSON_GetArraySize(msgs) - 1;
-            cJSON_AddItemToArray(asc, cJSON_DetachItemFromArray(msgs, last));
-        }
-        cJSON_Delete(msgs);
-        msgs = asc;
+        chat__msg_free(&p.v[--p.n]); /* the farthest in the direction paged */
+    /* Pages always read in ascending order. */
+    for (size_t i = 0; a->backwards && i < p.n / 2; i++) {
+        chat_store_msg t = p.v[i];
+        p.v[i] = p.v[p.n - 1 - i];
+        p.v[p.n - 1 - i] = t;
+    }
+    if ((rc = chat__page_encode(tx, &p, a->conv, msgs)) != CHAT_OK) {
+        rc = chat__req_fail(r, rc, rc == CHAT_ENOMEM ? "internal" : "storage",
+                            "cannot read history");
+        goto out;
     }
     int ok = cJSON_AddBoolToObject(o, "more", more) != NULL;
     ok = chat__json_add(ok ? o : NULL, "messages", msgs) && ok; /* msgs is consumed either way */
+    msgs = NULL;
     r->reply = ok ? chat__frame_json(o) : NULL;
+    rc = r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+out:
+    chat__page_free(&p);
     cJSON_Delete(o);
-    return r->reply ? CHAT_OK : chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
+    cJSON_Delete(msgs);
+    return rc;
 }
 
 int chat__arg_limit(chat__conn *c, const cJSON *f, const cJSON *re, int def, int *out)
@@ -459,6 +595,16 @@ void chat__handle_history(chat__conn *c, cJSON *f, cJSON *re)
     if (rb == CHAT_OK && a.before == 0)
         a.before = 1; /* nothing is below seq 1 */
     a.backwards = ra != CHAT_OK;
+    int rt = chat__json_u64(f, "thread", &a.thread);
+    if ((rt != CHAT_OK && rt != CHAT_ENOTFOUND) || (rt == CHAT_OK && a.thread == 0)) {
+        chat__conn_error(c, re, CHAT_EINVAL, "bad_field", "'thread' must be a message's seq", 0);
+        goto fail;
+    }
+    if (a.thread && !c->srv->lifecycle) {
+        chat__conn_decline(c, re, CHAT_ENOTSUP, "no_lifecycle",
+                           "this server's store keeps no threads", 0);
+        goto fail;
+    }
     chat__req_start(c, f, re, history_run, &a, sizeof a, NULL);
     return;
 fail:

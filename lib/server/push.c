@@ -382,6 +382,39 @@ int chat__push_forget_device(chat__txn *tx, const char *user, const char *device
     return rc == CHAT_OK || rc == CHAT_ENOTFOUND ? CHAT_OK : CHAT_EIO;
 }
 
+/* The devices listed, copied out: the registrations are deleted once the listing is over. */
+typedef struct devices {
+    char (*v)[CHAT_ID_MAX + 1];
+    size_t n, cap;
+} devices;
+
+static int keep_device(const chat_store_push_reg *reg, void *ud)
+{
+    devices *d = ud;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 4;
+        void *v = chat__realloc(d->v, cap * sizeof *d->v);
+        if (!v)
+            return CHAT_ENOMEM;
+        d->v = v;
+        d->cap = cap;
+    }
+    snprintf(d->v[d->n++], sizeof *d->v, "%s", reg->device);
+    return 0;
+}
+
+int chat__push_forget_user(chat__txn *tx, const char *user)
+{
+    if (!chat__store_checked_has_push(tx->ops, tx->st))
+        return CHAT_OK;
+    devices d = {0};
+    int rc = tx->ops->push_reg_list(tx->st, user, keep_device, &d);
+    for (size_t i = 0; rc == CHAT_OK && i < d.n; i++)
+        rc = chat__push_forget_device(tx, user, d.v[i]);
+    chat__free(d.v);
+    return rc == CHAT_OK || rc == CHAT_ENOMEM ? rc : CHAT_EIO;
+}
+
 /* ---- frames ---- */
 
 struct reg_args {

@@ -22,6 +22,9 @@ int64_t chat__push_muted_until(chat__txn *tx, const char *user, int64_t conv);
 /* A device logged out: delete its registration, if the store keeps them. CHAT_OK or CHAT_EIO.
  * [writer thread] */
 int chat__push_forget_device(chat__txn *tx, const char *user, const char *device);
+/* An account was deleted: delete every registration of user (its devices' tokens), if the
+ * store keeps them. CHAT_OK, CHAT_ENOMEM or CHAT_EIO. [writer thread] */
+int chat__push_forget_user(chat__txn *tx, const char *user);
 
 /* Frame handlers. [loop thread] */
 void chat__handle_push_register(chat__conn *c, cJSON *f, cJSON *re);

@@ -1,4 +1,5 @@
 /* Receipts: delivered/read watermarks per (conversation, user), forward-only. */
+#include "server/lifecycle.h"
 #include "server/req.h"
 
 #include "core/alloc.h"
@@ -72,6 +73,10 @@ static int receipt_run(chat__job *job, chat__txn *tx)
 
 void chat__handle_receipt(chat__conn *c, cJSON *f, cJSON *re)
 {
+    if (cJSON_GetObjectItemCaseSensitive(f, "thread")) { /* a thread's own watermark */
+        chat__handle_thread_receipt(c, f, re);
+        return;
+    }
     receipt_args a = {0};
     if (!chat__arg_conv(c, f, re, &a.conv))
         goto fail;

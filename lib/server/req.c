@@ -1,4 +1,5 @@
 /* The request machinery shared by every frame type; see req.h. */
+#include "server/lifecycle.h"
 #include "server/req.h"
 
 #include "bus/check.h"
@@ -438,8 +439,7 @@ int chat__txn_event(chat__txn *tx, chat__req *r, chat_store_conv *conv, cJSON *e
     m.body_len = strlen(body);
     int rc = chat__txn_append(tx, r, conv, &m);
     if (rc == CHAT_OK) {
-        cJSON *mj = chat__msg_json(&m);
-        r->fanout = chat__frame_take_json(mj);
+        r->fanout = chat__msg_frame(&m, NULL);
         if (!r->fanout)
             rc = chat__req_fail(r, CHAT_ENOMEM, "internal", "out of memory");
         r->fanout_all_devices = 1;
@@ -493,65 +493,6 @@ cJSON *chat__msg_json(const chat_store_msg *m)
     return NULL;
 }
 
-/* A text message as chat__msg_json() prints it (a text body stops at a NUL there too). */
-static void msg_text_fb(chat__fb *b, const chat_store_msg *m)
-{
-#define LIT(s) chat__fb_raw(b, s, sizeof s - 1)
-    LIT("{\"type\":\"msg\",\"conv\":");
-    chat__fb_i64(b, m->conv);
-    LIT(",\"seq\":");
-    chat__fb_u64(b, m->seq);
-    LIT(",\"ts\":");
-    chat__fb_i64(b, m->ts_ms);
-    LIT(",\"from\":");
-    chat__fb_str(b, m->sender, strlen(m->sender));
-    LIT(",\"device\":");
-    chat__fb_str(b, m->device, strlen(m->device));
-    LIT(",\"cmid\":");
-    chat__fb_str(b, m->cmid, strlen(m->cmid));
-    LIT(",\"kind\":\"text\",\"text\":");
-    chat__fb_str(b, m->body, strnlen(m->body, m->body_len));
-    LIT("}");
-#undef LIT
-}
-
-chat__frame *chat__msg_frame(const chat_store_msg *m)
-{
-    if (m->kind != CHAT_MSG_TEXT)
-        return chat__frame_take_json(chat__msg_json(m));
-    chat__fb b = {NULL, 0};
-    msg_text_fb(&b, m);
-    chat__frame *f = chat__fb_alloc(&b);
-    if (f)
-        msg_text_fb(&b, m);
-    return f;
-}
-
-cJSON *chat__msg_item(const chat_store_msg *m)
-{
-    if (m->kind != CHAT_MSG_TEXT)
-        return chat__msg_json(m);
-    /* Encoded directly and carried as a raw item: a history page of text messages then costs
-     * no cJSON tree and no number printing per message (the reconnect storm's main cost). */
-    chat__fb b = {NULL, 0};
-    msg_text_fb(&b, m);
-    /* Written straight into the item's own string (cJSON's allocator, which cJSON_Delete
-     * frees), not into a buffer that cJSON_CreateRaw would copy. */
-    cJSON *item = cJSON_CreateNull();
-    char *text = item ? cJSON_malloc(b.len + 1) : NULL;
-    if (!text) {
-        cJSON_Delete(item);
-        return NULL;
-    }
-    b.out = (unsigned char *)text;
-    b.len = 0;
-    msg_text_fb(&b, m);
-    text[b.len] = '\0';
-    item->type = cJSON_Raw;
-    item->valuestring = text;
-    return item;
-}
-
 const char *chat__role_name(int role)
 {
     switch (role) {
@@ -590,11 +531,17 @@ int chat__member_json_add(const chat_store_member *m, void *ud)
     return 0;
 }
 
+/* The newest message a conversation's list shows (not a thread reply, not an edit, delete or
+ * reaction), among the few read. */
+#define LAST_SCAN 16
+
 static int keep_last(const chat_store_msg *m, void *ud)
 {
     cJSON **out = ud;
-    *out = chat__msg_item(m);
-    return *out ? 0 : CHAT_ENOMEM;
+    if (!chat__msg_listed(m))
+        return 0;
+    *out = chat__msg_item(m, NULL);
+    return *out ? 1 : CHAT_ENOMEM; /* found: stop */
 }
 
 cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m)
@@ -612,26 +559,36 @@ cJSON *chat__txn_conv_json(chat__txn *tx, const chat_store_member *m)
         conv.head_seq = m->read_seq;
         conv.title[0] = '\0';
     }
+    /* Unread: what counts in the main conversation after my read watermark (not thread
+     * replies, edits, deletes, reactions or erased messages); head - read without a store
+     * that can tell. */
     uint64_t unread = 0;
-    if (!left && conv.head_seq > m->read_seq)
+    int ok = 1;
+    if (!left && conv.head_seq > m->read_seq) {
         unread = conv.head_seq - m->read_seq;
+        if (tx->srv->lifecycle)
+            ok = tx->ops->msg_count(tx->st, conv.id, 0, m->read_seq, conv.head_seq, &unread) ==
+                 CHAT_OK;
+    }
     int64_t muted = left ? 0 : chat__push_muted_until(tx, m->user, conv.id);
-    int ok = cJSON_AddNumberToObject(o, "conv", (double)conv.id) &&
-             cJSON_AddStringToObject(o, "kind", conv.kind == CHAT_CONV_GROUP ? "group" : "direct") &&
-             cJSON_AddStringToObject(o, "title", conv.title) &&
-             cJSON_AddStringToObject(o, "role", chat__role_name(m->role)) &&
-             cJSON_AddNumberToObject(o, "head", (double)conv.head_seq) &&
-             cJSON_AddNumberToObject(o, "delivered", (double)m->delivered_seq) &&
-             cJSON_AddNumberToObject(o, "read", (double)m->read_seq) &&
-             cJSON_AddNumberToObject(o, "unread", (double)unread) &&
-             (!muted || cJSON_AddNumberToObject(o, "muted_until", (double)muted)) &&
-             cJSON_AddNumberToObject(o, "joined", (double)m->joined_seq);
+    ok = ok && cJSON_AddNumberToObject(o, "conv", (double)conv.id) &&
+         cJSON_AddStringToObject(o, "kind", conv.kind == CHAT_CONV_GROUP ? "group" : "direct") &&
+         cJSON_AddStringToObject(o, "title", conv.title) &&
+         cJSON_AddStringToObject(o, "role", chat__role_name(m->role)) &&
+         cJSON_AddNumberToObject(o, "head", (double)conv.head_seq) &&
+         cJSON_AddNumberToObject(o, "delivered", (double)m->delivered_seq) &&
+         cJSON_AddNumberToObject(o, "read", (double)m->read_seq) &&
+         cJSON_AddNumberToObject(o, "unread", (double)unread) &&
+         (!muted || cJSON_AddNumberToObject(o, "muted_until", (double)muted)) &&
+         cJSON_AddNumberToObject(o, "joined", (double)m->joined_seq) &&
+         (!conv.msg_ttl_ms || cJSON_AddNumberToObject(o, "ttl_ms", (double)conv.msg_ttl_ms));
     cJSON *last = NULL;
-    if (ok && conv.head_seq > m->joined_seq &&
-        (tx->ops->msg_range(tx->st, conv.id, m->joined_seq, conv.head_seq + 1, 1, 1, keep_last,
-                            &last) != CHAT_OK ||
-         !last))
-        ok = 0;
+    if (ok && conv.head_seq > m->joined_seq) {
+        /* keep_last answers 1 when it found one; none listed among the few read: null */
+        int lr = tx->ops->msg_range(tx->st, conv.id, m->joined_seq, conv.head_seq + 1, LAST_SCAN,
+                                    1, keep_last, &last);
+        ok = lr == CHAT_OK || lr == 1;
+    }
     if (ok)
         ok = chat__json_add(o, "last", last ? last : cJSON_CreateNull());
     else

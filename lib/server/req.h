@@ -108,13 +108,16 @@ int chat__txn_append_as(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat
 int chat__txn_event(chat__txn *tx, chat__req *r, chat_store_conv *conv, cJSON *event,
                     chat_store_msg *out);
 
-/* JSON encoders. */
+/* group.c: member me (its row as read in this transaction) leaves conv: an event of type event
+ * ("left") appended as me, my role none, and a group whose owner left gets the next owner (a
+ * second event in r->fanout2); *left_seq the first event's seq. r->to gets the members before
+ * the departure (so the leaver hears of it). */
+int chat__txn_leave(chat__txn *tx, chat__req *r, chat_store_conv *conv, chat_store_member *me,
+                    const char *event, uint64_t *left_seq);
+
+/* The msg object of a plain message (text, media, event) through cJSON: the reference the
+ * direct encoder (lifecycle.h: chat__msg_frame, chat__msg_item) is tested against. */
 cJSON *chat__msg_json(const chat_store_msg *m);
-/* The same object as an item to put in a reply: a raw (pre-encoded) item for text. Print it
- * only; its fields cannot be read back. */
-cJSON *chat__msg_item(const chat_store_msg *m);
-/* The msg frame of m, encoded directly for text (same JSON as chat__msg_json). */
-chat__frame *chat__msg_frame(const chat_store_msg *m);
 const char *chat__role_name(int role);
 /* A member_list callback: add m to the cJSON array ud as the protocol shows a member ({"user",
  * "role", "delivered", "read", "delivered_ts", "read_ts"}). */
@@ -136,6 +139,10 @@ void chat__handle_auth(chat__conn *c, cJSON *f, cJSON *re);
 void chat__handle_login(chat__conn *c, cJSON *f, cJSON *re);
 /* server.c: revoke this connection's session (persisted), answer ok, close its connections. */
 void chat__handle_logout(chat__conn *c, cJSON *f, cJSON *re);
+
+/* A send, or anything counted as one (edits, deletes, reactions): within the connection's and
+ * the user's send rates, with room in the writer's queue. 0 when refused (answered). */
+int chat__send_admit(chat__conn *c, const cJSON *re);
 
 /* Field readers that answer the error frame themselves; they return 0 when they did. */
 int chat__arg_conv(chat__conn *c, const cJSON *f, const cJSON *re, int64_t *out);

@@ -1,4 +1,5 @@
 /* Server lifecycle: backends, worker threads, the loop, and the any-thread entry points. */
+#include "server/lifecycle.h"
 #include "server/req.h"
 
 #include "auth/builtin.h"
@@ -443,6 +444,8 @@ int chat__server_verify(chat_server *srv, const char *tok, size_t len, chat_auth
     if (rc != CHAT_OK)
         chat__log(srv, CHAT_LOG_INFO, "token refused: %s",
                   id->reason[0] ? id->reason : "no reason given");
+    if (rc == CHAT_OK)
+        rc = chat__deleted_check(srv, tok, len, id);
     return rc == CHAT_OK ? CHAT_OK : chat__error_set(CHAT_EAUTH, 0, "token refused");
 }
 
@@ -480,6 +483,7 @@ static void server_release(chat_server *srv)
         srv->auth->destroy(srv->auth_st);
     chat__strmap_clear(&srv->users);
     chat__strmap_clear(&srv->revoked);
+    chat__deleted_free(srv);
     chat__revoked_devices_free(srv);
     chat__user_limits_free(srv);
     chat__typing_free(&srv->typing);
@@ -492,6 +496,7 @@ static void server_release(chat_server *srv)
     pthread_mutex_destroy(&srv->done_lock);
     pthread_mutex_destroy(&srv->revoked_lock);
     pthread_mutex_destroy(&srv->auth_lock);
+    pthread_mutex_destroy(&srv->deleted_lock);
     pthread_cond_destroy(&srv->drain_cond);
     chat__free(srv);
 }
@@ -528,6 +533,8 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     pthread_mutex_init(&srv->done_lock, NULL);
     pthread_mutex_init(&srv->revoked_lock, NULL);
     pthread_mutex_init(&srv->auth_lock, NULL);
+    pthread_mutex_init(&srv->deleted_lock, NULL);
+    chat__strmap_init(&srv->deleted);
     pthread_cond_init(&srv->drain_cond, NULL);
     chat__strmap_init(&srv->revoked_devices);
     chat__strmap_init(&srv->users);
@@ -576,6 +583,12 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     /* Every store, built-in or the host's, sits behind the one argument-checking layer. */
     if (rc == CHAT_OK)
         rc = chat__store_checked_new(&srv->store, &srv->store_st);
+    if (rc == CHAT_OK) {
+        srv->lifecycle = chat__store_checked_has_lifecycle(srv->store, srv->store_st);
+        if (!srv->lifecycle && chat__limit(srv, CHAT_LIMIT_RETENTION_MS))
+            chat__log(srv, CHAT_LOG_WARN, "retention_ms is ignored: the store keeps no "
+                                          "message lifecycle (store version 5)");
+    }
     if (rc == CHAT_OK)
         rc = chat__media_init(srv);
     if (rc == CHAT_OK && !srv->bus) {
@@ -588,6 +601,8 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
         if (rc != CHAT_OK)
             chat__error_set(rc, 0, "cannot load revoked sessions");
     }
+    if (rc == CHAT_OK && (rc = chat__deleted_load(srv)) != CHAT_OK)
+        chat__error_set(rc, 0, "cannot load deleted accounts");
     if (rc == CHAT_OK) {
         chat_bus_sink sink = {sink_deliver, sink_presence, sink_wake,    srv,
                               sink_deliver2, sink_lost,     sink_settled, sink_node,
@@ -631,6 +646,7 @@ void chat__server_on_wake(chat_server *srv)
         chat__presence_timers_stop(srv);
         chat__hints_stop(srv);
         chat__conntimer_stop(srv);
+        chat__expiry_stop(srv);
         submits_direct(srv);
         pthread_mutex_lock(&srv->done_lock);
         srv->loop_ready = 0;
@@ -676,6 +692,13 @@ static int loop_open(chat_server *srv)
     if (timers == CHAT_OK && (timers = chat__hints_start(srv)) != CHAT_OK)
         chat__presence_timers_stop(srv);
     if (timers != CHAT_OK) {
+        chat__conntimer_stop(srv);
+        srv->tp->close(srv->tp_st);
+        srv->tp_st = NULL;
+        return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
+    }
+    if (chat__expiry_start(srv) != CHAT_OK) {
+        chat__presence_timers_stop(srv);
         chat__conntimer_stop(srv);
         srv->tp->close(srv->tp_st);
         srv->tp_st = NULL;

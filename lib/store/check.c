@@ -70,8 +70,12 @@ int chat__store_check_msg(const chat_store_msg *m)
     if ((rc = chat__store_check_str(m->sender, CHAT_ID_MAX, 1, "msg sender")) ||
         (rc = chat__store_check_str(m->device, CHAT_ID_MAX, 1, "msg device")) ||
         (m->cmid && (rc = chat__store_check_str(m->cmid, CHAT_ID_MAX, 1, "msg cmid"))) ||
-        (rc = chat__store_check_u64(m->seq, "msg seq")))
+        (rc = chat__store_check_u64(m->seq, "msg seq")) ||
+        (rc = chat__store_check_u64(m->target_seq, "msg target_seq")) ||
+        (rc = chat__store_check_u64(m->thread_seq, "msg thread_seq")))
         return rc;
+    if (m->flags & ~CHAT_STORE_MSG_ERASED)
+        return chat__error_set(CHAT_EINVAL, 0, "store: unknown msg flags 0x%x", m->flags);
     if (!m->body && m->body_len)
         return chat__error_set(CHAT_EINVAL, 0, "store: msg body is NULL");
     if (m->body_len > (size_t)INT32_MAX)

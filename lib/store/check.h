@@ -35,6 +35,8 @@ typedef struct chat__store_sink {
         int (*revoked)(const char *session_id, int64_t exp_ms, void *user_data);
         chat_store_grant_cb grant;
         chat_store_push_reg_cb reg;
+        chat_store_reaction_cb reaction;
+        chat_store_deleted_cb deleted;
     } cb;
     void *user_data;
 } chat__store_sink;

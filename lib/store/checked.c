@@ -8,6 +8,9 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
+#include <stddef.h>
+#include <string.h>
+
 typedef struct checked {
     const chat_store_ops *ops; /* the wrapped backend */
     void *st;
@@ -68,14 +71,31 @@ struct hop {
         chat_store_name_cb name;
         revoked_cb revoked;
         chat_store_grant_cb grant;
+        chat_store_reaction_cb reaction;
+        chat_store_hit_cb hit;
+        chat_store_deleted_cb deleted;
         chat_store_push_reg_cb reg;
     } cb;
     void *user_data;
 };
 
+/* A backend older than version 5 hands over rows without the version-5 fields: its caller
+ * reads them as zeros. */
+static const chat_store_msg *full_msg(const checked *w, const chat_store_msg *msg,
+                                      chat_store_msg *buf)
+{
+    if (w->ops->version >= 5)
+        return msg;
+    memset(buf, 0, sizeof *buf);
+    memcpy(buf, msg, offsetof(chat_store_msg, target_seq));
+    return buf;
+}
+
 static int hop_msg(const chat_store_msg *msg, void *ud)
 {
     struct hop *h = ud;
+    chat_store_msg buf;
+    msg = full_msg(h->w, msg, &buf);
     h->w->in_cb++;
     int r = h->cb.msg(msg, h->user_data);
     h->w->in_cb--;
@@ -116,6 +136,33 @@ static int hop_grant(int64_t conv, const char *user, void *ud)
     int r = h->cb.grant(conv, user, h->user_data);
     h->w->in_cb--;
     return r;
+}
+
+static int hop_reaction(const chat_store_reaction *r, void *ud)
+{
+    struct hop *h = ud;
+    h->w->in_cb++;
+    int rc = h->cb.reaction(r, h->user_data);
+    h->w->in_cb--;
+    return rc;
+}
+
+static int hop_hit(const chat_store_msg *msg, uint64_t cursor, void *ud)
+{
+    struct hop *h = ud;
+    h->w->in_cb++;
+    int rc = h->cb.hit(msg, cursor, h->user_data);
+    h->w->in_cb--;
+    return rc;
+}
+
+static int hop_deleted(const char *name, int64_t deleted_ms, void *ud)
+{
+    struct hop *h = ud;
+    h->w->in_cb++;
+    int rc = h->cb.deleted(name, deleted_ms, h->user_data);
+    h->w->in_cb--;
+    return rc;
 }
 
 static int hop_reg(const chat_store_push_reg *reg, void *ud)
@@ -188,7 +235,10 @@ static int c_conv_get(void *state, int64_t id, chat_store_conv *out)
 {
     checked *w = state;
     int rc = need(out != NULL, "conv_get", "out");
-    return rc ? rc : seen(w, w->ops->conv_get(w->st, id, out));
+    if (rc)
+        return rc;
+    memset(out, 0, sizeof *out); /* an older backend writes less than the whole row */
+    return seen(w, w->ops->conv_get(w->st, id, out));
 }
 
 static int c_conv_find_direct(void *state, const char *dm_key, chat_store_conv *out)
@@ -198,6 +248,7 @@ static int c_conv_find_direct(void *state, const char *dm_key, chat_store_conv *
     if ((rc = chat__store_check_str(dm_key, sizeof out->dm_key - 1, 1, "dm_key")) ||
         (rc = need(out != NULL, "conv_find_direct", "out")))
         return rc;
+    memset(out, 0, sizeof *out);
     return seen(w, w->ops->conv_find_direct(w->st, dm_key, out));
 }
 
@@ -555,6 +606,216 @@ static int c_lock_convs(void *state, const chat_conv_id *ids, size_t n)
     return seen(w, w->ops->lock_convs(w->st, ids, n));
 }
 
+/* ---- version 5: the message lifecycle, search, account deletion (optional) ---- */
+
+static int has_lifecycle(const checked *w)
+{
+    const chat_store_ops *o = w->ops;
+    if (o->version >= 5 && o->msg_get && o->msg_update && o->msg_related && o->msg_thread &&
+        o->msg_count && o->msg_expired && o->msg_by_sender && o->msg_search &&
+        o->reaction_set && o->reaction_list && o->reaction_clear && o->user_delete &&
+        o->user_deleted && o->media_refs && o->media_delete)
+        return CHAT_OK;
+    return chat__error_set(CHAT_ENOTSUP, 0,
+                           "store: this backend keeps no message lifecycle (store version 5)");
+}
+
+/* A search text longer than this is refused: no one types it, and every word costs. */
+#define SEARCH_TEXT_MAX 1024
+
+static int c_msg_get(void *state, int64_t conv, uint64_t seq, chat_store_msg_cb cb,
+                     void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = has_lifecycle(w)) || (rc = need(cb != NULL, "msg_get", "callback")))
+        return rc;
+    struct hop h = {.w = w, .cb.msg = cb, .user_data = user_data};
+    return seen(w, w->ops->msg_get(w->st, conv, seq, hop_msg, &h));
+}
+
+static int c_msg_update(void *state, const chat_store_msg *msg)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "msg_update")) || (rc = has_lifecycle(w)) ||
+        (rc = chat__store_check_msg(msg)))
+        return rc;
+    return seen(w, w->ops->msg_update(w->st, msg));
+}
+
+static int c_msg_related(void *state, int64_t conv, uint64_t target_seq, int kind,
+                         chat_store_msg_cb cb, void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "msg_related")) || (rc = has_lifecycle(w)) ||
+        (rc = need(cb != NULL, "msg_related", "callback")) ||
+        (rc = chat__store_check_u64(target_seq, "target_seq")))
+        return rc;
+    struct hop h = {.w = w, .cb.msg = cb, .user_data = user_data};
+    return seen(w, w->ops->msg_related(w->st, conv, target_seq, kind, hop_msg, &h));
+}
+
+static int c_msg_thread(void *state, int64_t conv, uint64_t thread_seq, uint64_t after_seq,
+                        uint64_t before_seq, int limit, int descending, chat_store_msg_cb cb,
+                        void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "msg_thread")) || (rc = has_lifecycle(w)) ||
+        (rc = need(cb != NULL, "msg_thread", "callback")) ||
+        (rc = need_limit(limit, "msg_thread")) ||
+        (rc = chat__store_check_u64(thread_seq, "thread_seq")))
+        return rc;
+    struct hop h = {.w = w, .cb.msg = cb, .user_data = user_data};
+    return seen(w, w->ops->msg_thread(w->st, conv, thread_seq, after_seq, before_seq, limit,
+                                      descending, hop_msg, &h));
+}
+
+static int c_msg_count(void *state, int64_t conv, uint64_t thread_seq, uint64_t after_seq,
+                       uint64_t upto_seq, uint64_t *out)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = has_lifecycle(w)) || (rc = need(out != NULL, "msg_count", "out")) ||
+        (rc = chat__store_check_u64(thread_seq, "thread_seq")) ||
+        (rc = chat__store_check_u64(after_seq, "after_seq")) ||
+        (rc = chat__store_check_u64(upto_seq, "upto_seq")))
+        return rc;
+    return seen(w, w->ops->msg_count(w->st, conv, thread_seq, after_seq, upto_seq, out));
+}
+
+static int c_msg_expired(void *state, int64_t now_ms, int limit, chat_store_msg_cb cb,
+                         void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "msg_expired")) || (rc = has_lifecycle(w)) ||
+        (rc = need(cb != NULL, "msg_expired", "callback")) ||
+        (rc = need_limit(limit, "msg_expired")))
+        return rc;
+    struct hop h = {.w = w, .cb.msg = cb, .user_data = user_data};
+    return seen(w, w->ops->msg_expired(w->st, now_ms, limit, hop_msg, &h));
+}
+
+static int c_msg_by_sender(void *state, int64_t conv, const char *sender, uint64_t after_seq,
+                           int limit, chat_store_msg_cb cb, void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "msg_by_sender")) || (rc = has_lifecycle(w)) ||
+        (rc = check_id(sender, 0, "sender")) ||
+        (rc = need(cb != NULL, "msg_by_sender", "callback")) ||
+        (rc = need_limit(limit, "msg_by_sender")) ||
+        (rc = chat__store_check_u64(after_seq, "after_seq")))
+        return rc;
+    struct hop h = {.w = w, .cb.msg = cb, .user_data = user_data};
+    return seen(w, w->ops->msg_by_sender(w->st, conv, sender, after_seq, limit, hop_msg, &h));
+}
+
+static int c_msg_search(void *state, const chat_store_search *q, chat_store_hit_cb cb,
+                        void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "msg_search")) || (rc = has_lifecycle(w)) ||
+        (rc = need(q != NULL, "msg_search", "query")) ||
+        (rc = need(cb != NULL, "msg_search", "callback")))
+        return rc;
+    if ((rc = chat__store_check_str(q->text, SEARCH_TEXT_MAX, 1, "search text")) ||
+        (rc = need_limit(q->limit, "msg_search")) ||
+        (rc = need(!q->n_convs || (q->convs && q->after), "msg_search", "conversations")))
+        return rc;
+    struct hop h = {.w = w, .cb.hit = cb, .user_data = user_data};
+    return seen(w, w->ops->msg_search(w->st, q, hop_hit, &h));
+}
+
+static int check_reaction(const chat_store_reaction *r)
+{
+    int rc;
+    if (!r)
+        return chat__error_set(CHAT_EINVAL, 0, "store: reaction is NULL");
+    if ((rc = chat__store_check_field(r->user, sizeof r->user, 0, "reaction user")) ||
+        (rc = chat__store_check_field(r->emoji, sizeof r->emoji, 0, "reaction emoji")) ||
+        (rc = chat__store_check_u64(r->seq, "reaction seq")))
+        return rc;
+    return CHAT_OK;
+}
+
+static int c_reaction_set(void *state, const chat_store_reaction *reaction, int on)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "reaction_set")) || (rc = has_lifecycle(w)) ||
+        (rc = check_reaction(reaction)))
+        return rc;
+    return seen(w, w->ops->reaction_set(w->st, reaction, on != 0));
+}
+
+static int c_reaction_list(void *state, int64_t conv, uint64_t after_seq, uint64_t before_seq,
+                           chat_store_reaction_cb cb, void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "reaction_list")) || (rc = has_lifecycle(w)) ||
+        (rc = need(cb != NULL, "reaction_list", "callback")))
+        return rc;
+    struct hop h = {.w = w, .cb.reaction = cb, .user_data = user_data};
+    return seen(w, w->ops->reaction_list(w->st, conv, after_seq, before_seq, hop_reaction, &h));
+}
+
+static int c_reaction_clear(void *state, int64_t conv, uint64_t seq, const char *user)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "reaction_clear")) || (rc = has_lifecycle(w)) ||
+        (rc = check_id(user, 1, "user")) || (rc = chat__store_check_u64(seq, "seq")))
+        return rc;
+    return seen(w, w->ops->reaction_clear(w->st, conv, seq, user));
+}
+
+static int c_user_delete(void *state, const char *name, int64_t deleted_ms)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "user_delete")) || (rc = has_lifecycle(w)) ||
+        (rc = check_id(name, 0, "user name")))
+        return rc;
+    return seen(w, w->ops->user_delete(w->st, name, deleted_ms));
+}
+
+static int c_user_deleted(void *state, chat_store_deleted_cb cb, void *user_data)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "user_deleted")) || (rc = has_lifecycle(w)) ||
+        (rc = need(cb != NULL, "user_deleted", "callback")))
+        return rc;
+    struct hop h = {.w = w, .cb.deleted = cb, .user_data = user_data};
+    return seen(w, w->ops->user_deleted(w->st, hop_deleted, &h));
+}
+
+static int c_media_refs(void *state, const char *id, int delta, int64_t *refs_out)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "media_refs")) || (rc = has_lifecycle(w)) ||
+        (rc = has_media(w)) || (rc = check_media_id(id)))
+        return rc;
+    return seen(w, w->ops->media_refs(w->st, id, delta, refs_out));
+}
+
+static int c_media_delete(void *state, const char *id)
+{
+    checked *w = state;
+    int rc;
+    if ((rc = refuse_in_cb(w, "media_delete")) || (rc = has_lifecycle(w)) ||
+        (rc = has_media(w)) || (rc = check_media_id(id)))
+        return rc;
+    return seen(w, w->ops->media_delete(w->st, id));
+}
+
 /* ---- lifecycle ---- */
 
 static int c_ctl(void *state, int op, void *arg)
@@ -606,6 +867,21 @@ static const chat_store_ops checked_ops = {
     .media_get = c_media_get,
     .media_grant = c_media_grant,
     .media_grants = c_media_grants,
+    .msg_get = c_msg_get,
+    .msg_update = c_msg_update,
+    .msg_related = c_msg_related,
+    .msg_thread = c_msg_thread,
+    .msg_count = c_msg_count,
+    .msg_expired = c_msg_expired,
+    .msg_by_sender = c_msg_by_sender,
+    .msg_search = c_msg_search,
+    .reaction_set = c_reaction_set,
+    .reaction_list = c_reaction_list,
+    .reaction_clear = c_reaction_clear,
+    .user_delete = c_user_delete,
+    .user_deleted = c_user_deleted,
+    .media_refs = c_media_refs,
+    .media_delete = c_media_delete,
     .push_reg_put = c_push_reg_put,
     .push_reg_del = c_push_reg_del,
     .push_reg_del_token = c_push_reg_del_token,
@@ -648,4 +924,9 @@ int chat__store_checked_has_media(const chat_store_ops *ops, void *state)
 int chat__store_checked_has_push(const chat_store_ops *ops, void *state)
 {
     return ops == &checked_ops && has_push(state) == CHAT_OK;
+}
+
+int chat__store_checked_has_lifecycle(const chat_store_ops *ops, void *state)
+{
+    return ops == &checked_ops && has_lifecycle(state) == CHAT_OK;
 }

@@ -8,10 +8,15 @@
  *   INT64_MAX (see store/check.h);
  * - CHAT_EMISUSE: begin() inside a transaction, commit(), rollback() or lock_convs() outside
  *   one, and from inside a listing callback any method but the single-row lookups conv_get,
- *   member_get, user_get, meta_get, push_mute_get and conv_find_direct (the wrapper passes its
- *   own trampoline callback to the inner listing methods and counts the depth).
+ *   member_get, user_get, meta_get, push_mute_get, conv_find_direct, msg_get and msg_count
+ *   (the wrapper passes its own trampoline callback to the inner listing methods and counts
+ *   the depth).
+ * - CHAT_ENOTSUP: a version-2 media method or a version-5 method of a backend without them.
  * lock_convs() also refuses ids that are not positive, ascending and distinct (CHAT_EINVAL),
  * and succeeds doing nothing when the backend has no such method.
+ *
+ * It also zeroes the version-5 fields of what an older backend reads into libchat's rows
+ * (conv_get, conv_find_direct, every message listed), as those backends do not know them.
  *
  * Transaction state as the wrapper sees it: a successful begin() opens a transaction; a
  * successful commit() closes it; a failed commit() leaves it open, so the caller's rollback()
@@ -44,5 +49,7 @@ int chat__store_checked_transient(const chat_store_ops *ops, void *state);
 int chat__store_checked_has_media(const chat_store_ops *ops, void *state);
 /* 1 when the store behind the checking layer keeps push registrations (version-3 methods). */
 int chat__store_checked_has_push(const chat_store_ops *ops, void *state);
+/* 1 when it keeps the message lifecycle (version-5 methods). */
+int chat__store_checked_has_lifecycle(const chat_store_ops *ops, void *state);
 
 #endif

@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
+#include <sodium.h>
 #include <string.h>
 
 void *chat__mem_grow(void *items, size_t *cap, size_t need, size_t elem)
@@ -176,7 +177,57 @@ static void undo_msg_insert(chat__mem *s, chat__mmsg *msg)
     chat__free(msg);
 }
 
-static void undo(chat__mem *s, const chat__undo *u)
+void chat__mem_msg_free_wiped(chat__mmsg *m)
+{
+    if (!m)
+        return;
+    sodium_memzero(m->data, (size_t)m->sender_len + m->device_len + m->cmid_len + 3 +
+                                m->body_len);
+    chat__free(m);
+}
+
+/* Put message m where the message of its seq is (old, in its conversation and the dedupe
+ * map). */
+static void msg_swap(chat__mem *s, chat__mmsg *old, chat__mmsg *m)
+{
+    chat__mconv *c = chat__mem_conv(s, old->conv);
+    int found;
+    size_t pos = chat__mem_msg_pos(c, old->seq, &found);
+    c->msgs[pos] = m;
+    if (old->has_cmid) {
+        chat__hmap_del(&s->cmids, old->hash, old);
+        chat__hmap_put(&s->cmids, m->hash, m); /* the room old had */
+    }
+}
+
+void chat__mem_msg_replace(chat__mem *s, chat__mmsg *old, chat__mmsg *m)
+{
+    msg_swap(s, old, m);
+}
+
+static void react_remove(chat__mconv *c, chat__mreact *r)
+{
+    for (size_t i = 0; i < c->n_reacts; i++)
+        if (c->reacts[i] == r) {
+            memmove(&c->reacts[i], &c->reacts[i + 1], (c->n_reacts - i - 1) * sizeof r);
+            c->n_reacts--;
+            return;
+        }
+}
+
+/* Put r back into its conversation, in order (room is there: it was taken out). */
+static void react_restore(chat__mem *s, chat__mreact *r)
+{
+    chat__mconv *c = chat__mem_conv(s, r->row.conv);
+    int found;
+    size_t at;
+    size_t pos = chat__mem_react_pos(c, &r->row, &found, &at);
+    memmove(&c->reacts[pos + 1], &c->reacts[pos], (c->n_reacts - pos) * sizeof r);
+    c->reacts[pos] = r;
+    c->n_reacts++;
+}
+
+static void undo(chat__mem *s, chat__undo *u)
 {
     switch (u->op) {
     case CHAT__U_CONV_INSERT: {
@@ -222,10 +273,50 @@ static void undo(chat__mem *s, const chat__undo *u)
         break;
     }
     case CHAT__U_GRANT_INSERT:
-    case CHAT__U_MUTE_INSERT: {
+    case CHAT__U_MUTE_INSERT:
+    case CHAT__U_DELETED_INSERT: {
         chat__mkv *kv = u->obj;
-        chat__hmap_del(u->op == CHAT__U_GRANT_INSERT ? &s->grants : &s->mutes, kv->hash, kv);
+        chat__hmap *map = u->op == CHAT__U_GRANT_INSERT  ? &s->grants
+                          : u->op == CHAT__U_MUTE_INSERT ? &s->mutes
+                                                         : &s->deleted;
+        chat__hmap_del(map, kv->hash, kv);
         chat__free(kv);
+        break;
+    }
+    case CHAT__U_MSG_UPDATE:
+        msg_swap(s, u->obj, u->old);
+        chat__free(u->obj);
+        u->old = NULL; /* back in place: not the log's to free */
+        break;
+    case CHAT__U_REACT_INSERT: {
+        chat__mreact *r = u->obj;
+        react_remove(chat__mem_conv(s, r->row.conv), r);
+        chat__free(r);
+        break;
+    }
+    case CHAT__U_REACT_DELETE:
+        react_restore(s, u->obj);
+        u->obj = NULL;
+        break;
+    case CHAT__U_USER_DELETE: {
+        chat__mperson *p = u->obj;
+        p->user = *(const chat_store_user *)u->old;
+        p->has_user = 1;
+        break;
+    }
+    case CHAT__U_MEDIA_REFS:
+        ((chat__mmedia *)u->obj)->refs = u->i;
+        break;
+    case CHAT__U_MEDIA_DELETE: {
+        chat__mmedia *m = u->obj;
+        chat__hmap_put(&s->media, m->hash, m); /* its slot is free: nothing took it since */
+        u->obj = NULL;
+        break;
+    }
+    case CHAT__U_GRANT_DELETE: {
+        chat__mkv *kv = u->obj;
+        chat__hmap_put(&s->grants, kv->hash, kv);
+        u->obj = NULL;
         break;
     }
     case CHAT__U_REG_INSERT:
@@ -237,10 +328,29 @@ static void undo(chat__mem *s, const chat__undo *u)
     }
 }
 
+/* Let go of the log: what it kept of replaced or removed rows is freed (and wiped). */
 static void clear_log(chat__mem *s)
 {
-    for (size_t i = 0; i < s->n_log; i++)
-        chat__free(s->log[i].old);
+    for (size_t i = 0; i < s->n_log; i++) {
+        chat__undo *u = &s->log[i];
+        switch (u->op) {
+        case CHAT__U_MSG_UPDATE:
+            chat__mem_msg_free_wiped(u->old);
+            break;
+        case CHAT__U_USER_DELETE:
+            if (u->old)
+                sodium_memzero(u->old, sizeof(chat_store_user));
+            chat__free(u->old);
+            break;
+        case CHAT__U_REACT_DELETE:
+        case CHAT__U_MEDIA_DELETE:
+        case CHAT__U_GRANT_DELETE:
+            chat__free(u->obj); /* removed for good (NULL when undone) */
+            break;
+        default:
+            chat__free(u->old);
+        }
+    }
     s->n_log = 0;
 }
 
@@ -292,8 +402,11 @@ static void destroy(void *state)
             chat__free(c->members[j]);
         for (size_t j = 0; j < c->n_msgs; j++)
             chat__free(c->msgs[j]);
+        for (size_t j = 0; j < c->n_reacts; j++)
+            chat__free(c->reacts[j]);
         chat__free(c->members);
         chat__free(c->msgs);
+        chat__free(c->reacts);
         chat__free(c);
     }
     for (size_t i = 0; i < s->people.cap; i++) {
@@ -314,6 +427,7 @@ static void destroy(void *state)
     free_kvs(&s->meta);
     free_kvs(&s->media);
     free_kvs(&s->grants);
+    free_kvs(&s->deleted);
     free_kvs(&s->mutes);
     chat__free(s->scratch);
     chat__free(s);
@@ -366,6 +480,21 @@ static const chat_store_ops memory_ops = {
     .media_get = chat__mem_media_get,
     .media_grant = chat__mem_media_grant,
     .media_grants = chat__mem_media_grants,
+    .msg_get = chat__mem_msg_get,
+    .msg_update = chat__mem_msg_update,
+    .msg_related = chat__mem_msg_related,
+    .msg_thread = chat__mem_msg_thread,
+    .msg_count = chat__mem_msg_count,
+    .msg_expired = chat__mem_msg_expired,
+    .msg_by_sender = chat__mem_msg_by_sender,
+    .msg_search = chat__mem_msg_search,
+    .reaction_set = chat__mem_reaction_set,
+    .reaction_list = chat__mem_reaction_list,
+    .reaction_clear = chat__mem_reaction_clear,
+    .user_delete = chat__mem_user_delete,
+    .user_deleted = chat__mem_user_deleted,
+    .media_refs = chat__mem_media_refs,
+    .media_delete = chat__mem_media_delete,
     .push_reg_put = chat__mem_push_reg_put,
     .push_reg_del = chat__mem_push_reg_del,
     .push_reg_del_token = chat__mem_push_reg_del_token,

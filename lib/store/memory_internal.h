@@ -16,6 +16,8 @@ struct chat__mmember;
 struct chat__mmsg;
 struct chat__mreg;
 
+struct chat__mreact;
+
 typedef struct chat__mconv {
     uint64_t saved_gen; /* transaction whose undo log already holds the old row */
     int present;        /* the conversation row exists: members and messages may come first */
@@ -24,6 +26,8 @@ typedef struct chat__mconv {
     size_t n_members, cap_members;
     struct chat__mmsg **msgs; /* sorted by seq */
     size_t n_msgs, cap_msgs;
+    struct chat__mreact **reacts; /* sorted by seq, emoji, ts_ms, user */
+    size_t n_reacts, cap_reacts;
 } chat__mconv;
 
 typedef struct chat__mperson {
@@ -54,7 +58,8 @@ typedef struct chat__mmember {
     chat_store_member row;
 } chat__mmember;
 
-/* One allocation per message: the header, then "sender\0device\0cmid\0" and the body. */
+/* One allocation per message: the header, then "sender\0device\0cmid\0" and the body. An
+ * update replaces the allocation (the old one is wiped when it is freed). */
 typedef struct chat__mmsg {
     int64_t conv;
     uint64_t seq;
@@ -64,8 +69,17 @@ typedef struct chat__mmsg {
     int kind;
     int has_cmid;
     unsigned char sender_len, device_len, cmid_len;
+    uint64_t target_seq, thread_seq;
+    int64_t edited_ms, expires_ms;
+    unsigned int flags;
+    uint64_t sid; /* order of storing, store-wide: the search cursor */
     char data[];
 } chat__mmsg;
+
+/* One user's reaction to one message. */
+typedef struct chat__mreact {
+    chat_store_reaction row;
+} chat__mreact;
 
 /* A string key with an integer value: meta rows and revoked sessions. */
 typedef struct chat__mkv {
@@ -78,6 +92,7 @@ typedef struct chat__mkv {
 /* Media metadata, hashed by id. */
 typedef struct chat__mmedia {
     uint64_t hash;
+    int64_t refs; /* messages that refer to it */
     chat_store_media row;
 } chat__mmedia;
 
@@ -96,7 +111,16 @@ enum chat__undo_op {
     CHAT__U_GRANT_INSERT,  /* obj: mkv */
     CHAT__U_REG_INSERT,    /* obj: mreg */
     CHAT__U_REG_UPDATE,    /* obj: mreg; old: struct chat__mreg_val */
-    CHAT__U_MUTE_INSERT    /* obj: mkv */
+    CHAT__U_MUTE_INSERT,   /* obj: mkv */
+    CHAT__U_MSG_UPDATE,    /* obj: mmsg (the new one); old: mmsg (the replaced one, wiped when
+                            * the log lets go of it) */
+    CHAT__U_REACT_INSERT,  /* obj: mreact */
+    CHAT__U_REACT_DELETE,  /* obj: mreact (out of its conversation); i: conv */
+    CHAT__U_USER_DELETE,   /* obj: mperson; old: chat_store_user */
+    CHAT__U_DELETED_INSERT, /* obj: mkv */
+    CHAT__U_MEDIA_REFS,    /* obj: mmedia; i: old refs */
+    CHAT__U_MEDIA_DELETE,  /* obj: mmedia (out of the map) */
+    CHAT__U_GRANT_DELETE   /* obj: mkv (out of the map) */
 };
 
 typedef struct chat__undo {
@@ -115,8 +139,10 @@ typedef struct chat__mem {
     chat__hmap meta;    /* key -> mkv */
     chat__hmap media;   /* id -> mmedia */
     chat__hmap grants;  /* "id\nconv\nuser" -> mkv (value: conv) */
+    chat__hmap deleted; /* deleted account name -> mkv (value: when) */
     chat__hmap mutes;   /* "user\nconv" -> mkv (value: until_ms, 0 when unmuted) */
     int64_t max_conv_id; /* conv_insert assigns max + 1, as SQLite's rowid does */
+    uint64_t next_sid;   /* the next message's sid */
 
     int in_tx;
     /* Bumped at each begin(): a record whose saved_gen equals it was already logged (or was
@@ -150,6 +176,26 @@ chat__mconv *chat__mem_conv(const chat__mem *s, int64_t id);
 uint64_t chat__mem_str_hash(const char *str);
 size_t chat__mem_member_pos(const chat__mconv *c, const char *user, int *found);
 size_t chat__mem_msg_pos(const chat__mconv *c, uint64_t seq, int *found);
+/* Where reaction r sits (or would sit) in c->reacts, and whether one with the same seq, emoji
+ * and user is there (*found: its index). */
+size_t chat__mem_react_pos(const chat__mconv *c, const chat_store_reaction *r, int *found,
+                           size_t *at);
+/* Free a message, its bytes wiped first (a replaced or erased body leaves no copy). */
+void chat__mem_msg_free_wiped(chat__mmsg *m);
+/* Put m in the place of old (same conversation and seq) in the conversation and the dedupe
+ * map; old is not freed. */
+void chat__mem_msg_replace(chat__mem *s, chat__mmsg *old, chat__mmsg *m);
+
+/* Shared by memory_tables.c and memory_life.c. */
+void chat__mem_msg_view(const chat__mmsg *m, chat_store_msg *v);
+int chat__mem_emit_msg(const chat__mmsg *m, chat_store_msg_cb cb, void *user_data);
+int chat__mem_grow_scratch(chat__mem *s, size_t need);
+const char *chat__mem_msg_body(const chat__mmsg *m);
+int chat__mem_kv_put(chat__mem *s, chat__hmap *map, int insert_op, const char *key,
+                     int64_t value);
+int chat__mem_eq_kv(const void *item, const void *key);
+int chat__mem_eq_media(const void *item, const void *key);
+chat__mperson *chat__mem_person(const chat__mem *s, const char *name);
 
 /* Row methods (memory_tables.c). */
 int chat__mem_conv_insert(void *state, chat_store_conv *conv);
@@ -189,5 +235,31 @@ int chat__mem_push_mute_put(void *state, const char *user, int64_t conv, int64_t
 int chat__mem_push_mute_get(void *state, const char *user, int64_t conv, int64_t *until_ms);
 /* Position of device in p's registrations, or where it would go (*found 0). */
 size_t chat__mem_reg_pos(const chat__mperson *p, const char *device, int *found);
+
+/* Version 5 (memory_life.c). */
+int chat__mem_msg_get(void *state, int64_t conv, uint64_t seq, chat_store_msg_cb cb,
+                      void *user_data);
+int chat__mem_msg_update(void *state, const chat_store_msg *msg);
+int chat__mem_msg_related(void *state, int64_t conv, uint64_t target_seq, int kind,
+                          chat_store_msg_cb cb, void *user_data);
+int chat__mem_msg_thread(void *state, int64_t conv, uint64_t thread_seq, uint64_t after_seq,
+                         uint64_t before_seq, int limit, int descending, chat_store_msg_cb cb,
+                         void *user_data);
+int chat__mem_msg_count(void *state, int64_t conv, uint64_t thread_seq, uint64_t after_seq,
+                        uint64_t upto_seq, uint64_t *out);
+int chat__mem_msg_expired(void *state, int64_t now_ms, int limit, chat_store_msg_cb cb,
+                          void *user_data);
+int chat__mem_msg_by_sender(void *state, int64_t conv, const char *sender, uint64_t after_seq,
+                            int limit, chat_store_msg_cb cb, void *user_data);
+int chat__mem_msg_search(void *state, const chat_store_search *q, chat_store_hit_cb cb,
+                         void *user_data);
+int chat__mem_reaction_set(void *state, const chat_store_reaction *r, int on);
+int chat__mem_reaction_list(void *state, int64_t conv, uint64_t after_seq, uint64_t before_seq,
+                            chat_store_reaction_cb cb, void *user_data);
+int chat__mem_reaction_clear(void *state, int64_t conv, uint64_t seq, const char *user);
+int chat__mem_user_delete(void *state, const char *name, int64_t deleted_ms);
+int chat__mem_user_deleted(void *state, chat_store_deleted_cb cb, void *user_data);
+int chat__mem_media_refs(void *state, const char *id, int delta, int64_t *refs_out);
+int chat__mem_media_delete(void *state, const char *id);
 
 #endif

@@ -48,14 +48,14 @@ static int eq_person(const void *item, const void *key)
     return strcmp(((const chat__mperson *)item)->user.name, key) == 0;
 }
 
-static chat__mperson *person_get(const chat__mem *s, const char *name)
+chat__mperson *chat__mem_person(const chat__mem *s, const char *name)
 {
     return chat__hmap_get(&s->people, chat__mem_str_hash(name), eq_person, name);
 }
 
 static int person_slot(chat__mem *s, const char *name, chat__mperson **out)
 {
-    chat__mperson *p = person_get(s, name);
+    chat__mperson *p = chat__mem_person(s, name);
     if (!p) {
         if (chat__hmap_reserve(&s->people, 1) || !(p = chat__calloc(1, sizeof *p)))
             return oom();
@@ -133,6 +133,7 @@ int chat__mem_conv_update(void *state, const chat_store_conv *conv)
     c->row.head_seq = conv->head_seq;
     c->row.change = conv->change;
     c->row.member_count = conv->member_count;
+    c->row.msg_ttl_ms = conv->msg_ttl_ms;
     if (old)
         chat__mem_undo_push(s, CHAT__U_CONV_UPDATE, c, old, 0);
     return CHAT_OK;
@@ -239,7 +240,7 @@ static const char *msg_cmid(const chat__mmsg *m)
     return msg_device(m) + m->device_len + 1;
 }
 
-static const char *msg_body(const chat__mmsg *m)
+const char *chat__mem_msg_body(const chat__mmsg *m)
 {
     return msg_cmid(m) + m->cmid_len + 1;
 }
@@ -255,7 +256,7 @@ static int eq_cmid(const void *item, const void *key)
            memcmp(msg_cmid(m), k->cmid, k->cmid_len) == 0;
 }
 
-static void msg_view(const chat__mmsg *m, chat_store_msg *v)
+void chat__mem_msg_view(const chat__mmsg *m, chat_store_msg *v)
 {
     v->conv = m->conv;
     v->seq = m->seq;
@@ -264,14 +265,19 @@ static void msg_view(const chat__mmsg *m, chat_store_msg *v)
     v->device = msg_device(m);
     v->cmid = msg_cmid(m); /* "" when none */
     v->kind = m->kind;
-    v->body = msg_body(m);
+    v->body = chat__mem_msg_body(m);
     v->body_len = m->body_len;
+    v->target_seq = m->target_seq;
+    v->thread_seq = m->thread_seq;
+    v->edited_ms = m->edited_ms;
+    v->expires_ms = m->expires_ms;
+    v->flags = m->flags;
 }
 
-static int emit_msg(const chat__mmsg *m, chat_store_msg_cb cb, void *user_data)
+int chat__mem_emit_msg(const chat__mmsg *m, chat_store_msg_cb cb, void *user_data)
 {
     chat_store_msg v;
-    msg_view(m, &v);
+    chat__mem_msg_view(m, &v);
     return cb(&v, user_data);
 }
 
@@ -317,11 +323,17 @@ int chat__mem_msg_insert(void *state, const chat_store_msg *msg)
     m->sender_len = (unsigned char)k.sender_len; /* all <= CHAT_ID_MAX */
     m->device_len = (unsigned char)k.device_len;
     m->cmid_len = (unsigned char)k.cmid_len;
+    m->target_seq = msg->target_seq;
+    m->thread_seq = msg->thread_seq;
+    m->edited_ms = msg->edited_ms;
+    m->expires_ms = msg->expires_ms;
+    m->flags = msg->flags;
+    m->sid = ++s->next_sid;
     memcpy(m->data, k.sender, k.sender_len + 1);
     memcpy((char *)msg_device(m), k.device, k.device_len + 1);
     memcpy((char *)msg_cmid(m), k.cmid, k.cmid_len + 1);
     if (msg->body_len)
-        memcpy((char *)msg_body(m), msg->body, msg->body_len);
+        memcpy((char *)chat__mem_msg_body(m), msg->body, msg->body_len);
     memmove(&c->msgs[pos + 1], &c->msgs[pos], (c->n_msgs - pos) * sizeof m);
     c->msgs[pos] = m;
     c->n_msgs++;
@@ -340,7 +352,7 @@ int chat__mem_msg_find_cmid(void *state, int64_t conv, const char *sender, const
     const chat__mmsg *m = cmid[0] ? chat__hmap_get(&s->cmids, cmid_hash(&k), eq_cmid, &k) : NULL;
     if (!m)
         return not_found("msg_find_cmid");
-    return emit_msg(m, cb, user_data);
+    return chat__mem_emit_msg(m, cb, user_data);
 }
 
 int chat__mem_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64_t before_seq,
@@ -357,18 +369,18 @@ int chat__mem_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64_t 
     if (!descending) {
         for (size_t i = chat__mem_msg_pos(c, after_seq + 1, &found);
              i < c->n_msgs && c->msgs[i]->seq <= upper && n < limit; i++, n++)
-            if ((r = emit_msg(c->msgs[i], cb, user_data)))
+            if ((r = chat__mem_emit_msg(c->msgs[i], cb, user_data)))
                 return r;
     } else {
         for (size_t i = chat__mem_msg_pos(c, upper + 1, &found);
              i-- > 0 && c->msgs[i]->seq > after_seq && n < limit; n++)
-            if ((r = emit_msg(c->msgs[i], cb, user_data)))
+            if ((r = chat__mem_emit_msg(c->msgs[i], cb, user_data)))
                 return r;
     }
     return CHAT_OK;
 }
 
-static int grow_scratch(chat__mem *s, size_t need)
+int chat__mem_grow_scratch(chat__mem *s, size_t need)
 {
     if (!need)
         return CHAT_OK;
@@ -401,10 +413,10 @@ int chat__mem_user_convs(void *state, const char *user, uint64_t since_change, i
                          chat_store_member_cb cb, void *user_data)
 {
     chat__mem *s = state;
-    chat__mperson *p = person_get(s, user);
+    chat__mperson *p = chat__mem_person(s, user);
     if (!p || limit == 0)
         return CHAT_OK;
-    int rc = grow_scratch(s, p->n_convs);
+    int rc = chat__mem_grow_scratch(s, p->n_convs);
     if (rc)
         return rc;
     size_t n = 0;
@@ -433,14 +445,14 @@ static int cmp_user(const void *a, const void *b)
 int chat__mem_contacts(void *state, const char *user, chat_store_name_cb cb, void *user_data)
 {
     chat__mem *s = state;
-    chat__mperson *p = person_get(s, user);
+    chat__mperson *p = chat__mem_person(s, user);
     if (!p)
         return CHAT_OK;
     size_t total = 0, n = 0;
     for (size_t i = 0; i < p->n_convs; i++)
         if (p->convs[i]->row.role > CHAT_ROLE_NONE)
             total += p->convs[i]->conv->n_members;
-    int rc = grow_scratch(s, total);
+    int rc = chat__mem_grow_scratch(s, total);
     if (rc)
         return rc;
     for (size_t i = 0; i < p->n_convs; i++) {
@@ -469,7 +481,7 @@ int chat__mem_contacts(void *state, const char *user, chat_store_name_cb cb, voi
 int chat__mem_user_get(void *state, const char *name, chat_store_user *out)
 {
     chat__mem *s = state;
-    chat__mperson *p = person_get(s, name);
+    chat__mperson *p = chat__mem_person(s, name);
     if (!p || !p->has_user)
         return not_found("user_get");
     *out = p->user;
@@ -501,15 +513,16 @@ int chat__mem_user_put(void *state, const chat_store_user *u)
     return CHAT_OK;
 }
 
-static int eq_kv(const void *item, const void *key)
+int chat__mem_eq_kv(const void *item, const void *key)
 {
     return strcmp(((const chat__mkv *)item)->key, key) == 0;
 }
 
-static int kv_put(chat__mem *s, chat__hmap *map, int insert_op, const char *key, int64_t value)
+int chat__mem_kv_put(chat__mem *s, chat__hmap *map, int insert_op, const char *key,
+                     int64_t value)
 {
     uint64_t h = chat__mem_str_hash(key);
-    chat__mkv *kv = chat__hmap_get(map, h, eq_kv, key);
+    chat__mkv *kv = chat__hmap_get(map, h, chat__mem_eq_kv, key);
     int rc;
     if (kv) {
         if (s->in_tx && kv->saved_gen != s->tx_gen) {
@@ -541,7 +554,7 @@ static int kv_put(chat__mem *s, chat__hmap *map, int insert_op, const char *key,
 int chat__mem_revoked_put(void *state, const char *session_id, int64_t exp_ms)
 {
     chat__mem *s = state;
-    return kv_put(s, &s->revoked, CHAT__U_REVOKED_INSERT, session_id, exp_ms);
+    return chat__mem_kv_put(s, &s->revoked, CHAT__U_REVOKED_INSERT, session_id, exp_ms);
 }
 
 static int cmp_key(const void *a, const void *b)
@@ -554,7 +567,7 @@ int chat__mem_revoked_list(void *state, int64_t now_ms,
                            void *user_data)
 {
     chat__mem *s = state;
-    int rc = grow_scratch(s, s->revoked.len);
+    int rc = chat__mem_grow_scratch(s, s->revoked.len);
     if (rc)
         return rc;
     size_t n = 0;
@@ -577,7 +590,7 @@ int chat__mem_revoked_list(void *state, int64_t now_ms,
 int chat__mem_meta_get(void *state, const char *key, int64_t *value)
 {
     chat__mem *s = state;
-    const chat__mkv *kv = chat__hmap_get(&s->meta, chat__mem_str_hash(key), eq_kv, key);
+    const chat__mkv *kv = chat__hmap_get(&s->meta, chat__mem_str_hash(key), chat__mem_eq_kv, key);
     if (!kv)
         return not_found("meta_get");
     *value = kv->value;
@@ -587,12 +600,12 @@ int chat__mem_meta_get(void *state, const char *key, int64_t *value)
 int chat__mem_meta_set(void *state, const char *key, int64_t value)
 {
     chat__mem *s = state;
-    return kv_put(s, &s->meta, CHAT__U_META_INSERT, key, value);
+    return chat__mem_kv_put(s, &s->meta, CHAT__U_META_INSERT, key, value);
 }
 
 /* ---- media ---- */
 
-static int eq_media(const void *item, const void *key)
+int chat__mem_eq_media(const void *item, const void *key)
 {
     return strcmp(((const chat__mmedia *)item)->row.id, key) == 0;
 }
@@ -601,7 +614,7 @@ int chat__mem_media_put(void *state, const chat_store_media *m)
 {
     chat__mem *s = state;
     uint64_t h = chat__mem_str_hash(m->id);
-    if (chat__hmap_get(&s->media, h, eq_media, m->id))
+    if (chat__hmap_get(&s->media, h, chat__mem_eq_media, m->id))
         return chat__error_set(CHAT_EEXISTS, 0, "memory store: media_put: %s exists", m->id);
     if (chat__hmap_reserve(&s->media, 1))
         return oom();
@@ -611,6 +624,7 @@ int chat__mem_media_put(void *state, const chat_store_media *m)
         return oom();
     }
     item->hash = h;
+    item->refs = 0;
     item->row = *m;
     chat__hmap_put(&s->media, h, item);
     chat__mem_undo_push(s, CHAT__U_MEDIA_INSERT, item, NULL, 0);
@@ -620,7 +634,7 @@ int chat__mem_media_put(void *state, const chat_store_media *m)
 int chat__mem_media_get(void *state, const char *id, chat_store_media *out)
 {
     chat__mem *s = state;
-    const chat__mmedia *m = chat__hmap_get(&s->media, chat__mem_str_hash(id), eq_media, id);
+    const chat__mmedia *m = chat__hmap_get(&s->media, chat__mem_str_hash(id), chat__mem_eq_media, id);
     if (!m)
         return not_found("media_get");
     *out = m->row;
@@ -639,9 +653,9 @@ int chat__mem_media_grant(void *state, const char *id, int64_t conv, const char 
     char key[CHAT_MEDIA_ID_MAX + CHAT_ID_MAX + 32];
     if (grant_key(key, sizeof key, id, conv, user))
         return chat__error_set(CHAT_EINVAL, 0, "memory store: media_grant: key too long");
-    if (chat__hmap_get(&s->grants, chat__mem_str_hash(key), eq_kv, key))
+    if (chat__hmap_get(&s->grants, chat__mem_str_hash(key), chat__mem_eq_kv, key))
         return CHAT_OK;
-    return kv_put(s, &s->grants, CHAT__U_GRANT_INSERT, key, conv);
+    return chat__mem_kv_put(s, &s->grants, CHAT__U_GRANT_INSERT, key, conv);
 }
 
 static int cmp_grant(const void *a, const void *b)
@@ -655,7 +669,7 @@ static int cmp_grant(const void *a, const void *b)
 int chat__mem_media_grants(void *state, const char *id, chat_store_grant_cb cb, void *user_data)
 {
     chat__mem *s = state;
-    int rc = grow_scratch(s, s->grants.len);
+    int rc = chat__mem_grow_scratch(s, s->grants.len);
     if (rc)
         return rc;
     size_t idlen = strlen(id), n = 0;
@@ -726,7 +740,7 @@ int chat__mem_push_reg_put(void *state, const chat_store_push_reg *reg)
 int chat__mem_push_reg_del(void *state, const char *user, const char *device)
 {
     chat__mem *s = state;
-    chat__mperson *p = person_get(s, user);
+    chat__mperson *p = chat__mem_person(s, user);
     int found = 0;
     size_t pos = p ? chat__mem_reg_pos(p, device, &found) : 0;
     if (!found || !p->regs[pos]->v.present)
@@ -758,7 +772,7 @@ int chat__mem_push_reg_list(void *state, const char *user, chat_store_push_reg_c
                             void *user_data)
 {
     chat__mem *s = state;
-    chat__mperson *p = person_get(s, user);
+    chat__mperson *p = chat__mem_person(s, user);
     for (size_t i = 0; p && i < p->n_regs; i++) {
         if (!p->regs[i]->v.present)
             continue;
@@ -782,9 +796,9 @@ int chat__mem_push_mute_put(void *state, const char *user, int64_t conv, int64_t
     char key[CHAT_ID_MAX + 32];
     if (mute_key(key, sizeof key, user, conv))
         return chat__error_set(CHAT_EINVAL, 0, "memory store: push_mute_put: key too long");
-    if (!until_ms && !chat__hmap_get(&s->mutes, chat__mem_str_hash(key), eq_kv, key))
+    if (!until_ms && !chat__hmap_get(&s->mutes, chat__mem_str_hash(key), chat__mem_eq_kv, key))
         return CHAT_OK;
-    return kv_put(s, &s->mutes, CHAT__U_MUTE_INSERT, key, until_ms);
+    return chat__mem_kv_put(s, &s->mutes, CHAT__U_MUTE_INSERT, key, until_ms);
 }
 
 int chat__mem_push_mute_get(void *state, const char *user, int64_t conv, int64_t *until_ms)
@@ -793,7 +807,7 @@ int chat__mem_push_mute_get(void *state, const char *user, int64_t conv, int64_t
     char key[CHAT_ID_MAX + 32];
     const chat__mkv *kv = NULL;
     if (mute_key(key, sizeof key, user, conv) == CHAT_OK)
-        kv = chat__hmap_get(&s->mutes, chat__mem_str_hash(key), eq_kv, key);
+        kv = chat__hmap_get(&s->mutes, chat__mem_str_hash(key), chat__mem_eq_kv, key);
     if (!kv || !kv->value)
         return not_found("push_mute_get");
     *until_ms = kv->value;

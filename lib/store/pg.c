@@ -44,12 +44,18 @@
 #define RECONNECT_MIN_MS 50
 #define RECONNECT_MAX_MS 2000
 
-#define CONV_COLS "id, kind, title, dm_key, head_seq, change, created_ms, member_count"
+#define CONV_COLS "id, kind, title, dm_key, head_seq, change, created_ms, member_count, " \
+                  "msg_ttl_ms"
 #define MEMBER_COLS "conv, user_id, role, delivered_seq, read_seq, delivered_ms, read_ms, " \
                     "joined_seq, change"
 #define M_MEMBER_COLS "m.conv, m.user_id, m.role, m.delivered_seq, m.read_seq, " \
                       "m.delivered_ms, m.read_ms, m.joined_seq, m.change"
-#define MSG_COLS "conv, seq, ts_ms, sender, device, cmid, kind, body"
+#define MSG_COLS "conv, seq, ts_ms, sender, device, cmid, kind, body, target, thread, " \
+                 "edited_ms, expires_ms, flags"
+#define M_MSG_COLS "m.conv, m.seq, m.ts_ms, m.sender, m.device, m.cmid, m.kind, m.body, " \
+                   "m.target, m.thread, m.edited_ms, m.expires_ms, m.flags"
+/* Not erased (CHAT_STORE_MSG_ERASED; the partial index messages_expiry has the same words). */
+#define LIVE "flags & 3 = 0"
 #define PUSH_REG_COLS "user_id, device, platform, sandbox, token, topic, updated_ms"
 #define INBOX_CHANGE "(CASE WHEN m.role = 0 THEN m.change ELSE greatest(m.change, c.change) END)"
 /* The advisory lock class of meta keys ('chat'); the hash of the schema and key is the
@@ -67,7 +73,7 @@ const char *const chat__pg_sql[CHAT__PG_COUNT] = {
      * end, then conflicts: the caller tries again with a new maximum. */
     [CHAT__PG_CONV_INSERT] =
         "INSERT INTO conversations (" CONV_COLS ") VALUES ("
-        "(SELECT coalesce(max(id), 0) + 1 FROM conversations), $1, $2, $3, $4, $5, $6, $7) "
+        "(SELECT coalesce(max(id), 0) + 1 FROM conversations), $1, $2, $3, $4, $5, $6, $7, $8) "
         "ON CONFLICT DO NOTHING RETURNING id",
     [CHAT__PG_CONV_DM_TAKEN] = "SELECT 1 FROM conversations WHERE dm_key = $1",
     [CHAT__PG_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = $1",
@@ -77,7 +83,7 @@ const char *const chat__pg_sql[CHAT__PG_COUNT] = {
     [CHAT__PG_CONV_FIND_LOCK] =
         "SELECT " CONV_COLS " FROM conversations WHERE dm_key = $1 FOR NO KEY UPDATE",
     [CHAT__PG_CONV_UPDATE] = "UPDATE conversations SET title = $2, head_seq = $3, change = $4, "
-                             "member_count = $5 WHERE id = $1",
+                             "member_count = $5, msg_ttl_ms = $6 WHERE id = $1",
     /* In id order: servers locking the conversations they share in the same order never
      * wait for each other in a cycle. The lock is taken on the sorted rows. */
     [CHAT__PG_CONV_LOCK] = "SELECT id FROM conversations WHERE id = ANY ($1::bigint[]) "
@@ -94,8 +100,11 @@ const char *const chat__pg_sql[CHAT__PG_COUNT] = {
         "SELECT " MEMBER_COLS " FROM members WHERE conv = $1 ORDER BY user_id",
     [CHAT__PG_MEMBER_LIST_ACTIVE] =
         "SELECT " MEMBER_COLS " FROM members WHERE conv = $1 AND role > 0 ORDER BY user_id",
-    [CHAT__PG_MSG_INSERT] = "INSERT INTO messages (" MSG_COLS ") "
-                            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+    /* $14: the words to index, or NULL: a message with words takes a search id. */
+    [CHAT__PG_MSG_INSERT] = "INSERT INTO messages (" MSG_COLS ", sid, search) "
+                            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+                            "CASE WHEN $14::text IS NULL THEN 0 ELSE nextval('messages_sid') END, "
+                            "to_tsvector('simple', $14)) ON CONFLICT DO NOTHING",
     [CHAT__PG_MSG_CMID] = "SELECT " MSG_COLS " FROM messages "
                           "WHERE conv = $1 AND sender = $2 AND device = $3 AND cmid = $4",
     [CHAT__PG_MSG_RANGE_ASC] = "SELECT " MSG_COLS " FROM messages "
@@ -167,6 +176,49 @@ const char *const chat__pg_sql[CHAT__PG_COUNT] = {
     [CHAT__PG_PUSH_MUTE_DEL] = "DELETE FROM push_mutes WHERE user_id = $1 AND conv = $2",
     [CHAT__PG_PUSH_MUTE_GET] =
         "SELECT until_ms FROM push_mutes WHERE user_id = $1 AND conv = $2",
+    [CHAT__PG_MSG_GET] = "SELECT " MSG_COLS " FROM messages WHERE conv = $1 AND seq = $2",
+    /* $8: the new words, or NULL; a message keeps its search id while it has words. */
+    [CHAT__PG_MSG_UPDATE] = "UPDATE messages SET kind = $3, body = $4, flags = $5, "
+                            "edited_ms = $6, expires_ms = $7, search = to_tsvector('simple', $8), "
+                            "sid = CASE WHEN $8::text IS NULL THEN 0 WHEN sid = 0 "
+                            "THEN nextval('messages_sid') ELSE sid END "
+                            "WHERE conv = $1 AND seq = $2",
+    [CHAT__PG_MSG_RELATED] = "SELECT " MSG_COLS " FROM messages WHERE conv = $1 AND target > 0 "
+                             "AND target = $2 AND kind = $3 ORDER BY seq",
+    [CHAT__PG_MSG_THREAD_ASC] = "SELECT " MSG_COLS " FROM messages WHERE conv = $1 "
+                                "AND thread > 0 AND thread = $2 AND seq > $3 AND seq <= $4 "
+                                "ORDER BY seq LIMIT $5",
+    [CHAT__PG_MSG_THREAD_DESC] = "SELECT " MSG_COLS " FROM messages WHERE conv = $1 "
+                                 "AND thread > 0 AND thread = $2 AND seq > $3 AND seq <= $4 "
+                                 "ORDER BY seq DESC LIMIT $5",
+    [CHAT__PG_MSG_COUNT] = "SELECT count(*) FROM messages WHERE conv = $1 AND seq > $3 "
+                           "AND seq <= $4 AND thread = $2 AND kind <= 3 AND " LIVE,
+    [CHAT__PG_MSG_EXPIRED] = "SELECT " MSG_COLS " FROM messages WHERE expires_ms > 0 AND " LIVE
+                             " AND expires_ms <= $1 ORDER BY expires_ms, conv, seq LIMIT $2",
+    [CHAT__PG_MSG_BY_SENDER] = "SELECT " MSG_COLS " FROM messages WHERE conv = $1 AND seq > $3 "
+                               "AND sender = $2 AND " LIVE " ORDER BY seq LIMIT $4",
+    /* $1, $2: the conversations and the seq each is searched after, as arrays. */
+    [CHAT__PG_SEARCH] = "SELECT " M_MSG_COLS ", m.sid FROM messages m "
+                        "JOIN unnest($1::bigint[], $2::bigint[]) AS c (conv, after) "
+                        "ON m.conv = c.conv "
+                        "WHERE m.search @@ plainto_tsquery('simple', $3) AND m.seq > c.after "
+                        "AND m." LIVE " AND m.sid < $4 ORDER BY m.sid DESC LIMIT $5",
+    [CHAT__PG_REACT_PUT] = "INSERT INTO reactions (conv, seq, emoji, user_id, ts_ms) "
+                           "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    [CHAT__PG_REACT_DEL] = "DELETE FROM reactions WHERE conv = $1 AND seq = $2 AND emoji = $3 "
+                           "AND user_id = $4",
+    [CHAT__PG_REACT_LIST] = "SELECT conv, seq, user_id, emoji, ts_ms FROM reactions "
+                            "WHERE conv = $1 AND seq > $2 AND seq <= $3 "
+                            "ORDER BY seq, emoji, ts_ms, user_id",
+    [CHAT__PG_REACT_CLEAR] = "DELETE FROM reactions WHERE conv = $1 AND ($2 = 0 OR seq = $2) "
+                             "AND ($3 = '' OR user_id = $3)",
+    [CHAT__PG_USER_DEL] = "DELETE FROM users WHERE name = $1",
+    [CHAT__PG_DELETED_PUT] = "INSERT INTO deleted_users (name, deleted_ms) VALUES ($1, $2) "
+                             "ON CONFLICT (name) DO UPDATE SET deleted_ms = excluded.deleted_ms",
+    [CHAT__PG_DELETED_LIST] = "SELECT name, deleted_ms FROM deleted_users ORDER BY name",
+    [CHAT__PG_MEDIA_REFS] = "UPDATE media SET refs = refs + $2 WHERE id = $1 RETURNING refs",
+    [CHAT__PG_MEDIA_DEL] = "DELETE FROM media WHERE id = $1",
+    [CHAT__PG_GRANTS_DEL] = "DELETE FROM media_grants WHERE id = $1",
 };
 
 /* ---- parameters and columns ----------------------------------------------------------------- */
@@ -732,6 +784,21 @@ static const chat_store_ops pg_ops = {
     .push_reg_list = chat__pg_push_reg_list,
     .push_mute_put = chat__pg_push_mute_put,
     .push_mute_get = chat__pg_push_mute_get,
+    .msg_get = chat__pg_msg_get,
+    .msg_update = chat__pg_msg_update,
+    .msg_related = chat__pg_msg_related,
+    .msg_thread = chat__pg_msg_thread,
+    .msg_count = chat__pg_msg_count,
+    .msg_expired = chat__pg_msg_expired,
+    .msg_by_sender = chat__pg_msg_by_sender,
+    .msg_search = chat__pg_msg_search,
+    .reaction_set = chat__pg_reaction_set,
+    .reaction_list = chat__pg_reaction_list,
+    .reaction_clear = chat__pg_reaction_clear,
+    .user_delete = chat__pg_user_delete,
+    .user_deleted = chat__pg_user_deleted,
+    .media_refs = chat__pg_media_refs,
+    .media_delete = chat__pg_media_delete,
     .lock_convs = chat__pg_lock_convs,
 };
 

@@ -49,13 +49,33 @@ enum chat__pg_stmt {
     CHAT__PG_PUSH_MUTE_PUT,
     CHAT__PG_PUSH_MUTE_DEL,
     CHAT__PG_PUSH_MUTE_GET,
+    /* version 5 */
+    CHAT__PG_MSG_GET,
+    CHAT__PG_MSG_UPDATE,
+    CHAT__PG_MSG_RELATED,
+    CHAT__PG_MSG_THREAD_ASC,
+    CHAT__PG_MSG_THREAD_DESC,
+    CHAT__PG_MSG_COUNT,
+    CHAT__PG_MSG_EXPIRED,
+    CHAT__PG_MSG_BY_SENDER,
+    CHAT__PG_SEARCH,
+    CHAT__PG_REACT_PUT,
+    CHAT__PG_REACT_DEL,
+    CHAT__PG_REACT_LIST,
+    CHAT__PG_REACT_CLEAR,
+    CHAT__PG_USER_DEL,
+    CHAT__PG_DELETED_PUT,
+    CHAT__PG_DELETED_LIST,
+    CHAT__PG_MEDIA_REFS,
+    CHAT__PG_MEDIA_DEL,
+    CHAT__PG_GRANTS_DEL,
     CHAT__PG_COUNT
 };
 
 /* SQL text of each statement, indexed by enum chat__pg_stmt. */
 extern const char *const chat__pg_sql[CHAT__PG_COUNT];
 
-#define CHAT__PG_MAX_PARAMS 9
+#define CHAT__PG_MAX_PARAMS 14
 
 /* The parameters of one statement: text, except a message body (binary bytea). */
 typedef struct chat__pg_params {
@@ -202,5 +222,48 @@ int chat__pg_push_reg_list(void *state, const char *user, chat_store_push_reg_cb
                            void *user_data);
 int chat__pg_push_mute_put(void *state, const char *user, int64_t conv, int64_t until_ms);
 int chat__pg_push_mute_get(void *state, const char *user, int64_t conv, int64_t *until_ms);
+
+/* Version 5 (pg_life.c). */
+int chat__pg_msg_get(void *state, int64_t conv, uint64_t seq, chat_store_msg_cb cb,
+                     void *user_data);
+int chat__pg_msg_update(void *state, const chat_store_msg *msg);
+int chat__pg_msg_related(void *state, int64_t conv, uint64_t target_seq, int kind,
+                         chat_store_msg_cb cb, void *user_data);
+int chat__pg_msg_thread(void *state, int64_t conv, uint64_t thread_seq, uint64_t after_seq,
+                        uint64_t before_seq, int limit, int descending, chat_store_msg_cb cb,
+                        void *user_data);
+int chat__pg_msg_count(void *state, int64_t conv, uint64_t thread_seq, uint64_t after_seq,
+                       uint64_t upto_seq, uint64_t *out);
+int chat__pg_msg_expired(void *state, int64_t now_ms, int limit, chat_store_msg_cb cb,
+                         void *user_data);
+int chat__pg_msg_by_sender(void *state, int64_t conv, const char *sender, uint64_t after_seq,
+                           int limit, chat_store_msg_cb cb, void *user_data);
+int chat__pg_msg_search(void *state, const chat_store_search *q, chat_store_hit_cb cb,
+                        void *user_data);
+int chat__pg_reaction_set(void *state, const chat_store_reaction *r, int on);
+int chat__pg_reaction_list(void *state, int64_t conv, uint64_t after_seq, uint64_t before_seq,
+                           chat_store_reaction_cb cb, void *user_data);
+int chat__pg_reaction_clear(void *state, int64_t conv, uint64_t seq, const char *user);
+int chat__pg_user_delete(void *state, const char *name, int64_t deleted_ms);
+int chat__pg_user_deleted(void *state, chat_store_deleted_cb cb, void *user_data);
+int chat__pg_media_refs(void *state, const char *id, int delta, int64_t *refs_out);
+int chat__pg_media_delete(void *state, const char *id);
+
+/* Shared by pg_tables.c and pg_life.c. */
+struct chat__store_sink;
+typedef int (*chat__pg_emit_fn)(const PGresult *r, int i, const struct chat__store_sink *k);
+int chat__pg_emit_msg(const PGresult *r, int i, const struct chat__store_sink *k);
+/* Row i of a result whose first columns are the message's (borrowed from r). */
+void chat__pg_read_msg(const PGresult *r, int i, chat_store_msg *m);
+/* Run a query and pass each row to emit; a non-zero callback result stops and is returned. */
+int chat__pg_each(chat__pg *s, int st, const chat__pg_params *p, const char *what,
+                  chat__pg_emit_fn emit, const struct chat__store_sink *k);
+/* Run a point query: CHAT_OK with *out holding one row, CHAT_ENOTFOUND with none. */
+int chat__pg_fetch(chat__pg *s, int st, const chat__pg_params *p, PGresult **out,
+                   const char *what);
+/* The words of a message (chat__fts_doc) or of a query as the index takes them: ASCII
+ * punctuation becomes a space, so PostgreSQL's parser splits words where the other stores do
+ * ("cat.png" is two words, not a file name). From chat__malloc; NULL when out of memory. */
+char *chat__pg_words(const char *text, size_t len);
 
 #endif

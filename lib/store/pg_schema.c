@@ -102,6 +102,45 @@ static const char *const migrations[] = {
     "  conv bigint NOT NULL,"
     "  until_ms bigint NOT NULL,"
     "  PRIMARY KEY (user_id, conv));",
+    /* 4: the message lifecycle (store version 5), as in the SQLite store: a message's current
+     * state in its row, partial indexes that cost only the rows they cover, reactions, deleted
+     * accounts, media references. Search: the row's words as a tsvector of the 'simple'
+     * configuration (no stemming, any language) under a GIN index, and sid, from a sequence,
+     * the order of the search cursor. The messages stored before are indexed here, their
+     * ASCII punctuation made spaces as chat__pg_words does. */
+    "ALTER TABLE messages ADD COLUMN target bigint NOT NULL DEFAULT 0,"
+    "  ADD COLUMN thread bigint NOT NULL DEFAULT 0,"
+    "  ADD COLUMN edited_ms bigint NOT NULL DEFAULT 0,"
+    "  ADD COLUMN expires_ms bigint NOT NULL DEFAULT 0,"
+    "  ADD COLUMN flags integer NOT NULL DEFAULT 0,"
+    "  ADD COLUMN sid bigint NOT NULL DEFAULT 0,"
+    "  ADD COLUMN search tsvector;"
+    "CREATE SEQUENCE messages_sid;"
+    "CREATE INDEX messages_expiry ON messages (expires_ms, conv, seq) "
+    "  WHERE expires_ms > 0 AND flags & 3 = 0;"
+    "CREATE INDEX messages_thread ON messages (conv, thread, seq) WHERE thread > 0;"
+    "CREATE INDEX messages_target ON messages (conv, target, kind, seq) WHERE target > 0;"
+    "CREATE INDEX messages_search ON messages USING gin (search) WHERE search IS NOT NULL;"
+    "ALTER TABLE conversations ADD COLUMN msg_ttl_ms bigint NOT NULL DEFAULT 0;"
+    "CREATE TABLE reactions ("
+    "  conv bigint NOT NULL,"
+    "  seq bigint NOT NULL,"
+    "  emoji text COLLATE \"C\" NOT NULL,"
+    "  user_id text COLLATE \"C\" NOT NULL,"
+    "  ts_ms bigint NOT NULL,"
+    "  PRIMARY KEY (conv, seq, emoji, user_id));"
+    "CREATE TABLE deleted_users ("
+    "  name text COLLATE \"C\" PRIMARY KEY,"
+    "  deleted_ms bigint NOT NULL);"
+    "ALTER TABLE media ADD COLUMN refs bigint NOT NULL DEFAULT 0;"
+    "UPDATE media SET refs = r.n FROM ("
+    "  SELECT convert_from(body, 'UTF8')::json->>'id' AS id, count(*) AS n "
+    "  FROM messages WHERE kind = 2 GROUP BY 1) r WHERE r.id = media.id;"
+    "UPDATE messages SET sid = nextval('messages_sid'), search = to_tsvector('simple', "
+    "  regexp_replace(CASE WHEN kind = 1 THEN convert_from(body, 'UTF8') "
+    "    ELSE coalesce(convert_from(body, 'UTF8')::json->>'name', '') END, "
+    "    '[!-/:-@[-`{-~]', ' ', 'g')) "
+    "  WHERE kind IN (1, 2);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -7,7 +7,9 @@
  * (store/checked.h), which validates them (store/check.h). */
 #include "store/check.h"
 #include "store/pg_internal.h"
+#include "store/sqlite_fts.h"
 
+#include "core/alloc.h"
 #include "core/error.h"
 
 #include <inttypes.h>
@@ -21,8 +23,8 @@ static int not_found(const char *what)
     return chat__error_set(CHAT_ENOTFOUND, 0, "postgres store: %s: not found", what);
 }
 
-/* Run a point query: CHAT_OK with *out holding one row, CHAT_ENOTFOUND with none. */
-static int fetch(chat__pg *s, int st, const chat__pg_params *p, PGresult **out, const char *what)
+int chat__pg_fetch(chat__pg *s, int st, const chat__pg_params *p, PGresult **out,
+                   const char *what)
 {
     int rc = chat__pg_query(s, st, p, out, what);
     if (rc == CHAT_OK && PQntuples(*out) == 0) {
@@ -43,6 +45,7 @@ static void read_conv(const PGresult *r, int i, chat_store_conv *c)
     c->change = (uint64_t)chat__pg_col_i64(r, i, 5);
     c->created_ms = chat__pg_col_i64(r, i, 6);
     c->member_count = (int)chat__pg_col_i64(r, i, 7);
+    c->msg_ttl_ms = chat__pg_col_i64(r, i, 8);
 }
 
 static void read_member(const PGresult *r, int i, chat_store_member *m)
@@ -58,7 +61,7 @@ static void read_member(const PGresult *r, int i, chat_store_member *m)
     m->change = (uint64_t)chat__pg_col_i64(r, i, 8);
 }
 
-static void read_msg(const PGresult *r, int i, chat_store_msg *m)
+void chat__pg_read_msg(const PGresult *r, int i, chat_store_msg *m)
 {
     m->conv = chat__pg_col_i64(r, i, 0);
     m->seq = (uint64_t)chat__pg_col_i64(r, i, 1);
@@ -69,14 +72,17 @@ static void read_msg(const PGresult *r, int i, chat_store_msg *m)
     m->kind = (int)chat__pg_col_i64(r, i, 6);
     m->body = PQgetvalue(r, i, 7); /* binary bytea: the bytes themselves */
     m->body_len = (size_t)PQgetlength(r, i, 7);
+    m->target_seq = (uint64_t)chat__pg_col_i64(r, i, 8);
+    m->thread_seq = (uint64_t)chat__pg_col_i64(r, i, 9);
+    m->edited_ms = chat__pg_col_i64(r, i, 10);
+    m->expires_ms = chat__pg_col_i64(r, i, 11);
+    m->flags = (unsigned int)chat__pg_col_i64(r, i, 12);
 }
 
-typedef int (*emit_fn)(const PGresult *r, int i, const chat__store_sink *k);
-
-static int emit_msg(const PGresult *r, int i, const chat__store_sink *k)
+int chat__pg_emit_msg(const PGresult *r, int i, const chat__store_sink *k)
 {
     chat_store_msg m;
-    read_msg(r, i, &m);
+    chat__pg_read_msg(r, i, &m);
     return k->cb.msg(&m, k->user_data);
 }
 
@@ -102,9 +108,8 @@ static int emit_grant(const PGresult *r, int i, const chat__store_sink *k)
     return k->cb.grant(chat__pg_col_i64(r, i, 0), chat__pg_col_str(r, i, 1), k->user_data);
 }
 
-/* Run a query and pass each row to emit; a non-zero callback result stops and is returned. */
-static int each(chat__pg *s, int st, const chat__pg_params *p, const char *what, emit_fn emit,
-                const chat__store_sink *k)
+int chat__pg_each(chat__pg *s, int st, const chat__pg_params *p, const char *what,
+                  chat__pg_emit_fn emit, const chat__store_sink *k)
 {
     PGresult *r;
     int rc = chat__pg_query(s, st, p, &r, what);
@@ -130,6 +135,7 @@ int chat__pg_conv_insert(void *state, chat_store_conv *conv)
     chat__pg_u64(&p, conv->change);
     chat__pg_i64(&p, conv->created_ms);
     chat__pg_i64(&p, conv->member_count);
+    chat__pg_i64(&p, conv->msg_ttl_ms);
     for (int tries = 0; tries < CONV_INSERT_TRIES; tries++) {
         PGresult *r;
         int rc = chat__pg_query(s, CHAT__PG_CONV_INSERT, &p, &r, "conv_insert");
@@ -164,7 +170,7 @@ static int conv_lookup(chat__pg *s, int st, const chat__pg_params *p, chat_store
                        const char *what)
 {
     PGresult *r;
-    int rc = fetch(s, st, p, &r, what);
+    int rc = chat__pg_fetch(s, st, p, &r, what);
     if (rc != CHAT_OK)
         return rc;
     read_conv(r, 0, out);
@@ -200,6 +206,7 @@ int chat__pg_conv_update(void *state, const chat_store_conv *conv)
     chat__pg_u64(&p, conv->head_seq);
     chat__pg_u64(&p, conv->change);
     chat__pg_i64(&p, conv->member_count);
+    chat__pg_i64(&p, conv->msg_ttl_ms);
     int rc = chat__pg_change_conv(s, conv->id, conv->change);
     return rc ? rc : chat__pg_exec_update(s, CHAT__PG_CONV_UPDATE, &p, conv->id, "conv_update");
 }
@@ -228,7 +235,7 @@ int chat__pg_member_get(void *state, int64_t conv, const char *user, chat_store_
     chat__pg_i64(&p, conv);
     chat__pg_text(&p, user);
     PGresult *r;
-    int rc = fetch(s, CHAT__PG_MEMBER_GET, &p, &r, "member_get");
+    int rc = chat__pg_fetch(s, CHAT__PG_MEMBER_GET, &p, &r, "member_get");
     if (rc != CHAT_OK)
         return rc;
     read_member(r, 0, out);
@@ -259,7 +266,7 @@ int chat__pg_member_list(void *state, int64_t conv, int only_active, chat_store_
     chat__pg_params p = {0};
     chat__pg_i64(&p, conv);
     chat__store_sink k = {.cb.member = cb, .user_data = user_data};
-    return each(state, only_active ? CHAT__PG_MEMBER_LIST_ACTIVE : CHAT__PG_MEMBER_LIST, &p,
+    return chat__pg_each(state, only_active ? CHAT__PG_MEMBER_LIST_ACTIVE : CHAT__PG_MEMBER_LIST, &p,
                 "member_list", emit_member, &k);
 }
 
@@ -277,8 +284,27 @@ int chat__pg_msg_insert(void *state, const chat_store_msg *msg)
     chat__pg_text(&p, chat__store_cmid(msg)); /* none: NULL, which never conflicts */
     chat__pg_i64(&p, msg->kind);
     chat__pg_bytes(&p, msg->body, msg->body_len);
+    chat__pg_u64(&p, msg->target_seq);
+    chat__pg_u64(&p, msg->thread_seq);
+    chat__pg_i64(&p, msg->edited_ms);
+    chat__pg_i64(&p, msg->expires_ms);
+    chat__pg_i64(&p, msg->flags);
+    /* The words to index (NULL: none); the row takes a search id only with some. */
+    size_t len;
+    char *owned, *words = NULL;
+    const char *doc = msg->flags & CHAT_STORE_MSG_ERASED
+                          ? NULL
+                          : chat__fts_doc(msg->kind, msg->body, msg->body_len, &len, &owned);
+    if (doc) {
+        words = chat__pg_words(doc, len);
+        chat__free(owned);
+        if (!words)
+            return chat__error_set(CHAT_ENOMEM, 0, "postgres store: out of memory");
+    }
+    chat__pg_text(&p, words);
     PGresult *r;
     int rc = chat__pg_query(s, CHAT__PG_MSG_INSERT, &p, &r, "msg_insert");
+    chat__free(words);
     if (rc != CHAT_OK)
         return rc;
     /* ON CONFLICT DO NOTHING: a taken (conv, seq) or client id inserts no row and, unlike a
@@ -302,11 +328,11 @@ int chat__pg_msg_find_cmid(void *state, int64_t conv, const char *sender, const 
     chat__pg_text(&p, device);
     chat__pg_text(&p, cmid);
     PGresult *r;
-    int rc = fetch(s, CHAT__PG_MSG_CMID, &p, &r, "msg_find_cmid");
+    int rc = chat__pg_fetch(s, CHAT__PG_MSG_CMID, &p, &r, "msg_find_cmid");
     if (rc != CHAT_OK)
         return rc;
     chat__store_sink k = {.cb.msg = cb, .user_data = user_data};
-    rc = emit_msg(r, 0, &k);
+    rc = chat__pg_emit_msg(r, 0, &k);
     PQclear(r);
     return rc;
 }
@@ -325,8 +351,8 @@ int chat__pg_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64_t b
     chat__pg_u64(&p, upper);
     chat__pg_i64(&p, limit);
     chat__store_sink k = {.cb.msg = cb, .user_data = user_data};
-    return each(state, descending ? CHAT__PG_MSG_RANGE_DESC : CHAT__PG_MSG_RANGE_ASC, &p,
-                "msg_range", emit_msg, &k);
+    return chat__pg_each(state, descending ? CHAT__PG_MSG_RANGE_DESC : CHAT__PG_MSG_RANGE_ASC, &p,
+                "msg_range", chat__pg_emit_msg, &k);
 }
 
 /* ---- inbox and contacts ---- */
@@ -341,7 +367,7 @@ int chat__pg_user_convs(void *state, const char *user, uint64_t since_change, in
     chat__pg_u64(&p, since_change);
     chat__pg_i64(&p, limit);
     chat__store_sink k = {.cb.member = cb, .user_data = user_data};
-    return each(state, CHAT__PG_USER_CONVS, &p, "user_convs", emit_member, &k);
+    return chat__pg_each(state, CHAT__PG_USER_CONVS, &p, "user_convs", emit_member, &k);
 }
 
 int chat__pg_contacts(void *state, const char *user, chat_store_name_cb cb, void *user_data)
@@ -349,7 +375,7 @@ int chat__pg_contacts(void *state, const char *user, chat_store_name_cb cb, void
     chat__pg_params p = {0};
     chat__pg_text(&p, user);
     chat__store_sink k = {.cb.name = cb, .user_data = user_data};
-    return each(state, CHAT__PG_CONTACTS, &p, "contacts", emit_name, &k);
+    return chat__pg_each(state, CHAT__PG_CONTACTS, &p, "contacts", emit_name, &k);
 }
 
 /* ---- users, revoked sessions, meta ---- */
@@ -360,7 +386,7 @@ int chat__pg_user_get(void *state, const char *name, chat_store_user *out)
     chat__pg_params p = {0};
     chat__pg_text(&p, name);
     PGresult *r;
-    int rc = fetch(s, CHAT__PG_USER_GET, &p, &r, "user_get");
+    int rc = chat__pg_fetch(s, CHAT__PG_USER_GET, &p, &r, "user_get");
     if (rc != CHAT_OK)
         return rc;
     chat__pg_col_copy(r, 0, 0, out->name, sizeof out->name);
@@ -398,7 +424,7 @@ int chat__pg_revoked_list(void *state, int64_t now_ms,
     chat__pg_params p = {0};
     chat__pg_i64(&p, now_ms);
     chat__store_sink k = {.cb.revoked = cb, .user_data = user_data};
-    return each(state, CHAT__PG_REVOKED_LIST, &p, "revoked_list", emit_revoked, &k);
+    return chat__pg_each(state, CHAT__PG_REVOKED_LIST, &p, "revoked_list", emit_revoked, &k);
 }
 
 int chat__pg_meta_get(void *state, const char *key, int64_t *value)
@@ -415,7 +441,7 @@ int chat__pg_meta_get(void *state, const char *key, int64_t *value)
     if (s->in_tx && (rc = chat__pg_exec(s, CHAT__PG_LOCK_KEY, &p, "meta_get")) != CHAT_OK)
         return rc;
     PGresult *r;
-    if ((rc = fetch(s, CHAT__PG_META_GET, &p, &r, "meta_get")) != CHAT_OK)
+    if ((rc = chat__pg_fetch(s, CHAT__PG_META_GET, &p, &r, "meta_get")) != CHAT_OK)
         return rc;
     *value = chat__pg_col_i64(r, 0, 0);
     PQclear(r);
@@ -463,7 +489,7 @@ int chat__pg_media_get(void *state, const char *id, chat_store_media *out)
     chat__pg_params p = {0};
     chat__pg_text(&p, id);
     PGresult *r;
-    int rc = fetch(s, CHAT__PG_MEDIA_GET, &p, &r, "media_get");
+    int rc = chat__pg_fetch(s, CHAT__PG_MEDIA_GET, &p, &r, "media_get");
     if (rc != CHAT_OK)
         return rc;
     memset(out, 0, sizeof *out);
@@ -491,5 +517,5 @@ int chat__pg_media_grants(void *state, const char *id, chat_store_grant_cb cb, v
     chat__pg_params p = {0};
     chat__pg_text(&p, id);
     chat__store_sink k = {.cb.grant = cb, .user_data = user_data};
-    return each(state, CHAT__PG_MEDIA_GRANTS, &p, "media_grants", emit_grant, &k);
+    return chat__pg_each(state, CHAT__PG_MEDIA_GRANTS, &p, "media_grants", emit_grant, &k);
 }

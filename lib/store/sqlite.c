@@ -10,6 +10,9 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/thread.h"
+#include "store/sqlite_fts.h"
+
+#include <time.h>
 
 /* Writers in other processes (a backup, the CLI) get this long before we report EIO. */
 #define BUSY_TIMEOUT_MS 5000
@@ -27,11 +30,16 @@
  * reader in another process pins the WAL, it repeats every CKPT_WAKE_FRAMES, like SQLite's. */
 #define CKPT_HARD_FRAMES 16000
 
-#define CONV_COLS "id, kind, title, dm_key, head_seq, change, created_ms, member_count"
+#define CONV_COLS "id, kind, title, dm_key, head_seq, change, created_ms, member_count, " \
+                  "msg_ttl_ms"
 #define MEMBER_COLS "conv, user, role, delivered_seq, read_seq, delivered_ms, read_ms, " \
                     "joined_seq, change"
-#define MSG_COLS "conv, seq, ts_ms, sender, device, cmid, kind, body"
+#define MSG_COLS "conv, seq, ts_ms, sender, device, cmid, kind, body, target, thread, " \
+                 "edited_ms, expires_ms, flags"
 #define PUSH_REG_COLS "user, device, platform, sandbox, token, topic, updated_ms"
+/* Not erased: neither CHAT_STORE_MSG_DELETED nor CHAT_STORE_MSG_EXPIRED (the partial index
+ * messages_expiry is defined with the same words). */
+#define LIVE "flags & 3 = 0"
 #define INBOX_CHANGE "(CASE WHEN m.role = 0 THEN m.change ELSE max(m.change, c.change) END)"
 
 const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
@@ -40,11 +48,11 @@ const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
     [CHAT__ST_ROLLBACK] = "ROLLBACK",
     [CHAT__ST_CONV_INSERT] =
         "INSERT INTO conversations (kind, title, dm_key, head_seq, change, created_ms, "
-        "member_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "member_count, msg_ttl_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [CHAT__ST_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
     [CHAT__ST_CONV_FIND] = "SELECT " CONV_COLS " FROM conversations WHERE dm_key = ?1",
     [CHAT__ST_CONV_UPDATE] = "UPDATE conversations SET title = ?2, head_seq = ?3, change = ?4, "
-                             "member_count = ?5 WHERE id = ?1",
+                             "member_count = ?5, msg_ttl_ms = ?6 WHERE id = ?1",
     [CHAT__ST_MEMBER_GET] = "SELECT " MEMBER_COLS " FROM members WHERE conv = ?1 AND user = ?2",
     [CHAT__ST_MEMBER_PUT] =
         "INSERT INTO members (" MEMBER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
@@ -60,7 +68,8 @@ const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
     [CHAT__ST_MEMBER_LIST_ACTIVE] =
         "SELECT " MEMBER_COLS " FROM members WHERE conv = ?1 AND role > 0 ORDER BY user",
     [CHAT__ST_MSG_INSERT] =
-        "INSERT INTO messages (" MSG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO messages (" MSG_COLS ", sid) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     [CHAT__ST_MSG_CMID] = "SELECT " MSG_COLS " FROM messages "
                           "WHERE conv = ?1 AND sender = ?2 AND device = ?3 AND cmid = ?4",
     [CHAT__ST_MSG_RANGE_ASC] = "SELECT " MSG_COLS " FROM messages "
@@ -102,6 +111,54 @@ const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
                              "ON CONFLICT DO NOTHING",
     [CHAT__ST_MEDIA_GRANTS] = "SELECT conv, user FROM media_grants WHERE id = ?1 "
                               "ORDER BY conv, user",
+    [CHAT__ST_MSG_GET] = "SELECT " MSG_COLS " FROM messages WHERE conv = ?1 AND seq = ?2",
+    [CHAT__ST_MSG_OLD] = "SELECT kind, body, sid FROM messages WHERE conv = ?1 AND seq = ?2",
+    [CHAT__ST_MSG_UPDATE] = "UPDATE messages SET kind = ?3, body = ?4, flags = ?5, "
+                            "edited_ms = ?6, expires_ms = ?7, sid = ?8 "
+                            "WHERE conv = ?1 AND seq = ?2",
+    /* "target > 0" lets the planner use the partial index messages_target. */
+    [CHAT__ST_MSG_RELATED] = "SELECT " MSG_COLS " FROM messages WHERE conv = ?1 AND target > 0 "
+                             "AND target = ?2 AND kind = ?3 ORDER BY seq",
+    [CHAT__ST_MSG_THREAD_ASC] = "SELECT " MSG_COLS " FROM messages WHERE conv = ?1 "
+                                "AND thread > 0 AND thread = ?2 AND seq > ?3 AND seq <= ?4 "
+                                "ORDER BY seq LIMIT ?5",
+    [CHAT__ST_MSG_THREAD_DESC] = "SELECT " MSG_COLS " FROM messages WHERE conv = ?1 "
+                                 "AND thread > 0 AND thread = ?2 AND seq > ?3 AND seq <= ?4 "
+                                 "ORDER BY seq DESC LIMIT ?5",
+    [CHAT__ST_MSG_COUNT] = "SELECT count(*) FROM messages WHERE conv = ?1 AND seq > ?3 "
+                           "AND seq <= ?4 AND thread = ?2 AND kind <= 3 AND " LIVE,
+    [CHAT__ST_MSG_EXPIRED] = "SELECT " MSG_COLS " FROM messages WHERE expires_ms > 0 AND " LIVE
+                             " AND expires_ms <= ?1 ORDER BY expires_ms, conv, seq LIMIT ?2",
+    [CHAT__ST_MSG_BY_SENDER] = "SELECT " MSG_COLS " FROM messages WHERE conv = ?1 AND seq > ?3 "
+                               "AND sender = ?2 AND " LIVE " ORDER BY seq LIMIT ?4",
+    [CHAT__ST_SEARCH] = "SELECT d.conv, d.seq, f.rowid FROM search_fts f "
+                        "JOIN search_docs d ON d.sid = f.rowid "
+                        "WHERE search_fts MATCH ?1 AND f.rowid < ?2 ORDER BY f.rowid DESC",
+    [CHAT__ST_SID_MAX] = "SELECT coalesce(max(sid), 0) FROM search_docs",
+    [CHAT__ST_DOC_INSERT] = "INSERT INTO search_docs (sid, conv, seq) VALUES (?1, ?2, ?3)",
+    [CHAT__ST_DOC_DELETE] = "DELETE FROM search_docs WHERE sid = ?1",
+    [CHAT__ST_FTS_INSERT] = "INSERT INTO search_fts (rowid, t, c) VALUES (?1, ?2, ?3)",
+    /* A contentless table forgets a document given the very values it indexed. */
+    [CHAT__ST_FTS_DELETE] = "INSERT INTO search_fts (search_fts, rowid, t, c) "
+                            "VALUES ('delete', ?1, ?2, ?3)",
+    [CHAT__ST_REACT_PUT] = "INSERT INTO reactions (conv, seq, emoji, user, ts_ms) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+    [CHAT__ST_REACT_DEL] = "DELETE FROM reactions WHERE conv = ?1 AND seq = ?2 AND emoji = ?3 "
+                           "AND user = ?4",
+    [CHAT__ST_REACT_LIST] = "SELECT conv, seq, user, emoji, ts_ms FROM reactions "
+                            "WHERE conv = ?1 AND seq > ?2 AND seq <= ?3 "
+                            "ORDER BY seq, emoji, ts_ms, user",
+    [CHAT__ST_REACT_CLEAR_MSG] = "DELETE FROM reactions WHERE conv = ?1 AND seq = ?2 "
+                                 "AND (?3 = '' OR user = ?3)",
+    [CHAT__ST_REACT_CLEAR_CONV] = "DELETE FROM reactions WHERE conv = ?1 "
+                                  "AND (?2 = '' OR user = ?2)",
+    [CHAT__ST_USER_DEL] = "DELETE FROM users WHERE name = ?1",
+    [CHAT__ST_DELETED_PUT] = "INSERT INTO deleted_users (name, deleted_ms) VALUES (?1, ?2) "
+                             "ON CONFLICT (name) DO UPDATE SET deleted_ms = excluded.deleted_ms",
+    [CHAT__ST_DELETED_LIST] = "SELECT name, deleted_ms FROM deleted_users ORDER BY name",
+    [CHAT__ST_MEDIA_REFS] = "UPDATE media SET refs = refs + ?2 WHERE id = ?1 RETURNING refs",
+    [CHAT__ST_MEDIA_DEL] = "DELETE FROM media WHERE id = ?1",
+    [CHAT__ST_GRANTS_DEL] = "DELETE FROM media_grants WHERE id = ?1",
     [CHAT__ST_PUSH_REG_PUT] =
         "INSERT INTO push_regs (" PUSH_REG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
         "ON CONFLICT (user, device) DO UPDATE SET platform = excluded.platform, "
@@ -153,20 +210,53 @@ static void checkpoint(chat__sqlite_ckpt *ck, sqlite3 *db)
     pthread_mutex_unlock(&ck->ckpt);
 }
 
+/* After an erasure: once the WAL is checkpointed whole, truncate it, so the page images it
+ * held from before the erasure are gone from the file too. The truncation needs a moment when
+ * the writer holds no transaction: it is tried (never waiting for a lock: this connection has
+ * no busy handler) every WIPE_RETRY_MS, at most WIPE_TRIES times; failing that, the WAL is
+ * truncated anyway when it next restarts (journal_size_limit=0). Called with ck->lock held. */
+#define WIPE_RETRY_MS 20
+#define WIPE_TRIES 100
+
+static void wipe_wal(chat__sqlite_ckpt *ck)
+{
+    for (int i = 0; i < WIPE_TRIES && !ck->stop; i++) {
+        pthread_mutex_unlock(&ck->lock);
+        pthread_mutex_lock(&ck->ckpt);
+        int rc = sqlite3_wal_checkpoint_v2(ck->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        pthread_mutex_unlock(&ck->ckpt);
+        pthread_mutex_lock(&ck->lock);
+        if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+            return;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WIPE_RETRY_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (!ck->stop)
+            pthread_cond_timedwait(&ck->cond, &ck->lock, &ts);
+    }
+}
+
 static void *ckpt_main(void *arg)
 {
     chat__sqlite_ckpt *ck = arg;
     chat__thread_name("chat-checkpoint");
     pthread_mutex_lock(&ck->lock);
     for (;;) {
-        while (!ck->wake && !ck->stop)
+        while (!ck->wake && !ck->wipe && !ck->stop)
             pthread_cond_wait(&ck->cond, &ck->lock);
         if (ck->stop)
             break;
-        ck->wake = 0;
+        int wipe = ck->wipe;
+        ck->wake = ck->wipe = 0;
         pthread_mutex_unlock(&ck->lock);
         checkpoint(ck, ck->db);
         pthread_mutex_lock(&ck->lock);
+        if (wipe)
+            wipe_wal(ck);
     }
     pthread_mutex_unlock(&ck->lock);
     return NULL;
@@ -314,10 +404,14 @@ int chat_store_sqlite_open(void **state_out, const char *path, unsigned int flag
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-    if ((rc = chat__sqlite_migrate(s->db, flags))) {
+    if ((rc = chat__fts_register(s->db, &s->fts)) ||
+        (rc = chat__sqlite_migrate(s->db, flags, s->fts))) {
         destroy(s);
         return rc;
     }
+    /* A WAL left by a crash may hold page images from before erasures it also holds:
+     * checkpoint it into the database and drop it before anything else. */
+    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     for (int i = 0; i < CHAT__ST_COUNT; i++) {
         int prc = sqlite3_prepare_v3(s->db, chat__sqlite_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                      &s->st[i], NULL);
@@ -326,6 +420,16 @@ int chat_store_sqlite_open(void **state_out, const char *path, unsigned int flag
             destroy(s);
             return rc;
         }
+    }
+    sqlite3_stmt *st = s->st[CHAT__ST_SID_MAX];
+    if (sqlite3_step(st) == SQLITE_ROW)
+        s->next_sid = sqlite3_column_int64(st, 0) + 1;
+    chat__sqlite_reset(st);
+    if (!s->next_sid) {
+        rc = chat__sqlite_fail(s->db, sqlite3_extended_errcode(s->db),
+                               "read the search documents");
+        destroy(s);
+        return rc;
     }
     if (!(flags & CHAT_STORE_SQLITE_INLINE_CHECKPOINT) && (rc = ckpt_start(s, vfs, flags))) {
         destroy(s);
@@ -341,6 +445,20 @@ static int begin(void *state)
     return chat__sqlite_exec(s, s->st[CHAT__ST_BEGIN], "begin");
 }
 
+/* A committed erasure: the old page images must leave the WAL too (see wipe_wal). With the
+ * checkpoint thread, it does that; inline, the writer itself checkpoints and truncates. */
+static void wipe_after_erasure(chat__sqlite *s)
+{
+    if (s->ck) {
+        pthread_mutex_lock(&s->ck->lock);
+        s->ck->wipe = 1;
+        pthread_cond_signal(&s->ck->cond);
+        pthread_mutex_unlock(&s->ck->lock);
+    } else {
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    }
+}
+
 static int commit(void *state)
 {
     chat__sqlite *s = state;
@@ -351,12 +469,18 @@ static int commit(void *state)
                                "sqlite store: commit: transaction was rolled back by an error");
     }
     /* A failed COMMIT (SQLITE_BUSY) may leave the transaction open for rollback(). */
-    return chat__sqlite_exec(s, s->st[CHAT__ST_COMMIT], "commit");
+    int rc = chat__sqlite_exec(s, s->st[CHAT__ST_COMMIT], "commit");
+    if (rc == CHAT_OK && s->erased) {
+        s->erased = 0;
+        wipe_after_erasure(s);
+    }
+    return rc;
 }
 
 static int rollback(void *state)
 {
     chat__sqlite *s = state;
+    s->erased = 0;
     /* Nothing to undo when an error already rolled the transaction back. */
     if (sqlite3_get_autocommit(s->db))
         return CHAT_OK;
@@ -399,6 +523,21 @@ static const chat_store_ops sqlite_ops = {
     .media_get = chat__sqlite_media_get,
     .media_grant = chat__sqlite_media_grant,
     .media_grants = chat__sqlite_media_grants,
+    .msg_get = chat__sqlite_msg_get,
+    .msg_update = chat__sqlite_msg_update,
+    .msg_related = chat__sqlite_msg_related,
+    .msg_thread = chat__sqlite_msg_thread,
+    .msg_count = chat__sqlite_msg_count,
+    .msg_expired = chat__sqlite_msg_expired,
+    .msg_by_sender = chat__sqlite_msg_by_sender,
+    .msg_search = chat__sqlite_msg_search,
+    .reaction_set = chat__sqlite_reaction_set,
+    .reaction_list = chat__sqlite_reaction_list,
+    .reaction_clear = chat__sqlite_reaction_clear,
+    .user_delete = chat__sqlite_user_delete,
+    .user_deleted = chat__sqlite_user_deleted,
+    .media_refs = chat__sqlite_media_refs,
+    .media_delete = chat__sqlite_media_delete,
     .push_reg_put = chat__sqlite_push_reg_put,
     .push_reg_del = chat__sqlite_push_reg_del,
     .push_reg_del_token = chat__sqlite_push_reg_del_token,

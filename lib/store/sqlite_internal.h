@@ -45,6 +45,33 @@ enum chat__sqlite_stmt {
     CHAT__ST_PUSH_MUTE_PUT,
     CHAT__ST_PUSH_MUTE_DEL,
     CHAT__ST_PUSH_MUTE_GET,
+    /* version 5 */
+    CHAT__ST_MSG_GET,
+    CHAT__ST_MSG_OLD,
+    CHAT__ST_MSG_UPDATE,
+    CHAT__ST_MSG_RELATED,
+    CHAT__ST_MSG_THREAD_ASC,
+    CHAT__ST_MSG_THREAD_DESC,
+    CHAT__ST_MSG_COUNT,
+    CHAT__ST_MSG_EXPIRED,
+    CHAT__ST_MSG_BY_SENDER,
+    CHAT__ST_SEARCH,
+    CHAT__ST_SID_MAX,
+    CHAT__ST_DOC_INSERT,
+    CHAT__ST_DOC_DELETE,
+    CHAT__ST_FTS_INSERT,
+    CHAT__ST_FTS_DELETE,
+    CHAT__ST_REACT_PUT,
+    CHAT__ST_REACT_DEL,
+    CHAT__ST_REACT_LIST,
+    CHAT__ST_REACT_CLEAR_MSG,
+    CHAT__ST_REACT_CLEAR_CONV,
+    CHAT__ST_USER_DEL,
+    CHAT__ST_DELETED_PUT,
+    CHAT__ST_DELETED_LIST,
+    CHAT__ST_MEDIA_REFS,
+    CHAT__ST_MEDIA_DEL,
+    CHAT__ST_GRANTS_DEL,
     CHAT__ST_COUNT
 };
 
@@ -57,6 +84,7 @@ typedef struct chat__sqlite_ckpt {
     pthread_mutex_t lock, ckpt;
     pthread_cond_t cond;
     int wake, stop, started;
+    int wipe;       /* an erasure committed: truncate the WAL once it is checkpointed */
     int next_wake;  /* writer thread only: WAL size (frames) at which to wake the thread next */
     int last_frames; /* writer thread only: WAL size at the last commit (a drop: restarted) */
 } chat__sqlite_ckpt;
@@ -65,15 +93,22 @@ typedef struct chat__sqlite {
     sqlite3 *db;
     sqlite3_stmt *st[CHAT__ST_COUNT];
     chat__sqlite_ckpt *ck; /* NULL: SQLite's auto-checkpoint on the writer (inline) */
+    struct chat__fts *fts; /* the search tokenizer (owned by db) */
+    int64_t next_sid;      /* the next search document id: above every one taken */
+    int erased;            /* this transaction erased a body: wipe the WAL after it commits */
 } chat__sqlite;
 
 /* SQL text of each statement, indexed by enum chat__sqlite_stmt. */
 extern const char *const chat__sqlite_sql[CHAT__ST_COUNT];
 
-/* Create or migrate the schema and set the connection's pragmas. */
-int chat__sqlite_migrate(sqlite3 *db, unsigned int flags);
+/* Create or migrate the schema and set the connection's pragmas; load the search key into
+ * fts (registered on db), indexing the messages stored before search existed. */
+int chat__sqlite_migrate(sqlite3 *db, unsigned int flags, struct chat__fts *fts);
 /* The schema version this library writes. */
 int chat__sqlite_schema_version(void);
+/* The SQL that migrates a database from version - 1 to version (1-based), or NULL: tests
+ * build databases of older versions with it. */
+const char *chat__sqlite_migration(int version);
 
 /* The name of a VFS that is base_name's (NULL: the default VFS) with the WAL appends of each
  * commit gathered into one write (sqlite_walbuf.c); registered on first use. NULL when
@@ -124,5 +159,48 @@ int chat__sqlite_push_reg_list(void *state, const char *user, chat_store_push_re
                                void *user_data);
 int chat__sqlite_push_mute_put(void *state, const char *user, int64_t conv, int64_t until_ms);
 int chat__sqlite_push_mute_get(void *state, const char *user, int64_t conv, int64_t *until_ms);
+
+/* Version 5 (sqlite_life.c). */
+int chat__sqlite_msg_get(void *state, int64_t conv, uint64_t seq, chat_store_msg_cb cb,
+                         void *user_data);
+int chat__sqlite_msg_update(void *state, const chat_store_msg *msg);
+int chat__sqlite_msg_related(void *state, int64_t conv, uint64_t target_seq, int kind,
+                             chat_store_msg_cb cb, void *user_data);
+int chat__sqlite_msg_thread(void *state, int64_t conv, uint64_t thread_seq, uint64_t after_seq,
+                            uint64_t before_seq, int limit, int descending, chat_store_msg_cb cb,
+                            void *user_data);
+int chat__sqlite_msg_count(void *state, int64_t conv, uint64_t thread_seq, uint64_t after_seq,
+                           uint64_t upto_seq, uint64_t *out);
+int chat__sqlite_msg_expired(void *state, int64_t now_ms, int limit, chat_store_msg_cb cb,
+                             void *user_data);
+int chat__sqlite_msg_by_sender(void *state, int64_t conv, const char *sender, uint64_t after_seq,
+                               int limit, chat_store_msg_cb cb, void *user_data);
+int chat__sqlite_msg_search(void *state, const chat_store_search *q, chat_store_hit_cb cb,
+                            void *user_data);
+int chat__sqlite_reaction_set(void *state, const chat_store_reaction *r, int on);
+int chat__sqlite_reaction_list(void *state, int64_t conv, uint64_t after_seq,
+                               uint64_t before_seq, chat_store_reaction_cb cb, void *user_data);
+int chat__sqlite_reaction_clear(void *state, int64_t conv, uint64_t seq, const char *user);
+int chat__sqlite_user_delete(void *state, const char *name, int64_t deleted_ms);
+int chat__sqlite_user_deleted(void *state, chat_store_deleted_cb cb, void *user_data);
+int chat__sqlite_media_refs(void *state, const char *id, int delta, int64_t *refs_out);
+int chat__sqlite_media_delete(void *state, const char *id);
+
+/* Shared by sqlite_tables.c and sqlite_life.c. */
+struct chat__store_sink;
+void chat__sqlite_read_msg(sqlite3_stmt *st, chat_store_msg *m);
+/* Step a point query: CHAT_OK with the row ready (the caller reads, then resets), else the
+ * statement is already reset (CHAT_ENOTFOUND when there is no row). */
+int chat__sqlite_fetch(chat__sqlite *s, sqlite3_stmt *st, const char *what);
+typedef int (*chat__sqlite_emit_fn)(sqlite3_stmt *st, const struct chat__store_sink *k);
+int chat__sqlite_emit_msg(sqlite3_stmt *st, const struct chat__store_sink *k);
+/* Run a bound query and pass each row to emit; a non-zero callback result stops and is
+ * returned as is. The statement is reset either way. */
+int chat__sqlite_each(chat__sqlite *s, sqlite3_stmt *st, const char *what,
+                      chat__sqlite_emit_fn emit, const struct chat__store_sink *k);
+/* Add the words of text[0..len) (a message's chat__fts_doc) to the search index as document
+ * sid of message (conv, seq). */
+int chat__sqlite_index(chat__sqlite *s, int64_t sid, int64_t conv, uint64_t seq,
+                       const char *text, size_t len);
 
 #endif

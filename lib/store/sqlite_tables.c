@@ -7,8 +7,10 @@
  * (conv_get, member_get, ...) from inside a row callback, so no iterator or writer resets a
  * statement that is still stepping or changes rows under it. */
 #include "store/check.h"
+#include "store/sqlite_fts.h"
 #include "store/sqlite_internal.h"
 
+#include "core/alloc.h"
 #include "core/error.h"
 
 #include <string.h>
@@ -46,6 +48,7 @@ static void read_conv(sqlite3_stmt *st, chat_store_conv *c)
     c->change = (uint64_t)sqlite3_column_int64(st, 5);
     c->created_ms = sqlite3_column_int64(st, 6);
     c->member_count = sqlite3_column_int(st, 7);
+    c->msg_ttl_ms = sqlite3_column_int64(st, 8);
 }
 
 static void read_member(sqlite3_stmt *st, chat_store_member *m)
@@ -61,7 +64,7 @@ static void read_member(sqlite3_stmt *st, chat_store_member *m)
     m->change = (uint64_t)sqlite3_column_int64(st, 8);
 }
 
-static void read_msg(sqlite3_stmt *st, chat_store_msg *m)
+void chat__sqlite_read_msg(sqlite3_stmt *st, chat_store_msg *m)
 {
     m->conv = sqlite3_column_int64(st, 0);
     m->seq = (uint64_t)sqlite3_column_int64(st, 1);
@@ -74,11 +77,16 @@ static void read_msg(sqlite3_stmt *st, chat_store_msg *m)
     m->body_len = (size_t)sqlite3_column_bytes(st, 7);
     if (!m->body) /* an empty blob comes back as NULL */
         m->body = "";
+    m->target_seq = (uint64_t)sqlite3_column_int64(st, 8);
+    m->thread_seq = (uint64_t)sqlite3_column_int64(st, 9);
+    m->edited_ms = sqlite3_column_int64(st, 10);
+    m->expires_ms = sqlite3_column_int64(st, 11);
+    m->flags = (unsigned int)sqlite3_column_int(st, 12);
 }
 
 /* Step a point query: CHAT_OK with the row ready (the caller reads, then resets), else the
  * statement is already reset. */
-static int fetch(chat__sqlite *s, sqlite3_stmt *st, const char *what)
+int chat__sqlite_fetch(chat__sqlite *s, sqlite3_stmt *st, const char *what)
 {
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
@@ -90,12 +98,10 @@ static int fetch(chat__sqlite *s, sqlite3_stmt *st, const char *what)
     return ret;
 }
 
-typedef int (*emit_fn)(sqlite3_stmt *st, const chat__store_sink *k);
-
-static int emit_msg(sqlite3_stmt *st, const chat__store_sink *k)
+int chat__sqlite_emit_msg(sqlite3_stmt *st, const chat__store_sink *k)
 {
     chat_store_msg m;
-    read_msg(st, &m);
+    chat__sqlite_read_msg(st, &m);
     return k->cb.msg(&m, k->user_data);
 }
 
@@ -137,8 +143,8 @@ static int emit_reg(sqlite3_stmt *st, const chat__store_sink *k)
 
 /* Run a bound query and pass each row to emit; a non-zero callback result stops and is
  * returned as is. */
-static int each(chat__sqlite *s, sqlite3_stmt *st, const char *what, emit_fn emit,
-                const chat__store_sink *k)
+int chat__sqlite_each(chat__sqlite *s, sqlite3_stmt *st, const char *what,
+                      chat__sqlite_emit_fn emit, const chat__store_sink *k)
 {
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -166,6 +172,7 @@ int chat__sqlite_conv_insert(void *state, chat_store_conv *conv)
     bind_u64(st, 5, conv->change);
     sqlite3_bind_int64(st, 6, conv->created_ms);
     sqlite3_bind_int(st, 7, conv->member_count);
+    sqlite3_bind_int64(st, 8, conv->msg_ttl_ms);
     if ((rc = chat__sqlite_exec(s, st, "conv_insert")))
         return rc;
     conv->id = sqlite3_last_insert_rowid(s->db);
@@ -177,7 +184,7 @@ int chat__sqlite_conv_get(void *state, int64_t id, chat_store_conv *out)
     chat__sqlite *s = state;
     sqlite3_stmt *st = s->st[CHAT__ST_CONV_GET];
     sqlite3_bind_int64(st, 1, id);
-    int rc = fetch(s, st, "conv_get");
+    int rc = chat__sqlite_fetch(s, st, "conv_get");
     if (rc)
         return rc;
     read_conv(st, out);
@@ -191,7 +198,7 @@ int chat__sqlite_conv_find_direct(void *state, const char *dm_key, chat_store_co
     int rc;
     sqlite3_stmt *st = s->st[CHAT__ST_CONV_FIND];
     bind_text(st, 1, dm_key);
-    if ((rc = fetch(s, st, "conv_find_direct")))
+    if ((rc = chat__sqlite_fetch(s, st, "conv_find_direct")))
         return rc;
     read_conv(st, out);
     chat__sqlite_reset(st);
@@ -208,6 +215,7 @@ int chat__sqlite_conv_update(void *state, const chat_store_conv *conv)
     bind_u64(st, 3, conv->head_seq);
     bind_u64(st, 4, conv->change);
     sqlite3_bind_int(st, 5, conv->member_count);
+    sqlite3_bind_int64(st, 6, conv->msg_ttl_ms);
     if ((rc = chat__sqlite_exec(s, st, "conv_update")))
         return rc;
     if (sqlite3_changes(s->db) == 0)
@@ -223,7 +231,7 @@ int chat__sqlite_member_get(void *state, int64_t conv, const char *user, chat_st
     sqlite3_stmt *st = s->st[CHAT__ST_MEMBER_GET];
     sqlite3_bind_int64(st, 1, conv);
     bind_text(st, 2, user);
-    if ((rc = fetch(s, st, "member_get")))
+    if ((rc = chat__sqlite_fetch(s, st, "member_get")))
         return rc;
     read_member(st, out);
     chat__sqlite_reset(st);
@@ -266,7 +274,7 @@ int chat__sqlite_member_list(void *state, int64_t conv, int only_active, chat_st
     sqlite3_stmt *st = s->st[only_active ? CHAT__ST_MEMBER_LIST_ACTIVE : CHAT__ST_MEMBER_LIST];
     sqlite3_bind_int64(st, 1, conv);
     chat__store_sink k = {.cb.member = cb, .user_data = user_data};
-    return each(s, st, "member_list", emit_member, &k);
+    return chat__sqlite_each(s, st, "member_list", emit_member, &k);
 }
 
 int chat__sqlite_msg_insert(void *state, const chat_store_msg *msg)
@@ -289,7 +297,27 @@ int chat__sqlite_msg_insert(void *state, const chat_store_msg *msg)
         chat__sqlite_reset(st);
         return chat__sqlite_fail(s->db, brc, "msg_insert body");
     }
-    return chat__sqlite_exec(s, st, "msg_insert");
+    bind_u64(st, 9, msg->target_seq);
+    bind_u64(st, 10, msg->thread_seq);
+    sqlite3_bind_int64(st, 11, msg->edited_ms);
+    sqlite3_bind_int64(st, 12, msg->expires_ms);
+    sqlite3_bind_int(st, 13, (int)msg->flags);
+    /* The row names its search document before the document exists: the insert is also the
+     * duplicate check, and a refused one must leave no document behind. */
+    size_t len;
+    char *owned;
+    const char *doc = msg->flags & CHAT_STORE_MSG_ERASED
+                          ? NULL
+                          : chat__fts_doc(msg->kind, msg->body, msg->body_len, &len, &owned);
+    int64_t sid = doc ? s->next_sid : 0;
+    sqlite3_bind_int64(st, 14, sid);
+    int rc = chat__sqlite_exec(s, st, "msg_insert");
+    if (rc == CHAT_OK && doc && (rc = chat__sqlite_index(s, sid, msg->conv, msg->seq, doc, len)) ==
+                                    CHAT_OK)
+        s->next_sid++;
+    if (doc)
+        chat__free(owned);
+    return rc;
 }
 
 int chat__sqlite_msg_find_cmid(void *state, int64_t conv, const char *sender, const char *device,
@@ -302,10 +330,10 @@ int chat__sqlite_msg_find_cmid(void *state, int64_t conv, const char *sender, co
     bind_text(st, 2, sender);
     bind_text(st, 3, device);
     bind_text(st, 4, cmid);
-    if ((rc = fetch(s, st, "msg_find_cmid")))
+    if ((rc = chat__sqlite_fetch(s, st, "msg_find_cmid")))
         return rc;
     chat__store_sink k = {.cb.msg = cb, .user_data = user_data};
-    rc = emit_msg(st, &k);
+    rc = chat__sqlite_emit_msg(st, &k);
     chat__sqlite_reset(st);
     return rc;
 }
@@ -325,7 +353,7 @@ int chat__sqlite_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64
     bind_u64(st, 3, upper);
     sqlite3_bind_int(st, 4, limit);
     chat__store_sink k = {.cb.msg = cb, .user_data = user_data};
-    return each(s, st, "msg_range", emit_msg, &k);
+    return chat__sqlite_each(s, st, "msg_range", chat__sqlite_emit_msg, &k);
 }
 
 int chat__sqlite_user_convs(void *state, const char *user, uint64_t since_change, int limit,
@@ -339,7 +367,7 @@ int chat__sqlite_user_convs(void *state, const char *user, uint64_t since_change
     bind_u64(st, 2, since_change);
     sqlite3_bind_int(st, 3, limit);
     chat__store_sink k = {.cb.member = cb, .user_data = user_data};
-    return each(s, st, "user_convs", emit_member, &k);
+    return chat__sqlite_each(s, st, "user_convs", emit_member, &k);
 }
 
 int chat__sqlite_contacts(void *state, const char *user, chat_store_name_cb cb, void *user_data)
@@ -348,7 +376,7 @@ int chat__sqlite_contacts(void *state, const char *user, chat_store_name_cb cb, 
     sqlite3_stmt *st = s->st[CHAT__ST_CONTACTS];
     bind_text(st, 1, user);
     chat__store_sink k = {.cb.name = cb, .user_data = user_data};
-    return each(s, st, "contacts", emit_name, &k);
+    return chat__sqlite_each(s, st, "contacts", emit_name, &k);
 }
 
 int chat__sqlite_user_get(void *state, const char *name, chat_store_user *out)
@@ -357,7 +385,7 @@ int chat__sqlite_user_get(void *state, const char *name, chat_store_user *out)
     int rc;
     sqlite3_stmt *st = s->st[CHAT__ST_USER_GET];
     bind_text(st, 1, name);
-    if ((rc = fetch(s, st, "user_get")))
+    if ((rc = chat__sqlite_fetch(s, st, "user_get")))
         return rc;
     col_copy(st, 0, out->name, sizeof out->name);
     col_copy(st, 1, out->pwhash, sizeof out->pwhash);
@@ -397,7 +425,7 @@ int chat__sqlite_revoked_list(void *state, int64_t now_ms,
     sqlite3_stmt *st = s->st[CHAT__ST_REVOKED_LIST];
     sqlite3_bind_int64(st, 1, now_ms);
     chat__store_sink k = {.cb.revoked = cb, .user_data = user_data};
-    return each(s, st, "revoked_list", emit_revoked, &k);
+    return chat__sqlite_each(s, st, "revoked_list", emit_revoked, &k);
 }
 
 int chat__sqlite_meta_get(void *state, const char *key, int64_t *value)
@@ -406,7 +434,7 @@ int chat__sqlite_meta_get(void *state, const char *key, int64_t *value)
     int rc;
     sqlite3_stmt *st = s->st[CHAT__ST_META_GET];
     bind_text(st, 1, key);
-    if ((rc = fetch(s, st, "meta_get")))
+    if ((rc = chat__sqlite_fetch(s, st, "meta_get")))
         return rc;
     *value = sqlite3_column_int64(st, 0);
     chat__sqlite_reset(st);
@@ -441,7 +469,7 @@ int chat__sqlite_media_get(void *state, const char *id, chat_store_media *out)
     int rc;
     sqlite3_stmt *st = s->st[CHAT__ST_MEDIA_GET];
     bind_text(st, 1, id);
-    if ((rc = fetch(s, st, "media_get")))
+    if ((rc = chat__sqlite_fetch(s, st, "media_get")))
         return rc;
     memset(out, 0, sizeof *out);
     col_copy(st, 0, out->id, sizeof out->id);
@@ -471,7 +499,7 @@ int chat__sqlite_media_grants(void *state, const char *id, chat_store_grant_cb c
     sqlite3_stmt *st = s->st[CHAT__ST_MEDIA_GRANTS];
     bind_text(st, 1, id);
     chat__store_sink k = {.cb.grant = cb, .user_data = user_data};
-    return each(s, st, "media_grants", emit_grant, &k);
+    return chat__sqlite_each(s, st, "media_grants", emit_grant, &k);
 }
 
 int chat__sqlite_push_reg_put(void *state, const chat_store_push_reg *reg)
@@ -516,7 +544,7 @@ int chat__sqlite_push_reg_list(void *state, const char *user, chat_store_push_re
     sqlite3_stmt *st = s->st[CHAT__ST_PUSH_REG_LIST];
     bind_text(st, 1, user);
     chat__store_sink k = {.cb.reg = cb, .user_data = user_data};
-    return each(s, st, "push_reg_list", emit_reg, &k);
+    return chat__sqlite_each(s, st, "push_reg_list", emit_reg, &k);
 }
 
 int chat__sqlite_push_mute_put(void *state, const char *user, int64_t conv, int64_t until_ms)
@@ -537,7 +565,7 @@ int chat__sqlite_push_mute_get(void *state, const char *user, int64_t conv, int6
     sqlite3_stmt *st = s->st[CHAT__ST_PUSH_MUTE_GET];
     bind_text(st, 1, user);
     sqlite3_bind_int64(st, 2, conv);
-    if ((rc = fetch(s, st, "push_mute_get")))
+    if ((rc = chat__sqlite_fetch(s, st, "push_mute_get")))
         return rc;
     *until_ms = sqlite3_column_int64(st, 0);
     chat__sqlite_reset(st);

@@ -328,3 +328,72 @@ def test_cli_history_during_the_outbox_flush_shows_each_message_once(chatd):
         if alice.poll() is None:
             alice.kill()
             alice.wait(5)
+
+
+# ---- edits, deletes, reactions and search -----------------------------------------------------
+
+def test_cli_edit_delete_react_search(chatd, tmp_path):
+    s1 = int(ok(cli(chatd, "send", "--to", "bob", "lunch at noon", user="alice")).strip())
+    conv, _ = conv_with(ok(cli(chatd, "convs", user="alice")), "bob")
+    s2 = int(ok(cli(chatd, "send", "--conv", str(conv), "secret plans", user="alice")).strip())
+    bob = popen_cli(chatd, "bob", "listen", "--seconds", "20")
+    bob_out = Lines(bob)
+    try:
+        bob_out.expect(lambda l: l == "synced")
+        e = int(ok(cli(chatd, "edit", "--conv", str(conv), str(s1), "lunch at one",
+                       user="alice")).strip())
+        assert e > s2, "an edit takes a seq of its own"
+        bob_out.expect(lambda l: l == f"[conv {conv}] alice edited #{s1}: lunch at one")
+        ok(cli(chatd, "react", "--conv", str(conv), str(s1), "\U0001f44d", user="bob"))
+        bob_out.expect(lambda l: l == f"[conv {conv}] bob reacted \U0001f44d to #{s1}")
+        ok(cli(chatd, "delete", "--conv", str(conv), str(s2), user="alice"))
+        bob_out.expect(lambda l: l == f"[conv {conv}] alice deleted #{s2}")
+    finally:
+        bob.kill()
+        bob.wait(5)
+
+    # the history shows them as they are now; changes are not lines of their own
+    hist = rows(ok(cli(chatd, "history", "--conv", str(conv), user="bob")))
+    assert hist == [[str(s1), "alice", "-", "lunch at one (edited) [\U0001f44d 1]"],
+                    [str(s2), "alice", "-", "(deleted)"]]
+
+    # refusals: not the author, not a reaction of the server's list; usage errors
+    r = cli(chatd, "edit", "--conv", str(conv), str(s1), "mine now", user="bob")
+    assert r.returncode == 1 and "refused" in r.stderr and "EPERM" in r.stderr, r.stderr
+    r = cli(chatd, "react", "--conv", str(conv), str(s1), "nope", user="bob")
+    assert r.returncode == 1 and "EINVAL" in r.stderr, r.stderr
+    for args in (["edit", "--conv", str(conv), str(s1)], ["delete", str(s1)],
+                 ["react", "--conv", str(conv), "x", "y"], ["search"],
+                 ["convs", "--local"], ["search", "--off", "x"]):
+        r = cli(chatd, *args, user="bob")
+        assert r.returncode == 2 and "usage:" in r.stderr, (args, r.stderr)
+
+    # search, on the server and in a cache: the edited text, never the old nor the deleted
+    assert rows(ok(cli(chatd, "search", "ONE", user="bob"))) == \
+        [[str(conv), str(s1), "alice", "lunch at one"]]
+    assert ok(cli(chatd, "search", "noon", user="bob")) == ""
+    assert ok(cli(chatd, "search", "--conv", str(conv), "secret", user="alice")) == ""
+
+    # the interactive mode: /edit, the change shown live, /search over the cache
+    alice = popen_cli(chatd, "alice")
+    alice_out = Lines(alice)
+    try:
+        alice_out.expect(lambda l: l == "synced")
+        alice.stdin.write(f"/open {conv}\n/edit {s1} lunch at two\n/delete x\n")
+        alice.stdin.flush()
+        alice_out.expect(lambda l: l == "usage: /delete SEQ")  # at once, before the answer
+        alice_out.expect(lambda l: l == f"alice edited #{s1}: lunch at two")
+        alice.stdin.write("/search two\n/quit\n")
+        alice.stdin.flush()
+        alice_out.expect(lambda l: l == f"#{s1} alice: lunch at two (edited) [\U0001f44d 1]")
+        assert finish(alice) == 0
+    finally:
+        if alice.poll() is None:
+            alice.kill()
+            alice.wait(5)
+
+    cache = str(tmp_path / "bob.db")
+    ok(cli(chatd, "history", "--conv", str(conv), user="bob", extra=["--cache", cache]))
+    chatd.stop()
+    r = cli(chatd, "search", "--local", "lunch", user="bob", extra=["--cache", cache])
+    assert rows(ok(r)) == [[str(conv), str(s1), "alice", "lunch at two"]]

@@ -2,6 +2,7 @@
 receipts, typing, presence, groups and offline delivery; objects dropped in odd orders."""
 
 import gc
+import json
 import threading
 import time
 
@@ -336,6 +337,51 @@ def test_python_media_upload_send_download_resume(chatd, tmp_path):
         with pytest.raises(ChatError) as ei:
             carol.media_url(media_id)
         assert ei.value.code == libchat.EPERM
+
+
+def test_python_edit_delete_react_reply_search(chatd):
+    with client(chatd, "alice") as alice, client(chatd, "bob") as bob:
+        synced(alice)
+        synced(bob)
+        cmids = [alice.send(t, to="bob") for t in ("first draft", "to be deleted", "react here")]
+        seqs = {}
+        for cm in cmids:
+            ev = alice.wait_for(lambda e, cm=cm: e.cmid == cm, type=E.SENT)
+            conv, seqs[cm] = ev.conv, ev.seq
+        s1, s2, s3 = (seqs[cm] for cm in cmids)
+        bob.wait_for(lambda e: e.text == "react here", type=E.MESSAGE)
+
+        assert alice.request(alice.edit(conv, s1, "final text")).seq > s3
+        bob.wait_for(lambda e: e.kind == libchat.MsgKind.EDIT and e.seq == s1, type=E.UPDATED)
+        alice.request(alice.delete(conv, s2))
+        bob.wait_for(lambda e: e.kind == libchat.MsgKind.DELETE and e.seq == s2, type=E.UPDATED)
+        bob.request(bob.react(conv, s3, "\U0001f44d"))
+        alice.wait_for(lambda e: e.kind == libchat.MsgKind.REACT and e.text == "\U0001f44d",
+                       type=E.UPDATED)
+        with pytest.raises(ChatError) as ei:
+            bob.request(bob.edit(conv, s1, "not mine"))
+        assert ei.value.name == "EPERM"
+
+        cm = bob.reply(conv, "answering", reply_to=s3)
+        bob.wait_for(lambda e: e.cmid == cm, type=E.SENT)
+        alice.wait_for(lambda e: e.text == "answering", type=E.MESSAGE)
+        h = {m.seq: m for m in alice.history(conv, wait=10)}
+        assert h[s1].text == "final text" and h[s1].edited_ms > 0
+        assert h[s2].deleted and h[s2].text == ""
+        assert h[s3].reactions == {"\U0001f44d": ["bob"]}
+        [answer] = [m for m in h.values() if m.text == "answering"]
+        assert answer.reply_to == s3 and answer.thread == 0
+
+        assert [m.seq for m in alice.search_local("FINAL")] == [s1]
+        assert alice.search_local("deleted") == []
+        res = alice.request(alice.search("text"))
+        assert [m["seq"] for m in json.loads(res.json)["messages"]] == [s1]
+
+        alice.request(alice.set_timer(conv, 60000))
+        cm = alice.send("short-lived", conv)
+        alice.wait_for(lambda e: e.cmid == cm, type=E.SENT)
+        m = bob.wait_for(lambda e: e.text == "short-lived", type=E.MESSAGE)
+        assert json.loads(m.json)["expires"] > 0
 
 
 def test_python_errors_and_events_as_in_c(chatd):

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #define WAIT_MS 8000
 #define TOKEN_TTL_MS (3600LL * 1000)
@@ -38,9 +39,9 @@ static void log_stderr(int level, const char *msg, void *user_data)
 
 /* ---- server ------------------------------------------------------------------------------ */
 
-/* hint_ms < 0: the default. */
+/* hint_ms < 0: the default; limit 0: no other limit set. */
 static chat_server *server_up_on(const char *data_dir, int port, const chat_bus_ops *bus_ops,
-                                 void *bus, int hint_ms)
+                                 void *bus, int hint_ms, int limit, int64_t value)
 {
     chat_server_config *cfg = NULL;
     assert_int_equal(chat_server_config_new(&cfg), CHAT_OK);
@@ -60,6 +61,8 @@ static chat_server *server_up_on(const char *data_dir, int port, const chat_bus_
     if (hint_ms >= 0)
         assert_int_equal(chat_server_config_set_limit(cfg, CHAT_LIMIT_HEAD_HINT_MS, hint_ms),
                          CHAT_OK);
+    if (limit)
+        assert_int_equal(chat_server_config_set_limit(cfg, limit, value), CHAT_OK);
     chat_server *srv = NULL;
     int rc = chat_server_new(&srv, cfg);
     chat_server_config_free(cfg);
@@ -75,7 +78,13 @@ static chat_server *server_up_on(const char *data_dir, int port, const chat_bus_
 
 static chat_server *server_up(const char *data_dir, int port)
 {
-    return server_up_on(data_dir, port, NULL, NULL, -1);
+    return server_up_on(data_dir, port, NULL, NULL, -1, 0, 0);
+}
+
+/* A server with one more limit set. */
+static chat_server *server_up_with(const char *data_dir, int port, int limit, int64_t value)
+{
+    return server_up_on(data_dir, port, NULL, NULL, -1, limit, value);
 }
 
 static char *token(chat_server *srv, const char *user, const char *device)
@@ -528,7 +537,7 @@ typedef struct lossy_pair {
 static void lossy_pair_up(lossy_pair *p, int hint_ms)
 {
     p->bus = lossy_new();
-    p->srv = server_up_on(NULL, 0, &lossy_ops, p->bus, hint_ms);
+    p->srv = server_up_on(NULL, 0, &lossy_ops, p->bus, hint_ms, 0, 0);
     int port = chat_server_port(p->srv);
     p->ta = token(p->srv, "alice", "phone");
     p->tb = token(p->srv, "bob", "laptop");
@@ -1133,6 +1142,391 @@ static void test_client_history_during_outbox_flush(void **state)
     free(dir);
 }
 
+/* ---- the message lifecycle ------------------------------------------------------------ */
+
+static const char THUMBS[] = "\xf0\x9f\x91\x8d";
+
+/* Send text to bob from a and return its seq (conv in *conv). */
+static uint64_t sent_to(chat_client *a, const char *to, const char *text, uint64_t *conv)
+{
+    char *cmid = NULL;
+    assert_int_equal(chat_client_send_text_to(&cmid, a, to, text, strlen(text)), CHAT_OK);
+    chat_event *ev;
+    for (;;) {
+        ev = wait_for(a, CHAT_EVENT_SENT, 0, NULL);
+        if (strcmp(chat_event_cmid(ev), cmid) == 0)
+            break;
+        chat_event_free(ev);
+    }
+    uint64_t seq = chat_event_seq(ev);
+    *conv = chat_event_conv(ev);
+    chat_event_free(ev);
+    chat_string_free(cmid);
+    return seq;
+}
+
+/* Wait for the RESULT of request req: its code. */
+static int result_of(chat_client *c, uint64_t req, uint64_t *seq)
+{
+    for (;;) {
+        chat_event *ev = wait_for(c, CHAT_EVENT_RESULT, 0, NULL);
+        if (chat_event_request(ev) == req) {
+            int code = chat_event_code(ev);
+            if (seq)
+                *seq = chat_event_seq(ev);
+            chat_event_free(ev);
+            return code;
+        }
+        chat_event_free(ev);
+    }
+}
+
+/* The whole cached history of conv, fetched from the server where the cache lacks it. */
+static chat_msg_list *whole_history(chat_client *c, uint64_t conv)
+{
+    long long dl = now_ms() + WAIT_MS;
+    for (;;) {
+        chat_msg_list *l = NULL;
+        uint64_t req = 0;
+        assert_int_equal(chat_client_history(&l, &req, c, conv, 0, 200), CHAT_OK);
+        if (chat_msg_list_complete(l))
+            return l;
+        chat_msg_list_free(l);
+        if (now_ms() > dl)
+            fail_msg("history of %llu never complete", (unsigned long long)conv);
+        chat_event_free(wait_for(c, CHAT_EVENT_HISTORY, conv, NULL));
+    }
+}
+
+static size_t index_of(const chat_msg_list *l, uint64_t seq)
+{
+    for (size_t i = 0; i < chat_msg_list_count(l); i++)
+        if (chat_msg_list_seq(l, i) == seq)
+            return i;
+    fail_msg("seq %llu not listed", (unsigned long long)seq);
+    return 0;
+}
+
+/* Two caches hold the same messages, in the same state. */
+static void same_lists(const chat_msg_list *x, const chat_msg_list *y)
+{
+    assert_int_equal(chat_msg_list_count(x), chat_msg_list_count(y));
+    for (size_t i = 0; i < chat_msg_list_count(x); i++) {
+        assert_int_equal(chat_msg_list_seq(x, i), chat_msg_list_seq(y, i));
+        assert_string_equal(chat_msg_list_text(x, i, NULL), chat_msg_list_text(y, i, NULL));
+        assert_int_equal(chat_msg_list_deleted(x, i), chat_msg_list_deleted(y, i));
+        assert_int_equal(chat_msg_list_edited_ms(x, i), chat_msg_list_edited_ms(y, i));
+        assert_int_equal(chat_msg_list_reply_to(x, i), chat_msg_list_reply_to(y, i));
+        assert_int_equal(chat_msg_list_thread(x, i), chat_msg_list_thread(y, i));
+        assert_string_equal(chat_msg_list_reactions(x, i), chat_msg_list_reactions(y, i));
+    }
+}
+
+/* Bob's cache, away while alice edits, deletes, reacts and replies, comes back and converges
+ * to what a cache made fresh from the server shows. */
+static void test_client_lifecycle_converges_after_sync(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    char cache[300];
+    snprintf(cache, sizeof cache, "%s/bob.db", dir);
+    chat_server *srv = server_up(NULL, 0);
+    int port = chat_server_port(srv);
+    char *ta = token(srv, "alice", "phone"), *tb = token(srv, "bob", "laptop"),
+         *tb2 = token(srv, "bob", "tablet");
+    chat_client *a = client_new(port, ta, NULL);
+    chat_client *b = client_new(port, tb, cache);
+    wait_online(a);
+    wait_online(b);
+    uint64_t conv = 0, seq[6];
+    char text[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(text, sizeof text, "m%d words", i + 1);
+        seq[i] = sent_to(a, "bob", text, &conv);
+    }
+    chat_event_free(wait_for(b, CHAT_EVENT_MESSAGE, conv, "m5 words"));
+    chat_client_free(b); /* away */
+
+    uint64_t req;
+    assert_int_equal(chat_client_edit(&req, a, conv, seq[0], "m1 fixed", 8), CHAT_OK);
+    assert_int_equal(result_of(a, req, NULL), CHAT_OK);
+    assert_int_equal(chat_client_delete(&req, a, conv, seq[1]), CHAT_OK);
+    assert_int_equal(result_of(a, req, NULL), CHAT_OK);
+    assert_int_equal(chat_client_react(&req, a, conv, seq[2], THUMBS, 1), CHAT_OK);
+    assert_int_equal(result_of(a, req, NULL), CHAT_OK);
+    assert_int_equal(chat_client_react(&req, a, conv, seq[3], THUMBS, 1), CHAT_OK);
+    assert_int_equal(result_of(a, req, NULL), CHAT_OK);
+    assert_int_equal(chat_client_react(&req, a, conv, seq[3], THUMBS, 0), CHAT_OK);
+    assert_int_equal(result_of(a, req, NULL), CHAT_OK);
+    char *cmid = NULL;
+    assert_int_equal(chat_client_send_reply(&cmid, a, conv, seq[2], 0, "about m3", 8), CHAT_OK);
+    chat_event *ev = wait_for(a, CHAT_EVENT_SENT, conv, NULL);
+    seq[5] = chat_event_seq(ev);
+    chat_event_free(ev);
+    chat_string_free(cmid);
+    /* refused: not bob's message to edit; a reaction the server does not offer */
+    chat_client *b2 = client_new(port, tb2, NULL);
+    wait_online(b2);
+    assert_int_equal(chat_client_edit(&req, b2, conv, seq[0], "hack", 4), CHAT_OK);
+    assert_int_equal(result_of(b2, req, NULL), CHAT_EPERM);
+    assert_int_equal(chat_client_react(&req, b2, conv, seq[0], "x", 1), CHAT_OK);
+    assert_int_equal(result_of(b2, req, NULL), CHAT_EINVAL);
+
+    /* back: the sync carries the changes; each is announced */
+    b = client_new(port, tb, cache);
+    int edited = 0, deleted = 0, reacted = 0;
+    long long dl = now_ms() + WAIT_MS;
+    for (int synced = 0; !synced || !edited || !deleted || !reacted;) {
+        if (now_ms() > dl)
+            fail_msg("sync: edited %d deleted %d reacted %d synced %d", edited, deleted, reacted,
+                     synced);
+        ev = NULL;
+        if (chat_client_wait_event(&ev, b, 50) != CHAT_OK)
+            continue;
+        int t = chat_event_type(ev);
+        synced |= t == CHAT_EVENT_SYNCED;
+        if (t == CHAT_EVENT_UPDATED) {
+            assert_string_equal(chat_event_user(ev), "alice");
+            if (chat_event_kind(ev) == CHAT_MSG_EDIT && chat_event_seq(ev) == seq[0])
+                edited = strcmp(chat_event_text(ev, NULL), "m1 fixed") == 0;
+            deleted |= chat_event_kind(ev) == CHAT_MSG_DELETE && chat_event_seq(ev) == seq[1];
+            reacted |= chat_event_kind(ev) == CHAT_MSG_REACT && chat_event_seq(ev) == seq[2];
+        }
+        chat_event_free(ev);
+    }
+    chat_msg_list *l = whole_history(b, conv);
+    assert_int_equal(chat_msg_list_count(l), 6); /* changes are applied, not listed */
+    size_t i = index_of(l, seq[0]);
+    assert_string_equal(chat_msg_list_text(l, i, NULL), "m1 fixed");
+    assert_true(chat_msg_list_edited_ms(l, i) > 0);
+    i = index_of(l, seq[1]);
+    assert_true(chat_msg_list_deleted(l, i));
+    assert_string_equal(chat_msg_list_text(l, i, NULL), "");
+    i = index_of(l, seq[2]);
+    assert_int_equal(chat_msg_list_reaction_count(l, i, THUMBS), 1);
+    char want[64];
+    snprintf(want, sizeof want, "[{\"emoji\":\"%s\",\"users\":[\"alice\"]}]", THUMBS);
+    assert_string_equal(chat_msg_list_reactions(l, i), want);
+    assert_string_equal(chat_msg_list_reactions(l, index_of(l, seq[3])), "");
+    assert_int_equal(chat_msg_list_reply_to(l, index_of(l, seq[5])), seq[2]);
+    /* the same as a cache made from the server now */
+    chat_msg_list *fresh = whole_history(b2, conv);
+    same_lists(l, fresh);
+    /* unread counts what counts: five of alice's texts, not the deleted one, no change */
+    struct unread_arg ua = {conv, 5};
+    wait_until(b, unread_is, &ua, "bob's unread 5");
+    wait_until(b2, unread_is, &ua, "the fresh cache's unread 5");
+    /* the local index follows: the new words, not the deleted message's */
+    chat_msg_list *hits = NULL;
+    assert_int_equal(chat_client_search_local(&hits, b, "FIXED", 0, 10), CHAT_OK);
+    assert_int_equal(chat_msg_list_count(hits), 1);
+    assert_int_equal(chat_msg_list_seq(hits, 0), seq[0]);
+    chat_msg_list_free(hits);
+    assert_int_equal(chat_client_search_local(&hits, b, "m2", conv, 10), CHAT_OK);
+    assert_int_equal(chat_msg_list_count(hits), 0);
+    chat_msg_list_free(hits);
+    assert_int_equal(chat_client_search_local(&hits, b, "words", conv, 10), CHAT_OK);
+    assert_int_equal(chat_msg_list_count(hits), 3); /* m3, m4, m5 */
+    chat_msg_list_free(hits);
+    assert_int_equal(chat_client_search_local(&hits, b, "", 0, 10), CHAT_EINVAL);
+
+    chat_msg_list_free(l);
+    chat_msg_list_free(fresh);
+    chat_client_free(a);
+    chat_client_free(b);
+    chat_client_free(b2);
+    chat_server_free(srv);
+    chat_string_free(ta);
+    chat_string_free(tb);
+    chat_string_free(tb2);
+    rm_rf(dir);
+    free(dir);
+}
+
+static int expired_seq(const chat_event *ev, uint64_t seq)
+{
+    return chat_event_type(ev) == CHAT_EVENT_EXPIRED && chat_event_seq(ev) == seq;
+}
+
+/* Live: an edit reaches the other cache, a disappearing message leaves both, a thread reply
+ * does not count in the conversation's unread, a deleted account's messages are erased. */
+static void test_client_lifecycle_live(void **state)
+{
+    (void)state;
+    chat_server *srv = server_up_with(NULL, 0, CHAT_LIMIT_EXPIRY_SWEEP_MS, 50);
+    int port = chat_server_port(srv);
+    char *ta = token(srv, "alice", "phone"), *tb = token(srv, "bob", "laptop");
+    chat_client *a = client_new(port, ta, NULL);
+    chat_client *b = client_new(port, tb, NULL);
+    wait_online(a);
+    wait_online(b);
+    uint64_t conv = 0, req, ev_seq;
+    uint64_t s1 = sent_to(a, "bob", "before the timer", &conv);
+    chat_event_free(wait_for(b, CHAT_EVENT_MESSAGE, conv, "before the timer"));
+
+    assert_int_equal(chat_client_edit(&req, a, conv, s1, "edited live", 11), CHAT_OK);
+    chat_event *ev = wait_for(b, CHAT_EVENT_UPDATED, conv, "edited live");
+    assert_int_equal(chat_event_kind(ev), CHAT_MSG_EDIT);
+    assert_int_equal(chat_event_seq(ev), s1);
+    chat_event_free(ev);
+    assert_int_equal(result_of(a, req, &ev_seq), CHAT_OK);
+    assert_int_equal(ev_seq, s1 + 1);
+
+    /* a thread reply: bob's conversation unread does not move */
+    assert_int_equal(chat_client_mark_read(b, conv, s1 + 1), CHAT_OK);
+    char *cmid = NULL;
+    assert_int_equal(chat_client_send_reply(&cmid, a, conv, 0, s1, "in the thread", 13),
+                     CHAT_OK);
+    ev = wait_for(b, CHAT_EVENT_MESSAGE, conv, "in the thread");
+    uint64_t t1 = chat_event_seq(ev);
+    chat_event_free(ev);
+    chat_string_free(cmid);
+    assert_int_equal(unread_of(b, conv), 0);
+    assert_int_equal(chat_client_thread(&req, b, conv, s1, 0, 50), CHAT_OK);
+    ev = wait_for(b, CHAT_EVENT_RESULT, 0, NULL);
+    assert_int_equal(chat_event_code(ev), CHAT_OK);
+    assert_non_null(strstr(chat_event_json(ev), "\"unread\":1"));
+    chat_event_free(ev);
+    chat_msg_list *l = whole_history(b, conv);
+    assert_int_equal(chat_msg_list_thread(l, index_of(l, t1)), s1);
+    chat_msg_list_free(l);
+
+    /* disappearing messages */
+    assert_int_equal(chat_client_set_timer(&req, b, conv, 1000), CHAT_OK);
+    assert_int_equal(result_of(b, req, NULL), CHAT_OK);
+    uint64_t s2 = sent_to(a, "bob", "vanishing words", &conv);
+    long long dl = now_ms() + WAIT_MS;
+    for (int got = 0; !got;) {
+        if (now_ms() > dl)
+            fail_msg("no EXPIRED event for seq %llu", (unsigned long long)s2);
+        ev = NULL;
+        if (chat_client_wait_event(&ev, b, 50) == CHAT_OK) {
+            got = expired_seq(ev, s2);
+            chat_event_free(ev);
+        }
+    }
+    l = whole_history(b, conv);
+    for (size_t i = 0; i < chat_msg_list_count(l); i++)
+        assert_int_not_equal(chat_msg_list_seq(l, i), s2); /* dropped */
+    chat_msg_list_free(l);
+    chat_msg_list *hits = NULL;
+    assert_int_equal(chat_client_search_local(&hits, b, "vanishing", 0, 10), CHAT_OK);
+    assert_int_equal(chat_msg_list_count(hits), 0);
+    chat_msg_list_free(hits);
+    /* server search: what is left */
+    assert_int_equal(chat_client_search(&req, b, "edited", 0, 0, 10), CHAT_OK);
+    ev = wait_for(b, CHAT_EVENT_RESULT, 0, NULL);
+    assert_int_equal(chat_event_code(ev), CHAT_OK);
+    assert_non_null(strstr(chat_event_json(ev), "edited live"));
+    chat_event_free(ev);
+
+    /* alice's account goes: her connection is closed, her messages erased in bob's cache */
+    assert_int_equal(chat_server_user_delete(srv, "alice"), CHAT_OK);
+    ev = wait_for(b, CHAT_EVENT_UPDATED, conv, NULL);
+    assert_int_equal(chat_event_kind(ev), CHAT_MSG_EVENT);
+    assert_string_equal(chat_event_user(ev), "alice");
+    chat_event_free(ev);
+    l = whole_history(b, conv);
+    assert_true(chat_msg_list_deleted(l, index_of(l, s1)));
+    assert_true(chat_msg_list_deleted(l, index_of(l, t1)));
+    chat_msg_list_free(l);
+    chat_event_free(wait_for(a, CHAT_EVENT_AUTH_FAILED, 0, NULL));
+
+    chat_client_free(a);
+    chat_client_free(b);
+    chat_server_free(srv);
+    chat_string_free(ta);
+    chat_string_free(tb);
+}
+
+/* The first column of the first row of sql, an integer, in the SQLite file at path. */
+static int count_rows(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* A cache as the release before the message lifecycle left it (schema 3: mutes, no search
+ * index, no unread column) is upgraded when a client opens it: its messages are found by the
+ * local search, its mutes and unread counts stay. Offline: nothing from a server mixes in. */
+static void test_client_cache_upgraded_from_schema_3(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    char cache[300];
+    snprintf(cache, sizeof cache, "%s/old.db", dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(cache, &db), SQLITE_OK);
+    static const char old_schema[] =
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE convs(conv INTEGER PRIMARY KEY, kind INTEGER NOT NULL DEFAULT 1,"
+        " title TEXT NOT NULL DEFAULT '', role INTEGER NOT NULL DEFAULT 1,"
+        " head INTEGER NOT NULL DEFAULT 0, delivered INTEGER NOT NULL DEFAULT 0,"
+        " read INTEGER NOT NULL DEFAULT 0, joined INTEGER NOT NULL DEFAULT 0,"
+        " last_ts INTEGER NOT NULL DEFAULT 0,"
+        " muted_until INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE members(conv INTEGER NOT NULL, user TEXT NOT NULL,"
+        " role INTEGER NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,"
+        " read INTEGER NOT NULL DEFAULT 0, delivered_ts INTEGER NOT NULL DEFAULT 0,"
+        " read_ts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(conv, user));"
+        "CREATE TABLE messages(conv INTEGER NOT NULL, seq INTEGER NOT NULL,"
+        " ts INTEGER NOT NULL, sender TEXT NOT NULL, device TEXT NOT NULL, cmid TEXT NOT NULL,"
+        " kind INTEGER NOT NULL, text TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY(conv, seq));"
+        "CREATE INDEX messages_cmid ON messages(cmid) WHERE cmid <> '';"
+        "CREATE TABLE outbox(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " cmid TEXT NOT NULL UNIQUE, conv INTEGER NOT NULL, to_user TEXT, text TEXT NOT NULL,"
+        " created_ms INTEGER NOT NULL, failed INTEGER NOT NULL DEFAULT 0,"
+        " error TEXT NOT NULL DEFAULT '', media TEXT);"
+        "INSERT INTO convs(conv, kind, role, head, delivered, read, last_ts, muted_until)"
+        " VALUES(5, 1, 1, 2, 2, 1, 1001, -1);"
+        "INSERT INTO members(conv, user, role) VALUES(5, 'alice', 1), (5, 'bob', 1);"
+        "INSERT INTO messages VALUES(5, 1, 1000, 'alice', 'phone', 'c1', 1, 'harbour lunch',"
+        " '{\"type\":\"msg\",\"conv\":5,\"seq\":1,\"ts\":1000,\"from\":\"alice\","
+        "\"device\":\"phone\",\"cmid\":\"c1\",\"kind\":\"text\",\"text\":\"harbour lunch\"}');"
+        "INSERT INTO messages VALUES(5, 2, 1001, 'alice', 'phone', 'c2', 1, 'see you',"
+        " '{\"type\":\"msg\",\"conv\":5,\"seq\":2,\"ts\":1001,\"from\":\"alice\","
+        "\"device\":\"phone\",\"cmid\":\"c2\",\"kind\":\"text\",\"text\":\"see you\"}');"
+        "PRAGMA user_version=3;";
+    char *err = NULL;
+    if (sqlite3_exec(db, old_schema, NULL, NULL, &err) != SQLITE_OK)
+        fail_msg("old cache: %s", err ? err : "?");
+    sqlite3_close(db);
+
+    /* a token for bob, then no server where the client connects */
+    chat_server *srv = server_up(NULL, 0);
+    int port = chat_server_port(srv);
+    char *tb = token(srv, "bob", "laptop");
+    chat_server_free(srv);
+    chat_client *b = client_new(port, tb, cache);
+
+    chat_msg_list *hits = NULL;
+    assert_int_equal(chat_client_search_local(&hits, b, "HARBOUR", 0, 10), CHAT_OK);
+    assert_int_equal(chat_msg_list_count(hits), 1);
+    assert_int_equal(chat_msg_list_seq(hits, 0), 1);
+    assert_int_equal(chat_msg_list_conv(hits, 0), 5);
+    chat_msg_list_free(hits);
+    chat_conv_list *convs = NULL;
+    assert_int_equal(chat_client_convs(&convs, b), CHAT_OK);
+    assert_int_equal(chat_conv_list_count(convs), 1);
+    assert_int_equal(chat_conv_list_id(convs, 0), 5);
+    assert_int_equal(chat_conv_list_unread(convs, 0), 1);
+    assert_int_equal(chat_conv_list_muted_until(convs, 0), -1);
+    chat_conv_list_free(convs);
+    chat_client_free(b);
+
+    assert_int_equal(count_rows(cache, "PRAGMA user_version"), 4);
+    chat_string_free(tb);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* ---- push registration and mutes ---------------------------------------------------------- */
 
 /* A notifier that counts device pushes per token (version 2 of sys/push.h). */
@@ -1292,6 +1686,39 @@ static void test_client_push_register_and_mute(void **state)
     chat_string_free(tb2);
 }
 
+/* A deleted account's devices lose their push registrations (their tokens leave the store);
+ * other users' stay. */
+static void test_client_account_deletion_forgets_push_tokens(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    chat_server *srv = server_up(dir, 0);
+    int port = chat_server_port(srv);
+    char *ta = token(srv, "alice", "phone"), *tb = token(srv, "bob", "phone");
+    chat_client *a = client_new(port, ta, NULL), *b = client_new(port, tb, NULL);
+    uint64_t req = 0;
+    assert_int_equal(chat_client_push_register(&req, a, "fcm", "alice-token-1", NULL, 0), CHAT_OK);
+    chat_event *ev = wait_result(a, req);
+    assert_int_equal(chat_event_code(ev), CHAT_OK);
+    chat_event_free(ev);
+    assert_int_equal(chat_client_push_register(&req, b, "fcm", "bob-token-1", NULL, 0), CHAT_OK);
+    ev = wait_result(b, req);
+    assert_int_equal(chat_event_code(ev), CHAT_OK);
+    chat_event_free(ev);
+    assert_int_equal(chat_server_user_delete(srv, "alice"), CHAT_OK);
+    chat_client_free(a);
+    chat_client_free(b);
+    chat_server_free(srv);
+    char db[300];
+    snprintf(db, sizeof db, "%s/chat.db", dir);
+    assert_int_equal(count_rows(db, "SELECT count(*) FROM push_regs WHERE user = 'alice'"), 0);
+    assert_int_equal(count_rows(db, "SELECT count(*) FROM push_regs WHERE user = 'bob'"), 1);
+    chat_string_free(ta);
+    chat_string_free(tb);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1309,6 +1736,10 @@ int main(void)
         cmocka_unit_test(test_client_push_register_and_mute),
         cmocka_unit_test(test_client_auth_failed_and_groups),
         cmocka_unit_test(test_client_history_during_outbox_flush),
+        cmocka_unit_test(test_client_lifecycle_converges_after_sync),
+        cmocka_unit_test(test_client_lifecycle_live),
+        cmocka_unit_test(test_client_cache_upgraded_from_schema_3),
+        cmocka_unit_test(test_client_account_deletion_forgets_push_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,24 @@ int wrap_store(fx *f, int rc);
 int open_store(fx *f);
 void close_store(fx *f);
 
+/* The version-5 contract (store_life.c), run on every backend. */
+#define LIFE_TESTS(X)                                 \
+    X(test_store_life_fields_roundtrip)               \
+    X(test_store_life_update)                         \
+    X(test_store_life_related_and_thread)             \
+    X(test_store_life_count)                          \
+    X(test_store_life_expired)                        \
+    X(test_store_life_by_sender)                      \
+    X(test_store_life_search)                         \
+    X(test_store_life_reactions)                      \
+    X(test_store_life_user_delete)                    \
+    X(test_store_life_media_refs)                     \
+    X(test_store_life_callback_reentry)
+
+#define DECLARE_LIFE_TEST(fn) void fn(void **state);
+LIFE_TESTS(DECLARE_LIFE_TEST)
+#undef DECLARE_LIFE_TEST
+
 #ifdef CHAT_TEST_POSTGRES
 /* A fresh database on the server of CHAT_TEST_PG into f->db and f->conninfo; dropped after. */
 void pg_fx_create(fx *f);
@@ -38,6 +56,7 @@ void pg_fx_drop(fx *f);
     X(test_store_postgres_schema)                     \
     X(test_store_postgres_newer_schema_refused)       \
     X(test_store_postgres_older_schema_migrated)      \
+    X(test_store_postgres_v3_schema_gains_lifecycle)  \
     X(test_store_postgres_v2_schema_gains_push)       \
     X(test_store_postgres_bad_open)                   \
     X(test_store_postgres_deferred_failure)           \

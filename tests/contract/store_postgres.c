@@ -171,6 +171,15 @@ static int see_msg(const chat_store_msg *m, void *ud)
     return 0;
 }
 
+static int search_hit(const chat_store_msg *m, uint64_t cursor, void *ud)
+{
+    (void)cursor;
+    seen *s = ud;
+    size_t len = strlen(s->buf);
+    snprintf(s->buf + len, sizeof s->buf - len, "%llu,", (unsigned long long)m->seq);
+    return 0;
+}
+
 static const char *history(fx *f, int64_t conv, seen *s)
 {
     memset(s, 0, sizeof *s);
@@ -214,7 +223,7 @@ void test_store_postgres_schema(void **state)
     fx *f = *state;
     char v[256];
     assert_string_equal(sql_value(f->conninfo, "SELECT version FROM schema_version", v, sizeof v),
-                        "3");
+                        "4");
     /* Messages: hash-partitioned by conversation, 16 ways; the seq unique per conversation,
      * the client id unique per sender's device. */
     assert_string_equal(sql_value(f->conninfo,
@@ -255,7 +264,7 @@ void test_store_postgres_schema(void **state)
     }
     assert_string_equal(sql_value(g.conninfo, "SELECT string_agg(version::text, ',') "
                                               "FROM schema_version", v, sizeof v),
-                        "3");
+                        "4");
     pg_fx_drop(&g);
 }
 
@@ -272,9 +281,16 @@ void test_store_postgres_newer_schema_refused(void **state)
     char v[32];
     assert_string_equal(sql_value(f->conninfo, "SELECT version FROM schema_version", v, sizeof v),
                         "99");
-    sql(f->conninfo, "UPDATE schema_version SET version = 3");
+    sql(f->conninfo, "UPDATE schema_version SET version = 4");
     assert_int_equal(open_store(f), CHAT_OK);
 }
+
+/* What schema 4 added (the message lifecycle), taken away again: a database of schema 3. */
+#define DROP_LIFECYCLE                                                                          \
+    "DROP TABLE reactions, deleted_users; DROP SEQUENCE messages_sid;"                          \
+    "ALTER TABLE messages DROP COLUMN target, DROP COLUMN thread, DROP COLUMN edited_ms,"     \
+    "  DROP COLUMN expires_ms, DROP COLUMN flags, DROP COLUMN sid, DROP COLUMN search;"        \
+    "ALTER TABLE conversations DROP COLUMN msg_ttl_ms;"
 
 void test_store_postgres_older_schema_migrated(void **state)
 {
@@ -282,13 +298,22 @@ void test_store_postgres_older_schema_migrated(void **state)
     int64_t conv = new_conv(f->ops, f->st);
     assert_int_equal(append_tx(f->ops, f->st, conv, "c1"), CHAT_OK);
     close_store(f);
-    /* A database as the first version of the schema left it: no media or push tables. */
-    sql(f->conninfo, "DROP TABLE media, media_grants, push_regs, push_mutes; "
+    /* A database as the first version of the schema left it: no media or push tables, none
+     * of the message lifecycle. */
+    sql(f->conninfo, "DROP TABLE media, media_grants, push_regs, push_mutes;" DROP_LIFECYCLE
                      "UPDATE schema_version SET version = 1");
     assert_int_equal(open_store(f), CHAT_OK);
     char v[32];
     assert_string_equal(sql_value(f->conninfo, "SELECT version FROM schema_version", v, sizeof v),
-                        "3");
+                        "4");
+    /* The message stored before search existed is found (ASCII punctuation splits words). */
+    int64_t convs[1] = {conv};
+    uint64_t after[1] = {0};
+    chat_store_search q = {"C1", convs, after, 1, 0, 10};
+    seen hit;
+    memset(&hit, 0, sizeof hit);
+    assert_int_equal(f->ops->msg_search(f->st, &q, search_hit, &hit), CHAT_OK);
+    assert_string_equal(hit.buf, "1,");
     chat_store_media m = {0}, out;
     strcpy(m.id, "ab01");
     strcpy(m.uploader, "ann");
@@ -314,11 +339,12 @@ void test_store_postgres_v2_schema_gains_push(void **state)
     assert_int_equal(append_tx(f->ops, f->st, conv, "c1"), CHAT_OK);
     close_store(f);
     /* A database as version 2 of the schema left it: media, no push tables. */
-    sql(f->conninfo, "DROP TABLE push_regs, push_mutes; UPDATE schema_version SET version = 2");
+    sql(f->conninfo, "DROP TABLE push_regs, push_mutes;" DROP_LIFECYCLE
+                     "ALTER TABLE media DROP COLUMN refs; UPDATE schema_version SET version = 2");
     assert_int_equal(open_store(f), CHAT_OK);
     char v[32];
     assert_string_equal(sql_value(f->conninfo, "SELECT version FROM schema_version", v, sizeof v),
-                        "3");
+                        "4");
     chat_store_push_reg reg = {0};
     strcpy(reg.user, "ann");
     strcpy(reg.device, "phone");
@@ -335,6 +361,40 @@ void test_store_postgres_v2_schema_gains_push(void **state)
     int64_t until = 0;
     assert_int_equal(f->ops->push_mute_get(f->st, "ann", conv, &until), CHAT_OK);
     assert_true(until == 50);
+    seen s;
+    assert_string_equal(history(f, conv, &s), "1:c1,");
+}
+
+/* A database of schema 3 (push registrations, before the message lifecycle) gains the
+ * lifecycle: its messages are found by search, its registrations stay. */
+void test_store_postgres_v3_schema_gains_lifecycle(void **state)
+{
+    fx *f = *state;
+    int64_t conv = new_conv(f->ops, f->st);
+    assert_int_equal(append_tx(f->ops, f->st, conv, "c1"), CHAT_OK);
+    chat_store_push_reg reg = {0};
+    strcpy(reg.user, "ann");
+    strcpy(reg.device, "phone");
+    reg.platform = CHAT_PUSH_FCM;
+    strcpy(reg.token, "tok-1");
+    assert_int_equal(f->ops->push_reg_put(f->st, &reg), CHAT_OK);
+    close_store(f);
+    sql(f->conninfo, DROP_LIFECYCLE "ALTER TABLE media DROP COLUMN refs;"
+                     "UPDATE schema_version SET version = 3");
+    assert_int_equal(open_store(f), CHAT_OK);
+    char v[32];
+    assert_string_equal(sql_value(f->conninfo, "SELECT version FROM schema_version", v, sizeof v),
+                        "4");
+    int64_t convs[1] = {conv};
+    uint64_t after[1] = {0};
+    chat_store_search q = {"C1", convs, after, 1, 0, 10};
+    seen hit;
+    memset(&hit, 0, sizeof hit);
+    assert_int_equal(f->ops->msg_search(f->st, &q, search_hit, &hit), CHAT_OK);
+    assert_string_equal(hit.buf, "1,");
+    int n = 0;
+    assert_int_equal(f->ops->push_reg_list(f->st, "ann", count_reg, &n), CHAT_OK);
+    assert_int_equal(n, 1);
     seen s;
     assert_string_equal(history(f, conv, &s), "1:c1,");
 }

@@ -24,6 +24,7 @@
 #include "chat/errors.h"
 #include "chat/sys/store.h"
 #include "store/checked.h"
+#include "store/sqlite_internal.h"
 #include "store_fx.h"
 
 static backend memory_backend = {"memory", BE_MEMORY};
@@ -208,6 +209,12 @@ static int rec_row(rec *r, const char *fmt, ...)
 
 static int rec_seq(const chat_store_msg *m, void *ud)
 {
+    return rec_row(ud, "%llu,", (unsigned long long)m->seq);
+}
+
+static int rec_hit(const chat_store_msg *m, uint64_t cursor, void *ud)
+{
+    (void)cursor;
     return rec_row(ud, "%llu,", (unsigned long long)m->seq);
 }
 
@@ -1467,11 +1474,23 @@ static void test_store_sqlite_wal_and_version(void **state)
     assert_int_equal(chat_error_last()->code, CHAT_EVERSION);
 }
 
-static void exec_raw(const char *path, const char *sql)
+/* A database at schema version `version`, built with the migrations of this library, with
+ * rows inserted by sql (raw SQL of that version's tables). */
+static void make_old_db(const char *path, int version, const char *sql)
 {
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL), SQLITE_OK);
+    for (int v = 1; v <= version; v++)
+        assert_int_equal(sqlite3_exec(db, chat__sqlite_migration(v), NULL, NULL, NULL),
+                         SQLITE_OK);
+    char pragma[48];
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", version);
+    assert_int_equal(sqlite3_exec(db, pragma, NULL, NULL, NULL), SQLITE_OK);
+    char *err = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        fail_msg("make_old_db: %s", err ? err : "?");
     sqlite3_close(db);
 }
 
@@ -1480,14 +1499,15 @@ static void exec_raw(const char *path, const char *sql)
 static void test_store_sqlite_upgrade_from_v2(void **state)
 {
     fx *f = *state;
-    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
-    assert_int_equal(add_msg(f, id, 1, "ann", "phone", "0190000000001", "one"), CHAT_OK);
-    assert_int_equal(add_msg(f, id, 2, "ann", "phone", "0190000000002", "two"), CHAT_OK);
     close_store(f);
-    exec_raw(f->path, "DROP INDEX messages_cmid;"
-                      "CREATE UNIQUE INDEX messages_cmid ON messages (conv, sender, device, cmid);"
-                      "DROP TABLE push_regs; DROP TABLE push_mutes;"
-                      "PRAGMA user_version=2;");
+    unlink(f->path);
+    make_old_db(f->path, 2,
+                "INSERT INTO conversations (id, kind, title) VALUES (1, 2, 'g');"
+                "INSERT INTO messages VALUES (1, 1, 5001, 'ann', 'phone', '0190000000001', 1,"
+                "  CAST('one' AS BLOB));"
+                "INSERT INTO messages VALUES (1, 2, 5002, 'ann', 'phone', '0190000000002', 1,"
+                "  CAST('two' AS BLOB));");
+    int64_t id = 1;
 
     assert_int_equal(open_store(f), CHAT_OK);
     sqlite3 *db;
@@ -1517,6 +1537,139 @@ static void test_store_sqlite_upgrade_from_v2(void **state)
     chat_store_push_reg reg = push_reg("ann", "phone", CHAT_PUSH_APNS, "aa");
     assert_int_equal(f->ops->push_reg_put(f->st, &reg), CHAT_OK);
     assert_string_equal(regs(f, "ann", &r), "ann/phone:1:0:aa::1000;");
+}
+
+/* A version-4 database (before the message lifecycle) is upgraded: its text and media
+ * messages are found by search, media references are counted. */
+static void test_store_sqlite_upgrade_from_v4(void **state)
+{
+    fx *f = *state;
+    close_store(f);
+    unlink(f->path);
+    make_old_db(f->path, 4,
+                "INSERT INTO conversations (id, kind, title, head_seq) VALUES (1, 2, 'g', 3);"
+                "INSERT INTO messages VALUES (1, 1, 5001, 'ann', 'p', 'c1', 1,"
+                "  CAST('hello old world' AS BLOB));"
+                "INSERT INTO messages VALUES (1, 2, 5002, 'ann', 'p', 'c2', 2,"
+                "  CAST('{\"id\":\"aa11\",\"mime\":\"image/png\",\"size\":1,"
+                "\"name\":\"old cat.png\"}' AS BLOB));"
+                "INSERT INTO messages VALUES (1, 3, 5003, 'ann', 'p', 'c3', 2,"
+                "  CAST('{\"id\":\"aa11\",\"mime\":\"image/png\",\"size\":1,"
+                "\"name\":\"again.png\"}' AS BLOB));"
+                "INSERT INTO media VALUES ('aa11', 'ann', 'image/png', 'cat.png', 1, 1);"
+                "INSERT INTO media VALUES ('bb22', 'ann', 'image/png', 'dog.png', 1, 1);");
+    assert_int_equal(open_store(f), CHAT_OK);
+    int64_t convs[1] = {1};
+    uint64_t after[1] = {0};
+    chat_store_search q = {"old", convs, after, 1, 0, 10};
+    rec r = {0};
+    assert_int_equal(f->ops->msg_search(f->st, &q, rec_hit, &r), CHAT_OK);
+    assert_string_equal(r.buf, "2,1,");
+    int64_t refs;
+    assert_int_equal(f->ops->media_refs(f->st, "aa11", 0, &refs), CHAT_OK);
+    assert_int_equal(refs, 2);
+    assert_int_equal(f->ops->media_refs(f->st, "bb22", 0, &refs), CHAT_OK);
+    assert_int_equal(refs, 0);
+    /* and a new message after them is found too */
+    assert_int_equal(add_msg(f, 1, 4, "bob", "p", "c4", "old news"), CHAT_OK);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(f->ops->msg_search(f->st, &q, rec_hit, &r), CHAT_OK);
+    assert_string_equal(r.buf, "4,2,1,");
+}
+
+static long long file_size(const char *path);
+
+/* Whether the bytes of s occur in the file at path (a missing file holds nothing). */
+static int file_holds(const char *path, const char *s)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return 0;
+    size_t n = strlen(s), cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + len, 1, cap - len, fp)) > 0) {
+        len += got;
+        if (len == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    fclose(fp);
+    int found = 0;
+    for (size_t i = 0; !found && n && i + n <= len; i++)
+        found = memcmp(buf + i, s, n) == 0;
+    free(buf);
+    return found;
+}
+
+static void erase_msg(fx *f, int64_t conv, uint64_t seq, const char *body, unsigned flags)
+{
+    chat_store_msg m = {0};
+    m.conv = conv;
+    m.seq = seq;
+    m.sender = m.device = m.cmid = "";
+    m.kind = CHAT_MSG_TEXT;
+    m.body = body;
+    m.body_len = strlen(body);
+    m.flags = flags;
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(f->ops->msg_update(f->st, &m), CHAT_OK);
+    assert_int_equal(f->ops->commit(f->st), CHAT_OK);
+}
+
+/* Erased or replaced bodies leave the database file and its WAL: the pages are overwritten
+ * (secure_delete), and after the commit the checkpoint thread checkpoints the WAL whole and
+ * truncates it, so no page image from before the erasure is left in either file. */
+static void test_store_sqlite_erasure_leaves_no_bytes(void **state)
+{
+    fx *f = *state;
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    int64_t id = add_conv(f, CHAT_CONV_GROUP, "g", "", 0);
+    /* long enough to take overflow pages too */
+    char big[6000];
+    memset(big, 'z', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    memcpy(big + 3000, "BIGSECRET-4b1d", 14);
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(add_msg(f, id, 1, "ann", "p", "c1", "gone forever ERASED-7f3a9c"), CHAT_OK);
+    assert_int_equal(add_msg(f, id, 2, "ann", "p", "c2", "first draft OLDTEXT-51e2"), CHAT_OK);
+    assert_int_equal(add_msg(f, id, 3, "ann", "p", "c3", big), CHAT_OK);
+    for (uint64_t s = 4; s < 200; s++) /* neighbours that share the pages */
+        assert_int_equal(add_msg(f, id, s, "bob", "p", NULL, "filler text"), CHAT_OK);
+    assert_int_equal(f->ops->commit(f->st), CHAT_OK);
+    assert_true(file_holds(wal, "ERASED-7f3a9c") || file_holds(f->path, "ERASED-7f3a9c"));
+
+    erase_msg(f, id, 1, "", CHAT_STORE_MSG_DELETED);
+    erase_msg(f, id, 2, "final text NEWTEXT-99aa", 0);
+    erase_msg(f, id, 3, "", CHAT_STORE_MSG_EXPIRED);
+    /* the checkpoint thread empties the WAL once it may */
+    for (int i = 0; i < 300 && file_size(wal) > 0; i++)
+        usleep(10000);
+    assert_int_equal(file_size(wal), 0);
+    assert_false(file_holds(f->path, "ERASED-7f3a9c"));
+    assert_false(file_holds(f->path, "OLDTEXT-51e2"));
+    assert_false(file_holds(f->path, "BIGSECRET-4b1d"));
+    assert_true(file_holds(f->path, "NEWTEXT-99aa"));
+    /* the search index holds no words at all: only their keyed hashes */
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*), sum(instr(block, 'filler') > 0) "
+                                            "FROM search_fts_data", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_true(sqlite3_column_int(st, 0) > 0);
+    assert_int_equal(sqlite3_column_int(st, 1), 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    rec r = {0};
+    assert_string_equal(range(f, id, 0, 4, 10, 0, &r), "1,2,3,");
+
+    /* the same when the store closes right after */
+    assert_int_equal(add_msg(f, id, 200, "ann", "p", "c200", "LASTSECRET-0c0c"), CHAT_OK);
+    erase_msg(f, id, 200, "", CHAT_STORE_MSG_DELETED);
+    close_store(f);
+    assert_false(file_holds(f->path, "LASTSECRET-0c0c"));
+    assert_false(file_holds(wal, "LASTSECRET-0c0c"));
 }
 
 static void test_store_sqlite_sync_full(void **state)
@@ -1890,6 +2043,64 @@ static void test_store_checked_failed_commit_allows_rollback(void **state)
     unwrap_fake(&w);
 }
 
+/* A backend of store version 2 knows nothing of the version-3 fields: what it writes into
+ * libchat's rows stops before them, and its rows are shorter. Callers read zeros there, and
+ * the version-3 methods answer CHAT_ENOTSUP. */
+static int v2_conv_get(void *st, int64_t id, chat_store_conv *out)
+{
+    (void)st;
+    out->id = id; /* the version-2 prefix only: msg_ttl_ms left as it was */
+    return CHAT_OK;
+}
+
+static int v2_msg_range(void *st, int64_t conv, uint64_t after, uint64_t before, int limit,
+                        int desc, chat_store_msg_cb cb, void *ud)
+{
+    (void)st, (void)after, (void)before, (void)limit, (void)desc;
+    chat_store_msg m;
+    memset(&m, 0xAA, sizeof m); /* what follows a version-2 row in memory: anything */
+    m.conv = conv;
+    m.seq = 1;
+    m.sender = m.device = m.cmid = m.body = "";
+    m.body_len = 0;
+    return cb(&m, ud);
+}
+
+static int see_v3_fields(const chat_store_msg *m, void *ud)
+{
+    *(int *)ud = m->target_seq == 0 && m->thread_seq == 0 && m->edited_ms == 0 &&
+                 m->expires_ms == 0 && m->flags == 0;
+    return 0;
+}
+
+static void test_store_checked_old_backend(void **state)
+{
+    (void)state;
+    chat_store_ops v2 = fake_ops;
+    v2.version = 2;
+    v2.conv_get = v2_conv_get;
+    v2.msg_range = v2_msg_range;
+    fake k = {0};
+    const chat_store_ops *ops = &v2;
+    void *st = &k;
+    assert_int_equal(chat__store_checked_new(&ops, &st), CHAT_OK);
+    chat_store_conv c;
+    memset(&c, 0xAA, sizeof c);
+    assert_int_equal(ops->conv_get(st, 5, &c), CHAT_OK);
+    assert_int_equal(c.id, 5);
+    assert_int_equal(c.msg_ttl_ms, 0);
+    int zero = 0;
+    assert_int_equal(ops->msg_range(st, 5, 0, 0, 10, 0, see_v3_fields, &zero), CHAT_OK);
+    assert_true(zero);
+    assert_int_equal(ops->msg_get(st, 5, 1, see_v3_fields, &zero), CHAT_ENOTSUP);
+    uint64_t n;
+    assert_int_equal(ops->msg_count(st, 5, 0, 0, 1, &n), CHAT_ENOTSUP);
+    assert_int_equal(ops->reaction_clear(st, 5, 1, ""), CHAT_ENOTSUP);
+    assert_int_equal(ops->user_delete(st, "ann", 1), CHAT_ENOTSUP);
+    assert_false(chat__store_checked_has_lifecycle(ops, st));
+    ops->destroy(st);
+}
+
 static void test_store_checked_new_failure_destroys_inner(void **state)
 {
     (void)state;
@@ -1946,7 +2157,8 @@ static void test_store_checked_new_failure_destroys_inner(void **state)
     X(test_store_many_messages_in_one_transaction)    \
     X(test_store_callback_reentry)                    \
     X(test_store_ctl_unknown)                         \
-    X(test_store_rows_of_missing_conv)
+    X(test_store_rows_of_missing_conv)                \
+    LIFE_TESTS(X)
 
 #define MEMORY_TESTS(X)                               \
     X(test_store_memory_alloc_failure_is_atomic)
@@ -1955,6 +2167,8 @@ static void test_store_checked_new_failure_destroys_inner(void **state)
     X(test_store_sqlite_reopen_persists)              \
     X(test_store_sqlite_wal_and_version)              \
     X(test_store_sqlite_upgrade_from_v2)              \
+    X(test_store_sqlite_upgrade_from_v4)              \
+    X(test_store_sqlite_erasure_leaves_no_bytes)      \
     X(test_store_sqlite_sync_full)                    \
     X(test_store_sqlite_checkpoint_thread)            \
     X(test_store_sqlite_checkpoint_bounds_wal)        \
@@ -1965,7 +2179,8 @@ static void test_store_checked_new_failure_destroys_inner(void **state)
     X(test_store_checked_refuses_before_backend)      \
     X(test_store_checked_callback_reentry)            \
     X(test_store_checked_failed_commit_allows_rollback) \
-    X(test_store_checked_new_failure_destroys_inner)
+    X(test_store_checked_new_failure_destroys_inner)  \
+    X(test_store_checked_old_backend)
 
 #define ON_MEMORY(fn) cmocka_unit_test_prestate_setup_teardown(fn, fx_setup, fx_teardown, \
                                                                &memory_backend),

@@ -1,10 +1,15 @@
 """Crash harness (reliability plan T1): chatd is killed with SIGKILL at random moments under
-load and restarted, many times; clients resend what was not acked, with the same cmid.
+load and restarted, many times; clients resend what was not acked, with the same cmid. Among
+the sends, each sender edits or deletes for everyone some of its acked messages (each at most
+once), resent after cuts with their own cmid like the sends.
 
 Pass: every acked message is in the history exactly once with the acked seq and ts; seqs are
 1..N without gaps in every conversation; every message sent (acked before the kill or only
-after a resend) is stored exactly once; PRAGMA integrity_check is ok on the data file after
-every kill and at the end.
+after a resend) is stored exactly once, edits and deletes too; an edited message shows its new
+text, a deleted one is a tombstone; the text an acked edit or delete erased is in neither the
+database file nor its WAL once the server restarted after a kill (and at the end): a crash
+never resurrects an erased body; PRAGMA integrity_check is ok on the data file after every kill
+and at the end.
 
 Knobs (environment):
   CHAT_CRASH_CYCLES  kill/restart cycles per synchronous mode (default 12; FULL runs half)
@@ -28,6 +33,7 @@ from wsclient import WS, ConnectionClosed, WSError
 FAST = ("--limit", "send_rate=1000000", "--limit", "send_burst=1000000",
         "--limit", "out_queue_frames=100000", "--limit", "out_queue_bytes=67108864")
 WINDOW = 8                 # sends in flight per sender
+MUTATE_EVERY = 4           # every 4th frame of a sender edits or deletes one of its messages
 RETRYABLE = {"EIO", "EAGAIN", "ECLOSED"}
 
 
@@ -66,6 +72,10 @@ class Sender(threading.Thread):
         self.pending = {}               # cmid -> frame, not acked yet (insertion-ordered)
         self.acked = {}                 # cmid -> ack frame
         self.sent = {}                  # cmid -> (key, text): every message ever created
+        self.mutable = []               # acked cmids not edited nor deleted yet
+        self.muts = {}                  # cmid -> (kind, target cmid, new text): every change
+        self.mut_acked = {}             # cmid -> ok frame of a change
+        self.frames = 0
         self.resent = 0
         self.connects = 0
 
@@ -79,6 +89,28 @@ class Sender(threading.Thread):
         self.pending[cmid] = f
         self.sent[cmid] = (key, text)
         return f
+
+    def new_frame(self):
+        """A new send, or now and then an edit or delete of an acked message of mine."""
+        self.frames += 1
+        if self.frames % MUTATE_EVERY or not self.mutable:
+            return self.new_message()
+        target = self.mutable.pop(0)
+        a = self.acked[target]
+        n = len(self.muts)
+        kind = "delete" if n % 2 else "edit"
+        cmid = f"{self.user}-m{n}"
+        f = {"type": kind, "id": cmid, "cmid": cmid, "conv": a["conv"], "seq": a["seq"]}
+        if kind == "edit":
+            f["text"] = f"edit-{self.user}-{n}"     # shares no run of bytes with the old text
+        self.pending[cmid] = f
+        self.muts[cmid] = (kind, target, f.get("text"))
+        return f
+
+    def erased_texts(self):
+        """The texts acked edits and deletes erased."""
+        return [self.sent[target][1] for cm, (_, target, _) in self.muts.items()
+                if cm in self.mut_acked]
 
     def connect(self):
         port = self.h.port
@@ -110,7 +142,7 @@ class Sender(threading.Thread):
                         continue
                     f = self.pending[cm]
                 elif not self.h.stop_new.is_set():
-                    f = self.new_message()
+                    f = self.new_frame()
                 else:
                     break
                 c.send_json(f)
@@ -131,7 +163,20 @@ class Sender(threading.Thread):
                 prev = self.acked.get(cm)
                 if prev is not None and (prev["seq"], prev["conv"]) != (r["seq"], r["conv"]):
                     self.h.fail(f"{cm} acked twice with different seqs: {prev} then {r}")
+                if prev is None:
+                    self.mutable.append(cm)
                 self.acked[cm] = r
+                self.pending.pop(cm, None)
+            elif t == "ok" and r.get("re") in self.muts:
+                cm = r["re"]
+                inflight.discard(cm)
+                if r.get("dup"):
+                    with self.h.lock:
+                        self.h.dup_acks += 1
+                prev = self.mut_acked.get(cm)
+                if prev is not None and prev["seq"] != r["seq"]:
+                    self.h.fail(f"{cm} answered twice with different seqs: {prev} then {r}")
+                self.mut_acked[cm] = r
                 self.pending.pop(cm, None)
             elif t == "error" and r.get("re") in self.pending:
                 inflight.discard(r["re"])
@@ -181,6 +226,17 @@ def copy_and_check(data_dir, tmp, tag):
     return res
 
 
+def resurrected(data_dir, texts):
+    """The erased texts still in the database file or its WAL."""
+    blob = b""
+    for suffix in ("", "-wal"):
+        path = os.path.join(data_dir, "chat.db" + suffix)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                blob += f.read()
+    return [t for t in texts if t.encode() in blob]
+
+
 def run_crash_cycles(server, tmp_path, cycles, label):
     seed = int(os.environ.get("CHAT_CRASH_SEED", time.time_ns() % 1000000007))
     max_ms = int(os.environ.get("CHAT_CRASH_MAX_MS", "1000"))
@@ -211,17 +267,23 @@ def run_crash_cycles(server, tmp_path, cycles, label):
     recover_ms = []
     acks_at_kill = []
     integrity_runs = 0
+    erased_checked = 0
     for cycle in range(cycles):
         time.sleep(rng.uniform(0.05, max_ms / 1000.0))
         acks_at_kill.append(sum(len(s.acked) for s in senders))
         h.port = None
         server.kill9()
+        erased = [t for s in senders for t in s.erased_texts()]
         res = copy_and_check(server.data_dir, str(tmp_path), cycle)
         integrity_runs += 1
         assert res == [("ok",)], f"integrity_check after kill {cycle + 1}: {res}"
         t0 = time.monotonic()
         server.start()
         recover_ms.append((time.monotonic() - t0) * 1000)
+        # the store's open wiped what the WAL kept from before those erasures
+        back = resurrected(server.data_dir, erased)
+        assert not back, f"after kill {cycle + 1}, erased texts in the files: {back[:5]}"
+        erased_checked += len(erased)
         h.port = server.port
         assert not h.failures, h.failures[:10]
 
@@ -257,8 +319,18 @@ def run_crash_cycles(server, tmp_path, cycles, label):
             assert k not in stored, f"{k} stored twice: {stored[k]} and {m}"
             stored[k] = (key, m)
             n_msgs += 1
-    n_sent = n_acked = lost = 0
+    n_sent = n_acked = lost = n_muts = 0
     for s in senders:
+        changed = {}
+        for cm, (kind, target, text) in s.muts.items():
+            got = stored.pop((s.user, cm), None)
+            a = s.mut_acked.get(cm)
+            assert got is not None and a is not None, f"change {cm}: stored {got}, answer {a}"
+            _, m = got
+            assert m["kind"] == kind and m["seq"] == a["seq"], (cm, m, a)
+            assert m["target"] == s.acked[target]["seq"], (cm, m)
+            changed[target] = (kind, text)
+            n_muts += 1
         for cm, (key, text) in s.sent.items():
             n_sent += 1
             got = stored.pop((s.user, cm), None)
@@ -267,7 +339,13 @@ def run_crash_cycles(server, tmp_path, cycles, label):
                 lost += 1
                 continue
             gkey, m = got
-            assert gkey == key and m["text"] == text, (cm, key, text, m)
+            kind, new_text = changed.get(cm, ("send", None))
+            if kind == "delete":
+                assert "text" not in m and m.get("deleted") is True, (cm, m)
+            else:
+                want = new_text if kind == "edit" else text
+                assert gkey == key and m["text"] == want, (cm, key, want, m)
+                assert (kind == "edit") == ("edited" in m), (cm, m)
             assert a is not None, f"{cm} stored but never acked"
             assert (m["seq"], m["ts"]) == (a["seq"], a["ts"]), (m, a)
             n_acked += 1
@@ -277,10 +355,15 @@ def run_crash_cycles(server, tmp_path, cycles, label):
     res = copy_and_check(server.data_dir, str(tmp_path), "final")
     integrity_runs += 1
     assert res == [("ok",)], f"final integrity_check: {res}"
+    erased = [t for s in senders for t in s.erased_texts()]
+    back = resurrected(server.data_dir, erased)
+    assert not back, f"at the end, erased texts in the files: {back[:5]}"
+    assert erased and n_muts, "no edit or delete was made"
 
     recover_ms.sort()
     resent = sum(s.resent for s in senders)
     report(f"[crash {label}] cycles={cycles} messages={n_sent} acked={n_acked} "
+           f"edits_and_deletes={n_muts} erased_texts_checked={erased_checked + len(erased)} "
            f"stored={n_msgs} lost=0 dup=0 resent_after_restart={resent} "
            f"dup_acks(committed,ack lost)={h.dup_acks} integrity_checks={integrity_runs} "
            + (f"acks_at_each_kill={acks_at_kill} " if cycles <= 20 else "") +

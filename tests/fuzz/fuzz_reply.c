@@ -59,7 +59,9 @@ static void getters(const cJSON *f)
 {
     static const char *const keys[] = {"type", "re", "code", "reason", "message", "conv",
                                        "seq", "ts", "cursor", "more", "dup", "cmid", "from",
-                                       "delivered", "read", "expires", "size"};
+                                       "delivered", "read", "expires", "size", "target",
+                                       "thread", "edited", "emoji", "on", "deleted",
+                                       "expired", "unread", "kind"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(f, keys[i]);
         size_t len = 0;

@@ -62,8 +62,23 @@ MATRIX = {
     "set_role":      [OK,   FB,   FB,    NM,     NM,  NM,       FB,      NA],
     "make_me_owner": [BAD,  FB,   FB,    NM,     NM,  NM,       FB,      NA],
     "leave":         [OK,   OK,   OK,    NM,     NM,  NM,       OK,      NA],
+    # the message lifecycle; the target is a message mia sent (own: the actor's own)
+    "edit_own":      [OK,   OK,   OK,    NM,     NM,  NM,       OK,      NA],
+    "edit_others":   [FB,   FB,   FB,    NM,     NM,  NM,       FB,      NA],
+    "delete_own":    [OK,   OK,   OK,    NM,     NM,  NM,       OK,      NA],
+    "delete_others": [OK,   OK,   FB,    NM,     NM,  NM,       FB,      NA],
+    "react":         [OK,   OK,   OK,    NM,     NM,  NM,       OK,      NA],
+    "conv_timer":    [OK,   OK,   FB,    NM,     NM,  NM,       FB,      NA],
+    "thread_reply":  [OK,   OK,   OK,    NM,     NM,  NM,       OK,      NA],
+    "thread_history": [OK,  OK,   OK,    NM,     NM,  NM,       OK,      NA],
+    "search_conv":   [OK,   OK,   OK,    NM,     NM,  NM,       OK,      NA],
     # media operations: MEDIA_MATRIX below
 }
+# *_own: roles that cannot send act on one of mia's messages (they are refused first anyway).
+# The impostor's own message is bob's: the one it sent as bob.
+LIFECYCLE_OPS = ("edit_own", "edit_others", "delete_own", "delete_others", "react", "conv_timer",
+                 "thread_reply", "thread_history", "search_conv")
+SENDERS = ("owner", "admin", "member", "impostor")
 # remove_admin by the admin is adam removing himself: refused, "use group_leave".
 # make_me_owner: the actor asks group_role to make itself owner (privilege escalation).
 
@@ -75,8 +90,9 @@ def _cells():
             yield pytest.param(op, role, want, id=f"{op}-{role}")
 
 
-def _frame(op, conv):
-    """The request of op on conversation conv, as the actor sends it."""
+def _frame(op, conv, target=None):
+    """The request of op on conversation conv (target: the message it acts on), as the actor
+    sends it."""
     return {
         "send": {"type": "send", "conv": conv, "cmid": cmid("authz"), "text": "cell"},
         "history": {"type": "history", "conv": conv, "after": 0},
@@ -94,6 +110,16 @@ def _frame(op, conv):
         "set_role": {"type": "group_role", "conv": conv, "user": "mia", "role": "admin"},
         "make_me_owner": None,  # built per actor below
         "leave": {"type": "group_leave", "conv": conv},
+        "edit_own": {"type": "edit", "conv": conv, "seq": target, "text": "edited cell"},
+        "edit_others": {"type": "edit", "conv": conv, "seq": target, "text": "edited cell"},
+        "delete_own": {"type": "delete", "conv": conv, "seq": target},
+        "delete_others": {"type": "delete", "conv": conv, "seq": target},
+        "react": {"type": "react", "conv": conv, "seq": target, "emoji": "\U0001f44d"},
+        "conv_timer": {"type": "conv_timer", "conv": conv, "ttl_ms": 60000},
+        "thread_reply": {"type": "send", "conv": conv, "cmid": cmid("authz"), "text": "cell",
+                         "thread": target},
+        "thread_history": {"type": "history", "conv": conv, "thread": target},
+        "search_conv": {"type": "search", "conv": conv, "query": "lifecycle target"},
     }[op]
 
 
@@ -232,6 +258,28 @@ def _check_ok(cell, op, role, actor, frame, r):
         elif op == "leave" and members is not None:
             assert me not in members, members
             assert members["alice"]["role"] == "owner", members  # the impostor left as bob
+    elif op in ("edit_own", "delete_own", "delete_others", "react"):
+        kind = {"edit_own": "edit", "delete_own": "delete", "delete_others": "delete",
+                "react": "react"}[op]
+        _ok(r, conv)
+        ev = cell.mia.expect("msg", conv=conv, seq=r["seq"])
+        assert ev["kind"] == kind and ev["from"] == me and ev["target"] == frame["seq"], ev
+        if role == "impostor":
+            assert ev["device"] == "d2", ev
+    elif op == "conv_timer":
+        _ok(r, conv)
+        ev = cell.mia.expect("msg", conv=conv, seq=r["seq"])
+        assert ev["event"] == {"type": "timer", "ttl_ms": 60000, "by": me}, ev
+    elif op == "thread_reply":
+        assert r["type"] == "ack" and r["conv"] == conv, r
+        m = cell.mia.expect("msg", conv=conv, seq=r["seq"])
+        assert m["from"] == me and m["thread"] == frame["thread"], m
+    elif op == "thread_history":
+        assert r["type"] == "history" and r["thread"] == frame["thread"], r
+        assert r["root"]["from"] == "mia" and r["messages"] == [], r
+    elif op == "search_conv":
+        assert r["type"] == "search", r
+        assert [(m["conv"], m["from"]) for m in r["messages"]] == [(conv, "mia")], r
     else:
         raise AssertionError(f"no effect check for {op}")
 
@@ -251,11 +299,23 @@ def test_authz_cell(authz_server, op, role, want):
     cell = Cell(authz_server)
     try:
         actor = cell.actor(role)
+        target = None
+        if op in LIFECYCLE_OPS:
+            # the message acted on: the actor's own, or one of mia's
+            own = op.endswith("_own") and role in SENDERS
+            sender = actor if own else cell.mia
+            ack = sender.call({"type": "send", "conv": cell.conv, "cmid": cmid("tgt"),
+                               "text": "lifecycle target words"})
+            assert ack["type"] == "ack", ack
+            target = ack["seq"]
+            if sender is not cell.mia:
+                cell.mia.expect("msg", conv=cell.conv, seq=target)
+            cell.mia.backlog.clear()
         if op == "make_me_owner":
             frame = {"type": "group_role", "conv": cell.conv, "user": ACTOR[role] or "alice",
                      "role": "owner"}
         else:
-            frame = dict(_frame(op, cell.conv))
+            frame = dict(_frame(op, cell.conv, target))
         if role == "impostor":
             frame.update({k: v for k, v in SPOOF.items() if k not in frame})
         if op == "typing" and want == OK:
@@ -278,7 +338,7 @@ def test_authz_cell(authz_server, op, role, want):
             # a refused request changes nothing that members can see
             if op in ("send", "typing", "rename", "add", "remove_member", "remove_admin",
                       "remove_owner", "set_role", "make_me_owner", "leave",
-                      "delivered", "read"):
+                      "delivered", "read") + LIFECYCLE_OPS:
                 cell.mia.expect_none(None, within=0.2, conv=cell.conv)
     finally:
         cell.close()

@@ -404,7 +404,8 @@ JNIEXPORT jint JNICALL JNI_OnLoad(JavaVM *vm, void *reserved)
         "Ljava/lang/String;ILjava/lang/String;JJJZJJJZ)V");
     J.message_init = (*env)->GetMethodID(
         env, J.message, "<init>",
-        "(JJJLjava/lang/String;Ljava/lang/String;ILjava/lang/String;Ljava/lang/String;IJJJ)V");
+        "(JJJLjava/lang/String;Ljava/lang/String;ILjava/lang/String;Ljava/lang/String;IJJJJZJJJ"
+        "Ljava/lang/String;)V");
     J.conversation_init = (*env)->GetMethodID(
         env, J.conversation, "<init>", "(JILjava/lang/String;Ljava/lang/String;IJJJJJ)V");
     J.history_init = (*env)->GetMethodID(env, J.history, "<init>", "([Lorg/libchat/Message;ZJ)V");
@@ -717,6 +718,157 @@ JNIEXPORT jlong JNICALL Java_org_libchat_Native_outboxCount(JNIEnv *env, jclass 
     if (jc && (rc = chat_client_outbox_count(&n, jc->c)) < 0)
         throw_rc(env, rc, "outboxCount");
     return (jlong)n;
+}
+
+JNIEXPORT jstring JNICALL Java_org_libchat_Native_sendReply(JNIEnv *env, jclass cls, jlong h,
+                                                            jlong jconv, jlong jreply,
+                                                            jlong jthread, jstring jtext)
+{
+    (void)cls;
+    jc_client *jc = client_of(env, h);
+    jc_conv conv;
+    uint64_t reply, thread;
+    if (!jc || !conv_arg(env, jconv, &conv) || !id_arg(env, jreply, "replyTo", &reply) ||
+        !id_arg(env, jthread, "thread", &thread))
+        return NULL;
+    size_t len = 0;
+    char *text = java_to_utf8(env, jtext, &len, "text", STR_ALLOW_NUL);
+    jstring r = NULL;
+    if (text) {
+        char *cmid = NULL;
+        int rc = chat_client_send_reply(&cmid, jc->c, conv, reply, thread, text, len);
+        r = string_result(env, rc, cmid, "reply");
+    }
+    free(text);
+    return r;
+}
+
+/* ---- changes to sent messages, timers, threads, search -------------------------------------- */
+
+/* The request id *req a call that returned rc stored, or 0 with ChatException pending (a
+ * pointer: the call's own argument list sets it). */
+static jlong request_result(JNIEnv *env, int rc, const uint64_t *req, const char *what)
+{
+    if (rc < 0) {
+        throw_rc(env, rc, what);
+        return 0;
+    }
+    return (jlong)*req;
+}
+
+/* The client and the (conv, seq) a call names (what: the seq's name in errors); NULL with an
+ * exception pending. */
+static jc_client *msg_args(JNIEnv *env, jlong h, jlong jconv, jlong jseq, const char *what,
+                           jc_conv *conv, uint64_t *seq)
+{
+    jc_client *jc = client_of(env, h);
+    if (!jc || !conv_arg(env, jconv, conv) || !id_arg(env, jseq, what, seq))
+        return NULL;
+    return jc;
+}
+
+JNIEXPORT jlong JNICALL Java_org_libchat_Native_edit(JNIEnv *env, jclass cls, jlong h, jlong jconv,
+                                                     jlong jseq, jstring jtext)
+{
+    (void)cls;
+    jc_conv conv;
+    uint64_t seq, req = 0;
+    jc_client *jc = msg_args(env, h, jconv, jseq, "seq", &conv, &seq);
+    size_t len = 0;
+    char *text = jc ? java_to_utf8(env, jtext, &len, "text", STR_ALLOW_NUL) : NULL;
+    jlong r = 0;
+    if (text)
+        r = request_result(env, chat_client_edit(&req, jc->c, conv, seq, text, len), &req,
+                           "edit");
+    free(text);
+    return r;
+}
+
+JNIEXPORT jlong JNICALL Java_org_libchat_Native_delete(JNIEnv *env, jclass cls, jlong h,
+                                                       jlong jconv, jlong jseq)
+{
+    (void)cls;
+    jc_conv conv;
+    uint64_t seq, req = 0;
+    jc_client *jc = msg_args(env, h, jconv, jseq, "seq", &conv, &seq);
+    if (!jc)
+        return 0;
+    return request_result(env, chat_client_delete(&req, jc->c, conv, seq), &req, "delete");
+}
+
+JNIEXPORT jlong JNICALL Java_org_libchat_Native_react(JNIEnv *env, jclass cls, jlong h,
+                                                      jlong jconv, jlong jseq, jstring jemoji,
+                                                      jboolean on)
+{
+    (void)cls;
+    jc_conv conv;
+    uint64_t seq, req = 0;
+    jc_client *jc = msg_args(env, h, jconv, jseq, "seq", &conv, &seq);
+    char *emoji = jc ? java_to_utf8(env, jemoji, NULL, "emoji", STR_REQUIRED) : NULL;
+    jlong r = 0;
+    if (emoji)
+        r = request_result(env, chat_client_react(&req, jc->c, conv, seq, emoji, on ? 1 : 0),
+                           &req, "react");
+    free(emoji);
+    return r;
+}
+
+JNIEXPORT jlong JNICALL Java_org_libchat_Native_setTimer(JNIEnv *env, jclass cls, jlong h,
+                                                         jlong jconv, jlong ttl)
+{
+    (void)cls;
+    jc_client *jc = client_of(env, h);
+    jc_conv conv;
+    uint64_t req = 0;
+    if (!jc || !conv_arg(env, jconv, &conv))
+        return 0;
+    return request_result(env, chat_client_set_timer(&req, jc->c, conv, (int64_t)ttl), &req,
+                          "setTimer");
+}
+
+JNIEXPORT jlong JNICALL Java_org_libchat_Native_markThreadRead(JNIEnv *env, jclass cls, jlong h,
+                                                               jlong jconv, jlong jroot,
+                                                               jlong jseq)
+{
+    (void)cls;
+    jc_conv conv;
+    uint64_t seq, root, req = 0;
+    jc_client *jc = msg_args(env, h, jconv, jseq, "seq", &conv, &seq);
+    if (!jc || !id_arg(env, jroot, "root", &root))
+        return 0;
+    return request_result(env, chat_client_mark_thread_read(&req, jc->c, conv, root, seq), &req,
+                          "markThreadRead");
+}
+
+JNIEXPORT jlong JNICALL Java_org_libchat_Native_thread(JNIEnv *env, jclass cls, jlong h,
+                                                       jlong jconv, jlong jroot, jlong jafter,
+                                                       jint limit)
+{
+    (void)cls;
+    jc_conv conv;
+    uint64_t root, after, req = 0;
+    jc_client *jc = msg_args(env, h, jconv, jroot, "root", &conv, &root);
+    if (!jc || !id_arg(env, jafter, "afterSeq", &after))
+        return 0;
+    return request_result(env, chat_client_thread(&req, jc->c, conv, root, after, limit), &req,
+                          "thread");
+}
+
+JNIEXPORT jlong JNICALL Java_org_libchat_Native_search(JNIEnv *env, jclass cls, jlong h,
+                                                       jstring jquery, jlong jconv,
+                                                       jlong jbefore, jint limit)
+{
+    (void)cls;
+    jc_conv conv;
+    uint64_t before, req = 0;
+    jc_client *jc = msg_args(env, h, jconv, jbefore, "before", &conv, &before);
+    char *query = jc ? java_to_utf8(env, jquery, NULL, "query", STR_REQUIRED) : NULL;
+    jlong r = 0;
+    if (query)
+        r = request_result(env, chat_client_search(&req, jc->c, query, conv, before, limit), &req,
+                           "search");
+    free(query);
+    return r;
 }
 
 /* ---- media ---------------------------------------------------------------------------------- */
@@ -1074,8 +1226,9 @@ static jobjectArray message_array(JNIEnv *env, const chat_msg_list *l)
         jstring cmid = from ? cstr_to_java(env, chat_msg_list_cmid(l, i)) : NULL;
         jstring text = cmid ? utf8_to_java(env, t, tlen) : NULL;
         jstring json = text ? cstr_to_java(env, chat_msg_list_json(l, i)) : NULL;
+        jstring reactions = json ? cstr_to_java(env, chat_msg_list_reactions(l, i)) : NULL;
         jobject o = NULL;
-        if (json)
+        if (reactions)
             o = (*env)->NewObject(env, J.message, J.message_init, (jlong)chat_msg_list_conv(l, i),
                                   (jlong)chat_msg_list_seq(l, i),
                                   (jlong)chat_msg_list_ts_ms(l, i), from, cmid,
@@ -1083,13 +1236,19 @@ static jobjectArray message_array(JNIEnv *env, const chat_msg_list *l)
                                   (jint)chat_msg_list_status(l, i),
                                   (jlong)chat_msg_list_delivered_count(l, i),
                                   (jlong)chat_msg_list_read_count(l, i),
-                                  (jlong)chat_msg_list_others(l, i));
+                                  (jlong)chat_msg_list_others(l, i),
+                                  (jlong)chat_msg_list_edited_ms(l, i),
+                                  chat_msg_list_deleted(l, i) ? JNI_TRUE : JNI_FALSE,
+                                  (jlong)chat_msg_list_expires_ms(l, i),
+                                  (jlong)chat_msg_list_reply_to(l, i),
+                                  (jlong)chat_msg_list_thread(l, i), reactions);
         if (o)
             (*env)->SetObjectArrayElement(env, arr, (jsize)i, o);
         (*env)->DeleteLocalRef(env, from);
         (*env)->DeleteLocalRef(env, cmid);
         (*env)->DeleteLocalRef(env, text);
         (*env)->DeleteLocalRef(env, json);
+        (*env)->DeleteLocalRef(env, reactions);
         (*env)->DeleteLocalRef(env, o);
         if ((*env)->ExceptionCheck(env))
             arr = NULL;
@@ -1131,6 +1290,30 @@ JNIEXPORT jobjectArray JNICALL Java_org_libchat_Native_outbox(JNIEnv *env, jclas
         return NULL;
     if ((rc = chat_client_outbox(&l, jc->c)) < 0) {
         throw_rc(env, rc, "outbox");
+        return NULL;
+    }
+    jobjectArray arr = message_array(env, l);
+    chat_msg_list_free(l);
+    return arr;
+}
+
+JNIEXPORT jobjectArray JNICALL Java_org_libchat_Native_searchLocal(JNIEnv *env, jclass cls,
+                                                               jlong h, jstring jquery,
+                                                               jlong jconv, jint limit)
+{
+    (void)cls;
+    jc_client *jc = client_of(env, h);
+    jc_conv conv;
+    if (!jc || !conv_arg(env, jconv, &conv))
+        return NULL;
+    char *query = java_to_utf8(env, jquery, NULL, "query", STR_REQUIRED);
+    if (!query)
+        return NULL;
+    chat_msg_list *l = NULL;
+    int rc = chat_client_search_local(&l, jc->c, query, conv, limit);
+    free(query);
+    if (rc < 0) {
+        throw_rc(env, rc, "searchLocal");
         return NULL;
     }
     jobjectArray arr = message_array(env, l);

@@ -657,6 +657,12 @@ static napi_value msg_list_value(napi_env env, chat_msg_list *l)
         set(env, m, "deliveredCount", node_num(env, (double)chat_msg_list_delivered_count(l, i)));
         set(env, m, "readCount", node_num(env, (double)chat_msg_list_read_count(l, i)));
         set(env, m, "others", node_num(env, (double)chat_msg_list_others(l, i)));
+        set(env, m, "edited", node_num(env, (double)chat_msg_list_edited_ms(l, i)));
+        set(env, m, "deleted", node_bool(env, chat_msg_list_deleted(l, i)));
+        set(env, m, "expires", node_num(env, (double)chat_msg_list_expires_ms(l, i)));
+        set(env, m, "replyTo", node_id(env, chat_msg_list_reply_to(l, i)));
+        set(env, m, "thread", node_id(env, chat_msg_list_thread(l, i)));
+        set(env, m, "reactions", node_str(env, chat_msg_list_reactions(l, i)));
         napi_set_element(env, arr, (uint32_t)i, m);
     }
     return arr;
@@ -672,6 +678,24 @@ static napi_value js_outbox(napi_env env, napi_callback_info info)
     napi_value v = msg_list_value(env, l);
     chat_msg_list_free(l);
     return v;
+}
+
+/* sendReply(conv, replyTo, thread, text) -> cmid */
+static napi_value js_send_reply(napi_env env, napi_callback_info info)
+{
+    ARGS(4, "sendReply", 1);
+    node_conv_id conv = 0;
+    uint64_t reply = 0, thread = 0;
+    char *text = NULL, *cmid = NULL;
+    size_t len = 0;
+    if (node_get_conv(env, argv[0], "sendReply", &conv) ||
+        node_get_id(env, argv[1], "sendReply", "replyTo", UINT64_MAX, &reply) ||
+        node_get_id(env, argv[2], "sendReply", "thread", UINT64_MAX, &thread) ||
+        node_get_str(env, argv[3], "sendReply", "text", 0, &text, &len))
+        return NULL;
+    int rc = chat_client_send_reply(&cmid, nc->c, conv, reply, thread, text, len);
+    free(text);
+    return rc ? node_throw_rc(env, rc, "sendReply") : take_string(env, cmid);
 }
 
 /* ---- receipts, typing, presence, requests ---- */
@@ -868,6 +892,142 @@ static napi_value js_mute(napi_env env, napi_callback_info info)
     return request_value(env, rc, req, "mute");
 }
 
+/* ---- changes to sent messages, timers, threads, search ---- */
+
+/* The (conv, seq) of a message call: argv[0], argv[1] (name: the seq's name in errors). */
+static int msg_target(napi_env env, napi_value *argv, const char *what, const char *name,
+                      node_conv_id *conv, uint64_t *seq)
+{
+    return node_get_conv(env, argv[0], what, conv) ||
+           node_get_id(env, argv[1], what, name, UINT64_MAX, seq);
+}
+
+/* edit(conv, seq, text) -> request */
+static napi_value js_edit(napi_env env, napi_callback_info info)
+{
+    ARGS(3, "edit", 1);
+    node_conv_id conv = 0;
+    uint64_t seq = 0, req = 0;
+    char *text = NULL;
+    size_t len = 0;
+    if (msg_target(env, argv, "edit", "seq", &conv, &seq) ||
+        node_get_str(env, argv[2], "edit", "text", 0, &text, &len))
+        return NULL;
+    int rc = chat_client_edit(&req, nc->c, conv, seq, text, len);
+    free(text);
+    return request_value(env, rc, req, "edit");
+}
+
+/* delete(conv, seq) -> request */
+static napi_value js_delete(napi_env env, napi_callback_info info)
+{
+    ARGS(2, "delete", 1);
+    node_conv_id conv = 0;
+    uint64_t seq = 0, req = 0;
+    if (msg_target(env, argv, "delete", "seq", &conv, &seq))
+        return NULL;
+    int rc = chat_client_delete(&req, nc->c, conv, seq);
+    return request_value(env, rc, req, "delete");
+}
+
+/* react(conv, seq, emoji, on) -> request */
+static napi_value js_react(napi_env env, napi_callback_info info)
+{
+    ARGS(4, "react", 1);
+    node_conv_id conv = 0;
+    uint64_t seq = 0, req = 0;
+    char *emoji = NULL;
+    int on = 1;
+    if (msg_target(env, argv, "react", "seq", &conv, &seq) ||
+        node_get_bool(env, argv[3], "react", "on", &on) ||
+        node_get_str(env, argv[2], "react", "emoji", 0, &emoji, NULL))
+        return NULL;
+    int rc = chat_client_react(&req, nc->c, conv, seq, emoji, on);
+    free(emoji);
+    return request_value(env, rc, req, "react");
+}
+
+/* setTimer(conv, ttlMs) -> request */
+static napi_value js_set_timer(napi_env env, napi_callback_info info)
+{
+    ARGS(2, "setTimer", 1);
+    node_conv_id conv = 0;
+    int64_t ttl = 0;
+    uint64_t req = 0;
+    if (node_get_conv(env, argv[0], "setTimer", &conv) ||
+        node_get_int(env, argv[1], "setTimer", "ttlMs", 0, INT64_MAX, &ttl))
+        return NULL;
+    int rc = chat_client_set_timer(&req, nc->c, conv, ttl);
+    return request_value(env, rc, req, "setTimer");
+}
+
+/* markThreadRead(conv, root, seq) -> request */
+static napi_value js_mark_thread_read(napi_env env, napi_callback_info info)
+{
+    ARGS(3, "markThreadRead", 1);
+    node_conv_id conv = 0;
+    uint64_t root = 0, seq = 0, req = 0;
+    if (msg_target(env, argv, "markThreadRead", "root", &conv, &root) ||
+        node_get_id(env, argv[2], "markThreadRead", "seq", UINT64_MAX, &seq))
+        return NULL;
+    int rc = chat_client_mark_thread_read(&req, nc->c, conv, root, seq);
+    return request_value(env, rc, req, "markThreadRead");
+}
+
+/* thread(conv, root, after, limit) -> request */
+static napi_value js_thread(napi_env env, napi_callback_info info)
+{
+    ARGS(4, "thread", 1);
+    node_conv_id conv = 0;
+    uint64_t root = 0, after = 0, req = 0;
+    int64_t limit = 0;
+    if (msg_target(env, argv, "thread", "root", &conv, &root) ||
+        node_get_id(env, argv[2], "thread", "after", UINT64_MAX, &after) ||
+        node_get_int(env, argv[3], "thread", "limit", 1, INT32_MAX, &limit))
+        return NULL;
+    int rc = chat_client_thread(&req, nc->c, conv, root, after, (int)limit);
+    return request_value(env, rc, req, "thread");
+}
+
+/* search(query, conv, before, limit) -> request */
+static napi_value js_search(napi_env env, napi_callback_info info)
+{
+    ARGS(4, "search", 1);
+    node_conv_id conv = 0;
+    uint64_t before = 0, req = 0;
+    int64_t limit = 0;
+    char *query = NULL;
+    if (node_get_conv(env, argv[1], "search", &conv) ||
+        node_get_id(env, argv[2], "search", "before", UINT64_MAX, &before) ||
+        node_get_int(env, argv[3], "search", "limit", 1, INT32_MAX, &limit) ||
+        node_get_str(env, argv[0], "search", "query", 0, &query, NULL))
+        return NULL;
+    int rc = chat_client_search(&req, nc->c, query, conv, before, (int)limit);
+    free(query);
+    return request_value(env, rc, req, "search");
+}
+
+/* searchLocal(query, conv, limit) -> [message] */
+static napi_value js_search_local(napi_env env, napi_callback_info info)
+{
+    ARGS(3, "searchLocal", 1);
+    node_conv_id conv = 0;
+    int64_t limit = 0;
+    char *query = NULL;
+    if (node_get_conv(env, argv[1], "searchLocal", &conv) ||
+        node_get_int(env, argv[2], "searchLocal", "limit", 1, INT32_MAX, &limit) ||
+        node_get_str(env, argv[0], "searchLocal", "query", 0, &query, NULL))
+        return NULL;
+    chat_msg_list *l = NULL;
+    int rc = chat_client_search_local(&l, nc->c, query, conv, (int)limit);
+    free(query);
+    if (rc)
+        return node_throw_rc(env, rc, "searchLocal");
+    napi_value v = msg_list_value(env, l);
+    chat_msg_list_free(l);
+    return v;
+}
+
 /* ---- the cache ---- */
 
 static napi_value js_convs(napi_env env, napi_callback_info info)
@@ -1005,6 +1165,15 @@ napi_value node_client_class(napi_env env)
         M("user", js_user),
         M("token", js_token),
         M("send", js_send),
+        M("sendReply", js_send_reply),
+        M("edit", js_edit),
+        M("delete", js_delete),
+        M("react", js_react),
+        M("setTimer", js_set_timer),
+        M("markThreadRead", js_mark_thread_read),
+        M("thread", js_thread),
+        M("search", js_search),
+        M("searchLocal", js_search_local),
         M("outboxCount", js_outbox_count),
         M("outbox", js_outbox),
         M("markRead", js_mark_read),

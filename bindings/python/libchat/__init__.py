@@ -69,6 +69,8 @@ class EventType(enum.IntEnum):
     PRESENCE = 12
     HISTORY = 13
     RESULT = 14
+    UPDATED = 15
+    EXPIRED = 16
 
 
 class ConnState(enum.IntEnum):
@@ -104,6 +106,9 @@ class MsgKind(enum.IntEnum):
     TEXT = 1
     MEDIA = 2
     EVENT = 3
+    EDIT = 4
+    DELETE = 5
+    REACT = 6
 
 
 def _s(b):
@@ -272,8 +277,11 @@ class Event:
 
 
 class Message:
+    """A cached message as it is now: .edited_ms (0: never edited), .deleted (a tombstone),
+    .expires_ms, .reply_to and .thread (seqs, 0: none), .reactions ({emoji: [users]})."""
     __slots__ = ("conv", "seq", "ts_ms", "sender", "cmid", "kind", "text", "json", "status",
-                 "delivered_count", "read_count", "others")
+                 "delivered_count", "read_count", "others", "edited_ms", "deleted",
+                 "expires_ms", "reply_to", "thread", "reactions")
 
     def __repr__(self):
         return (f"<Message conv={self.conv} seq={self.seq} from={self.sender!r} "
@@ -319,6 +327,13 @@ def _msg_list(l):
         m.delivered_count = lib.chat_msg_list_delivered_count(l, i)
         m.read_count = lib.chat_msg_list_read_count(l, i)
         m.others = lib.chat_msg_list_others(l, i)
+        m.edited_ms = lib.chat_msg_list_edited_ms(l, i)
+        m.deleted = bool(lib.chat_msg_list_deleted(l, i))
+        m.expires_ms = lib.chat_msg_list_expires_ms(l, i)
+        m.reply_to = lib.chat_msg_list_reply_to(l, i)
+        m.thread = lib.chat_msg_list_thread(l, i)
+        r = _s(lib.chat_msg_list_reactions(l, i))
+        m.reactions = {g["emoji"]: g["users"] for g in json.loads(r)} if r else {}
         out.append(m)
     return out
 
@@ -490,6 +505,55 @@ class Client:
             self._call_out(lib.chat_client_send_text, byref(out), _conv_id(conv), data, len(data),
                            what="send")
         return _take_string(out)
+
+    def reply(self, conv, text, *, reply_to=0, thread=0):
+        """Queue text in the outbox for conv as a reply to seq reply_to and/or in the thread of
+        root seq thread; returns the cmid."""
+        data = _enc(text)
+        out = c_void_p()
+        self._call_out(lib.chat_client_send_reply, byref(out), _conv_id(conv), int(reply_to),
+                       int(thread), data, len(data), what="reply")
+        return _take_string(out)
+
+    # -- changes to sent messages, timers, search (each returns a request id; one RESULT
+    #    event completes it: Client.request(id) waits for it) --
+
+    def _req(self, fn, *args):
+        req = c_uint64(0)
+        self._call_out(fn, byref(req), *args)
+        return req.value
+
+    def edit(self, conv, seq, text):
+        data = _enc(text)
+        return self._req(lib.chat_client_edit, _conv_id(conv), int(seq), data, len(data))
+
+    def delete(self, conv, seq):
+        """Delete message seq of conv for everyone."""
+        return self._req(lib.chat_client_delete, _conv_id(conv), int(seq))
+
+    def react(self, conv, seq, emoji, on=True):
+        return self._req(lib.chat_client_react, _conv_id(conv), int(seq), _enc(emoji),
+                         1 if on else 0)
+
+    def set_timer(self, conv, ttl_ms):
+        """Disappearing messages in conv: those sent from now on expire after ttl_ms (0: off)."""
+        return self._req(lib.chat_client_set_timer, _conv_id(conv), int(ttl_ms))
+
+    def mark_thread_read(self, conv, root, seq):
+        return self._req(lib.chat_client_mark_thread_read, _conv_id(conv), int(root), int(seq))
+
+    def thread(self, conv, root, after=0, limit=50):
+        """A page of a thread from the server: the RESULT's json (root, unread, messages)."""
+        return self._req(lib.chat_client_thread, _conv_id(conv), int(root), int(after), int(limit))
+
+    def search(self, query, conv=0, before=0, limit=20):
+        """Search the server; the RESULT's json is {"messages", "more", "cursor"}."""
+        return self._req(lib.chat_client_search, _enc(query), _conv_id(conv) if conv else 0, int(before),
+                         int(limit))
+
+    def search_local(self, query, conv=0, limit=50):
+        """Search the cache (offline): a list of Message, most recently cached first."""
+        return self._list(lib.chat_client_search_local, _enc(query), _conv_id(conv) if conv else 0, int(limit))
 
     # -- media (doc/media.md) --
 

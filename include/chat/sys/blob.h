@@ -24,7 +24,7 @@
 
 CHAT_BEGIN_DECLS
 
-#define CHAT_BLOB_OPS_VERSION 1
+#define CHAT_BLOB_OPS_VERSION 2
 
 /**
  * ctl op: drop every staging object. The server calls it once when it starts, because
@@ -70,6 +70,17 @@ struct chat_blob_ops {
 
     /** Optional escape hatch; ops below 1000 are libchat's. Unknown ops: CHAT_ENOTSUP. */
     int (*ctl)(void *state, int op, void *arg);
+
+    /* ---- version 2 ---- */
+
+    /**
+     * Remove the published object id: the last message that referred to it was erased (deleted
+     * for everyone, expired, or its author's account deleted). Optional: without it (or with a
+     * version-1 backend) such objects stay in the blob store, unreachable. Called on a libchat
+     * worker thread, never concurrently with itself. @return CHAT_OK, CHAT_ENOTFOUND, CHAT_EIO.
+     * @since 0.2
+     */
+    int (*remove)(void *state, const char *id);
 };
 
 /**

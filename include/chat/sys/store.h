@@ -30,6 +30,14 @@ CHAT_BEGIN_DECLS
 /** Size of a stored password hash string (crypto_pwhash_STRBYTES), with the NUL. */
 #define CHAT_PWHASH_MAX 128
 
+/** chat_store_msg::flags: the body was erased because the message was deleted for everyone
+ *  (or its author's account was deleted). @since 0.2 */
+#define CHAT_STORE_MSG_DELETED 0x1u
+/** chat_store_msg::flags: the body was erased because the message expired. @since 0.2 */
+#define CHAT_STORE_MSG_EXPIRED 0x2u
+/** Either of the two: the message is a tombstone (empty body, seq kept). @since 0.2 */
+#define CHAT_STORE_MSG_ERASED (CHAT_STORE_MSG_DELETED | CHAT_STORE_MSG_EXPIRED)
+
 typedef struct chat_store_conv {
     chat_conv_id id;       /**< assigned by conv_insert, > 0 */
     int kind;              /**< ::chat_conv_kind */
@@ -39,6 +47,10 @@ typedef struct chat_store_conv {
     int member_count;      /**< members whose role is not CHAT_ROLE_NONE */
     char title[CHAT_TITLE_MAX + 1];
     char dm_key[2 * CHAT_ID_MAX + 2]; /**< direct: the two user ids sorted, joined by '\n'; else "" */
+    /* ---- version 5: only with a backend of version 5 or later (see the version-5 methods) */
+    /** Disappearing messages: a message expires this long after it is stored; 0: never.
+     *  Written by conv_insert and conv_update. @since 0.2 */
+    int64_t msg_ttl_ms;
 } chat_store_conv;
 
 typedef struct chat_store_member {
@@ -63,6 +75,15 @@ typedef struct chat_store_msg {
     int kind;               /**< ::chat_msg_kind */
     const char *body;       /**< not NUL-terminated */
     size_t body_len;
+    /* ---- version 5: only with a backend of version 5 or later (see the version-5 methods) */
+    /** Edit, delete, react: the message acted on; text and media: the message replied to;
+     *  0: none. @since 0.2 */
+    uint64_t target_seq;
+    /** The root of the thread the message belongs to; 0: the main conversation. @since 0.2 */
+    uint64_t thread_seq;
+    int64_t edited_ms;      /**< when the body was last edited; 0: never. @since 0.2 */
+    int64_t expires_ms;     /**< when the message expires (is erased); 0: never. @since 0.2 */
+    unsigned int flags;     /**< CHAT_STORE_MSG_DELETED, CHAT_STORE_MSG_EXPIRED. @since 0.2 */
 } chat_store_msg;
 
 typedef struct chat_store_user {
@@ -111,6 +132,36 @@ typedef struct chat_store_push_reg {
 } chat_store_push_reg;
 
 typedef int (*chat_store_msg_cb)(const chat_store_msg *msg, void *user_data);
+
+/** Longest reaction (an emoji: one or a few code points), in bytes, without the NUL. */
+#define CHAT_REACTION_MAX 32
+
+/** One user's reaction to one message. @since 0.2 */
+typedef struct chat_store_reaction {
+    chat_conv_id conv;
+    uint64_t seq;
+    char user[CHAT_ID_MAX + 1];
+    char emoji[CHAT_REACTION_MAX + 1];
+    int64_t ts_ms; /**< when it was put on */
+} chat_store_reaction;
+
+typedef int (*chat_store_reaction_cb)(const chat_store_reaction *reaction, void *user_data);
+
+/** A full-text search over some conversations (msg_search). @since 0.2 */
+typedef struct chat_store_search {
+    const char *text;       /**< the words to find, UTF-8; every word must occur */
+    const chat_conv_id *convs;  /**< search these conversations only, */
+    const uint64_t *after;  /**< and in convs[i] only messages with seq > after[i] */
+    size_t n_convs;
+    uint64_t before;        /**< only hits whose cursor is below this; 0: from the newest */
+    int limit;              /**< at most this many hits */
+} chat_store_search;
+
+/** One search hit: the message as it is now, and the cursor that orders hits (newest stored
+ *  first; a next page passes the last cursor as chat_store_search::before). @since 0.2 */
+typedef int (*chat_store_hit_cb)(const chat_store_msg *msg, uint64_t cursor, void *user_data);
+/** A deleted account: its name and when it was deleted. @since 0.2 */
+typedef int (*chat_store_deleted_cb)(const char *name, int64_t deleted_ms, void *user_data);
 /** One access grant of a media object: conv > 0 and user "" (shared in that conversation), or
  *  conv 0 and a user (an uploader). */
 typedef int (*chat_store_grant_cb)(chat_conv_id conv, const char *user, void *user_data);
@@ -129,7 +180,7 @@ typedef int (*chat_store_push_reg_cb)(const chat_store_push_reg *reg, void *user
  */
 #define CHAT_STORE_CHANGE_KEY "inbox_change"
 
-#define CHAT_STORE_OPS_VERSION 4
+#define CHAT_STORE_OPS_VERSION 5
 
 struct chat_store_ops {
     unsigned int version; /**< CHAT_STORE_OPS_VERSION */
@@ -244,6 +295,77 @@ struct chat_store_ops {
      * they are read. @since 0.2
      */
     int (*lock_convs)(void *state, const chat_conv_id *ids, size_t n);
+
+    /* ---- version 5: message lifecycle (edits, deletes, reactions, replies, threads,
+     *      expiry), full-text search and account deletion. All optional together: without
+     *      them the server answers those requests with CHAT_ENOTSUP. The fields of version 5
+     *      in chat_store_conv and chat_store_msg are written and read only through a backend
+     *      of version 5 or later; for an older one libchat zeroes them in what it reads.
+     *
+     *      Erasure: msg_update() and media_delete() must not leave the bytes they replace
+     *      readable in the store (free pages, journals, search indexes); doc/security.md says
+     *      what the built-in stores guarantee. ---- */
+
+    /** Call cb once with message (conv, seq); CHAT_ENOTFOUND when absent. @since 0.2 */
+    int (*msg_get)(void *state, chat_conv_id conv, uint64_t seq, chat_store_msg_cb cb,
+                   void *user_data);
+    /**
+     * Overwrite the kind, body, flags, edited_ms and expires_ms of message (msg->conv,
+     * msg->seq); its sender, device, cmid, ts, target_seq and thread_seq stay. The search
+     * index follows: an erased message (CHAT_STORE_MSG_ERASED) is found no more, an edited
+     * one by its new text only. CHAT_ENOTFOUND when absent. @since 0.2
+     */
+    int (*msg_update)(void *state, const chat_store_msg *msg);
+    /** Messages of this kind whose target_seq is target_seq, ascending by seq. @since 0.2 */
+    int (*msg_related)(void *state, chat_conv_id conv, uint64_t target_seq, int kind,
+                       chat_store_msg_cb cb, void *user_data);
+    /** As msg_range, over the messages of thread thread_seq (its replies; not the root). @since 0.2 */
+    int (*msg_thread)(void *state, chat_conv_id conv, uint64_t thread_seq, uint64_t after_seq,
+                      uint64_t before_seq, int limit, int descending, chat_store_msg_cb cb,
+                      void *user_data);
+    /**
+     * Into *out, how many messages with after_seq < seq <= upto_seq count as unread: kind
+     * text, media or event, not erased, in thread thread_seq (0: the main conversation, the
+     * messages whose thread_seq is 0). @since 0.2
+     */
+    int (*msg_count)(void *state, chat_conv_id conv, uint64_t thread_seq, uint64_t after_seq,
+                     uint64_t upto_seq, uint64_t *out);
+    /** Messages not erased with 0 < expires_ms <= now_ms, by expires_ms then conv and seq,
+     *  at most limit. @since 0.2 */
+    int (*msg_expired)(void *state, int64_t now_ms, int limit, chat_store_msg_cb cb,
+                       void *user_data);
+    /** Messages of sender in conv, not erased, with seq > after_seq, ascending, at most
+     *  limit. @since 0.2 */
+    int (*msg_by_sender)(void *state, chat_conv_id conv, const char *sender, uint64_t after_seq,
+                         int limit, chat_store_msg_cb cb, void *user_data);
+    /**
+     * Full-text search (see ::chat_store_search): the text messages whose text, and the media
+     * messages whose file name, hold every word of q->text, not erased, newest stored first.
+     * What a word is (case, accents) is the backend's; a query without words finds nothing.
+     * @since 0.2
+     */
+    int (*msg_search)(void *state, const chat_store_search *q, chat_store_hit_cb cb,
+                      void *user_data);
+    /** Put user's reaction emoji on message (conv, seq) (on 1; CHAT_EEXISTS and no change
+     *  when it is there) or take it off (on 0; CHAT_ENOTFOUND when it is not). @since 0.2 */
+    int (*reaction_set)(void *state, const chat_store_reaction *reaction, int on);
+    /** Reactions to the messages after_seq < seq < before_seq (before_seq 0: no upper bound),
+     *  ordered by seq, emoji, ts_ms, user. @since 0.2 */
+    int (*reaction_list)(void *state, chat_conv_id conv, uint64_t after_seq, uint64_t before_seq,
+                         chat_store_reaction_cb cb, void *user_data);
+    /** Remove the reactions to message seq of conv (0: to every message) by user ("": by
+     *  everyone). @since 0.2 */
+    int (*reaction_clear)(void *state, chat_conv_id conv, uint64_t seq, const char *user);
+    /** Remove name's account row, if any, and remember that the account was deleted at
+     *  deleted_ms (a later deletion overwrites the time). @since 0.2 */
+    int (*user_delete)(void *state, const char *name, int64_t deleted_ms);
+    /** Every remembered account deletion, by name. @since 0.2 */
+    int (*user_deleted)(void *state, chat_store_deleted_cb cb, void *user_data);
+    /** Add delta (+1, -1) to the count of messages that refer to media id and put the new
+     *  count in *refs_out (may be NULL). CHAT_ENOTFOUND when the media is unknown. @since 0.2 */
+    int (*media_refs)(void *state, const char *id, int delta, int64_t *refs_out);
+    /** Forget media id: its metadata and grants. CHAT_ENOTFOUND when unknown. @since 0.2 */
+    int (*media_delete)(void *state, const char *id);
 };
 
 /** Flags of chat_store_sqlite_open(). */

@@ -1,5 +1,5 @@
 // Type-checked with tsc against bindings/node/index.d.ts (tests/node/meson.build); never run.
-import { ChatError, ChatEvent, Client, Conv, History, codes, version } from '../../../bindings/node/index';
+import { ChatError, ChatEvent, Client, Conv, History, Message, codes, version } from '../../../bindings/node/index';
 
 async function main(server: string, token: string): Promise<void> {
   const c = new Client({ server, token, cache: 'app.db', backoff: { baseMs: 100, maxMs: 1000 } });
@@ -16,6 +16,12 @@ async function main(server: string, token: string): Promise<void> {
   const status: 'none' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' = c.messageStatus(cmid).status;
   const convs: Conv[] = c.convs();
   const page: History = await c.history(sent.conv, { before: 0, limit: 20 });
+  const reply: string = c.sendReply(sent.conv, 'ok', { replyTo: sent.seq });
+  await c.edit(sent.conv, sent.seq, 'hi!');
+  await c.react(sent.conv, sent.seq, '\u{1F44D}', false);
+  const found = await c.search('hi', { limit: 10 });
+  const local: Message[] = c.searchLocal('hi');
+  console.log(reply, found.more, found.cursor, local.map((m) => [m.edited, m.deleted, m.reactions]));
   const group: number = await c.groupCreate('team', ['bob', 'carol'], { cmid: 'team-1' });
   await c.groupSetRole(group, 'bob', 'admin');
   const presence: ChatEvent[] = await c.presenceQuery(['bob']);

@@ -72,7 +72,32 @@ static void test_rules_group_permissions(void **state)
     assert_true(chat__group_may(O, CHAT__GROUP_SET_ROLE, 0));
     assert_false(chat__group_may(A, CHAT__GROUP_SET_ROLE, 0));
     assert_false(chat__group_may(M, CHAT__GROUP_SET_ROLE, 0));
+    /* the disappearing-messages timer: owners and admins */
+    assert_true(chat__group_may(O, CHAT__GROUP_TIMER, 0));
+    assert_true(chat__group_may(A, CHAT__GROUP_TIMER, 0));
+    assert_false(chat__group_may(M, CHAT__GROUP_TIMER, 0));
     assert_false(chat__group_may(O, 99, 0));
+}
+
+static void test_rules_edit_and_delete(void **state)
+{
+    (void)state;
+    const int O = CHAT_ROLE_OWNER, A = CHAT_ROLE_ADMIN, M = CHAT_ROLE_MEMBER;
+    /* edit: the author, within the window (its last millisecond included) */
+    assert_int_equal(chat__may_edit(1, 0, 1000), CHAT__LIFE_OK);
+    assert_int_equal(chat__may_edit(1, 1000, 1000), CHAT__LIFE_OK);
+    assert_int_equal(chat__may_edit(1, 1001, 1000), CHAT__LIFE_TOO_LATE);
+    assert_int_equal(chat__may_edit(0, 0, 1000), CHAT__LIFE_FORBIDDEN);
+    assert_int_equal(chat__may_edit(1, 0, 0), CHAT__LIFE_OK); /* at once, window 0 */
+    /* delete: the author within the window; group owners and admins any message, any time */
+    assert_int_equal(chat__may_delete(1, 0, M, 10, 10), CHAT__LIFE_OK);
+    assert_int_equal(chat__may_delete(1, 0, M, 11, 10), CHAT__LIFE_TOO_LATE);
+    assert_int_equal(chat__may_delete(0, 0, M, 0, 10), CHAT__LIFE_FORBIDDEN);
+    assert_int_equal(chat__may_delete(0, 1, M, 0, 10), CHAT__LIFE_FORBIDDEN);
+    assert_int_equal(chat__may_delete(0, 1, A, 99999, 10), CHAT__LIFE_OK);
+    assert_int_equal(chat__may_delete(1, 1, O, 99999, 10), CHAT__LIFE_OK);
+    /* a direct conversation has no admins: a role there gives nothing */
+    assert_int_equal(chat__may_delete(0, 0, O, 0, 10), CHAT__LIFE_FORBIDDEN);
 }
 
 int main(void)
@@ -82,6 +107,7 @@ int main(void)
         cmocka_unit_test(test_rules_marks_read_implies_delivered),
         cmocka_unit_test(test_rules_marks_beyond_head_refused),
         cmocka_unit_test(test_rules_group_permissions),
+        cmocka_unit_test(test_rules_edit_and_delete),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

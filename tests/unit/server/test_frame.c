@@ -7,14 +7,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "server/req.h"
+#include "server/lifecycle.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 static void check_msg(const chat_store_msg *m)
 {
-    chat__frame *direct = chat__msg_frame(m);
+    chat__frame *direct = chat__msg_frame(m, NULL);
     assert_non_null(direct);
     cJSON *o = chat__msg_json(m);
     assert_non_null(o);
@@ -24,8 +24,8 @@ static void check_msg(const chat_store_msg *m)
     assert_string_equal((const char *)chat__frame_data(direct), want);
     /* The reply item, inside an array as in a history page, prints the same object. */
     cJSON *page = cJSON_CreateArray();
-    cJSON_AddItemToArray(page, chat__msg_item(m));
-    cJSON_AddItemToArray(page, chat__msg_item(m));
+    cJSON_AddItemToArray(page, chat__msg_item(m, NULL));
+    cJSON_AddItemToArray(page, chat__msg_item(m, NULL));
     char *got = cJSON_PrintUnformatted(page);
     assert_non_null(got);
     size_t n = strlen(want);

@@ -319,6 +319,77 @@ public final class ChatClient implements AutoCloseable {
         return Collections.unmodifiableList(java.util.Arrays.asList(core.get(Native::outbox)));
     }
 
+    /**
+     * Queues text for conv as a reply quoting message replyTo (0: none) and/or in the thread of
+     * root message thread (0: the main conversation).
+     */
+    public Outgoing reply(long conv, String text, long replyTo, long thread) {
+        Objects.requireNonNull(text, "text");
+        return core.send(h -> Native.sendReply(h, conv, replyTo, thread, text));
+    }
+
+    // ---- changes to sent messages, timers, threads, search ----
+
+    /**
+     * Edits my text message seq of conv; every member's cache then shows the new text (an
+     * {@link EventType#UPDATED} event). Fails with EPERM when it is not mine or the server's
+     * edit window has passed (the exception's message says which), ENOTFOUND, ECLOSED offline.
+     */
+    public CompletableFuture<Void> edit(long conv, long seq, String text) {
+        Objects.requireNonNull(text, "text");
+        return core.request(h -> Native.edit(h, conv, seq, text), ev -> null);
+    }
+
+    /** Deletes message seq of conv for everyone (mine within the server's window; any as admin). */
+    public CompletableFuture<Void> delete(long conv, long seq) {
+        return core.request(h -> Native.delete(h, conv, seq), ev -> null);
+    }
+
+    /** Puts my reaction emoji on message seq of conv (on) or takes it off. */
+    public CompletableFuture<Void> react(long conv, long seq, String emoji, boolean on) {
+        Objects.requireNonNull(emoji, "emoji");
+        return core.request(h -> Native.react(h, conv, seq, emoji, on), ev -> null);
+    }
+
+    /** Disappearing messages: those sent to conv from now on expire after ttlMs (0: never). */
+    public CompletableFuture<Void> setTimer(long conv, long ttlMs) {
+        return core.request(h -> Native.setTimer(h, conv, ttlMs), ev -> null);
+    }
+
+    /** Marks the thread of root message root of conv read up to seq. */
+    public CompletableFuture<Void> markThreadRead(long conv, long root, long seq) {
+        return core.request(h -> Native.markThreadRead(h, conv, root, seq), ev -> null);
+    }
+
+    /**
+     * A page of the thread of root message root of conv from the server (replies after
+     * afterSeq): completes with the server's answer as JSON ({@code {"root", "unread",
+     * "messages", "more"}}, doc/protocol.md); the replies are cached too.
+     */
+    public CompletableFuture<String> thread(long conv, long root, long afterSeq, int limit) {
+        return core.request(h -> Native.thread(h, conv, root, afterSeq, limit), Event::json);
+    }
+
+    /**
+     * Searches the server for messages holding every word of query in my conversations (conv 0)
+     * or in conv, newest first, older than cursor before (0: from the newest): completes with
+     * the answer as JSON ({@code {"messages", "more", "cursor"}}, doc/protocol.md).
+     */
+    public CompletableFuture<String> search(String query, long conv, long before, int limit) {
+        Objects.requireNonNull(query, "query");
+        return core.request(h -> Native.search(h, query, conv, before, limit), Event::json);
+    }
+
+    /**
+     * Searches the cache, offline: the cached messages of conv (0: all) holding every word of
+     * query as they are now, most recently cached first, at most limit.
+     */
+    public List<Message> searchLocal(String query, long conv, int limit) {
+        Objects.requireNonNull(query, "query");
+        return Collections.unmodifiableList(java.util.Arrays.asList(
+                core.get(h -> Native.searchLocal(h, query, conv, limit))));
+    }
+
     // ---- media ----
 
     /**

@@ -30,7 +30,15 @@ public enum EventType {
     /** A history fetch finished: request, conv, code, count, more. */
     HISTORY(13),
     /** A request completed: request, code, message, conv, seq. */
-    RESULT(14);
+    RESULT(14),
+    /**
+     * A cached message changed: conv, seq, user (who changed it), kind: EDIT (text: the new
+     * text), DELETE (a tombstone now), REACT (text: the emoji, active: on or off); EVENT with
+     * seq 0: every message of user in conv was erased (the account was deleted).
+     */
+    UPDATED(15),
+    /** A message expired (disappearing messages, retention) and left the cache: conv, seq. */
+    EXPIRED(16);
 
     private final int code;
 

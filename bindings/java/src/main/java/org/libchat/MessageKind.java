@@ -8,7 +8,13 @@ public enum MessageKind {
     /** A media reference ({@link Media}). */
     MEDIA(2),
     /** A membership or title change (JSON). */
-    EVENT(3);
+    EVENT(3),
+    /** An edit of an earlier message (the kind of an {@link EventType#UPDATED} event). */
+    EDIT(4),
+    /** A delete for everyone (the kind of an {@link EventType#UPDATED} event). */
+    DELETE(5),
+    /** A reaction put on or taken off (the kind of an {@link EventType#UPDATED} event). */
+    REACT(6);
 
     private final int code;
 

@@ -76,6 +76,26 @@ final class Native {
 
     static native long outboxCount(long h);
 
+    static native String sendReply(long h, long conv, long replyTo, long thread, String text);
+
+    // ---- changes to sent messages, timers, threads, search (each returns a request id) ----
+
+    static native long edit(long h, long conv, long seq, String text);
+
+    static native long delete(long h, long conv, long seq);
+
+    static native long react(long h, long conv, long seq, String emoji, boolean on);
+
+    static native long setTimer(long h, long conv, long ttlMs);
+
+    static native long markThreadRead(long h, long conv, long root, long seq);
+
+    static native long thread(long h, long conv, long root, long afterSeq, int limit);
+
+    static native long search(long h, String query, long conv, long before, int limit);
+
+    static native Message[] searchLocal(long h, String query, long conv, int limit);
+
     // ---- media ----
 
     static native String uploadFile(long h, String path, String mime, Transfer t);

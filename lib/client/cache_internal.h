@@ -49,7 +49,7 @@ int chat__cache_unindex(chat__cache *c, int64_t rowid, int kind, const char *tex
 int chat__cache_apply(chat__cache *c, const cJSON *msg, int kind, int inserted,
                       chat__change *chg);
 /* Recount my unread messages in conv from the cached ones after my read watermark (me NULL:
- * the cache's user). */
+ * the cache's user); seqs up to the head that are not cached count as unread. */
 int chat__cache_recount(chat__cache *c, chat_conv_id conv, const char *me);
 /* Whether a message counts as unread (text, media or event of the main conversation). */
 int chat__cache_counts(const cJSON *msg, int kind);

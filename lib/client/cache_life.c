@@ -491,7 +491,11 @@ int chat__cache_recount(chat__cache *c, chat_conv_id conv, const char *me)
         c, "UPDATE convs SET unread = CASE WHEN role = 0 THEN 0 ELSE (SELECT count(*)"
            " FROM messages m WHERE m.conv = convs.conv AND m.seq > convs.read AND m.thread = 0"
            " AND m.kind <= 3 AND m.flags = 0 AND m.sender <>"
-           " coalesce(?2, (SELECT value FROM meta WHERE key = 'user'), '')) END"
+           " coalesce(?2, (SELECT value FROM meta WHERE key = 'user'), ''))"
+           /* seqs after the watermark that the cache has not fetched count as unread, as the
+            * server counted them: a first sync caches only the newest page */
+           " + max(0, convs.head - convs.read - (SELECT count(*) FROM messages m"
+           " WHERE m.conv = convs.conv AND m.seq > convs.read AND m.seq <= convs.head)) END"
            " WHERE conv = ?1");
     if (!st)
         return CHAT_EIO;

@@ -19,7 +19,9 @@
  *            at once and sync (convs since their cursor, then history after): time until all
  *            have synced.
  *   history  one user pages 50-message history pages (before = random seq) of conversations
- *            1..--history-convs filled by history-fill: request-to-answer latency.
+ *            1..--history-convs filled by history-fill: request-to-answer latency. With
+ *            --history-first F, conversations F..F+C-1 instead (life-bench history fills plain
+ *            conversations 1..C and ones with edits and reactions C+1..2C).
  *
  * The server is either spawned (--spawn 'CMD', run as `taskset -c SERVER_CPU CMD`; it must
  * print "... listening on ADDR:PORT") or given (--port and --server-pid). Tokens: --key-file
@@ -78,7 +80,7 @@ static struct opts {
     long long max_msgs;
     int rates[64], n_rates;
     int storm_msgs, storm_senders, storm_window;
-    int history_convs, history_requests, history_limit;
+    int history_convs, history_requests, history_limit, history_first;
     int expect_all, random_cmids, resend_every, mqtt;
 } o = {
     .mode = "pairs", .host = "127.0.0.1", .label = "server", .port = 7700, .server_cpu = 0,
@@ -86,7 +88,7 @@ static struct opts {
     .text_bytes = 40, .max_connecting = 512, .step_secs = 3, .drain_secs = 2,
     .p99_stop_ms = 100, .max_secs = 300, .settle_secs = 2, .max_msgs = 20000000,
     .storm_msgs = 100, .storm_senders = 100, .storm_window = 64, .history_convs = 10,
-    .history_requests = 5000, .history_limit = 50,
+    .history_requests = 5000, .history_limit = 50, .history_first = 1,
 };
 
 static peer *peers;
@@ -1155,20 +1157,23 @@ static int run_history(void)
     if (open_peers(0, 1, 20) != 1)
         die("history: cannot authenticate as h0");
     char buf[256];
-    int n = snprintf(buf, sizeof buf, "{\"type\":\"history\",\"id\":\"0\",\"conv\":1,\"limit\":1}");
+    int n = snprintf(buf, sizeof buf,
+                     "{\"type\":\"history\",\"id\":\"0\",\"conv\":%d,\"limit\":1}",
+                     o.history_first);
     hist_waiting = 1;
     ws_send_text(&peers[0].ws, buf, (size_t)n);
     while (hist_waiting && !past_deadline())
         ws_poll(5);
     if (hist_head < 2)
-        die("history: conversation 1 is empty (fill the store with history-fill first)");
+        die("history: conversation %d is empty (fill the store with history-fill first)",
+            o.history_first);
     hist_reset(&lat);
     uint64_t seed = 12345;
     int64_t t0 = mono_ns();
     int done = 0;
     for (; done < o.history_requests && !past_deadline(); done++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        long long conv = 1 + (long long)((seed >> 33) % (uint64_t)o.history_convs);
+        long long conv = o.history_first + (long long)((seed >> 33) % (uint64_t)o.history_convs);
         long long before = 2 + (long long)((seed >> 11) % (uint64_t)(hist_head - 1));
         n = snprintf(buf, sizeof buf,
                      "{\"type\":\"history\",\"id\":\"%d\",\"conv\":%lld,\"before\":%lld,"
@@ -1181,12 +1186,14 @@ static int run_history(void)
             ws_poll(5);
     }
     double secs = (double)(mono_ns() - t0) / 1e9;
-    printf("%-14s history over the wire: %d pages of %d (conv 1..%d, head ~%lld), %.0f pages/s; "
+    printf("%-14s history over the wire: %d pages of %d (conv %d..%d, head ~%lld), %.0f pages/s; "
            "p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms; errors %llu\n",
-           o.label, done, o.history_limit, o.history_convs, hist_head, done / secs,
+           o.label, done, o.history_limit, o.history_first, o.history_first + o.history_convs - 1,
+           hist_head, done / secs,
            hist_q(&lat, 0.5) / 1e6, hist_q(&lat, 0.99) / 1e6, hist_q(&lat, 0.999) / 1e6,
            lat.max / 1e6, (unsigned long long)n_errors);
-    printf("RESULT label=%s mode=history pages=%d p50_ms=%.3f p99_ms=%.3f\n", o.label, done,
+    printf("RESULT label=%s mode=history first_conv=%d pages=%d p50_ms=%.3f p99_ms=%.3f\n",
+           o.label, o.history_first, done,
            hist_q(&lat, 0.5) / 1e6, hist_q(&lat, 0.99) / 1e6);
     return n_errors ? 1 : 0;
 }
@@ -1212,6 +1219,7 @@ static const char usage[] =
     "         that dedupes by cmid delivers it once, any other twice, which counts as errors)\n"
     "         --storm-msgs N (100)  --storm-senders S (100)  --storm-window W (64)\n"
     "         --history-convs C (10)  --history-requests N (5000)  --history-limit L (50)\n"
+    "         --history-first F (1: the first conversation)\n"
     "bounds:  --max-secs S (300)  --max-msgs N (20000000)  --max-connecting N (512)\n"
     "         --src-addrs N (source addresses 127.0.0.2.., 250)  --settle-secs S (2)\n"
     "checks:  --expect-all (exit 1 on any error, close or lost message)\n";
@@ -1281,6 +1289,7 @@ int main(int argc, char **argv)
         else if (ARG("--history-convs")) o.history_convs = atoi(v);
         else if (ARG("--history-requests")) o.history_requests = atoi(v);
         else if (ARG("--history-limit")) o.history_limit = atoi(v);
+        else if (ARG("--history-first")) o.history_first = atoi(v);
         else if (ARG("--max-secs")) o.max_secs = atof(v);
         else if (ARG("--max-msgs")) o.max_msgs = atoll(v);
         else if (ARG("--max-connecting")) o.max_connecting = atoi(v);

@@ -848,8 +848,9 @@ static int run_expire_fill(int argc, char **argv)
            now_s() - t0, due ? "they expire from" : "they never expire");
     if (due)
         printf("  %lld ms from now, over %lld ms\n", left, spread);
-    printf("RESULT mode=expire-fill messages=%lld convs=%d due_in_ms=%lld spread_ms=%lld\n",
-           total, nconv, left, spread);
+    printf("RESULT mode=expire-fill messages=%lld convs=%d due_in_ms=%lld spread_ms=%lld "
+           "first_expiry_epoch_ms=%lld\n",
+           total, nconv, left, spread, due ? (long long)first : 0LL);
     if (due && left <= 0) {
         fprintf(stderr, "life-bench: the fill outlasted DUE_IN_MS: raise it\n");
         return 1;

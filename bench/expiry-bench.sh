@@ -67,7 +67,7 @@ done
 p99() { sed -n 's/^RESULT .*mode=pairs.* p99_ms=\([0-9.]*\).*/\1/p' "$WORK/$1.out" | head -1; }
 c=$(p99 control) e=$(p99 expiring)
 if [ -n "$c" ] && [ -n "$e" ]; then
-    awk -v c="$c" -v e="$e" 'BEGIN { printf "RESULT mode=expiry p99_control_ms=%s p99_expiring_ms=%s ratio=%.3f\n", c, e, c > 0 ? e / c : 0 }'
+    awk -v c="$c" -v e="$e" 'BEGIN { printf "RESULT mode=expiry p99_control_ms=%s p99_expiring_ms=%s ratio=%.3f\n", c, e, (c > 0 ? e / c : 0) }'
 else
     echo "expiry-bench: a run gave no p99 (see $WORK/*.out)"
     status=1

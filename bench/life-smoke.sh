@@ -32,4 +32,8 @@ if "$LIFE" search "$T/s" 10 1 1 store 2>/dev/null; then
 fi
 # chatd sweeps every planted message during a run, none in the control, and chat-bench loses
 # nothing meanwhile
-MSGS=1500 CONVS=30 CONNS=20 RATE=50 SECS=4 DUE_MS=2500 CHECK=1 bash "$EXPIRY" "$BUILD" "$T/x"
+MSGS=1500 CONVS=30 CONNS=20 RATE=50 SECS=4 DUE_MS=2500 CHECK=1 bash "$EXPIRY" "$BUILD" "$T/x" \
+    >"$T/x.out" || { cat "$T/x.out"; exit 1; }
+cat "$T/x.out"
+grep -q '^RESULT mode=expiry-run label=chatd-expiring planted=1500 expired=1500$' "$T/x.out"
+grep -q '^RESULT mode=expiry p99_control_ms=[0-9.]* p99_expiring_ms=[0-9.]* ratio=' "$T/x.out"

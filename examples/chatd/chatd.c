@@ -774,6 +774,19 @@ static int cmd_token(struct options *o, const char *user, const char *device, lo
     return rc ? 1 : 0;
 }
 
+/* A server on the options' store, not started: for the commands that work on the store.
+ * 0, or the exit status after printing why. */
+static int open_server(struct options *o, chat_server **srv)
+{
+    chat_server_config *cfg;
+    int rc = make_config(o, &cfg);
+    if (rc)
+        return rc;
+    rc = chat_server_new(srv, cfg);
+    chat_server_config_free(cfg);
+    return rc ? report("cannot open the store", rc) : 0;
+}
+
 static int cmd_user_add(struct options *o, const char *name)
 {
     char pw[1100];
@@ -782,16 +795,11 @@ static int cmd_user_add(struct options *o, const char *name)
         return 2;
     }
     pw[strcspn(pw, "\r\n")] = '\0';
-    chat_server_config *cfg;
-    int rc = make_config(o, &cfg);
-    if (rc)
-        return rc;
     raise_fd_limit();
     chat_server *srv;
-    rc = chat_server_new(&srv, cfg);
-    chat_server_config_free(cfg);
+    int rc = open_server(o, &srv);
     if (rc)
-        return report("cannot open the store", rc);
+        return rc;
     rc = chat_server_user_set_password(srv, name, pw);
     memset(pw, 0, sizeof pw);
     if (rc)
@@ -804,16 +812,11 @@ static int cmd_user_add(struct options *o, const char *name)
 
 static int cmd_user_delete(struct options *o, const char *name)
 {
-    chat_server_config *cfg;
-    int rc = make_config(o, &cfg);
-    if (rc)
-        return rc;
     raise_fd_limit();
     chat_server *srv;
-    rc = chat_server_new(&srv, cfg);
-    chat_server_config_free(cfg);
+    int rc = open_server(o, &srv);
     if (rc)
-        return report("cannot open the store", rc);
+        return rc;
     rc = chat_server_user_delete(srv, name);
     if (rc)
         report("cannot delete the user", rc);
@@ -833,15 +836,10 @@ static int cmd_admin_local(struct options *o, const char *cmd, const char **pos)
         return fail("'%s' needs the running chatd's admin listener (chatd run --admin-listen)",
                     cmd);
     o->memory = 0;
-    chat_server_config *cfg;
-    int rc = make_config(o, &cfg);
+    chat_server *srv;
+    int rc = open_server(o, &srv);
     if (rc)
         return rc;
-    chat_server *srv;
-    rc = chat_server_new(&srv, cfg);
-    chat_server_config_free(cfg);
-    if (rc)
-        return report("cannot open the store", rc);
     char *out = NULL;
     if (conv) {
         char *end;

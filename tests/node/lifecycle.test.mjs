@@ -16,9 +16,11 @@ test('edits, deletes, reactions and replies reach the other cache; search finds 
     await Promise.all([alice.waitFor('synced'), bob.waitFor('synced')]);
     const c1 = alice.sendTextTo('bob', 'see you at noon');
     const { conv, seq: s1 } = await alice.waitFor({ type: 'sent', cmid: c1 });
+    // bob's delivery may come before alice's ack: wait for it from before the send
+    const toBob = bob.waitFor({ type: 'message', text: 'secret plans' });
     const c2 = alice.sendText(conv, 'secret plans');
     const { seq: s2 } = await alice.waitFor({ type: 'sent', cmid: c2 });
-    await bob.waitFor({ type: 'message', seq: s2 });
+    assert.equal((await toBob).seq, s2);
 
     const gotReply = alice.waitFor({ type: 'message', user: 'bob' });
     const c3 = bob.sendReply(conv, 'noon works', { replyTo: s1 });

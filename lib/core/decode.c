@@ -142,7 +142,7 @@ int chat__decode_frame(const char *buf, size_t len, int max_depth, chat__decoded
     }
     /* Duplicates are looked for before "id" is detached, so a repeated "id" is caught too. */
     int dup = chat__json_has_duplicate_keys(f);
-    cJSON *id = cJSON_GetObjectItemCaseSensitive(f, "id");
+    cJSON *id = chat__json_get(f, "id");
     if (id && chat__decode_id_valid(id))
         out->re = cJSON_DetachItemViaPointer(f, id);
     if (dup < 0) {
@@ -158,7 +158,7 @@ int chat__decode_frame(const char *buf, size_t len, int max_depth, chat__decoded
                   "field 'id' must be 1-64 printable ASCII characters (no space) or an integer");
         goto err;
     }
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(f, "type");
+    const cJSON *t = chat__json_get(f, "type");
     if (!t) {
         rc = fail(out, CHAT_EINVAL, "missing_field", "field 'type' is required");
         goto err;
@@ -216,7 +216,7 @@ int chat__decode_reply(const char *buf, size_t len, chat__reply *out)
     out->frame = f;
     out->type = type ? type : "";
     out->re = re ? reply_id(re) : 0;
-    out->has_re = cJSON_GetObjectItemCaseSensitive(f, "re") != NULL;
+    out->has_re = chat__json_get(f, "re") != NULL;
     return CHAT_OK;
 err:
     cJSON_Delete(f);

@@ -70,10 +70,16 @@ static _Thread_local chat_error_info last = {CHAT_OK, "", 0};
 
 int chat__error_set(int code, int backend_code, const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(last_message, sizeof last_message, fmt, ap);
-    va_end(ap);
+    if (!strchr(fmt, '%')) { /* most messages are constant: no formatting to pay for */
+        size_t n = strnlen(fmt, sizeof last_message - 1);
+        memcpy(last_message, fmt, n);
+        last_message[n] = '\0';
+    } else {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(last_message, sizeof last_message, fmt, ap);
+        va_end(ap);
+    }
     last.code = code;
     last.message = last_message;
     last.backend_code = backend_code;

@@ -72,6 +72,16 @@ int chat__json_depth_ok(const char *buf, size_t len, int max_depth)
     return chat__json_precheck(buf, len, max_depth) != CHAT__JSON_TEXT_TOO_DEEP;
 }
 
+cJSON *chat__json_get(const cJSON *obj, const char *key)
+{
+    if (!cJSON_IsObject(obj) || !key)
+        return NULL;
+    for (cJSON *m = obj->child; m; m = m->next)
+        if (m->string && m->string[0] == key[0] && strcmp(m->string, key) == 0)
+            return m;
+    return NULL;
+}
+
 static int cmp_keys(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -87,10 +97,14 @@ static int object_has_duplicates(const cJSON *obj)
     if (n < 2)
         return 0;
     if (n <= SMALL) {
-        for (const cJSON *a = obj->child; a; a = a->next)
-            for (const cJSON *b = a->next; b; b = b->next)
-                if (strcmp(a->string ? a->string : "", b->string ? b->string : "") == 0)
+        for (const cJSON *a = obj->child; a; a = a->next) {
+            const char *ka = a->string ? a->string : "";
+            for (const cJSON *b = a->next; b; b = b->next) {
+                const char *kb = b->string ? b->string : "";
+                if (ka[0] == kb[0] && strcmp(ka, kb) == 0)
                     return 1;
+            }
+        }
         return 0;
     }
     const char **keys = chat__malloc(n * sizeof *keys);
@@ -128,9 +142,7 @@ int chat__json_has_duplicate_keys(const cJSON *node)
 
 const char *chat__json_str(const cJSON *obj, const char *key, size_t *len)
 {
-    if (!cJSON_IsObject(obj) || !key)
-        return NULL;
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *item = chat__json_get(obj, key);
     if (!cJSON_IsString(item) || !item->valuestring)
         return NULL;
     if (len)
@@ -144,9 +156,9 @@ static int get_int(const cJSON *obj, const char *key, double min, double *out)
 {
     if (!cJSON_IsObject(obj) || !key)
         return chat__error_set(CHAT_EINVAL, 0, "invalid arguments");
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *item = chat__json_get(obj, key);
     if (!item)
-        return chat__error_set(CHAT_ENOTFOUND, 0, "missing field \"%s\"", key);
+        return chat__error_set(CHAT_ENOTFOUND, 0, "missing field"); /* often not an error */
     if (!cJSON_IsNumber(item))
         return chat__error_set(CHAT_EINVAL, 0, "field \"%s\" is not a number", key);
     double d = item->valuedouble;
@@ -213,9 +225,9 @@ int chat__json_bool(const cJSON *obj, const char *key, int *out)
 {
     if (!cJSON_IsObject(obj) || !key || !out)
         return chat__error_set(CHAT_EINVAL, 0, "invalid arguments");
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *item = chat__json_get(obj, key);
     if (!item)
-        return chat__error_set(CHAT_ENOTFOUND, 0, "missing field \"%s\"", key);
+        return chat__error_set(CHAT_ENOTFOUND, 0, "missing field"); /* often not an error */
     if (!cJSON_IsBool(item))
         return chat__error_set(CHAT_EINVAL, 0, "field \"%s\" is not a boolean", key);
     *out = cJSON_IsTrue(item) ? 1 : 0;

@@ -49,9 +49,15 @@ int chat__json_precheck(const char *buf, size_t len, int max_depth);
  */
 int chat__json_has_duplicate_keys(const cJSON *node);
 
+/* obj's member named key (case-sensitive), or NULL when there is none or obj is no object.
+ * As cJSON_GetObjectItemCaseSensitive, but the first bytes are compared before the rest: a
+ * frame's lookups mostly miss on them, and a frame is read with a dozen lookups. */
+cJSON *chat__json_get(const cJSON *obj, const char *key);
+
 /*
  * Typed getters. key is looked up case-sensitively among obj's members. On failure they set
- * the error record naming the key, and leave *out untouched.
+ * the error record (naming the key, but for a missing one: an optional field is absent on
+ * every frame, and its message is not worth formatting), and leave *out untouched.
  */
 
 /* The string value of key, borrowed from obj, with its byte length in *len (if len is not

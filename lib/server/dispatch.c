@@ -33,7 +33,7 @@ int chat__arg_str(chat__conn *c, const cJSON *f, const cJSON *re, const char *ke
                   const char **out, size_t *len)
 {
     char msg[96];
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(f, key);
+    const cJSON *item = chat__json_get(f, key);
     if (!item) {
         if (!required) {
             *out = NULL;
@@ -76,7 +76,8 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
     cJSON *f = d.frame, *re = d.re;
     const char *type = d.type;
 
-    if (strcmp(type, "auth") == 0 || strcmp(type, "login") == 0) {
+    if ((type[0] == 'a' && strcmp(type, "auth") == 0) ||
+        (type[0] == 'l' && strcmp(type, "login") == 0)) {
         if (c->authed || c->auth_pending) {
             chat__conn_error(c, re, CHAT_EINVAL, "bad_field", "already authenticated", 0);
             goto out;
@@ -104,14 +105,15 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
         {"push_unregister", chat__handle_push_unregister},
         {"mute", chat__handle_mute},
     };
+    /* "send" first: most frames are sends. */
     void (*fn)(chat__conn *, cJSON *, cJSON *) = NULL;
     int known = 0;
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (strcmp(type, routes[i].type) == 0) {
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !known; i++)
+        if (type[0] == routes[i].type[0] && strcmp(type, routes[i].type) == 0) {
             fn = routes[i].fn;
             known = 1;
         }
-    int group = strncmp(type, "group_", 6) == 0 &&
+    int group = !known && strncmp(type, "group_", 6) == 0 &&
                 (strcmp(type + 6, "create") == 0 || strcmp(type + 6, "update") == 0 ||
                  strcmp(type + 6, "add") == 0 || strcmp(type + 6, "remove") == 0 ||
                  strcmp(type + 6, "leave") == 0 || strcmp(type + 6, "role") == 0);
@@ -128,7 +130,7 @@ void chat__dispatch(chat__conn *c, const char *buf, size_t len)
         chat__conn_error(c, re, CHAT_EAUTH, "not_authenticated", "authenticate first", 0);
         goto out;
     }
-    if (strcmp(type, "ping") == 0) {
+    if (known && !fn) { /* ping */
         cJSON *o = cJSON_CreateObject();
         int ok = o && cJSON_AddStringToObject(o, "type", "pong") &&
                  (!re || chat__json_add(o, "re", chat__json_id_copy(re))) &&

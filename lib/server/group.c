@@ -401,7 +401,7 @@ void chat__handle_group(chat__conn *c, cJSON *f, cJSON *re, const char *op)
     size_t n = 0;
     if (strcmp(op, "create") == 0) {
         a.op = OP_CREATE;
-        if (!arg_users(c, cJSON_GetObjectItemCaseSensitive(f, "members"), re, "members", 0,
+        if (!arg_users(c, chat__json_get(f, "members"), re, "members", 0,
                        max_members - 1, &a.users))
             goto fail;
         if (!chat__arg_str(c, f, re, "cmid", 0, &a.cmid, &n))
@@ -433,7 +433,7 @@ void chat__handle_group(chat__conn *c, cJSON *f, cJSON *re, const char *op)
     if (a.op != OP_CREATE && !chat__arg_conv(c, f, re, &a.conv))
         goto fail;
     if ((a.op == OP_ADD || a.op == OP_REMOVE) &&
-        !arg_users(c, cJSON_GetObjectItemCaseSensitive(f, "users"), re, "users", 1,
+        !arg_users(c, chat__json_get(f, "users"), re, "users", 1,
                    a.op == OP_REMOVE ? 64 : max_members, &a.users))
         goto fail;
     if (a.op == OP_ROLE) {

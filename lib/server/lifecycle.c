@@ -618,7 +618,7 @@ void chat__handle_thread_receipt(chat__conn *c, cJSON *f, cJSON *re)
     if (ok) {
         int rt = chat__json_u64(f, "thread", &a.seq), rr = chat__json_u64(f, "read", &a.read);
         if (rt != CHAT_OK || a.seq == 0 || rr != CHAT_OK ||
-            cJSON_GetObjectItemCaseSensitive(f, "delivered")) {
+            chat__json_get(f, "delivered")) {
             chat__conn_error(c, re, CHAT_EINVAL, rr == CHAT_ENOTFOUND ? "missing_field"
                                                                       : "bad_field",
                              "a thread's receipt is 'thread' and 'read' (seqs)", 0);

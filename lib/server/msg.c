@@ -38,9 +38,16 @@ static void free_send_args(void *p)
 static int direct_conv(chat__txn *tx, chat__req *r, const char *a, const char *b,
                        chat_store_conv *out)
 {
+    /* "lo\nhi": ids are at most CHAT_ID_MAX bytes, so it fits (no snprintf on every send). */
     char key[sizeof out->dm_key];
+    _Static_assert(sizeof key >= 2 * CHAT_ID_MAX + 2, "a direct key holds two ids");
     int lt = strcmp(a, b) < 0;
-    snprintf(key, sizeof key, "%s\n%s", lt ? a : b, lt ? b : a);
+    const char *lo = lt ? a : b, *hi = lt ? b : a;
+    size_t nlo = strnlen(lo, CHAT_ID_MAX), nhi = strnlen(hi, CHAT_ID_MAX);
+    memcpy(key, lo, nlo);
+    key[nlo] = '\n';
+    memcpy(key + nlo + 1, hi, nhi);
+    key[nlo + 1 + nhi] = '\0';
     int rc = tx->ops->conv_find_direct(tx->st, key, out);
     if (rc == CHAT_OK)
         return CHAT_OK;
@@ -285,7 +292,7 @@ static int send_run(chat__job *job, chat__txn *tx)
  * the error. */
 static char *media_body(chat__conn *c, const cJSON *f, const cJSON *re)
 {
-    const cJSON *media = cJSON_GetObjectItemCaseSensitive(f, "media");
+    const cJSON *media = chat__json_get(f, "media");
     if (!media) {
         chat__conn_error(c, re, CHAT_EINVAL, "missing_field", "field 'media' is required", 0);
         return NULL;
@@ -301,7 +308,7 @@ static char *media_body(chat__conn *c, const cJSON *f, const cJSON *re)
     cJSON *out = cJSON_CreateObject();
     int ok = out != NULL;
     for (size_t i = 0; ok && i < 3; i++) {
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(media, strs[i].key);
+        const cJSON *s = chat__json_get(media, strs[i].key);
         size_t n = cJSON_IsString(s) ? strlen(s->valuestring) : 0;
         if (!cJSON_IsString(s) || n == 0 || n > strs[i].max) {
             char msg[96];
@@ -368,8 +375,8 @@ void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
     const char *kind = NULL;
     char *media = NULL;
 
-    int has_conv = cJSON_GetObjectItemCaseSensitive(f, "conv") != NULL;
-    int has_to = cJSON_GetObjectItemCaseSensitive(f, "to") != NULL;
+    int has_conv = chat__json_get(f, "conv") != NULL;
+    int has_to = chat__json_get(f, "to") != NULL;
     if (has_conv == has_to) {
         chat__conn_error(c, re, CHAT_EINVAL, has_conv ? "bad_field" : "missing_field",
                          "exactly one of 'conv' and 'to' is required", 0);
@@ -417,7 +424,7 @@ void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
         a.body = media;
         a.body_len = strlen(media);
         const cJSON *mid =
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(f, "media"), "id");
+            chat__json_get(chat__json_get(f, "media"), "id");
         if (chat__media_id_valid(mid->valuestring, strlen(mid->valuestring)))
             strcpy(a.media_id, mid->valuestring);
     } else {
@@ -428,9 +435,9 @@ void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
     uint64_t rel[2] = {0, 0};
     static const char *const rel_keys[2] = {"reply", "thread"};
     for (int i = 0; i < 2; i++) {
+        if (!chat__json_get(f, rel_keys[i]))
+            continue; /* absent: no error record to format */
         int rr = chat__json_u64(f, rel_keys[i], &rel[i]);
-        if (rr == CHAT_ENOTFOUND)
-            continue;
         if (rr != CHAT_OK || rel[i] == 0) {
             char msg[64];
             snprintf(msg, sizeof msg, "'%s' must be a message's seq", rel_keys[i]);

@@ -125,7 +125,7 @@ static void contacts_after(chat_server *srv, chat__req *r)
                                r->job.message[0] ? r->job.message : "presence failed", 0);
         return;
     }
-    const cJSON *want = cJSON_GetObjectItemCaseSensitive(r->args, "users");
+    const cJSON *want = chat__json_get(r->args, "users");
     cJSON *o = r->re ? chat__req_reply(r, "presence") : cJSON_CreateObject();
     int ok = o && (r->re || cJSON_AddStringToObject(o, "type", "presence"));
     cJSON *users = ok ? cJSON_AddArrayToObject(o, "users") : NULL;
@@ -191,7 +191,7 @@ void chat__presence_snapshot(chat__conn *c)
 
 void chat__handle_presence(chat__conn *c, cJSON *f, cJSON *re)
 {
-    const cJSON *users = cJSON_GetObjectItemCaseSensitive(f, "users");
+    const cJSON *users = chat__json_get(f, "users");
     int n = cJSON_IsArray(users) ? cJSON_GetArraySize(users) : -1;
     const cJSON *u;
     int ok = n >= 1 && n <= 1024;

@@ -623,7 +623,7 @@ void chat__handle_mute(chat__conn *c, cJSON *f, cJSON *re)
         drop(f, re);
         return;
     }
-    const cJSON *until = cJSON_GetObjectItemCaseSensitive(f, "until");
+    const cJSON *until = chat__json_get(f, "until");
     if (until && !cJSON_IsNull(until)) {
         uint64_t v;
         if (chat__json_u64(f, "until", &v) != CHAT_OK) {

@@ -73,7 +73,7 @@ static int receipt_run(chat__job *job, chat__txn *tx)
 
 void chat__handle_receipt(chat__conn *c, cJSON *f, cJSON *re)
 {
-    if (cJSON_GetObjectItemCaseSensitive(f, "thread")) { /* a thread's own watermark */
+    if (chat__json_get(f, "thread")) { /* a thread's own watermark */
         chat__handle_thread_receipt(c, f, re);
         return;
     }

@@ -143,7 +143,7 @@ void chat__handle_search(chat__conn *c, cJSON *f, cJSON *re)
         chat__conn_error(c, re, CHAT_EINVAL, "bad_field", "'query' must be 1-256 bytes", 0);
         goto fail;
     }
-    if (cJSON_GetObjectItemCaseSensitive(f, "conv") && !chat__arg_conv(c, f, re, &a.conv))
+    if (chat__json_get(f, "conv") && !chat__arg_conv(c, f, re, &a.conv))
         goto fail;
     int rb = chat__json_u64(f, "before", &a.before);
     if (rb != CHAT_OK && rb != CHAT_ENOTFOUND) {

@@ -563,12 +563,8 @@ int64_t chat__cache_ji(const cJSON *o, const char *k)
 int chat__cache_conv_locked(chat__cache *c, chat_conv_id conv, chat__conv_row *out)
 {
     memset(out, 0, sizeof *out);
-    /* contig_seq: the end of the run of cached seqs that starts at the lowest one. A live
-     * message past a gap raises max_seq but not contig_seq, so sync fetches from the gap. */
     sqlite3_stmt *st = chat__cache_prep(c, "SELECT head, delivered, read, joined, role, kind,"
-                               " (SELECT max(seq) FROM messages WHERE conv=?1),"
-                               " (SELECT min(m.seq) FROM messages m WHERE m.conv=?1 AND NOT EXISTS"
-                               "  (SELECT 1 FROM messages n WHERE n.conv=?1 AND n.seq=m.seq+1))"
+                               " (SELECT max(seq) FROM messages WHERE conv=?1)"
                                " FROM convs WHERE conv=?1");
     if (!st)
         return CHAT_EIO;
@@ -583,11 +579,30 @@ int chat__cache_conv_locked(chat__cache *c, chat_conv_id conv, chat__conv_row *o
         out->role = sqlite3_column_int(st, 4);
         out->kind = sqlite3_column_int(st, 5);
         out->max_seq = (uint64_t)sqlite3_column_int64(st, 6);
-        out->contig_seq = (uint64_t)sqlite3_column_int64(st, 7);
         r = CHAT_OK;
     }
     sqlite3_finalize(st);
     return r;
+}
+
+uint64_t chat__cache_conv_contig(chat__cache *c, chat_conv_id conv)
+{
+    /* A walk from the lowest cached seq to the first gap, one index lookup per message: kept
+     * out of chat__cache_conv_get, which every live message and ack reads, so that storing a
+     * message does not cost the length of the conversation. */
+    chat__cache_lock(c);
+    sqlite3_stmt *st = chat__cache_prep(c, "SELECT min(m.seq) FROM messages m WHERE m.conv=?1 AND"
+                               " NOT EXISTS (SELECT 1 FROM messages n WHERE n.conv=?1 AND"
+                               " n.seq=m.seq+1)");
+    uint64_t seq = 0;
+    if (st) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            seq = (uint64_t)sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    chat__cache_unlock(c);
+    return seq;
 }
 
 int chat__cache_conv_get(chat__cache *c, chat_conv_id conv, chat__conv_row *out)

@@ -861,6 +861,8 @@ int chat__cache_watermark(chat__cache *c, chat_conv_id conv, const char *user, u
     }
     chat__cache_done(c, st);
     if (r == CHAT_OK && me && strcmp(user, me) == 0) {
+        chat__conv_row before;
+        int had = chat__cache_conv_locked(c, conv, &before) == CHAT_OK;
         st = chat__cache_prep(c, "UPDATE convs SET delivered=max(delivered, ?2), read=max(read, ?3)"
                      " WHERE conv=?1");
         if (!st)
@@ -873,7 +875,10 @@ int chat__cache_watermark(chat__cache *c, chat_conv_id conv, const char *user, u
                 r = chat__cache_err(c, "my watermark");
         }
         chat__cache_done(c, st);
-        if (r == CHAT_OK)
+        /* The unread count is what lies past my read mark, so only a read mark that moves
+         * changes it: the recount costs a row per unread message, and my delivered mark comes
+         * back for every message this device takes. */
+        if (r == CHAT_OK && had && read > before.read)
             r = chat__cache_recount(c, conv, me);
     }
     chat__cache_unlock(c);

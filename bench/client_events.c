@@ -1,11 +1,17 @@
-/* client-events: the C engine alone, for comparing bindings against it (bench/node-bench.mjs).
+/* client-events: the C engine alone, for comparing bindings against it (bench/node-bench.mjs,
+ * bindings/python/bench.py, run by bench/bindings-bench.sh).
  *
- *   client-events recv URL TOKEN N       wait for SYNCED, print "ready", wait for a line on
- *                                        stdin (messages pile up in the queue meanwhile), then
- *                                        count N MESSAGE events from the queue
- *   client-events send URL TOKEN PEER N  send N texts to PEER, wait for the last ack
- *   client-events sendcost N             N chat_client_send_text_to calls on a client that is
- *                                        not started (in-memory outbox): the cost of a call
+ *   client-events recv URL TOKEN N TAG       wait for SYNCED, print "ready", wait for a line on
+ *                                            stdin (messages pile up in the queue meanwhile),
+ *                                            then take events until N MESSAGE events whose text
+ *                                            starts with TAG (earlier rounds' messages a sync
+ *                                            may bring are not counted)
+ *   client-events live URL TOKEN N TAG       the same without waiting: take the messages as
+ *                                            they arrive
+ *   client-events send URL TOKEN PEER N TAG  send N texts "TAG i" to PEER, wait for the last ack
+ *   client-events sendcost N                 N chat_client_send_text_to calls on a client that
+ *                                            is not started (in-memory outbox): the cost of a
+ *                                            call
  *
  * Prints one RESULT line; CPU time is the whole process's (the engine's loop thread too). */
 #include <chat/chat.h>
@@ -70,30 +76,37 @@ static chat_event *wait_type(chat_client *c, int type)
 
 int main(int argc, char **argv)
 {
-    if (argc == 5 && strcmp(argv[1], "recv") == 0) {
+    int live = argc == 6 && strcmp(argv[1], "live") == 0;
+    if (live || (argc == 6 && strcmp(argv[1], "recv") == 0)) {
         long n = atol(argv[4]);
+        const char *tag = argv[5];
+        size_t tag_len = strlen(tag);
         chat_client *c = open_client(argv[2], argv[3], 1);
         chat_event_free(wait_type(c, CHAT_EVENT_SYNCED));
         printf("ready\n");
         fflush(stdout);
         char line[16];
-        if (!fgets(line, sizeof line, stdin))
+        if (!live && !fgets(line, sizeof line, stdin))
             return 1;
         double t0 = 0, c0 = 0;
-        for (long i = 0; i < n; i++) {
-            chat_event_free(wait_type(c, CHAT_EVENT_MESSAGE));
-            if (i == 0) {
+        for (long i = 0; i < n;) {
+            chat_event *ev = wait_type(c, CHAT_EVENT_MESSAGE);
+            size_t len = 0;
+            const char *text = chat_event_text(ev, &len);
+            if (text && len >= tag_len && memcmp(text, tag, tag_len) == 0 && i++ == 0) {
                 t0 = now_s();
                 c0 = cpu_s();
             }
+            chat_event_free(ev);
         }
         double secs = now_s() - t0, cpu = cpu_s() - c0;
-        printf("RESULT mode=recv events=%ld secs=%.3f events_per_s=%.0f cpu_us_per_event=%.2f\n",
-               n, secs, n > 1 ? (double)(n - 1) / secs : 0, n > 1 ? cpu * 1e6 / (double)(n - 1) : 0);
+        printf("RESULT mode=%s events=%ld secs=%.3f events_per_s=%.0f cpu_us_per_event=%.2f\n",
+               argv[1], n, secs, n > 1 ? (double)(n - 1) / secs : 0,
+               n > 1 ? cpu * 1e6 / (double)(n - 1) : 0);
         chat_client_free(c);
         return 0;
     }
-    if (argc == 6 && strcmp(argv[1], "send") == 0) {
+    if (argc == 7 && strcmp(argv[1], "send") == 0) {
         long n = atol(argv[5]);
         chat_client *c = open_client(argv[2], argv[3], 1);
         chat_event_free(wait_type(c, CHAT_EVENT_SYNCED));
@@ -101,7 +114,7 @@ int main(int argc, char **argv)
         double t0 = now_s();
         for (long i = 0; i < n; i++) {
             char text[64];
-            int len = snprintf(text, sizeof text, "bench %ld", i);
+            int len = snprintf(text, sizeof text, "%.40s %ld", argv[6], i);
             chat_string_free(last);
             last = NULL;
             if (chat_client_send_text_to(&last, c, argv[4], text, (size_t)len) != CHAT_OK) {
@@ -136,6 +149,7 @@ int main(int argc, char **argv)
         chat_client_free(c);
         return 0;
     }
-    fprintf(stderr, "usage: client-events recv URL TOKEN N | send URL TOKEN PEER N | sendcost N\n");
+    fprintf(stderr, "usage: client-events recv|live URL TOKEN N TAG | send URL TOKEN PEER N TAG | "
+                    "sendcost N\n");
     return 2;
 }

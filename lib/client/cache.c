@@ -51,6 +51,15 @@ int chat__cache_err(chat__cache *c, const char *what)
 
 int chat__cache_exec(chat__cache *c, const char *sql)
 {
+    if (!strchr(sql, ';')) { /* one statement (BEGIN, COMMIT): the prepared one */
+        sqlite3_stmt *st = chat__cache_prep(c, sql);
+        if (!st)
+            return CHAT_EIO;
+        int rc = sqlite3_step(st);
+        int r = rc == SQLITE_DONE || rc == SQLITE_ROW ? CHAT_OK : chat__cache_err(c, sql);
+        chat__cache_done(c, st);
+        return r;
+    }
     char *msg = NULL;
     int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
@@ -63,12 +72,43 @@ int chat__cache_exec(chat__cache *c, const char *sql)
 
 sqlite3_stmt *chat__cache_prep(chat__cache *c, const char *sql)
 {
+    int i = 0;
+    while (i < c->nstmts && c->stmts[i].sql != sql)
+        i++;
+    if (i < c->nstmts && !c->stmts[i].busy) {
+        c->stmts[i].busy = 1;
+        return c->stmts[i].st;
+    }
+    /* kept when new and there is room; else (in use further up the stack) a one-off */
+    int keep = i == c->nstmts && i < CHAT__CACHE_STMTS;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v3(c->db, sql, -1, keep ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) !=
+        SQLITE_OK) {
         chat__cache_err(c, "prepare");
+        sqlite3_finalize(st);
         return NULL;
     }
+    if (keep) {
+        c->stmts[i].sql = sql;
+        c->stmts[i].st = st;
+        c->stmts[i].busy = 1;
+        c->nstmts++;
+    }
     return st;
+}
+
+void chat__cache_done(chat__cache *c, sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < c->nstmts; i++)
+        if (c->stmts[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            c->stmts[i].busy = 0;
+            return;
+        }
+    sqlite3_finalize(st);
 }
 
 void chat__cache_lock(chat__cache *c) { pthread_mutex_lock(&c->mu); }
@@ -108,7 +148,7 @@ int chat__cache_open(chat__cache **out, const char *path)
     int version = -1;
     if (st && sqlite3_step(st) == SQLITE_ROW)
         version = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     if (r == CHAT_OK && version < 0)
         r = chat__cache_err(c, "user_version");
     if (r == CHAT_OK && version > CHAT__CACHE_SCHEMA)
@@ -149,6 +189,8 @@ void chat__cache_close(chat__cache *c)
 {
     if (!c)
         return;
+    for (int i = 0; i < c->nstmts; i++)
+        sqlite3_finalize(c->stmts[i].st);
     if (c->db)
         sqlite3_close_v2(c->db);
     pthread_mutex_destroy(&c->mu);
@@ -169,7 +211,7 @@ int chat__cache_meta_get(chat__cache *c, const char *key, char **out)
         *out = chat__cache_col_dup(st, 0);
         r = *out ? CHAT_OK : CHAT_ENOMEM;
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     chat__cache_unlock(c);
     return r;
 }
@@ -187,7 +229,7 @@ int chat__cache_meta_set(chat__cache *c, const char *key, const char *value)
         if (sqlite3_step(st) != SQLITE_DONE)
             r = chat__cache_err(c, "meta");
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     chat__cache_unlock(c);
     return r;
 }
@@ -204,7 +246,7 @@ int chat__cache_meta_del(chat__cache *c, const char *key)
         if (sqlite3_step(st) != SQLITE_DONE)
             r = chat__cache_err(c, "meta");
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     chat__cache_unlock(c);
     return r;
 }
@@ -277,7 +319,7 @@ static int outbox_insert(chat__cache *c, chat_conv_id conv, const char *to_user,
         if (sqlite3_step(st) != SQLITE_DONE)
             r = chat__cache_err(c, "outbox insert");
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     chat__cache_unlock(c);
     return r;
 }
@@ -316,7 +358,7 @@ int chat__cache_outbox_first(chat__cache *c, chat__outbox_row *row)
         r = row->text && (row->media || sqlite3_column_type(st, 5) == SQLITE_NULL) ? CHAT_OK
                                                                                   : CHAT_ENOMEM;
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     chat__cache_unlock(c);
     if (r != CHAT_OK)
         chat__cache_outbox_row_free(row);
@@ -340,7 +382,7 @@ static int bump_conv(chat__cache *c, chat_conv_id conv, uint64_t seq, int64_t ts
     sqlite3_bind_int64(st, 3, ts);
     sqlite3_bind_int(st, 4, counts && !mine);
     int r = sqlite3_step(st) == SQLITE_DONE ? CHAT_OK : chat__cache_err(c, "conv head");
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     if (r == CHAT_OK && mine) {
         st = chat__cache_prep(c, "UPDATE convs SET read=max(read, ?2), delivered=max(delivered, ?2)"
                      " WHERE conv=?1");
@@ -349,7 +391,7 @@ static int bump_conv(chat__cache *c, chat_conv_id conv, uint64_t seq, int64_t ts
         sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
         r = sqlite3_step(st) == SQLITE_DONE ? CHAT_OK : chat__cache_err(c, "conv read");
-        sqlite3_finalize(st);
+        chat__cache_done(c, st);
     }
     return r;
 }
@@ -395,7 +437,7 @@ static int insert_msg(chat__cache *c, const cJSON *msg, int kind, const char *te
     sqlite3_bind_int(st, 14, flags);
     int r = sqlite3_step(st) == SQLITE_DONE ? (sqlite3_changes(c->db) > 0)
                                             : chat__cache_err(c, "msg");
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     if (r == 1 && !flags && (kind == CHAT_MSG_TEXT || kind == CHAT_MSG_MEDIA)) {
         int ir = chat__cache_index(c, sqlite3_last_insert_rowid(c->db), kind,
                                    keep_text ? text : "", keep_text ? text_len : 0, json);
@@ -436,7 +478,7 @@ int chat__cache_outbox_ack(chat__cache *c, const char *cmid, chat_conv_id conv, 
                 r = CHAT_ENOMEM;
         }
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     if (r == CHAT_OK && found) {
         /* The message as the server would send it. The outbox holds only media JSON this
          * engine wrote, so a parse that fails ran out of memory: the ack is then not taken
@@ -483,7 +525,7 @@ int chat__cache_outbox_ack(chat__cache *c, const char *cmid, chat_conv_id conv, 
                 if (sqlite3_step(st) != SQLITE_DONE)
                     r = chat__cache_err(c, "outbox delete");
             }
-            sqlite3_finalize(st);
+            chat__cache_done(c, st);
         }
     }
     chat__free(text);
@@ -510,7 +552,7 @@ int chat__cache_outbox_fail(chat__cache *c, const char *cmid, int code, const ch
         if (sqlite3_step(st) != SQLITE_DONE)
             r = chat__cache_err(c, "outbox fail");
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     chat__cache_unlock(c);
     return r;
 }
@@ -526,7 +568,7 @@ int chat__cache_outbox_count(chat__cache *c, size_t *out)
         *out = (size_t)sqlite3_column_int64(st, 0);
     else
         r = chat__cache_err(c, "outbox count");
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     chat__cache_unlock(c);
     return r;
 }
@@ -563,12 +605,8 @@ int64_t chat__cache_ji(const cJSON *o, const char *k)
 int chat__cache_conv_locked(chat__cache *c, chat_conv_id conv, chat__conv_row *out)
 {
     memset(out, 0, sizeof *out);
-    /* contig_seq: the end of the run of cached seqs that starts at the lowest one. A live
-     * message past a gap raises max_seq but not contig_seq, so sync fetches from the gap. */
     sqlite3_stmt *st = chat__cache_prep(c, "SELECT head, delivered, read, joined, role, kind,"
-                               " (SELECT max(seq) FROM messages WHERE conv=?1),"
-                               " (SELECT min(m.seq) FROM messages m WHERE m.conv=?1 AND NOT EXISTS"
-                               "  (SELECT 1 FROM messages n WHERE n.conv=?1 AND n.seq=m.seq+1))"
+                               " (SELECT max(seq) FROM messages WHERE conv=?1)"
                                " FROM convs WHERE conv=?1");
     if (!st)
         return CHAT_EIO;
@@ -583,11 +621,30 @@ int chat__cache_conv_locked(chat__cache *c, chat_conv_id conv, chat__conv_row *o
         out->role = sqlite3_column_int(st, 4);
         out->kind = sqlite3_column_int(st, 5);
         out->max_seq = (uint64_t)sqlite3_column_int64(st, 6);
-        out->contig_seq = (uint64_t)sqlite3_column_int64(st, 7);
         r = CHAT_OK;
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     return r;
+}
+
+uint64_t chat__cache_conv_contig(chat__cache *c, chat_conv_id conv)
+{
+    /* A walk from the lowest cached seq to the first gap, one index lookup per message: kept
+     * out of chat__cache_conv_get, which every live message and ack reads, so that storing a
+     * message does not cost the length of the conversation. */
+    chat__cache_lock(c);
+    sqlite3_stmt *st = chat__cache_prep(c, "SELECT min(m.seq) FROM messages m WHERE m.conv=?1 AND"
+                               " NOT EXISTS (SELECT 1 FROM messages n WHERE n.conv=?1 AND"
+                               " n.seq=m.seq+1)");
+    uint64_t seq = 0;
+    if (st) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            seq = (uint64_t)sqlite3_column_int64(st, 0);
+    }
+    chat__cache_done(c, st);
+    chat__cache_unlock(c);
+    return seq;
 }
 
 int chat__cache_conv_get(chat__cache *c, chat_conv_id conv, chat__conv_row *out)
@@ -649,7 +706,7 @@ int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
         if (sqlite3_step(st) != SQLITE_DONE)
             r = chat__cache_err(c, "conv upsert");
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     if (r == CHAT_OK && had && old.read > chat__cache_ju(conv, "read"))
         r = chat__cache_recount(c, id, me);
     const cJSON *members = cJSON_GetObjectItemCaseSensitive(conv, "members");
@@ -663,7 +720,7 @@ int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
             if (sqlite3_step(st) != SQLITE_DONE)
                 r = chat__cache_err(c, "members reset");
         }
-        sqlite3_finalize(st);
+        chat__cache_done(c, st);
         const cJSON *m;
         cJSON_ArrayForEach(m, members)
         {
@@ -690,7 +747,7 @@ int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
             sqlite3_bind_int64(st, 7, chat__cache_ji(m, "read_ts"));
             if (sqlite3_step(st) != SQLITE_DONE)
                 r = chat__cache_err(c, "member upsert");
-            sqlite3_finalize(st);
+            chat__cache_done(c, st);
         }
     }
     if (r == CHAT_OK)
@@ -725,7 +782,7 @@ static int uncount(chat__cache *c, chat_conv_id conv, int n)
     sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
     sqlite3_bind_int(st, 2, n);
     int r = sqlite3_step(st) == SQLITE_DONE ? CHAT_OK : chat__cache_err(c, "unread");
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     return r;
 }
 
@@ -802,8 +859,10 @@ int chat__cache_watermark(chat__cache *c, chat_conv_id conv, const char *user, u
         if (sqlite3_step(st) != SQLITE_DONE)
             r = chat__cache_err(c, "watermark");
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     if (r == CHAT_OK && me && strcmp(user, me) == 0) {
+        chat__conv_row before;
+        int had = chat__cache_conv_locked(c, conv, &before) == CHAT_OK;
         st = chat__cache_prep(c, "UPDATE convs SET delivered=max(delivered, ?2), read=max(read, ?3)"
                      " WHERE conv=?1");
         if (!st)
@@ -815,8 +874,11 @@ int chat__cache_watermark(chat__cache *c, chat_conv_id conv, const char *user, u
             if (sqlite3_step(st) != SQLITE_DONE)
                 r = chat__cache_err(c, "my watermark");
         }
-        sqlite3_finalize(st);
-        if (r == CHAT_OK)
+        chat__cache_done(c, st);
+        /* The unread count is what lies past my read mark, so only a read mark that moves
+         * changes it: the recount costs a row per unread message, and my delivered mark comes
+         * back for every message this device takes. */
+        if (r == CHAT_OK && had && read > before.read)
             r = chat__cache_recount(c, conv, me);
     }
     chat__cache_unlock(c);
@@ -838,7 +900,7 @@ int chat__cache_conv_muted(chat__cache *c, chat_conv_id conv, int64_t until_ms)
         else if (sqlite3_changes(c->db) == 0)
             r = CHAT_ENOTFOUND;
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     chat__cache_unlock(c);
     return r;
 }
@@ -861,7 +923,7 @@ int chat__cache_mark_read(chat__cache *c, chat_conv_id conv, uint64_t seq)
             if (sqlite3_step(st) != SQLITE_DONE)
                 r = chat__cache_err(c, "mark read");
         }
-        sqlite3_finalize(st);
+        chat__cache_done(c, st);
         if (r == CHAT_OK)
             r = chat__cache_recount(c, conv, NULL);
     } else if (r == CHAT_ENOTFOUND) {
@@ -918,7 +980,7 @@ int chat__cache_convs(chat__cache *c, const char *me, struct chat_conv_list **ou
                 r = CHAT_ENOMEM;
         }
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     chat__cache_unlock(c);
     if (r != CHAT_OK) {
         chat_conv_list_free(l);
@@ -945,7 +1007,7 @@ static void counts_locked(chat__cache *c, const char *me, chat_conv_id conv, uin
         *d = (size_t)sqlite3_column_int64(st, 1);
         *rd = (size_t)sqlite3_column_int64(st, 2);
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
 }
 
 static int status_of(size_t d, size_t rd, size_t others)
@@ -1044,7 +1106,7 @@ int chat__cache_history(chat__cache *c, const char *me, chat_conv_id conv, uint6
             if (expect + 1 > lo)
                 *missing = 1;
         }
-        sqlite3_finalize(st);
+        chat__cache_done(c, st);
         /* ascending order, and statuses of my messages */
         for (size_t i = 0; i < l->n / 2; i++) {
             chat__msg_item t = l->v[i];
@@ -1089,7 +1151,7 @@ int chat__cache_outbox_list(chat__cache *c, struct chat_msg_list **out)
                 l->v[l->n - 1].status = sqlite3_column_int(st, 8) ? CHAT_MSG_STATUS_FAILED
                                                                   : CHAT_MSG_STATUS_SENDING;
         }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     chat__cache_unlock(c);
     if (r != CHAT_OK) {
         chat_msg_list_free(l);
@@ -1115,7 +1177,7 @@ int chat__cache_status(chat__cache *c, const char *me, const char *cmid, int *st
             r = CHAT_OK;
         }
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     if (r == CHAT_ENOTFOUND) {
         st = chat__cache_prep(c, "SELECT conv, seq FROM messages WHERE cmid=? AND sender=? LIMIT 1");
         if (!st)
@@ -1129,7 +1191,7 @@ int chat__cache_status(chat__cache *c, const char *me, const char *cmid, int *st
                 r = CHAT_OK;
             }
         }
-        sqlite3_finalize(st);
+        chat__cache_done(c, st);
         if (r == CHAT_OK) {
             size_t d, rd, o;
             counts_locked(c, me, *conv, *seq, &d, &rd, &o);

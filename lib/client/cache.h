@@ -30,7 +30,6 @@ typedef struct chat__outbox_row {
 typedef struct chat__conv_row {
     chat_conv_id conv;
     uint64_t head, delivered, read, joined, max_seq;
-    uint64_t contig_seq; /* end of the contiguous run from the lowest cached seq */
     int role;  /* chat_role */
     int kind;  /* chat_conv_kind */
 } chat__conv_row;
@@ -81,6 +80,9 @@ int chat__cache_conv_upsert(chat__cache *c, const cJSON *conv, const char *me,
 int chat__cache_conv_muted(chat__cache *c, chat_conv_id conv, int64_t until_ms);
 /* CHAT_OK or CHAT_ENOTFOUND. */
 int chat__cache_conv_get(chat__cache *c, chat_conv_id conv, chat__conv_row *out);
+/* The end of the contiguous run of cached seqs that starts at the lowest one (0: none). A live
+ * message past a gap raises max_seq but not this, so a sync fetches from the gap. */
+uint64_t chat__cache_conv_contig(chat__cache *c, chat_conv_id conv);
 /* What a stored message changed in the cache beside itself. */
 typedef struct chat__change {
     int kind;        /* 0: nothing; CHAT_MSG_EDIT, _DELETE, _REACT: message target of conv;

@@ -12,10 +12,21 @@
 
 struct chat__fts;
 
+/* How many statements a cache keeps prepared (there are fewer distinct ones). */
+#define CHAT__CACHE_STMTS 64
+
 struct chat__cache {
     sqlite3 *db;
     pthread_mutex_t mu;
     struct chat__fts *fts; /* the search tokenizer, owned by db */
+    /* Prepared statements by their SQL text's address: compiling one costs more than running
+     * it, and storing a message runs about ten. busy: handed out, not yet back. */
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+        int busy;
+    } stmts[CHAT__CACHE_STMTS];
+    int nstmts;
 };
 
 /* chat__cache_msg flags: how a cached message was erased. */
@@ -24,7 +35,13 @@ struct chat__cache {
 
 int chat__cache_err(chat__cache *c, const char *what);
 int chat__cache_exec(chat__cache *c, const char *sql);
+/* A statement for sql (a string that lives as long as the cache: a literal), from the
+ * prepared ones when it is there and not in use; give it back with chat__cache_done, never
+ * sqlite3_finalize. NULL and the error set when it does not compile. */
 sqlite3_stmt *chat__cache_prep(chat__cache *c, const char *sql);
+/* Reset a statement of chat__cache_prep for its next use (finalize one it did not keep).
+ * NULL is fine. */
+void chat__cache_done(chat__cache *c, sqlite3_stmt *st);
 void chat__cache_lock(chat__cache *c);
 void chat__cache_unlock(chat__cache *c);
 char *chat__cache_col_dup(sqlite3_stmt *st, int i);

@@ -79,7 +79,7 @@ static int fts_write(chat__cache *c, int del, int64_t rowid, int kind, const cha
         if (sqlite3_step(st) != SQLITE_DONE)
             r = chat__cache_err(c, "search index");
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     chat__free(owned);
     return r;
 }
@@ -110,7 +110,7 @@ static int load_key(chat__cache *c)
             r = CHAT_OK;
         }
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     sodium_memzero(key, sizeof key);
     return r == CHAT_OK ? r : chat__error_set(CHAT_EIO, 0, "cache: no search key");
 }
@@ -126,7 +126,7 @@ static int index_all(chat__cache *c)
                               (const char *)sqlite3_column_text(st, 2),
                               (size_t)sqlite3_column_bytes(st, 2),
                               (const char *)sqlite3_column_text(st, 3));
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     return r;
 }
 
@@ -190,7 +190,7 @@ static int get_cached(chat__cache *c, chat_conv_id conv, uint64_t seq, cached *o
         out->flags = sqlite3_column_int(st, 5);
         r = out->text && out->json ? CHAT_OK : CHAT_ENOMEM;
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     if (r != CHAT_OK)
         cached_free(out);
     return r;
@@ -237,7 +237,7 @@ static int update_row(chat__cache *c, int64_t rowid, const char *text, size_t le
     sqlite3_bind_int(st, 4, flags);
     sqlite3_bind_int64(st, 5, rowid);
     int r = sqlite3_step(st) == SQLITE_DONE ? CHAT_OK : chat__cache_err(c, "message update");
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     return r;
 }
 
@@ -249,7 +249,7 @@ static int clear_reactions(chat__cache *c, chat_conv_id conv, uint64_t seq)
     sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
     int r = sqlite3_step(st) == SQLITE_DONE ? CHAT_OK : chat__cache_err(c, "reactions");
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     return r;
 }
 
@@ -268,7 +268,7 @@ static int unread_now(chat__cache *c, chat_conv_id conv, uint64_t seq)
         if (sqlite3_step(st) == SQLITE_ROW)
             n = sqlite3_column_int(st, 0);
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     return n;
 }
 
@@ -310,7 +310,7 @@ static int expire_now(chat__cache *c, chat_conv_id conv, uint64_t seq)
         sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
         if (sqlite3_step(st) != SQLITE_DONE)
             t = chat__cache_err(c, "unread");
-        sqlite3_finalize(st);
+        chat__cache_done(c, st);
     }
     return t;
 }
@@ -355,7 +355,7 @@ static int react_cached(chat__cache *c, chat_conv_id conv, uint64_t seq, const c
     if (on)
         sqlite3_bind_int64(st, 5, ts);
     int r = sqlite3_step(st) == SQLITE_DONE ? CHAT_OK : chat__cache_err(c, "reaction");
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     return r;
 }
 
@@ -399,7 +399,7 @@ static int erase_sender(chat__cache *c, chat_conv_id conv, const char *user, int
             seqs[n++] = (uint64_t)sqlite3_column_int64(st, 0);
         }
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     for (size_t i = 0; r == CHAT_OK && i < n; i++) {
         *uncounted += unread_now(c, conv, seqs[i]);
         int t = tombstone(c, conv, seqs[i], CHAT__CACHE_DELETED);
@@ -503,7 +503,7 @@ int chat__cache_recount(chat__cache *c, chat_conv_id conv, const char *me)
     if (me)
         sqlite3_bind_text(st, 2, me, -1, SQLITE_STATIC);
     int r = sqlite3_step(st) == SQLITE_DONE ? CHAT_OK : chat__cache_err(c, "unread");
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     return r;
 }
 
@@ -557,7 +557,7 @@ int chat__cache_expire_due(chat__cache *c, int64_t now_ms, chat__expired_cb cb, 
             due[n++].seq = (uint64_t)sqlite3_column_int64(st, 1);
         }
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     if (r == CHAT_OK && n)
         r = chat__cache_exec(c, "BEGIN IMMEDIATE");
     for (size_t i = 0; r == CHAT_OK && i < n; i++) {
@@ -605,7 +605,7 @@ int chat__cache_reactions_json(chat__cache *c, chat_conv_id conv, uint64_t seq, 
         }
         cJSON_AddItemToArray(users, cJSON_CreateString(user));
     }
-    sqlite3_finalize(st);
+    chat__cache_done(c, st);
     if (r == CHAT_OK && cJSON_GetArraySize(a) > 0) {
         char *js = cJSON_PrintUnformatted(a);
         *out = js ? chat__strdup(js) : NULL;
@@ -642,7 +642,7 @@ int chat__cache_search(chat__cache *c, const char *query, chat_conv_id conv, int
             while (r == CHAT_OK && sqlite3_step(st) == SQLITE_ROW)
                 r = chat__cache_list_add(c, l, st);
         }
-        sqlite3_finalize(st);
+        chat__cache_done(c, st);
     }
     chat__cache_unlock(c);
     chat__free(match);

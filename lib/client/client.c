@@ -425,8 +425,9 @@ static void on_convs(chat_client *c, const cJSON *o)
          * arrived past a gap must not hide the gap from the sync. Only a brand-new cache
          * starts a conversation at its newest page: after the first sync, a conversation new
          * to the cache began while this device was away, and all of it is news to it. */
-        if (head > row.contig_seq) {
-            uint64_t after = row.contig_seq;
+        uint64_t contig = head > row.joined ? chat__cache_conv_contig(c->cache, row.conv) : 0;
+        if (head > contig) {
+            uint64_t after = contig;
             if (after == 0 && head > FIRST_FETCH && c->sync_first)
                 after = head - FIRST_FETCH;
             if (after < row.joined)
@@ -791,7 +792,8 @@ static void fetch_gap(chat_client *c, uint64_t conv)
         c->sync_more = 0;
         c->syncing = 1;
     }
-    add_fetch(c, conv, row.contig_seq > row.joined ? row.contig_seq : row.joined, 0);
+    uint64_t contig = chat__cache_conv_contig(c->cache, conv);
+    add_fetch(c, conv, contig > row.joined ? contig : row.joined, 0);
     pump_sync(c);
 }
 
@@ -804,7 +806,9 @@ static void on_head(chat_client *c, const cJSON *o)
         return;
     chat__conv_row row;
     int had = chat__cache_conv_get(c->cache, conv, &row) == CHAT_OK;
-    if (!had || (seq > row.contig_seq && seq > row.joined && row.role != CHAT_ROLE_NONE))
+    /* the walk to the first gap only for a hint within what is cached (it ends at max_seq) */
+    if (!had || (seq > row.joined && row.role != CHAT_ROLE_NONE &&
+                 (seq > row.max_seq || seq > chat__cache_conv_contig(c->cache, conv))))
         fetch_gap(c, conv);
 }
 

@@ -10,6 +10,7 @@
  * [any thread but the loop's; writer thread for the jobs] */
 #include "server/lifecycle.h"
 #include "server/push.h"
+#include "store/checked.h"
 
 #include "auth/token.h"
 #include "core/alloc.h"
@@ -155,6 +156,10 @@ static int leave_run(chat__job *job, chat__txn *tx)
     step *s = r->extra;
     if (tx->ops->reaction_clear(tx->st, s->conv, 0, r->user) != CHAT_OK)
         return chat__req_fail(r, CHAT_EIO, "storage", "cannot remove the reactions");
+    /* A mute is the account's too: an account later made with the same name starts with none. */
+    if (chat__store_checked_has_push(tx->ops, tx->st) &&
+        tx->ops->push_mute_put(tx->st, r->user, s->conv, 0) != CHAT_OK)
+        return chat__req_fail(r, CHAT_EIO, "storage", "cannot remove the mutes");
     chat_store_conv conv;
     chat_store_member me;
     int rc = tx->ops->member_get(tx->st, s->conv, r->user, &me);

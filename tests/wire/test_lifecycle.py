@@ -405,6 +405,9 @@ def test_user_delete_erases_and_leaves(make_server):
     ok(b.call({"type": "react", "conv": conv, "seq": seq, "emoji": THUMBS}))
     s_b = send(b, "bob stays", conv=conv)["seq"]
     ok(a.call({"type": "react", "conv": conv, "seq": s_b, "emoji": HEART}))
+    muted = a.call({"type": "mute", "conv": g["conv"]})
+    if muted["type"] == "mute":  # a store that keeps mutes: they go with the account
+        assert muted["muted_until"] == -1, muted
     tok = srv.token("alice")
     srv.stop()
     from conftest import run_cli, store_args
@@ -429,3 +432,11 @@ def test_user_delete_erases_and_leaves(make_server):
     roles = {m["user"]: m["role"] for m in e["members"]}
     assert roles == {"bob": "owner", "carol": "member"}, e  # the oldest member took over
     assert b.call({"type": "search", "query": "alice"})["messages"] == []
+    # a new account of the same name, added back to the group, has none of the old one's mutes
+    ok(b.call({"type": "group_add", "conv": g["conv"], "users": ["alice"]}))
+    a2 = srv.ws()  # with a token minted after the deletion
+    assert a2.call({"type": "auth", "v": 1,
+                    "token": srv.token("alice", cache=False)})["type"] == "auth_ok"
+    e = next(x for x in a2.call({"type": "convs", "since": 0})["convs"]
+             if x["conv"] == g["conv"])
+    assert "muted_until" not in e, e

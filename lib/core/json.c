@@ -72,12 +72,25 @@ int chat__json_depth_ok(const char *buf, size_t len, int max_depth)
     return chat__json_precheck(buf, len, max_depth) != CHAT__JSON_TEXT_TOO_DEEP;
 }
 
+/* a equals b. The first two bytes are compared before strcmp is called: a frame's keys
+ * mostly differ in them ("type", "to", "text", "thread"; "conv", "cmid"). */
+static int key_eq(const char *a, const char *b)
+{
+    if (a[0] != b[0])
+        return 0;
+    if (!a[0])
+        return 1;
+    if (a[1] != b[1])
+        return 0;
+    return !a[1] || strcmp(a + 2, b + 2) == 0;
+}
+
 cJSON *chat__json_get(const cJSON *obj, const char *key)
 {
     if (!cJSON_IsObject(obj) || !key)
         return NULL;
     for (cJSON *m = obj->child; m; m = m->next)
-        if (m->string && m->string[0] == key[0] && strcmp(m->string, key) == 0)
+        if (m->string && key_eq(m->string, key))
             return m;
     return NULL;
 }
@@ -101,7 +114,7 @@ static int object_has_duplicates(const cJSON *obj)
             const char *ka = a->string ? a->string : "";
             for (const cJSON *b = a->next; b; b = b->next) {
                 const char *kb = b->string ? b->string : "";
-                if (ka[0] == kb[0] && strcmp(ka, kb) == 0)
+                if (key_eq(ka, kb))
                     return 1;
             }
         }

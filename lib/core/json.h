@@ -50,7 +50,7 @@ int chat__json_precheck(const char *buf, size_t len, int max_depth);
 int chat__json_has_duplicate_keys(const cJSON *node);
 
 /* obj's member named key (case-sensitive), or NULL when there is none or obj is no object.
- * As cJSON_GetObjectItemCaseSensitive, but the first bytes are compared before the rest: a
+ * As cJSON_GetObjectItemCaseSensitive, but the first two bytes are compared before the rest: a
  * frame's lookups mostly miss on them, and a frame is read with a dozen lookups. */
 cJSON *chat__json_get(const cJSON *obj, const char *key);
 

@@ -107,15 +107,37 @@ void chat__fb_str(chat__fb *b, const char *str, size_t n)
     b->len += len;
 }
 
+/* Every frame carries a few numbers (seq, ts, conv), each written twice (sized, then written):
+ * the sizing pass only counts digits, the writing pass makes two digits per division. */
 void chat__fb_u64(chat__fb *b, uint64_t v)
 {
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    chat__fb_raw(b, tmp + sizeof tmp - n, n);
+    if (!b->out) {
+        size_t n = 1;
+        for (uint64_t x = v; x >= 10; x /= 10)
+            n++;
+        b->len += n;
+        return;
+    }
+    static const char pairs[] = "0001020304050607080910111213141516171819"
+                                "2021222324252627282930313233343536373839"
+                                "4041424344454647484950515253545556575859"
+                                "6061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
+    char tmp[20];
+    char *p = tmp + sizeof tmp;
+    while (v >= 100) {
+        const char *d = pairs + (v % 100) * 2;
+        v /= 100;
+        *--p = d[1];
+        *--p = d[0];
+    }
+    if (v >= 10) {
+        *--p = pairs[v * 2 + 1];
+        *--p = pairs[v * 2];
+    } else {
+        *--p = (char)('0' + v);
+    }
+    chat__fb_raw(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 void chat__fb_i64(chat__fb *b, int64_t v)

@@ -147,7 +147,7 @@ const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
                            "AND user = ?4",
     [CHAT__ST_REACT_LIST] = "SELECT conv, seq, user, emoji, ts_ms FROM reactions "
                             "WHERE conv = ?1 AND seq > ?2 AND seq <= ?3 "
-                            "ORDER BY seq, emoji, ts_ms, user",
+                            "ORDER BY seq, emoji, user",
     [CHAT__ST_REACT_CLEAR_MSG] = "DELETE FROM reactions WHERE conv = ?1 AND seq = ?2 "
                                  "AND (?3 = '' OR user = ?3)",
     [CHAT__ST_REACT_CLEAR_CONV] = "DELETE FROM reactions WHERE conv = ?1 "

@@ -474,6 +474,17 @@ void test_store_life_reactions(void **state)
     assert_string_equal(reactions(f, id, 0, 0, &w), "2:👍:ann,");
     assert_int_equal(f->ops->reaction_clear(f->st, id, 2, ""), CHAT_OK);
     assert_string_equal(reactions(f, id, 0, 0, &w), "");
+    /* many users on one emoji, put on in the reverse of their names' order, two at the same
+     * time (then by name), next to another emoji of the message */
+    static const char *const users[] = {"u9", "u8", "u7", "u6", "u5", "u4", "u3", "u2", "u1"};
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(react(f, id, 3, users[i], "👍", i == 8 ? 70 : 100 + i, 1), CHAT_OK);
+    assert_int_equal(react(f, id, 3, "u0", "👍", 70, 1), CHAT_OK);
+    assert_int_equal(react(f, id, 3, "u5", "❤️", 1, 1), CHAT_OK);
+    assert_string_equal(reactions(f, id, 2, 4, &w),
+                        "3:❤️:u5,3:👍:u0,3:👍:u1,3:👍:u9,3:👍:u8,3:👍:u7,3:👍:u6,3:👍:u5,3:👍:u4,"
+                        "3:👍:u3,3:👍:u2,");
+    assert_int_equal(f->ops->reaction_clear(f->st, id, 3, ""), CHAT_OK);
     /* bad input */
     assert_int_equal(react(f, id, 2, "", "👍", 0, 1), CHAT_EINVAL);
     assert_int_equal(react(f, id, 2, "ann", "", 0, 1), CHAT_EINVAL);

@@ -751,7 +751,7 @@ int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int
     chat__conv_row row;
     if (known)
         *known = chat__cache_conv_locked(c, conv, &row) == CHAT_OK;
-    int r = chat__cache_exec(c, "BEGIN IMMEDIATE");
+    int r = chat__cache_exec(c, c->bulk ? "SAVEPOINT msg_insert" : "BEGIN IMMEDIATE");
     int ins = 0;
     if (r == CHAT_OK) {
         /* The unread count the last sync gave covers everything up to the head it gave: only
@@ -771,13 +771,29 @@ int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int
         if (r == CHAT_OK && news && chg->uncounted)
             r = uncount(c, conv, chg->uncounted); /* unread messages erased */
         if (r == CHAT_OK)
-            r = chat__cache_exec(c, "COMMIT");
+            r = chat__cache_exec(c, c->bulk ? "RELEASE msg_insert" : "COMMIT");
         if (r != CHAT_OK)
-            sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+            sqlite3_exec(c->db,
+                         c->bulk ? "ROLLBACK TO msg_insert; RELEASE msg_insert" : "ROLLBACK",
+                         NULL, NULL, NULL);
     }
     chat__cache_unlock(c);
     cJSON_free(js);
     return r == CHAT_OK ? ins : r;
+}
+
+int chat__cache_bulk(chat__cache *c, int on)
+{
+    chat__cache_lock(c);
+    int r = CHAT_OK;
+    if (on && !c->bulk)
+        r = chat__cache_exec(c, "BEGIN IMMEDIATE");
+    else if (!on && c->bulk && (r = chat__cache_exec(c, "COMMIT")) != CHAT_OK)
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    if (r == CHAT_OK || !on)
+        c->bulk = on;
+    chat__cache_unlock(c);
+    return r;
 }
 
 int chat__cache_watermark(chat__cache *c, chat_conv_id conv, const char *user, uint64_t delivered,

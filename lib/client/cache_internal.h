@@ -16,6 +16,7 @@ struct chat__cache {
     sqlite3 *db;
     pthread_mutex_t mu;
     struct chat__fts *fts; /* the search tokenizer, owned by db */
+    int bulk;              /* chat__cache_bulk: one open transaction, a savepoint per insert */
 };
 
 /* chat__cache_msg flags: how a cached message was erased. */

@@ -437,6 +437,25 @@ void test_store_life_search(void **state)
     q.limit = 1;
     q.convs = NULL;
     assert_int_equal(f->ops->msg_search(f->st, &q, hit_of, &h.w), CHAT_EINVAL);
+    /* a few conversations of many and most of them (a backend may search the two ways
+     * differently): the same hits, only theirs, after each one's join point */
+    int64_t many[12] = {a, b, c};
+    uint64_t joined[12] = {0};
+    for (int i = 3; i < 12; i++) {
+        many[i] = new_conv(f);
+        assert_int_equal(put_msg(f, many[i], (mspec){.seq = 1, .body = "rare otter"}), CHAT_OK);
+        assert_int_equal(put_msg(f, many[i], (mspec){.seq = 2, .body = "otter again"}), CHAT_OK);
+    }
+    int64_t two[2] = {many[11], many[4]};
+    uint64_t two_after[2] = {1, 0};
+    snprintf(want, sizeof want, "%lld/2,%lld/2,%lld/1,", (long long)many[11],
+             (long long)many[4], (long long)many[4]);
+    assert_string_equal(search(f, "otter", two, two_after, 2, 0, 10, &h), want);
+    joined[5] = 2;
+    search(f, "otter", many, joined, 12, 0, 100, &h);
+    assert_int_equal(h.w.n, 16); /* 9 conversations of 2, one of them joined after both */
+    snprintf(want, sizeof want, "%lld/1,", (long long)many[7]);
+    assert_string_equal(search(f, "rare", &many[7], zero, 1, 0, 10, &h), want);
 }
 
 void test_store_life_reactions(void **state)

@@ -786,6 +786,24 @@ static int uncount(chat__cache *c, chat_conv_id conv, int n)
     return r;
 }
 
+/* Whether conv is cached, and its head: what storing a message needs of it. Not
+ * chat__cache_conv_locked, whose contig_seq walks the conversation's cached messages (a
+ * cost per message that grew with the cache: a 1M-message fill did not finish in minutes). */
+static int conv_head(chat__cache *c, chat_conv_id conv, uint64_t *head)
+{
+    sqlite3_stmt *st = chat__cache_prep(c, "SELECT head FROM convs WHERE conv=?1");
+    if (!st)
+        return CHAT_EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)conv);
+    int r = CHAT_ENOTFOUND;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *head = (uint64_t)sqlite3_column_int64(st, 0);
+        r = CHAT_OK;
+    }
+    chat__cache_done(c, st);
+    return r;
+}
+
 int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int *known,
                            chat__change *chg)
 {
@@ -805,16 +823,15 @@ int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int
         return chat__error_set(CHAT_ENOMEM, 0, "out of memory");
     int mine = me && from && strcmp(from, me) == 0;
     chat__cache_lock(c);
-    chat__conv_row row;
+    uint64_t head;
     if (known)
-        *known = chat__cache_conv_locked(c, conv, &row) == CHAT_OK;
-    int r = chat__cache_exec(c, "BEGIN IMMEDIATE");
+        *known = conv_head(c, conv, &head) == CHAT_OK;
+    int r = chat__cache_exec(c, c->bulk ? "SAVEPOINT msg_insert" : "BEGIN IMMEDIATE");
     int ins = 0;
     if (r == CHAT_OK) {
         /* The unread count the last sync gave covers everything up to the head it gave: only
          * what lies beyond changes it. */
-        chat__conv_row before;
-        int news = chat__cache_conv_locked(c, conv, &before) != CHAT_OK || seq > before.head;
+        int news = conv_head(c, conv, &head) != CHAT_OK || seq > head;
         int kind = chat__cache_kind_of(chat__json_str(msg, "kind", NULL));
         ins = insert_msg(c, msg, kind, text, tlen, js);
         if (ins < 0)
@@ -828,13 +845,29 @@ int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int
         if (r == CHAT_OK && news && chg->uncounted)
             r = uncount(c, conv, chg->uncounted); /* unread messages erased */
         if (r == CHAT_OK)
-            r = chat__cache_exec(c, "COMMIT");
+            r = chat__cache_exec(c, c->bulk ? "RELEASE msg_insert" : "COMMIT");
         if (r != CHAT_OK)
-            sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+            sqlite3_exec(c->db,
+                         c->bulk ? "ROLLBACK TO msg_insert; RELEASE msg_insert" : "ROLLBACK",
+                         NULL, NULL, NULL);
     }
     chat__cache_unlock(c);
     cJSON_free(js);
     return r == CHAT_OK ? ins : r;
+}
+
+int chat__cache_bulk(chat__cache *c, int on)
+{
+    chat__cache_lock(c);
+    int r = CHAT_OK;
+    if (on && !c->bulk)
+        r = chat__cache_exec(c, "BEGIN IMMEDIATE");
+    else if (!on && c->bulk && (r = chat__cache_exec(c, "COMMIT")) != CHAT_OK)
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    if (r == CHAT_OK || !on)
+        c->bulk = on;
+    chat__cache_unlock(c);
+    return r;
 }
 
 int chat__cache_watermark(chat__cache *c, chat_conv_id conv, const char *user, uint64_t delivered,

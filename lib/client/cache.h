@@ -102,6 +102,11 @@ typedef struct chat__change {
 int chat__cache_msg_insert(chat__cache *c, const cJSON *msg, const char *me, int *known,
                            chat__change *chg);
 
+/* Fill in bulk (benchmarks and tests only: the engine never calls it): on 1 opens one
+ * transaction in which each chat__cache_msg_insert is a savepoint instead of a commit of its
+ * own; on 0 commits it. Nothing is durable until then. */
+int chat__cache_bulk(chat__cache *c, int on);
+
 /* Messages dropped from the cache because they expired. */
 typedef void (*chat__expired_cb)(chat_conv_id conv, uint64_t seq, void *ud);
 /* The server said these expired: each cached one becomes a tombstone (cb for each). */

@@ -27,6 +27,7 @@ struct chat__cache {
         int busy;
     } stmts[CHAT__CACHE_STMTS];
     int nstmts;
+    int bulk;              /* chat__cache_bulk: one open transaction, a savepoint per insert */
 };
 
 /* chat__cache_msg flags: how a cached message was erased. */

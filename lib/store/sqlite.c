@@ -135,6 +135,7 @@ const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
                         "JOIN search_docs d ON d.sid = f.rowid "
                         "WHERE search_fts MATCH ?1 AND f.rowid < ?2 ORDER BY f.rowid DESC",
     [CHAT__ST_SID_MAX] = "SELECT coalesce(max(sid), 0) FROM search_docs",
+    [CHAT__ST_CONV_MAX] = "SELECT coalesce(max(id), 0) FROM conversations",
     [CHAT__ST_DOC_INSERT] = "INSERT INTO search_docs (sid, conv, seq) VALUES (?1, ?2, ?3)",
     [CHAT__ST_DOC_DELETE] = "DELETE FROM search_docs WHERE sid = ?1",
     [CHAT__ST_FTS_INSERT] = "INSERT INTO search_fts (rowid, t, c) VALUES (?1, ?2, ?3)",
@@ -147,7 +148,7 @@ const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
                            "AND user = ?4",
     [CHAT__ST_REACT_LIST] = "SELECT conv, seq, user, emoji, ts_ms FROM reactions "
                             "WHERE conv = ?1 AND seq > ?2 AND seq <= ?3 "
-                            "ORDER BY seq, emoji, ts_ms, user",
+                            "ORDER BY seq, emoji, user",
     [CHAT__ST_REACT_CLEAR_MSG] = "DELETE FROM reactions WHERE conv = ?1 AND seq = ?2 "
                                  "AND (?3 = '' OR user = ?3)",
     [CHAT__ST_REACT_CLEAR_CONV] = "DELETE FROM reactions WHERE conv = ?1 "

@@ -57,6 +57,7 @@ enum chat__sqlite_stmt {
     CHAT__ST_MSG_BY_SENDER,
     CHAT__ST_SEARCH,
     CHAT__ST_SID_MAX,
+    CHAT__ST_CONV_MAX,
     CHAT__ST_DOC_INSERT,
     CHAT__ST_DOC_DELETE,
     CHAT__ST_FTS_INSERT,

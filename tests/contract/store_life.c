@@ -437,6 +437,25 @@ void test_store_life_search(void **state)
     q.limit = 1;
     q.convs = NULL;
     assert_int_equal(f->ops->msg_search(f->st, &q, hit_of, &h.w), CHAT_EINVAL);
+    /* a few conversations of many and most of them (a backend may search the two ways
+     * differently): the same hits, only theirs, after each one's join point */
+    int64_t many[12] = {a, b, c};
+    uint64_t joined[12] = {0};
+    for (int i = 3; i < 12; i++) {
+        many[i] = new_conv(f);
+        assert_int_equal(put_msg(f, many[i], (mspec){.seq = 1, .body = "rare otter"}), CHAT_OK);
+        assert_int_equal(put_msg(f, many[i], (mspec){.seq = 2, .body = "otter again"}), CHAT_OK);
+    }
+    int64_t two[2] = {many[11], many[4]};
+    uint64_t two_after[2] = {1, 0};
+    snprintf(want, sizeof want, "%lld/2,%lld/2,%lld/1,", (long long)many[11],
+             (long long)many[4], (long long)many[4]);
+    assert_string_equal(search(f, "otter", two, two_after, 2, 0, 10, &h), want);
+    joined[5] = 2;
+    search(f, "otter", many, joined, 12, 0, 100, &h);
+    assert_int_equal(h.w.n, 16); /* 9 conversations of 2, one of them joined after both */
+    snprintf(want, sizeof want, "%lld/1,", (long long)many[7]);
+    assert_string_equal(search(f, "rare", &many[7], zero, 1, 0, 10, &h), want);
 }
 
 void test_store_life_reactions(void **state)
@@ -474,6 +493,17 @@ void test_store_life_reactions(void **state)
     assert_string_equal(reactions(f, id, 0, 0, &w), "2:👍:ann,");
     assert_int_equal(f->ops->reaction_clear(f->st, id, 2, ""), CHAT_OK);
     assert_string_equal(reactions(f, id, 0, 0, &w), "");
+    /* many users on one emoji, put on in the reverse of their names' order, two at the same
+     * time (then by name), next to another emoji of the message */
+    static const char *const users[] = {"u9", "u8", "u7", "u6", "u5", "u4", "u3", "u2", "u1"};
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(react(f, id, 3, users[i], "👍", i == 8 ? 70 : 100 + i, 1), CHAT_OK);
+    assert_int_equal(react(f, id, 3, "u0", "👍", 70, 1), CHAT_OK);
+    assert_int_equal(react(f, id, 3, "u5", "❤️", 1, 1), CHAT_OK);
+    assert_string_equal(reactions(f, id, 2, 4, &w),
+                        "3:❤️:u5,3:👍:u0,3:👍:u1,3:👍:u9,3:👍:u8,3:👍:u7,3:👍:u6,3:👍:u5,3:👍:u4,"
+                        "3:👍:u3,3:👍:u2,");
+    assert_int_equal(f->ops->reaction_clear(f->st, id, 3, ""), CHAT_OK);
     /* bad input */
     assert_int_equal(react(f, id, 2, "", "👍", 0, 1), CHAT_EINVAL);
     assert_int_equal(react(f, id, 2, "ann", "", 0, 1), CHAT_EINVAL);

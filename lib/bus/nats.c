@@ -11,6 +11,9 @@
  *     K <from> <epoch> <aseq>  <from> applied this node's announcements up to aseq (of the
  *                  incarnation epoch): what settle() waits for
  *     M <from> <epoch>\n<bytes>  a message of <from>'s engine to this node's (send())
+ *     Q <from>\n<bytes>          a request of <from>'s engine (request()), with a NATS reply
+ *                  subject <inbox>.<id> in <from>'s inbox, which the answer goes to as is;
+ *                  NATS itself answers "no responders" when no node of that name listens
  *   P.pres.<node>  one node's presence stream; every node subscribes to P.pres.*
  *     H <epoch> <aseq>                    heartbeat, with the last announcement's number
  *     A <epoch> <aseq>\n+user -user ...  the users whose first device came to this node (+)
@@ -72,6 +75,7 @@
 #define SETTLE_MAX_MS 250       /* settle() waits for the others at most this long */
 #define SETTLE_TICK_MS 25       /* the ticker's period while something waits */
 #define SETTLE_FIFO_MAX 1024    /* announcements awaiting acknowledgement, at most */
+#define INBOX_MAX 128
 
 /* A remote node, known from its presence stream (or only from its frames). */
 typedef struct rnode {
@@ -124,7 +128,8 @@ struct nats_bus {
     uint64_t epoch;
 
     natsConnection *nc;
-    natsSubscription *sub_frames, *sub_pres;
+    natsSubscription *sub_frames, *sub_pres, *sub_inbox;
+    char inbox[INBOX_MAX];      /* <inbox>.* receives the answers to our requests */
 
     /* What the libnats threads hand over. */
     pthread_mutex_t qlock;
@@ -136,6 +141,7 @@ struct nats_bus {
     atomic_int tick, reconnected, disconnected, slow, q_dropped;
     atomic_int closing;         /* destroy() runs: a disconnection is ours */
     atomic_int settling;        /* announcements await acknowledgement: tick faster */
+    atomic_int requesting;      /* requests await answers: tick faster */
 
     /* Ticker. */
     pthread_t ticker;
@@ -157,6 +163,12 @@ struct nats_bus {
     uint64_t settled_aseq;  /* every announcement up to here is settled */
     uint64_t settle_want;   /* the highest ticket handed out */
     uint64_t twin_epoch;    /* another process with our node id, last reported */
+    /* request(): ours awaiting an answer, id -> deadline (int64_t *, ms) */
+    chat__strmap out_req;
+    size_t out_n;
+    /* sink->request: theirs awaiting respond(), token -> reply subject */
+    chat__strmap in_req;
+    uint64_t in_token;
 };
 
 static int64_t now_ms(void)
@@ -708,6 +720,143 @@ static void on_direct_msg(struct nats_bus *b, const char *p, const char *end)
         b->sink.message(from, body, (size_t)(end - body), b->sink.user_data);
 }
 
+/* ---- request() and respond() ---- */
+
+static int nats_fail(natsStatus s, const char *what);
+
+/* Q <from>\n<bytes>, with a reply subject: a request of <from>'s engine. */
+static void on_query_msg(struct nats_bus *b, const char *p, const char *end, const char *reply)
+{
+    char from[NODE_MAX + 1];
+    if (!reply || !b->sink.request || !next_word(&p, end, from, sizeof from, 0) ||
+        !name_valid(from, NODE_MAX))
+        return;
+    const char *body = next_line(p, end);
+    char key[24];
+    uint64_t token = ++b->in_token;
+    snprintf(key, sizeof key, "%" PRIu64, token);
+    char *subject = chat__strdup(reply);
+    if (!subject || chat__strmap_put(&b->in_req, key, subject) != CHAT_OK) {
+        chat__free(subject); /* unanswered: the requester times out and does without */
+        return;
+    }
+    b->sink.request(from, token, body, (size_t)(end - body), b->sink.user_data);
+}
+
+/* The answer to one of our requests: on <inbox>.<id>, empty with a 503 status when no node
+ * listened. */
+static void on_answer_msg(struct nats_bus *b, natsMsg *m, const char *id)
+{
+    int64_t *deadline = chat__strmap_del(&b->out_req, id);
+    if (!deadline)
+        return; /* timed out already */
+    chat__free(deadline);
+    b->out_n--;
+    atomic_store(&b->requesting, b->out_n > 0);
+    uint64_t n = strtoull(id, NULL, 10);
+    if (natsMsg_IsNoResponders(m)) {
+        b->sink.reply(n, CHAT_ENOTFOUND, NULL, 0, b->sink.user_data);
+        return;
+    }
+    const char *data = natsMsg_GetData(m);
+    int len = natsMsg_GetDataLength(m);
+    b->sink.reply(n, CHAT_OK, data ? data : "", len > 0 ? (size_t)len : 0, b->sink.user_data);
+}
+
+struct expired {
+    int64_t now;
+    growbuf ids; /* NUL-separated */
+};
+
+static void expired_cb(const char *id, void *value, void *ud)
+{
+    struct expired *e = ud;
+    if (*(int64_t *)value <= e->now)
+        gb_add(&e->ids, id, strlen(id) + 1);
+}
+
+/* Report requests that got no answer in time, or all of them (the link was lost: their
+ * answers may be too). */
+static void expire_requests(struct nats_bus *b, int64_t now, int all)
+{
+    if (!b->out_n)
+        return;
+    struct expired e = {all ? INT64_MAX : now, {0}};
+    chat__strmap_each(&b->out_req, expired_cb, &e);
+    for (size_t off = 0; off < e.ids.len; off += strlen(e.ids.p + off) + 1) {
+        const char *id = e.ids.p + off;
+        chat__free(chat__strmap_del(&b->out_req, id));
+        b->out_n--;
+        b->sink.reply(strtoull(id, NULL, 10), all ? CHAT_EIO : CHAT_ETIMEDOUT, NULL, 0,
+                      b->sink.user_data);
+    }
+    atomic_store(&b->requesting, b->out_n > 0);
+    chat__free(e.ids.p);
+}
+
+static int nats_request(void *state, const char *node, const void *msg, size_t len,
+                        int64_t timeout_ms, uint64_t id)
+{
+    struct nats_bus *b = state;
+    if (!b || !b->attached)
+        return chat__error_set(CHAT_EMISUSE, 0, "NATS bus request: not attached");
+    if (!b->sink.reply)
+        return chat__error_set(CHAT_ENOTSUP, 0, "NATS bus request: the engine takes no answers");
+    if (!node || !msg || len == 0 || len > CHAT_BUS_REQ_MAX || timeout_ms <= 0)
+        return chat__error_set(CHAT_EINVAL, 0, "NATS bus request: a node, 1 to %d bytes and "
+                               "a positive timeout", CHAT_BUS_REQ_MAX);
+    rnode *n = node_get(b, node, 0);
+    if (!n || !n->epoch)
+        return chat__error_set(CHAT_ENOTFOUND, 0, "NATS bus request: no node '%.64s'", node);
+    /* Cut from the server, a request would wait in libnats' buffer until it times out. */
+    if (!b->sub_inbox || natsConnection_Status(b->nc) != NATS_CONN_STATUS_CONNECTED)
+        return chat__error_set(CHAT_ECLOSED, 0, "NATS bus request: not connected");
+    char key[24], reply[INBOX_MAX + 24];
+    snprintf(key, sizeof key, "%" PRIu64, id);
+    snprintf(reply, sizeof reply, "%s.%s", b->inbox, key);
+    if (chat__strmap_get(&b->out_req, key))
+        return chat__error_set(CHAT_EINVAL, 0, "NATS bus request: id %s is in use", key);
+    growbuf *s = &b->scratch;
+    s->len = 0;
+    int64_t *deadline = chat__malloc(sizeof *deadline);
+    if (!deadline || gb_printf(s, "Q %s\n", b->node) || gb_add(s, msg, len) ||
+        chat__strmap_put(&b->out_req, key, deadline) != CHAT_OK) {
+        chat__free(deadline);
+        return chat__error_set(CHAT_ENOMEM, 0, "NATS bus: out of memory");
+    }
+    *deadline = now_ms() + timeout_ms;
+    natsStatus st = natsConnection_PublishRequest(b->nc, n->subject, reply, s->p, (int)s->len);
+    if (st != NATS_OK) {
+        chat__free(chat__strmap_del(&b->out_req, key));
+        return nats_fail(st, "request");
+    }
+    b->out_n++;
+    if (!atomic_exchange(&b->requesting, 1)) { /* the ticker looks at deadlines from now on */
+        pthread_mutex_lock(&b->qlock);
+        pthread_cond_broadcast(&b->qcond);
+        pthread_mutex_unlock(&b->qlock);
+    }
+    return CHAT_OK;
+}
+
+static int nats_respond(void *state, uint64_t token, const void *msg, size_t len)
+{
+    struct nats_bus *b = state;
+    if (!b || !b->attached)
+        return chat__error_set(CHAT_EMISUSE, 0, "NATS bus respond: not attached");
+    if ((len && !msg) || len > CHAT_BUS_REQ_MAX)
+        return chat__error_set(CHAT_EINVAL, 0, "NATS bus respond: 0 to %d bytes",
+                               CHAT_BUS_REQ_MAX);
+    char key[24];
+    snprintf(key, sizeof key, "%" PRIu64, token);
+    char *subject = chat__strmap_del(&b->in_req, key);
+    if (!subject)
+        return chat__error_set(CHAT_ENOTFOUND, 0, "NATS bus respond: no request %s", key);
+    natsStatus st = natsConnection_Publish(b->nc, subject, len ? msg : NULL, (int)len);
+    chat__free(subject);
+    return st == NATS_OK ? CHAT_OK : nats_fail(st, "respond");
+}
+
 /* ---- settle(): announcements acknowledged by every live node ---- */
 
 /* A node counts as alive for settle() while heard from within two heartbeats: one that went
@@ -984,7 +1133,8 @@ static void *ticker_main(void *arg)
         /* A heartbeat every heartbeat_ms; while announcements await acknowledgement, a wake-up
          * every SETTLE_TICK_MS too, so settle() ends on time when some node never answers. */
         int64_t wait = next_beat - now_ms();
-        if (atomic_load(&b->settling) && wait > SETTLE_TICK_MS)
+        int busy = atomic_load(&b->settling) || atomic_load(&b->requesting);
+        if (busy && wait > SETTLE_TICK_MS)
             wait = SETTLE_TICK_MS;
         struct timespec at = chat__mono_deadline((int)(wait > 0 ? wait : 0));
         pthread_cond_timedwait(&b->qcond, &b->qlock, &at);
@@ -994,8 +1144,8 @@ static void *ticker_main(void *arg)
         int beat = now >= next_beat;
         if (beat)
             next_beat = now + b->heartbeat_ms;
-        else if (!atomic_load(&b->settling))
-            continue; /* woken to look at settling, which is over */
+        else if (!atomic_load(&b->settling) && !atomic_load(&b->requesting))
+            continue; /* woken to look at settling or requests, which are over */
         pthread_mutex_unlock(&b->qlock);
         if (beat)
             atomic_store(&b->tick, 1);
@@ -1046,15 +1196,15 @@ static void nats_destroy(void *state)
         publish_raw(b, b->my_pres, bye, (size_t)len);
         (void)natsConnection_FlushTimeout(b->nc, 500);
         int subs = 0;
-        natsSubscription *subs_v[2] = {b->sub_frames, b->sub_pres};
-        for (int i = 0; i < 2; i++)
+        natsSubscription *subs_v[3] = {b->sub_frames, b->sub_pres, b->sub_inbox};
+        for (int i = 0; i < 3; i++)
             if (subs_v[i] && natsSubscription_Unsubscribe(subs_v[i]) == NATS_OK)
                 subs++;
         /* No handler runs once both completed; then no connection callback once closed. */
         wait_flag(b, &b->subs_done, subs);
         natsConnection_Close(b->nc);
         wait_flag(b, &b->closed, 1);
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < 3; i++)
             natsSubscription_Destroy(subs_v[i]);
         natsConnection_Destroy(b->nc);
     }
@@ -1065,6 +1215,10 @@ static void nats_destroy(void *state)
     chat__strmap_clear(&b->nodes);
     chat__strmap_each(&b->dir, dentry_free_cb, NULL);
     chat__strmap_clear(&b->dir);
+    chat__strmap_each(&b->out_req, dentry_free_cb, NULL);
+    chat__strmap_clear(&b->out_req);
+    chat__strmap_each(&b->in_req, dentry_free_cb, NULL);
+    chat__strmap_clear(&b->in_req);
     chat__bus_registry_free(b->local);
     chat__free(b->edges.p);
     chat__free(b->scratch.p);
@@ -1138,6 +1292,16 @@ static int nats_connect(struct nats_bus *b)
         s = natsConnection_Subscribe(&b->sub_pres, b->nc, b->all_pres, on_msg, b);
     if (s == NATS_OK)
         s = natsSubscription_SetOnCompleteCB(b->sub_pres, on_sub_complete, b);
+    natsInbox *inbox = NULL;
+    if (s == NATS_OK && (s = natsInbox_Create(&inbox)) == NATS_OK) {
+        char wild[INBOX_MAX + 4];
+        snprintf(b->inbox, sizeof b->inbox, "%s", (const char *)inbox);
+        snprintf(wild, sizeof wild, "%s.*", b->inbox);
+        natsInbox_Destroy(inbox);
+        s = natsConnection_Subscribe(&b->sub_inbox, b->nc, wild, on_msg, b);
+    }
+    if (s == NATS_OK)
+        s = natsSubscription_SetOnCompleteCB(b->sub_inbox, on_sub_complete, b);
     /* The engine's limits bound what can pile up; libnats's defaults (64K messages) hold. */
     if (s != NATS_OK)
         return nats_fail(s, "subscribe");
@@ -1319,6 +1483,11 @@ static void handle(struct nats_bus *b, natsMsg *m, int64_t now)
     const char *subj = natsMsg_GetSubject(m);
     const char *p = natsMsg_GetData(m);
     int len = natsMsg_GetDataLength(m);
+    size_t ilen = strlen(b->inbox);
+    if (subj && ilen && strncmp(subj, b->inbox, ilen) == 0 && subj[ilen] == '.') {
+        on_answer_msg(b, m, subj + ilen + 1); /* may be empty: no responders */
+        return;
+    }
     if (!subj || !p || len <= 0)
         return;
     const char *end = p + len;
@@ -1331,6 +1500,8 @@ static void handle(struct nats_bus *b, natsMsg *m, int64_t now)
             on_ack_msg(b, p + 1, end);
         else if (p[0] == 'M')
             on_direct_msg(b, p + 1, end);
+        else if (p[0] == 'Q')
+            on_query_msg(b, p + 1, end, natsMsg_GetReply(m));
         return;
     }
     size_t plen = strlen(b->all_pres) - 1; /* "P.pres." */
@@ -1361,6 +1532,8 @@ static int nats_poll(void *state)
         }
         chat__free(q);
     }
+    if (atomic_load(&b->disconnected))
+        expire_requests(b, now, 1);
     if (atomic_exchange(&b->disconnected, 0))
         bus_log(b, CHAT_LOG_WARN, "NATS bus: lost the NATS server (%s); reconnecting, while "
                 "frames to and from the other nodes wait or are lost", b->url);
@@ -1383,6 +1556,7 @@ static int nats_poll(void *state)
     }
     flush_edges(b);
     settle_progress(b, now_ms());
+    expire_requests(b, now_ms(), 0);
     if (b->loss_due_ms && now >= b->loss_due_ms) {
         b->loss_due_ms = 0;
         b->loss_last_ms = now;
@@ -1420,7 +1594,6 @@ static int nats_send(void *state, const char *node, const void *msg, size_t len)
 
 static int nats_ctl(void *state, int op, void *arg)
 {
-    (void)arg;
     struct nats_bus *b = state;
     /* Readiness: a node cut from NATS serves its own users but no one elsewhere. The status
      * is read under libnats' lock, without a round trip. */
@@ -1428,6 +1601,12 @@ static int nats_ctl(void *state, int op, void *arg)
         return b->nc && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED
                    ? CHAT_OK
                    : CHAT_ECLOSED;
+    if (op == CHAT_BUS_CTL_NODE_ID) {
+        if (!arg)
+            return CHAT_EINVAL;
+        memcpy(arg, b->node, strlen(b->node) + 1); /* at most CHAT_BUS_NODE_MAX + 1 */
+        return CHAT_OK;
+    }
     return CHAT_ENOTSUP; /* not CHAT_BUS_CTL_RELIABLE: frames between nodes may be lost */
 }
 
@@ -1444,6 +1623,8 @@ static const chat_bus_ops nats_ops = {
     .publish2 = nats_publish2,
     .settle = nats_settle,
     .send = nats_send,
+    .request = nats_request,
+    .respond = nats_respond,
 };
 
 static uint64_t new_epoch(void)
@@ -1488,6 +1669,8 @@ int chat_bus_nats_new(void **state_out, const char *url, const char *node_id)
     b->epoch = new_epoch();
     chat__strmap_init(&b->nodes);
     chat__strmap_init(&b->dir);
+    chat__strmap_init(&b->out_req);
+    chat__strmap_init(&b->in_req);
     int rc = chat__bus_registry_new(&b->local);
     if (rc) {
         nats_destroy(b);

@@ -369,6 +369,10 @@ int chat_server_config_set_bus(chat_server_config *cfg, const chat_bus_ops *ops,
     REQUIRE(ops, device_up);
     REQUIRE(ops, device_down);
     REQUIRE(ops, online);
+    if (ops->version >= 4 && !ops->request != !ops->respond) {
+        rc = chat__error_set(CHAT_EINVAL, 0, "bus: request and respond go together");
+        goto fail;
+    }
     if (cfg->bus_ops)
         cfg->bus_ops->destroy(cfg->bus_state);
     cfg->bus_ops = ops;

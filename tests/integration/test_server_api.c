@@ -1025,6 +1025,12 @@ static void fake_destroy(void *state)
     fake_destroyed++;
 }
 
+static int fake_request(void *state, const char *node, const void *msg, size_t len,
+                        int64_t timeout_ms, uint64_t id)
+{
+    return CHAT_OK;
+}
+
 static void test_server_store_version_refused(void **state)
 {
     (void)state;
@@ -1044,6 +1050,13 @@ static void test_server_store_version_refused(void **state)
     assert_int_equal(fake_destroyed, 3);
     assert_int_equal(chat_server_config_set_push(cfg, &push_v99, &marker), CHAT_EVERSION);
     assert_int_equal(fake_destroyed, 4);
+    /* version 4: request without respond (or the reverse) is a broken table */
+    chat_bus_ops half = *chat_bus_local_ops();
+    half.version = 4;
+    half.destroy = fake_destroy;
+    half.request = fake_request;
+    assert_int_equal(chat_server_config_set_bus(cfg, &half, &marker), CHAT_EINVAL);
+    assert_int_equal(fake_destroyed, 5);
 
     /* The refused backends are not used: the server still works on its defaults, and no
      * destroy is repeated at free. */
@@ -1058,7 +1071,7 @@ static void test_server_store_version_refused(void **state)
     chat_string_free(ta);
     chat_string_free(tb);
     chat_server_free(srv);
-    assert_int_equal(fake_destroyed, 4);
+    assert_int_equal(fake_destroyed, 5);
 }
 
 static void assert_start_fails_on(int port)

@@ -19,6 +19,10 @@
  * there are, sends them messages of its own (revoked sessions, a fingerprint of its token keys),
  * and can wait until the others know of a device that just connected here, so that whatever
  * they send it after its auth_ok reaches it live. Every version-3 method is optional.
+ *
+ * Version 4 adds requests with an answer between instances (request, respond, sink->reply,
+ * sink->request): the engine forwards a conversation's writes to the instance that usually
+ * writes it, and learns at once when no instance of that name listens. Optional as well.
  */
 #ifndef CHAT_SYS_BUS_H
 #define CHAT_SYS_BUS_H
@@ -94,6 +98,22 @@ typedef struct chat_bus_sink {
      * misconfiguration it noticed). [loop thread]
      */
     void (*log)(int level, const char *msg, void *user_data);
+    /* ---- set by engines that accept version-4 tables ---- */
+    /**
+     * The request of this instance's engine with this id (request()) was answered: status
+     * CHAT_OK with the answer's bytes (borrowed, 0 bytes allowed), or without bytes (msg NULL)
+     * CHAT_ENOTFOUND (no instance of that name listens: it left or died), CHAT_ETIMEDOUT (no
+     * answer in time) or CHAT_EIO (the bus lost its link). Called once for each request that
+     * request() accepted, unless the bus is destroyed first. [loop thread]
+     */
+    void (*reply)(uint64_t id, int status, const void *msg, size_t len, void *user_data);
+    /**
+     * A request of instance from's engine (borrowed). The engine answers it once with
+     * respond(token), at once or later; one it never answers times out at the requester.
+     * [loop thread]
+     */
+    void (*request)(const char *from, uint64_t token, const void *msg, size_t len,
+                    void *user_data);
 } chat_bus_sink;
 
 /** publish2() flags. */
@@ -117,16 +137,28 @@ enum {
      * while it cannot, which makes the server not ready. A bus that does not know the op
      * (CHAT_ENOTSUP) counts as connected, as an in-process bus always is. @since 0.2
      */
-    CHAT_BUS_CTL_HEALTH = 2
+    CHAT_BUS_CTL_HEALTH = 2,
+    /**
+     * arg: a char[CHAT_BUS_NODE_MAX + 1] that receives this instance's name among the others
+     * (the name sink->node reports on the other instances). A bus between instances answers
+     * CHAT_OK; an in-process bus CHAT_ENOTSUP. @since 0.2
+     */
+    CHAT_BUS_CTL_NODE_ID = 3
 };
+
+/** The longest instance name (CHAT_BUS_CTL_NODE_ID). */
+#define CHAT_BUS_NODE_MAX 64
+
+/** The largest request or answer of request() and respond(). */
+#define CHAT_BUS_REQ_MAX (256 * 1024)
 
 /** The largest message send() carries. */
 #define CHAT_BUS_MSG_MAX 4096
 
-#define CHAT_BUS_OPS_VERSION 3
+#define CHAT_BUS_OPS_VERSION 4
 
 struct chat_bus_ops {
-    unsigned int version; /**< CHAT_BUS_OPS_VERSION (1 to 3 are accepted) */
+    unsigned int version; /**< CHAT_BUS_OPS_VERSION (1 to 4 are accepted) */
     void (*destroy)(void *state);
     /** Called once before any other method. */
     int (*attach)(void *state, const chat_bus_sink *sink);
@@ -177,6 +209,24 @@ struct chat_bus_ops {
      * instance), CHAT_EIO.
      */
     int (*send)(void *state, const char *node, const void *msg, size_t len);
+    /* ---- version 4 (optional, both or neither) ---- */
+    /**
+     * Send msg[0..len) (1 to CHAT_BUS_REQ_MAX bytes, borrowed) to the engine of instance node
+     * as a request (sink->request there), and report its answer through sink->reply with id
+     * (the engine's number for it) within timeout_ms, or sooner with the reason there is none.
+     * At most once: a request that timed out may still have been served. @return CHAT_OK
+     * (sink->reply will be called), CHAT_EINVAL, CHAT_ENOTFOUND (no such instance),
+     * CHAT_ECLOSED (the bus has no link now), CHAT_ENOMEM, CHAT_EIO; on any error sink->reply
+     * is not called.
+     */
+    int (*request)(void *state, const char *node, const void *msg, size_t len,
+                   int64_t timeout_ms, uint64_t id);
+    /**
+     * Answer the request token (sink->request) with msg[0..len) (0 to CHAT_BUS_REQ_MAX bytes,
+     * borrowed); once per token. @return CHAT_OK, CHAT_EINVAL, CHAT_ENOTFOUND (no such token),
+     * CHAT_EIO.
+     */
+    int (*respond)(void *state, uint64_t token, const void *msg, size_t len);
 };
 
 /** The in-process bus (the default): delivers synchronously. @since 0.1 */

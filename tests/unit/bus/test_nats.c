@@ -170,6 +170,11 @@ typedef struct node {
     int n_nodes;
     char msgs[8][128];    /* sink->message: "from:bytes" */
     int n_msgs;
+    char reqs[8][128];    /* sink->request: "from:bytes" */
+    uint64_t req_tokens[8];
+    int n_reqs;
+    char replies[8][128]; /* sink->reply: "id:status:bytes" */
+    int n_replies;
 } node;
 
 static void rec_deliver(const char *user, const char *except, const void *frame, size_t len,
@@ -240,6 +245,28 @@ static void rec_message(const char *from, const void *msg, size_t len, void *ud)
     nd->n_msgs++;
 }
 
+static void rec_request(const char *from, uint64_t token, const void *msg, size_t len, void *ud)
+{
+    node *nd = ud;
+    if (nd->n_reqs < 8) {
+        snprintf(nd->reqs[nd->n_reqs], sizeof nd->reqs[0], "%s:%.*s", from, (int)len,
+                 (const char *)msg);
+        nd->req_tokens[nd->n_reqs] = token;
+    }
+    nd->n_reqs++;
+}
+
+static void rec_reply(uint64_t id, int status, const void *msg, size_t len, void *ud)
+{
+    node *nd = ud;
+    assert_true(status == CHAT_OK || (msg == NULL && len == 0));
+    if (nd->n_replies < 8)
+        snprintf(nd->replies[nd->n_replies], sizeof nd->replies[0], "%llu:%s:%.*s",
+                 (unsigned long long)id, chat_error_name(status), (int)len,
+                 msg ? (const char *)msg : "");
+    nd->n_replies++;
+}
+
 static void node_up(node *nd, const char *name, const char *prefix)
 {
     memset(nd, 0, sizeof *nd);
@@ -250,7 +277,7 @@ static void node_up(node *nd, const char *name, const char *prefix)
     chat_bus_sink sink = {
         .deliver = rec_deliver, .presence = rec_presence, .wake = rec_wake, .user_data = nd,
         .deliver2 = rec_deliver2, .lost = rec_lost, .settled = rec_settled, .node = rec_node,
-        .message = rec_message};
+        .message = rec_message, .reply = rec_reply, .request = rec_request};
     assert_int_equal(chat_bus_nats_ops()->attach(nd->bus, &sink), CHAT_OK);
 }
 
@@ -709,6 +736,54 @@ static void test_nats_messages_between_engines(void **state)
     node_down(&a);
 }
 
+/* Requests between engines: answered, unanswered (timed out), to a node that has no
+ * subscription any more (NATS answers "no responders" at once), to no node at all. */
+static void test_nats_requests_between_engines(void **state)
+{
+    node a, b;
+    node_up(&a, "a", "p10");
+    node_up(&b, "b", "p10");
+    node *all[] = {&a, &b};
+    const chat_bus_ops *ops = chat_bus_nats_ops();
+    char self[CHAT_BUS_NODE_MAX + 1] = "";
+    assert_int_equal(ops->ctl(a.bus, CHAT_BUS_CTL_NODE_ID, self), CHAT_OK);
+    assert_string_equal(self, "a");
+    SETTLE(all, 2, a.n_nodes == 1 && b.n_nodes == 1, "a and b hear of each other");
+    assert_int_equal(ops->request(a.bus, "b", "ping", 4, 5000, 7), CHAT_OK);
+    SETTLE(all, 2, b.n_reqs == 1, "b gets the request");
+    assert_string_equal(b.reqs[0], "a:ping");
+    assert_int_equal(ops->respond(b.bus, b.req_tokens[0], "pong", 4), CHAT_OK);
+    assert_int_equal(ops->respond(b.bus, b.req_tokens[0], "again", 5), CHAT_ENOTFOUND);
+    SETTLE(all, 2, a.n_replies == 1, "a gets the answer");
+    assert_string_equal(a.replies[0], "7:OK:pong");
+    /* not answered: reported once, when its time is up */
+    long long t0 = now_ms();
+    assert_int_equal(ops->request(a.bus, "b", "slow", 4, 300, 8), CHAT_OK);
+    SETTLE(all, 2, a.n_replies == 2, "the unanswered request times out");
+    assert_true(now_ms() - t0 >= 300);
+    assert_string_equal(a.replies[1], "8:ETIMEDOUT:");
+    assert_int_equal(b.n_reqs, 2);
+    assert_int_equal(ops->respond(b.bus, b.req_tokens[1], "late", 4), CHAT_OK);
+    run_for(all, 2, 100);
+    assert_int_equal(a.n_replies, 2); /* a late answer is dropped */
+    /* a node a still counts as alive (a heartbeat of a process that is gone) */
+    spy ghost;
+    spy_up(&ghost, NULL);
+    spy_send(&ghost, "p10.pres.ghost", "H 00000000000000ab 0");
+    spy_down(&ghost);
+    SETTLE(all, 2, a.n_nodes == 2, "a hears of the ghost");
+    assert_int_equal(ops->request(a.bus, "ghost", "anyone?", 7, 5000, 9), CHAT_OK);
+    SETTLE(all, 2, a.n_replies == 3, "no responders, at once");
+    assert_string_equal(a.replies[2], "9:ENOTFOUND:");
+    /* misuse */
+    assert_int_equal(ops->request(a.bus, "nobody", "x", 1, 1000, 10), CHAT_ENOTFOUND);
+    assert_int_equal(ops->request(a.bus, "b", "", 0, 1000, 10), CHAT_EINVAL);
+    assert_int_equal(ops->request(a.bus, "b", "x", 1, 0, 10), CHAT_EINVAL);
+    assert_int_equal(ops->respond(b.bus, 12345, "x", 1), CHAT_ENOTFOUND);
+    node_down(&b);
+    node_down(&a);
+}
+
 /* Started while nats-server is down: local delivery works, and the node joins once it is up. */
 static void test_nats_starts_while_server_is_down(void **state)
 {
@@ -786,6 +861,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nats_settle_waits_for_acknowledgements, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_nats_messages_between_engines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nats_requests_between_engines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nats_starts_while_server_is_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nats_rejects_misuse, setup, teardown),
     };

@@ -73,6 +73,9 @@ static const char usage[] =
     "  --nats-prefix P     subjects start with P (default chat): clusters on one NATS apart\n"
     "  --nats-heartbeat-ms N  heartbeat every N ms (default 1000); --nats-lease-ms N: a node\n"
     "                      silent for N ms (default 5000) is dropped with its users\n"
+    "  --affinity          with --nats (and --postgres): a send goes to the node chosen for\n"
+    "                      its conversation, which writes it (its lock stays on one node);\n"
+    "                      written here when that node does not answer (doc/cluster.md)\n"
     "  --keep-edits        keep the text an edit replaces, in the store (never sent)\n"
     "  --reactions LIST    the emoji users may react with, comma-separated (default\n"
     "                      thumbs up, red heart, tears of joy, open mouth, crying, folded\n"
@@ -318,6 +321,8 @@ static int set_option(struct options *o, const char *name, const char *value, in
             o->previews = 1;
         else if (strcmp(name, "keep-edits") == 0)
             o->keep_edits = 1;
+        else if (strcmp(name, "affinity") == 0)
+            o->affinity = 1;
         else if (strcmp(name, "reuse-port") == 0)
             o->reuse_port = 1;
         else if (strcmp(name, "verbose") == 0)
@@ -541,6 +546,9 @@ static int make_config(struct options *o, chat_server_config **out)
         return fail("--nats and --node-id go together");
     if (o->nats_url && o->bus_queued)
         return fail("--bus queued and --nats exclude each other");
+    /* Without --nats there is one node, which writes everything anyway: nothing to do. */
+    if (o->affinity && o->nats_url && (!o->postgres || o->memory))
+        return fail("--affinity needs --postgres: the nodes must share one store");
     chat_server_config *cfg;
     int rc = chat_server_config_new(&cfg);
     if (rc)
@@ -578,7 +586,8 @@ static int make_config(struct options *o, chat_server_config **out)
     }
     unsigned flags = (o->previews ? CHAT_SERVER_PUSH_PREVIEWS : 0u) |
                      (o->reuse_port ? CHAT_SERVER_REUSE_PORT : 0u) |
-                     (o->keep_edits ? CHAT_SERVER_KEEP_EDITS : 0u);
+                     (o->keep_edits ? CHAT_SERVER_KEEP_EDITS : 0u) |
+                     (o->affinity ? CHAT_SERVER_AFFINITY : 0u);
     if (flags && (rc = chat_server_config_set_flags(cfg, flags)))
         goto bad;
     if (o->reactions && (rc = set_reactions(cfg, o->reactions)))

@@ -36,6 +36,7 @@ struct options {
     const char *media_base_url;
     int previews;
     int keep_edits;
+    int affinity;
     const char *reactions;
     int reuse_port;
     const char *tls_cert, *tls_key;

@@ -94,6 +94,14 @@ typedef enum chat_limit {
  *  never sent to clients); erased with the message when it is deleted or expires. Default
  *  off: an edit erases the text it replaces. @since 0.2 */
 #define CHAT_SERVER_KEEP_EDITS 0x4u
+/**
+ * Write affinity between nodes (default off): a send to a conversation goes to the node chosen
+ * for it among the live nodes (rendezvous hashing), which writes it, so that one node takes
+ * that conversation's lock in a shared store; without an answer in time, or when that node
+ * cannot take it, the send is written here. Needs a bus with requests (bus version 4, the
+ * NATS bus); over another bus it does nothing. doc/cluster.md. @since 0.2
+ */
+#define CHAT_SERVER_AFFINITY 0x8u
 
 /** Most reactions a server offers (chat_server_config_set_reactions). @since 0.2 */
 #define CHAT_REACTIONS_MAX 32

@@ -765,30 +765,41 @@ static void on_answer_msg(struct nats_bus *b, natsMsg *m, const char *id)
 
 struct expired {
     int64_t now;
-    growbuf ids; /* NUL-separated */
+    growbuf ids; /* uint64_t ids */
 };
 
 static void expired_cb(const char *id, void *value, void *ud)
 {
     struct expired *e = ud;
+    uint64_t n = strtoull(id, NULL, 10);
     if (*(int64_t *)value <= e->now)
-        gb_add(&e->ids, id, strlen(id) + 1);
+        gb_add(&e->ids, &n, sizeof n);
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return (a > b) - (a < b);
 }
 
 /* Report requests that got no answer in time, or all of them (the link was lost: their
- * answers may be too). */
+ * answers may be too), in the order they were made (the engine's ids grow). */
 static void expire_requests(struct nats_bus *b, int64_t now, int all)
 {
     if (!b->out_n)
         return;
     struct expired e = {all ? INT64_MAX : now, {0}};
     chat__strmap_each(&b->out_req, expired_cb, &e);
-    for (size_t off = 0; off < e.ids.len; off += strlen(e.ids.p + off) + 1) {
-        const char *id = e.ids.p + off;
-        chat__free(chat__strmap_del(&b->out_req, id));
+    uint64_t *ids = (uint64_t *)(void *)e.ids.p;
+    size_t n = e.ids.len / sizeof *ids;
+    if (n > 1)
+        qsort(ids, n, sizeof *ids, cmp_u64);
+    for (size_t i = 0; i < n; i++) {
+        char key[24];
+        snprintf(key, sizeof key, "%" PRIu64, ids[i]);
+        chat__free(chat__strmap_del(&b->out_req, key));
         b->out_n--;
-        b->sink.reply(strtoull(id, NULL, 10), all ? CHAT_EIO : CHAT_ETIMEDOUT, NULL, 0,
-                      b->sink.user_data);
+        b->sink.reply(ids[i], all ? CHAT_EIO : CHAT_ETIMEDOUT, NULL, 0, b->sink.user_data);
     }
     atomic_store(&b->requesting, b->out_n > 0);
     chat__free(e.ids.p);

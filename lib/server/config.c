@@ -193,7 +193,7 @@ int chat_server_config_set_reactions(chat_server_config *cfg, const char *const 
 int chat_server_config_set_flags(chat_server_config *cfg, unsigned int flags)
 {
     if (!cfg || (flags & ~(CHAT_SERVER_PUSH_PREVIEWS | CHAT_SERVER_REUSE_PORT |
-                           CHAT_SERVER_KEEP_EDITS)))
+                           CHAT_SERVER_KEEP_EDITS | CHAT_SERVER_AFFINITY)))
         return CHAT_EINVAL;
     cfg->flags = flags;
     return CHAT_OK;

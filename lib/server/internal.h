@@ -17,6 +17,7 @@
 #include "core/ratelimit.h"
 #include "core/strmap.h"
 #include "core/typing.h"
+#include "server/affinity.h"
 #include "server/cluster.h"
 #include "server/frame.h"
 #include "server/hint.h"
@@ -185,6 +186,7 @@ struct chat_server {
 
     /* What a bus between nodes adds (cluster.c). [loop] */
     chat__cluster cluster;
+    chat__affinity affinity; /* affinity.c [loop] */
 
     /* Requests of this loop iteration, handed to the writer in one batch (one lock, one
      * wake-up) when the transport's iteration ends (its flush) instead of one by one. */

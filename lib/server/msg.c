@@ -1,4 +1,5 @@
 /* send and history: storing messages in order, once, and reading them back. */
+#include "server/affinity.h"
 #include "server/lifecycle.h"
 #include "server/media.h"
 #include "server/req.h"
@@ -14,17 +15,7 @@
 /* retry_after_ms of a send refused because the writer's queue is full. */
 #define CHAT__BUSY_RETRY_MS 100
 
-typedef struct send_args {
-    int64_t conv;       /* 0 when sending by "to" */
-    const char *to;
-    const char *cmid;
-    int kind;
-    const char *body;   /* text (into args) or the media JSON (owned, in extra) */
-    size_t body_len;
-    char media_id[CHAT__MEDIA_ID_LEN + 1]; /* a media id of this server's, else "" */
-    uint64_t reply;     /* the seq replied to, 0: none */
-    uint64_t thread;    /* the thread's root, 0: the main conversation */
-} send_args;
+typedef chat__send_args send_args;
 
 static void free_send_args(void *p)
 {
@@ -180,7 +171,7 @@ static int send_relations(chat__txn *tx, chat__req *r, const send_args *a,
     return CHAT_OK;
 }
 
-static int send_run(chat__job *job, chat__txn *tx)
+int chat__send_run(chat__job *job, chat__txn *tx)
 {
     chat__req *r = (chat__req *)job;
     send_args *a = r->extra;
@@ -455,14 +446,20 @@ void chat__handle_send(chat__conn *c, cJSON *f, cJSON *re)
 
     if (!chat__send_admit(c, re))
         goto fail;
-
-    if (chat__req_start(c, f, re, send_run, &a, sizeof a, free_send_args) != CHAT_OK)
-        cJSON_free(media); /* answered by chat__req_start */
+    if (!chat__affinity_send(c, f, re, &a)) /* else another node writes it */
+        chat__send_start(c, f, re, &a);
     return;
 fail:
     cJSON_free(media);
     cJSON_Delete(re);
     cJSON_Delete(f);
+}
+
+void chat__send_start(chat__conn *c, cJSON *f, cJSON *re, const chat__send_args *a)
+{
+    if (chat__req_start(c, f, re, chat__send_run, a, sizeof *a, free_send_args) != CHAT_OK &&
+        a->kind == CHAT_MSG_MEDIA)
+        cJSON_free((void *)a->body); /* answered by chat__req_start */
 }
 
 /* ---- history ---- */

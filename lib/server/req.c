@@ -159,7 +159,7 @@ void chat__publish(chat_server *srv, const chat__userlist *to, const char *excep
 /* 1 if a request failed for the server's own reasons (the store, memory, shutdown, a feature
  * it lacks), which do not count towards the abuse limit; 0 if it was refused (bad or forbidden:
  * EINVAL, EPERM, ENOTFOUND, ELIMIT, ...). */
-static int failed_on_our_side(int status)
+int chat__req_failed_on_our_side(int status)
 {
     switch (status) {
     case CHAT_ERROR:
@@ -176,6 +176,14 @@ static int failed_on_our_side(int status)
     }
 }
 
+void chat__req_answer_error(chat__conn *c, const cJSON *re, int status, const char *reason,
+                            const char *message, int64_t retry_after_ms)
+{
+    (chat__req_failed_on_our_side(status) ? chat__conn_decline : chat__conn_error)(
+        c, re, status, reason && reason[0] ? reason : "internal",
+        message && message[0] ? message : chat_strerror(status), retry_after_ms);
+}
+
 /* The loop-thread half of every request. */
 static void req_done(chat_server *srv, chat__job *job)
 {
@@ -183,10 +191,8 @@ static void req_done(chat_server *srv, chat__job *job)
     chat__conn *c = r->conn;
     if (job->status != CHAT_OK) {
         if (c && c->tc && !r->own_errors)
-            (failed_on_our_side(job->status) ? chat__conn_decline : chat__conn_error)(
-                c, r->re, job->status, job->reason ? job->reason : "internal",
-                job->message[0] ? job->message : chat_strerror(job->status),
-                job->retry_after_ms);
+            chat__req_answer_error(c, r->re, job->status, job->reason, job->message,
+                                   job->retry_after_ms);
         if (r->after)
             r->after(srv, r);
         req_free(r);

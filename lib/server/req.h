@@ -6,6 +6,7 @@
 #define CHAT_SERVER_REQ_H
 
 #include "server/internal.h"
+#include "server/media_parse.h"
 
 /* Users a frame goes to, with each one's read watermark (for the unread count of a push).
  * The first few live inside the list itself, so a direct conversation's fan-out allocates
@@ -139,6 +140,29 @@ void chat__handle_auth(chat__conn *c, cJSON *f, cJSON *re);
 void chat__handle_login(chat__conn *c, cJSON *f, cJSON *re);
 /* server.c: revoke this connection's session (persisted), answer ok, close its connections. */
 void chat__handle_logout(chat__conn *c, cJSON *f, cJSON *re);
+
+/* A send's arguments, as parsed from its frame (msg.c). */
+typedef struct chat__send_args {
+    int64_t conv;       /* 0 when sending by "to" */
+    const char *to;
+    const char *cmid;
+    int kind;
+    const char *body;   /* text (into args) or the media JSON (owned, in extra) */
+    size_t body_len;
+    char media_id[CHAT__MEDIA_ID_LEN + 1]; /* a media id of this server's, else "" */
+    uint64_t reply;     /* the seq replied to, 0: none */
+    uint64_t thread;    /* the thread's root, 0: the main conversation */
+} chat__send_args;
+
+/* A send's job: r->extra is a chat__send_args (first in whatever holds it). [writer thread] */
+int chat__send_run(chat__job *job, chat__txn *tx);
+/* Submit c's send to this server's writer; f, re and a media body are consumed. */
+void chat__send_start(chat__conn *c, cJSON *f, cJSON *re, const chat__send_args *a);
+/* Answer a request that failed with status the way every request's failure is answered. */
+void chat__req_answer_error(chat__conn *c, const cJSON *re, int status, const char *reason,
+                            const char *message, int64_t retry_after_ms);
+/* 1 if status is a failure of the server's own (the store, memory, shutdown), not a refusal. */
+int chat__req_failed_on_our_side(int status);
 
 /* A send, or anything counted as one (edits, deletes, reactions): within the connection's and
  * the user's send rates, with room in the writer's queue. 0 when refused (answered). */

@@ -368,7 +368,19 @@ static void sink_settled(uint64_t ticket, void *ud)
 
 static void sink_node(const char *node, int up, void *ud)
 {
+    chat__affinity_node(ud, node, up);
     chat__cluster_node(ud, node, up);
+}
+
+static void sink_reply(uint64_t id, int status, const void *msg, size_t len, void *ud)
+{
+    chat__affinity_reply(ud, id, status, msg, len);
+}
+
+static void sink_request(const char *from, uint64_t token, const void *msg, size_t len,
+                         void *ud)
+{
+    chat__affinity_request(ud, from, token, msg, len);
 }
 
 static void sink_message(const char *from, const void *msg, size_t len, void *ud)
@@ -469,6 +481,7 @@ static void server_release(chat_server *srv)
     chat__loop_calls_serve(srv, 0);
     chat__media_free(srv);
     chat__cluster_free(srv);
+    chat__affinity_free(srv);
     if (srv->bus)
         srv->bus->destroy(srv->bus_st);
     if (srv->push) {
@@ -606,10 +619,12 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
     if (rc == CHAT_OK) {
         chat_bus_sink sink = {sink_deliver, sink_presence, sink_wake,    srv,
                               sink_deliver2, sink_lost,     sink_settled, sink_node,
-                              sink_message,  sink_log};
+                              sink_message,  sink_log,      sink_reply,   sink_request};
         rc = srv->bus->attach(srv->bus_st, &sink);
-        if (rc == CHAT_OK)
+        if (rc == CHAT_OK) {
             chat__hints_init(srv);
+            chat__affinity_init(srv);
+        }
     }
     if (rc == CHAT_OK)
         rc = chat__worker_start(&srv->writer, srv, 1);

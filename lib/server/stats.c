@@ -191,6 +191,14 @@ static void fill(chat_stats *st, chat_server *srv, const gauges *g)
     C("chat_bus_errors_total", "Bus calls that failed", l->bus_errors);
     C("chat_push_errors_total", "Push notifications the notifier failed to take",
       l->push_errors);
+    static const char *const ways[3] = {"out", "in", "fallback"};
+    const chat__counter *aff[3] = {&l->affinity_out, &l->affinity_in, &l->affinity_fallback};
+    for (int i = 0; i < 3; i++)
+        add_labeled(st, CHAT_STAT_COUNTER, "chat_affinity_sends_total",
+                    "Sends under write affinity: out, written by the conversation's owner "
+                    "for a client here; in, written here for another node's client; fallback, "
+                    "for another node but written here (no answer, or not taken there)",
+                    "way", ways[i], chat__counter_read(aff[i]));
     G("chat_draining", "1 once the server drains (chat_server_drain): not ready, closing",
       atomic_load(&srv->draining));
     add_hist(st, "chat_store_commit_seconds",

@@ -82,6 +82,7 @@ typedef struct chat__loop_stats {
     chat__counter delivered; /* msg frames handed to a local connection */
     chat__counter errors[CHAT__ERR_CODES];
     chat__counter bus_errors, push_errors;
+    chat__counter affinity_out, affinity_in, affinity_fallback; /* affinity.c */
     chat__hist ack;    /* send received -> its ack written, us */
     chat__hist fanout; /* commit -> the msg frame written to a recipient, us */
     /* The loop iteration's receive time (us, CLOCK_MONOTONIC), read at its first message. */

@@ -43,11 +43,14 @@ class Node(wire.Server):
         self.store_dir = str(store_dir)
 
     def command(self):
-        return super().command() + [
-            "--key-file", self.key_file, "--media-dir", self.media_dir,
-            "--nats", self.nats.url(), "--node-id", self.name,
-            "--nats-heartbeat-ms", str(HEARTBEAT_MS), "--nats-lease-ms", str(LEASE_MS),
-            "--limit", f"presence_grace_ms={GRACE_MS}"]
+        own = ["--key-file", self.key_file, "--media-dir", self.media_dir,
+               "--nats", self.nats.url(), "--node-id", self.name,
+               "--nats-heartbeat-ms", str(HEARTBEAT_MS), "--nats-lease-ms", str(LEASE_MS),
+               "--limit", f"presence_grace_ms={GRACE_MS}"]
+        # a test's own args come last: they override these (a longer lease, say)
+        cmd = super().command()
+        cut = len(cmd) - len(self.args)
+        return cmd[:cut] + own + cmd[cut:]
 
     def token(self, user, device="d1", ttl=None, cache=True):
         r = wire.run_cli(["token", "--key-file", self.key_file, "--data-dir", self.data_dir,

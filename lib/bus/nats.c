@@ -166,6 +166,7 @@ struct nats_bus {
     /* request(): ours awaiting an answer, id -> deadline (int64_t *, ms) */
     chat__strmap out_req;
     size_t out_n;
+    int64_t out_next;           /* no deadline passes before this (ms); may be early */
     /* sink->request: theirs awaiting respond(), token -> reply subject */
     chat__strmap in_req;
     uint64_t in_token;
@@ -764,16 +765,19 @@ static void on_answer_msg(struct nats_bus *b, natsMsg *m, const char *id)
 }
 
 struct expired {
-    int64_t now;
+    int64_t now, next;
     growbuf ids; /* uint64_t ids */
 };
 
 static void expired_cb(const char *id, void *value, void *ud)
 {
     struct expired *e = ud;
+    int64_t deadline = *(int64_t *)value;
     uint64_t n = strtoull(id, NULL, 10);
-    if (*(int64_t *)value <= e->now)
+    if (deadline <= e->now)
         gb_add(&e->ids, &n, sizeof n);
+    else if (deadline < e->next)
+        e->next = deadline;
 }
 
 static int cmp_u64(const void *x, const void *y)
@@ -786,9 +790,11 @@ static int cmp_u64(const void *x, const void *y)
  * answers may be too), in the order they were made (the engine's ids grow). */
 static void expire_requests(struct nats_bus *b, int64_t now, int all)
 {
-    if (!b->out_n)
+    /* Polls come with every message received: the map is walked only once a deadline may
+     * have passed, not per poll. */
+    if (!b->out_n || (!all && now < b->out_next))
         return;
-    struct expired e = {all ? INT64_MAX : now, {0}};
+    struct expired e = {all ? INT64_MAX : now, INT64_MAX, {0}};
     chat__strmap_each(&b->out_req, expired_cb, &e);
     uint64_t *ids = (uint64_t *)(void *)e.ids.p;
     size_t n = e.ids.len / sizeof *ids;
@@ -801,6 +807,7 @@ static void expire_requests(struct nats_bus *b, int64_t now, int all)
         b->out_n--;
         b->sink.reply(ids[i], all ? CHAT_EIO : CHAT_ETIMEDOUT, NULL, 0, b->sink.user_data);
     }
+    b->out_next = e.next;
     atomic_store(&b->requesting, b->out_n > 0);
     chat__free(e.ids.p);
 }
@@ -836,6 +843,8 @@ static int nats_request(void *state, const char *node, const void *msg, size_t l
         return chat__error_set(CHAT_ENOMEM, 0, "NATS bus: out of memory");
     }
     *deadline = now_ms() + timeout_ms;
+    if (!b->out_n || *deadline < b->out_next)
+        b->out_next = *deadline;
     natsStatus st = natsConnection_PublishRequest(b->nc, n->subject, reply, s->p, (int)s->len);
     if (st != NATS_OK) {
         chat__free(chat__strmap_del(&b->out_req, key));

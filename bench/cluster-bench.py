@@ -17,8 +17,15 @@ the rounds, and cross-node's chatd CPU per message over same-node's.
 Then the durable ceilings: one chatd on PostgreSQL (fsync on, synchronous_commit on: an ack
 means flushed) against one on SQLite (synchronous NORMAL and FULL), stepped rates.
 
+--one-conv instead: two nodes writing one conversation at once (a group of --members, its
+senders alternating between the nodes), write affinity off against on in every round:
+
+  conv-off     each node writes what its clients send: both contend for the conversation's lock
+  conv-on      --affinity: the conversation's owner writes every send
+
     bench/cluster-bench.py [BUILD (build)] [--rounds 3] [--rates 2000,5000] [--conns 1000]
                            [--step-secs 5] [--ceiling-rates R1,R2,...] [--no-ceilings]
+                           [--one-conv [--members 8] [--senders 8]]
 
 Needs PostgreSQL's server binaries and nats-server (Debian: postgresql, nats-server). Prints
 every chat-bench line, then a summary.
@@ -92,8 +99,8 @@ LIMITS = ["--limit", "send_rate=1000000", "--limit", "send_burst=1000000",
           "--limit", "connections=100000"]
 
 
-def bench(o, label, ports, pids, aux, rates, key_file, split="peers"):
-    cmd = [o.chat_bench, "--mode", "pairs", "--label", label, "--port", str(ports[0]),
+def bench(o, label, ports, pids, aux, rates, key_file, split="peers", mode=("pairs",)):
+    cmd = [o.chat_bench, "--mode", *mode, "--label", label, "--port", str(ports[0]),
            "--server-pid", ",".join(map(str, pids)), "--cpu", "1", "--conns", str(o.conns),
            "--rates", rates, "--step-secs", str(o.step_secs), "--key-file", key_file]
     if len(ports) > 1:
@@ -133,7 +140,13 @@ def main():
     ap.add_argument("--ceiling-rates",
                     default="2500,5000,7500,10000,12500,15000,17500,20000,22500,25000,30000")
     ap.add_argument("--no-ceilings", action="store_true")
+    ap.add_argument("--one-conv", action="store_true")
+    ap.add_argument("--members", type=int, default=8)
+    ap.add_argument("--senders", type=int, default=8)
     o = ap.parse_args()
+    if o.one_conv:
+        o.no_ceilings = True
+    configs = ("conv-off", "conv-on") if o.one_conv else ("one-node", "same-node", "cross-node")
     chatd = os.path.join(o.build, "examples", "chatd", "chatd")
     o.chat_bench = os.path.join(o.build, "bench", "chat-bench")
     nats_bin = natstemp.find_nats_server()
@@ -151,13 +164,15 @@ def main():
     nats = natstemp.NatsServer(os.path.join(work, "nats"), nats_bin).start()
     pin(nats.proc.pid)
     results = {}  # (config, rate) -> list of (chatd us/msg, pg us/msg, nats us/msg, p99)
-    print(f"# cluster-bench: {o.rounds} round(s), rates {o.rates}, {o.conns} connections, "
+    shape = (f"one group of {o.members} members, {o.senders} senders" if o.one_conv
+             else f"{o.conns} connections")
+    print(f"# cluster-bench: {o.rounds} round(s), rates {o.rates}, {shape}, "
           f"steps of {o.step_secs} s; servers pinned to cpu 0, chat-bench to cpu 1; "
           f"PostgreSQL with fsync on")
     try:
         for rnd in range(1, o.rounds + 1):
             print(f"## round {rnd} of {o.rounds}", flush=True)
-            for config in ("one-node", "same-node", "cross-node"):
+            for config in configs:
                 schema = f"b{rnd}{config.replace('-', '')}"
                 pgtemp.sql(pg.conninfo(), f"CREATE SCHEMA {schema}")
                 conninfo = pg.conninfo() + f" options=-csearch_path={schema}"
@@ -171,14 +186,18 @@ def main():
                         for name in ("a", "b"):
                             nodes.append(Node(chatd, f"{schema}-{name}", work, common + [
                                 "--nats", nats.url(), "--node-id", name,
-                                "--nats-prefix", schema]))
+                                "--nats-prefix", schema] + (
+                                    ["--affinity"] if config == "conv-on" else [])))
                     pg_pids, nats_pids = aux_split(pg_pid, nats.proc.pid)
                     for p in pg_pids:
                         pin(p)
                     split = "pairs" if config == "same-node" else "peers"
                     aux = [pg_pids] + ([nats_pids] if config != "one-node" else [])
+                    mode = (("group", "--members", str(o.members), "--group-senders",
+                             str(o.senders)) if o.one_conv else ("pairs",))
                     steps = bench(o, config, [n.port for n in nodes],
-                                  [n.proc.pid for n in nodes], aux, o.rates, key_file, split)
+                                  [n.proc.pid for n in nodes], aux, o.rates, key_file, split,
+                                  mode)
                     for s in steps:
                         results.setdefault((config, s["rate"]), []).append(s)
                 finally:
@@ -211,7 +230,31 @@ def main():
         nats.stop(signal.SIGTERM)
         pg.stop()
         shutil.rmtree(work, ignore_errors=True)
-    summary(o, results)
+    if o.one_conv:
+        summary_one_conv(o, results)
+    else:
+        summary(o, results)
+
+
+def summary_one_conv(o, results):
+    """Messages/s (deliveries over the members who receive each) and p99, off against on."""
+    print(f"\n== one conversation written by two nodes: messages/s and p99 (ms), medians of "
+          f"rounds; {o.members} members, {o.senders} senders ==")
+    print(f"{'rate':>6} {'off msg/s':>10} {'on msg/s':>9} {'on/off':>7} {'off p99':>8} "
+          f"{'on p99':>8} {'on/off':>7}  lost+errors off, on")
+    for rate in sorted({r for (_, r) in results}):
+        row = {}
+        for config in ("conv-off", "conv-on"):
+            steps = results.get((config, rate), [])
+            if steps:
+                row[config] = (statistics.median(s["deliv"] for s in steps) / (o.members - 1),
+                               statistics.median(s["p99"] for s in steps),
+                               sum(s["lost"] + s["errors"] for s in steps))
+        if len(row) < 2:
+            continue
+        (m0, p0, e0), (m1, p1, e1) = row["conv-off"], row["conv-on"]
+        print(f"{rate:>6} {m0:10.0f} {m1:9.0f} {m1 / m0 if m0 else 0:7.2f} {p0:8.2f} {p1:8.2f} "
+              f"{p1 / p0 if p0 else 0:7.2f}  {e0}, {e1}")
 
 
 def summary(o, results):

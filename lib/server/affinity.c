@@ -180,7 +180,8 @@ int chat__affinity_send(chat__conn *c, cJSON *f, cJSON *re, const chat__send_arg
     int rc = w ? chat__strmap_put(&af->out, key, w) : CHAT_ENOMEM;
     if (rc == CHAT_OK) {
         memcpy(msg, head, (size_t)hl);
-        memcpy(msg + hl, re_text, re_len);
+        if (re_len)
+            memcpy(msg + hl, re_text, re_len);
         memcpy(msg + hl + re_len, a->body, a->body_len);
         rc = srv->bus->request(srv->bus_st, owner, msg, len, AFFINITY_TIMEOUT_MS, af->next_id);
         if (rc != CHAT_OK)

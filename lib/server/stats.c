@@ -195,9 +195,10 @@ static void fill(chat_stats *st, chat_server *srv, const gauges *g)
     const chat__counter *aff[3] = {&l->affinity_out, &l->affinity_in, &l->affinity_fallback};
     for (int i = 0; i < 3; i++)
         add_labeled(st, CHAT_STAT_COUNTER, "chat_affinity_sends_total",
-                    "Sends under write affinity: out, written by the conversation's owner "
-                    "for a client here; in, written here for another node's client; fallback, "
-                    "for another node but written here (no answer, or not taken there)",
+                    "Sends under write affinity: out, answered by the conversation's owner "
+                    "for a client here (written or refused there); in, answered here for "
+                    "another node's client; fallback, for another node but written here (no "
+                    "answer, or not taken there)",
                     "way", ways[i], chat__counter_read(aff[i]));
     G("chat_draining", "1 once the server drains (chat_server_drain): not ready, closing",
       atomic_load(&srv->draining));

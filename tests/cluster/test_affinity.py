@@ -3,7 +3,9 @@ conversation that another node owns (rendezvous hashing over the live nodes) is 
 owner, acked by the node the client is on, delivered once; with the owner killed, sends go on
 (written where they are taken) with nothing lost or doubled. Only for nodes sharing a store."""
 
+import os
 import re
+import signal
 import time
 
 import pytest
@@ -100,6 +102,36 @@ def test_a_send_goes_through_its_owner(cluster):
     assert again["type"] == "ack" and again["seq"] == acks[-1]["seq"] and again["dup"], again
     bob_here.expect_none("msg", within=0.3, conv=conv)
     texts = [m["text"] for m in history_all(bob_here, conv)]
+    assert len(texts) == len(set(texts)) == len(acks) + 1, texts
+
+
+def test_owner_stopped_send_times_out_and_is_stored_once(cluster):
+    # the owner stops (SIGSTOP) and gets the request only after the origin gave up on it and
+    # wrote the send itself: once it runs again, its own write of it must find it there
+    a, b = cluster("a", "b", args=AFFINITY + ("--nats-lease-ms", "8000"))
+    setup = a.connect("alice", "setup")
+    conv = send(setup, "hello", to="bob")["conv"]
+    origin, own = owned_pair({"a": a, "b": b}, conv)
+    alice = origin.connect("alice", "laptop")
+    bob = origin.connect("bob", "phone")
+    acks = []
+    until_forwarded(origin, alice, conv, acks)
+    served = affinity_counts(own)["in"]
+    os.kill(own.proc.pid, signal.SIGSTOP)
+    try:
+        acks.append(send(alice, "while the owner sleeps", conv=conv))  # after the timeout
+        assert affinity_counts(origin)["fallback"] == 1, affinity_counts(origin)
+    finally:
+        os.kill(own.proc.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 15
+    while affinity_counts(own)["in"] == served:  # it answers the stale request (unheard)
+        assert time.monotonic() < deadline, "the owner never took the request it slept on"
+        time.sleep(0.05)
+    acks.append(send(alice, "the owner is back", conv=conv))
+    seqs = [x["seq"] for x in acks]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+    assert_once(bob, acks, conv)
+    texts = [m["text"] for m in history_all(bob, conv)]
     assert len(texts) == len(set(texts)) == len(acks) + 1, texts
 
 

@@ -227,14 +227,20 @@ def copy_and_check(data_dir, tmp, tag):
 
 
 def resurrected(data_dir, texts):
-    """The erased texts still in the database file or its WAL."""
-    blob = b""
+    """The erased texts still in the database file or its WAL, each with where it was found
+    (the file, the offset, the WAL's size): what a failure needs to be understood."""
+    found = []
     for suffix in ("", "-wal"):
         path = os.path.join(data_dir, "chat.db" + suffix)
-        if os.path.exists(path):
-            with open(path, "rb") as f:
-                blob += f.read()
-    return [t for t in texts if t.encode() in blob]
+        if not os.path.exists(path):
+            continue
+        with open(path, "rb") as f:
+            blob = f.read()
+        for t in texts:
+            at = blob.find(t.encode())
+            if at >= 0:
+                found.append(f"{t!r} in chat.db{suffix} at {at} of {len(blob)} bytes")
+    return found
 
 
 def run_crash_cycles(server, tmp_path, cycles, label):

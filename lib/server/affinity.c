@@ -33,6 +33,7 @@
 
 #include "core/alloc.h"
 #include "core/ids.h"
+#include "store/hmap.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -44,22 +45,11 @@
 
 /* ---- the owner of a conversation ---- */
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 /* Rendezvous weight of node for conv: the same on every node (no seed, no pointer). */
 static uint64_t weight(const char *node, int64_t conv)
 {
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a of the name */
-    for (const unsigned char *p = (const unsigned char *)node; *p; p++)
-        h = (h ^ *p) * 0x100000001b3ULL;
-    return mix64(h ^ mix64((uint64_t)conv));
+    uint64_t h = chat__hash_bytes(CHAT__HASH_SEED, node, strlen(node));
+    return chat__hash_u64(h ^ chat__hash_u64((uint64_t)conv));
 }
 
 typedef struct best {

@@ -243,15 +243,25 @@ int chat__uv_out(uconn *c, const void *data, size_t len)
     return 0;
 }
 
+/* An active idle handle makes the loop poll without sleeping; it has nothing to do itself
+ * (libuv refuses to start one without a callback). */
+static void on_idle(uv_idle_t *h)
+{
+    (void)h;
+}
+
 /* The end of a loop iteration's I/O: flush every connection that has output, serve pending
- * writables (once each: one that asks again waits for the next iteration, and the idle handle
- * keeps the loop from sleeping meanwhile), and resume input held while a response was due. */
+ * writables, and resume input held while a response was due. One pass over the connections
+ * marked so far: a connection marked during the pass (a writable that asks again, output a
+ * callback made) waits for the next pass, so one that always has more to write cannot hold
+ * the loop, and the idle handle keeps the loop from sleeping meanwhile. */
 static void flush_all(utp *tp)
 {
-    uconn *again = NULL;
-    while (tp->dirty) {
-        uconn *c = tp->dirty;
-        tp->dirty = c->dirty_next;
+    uconn *list = tp->dirty;
+    tp->dirty = NULL;
+    while (list) {
+        uconn *c = list;
+        list = c->dirty_next;
         c->dirty = 0;
         if (c->phase == UC_DEAD)
             continue;
@@ -269,25 +279,30 @@ static void flush_all(utp *tp)
                 chat__uv_ws_writable(c);
             else if (c->phase == UC_HTTP || c->phase == UC_BODY)
                 chat__uv_http_event(c, CHAT__HTTP_WRITABLE, NULL, 0);
-            if (c->phase != UC_DEAD && c->want_write && !c->dirty) {
-                c->dirty = 1; /* asked again: next iteration */
-                c->dirty_next = again;
-                again = c;
-            } else if (c->phase != UC_DEAD && c->out_len) {
-                do_flush(c);
-            }
+            if (c->phase != UC_DEAD && c->out_len)
+                do_flush(c); /* what the callback wrote leaves now */
         }
         if (c->phase == UC_HEAD && c->in_len && !c->dirty)
             chat__uv_consume_input(c);
     }
-    tp->dirty = again;
-    if (again && !tp->idle_on && tp->handles_open) {
-        uv_idle_start(&tp->idle, (uv_idle_cb)(void (*)(void))NULL);
+    if (tp->dirty && !tp->idle_on && tp->handles_open) {
+        uv_idle_start(&tp->idle, on_idle);
         tp->idle_on = 1;
-    } else if (!again && tp->idle_on) {
+    } else if (!tp->dirty && tp->idle_on) {
         uv_idle_stop(&tp->idle);
         tp->idle_on = 0;
     }
+}
+
+/* Take c off the list of connections to flush (it is being freed). */
+static void unmark(uconn *c)
+{
+    for (uconn **p = &c->tp->dirty; *p; p = &(*p)->dirty_next)
+        if (*p == c) {
+            *p = c->dirty_next;
+            break;
+        }
+    c->dirty = 0;
 }
 
 /* ---- input ---- */
@@ -433,6 +448,8 @@ static void on_closed(uv_handle_t *h)
 {
     uconn *c = h->data;
     utp *tp = c->tp;
+    if (c->dirty)
+        unmark(c);
     if (c->all_prev)
         c->all_prev->all_next = c->all_next;
     else

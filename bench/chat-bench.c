@@ -743,7 +743,9 @@ static step_result run_step(int rate, int n_senders, int per_msg)
             done++;
             burst++;
         }
-        ws_poll(1);
+        /* Sleep until the next send is due (at most 1 ms), not a whole millisecond. */
+        int64_t next = t0 + done * interval - mono_ns();
+        ws_poll_ns(next < 0 ? 0 : next < 1000000 ? next : 1000000);
     }
     while (mono_ns() < step_end_ns && !past_deadline())
         ws_poll(1);

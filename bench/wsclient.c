@@ -474,8 +474,18 @@ static void on_readable(wsconn *c)
 
 int ws_poll(int timeout_ms)
 {
+    return ws_poll_ns((int64_t)timeout_ms * 1000000);
+}
+
+int ws_poll_ns(int64_t timeout_ns)
+{
     struct epoll_event evs[512];
-    int n = epoll_wait(ep, evs, 512, timeout_ms);
+    /* epoll_pwait2 sleeps to the nanosecond; epoll_wait's milliseconds would make an open-loop
+     * sender late by up to one whenever the server's answers are few (no wake-up meanwhile). */
+    struct timespec ts = {timeout_ns / 1000000000, timeout_ns % 1000000000};
+    int n = epoll_pwait2(ep, evs, 512, timeout_ns < 0 ? NULL : &ts, NULL);
+    if (n < 0 && errno == ENOSYS)
+        n = epoll_wait(ep, evs, 512, timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000));
     for (int i = 0; i < n; i++) {
         wsconn *c = evs[i].data.ptr;
         if (c->state == WS_CLOSED || c->state == WS_FREE)

@@ -74,6 +74,7 @@ int ws_send_text(wsconn *c, const char *text, size_t len);
 void ws_close(wsconn *c, int code);
 /* Wait up to timeout_ms for events and handle them. Returns the number of events. */
 int ws_poll(int timeout_ms);
+int ws_poll_ns(int64_t timeout_ns); /* the same, to the nanosecond (-1: no timeout) */
 /* Sockets currently open (any state). */
 extern int ws_open_count;
 /* Bytes of user-space backlog allowed per connection (default 4 MiB). */

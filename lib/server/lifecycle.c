@@ -105,7 +105,8 @@ int chat__txn_erase(chat__txn *tx, const chat_store_msg *m, unsigned int flag,
             return rc;
         }
     }
-    /* The texts kept of its edits (CHAT_SERVER_KEEP_EDITS) go with it. */
+    /* The texts its edits hold go with it: its current one (CHAT_STORE_MSG_CURRENT), or the
+     * ones it replaced (CHAT_SERVER_KEEP_EDITS). */
     chat__page edits = {0};
     rc = tx->ops->msg_related(tx->st, m->conv, m->seq, CHAT_MSG_EDIT, chat__page_add, &edits);
     for (size_t i = 0; rc == CHAT_OK && i < edits.n; i++) {
@@ -216,7 +217,7 @@ static int answer_dup(chat__txn *tx, chat__req *r, int64_t conv, const char *cmi
 static int append_change(chat__txn *tx, chat__req *r, chat_store_conv *conv,
                          const chat_store_member *me, const life_args *a, int kind,
                          const chat_store_msg *target, const char *body, size_t len,
-                         chat_store_msg *ev)
+                         unsigned int flags, chat_store_msg *ev)
 {
     memset(ev, 0, sizeof *ev);
     ev->sender = r->user;
@@ -227,6 +228,9 @@ static int append_change(chat__txn *tx, chat__req *r, chat_store_conv *conv,
     ev->body_len = len;
     ev->target_seq = target->seq;
     ev->expires_ms = target->expires_ms; /* a change lives as long as what it changed */
+    ev->flags = flags;
+    if (flags & CHAT_STORE_MSG_CURRENT)
+        ev->edited_ms = tx->now_ms;
     return chat__txn_append_as(tx, r, conv, ev, me);
 }
 
@@ -243,6 +247,28 @@ static int erased(const chat_store_msg *m)
     return (m->flags & CHAT_STORE_MSG_ERASED) != 0;
 }
 
+/* The target's earlier edits that carry its text now carry the new one (now), so every edit
+ * shows the latest text and the replaced one is left in no row. In the same transaction,
+ * after the new edit (skip) was written: a refused edit changes none of them. */
+static int current_edits(chat__txn *tx, const chat_store_msg *t, uint64_t skip,
+                         const chat_store_msg *now)
+{
+    chat__page edits = {0};
+    int rc = tx->ops->msg_related(tx->st, t->conv, t->seq, CHAT_MSG_EDIT, chat__page_add,
+                                  &edits);
+    for (size_t i = 0; rc == CHAT_OK && i < edits.n; i++) {
+        chat_store_msg e = edits.v[i];
+        if (e.seq == skip || !(e.flags & CHAT_STORE_MSG_CURRENT) || erased(&e))
+            continue;
+        e.body = now->body;
+        e.body_len = now->body_len;
+        e.edited_ms = now->edited_ms;
+        rc = tx->ops->msg_update(tx->st, &e);
+    }
+    chat__page_free(&edits);
+    return rc;
+}
+
 static int edit_run(chat__txn *tx, chat__req *r, life_args *a, chat_store_conv *conv,
                     const chat_store_member *me, chat_store_msg *t, chat_store_msg *ev)
 {
@@ -253,18 +279,23 @@ static int edit_run(chat__txn *tx, chat__req *r, life_args *a, chat_store_conv *
                            chat__limit(tx->srv, CHAT_LIMIT_EDIT_WINDOW_MS));
     if (v != CHAT__LIFE_OK)
         return refuse(r, v, "edit");
-    /* The text replaced is kept in the edit's row only if the host asks. */
+    /* The edit's row carries the new text, so that a history page shows it without reading
+     * the target; the host may ask to keep the text replaced there instead (then a page reads
+     * the target). */
     int keep = (tx->srv->cfg.flags & CHAT_SERVER_KEEP_EDITS) != 0;
-    int rc = append_change(tx, r, conv, me, a, CHAT_MSG_EDIT, t, keep ? t->body : "",
-                           keep ? t->body_len : 0, ev);
+    int rc = append_change(tx, r, conv, me, a, CHAT_MSG_EDIT, t, keep ? t->body : a->text,
+                           keep ? t->body_len : a->text_len, keep ? 0 : CHAT_STORE_MSG_CURRENT,
+                           ev);
     if (rc != CHAT_OK)
         return rc;
     chat_store_msg now = *t;
     now.body = a->text;
     now.body_len = a->text_len;
     now.edited_ms = tx->now_ms;
-    if (tx->ops->msg_update(tx->st, &now) != CHAT_OK)
-        return chat__req_fail(r, CHAT_EIO, "storage", "cannot store the edit");
+    if (tx->ops->msg_update(tx->st, &now) != CHAT_OK ||
+        (rc = current_edits(tx, t, ev->seq, &now)) != CHAT_OK)
+        return chat__req_fail(r, rc == CHAT_ENOMEM ? CHAT_ENOMEM : CHAT_EIO, "storage",
+                              "cannot store the edit");
     chat__msg_view view = {&now, 0, NULL, 0};
     r->fanout = chat__msg_frame(ev, &view);
     return CHAT_OK;
@@ -282,7 +313,7 @@ static int delete_run(chat__txn *tx, chat__req *r, life_args *a, chat_store_conv
                              chat__limit(tx->srv, CHAT_LIMIT_DELETE_WINDOW_MS));
     if (v != CHAT__LIFE_OK)
         return refuse(r, v, "delete");
-    int rc = append_change(tx, r, conv, me, a, CHAT_MSG_DELETE, t, "", 0, ev);
+    int rc = append_change(tx, r, conv, me, a, CHAT_MSG_DELETE, t, "", 0, 0, ev);
     if (rc != CHAT_OK)
         return rc;
     rc = chat__txn_erase(tx, t, CHAT_STORE_MSG_DELETED, &a->blobs);
@@ -317,7 +348,7 @@ static int react_run(chat__txn *tx, chat__req *r, life_args *a, chat_store_conv 
         return chat__req_fail(r, CHAT_EIO, "storage", "cannot store the reaction");
     char body[CHAT_REACTION_MAX + 2];
     int len = snprintf(body, sizeof body, "%c%s", a->on ? '+' : '-', a->emoji);
-    rc = append_change(tx, r, conv, me, a, CHAT_MSG_REACT, t, body, (size_t)len, ev);
+    rc = append_change(tx, r, conv, me, a, CHAT_MSG_REACT, t, body, (size_t)len, 0, ev);
     if (rc == CHAT_EEXISTS) /* the id was taken meanwhile: the reaction is written already */
         return chat__req_fail(r, CHAT_EIO, "storage", "client id taken");
     if (rc != CHAT_OK)

@@ -39,7 +39,7 @@ typedef struct chat__page {
 int chat__page_add(const chat_store_msg *m, void *ud);
 /* Turn the page into items of array, in page order, each with its reactions and its reply's
  * or edit's target (one reaction_list over the page's seq range, one msg_get per target not
- * in the page); with a store older than version 5, the rows alone. conv: the page's
+ * in the page; none for an edit that carries its target's text, CHAT_STORE_MSG_CURRENT); with a store older than version 5, the rows alone. conv: the page's
  * conversation (0: a page of several, shown without reactions). CHAT_OK, CHAT_ENOMEM,
  * CHAT_EIO. [writer thread] */
 int chat__page_encode(chat__txn *tx, chat__page *p, int64_t conv, cJSON *array);
@@ -71,7 +71,7 @@ typedef struct chat__blobs {
     size_t n, cap;
 } chat__blobs;
 /* Erase message m (flag CHAT_STORE_MSG_DELETED or _EXPIRED): its body and, for media, its
- * reference; the text of its kept edits; its reactions. m is as read in this transaction.
+ * reference; the texts its edits hold; its reactions. m is as read in this transaction.
  * CHAT_OK, else the store's code. [writer thread] */
 int chat__txn_erase(chat__txn *tx, const chat_store_msg *m, unsigned int flag,
                     chat__blobs *blobs);

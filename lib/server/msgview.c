@@ -1,7 +1,7 @@
 /* The wire form of a message as it is now, encoded directly (frame.h's builder, no cJSON tree):
  * its row (text or media, or a tombstone once erased; an event; an edit, delete or reaction
  * naming its target) and what the engine looks up for it (the reply's target with a preview,
- * the edit's current text, the reactions). And pages of messages: copied out of the store's
+ * the edit's current text unless its row carries it, the reactions). And pages of messages: copied out of the store's
  * callbacks, then looked up and encoded in one pass. */
 #include "server/lifecycle.h"
 
@@ -41,11 +41,11 @@ typedef struct enc {
     const char *text;        /* a text body up to its first NUL (as cJSON would stop) */
     size_t text_len;
     int reply;               /* 0: none; 1: seq only; 2: with the target; 3: target gone */
-    const chat_store_msg *t; /* reply or edit target */
+    const chat_store_msg *t; /* reply or edit target (an edit carrying its text: itself) */
     const char *preview;     /* of a reply: the target's text or file name, cut */
     size_t preview_len;
     char *owned;             /* a media target's name */
-    int edit_text;           /* an edit: the target's current text is shown */
+    int edit_text;           /* an edit: t's text and edited time are shown */
     int oom;                 /* out of memory: nothing to encode */
 } enc;
 
@@ -89,7 +89,13 @@ static void prepare(enc *e, const chat_store_msg *m, const chat__msg_view *v)
             e->preview_len = doc ? cut_utf8(doc, len, PREVIEW_MAX) : 0;
         }
     }
-    if (m->kind == CHAT_MSG_EDIT && t && t->kind == CHAT_MSG_TEXT && !erased(t)) {
+    if (m->kind == CHAT_MSG_EDIT && (m->flags & CHAT_STORE_MSG_CURRENT)) {
+        /* The row holds what its target shows; emptied once the target is erased. */
+        if (m->body_len && !erased(m)) {
+            e->t = m;
+            e->edit_text = 1;
+        }
+    } else if (m->kind == CHAT_MSG_EDIT && t && t->kind == CHAT_MSG_TEXT && !erased(t)) {
         e->t = t;
         e->edit_text = 1;
     }
@@ -347,8 +353,10 @@ static int view_of(chat__txn *tx, const chat__page *p, const chat_store_msg *m,
 {
     memset(v, 0, sizeof *v);
     *have_fetched = 0;
-    if (m->target_seq && (m->kind == CHAT_MSG_TEXT || m->kind == CHAT_MSG_MEDIA ||
-                          m->kind == CHAT_MSG_EDIT)) {
+    /* An edit row that carries its target's current text needs no lookup; one without the
+     * flag (written with CHAT_SERVER_KEEP_EDITS, or before edits carried it) does. */
+    int edit_lookup = m->kind == CHAT_MSG_EDIT && !(m->flags & CHAT_STORE_MSG_CURRENT);
+    if (m->target_seq && (m->kind == CHAT_MSG_TEXT || m->kind == CHAT_MSG_MEDIA || edit_lookup)) {
         v->target = in_page(p, m->conv, m->target_seq);
         if (!v->target) {
             int rc = tx->ops->msg_get(tx->st, m->conv, m->target_seq, keep_target, fetched);

@@ -74,7 +74,7 @@ int chat__store_check_msg(const chat_store_msg *m)
         (rc = chat__store_check_u64(m->target_seq, "msg target_seq")) ||
         (rc = chat__store_check_u64(m->thread_seq, "msg thread_seq")))
         return rc;
-    if (m->flags & ~CHAT_STORE_MSG_ERASED)
+    if (m->flags & ~(CHAT_STORE_MSG_ERASED | CHAT_STORE_MSG_CURRENT))
         return chat__error_set(CHAT_EINVAL, 0, "store: unknown msg flags 0x%x", m->flags);
     if (!m->body && m->body_len)
         return chat__error_set(CHAT_EINVAL, 0, "store: msg body is NULL");

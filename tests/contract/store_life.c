@@ -233,6 +233,27 @@ void test_store_life_update(void **state)
                      CHAT_OK);
     assert_int_equal(f->ops->commit(f->st), CHAT_OK);
     assert_string_equal(get(f, id, 1, &w), "1/1 ann d c1 k1 [] t0 th0 e4242 x99 f2");
+    /* an edit carrying its target's text: the flag is kept as given, through every read */
+    assert_int_equal(put_msg(f, id, (mspec){.seq = 2, .kind = CHAT_MSG_EDIT, .target = 1,
+                                            .body = "now text", .flags = CHAT_STORE_MSG_CURRENT}),
+                     CHAT_OK);
+    assert_string_equal(get(f, id, 2, &w), "1/2 ann d c2 k4 [now text] t1 th0 e0 x0 f4");
+    assert_int_equal(update(f, id, 2, CHAT_MSG_EDIT, "later text", CHAT_STORE_MSG_CURRENT, 4343,
+                            0), CHAT_OK);
+    assert_string_equal(get(f, id, 2, &w), "1/2 ann d c2 k4 [later text] t1 th0 e4343 x0 f4");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(f->ops->msg_related(f->st, id, 1, CHAT_MSG_EDIT, full_of, &w), CHAT_OK);
+    assert_string_equal(w.buf, "1/2 ann d c2 k4 [later text] t1 th0 e4343 x0 f4");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(f->ops->msg_range(f->st, id, 1, 0, 5, 0, full_of, &w), CHAT_OK);
+    assert_string_equal(w.buf, "1/2 ann d c2 k4 [later text] t1 th0 e4343 x0 f4");
+    /* emptied with its target, the flag stays; erased, it is a tombstone like any row */
+    assert_int_equal(update(f, id, 2, CHAT_MSG_EDIT, "", CHAT_STORE_MSG_CURRENT, 4343, 0),
+                     CHAT_OK);
+    assert_string_equal(get(f, id, 2, &w), "1/2 ann d c2 k4 [] t1 th0 e4343 x0 f4");
+    assert_int_equal(update(f, id, 2, CHAT_MSG_EDIT, "",
+                            CHAT_STORE_MSG_CURRENT | CHAT_STORE_MSG_EXPIRED, 4343, 99), CHAT_OK);
+    assert_string_equal(get(f, id, 2, &w), "1/2 ann d c2 k4 [] t1 th0 e4343 x99 f6");
     assert_int_equal(update(f, id, 7, CHAT_MSG_TEXT, "x", 0, 0, 0), CHAT_ENOTFOUND);
     assert_int_equal(update(f, id, 1, CHAT_MSG_TEXT, "x", 0x80, 0, 0), CHAT_EINVAL);
     /* the dedupe key still holds after an update */
@@ -384,6 +405,10 @@ void test_store_life_search(void **state)
                                            .body = "{\"title\":\"quick brown\"}"}), CHAT_OK);
     assert_int_equal(put_msg(f, b, (mspec){.seq = 2, .body = "quick brown but erased",
                                            .flags = CHAT_STORE_MSG_DELETED}), CHAT_OK);
+    /* an edit carrying its target's text is not searched: the target is */
+    assert_int_equal(put_msg(f, a, (mspec){.seq = 5, .kind = CHAT_MSG_EDIT, .target = 1,
+                                           .body = "quick brown fox",
+                                           .flags = CHAT_STORE_MSG_CURRENT}), CHAT_OK);
     int64_t ab[2] = {a, b};
     uint64_t zero[2] = {0, 0};
     hits h;

@@ -5,6 +5,7 @@ every refusal has its code and reason. Real sockets, a second party observing th
 
 import json
 import os
+import sqlite3
 import time
 
 import pytest
@@ -36,6 +37,32 @@ def ok(r, conv=None):
     return r
 
 
+def rows_holding(srv, *texts):
+    """How many message rows of a stopped server's SQLite store hold each text (None for
+    another store: what its rows hold is not checked here)."""
+    path = os.path.join(srv.data_dir, "chat.db")
+    if os.environ.get("CHATD_STORE") == "postgres" or "--memory" in srv.args:
+        return None
+    assert srv.proc.poll() is not None, "read the store of a stopped server"
+    db = sqlite3.connect(path)
+    try:
+        return [db.execute("SELECT count(*) FROM messages WHERE instr(CAST(body AS TEXT), ?) > 0",
+                           (t,)).fetchone()[0] for t in texts]
+    finally:
+        db.close()
+
+
+def edits_show(c, conv, edits):
+    """The text and edited time each edit row shows, read in pages that hold the target and in
+    pages of one message (the target outside): both must agree."""
+    seen = []
+    for page in (50, 1):
+        msgs = by_seq(history_all(c, conv, page=page))
+        seen.append([(msgs[e].get("text"), msgs[e].get("edited")) for e in edits])
+    assert seen[0] == seen[1], seen
+    return seen[0]
+
+
 # ---- edits ----------------------------------------------------------------------------------
 
 
@@ -55,6 +82,65 @@ def test_edit_reaches_members_and_history_shows_the_current_text(server):
     e = next(c for c in b.call({"type": "convs", "since": 0})["convs"] if c["conv"] == conv)
     assert e["unread"] == 1 and e["head"] == seq + 1, e
     assert e["last"]["seq"] == seq and e["last"]["text"] == "the fixed text", e
+
+
+def test_every_edit_shows_the_latest_text_and_none_once_deleted(make_server):
+    """Each edit row in history shows its target's text and edit time as they are now; the
+    text an edit replaced is in no row of the store, and none of them is once deleted."""
+    srv = make_server()
+    a, b, conv, seq = direct(srv)
+    r1 = ok(a.call({"type": "edit", "conv": conv, "seq": seq, "text": "second words"}), conv)
+    ev = b.expect("msg", conv=conv, seq=r1["seq"])
+    assert (ev["text"], ev["edited"]) == ("second words", r1["ts"]), ev
+    r2 = ok(a.call({"type": "edit", "conv": conv, "seq": seq, "text": "third words"}), conv)
+    ev = b.expect("msg", conv=conv, seq=r2["seq"])
+    assert (ev["text"], ev["edited"]) == ("third words", r2["ts"]), ev
+    assert edits_show(b, conv, [r1["seq"], r2["seq"]]) == [("third words", r2["ts"])] * 2
+    assert by_seq(history_all(b, conv))[seq]["text"] == "third words"
+    assert b.call({"type": "search", "query": "third"})["messages"][0]["seq"] == seq
+    srv.stop()
+    held = rows_holding(srv, "the first text", "second words", "third words")
+    assert held in (None, [0, 0, 3]), held  # the target and both edits
+    srv.start()
+    a = srv.connect("alice")
+    b = srv.connect("bob")
+    ok(a.call({"type": "delete", "conv": conv, "seq": seq}), conv)
+    assert edits_show(b, conv, [r1["seq"], r2["seq"]]) == [(None, None)] * 2
+    srv.stop()
+    assert rows_holding(srv, "second words", "third words") in (None, [0, 0])
+
+
+@pytest.mark.single_node("restarts one chatd with other options")
+def test_edits_across_keep_edits_restarts(make_server):
+    """Edits stored with and without --keep-edits in one conversation: every edit shows the
+    latest text; a kept text is in the store until its message is deleted."""
+    srv = make_server()
+    a, b, conv, seq = direct(srv)
+    rs = [ok(a.call({"type": "edit", "conv": conv, "seq": seq, "text": "version two"}))]
+    for text, keep in (("version three", True), ("version four", False)):
+        srv.stop()
+        if keep:
+            srv.args.append("--keep-edits")
+        else:
+            srv.args.remove("--keep-edits")
+        srv.start()
+        a = srv.connect("alice")
+        b = srv.connect("bob")
+        rs.append(ok(a.call({"type": "edit", "conv": conv, "seq": seq, "text": text})))
+        ev = b.expect("msg", conv=conv, seq=rs[-1]["seq"])
+        assert (ev["text"], ev["edited"]) == (text, rs[-1]["ts"]), ev
+        assert edits_show(b, conv, [r["seq"] for r in rs]) == [(text, rs[-1]["ts"])] * len(rs)
+    srv.stop()
+    # the edit made with --keep-edits kept the text it replaced, for the host
+    held = rows_holding(srv, "the first text", "version two", "version three", "version four")
+    assert held in (None, [0, 1, 0, 3]), held
+    srv.start()
+    a = srv.connect("alice")
+    b = srv.connect("bob")
+    ok(a.call({"type": "delete", "conv": conv, "seq": seq}))
+    assert edits_show(b, conv, [r["seq"] for r in rs]) == [(None, None)] * 3
+    srv.stop()
+    assert rows_holding(srv, "version two", "version four") in (None, [0, 0])
 
 
 def test_edit_refusals(make_server):
@@ -307,6 +393,23 @@ def test_timer_makes_messages_disappear(server):
     assert "expires" not in b.expect("msg", conv=conv, seq=send(a, "kept", conv=conv)["seq"])
 
 
+@pytest.mark.chatd_args("--limit", "expiry_sweep_ms=50")
+def test_an_edit_expires_with_its_message(server):
+    a, b, conv, seq = direct(server)
+    ok(b.call({"type": "conv_timer", "conv": conv, "ttl_ms": 1000}), conv)
+    ack = send(a, "soon gone words", conv=conv)
+    r = ok(a.call({"type": "edit", "conv": conv, "seq": ack["seq"], "text": "edited gone words"}))
+    ev = b.expect("msg", conv=conv, seq=r["seq"])
+    assert ev["text"] == "edited gone words", ev
+    got = set()
+    while len(got) < 2:
+        got |= set(b.expect("expired", conv=conv, timeout=10)["seqs"])
+    assert got == {ack["seq"], r["seq"]}, got
+    assert edits_show(b, conv, [r["seq"]]) == [(None, None)]
+    server.stop()
+    assert rows_holding(server, "soon gone words", "edited gone words") in (None, [0, 0])
+
+
 def test_timer_refusals(server):
     a = server.connect("alice")
     b = server.connect("bob")
@@ -402,6 +505,7 @@ def test_user_delete_erases_and_leaves(make_server):
     a, b, conv, seq = direct(srv)
     g = create_group(a, ["bob", "carol"])
     s_g = send(a, "group words of alice", conv=g["conv"])["seq"]
+    s_e = ok(a.call({"type": "edit", "conv": conv, "seq": seq, "text": "alice edited this"}))["seq"]
     ok(b.call({"type": "react", "conv": conv, "seq": seq, "emoji": THUMBS}))
     s_b = send(b, "bob stays", conv=conv)["seq"]
     ok(a.call({"type": "react", "conv": conv, "seq": s_b, "emoji": HEART}))
@@ -414,6 +518,7 @@ def test_user_delete_erases_and_leaves(make_server):
     r = run_cli(["user", "delete", "--data-dir", srv.data_dir, "alice"] +
                 store_args(srv.data_dir))
     assert r.returncode == 0 and "user alice deleted" in r.stdout, r
+    assert rows_holding(srv, "alice edited this") in (None, [0])  # nor in the edit's row
     srv.start()
     # alice's tokens are refused
     w = srv.ws()
@@ -421,6 +526,7 @@ def test_user_delete_erases_and_leaves(make_server):
     b = srv.connect("bob")
     msgs = by_seq(history_all(b, conv))
     assert msgs[seq]["deleted"] is True and "text" not in msgs[seq], msgs
+    assert msgs[s_e]["kind"] == "edit" and "text" not in msgs[s_e], msgs
     assert msgs[s_b]["text"] == "bob stays" and "reactions" not in msgs[s_b], msgs
     last = msgs[max(msgs)]
     assert last["kind"] == "event" and last["event"] == {"type": "account_deleted",

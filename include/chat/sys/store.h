@@ -37,6 +37,12 @@ CHAT_BEGIN_DECLS
 #define CHAT_STORE_MSG_EXPIRED 0x2u
 /** Either of the two: the message is a tombstone (empty body, seq kept). @since 0.2 */
 #define CHAT_STORE_MSG_ERASED (CHAT_STORE_MSG_DELETED | CHAT_STORE_MSG_EXPIRED)
+/** chat_store_msg::flags: an edit (CHAT_MSG_EDIT) whose body is its target's current text and
+ *  whose edited_ms is the target's last edit time; the engine rewrites every such edit of a
+ *  target when it edits the target again, and empties them when it erases the target. An
+ *  edit without it holds no text, or the text it replaced (CHAT_SERVER_KEEP_EDITS). A store
+ *  keeps the flag as given, like the others. @since 0.2 */
+#define CHAT_STORE_MSG_CURRENT 0x4u
 
 typedef struct chat_store_conv {
     chat_conv_id id;       /**< assigned by conv_insert, > 0 */
@@ -83,7 +89,8 @@ typedef struct chat_store_msg {
     uint64_t thread_seq;
     int64_t edited_ms;      /**< when the body was last edited; 0: never. @since 0.2 */
     int64_t expires_ms;     /**< when the message expires (is erased); 0: never. @since 0.2 */
-    unsigned int flags;     /**< CHAT_STORE_MSG_DELETED, CHAT_STORE_MSG_EXPIRED. @since 0.2 */
+    /** CHAT_STORE_MSG_DELETED, CHAT_STORE_MSG_EXPIRED, CHAT_STORE_MSG_CURRENT. @since 0.2 */
+    unsigned int flags;
 } chat_store_msg;
 
 typedef struct chat_store_user {

@@ -6,10 +6,11 @@
  *     with p1..pC) and CONVS lifecycle ones (ids CONVS+1..2*CONVS, h0 with q1..qC), each with
  *     MESSAGES/CONVS text messages. In a lifecycle conversation CHANGED_PCT % of the messages
  *     are edited once and get three reactions, LAG messages later, stored as the engine stores
- *     them (an edit row and msg_update of the text; reaction_set and a react row each). Then
- *     pages of 50 (before = a random seq) of a plain and of a lifecycle conversation in turn,
- *     each with the store calls the engine makes for a history page: msg_range (51 rows,
- *     descending), reaction_list over the page, msg_get of each target outside the page.
+ *     them (an edit row carrying the new text, CHAT_STORE_MSG_CURRENT, and msg_update of the
+ *     text; reaction_set and a react row each). Then pages of 50 (before = a random seq) of a
+ *     plain and of a lifecycle conversation in turn, each with the store calls the engine
+ *     makes for a history page: msg_range (51 rows, descending), reaction_list over the page,
+ *     msg_get of each target outside the page (a reply's; an edit's only without the flag).
  *     Prints p50/p99 of both and their ratio (lifecycle / plain). JSON encoding is not in it:
  *     chat-bench --mode history --history-first measures the whole request over the wire,
  *     against chatd run --data-dir DIR serving this store.
@@ -259,7 +260,10 @@ static int change_msg(filler *f, chat_store_conv *conv, uint64_t seq, const char
     chat_store_msg e = {0};
     e.sender = author;
     e.kind = CHAT_MSG_EDIT;
-    e.body = "";
+    e.body = edited; /* the target's current text, which the page shows from the row */
+    e.body_len = sizeof edited - 1;
+    e.edited_ms = f->now_ms;
+    e.flags = CHAT_STORE_MSG_CURRENT;
     e.target_seq = seq;
     if (append(f, conv, &e))
         return -1;
@@ -328,6 +332,7 @@ static int fill_conv(filler *f, const char *peer, uint64_t per, int pct, uint64_
 typedef struct page {
     uint64_t seq[PAGE + 1], target[PAGE + 1];
     int kind[PAGE + 1];
+    unsigned int flags[PAGE + 1];
     char body[PAGE + 1][128];
     int n, reactions, fetched;
 } page;
@@ -340,6 +345,7 @@ static int page_row(const chat_store_msg *m, void *ud)
     p->seq[p->n] = m->seq;
     p->target[p->n] = m->target_seq;
     p->kind[p->n] = m->kind;
+    p->flags[p->n] = m->flags;
     size_t len = m->body_len < sizeof p->body[0] ? m->body_len : sizeof p->body[0] - 1;
     memcpy(p->body[p->n], m->body, len); /* the engine copies every row it keeps */
     p->body[p->n][len] = '\0';
@@ -373,8 +379,10 @@ static int read_page(const chat_store_ops *ops, void *st, chat_conv_id conv, uin
     if (rc == CHAT_OK && p->n)
         rc = ops->reaction_list(st, conv, p->seq[p->n - 1] - 1, p->seq[0] + 1, page_reaction, p);
     for (int i = 0; rc == CHAT_OK && i < p->n; i++) {
-        if (!p->target[i] || (p->kind[i] != CHAT_MSG_TEXT && p->kind[i] != CHAT_MSG_MEDIA &&
-                              p->kind[i] != CHAT_MSG_EDIT))
+        /* a reply's target; an edit's only when its row does not carry the text */
+        int edit_lookup = p->kind[i] == CHAT_MSG_EDIT && !(p->flags[i] & CHAT_STORE_MSG_CURRENT);
+        if (!p->target[i] ||
+            (p->kind[i] != CHAT_MSG_TEXT && p->kind[i] != CHAT_MSG_MEDIA && !edit_lookup))
             continue;
         int in = 0;
         for (int j = 0; j < p->n && !in; j++)

@@ -1,12 +1,14 @@
 """Crash harness (reliability plan T1): chatd is killed with SIGKILL at random moments under
 load and restarted, many times; clients resend what was not acked, with the same cmid. Among
-the sends, each sender edits or deletes for everyone some of its acked messages (each at most
-once), resent after cuts with their own cmid like the sends.
+the sends, each sender edits or deletes for everyone some of its acked messages (an edited one
+may be edited again or deleted once its edit was answered), resent after cuts with their own
+cmid like the sends.
 
 Pass: every acked message is in the history exactly once with the acked seq and ts; seqs are
 1..N without gaps in every conversation; every message sent (acked before the kill or only
-after a resend) is stored exactly once, edits and deletes too; an edited message shows its new
-text, a deleted one is a tombstone; the text an acked edit or delete erased is in neither the
+after a resend) is stored exactly once, edits and deletes too; an edited message and each of
+its edits show its latest text, a deleted one is a tombstone and its edits show none; the text
+an acked edit or delete erased (the message's, or an earlier edit's) is in neither the
 database file nor its WAL once the server restarted after a kill (and at the end): a crash
 never resurrects an erased body; PRAGMA integrity_check is ok on the data file after every kill
 and at the end.
@@ -35,6 +37,7 @@ FAST = ("--limit", "send_rate=1000000", "--limit", "send_burst=1000000",
         "--limit", "out_queue_frames=100000", "--limit", "out_queue_bytes=67108864")
 WINDOW = 8                 # sends in flight per sender
 MUTATE_EVERY = 4           # every 4th frame of a sender edits or deletes one of its messages
+CHANGES_MAX = 2            # changes per message: an edit, then another edit or a delete
 RETRYABLE = {"EIO", "EAGAIN", "ECLOSED"}
 
 
@@ -73,8 +76,10 @@ class Sender(threading.Thread):
         self.pending = {}               # cmid -> frame, not acked yet (insertion-ordered)
         self.acked = {}                 # cmid -> ack frame
         self.sent = {}                  # cmid -> (key, text): every message ever created
-        self.mutable = []               # acked cmids not edited nor deleted yet
-        self.muts = {}                  # cmid -> (kind, target cmid, new text): every change
+        self.mutable = []               # acked cmids that may be changed (again)
+        self.now = {}                   # cmid -> its text as its last change issued left it
+        self.changes = {}               # cmid -> changes issued to it
+        self.muts = {}                  # cmid -> (kind, target cmid, new text, text replaced)
         self.mut_acked = {}             # cmid -> ok frame of a change
         self.frames = 0
         self.resent = 0
@@ -103,14 +108,18 @@ class Sender(threading.Thread):
         cmid = f"{self.user}-m{n}"
         f = {"type": kind, "id": cmid, "cmid": cmid, "conv": a["conv"], "seq": a["seq"]}
         if kind == "edit":
-            f["text"] = f"edit-{self.user}-{n}"     # shares no run of bytes with the old text
+            # shares no run of bytes with the old text, nor is a part of another edit's
+            f["text"] = f"edit-{self.user}-{n}."
         self.pending[cmid] = f
-        self.muts[cmid] = (kind, target, f.get("text"))
+        replaced = self.now.get(target, self.sent[target][1])
+        self.now[target] = f.get("text")
+        self.changes[target] = self.changes.get(target, 0) + 1
+        self.muts[cmid] = (kind, target, f.get("text"), replaced)
         return f
 
     def erased_texts(self):
         """The texts acked edits and deletes erased."""
-        return [self.sent[target][1] for cm, (_, target, _) in self.muts.items()
+        return [replaced for cm, (_, _, _, replaced) in self.muts.items()
                 if cm in self.mut_acked]
 
     def connect(self):
@@ -177,6 +186,9 @@ class Sender(threading.Thread):
                 prev = self.mut_acked.get(cm)
                 if prev is not None and prev["seq"] != r["seq"]:
                     self.h.fail(f"{cm} answered twice with different seqs: {prev} then {r}")
+                kind, target = self.muts[cm][:2]
+                if prev is None and kind == "edit" and self.changes[target] < CHANGES_MAX:
+                    self.mutable.append(target)  # answered: it may change again
                 self.mut_acked[cm] = r
                 self.pending.pop(cm, None)
             elif t == "error" and r.get("re") in self.pending:
@@ -352,8 +364,9 @@ def run_crash_cycles(server, tmp_path, cycles, label):
             n_msgs += 1
     n_sent = n_acked = lost = n_muts = 0
     for s in senders:
-        changed = {}
-        for cm, (kind, target, text) in s.muts.items():
+        changed = {}  # target cmid -> its last change (kind, text)
+        edit_rows = []
+        for cm, (kind, target, text, _) in s.muts.items():
             got = stored.pop((s.user, cm), None)
             a = s.mut_acked.get(cm)
             assert got is not None and a is not None, f"change {cm}: stored {got}, answer {a}"
@@ -361,7 +374,12 @@ def run_crash_cycles(server, tmp_path, cycles, label):
             assert m["kind"] == kind and m["seq"] == a["seq"], (cm, m, a)
             assert m["target"] == s.acked[target]["seq"], (cm, m)
             changed[target] = (kind, text)
+            if kind == "edit":
+                edit_rows.append((target, m))
             n_muts += 1
+        for target, m in edit_rows:  # every edit shows its target's latest text, none if deleted
+            kind, text = changed[target]
+            assert m.get("text") == (text if kind == "edit" else None), (target, m)
         for cm, (key, text) in s.sent.items():
             n_sent += 1
             got = stored.pop((s.user, cm), None)

@@ -12,6 +12,8 @@
 #   relay-native  bench/native-relay --no-ack: the same on libchat's native transport, the
 #                 loop chatd runs on
 #   relay-ack     bench/relay: acks every send, so pays chatd's second write
+#   native-ack    bench/native-relay: acks every send on chatd's own transport (the floor of
+#                 any server there that acks: a read and two frames out, no engine)
 #   chatd-mem     chatd --memory;  chatd-normal  chatd on SQLite, synchronous NORMAL
 #   mosquitto-q1  Debian's mosquitto over WebSocket, QoS 1 (bench/mosquitto-ws.sh)
 #   node-relay    a minimal Node.js ws relay that acks (bench/relay.mjs)
@@ -76,6 +78,7 @@ run() { # label, then chat-bench arguments
 run_raw() { run relay-raw "$@" --relay-tokens --spawn "$RELAY --port 0 --rx 256 --no-ack"; }
 run_native() { run relay-native "$@" --relay-tokens --spawn "$NATIVE --port 0 --no-ack"; }
 run_ack() { run relay-ack "$@" --relay-tokens --spawn "$RELAY --port 0 --rx 256"; }
+run_native_ack() { run native-ack "$@" --relay-tokens --spawn "$NATIVE --port 0"; }
 chatd_mem="$CHATD run --memory --port 0 --key-file $KEY $LIM"
 chatd_sql() { # data dir, sync mode
     rm -rf "$1"; echo "$CHATD run --data-dir $1 --port 0 --key-file $KEY --sync $2 $LIM"
@@ -87,6 +90,7 @@ one_to_one() {
     run_raw $common --rates "$3"
     run_native $common --rates "$3"
     run_ack $common --rates "$3"
+    run_native_ack $common --rates "$3"
     run chatd-mem $common --rates "$3" --key-file "$KEY" --spawn "$chatd_mem"
     run chatd-normal $common --rates "$RATES_DURABLE" --key-file "$KEY" \
         --spawn "$(chatd_sql "$WORK/normal" normal)"

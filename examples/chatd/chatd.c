@@ -7,6 +7,7 @@
  *   chatd token --data-dir DIR USER DEVICE [--ttl SECONDS]               print a token
  *   chatd user add --data-dir DIR NAME                                   password from stdin
  *   chatd user delete --data-dir DIR NAME                                delete an account
+ *   chatd vacuum --data-dir DIR                                         rewrite chat.db
  *   chatd admin --data-dir DIR COMMAND ...                               operate a running chatd
  */
 #include "chatd.h"
@@ -38,6 +39,8 @@ static const char usage[] =
     "       chatd token [options] USER DEVICE [--ttl SECONDS]\n"
     "       chatd user add [options] NAME   (reads the password from stdin)\n"
     "       chatd user delete [options] NAME (its messages erased; the server stopped)\n"
+    "       chatd vacuum [options]          rewrite chat.db so erased bytes leave the file\n"
+    "                                       (the server stopped)\n"
     "       chatd admin [options] COMMAND   (as the data directory's owner)\n"
     "admin commands (through the admin listener of the chatd running on --data-dir, or\n"
     "--admin ADDR:PORT; conv and user also read a stopped server's store):\n"
@@ -835,6 +838,23 @@ static int cmd_user_delete(struct options *o, const char *name)
     return rc ? 1 : 0;
 }
 
+static int cmd_vacuum(struct options *o)
+{
+    if (o->memory || o->postgres)
+        return fail("vacuum rewrites the SQLite store of --data-dir; --memory and --postgres "
+                    "have none");
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/chat.db", o->data_dir) >= (int)sizeof path)
+        return fail("the data directory's path is too long");
+    int rc = chat_store_sqlite_vacuum(path);
+    if (rc) {
+        report("cannot vacuum the store", rc);
+        return 1;
+    }
+    printf("%s rewritten\n", path);
+    return 0;
+}
+
 /* `chatd admin` with no server to ask: conv and user read the store, revoke-device writes
  * its record there (a server started later refuses the device). */
 static int cmd_admin_local(struct options *o, const char *cmd, const char **pos)
@@ -977,6 +997,8 @@ int main(int argc, char **argv)
             rc = cmd_user_add(&o, pos[1]);
         else if (strcmp(argv[1], "user") == 0 && n_pos == 2 && strcmp(pos[0], "delete") == 0)
             rc = cmd_user_delete(&o, pos[1]);
+        else if (strcmp(argv[1], "vacuum") == 0 && n_pos == 0)
+            rc = cmd_vacuum(&o);
         else if (strcmp(argv[1], "admin") == 0)
             rc = cmd_admin(&o, pos, n_pos);
         else

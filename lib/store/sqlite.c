@@ -13,6 +13,7 @@
 #include "store/sqlite_fts.h"
 
 #include <time.h>
+#include <unistd.h>
 
 /* Writers in other processes (a backup, the CLI) get this long before we report EIO. */
 #define BUSY_TIMEOUT_MS 5000
@@ -375,6 +376,37 @@ static void destroy(void *state)
     /* Closing with a transaction open rolls it back. */
     sqlite3_close_v2(s->db);
     chat__free(s);
+}
+
+int chat_store_sqlite_vacuum(const char *path)
+{
+    if (!path)
+        return chat__error_set(CHAT_EINVAL, 0, "sqlite store: NULL path");
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        int missing = rc == SQLITE_CANTOPEN && access(path, F_OK) != 0;
+        rc = chat__error_set(missing ? CHAT_ENOTFOUND : CHAT_EIO, rc,
+                             "sqlite store: cannot open %s: %s", path,
+                             db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    /* VACUUM writes every page anew (through the WAL), so nothing of a page's unused space
+     * survives; the checkpoint then puts them in the file, truncates it to the pages in use
+     * and empties the WAL. secure_delete as the store runs, for the pages VACUUM frees. */
+    char *err = NULL;
+    rc = sqlite3_exec(db,
+                      "PRAGMA secure_delete=ON; VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+                      NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        rc = chat__error_set(CHAT_EIO, sqlite3_extended_errcode(db),
+                             "sqlite store: cannot vacuum %s: %s", path,
+                             err ? err : sqlite3_errmsg(db));
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return rc;
 }
 
 int chat_store_sqlite_open(void **state_out, const char *path, unsigned int flags,

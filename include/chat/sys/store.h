@@ -405,6 +405,16 @@ CHAT_API int chat_store_sqlite_open(void **state_out, const char *path, unsigned
                                     const char *vfs);
 /** The SQLite store's vtable, static. @since 0.1 */
 CHAT_API const chat_store_ops *chat_store_sqlite_ops(void);
+/**
+ * Rewrite the SQLite store at path page by page (SQLite's VACUUM) and empty its WAL, so that
+ * nothing an erasure removed survives in the unused space of the file's pages (a b-tree
+ * rebalance can leave a moved cell's old bytes there; doc/security.md, "Erasure"). Run it with
+ * no server on the store: a running server's commits wait for it, and fail after the store's
+ * busy timeout. Needs free space about the size of the database while it runs.
+ * @return CHAT_OK, CHAT_ENOTFOUND (no file at path), CHAT_EIO (cannot open or rewrite it; the
+ * store is unchanged). [any thread] @since 0.2
+ */
+CHAT_API int chat_store_sqlite_vacuum(const char *path);
 
 /**
  * Open the PostgreSQL store: a database several servers may share (a cluster of chat nodes).

@@ -171,6 +171,7 @@ struct chat_server {
     /* The message lifecycle: whether the store has it; the expiry sweep (expiry.c); deleted
      * accounts and when (account.c), read by the token check on any thread. */
     int lifecycle;
+    int row_reactions; /* and the messages it lists carry their reactions (version 6) */
     chat__timer expiry_timer;
     int expiry_running; /* a sweep job is out [loop] */
     pthread_mutex_t deleted_lock;

@@ -38,13 +38,14 @@ typedef struct chat__page {
 /* A store callback adding a copy of m to the page (ud: chat__page *). */
 int chat__page_add(const chat_store_msg *m, void *ud);
 /* Turn the page into items of array, in page order, each with its reactions and its reply's
- * or edit's target (one reaction_list over the page's seq range, one msg_get per target not
- * in the page; none for an edit that carries its target's text, CHAT_STORE_MSG_CURRENT); with a store older than version 5, the rows alone. conv: the page's
- * conversation (0: a page of several, shown without reactions). CHAT_OK, CHAT_ENOMEM,
- * CHAT_EIO. [writer thread] */
+ * or edit's target (the reactions the rows carry with a store of version 6, else one
+ * reaction_list over the page's seq range; one msg_get per target not in the page, none for
+ * an edit that carries its target's text, CHAT_STORE_MSG_CURRENT); with a store older than
+ * version 5, the rows alone. conv: the page's conversation (0: a page of several, shown
+ * without reactions). CHAT_OK, CHAT_ENOMEM, CHAT_EIO. [writer thread] */
 int chat__page_encode(chat__txn *tx, chat__page *p, int64_t conv, cJSON *array);
 void chat__page_free(chat__page *p);
-/* A copy of m, strings and body in one allocation (free with chat__msg_free). */
+/* A copy of m, strings, body and reactions in one allocation (free with chat__msg_free). */
 int chat__msg_copy(chat_store_msg *dst, const chat_store_msg *m);
 void chat__msg_free(chat_store_msg *m);
 

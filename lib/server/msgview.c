@@ -1,7 +1,8 @@
 /* The wire form of a message as it is now, encoded directly (frame.h's builder, no cJSON tree):
  * its row (text or media, or a tombstone once erased; an event; an edit, delete or reaction
  * naming its target) and what the engine looks up for it (the reply's target with a preview,
- * the edit's current text unless its row carries it, the reactions). And pages of messages: copied out of the store's
+ * the edit's current text unless its row carries it, the reactions unless the rows carry
+ * them). And pages of messages: copied out of the store's
  * callbacks, then looked up and encoded in one pass. */
 #include "server/lifecycle.h"
 
@@ -283,10 +284,15 @@ cJSON *chat__msg_item(const chat_store_msg *m, const chat__msg_view *view)
 int chat__msg_copy(chat_store_msg *dst, const chat_store_msg *m)
 {
     size_t ls = strlen(m->sender), ld = strlen(m->device), lc = m->cmid ? strlen(m->cmid) : 0;
-    char *buf = chat__malloc(ls + ld + lc + 3 + m->body_len + 1);
+    /* The row's reactions (a store of version 6) follow the body, aligned. */
+    size_t strs = ls + ld + lc + 3 + m->body_len + 1, nr = m->reactions ? m->n_reactions : 0;
+    size_t at = (strs + _Alignof(chat_store_reaction) - 1) & ~(_Alignof(chat_store_reaction) - 1);
+    char *buf = chat__malloc(nr ? at + nr * sizeof *m->reactions : strs);
     if (!buf)
         return CHAT_ENOMEM;
     *dst = *m;
+    dst->reactions = nr ? memcpy(buf + at, m->reactions, nr * sizeof *m->reactions) : NULL;
+    dst->n_reactions = nr;
     memcpy(buf, m->sender, ls + 1);
     memcpy(buf + ls + 1, m->device, ld + 1);
     memcpy(buf + ls + ld + 2, m->cmid ? m->cmid : "", lc + 1);
@@ -346,8 +352,9 @@ static int keep_target(const chat_store_msg *m, void *ud)
     return chat__msg_copy(ud, m) == CHAT_OK ? 0 : CHAT_ENOMEM;
 }
 
-/* What one row of the page shows: its target and its reactions. *fetched is a copy to free. */
-static int view_of(chat__txn *tx, const chat__page *p, const chat_store_msg *m,
+/* What one row of the page shows: its target and its reactions (those it carries, by_row, or
+ * its run of the page's). *fetched is a copy to free. */
+static int view_of(chat__txn *tx, const chat__page *p, const chat_store_msg *m, int by_row,
                    size_t *next_reaction, chat__msg_view *v, chat_store_msg *fetched,
                    int *have_fetched)
 {
@@ -370,6 +377,11 @@ static int view_of(chat__txn *tx, const chat__page *p, const chat_store_msg *m,
             }
         }
     }
+    if (by_row) {
+        v->reactions = m->reactions;
+        v->n_reactions = m->n_reactions;
+        return CHAT_OK;
+    }
     /* Reactions come ordered by seq, as the page does. */
     size_t i = *next_reaction;
     while (i < p->n_reactions && p->reactions[i].seq < m->seq)
@@ -386,8 +398,10 @@ static int view_of(chat__txn *tx, const chat__page *p, const chat_store_msg *m,
 int chat__page_encode(chat__txn *tx, chat__page *p, int64_t conv, cJSON *array)
 {
     int life = tx->srv->lifecycle;
+    /* A store of version 6 hands the reactions over with the rows: no second read. */
+    int by_row = conv && tx->srv->row_reactions;
     int rc;
-    if (life && conv && p->n) {
+    if (life && conv && p->n && !by_row) {
         uint64_t lo = p->v[0].seq, hi = p->v[p->n - 1].seq;
         if ((rc = tx->ops->reaction_list(tx->st, conv, lo - 1, hi + 1, add_reaction, p)) !=
             CHAT_OK)
@@ -398,7 +412,8 @@ int chat__page_encode(chat__txn *tx, chat__page *p, int64_t conv, cJSON *array)
         chat__msg_view v = {0};
         chat_store_msg fetched;
         int have = 0;
-        if (life && (rc = view_of(tx, p, &p->v[i], &next, &v, &fetched, &have)) != CHAT_OK)
+        if (life && (rc = view_of(tx, p, &p->v[i], by_row, &next, &v, &fetched, &have)) !=
+                        CHAT_OK)
             return rc == CHAT_ENOMEM ? CHAT_ENOMEM : CHAT_EIO;
         cJSON *item = chat__msg_item(&p->v[i], &v);
         if (have)

@@ -598,6 +598,7 @@ int chat_server_new(chat_server **out, chat_server_config *cfg)
         rc = chat__store_checked_new(&srv->store, &srv->store_st);
     if (rc == CHAT_OK) {
         srv->lifecycle = chat__store_checked_has_lifecycle(srv->store, srv->store_st);
+        srv->row_reactions = chat__store_checked_row_reactions(srv->store, srv->store_st);
         if (!srv->lifecycle && chat__limit(srv, CHAT_LIMIT_RETENTION_MS))
             chat__log(srv, CHAT_LOG_WARN, "retention_ms is ignored: the store keeps no "
                                           "message lifecycle (store version 5)");

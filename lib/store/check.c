@@ -1,6 +1,7 @@
 /* Argument checks shared by the store backends. */
 #include "store/check.h"
 
+#include "core/alloc.h"
 #include "core/error.h"
 
 #include <string.h>
@@ -105,4 +106,79 @@ void chat__store_copy(char *dst, size_t size, const char *src, size_t len)
     if (len)
         memcpy(dst, src, len);
     dst[len] = '\0';
+}
+
+/* The decimal number at s[*i], ended by end; moves *i past end. */
+static int reacts_num(const char *s, size_t len, size_t *i, char end, int64_t *out)
+{
+    int neg = *i < len && s[*i] == '-';
+    size_t j = *i + (size_t)neg;
+    int64_t v = 0;
+    size_t start = j;
+    for (; j < len && s[j] >= '0' && s[j] <= '9'; j++) {
+        if (v > (INT64_MAX - (s[j] - '0')) / 10)
+            return -1;
+        v = 10 * v + (s[j] - '0');
+    }
+    if (j == start || j >= len || s[j] != end)
+        return -1;
+    *i = j + 1;
+    *out = neg ? -v : v;
+    return 0;
+}
+
+/* A string of the form "<bytes>:<bytes of text>" at s[*i] into dst[size]. */
+static int reacts_str(const char *s, size_t len, size_t *i, char *dst, size_t size)
+{
+    int64_t n;
+    if (reacts_num(s, len, i, ':', &n) || n < 0 || (uint64_t)n >= size || (size_t)n > len - *i)
+        return -1;
+    memcpy(dst, s + *i, (size_t)n);
+    dst[n] = '\0';
+    *i += (size_t)n;
+    return 0;
+}
+
+int chat__store_reacts_decode(chat__store_reacts *r, chat_store_msg *m, const char *s,
+                              size_t len)
+{
+    size_t cap = CHAT__STORE_REACTS_LOCAL, i = 0;
+    r->v = r->local;
+    r->n = 0;
+    while (s && i < len) {
+        if (r->n == cap) {
+            chat_store_reaction *v = chat__malloc(2 * cap * sizeof *v);
+            if (!v) {
+                chat__store_reacts_free(r);
+                return chat__error_set(CHAT_ENOMEM, 0, "store: out of memory");
+            }
+            memcpy(v, r->v, r->n * sizeof *v);
+            if (r->v != r->local)
+                chat__free(r->v);
+            r->v = v;
+            cap *= 2;
+        }
+        chat_store_reaction *x = &r->v[r->n];
+        x->conv = m->conv;
+        x->seq = m->seq;
+        if (reacts_str(s, len, &i, x->user, sizeof x->user) ||
+            reacts_str(s, len, &i, x->emoji, sizeof x->emoji) ||
+            reacts_num(s, len, &i, ';', &x->ts_ms)) {
+            chat__store_reacts_free(r);
+            return chat__error_set(CHAT_EIO, 0, "store: message %lld/%llu: corrupt reactions",
+                                   (long long)m->conv, (unsigned long long)m->seq);
+        }
+        r->n++;
+    }
+    m->reactions = r->n ? r->v : NULL;
+    m->n_reactions = r->n;
+    return CHAT_OK;
+}
+
+void chat__store_reacts_free(chat__store_reacts *r)
+{
+    if (r->v != r->local)
+        chat__free(r->v);
+    r->v = r->local;
+    r->n = 0;
 }

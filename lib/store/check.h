@@ -50,4 +50,21 @@ static inline const char *chat__store_cmid(const chat_store_msg *m)
     return m->cmid && m->cmid[0] ? m->cmid : NULL;
 }
 
+/* A message's reactions in the text form the SQL stores keep with its row (or build in the
+ * query that reads it): per reaction "<bytes of user>:<user><bytes of emoji>:<emoji><ts_ms>;",
+ * in the order of chat_store_msg::reactions. Decoded into local when they fit, else onto the
+ * heap (chat__store_reacts_free). */
+#define CHAT__STORE_REACTS_LOCAL 8
+typedef struct chat__store_reacts {
+    chat_store_reaction *v;
+    size_t n;
+    chat_store_reaction local[CHAT__STORE_REACTS_LOCAL];
+} chat__store_reacts;
+
+/* Decode len bytes of s (NULL or len 0: none) as the reactions of message (conv, seq) into r,
+ * and point m's reactions at them. CHAT_OK, CHAT_ENOMEM, CHAT_EIO (not that form). */
+int chat__store_reacts_decode(chat__store_reacts *r, chat_store_msg *m, const char *s,
+                              size_t len);
+void chat__store_reacts_free(chat__store_reacts *r);
+
 #endif

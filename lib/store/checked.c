@@ -79,15 +79,16 @@ struct hop {
     void *user_data;
 };
 
-/* A backend older than version 5 hands over rows without the version-5 fields: its caller
- * reads them as zeros. */
+/* A backend older than version 5 (6) hands over rows without the version-5 (6) fields, which
+ * are not even in its struct: its caller reads them as zeros. */
 static const chat_store_msg *full_msg(const checked *w, const chat_store_msg *msg,
                                       chat_store_msg *buf)
 {
-    if (w->ops->version >= 5)
+    if (w->ops->version >= 6)
         return msg;
     memset(buf, 0, sizeof *buf);
-    memcpy(buf, msg, offsetof(chat_store_msg, target_seq));
+    memcpy(buf, msg, w->ops->version >= 5 ? offsetof(chat_store_msg, reactions)
+                                          : offsetof(chat_store_msg, target_seq));
     return buf;
 }
 
@@ -150,6 +151,8 @@ static int hop_reaction(const chat_store_reaction *r, void *ud)
 static int hop_hit(const chat_store_msg *msg, uint64_t cursor, void *ud)
 {
     struct hop *h = ud;
+    chat_store_msg buf;
+    msg = full_msg(h->w, msg, &buf);
     h->w->in_cb++;
     int rc = h->cb.hit(msg, cursor, h->user_data);
     h->w->in_cb--;
@@ -929,4 +932,9 @@ int chat__store_checked_has_push(const chat_store_ops *ops, void *state)
 int chat__store_checked_has_lifecycle(const chat_store_ops *ops, void *state)
 {
     return ops == &checked_ops && has_lifecycle(state) == CHAT_OK;
+}
+
+int chat__store_checked_row_reactions(const chat_store_ops *ops, void *state)
+{
+    return chat__store_checked_has_lifecycle(ops, state) && ((checked *)state)->ops->version >= 6;
 }

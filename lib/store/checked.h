@@ -15,8 +15,9 @@
  * lock_convs() also refuses ids that are not positive, ascending and distinct (CHAT_EINVAL),
  * and succeeds doing nothing when the backend has no such method.
  *
- * It also zeroes the version-5 fields of what an older backend reads into libchat's rows
- * (conv_get, conv_find_direct, every message listed), as those backends do not know them.
+ * It also zeroes the version-5 and version-6 fields of what an older backend reads into
+ * libchat's rows (conv_get, conv_find_direct, every message listed), as those backends do
+ * not know them.
  *
  * Transaction state as the wrapper sees it: a successful begin() opens a transaction; a
  * successful commit() closes it; a failed commit() leaves it open, so the caller's rollback()
@@ -51,5 +52,7 @@ int chat__store_checked_has_media(const chat_store_ops *ops, void *state);
 int chat__store_checked_has_push(const chat_store_ops *ops, void *state);
 /* 1 when it keeps the message lifecycle (version-5 methods). */
 int chat__store_checked_has_lifecycle(const chat_store_ops *ops, void *state);
+/* 1 when, besides, the messages it lists carry their reactions (version 6). */
+int chat__store_checked_row_reactions(const chat_store_ops *ops, void *state);
 
 #endif

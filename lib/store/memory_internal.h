@@ -10,6 +10,7 @@
 #define CHAT_STORE_MEMORY_INTERNAL_H
 
 #include "chat/sys/store.h"
+#include "store/check.h"
 #include "store/hmap.h"
 
 struct chat__mmember;
@@ -188,7 +189,12 @@ void chat__mem_msg_replace(chat__mem *s, chat__mmsg *old, chat__mmsg *m);
 
 /* Shared by memory_tables.c and memory_life.c. */
 void chat__mem_msg_view(const chat__mmsg *m, chat_store_msg *v);
-int chat__mem_emit_msg(const chat__mmsg *m, chat_store_msg_cb cb, void *user_data);
+/* Pass m to cb as a row, with its reactions. */
+int chat__mem_emit_msg(const chat__mem *s, const chat__mmsg *m, chat_store_msg_cb cb,
+                       void *user_data);
+/* Point v's reactions at a copy of those of message (v->conv, v->seq), in r (free it with
+ * chat__store_reacts_free once v is used). CHAT_OK, CHAT_ENOMEM. */
+int chat__mem_msg_reacts(const chat__mem *s, chat_store_msg *v, chat__store_reacts *r);
 int chat__mem_grow_scratch(chat__mem *s, size_t need);
 const char *chat__mem_msg_body(const chat__mmsg *m);
 int chat__mem_kv_put(chat__mem *s, chat__hmap *map, int insert_op, const char *key,

@@ -60,7 +60,7 @@ int chat__mem_msg_get(void *state, int64_t conv, uint64_t seq, chat_store_msg_cb
                       void *user_data)
 {
     const chat__mmsg *m = msg_at(state, conv, seq);
-    return m ? chat__mem_emit_msg(m, cb, user_data) : not_found("msg_get");
+    return m ? chat__mem_emit_msg(state, m, cb, user_data) : not_found("msg_get");
 }
 
 int chat__mem_msg_update(void *state, const chat_store_msg *msg)
@@ -103,7 +103,7 @@ int chat__mem_msg_related(void *state, int64_t conv, uint64_t target_seq, int ki
     for (size_t i = chat__mem_msg_pos(c, target_seq + 1, &found); i < c->n_msgs; i++) {
         const chat__mmsg *m = c->msgs[i];
         if (m->target_seq == target_seq && m->kind == kind &&
-            (r = chat__mem_emit_msg(m, cb, user_data)))
+            (r = chat__mem_emit_msg(s, m, cb, user_data)))
             return r;
     }
     return CHAT_OK;
@@ -125,7 +125,7 @@ int chat__mem_msg_thread(void *state, int64_t conv, uint64_t thread_seq, uint64_
         const chat__mmsg *m = c->msgs[descending ? hi - 1 - k : lo + k];
         if (m->thread_seq != thread_seq)
             continue;
-        if ((r = chat__mem_emit_msg(m, cb, user_data)))
+        if ((r = chat__mem_emit_msg(s, m, cb, user_data)))
             return r;
         n++;
     }
@@ -202,7 +202,7 @@ int chat__mem_msg_expired(void *state, int64_t now_ms, int limit, chat_store_msg
     if (n > 1)
         qsort(s->scratch, n, sizeof *s->scratch, cmp_expiry);
     for (size_t i = 0; i < n && i < (size_t)limit; i++)
-        if ((rc = chat__mem_emit_msg(s->scratch[i], cb, user_data)))
+        if ((rc = chat__mem_emit_msg(s, s->scratch[i], cb, user_data)))
             return rc;
     return CHAT_OK;
 }
@@ -220,7 +220,7 @@ int chat__mem_msg_by_sender(void *state, int64_t conv, const char *sender, uint6
         const chat__mmsg *m = c->msgs[i];
         if (erased(m) || strcmp(m->data, sender) != 0)
             continue;
-        if ((r = chat__mem_emit_msg(m, cb, user_data)))
+        if ((r = chat__mem_emit_msg(s, m, cb, user_data)))
             return r;
         n++;
     }
@@ -324,8 +324,13 @@ int chat__mem_msg_search(void *state, const chat_store_search *q, chat_store_hit
     for (size_t i = 0; i < n && i < (size_t)q->limit; i++) {
         const chat__mmsg *m = s->scratch[i];
         chat_store_msg v;
+        chat__store_reacts r;
         chat__mem_msg_view(m, &v);
-        if ((rc = cb(&v, m->sid, user_data)))
+        if ((rc = chat__mem_msg_reacts(s, &v, &r)))
+            return rc;
+        rc = cb(&v, m->sid, user_data);
+        chat__store_reacts_free(&r);
+        if (rc)
             return rc;
     }
     return CHAT_OK;
@@ -421,6 +426,26 @@ int chat__mem_reaction_set(void *state, const chat_store_reaction *r, int on)
     c->reacts[pos] = x;
     c->n_reacts++;
     chat__mem_undo_push(s, CHAT__U_REACT_INSERT, x, NULL, 0);
+    return CHAT_OK;
+}
+
+int chat__mem_msg_reacts(const chat__mem *s, chat_store_msg *v, chat__store_reacts *r)
+{
+    const chat__mconv *c = chat__mem_conv(s, v->conv);
+    size_t lo = c ? react_lower(c, v->seq, NULL) : 0, hi = lo;
+    while (c && hi < c->n_reacts && c->reacts[hi]->row.seq == v->seq)
+        hi++;
+    r->v = r->local;
+    r->n = hi - lo;
+    if (r->n > CHAT__STORE_REACTS_LOCAL && !(r->v = chat__malloc(r->n * sizeof *r->v))) {
+        r->v = r->local;
+        r->n = 0;
+        return oom();
+    }
+    for (size_t i = 0; i < r->n; i++)
+        r->v[i] = c->reacts[lo + i]->row;
+    v->reactions = r->n ? r->v : NULL;
+    v->n_reactions = r->n;
     return CHAT_OK;
 }
 

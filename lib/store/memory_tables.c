@@ -274,11 +274,18 @@ void chat__mem_msg_view(const chat__mmsg *m, chat_store_msg *v)
     v->flags = m->flags;
 }
 
-int chat__mem_emit_msg(const chat__mmsg *m, chat_store_msg_cb cb, void *user_data)
+int chat__mem_emit_msg(const chat__mem *s, const chat__mmsg *m, chat_store_msg_cb cb,
+                       void *user_data)
 {
     chat_store_msg v;
+    chat__store_reacts r;
     chat__mem_msg_view(m, &v);
-    return cb(&v, user_data);
+    int rc = chat__mem_msg_reacts(s, &v, &r);
+    if (rc)
+        return rc;
+    rc = cb(&v, user_data);
+    chat__store_reacts_free(&r);
+    return rc;
 }
 
 int chat__mem_msg_insert(void *state, const chat_store_msg *msg)
@@ -352,7 +359,7 @@ int chat__mem_msg_find_cmid(void *state, int64_t conv, const char *sender, const
     const chat__mmsg *m = cmid[0] ? chat__hmap_get(&s->cmids, cmid_hash(&k), eq_cmid, &k) : NULL;
     if (!m)
         return not_found("msg_find_cmid");
-    return chat__mem_emit_msg(m, cb, user_data);
+    return chat__mem_emit_msg(s, m, cb, user_data);
 }
 
 int chat__mem_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64_t before_seq,
@@ -369,12 +376,12 @@ int chat__mem_msg_range(void *state, int64_t conv, uint64_t after_seq, uint64_t 
     if (!descending) {
         for (size_t i = chat__mem_msg_pos(c, after_seq + 1, &found);
              i < c->n_msgs && c->msgs[i]->seq <= upper && n < limit; i++, n++)
-            if ((r = chat__mem_emit_msg(c->msgs[i], cb, user_data)))
+            if ((r = chat__mem_emit_msg(s, c->msgs[i], cb, user_data)))
                 return r;
     } else {
         for (size_t i = chat__mem_msg_pos(c, upper + 1, &found);
              i-- > 0 && c->msgs[i]->seq > after_seq && n < limit; n++)
-            if ((r = chat__mem_emit_msg(c->msgs[i], cb, user_data)))
+            if ((r = chat__mem_emit_msg(s, c->msgs[i], cb, user_data)))
                 return r;
     }
     return CHAT_OK;

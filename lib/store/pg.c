@@ -54,6 +54,14 @@
                  "edited_ms, expires_ms, flags"
 #define M_MSG_COLS "m.conv, m.seq, m.ts_ms, m.sender, m.device, m.cmid, m.kind, m.body, " \
                    "m.target, m.thread, m.edited_ms, m.expires_ms, m.flags"
+/* A message's reactions (of row alias t) in store/check.h's text form, NULL when none: read
+ * with the rows in the same query, an index range of the reactions' primary key per row. */
+#define REACTS_OF(t)                                                                         \
+    "(SELECT string_agg(octet_length(x.user_id) || ':' || x.user_id || "                   \
+    "octet_length(x.emoji) || ':' || x.emoji || x.ts_ms || ';', '' "                         \
+    "ORDER BY x.emoji, x.ts_ms, x.user_id) FROM reactions x "                                \
+    "WHERE x.conv = " t ".conv AND x.seq = " t ".seq)"
+#define MSG_READ MSG_COLS ", " REACTS_OF("messages")
 /* Not erased (CHAT_STORE_MSG_ERASED; the partial index messages_expiry has the same words). */
 #define LIVE "flags & 3 = 0"
 #define PUSH_REG_COLS "user_id, device, platform, sandbox, token, topic, updated_ms"
@@ -105,12 +113,12 @@ const char *const chat__pg_sql[CHAT__PG_COUNT] = {
                             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
                             "CASE WHEN $14::text IS NULL THEN 0 ELSE nextval('messages_sid') END, "
                             "to_tsvector('simple', $14)) ON CONFLICT DO NOTHING",
-    [CHAT__PG_MSG_CMID] = "SELECT " MSG_COLS " FROM messages "
+    [CHAT__PG_MSG_CMID] = "SELECT " MSG_READ " FROM messages "
                           "WHERE conv = $1 AND sender = $2 AND device = $3 AND cmid = $4",
-    [CHAT__PG_MSG_RANGE_ASC] = "SELECT " MSG_COLS " FROM messages "
+    [CHAT__PG_MSG_RANGE_ASC] = "SELECT " MSG_READ " FROM messages "
                                "WHERE conv = $1 AND seq > $2 AND seq <= $3 "
                                "ORDER BY seq LIMIT $4",
-    [CHAT__PG_MSG_RANGE_DESC] = "SELECT " MSG_COLS " FROM messages "
+    [CHAT__PG_MSG_RANGE_DESC] = "SELECT " MSG_READ " FROM messages "
                                 "WHERE conv = $1 AND seq > $2 AND seq <= $3 "
                                 "ORDER BY seq DESC LIMIT $4",
     /* As the SQLite store's: ties ordered by conversation; a member who left sees only its own
@@ -176,29 +184,29 @@ const char *const chat__pg_sql[CHAT__PG_COUNT] = {
     [CHAT__PG_PUSH_MUTE_DEL] = "DELETE FROM push_mutes WHERE user_id = $1 AND conv = $2",
     [CHAT__PG_PUSH_MUTE_GET] =
         "SELECT until_ms FROM push_mutes WHERE user_id = $1 AND conv = $2",
-    [CHAT__PG_MSG_GET] = "SELECT " MSG_COLS " FROM messages WHERE conv = $1 AND seq = $2",
+    [CHAT__PG_MSG_GET] = "SELECT " MSG_READ " FROM messages WHERE conv = $1 AND seq = $2",
     /* $8: the new words, or NULL; a message keeps its search id while it has words. */
     [CHAT__PG_MSG_UPDATE] = "UPDATE messages SET kind = $3, body = $4, flags = $5, "
                             "edited_ms = $6, expires_ms = $7, search = to_tsvector('simple', $8), "
                             "sid = CASE WHEN $8::text IS NULL THEN 0 WHEN sid = 0 "
                             "THEN nextval('messages_sid') ELSE sid END "
                             "WHERE conv = $1 AND seq = $2",
-    [CHAT__PG_MSG_RELATED] = "SELECT " MSG_COLS " FROM messages WHERE conv = $1 AND target > 0 "
+    [CHAT__PG_MSG_RELATED] = "SELECT " MSG_READ " FROM messages WHERE conv = $1 AND target > 0 "
                              "AND target = $2 AND kind = $3 ORDER BY seq",
-    [CHAT__PG_MSG_THREAD_ASC] = "SELECT " MSG_COLS " FROM messages WHERE conv = $1 "
+    [CHAT__PG_MSG_THREAD_ASC] = "SELECT " MSG_READ " FROM messages WHERE conv = $1 "
                                 "AND thread > 0 AND thread = $2 AND seq > $3 AND seq <= $4 "
                                 "ORDER BY seq LIMIT $5",
-    [CHAT__PG_MSG_THREAD_DESC] = "SELECT " MSG_COLS " FROM messages WHERE conv = $1 "
+    [CHAT__PG_MSG_THREAD_DESC] = "SELECT " MSG_READ " FROM messages WHERE conv = $1 "
                                  "AND thread > 0 AND thread = $2 AND seq > $3 AND seq <= $4 "
                                  "ORDER BY seq DESC LIMIT $5",
     [CHAT__PG_MSG_COUNT] = "SELECT count(*) FROM messages WHERE conv = $1 AND seq > $3 "
                            "AND seq <= $4 AND thread = $2 AND kind <= 3 AND " LIVE,
-    [CHAT__PG_MSG_EXPIRED] = "SELECT " MSG_COLS " FROM messages WHERE expires_ms > 0 AND " LIVE
+    [CHAT__PG_MSG_EXPIRED] = "SELECT " MSG_READ " FROM messages WHERE expires_ms > 0 AND " LIVE
                              " AND expires_ms <= $1 ORDER BY expires_ms, conv, seq LIMIT $2",
-    [CHAT__PG_MSG_BY_SENDER] = "SELECT " MSG_COLS " FROM messages WHERE conv = $1 AND seq > $3 "
+    [CHAT__PG_MSG_BY_SENDER] = "SELECT " MSG_READ " FROM messages WHERE conv = $1 AND seq > $3 "
                                "AND sender = $2 AND " LIVE " ORDER BY seq LIMIT $4",
     /* $1, $2: the conversations and the seq each is searched after, as arrays. */
-    [CHAT__PG_SEARCH] = "SELECT " M_MSG_COLS ", m.sid FROM messages m "
+    [CHAT__PG_SEARCH] = "SELECT " M_MSG_COLS ", " REACTS_OF("m") ", m.sid FROM messages m "
                         "JOIN unnest($1::bigint[], $2::bigint[]) AS c (conv, after) "
                         "ON m.conv = c.conv "
                         "WHERE m.search @@ plainto_tsquery('simple', $3) AND m.seq > c.after "

@@ -4,6 +4,7 @@
 #define CHAT_STORE_PG_INTERNAL_H
 
 #include "chat/sys/store.h"
+#include "store/check.h"
 
 #include <libpq-fe.h>
 
@@ -255,6 +256,8 @@ typedef int (*chat__pg_emit_fn)(const PGresult *r, int i, const struct chat__sto
 int chat__pg_emit_msg(const PGresult *r, int i, const struct chat__store_sink *k);
 /* Row i of a result whose first columns are the message's (borrowed from r). */
 void chat__pg_read_msg(const PGresult *r, int i, chat_store_msg *m);
+/* Point m's reactions at those of row i (column 13), decoded into x (free it after). */
+int chat__pg_read_reacts(const PGresult *r, int i, chat_store_msg *m, chat__store_reacts *x);
 /* Run a query and pass each row to emit; a non-zero callback result stops and is returned. */
 int chat__pg_each(chat__pg *s, int st, const chat__pg_params *p, const char *what,
                   chat__pg_emit_fn emit, const struct chat__store_sink *k);

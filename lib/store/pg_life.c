@@ -212,8 +212,13 @@ int chat__pg_msg_search(void *state, const chat_store_search *q, chat_store_hit_
     int n = PQntuples(r);
     for (int i = 0; i < n && rc == CHAT_OK; i++) {
         chat_store_msg m;
-        chat__pg_read_msg(r, i, &m); /* the message columns, then its sid: the cursor */
-        rc = cb(&m, (uint64_t)chat__pg_col_i64(r, i, 13), user_data);
+        chat__store_reacts x;
+        /* The message columns, its reactions, then its sid: the cursor. */
+        chat__pg_read_msg(r, i, &m);
+        if ((rc = chat__pg_read_reacts(r, i, &m, &x)) != CHAT_OK)
+            break;
+        rc = cb(&m, (uint64_t)chat__pg_col_i64(r, i, 14), user_data);
+        chat__store_reacts_free(&x);
     }
     PQclear(r);
 out:

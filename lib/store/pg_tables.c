@@ -79,11 +79,22 @@ void chat__pg_read_msg(const PGresult *r, int i, chat_store_msg *m)
     m->flags = (unsigned int)chat__pg_col_i64(r, i, 12);
 }
 
+int chat__pg_read_reacts(const PGresult *r, int i, chat_store_msg *m, chat__store_reacts *x)
+{
+    return chat__store_reacts_decode(x, m, PQgetvalue(r, i, 13), (size_t)PQgetlength(r, i, 13));
+}
+
 int chat__pg_emit_msg(const PGresult *r, int i, const chat__store_sink *k)
 {
     chat_store_msg m;
+    chat__store_reacts x;
     chat__pg_read_msg(r, i, &m);
-    return k->cb.msg(&m, k->user_data);
+    int rc = chat__pg_read_reacts(r, i, &m, &x);
+    if (rc)
+        return rc;
+    rc = k->cb.msg(&m, k->user_data);
+    chat__store_reacts_free(&x);
+    return rc;
 }
 
 static int emit_member(const PGresult *r, int i, const chat__store_sink *k)

@@ -37,6 +37,16 @@
                     "joined_seq, change"
 #define MSG_COLS "conv, seq, ts_ms, sender, device, cmid, kind, body, target, thread, " \
                  "edited_ms, expires_ms, flags"
+/* A message's reactions in store/check.h's text form, built from the reactions table (NULL
+ * when none): what reaction_set and reaction_clear write into messages.reactions, which the
+ * message reads return with the row (built in the read itself, a page cost 3x as much). The
+ * inner ORDER BY holds: SQLite does not flatten an ordered subquery into an aggregate. */
+#define REACTS_OF(conv, seq)                                                                 \
+    "(SELECT group_concat(length(CAST(user AS BLOB)) || ':' || user || "                   \
+    "length(CAST(emoji AS BLOB)) || ':' || emoji || ts_ms || ';', '') FROM "                \
+    "(SELECT user, emoji, ts_ms FROM reactions WHERE conv = " conv " AND seq = " seq       \
+    " ORDER BY emoji, ts_ms, user))"
+#define MSG_READ MSG_COLS ", reactions"
 #define PUSH_REG_COLS "user, device, platform, sandbox, token, topic, updated_ms"
 /* Not erased: neither CHAT_STORE_MSG_DELETED nor CHAT_STORE_MSG_EXPIRED (the partial index
  * messages_expiry is defined with the same words). */
@@ -71,12 +81,12 @@ const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
     [CHAT__ST_MSG_INSERT] =
         "INSERT INTO messages (" MSG_COLS ", sid) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    [CHAT__ST_MSG_CMID] = "SELECT " MSG_COLS " FROM messages "
+    [CHAT__ST_MSG_CMID] = "SELECT " MSG_READ " FROM messages "
                           "WHERE conv = ?1 AND sender = ?2 AND device = ?3 AND cmid = ?4",
-    [CHAT__ST_MSG_RANGE_ASC] = "SELECT " MSG_COLS " FROM messages "
+    [CHAT__ST_MSG_RANGE_ASC] = "SELECT " MSG_READ " FROM messages "
                                "WHERE conv = ?1 AND seq > ?2 AND seq <= ?3 "
                                "ORDER BY seq LIMIT ?4",
-    [CHAT__ST_MSG_RANGE_DESC] = "SELECT " MSG_COLS " FROM messages "
+    [CHAT__ST_MSG_RANGE_DESC] = "SELECT " MSG_READ " FROM messages "
                                 "WHERE conv = ?1 AND seq > ?2 AND seq <= ?3 "
                                 "ORDER BY seq DESC LIMIT ?4",
     /* Ties on the change counter are ordered by conversation so both backends agree. A member
@@ -112,25 +122,25 @@ const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
                              "ON CONFLICT DO NOTHING",
     [CHAT__ST_MEDIA_GRANTS] = "SELECT conv, user FROM media_grants WHERE id = ?1 "
                               "ORDER BY conv, user",
-    [CHAT__ST_MSG_GET] = "SELECT " MSG_COLS " FROM messages WHERE conv = ?1 AND seq = ?2",
+    [CHAT__ST_MSG_GET] = "SELECT " MSG_READ " FROM messages WHERE conv = ?1 AND seq = ?2",
     [CHAT__ST_MSG_OLD] = "SELECT kind, body, sid FROM messages WHERE conv = ?1 AND seq = ?2",
     [CHAT__ST_MSG_UPDATE] = "UPDATE messages SET kind = ?3, body = ?4, flags = ?5, "
                             "edited_ms = ?6, expires_ms = ?7, sid = ?8 "
                             "WHERE conv = ?1 AND seq = ?2",
     /* "target > 0" lets the planner use the partial index messages_target. */
-    [CHAT__ST_MSG_RELATED] = "SELECT " MSG_COLS " FROM messages WHERE conv = ?1 AND target > 0 "
+    [CHAT__ST_MSG_RELATED] = "SELECT " MSG_READ " FROM messages WHERE conv = ?1 AND target > 0 "
                              "AND target = ?2 AND kind = ?3 ORDER BY seq",
-    [CHAT__ST_MSG_THREAD_ASC] = "SELECT " MSG_COLS " FROM messages WHERE conv = ?1 "
+    [CHAT__ST_MSG_THREAD_ASC] = "SELECT " MSG_READ " FROM messages WHERE conv = ?1 "
                                 "AND thread > 0 AND thread = ?2 AND seq > ?3 AND seq <= ?4 "
                                 "ORDER BY seq LIMIT ?5",
-    [CHAT__ST_MSG_THREAD_DESC] = "SELECT " MSG_COLS " FROM messages WHERE conv = ?1 "
+    [CHAT__ST_MSG_THREAD_DESC] = "SELECT " MSG_READ " FROM messages WHERE conv = ?1 "
                                  "AND thread > 0 AND thread = ?2 AND seq > ?3 AND seq <= ?4 "
                                  "ORDER BY seq DESC LIMIT ?5",
     [CHAT__ST_MSG_COUNT] = "SELECT count(*) FROM messages WHERE conv = ?1 AND seq > ?3 "
                            "AND seq <= ?4 AND thread = ?2 AND kind <= 3 AND " LIVE,
-    [CHAT__ST_MSG_EXPIRED] = "SELECT " MSG_COLS " FROM messages WHERE expires_ms > 0 AND " LIVE
+    [CHAT__ST_MSG_EXPIRED] = "SELECT " MSG_READ " FROM messages WHERE expires_ms > 0 AND " LIVE
                              " AND expires_ms <= ?1 ORDER BY expires_ms, conv, seq LIMIT ?2",
-    [CHAT__ST_MSG_BY_SENDER] = "SELECT " MSG_COLS " FROM messages WHERE conv = ?1 AND seq > ?3 "
+    [CHAT__ST_MSG_BY_SENDER] = "SELECT " MSG_READ " FROM messages WHERE conv = ?1 AND seq > ?3 "
                                "AND sender = ?2 AND " LIVE " ORDER BY seq LIMIT ?4",
     [CHAT__ST_SEARCH] = "SELECT d.conv, d.seq, f.rowid FROM search_fts f "
                         "JOIN search_docs d ON d.sid = f.rowid "
@@ -154,6 +164,11 @@ const char *const chat__sqlite_sql[CHAT__ST_COUNT] = {
                                  "AND (?3 = '' OR user = ?3)",
     [CHAT__ST_REACT_CLEAR_CONV] = "DELETE FROM reactions WHERE conv = ?1 "
                                   "AND (?2 = '' OR user = ?2)",
+    [CHAT__ST_REACT_SYNC_MSG] = "UPDATE messages SET reactions = " REACTS_OF("?1", "?2")
+                                " WHERE conv = ?1 AND seq = ?2",
+    [CHAT__ST_REACT_SYNC_CONV] = "UPDATE messages SET reactions = "
+                                 REACTS_OF("messages.conv", "messages.seq")
+                                 " WHERE conv = ?1 AND reactions IS NOT NULL",
     [CHAT__ST_USER_DEL] = "DELETE FROM users WHERE name = ?1",
     [CHAT__ST_DELETED_PUT] = "INSERT INTO deleted_users (name, deleted_ms) VALUES (?1, ?2) "
                              "ON CONFLICT (name) DO UPDATE SET deleted_ms = excluded.deleted_ms",

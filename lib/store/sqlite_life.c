@@ -329,6 +329,17 @@ int chat__sqlite_msg_search(void *state, const chat_store_search *q, chat_store_
 
 /* ---- reactions ---- */
 
+/* Rewrite the copy of the reactions that the rows of message seq of conv (0: of every message
+ * of conv that has one) carry, from the reactions table. */
+static int sync_reacts(chat__sqlite *s, int64_t conv, uint64_t seq, const char *what)
+{
+    sqlite3_stmt *st = s->st[seq ? CHAT__ST_REACT_SYNC_MSG : CHAT__ST_REACT_SYNC_CONV];
+    sqlite3_bind_int64(st, 1, conv);
+    if (seq)
+        bind_u64(st, 2, seq);
+    return chat__sqlite_exec(s, st, what);
+}
+
 int chat__sqlite_reaction_set(void *state, const chat_store_reaction *r, int on)
 {
     chat__sqlite *s = state;
@@ -343,7 +354,7 @@ int chat__sqlite_reaction_set(void *state, const chat_store_reaction *r, int on)
     if (rc == CHAT_OK && sqlite3_changes(s->db) == 0)
         return on ? chat__error_set(CHAT_EEXISTS, 0, "sqlite store: reaction_set: already on")
                   : chat__error_set(CHAT_ENOTFOUND, 0, "sqlite store: reaction_set: not on");
-    return rc;
+    return rc ? rc : sync_reacts(s, r->conv, r->seq, "reaction_set");
 }
 
 static void read_reaction(sqlite3_stmt *st, chat_store_reaction *r)
@@ -441,7 +452,8 @@ int chat__sqlite_reaction_clear(void *state, int64_t conv, uint64_t seq, const c
         sqlite3_bind_int64(st, 1, conv);
         bind_text(st, 2, user);
     }
-    return chat__sqlite_exec(s, st, "reaction_clear");
+    int rc = chat__sqlite_exec(s, st, "reaction_clear");
+    return rc ? rc : sync_reacts(s, conv, seq, "reaction_clear");
 }
 
 /* ---- accounts ---- */

@@ -137,6 +137,18 @@ static const char *const migrations[] = {
     "  conv INTEGER NOT NULL,"
     "  seq INTEGER NOT NULL);"
     "CREATE VIRTUAL TABLE search_fts USING fts5 (t, c, content='', tokenize='chat');",
+    /* 6: a message's reactions in its own row as well (store version 6), in store/check.h's
+     * text form, NULL when none: a history page reads them with the messages instead of in
+     * a second statement (a page of 50 with 25 reactions: 0.024 ms, against 0.028 ms with
+     * the second statement and 0.079 ms with the reactions table read in the page's query).
+     * reaction_set and reaction_clear rewrite it from the reactions table, which stays the
+     * source of truth (reaction_list, the rewrite itself). */
+    "ALTER TABLE messages ADD COLUMN reactions TEXT;"
+    "UPDATE messages SET reactions = (SELECT group_concat(length(CAST(user AS BLOB)) || ':' "
+    "  || user || length(CAST(emoji AS BLOB)) || ':' || emoji || ts_ms || ';', '') FROM "
+    "  (SELECT user, emoji, ts_ms FROM reactions r WHERE r.conv = messages.conv "
+    "   AND r.seq = messages.seq ORDER BY emoji, ts_ms, user)) "
+    "WHERE (conv, seq) IN (SELECT conv, seq FROM reactions);",
 };
 
 /* The first schema version with the search index. */

@@ -102,7 +102,15 @@ int chat__sqlite_emit_msg(sqlite3_stmt *st, const chat__store_sink *k)
 {
     chat_store_msg m;
     chat__sqlite_read_msg(st, &m);
-    return k->cb.msg(&m, k->user_data);
+    /* Decoded per row, not into a buffer of the store: a callback may call msg_get. */
+    chat__store_reacts r;
+    int rc = chat__store_reacts_decode(&r, &m, (const char *)sqlite3_column_text(st, 13),
+                                       (size_t)sqlite3_column_bytes(st, 13));
+    if (rc)
+        return rc;
+    rc = k->cb.msg(&m, k->user_data);
+    chat__store_reacts_free(&r);
+    return rc;
 }
 
 static int emit_member(sqlite3_stmt *st, const chat__store_sink *k)

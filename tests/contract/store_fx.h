@@ -38,6 +38,7 @@ void close_store(fx *f);
     X(test_store_life_by_sender)                      \
     X(test_store_life_search)                         \
     X(test_store_life_reactions)                      \
+    X(test_store_life_reactions_in_row)               \
     X(test_store_life_user_delete)                    \
     X(test_store_life_media_refs)                     \
     X(test_store_life_callback_reentry)

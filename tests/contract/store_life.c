@@ -535,6 +535,135 @@ void test_store_life_reactions(void **state)
     assert_int_equal(f->ops->reaction_set(f->st, NULL, 1), CHAT_EINVAL);
 }
 
+/* A row with the reactions it carries (version 6): "seq[emoji user ts;...]". */
+static int row_reacts_of(const chat_store_msg *m, void *ud)
+{
+    seen *w = ud;
+    add(w, "%llu[", (unsigned long long)m->seq);
+    assert_true(m->n_reactions == 0 || m->reactions != NULL);
+    for (size_t i = 0; i < m->n_reactions; i++) {
+        const chat_store_reaction *r = &m->reactions[i];
+        assert_int_equal(r->conv, m->conv);
+        assert_int_equal(r->seq, m->seq);
+        add(w, "%s %s %lld;", r->emoji, r->user, (long long)r->ts_ms);
+    }
+    return add(w, "],");
+}
+
+static int hit_reacts_of(const chat_store_msg *m, uint64_t cursor, void *ud)
+{
+    (void)cursor;
+    return row_reacts_of(m, ud);
+}
+
+/* The reactions of messages 1..4 of conv as every message read hands them over; each read
+ * must agree with msg_range's, which is returned. */
+static const char *row_reacts(fx *f, int64_t conv, seen *w)
+{
+    seen o;
+    memset(w, 0, sizeof *w);
+    assert_int_equal(f->ops->msg_range(f->st, conv, 0, 0, 10, 0, row_reacts_of, w), CHAT_OK);
+    memset(&o, 0, sizeof o);
+    assert_int_equal(f->ops->msg_range(f->st, conv, 0, 0, 10, 1, row_reacts_of, &o), CHAT_OK);
+    assert_int_equal(strlen(o.buf), strlen(w->buf));
+    memset(&o, 0, sizeof o);
+    for (uint64_t seq = 1; seq <= 4; seq++)
+        assert_int_equal(f->ops->msg_get(f->st, conv, seq, row_reacts_of, &o), CHAT_OK);
+    assert_string_equal(o.buf, w->buf);
+    memset(&o, 0, sizeof o);
+    for (uint64_t seq = 1; seq <= 4; seq++) {
+        char cmid[32];
+        snprintf(cmid, sizeof cmid, "c%llu", (unsigned long long)seq);
+        assert_int_equal(f->ops->msg_find_cmid(f->st, conv, "ann", "d", cmid, row_reacts_of, &o),
+                         CHAT_OK);
+    }
+    assert_string_equal(o.buf, w->buf);
+    return w->buf;
+}
+
+void test_store_life_reactions_in_row(void **state)
+{
+    fx *f = *state;
+    int64_t id = new_conv(f);
+    seen w;
+    for (uint64_t seq = 1; seq <= 4; seq++)
+        assert_int_equal(put_msg(f, id, (mspec){.seq = seq, .body = "grape soda",
+                                                .target = seq == 4 ? 1 : 0,
+                                                .thread = seq == 3 ? 1 : 0,
+                                                .expires = seq == 2 ? 500 : 0}),
+                         CHAT_OK);
+    assert_string_equal(row_reacts(f, id, &w), "1[],2[],3[],4[],");
+    assert_int_equal(react(f, id, 2, "bob", "👍", 10, 1), CHAT_OK);
+    assert_int_equal(react(f, id, 2, "ann", "👍", 20, 1), CHAT_OK);
+    assert_int_equal(react(f, id, 2, "ann", "❤️", 5, 1), CHAT_OK);
+    assert_int_equal(react(f, id, 3, "cat", "😂", 30, 1), CHAT_OK);
+    assert_int_equal(react(f, id, 4, "ann", "👍", 40, 1), CHAT_OK);
+    /* by emoji (bytes), then time: reaction_list's order */
+    assert_string_equal(row_reacts(f, id, &w),
+                        "1[],2[❤️ ann 5;👍 bob 10;👍 ann 20;],3[😂 cat 30;],4[👍 ann 40;],");
+    /* the other reads hand them over too */
+    memset(&w, 0, sizeof w);
+    assert_int_equal(f->ops->msg_related(f->st, id, 1, CHAT_MSG_TEXT, row_reacts_of, &w), CHAT_OK);
+    assert_string_equal(w.buf, "4[👍 ann 40;],");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(f->ops->msg_thread(f->st, id, 1, 0, 0, 10, 0, row_reacts_of, &w), CHAT_OK);
+    assert_string_equal(w.buf, "3[😂 cat 30;],");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(f->ops->msg_by_sender(f->st, id, "ann", 2, 10, row_reacts_of, &w), CHAT_OK);
+    assert_string_equal(w.buf, "3[😂 cat 30;],4[👍 ann 40;],");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(f->ops->msg_expired(f->st, 1000, 10, row_reacts_of, &w), CHAT_OK);
+    assert_string_equal(w.buf, "2[❤️ ann 5;👍 bob 10;👍 ann 20;],");
+    memset(&w, 0, sizeof w);
+    int64_t convs[] = {id};
+    uint64_t after[] = {0};
+    chat_store_search q = {"grape", convs, after, 1, 0, 10};
+    assert_int_equal(f->ops->msg_search(f->st, &q, hit_reacts_of, &w), CHAT_OK);
+    assert_string_equal(w.buf, "4[👍 ann 40;],3[😂 cat 30;],2[❤️ ann 5;👍 bob 10;👍 ann 20;],1[],");
+    /* toggled off; a rolled-back change leaves them as they were */
+    assert_int_equal(react(f, id, 2, "bob", "👍", 0, 0), CHAT_OK);
+    assert_string_equal(row_reacts(f, id, &w),
+                        "1[],2[❤️ ann 5;👍 ann 20;],3[😂 cat 30;],4[👍 ann 40;],");
+    assert_int_equal(f->ops->begin(f->st), CHAT_OK);
+    assert_int_equal(react(f, id, 1, "dan", "👍", 50, 1), CHAT_OK);
+    assert_int_equal(f->ops->reaction_clear(f->st, id, 0, "ann"), CHAT_OK);
+    assert_string_equal(row_reacts(f, id, &w), "1[👍 dan 50;],2[],3[😂 cat 30;],4[],");
+    assert_int_equal(f->ops->rollback(f->st), CHAT_OK);
+    assert_string_equal(row_reacts(f, id, &w),
+                        "1[],2[❤️ ann 5;👍 ann 20;],3[😂 cat 30;],4[👍 ann 40;],");
+    /* cleared: one user everywhere, then one message */
+    assert_int_equal(f->ops->reaction_clear(f->st, id, 0, "ann"), CHAT_OK);
+    assert_string_equal(row_reacts(f, id, &w), "1[],2[],3[😂 cat 30;],4[],");
+    /* more than a few on one message (ten users, put on in the reverse of their names' order) */
+    for (int i = 0; i < 10; i++) {
+        char u[8];
+        snprintf(u, sizeof u, "u%d", 9 - i);
+        assert_int_equal(react(f, id, 1, u, "👍", 100 + i, 1), CHAT_OK);
+    }
+    assert_string_equal(row_reacts(f, id, &w),
+                        "1[👍 u9 100;👍 u8 101;👍 u7 102;👍 u6 103;👍 u5 104;👍 u4 105;👍 u3 106;"
+                        "👍 u2 107;👍 u1 108;👍 u0 109;],2[],3[😂 cat 30;],4[],");
+    /* erased as the engine erases a message: its reactions go with its body, from the row too */
+    assert_int_equal(update(f, id, 3, CHAT_MSG_TEXT, "", CHAT_STORE_MSG_DELETED, 0, 0), CHAT_OK);
+    assert_int_equal(f->ops->reaction_clear(f->st, id, 3, ""), CHAT_OK);
+    assert_int_equal(f->ops->reaction_clear(f->st, id, 1, ""), CHAT_OK);
+    assert_string_equal(row_reacts(f, id, &w), "1[],2[],3[],4[],");
+    /* msg_update ignores the reactions a row is given */
+    chat_store_reaction fake = {id, 4, "eve", "👍", 1};
+    chat_store_msg m;
+    memset(&m, 0, sizeof m);
+    m.conv = id;
+    m.seq = 4;
+    m.sender = m.device = m.cmid = "";
+    m.kind = CHAT_MSG_TEXT;
+    m.body = "x";
+    m.body_len = 1;
+    m.reactions = &fake;
+    m.n_reactions = 1;
+    assert_int_equal(f->ops->msg_update(f->st, &m), CHAT_OK);
+    assert_string_equal(row_reacts(f, id, &w), "1[],2[],3[],4[],");
+}
+
 static int deleted_of(const char *name, int64_t ms, void *ud)
 {
     return add(ud, "%s=%lld,", name, (long long)ms);

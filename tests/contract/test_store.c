@@ -1386,7 +1386,6 @@ static void test_store_ctl_unknown(void **state)
     assert_int_equal(f->ops->ctl(f->st, 12345, NULL), CHAT_ENOTSUP);
 }
 
-
 static void test_store_rows_of_missing_conv(void **state)
 {
     fx *f = *state;
@@ -1577,6 +1576,67 @@ static void test_store_sqlite_upgrade_from_v4(void **state)
     assert_string_equal(r.buf, "4,2,1,");
 }
 
+static int put_reaction(fx *f, int64_t conv, uint64_t seq, const char *user, const char *emoji,
+                        int64_t ts)
+{
+    chat_store_reaction r;
+    memset(&r, 0, sizeof r);
+    r.conv = conv;
+    r.seq = seq;
+    snprintf(r.user, sizeof r.user, "%s", user);
+    snprintf(r.emoji, sizeof r.emoji, "%s", emoji);
+    r.ts_ms = ts;
+    return f->ops->reaction_set(f->st, &r, 1);
+}
+
+static int rec_reacts(const chat_store_msg *m, void *ud)
+{
+    rec *r = ud;
+    size_t len = strlen(r->buf);
+    snprintf(r->buf + len, sizeof r->buf - len, "%llu[", (unsigned long long)m->seq);
+    for (size_t i = 0; i < m->n_reactions; i++) {
+        len = strlen(r->buf);
+        snprintf(r->buf + len, sizeof r->buf - len, "%s %s %lld;", m->reactions[i].emoji,
+                 m->reactions[i].user, (long long)m->reactions[i].ts_ms);
+    }
+    len = strlen(r->buf);
+    snprintf(r->buf + len, sizeof r->buf - len, "],");
+    return 0;
+}
+
+/* A version-5 database (reactions in their table only) is upgraded: each message's row gets
+ * its reactions, in reaction_list's order, and keeps them in step afterwards. */
+static void test_store_sqlite_upgrade_from_v5(void **state)
+{
+    fx *f = *state;
+    close_store(f);
+    /* Version 5 as this library left it (its migration needs the store's search tokenizer):
+     * the store's schema without the column of version 6. */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE messages DROP COLUMN reactions;"
+                                      "PRAGMA user_version=5;"
+                "INSERT INTO conversations (id, kind, title, head_seq) VALUES (1, 2, 'g', 3);"
+                "INSERT INTO messages (conv, seq, ts_ms, sender, device, cmid, kind, body) "
+                "  VALUES (1, 1, 5001, 'ann', 'p', 'c1', 1, CAST('one' AS BLOB)),"
+                "  (1, 2, 5002, 'ann', 'p', 'c2', 1, CAST('two' AS BLOB)),"
+                "  (1, 3, 5003, 'ann', 'p', 'c3', 1, CAST('three' AS BLOB));"
+                "INSERT INTO reactions VALUES (1, 2, '👍', 'bob', 20), (1, 2, '👍', 'ann', 10),"
+                "  (1, 2, '❤️', 'cat', 30), (1, 3, '😂', 'bob', 5), (1, 9, '👍', 'bob', 5);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(open_store(f), CHAT_OK);
+    rec r = {0};
+    assert_int_equal(f->ops->msg_range(f->st, 1, 0, 0, 10, 0, rec_reacts, &r), CHAT_OK);
+    assert_string_equal(r.buf, "1[],2[❤️ cat 30;👍 ann 10;👍 bob 20;],3[😂 bob 5;],");
+    assert_int_equal(put_reaction(f, 1, 1, "dan", "👍", 40), CHAT_OK);
+    assert_int_equal(f->ops->reaction_clear(f->st, 1, 0, "bob"), CHAT_OK);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(f->ops->msg_range(f->st, 1, 0, 0, 10, 0, rec_reacts, &r), CHAT_OK);
+    assert_string_equal(r.buf, "1[👍 dan 40;],2[❤️ cat 30;👍 ann 10;],3[],");
+}
+
 static long long file_size(const char *path);
 
 /* Whether the bytes of s occur in the file at path (a missing file holds nothing). */
@@ -1613,6 +1673,8 @@ static void erase_msg(fx *f, int64_t conv, uint64_t seq, const char *body, unsig
     m.flags = flags;
     assert_int_equal(f->ops->begin(f->st), CHAT_OK);
     assert_int_equal(f->ops->msg_update(f->st, &m), CHAT_OK);
+    if (flags & CHAT_STORE_MSG_ERASED) /* as the engine erases: the reactions go too */
+        assert_int_equal(f->ops->reaction_clear(f->st, conv, seq, ""), CHAT_OK);
     assert_int_equal(f->ops->commit(f->st), CHAT_OK);
 }
 
@@ -1636,8 +1698,11 @@ static void test_store_sqlite_erasure_leaves_no_bytes(void **state)
     assert_int_equal(add_msg(f, id, 3, "ann", "p", "c3", big), CHAT_OK);
     for (uint64_t s = 4; s < 200; s++) /* neighbours that share the pages */
         assert_int_equal(add_msg(f, id, s, "bob", "p", NULL, "filler text"), CHAT_OK);
+    /* a reaction, kept in the reactions table and in its message's row */
+    assert_int_equal(put_reaction(f, id, 1, "REACTOR-5e5e", "👍", 1), CHAT_OK);
     assert_int_equal(f->ops->commit(f->st), CHAT_OK);
     assert_true(file_holds(wal, "ERASED-7f3a9c") || file_holds(f->path, "ERASED-7f3a9c"));
+    assert_true(file_holds(wal, "REACTOR-5e5e") || file_holds(f->path, "REACTOR-5e5e"));
 
     erase_msg(f, id, 1, "", CHAT_STORE_MSG_DELETED);
     erase_msg(f, id, 2, "final text NEWTEXT-99aa", 0);
@@ -1649,6 +1714,7 @@ static void test_store_sqlite_erasure_leaves_no_bytes(void **state)
     assert_false(file_holds(f->path, "ERASED-7f3a9c"));
     assert_false(file_holds(f->path, "OLDTEXT-51e2"));
     assert_false(file_holds(f->path, "BIGSECRET-4b1d"));
+    assert_false(file_holds(f->path, "REACTOR-5e5e"));
     assert_true(file_holds(f->path, "NEWTEXT-99aa"));
     /* the search index holds no words at all: only their keyed hashes */
     sqlite3 *db;
@@ -2168,6 +2234,7 @@ static void test_store_checked_new_failure_destroys_inner(void **state)
     X(test_store_sqlite_wal_and_version)              \
     X(test_store_sqlite_upgrade_from_v2)              \
     X(test_store_sqlite_upgrade_from_v4)              \
+    X(test_store_sqlite_upgrade_from_v5)              \
     X(test_store_sqlite_erasure_leaves_no_bytes)      \
     X(test_store_sqlite_sync_full)                    \
     X(test_store_sqlite_checkpoint_thread)            \

@@ -71,6 +71,18 @@ typedef struct chat_store_member {
     uint64_t change;        /**< inbox change counter at the last change of this row */
 } chat_store_member;
 
+/** Longest reaction (an emoji: one or a few code points), in bytes, without the NUL. */
+#define CHAT_REACTION_MAX 32
+
+/** One user's reaction to one message. @since 0.2 */
+typedef struct chat_store_reaction {
+    chat_conv_id conv;
+    uint64_t seq;
+    char user[CHAT_ID_MAX + 1];
+    char emoji[CHAT_REACTION_MAX + 1];
+    int64_t ts_ms; /**< when it was put on */
+} chat_store_reaction;
+
 typedef struct chat_store_msg {
     chat_conv_id conv;
     uint64_t seq;
@@ -91,6 +103,13 @@ typedef struct chat_store_msg {
     int64_t expires_ms;     /**< when the message expires (is erased); 0: never. @since 0.2 */
     /** CHAT_STORE_MSG_DELETED, CHAT_STORE_MSG_EXPIRED, CHAT_STORE_MSG_CURRENT. @since 0.2 */
     unsigned int flags;
+    /* ---- version 6: only with a backend of version 6 or later (see version 6 below) */
+    /** The message's reactions, as reaction_list() gives them (by emoji, then ts_ms, then
+     *  user), filled by every method that hands over messages; valid during the callback.
+     *  NULL when n_reactions is 0. msg_insert() and msg_update() ignore them: reactions are
+     *  written through reaction_set() and reaction_clear() only. @since 0.2 */
+    const chat_store_reaction *reactions;
+    size_t n_reactions;     /**< how many; 0: none. @since 0.2 */
 } chat_store_msg;
 
 typedef struct chat_store_user {
@@ -140,18 +159,6 @@ typedef struct chat_store_push_reg {
 
 typedef int (*chat_store_msg_cb)(const chat_store_msg *msg, void *user_data);
 
-/** Longest reaction (an emoji: one or a few code points), in bytes, without the NUL. */
-#define CHAT_REACTION_MAX 32
-
-/** One user's reaction to one message. @since 0.2 */
-typedef struct chat_store_reaction {
-    chat_conv_id conv;
-    uint64_t seq;
-    char user[CHAT_ID_MAX + 1];
-    char emoji[CHAT_REACTION_MAX + 1];
-    int64_t ts_ms; /**< when it was put on */
-} chat_store_reaction;
-
 typedef int (*chat_store_reaction_cb)(const chat_store_reaction *reaction, void *user_data);
 
 /** A full-text search over some conversations (msg_search). @since 0.2 */
@@ -187,7 +194,7 @@ typedef int (*chat_store_push_reg_cb)(const chat_store_push_reg *reg, void *user
  */
 #define CHAT_STORE_CHANGE_KEY "inbox_change"
 
-#define CHAT_STORE_OPS_VERSION 5
+#define CHAT_STORE_OPS_VERSION 6
 
 struct chat_store_ops {
     unsigned int version; /**< CHAT_STORE_OPS_VERSION */
@@ -373,6 +380,16 @@ struct chat_store_ops {
     int (*media_refs)(void *state, const char *id, int delta, int64_t *refs_out);
     /** Forget media id: its metadata and grants. CHAT_ENOTFOUND when unknown. @since 0.2 */
     int (*media_delete)(void *state, const char *id);
+
+    /* ---- version 6: a message's reactions come with its row. No new method: a backend of
+     *      version 6 (with the version-5 methods) fills chat_store_msg::reactions and
+     *      n_reactions in every message it hands over (msg_find_cmid, msg_range, msg_get,
+     *      msg_related, msg_thread, msg_expired, msg_by_sender, msg_search), as
+     *      reaction_list() over that one message would give them, so that a history page is
+     *      one read; reaction_set() and reaction_clear() keep what the rows show in step.
+     *      For an older backend libchat zeroes those fields in what it reads and asks
+     *      reaction_list() for a page's reactions. An erased message's reactions are
+     *      cleared (reaction_clear()) like its body: no copy of them may stay readable. ---- */
 };
 
 /** Flags of chat_store_sqlite_open(). */

@@ -469,7 +469,7 @@ static void test_txn_msg_json_text(void **state)
     (void)state;
     static const char body[] = "hi Bob, and more"; /* not NUL-terminated at body_len */
     chat_store_msg m = {12, 5, 1764331200123, "alice", "laptop", "c-1764331200-1",
-                        CHAT_MSG_TEXT, body, 6, 0, 0, 0, 0, 0};
+                        CHAT_MSG_TEXT, body, 6, 0, 0, 0, 0, 0, NULL, 0};
     cJSON *o = chat__msg_json(&m);
     assert_non_null(o);
     assert_string_equal(str_field(o, "type"), "msg");
@@ -493,7 +493,7 @@ static void test_txn_msg_json_media(void **state)
         "{\"id\":\"9f2c\",\"mime\":\"image/jpeg\",\"size\":48213,\"name\":\"cat.jpg\","
         "\"width\":800,\"height\":600}";
     chat_store_msg m = {12, 6, 1764331200200, "alice", "laptop", "c-1764331200-3",
-                        CHAT_MSG_MEDIA, body, sizeof body - 1, 0, 0, 0, 0, 0};
+                        CHAT_MSG_MEDIA, body, sizeof body - 1, 0, 0, 0, 0, 0, NULL, 0};
     cJSON *o = chat__msg_json(&m);
     assert_non_null(o);
     assert_string_equal(str_field(o, "type"), "msg");

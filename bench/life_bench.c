@@ -9,7 +9,8 @@
  *     them (an edit row carrying the new text, CHAT_STORE_MSG_CURRENT, and msg_update of the
  *     text; reaction_set and a react row each). Then pages of 50 (before = a random seq) of a
  *     plain and of a lifecycle conversation in turn, each with the store calls the engine
- *     makes for a history page: msg_range (51 rows, descending), reaction_list over the page,
+ *     makes for a history page: msg_range (51 rows, descending; a store of version 6 hands
+ *     each row's reactions over with it), reaction_list over the page for an older store,
  *     msg_get of each target outside the page (a reply's; an edit's only without the flag).
  *     Prints p50/p99 of both and their ratio (lifecycle / plain). JSON encoding is not in it:
  *     chat-bench --mode history --history-first measures the whole request over the wire,
@@ -268,7 +269,7 @@ static int change_msg(filler *f, chat_store_conv *conv, uint64_t seq, const char
     if (append(f, conv, &e))
         return -1;
     chat_store_msg t = {conv->id, seq, f->now_ms, author, "d", "", CHAT_MSG_TEXT, edited,
-                        sizeof edited - 1, 0, 0, f->now_ms, 0, 0};
+                        sizeof edited - 1, 0, 0, f->now_ms, 0, 0, NULL, 0};
     if (fill_tick(f) || f->ops->msg_update(f->st, &t) != CHAT_OK)
         return fail("msg_update");
     for (int r = 0; r < 3; r++) {
@@ -334,6 +335,8 @@ typedef struct page {
     int kind[PAGE + 1];
     unsigned int flags[PAGE + 1];
     char body[PAGE + 1][128];
+    int n_reacts[PAGE + 1];
+    chat_store_reaction reacts[PAGE + 1][4]; /* the first few a row carries (version 6) */
     int n, reactions, fetched;
 } page;
 
@@ -349,6 +352,11 @@ static int page_row(const chat_store_msg *m, void *ud)
     size_t len = m->body_len < sizeof p->body[0] ? m->body_len : sizeof p->body[0] - 1;
     memcpy(p->body[p->n], m->body, len); /* the engine copies every row it keeps */
     p->body[p->n][len] = '\0';
+    /* A store of version 6 hands the reactions over with the row; the engine copies them. */
+    size_t nr = m->n_reactions < 4 ? m->n_reactions : 4;
+    if (nr)
+        memcpy(p->reacts[p->n], m->reactions, nr * sizeof *m->reactions);
+    p->n_reacts[p->n] = (int)m->n_reactions;
     p->n++;
     return 0;
 }
@@ -376,8 +384,10 @@ static int read_page(const chat_store_ops *ops, void *st, chat_conv_id conv, uin
         rc = ops->msg_range(st, conv, 0, before, PAGE + 1, 1, page_row, p);
     if (p->n > PAGE)
         p->n = PAGE; /* the extra row only says there is more */
-    if (rc == CHAT_OK && p->n)
+    if (rc == CHAT_OK && p->n && ops->version < 6)
         rc = ops->reaction_list(st, conv, p->seq[p->n - 1] - 1, p->seq[0] + 1, page_reaction, p);
+    for (int i = 0; ops->version >= 6 && i < p->n; i++)
+        p->reactions += p->n_reacts[i];
     for (int i = 0; rc == CHAT_OK && i < p->n; i++) {
         /* a reply's target; an edit's only when its row does not carry the text */
         int edit_lookup = p->kind[i] == CHAT_MSG_EDIT && !(p->flags[i] & CHAT_STORE_MSG_CURRENT);

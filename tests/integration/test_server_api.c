@@ -1031,6 +1031,89 @@ static int fake_request(void *state, const char *node, const void *msg, size_t l
     return CHAT_OK;
 }
 
+/* The memory store's methods under a table of the given version, registered as a host's. */
+static chat_server *start_with_store_version(unsigned int version, chat_store_ops *ops)
+{
+    *ops = *chat_store_memory_ops();
+    ops->version = version;
+    void *st = NULL;
+    assert_int_equal(chat_store_memory_new(&st), CHAT_OK);
+    chat_server_config *cfg = new_config();
+    assert_int_equal(chat_server_config_set_store(cfg, ops, st), CHAT_OK);
+    return start_server(cfg);
+}
+
+static void react_to(ws_client *c, const char *id, long long conv, int seq, const char *emoji)
+{
+    assert_int_equal(ws_sendf(c, "{\"type\":\"react\",\"id\":\"%s\",\"conv\":%lld,\"seq\":%d,"
+                                 "\"emoji\":\"%s\"}", id, conv, seq, emoji),
+                     0);
+    cJSON *ack = wait_re(c, id);
+    assert_string_equal(ws_json_str(ack, "type"), "ok");
+    cJSON_Delete(ack);
+}
+
+/* A history page's text messages with their reactions, as bob's client reads them. */
+static char *page_reactions(ws_client *c, long long conv)
+{
+    assert_int_equal(ws_sendf(c, "{\"type\":\"history\",\"id\":\"h\",\"conv\":%lld}", conv), 0);
+    cJSON *o = wait_re(c, "h");
+    assert_string_equal(ws_json_str(o, "type"), "history");
+    char buf[1024] = "";
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(o, "messages"))
+    {
+        if (strcmp(ws_json_str(m, "kind"), "text") != 0)
+            continue;
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "reactions");
+        char *txt = r ? cJSON_PrintUnformatted(r) : NULL;
+        size_t len = strlen(buf);
+        snprintf(buf + len, sizeof buf - len, "%s:%s;", ws_json_str(m, "text"),
+                 txt ? txt : "-");
+        free(txt);
+    }
+    cJSON_Delete(o);
+    return strdup(buf);
+}
+
+/* A history page shows the same reactions whether the store hands them over with the rows
+ * (version 6) or the engine reads them apart (version 5, whose rows libchat reads without
+ * the version-6 fields). */
+static void test_server_store_version_5_reactions(void **state)
+{
+    (void)state;
+    char *seen[2];
+    for (int i = 0; i < 2; i++) {
+        static chat_store_ops ops[2];
+        chat_server *srv = start_with_store_version(i ? 6 : 5, &ops[i]);
+        int port = chat_server_port(srv);
+        char *ta = token_for(srv, "alice", "phone");
+        char *tb = token_for(srv, "bob", "laptop");
+        ws_client *a = auth_client(port, ta, "alice", "phone");
+        ws_client *b = auth_client(port, tb, "bob", "laptop");
+        long long conv = direct_exchange(a, "alice", "phone", b, "bob", "s1", "c-1", "one");
+        direct_exchange(a, "alice", "phone", b, "bob", "s2", "c-2", "two");
+        direct_exchange(a, "alice", "phone", b, "bob", "s3", "c-3", "three");
+        /* in the order of their names: one millisecond may hold both (ties go by name) */
+        react_to(a, "r1", conv, 1, "\xf0\x9f\x91\x8d");
+        react_to(b, "r2", conv, 1, "\xf0\x9f\x91\x8d");
+        react_to(a, "r3", conv, 1, "\xe2\x9d\xa4\xef\xb8\x8f");
+        react_to(b, "r4", conv, 3, "\xf0\x9f\x98\x82");
+        seen[i] = page_reactions(b, conv);
+        ws_free(a);
+        ws_free(b);
+        chat_string_free(ta);
+        chat_string_free(tb);
+        chat_server_free(srv);
+    }
+    assert_string_equal(seen[0], "one:[{\"emoji\":\"\xe2\x9d\xa4\xef\xb8\x8f\",\"users\":[\"alice\"]},"
+                                 "{\"emoji\":\"\xf0\x9f\x91\x8d\",\"users\":[\"alice\",\"bob\"]}];"
+                                 "two:-;three:[{\"emoji\":\"\xf0\x9f\x98\x82\",\"users\":[\"bob\"]}];");
+    assert_string_equal(seen[1], seen[0]);
+    free(seen[0]);
+    free(seen[1]);
+}
+
 static void test_server_store_version_refused(void **state)
 {
     (void)state;
@@ -1256,6 +1339,7 @@ int main(void)
         cmocka_unit_test(test_server_config_limit_errors),
         cmocka_unit_test(test_server_new_without_key),
         cmocka_unit_test(test_server_store_version_refused),
+        cmocka_unit_test(test_server_store_version_5_reactions),
         cmocka_unit_test(test_server_start_port_taken),
         cmocka_unit_test(test_server_transport_log_routed),
         cmocka_unit_test(test_server_reuse_port_shares_the_port),

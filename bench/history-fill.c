@@ -91,7 +91,7 @@ int main(int argc, char **argv)
                          (unsigned long long)done);
                 const char *from = (done & 1) ? "h0" : peer;
                 chat_store_msg m = {conv.id, (uint64_t)done + 1, now_ms, from, "d", cmid,
-                                    CHAT_MSG_TEXT, body, sizeof body - 1, 0, 0, 0, 0, 0};
+                                    CHAT_MSG_TEXT, body, sizeof body - 1, 0, 0, 0, 0, 0, NULL, 0};
                 if (ops->msg_insert(st, &m) != CHAT_OK) {
                     fprintf(stderr, "history-fill: insert failed\n");
                     return 1;

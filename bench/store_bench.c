@@ -47,7 +47,7 @@ static double run_case(const chat_store_ops *ops, void *st, int batch, double se
             snprintf(cmid, sizeof cmid, "c%ld", n);
             ops->conv_get(st, conv.id, &conv);
             chat_store_msg m = {conv.id, conv.head_seq + 1, 0, "alice", "phone", cmid,
-                                CHAT_MSG_TEXT, body, sizeof body - 1, 0, 0, 0, 0, 0};
+                                CHAT_MSG_TEXT, body, sizeof body - 1, 0, 0, 0, 0, 0, NULL, 0};
             if (ops->msg_insert(st, &m) != CHAT_OK)
                 return -1;
             conv.head_seq = m.seq;

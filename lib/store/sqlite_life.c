@@ -453,7 +453,10 @@ int chat__sqlite_reaction_clear(void *state, int64_t conv, uint64_t seq, const c
         bind_text(st, 2, user);
     }
     int rc = chat__sqlite_exec(s, st, "reaction_clear");
-    return rc ? rc : sync_reacts(s, conv, seq, "reaction_clear");
+    /* Most erased messages had no reactions: their rows are left as they are. */
+    if (rc || sqlite3_changes(s->db) == 0)
+        return rc;
+    return sync_reacts(s, conv, seq, "reaction_clear");
 }
 
 /* ---- accounts ---- */

@@ -83,6 +83,35 @@ static void media_id_of(const chat_store_msg *m, char out[CHAT_MEDIA_ID_MAX + 1]
     cJSON_Delete(j);
 }
 
+static int erased(const chat_store_msg *m)
+{
+    return (m->flags & CHAT_STORE_MSG_ERASED) != 0;
+}
+
+/* Put body in the rows of t's edits that hold a text, but skip's: every such edit
+ * (current 0: an erasure empties them, edited_ms kept), or those that carry t's current text
+ * (current 1: an edit gives them the new text and edited_ms). */
+static int rewrite_edits(chat__txn *tx, const chat_store_msg *t, uint64_t skip, int current,
+                         const char *body, size_t len, int64_t edited_ms)
+{
+    chat__page edits = {0};
+    int rc = tx->ops->msg_related(tx->st, t->conv, t->seq, CHAT_MSG_EDIT, chat__page_add,
+                                  &edits);
+    for (size_t i = 0; rc == CHAT_OK && i < edits.n; i++) {
+        chat_store_msg e = edits.v[i];
+        int holds = current ? (e.flags & CHAT_STORE_MSG_CURRENT) && !erased(&e) : e.body_len > 0;
+        if (e.seq == skip || !holds)
+            continue;
+        e.body = body;
+        e.body_len = len;
+        if (current)
+            e.edited_ms = edited_ms;
+        rc = tx->ops->msg_update(tx->st, &e);
+    }
+    chat__page_free(&edits);
+    return rc;
+}
+
 int chat__txn_erase(chat__txn *tx, const chat_store_msg *m, unsigned int flag,
                     chat__blobs *blobs)
 {
@@ -107,17 +136,7 @@ int chat__txn_erase(chat__txn *tx, const chat_store_msg *m, unsigned int flag,
     }
     /* The texts its edits hold go with it: its current one (CHAT_STORE_MSG_CURRENT), or the
      * ones it replaced (CHAT_SERVER_KEEP_EDITS). */
-    chat__page edits = {0};
-    rc = tx->ops->msg_related(tx->st, m->conv, m->seq, CHAT_MSG_EDIT, chat__page_add, &edits);
-    for (size_t i = 0; rc == CHAT_OK && i < edits.n; i++) {
-        if (!edits.v[i].body_len)
-            continue;
-        chat_store_msg e = edits.v[i];
-        e.body = "";
-        e.body_len = 0;
-        rc = tx->ops->msg_update(tx->st, &e);
-    }
-    chat__page_free(&edits);
+    rc = rewrite_edits(tx, m, 0, 0, "", 0, 0);
     if (rc == CHAT_OK)
         rc = tx->ops->reaction_clear(tx->st, m->conv, m->seq, "");
     if (rc != CHAT_OK)
@@ -242,33 +261,6 @@ static int refuse(chat__req *r, int verdict, const char *what)
     return chat__req_fail(r, CHAT_EPERM, "too_late", "too late to %s this message", what);
 }
 
-static int erased(const chat_store_msg *m)
-{
-    return (m->flags & CHAT_STORE_MSG_ERASED) != 0;
-}
-
-/* The target's earlier edits that carry its text now carry the new one (now), so every edit
- * shows the latest text and the replaced one is left in no row. In the same transaction,
- * after the new edit (skip) was written: a refused edit changes none of them. */
-static int current_edits(chat__txn *tx, const chat_store_msg *t, uint64_t skip,
-                         const chat_store_msg *now)
-{
-    chat__page edits = {0};
-    int rc = tx->ops->msg_related(tx->st, t->conv, t->seq, CHAT_MSG_EDIT, chat__page_add,
-                                  &edits);
-    for (size_t i = 0; rc == CHAT_OK && i < edits.n; i++) {
-        chat_store_msg e = edits.v[i];
-        if (e.seq == skip || !(e.flags & CHAT_STORE_MSG_CURRENT) || erased(&e))
-            continue;
-        e.body = now->body;
-        e.body_len = now->body_len;
-        e.edited_ms = now->edited_ms;
-        rc = tx->ops->msg_update(tx->st, &e);
-    }
-    chat__page_free(&edits);
-    return rc;
-}
-
 static int edit_run(chat__txn *tx, chat__req *r, life_args *a, chat_store_conv *conv,
                     const chat_store_member *me, chat_store_msg *t, chat_store_msg *ev)
 {
@@ -293,7 +285,8 @@ static int edit_run(chat__txn *tx, chat__req *r, life_args *a, chat_store_conv *
     now.body_len = a->text_len;
     now.edited_ms = tx->now_ms;
     if (tx->ops->msg_update(tx->st, &now) != CHAT_OK ||
-        (rc = current_edits(tx, t, ev->seq, &now)) != CHAT_OK)
+        (rc = rewrite_edits(tx, t, ev->seq, 1, now.body, now.body_len, now.edited_ms)) !=
+            CHAT_OK)
         return chat__req_fail(r, rc == CHAT_ENOMEM ? CHAT_ENOMEM : CHAT_EIO, "storage",
                               "cannot store the edit");
     chat__msg_view view = {&now, 0, NULL, 0};

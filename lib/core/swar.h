@@ -5,6 +5,7 @@
 #ifndef CHAT_CORE_SWAR_H
 #define CHAT_CORE_SWAR_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -29,6 +30,29 @@ static inline uint64_t chat__swar_eq(uint64_t w, unsigned char c)
 static inline uint64_t chat__swar_lt(uint64_t w, unsigned char n)
 {
     return (w - CHAT__SWAR_ONES * n) & ~w & CHAT__SWAR_HIGH;
+}
+
+/* The length of the run at the start of s[0..n) that a JSON string holds as it is: bytes of
+ * 0x20 and above other than '"' and '\\'. Both the frame encoder (escaping) and the flat-frame
+ * scanner (core/flat.h) step over text with it. */
+static inline size_t chat__swar_json_plain(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = chat__swar_load(s + i);
+        uint64_t m = chat__swar_lt(w, 0x20) | chat__swar_eq(w, '"') | chat__swar_eq(w, '\\');
+        if (m) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* The lowest flagged byte is a real one: the borrow only runs upwards. */
+            return i + (size_t)(__builtin_ctzll(m) >> 3);
+#else
+            break; /* the byte loop below finds it */
+#endif
+        }
+    }
+    while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
+        i++;
+    return i;
 }
 
 #endif

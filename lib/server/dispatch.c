@@ -5,6 +5,7 @@
 #include "server/req.h"
 
 #include "core/decode.h"
+#include "core/flat.h"
 #include "core/ids.h"
 #include "core/json.h"
 
@@ -59,6 +60,10 @@ int chat__arg_str(chat__conn *c, const cJSON *f, const cJSON *re, const char *ke
 void chat__dispatch(chat__conn *c, const char *buf, size_t len)
 {
     chat_server *srv = c->srv;
+    /* Most frames are text sends: those that are flat and valid skip the cJSON tree. */
+    chat__flat fl;
+    if (c->authed && chat__flat_scan(buf, len, &fl) && chat__send_flat(c, &fl))
+        return;
     chat__decoded d;
     int rc = chat__decode_frame(buf, len, (int)chat__limit(srv, CHAT_LIMIT_JSON_DEPTH), &d);
     if (rc == CHAT_ENOMEM && !d.re) {

@@ -51,22 +51,6 @@ void chat__fb_raw(chat__fb *b, const char *s, size_t n)
     b->len += n;
 }
 
-/* The length of the run at the start of s[0..n) that needs no escape (bytes >= 0x20 other
- * than '"' and '\\'), eight bytes at a time: every chat frame's text goes through here twice
- * (sized, then written). */
-static size_t plain_run(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w = chat__swar_load(s + i);
-        if (chat__swar_lt(w, 0x20) | chat__swar_eq(w, '"') | chat__swar_eq(w, '\\'))
-            break;
-    }
-    while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
-        i++;
-    return i;
-}
-
 void chat__fb_str(chat__fb *b, const char *str, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -76,7 +60,7 @@ void chat__fb_str(chat__fb *b, const char *str, size_t n)
     if (p)
         *p++ = '"';
     for (size_t i = 0; i < n;) {
-        size_t run = plain_run(s + i, n - i);
+        size_t run = chat__swar_json_plain(s + i, n - i);
         if (p) {
             memcpy(p, s + i, run);
             p += run;
@@ -111,9 +95,9 @@ void chat__fb_str(chat__fb *b, const char *str, size_t n)
  * the sizing pass only counts digits, the writing pass makes two digits per division. */
 void chat__fb_u64(chat__fb *b, uint64_t v)
 {
-    if (!b->out) {
+    if (!b->out) { /* digits by comparison: a division costs tens of cycles */
         size_t n = 1;
-        for (uint64_t x = v; x >= 10; x /= 10)
+        for (uint64_t p = 10; n < 20 && v >= p; p *= 10)
             n++;
         b->len += n;
         return;

@@ -5,6 +5,7 @@
 #include "server/req.h"
 
 #include "core/alloc.h"
+#include "core/flat.h"
 #include "core/ids.h"
 #include "core/json.h"
 
@@ -453,6 +454,110 @@ fail:
     cJSON_free(media);
     cJSON_Delete(re);
     cJSON_Delete(f);
+}
+
+/* A flat send's arguments and the strings they point to, in one allocation. */
+typedef struct flat_send {
+    send_args a; /* first: the job reads r->extra as a send_args */
+    char strs[];
+} flat_send;
+
+/* A string member of a flat frame sent without escapes, as identifiers are: 1 with its bytes. */
+static int flat_plain(const chat__flat_val *v, const char **s, size_t *n)
+{
+    if (!v || !v->raw || v->raw_len != v->len)
+        return 0;
+    *s = v->raw;
+    *n = v->len;
+    return 1;
+}
+
+int chat__send_flat(chat__conn *c, const chat__flat *fl)
+{
+    chat_server *srv = c->srv;
+    static const char *const keys[] = {"type", "id",   "conv",  "to",    "cmid",
+                                       "kind", "text", "reply", "thread"};
+    const chat__flat_val *v[sizeof keys / sizeof keys[0]];
+    chat__flat_pick(fl, keys, sizeof keys / sizeof keys[0], v);
+    if (!chat__flat_is(v[0], "send"))
+        return 0;
+    /* A send that may go to another node keeps its cJSON frame (affinity.c holds it). */
+    if (srv->affinity.on)
+        return 0;
+    /* Every condition below is one under which chat__handle_send takes the frame as it is;
+     * anything else goes there to be answered. */
+    const chat__flat_val *id = v[1], *conv = v[2], *to = v[3], *cmid = v[4], *kind = v[5],
+                         *text = v[6];
+    const char *id_s = NULL, *to_s = NULL, *cmid_s;
+    size_t id_n = 0, to_n = 0, cmid_n;
+    if (id && id->raw && (!flat_plain(id, &id_s, &id_n) || !chat__cmid_valid(id_s, id_n)))
+        return 0; /* a number id is always valid: the scan reads only those below 2^53 */
+    if (!conv == !to || (conv && (conv->raw || conv->num == 0)))
+        return 0;
+    if (to && (!flat_plain(to, &to_s, &to_n) || !chat__id_valid(to_s, to_n) ||
+               (strlen(c->user) == to_n && memcmp(c->user, to_s, to_n) == 0)))
+        return 0;
+    if (!flat_plain(cmid, &cmid_s, &cmid_n) || !chat__cmid_valid(cmid_s, cmid_n))
+        return 0;
+    if ((kind && !chat__flat_is(kind, "text")) || !text || !text->raw || text->len == 0 ||
+        (int64_t)text->len > chat__limit(srv, CHAT_LIMIT_BODY_BYTES))
+        return 0;
+    uint64_t rel[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        const chat__flat_val *r = v[7 + i]; /* reply, thread */
+        if (r && (r->raw || r->num == 0 || !srv->lifecycle))
+            return 0;
+        rel[i] = r ? r->num : 0;
+    }
+
+    cJSON *re = NULL;
+    if (id && id_s) {
+        char idbuf[65]; /* an id is at most 64 bytes (chat__cmid_valid) */
+        memcpy(idbuf, id_s, id_n);
+        idbuf[id_n] = '\0';
+        re = cJSON_CreateString(idbuf);
+    } else if (id) {
+        re = cJSON_CreateNumber((double)id->num);
+    }
+    flat_send *fs = (!id || re) ? chat__malloc(sizeof *fs + to_n + 1 + cmid_n + 1 + text->len + 1)
+                                : NULL;
+    if (!fs) { /* the full path meets the shortage again, and answers it */
+        cJSON_Delete(re);
+        return 0;
+    }
+    memset(&fs->a, 0, sizeof fs->a);
+    char *p = fs->strs;
+    fs->a.conv = conv ? (int64_t)conv->num : 0;
+    if (to) {
+        memcpy(p, to_s, to_n);
+        p[to_n] = '\0';
+        fs->a.to = p;
+        p += to_n + 1;
+    }
+    memcpy(p, cmid_s, cmid_n);
+    p[cmid_n] = '\0';
+    fs->a.cmid = p;
+    p += cmid_n + 1;
+    chat__flat_copy(text, p);
+    fs->a.kind = CHAT_MSG_TEXT;
+    fs->a.body = p;
+    fs->a.body_len = text->len;
+    fs->a.reply = rel[0];
+    fs->a.thread = rel[1];
+
+    if (!chat__send_admit(c, re)) {
+        chat__free(fs);
+        cJSON_Delete(re);
+        return 1;
+    }
+    chat__req *r = chat__req_make(c, NULL, re, chat__send_run, fs, free_send_args);
+    if (!r) {
+        chat__free(fs);
+        return 1;
+    }
+    r->job.lock_conv = fs->a.conv; /* chat__req_new reads it from the frame, which has none */
+    chat__req_submit(srv, r);
+    return 1;
 }
 
 void chat__send_start(chat__conn *c, cJSON *f, cJSON *re, const chat__send_args *a)

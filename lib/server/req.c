@@ -252,23 +252,38 @@ chat__req *chat__req_new(chat__conn *conn, cJSON *args, int (*run)(chat__job *jo
     return r;
 }
 
+chat__req *chat__req_make(chat__conn *c, cJSON *f, cJSON *re,
+                          int (*run)(chat__job *job, chat__txn *tx), void *extra,
+                          void (*extra_free)(void *extra))
+{
+    chat__req *r = chat__req_new(c, f, run);
+    if (!r) {
+        chat__conn_decline(c, re, CHAT_ENOMEM, "internal", "out of memory", 0);
+        cJSON_Delete(re);
+        return NULL;
+    }
+    r->re = re;
+    r->extra = extra;
+    r->extra_free = extra_free ? extra_free : chat__free;
+    return r;
+}
+
 int chat__req_start(chat__conn *c, cJSON *f, cJSON *re, int (*run)(chat__job *job, chat__txn *tx),
                     const void *args, size_t size, void (*extra_free)(void *extra))
 {
     void *copy = chat__malloc(size);
-    chat__req *r = copy ? chat__req_new(c, f, run) : NULL;
-    if (!r) {
+    if (!copy) {
         chat__conn_decline(c, re, CHAT_ENOMEM, "internal", "out of memory", 0);
-        if (!copy)
-            cJSON_Delete(f); /* chat__req_new deleted it otherwise */
-        chat__free(copy);
+        cJSON_Delete(f);
         cJSON_Delete(re);
         return CHAT_ENOMEM;
     }
     memcpy(copy, args, size);
-    r->re = re;
-    r->extra = copy;
-    r->extra_free = extra_free ? extra_free : chat__free;
+    chat__req *r = chat__req_make(c, f, re, run, copy, extra_free);
+    if (!r) {
+        chat__free(copy);
+        return CHAT_ENOMEM;
+    }
     chat__req_submit(c->srv, r);
     return CHAT_OK;
 }

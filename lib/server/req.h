@@ -78,6 +78,12 @@ chat__req *chat__req_new(chat__conn *conn, cJSON *args,
  * answered, and extra_free was not called: the caller still owns what args points to). */
 int chat__req_start(chat__conn *c, cJSON *f, cJSON *re, int (*run)(chat__job *job, chat__txn *tx),
                     const void *args, size_t size, void (*extra_free)(void *extra));
+/* A request of c's frame f (may be NULL) holding extra, not yet submitted: the caller may set
+ * more of it, then submits it. f and re are consumed either way, extra only on success (freed
+ * with extra_free, chat__free if NULL). NULL on ENOMEM, answered. */
+chat__req *chat__req_make(chat__conn *c, cJSON *f, cJSON *re,
+                          int (*run)(chat__job *job, chat__txn *tx), void *extra,
+                          void (*extra_free)(void *extra));
 /* Submit to the writer. */
 void chat__req_submit(chat_server *srv, chat__req *req);
 /* Fail r with a code; returns the code (for run functions). */
@@ -156,6 +162,11 @@ typedef struct chat__send_args {
 
 /* A send's job: r->extra is a chat__send_args (first in whatever holds it). [writer thread] */
 int chat__send_run(chat__job *job, chat__txn *tx);
+/* A send in a flat frame (core/flat.h), taken without a cJSON tree when it is a text send with
+ * every field valid on a server that writes it here: 1 when taken (submitted, or answered),
+ * 0 when the frame must go through chat__handle_send, which then answers what is wrong. */
+struct chat__flat;
+int chat__send_flat(chat__conn *c, const struct chat__flat *fl);
 /* Submit c's send to this server's writer; f, re and a media body are consumed. */
 void chat__send_start(chat__conn *c, cJSON *f, cJSON *re, const chat__send_args *a);
 /* Answer a request that failed with status the way every request's failure is answered. */

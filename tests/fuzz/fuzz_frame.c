@@ -11,14 +11,18 @@
  *    valid JSON nested over the limit is never accepted;
  *  - JSON that cJSON parses with a repeated key is never accepted;
  *  - a refusal always carries a reason and a message, and no frame;
- *  - the type as the dispatcher quotes it in an error (chat__utf8_cut) is whole UTF-8. */
+ *  - the type as the dispatcher quotes it in an error (chat__utf8_cut) is whole UTF-8;
+ *  - what the flat-frame scanner (core/flat.h) takes, the JSON checks take too, as an object
+ *    with the same members in the same order and the same values. */
 #include "fuzz.h"
 #include "fuzz_json.h"
 
 #include "chat/errors.h"
 #include "core/decode.h"
+#include "core/flat.h"
 #include "core/json.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static int tree_utf8(const cJSON *n)
@@ -113,6 +117,43 @@ static void one(const char *buf, size_t len, int max_depth, int utf8, const cJSO
     cJSON_Delete(d.re);
 }
 
+/* The flat scanner's reading of buf against the decoder's: it may decline anything, but what
+ * it takes must be the same object. */
+static void check_flat(const char *buf, size_t len)
+{
+    chat__flat fl;
+    if (!chat__flat_scan(buf, len, &fl))
+        return;
+    cJSON *v = NULL;
+    const char *reason, *message;
+    int rc = chat__decode_json(buf, len, 4, &v, &reason, &message);
+    FUZZ_CHECK(rc == CHAT_OK && cJSON_IsObject(v));
+    size_t i = 0;
+    for (const cJSON *m = v->child; m; m = m->next, i++) {
+        FUZZ_CHECK(i < fl.n);
+        const chat__flat_val *f = &fl.v[i];
+        FUZZ_CHECK(strlen(m->string) == f->key_len && memcmp(m->string, f->key, f->key_len) == 0);
+        FUZZ_CHECK(chat__flat_get(&fl, m->string) == f);
+        const char *key = m->string;
+        const chat__flat_val *picked;
+        chat__flat_pick(&fl, &key, 1, &picked);
+        FUZZ_CHECK(picked == f);
+        if (f->raw) {
+            FUZZ_CHECK(cJSON_IsString(m) && strlen(m->valuestring) == f->len);
+            char *copy = malloc(f->len + 1);
+            FUZZ_CHECK(copy != NULL);
+            chat__flat_copy(f, copy);
+            FUZZ_CHECK(strcmp(copy, m->valuestring) == 0);
+            FUZZ_CHECK(chat__flat_is(f, m->valuestring));
+            free(copy);
+        } else {
+            FUZZ_CHECK(cJSON_IsNumber(m) && m->valuedouble == (double)f->num);
+        }
+    }
+    FUZZ_CHECK(i == fl.n);
+    cJSON_Delete(v);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *buf = (const char *)data;
@@ -141,6 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int utf8 = fuzz_utf8_valid(data, size);
     one(buf, size, 16, utf8, plain); /* the default json_depth limit */
     one(buf, size, 4, utf8, plain);  /* the smallest one allowed */
+    check_flat(buf, size);
     cJSON_Delete(plain);
     return 0;
 }

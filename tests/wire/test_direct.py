@@ -1,5 +1,7 @@
 """1:1 messages, acks, fan-out to devices, dedupe (doc/protocol.md: Messages)."""
 
+import json
+
 from helpers import assert_error, assert_ts, cmid, history_all, is_int, send
 
 
@@ -236,3 +238,44 @@ def test_back_to_back_duplicate_sends_store_once(server):
     b.expect("msg", seq=2)
     b.expect_none("msg", within=0.5)
     assert [m["cmid"] for m in history_all(b, acks[0]["conv"])].count(cm) == 1
+
+
+def test_every_form_of_a_send_frame_delivers_the_same_message(server):
+    """The server reads plain text sends in one pass and every other frame through cJSON
+    (core/flat.h); whichever way a frame goes, the peer gets what was sent and the ack echoes
+    the id as sent."""
+    a = server.connect("alice", "a1")
+    b = server.connect("bob", "b1")
+    conv = send(a, "first", to="bob")["conv"]
+    b.expect("msg", conv=conv, seq=1)
+    forms = [
+        # (frame text, the id it carries, the text bob must get)
+        ('{"type":"send","id":"f1","to":"bob","cmid":"%s","text":"plain"}', "f1", "plain"),
+        (' {\n "text" : "a \\"q\\" \\\\ \\/ \\n\\t.", "cmid":"%s" , "conv":' + str(conv) +
+         ', "type":"send", "id":42, "kind":"text" } ', 42, 'a "q" \\ / \n\t.'),
+        ('{"type":"send","id":"f3","to":"bob","cmid":"%s","text":"\\u00e9t\\u00e9 \\ud83d\\ude00"}',
+         "f3", "\u00e9t\u00e9 \U0001f600"),
+        ('{"type":"send","id":1234567890123456,"to":"bob","cmid":"%s","text":"long id"}',
+         1234567890123456, "long id"),
+        ('{"type":"send","id":"f5","conv":' + str(conv) + '.0,"cmid":"%s","text":"conv 1.0"}',
+         "f5", "conv 1.0"),
+        ('{"type":"send","id":"f6","to":"bob","cmid":"%s","text":"caf\u00e9 \U0001f600",'
+         '"extra":{"ignored":[1,2]}}', "f6", "caf\u00e9 \U0001f600"),
+    ]
+    seq = 1
+    for text, rid, want in forms:
+        cm = cmid()
+        a.send_text(text % cm)
+        r = a.expect(None, re=rid)
+        seq += 1
+        assert r["type"] == "ack" and r["seq"] == seq and r["dup"] is False, (text, r)
+        assert type(r["re"]) is type(rid), r
+        m = b.expect("msg", conv=conv, seq=seq)
+        assert m["text"] == want and m["cmid"] == cm and m["from"] == "alice", (text, m)
+        # The same cmid again, in the other form: one message, acked as a resend.
+        again = {"type": "send", "id": "again", "conv": conv, "cmid": cm, "text": want}
+        a.send_text(json.dumps(again, ensure_ascii=bool(seq % 2)))
+        d = a.expect(None, re="again")
+        assert d["type"] == "ack" and d["seq"] == seq and d["dup"] is True, d
+    b.expect_none("msg", within=0.3)
+    assert [m["text"] for m in history_all(b, conv)] == ["first"] + [w for _, _, w in forms]

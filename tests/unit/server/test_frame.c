@@ -10,6 +10,8 @@
 #include "server/lifecycle.h"
 
 #include <stdlib.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 static void check_msg(const chat_store_msg *m)
@@ -152,6 +154,35 @@ static void test_server_frame_ids(void **state)
     }
 }
 
+/* Numbers are sized by comparison and written by division: both must agree at every length. */
+static void test_server_frame_numbers_at_every_length(void **state)
+{
+    (void)state;
+    uint64_t vals[64];
+    size_t n = 0;
+    vals[n++] = 0;
+    for (uint64_t p = 1; n < 60; p *= 10) {
+        vals[n++] = p;
+        vals[n++] = p * 9 + (p - 1); /* 9...9 of the same length */
+        if (p > UINT64_MAX / 10)
+            break;
+    }
+    vals[n++] = UINT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "%" PRIu64, vals[i]);
+        chat__fb b = {NULL, 0};
+        chat__fb_u64(&b, vals[i]);
+        assert_int_equal(b.len, strlen(want));
+        chat__frame *f = chat__fb_alloc(&b);
+        assert_non_null(f);
+        chat__fb_u64(&b, vals[i]);
+        assert_int_equal(b.len, strlen(want));
+        assert_memory_equal(chat__frame_data(f), want, b.len);
+        chat__frame_unref(f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -160,6 +191,7 @@ int main(void)
         cmocka_unit_test(test_server_frame_text_stops_at_nul),
         cmocka_unit_test(test_server_frame_event_falls_back),
         cmocka_unit_test(test_server_frame_ids),
+        cmocka_unit_test(test_server_frame_numbers_at_every_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

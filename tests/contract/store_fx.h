@@ -27,6 +27,9 @@ int wrap_store(fx *f, int rc);
 /* Open f's backend (a new instance on the same file or database) into f->ops/f->st. */
 int open_store(fx *f);
 void close_store(fx *f);
+/* user's emoji on message seq of conv at ts: set (on) or cleared, through reaction_set. */
+int react(fx *f, int64_t conv, uint64_t seq, const char *user, const char *emoji, int64_t ts,
+          int on);
 
 /* The version-5 contract (store_life.c), run on every backend. */
 #define LIFE_TESTS(X)                                 \

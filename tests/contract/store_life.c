@@ -166,8 +166,8 @@ static const char *reactions(fx *f, int64_t conv, uint64_t after, uint64_t befor
     return w->buf;
 }
 
-static int react(fx *f, int64_t conv, uint64_t seq, const char *user, const char *emoji,
-                 int64_t ts, int on)
+int react(fx *f, int64_t conv, uint64_t seq, const char *user, const char *emoji, int64_t ts,
+          int on)
 {
     chat_store_reaction r;
     memset(&r, 0, sizeof r);

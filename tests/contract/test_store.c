@@ -1576,19 +1576,6 @@ static void test_store_sqlite_upgrade_from_v4(void **state)
     assert_string_equal(r.buf, "4,2,1,");
 }
 
-static int put_reaction(fx *f, int64_t conv, uint64_t seq, const char *user, const char *emoji,
-                        int64_t ts)
-{
-    chat_store_reaction r;
-    memset(&r, 0, sizeof r);
-    r.conv = conv;
-    r.seq = seq;
-    snprintf(r.user, sizeof r.user, "%s", user);
-    snprintf(r.emoji, sizeof r.emoji, "%s", emoji);
-    r.ts_ms = ts;
-    return f->ops->reaction_set(f->st, &r, 1);
-}
-
 static int rec_reacts(const chat_store_msg *m, void *ud)
 {
     rec *r = ud;
@@ -1630,7 +1617,7 @@ static void test_store_sqlite_upgrade_from_v5(void **state)
     rec r = {0};
     assert_int_equal(f->ops->msg_range(f->st, 1, 0, 0, 10, 0, rec_reacts, &r), CHAT_OK);
     assert_string_equal(r.buf, "1[],2[❤️ cat 30;👍 ann 10;👍 bob 20;],3[😂 bob 5;],");
-    assert_int_equal(put_reaction(f, 1, 1, "dan", "👍", 40), CHAT_OK);
+    assert_int_equal(react(f, 1, 1, "dan", "👍", 40, 1), CHAT_OK);
     assert_int_equal(f->ops->reaction_clear(f->st, 1, 0, "bob"), CHAT_OK);
     memset(&r, 0, sizeof r);
     assert_int_equal(f->ops->msg_range(f->st, 1, 0, 0, 10, 0, rec_reacts, &r), CHAT_OK);
@@ -1699,7 +1686,7 @@ static void test_store_sqlite_erasure_leaves_no_bytes(void **state)
     for (uint64_t s = 4; s < 200; s++) /* neighbours that share the pages */
         assert_int_equal(add_msg(f, id, s, "bob", "p", NULL, "filler text"), CHAT_OK);
     /* a reaction, kept in the reactions table and in its message's row */
-    assert_int_equal(put_reaction(f, id, 1, "REACTOR-5e5e", "👍", 1), CHAT_OK);
+    assert_int_equal(react(f, id, 1, "REACTOR-5e5e", "👍", 1, 1), CHAT_OK);
     assert_int_equal(f->ops->commit(f->st), CHAT_OK);
     assert_true(file_holds(wal, "ERASED-7f3a9c") || file_holds(f->path, "ERASED-7f3a9c"));
     assert_true(file_holds(wal, "REACTOR-5e5e") || file_holds(f->path, "REACTOR-5e5e"));

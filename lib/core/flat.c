@@ -12,10 +12,14 @@ typedef struct scan {
 } scan;
 
 /* JSON's own whitespace only (cJSON also skips other control bytes; those go the full way). */
+static int is_ws(unsigned char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
 static void skip_ws(scan *s)
 {
-    while (s->i < s->n &&
-           (s->p[s->i] == ' ' || s->p[s->i] == '\n' || s->p[s->i] == '\r' || s->p[s->i] == '\t'))
+    while (s->i < s->n && is_ws(s->p[s->i]))
         s->i++;
 }
 
@@ -64,8 +68,7 @@ static int scan_number(scan *s, uint64_t *out)
     if (digits == 0 || digits > CHAT__FLAT_NUM_DIGITS || (digits > 1 && s->p[start] == '0'))
         return 0;
     /* A fraction, an exponent or any other byte glued on: the full decoder's to judge. */
-    if (s->i < s->n && s->p[s->i] != ',' && s->p[s->i] != '}' && s->p[s->i] != ' ' &&
-        s->p[s->i] != '\n' && s->p[s->i] != '\r' && s->p[s->i] != '\t')
+    if (s->i < s->n && s->p[s->i] != ',' && s->p[s->i] != '}' && !is_ws(s->p[s->i]))
         return 0;
     *out = v;
     return 1;
@@ -128,11 +131,9 @@ int chat__flat_scan(const char *buf, size_t len, chat__flat *out)
 
 const chat__flat_val *chat__flat_get(const chat__flat *fl, const char *key)
 {
-    size_t n = strlen(key);
-    for (size_t i = 0; i < fl->n; i++)
-        if (fl->v[i].key_len == n && memcmp(fl->v[i].key, key, n) == 0)
-            return &fl->v[i];
-    return NULL;
+    const chat__flat_val *v;
+    chat__flat_pick(fl, &key, 1, &v);
+    return v;
 }
 
 void chat__flat_pick(const chat__flat *fl, const char *const *keys, size_t n,

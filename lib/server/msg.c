@@ -519,8 +519,8 @@ int chat__send_flat(chat__conn *c, const chat__flat *fl)
     } else if (id) {
         re = cJSON_CreateNumber((double)id->num);
     }
-    flat_send *fs = (!id || re) ? chat__malloc(sizeof *fs + to_n + 1 + cmid_n + 1 + text->len + 1)
-                                : NULL;
+    flat_send *fs = id && !re ? NULL
+                              : chat__malloc(sizeof *fs + to_n + 1 + cmid_n + 1 + text->len + 1);
     if (!fs) { /* the full path meets the shortage again, and answers it */
         cJSON_Delete(re);
         return 0;
